@@ -1,0 +1,203 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CaError } from '../core/errors.ts';
+import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
+import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
+
+export type { CertProfile } from './profiles.ts';
+
+export interface CaConfig {
+  /** Name of the root CA (used in /ca/<name>.crt, key ids, the CLI). */
+  rootName: string;
+  rootSubject: string;
+  rootValidityDays: number;
+  /** Name of the default issuing CA. */
+  issuingName: string;
+  issuingSubject: string;
+  issuingValidityDays: number;
+  keyAlg: KeyAlg;
+}
+
+export interface Config {
+  /** State directory ($CERTFLOW_HOME, default ./.certflow). */
+  home: string;
+  bind: string;
+  httpsPort: number;
+  httpPort: number;
+  /** Base URL of the HTTP listener as clients reach it (CDP, AIA URLs in certificates). */
+  publicHttpUrl: string;
+  /** Base URL of the HTTPS listener as clients reach it (ACME directory, EST). */
+  publicHttpsUrl: string;
+  /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
+  tlsNames: string[];
+  /** External Postgres; undefined = dev mode's embedded server. */
+  databaseUrl?: string;
+  embeddedPostgresPort: number;
+  temporal: {
+    address: string;
+    namespace: string;
+    uiPort: number;
+    taskQueue: string;
+    signingTaskQueue: string;
+  };
+  keys: {
+    backend: 'software' | 'pkcs11';
+    passphrase?: string;
+    pkcs11: { module?: string; tokenLabel?: string; pin?: string };
+  };
+  ca: CaConfig;
+  profiles: Map<string, CertProfile>;
+  /** Profile used when a request names none. */
+  defaultProfile: string;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, dflt: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new CaError('config', `${name}=${v} is not a valid port/number`, { rule: `env.${name}` });
+  }
+  return n;
+}
+
+interface ConfigFile {
+  ca?: Partial<Omit<CaConfig, 'keyAlg'>>;
+  /** Profiles: a new one, or an override of a built-in one; `extends` names the base. */
+  profiles?: Array<Partial<CertProfile> & { name: string; extends?: string }>;
+  defaultProfile?: string;
+  tlsNames?: string[];
+}
+
+function readConfigFile(path: string): ConfigFile {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ConfigFile;
+  } catch (e) {
+    throw new CaError('config', `cannot read configuration file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
+  const profiles = new Map<string, CertProfile>(DEFAULT_PROFILES.map((p) => [p.name, structuredClone(p)]));
+  for (const entry of file.profiles ?? []) {
+    const { extends: base, ...rest } = entry;
+    const parent = profiles.get(base ?? entry.name) ?? profiles.get('tls-server')!;
+    if (base && !profiles.has(base)) {
+      throw new CaError('config', `profile "${entry.name}" extends unknown profile "${base}"`, { rule: 'profile.extends' });
+    }
+    const merged: CertProfile = {
+      ...structuredClone(parent),
+      ...rest,
+      name: entry.name,
+      keys: { ...(rest.keys ?? parent.keys) },
+      san: { ...parent.san, ...(rest.san ?? {}) },
+      subject: { ...parent.subject, ...(rest.subject ?? {}) },
+      aia: { ...parent.aia, ...(rest.aia ?? {}) },
+    };
+    profiles.set(entry.name, validateProfile(merged));
+  }
+  return profiles;
+}
+
+/**
+ * Loads the configuration from the environment (see shared CONTRACT) and the optional JSON
+ * file at $CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const home = resolve(env.CERTFLOW_HOME || '.certflow');
+  const filePath = env.CERTFLOW_CONFIG || join(home, 'config.json');
+  const file: ConfigFile = existsSync(filePath) ? readConfigFile(filePath) : {};
+
+  const httpsPort = int(env, 'CERTFLOW_HTTPS_PORT', 8443);
+  const httpPort = int(env, 'CERTFLOW_HTTP_PORT', 8080);
+  const keyAlg = env.CERTFLOW_CA_KEY_ALG || 'ec-p256';
+  if (!isKeyAlg(keyAlg)) {
+    throw new CaError('config', `CERTFLOW_CA_KEY_ALG=${keyAlg} is not one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096`, {
+      rule: 'env.CERTFLOW_CA_KEY_ALG',
+    });
+  }
+  const backend = env.CERTFLOW_KEY_BACKEND || 'software';
+  if (backend !== 'software' && backend !== 'pkcs11') {
+    throw new CaError('config', `CERTFLOW_KEY_BACKEND=${backend} is not "software" or "pkcs11"`, { rule: 'env.CERTFLOW_KEY_BACKEND' });
+  }
+  const profiles = mergeProfiles(file);
+  const defaultProfile = file.defaultProfile ?? 'tls-server';
+  if (!profiles.has(defaultProfile)) {
+    throw new CaError('config', `defaultProfile "${defaultProfile}" is not a configured profile`, { rule: 'defaultProfile' });
+  }
+  const ca: CaConfig = {
+    rootName: 'certflow-root',
+    rootSubject: 'CN=certflow Root CA,O=certflow',
+    rootValidityDays: 20 * 365,
+    issuingName: 'certflow-issuing',
+    issuingSubject: 'CN=certflow Issuing CA 1,O=certflow',
+    issuingValidityDays: 10 * 365,
+    ...file.ca,
+    keyAlg,
+  };
+  for (const n of [ca.rootName, ca.issuingName]) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(n)) throw new CaError('config', `CA name "${n}" must be letters, digits, ".", "_" or "-"`);
+  }
+  const tlsNames = [
+    ...(file.tlsNames ?? []),
+    ...(env.CERTFLOW_TLS_NAMES ?? '').split(/[\s,]+/).filter(Boolean),
+  ];
+  return {
+    home,
+    bind: env.CERTFLOW_BIND || '0.0.0.0',
+    httpsPort,
+    httpPort,
+    publicHttpUrl: (env.CERTFLOW_PUBLIC_HTTP_URL || `http://localhost:${httpPort}`).replace(/\/$/, ''),
+    publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
+    tlsNames,
+    databaseUrl: env.DATABASE_URL || undefined,
+    embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
+    temporal: {
+      address: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
+      namespace: env.TEMPORAL_NAMESPACE || 'default',
+      uiPort: int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233),
+      taskQueue: 'certflow',
+      signingTaskQueue: 'certflow-signing',
+    },
+    keys: {
+      backend,
+      passphrase: env.CERTFLOW_KEY_PASSPHRASE || undefined,
+      pkcs11: {
+        module: env.CERTFLOW_PKCS11_MODULE || undefined,
+        tokenLabel: env.CERTFLOW_PKCS11_TOKEN_LABEL || undefined,
+        pin: env.CERTFLOW_PKCS11_PIN || undefined,
+      },
+    },
+    ca,
+    profiles,
+    defaultProfile,
+    logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
+  };
+}
+
+export function getProfile(config: Config, name: string | undefined): CertProfile {
+  const n = name ?? config.defaultProfile;
+  const p = config.profiles.get(n);
+  if (!p) {
+    throw new CaError('notFound', `unknown certificate profile "${n}" (configured: ${[...config.profiles.keys()].join(', ')})`, {
+      rule: 'profile.unknown',
+    });
+  }
+  return p;
+}
+
+export const paths = (config: Pick<Config, 'home'>) => ({
+  caDir: join(config.home, 'ca'),
+  rootPem: join(config.home, 'ca', 'root.pem'),
+  chainPem: join(config.home, 'ca', 'chain.pem'),
+  keysDir: join(config.home, 'keys'),
+  tlsDir: join(config.home, 'tls'),
+  runDir: join(config.home, 'run'),
+  logDir: join(config.home, 'logs'),
+  pgData: join(config.home, 'postgres'),
+  temporalDb: join(config.home, 'temporal.sqlite'),
+  venv: join(config.home, 'venv'),
+});
