@@ -35,6 +35,8 @@ export interface Config {
   embeddedPostgresPort: number;
   temporal: {
     address: string;
+    /** true when TEMPORAL_ADDRESS points to a cluster (dev mode then starts no dev server). */
+    external: boolean;
     namespace: string;
     uiPort: number;
     taskQueue: string;
@@ -156,11 +158,16 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
-      address: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
+      // TEMPORAL_ADDRESS names an existing cluster; without it dev mode starts its own
+      // dev server on 127.0.0.1:CERTFLOW_TEMPORAL_PORT (default 7233).
+      address: env.TEMPORAL_ADDRESS || `127.0.0.1:${int(env, 'CERTFLOW_TEMPORAL_PORT', 7233)}`,
+      external: Boolean(env.TEMPORAL_ADDRESS),
       namespace: env.TEMPORAL_NAMESPACE || 'default',
       uiPort: int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233),
-      taskQueue: 'certflow',
-      signingTaskQueue: 'certflow-signing',
+      // Overridable so that tests (and staged roll-outs) can run isolated workers on one
+      // cluster; the signing queue is always the main queue's name + "-signing".
+      taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
+      signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
     },
     keys: {
       backend,

@@ -1,0 +1,3 @@
+export { createSigningActivities, type SigningDeps } from './signing.ts';
+export { createStorageActivities } from './storage.ts';
+export type * from './types.ts';

@@ -1,0 +1,166 @@
+/**
+ * Signing activities: the only code that touches CA keys. They run on the
+ * `certflow-signing` task queue, polled only by workers that hold the keys.
+ *
+ * Exactly one certificate per request: the TBSCertificate (serial included) is persisted
+ * for the request before it is signed. A retried activity finds that row and either
+ * returns the stored certificate or signs the very same TBS again; it never draws a
+ * second serial for a request.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getProfile, type Config } from '../src/config/index.ts';
+import { CaError, CLIENT_ERROR_KINDS } from '../src/core/errors.ts';
+import type { Logger } from '../src/core/logger.ts';
+import { caUrls } from '../src/ca/urls.ts';
+import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
+import { parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
+import * as cas from '../src/db/repos/cas.ts';
+import * as certificates from '../src/db/repos/certificates.ts';
+import type { CertificateRow } from '../src/db/repos/certificates.ts';
+import { audit } from '../src/db/repos/audit.ts';
+import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
+
+export interface SigningDeps {
+  config: Config;
+  pool: Pool;
+  keys: KeyStore;
+  log: Logger;
+}
+
+export function createSigningActivities(deps: SigningDeps): SigningActivities {
+  return {
+    async issueCertificate(input: IssueInput): Promise<IssuedCertificate> {
+      try {
+        return await issue(deps, input);
+      } catch (e) {
+        throw toActivityFailure(e);
+      }
+    },
+  };
+}
+
+async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertificate> {
+  const { pool, keys, log } = deps;
+  let row = await certificates.getByRequest(pool, input.requestId);
+  if (row?.certDer) {
+    log.info({ requestId: input.requestId, serial: row.serial }, 'certificate already issued for this request');
+    return toResult(deps, row);
+  }
+  row ??= await persistTbs(deps, input);
+  const ca = await cas.get(pool, row.caName);
+  if (!ca) throw new CaError('internal', `CA ${row.caName} of certificate ${row.serial} is missing`);
+
+  await pauseBeforeSign();
+  const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
+  const issued = await certificates.markIssued(pool, row.serial, certDer);
+  await audit(pool, {
+    actor: input.requester ?? input.protocol,
+    action: 'cert.issue',
+    object: row.serial,
+    details: { requestId: input.requestId, protocol: input.protocol, profile: row.profile, ca: row.caName, subject: row.subject },
+  });
+  log.info({ requestId: input.requestId, serial: row.serial, profile: row.profile }, 'certificate issued');
+  return toResult(deps, issued);
+}
+
+/** Applies the profile, draws the serial and stores the TBS for the request (first attempt only). */
+async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<CertificateRow> {
+  const { config, pool } = deps;
+  const csrDer = Buffer.from(input.csr, 'base64');
+  const csr = parseCsr(csrDer);
+  const profile = getProfile(config, input.profile);
+  const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
+  const ca = await cas.get(pool, caName);
+  if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
+
+  for (let attempt = 1; ; attempt++) {
+    const prepared = prepareCertificate({
+      csr,
+      profile,
+      ca: { name: ca.name, certDer: ca.certDer, keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
+      serial: randomSerial(),
+      now: new Date(),
+      urls: caUrls(config, ca.name),
+    });
+    try {
+      return await certificates.insertPending(pool, {
+        serial: prepared.serialHex,
+        requestId: input.requestId,
+        protocol: input.protocol,
+        caName: ca.name,
+        profile: profile.name,
+        subject: prepared.subject,
+        sans: sanList(prepared.sans),
+        notBefore: prepared.notBefore,
+        notAfter: prepared.notAfter,
+        tbsDer: prepared.tbsDer,
+        csrDer,
+        requester: input.requester ?? null,
+        replaces: input.replaces ?? null,
+      });
+    } catch (e) {
+      // A 160-bit serial collision is practically impossible, but cheap to handle.
+      if (certificates.isSerialCollision(e) && attempt < 5) continue;
+      throw e;
+    }
+  }
+}
+
+function sanList(sans: { dns: string[]; ip: string[]; email: string[]; uri: string[] }): string[] {
+  return [
+    ...sans.dns.map((v) => `dns:${v}`),
+    ...sans.ip.map((v) => `ip:${v}`),
+    ...sans.email.map((v) => `email:${v}`),
+    ...sans.uri.map((v) => `uri:${v}`),
+  ];
+}
+
+async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedCertificate> {
+  if (!row.certDer) throw new CaError('internal', `certificate ${row.serial} has no DER`);
+  return {
+    serial: row.serial,
+    caName: row.caName,
+    certPem: pemEncode('CERTIFICATE', row.certDer),
+    chainPem: await chainPem(deps.pool, row.caName),
+    notBefore: row.notBefore.toISOString(),
+    notAfter: row.notAfter.toISOString(),
+  };
+}
+
+/** The issuing CA and its parents below the root, leaf-side first. */
+export async function chainPem(pool: Pool, caName: string): Promise<string> {
+  let pem = '';
+  for (let name: string | null = caName; name; ) {
+    const ca = await cas.get(pool, name);
+    if (!ca || ca.role === 'root') break;
+    pem += pemEncode('CERTIFICATE', ca.certDer);
+    name = ca.parent;
+  }
+  return pem;
+}
+
+/** Fault injection for crash tests: pause (heartbeating) after the TBS is persisted. */
+async function pauseBeforeSign(): Promise<void> {
+  const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
+  for (let waited = 0; waited < pause; waited += 250) {
+    Context.current().heartbeat();
+    await sleep(250);
+  }
+  Context.current().heartbeat();
+}
+
+/** Requester mistakes become non-retryable failures typed with the CaError kind. */
+export function toActivityFailure(e: unknown): unknown {
+  if (e instanceof CaError && CLIENT_ERROR_KINDS.has(e.kind)) {
+    return ApplicationFailure.create({
+      type: e.kind,
+      message: e.message,
+      nonRetryable: true,
+      details: e.rule ? [{ rule: e.rule }] : [],
+    });
+  }
+  return e;
+}

@@ -1,0 +1,104 @@
+/**
+ * Dev-mode process supervision: every child's pid is in $CERTFLOW_HOME/run/<name>.pid, and
+ * a child that dies unexpectedly is restarted with exponential backoff (logged), so that
+ * `kill -9` of any one of them is survived.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface ChildHandle {
+  pid: number | undefined;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+export interface ChildSpec {
+  name: string;
+  /** Starts the child and resolves once it is ready to serve. */
+  start(): Promise<ChildHandle>;
+}
+
+export type Say = (msg: string) => void;
+
+export class Supervisor {
+  private readonly children: Array<{ spec: ChildSpec; handle?: ChildHandle }> = [];
+  private stopping = false;
+
+  constructor(
+    private readonly runDir: string,
+    private readonly say: Say,
+  ) {}
+
+  /** Stops processes a previous, killed supervisor left running (their pid files remain). */
+  async reapStale(names: string[]): Promise<void> {
+    for (const name of names) {
+      const file = join(this.runDir, `${name}.pid`);
+      if (!existsSync(file)) continue;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid > 0 && alive(pid)) {
+        this.say(`stopping ${name} (pid ${pid}) left over from an earlier run`);
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+        if (alive(pid)) process.kill(pid, 'SIGKILL');
+      }
+      await rm(file, { force: true });
+    }
+  }
+
+  /** Starts a child, waits for it to be ready, and keeps it running until stopAll(). */
+  async add(spec: ChildSpec): Promise<void> {
+    await mkdir(this.runDir, { recursive: true });
+    const entry: { spec: ChildSpec; handle?: ChildHandle } = { spec };
+    this.children.push(entry);
+    entry.handle = await this.launch(spec);
+    void this.watch(entry);
+  }
+
+  private async launch(spec: ChildSpec): Promise<ChildHandle> {
+    const handle = await spec.start();
+    if (handle.pid) await writeFile(join(this.runDir, `${spec.name}.pid`), `${handle.pid}\n`);
+    return handle;
+  }
+
+  private async watch(entry: { spec: ChildSpec; handle?: ChildHandle }): Promise<void> {
+    let backoff = 1000;
+    for (;;) {
+      const startedAt = Date.now();
+      const code = await entry.handle!.exited;
+      if (this.stopping) return;
+      this.say(`${entry.spec.name} exited unexpectedly (${code === null ? 'killed by a signal' : `code ${code}`}); restarting in ${backoff / 1000} s`);
+      if (Date.now() - startedAt > 60_000) backoff = 1000; // it ran a while: not a crash loop
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 30_000);
+      if (this.stopping) return;
+      try {
+        entry.handle = await this.launch(entry.spec);
+        this.say(`${entry.spec.name} restarted (pid ${entry.handle.pid})`);
+      } catch (e) {
+        this.say(`${entry.spec.name} failed to restart: ${(e as Error).message}`);
+        entry.handle = { pid: undefined, exited: Promise.resolve(null), stop: async () => {} };
+      }
+    }
+  }
+
+  /** Stops children in reverse start order. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    for (const entry of [...this.children].reverse()) {
+      this.say(`stopping ${entry.spec.name}`);
+      await entry.handle?.stop().catch(() => {});
+      await rm(join(this.runDir, `${entry.spec.name}.pid`), { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

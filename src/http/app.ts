@@ -1,0 +1,93 @@
+/**
+ * Koa applications of the two listeners. HTTPS carries the enrollment protocols; HTTP
+ * carries what relying parties fetch without TLS (CA certificates, CRLs, OCSP) plus
+ * health and metrics. Front ends read Postgres and talk to Temporal; they never touch
+ * CA keys.
+ */
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Pool } from 'pg';
+import type { Client } from '@temporalio/client';
+import { CaError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import * as cas from '../db/repos/cas.ts';
+import { pemEncode } from '../pki/index.ts';
+import { errorMiddleware } from './errors.ts';
+import type { createMetrics } from './metrics.ts';
+
+export interface AppDeps {
+  pool: Pool;
+  temporal: Client;
+  log: Logger;
+  metrics: ReturnType<typeof createMetrics>;
+}
+
+/** Routes served on both listeners. */
+function commonRoutes(deps: AppDeps): Router {
+  const router = new Router();
+  router.get('/ca/:file', async (ctx) => {
+    const m = /^(.+)\.(crt|pem)$/.exec(ctx.params.file ?? '');
+    const ca = m ? await cas.get(deps.pool, m[1]!) : undefined;
+    if (!m || !ca) throw new CaError('notFound', `no CA certificate at ${ctx.path}`);
+    if (m[2] === 'pem') {
+      ctx.type = 'application/x-pem-file';
+      ctx.body = pemEncode('CERTIFICATE', ca.certDer);
+    } else {
+      ctx.type = 'application/pkix-cert';
+      ctx.body = Buffer.from(ca.certDer);
+    }
+    ctx.set('Cache-Control', 'public, max-age=3600');
+  });
+  router.get('/healthz', async (ctx) => {
+    const checks = await health(deps);
+    const ok = Object.values(checks).every((c) => c === 'ok');
+    ctx.status = ok ? 200 : 503;
+    ctx.body = { status: ok ? 'ok' : 'unavailable', checks };
+  });
+  return router;
+}
+
+async function health(deps: AppDeps): Promise<Record<string, string>> {
+  const timeout = <T>(p: Promise<T>) =>
+    Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout after 2 s')), 2000))]);
+  const check = async (fn: () => Promise<unknown>) => {
+    try {
+      await timeout(fn());
+      return 'ok';
+    } catch (e) {
+      return `error: ${(e as Error).message}`;
+    }
+  };
+  const [postgres, temporal] = await Promise.all([
+    check(() => deps.pool.query('SELECT 1')),
+    check(() => deps.temporal.workflowService.getSystemInfo({})),
+  ]);
+  return { postgres, temporal };
+}
+
+function baseApp(deps: AppDeps, listener: string): Koa {
+  const app = new Koa();
+  app.proxy = process.env.CERTFLOW_TRUST_PROXY === '1';
+  app.silent = true; // errors are logged by errorMiddleware
+  app.use(deps.metrics.middleware(listener));
+  app.use(errorMiddleware(deps.log));
+  return app;
+}
+
+export function httpApp(deps: AppDeps): Koa {
+  const app = baseApp(deps, 'http');
+  const router = commonRoutes(deps);
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+  app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}
+
+export function httpsApp(deps: AppDeps): Koa {
+  const app = baseApp(deps, 'https');
+  const router = commonRoutes(deps);
+  app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,103 @@
+/**
+ * `certflow server`: the HTTPS and HTTP listeners. Waits for the CA hierarchy (created by
+ * a worker), obtains its own TLS certificate through the issuance workflow, then serves.
+ * The certificate is renewed in the background and swapped in without a restart.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Pool } from 'pg';
+import { writeTrustFiles } from '../ca/trust-files.ts';
+import type { Config } from '../config/index.ts';
+import { errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { openDatabase } from '../db/open.ts';
+import * as cas from '../db/repos/cas.ts';
+import { connectTemporal } from '../temporal/client.ts';
+import { httpApp, httpsApp } from './app.ts';
+import { createMetrics } from './metrics.ts';
+import { ensureServerCertificate } from './tls-cert.ts';
+
+export interface RunningServer {
+  httpsUrl: string;
+  httpUrl: string;
+  acmeDirectoryUrl: string;
+  close(): Promise<void>;
+}
+
+/** Waits until a worker has created the issuing CA; logs while it waits. */
+async function waitForCa(config: Config, pool: Pool, log: Logger) {
+  for (let i = 0; ; i++) {
+    const issuing = await cas.get(pool, config.ca.issuingName);
+    const root = issuing?.parent ? await cas.get(pool, issuing.parent) : undefined;
+    if (issuing && root) return { issuing, root };
+    if (i % 10 === 0) log.info(`waiting for a worker to create the CA hierarchy (issuing CA "${config.ca.issuingName}")`);
+    await sleep(500);
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const pool = await openDatabase(config, log);
+  const { issuing, root } = await waitForCa(config, pool, log);
+  await writeTrustFiles(config, root.certDer, [issuing.certDer]);
+  const temporal = await connectTemporal(config);
+  const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
+
+  const metrics = createMetrics(pool);
+  const deps = { pool, temporal: temporal.client, log, metrics };
+  const httpsServer = https.createServer({ key: tls.key, cert: tls.cert }, httpsApp(deps).callback());
+  const httpServer = http.createServer(httpApp(deps).callback());
+  const httpsPort = await listen(httpsServer, config.httpsPort, config.bind);
+  const httpPort = await listen(httpServer, config.httpPort, config.bind);
+
+  // Renewal: check twice a day; the new certificate applies to new connections at once.
+  let notAfter = tls.notAfter;
+  const renew = setInterval(async () => {
+    try {
+      const next = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
+      if (next.notAfter.getTime() !== notAfter.getTime()) {
+        httpsServer.setSecureContext({ key: next.key, cert: next.cert });
+        notAfter = next.notAfter;
+        log.info({ notAfter }, 'HTTPS certificate renewed');
+      }
+    } catch (e) {
+      log.warn({ err: errorMessage(e) }, 'HTTPS certificate renewal failed; will retry');
+    }
+  }, 12 * 3600_000);
+  renew.unref();
+
+  const host = 'localhost';
+  const httpsUrl = `https://${host}:${httpsPort}`;
+  const httpUrl = `http://${host}:${httpPort}`;
+  log.info({ https: `${config.bind}:${httpsPort}`, http: `${config.bind}:${httpPort}` }, 'listening');
+  return {
+    httpsUrl,
+    httpUrl,
+    acmeDirectoryUrl: `${httpsUrl}/acme/directory`,
+    async close() {
+      clearInterval(renew);
+      await Promise.all(
+        [httpsServer, httpServer].map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
+      await temporal.close().catch(() => {});
+      await pool.end().catch(() => {});
+    },
+  };
+}

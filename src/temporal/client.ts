@@ -1,0 +1,39 @@
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { Config } from '../config/index.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
+
+export interface TemporalClient {
+  client: Client;
+  connection: Connection;
+  close(): Promise<void>;
+}
+
+/** Connects to the Temporal frontend, failing with a clear 'unavailable' error after `timeoutMs`. */
+export async function connectTemporal(config: Pick<Config, 'temporal'>, timeoutMs = 10_000): Promise<TemporalClient> {
+  try {
+    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: timeoutMs });
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    return { client, connection, close: () => connection.close() };
+  } catch (e) {
+    throw new CaError('unavailable', `cannot reach Temporal at ${config.temporal.address}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+/** Runs `fn` with a deadline; a call that does not answer in time fails as 'unavailable'. */
+export async function withDeadline<T>(what: string, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new CaError('unavailable', `${what} did not answer within ${Math.round(ms / 1000)} s`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([fn(ac.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export { WorkflowExecutionAlreadyStartedError };

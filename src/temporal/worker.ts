@@ -1,0 +1,107 @@
+/**
+ * The certflow worker: bootstraps the CA hierarchy on first start, then polls both task
+ * queues — `certflow` (workflows, storage activities) and `certflow-signing` (signing
+ * activities, the only code using CA keys).
+ */
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import type { Pool } from 'pg';
+import { createSigningActivities, createStorageActivities } from '../../activities/index.ts';
+import { ensureHierarchy } from '../ca/bootstrap.ts';
+import { writeTrustFiles } from '../ca/trust-files.ts';
+import { caUrls } from '../ca/urls.ts';
+import type { Config } from '../config/index.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { openDatabase } from '../db/open.ts';
+import * as cas from '../db/repos/cas.ts';
+import { openKeyStore } from '../keys/index.ts';
+import type { KeyStore } from '../keys/types.ts';
+
+const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+
+let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per process (webpack takes a few seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  return bundlePromise;
+}
+
+const quietBundlerLogger = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: (msg: string) => console.warn(msg),
+  error: (msg: string) => console.error(msg),
+};
+
+/** Creates the CA hierarchy if needed (under a Postgres advisory lock) and writes root.pem / chain.pem. */
+export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, log: Logger): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock(hashtext('certflow:ca-bootstrap'))");
+    const result = await ensureHierarchy({
+      ca: config.ca,
+      keys,
+      store: {
+        get: async (name) => (await cas.get(client, name)) ?? undefined,
+        insert: async (ca) => {
+          await cas.insert(client, ca);
+        },
+      },
+      urls: (name) => caUrls(config, name),
+      log: (msg) => log.info(msg),
+    });
+    await writeTrustFiles(config, result.root.certDer, [result.issuing.certDer]);
+    if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
+  } finally {
+    await client.query("SELECT pg_advisory_unlock(hashtext('certflow:ca-bootstrap'))").catch(() => {});
+    client.release();
+  }
+}
+
+export interface RunningWorker {
+  /** Resolves when both workers stopped (after shutdown() or a fatal error). */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  const pool = await openDatabase(config, log);
+  const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  await bootstrapCa(config, pool, keys, log);
+
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.temporal.address });
+  } catch (e) {
+    throw new CaError('unavailable', `cannot reach Temporal at ${config.temporal.address}: ${errorMessage(e)}`, { cause: e });
+  }
+  const common = { connection, namespace: config.temporal.namespace };
+  const main = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createStorageActivities({ pool }),
+  });
+  const signing = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.signingTaskQueue,
+    activities: createSigningActivities({ config, pool, keys, log }),
+  });
+  log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.signingTaskQueue], keyBackend: keys.backend }, 'worker polling');
+
+  const done = Promise.all([main.run(), signing.run()]).finally(async () => {
+    await connection.close().catch(() => {});
+    await keys.close().catch(() => {});
+    await pool.end().catch(() => {});
+  });
+  return {
+    done: done.then(() => undefined),
+    async shutdown() {
+      for (const w of [main, signing]) if (w.getState() === 'RUNNING') w.shutdown();
+      await done.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The foundation end to end: a worker bootstraps the CA, the server gets its TLS
+ * certificate through the workflow, the CLI issues through the workflow, and a worker
+ * killed with SIGKILL while the signing activity is pending still yields exactly one
+ * certificate once it is restarted.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
+
+function httpsGet(url: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('issuance through the workflow', () => {
+  let cf: TestInstance;
+  let worker: Awaited<ReturnType<TestInstance['startWorker']>>;
+  let rootPem: string;
+  let chainFile: string;
+  let rootFile: string;
+
+  before(async () => {
+    cf = await createInstance();
+    worker = await cf.startWorker();
+    await cf.startServer();
+    rootFile = join(cf.home, 'ca', 'root.pem');
+    chainFile = join(cf.home, 'ca', 'chain.pem');
+    rootPem = await readFile(rootFile, 'utf8');
+  });
+  after(async () => cf?.cleanup());
+
+  it('writes the trust anchor and the chain, and serves them over HTTP', async () => {
+    assert.match(rootPem, /BEGIN CERTIFICATE/);
+    assert.match(await readFile(chainFile, 'utf8'), /BEGIN CERTIFICATE/);
+    const res = await fetch(`http://127.0.0.1:${cf.httpPort}/ca/certflow-root.crt`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/pkix-cert');
+    const der = Buffer.from(await res.arrayBuffer());
+    const pemBody = rootPem.replace(/-----[^-]+-----|\s/g, '');
+    assert.equal(der.toString('base64'), pemBody);
+    assert.equal((await fetch(`http://127.0.0.1:${cf.httpPort}/ca/nope.crt`)).status, 404);
+  });
+
+  it('answers /healthz and /metrics', async () => {
+    const health = await fetch(`http://127.0.0.1:${cf.httpPort}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok', checks: { postgres: 'ok', temporal: 'ok' } });
+    const metrics = await (await fetch(`http://127.0.0.1:${cf.httpPort}/metrics`)).text();
+    assert.match(metrics, /certflow_http_requests_total\{listener="http",method="GET",route="\/healthz",status="200"\}/);
+    assert.match(metrics, /certflow_certificates\{status="valid"\} \d+/);
+  });
+
+  it('serves HTTPS with a certificate from its own CA for localhost, 127.0.0.1 and ::1', async () => {
+    const res = await httpsGet(`https://localhost:${cf.httpsPort}/healthz`, rootPem);
+    assert.equal(res.status, 200);
+    const r = await runTool('openssl', ['s_client', '-connect', `127.0.0.1:${cf.httpsPort}`, '-CAfile', rootFile, '-verify_return_error', '-verify_ip', '127.0.0.1'], {});
+    assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
+  });
+
+  it('issues with `certflow cert issue`; openssl verifies it and shows the profile', async () => {
+    const csr = await opensslCsr(cf.home, 'web', { subj: '/CN=web.example.test', san: 'DNS:web.example.test,DNS:www.example.test,IP:192.0.2.7' });
+    const out = join(cf.home, 'web.pem');
+    const r = await cf.cli(['cert', 'issue', '--csr', csr, '--profile', 'tls-server', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /issued [0-9a-f]{40} \(profile tls-server/);
+    const verify = await runTool('openssl', ['verify', '-CAfile', rootFile, '-untrusted', chainFile, out]);
+    assert.equal(verify.code, 0, verify.stderr + verify.stdout);
+    const text = (await runTool('openssl', ['x509', '-in', out, '-noout', '-text'])).stdout;
+    assert.match(text, /DNS:web\.example\.test, DNS:www\.example\.test, IP Address:192\.0\.2\.7/);
+    assert.match(text, /TLS Web Server Authentication/);
+    assert.match(text, /CA:FALSE/);
+    assert.match(text, new RegExp(`URI:http://localhost:\\d+/crl/certflow-issuing.crl`));
+
+    const list = JSON.parse((await cf.cli(['--json', 'cert', 'list'])).stdout) as Array<{ serial: string; subject: string }>;
+    const mine = list.find((c) => c.subject.includes('web.example.test'));
+    assert.ok(mine, 'listed');
+    const show = JSON.parse((await cf.cli(['--json', 'cert', 'show', mine.serial])).stdout) as { status: string; profile: string };
+    assert.equal(show.status, 'valid');
+    assert.equal(show.profile, 'tls-server');
+    const ca = JSON.parse((await cf.cli(['--json', 'ca', 'list'])).stdout) as Array<{ name: string; role: string }>;
+    assert.deepEqual(ca.map((c) => `${c.name}/${c.role}`).sort(), ['certflow-issuing/issuing', 'certflow-root/root']);
+  });
+
+  it('refuses bad input with a clear message and exit code 2, writing nothing', async () => {
+    const bad = join(cf.home, 'garbage.csr');
+    await runTool('sh', ['-c', `printf '%s' '-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----' > ${bad}`]);
+    const out = join(cf.home, 'never.pem');
+    const cases: Array<[string[], RegExp]> = [
+      [['cert', 'issue', '--csr', bad, '--out', out], /error: .*(CSR|PKCS#10|base64)/i],
+      [['cert', 'issue', '--csr', join(cf.home, 'missing.csr'), '--out', out], /error: cannot read .*no such file/],
+      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'p1', { subj: '/CN=a.example.test' }), '--profile', 'nope', '--out', out], /unknown certificate profile "nope"/],
+      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'weak', { key: 'rsa:1024', subj: '/CN=weak.example.test', san: 'DNS:weak.example.test' }), '--out', out], /request refused: .*1024/],
+      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'ipcl', { subj: '/CN=client', san: 'IP:192.0.2.1' }), '--profile', 'tls-client', '--out', out], /request refused: .*san\.ip|IP/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = await cf.cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(existsSync(out), false, 'no certificate file written');
+    }
+    const { rows } = await cf.pool.query("SELECT count(*)::int AS n FROM certificates WHERE subject LIKE '%weak%'");
+    assert.equal(rows[0].n, 0, 'no certificate row for a refused request');
+  });
+
+  it('survives SIGKILL of the worker while signing is pending: exactly one certificate', async () => {
+    await worker.stop();
+    // This worker pauses after persisting the TBS, so the activity is pending when it dies.
+    const doomed = await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '600000' });
+    const csr = await opensslCsr(cf.home, 'crash', { subj: '/CN=crash.example.test', san: 'DNS:crash.example.test' });
+    const out = join(cf.home, 'crash.pem');
+    const requestId = `crash-${Date.now()}`;
+    const issuing = cf.cliStart(['cert', 'issue', '--csr', csr, '--out', out, '--request-id', requestId, '--timeout', '120']);
+
+    let pendingSerial: string | undefined;
+    for (let i = 0; i < 120 && !pendingSerial; i++) {
+      const { rows } = await cf.pool.query('SELECT serial, status FROM certificates WHERE request_id = $1', [requestId]);
+      if (rows[0]?.status === 'signing') pendingSerial = rows[0].serial;
+      else await sleep(250);
+    }
+    assert.ok(pendingSerial, 'the TBS was persisted and the activity is pending');
+    process.kill(doomed.pid!, 'SIGKILL');
+    await doomed.exited;
+
+    worker = await cf.startWorker();
+    const r = await issuing.done;
+    assert.equal(r.code, 0, r.stderr);
+    const { rows } = await cf.pool.query('SELECT serial, status FROM certificates WHERE request_id = $1', [requestId]);
+    assert.equal(rows.length, 1, 'exactly one certificate for the request');
+    assert.equal(rows[0].serial, pendingSerial, 'the TBS persisted before the crash was signed, no second serial');
+    assert.equal(rows[0].status, 'valid');
+    const verify = await runTool('openssl', ['verify', '-CAfile', rootFile, '-untrusted', chainFile, out]);
+    assert.equal(verify.code, 0, verify.stderr);
+
+    // Asking again with the same request id returns the same certificate.
+    const again = await cf.cli(['--json', 'cert', 'issue', '--csr', csr, '--request-id', requestId]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(JSON.parse(again.stdout).serial, pendingSerial);
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Replays every recorded workflow history against the current workflow code. A change
+ * that would break running workflows (a different sequence of commands) fails here;
+ * guard such changes with patched() and record a new history next to the old ones.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { workflowBundle } from '../../src/temporal/worker.ts';
+
+const dir = fileURLToPath(new URL('./histories/', import.meta.url));
+const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+describe('workflow replay', () => {
+  it('has recorded histories for every workflow type', () => {
+    const types = new Set(
+      files.map((f) => {
+        const h = JSON.parse(readFileSync(dir + f, 'utf8'));
+        return h.events[0].workflowExecutionStartedEventAttributes.workflowType.name as string;
+      }),
+    );
+    assert.ok(types.has('enrollmentWorkflow'), 'enrollmentWorkflow history recorded');
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      const history = historyFromJSON(JSON.parse(readFileSync(dir + file, 'utf8')));
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+    });
+  }
+});

@@ -1,0 +1,2 @@
+export { enrollmentWorkflow } from './enrollment.ts';
+export type { EnrollmentInput, EnrollmentResult } from './enrollment.ts';
