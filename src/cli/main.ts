@@ -64,7 +64,8 @@ function program(): Command {
     .action(async () => {
       const { startDevStack } = await import('./start.ts');
       const config = loadConfig();
-      await startDevStack(config, createLogger('supervisor', config.logLevel), { say });
+      // Progress goes to the console through `say`; the supervisor's own log only carries warnings.
+      await startDevStack(config, createLogger('supervisor', 'warn'), { say });
       await new Promise(() => {}); // runs until a signal stops it
     });
 
