@@ -1,0 +1,181 @@
+/**
+ * X.509 v3 extensions certflow writes, and reading them back for describeCertificate.
+ * Criticality follows RFC 5280: basicConstraints and keyUsage critical, SAN critical only
+ * when the subject is empty, everything else non-critical.
+ */
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { CaError } from '../core/errors.ts';
+import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
+import { bytesOf, encodeDer, parseDer } from './der.ts';
+import { OID } from './oids.ts';
+import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
+
+export interface CertExtensions {
+  basicConstraints?: { ca: boolean; pathLen?: number };
+  keyUsage?: KeyUsageName[];
+  /** OIDs */
+  extKeyUsage?: string[];
+  sans?: SanSet;
+  subjectKeyId: Uint8Array;
+  authorityKeyId?: Uint8Array;
+  crlUrls?: string[];
+  ocspUrls?: string[];
+  caIssuersUrls?: string[];
+}
+
+function extension(extnID: string, critical: boolean, value: Uint8Array): pkijs.Extension {
+  return new pkijs.Extension({ extnID, critical, extnValue: value.slice().buffer });
+}
+
+/**
+ * The extensions in the order they appear in the certificate.
+ * @param subjectEmpty whether the certificate's subject is an empty Name (SAN becomes critical)
+ */
+export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs.Extension[] {
+  const out: pkijs.Extension[] = [];
+  if (e.basicConstraints) out.push(basicConstraints(e.basicConstraints));
+  if (e.keyUsage?.length) out.push(extension(OID.keyUsage, true, encodeKeyUsage(e.keyUsage)));
+  if (e.extKeyUsage?.length) {
+    out.push(extension(OID.extKeyUsage, false, encodeDer(new pkijs.ExtKeyUsage({ keyPurposes: [...e.extKeyUsage] }).toSchema())));
+  }
+  out.push(extension(OID.subjectKeyIdentifier, false, encodeDer(new asn1js.OctetString({ valueHex: e.subjectKeyId }))));
+  if (e.authorityKeyId) {
+    const aki = new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: e.authorityKeyId }) });
+    out.push(extension(OID.authorityKeyIdentifier, false, encodeDer(aki.toSchema())));
+  }
+  const hasSans = e.sans !== undefined && sanCount(e.sans) > 0;
+  if (subjectEmpty && !hasSans) {
+    // RFC 5280 4.1.2.6: an empty subject is only allowed with a (critical) SAN.
+    throw new CaError('policy', 'a certificate with an empty subject must have at least one subject alternative name', { rule: 'subject.empty' });
+  }
+  if (e.sans && hasSans) out.push(extension(OID.subjectAltName, subjectEmpty, encodeGeneralNames(e.sans)));
+  if (e.crlUrls?.length) out.push(extension(OID.crlDistributionPoints, false, encodeCrlDistributionPoints(e.crlUrls)));
+  const aia = [
+    ...(e.ocspUrls ?? []).map((u) => accessDescription(OID.adOcsp, u)),
+    ...(e.caIssuersUrls ?? []).map((u) => accessDescription(OID.adCaIssuers, u)),
+  ];
+  if (aia.length) out.push(extension(OID.authorityInfoAccess, false, encodeDer(new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema())));
+  return out;
+}
+
+function basicConstraints(bc: { ca: boolean; pathLen?: number }): pkijs.Extension {
+  if (bc.pathLen === undefined) return extension(OID.basicConstraints, true, encodeDer(new pkijs.BasicConstraints({ cA: bc.ca }).toSchema()));
+  if (!bc.ca || !Number.isInteger(bc.pathLen) || bc.pathLen < 0) {
+    throw new CaError('internal', `basicConstraints pathLen ${bc.pathLen} is only valid as a non-negative integer on a CA certificate`);
+  }
+  // Only passed when wanted: pkijs turns a present pathLenConstraint key holding undefined into 0.
+  const value = new pkijs.BasicConstraints({ cA: true, pathLenConstraint: bc.pathLen });
+  return extension(OID.basicConstraints, true, encodeDer(value.toSchema()));
+}
+
+/**
+ * KeyUsage BIT STRING in DER: bit 0 (digitalSignature) is the most significant bit of the
+ * first octet; trailing zero bits are removed and counted in the unused-bits octet
+ * (X.690 11.2.2), which asn1js does not do for us.
+ */
+export function encodeKeyUsage(usages: readonly KeyUsageName[]): Uint8Array {
+  const bits = usages.map((u) => {
+    const i = KEY_USAGES.indexOf(u);
+    if (i < 0) throw new CaError('internal', `unknown key usage "${u}"`);
+    return i;
+  });
+  if (bits.length === 0) throw new CaError('internal', 'keyUsage must name at least one usage');
+  const highest = Math.max(...bits);
+  const bytes = new Uint8Array((highest >> 3) + 1);
+  for (const b of bits) bytes[b >> 3] |= 0x80 >> (b & 7);
+  const unusedBits = bytes.length * 8 - (highest + 1);
+  return encodeDer(new asn1js.BitString({ valueHex: bytes, unusedBits }));
+}
+
+function decodeKeyUsage(bitString: asn1js.BitString): KeyUsageName[] {
+  const bytes = bitString.valueBlock.valueHexView;
+  return KEY_USAGES.filter((_u, i) => ((bytes[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0);
+}
+
+function uriName(url: string): pkijs.GeneralName {
+  return new pkijs.GeneralName({ type: 6, value: url });
+}
+
+function encodeCrlDistributionPoints(urls: string[]): Uint8Array {
+  // One distribution point holding all URLs as alternative locations of the same CRL.
+  const dp = new pkijs.DistributionPoint({ distributionPoint: urls.map(uriName) });
+  return encodeDer(new pkijs.CRLDistributionPoints({ distributionPoints: [dp] }).toSchema());
+}
+
+function accessDescription(method: string, url: string): pkijs.AccessDescription {
+  return new pkijs.AccessDescription({ accessMethod: method, accessLocation: uriName(url) });
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+export interface ReadExtensions {
+  isCa: boolean;
+  pathLen?: number;
+  keyUsage: KeyUsageName[];
+  extKeyUsage: string[];
+  sans: SanSet;
+  subjectKeyId?: Uint8Array;
+  authorityKeyId?: Uint8Array;
+  crlUrls: string[];
+  ocspUrls: string[];
+  caIssuersUrls: string[];
+}
+
+/** Interprets the extensions of a certificate we parsed (our own or an imported CA's). */
+export function readExtensions(exts: readonly pkijs.Extension[]): ReadExtensions {
+  const r: ReadExtensions = { isCa: false, keyUsage: [], extKeyUsage: [], sans: emptySans(), crlUrls: [], ocspUrls: [], caIssuersUrls: [] };
+  for (const ext of exts) {
+    const raw = ext.extnValue.valueBlock.valueHexView;
+    const what = `the certificate's extension ${ext.extnID}`;
+    switch (ext.extnID) {
+      case OID.basicConstraints: {
+        const bc = new pkijs.BasicConstraints({ schema: parseDer(raw, what, 'malformed') });
+        r.isCa = bc.cA;
+        if (typeof bc.pathLenConstraint === 'number') r.pathLen = bc.pathLenConstraint;
+        break;
+      }
+      case OID.keyUsage: {
+        const node = parseDer(raw, what, 'malformed');
+        if (!(node instanceof asn1js.BitString)) throw new CaError('malformed', `${what} (keyUsage) is not a BIT STRING`);
+        r.keyUsage = decodeKeyUsage(node);
+        break;
+      }
+      case OID.extKeyUsage:
+        r.extKeyUsage = new pkijs.ExtKeyUsage({ schema: parseDer(raw, what, 'malformed') }).keyPurposes;
+        break;
+      case OID.subjectAltName:
+        r.sans = decodeGeneralNames(raw, parseDer(raw, what, 'malformed'), 'malformed').sans;
+        break;
+      case OID.subjectKeyIdentifier: {
+        const node = parseDer(raw, what, 'malformed');
+        if (!(node instanceof asn1js.OctetString)) throw new CaError('malformed', `${what} (subjectKeyIdentifier) is not an OCTET STRING`);
+        r.subjectKeyId = bytesOf(node.valueBlock.valueHexView).slice();
+        break;
+      }
+      case OID.authorityKeyIdentifier: {
+        const aki = new pkijs.AuthorityKeyIdentifier({ schema: parseDer(raw, what, 'malformed') });
+        if (aki.keyIdentifier) r.authorityKeyId = aki.keyIdentifier.valueBlock.valueHexView.slice();
+        break;
+      }
+      case OID.crlDistributionPoints: {
+        const cdp = new pkijs.CRLDistributionPoints({ schema: parseDer(raw, what, 'malformed') });
+        for (const dp of cdp.distributionPoints) {
+          if (Array.isArray(dp.distributionPoint)) r.crlUrls.push(...dp.distributionPoint.filter((n) => n.type === 6).map((n) => String(n.value)));
+        }
+        break;
+      }
+      case OID.authorityInfoAccess: {
+        const aia = new pkijs.InfoAccess({ schema: parseDer(raw, what, 'malformed') });
+        for (const ad of aia.accessDescriptions) {
+          if (ad.accessLocation.type !== 6) continue;
+          if (ad.accessMethod === OID.adOcsp) r.ocspUrls.push(String(ad.accessLocation.value));
+          if (ad.accessMethod === OID.adCaIssuers) r.caIssuersUrls.push(String(ad.accessLocation.value));
+        }
+        break;
+      }
+    }
+  }
+  return r;
+}

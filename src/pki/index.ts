@@ -1,0 +1,22 @@
+/**
+ * The PKI layer: the only place in certflow that imports pkijs/asn1js. Everything else
+ * works with DER bytes, DN text and the plain types exported here.
+ */
+export { pemEncode, pemDecodeAll, toDer, type PemBlock } from './pem.ts';
+export { parseDn, formatDn, encodeName, attrOid, attrShortName, type RdnAttr } from './names.ts';
+export { parseCsr, buildCsr, CSR_PEM_LABELS, type ParsedCsr, type CsrExtension } from './csr.ts';
+export { emptySans, sanCount, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
+export { describePublicKey, describeKeyKind, keyIdentifier, type PublicKeyKind } from './publickey.ts';
+export {
+  buildTbsCertificate,
+  assembleCertificate,
+  describeCertificate,
+  verifyCertificateSignature,
+  tbsSerialHex,
+  truncateToSecond,
+  type TbsParams,
+  type CertExtensions,
+  type CertSummary,
+} from './certificate.ts';
+export { randomSerial, serialToHex, assertValidSerial } from './serial.ts';
+export { signAlgInfo, signAlgFitsKey, type SignAlgInfo, type HashName } from './algorithms.ts';

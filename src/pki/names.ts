@@ -1,0 +1,242 @@
+/**
+ * Distinguished names as text and as DER.
+ *
+ * ORDER: certflow writes and reads DN text in ENCODING order: the first attribute in the
+ * text is the first RDN in the DER Name. "CN=foo,O=bar" encodes CN then O, and a Name whose
+ * DER holds CN then O formats as "CN=foo,O=bar". This is the order OpenSSL displays
+ * (`openssl x509 -subject`, `-subj /CN=foo/O=bar`), so what operators type, what the
+ * config holds and what openssl prints agree; it is the reverse of strict RFC 4514, which
+ * lists the last RDN first. Every function here uses this one order, so text -> DER -> text
+ * round-trips exactly.
+ *
+ * Each attribute is its own RDN; multi-valued RDNs ("CN=a+OU=b") are not produced, and when
+ * read from a certificate or request their attributes are flattened into the list.
+ */
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { CaError } from '../core/errors.ts';
+import { SUBJECT_ATTRS } from '../config/profiles.ts';
+import { encodeDer, toHex } from './der.ts';
+
+export type RdnAttr = { type: string /* OID */; short?: string; value: string };
+
+/** Well-known attributes beyond the profile-selectable SUBJECT_ATTRS, for display and parsing. */
+const EXTRA_ATTRS: Record<string, string> = {
+  SN: '2.5.4.4', // surname (OpenSSL spelling; serialNumber is spelled out)
+  street: '2.5.4.9',
+  title: '2.5.4.12',
+  description: '2.5.4.13',
+  postalCode: '2.5.4.17',
+  GN: '2.5.4.42',
+  pseudonym: '2.5.4.65',
+  organizationIdentifier: '2.5.4.97',
+  DC: '0.9.2342.19200300.100.1.25',
+  UID: '0.9.2342.19200300.100.1.1',
+};
+
+const SHORT_BY_OID = new Map<string, string>(
+  [...Object.entries(EXTRA_ATTRS), ...Object.entries(SUBJECT_ATTRS)].map(([short, oid]) => [oid, short]),
+);
+
+const OID_BY_LOWER_SHORT = new Map<string, string>([
+  ...Object.entries(EXTRA_ATTRS).map(([s, o]) => [s.toLowerCase(), o] as const),
+  ...Object.entries(SUBJECT_ATTRS).map(([s, o]) => [s.toLowerCase(), o] as const),
+  ['e', SUBJECT_ATTRS.emailAddress], // Windows spelling
+]);
+
+/** Short name of an attribute OID ("2.5.4.3" -> "CN"), undefined when unknown. */
+export function attrShortName(oid: string): string | undefined {
+  return SHORT_BY_OID.get(oid);
+}
+
+/** OID of a short name (case-insensitive) or of a dotted OID, undefined when unknown. */
+export function attrOid(nameOrOid: string): string | undefined {
+  const s = nameOrOid.trim();
+  const dotted = /^(?:oid\.)?(\d+(?:\.\d+)+)$/i.exec(s);
+  if (dotted) return dotted[1];
+  return OID_BY_LOWER_SHORT.get(s.toLowerCase());
+}
+
+function attr(type: string, value: string): RdnAttr {
+  const short = attrShortName(type);
+  return short === undefined ? { type, value } : { type, short, value };
+}
+
+// ---------------------------------------------------------------------------------------
+// Text
+
+/**
+ * Parses DN text in encoding order (see the module comment): "CN=foo,O=Foo\, Inc.".
+ * Accepts RFC 4514 escapes (\, \+ \\ \" and \XX hex bytes), double-quoted values, spaces
+ * around separators, case-insensitive short names, dotted OIDs, and OpenSSL's slash form
+ * ("/CN=foo/O=bar"). Throws CaError('malformed', rule dn.syntax).
+ */
+export function parseDn(text: string): RdnAttr[] {
+  // Only leading blanks are trimmed here: a trailing space may be escaped ("CN=a\\ "), and
+  // unescaped trailing spaces are dropped by the value scanner.
+  const src = text.trimStart();
+  if (src.trim() === '') return [];
+  const slashForm = src.startsWith('/');
+  const sep = slashForm ? '/' : ',';
+  const body = slashForm ? src.slice(1) : src;
+  const fail = (why: string): never => {
+    throw new CaError('malformed', `invalid distinguished name "${text}": ${why}`, { rule: 'dn.syntax' });
+  };
+
+  const attrs: RdnAttr[] = [];
+  let i = 0;
+  while (i <= body.length) {
+    // attribute type, up to '='
+    const eq = body.indexOf('=', i);
+    if (eq === -1) fail(`"${body.slice(i).trim()}" has no "="`);
+    const typeText = body.slice(i, eq).trim();
+    if (typeText === '') fail('an attribute has no type');
+    const oid = attrOid(typeText) ?? fail(`unknown attribute type "${typeText}"`);
+    // attribute value, up to an unescaped separator
+    const { value, next } = readDnValue(body, eq + 1, sep, fail);
+    if (value === '') fail(`attribute ${typeText} has an empty value`);
+    attrs.push(attr(oid, value));
+    if (next >= body.length) break;
+    i = next + 1; // skip the separator
+    if (body.slice(i).trim() === '') fail('it ends with a separator');
+  }
+  return attrs;
+}
+
+type Piece = { ch: string; escaped: boolean };
+
+/** Reads one value starting at `start`; returns it unescaped and the separator's index. */
+function readDnValue(body: string, start: number, sep: string, fail: (why: string) => never): { value: string; next: number } {
+  let i = start;
+  while (i < body.length && body[i] === ' ') i++;
+  if (body[i] === '"') {
+    const { pieces, end } = scanEscaped(body, i + 1, (c) => c === '"', fail);
+    if (body[end] !== '"') fail('a quoted value is not closed');
+    let j = end + 1;
+    while (j < body.length && body[j] === ' ') j++;
+    if (j < body.length && body[j] !== sep) fail('unexpected text after a quoted value');
+    return { value: joinPieces(pieces), next: j };
+  }
+  if (body[i] === '#') fail('hex-encoded (#...) values are not supported');
+  const { pieces, end } = scanEscaped(body, i, (c) => c === sep, fail, sep === ',');
+  // Only unescaped trailing spaces are insignificant ("CN=a\ " keeps its space).
+  while (pieces.length && !pieces[pieces.length - 1].escaped && pieces[pieces.length - 1].ch === ' ') pieces.pop();
+  return { value: joinPieces(pieces), next: end };
+}
+
+/**
+ * Scans characters until `stop` matches an unescaped character (or the end). "\XX" hex
+ * escapes are collected as bytes and decoded as UTF-8 (RFC 4514 escapes UTF-8 octets).
+ */
+function scanEscaped(
+  s: string,
+  from: number,
+  stop: (c: string) => boolean,
+  fail: (why: string) => never,
+  rejectPlus = false,
+): { pieces: Piece[]; end: number } {
+  const pieces: Piece[] = [];
+  const bytes: number[] = [];
+  const flushBytes = () => {
+    if (bytes.length === 0) return;
+    for (const ch of Buffer.from(bytes).toString('utf8')) pieces.push({ ch, escaped: true });
+    bytes.length = 0;
+  };
+  let i = from;
+  for (; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\') {
+      const hex = s.slice(i + 1, i + 3);
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+        continue;
+      }
+      if (i + 1 >= s.length) fail('it ends with a lone backslash');
+      flushBytes();
+      pieces.push({ ch: s[i + 1], escaped: true });
+      i += 1;
+      continue;
+    }
+    flushBytes();
+    if (stop(c)) break;
+    if (rejectPlus && c === '+') fail('multi-valued RDNs ("+") are not supported; escape a literal plus as "\\+"');
+    pieces.push({ ch: c, escaped: false });
+  }
+  flushBytes();
+  return { pieces, end: i };
+}
+
+function joinPieces(pieces: Piece[]): string {
+  return pieces.map((p) => p.ch).join('');
+}
+
+/** Formats attributes as DN text in encoding order, RFC 4514 escaping: "CN=foo,O=Foo\, Inc.". */
+export function formatDn(attrs: readonly RdnAttr[]): string {
+  return attrs.map((a) => `${a.short ?? attrShortName(a.type) ?? a.type}=${escapeDnValue(a.value)}`).join(',');
+}
+
+function escapeDnValue(v: string): string {
+  const chars = [...v];
+  return chars
+    .map((c, i) => {
+      if ('\\",+;<>='.includes(c)) return `\\${c}`;
+      if (c === '\0') return '\\00';
+      const leading = i === 0 && (c === '#' || c === ' ');
+      const trailing = i === chars.length - 1 && c === ' ';
+      return leading || trailing ? `\\${c}` : c;
+    })
+    .join('');
+}
+
+// ---------------------------------------------------------------------------------------
+// DER
+
+const PRINTABLE_RE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+const IA5_RE = /^[\x00-\x7f]*$/;
+
+/** ASN.1 string type per attribute: PrintableString for C and serialNumber (RFC 5280), IA5String
+ *  for emailAddress and DC (their PKCS#9 / RFC 4519 syntax), UTF8String for everything else. */
+function attributeValue(a: RdnAttr): pkijs.AttributeValueType {
+  const short = attrShortName(a.type);
+  const bad = (syntax: string): never => {
+    throw new CaError('malformed', `subject attribute ${short ?? a.type}="${a.value}" is not a valid ${syntax}`, { rule: 'dn.value' });
+  };
+  if (short === 'C' || short === 'serialNumber') {
+    if (!PRINTABLE_RE.test(a.value)) bad('PrintableString');
+    return new asn1js.PrintableString({ value: a.value });
+  }
+  if (short === 'emailAddress' || short === 'DC') {
+    if (!IA5_RE.test(a.value)) bad('IA5String (ASCII)');
+    return new asn1js.IA5String({ value: a.value });
+  }
+  return new asn1js.Utf8String({ value: a.value });
+}
+
+/**
+ * DER Name, one attribute per RDN, in array order. Built with asn1js because
+ * pkijs.RelativeDistinguishedNames, when built from scratch, puts every attribute into a
+ * single SET, i.e. one multi-valued RDN.
+ */
+export function encodeName(attrs: readonly RdnAttr[]): Uint8Array {
+  return encodeDer(nameSchema(attrs));
+}
+
+function nameSchema(attrs: readonly RdnAttr[]): asn1js.Sequence {
+  return new asn1js.Sequence({
+    value: attrs.map(
+      (a) => new asn1js.Set({ value: [new pkijs.AttributeTypeAndValue({ type: a.type, value: attributeValue(a) }).toSchema()] }),
+    ),
+  });
+}
+
+/** Attributes of a parsed Name (pkijs flattens multi-valued RDNs for us). */
+export function attrsFromRdns(rdns: pkijs.RelativeDistinguishedNames): RdnAttr[] {
+  return rdns.typesAndValues.map((tv) => attr(tv.type, attributeValueText(tv.value)));
+}
+
+/** String attributes as their text; anything else RFC 4514 style as "#" + hex of its DER. */
+function attributeValueText(v: pkijs.AttributeValueType | asn1js.AsnType): string {
+  if (v instanceof asn1js.BaseStringBlock) return v.getValue();
+  return `#${toHex(encodeDer(v))}`;
+}

@@ -1,0 +1,509 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomInt } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { CaError } from '../../src/core/errors.ts';
+import {
+  assembleCertificate,
+  assertValidSerial,
+  buildCsr,
+  buildTbsCertificate,
+  describeCertificate,
+  encodeName,
+  formatDn,
+  ipFromText,
+  ipToText,
+  keyIdentifier,
+  normalizeIp,
+  parseCsr,
+  parseDn,
+  pemDecodeAll,
+  pemEncode,
+  randomSerial,
+  serialToHex,
+  tbsSerialHex,
+  toDer,
+  verifyCertificateSignature,
+  type TbsParams,
+} from '../../src/pki/index.ts';
+import { encodeKeyUsage } from '../../src/pki/extensions.ts';
+import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
+import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
+
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** Asserts that fn throws a CaError of `kind` whose message matches `message`. */
+function throwsCa(fn: () => unknown, kind: string, message?: RegExp, rule?: string): CaError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof CaError, `expected CaError(${kind}), got ${caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught)}`);
+  assert.equal(caught.kind, kind, caught.message);
+  if (message) assert.match(caught.message, message);
+  if (rule) assert.equal(caught.rule, rule);
+  return caught;
+}
+
+describe('PEM', () => {
+  const der = fixture('csr-ec-p256.der');
+
+  it('encodes with 64-column lines and a trailing newline', () => {
+    const pem = pemEncode('CERTIFICATE REQUEST', der);
+    const lines = pem.split('\n');
+    assert.equal(lines[0], '-----BEGIN CERTIFICATE REQUEST-----');
+    assert.equal(lines.at(-2), '-----END CERTIFICATE REQUEST-----');
+    assert.equal(lines.at(-1), '');
+    for (const l of lines.slice(1, -3)) assert.equal(l.length, 64);
+    assert.ok(lines.at(-3)!.length <= 64);
+    // OpenSSL reads it and writes the same text back
+    const back = openssl(['req', '-inform', 'PEM', '-outform', 'PEM'], pem);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(back.stdout, pem);
+  });
+
+  it('decodes every block, ignoring explanatory text around them', () => {
+    const text = `Certificate:\n  text\n${pemEncode('CERTIFICATE', der)}between\r\n${pemEncode('X509 CRL', new Uint8Array([0x30, 0]))}`;
+    const blocks = pemDecodeAll(text);
+    assert.deepEqual(
+      blocks.map((b) => b.label),
+      ['CERTIFICATE', 'X509 CRL'],
+    );
+    assert.deepEqual(blocks[0].der, der);
+    assert.deepEqual(pemDecodeAll('no pem here'), []);
+  });
+
+  it('rejects broken blocks', () => {
+    const pem = pemEncode('CERTIFICATE', der);
+    throwsCa(() => pemDecodeAll(pem.replace('-----END CERTIFICATE-----\n', '')), 'malformed', /no "-----END CERTIFICATE-----"/);
+    throwsCa(() => pemDecodeAll(pem.replace('END CERTIFICATE', 'END X509 CRL')), 'malformed', /mismatched/);
+    throwsCa(() => pemDecodeAll(pem.replace(/\n(.)/, '\n#$1')), 'malformed', /not valid base64 \(character "#"\)/);
+    throwsCa(() => pemDecodeAll(pem.replace('\n', '\nProc-Type: 4,ENCRYPTED\n')), 'malformed', /headers/);
+  });
+
+  it('toDer accepts PEM, DER, base64 and base64url, as text or bytes', () => {
+    const labels = ['CERTIFICATE REQUEST'];
+    const b64 = Buffer.from(der).toString('base64');
+    const inputs: Array<string | Uint8Array> = [
+      pemEncode('CERTIFICATE REQUEST', der),
+      der,
+      b64,
+      b64.replace(/(.{76})/g, '$1\r\n'),
+      Buffer.from(der).toString('base64url'),
+      new Uint8Array(Buffer.from(pemEncode('CERTIFICATE REQUEST', der))),
+      new Uint8Array(Buffer.from(b64)),
+      `  \n${b64}\n`,
+    ];
+    for (const input of inputs) assert.deepEqual(toDer(input, labels), der);
+  });
+
+  it('toDer explains what is wrong, with the requested error kind', () => {
+    const labels = ['CERTIFICATE'];
+    throwsCa(() => toDer('', labels), 'malformed', /empty/);
+    throwsCa(() => toDer(pemEncode('CERTIFICATE REQUEST', der), labels, 'badCSR'), 'badCSR', /expected a PEM block labelled "CERTIFICATE", found "CERTIFICATE REQUEST"/);
+    throwsCa(() => toDer(pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', der), labels), 'malformed', /expected one PEM block/);
+    throwsCa(() => toDer('this is not base64!', labels), 'malformed', /not valid base64/);
+    throwsCa(() => toDer(new Uint8Array([0x01, 0xff, 0x00]), labels), 'malformed', /neither DER/);
+    throwsCa(() => toDer(Buffer.from('hello').toString('base64'), labels), 'malformed', /does not decode to a DER SEQUENCE/);
+  });
+});
+
+describe('distinguished names', () => {
+  it('parses RFC 4514-style text in encoding order', () => {
+    assert.deepEqual(parseDn('CN=foo,O=bar'), [
+      { type: '2.5.4.3', short: 'CN', value: 'foo' },
+      { type: '2.5.4.10', short: 'O', value: 'bar' },
+    ]);
+    assert.deepEqual(
+      parseDn('cn = Foo\\, Inc. , o="Bar, Ltd", 2.5.4.11=ops, OID.2.5.4.6=US').map((a) => [a.short, a.value]),
+      [
+        ['CN', 'Foo, Inc.'],
+        ['O', 'Bar, Ltd'],
+        ['OU', 'ops'],
+        ['C', 'US'],
+      ],
+    );
+    assert.deepEqual(parseDn('CN=caf\\C3\\A9\\2b\\ '), [{ type: '2.5.4.3', short: 'CN', value: 'café+ ' }]);
+    assert.deepEqual(parseDn('/CN=a/O=b\\/c'), [
+      { type: '2.5.4.3', short: 'CN', value: 'a' },
+      { type: '2.5.4.10', short: 'O', value: 'b/c' },
+    ]);
+    assert.deepEqual(parseDn('  '), []);
+  });
+
+  it('rejects what it cannot represent', () => {
+    throwsCa(() => parseDn('XX=1'), 'malformed', /unknown attribute type "XX"/, 'dn.syntax');
+    throwsCa(() => parseDn('CN=a,bogus'), 'malformed', /has no "="/);
+    throwsCa(() => parseDn('CN='), 'malformed', /empty value/);
+    throwsCa(() => parseDn('CN=a+OU=b'), 'malformed', /multi-valued/);
+    throwsCa(() => parseDn('CN=a,'), 'malformed', /ends with a separator/);
+    throwsCa(() => parseDn('CN="open'), 'malformed', /not closed/);
+  });
+
+  it('formats with escaping so that text round-trips', () => {
+    const tricky = [' lead', 'trail ', '#hash', 'a,b+c;d<e>f"g\\h=i', 'ünïcødé', 'x'];
+    for (const value of tricky) {
+      const attrs = [{ type: '2.5.4.3', short: 'CN', value }];
+      assert.deepEqual(parseDn(formatDn(attrs)), attrs, formatDn(attrs));
+    }
+    assert.equal(formatDn([{ type: '1.2.3.4', value: 'x' }]), '1.2.3.4=x');
+    assert.equal(formatDn(parseDn('CN=foo,O=Foo\\, Inc.')), 'CN=foo,O=Foo\\, Inc.');
+  });
+
+  it('encodes names exactly like openssl -subj (PrintableString C/serialNumber, IA5 emailAddress, UTF8 otherwise)', () => {
+    const subj = '/CN=foo/O=bär/C=US/serialNumber=1234/emailAddress=a@b.c';
+    const cert = openssl(['req', '-x509', '-new', '-utf8', '-key', keyFile('ec:P-256'), '-subj', subj, '-days', '1', '-outform', 'DER']);
+    assert.equal(cert.code, 0, cert.stderr);
+    const opensslSubject = describeCertificate(new Uint8Array(Buffer.from(cert.stdout, 'latin1'))).subjectDer;
+    assert.equal(hex(encodeName(parseDn('CN=foo,O=bär,C=US,serialNumber=1234,emailAddress=a@b.c'))), hex(opensslSubject));
+    assert.equal(hex(encodeName([])), '3000');
+    throwsCa(() => encodeName(parseDn('C=U@')), 'malformed', /PrintableString/, 'dn.value');
+  });
+});
+
+describe('IP addresses', () => {
+  it('formats IPv6 in RFC 5952 canonical form', () => {
+    const cases: Array<[string, string]> = [
+      ['0:0:0:0:0:0:0:1', '::1'],
+      ['::', '::'],
+      ['2001:DB8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+      ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+      ['fe80:0:0:0:0:0:0:1', 'fe80::1'],
+      ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+      ['::ffff:192.0.2.1', '::ffff:c000:201'],
+      ['192.0.2.1', '192.0.2.1'],
+    ];
+    for (const [input, want] of cases) assert.equal(normalizeIp(input), want, input);
+    assert.equal(normalizeIp('example.com'), undefined);
+    assert.equal(normalizeIp('fe80::1%eth0'), undefined);
+    assert.equal(ipToText(ipFromText('2001:db8::1')!), '2001:db8::1');
+  });
+});
+
+describe('parseCsr', () => {
+  it('reads the EC fixture', () => {
+    const der = fixture('csr-ec-p256.der');
+    const csr = parseCsr(der);
+    assert.deepEqual(csr.der, der);
+    assert.equal(formatDn(csr.subject), 'CN=fixture.example.com,O=certflow');
+    assert.deepEqual(csr.key, { type: 'ec', curve: 'P-256' });
+    assert.deepEqual(csr.sans, { dns: ['fixture.example.com', 'www.fixture.example.com'], ip: ['192.0.2.10', '2001:db8::1'], email: [], uri: [] });
+    assert.deepEqual(
+      csr.extensions.map((e) => [e.oid, e.critical]),
+      [['2.5.29.17', false]],
+    );
+    assert.equal(csr.challengePassword, undefined);
+    assert.equal(csr.unsupportedSans, undefined);
+    // the SPKI is the DER SubjectPublicKeyInfo openssl sees
+    const pub = openssl(['req', '-inform', 'DER', '-noout', '-pubkey'], der);
+    assert.deepEqual(toDer(pub.stdout, ['PUBLIC KEY']), csr.spki);
+  });
+
+  it('reads the RSA fixture', () => {
+    const csr = parseCsr(pemEncode('NEW CERTIFICATE REQUEST', fixture('csr-rsa-2048.der')));
+    assert.deepEqual(csr.key, { type: 'rsa', bits: 2048 });
+    assert.deepEqual(csr.sans.dns, ['rsa.fixture.example.com']);
+  });
+
+  it('rejects the fixture with a corrupted signature', () => {
+    throwsCa(() => parseCsr(fixture('csr-ec-badsig.der')), 'badCSR', /signature \(ecdsa-with-SHA256\) does not verify/, 'csr.signature');
+  });
+
+  it('verifies every supported signature algorithm', () => {
+    const cases: Array<{ key: string; extra?: string[]; want: object }> = [
+      { key: 'ec:P-256', want: { type: 'ec', curve: 'P-256' } },
+      { key: 'ec:P-384', extra: ['-sha384'], want: { type: 'ec', curve: 'P-384' } },
+      { key: 'ec:P-521', extra: ['-sha512'], want: { type: 'ec', curve: 'P-521' } },
+      { key: 'ec:P-256', extra: ['-sha512'], want: { type: 'ec', curve: 'P-256' } },
+      { key: 'rsa:2048', extra: ['-sha384'], want: { type: 'rsa', bits: 2048 } },
+      { key: 'rsa:2048', extra: ['-sha512'], want: { type: 'rsa', bits: 2048 } },
+      { key: 'rsa:2048', extra: ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'], want: { type: 'rsa', bits: 2048 } },
+      { key: 'rsa:2048', extra: ['-sha384', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:max'], want: { type: 'rsa', bits: 2048 } },
+      { key: 'ed25519', want: { type: 'ed25519' } },
+      { key: 'ed448', want: { type: 'ed448' } },
+    ];
+    for (const c of cases) {
+      const { pem } = makeCsr({ key: c.key, subj: '/CN=alg.example', extra: c.extra });
+      assert.deepEqual(parseCsr(pem).key, c.want, `${c.key} ${c.extra?.join(' ') ?? ''}`);
+    }
+  });
+
+  it('refuses SHA-1 signatures as unsupported', () => {
+    const { der } = makeCsr({ key: 'rsa:1024', subj: '/CN=sha1.example', extra: ['-sha1'] });
+    throwsCa(() => parseCsr(der), 'badCSR', /unsupported signature algorithm: sha1WithRSAEncryption/, 'signature.algorithm');
+  });
+
+  it('returns all SAN kinds, IPs as canonical text', () => {
+    const { der } = makeCsr({
+      subj: '/CN=sans.example',
+      san: 'DNS:a.example,IP:0:0:0:0:0:0:0:1,IP:10.1.2.3,IP:2001:DB8:0:0:0:0:0:FF,email:ops@example.com,URI:spiffe://example.org/ns/a',
+    });
+    assert.deepEqual(parseCsr(der).sans, {
+      dns: ['a.example'],
+      ip: ['::1', '10.1.2.3', '2001:db8::ff'],
+      email: ['ops@example.com'],
+      uri: ['spiffe://example.org/ns/a'],
+    });
+  });
+
+  it('reports SAN kinds a SanSet cannot hold', () => {
+    const { der } = makeCsr({ subj: '/CN=x.example', san: 'DNS:x.example,dirName:dir_sect,RID:1.2.3.4', extra: ['-config', dirNameConfig()] });
+    assert.deepEqual(parseCsr(der).unsupportedSans, ['directoryName CN=inner,O=org', 'registeredID 1.2.3.4']);
+  });
+
+  it('reads the challenge password', () => {
+    const config = tmpFile('challenge.cnf');
+    writeFileSync(config, '[req]\ndistinguished_name=dn\nattributes=attrs\nprompt=no\n[dn]\nCN=pw.example\n[attrs]\nchallengePassword=s3cret-Pa55\n');
+    const r = openssl(['req', '-new', '-key', keyFile('ec:P-256'), '-config', config, '-outform', 'DER']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseCsr(new Uint8Array(Buffer.from(r.stdout, 'latin1'))).challengePassword, 's3cret-Pa55');
+  });
+
+  it('rejects input that is not a well-formed request, always as badCSR', () => {
+    const der = fixture('csr-ec-p256.der');
+    throwsCa(() => parseCsr(der.subarray(0, der.length - 20)), 'badCSR', /not valid DER/);
+    throwsCa(() => parseCsr(new Uint8Array([...der, 0x00, 0x00])), 'badCSR', /2 bytes of trailing data/);
+    throwsCa(() => parseCsr(pemEncode('CERTIFICATE REQUEST', der).replace(/\n(.{10})/, '\n$1garbage\u0000')), 'badCSR', /not valid base64/);
+    throwsCa(() => parseCsr(pemEncode('CERTIFICATE REQUEST', new Uint8Array([...der, 1, 2, 3]))), 'badCSR', /trailing data/);
+    throwsCa(() => parseCsr('hello world'), 'badCSR', /does not decode to a DER SEQUENCE/);
+    throwsCa(() => parseCsr('MIIB!!'), 'badCSR', /not valid base64 \(character "!"\)/);
+    throwsCa(() => parseCsr(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])), 'badCSR', /not a PKCS#10 certification request/);
+    throwsCa(() => parseCsr(new Uint8Array(0)), 'badCSR', /empty/);
+    const cert = openssl(['req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=c', '-days', '1', '-outform', 'DER']);
+    throwsCa(() => parseCsr(new Uint8Array(Buffer.from(cert.stdout, 'latin1'))), 'badCSR', /is an X\.509 certificate, not a PKCS#10 request/);
+  });
+
+  it('never lets a raw pkijs/asn1js error escape (mutation fuzzing)', () => {
+    const seeds = [fixture('csr-ec-p256.der'), fixture('csr-rsa-2048.der')];
+    for (let i = 0; i < 600; i++) {
+      const seed = seeds[i % 2];
+      let input = seed.slice();
+      switch (i % 3) {
+        case 0:
+          input[randomInt(input.length)] = randomInt(256);
+          break;
+        case 1:
+          input = input.subarray(0, randomInt(1, input.length));
+          break;
+        default: {
+          const at = randomInt(input.length);
+          input = new Uint8Array([...input.subarray(0, at), randomInt(256), ...input.subarray(at)]);
+        }
+      }
+      try {
+        parseCsr(input);
+      } catch (e) {
+        assert.ok(e instanceof CaError && (e.kind === 'badCSR' || e.kind === 'badKey'), `mutation ${i}: ${(e as Error).name}: ${(e as Error).message}`);
+      }
+    }
+  });
+});
+
+describe('buildCsr', () => {
+  for (const [name, pair] of [
+    ['EC P-256', () => generateKeyPairSync('ec', { namedCurve: 'P-256' })],
+    ['EC P-384', () => generateKeyPairSync('ec', { namedCurve: 'P-384' })],
+    ['RSA 2048', () => generateKeyPairSync('rsa', { modulusLength: 2048 })],
+    ['Ed25519', () => generateKeyPairSync('ed25519')],
+  ] as const) {
+    it(`makes a request openssl verifies (${name})`, () => {
+      const { privateKey } = pair();
+      const der = buildCsr({ subject: 'CN=localhost', sans: { dns: ['localhost'], ip: ['127.0.0.1', '::1'], email: [], uri: [] }, privateKey });
+      const v = openssl(['req', '-inform', 'DER', '-noout', '-verify'], der);
+      assert.equal(v.code, 0, v.stderr);
+      const csr = parseCsr(der);
+      assert.equal(formatDn(csr.subject), 'CN=localhost');
+      assert.deepEqual(csr.sans.ip, ['127.0.0.1', '::1']);
+    });
+  }
+});
+
+describe('serial numbers', () => {
+  it('randomSerial is 20 bytes, positive, without a leading zero', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const s = randomSerial();
+      assert.equal(s.length, 20);
+      assert.ok(s[0] >= 0x01 && s[0] <= 0x7f, `first byte ${s[0]}`);
+      assertValidSerial(s);
+      seen.add(serialToHex(s));
+    }
+    assert.equal(seen.size, 2000);
+  });
+
+  it('serialToHex is lower-case without sign padding', () => {
+    assert.equal(serialToHex(new Uint8Array([0x00, 0xab, 0x01])), 'ab01');
+    assert.equal(serialToHex(new Uint8Array([0x7f, 0xee])), '7fee');
+    assert.equal(serialToHex(new Uint8Array([0x00])), '00');
+  });
+
+  it('assertValidSerial rejects what RFC 5280 forbids', () => {
+    throwsCa(() => assertValidSerial(new Uint8Array([0x80])), 'malformed', /negative/);
+    throwsCa(() => assertValidSerial(new Uint8Array(21).fill(1)), 'malformed', /at most 20/);
+    throwsCa(() => assertValidSerial(new Uint8Array([0x00, 0x01])), 'malformed', /leading zero/);
+    throwsCa(() => assertValidSerial(new Uint8Array([0x00])), 'malformed', /zero/);
+  });
+});
+
+describe('certificates', () => {
+  it('keyIdentifier equals the subject key identifier openssl computes', () => {
+    for (const spec of ['ec:P-256', 'rsa:2048', 'ed25519']) {
+      const r = openssl(['req', '-x509', '-new', '-key', keyFile(spec), '-subj', '/CN=ski', '-days', '1', '-outform', 'DER']);
+      const der = new Uint8Array(Buffer.from(r.stdout, 'latin1'));
+      const d = describeCertificate(der);
+      assert.equal(hex(keyIdentifier(d.spki)), d.subjectKeyIdHex, spec);
+    }
+  });
+
+  it('describeCertificate reads an openssl certificate', () => {
+    const r = openssl([
+      'req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=desc.example/O=Org', '-days', '3', '-outform', 'DER',
+      '-set_serial', '0x00c0ffee',
+      '-addext', 'subjectAltName=DNS:desc.example,IP:::1,email:a@desc.example,URI:urn:x:y',
+      '-addext', 'keyUsage=critical,digitalSignature,keyAgreement',
+      '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
+      '-addext', 'crlDistributionPoints=URI:http://crl.example/ca.crl',
+      '-addext', 'authorityInfoAccess=OCSP;URI:http://ocsp.example,caIssuers;URI:http://ca.example/ca.crt',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const der = new Uint8Array(Buffer.from(r.stdout, 'latin1'));
+    const d = describeCertificate(der);
+    assert.equal(d.serialHex, 'c0ffee');
+    assert.equal(d.subject, 'CN=desc.example,O=Org');
+    assert.equal(d.issuer, 'CN=desc.example,O=Org');
+    assert.deepEqual(d.sans, { dns: ['desc.example'], ip: ['::1'], email: ['a@desc.example'], uri: ['urn:x:y'] });
+    assert.equal(d.isCa, true); // openssl req -x509 adds basicConstraints CA:TRUE
+    assert.deepEqual(d.keyUsage, ['digitalSignature', 'keyAgreement']);
+    assert.deepEqual(d.extKeyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+    assert.deepEqual(d.crlUrls, ['http://crl.example/ca.crl']);
+    assert.deepEqual(d.ocspUrls, ['http://ocsp.example']);
+    assert.deepEqual(d.caIssuersUrls, ['http://ca.example/ca.crt']);
+    assert.equal(d.subjectKeyIdHex, d.authorityKeyIdHex);
+    assert.equal(Math.round((d.notAfter.getTime() - d.notBefore.getTime()) / 86_400_000), 3);
+    const fp = openssl(['x509', '-inform', 'DER', '-noout', '-fingerprint', '-sha256'], der).stdout;
+    assert.equal(fp.trim().split('=')[1].replace(/:/g, '').toLowerCase(), d.fingerprintSha256);
+    assert.ok(verifyCertificateSignature(der, d.spki));
+  });
+
+  it('encodes keyUsage as a minimal DER BIT STRING', () => {
+    assert.equal(hex(encodeKeyUsage(['digitalSignature'])), '03020780');
+    assert.equal(hex(encodeKeyUsage(['keyCertSign', 'cRLSign'])), '03020106');
+    assert.equal(hex(encodeKeyUsage(['digitalSignature', 'keyEncipherment'])), '030205a0');
+    assert.equal(hex(encodeKeyUsage(['digitalSignature', 'decipherOnly'])), '0303078080');
+  });
+
+  async function selfSigned(keys: MemoryKeyStore, overrides: Partial<TbsParams> = {}, extensions: Partial<TbsParams['extensions']> = {}) {
+    const key = (await keys.get('k')) ?? (await keys.generate('k', 'ec-p256'));
+    const name = encodeName(parseDn('CN=self'));
+    const ski = keyIdentifier(key.spki);
+    const params: TbsParams = {
+      serial: randomSerial(),
+      issuer: name,
+      subject: name,
+      notBefore: new Date('2024-01-01T00:00:00.750Z'),
+      notAfter: new Date('2051-06-01T12:00:00Z'),
+      spki: key.spki,
+      sigAlg: 'ecdsa-sha256',
+      extensions: { basicConstraints: { ca: true }, keyUsage: ['keyCertSign', 'cRLSign'], subjectKeyId: ski, authorityKeyId: ski, ...extensions },
+      ...overrides,
+    };
+    const tbs = buildTbsCertificate(params);
+    const cert = assembleCertificate(tbs, params.sigAlg, await keys.sign('k', params.sigAlg, tbs));
+    return { tbs, cert, params, spki: key.spki };
+  }
+
+  it('builds certificates openssl reads, with GeneralizedTime from 2050 and whole seconds', async () => {
+    const keys = new MemoryKeyStore();
+    const { tbs, cert, params, spki } = await selfSigned(keys);
+    assert.equal(tbsSerialHex(tbs), serialToHex(params.serial));
+    const text = x509Text(cert);
+    assert.match(text, /Not Before: Jan {2}1 00:00:00 2024 GMT/);
+    assert.match(text, /Not After : Jun {2}1 12:00:00 2051 GMT/);
+    const d = describeCertificate(cert);
+    assert.equal(d.notAfter.toISOString(), '2051-06-01T12:00:00.000Z');
+    assert.equal(d.notBefore.toISOString(), '2024-01-01T00:00:00.000Z');
+    assert.equal(d.serialHex, serialToHex(params.serial));
+    assert.ok(verifyCertificateSignature(cert, spki));
+    const v = openssl(['verify', '-x509_strict', '-no_check_time', '-CAfile', writeTmp('self.pem', cert), writeTmp('self2.pem', cert)]);
+    assert.equal(v.code, 0, v.stderr + v.stdout);
+  });
+
+  it('verifyCertificateSignature rejects another key and altered certificates', async () => {
+    const keys = new MemoryKeyStore();
+    const { cert, spki } = await selfSigned(keys);
+    const other = await keys.generate('other', 'ec-p256');
+    assert.equal(verifyCertificateSignature(cert, other.spki), false);
+    const altered = cert.slice();
+    altered[40] ^= 0x01; // inside the TBS (serial number)
+    assert.equal(verifyCertificateSignature(altered, spki), false);
+    assert.equal(verifyCertificateSignature(new Uint8Array([0x30, 0x00]), spki), false);
+  });
+
+  it('marks the SAN critical when the subject is empty, and refuses an empty subject without SANs', async () => {
+    const keys = new MemoryKeyStore();
+    const sans = { dns: ['only-san.example'], ip: [], email: [], uri: [] };
+    const { cert } = await selfSigned(keys, { subject: encodeName([]) }, { basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], sans });
+    assert.match(x509Text(cert), /X509v3 Subject Alternative Name: critical\s+DNS:only-san\.example/);
+    const { cert: withSubject } = await selfSigned(keys, {}, { sans });
+    assert.match(x509Text(withSubject), /X509v3 Subject Alternative Name: \n/);
+    await assert.rejects(selfSigned(keys, { subject: encodeName([]) }), (e: unknown) => CaError.is(e, 'policy') && e.rule === 'subject.empty');
+  });
+
+  it('assembleCertificate refuses a signature algorithm the TBS was not built for', async () => {
+    const keys = new MemoryKeyStore();
+    const { tbs } = await selfSigned(keys);
+    throwsCa(() => assembleCertificate(tbs, 'ecdsa-sha384', new Uint8Array([1])), 'internal', /not built for signature algorithm ecdsa-sha384/);
+  });
+
+  it('copies the issuer name byte for byte, without re-encoding it', () => {
+    // CN as PrintableString: encodeName would write UTF8String, so a re-encoding would show.
+    const issuer = new Uint8Array([0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x03, 0x66, 0x6f, 0x6f]);
+    const tbs = buildTbsCertificate({
+      serial: randomSerial(),
+      issuer,
+      subject: encodeName(parseDn('CN=x')),
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 1_000_000),
+      spki: fixtureSpki(),
+      sigAlg: 'ecdsa-sha256',
+      extensions: { subjectKeyId: new Uint8Array(20) },
+    });
+    assert.ok(hex(tbs).includes(hex(issuer)));
+    throwsCa(() => buildTbsCertificate({ ...validParams(), issuer: new Uint8Array([0x30, 0x05, 0x31]) }), 'malformed', /issuer name is not valid DER/);
+    throwsCa(() => buildTbsCertificate({ ...validParams(), serial: new Uint8Array([0xff]) }), 'malformed', /negative/, 'serial');
+    throwsCa(() => buildTbsCertificate({ ...validParams(), notAfter: new Date(0) }), 'internal', /not after notBefore/);
+  });
+});
+
+function fixtureSpki(): Uint8Array {
+  return parseCsr(fixture('csr-ec-p256.der')).spki;
+}
+
+function validParams(): TbsParams {
+  return {
+    serial: randomSerial(),
+    issuer: encodeName(parseDn('CN=issuer')),
+    subject: encodeName(parseDn('CN=x')),
+    notBefore: new Date(),
+    notAfter: new Date(Date.now() + 1_000_000),
+    spki: fixtureSpki(),
+    sigAlg: 'ecdsa-sha256',
+    extensions: { subjectKeyId: new Uint8Array(20) },
+  };
+}
+
+function writeTmp(name: string, der: Uint8Array): string {
+  const file = tmpFile(name);
+  writeFileSync(file, pemEncode('CERTIFICATE', der));
+  return file;
+}
+
+/** An openssl config with a dirName section for a directoryName SAN. */
+function dirNameConfig(): string {
+  const file = tmpFile('dirname.cnf');
+  writeFileSync(file, '[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=inner\nO=org\n');
+  return file;
+}
