@@ -20,3 +20,38 @@ export {
 } from './certificate.ts';
 export { randomSerial, serialToHex, assertValidSerial } from './serial.ts';
 export { signAlgInfo, signAlgFitsKey, type SignAlgInfo, type HashName } from './algorithms.ts';
+export {
+  buildTbsCrl,
+  assembleCrl,
+  describeCrl,
+  verifyCrlSignature,
+  serialFromHex,
+  reasonFromCode,
+  reasonCode,
+  REVOCATION_REASONS,
+  type RevocationReason,
+  type CrlEntry,
+  type TbsCrlParams,
+  type CrlSummary,
+} from './crl.ts';
+export {
+  parseOcspRequest,
+  ocspRequestFromGetPath,
+  certIdMatches,
+  ocspCertId,
+  buildOcspResponseData,
+  assembleOcspResponse,
+  ocspErrorResponse,
+  describeOcspResponse,
+  verifyOcspResponseSignature,
+  type OcspCertId,
+  type OcspHashName,
+  type OcspRequest,
+  type OcspCertStatus,
+  type OcspSingleResponse,
+  type OcspResponseDataParams,
+  type OcspErrorStatus,
+  type OcspResponseStatus,
+  type OcspSingleSummary,
+  type OcspResponseSummary,
+} from './ocsp.ts';

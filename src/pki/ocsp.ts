@@ -1,0 +1,389 @@
+/**
+ * OCSP (RFC 6960): reading requests, building the ResponseData to sign, assembling the
+ * signed OCSPResponse, error responses, and reading responses back (for tests and checks).
+ * Signing happens in the KeyStore (src/ca/ocsp.ts); this module only produces bytes.
+ *
+ * The OCSP ASN.1 module uses EXPLICIT tagging, except where RFC 6960 writes IMPLICIT
+ * (the CertStatus alternatives): ResponderID byKey, nextUpdate, revocationReason and the
+ * extension containers are explicitly tagged, good/revoked/unknown implicitly.
+ */
+import { createHash } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { CaError } from '../core/errors.ts';
+import type { SignAlg } from '../keys/types.ts';
+import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
+import { truncateToSecond } from './certificate.ts';
+import { readReasonNode, reasonToEncode, type RevocationReason } from './crl.ts';
+import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1 } from './der.ts';
+import { integerFromHex } from './integer.ts';
+import { OID } from './oids.ts';
+import { parseSpki } from './publickey.ts';
+import { serialToHex } from './serial.ts';
+
+const OCSP_OID = {
+  basic: '1.3.6.1.5.5.7.48.1.1',
+  nonce: '1.3.6.1.5.5.7.48.1.2',
+} as const;
+
+/**
+ * Upper bound for the nonce extension value. RFC 8954 nonces are 1..32 octets (OpenSSL
+ * wraps them in an OCTET STRING, adding 2); anything far beyond is not a nonce but an
+ * attempt to have us sign arbitrary data, and is refused.
+ */
+const MAX_NONCE_OCTETS = 128;
+
+const tagged = (tagNumber: number, value: asn1js.BaseBlock[]): asn1js.Constructed =>
+  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
+
+// ---------------------------------------------------------------------------------------
+// Requests
+
+export interface OcspCertId {
+  /** OID of the hash algorithm of issuerNameHash and issuerKeyHash. */
+  hashAlgorithm: string;
+  issuerNameHash: Uint8Array;
+  issuerKeyHash: Uint8Array;
+  serialHex: string;
+}
+
+export interface OcspRequest {
+  certIds: OcspCertId[];
+  /**
+   * The nonce extension's extnValue contents exactly as the client sent them (OpenSSL sends
+   * a DER OCTET STRING in there). Echoed verbatim, since clients compare it byte for byte.
+   */
+  nonce?: Uint8Array;
+}
+
+function malformed(why: string): never {
+  throw new CaError('malformed', `malformed OCSP request: ${why}`, { rule: 'ocsp.request' });
+}
+
+function readCertId(id: pkijs.CertID): OcspCertId {
+  const serial = id.serialNumber.valueBlock.valueHexView;
+  // Certificate serials are positive (RFC 5280 4.1.2.2); a negative one cannot name a
+  // certificate of ours and could not be echoed in the CertID from its hex form either.
+  if (serial.length === 0 || serial[0] & 0x80) malformed('a CertID has a negative serial number');
+  return {
+    hashAlgorithm: id.hashAlgorithm.algorithmId,
+    issuerNameHash: id.issuerNameHash.valueBlock.valueHexView.slice(),
+    issuerKeyHash: id.issuerKeyHash.valueBlock.valueHexView.slice(),
+    serialHex: serialToHex(serial),
+  };
+}
+
+function readNonce(exts: readonly pkijs.Extension[]): Uint8Array | undefined {
+  const ext = exts.find((e) => e.extnID === OCSP_OID.nonce);
+  if (!ext) return undefined;
+  const value = ext.extnValue.valueBlock.valueHexView;
+  if (value.length === 0) malformed('the nonce is empty');
+  if (value.length > MAX_NONCE_OCTETS) malformed(`the nonce is ${value.length} octets long (at most ${MAX_NONCE_OCTETS} are accepted)`);
+  return value.slice();
+}
+
+function readTbsRequest(tbs: pkijs.TBSRequest): OcspRequest {
+  if (tbs.version !== undefined && tbs.version !== 0) malformed(`version ${tbs.version + 1} (only v1 exists)`);
+  if (tbs.requestList.length === 0) malformed('the request list is empty');
+  const request: OcspRequest = { certIds: tbs.requestList.map((r) => readCertId(r.reqCert)) };
+  const nonce = readNonce(tbs.requestExtensions ?? []);
+  if (nonce) request.nonce = nonce;
+  return request;
+}
+
+/**
+ * Parses a DER OCSPRequest. Any problem (not DER, trailing bytes, wrong structure, empty
+ * request list) is CaError('malformed'), which the responder answers with malformedRequest.
+ * A request signature, when present, is ignored: the responder does not require one.
+ */
+export function parseOcspRequest(der: Uint8Array): OcspRequest {
+  const node = parseDer(der, 'the OCSP request', 'malformed');
+  const req = wrapAsn1('malformed', 'the input is not an OCSP request', () => new pkijs.OCSPRequest({ schema: node }));
+  return wrapAsn1('malformed', 'the OCSP request has a malformed field', () => readTbsRequest(req.tbsRequest));
+}
+
+/**
+ * The DER request of an OCSP GET (RFC 6960 A.1: the URL path ends with the url-encoded
+ * base64 of the DER). `path` is what follows the responder's base URL, with or without a
+ * leading "/". '+', '/' and '=' may come percent-encoded or not; a space is read as '+',
+ * because some clients and proxies apply form decoding, which turns '+' into ' '.
+ */
+export function ocspRequestFromGetPath(path: string): Uint8Array {
+  // A DER OCSPRequest starts with 0x30, base64 "M": a leading '/' is never part of it.
+  let text = path.replace(/^\/+/, '');
+  try {
+    text = decodeURIComponent(text);
+  } catch {
+    malformed('the GET path is not valid percent-encoding');
+  }
+  text = text.replace(/ /g, '+');
+  // Buffer's base64 decoder skips invalid characters silently; check the alphabet first.
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.replace(/=+$/, '').length % 4 === 1) malformed('the GET path is not base64');
+  const der = new Uint8Array(Buffer.from(text, 'base64'));
+  if (der.length === 0) malformed('the GET path is empty');
+  return der;
+}
+
+export type OcspHashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/** CertID hash algorithms we can compute, by OID. */
+const CERT_ID_HASHES = new Map<string, OcspHashName>([
+  [OID.sha1, 'sha1'],
+  [OID.sha256, 'sha256'],
+  [OID.sha384, 'sha384'],
+  [OID.sha512, 'sha512'],
+]);
+const CERT_ID_HASH_OIDS = new Map([...CERT_ID_HASHES].map(([oid, name]) => [name, oid]));
+
+interface IssuerKey {
+  /** DER Name of the issuer certificate's subject. */
+  subjectDer: Uint8Array;
+  /** DER SubjectPublicKeyInfo of the issuer certificate. */
+  spki: Uint8Array;
+}
+
+/**
+ * issuerNameHash and issuerKeyHash of a CertID (RFC 6960 4.1.1): the hash of the issuer's
+ * DER subject Name, and of its subjectPublicKey BIT STRING contents (without tag, length
+ * and unused-bits octet).
+ */
+function issuerHashes(issuer: IssuerKey, hash: OcspHashName): { nameHash: Uint8Array; keyHash: Uint8Array } {
+  const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
+  const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
+  return { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
+}
+
+/**
+ * Whether `certId` names a certificate issued by `issuer` (its name and key hashes match).
+ * False for hash algorithms other than SHA-1/256/384/512.
+ */
+export function certIdMatches(certId: OcspCertId, issuer: IssuerKey): boolean {
+  const hash = CERT_ID_HASHES.get(certId.hashAlgorithm);
+  if (!hash) return false;
+  const { nameHash, keyHash } = issuerHashes(issuer, hash);
+  return bytesEqual(nameHash, certId.issuerNameHash) && bytesEqual(keyHash, certId.issuerKeyHash);
+}
+
+/**
+ * The CertID a client computes for certificate `serialHex` issued by `issuer` with `hash`,
+ * e.g. to sign responses ahead of requests (RFC 5019 style).
+ */
+export function ocspCertId(issuer: IssuerKey, serialHex: string, hash: OcspHashName): OcspCertId {
+  const hashAlgorithm = CERT_ID_HASH_OIDS.get(hash);
+  if (!hashAlgorithm) throw new CaError('internal', `unsupported OCSP CertID hash "${hash}"`);
+  const { nameHash, keyHash } = issuerHashes(issuer, hash);
+  // Normalised like parsed request serials, so stored and requested CertIDs compare equal.
+  const serial = serialToHex(integerFromHex(serialHex, 'OCSP CertID serial number'));
+  return { hashAlgorithm, issuerNameHash: nameHash, issuerKeyHash: keyHash, serialHex: serial };
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+
+export type OcspCertStatus =
+  | { status: 'good' }
+  | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason }
+  | { status: 'unknown' };
+
+export interface OcspSingleResponse {
+  certId: OcspCertId;
+  status: OcspCertStatus;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+export interface OcspResponseDataParams {
+  /** SHA-1 of the responder's subjectPublicKey (ResponderID byKey, RFC 6960 4.2.2.3). */
+  responderKeyId: Uint8Array;
+  producedAt: Date;
+  responses: OcspSingleResponse[];
+  /** The request's nonce extension value, echoed verbatim. */
+  nonce?: Uint8Array;
+}
+
+/** GeneralizedTime with whole seconds (RFC 5280 4.1.2.5.2, which OCSP times follow). */
+function ocspTime(d: Date): asn1js.GeneralizedTime {
+  return new asn1js.GeneralizedTime({ valueDate: truncateToSecond(d) });
+}
+
+/** The CertID of a request, re-encoded; hash AlgorithmIdentifier with NULL parameters as OpenSSL writes it. */
+function certIdNode(id: OcspCertId): asn1js.Sequence {
+  return new asn1js.Sequence({
+    value: [
+      new pkijs.AlgorithmIdentifier({ algorithmId: id.hashAlgorithm, algorithmParams: new asn1js.Null() }).toSchema(),
+      new asn1js.OctetString({ valueHex: id.issuerNameHash }),
+      new asn1js.OctetString({ valueHex: id.issuerKeyHash }),
+      new asn1js.Integer({ valueHex: integerFromHex(id.serialHex, 'OCSP CertID serial number') }),
+    ],
+  });
+}
+
+/** CertStatus: good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL. */
+function certStatusNode(s: OcspCertStatus, serialHex: string): asn1js.BaseBlock {
+  switch (s.status) {
+    case 'good':
+      return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
+    case 'unknown':
+      return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } });
+    case 'revoked': {
+      const info: asn1js.BaseBlock[] = [ocspTime(s.revokedAt)];
+      // Same rule as CRL entries: "unspecified" is expressed by leaving the reason out.
+      const code = reasonToEncode(s.reason, serialHex);
+      if (code !== undefined) info.push(tagged(0, [new asn1js.Enumerated({ value: code })]));
+      return tagged(1, info);
+    }
+  }
+}
+
+function singleResponseNode(r: OcspSingleResponse): asn1js.Sequence {
+  if (!(r.nextUpdate.getTime() > r.thisUpdate.getTime())) {
+    throw new CaError('internal', `OCSP nextUpdate ${r.nextUpdate.toISOString()} is not after thisUpdate ${r.thisUpdate.toISOString()}`);
+  }
+  return new asn1js.Sequence({
+    value: [certIdNode(r.certId), certStatusNode(r.status, r.certId.serialHex), ocspTime(r.thisUpdate), tagged(0, [ocspTime(r.nextUpdate)])],
+  });
+}
+
+/**
+ * DER ResponseData: version v1 (DEFAULT, so not written), responderID byKey, producedAt,
+ * one SingleResponse per entry, and the nonce extension when the request had one.
+ */
+export function buildOcspResponseData(p: OcspResponseDataParams): Uint8Array {
+  if (p.responderKeyId.length !== 20) throw new CaError('internal', `the OCSP responder key id is ${p.responderKeyId.length} octets, a SHA-1 hash has 20`);
+  if (p.responses.length === 0) throw new CaError('internal', 'an OCSP response needs at least one SingleResponse');
+  const fields: asn1js.BaseBlock[] = [
+    tagged(2, [new asn1js.OctetString({ valueHex: p.responderKeyId })]),
+    ocspTime(p.producedAt),
+    new asn1js.Sequence({ value: p.responses.map(singleResponseNode) }),
+  ];
+  if (p.nonce !== undefined) {
+    const nonce = new pkijs.Extension({ extnID: OCSP_OID.nonce, critical: false, extnValue: p.nonce.slice().buffer });
+    fields.push(tagged(1, [new asn1js.Sequence({ value: [nonce.toSchema()] })]));
+  }
+  return encodeDer(new asn1js.Sequence({ value: fields }));
+}
+
+export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'sigRequired' | 'unauthorized';
+export type OcspResponseStatus = 'successful' | OcspErrorStatus;
+
+/** OCSPResponseStatus codes (RFC 6960 4.2.1); 4 is unused. */
+const RESPONSE_STATUS_CODES: Record<OcspResponseStatus, number> = {
+  successful: 0,
+  malformedRequest: 1,
+  internalError: 2,
+  tryLater: 3,
+  sigRequired: 5,
+  unauthorized: 6,
+};
+
+/**
+ * A successful OCSPResponse: ResponseBytes of type id-pkix-ocsp-basic holding the
+ * BasicOCSPResponse (ResponseData byte for byte, signature algorithm, signature in the
+ * KeyStore's form, and `certs` when given and non-empty).
+ */
+export function assembleOcspResponse(responseData: Uint8Array, sigAlg: SignAlg, signature: Uint8Array, certs?: Uint8Array[]): Uint8Array {
+  const tbsNode = parseDerExact(responseData, 'the OCSP ResponseData', 'internal');
+  if (signature.length === 0) throw new CaError('internal', 'the signature is empty');
+  const basic: asn1js.BaseBlock[] = [tbsNode as asn1js.BaseBlock, signatureAlgorithmIdentifier(sigAlg).toSchema(), new asn1js.BitString({ valueHex: signature })];
+  if (certs?.length) {
+    const certNodes = certs.map((c, i) => parseDerExact(c, `certificate ${i + 1} of the OCSP response`, 'internal') as asn1js.BaseBlock);
+    basic.push(tagged(0, [new asn1js.Sequence({ value: certNodes })]));
+  }
+  const responseBytes = new asn1js.Sequence({
+    value: [new asn1js.ObjectIdentifier({ value: OCSP_OID.basic }), new asn1js.OctetString({ valueHex: encodeDer(new asn1js.Sequence({ value: basic })) })],
+  });
+  return encodeDer(new asn1js.Sequence({ value: [new asn1js.Enumerated({ value: RESPONSE_STATUS_CODES.successful }), tagged(0, [responseBytes])] }));
+}
+
+/** An unsigned OCSPResponse carrying only an error status (RFC 6960 2.3). */
+export function ocspErrorResponse(status: OcspErrorStatus): Uint8Array {
+  const code = RESPONSE_STATUS_CODES[status];
+  if (code === undefined || code === 0) throw new CaError('internal', `"${status}" is not an OCSP error status`);
+  return encodeDer(new asn1js.Sequence({ value: [new asn1js.Enumerated({ value: code })] }));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading responses
+
+const STATUS_BY_CODE = new Map(Object.entries(RESPONSE_STATUS_CODES).map(([name, code]) => [code, name as OcspResponseStatus]));
+
+export interface OcspSingleSummary {
+  serialHex: string;
+  status: 'good' | 'revoked' | 'unknown';
+  revokedAt?: Date;
+  reason?: RevocationReason;
+  thisUpdate: Date;
+  nextUpdate?: Date;
+}
+
+export interface OcspResponseSummary {
+  status: OcspResponseStatus;
+  /** The rest is only present for successful responses. */
+  producedAt?: Date;
+  responderKeyIdHex?: string;
+  nonce?: Uint8Array;
+  responses: OcspSingleSummary[];
+}
+
+function parseOcspResponse(der: Uint8Array): { status: OcspResponseStatus; basic?: pkijs.BasicOCSPResponse } {
+  const node = parseDer(der, 'the OCSP response', 'malformed');
+  const resp = wrapAsn1('malformed', 'the input is not an OCSP response', () => new pkijs.OCSPResponse({ schema: node }));
+  const status = STATUS_BY_CODE.get(resp.responseStatus.valueBlock.valueDec);
+  if (!status) throw new CaError('malformed', `unknown OCSP response status ${resp.responseStatus.valueBlock.valueDec}`);
+  if (status !== 'successful') return { status };
+  if (!resp.responseBytes) throw new CaError('malformed', 'a successful OCSP response has no responseBytes');
+  if (resp.responseBytes.responseType !== OCSP_OID.basic) throw new CaError('malformed', `unsupported OCSP response type ${resp.responseBytes.responseType}`);
+  const inner = parseDer(resp.responseBytes.response.valueBlock.valueHexView, 'the BasicOCSPResponse', 'malformed');
+  return { status, basic: wrapAsn1('malformed', 'the response is not a BasicOCSPResponse', () => new pkijs.BasicOCSPResponse({ schema: inner })) };
+}
+
+function readCertStatus(node: asn1js.BaseBlock, summary: OcspSingleSummary): void {
+  const tag = node.idBlock.tagNumber;
+  if (node.idBlock.tagClass !== 3 || tag > 2) throw new CaError('malformed', 'an OCSP SingleResponse has an invalid certStatus');
+  summary.status = tag === 0 ? 'good' : tag === 2 ? 'unknown' : 'revoked';
+  if (tag !== 1) return;
+  if (!(node instanceof asn1js.Constructed)) throw new CaError('malformed', 'RevokedInfo is not a constructed value');
+  const [time, reason] = node.valueBlock.value;
+  if (!(time instanceof asn1js.GeneralizedTime)) throw new CaError('malformed', 'RevokedInfo has no revocationTime');
+  summary.revokedAt = time.toDate();
+  if (reason instanceof asn1js.Constructed && reason.valueBlock.value[0]) {
+    const r = readReasonNode(reason.valueBlock.value[0], 'the revocationReason');
+    if (r) summary.reason = r;
+  }
+}
+
+function readSingleResponse(r: pkijs.SingleResponse): OcspSingleSummary {
+  const summary: OcspSingleSummary = { serialHex: serialToHex(r.certID.serialNumber.valueBlock.valueHexView), status: 'unknown', thisUpdate: r.thisUpdate };
+  readCertStatus(r.certStatus as asn1js.BaseBlock, summary);
+  if (r.nextUpdate) summary.nextUpdate = r.nextUpdate;
+  return summary;
+}
+
+/** Reads a DER OCSPResponse (status, and for successful ones the single responses). */
+export function describeOcspResponse(der: Uint8Array): OcspResponseSummary {
+  const { status, basic } = parseOcspResponse(der);
+  if (!basic) return { status, responses: [] };
+  return wrapAsn1('malformed', 'the OCSP response has a malformed field', () => {
+    const data = basic.tbsResponseData;
+    const summary: OcspResponseSummary = { status, producedAt: data.producedAt, responses: data.responses.map(readSingleResponse) };
+    if (data.responderID instanceof asn1js.OctetString) summary.responderKeyIdHex = toHex(data.responderID.valueBlock.valueHexView);
+    const nonce = data.responseExtensions?.find((e) => e.extnID === OCSP_OID.nonce);
+    if (nonce) summary.nonce = bytesOf(nonce.extnValue.valueBlock.valueHexView).slice();
+    return summary;
+  });
+}
+
+/**
+ * Whether a successful DER OCSPResponse carries a valid signature by the key `spki` over its
+ * ResponseData. False for error responses, unparseable input and unsupported algorithms.
+ */
+export function verifyOcspResponseSignature(der: Uint8Array, spki: Uint8Array): boolean {
+  try {
+    const { basic } = parseOcspResponse(der);
+    if (!basic || basic.signature.valueBlock.unusedBits !== 0) return false;
+    const alg = readSignatureAlgorithm(basic.signatureAlgorithm, 'malformed');
+    return verifySignature(spki, alg, basic.tbsResponseData.tbsView, basic.signature.valueBlock.valueHexView);
+  } catch {
+    return false;
+  }
+}

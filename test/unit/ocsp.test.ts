@@ -1,0 +1,263 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { CaError } from '../../src/core/errors.ts';
+import { signOcspResponse } from '../../src/ca/ocsp.ts';
+import {
+  buildOcspResponseData,
+  certIdMatches,
+  describeCertificate,
+  describeOcspResponse,
+  keyIdentifier,
+  ocspCertId,
+  ocspErrorResponse,
+  ocspRequestFromGetPath,
+  parseOcspRequest,
+  verifyOcspResponseSignature,
+  type CertSummary,
+  type OcspCertId,
+  type OcspCertStatus,
+  type OcspErrorStatus,
+} from '../../src/pki/index.ts';
+import { tmpFile, writePem } from '../helpers/openssl.ts';
+import { hierarchy, issueLeaf, opensslAll, writeDer, type Hierarchy } from '../helpers/revocation.ts';
+
+const HOUR = 3_600_000;
+const second = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
+  describe(`OCSP with ${keyAlg} CAs`, () => {
+    let h: Hierarchy;
+    let issuer: CertSummary;
+    let leaf: { der: Uint8Array; serialHex: string; pem: string };
+    let other: { der: Uint8Array; serialHex: string; pem: string };
+    let files: { issuing: string; cas: string };
+    const ca = () => ({ certDer: h.issuing.certDer, keyId: h.issuing.keyId, keyAlg: h.issuing.keyAlg });
+
+    before(async () => {
+      h = await hierarchy(keyAlg);
+      issuer = describeCertificate(h.issuing.certDer);
+      const [a, b] = await Promise.all([issueLeaf(h, 'leaf.example'), issueLeaf(h, 'other.example')]);
+      leaf = { ...a, pem: writePem('leaf.pem', a.der) };
+      other = { ...b, pem: writePem('other.pem', b.der) };
+      files = { issuing: writePem('issuing.pem', h.issuing.certDer), cas: writePem('cas.pem', h.root.certDer, h.issuing.certDer) };
+    });
+
+    /** An OCSP request made by openssl for `certs` (paths), returned as DER. */
+    function opensslRequest(certs: string[], extra: string[] = []): { der: Uint8Array; file: string } {
+      const file = tmpFile('req.der');
+      const r = opensslAll(['ocsp', '-issuer', files.issuing, ...extra, ...certs.flatMap((c) => ['-cert', c]), '-reqout', file]);
+      assert.equal(r.code, 0, r.out);
+      return { der: new Uint8Array(readFileSync(file)), file };
+    }
+
+    /**
+     * `openssl ocsp` checking `resp` (signature, signer, nonce) against the request, with
+     * root + issuing as trust anchors. With `certs`, openssl also prints each certificate's
+     * status; it then builds its own request from them, adding a fresh nonce unless told
+     * -no_nonce, so the nonce comparison with -reqin only happens without `certs`.
+     */
+    function opensslCheck(resp: Uint8Array, reqFile: string, certs: string[] = []) {
+      const perCert = certs.length ? ['-no_nonce', ...certs.flatMap((c) => ['-cert', c])] : [];
+      return opensslAll(['ocsp', '-respin', writeDer('resp.der', resp), '-reqin', reqFile, '-issuer', files.issuing, '-CAfile', files.cas, ...perCert, '-resp_text']);
+    }
+
+    const sign = (certIds: OcspCertId[], statuses: OcspCertStatus[], nonce?: Uint8Array) => {
+      const now = second(new Date());
+      return signOcspResponse(h.keys, ca(), {
+        producedAt: now,
+        responses: certIds.map((certId, i) => ({ certId, status: statuses[i]!, thisUpdate: now, nextUpdate: new Date(now.getTime() + HOUR) })),
+        nonce,
+      });
+    };
+
+    it('parses openssl requests (SHA-1 and SHA-256 CertIDs) and matches the issuer', () => {
+      const req = parseOcspRequest(opensslRequest([leaf.pem], ['-no_nonce']).der);
+      assert.equal(req.nonce, undefined);
+      assert.equal(req.certIds.length, 1);
+      const [id] = req.certIds;
+      assert.equal(id!.hashAlgorithm, '1.3.14.3.2.26');
+      assert.equal(id!.serialHex, leaf.serialHex);
+      assert.ok(certIdMatches(id!, issuer));
+      assert.ok(!certIdMatches(id!, describeCertificate(h.root.certDer)));
+      assert.deepEqual(id, ocspCertId(issuer, leaf.serialHex, 'sha1'));
+      assert.equal(Buffer.from(id!.issuerKeyHash).toString('hex'), issuer.subjectKeyIdHex);
+
+      const sha256 = parseOcspRequest(opensslRequest([leaf.pem, other.pem], ['-no_nonce', '-sha256']).der);
+      assert.deepEqual(
+        sha256.certIds.map((c) => c.serialHex),
+        [leaf.serialHex, other.serialHex],
+      );
+      assert.equal(sha256.certIds[0]!.hashAlgorithm, '2.16.840.1.101.3.4.2.1');
+      assert.ok(sha256.certIds.every((c) => certIdMatches(c, issuer)));
+      assert.deepEqual(sha256.certIds[1], ocspCertId(issuer, other.serialHex, 'sha256'));
+      assert.ok(!certIdMatches({ ...sha256.certIds[0]!, hashAlgorithm: '1.2.3.4' }, issuer));
+
+      const withNonce = parseOcspRequest(opensslRequest([leaf.pem]).der);
+      assert.ok(withNonce.nonce && withNonce.nonce.length > 0);
+    });
+
+    it('openssl verifies a "good" response and the echoed nonce', async () => {
+      const req = opensslRequest([leaf.pem]);
+      const parsed = parseOcspRequest(req.der);
+      const resp = await sign(parsed.certIds, [{ status: 'good' }], parsed.nonce);
+      const r = opensslCheck(resp, req.file);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /Response verify OK/);
+      assert.match(r.out, /Cert Status: good/);
+      assert.doesNotMatch(r.out, /WARNING|error/i);
+      assert.match(r.out, /OCSP Nonce:\s*\n\s*([0-9A-F]+)/);
+      assert.equal(/OCSP Nonce:\s*\n\s*([0-9A-F]+)/.exec(r.out)?.[1], Buffer.from(parsed.nonce!).toString('hex').toUpperCase());
+      assert.ok(r.out.includes(`Responder Id: ${issuer.subjectKeyIdHex!.toUpperCase()}`), r.out);
+      const named = opensslCheck(resp, req.file, [leaf.pem]);
+      assert.equal(named.code, 0, named.out);
+      assert.match(named.out, /leaf\.pem: good/);
+
+      const missing = opensslCheck(await sign(parsed.certIds, [{ status: 'good' }]), req.file);
+      assert.match(missing.out, /WARNING: no nonce in response/);
+      const wrong = await sign(parsed.certIds, [{ status: 'good' }], new Uint8Array([0x04, 0x02, 0xab, 0xcd]));
+      const mismatch = opensslCheck(wrong, req.file);
+      assert.notEqual(mismatch.code, 0, mismatch.out);
+      assert.match(mismatch.out, /Nonce Verify error/);
+    });
+
+    it('openssl reads revoked (with reason), good and unknown statuses in one response', async () => {
+      const req = opensslRequest([leaf.pem, other.pem], ['-no_nonce']);
+      const parsed = parseOcspRequest(req.der);
+      const revokedAt = second(new Date(Date.now() - HOUR));
+      const unknownId = ocspCertId(issuer, '7f0102', 'sha1');
+      const resp = await sign(
+        [...parsed.certIds, unknownId],
+        [{ status: 'revoked', revokedAt, reason: 'keyCompromise' }, { status: 'good' }, { status: 'unknown' }],
+      );
+      const r = opensslCheck(resp, req.file, [leaf.pem, other.pem]);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /Response verify OK/);
+      assert.match(r.out, /leaf\.pem: revoked\s+This Update: [^\n]+\s+Next Update: [^\n]+\s+Reason: keyCompromise\s+Revocation Time: /);
+      assert.match(r.out, /other\.pem: good/);
+      assert.match(r.out, /Cert Status: unknown/);
+      assert.match(r.out, /Revocation Reason: keyCompromise \(0x1\)/);
+
+      const d = describeOcspResponse(resp);
+      assert.equal(d.status, 'successful');
+      assert.equal(d.responderKeyIdHex, Buffer.from(keyIdentifier(issuer.spki)).toString('hex'));
+      assert.deepEqual(
+        d.responses.map(({ serialHex, status, revokedAt: at, reason }) => ({ serialHex, status, at, reason })),
+        [
+          { serialHex: leaf.serialHex, status: 'revoked', at: revokedAt, reason: 'keyCompromise' },
+          { serialHex: other.serialHex, status: 'good', at: undefined, reason: undefined },
+          { serialHex: '7f0102', status: 'unknown', at: undefined, reason: undefined },
+        ],
+      );
+      assert.ok(d.responses.every((s) => s.nextUpdate && s.nextUpdate.getTime() - s.thisUpdate.getTime() === HOUR));
+      assert.ok(d.producedAt instanceof Date);
+      assert.ok(verifyOcspResponseSignature(resp, issuer.spki));
+      assert.ok(!verifyOcspResponseSignature(resp, describeCertificate(h.root.certDer).spki));
+    });
+
+    it('revoked without a reason (or "unspecified") carries no revocationReason', async () => {
+      const req = opensslRequest([leaf.pem], ['-no_nonce']);
+      const { certIds } = parseOcspRequest(req.der);
+      for (const reason of [undefined, 'unspecified' as const]) {
+        const resp = await sign(certIds, [{ status: 'revoked', revokedAt: new Date(), reason }]);
+        const r = opensslCheck(resp, req.file, [leaf.pem]);
+        assert.equal(r.code, 0, r.out);
+        assert.match(r.out, /leaf\.pem: revoked/);
+        assert.doesNotMatch(r.out, /Reason:/);
+        assert.equal(describeOcspResponse(resp).responses[0]!.reason, undefined);
+      }
+      const held = await sign(certIds, [{ status: 'revoked', revokedAt: new Date(), reason: 'certificateHold' }]);
+      assert.match(opensslCheck(held, req.file, [leaf.pem]).out, /Reason: certificateHold/);
+    });
+
+    it('refuses CertIDs of another issuer and signatures that do not verify', async () => {
+      const foreign = ocspCertId(describeCertificate(h.root.certDer), leaf.serialHex, 'sha1');
+      await assert.rejects(sign([foreign], [{ status: 'good' }]), (e) => CaError.is(e, 'internal'));
+      h.keys.tamper = (sig) => {
+        const out = sig.slice();
+        out[out.length - 1] ^= 1;
+        return out;
+      };
+      try {
+        await assert.rejects(sign([ocspCertId(issuer, leaf.serialHex, 'sha1')], [{ status: 'good' }]), (e) => CaError.is(e, 'internal') && e.rule === 'sign.verify');
+      } finally {
+        h.keys.tamper = undefined;
+      }
+    });
+  });
+}
+
+describe('OCSP request parsing and error responses', () => {
+  let h: Hierarchy;
+  let request: Uint8Array;
+  before(async () => {
+    h = await hierarchy('ec-p256');
+    const leaf = await issueLeaf(h, 'leaf.example');
+    const file = tmpFile('req.der');
+    const r = opensslAll(['ocsp', '-issuer', writePem('issuing.pem', h.issuing.certDer), '-cert', writePem('leaf.pem', leaf.der), '-reqout', file]);
+    assert.equal(r.code, 0, r.out);
+    request = new Uint8Array(readFileSync(file));
+  });
+
+  it('malformed requests are CaError(malformed)', () => {
+    const bad = [
+      new Uint8Array(),
+      new Uint8Array([0x30]),
+      new Uint8Array([0x30, 0x00]),
+      new Uint8Array([...request, 0x00]), // trailing byte
+      request.slice(0, request.length - 1), // truncated
+      h.issuing.certDer, // DER, but not an OCSP request
+      new Uint8Array(Buffer.from('not der at all')),
+      new Uint8Array([0x30, 0x04, 0x30, 0x02, 0x30, 0x00]), // empty request list
+    ];
+    for (const der of bad) assert.throws(() => parseOcspRequest(der), (e) => CaError.is(e, 'malformed'), Buffer.from(der).toString('hex'));
+  });
+
+  it('decodes the GET form with or without percent-encoding', () => {
+    const b64 = Buffer.from(request).toString('base64');
+    for (const path of [b64, `/${b64}`, encodeURIComponent(b64), b64.replace(/=/g, '%3D').replace(/\//g, '%2F')]) {
+      assert.deepEqual(ocspRequestFromGetPath(path), request, path);
+    }
+    // "++++////AQ==": '+' and '/' in every spelling, '+' turned into ' ' by form decoding
+    const bytes = new Uint8Array([0xfb, 0xef, 0xbe, 0xff, 0xff, 0xff, 0x01]);
+    for (const path of ['++++////AQ==', '%2B%2b++%2F%2f//AQ%3D%3d', '    ////AQ', '++++////AQ']) {
+      assert.deepEqual(ocspRequestFromGetPath(path), bytes, path);
+    }
+    assert.ok(parseOcspRequest(ocspRequestFromGetPath(encodeURIComponent(b64))).certIds.length === 1);
+    for (const path of ['', '/', 'MEI*', '%E0%A4%A', 'A', 'AB=C']) {
+      assert.throws(() => ocspRequestFromGetPath(path), (e) => CaError.is(e, 'malformed'), path);
+    }
+  });
+
+  it('error responses carry only the status, and openssl reads them', () => {
+    const statuses: Array<[OcspErrorStatus, number]> = [
+      ['malformedRequest', 1],
+      ['internalError', 2],
+      ['tryLater', 3],
+      ['sigRequired', 5],
+      ['unauthorized', 6],
+    ];
+    for (const [status, code] of statuses) {
+      const der = ocspErrorResponse(status);
+      assert.deepEqual([...der], [0x30, 0x03, 0x0a, 0x01, code]);
+      assert.deepEqual(describeOcspResponse(der), { status, responses: [] });
+      assert.ok(!verifyOcspResponseSignature(der, describeCertificate(h.issuing.certDer).spki));
+    }
+    const r = opensslAll(['ocsp', '-respin', writeDer('err.der', ocspErrorResponse('malformedRequest')), '-resp_text', '-noverify']);
+    assert.match(r.out, /Responder Error: malformedRequest \(1\)/i);
+  });
+
+  it('buildOcspResponseData validates its input', () => {
+    const issuer = describeCertificate(h.issuing.certDer);
+    const certId = ocspCertId(issuer, '01', 'sha1');
+    const now = new Date();
+    const ok = { responderKeyId: keyIdentifier(issuer.spki), producedAt: now, responses: [{ certId, status: { status: 'good' as const }, thisUpdate: now, nextUpdate: new Date(now.getTime() + HOUR) }] };
+    assert.ok(buildOcspResponseData(ok).length > 0);
+    const internal = (e: unknown) => CaError.is(e, 'internal');
+    assert.throws(() => buildOcspResponseData({ ...ok, responderKeyId: new Uint8Array(19) }), internal);
+    assert.throws(() => buildOcspResponseData({ ...ok, responses: [] }), internal);
+    assert.throws(() => buildOcspResponseData({ ...ok, responses: [{ ...ok.responses[0]!, nextUpdate: now }] }), internal);
+    const removed = { status: 'revoked' as const, revokedAt: now, reason: 'removeFromCRL' as const };
+    assert.throws(() => buildOcspResponseData({ ...ok, responses: [{ ...ok.responses[0]!, status: removed }] }), internal);
+  });
+});
