@@ -7,11 +7,11 @@
  * returns the stored certificate or signs the very same TBS again; it never draws a
  * second serial for a request.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
-import { CaError, CLIENT_ERROR_KINDS } from '../src/core/errors.ts';
+import { CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
@@ -22,7 +22,10 @@ import * as certificates from '../src/db/repos/certificates.ts';
 import type { CertificateRow } from '../src/db/repos/certificates.ts';
 import { audit } from '../src/db/repos/audit.ts';
 import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
+import { toActivityFailure } from './failures.ts';
+import { signOcspForIssued } from './revocation.ts';
 
+/** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
   config: Config;
   pool: Pool;
@@ -47,6 +50,8 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   let row = await certificates.getByRequest(pool, input.requestId);
   if (row?.certDer) {
     log.info({ requestId: input.requestId, serial: row.serial }, 'certificate already issued for this request');
+    // A crash may have come between storing the certificate and its OCSP responses.
+    await signOcspForIssued(deps, row.caName, row.serial);
     return toResult(deps, row);
   }
   row ??= await persistTbs(deps, input);
@@ -62,6 +67,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
     object: row.serial,
     details: { requestId: input.requestId, protocol: input.protocol, profile: row.profile, ca: row.caName, subject: row.subject },
   });
+  await signOcspForIssued(deps, row.caName, row.serial);
   log.info({ requestId: input.requestId, serial: row.serial, profile: row.profile }, 'certificate issued');
   return toResult(deps, issued);
 }
@@ -150,17 +156,4 @@ async function pauseBeforeSign(): Promise<void> {
     await sleep(250);
   }
   Context.current().heartbeat();
-}
-
-/** Requester mistakes become non-retryable failures typed with the CaError kind. */
-export function toActivityFailure(e: unknown): unknown {
-  if (e instanceof CaError && CLIENT_ERROR_KINDS.has(e.kind)) {
-    return ApplicationFailure.create({
-      type: e.kind,
-      message: e.message,
-      nonRetryable: true,
-      details: e.rule ? [{ rule: e.rule }] : [],
-    });
-  }
-  return e;
 }

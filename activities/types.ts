@@ -57,3 +57,43 @@ export interface StorageActivities {
   /** Projects an issuance request's state into Postgres (read model). */
   projectRequest(p: RequestProjection): Promise<void>;
 }
+
+export type StatusAction = 'revoke' | 'hold' | 'release';
+
+export interface StatusChangeInput {
+  serial: string;
+  action: StatusAction;
+  /** RFC 5280 reason name for 'revoke' (default unspecified). */
+  reason?: string;
+  requester?: string;
+}
+
+export interface StatusChangeResult {
+  serial: string;
+  status: 'valid' | 'revoked' | 'hold';
+  reason: string | null;
+  revokedAt: string | null;
+  caName: string;
+  crlNumber: string;
+}
+
+export interface RefreshInput {
+  /** Make a new CRL even when the latest is still fresh. */
+  force?: boolean;
+  /** Only this CA (default: every issuing CA). */
+  caName?: string;
+}
+
+export interface RefreshResult {
+  crls: Array<{ caName: string; crlNumber: string; entries: number }>;
+  ocspSigned: number;
+  /** More OCSP responses are due than one run signs: run again. */
+  more: boolean;
+}
+
+export interface RevocationActivities {
+  /** Revokes / holds / releases, then re-signs the certificate's OCSP responses and its CA's CRL. */
+  changeCertificateStatus(input: StatusChangeInput): Promise<StatusChangeResult>;
+  /** Renews CRLs that are due (or all with force) and OCSP responses that expire soon. */
+  refreshRevocationData(input: RefreshInput): Promise<RefreshResult>;
+}

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
-import { getProfile, loadConfig, paths, type Config } from '../config/index.ts';
+import { getProfile, loadConfig, type Config } from '../config/index.ts';
 import { CaError, CLIENT_ERROR_KINDS } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
@@ -18,8 +18,12 @@ import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
+import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { notifyReady } from './node-child.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
+
+/** Reasons an operator may give to `cert revoke` (hold has its own command). */
+const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn', 'aACompromise'];
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
 
@@ -231,6 +235,59 @@ function program(): Command {
         }
       });
     });
+  const statusCommand = (name: 'revoke' | 'hold' | 'release', description: string) => {
+    const c = cert
+      .command(`${name} <serial>`)
+      .description(description)
+      .addOption(new Option('--timeout <seconds>', 'how long to wait for the worker').default('60').argParser(Number));
+    if (name === 'revoke') {
+      c.addOption(new Option('--reason <name>', 'RFC 5280 reason').default('unspecified').choices(REVOKE_REASONS));
+    }
+    c.action(async (serialArg: string, opts: { reason?: string; timeout: number }) => {
+      const serial = normalizeSerial(serialArg);
+      const current = await withPool((pool) => certificates.get(pool, serial));
+      if (!current) throw new CaError('notFound', `no certificate with serial ${serial}`);
+      const illegal =
+        current.status === 'revoked'
+          ? `certificate ${serial} is already revoked (${current.revocationReason ?? 'unspecified'}, ${current.revokedAt?.toISOString()})`
+          : name === 'release' && current.status !== 'hold'
+            ? `certificate ${serial} is ${current.status}, not on hold`
+            : name === 'hold' && current.status !== 'valid'
+              ? `certificate ${serial} is ${current.status}; only valid certificates can be put on hold`
+              : undefined;
+      if (illegal) throw new CaError('conflict', illegal);
+      const config = loadConfig();
+      const temporal = await connectTemporal(config, 5000);
+      try {
+        const r = await changeStatusAndWait(temporal.client, config, { serial, action: name, reason: opts.reason, requester: 'operator' }, opts.timeout * 1000);
+        if (root.opts<GlobalOpts>().json) printJson(r);
+        else say(`${serial} is ${r.status}${r.reason ? ` (${r.reason})` : ''}; CRL ${r.crlNumber} of ${r.caName} published`);
+      } finally {
+        await temporal.close();
+      }
+    });
+  };
+  statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
+  statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');
+  statusCommand('release', 'release a certificate from hold');
+
+  root
+    .command('crl')
+    .description('certificate revocation lists')
+    .command('generate [ca-name]')
+    .description('sign a new CRL now (every issuing CA, or the one named) and renew due OCSP responses')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait for the worker').default('60').argParser(Number))
+    .action(async (caName: string | undefined, opts: { timeout: number }) => {
+      const config = loadConfig();
+      const temporal = await connectTemporal(config, 5000);
+      try {
+        const r = await refreshAndWait(temporal.client, config, { force: true, caName }, opts.timeout * 1000);
+        if (root.opts<GlobalOpts>().json) printJson(r);
+        else for (const c of r.crls) say(`CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries -> ${config.publicHttpUrl}/crl/${c.caName}.crl`);
+      } finally {
+        await temporal.close();
+      }
+    });
   return root;
 }
 
@@ -265,5 +322,4 @@ async function main(): Promise<void> {
   }
 }
 
-void paths;
 await main();

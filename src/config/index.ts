@@ -51,7 +51,18 @@ export interface Config {
   profiles: Map<string, CertProfile>;
   /** Profile used when a request names none. */
   defaultProfile: string;
+  revocation: RevocationConfig;
   logLevel: string;
+}
+
+/** How long CRLs and pre-signed OCSP responses are valid, and when they are renewed. */
+export interface RevocationConfig {
+  crlValiditySeconds: number;
+  /** A new CRL is made when the latest is older than this (and at every revocation). */
+  crlRefreshSeconds: number;
+  ocspValiditySeconds: number;
+  /** OCSP responses are re-signed when they expire within this. */
+  ocspRefreshSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -72,6 +83,7 @@ interface ConfigFile {
   profiles?: Array<Partial<CertProfile> & { name: string; extends?: string }>;
   defaultProfile?: string;
   tlsNames?: string[];
+  revocation?: Partial<RevocationConfig>;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -181,6 +193,13 @@ export function loadConfig(env: Env = process.env): Config {
     ca,
     profiles,
     defaultProfile,
+    revocation: {
+      crlValiditySeconds: 7 * 86_400,
+      crlRefreshSeconds: 86_400,
+      ocspValiditySeconds: 4 * 86_400,
+      ocspRefreshSeconds: 2 * 86_400,
+      ...file.revocation,
+    },
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import { pemEncode } from '../pki/index.ts';
 import { errorMiddleware } from './errors.ts';
+import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
 
 export interface AppDeps {
@@ -77,6 +78,7 @@ function baseApp(deps: AppDeps, listener: string): Koa {
 export function httpApp(deps: AppDeps): Koa {
   const app = baseApp(deps, 'http');
   const router = commonRoutes(deps);
+  revocationRoutes(router, deps);
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();

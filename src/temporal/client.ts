@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Config } from '../config/index.ts';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { CaError, CLIENT_ERROR_KINDS, errorMessage, type ErrorKind } from '../core/errors.ts';
 
 export interface TemporalClient {
   client: Client;
@@ -37,3 +38,16 @@ export async function withDeadline<T>(what: string, ms: number, fn: (signal: Abo
 }
 
 export { WorkflowExecutionAlreadyStartedError };
+
+/**
+ * A workflow that failed because of a requester mistake carries the CaError kind as the
+ * ApplicationFailure type (see activities/failures.ts): turn it back into a CaError.
+ */
+export function unwrapWorkflowFailure(e: unknown): unknown {
+  let cause: unknown = e;
+  while (cause instanceof Error && cause.cause) cause = cause.cause;
+  if (cause instanceof ApplicationFailure && cause.type && CLIENT_ERROR_KINDS.has(cause.type as ErrorKind)) {
+    return new CaError(cause.type as ErrorKind, cause.message);
+  }
+  return e;
+}

@@ -6,7 +6,7 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
-import { createSigningActivities, createStorageActivities } from '../../activities/index.ts';
+import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { caUrls } from '../ca/urls.ts';
@@ -16,6 +16,8 @@ import type { Logger } from '../core/logger.ts';
 import { openDatabase } from '../db/open.ts';
 import * as cas from '../db/repos/cas.ts';
 import { openKeyStore } from '../keys/index.ts';
+import { connectTemporal } from './client.ts';
+import { ensureRevocationSchedule } from './schedules.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
@@ -88,8 +90,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const signing = await Worker.create({
     ...common,
     taskQueue: config.temporal.signingTaskQueue,
-    activities: createSigningActivities({ config, pool, keys, log }),
+    activities: { ...createSigningActivities({ config, pool, keys, log }), ...createRevocationActivities({ config, pool, keys, log }) },
   });
+  const temporal = await connectTemporal(config);
+  try {
+    await ensureRevocationSchedule(temporal.client, config);
+  } finally {
+    await temporal.close();
+  }
   log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.signingTaskQueue], keyBackend: keys.backend }, 'worker polling');
 
   const done = Promise.all([main.run(), signing.run()]).finally(async () => {

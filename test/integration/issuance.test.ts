@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -94,9 +94,63 @@ describe('issuance through the workflow', () => {
     assert.deepEqual(ca.map((c) => `${c.name}/${c.role}`).sort(), ['certflow-issuing/issuing', 'certflow-root/root']);
   });
 
+  it('revokes, holds and releases: the CRL and OCSP (openssl) say so', async () => {
+    const issue = async (name: string) => {
+      const csr = await opensslCsr(cf.home, name, { subj: `/CN=${name}.example.test`, san: `DNS:${name}.example.test` });
+      const out = join(cf.home, `${name}.pem`);
+      const r = await cf.cli(['--json', 'cert', 'issue', '--csr', csr, '--out', out]);
+      assert.equal(r.code, 0, r.stderr);
+      return { file: out, serial: JSON.parse(r.stdout).serial as string };
+    };
+    const ocsp = async (certFile: string) => {
+      const r = await runTool('openssl', ['ocsp', '-issuer', chainFile, '-cert', certFile, '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', rootFile, '-no_nonce']);
+      assert.match(r.stderr + r.stdout, /Response verify OK/, r.stderr + r.stdout);
+      return r.stdout;
+    };
+    const crlText = async () => {
+      const res = await fetch(`http://127.0.0.1:${cf.httpPort}/crl/certflow-issuing.crl`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/pkix-crl');
+      const der = join(cf.home, 'crl.der');
+      await writeFile(der, Buffer.from(await res.arrayBuffer()));
+      const r = await runTool('openssl', ['crl', '-inform', 'DER', '-in', der, '-CAfile', chainFile, '-noout', '-text']);
+      assert.match(r.stderr + r.stdout, /verify OK/);
+      return r.stdout;
+    };
+
+    const good = await issue('good');
+    const bad = await issue('bad');
+    assert.match(await ocsp(good.file), /: good/);
+
+    const revoke = await cf.cli(['cert', 'revoke', bad.serial, '--reason', 'keyCompromise']);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stderr, /is revoked \(keyCompromise\); CRL \d+ of certflow-issuing published/);
+    const revokedOcsp = await ocsp(bad.file);
+    assert.match(revokedOcsp, /: revoked/);
+    assert.match(revokedOcsp, /Reason: keyCompromise/);
+    assert.match(await crlText(), new RegExp(`Serial Number: ${bad.serial.toUpperCase()}[\\s\\S]*Key Compromise`));
+    const again = await cf.cli(['cert', 'revoke', bad.serial]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already revoked \(keyCompromise/);
+
+    assert.equal((await cf.cli(['cert', 'hold', good.serial])).code, 0);
+    assert.match(await ocsp(good.file), /Reason: certificateHold/);
+    assert.match(await crlText(), new RegExp(`Serial Number: ${good.serial.toUpperCase()}`));
+    assert.equal((await cf.cli(['cert', 'release', good.serial])).code, 0);
+    assert.match(await ocsp(good.file), /: good/);
+    assert.doesNotMatch(await crlText(), new RegExp(`Serial Number: ${good.serial.toUpperCase()}`));
+
+    const generated = await cf.cli(['--json', 'crl', 'generate']);
+    assert.equal(generated.code, 0, generated.stderr);
+    assert.equal(JSON.parse(generated.stdout).crls[0].caName, 'certflow-issuing');
+    const unknown = await cf.cli(['cert', 'revoke', 'abcdef']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no certificate with serial abcdef/);
+  });
+
   it('refuses bad input with a clear message and exit code 2, writing nothing', async () => {
     const bad = join(cf.home, 'garbage.csr');
-    await runTool('sh', ['-c', `printf '%s' '-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----' > ${bad}`]);
+    await writeFile(bad, '-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----\n');
     const out = join(cf.home, 'never.pem');
     const cases: Array<[string[], RegExp]> = [
       [['cert', 'issue', '--csr', bad, '--out', out], /error: .*(CSR|PKCS#10|base64)/i],

@@ -1,0 +1,59 @@
+/**
+ * The same issuance path with the CA keys in an HSM: a worker with
+ * CERTFLOW_KEY_BACKEND=pkcs11 on a SoftHSM2 token made by the test generates the CA keys
+ * inside the token (sensitive, never extractable), and certificates signed through it
+ * verify with openssl.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
+import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from '../helpers/softhsm.ts';
+
+const skip = softHsmSkip('pkcs11-tool');
+
+describe('issuance with CA keys in a PKCS#11 token (SoftHSM2)', { skip }, () => {
+  let token: SoftHsmToken;
+  let cf: TestInstance;
+
+  before(async () => {
+    token = await createSoftHsmToken({ label: 'certflow-it' });
+    cf = await createInstance({ ...token.env, CERTFLOW_KEY_BACKEND: 'pkcs11', CERTFLOW_CA_KEY_ALG: 'ec-p384', CERTFLOW_KEY_PASSPHRASE: '' });
+    await cf.startWorker();
+  });
+  after(async () => {
+    await cf?.cleanup();
+    await token?.cleanup();
+  });
+
+  it('issues certificates that openssl verifies, with ECDSA P-384 CA keys from the token', async () => {
+    const csr = await opensslCsr(cf.home, 'hsm', { key: 'rsa:2048', subj: '/CN=hsm.example.test', san: 'DNS:hsm.example.test' });
+    const out = join(cf.home, 'hsm.pem');
+    const r = await cf.cli(['cert', 'issue', '--csr', csr, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const verify = await runTool('openssl', ['verify', '-CAfile', join(cf.home, 'ca', 'root.pem'), '-untrusted', join(cf.home, 'ca', 'chain.pem'), out]);
+    assert.equal(verify.code, 0, verify.stderr + verify.stdout);
+    const text = (await runTool('openssl', ['x509', '-in', out, '-noout', '-text'])).stdout;
+    assert.match(text, /Signature Algorithm: ecdsa-with-SHA384/);
+    const ca = JSON.parse((await cf.cli(['--json', 'ca', 'list'])).stdout) as Array<{ keyBackend: string; keyAlg: string }>;
+    assert.ok(ca.every((c) => c.keyBackend === 'pkcs11' && c.keyAlg === 'ec-p384'));
+  });
+
+  it('keeps the private keys in the token: sensitive, never extractable, no key files', async () => {
+    const list = await runTool(
+      'pkcs11-tool',
+      ['--module', token.module, '--token-label', token.label, '--login', '--pin', token.pin, '--list-objects', '--type', 'privkey'],
+      { env: { ...process.env, ...token.env } },
+    );
+    assert.equal(list.code, 0, list.stderr);
+    for (const label of ['certflow-root', 'certflow-issuing']) {
+      const block = list.stdout.split(/\n(?=Private Key Object)/).find((b) => new RegExp(`label:\\s+${label}\\s*$`, 'm').test(b));
+      assert.ok(block, `private key ${label} in the token:\n${list.stdout}`);
+      assert.match(block, /Access:\s+.*\bsensitive\b/);
+      assert.match(block, /never extractable/);
+    }
+    const keysDir = join(cf.home, 'keys');
+    assert.ok(!existsSync(keysDir) || readdirSync(keysDir).every((f) => !f.endsWith('.key.pem')), 'no software key files');
+  });
+});
