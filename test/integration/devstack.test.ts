@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,6 +65,7 @@ describe('certflow start (dev stack)', () => {
 
   it('starts, survives kill -9 of a child, stops cleanly and restarts on the same state', async () => {
     home = await mkdtemp(join(tmpdir(), 'certflow-dev-'));
+    await chmod(home, 0o755); // the embedded Postgres runs as user "postgres" and must reach its data dir
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CERTFLOW_HOME: home,

@@ -1,0 +1,84 @@
+/**
+ * Access to the servers that scripts/test.js starts once per run. Each test file gets its
+ * own database (created here, migrated, dropped by the caller), so files cannot see each
+ * other's rows even though they share one Postgres.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Pool } from 'pg';
+import { ensureDatabase } from '../../src/db/embedded.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { createPool } from '../../src/db/pool.ts';
+
+export interface TestDatabase {
+  /** URL of the fresh database. */
+  url: string;
+  /** Pool on it (closed by drop()). */
+  pool: Pool;
+  /** Closes the pool and drops the database. */
+  drop(): Promise<void>;
+}
+
+function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(
+      `${name} is not set: run the tests through \`npm test\` (or \`node scripts/test.js <file>\`), ` +
+        'which starts Postgres and Temporal for them',
+    );
+  }
+  return value;
+}
+
+/** Admin URL (database "postgres") of the shared test server. */
+export function testDatabaseAdminUrl(): string {
+  return requireEnv('CERTFLOW_TEST_DATABASE_URL');
+}
+
+/** The same server's URL for another database. */
+export function databaseUrlFor(database: string): string {
+  const url = new URL(testDatabaseAdminUrl());
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** A new, uniquely named, migrated database on the shared test server. */
+export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const name = `certflow_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await ensureDatabase(testDatabaseAdminUrl(), name);
+  const url = databaseUrlFor(name);
+  const pool = createPool(url);
+  if (opts.migrate !== false) await migrate(pool);
+  let dropped = false;
+  return {
+    url,
+    pool,
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await pool.end();
+      await dropDatabase(name);
+    },
+  };
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testDatabaseAdminUrl() });
+  await client.connect();
+  try {
+    // FORCE: a pool another helper opened on the database must not make the drop fail.
+    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** host:port of the shared Temporal dev server. */
+export function temporalAddress(): string {
+  return requireEnv('CERTFLOW_TEST_TEMPORAL_ADDRESS');
+}
+
+/** Namespace of the shared Temporal dev server (its search attributes are registered there). */
+export function temporalNamespace(): string {
+  return process.env.CERTFLOW_TEST_TEMPORAL_NAMESPACE || 'default';
+}
