@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// Test runner (`npm test`): starts ONE embedded Postgres and ONE headless Temporal dev server
+// for the whole run, runs node's test runner on test/**/*.test.ts with their addresses in
+// the environment, then stops both servers and exits with the tests' exit code.
+//
+//   node scripts/test.js                          all tests
+//   node scripts/test.js test/unit/db.test.ts     some files or directories
+//   node scripts/test.js --test-name-pattern=x    flags starting with "--" go to `node --test`
+//
+// Tests reach the servers through CERTFLOW_TEST_DATABASE_URL (admin URL: create a database
+// per test file, see test/helpers/stack.ts) and CERTFLOW_TEST_TEMPORAL_ADDRESS.
+// Server logs are kept in a temp directory when a run fails, and removed otherwise.
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { register } from 'tsx/esm/api';
+
+register();
+const { preparePostgres, spawnPostgres } = await import('../src/db/embedded.ts');
+const { resolveTemporalCli } = await import('../src/temporal/cli.ts');
+const { spawnTemporalDevServer } = await import('../src/temporal/devserver.ts');
+const { freePort } = await import('../src/core/net.ts');
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (msg) => process.stderr.write(`test: ${msg}\n`);
+
+/** Files named *.test.ts under `dir`, sorted, skipping node_modules and dot directories. */
+function collect(dir) {
+  const found = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'node_modules') found.push(...collect(path));
+    else if (entry.isFile() && entry.name.endsWith('.test.ts')) found.push(path);
+  }
+  return found.sort();
+}
+
+function testFiles(args) {
+  const targets = args.length ? args : [join(repo, 'test')];
+  return targets.flatMap((t) => {
+    const path = resolve(t);
+    if (!existsSync(path)) throw new Error(`no such test file or directory: ${t}`);
+    return statSync(path).isDirectory() ? collect(path) : [path];
+  });
+}
+
+/** Starts both servers at once; if one fails, the other is stopped before rethrowing. */
+async function startServers(work) {
+  const started = Date.now();
+  const postgres = (async () => {
+    say('starting Postgres...');
+    // Root's mkdtemp directory is 0700; the server runs as the "postgres" user and must reach its data dir.
+    chmodSync(work, 0o755);
+    await preparePostgres({ home: work }, { ephemeral: true });
+    const port = await freePort();
+    const pg = await spawnPostgres({ home: work }, { port, logFile: join(work, 'postgres.log'), ephemeral: true });
+    say(`Postgres ready on 127.0.0.1:${port} (${seconds(started)})`);
+    return pg;
+  })();
+  const temporal = (async () => {
+    say('starting Temporal...');
+    const cli = await resolveTemporalCli({ home: join(repo, '.certflow'), log: say });
+    const port = await freePort();
+    const server = await spawnTemporalDevServer({
+      cli,
+      ip: '127.0.0.1',
+      port,
+      dbFile: join(work, 'temporal.sqlite'),
+      namespace: 'default',
+      logFile: join(work, 'temporal.log'),
+    });
+    say(`Temporal ready on ${server.address} (${seconds(started)})`);
+    return server;
+  })();
+  const [pg, tp] = await Promise.allSettled([postgres, temporal]);
+  const servers = [pg, tp].filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const failed = [pg, tp].find((r) => r.status === 'rejected');
+  if (failed) {
+    await stopAll(servers);
+    throw failed.reason;
+  }
+  return { postgres: pg.value, temporal: tp.value, servers };
+}
+
+function seconds(since) {
+  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
+}
+
+async function stopAll(servers) {
+  await Promise.all(servers.map((s) => s.stop().catch((e) => say(`stopping pid ${s.pid}: ${e.message}`))));
+}
+
+/** The shell's convention: 128 + signal number. */
+function exitCodeFor(signal) {
+  return signal === 'SIGTERM' ? 143 : 130;
+}
+
+function runTests(files, nodeFlags, env) {
+  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...nodeFlags, ...files];
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: repo });
+  const exited = new Promise((resolveExit) => {
+    child.once('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
+    child.once('error', (e) => {
+      say(`cannot run node --test: ${e.message}`);
+      resolveExit(1);
+    });
+  });
+  return { child, exited };
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const nodeFlags = argv.filter((a) => a.startsWith('--'));
+  let files;
+  try {
+    files = testFiles(argv.filter((a) => !a.startsWith('--')));
+  } catch (e) {
+    say(e.message);
+    return 2;
+  }
+  if (!files.length) {
+    say('no test files found');
+    return 1;
+  }
+  const work = mkdtempSync(join(tmpdir(), 'certflow-test-'));
+  let servers = [];
+  let tests;
+  let interrupted;
+  // Ctrl-C reaches the whole process group (tests and servers) by itself; a SIGTERM sent to
+  // this process alone is forwarded. Either way, fall through to the cleanup below.
+  const onSignal = (signal) => {
+    interrupted = signal;
+    say(`${signal}: stopping`);
+    tests?.child.kill(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let code = 1;
+  try {
+    const stack = await startServers(work);
+    servers = stack.servers;
+    if (interrupted) return exitCodeFor(interrupted);
+    const env = {
+      ...process.env,
+      CERTFLOW_TEST_DATABASE_URL: stack.postgres.adminUrl,
+      CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
+      CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
+    };
+    say(`running ${files.length} test file(s): ${files.map((f) => relative(repo, f)).join(' ')}`);
+    tests = runTests(files, nodeFlags, env);
+    code = await tests.exited;
+    return interrupted ? exitCodeFor(interrupted) : code;
+  } catch (e) {
+    say(`cannot start the test stack: ${e?.message ?? e}`);
+    return 1;
+  } finally {
+    await stopAll(servers);
+    if (code === 0 && !interrupted) rmSync(work, { recursive: true, force: true });
+    else say(`server logs kept in ${work}`);
+  }
+}
+
+// exit() rather than exitCode: a handle leaked by a library must not keep the runner alive.
+process.exit(await main());

@@ -1,0 +1,127 @@
+/**
+ * Issuance requests (table `issuance_requests`): the read model of the enrollment
+ * workflows. The workflow is the only writer of a request's state; it projects each
+ * transition here so that the CLI and list pages read Postgres, not Temporal.
+ */
+import { CaError } from '../../core/errors.ts';
+import type { Queryable } from '../pool.ts';
+
+export type RequestState = 'pending' | 'signing' | 'issued' | 'failed';
+
+export interface RequestRow {
+  id: string;
+  protocol: string;
+  workflowId: string;
+  profile: string;
+  state: RequestState;
+  csrDer: Buffer;
+  requester: string | null;
+  /** Serial (hex) of the certificate, once one exists. */
+  serial: string | null;
+  error: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface RequestUpsert {
+  id: string;
+  protocol: string;
+  workflowId: string;
+  profile: string;
+  state: RequestState;
+  csrDer: Uint8Array;
+  requester?: string | null;
+  serial?: string | null;
+  error?: string | null;
+}
+
+interface DbRequest {
+  id: string;
+  protocol: string;
+  workflow_id: string;
+  profile: string;
+  state: RequestState;
+  csr_der: Buffer;
+  requester: string | null;
+  serial: string | null;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = 'id, protocol, workflow_id, profile, state, csr_der, requester, serial, error, created_at, updated_at';
+
+function toRow(r: DbRequest): RequestRow {
+  return {
+    id: r.id,
+    protocol: r.protocol,
+    workflowId: r.workflow_id,
+    profile: r.profile,
+    state: r.state,
+    csrDer: r.csr_der,
+    requester: r.requester,
+    serial: r.serial,
+    error: r.error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/**
+ * Creates the request or moves it to `state`. A projection without a serial keeps the one
+ * already stored; the error is replaced (a later success clears it). The identity columns
+ * (protocol, workflow, profile, CSR) keep their first values.
+ */
+export async function upsert(db: Queryable, r: RequestUpsert): Promise<RequestRow> {
+  const { rows } = await db.query<DbRequest>(
+    `INSERT INTO issuance_requests (id, protocol, workflow_id, profile, state, csr_der, requester, serial, error)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (id) DO UPDATE
+       SET state = EXCLUDED.state,
+           serial = COALESCE(EXCLUDED.serial, issuance_requests.serial),
+           error = EXCLUDED.error,
+           updated_at = now()
+     RETURNING ${COLUMNS}`,
+    [r.id, r.protocol, r.workflowId, r.profile, r.state, r.csrDer, r.requester ?? null, r.serial ?? null, r.error ?? null],
+  );
+  return toRow(rows[0]!);
+}
+
+/** Moves an existing request to `state`; same serial/error rules as upsert. */
+export async function setState(
+  db: Queryable,
+  id: string,
+  state: RequestState,
+  opts: { serial?: string | null; error?: string | null } = {},
+): Promise<RequestRow> {
+  const { rows } = await db.query<DbRequest>(
+    `UPDATE issuance_requests
+     SET state = $2, serial = COALESCE($3, serial), error = $4, updated_at = now()
+     WHERE id = $1
+     RETURNING ${COLUMNS}`,
+    [id, state, opts.serial ?? null, opts.error ?? null],
+  );
+  if (!rows[0]) throw new CaError('notFound', `no issuance request ${id}`, { rule: 'request.unknown' });
+  return toRow(rows[0]);
+}
+
+export async function get(db: Queryable, id: string): Promise<RequestRow | null> {
+  const { rows } = await db.query<DbRequest>(`SELECT ${COLUMNS} FROM issuance_requests WHERE id = $1`, [id]);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+/** Newest first; `limit` defaults to 100 (at most 1000). */
+export async function list(
+  db: Queryable,
+  opts: { state?: RequestState; limit?: number; offset?: number } = {},
+): Promise<RequestRow[]> {
+  const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
+  const offset = Math.max(opts.offset ?? 0, 0);
+  const { rows } = await db.query<DbRequest>(
+    `SELECT ${COLUMNS} FROM issuance_requests
+     WHERE $1::text IS NULL OR state = $1
+     ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
+    [opts.state ?? null, limit, offset],
+  );
+  return rows.map(toRow);
+}

