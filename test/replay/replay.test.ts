@@ -22,7 +22,9 @@ describe('workflow replay', () => {
         return h.events[0].workflowExecutionStartedEventAttributes.workflowType.name as string;
       }),
     );
-    assert.ok(types.has('enrollmentWorkflow'), 'enrollmentWorkflow history recorded');
+    for (const type of ['enrollmentWorkflow', 'revocationWorkflow', 'crlWorkflow']) {
+      assert.ok(types.has(type), `${type} history recorded`);
+    }
   });
 
   for (const file of files) {
