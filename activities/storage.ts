@@ -16,6 +16,12 @@ export function createStorageActivities(deps: { pool: Pool }): StorageActivities
         requester: p.requester ?? null,
         serial: p.serial ?? null,
         error: p.error ?? null,
+        label: p.label ?? null,
+        kind: p.kind ?? null,
+        requestHash: p.requestHash ?? null,
+        replaces: p.replaces ?? null,
+        decidedBy: p.decidedBy ?? null,
+        decidedAt: p.decidedAt ? new Date(p.decidedAt) : null,
       });
     },
   };

@@ -41,16 +41,25 @@ export interface SigningActivities {
   issueCertificate(input: IssueInput): Promise<IssuedCertificate>;
 }
 
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected';
+
 export interface RequestProjection {
   id: string;
   protocol: Protocol;
   workflowId: string;
   profile: string;
-  state: 'pending' | 'signing' | 'issued' | 'failed';
+  state: RequestState;
   csr: string;
   requester?: string;
   serial?: string;
   error?: string;
+  label?: string;
+  kind?: string;
+  requestHash?: string;
+  replaces?: string;
+  decidedBy?: string;
+  /** ISO time of the operator's decision. */
+  decidedAt?: string;
 }
 
 export interface StorageActivities {

@@ -1,66 +1,136 @@
 /**
- * Issuance of one certificate for one request (operator `cert issue`; EST and CMP build on
- * it). The workflow is the only writer of the request's state; every transition is
- * projected into Postgres and into the search attributes, so operators see in the
- * Temporal UI which requests wait for what.
+ * Issuance of one certificate for one request: operator `cert issue`, EST enrollments
+ * (and later CMP). The workflow is the only writer of the request's state; every
+ * transition is projected into Postgres and into the search attributes, so operators see
+ * in the Temporal UI which requests wait for what. A request may need an operator's
+ * approval first: it then waits (durably, for days if needed) for the `decide` Update.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
+  defineUpdate,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
+  setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { IssuedCertificate, IssueInput, Protocol, SigningActivities, StorageActivities } from '../activities/types.ts';
+import type {
+  IssuedCertificate,
+  IssueInput,
+  Protocol,
+  RequestProjection,
+  RequestState,
+  SigningActivities,
+  StorageActivities,
+} from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
 import { SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
 
 export interface EnrollmentInput extends IssueInput {
   protocol: Protocol;
+  /** EST label / CMP alias. */
+  label?: string;
+  /** enroll | reenroll | serverkeygen | issue */
+  kind?: string;
+  /** sha256 (hex) of the request as the client sent it. */
+  requestHash?: string;
+  /** Wait for an operator's decision before signing. */
+  requireApproval?: boolean;
+  /** How long an approval may take before the request is rejected (default 30 days). */
+  approvalTimeout?: string;
 }
 
 export type EnrollmentResult =
   | ({ status: 'issued' } & IssuedCertificate)
   | { status: 'rejected'; kind: string; message: string };
 
+export interface Decision {
+  approve: boolean;
+  /** Who decided (operator name). */
+  by: string;
+  reason?: string;
+}
+
+/** The operator's approval or rejection; validated so only a waiting request accepts it. */
+export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
+
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
 
 export async function enrollmentWorkflow(input: EnrollmentInput): Promise<EnrollmentResult> {
-  const { workflowId } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({
-    ...SIGNING_ACTIVITY_OPTIONS,
-    taskQueue: signingTaskQueue(workflowInfo().taskQueue),
-  });
-  const base = {
+  const { workflowId, taskQueue } = workflowInfo();
+  const signing = proxyActivities<SigningActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
+  const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: input.protocol,
     workflowId,
     profile: input.profile,
     csr: input.csr,
     requester: input.requester,
+    label: input.label,
+    kind: input.kind,
+    requestHash: input.requestHash,
+    replaces: input.replaces,
   };
 
-  await transition('signing', `waiting for the signing activity on ${signingTaskQueue(workflowInfo().taskQueue)}`);
-  await storage.projectRequest({ ...base, state: 'signing' });
+  let state: RequestState = 'pending';
+  let decision: Decision | undefined;
+  setHandler(
+    decideUpdate,
+    (d) => {
+      decision = d;
+      return { state: d.approve ? 'signing' : 'rejected' };
+    },
+    {
+      validator: (d) => {
+        if (state !== 'awaiting-approval') throw new Error(`request ${input.requestId} is ${state}, not awaiting approval`);
+        if (!d.by) throw new Error('a decision names who made it');
+      },
+    },
+  );
+
+  if (input.requireApproval) {
+    state = 'awaiting-approval';
+    await transition(state, `waiting for an operator: \`certflow approvals approve ${input.requestId}\` or \`reject\``);
+    await storage.projectRequest({ ...base, state });
+    const decided = await condition(() => decision !== undefined, input.approvalTimeout ?? '30 days');
+    const d: Decision = decided ? decision! : { approve: false, by: 'timeout', reason: 'no decision within the approval period' };
+    const decisionFields = { decidedBy: d.by, decidedAt: new Date().toISOString() };
+    if (!d.approve) {
+      state = 'rejected';
+      const message = `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
+      await transition(state, message, message);
+      await storage.projectRequest({ ...base, ...decisionFields, state, error: message });
+      return { status: 'rejected', kind: 'forbidden', message };
+    }
+    base.decidedBy = decisionFields.decidedBy;
+    base.decidedAt = decisionFields.decidedAt;
+  }
+
+  state = 'signing';
+  await transition(state, `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
+  await storage.projectRequest({ ...base, state });
   try {
     const cert = await signing.issueCertificate(input);
-    await transition('issued', `issued certificate ${cert.serial}`);
-    await storage.projectRequest({ ...base, state: 'issued', serial: cert.serial });
+    state = 'issued';
+    await transition(state, `issued certificate ${cert.serial}`);
+    await storage.projectRequest({ ...base, state, serial: cert.serial });
     return { status: 'issued', ...cert };
   } catch (err) {
     const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
     if (!app || !REQUESTER_ERROR_TYPES.includes(app.type ?? '')) throw err;
     // The request itself is wrong (bad CSR, policy): a final answer, not a stuck request.
-    await transition('failed', `rejected: ${app.message}`, app.message);
-    await storage.projectRequest({ ...base, state: 'failed', error: app.message });
+    state = 'failed';
+    await transition(state, `rejected: ${app.message}`, app.message);
+    await storage.projectRequest({ ...base, state, error: app.message });
     return { status: 'rejected', kind: app.type ?? 'policy', message: app.message };
   }
 
-  async function transition(state: string, details: string, lastError?: string): Promise<void> {
-    upsertSearchAttributes(searchAttributes({ protocol: input.protocol, state, account: input.requester, lastError }));
-    setCurrentDetails(`**${state}** — ${details}`);
+  async function transition(s: string, details: string, lastError?: string): Promise<void> {
+    upsertSearchAttributes(searchAttributes({ protocol: input.protocol, state: s, account: input.requester, lastError }));
+    setCurrentDetails(`**${s}** — ${details}`);
   }
 }
 

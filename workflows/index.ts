@@ -1,3 +1,3 @@
-export { enrollmentWorkflow } from './enrollment.ts';
-export type { EnrollmentInput, EnrollmentResult } from './enrollment.ts';
+export { enrollmentWorkflow, decideUpdate } from './enrollment.ts';
+export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.ts';
 export { revocationWorkflow, crlWorkflow } from './revocation.ts';

@@ -19,7 +19,10 @@ import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
+import { registerApprovalCommands } from './approvals.ts';
+import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
+import { registerEstClientCommands } from './est-clients.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 /** Reasons an operator may give to `cert revoke` (hold has its own command). */
@@ -267,6 +270,10 @@ function program(): Command {
       }
     });
   };
+  const context = cliContext(root, withPool, say);
+  registerEstClientCommands(root, context);
+  registerApprovalCommands(root, context);
+
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');
   statusCommand('release', 'release a certificate from hold');

@@ -52,7 +52,29 @@ export interface Config {
   /** Profile used when a request names none. */
   defaultProfile: string;
   revocation: RevocationConfig;
+  est: {
+    labels: Map<string, EstLabel>;
+    /** How long an enrollment request waits for its certificate before the answer is 202 + Retry-After. */
+    waitSeconds: number;
+  };
   logLevel: string;
+}
+
+/**
+ * An EST label (/.well-known/est/<label>/...; '' is /.well-known/est/ itself): which
+ * issuing CA and certificate profile it stands for, and how clients may use it.
+ */
+export interface EstLabel {
+  name: string;
+  profile: string;
+  /** Issuing CA; undefined = the profile's issuer or the default issuing CA. */
+  caName?: string;
+  /** Enrollments wait for `certflow approvals approve` (202 + Retry-After meanwhile). */
+  requireApproval: boolean;
+  /** simpleenroll may authenticate with a TLS client certificate issued by this CA. */
+  allowCertAuth: boolean;
+  /** /serverkeygen is offered. */
+  serverKeygen: boolean;
 }
 
 /** How long CRLs and pre-signed OCSP responses are valid, and when they are renewed. */
@@ -84,6 +106,7 @@ interface ConfigFile {
   defaultProfile?: string;
   tlsNames?: string[];
   revocation?: Partial<RevocationConfig>;
+  est?: { labels?: Array<Partial<EstLabel> & { name: string }> };
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -200,8 +223,26 @@ export function loadConfig(env: Env = process.env): Config {
       ocspRefreshSeconds: 2 * 86_400,
       ...file.revocation,
     },
+    est: { labels: estLabels(file, profiles), waitSeconds: int(env, 'CERTFLOW_EST_WAIT_SECONDS', 30) },
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
+}
+
+const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true };
+
+function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
+  const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
+  for (const entry of file.est?.labels ?? []) {
+    if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
+      throw new CaError('config', `EST label "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'est.label' });
+    }
+    const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
+    if (!profiles.has(label.profile)) {
+      throw new CaError('config', `EST label "${label.name}" names unknown profile "${label.profile}"`, { rule: 'est.label.profile' });
+    }
+    labels.set(label.name, label);
+  }
+  return labels;
 }
 
 export function getProfile(config: Config, name: string | undefined): CertProfile {

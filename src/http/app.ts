@@ -12,11 +12,14 @@ import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import { pemEncode } from '../pki/index.ts';
+import type { Config } from '../config/index.ts';
+import { estRouter } from '../est/router.ts';
 import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
 
 export interface AppDeps {
+  config: Config;
   pool: Pool;
   temporal: Client;
   log: Logger;
@@ -90,6 +93,8 @@ export function httpApp(deps: AppDeps): Koa {
 export function httpsApp(deps: AppDeps): Koa {
   const app = baseApp(deps, 'https');
   const router = commonRoutes(deps);
+  const est = estRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log });
   app.use(router.routes()).use(router.allowedMethods());
+  app.use(est.routes()).use(est.allowedMethods());
   return app;
 }

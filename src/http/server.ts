@@ -18,6 +18,7 @@ import { connectTemporal } from '../temporal/client.ts';
 import { httpApp, httpsApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 import { ensureServerCertificate } from './tls-cert.ts';
+import { pemEncode } from '../pki/index.ts';
 
 export interface RunningServer {
   httpsUrl: string;
@@ -55,8 +56,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
   const metrics = createMetrics(pool);
-  const deps = { pool, temporal: temporal.client, log, metrics };
-  const httpsServer = https.createServer({ key: tls.key, cert: tls.cert }, httpsApp(deps).callback());
+  const deps = { config, pool, temporal: temporal.client, log, metrics };
+  // Client certificates are asked for, not required: EST re-enrollment (and enrollment
+  // where a label allows it) authenticates with a certificate this CA issued; the EST
+  // handlers check `authorized` and the certificate store themselves.
+  const clientCas = [pemEncode('CERTIFICATE', issuing.certDer), pemEncode('CERTIFICATE', root.certDer)];
+  const httpsServer = https.createServer(
+    { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas },
+    httpsApp(deps).callback(),
+  );
   const httpServer = http.createServer(httpApp(deps).callback());
   const httpsPort = await listen(httpsServer, config.httpsPort, config.bind);
   const httpPort = await listen(httpServer, config.httpPort, config.bind);
@@ -67,7 +75,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     try {
       const next = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
       if (next.notAfter.getTime() !== notAfter.getTime()) {
-        httpsServer.setSecureContext({ key: next.key, cert: next.cert });
+        httpsServer.setSecureContext({ key: next.key, cert: next.cert, ca: clientCas });
         notAfter = next.notAfter;
         log.info({ notAfter }, 'HTTPS certificate renewed');
       }

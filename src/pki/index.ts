@@ -55,3 +55,6 @@ export {
   type OcspSingleSummary,
   type OcspResponseSummary,
 } from './ocsp.ts';
+export { buildCertsOnly, parseCertsOnly, base64Body, decodeBase64Body } from './cms.ts';
+export { buildCsrAttrs, csrAttrsForProfile, parseCsrAttrs, type CsrAttrItem, type ParsedCsrAttr, type CsrAttrsProfile } from './csrattrs.ts';
+export { buildServerKeygenResponse, parseMultipart, type MimePart, type ServerKeygenResponse } from './multipart.ts';

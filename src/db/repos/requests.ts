@@ -6,7 +6,11 @@
 import { CaError } from '../../core/errors.ts';
 import type { Queryable } from '../pool.ts';
 
-export type RequestState = 'pending' | 'signing' | 'issued' | 'failed';
+/**
+ * pending -> (awaiting-approval ->) signing -> issued; failed when the CA refuses the
+ * request (policy), rejected when an operator refuses it.
+ */
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected';
 
 export interface RequestRow {
   id: string;
@@ -19,6 +23,14 @@ export interface RequestRow {
   /** Serial (hex) of the certificate, once one exists. */
   serial: string | null;
   error: string | null;
+  /** EST label / CMP alias the request came through. */
+  label: string | null;
+  kind: string | null;
+  /** sha256 (hex) of the request as received. */
+  requestHash: string | null;
+  replaces: string | null;
+  decidedBy: string | null;
+  decidedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -33,6 +45,12 @@ export interface RequestUpsert {
   requester?: string | null;
   serial?: string | null;
   error?: string | null;
+  label?: string | null;
+  kind?: string | null;
+  requestHash?: string | null;
+  replaces?: string | null;
+  decidedBy?: string | null;
+  decidedAt?: Date | null;
 }
 
 interface DbRequest {
@@ -45,11 +63,19 @@ interface DbRequest {
   requester: string | null;
   serial: string | null;
   error: string | null;
+  label: string | null;
+  kind: string | null;
+  request_hash: string | null;
+  replaces: string | null;
+  decided_by: string | null;
+  decided_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = 'id, protocol, workflow_id, profile, state, csr_der, requester, serial, error, created_at, updated_at';
+const COLUMNS =
+  'id, protocol, workflow_id, profile, state, csr_der, requester, serial, error, label, kind, request_hash, replaces, ' +
+  'decided_by, decided_at, created_at, updated_at';
 
 function toRow(r: DbRequest): RequestRow {
   return {
@@ -62,6 +88,12 @@ function toRow(r: DbRequest): RequestRow {
     requester: r.requester,
     serial: r.serial,
     error: r.error,
+    label: r.label,
+    kind: r.kind,
+    requestHash: r.request_hash,
+    replaces: r.replaces,
+    decidedBy: r.decided_by,
+    decidedAt: r.decided_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -74,15 +106,34 @@ function toRow(r: DbRequest): RequestRow {
  */
 export async function upsert(db: Queryable, r: RequestUpsert): Promise<RequestRow> {
   const { rows } = await db.query<DbRequest>(
-    `INSERT INTO issuance_requests (id, protocol, workflow_id, profile, state, csr_der, requester, serial, error)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    `INSERT INTO issuance_requests (id, protocol, workflow_id, profile, state, csr_der, requester, serial, error,
+                                    label, kind, request_hash, replaces, decided_by, decided_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
      ON CONFLICT (id) DO UPDATE
        SET state = EXCLUDED.state,
            serial = COALESCE(EXCLUDED.serial, issuance_requests.serial),
            error = EXCLUDED.error,
+           decided_by = COALESCE(EXCLUDED.decided_by, issuance_requests.decided_by),
+           decided_at = COALESCE(EXCLUDED.decided_at, issuance_requests.decided_at),
            updated_at = now()
      RETURNING ${COLUMNS}`,
-    [r.id, r.protocol, r.workflowId, r.profile, r.state, r.csrDer, r.requester ?? null, r.serial ?? null, r.error ?? null],
+    [
+      r.id,
+      r.protocol,
+      r.workflowId,
+      r.profile,
+      r.state,
+      r.csrDer,
+      r.requester ?? null,
+      r.serial ?? null,
+      r.error ?? null,
+      r.label ?? null,
+      r.kind ?? null,
+      r.requestHash ?? null,
+      r.replaces ?? null,
+      r.decidedBy ?? null,
+      r.decidedAt ?? null,
+    ],
   );
   return toRow(rows[0]!);
 }

@@ -1,0 +1,293 @@
+/**
+ * EST (RFC 7030, RFC 8951) under /.well-known/est/ and /.well-known/est/<label>/.
+ * Every enrollment is an `est-<id>` workflow; this router authenticates, parses, and
+ * either answers from the read model or starts/attaches to the workflow and waits for it.
+ */
+import Router from '@koa/router';
+import type { Client } from '@temporalio/client';
+import type { Context } from 'koa';
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { Pool } from 'pg';
+import { getProfile, type Config, type EstLabel } from '../config/index.ts';
+import { CaError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import * as cas from '../db/repos/cas.ts';
+import * as certificates from '../db/repos/certificates.ts';
+import * as requests from '../db/repos/requests.ts';
+import {
+  base64Body,
+  buildCertsOnly,
+  buildCsr,
+  buildServerKeygenResponse,
+  csrAttrsForProfile,
+  decodeBase64Body,
+  formatDn,
+  parseCsr,
+  pemDecodeAll,
+  type ParsedCsr,
+  type SanSet,
+} from '../pki/index.ts';
+import { withDeadline } from '../temporal/client.ts';
+import { startIssuance } from '../temporal/issuance.ts';
+import { clientMayUse } from './auth.ts';
+import { estError, estErrors } from './errors.ts';
+import { basicIdentity, certificateIdentity, type EstIdentity } from './identity.ts';
+
+export interface EstDeps {
+  config: Config;
+  pool: Pool;
+  temporal: Client;
+  log: Logger;
+}
+
+const MAX_BODY = 64 * 1024;
+const CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
+
+export function estRouter(deps: EstDeps): Router {
+  const router = new Router({ prefix: '/.well-known/est' });
+  router.use(estErrors(deps.log));
+  const ops: Array<[method: 'get' | 'post', op: string, handler: (ctx: Context, label: EstLabel) => Promise<void>]> = [
+    ['get', 'cacerts', (ctx, label) => cacerts(ctx, deps, label)],
+    ['get', 'csrattrs', (ctx, label) => csrattrs(ctx, deps, label)],
+    ['post', 'simpleenroll', (ctx, label) => simpleenroll(ctx, deps, label, 'enroll')],
+    ['post', 'simplereenroll', (ctx, label) => simpleenroll(ctx, deps, label, 'reenroll')],
+    ['post', 'serverkeygen', (ctx, label) => serverkeygen(ctx, deps, label)],
+  ];
+  for (const [method, op, handler] of ops) {
+    router[method](`/${op}`, (ctx) => handler(ctx, labelOf(deps.config, '')));
+    router[method](`/:label/${op}`, (ctx) => handler(ctx, labelOf(deps.config, ctx.params.label ?? '')));
+  }
+  return router;
+}
+
+function labelOf(config: Config, name: string): EstLabel {
+  const label = config.est.labels.get(name);
+  if (!label) throw new CaError('notFound', `unknown EST label "${name}"`, { rule: 'est.label' });
+  return label;
+}
+
+// ---- CA certificates and CSR attributes -------------------------------------------
+
+/** The chain a device needs to trust: the label's issuing CA up to the root (RFC 7030 4.1.3). */
+async function caChain(deps: EstDeps, label: EstLabel): Promise<Uint8Array[]> {
+  const profile = getProfile(deps.config, label.profile);
+  const chain: Uint8Array[] = [];
+  for (let name: string | null = label.caName ?? profile.issuer ?? deps.config.ca.issuingName; name; ) {
+    const ca = await cas.get(deps.pool, name);
+    if (!ca) throw new CaError('unavailable', `CA ${name} does not exist yet`);
+    chain.push(ca.certDer);
+    name = ca.parent;
+  }
+  return chain;
+}
+
+async function cacerts(ctx: Context, deps: EstDeps, label: EstLabel): Promise<void> {
+  sendBase64(ctx, 'application/pkcs7-mime', buildCertsOnly(await caChain(deps, label)));
+}
+
+async function csrattrs(ctx: Context, deps: EstDeps, label: EstLabel): Promise<void> {
+  const profile = getProfile(deps.config, label.profile);
+  const der = csrAttrsForProfile({ keys: profile.keys, requireSerialNumber: profile.subject.required.includes('serialNumber') });
+  sendBase64(ctx, 'application/csrattrs', der);
+}
+
+function sendBase64(ctx: Context, type: string, der: Uint8Array): void {
+  ctx.status = 200;
+  ctx.set('Content-Type', type);
+  ctx.set('Content-Transfer-Encoding', 'base64');
+  ctx.body = base64Body(der);
+}
+
+// ---- enrollment ---------------------------------------------------------------------
+
+async function readBody(ctx: Context): Promise<Buffer> {
+  const declared = Number(ctx.get('Content-Length') || 0);
+  if (declared > MAX_BODY) throw estError('malformed', 413, `the request body is larger than ${MAX_BODY} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw estError('malformed', 413, `the request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The PKCS#10 request of an enrollment: `application/pkcs10`, base64 (RFC 8951). */
+async function readCsr(ctx: Context): Promise<ParsedCsr> {
+  if (!ctx.is('application/pkcs10')) {
+    throw estError('malformed', 415, `Content-Type must be application/pkcs10, not "${ctx.get('Content-Type') || '(none)'}"`);
+  }
+  return parseCsr(decodeBase64Body(await readBody(ctx)));
+}
+
+/** Basic auth (registered client) or, where the label allows it, a TLS client certificate. */
+async function enrollIdentity(ctx: Context, deps: EstDeps, label: EstLabel): Promise<EstIdentity> {
+  const basic = await basicIdentity(ctx, deps.pool);
+  if (basic?.type === 'basic') {
+    if (!basic.client.enabled) throw new CaError('forbidden', `EST client "${basic.name}" is disabled`);
+    if (!clientMayUse(basic.client, label.name)) {
+      throw new CaError('forbidden', `EST client "${basic.name}" may not use label "${label.name || '(default)'}"`);
+    }
+    return basic;
+  }
+  const cert = label.allowCertAuth ? await certificateIdentity(ctx, deps.pool) : undefined;
+  if (cert) return cert;
+  throw new CaError(
+    'unauthorized',
+    label.allowCertAuth
+      ? 'EST requires authentication: HTTP Basic (registered client) or a TLS client certificate issued by this CA'
+      : 'EST requires HTTP Basic authentication of a registered client',
+  );
+}
+
+function sameSans(a: SanSet, b: SanSet): boolean {
+  const norm = (s: SanSet) =>
+    [...s.dns.map((v) => `dns:${v.toLowerCase()}`), ...s.ip.map((v) => `ip:${v}`), ...s.email.map((v) => `email:${v}`), ...s.uri.map((v) => `uri:${v}`)]
+      .sort()
+      .join('\n');
+  return norm(a) === norm(b);
+}
+
+async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 'enroll' | 'reenroll'): Promise<void> {
+  let identity: EstIdentity;
+  let profile: string;
+  let caName = label.caName;
+  let replaces: string | undefined;
+  if (kind === 'reenroll') {
+    // RFC 7030 4.2.2: the client authenticates with the certificate it renews.
+    const cert = await certificateIdentity(ctx, deps.pool);
+    if (!cert || cert.type !== 'cert') {
+      throw new CaError('unauthorized', 're-enrollment requires the current certificate as the TLS client certificate');
+    }
+    identity = cert;
+    profile = cert.cert.profile;
+    caName = cert.cert.caName;
+    replaces = cert.cert.serial;
+  } else {
+    identity = await enrollIdentity(ctx, deps, label);
+    profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
+  }
+  const csr = await readCsr(ctx);
+  if (identity.type === 'cert' && kind === 'reenroll') {
+    if (formatDn(csr.subject) !== identity.summary.subject || !sameSans(csr.sans, identity.summary.sans)) {
+      throw new CaError(
+        'policy',
+        `re-enrollment must keep the subject and subjectAltName of the current certificate (RFC 7030 4.2.2): ` +
+          `expected "${identity.summary.subject}"`,
+        { rule: 'est.reenroll.identity' },
+      );
+    }
+  }
+  const requireApproval = label.requireApproval || (identity.type === 'basic' && identity.client.requireApproval);
+  const outcome = await enrollThroughWorkflow(deps, { identity, label, kind, csr, profile, caName, replaces, requireApproval });
+  if (outcome.status === 'pending') {
+    ctx.status = 202;
+    ctx.set('Retry-After', String(outcome.retryAfter));
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = `${outcome.message}\n`;
+    return;
+  }
+  sendBase64(ctx, CERTS_ONLY, buildCertsOnly([outcome.certDer]));
+}
+
+type Outcome = { status: 'issued'; certDer: Uint8Array } | { status: 'pending'; retryAfter: number; message: string };
+
+/**
+ * The enrollment's id is derived from who asks, where, and the request's bytes: a device
+ * that re-sends the same CSR while it polls (RFC 7030 4.2.3) finds its enrollment again.
+ */
+async function enrollThroughWorkflow(
+  deps: EstDeps,
+  a: {
+    identity: EstIdentity;
+    label: EstLabel;
+    kind: string;
+    csr: ParsedCsr;
+    profile: string;
+    caName?: string;
+    replaces?: string;
+    requireApproval: boolean;
+    waitMs?: number;
+  },
+): Promise<Outcome> {
+  const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
+  const id = createHash('sha256').update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`).digest('base64url').slice(0, 26);
+  const row = await requests.get(deps.pool, id);
+  if (row) {
+    if (row.state === 'issued' && row.serial) return issued(deps, row.serial);
+    if (row.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
+    if (row.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
+    if (row.state === 'awaiting-approval') return awaitingApproval(id);
+  }
+  const handle = await startIssuance(deps.temporal, deps.config, {
+    requestId: id,
+    protocol: 'est',
+    csr: Buffer.from(a.csr.der).toString('base64'),
+    profile: a.profile,
+    caName: a.caName,
+    requester: a.identity.name,
+    replaces: a.replaces,
+    label: a.label.name,
+    kind: a.kind,
+    requestHash,
+    requireApproval: a.requireApproval,
+  });
+  if (a.requireApproval && (!row || row.state === 'pending')) return awaitingApproval(id);
+  const waitMs = a.waitMs ?? deps.config.est.waitSeconds * 1000;
+  let result;
+  try {
+    result = await withDeadline(`enrollment ${id}`, waitMs, () => handle.result());
+  } catch (e) {
+    if (!CaError.is(e, 'unavailable')) throw e;
+    return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
+  }
+  if (result.status === 'rejected') throw new CaError(result.kind as never, `the CA refused the request: ${result.message}`);
+  return { status: 'issued', certDer: pemDecodeAll(result.certPem)[0]!.der };
+}
+
+function awaitingApproval(id: string): Outcome {
+  return { status: 'pending', retryAfter: 60, message: `enrollment ${id} waits for approval by an operator; send the same request again later` };
+}
+
+async function issued(deps: EstDeps, serial: string): Promise<Outcome> {
+  const cert = await certificates.get(deps.pool, serial);
+  if (!cert?.certDer) throw new CaError('internal', `certificate ${serial} of an issued enrollment is missing`);
+  return { status: 'issued', certDer: cert.certDer };
+}
+
+// ---- server-side key generation (RFC 7030 4.4) ---------------------------------------
+
+/** A new key like the one in the device's request (same type and size); P-256 otherwise. */
+function generateKeyLike(csr: ParsedCsr): KeyObject {
+  const k = csr.key;
+  if (k.type === 'rsa') return generateKeyPairSync('rsa', { modulusLength: k.bits }).privateKey;
+  if (k.type === 'ed25519') return generateKeyPairSync('ed25519').privateKey;
+  const curve = k.type === 'ec' && ['P-256', 'P-384', 'P-521'].includes(k.curve) ? k.curve : 'P-256';
+  return generateKeyPairSync('ec', { namedCurve: curve }).privateKey;
+}
+
+async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promise<void> {
+  if (!label.serverKeygen) throw new CaError('forbidden', `server-side key generation is not enabled for label "${label.name || '(default)'}"`);
+  const identity = await enrollIdentity(ctx, deps, label);
+  const requireApproval = label.requireApproval || (identity.type === 'basic' && identity.client.requireApproval);
+  if (requireApproval) {
+    // The generated key exists only in this response: it cannot wait days for an operator.
+    throw new CaError('forbidden', 'server-side key generation is not available where enrollments need approval');
+  }
+  const deviceCsr = await readCsr(ctx);
+  const key = generateKeyLike(deviceCsr);
+  // The certificate is for the generated key; the device's request supplies subject and SANs.
+  const csr = parseCsr(buildCsr({ subject: deviceCsr.subject, sans: deviceCsr.sans, privateKey: key }));
+  const profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
+  const outcome = await enrollThroughWorkflow(deps, { identity, label, kind: 'serverkeygen', csr, profile, caName: label.caName, requireApproval: false, waitMs: 60_000 });
+  if (outcome.status !== 'issued') {
+    // The key was never stored: the device must ask again (a new key, a new enrollment).
+    throw new CaError('unavailable', 'the certificate was not ready in time; send the request again');
+  }
+  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+  const response = buildServerKeygenResponse({ privateKeyPkcs8: pkcs8, certsOnly: buildCertsOnly([outcome.certDer]) });
+  ctx.status = 200;
+  ctx.set('Content-Type', response.contentType);
+  ctx.body = response.body;
+}
