@@ -130,22 +130,10 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     serial: row.serial,
     caName: row.caName,
     certPem: pemEncode('CERTIFICATE', row.certDer),
-    chainPem: await chainPem(deps.pool, row.caName),
+    chainPem: (await cas.issuingChain(deps.pool, row.caName)).map((d) => pemEncode('CERTIFICATE', d)).join(''),
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };
-}
-
-/** The issuing CA and its parents below the root, leaf-side first. */
-export async function chainPem(pool: Pool, caName: string): Promise<string> {
-  let pem = '';
-  for (let name: string | null = caName; name; ) {
-    const ca = await cas.get(pool, name);
-    if (!ca || ca.role === 'root') break;
-    pem += pemEncode('CERTIFICATE', ca.certDer);
-    name = ca.parent;
-  }
-  return pem;
 }
 
 /** Fault injection for crash tests: pause (heartbeating) after the TBS is persisted. */

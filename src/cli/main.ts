@@ -20,9 +20,11 @@ import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
+import { registerOrderCommands } from './orders.ts';
 import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
 import { registerEstClientCommands } from './est-clients.ts';
+import { registerEabCommands } from './eab.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 /** Reasons an operator may give to `cert revoke` (hold has its own command). */
@@ -273,6 +275,8 @@ function program(): Command {
   const context = cliContext(root, withPool, say);
   registerEstClientCommands(root, context);
   registerApprovalCommands(root, context);
+  registerEabCommands(root, context);
+  registerOrderCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

@@ -57,7 +57,52 @@ export interface Config {
     /** How long an enrollment request waits for its certificate before the answer is 202 + Retry-After. */
     waitSeconds: number;
   };
+  acme: AcmeConfig;
+  validation: ValidationConfig;
   logLevel: string;
+}
+
+/** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
+export interface AcmeAlias {
+  name: string;
+  /** Certificate profile of orders that name no ACME profile. */
+  profile: string;
+  /** ACME profiles (draft-aaron-acme-profiles) offered: name -> certificate profile. */
+  profiles: Record<string, string>;
+  caName?: string;
+  challengeTypes: Array<'http-01' | 'dns-01' | 'tls-alpn-01'>;
+  wildcard: boolean;
+  ipIdentifiers: boolean;
+  eabRequired: boolean;
+  termsOfService?: string;
+  website?: string;
+  caaIdentities: string[];
+  preAuthorization: boolean;
+}
+
+export interface AcmeConfig {
+  aliases: Map<string, AcmeAlias>;
+  orderLifetimeSeconds: number;
+  pendingAuthzLifetimeSeconds: number;
+  validAuthzLifetimeSeconds: number;
+  nonceLifetimeSeconds: number;
+  rateLimits: {
+    newOrdersPerAccountPerHour: number;
+    certificatesPerDomainPerWeek: number;
+  };
+}
+
+/** Challenge validation (ACME) and CAA checks. */
+export interface ValidationConfig {
+  http01Port: number;
+  tlsAlpn01Port: number;
+  /** host:port of the DNS resolver; undefined = the system's. */
+  dnsResolver?: string;
+  allowLoopback: boolean;
+  /** Transient failures (timeouts, refused connections) are retried for this long. */
+  retryWindowSeconds: number;
+  /** Timeout of one validation attempt. */
+  attemptTimeoutSeconds: number;
 }
 
 /**
@@ -107,6 +152,11 @@ interface ConfigFile {
   tlsNames?: string[];
   revocation?: Partial<RevocationConfig>;
   est?: { labels?: Array<Partial<EstLabel> & { name: string }> };
+  acme?: Partial<Omit<AcmeConfig, 'aliases' | 'rateLimits'>> & {
+    aliases?: Array<Partial<AcmeAlias> & { name: string }>;
+    rateLimits?: Partial<AcmeConfig['rateLimits']>;
+  };
+  validation?: Partial<ValidationConfig>;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -224,6 +274,16 @@ export function loadConfig(env: Env = process.env): Config {
       ...file.revocation,
     },
     est: { labels: estLabels(file, profiles), waitSeconds: int(env, 'CERTFLOW_EST_WAIT_SECONDS', 30) },
+    acme: acmeConfig(file, profiles),
+    validation: {
+      http01Port: int(env, 'CERTFLOW_HTTP01_PORT', 80),
+      tlsAlpn01Port: int(env, 'CERTFLOW_TLSALPN01_PORT', 443),
+      dnsResolver: env.CERTFLOW_DNS_RESOLVER || undefined,
+      allowLoopback: env.CERTFLOW_VALIDATION_ALLOW_LOOPBACK === '1',
+      retryWindowSeconds: 60,
+      attemptTimeoutSeconds: 10,
+      ...file.validation,
+    },
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
 }
@@ -243,6 +303,42 @@ function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<st
     labels.set(label.name, label);
   }
   return labels;
+}
+
+const DEFAULT_ACME_ALIAS: AcmeAlias = {
+  name: '',
+  profile: 'tls-server',
+  profiles: { 'tls-server': 'tls-server' },
+  challengeTypes: ['http-01', 'dns-01', 'tls-alpn-01'],
+  wildcard: true,
+  ipIdentifiers: true,
+  eabRequired: false,
+  caaIdentities: [],
+  preAuthorization: true,
+};
+
+function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeConfig {
+  const { aliases: aliasEntries, rateLimits, ...rest } = file.acme ?? {};
+  const aliases = new Map<string, AcmeAlias>([['', DEFAULT_ACME_ALIAS]]);
+  for (const entry of aliasEntries ?? []) {
+    if (entry.name !== '' && !/^[a-z0-9][a-z0-9._-]*$/i.test(entry.name)) {
+      throw new CaError('config', `ACME alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'acme.alias' });
+    }
+    const alias: AcmeAlias = { ...DEFAULT_ACME_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
+    for (const p of [alias.profile, ...Object.values(alias.profiles)]) {
+      if (!profiles.has(p)) throw new CaError('config', `ACME alias "${alias.name}" names unknown profile "${p}"`, { rule: 'acme.alias.profile' });
+    }
+    aliases.set(alias.name, alias);
+  }
+  return {
+    aliases,
+    orderLifetimeSeconds: 3600,
+    pendingAuthzLifetimeSeconds: 7 * 86_400,
+    validAuthzLifetimeSeconds: 30 * 86_400,
+    nonceLifetimeSeconds: 3600,
+    ...rest,
+    rateLimits: { newOrdersPerAccountPerHour: 300, certificatesPerDomainPerWeek: 50, ...rateLimits },
+  };
 }
 
 export function getProfile(config: Config, name: string | undefined): CertProfile {

@@ -14,6 +14,8 @@ import * as cas from '../db/repos/cas.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { Config } from '../config/index.ts';
 import { estRouter } from '../est/router.ts';
+import { acmeRouter } from '../acme/router.ts';
+import { orderRoutes } from '../acme/orders.ts';
 import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
@@ -96,5 +98,7 @@ export function httpsApp(deps: AppDeps): Koa {
   const est = estRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log });
   app.use(router.routes()).use(router.allowedMethods());
   app.use(est.routes()).use(est.allowedMethods());
+  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log };
+  app.use(acmeRouter(acmeDeps, orderRoutes(acmeDeps)).routes());
   return app;
 }

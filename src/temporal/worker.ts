@@ -7,6 +7,8 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSo
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
 import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
+import { createAcmeStorageActivities } from '../../activities/acme-storage.ts';
+import { createValidationActivities } from '../../activities/validation.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { caUrls } from '../ca/urls.ts';
@@ -85,7 +87,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     ...common,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: createStorageActivities({ pool }),
+    // Storage (read-model projections, run as local activities) and ACME validation.
+    activities: {
+      ...createStorageActivities({ pool }),
+      ...createAcmeStorageActivities({ pool }),
+      ...createValidationActivities({ config, log }),
+    },
   });
   const signing = await Worker.create({
     ...common,

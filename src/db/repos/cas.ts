@@ -108,3 +108,15 @@ export async function getIssuing(db: Queryable, name?: string): Promise<CaRow | 
       : await db.query<DbCa>(`SELECT ${COLUMNS} FROM cas WHERE name = $1 AND role = 'issuing'`, [name]);
   return rows[0] ? toRow(rows[0]) : null;
 }
+
+/** DER certificates of a CA and its parents below the root, leaf side first (what a chain file holds). */
+export async function issuingChain(db: Queryable, caName: string): Promise<Buffer[]> {
+  const chain: Buffer[] = [];
+  for (let name: string | null = caName; name; ) {
+    const ca = await get(db, name);
+    if (!ca || ca.role === 'root') break;
+    chain.push(ca.certDer);
+    name = ca.parent;
+  }
+  return chain;
+}

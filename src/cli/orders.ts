@@ -1,0 +1,113 @@
+/** `certflow orders list|show|retry|cancel`: find and fix ACME orders from the command line. */
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { Option, type Command } from 'commander';
+import { userInfo } from 'node:os';
+import { cancelOrderUpdate, retryValidationUpdate } from '../../workflows/index.ts';
+import { loadConfig } from '../config/index.ts';
+import { CaError } from '../core/errors.ts';
+import * as orders from '../db/repos/acme-orders.ts';
+import { connectTemporal, withDeadline } from '../temporal/client.ts';
+import type { CliContext } from './context.ts';
+
+async function withTemporal<T>(fn: (client: Awaited<ReturnType<typeof connectTemporal>>['client']) => Promise<T>): Promise<T> {
+  const temporal = await connectTemporal(loadConfig(), 5000);
+  try {
+    return await fn(temporal.client);
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);
+    throw e;
+  } finally {
+    await temporal.close();
+  }
+}
+
+export function registerOrderCommands(root: Command, cli: CliContext): void {
+  const cmd = root.command('orders').description('ACME orders: find stuck ones, look inside, retry validation, cancel');
+  cmd
+    .command('list')
+    .description('list orders, newest first')
+    .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'ready', 'processing', 'valid', 'invalid']))
+    .option('--stuck', 'only orders the server should have moved on (processing > 2 min, validating past the retry window, open past expiry)')
+    .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
+    .action(async (opts: { state?: string; stuck?: boolean; limit: number }) => {
+      await cli.withPool(async (pool, config) => {
+        const rows = await orders.findOrders(pool, {
+          status: opts.state,
+          stuck: opts.stuck ? { processingSeconds: 120, validatingSeconds: config.validation.retryWindowSeconds + 60 } : undefined,
+          limit: opts.limit,
+        });
+        const view = rows.map((o) => ({
+          id: o.id,
+          status: o.status,
+          identifiers: o.identifiers.map((i) => i.value),
+          account: o.accountId,
+          updated: o.updatedAt,
+          expires: o.expiresAt,
+          error: o.error?.detail,
+          workflow: `acme-order-${o.id}`,
+        }));
+        if (cli.json()) cli.printJson(view);
+        else process.stdout.write(cli.table(view, ['id', 'status', 'identifiers', 'account', 'updated', 'expires', 'error']));
+      });
+    });
+  cmd
+    .command('show <id>')
+    .description('an order with its authorizations and challenges')
+    .action(async (id: string) => {
+      await cli.withPool(async (pool) => {
+        const o = await orders.getOrder(pool, id);
+        if (!o) throw new CaError('notFound', `no order ${id}`);
+        const authzs = await orders.getAuthzs(pool, o.authzIds);
+        const view = { ...o, workflowId: `acme-order-${o.id}`, authorizations: authzs.map((a) => ({ ...a, workflowId: `acme-authz-${a.id}` })) };
+        if (cli.json()) return cli.printJson(view);
+        const line = (k: string, v: unknown) => process.stdout.write(`${k.padEnd(14)} ${v instanceof Date ? v.toISOString() : (v ?? '-')}\n`);
+        line('order', o.id);
+        line('status', o.status);
+        line('identifiers', o.identifiers.map((i) => `${i.type}:${i.value}`).join(', '));
+        line('account', o.accountId);
+        line('profile', o.profile);
+        line('expires', o.expiresAt);
+        line('certificate', o.serial);
+        line('error', o.error ? `${o.error.type.split(':').at(-1)}: ${o.error.detail}` : undefined);
+        line('workflow', view.workflowId);
+        for (const a of authzs) {
+          process.stdout.write(`\nauthorization ${a.id} (${a.identifier.type}:${a.wildcard ? '*.' : ''}${a.identifier.value}) ${a.status}, expires ${a.expiresAt.toISOString()}\n`);
+          for (const c of a.challenges) {
+            process.stdout.write(`  ${c.type.padEnd(12)} ${c.status}${c.error ? ` — ${c.error.detail}` : ''}\n`);
+          }
+        }
+      });
+    });
+  cmd
+    .command('retry <id>')
+    .description("validate the order's challenges that are waiting for their next retry now")
+    .action(async (id: string) => {
+      const authzIds = await cli.withPool(async (pool) => {
+        const o = await orders.getOrder(pool, id);
+        if (!o) throw new CaError('notFound', `no order ${id}`);
+        const authzs = await orders.getAuthzs(pool, o.authzIds);
+        const validating = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing')).map((a) => a.id);
+        if (!validating.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`);
+        return validating;
+      });
+      await withTemporal(async (client) => {
+        for (const authzId of authzIds) {
+          const handle = client.workflow.getHandle(`acme-authz-${authzId}`);
+          await withDeadline(`authorization ${authzId}`, 10_000, () => handle.executeUpdate(retryValidationUpdate));
+          cli.say(`authorization ${authzId}: validating again now`);
+        }
+      });
+    });
+  cmd
+    .command('cancel <id>')
+    .description('make an unfinished order invalid')
+    .option('--reason <text>', 'shown to the client in the order error')
+    .action(async (id: string, opts: { reason?: string }) => {
+      await withTemporal(async (client) => {
+        const handle = client.workflow.getHandle(`acme-order-${id}`);
+        const by = `operator:${userInfo().username}`;
+        await withDeadline(`order ${id}`, 10_000, () => handle.executeUpdate(cancelOrderUpdate, { args: [{ by, reason: opts.reason }], updateId: `cancel-${id}` }));
+        cli.say(`order ${id} canceled`);
+      });
+    });
+}

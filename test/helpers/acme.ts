@@ -1,0 +1,392 @@
+/**
+ * Shared by the ACME integration tests: a certflow instance whose validation authority
+ * resolves names through pebble-challtestsrv and reaches challenge responders on loopback,
+ * an http-01 responder, acme-client set up to trust certflow's root, raw JWS requests
+ * (jose) for what acme-client cannot send, and ARI certificate ids.
+ */
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import acme from 'acme-client';
+import type { Client, Order } from 'acme-client';
+import { exportJWK, FlattenedSign, type JWK } from 'jose';
+import * as pkijs from 'pkijs';
+import { freePort } from '../../src/core/net.ts';
+import { createInstance, type TestInstance } from './certflow.ts';
+import { startChalltestsrv, type ChallTestSrv } from './challtestsrv.ts';
+
+export type AcmeClient = Client;
+export type AcmeOrder = Order;
+
+// ---- the stack ---------------------------------------------------------------------------
+
+export interface AcmeStack {
+  cts: ChallTestSrv;
+  cf: TestInstance;
+  /** CERTFLOW_HTTP01_PORT: where certflow's VA sends http-01 requests. */
+  http01Port: number;
+  root: string;
+  chain: string;
+  rootPem: string;
+  worker: Awaited<ReturnType<TestInstance['startWorker']>>;
+  server: Awaited<ReturnType<TestInstance['startServer']>>;
+  /** https://localhost:<port>/acme/directory or /acme/<alias>/directory. */
+  directoryUrl(alias?: string): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * challtestsrv + a certflow instance (worker and server) whose VA uses it, with an optional
+ * JSON configuration file. Call stop() in `after`.
+ */
+export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.ProcessEnv } = {}): Promise<AcmeStack> {
+  const cts = await startChalltestsrv();
+  let cf: TestInstance | undefined;
+  try {
+    const http01Port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      CERTFLOW_HTTP01_PORT: String(http01Port),
+      CERTFLOW_DNS_RESOLVER: cts.resolver,
+      CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
+      ...opts.env,
+    };
+    if (opts.config !== undefined) {
+      const file = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-${process.pid}-${Date.now()}.json`);
+      await writeFile(file, JSON.stringify(opts.config));
+      env.CERTFLOW_CONFIG = file;
+    }
+    cf = await createInstance(env);
+    const worker = await cf.startWorker();
+    const server = await cf.startServer();
+    const root = join(cf.home, 'ca', 'root.pem');
+    const chain = join(cf.home, 'ca', 'chain.pem');
+    const rootPem = readFileSync(root, 'utf8');
+    trustRoot(rootPem);
+    const instance = cf;
+    return {
+      cts,
+      cf: instance,
+      http01Port,
+      root,
+      chain,
+      rootPem,
+      worker,
+      server,
+      directoryUrl: (alias?: string) => `https://localhost:${instance.httpsPort}/acme${alias ? `/${alias}` : ''}/directory`,
+      async stop() {
+        await instance.cleanup().catch(() => {});
+        await cts.stop();
+      },
+    };
+  } catch (e) {
+    await cf?.cleanup().catch(() => {});
+    await cts.stop();
+    throw e;
+  }
+}
+
+/** Environment for external ACME clients: certflow's root trusted, no proxy for loopback. */
+export function clientEnv(stack: AcmeStack, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NO_PROXY: 'localhost,127.0.0.1,::1',
+    no_proxy: 'localhost,127.0.0.1,::1',
+    ...extra,
+  };
+}
+
+// ---- acme-client -------------------------------------------------------------------------
+
+let trustedRoot: string | undefined;
+
+/** Makes acme-client (its axios instance) trust certflow's root; short retry delays. */
+export function trustRoot(rootPem: string): void {
+  trustedRoot = rootPem;
+  acme.axios.defaults.httpsAgent = new Agent({ ca: rootPem, keepAlive: false });
+  acme.axios.defaults.proxy = false;
+  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } }).acmeSettings;
+  settings.retryDefaultDelay = 1;
+  settings.retryMaxAttempts = 5;
+}
+
+/** A new account (EC P-256 key) on the directory; returns the client and the account object. */
+export async function newAccount(
+  directoryUrl: string,
+  opts: { eab?: { kid: string; hmacKey: string }; email?: string } = {},
+): Promise<{ client: AcmeClient; accountKey: Buffer; account: Record<string, unknown> }> {
+  const accountKey = await acme.crypto.createPrivateEcdsaKey();
+  const client = new acme.Client({
+    directoryUrl,
+    accountKey,
+    externalAccountBinding: opts.eab,
+    backoffAttempts: 60,
+    backoffMin: 200,
+    backoffMax: 1000,
+  });
+  const account = (await client.createAccount({
+    termsOfServiceAgreed: true,
+    contact: [`mailto:${opts.email ?? 'test@example.test'}`],
+  })) as unknown as Record<string, unknown>;
+  return { client, accountKey, account };
+}
+
+/** acme-client's internals used for requests it has no method for (stable since 4.x). */
+interface AcmeInternals {
+  api: {
+    apiRequest(url: string, payload: unknown, validStatusCodes?: number[]): Promise<RawResponse>;
+    apiResourceRequest(resource: string, payload: unknown, validStatusCodes?: number[]): Promise<RawResponse>;
+  };
+  http: { getDirectory(): Promise<Record<string, unknown>>; getNonce(): Promise<string> };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export const internals = (client: AcmeClient) => client as unknown as AcmeInternals;
+
+/** A kid-signed POST (payload null = POST-as-GET) through acme-client; any status is returned. */
+export function signedPost(client: AcmeClient, url: string, payload: unknown): Promise<RawResponse> {
+  return internals(client).api.apiRequest(url, payload);
+}
+
+export function directory(client: AcmeClient): Promise<Record<string, unknown>> {
+  return internals(client).http.getDirectory();
+}
+
+// ---- http-01 responder -------------------------------------------------------------------
+
+export interface Http01Responder {
+  port: number;
+  /** Serves `body` at /.well-known/acme-challenge/<token>. */
+  set(token: string, body: string): void;
+  delete(token: string): void;
+  /** Paths requested so far, with their Host headers. */
+  requests: Array<{ path: string; host: string | undefined }>;
+  close(): Promise<void>;
+}
+
+export async function startHttp01Responder(port: number): Promise<Http01Responder> {
+  const tokens = new Map<string, string>();
+  const requests: Http01Responder['requests'] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push({ path: req.url ?? '', host: req.headers.host });
+    const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const body = m ? tokens.get(m[1]!) : undefined;
+    if (body === undefined) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port,
+    set: (token, body) => void tokens.set(token, body),
+    delete: (token) => void tokens.delete(token),
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// ---- orders ------------------------------------------------------------------------------
+
+export interface Issued {
+  order: AcmeOrder;
+  /** The PEM chain as downloaded (leaf first). */
+  chainPem: string;
+  leafPem: string;
+  key: Buffer;
+  cert: X509Certificate;
+}
+
+/**
+ * acme-client's waitForValidStatus, keeping the item's URL (acme-client returns the bare
+ * resource, without the `url` its other methods need).
+ */
+export async function waitValid<T extends { url: string }>(client: AcmeClient, item: T): Promise<T> {
+  const r = await client.waitForValidStatus(item);
+  return { ...item, ...(r as object), url: item.url };
+}
+
+/** Answers every pending authorization of `order` with http-01 and waits until each is valid. */
+export async function authorizeHttp01(client: AcmeClient, order: AcmeOrder, responder: Http01Responder): Promise<void> {
+  const authzs = await client.getAuthorizations(order);
+  await Promise.all(
+    authzs.map(async (authz) => {
+      if (authz.status === 'valid') return;
+      const challenge = authz.challenges.find((c) => c.type === 'http-01');
+      if (!challenge) throw new Error(`authorization ${authz.url} offers no http-01: ${JSON.stringify(authz.challenges)}`);
+      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+      responder.set(challenge.token, keyAuthorization);
+      await client.completeChallenge(challenge);
+      await client.waitForValidStatus(authz);
+    }),
+  );
+}
+
+/** A CSR (EC P-256 key) for `names`, the first one as CN. */
+export async function csrFor(names: string[]): Promise<{ key: Buffer; csr: Buffer }> {
+  const [key, csr] = await acme.crypto.createCsr({ commonName: names[0], altNames: names }, await acme.crypto.createPrivateEcdsaKey());
+  return { key, csr };
+}
+
+/** Finalizes a ready order with a fresh key and downloads the certificate. */
+export async function finalizeAndDownload(client: AcmeClient, order: AcmeOrder, names: string[]): Promise<Issued> {
+  const { key, csr } = await csrFor(names);
+  const finalized = await client.finalizeOrder(order, csr);
+  const valid = await waitValid(client, finalized);
+  const chainPem = await client.getCertificate(valid);
+  const leafPem = acme.crypto.splitPemChain(chainPem)[0]!;
+  return { order: valid, chainPem, leafPem, key, cert: new X509Certificate(leafPem) };
+}
+
+/** new-order -> http-01 -> finalize -> certificate, for dns `names`. */
+export async function issueHttp01(
+  client: AcmeClient,
+  responder: Http01Responder,
+  names: string[],
+  extra: Record<string, unknown> = {},
+): Promise<Issued> {
+  const order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })), ...extra } as Parameters<Client['createOrder']>[0]);
+  await authorizeHttp01(client, order, responder);
+  const ready = await waitValid(client, order);
+  return finalizeAndDownload(client, ready, names);
+}
+
+// ---- certificates ------------------------------------------------------------------------
+
+/** RFC 9773 certificate id: base64url(AKI keyIdentifier) "." base64url(serial's DER content). */
+export function ariCertId(certPem: string): string {
+  const x = new X509Certificate(certPem);
+  const cert = pkijs.Certificate.fromBER(x.raw);
+  const aki = cert.extensions?.find((e) => e.extnID === '2.5.29.35');
+  if (!aki) throw new Error('the certificate has no authority key identifier');
+  const parsed = aki.parsedValue as pkijs.AuthorityKeyIdentifier;
+  const keyId = parsed.keyIdentifier?.valueBlock.valueHexView;
+  if (!keyId) throw new Error('the authority key identifier has no keyIdentifier');
+  const serial = Buffer.from(cert.serialNumber.valueBlock.valueHexView);
+  return `${Buffer.from(keyId).toString('base64url')}.${serial.toString('base64url')}`;
+}
+
+/** Lower-case hex serial as certflow stores it (certificates.serial). */
+export function serialHex(certPem: string): string {
+  const cert = pkijs.Certificate.fromBER(new X509Certificate(certPem).raw);
+  return Buffer.from(cert.serialNumber.valueBlock.valueHexView).toString('hex').replace(/^(00)+(?=.)/, '').toLowerCase();
+}
+
+// ---- raw HTTPS and JWS -------------------------------------------------------------------
+
+/** An HTTPS request to certflow trusting its root; the body is parsed as JSON when it is JSON. */
+export function fetchAcme(
+  url: string,
+  opts: { method?: string; body?: string; headers?: Record<string, string> } = {},
+): Promise<RawResponse & { text: string }> {
+  if (!trustedRoot) throw new Error('trustRoot() first');
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: opts.method ?? 'GET', ca: trustedRoot, headers: opts.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let data: unknown = text;
+        if (/json/.test(String(res.headers['content-type'] ?? ''))) {
+          try {
+            data = JSON.parse(text);
+          } catch {
+            /* keep text */
+          }
+        }
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+        resolve({ status: res.statusCode ?? 0, headers, data, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export async function freshNonce(newNonceUrl: string): Promise<string> {
+  const r = await fetchAcme(newNonceUrl, { method: 'HEAD' });
+  const nonce = r.headers['replay-nonce'];
+  if (!nonce) throw new Error(`no Replay-Nonce from ${newNonceUrl} (HTTP ${r.status})`);
+  return nonce;
+}
+
+function jwsAlg(key: KeyObject): string {
+  if (key.asymmetricKeyType === 'ec') {
+    const crv = key.asymmetricKeyDetails?.namedCurve;
+    return crv === 'secp384r1' ? 'ES384' : crv === 'secp521r1' ? 'ES512' : 'ES256';
+  }
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA';
+  return 'RS256';
+}
+
+/**
+ * A JWS-signed POST built by hand: `jwk` mode puts the public key in the header (new-account,
+ * revocation by certificate key), `kid` mode an account URL.
+ */
+export async function jwsPost(
+  dir: { newNonce: string },
+  url: string,
+  payload: unknown,
+  keyPem: string | Buffer,
+  mode: { kid: string } | 'jwk',
+): Promise<RawResponse & { text: string }> {
+  const key = createPrivateKey(keyPem);
+  const alg = jwsAlg(key);
+  for (let attempt = 0; ; attempt++) {
+    const nonce = await freshNonce(dir.newNonce);
+    const header: Record<string, unknown> = { alg, nonce, url };
+    if (mode === 'jwk') header.jwk = (await exportJWK(createPublicKey(key))) as JWK;
+    else header.kid = mode.kid;
+    const body = payload === null ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(payload));
+    const jws = await new FlattenedSign(body).setProtectedHeader(header as never).sign(key);
+    const r = await fetchAcme(url, { method: 'POST', body: JSON.stringify(jws), headers: { 'Content-Type': 'application/jose+json' } });
+    if (r.status === 400 && r.data?.type === 'urn:ietf:params:acme:error:badNonce' && attempt < 3) continue;
+    return r;
+  }
+}
+
+// ---- EAB ---------------------------------------------------------------------------------
+
+/** Key id and base64url HMAC key from `certflow eab create --json` ({kid, hmacKey, alias, createdAt}). */
+export function parseEab(stdout: string): { kid: string; hmacKey: string } {
+  const { kid, hmacKey } = JSON.parse(stdout) as { kid?: unknown; hmacKey?: unknown };
+  if (typeof kid !== 'string' || typeof hmacKey !== 'string') throw new Error(`no kid and hmacKey in: ${stdout}`);
+  return { kid, hmacKey };
+}
+
+// ---- misc --------------------------------------------------------------------------------
+
+/** Polls `fn` until it returns a value that is not undefined, or throws after `ms`. */
+export async function eventually<T>(what: string, ms: number, fn: () => Promise<T | undefined>, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export const ACME_ERROR = (type: string) => `urn:ietf:params:acme:error:${type}`;
