@@ -3,6 +3,7 @@
  * binding), the account resource (fetch, update contacts, agree to new terms, deactivate)
  * and key-change. Accounts live in Postgres only: no workflow is involved.
  */
+import { cancelOpenOrders } from './orders.ts';
 import type { Context } from 'koa';
 import type { JWK } from 'jose';
 import { newId } from '../core/ids.ts';
@@ -162,7 +163,10 @@ async function accountResource(deps: AcmeDeps, ctx: Context, req: VerifiedReques
     return row;
   });
   if (!updated) throw problem('unauthorized', `account ${account.id} is no longer valid`);
-  if (changes.status) deps.log.info({ account: account.id }, 'ACME account deactivated');
+  if (changes.status) {
+    deps.log.info({ account: account.id }, 'ACME account deactivated');
+    await cancelOpenOrders(deps, account.id);
+  }
   sendAccount(ctx, dir, updated, 200);
 }
 

@@ -12,6 +12,7 @@ import type { AcmeIdentifier, AuthzInput, ChallengeType, OrderAuthzRef, OrderInp
 import {
   acmeAuthzWorkflow,
   acmeOrderWorkflow,
+  cancelOrderUpdate,
   deactivateAuthzUpdate,
   finalizeUpdate,
   orderCreatedUpdate,
@@ -470,4 +471,25 @@ export function orderRoutes(deps: AcmeDeps): Route[] {
     { method: 'POST', path: '/chall/:authz/:id', postAsGet: true, handler: h(challenge) },
     { method: 'POST', path: '/cert/:serial', postAsGet: true, handler: (ctx, req) => certificate(deps, ctx, req) },
   ];
+}
+
+/**
+ * RFC 8555 7.3.6: a deactivated account's pending orders are canceled (best effort: an
+ * order whose workflow does not answer is logged and expires by its own timer).
+ */
+export async function cancelOpenOrders(deps: AcmeDeps, accountId: string): Promise<void> {
+  const { rows } = await deps.pool.query<{ id: string }>(
+    "SELECT id FROM acme_orders WHERE account_id = $1 AND status IN ('pending', 'ready')",
+    [accountId],
+  );
+  for (const { id } of rows) {
+    const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
+    try {
+      await withDeadline(`order ${id}`, UPDATE_DEADLINE_MS, () =>
+        handle.executeUpdate(cancelOrderUpdate, { args: [{ by: `account ${accountId}`, reason: 'the account was deactivated' }], updateId: `cancel-${id}` }),
+      );
+    } catch (e) {
+      deps.log.warn({ order: id, err: (e as Error).message }, 'could not cancel the order of a deactivated account');
+    }
+  }
 }

@@ -35,7 +35,7 @@ export interface Http01Record {
   addressUsed: string;
 }
 
-type Response = { status: number; location?: string; body?: Buffer };
+type HttpResponse = { status: number; location?: string; body?: Buffer };
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
@@ -65,7 +65,7 @@ function isRedirect(status: number): boolean {
 }
 
 /** The checked next URL of a redirect; refusals are final (the responder chose them). */
-function redirectTarget(ctx: VaContext, from: URL, res: Response): URL {
+function redirectTarget(ctx: VaContext, from: URL, res: HttpResponse): URL {
   if (!res.location) throw ValidationError.final('incorrectResponse', `${from.href}: redirect (${res.status}) without a Location header`);
   let next: URL;
   try {
@@ -95,7 +95,7 @@ function hostOf(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
-function checkResponse(url: URL, res: Response, keyAuthorization: string): void {
+function checkResponse(url: URL, res: HttpResponse, keyAuthorization: string): void {
   if (res.status !== 200) {
     // A server error or rate limit may pass; any other status is the server's answer.
     const transient = res.status >= 500 || res.status === 429;
@@ -109,7 +109,7 @@ function checkResponse(url: URL, res: Response, keyAuthorization: string): void 
 }
 
 /** One GET: resolve, guard, connect (TLS for https), exchange. Appends its record. */
-async function fetchOnce(ctx: VaContext, url: URL, deadline: Deadline, records: Http01Record[]): Promise<Response> {
+async function fetchOnce(ctx: VaContext, url: URL, deadline: Deadline, records: Http01Record[]): Promise<HttpResponse> {
   const host = hostOf(url);
   const port = portOf(url);
   const target = await resolveTarget(ctx, host, deadline, records.length ? 'connection' : 'rejectedIdentifier');
@@ -128,7 +128,7 @@ async function fetchOnce(ctx: VaContext, url: URL, deadline: Deadline, records: 
 }
 
 /** The HTTP request over an established connection; the body is read only for a 200. */
-function exchange(stream: Socket, url: URL, deadline: Deadline): Promise<Response> {
+function exchange(stream: Socket, url: URL, deadline: Deadline): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const req = request({
       createConnection: () => stream,

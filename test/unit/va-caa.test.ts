@@ -108,6 +108,7 @@ describe('CAA evaluation', () => {
     assert.match(crit.reason, /unknown critical property "tbs"/);
     assert.equal(evaluate([issue('certflow.test'), { flags: 0, tag: 'tbs', value: 'x' }]).allowed, true);
     assert.equal(evaluate([issue('certflow.test', 128)]).allowed, true, 'a critical issue property is understood');
+    assert.equal(evaluate([{ flags: 128, tag: 'ISSUE', value: 'certflow.test' }]).allowed, true, 'tags are case-insensitive');
   });
 
   it('accounturi must be the account URL (RFC 8657 section 3)', () => {

@@ -255,6 +255,10 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       { problemType: 'malformed', retryable: false, message: /only dns-01 can/ },
     );
     await rejectsWith(
+      validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: '*.example.test' }, wildcard: false, token: 'w', keyAuthorization: ka('w') }),
+      { problemType: 'malformed', retryable: false, message: 'http-01 cannot validate the wildcard *.example.test: only dns-01 can' },
+    );
+    await rejectsWith(
       validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: 'example.test' }, wildcard: false, token: 'a', keyAuthorization: ka('b') }),
       { problemType: 'malformed', retryable: false },
     );
