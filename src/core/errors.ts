@@ -55,3 +55,18 @@ export const CLIENT_ERROR_KINDS: ReadonlySet<ErrorKind> = new Set([
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The HTTP status that fits each kind, for front ends whose protocol has no own mapping. */
+export const HTTP_STATUS_BY_KIND: Record<ErrorKind, number> = {
+  badCSR: 400,
+  badKey: 400,
+  policy: 400,
+  malformed: 400,
+  notFound: 404,
+  conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  unavailable: 503,
+  config: 500,
+  internal: 500,
+};

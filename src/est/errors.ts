@@ -3,22 +3,8 @@
  * the HTTP status a device can act on; never a 500 for a client mistake.
  */
 import type { Middleware } from 'koa';
-import { CaError, type ErrorKind } from '../core/errors.ts';
+import { CaError, HTTP_STATUS_BY_KIND, type ErrorKind } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-
-const STATUS: Record<ErrorKind, number> = {
-  badCSR: 400,
-  badKey: 400,
-  policy: 400,
-  malformed: 400,
-  notFound: 404,
-  conflict: 409,
-  unauthorized: 401,
-  forbidden: 403,
-  unavailable: 503,
-  config: 500,
-  internal: 500,
-};
 
 export const EST_REALM = 'Basic realm="certflow EST", charset="UTF-8"';
 
@@ -33,7 +19,7 @@ export function estErrors(log: Logger): Middleware {
       await next();
     } catch (e) {
       const err = e instanceof CaError ? e : new CaError('internal', 'internal error', { cause: e });
-      const status = (err.details?.httpStatus as number | undefined) ?? STATUS[err.kind];
+      const status = (err.details?.httpStatus as number | undefined) ?? HTTP_STATUS_BY_KIND[err.kind];
       ctx.status = status;
       if (status === 401) ctx.set('WWW-Authenticate', EST_REALM);
       if (status === 503) ctx.set('Retry-After', '10');
