@@ -23,7 +23,7 @@ import {
 import type { AcmeStorageActivities, AuthzChange, AuthzInput, AuthzStatus, ChallengeSpec, Problem } from '../activities/acme-types.ts';
 import type { ValidationActivities } from '../activities/validation-types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { STORAGE_ACTIVITY_OPTIONS } from './options.ts';
+import { STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 
 export const respondChallengeUpdate = defineUpdate<{ status: string }, [{ challengeId: string }]>('respondChallenge');
 export const deactivateAuthzUpdate = defineUpdate<{ status: AuthzStatus }, []>('deactivate');
@@ -33,6 +33,7 @@ export const retryValidationUpdate = defineUpdate<{ status: string }, []>('retry
 export const authzChangedSignal = defineSignal<[AuthzChange]>('authzChanged');
 
 const storage = proxyLocalActivities<AcmeStorageActivities>(STORAGE_ACTIVITY_OPTIONS);
+const storageAfterUpdate = proxyActivities<AcmeStorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
 
 function problemOf(err: unknown): Problem {
   const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
@@ -106,7 +107,8 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus>
   };
   const finish = async (s: AuthzStatus, change: Omit<AuthzChange, 'authzId' | 'status'> = {}, expiresAt?: string) => {
     status = s;
-    await storage.projectAuthz({ id: input.authzId, status: s, expiresAt });
+    // Deactivation comes from an Update: see STORAGE_AFTER_UPDATE_OPTIONS.
+    await (s === 'deactivated' ? storageAfterUpdate : storage).projectAuthz({ id: input.authzId, status: s, expiresAt });
     for (const id of input.orderWorkflowIds) {
       try {
         await getExternalWorkflowHandle(id).signal(authzChangedSignal, { authzId: input.authzId, status: s, ...change });
@@ -142,7 +144,7 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus>
   }
 
   const challenge = chosen!;
-  await storage.projectChallenge({ id: challenge.id, status: 'processing' });
+  await storageAfterUpdate.projectChallenge({ id: challenge.id, status: 'processing' });
   describe(`validating ${challenge.type} for ${input.identifier.value}`);
   const va = proxyActivities<ValidationActivities>({
     startToCloseTimeout: `${input.attemptTimeoutSeconds + 5} seconds`,

@@ -24,13 +24,14 @@ import type { SigningActivities } from '../activities/types.ts';
 import type { ValidationActivities } from '../activities/validation-types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
 import { acmeAuthzWorkflow, authzChangedSignal } from './acme-authz.ts';
-import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS } from './options.ts';
+import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 
 export const orderCreatedUpdate = defineUpdate<{ status: OrderStatus }, []>('created');
 export const finalizeUpdate = defineUpdate<{ status: OrderStatus }, [{ csr: string }]>('finalize');
 export const cancelOrderUpdate = defineUpdate<{ status: OrderStatus }, [{ by: string; reason?: string }]>('cancel');
 
 const storage = proxyLocalActivities<AcmeStorageActivities>(STORAGE_ACTIVITY_OPTIONS);
+const storageAfterUpdate = proxyActivities<AcmeStorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
 const acmeError = (type: string, detail: string): Problem => ({ type: `urn:ietf:params:acme:error:${type}`, detail });
 
 function msUntil(iso: string): number {
@@ -82,13 +83,14 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   );
 
   const identifiers = input.identifiers.map((i) => `${i.type}:${i.value}`);
-  const transition = async (s: OrderStatus, details: string, p: { error?: Problem; serial?: string } = {}) => {
+  /** `afterUpdate`: the transition follows an Update (finalize, cancel): see STORAGE_AFTER_UPDATE_OPTIONS. */
+  const transition = async (s: OrderStatus, details: string, p: { error?: Problem; serial?: string } = {}, afterUpdate = false) => {
     status = s;
     upsertSearchAttributes(
       searchAttributes({ protocol: 'acme', state: s, identifiers, account: input.accountId, lastError: p.error?.detail }),
     );
     setCurrentDetails(`**${s}** — ${details}`);
-    await storage.projectOrder({ id: input.orderId, status: s, ...p });
+    await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: s, ...p });
   };
 
   upsertSearchAttributes(searchAttributes({ protocol: 'acme', state: 'pending', identifiers, account: input.accountId }));
@@ -133,7 +135,7 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   const failed = () => all().find((a) => a.status !== 'valid' && a.status !== 'pending');
   const decided = await condition(() => canceled !== undefined || failed() !== undefined || all().every((a) => a.status === 'valid'), msUntil(input.expiresAt));
   if (!decided) return end('invalid', 'expired before its authorizations were valid', acmeError('malformed', 'the order expired'));
-  if (canceled) return end('invalid', `canceled by ${canceled.by}`, acmeError('malformed', `canceled by ${canceled.by}${canceled.reason ? `: ${canceled.reason}` : ''}`));
+  if (canceled) return end('invalid', `canceled by ${canceled.by}`, acmeError('malformed', `canceled by ${canceled.by}${canceled.reason ? `: ${canceled.reason}` : ''}`), true);
   const bad = failed();
   if (bad) {
     const error = bad.error ?? acmeError('unauthorized', `authorization for ${bad.identifier.value} is ${bad.status}`);
@@ -145,9 +147,9 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   if (!finalized) return end('invalid', 'expired before it was finalized', acmeError('malformed', 'the order expired before it was finalized'));
   // (The cancel Update may have arrived while waiting: TypeScript cannot see handler writes.)
   const lateCancel = canceled as { by: string; reason?: string } | undefined;
-  if (lateCancel) return end('invalid', `canceled by ${lateCancel.by}`, acmeError('malformed', `canceled by ${lateCancel.by}`));
+  if (lateCancel) return end('invalid', `canceled by ${lateCancel.by}`, acmeError('malformed', `canceled by ${lateCancel.by}`), true);
 
-  await transition('processing', 'checking CAA and signing');
+  await transition('processing', 'checking CAA and signing', {}, true);
   const va = proxyActivities<ValidationActivities>({
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
@@ -180,8 +182,8 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
     return end('invalid', `refused: ${app.message}`, acmeError(type, app.message));
   }
 
-  async function end(s: OrderStatus, details: string, error: Problem): Promise<OrderStatus> {
-    await transition(s, details, { error });
+  async function end(s: OrderStatus, details: string, error: Problem, afterUpdate = false): Promise<OrderStatus> {
+    await transition(s, details, { error }, afterUpdate);
     return s;
   }
 }

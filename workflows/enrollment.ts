@@ -27,7 +27,7 @@ import type {
   StorageActivities,
 } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
+import { SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
 
 export interface EnrollmentInput extends IssueInput {
   protocol: Protocol;
@@ -58,6 +58,8 @@ export interface Decision {
 export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
 
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
+/** After the operator's decision (an Update): see STORAGE_AFTER_UPDATE_OPTIONS. */
+const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
 
 export async function enrollmentWorkflow(input: EnrollmentInput): Promise<EnrollmentResult> {
   const { workflowId, taskQueue } = workflowInfo();
@@ -102,7 +104,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
       state = 'rejected';
       const message = `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
       await transition(state, message, message);
-      await storage.projectRequest({ ...base, ...decisionFields, state, error: message });
+      await storageAfterUpdate.projectRequest({ ...base, ...decisionFields, state, error: message });
       return { status: 'rejected', kind: 'forbidden', message };
     }
     base.decidedBy = decisionFields.decidedBy;
@@ -111,7 +113,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
 
   state = 'signing';
   await transition(state, `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
-  await storage.projectRequest({ ...base, state });
+  await (input.requireApproval ? storageAfterUpdate : storage).projectRequest({ ...base, state });
   try {
     const cert = await signing.issueCertificate(input);
     state = 'issued';

@@ -23,3 +23,15 @@ export const STORAGE_ACTIVITY_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 };
+
+/**
+ * Projections that follow an Update go through a regular activity, not a local one: an
+ * Update is accepted inside a workflow task and becomes durable only when that task
+ * completes, so a local activity in the same task could write a state to Postgres that a
+ * worker crash then takes back (the read model would run ahead of the workflow). A
+ * regular activity is scheduled by the completed task, after the Update is durable.
+ */
+export const STORAGE_AFTER_UPDATE_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+};

@@ -56,7 +56,6 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     ({ client } = await newAccount(stack.directoryUrl()));
   });
   after(async () => {
-    if (process.env.DEBUG_KEEP) for (const f of ['worker.log', 'server.log']) await import('node:fs/promises').then((fs) => fs.copyFile(join(stack.cf.home, f), `/tmp/scratch/${f}`)).catch(() => {});
     await responder?.close();
     await stack?.stop();
   });
@@ -192,9 +191,12 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     } finally {
       await connection.close();
     }
-    const log = await readFile(join(stack.cf.home, 'worker.log'), 'utf8').catch(() => '');
-    const mentions = log.split('\n').filter((l) => l.includes(id)).slice(-10);
-    lines.push(`  worker.log lines naming the order:\n${mentions.map((l) => `    ${l.slice(0, 400)}`).join('\n')}`);
+    const ids = [id, ...authzs.map((a) => a.id)];
+    for (const file of ['server.log', 'worker.log']) {
+      const log = await readFile(join(stack.cf.home, file), 'utf8').catch(() => '');
+      const mentions = log.split('\n').filter((l) => ids.some((x) => l.includes(x))).slice(-10);
+      if (mentions.length) lines.push(`  ${file} lines naming the order or its authorizations:\n${mentions.map((l) => `    ${l.slice(0, 400)}`).join('\n')}`);
+    }
     return lines.join('\n');
   }
 

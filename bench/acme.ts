@@ -1,0 +1,1185 @@
+/**
+ * Complete ACME orders (RFC 8555) per second, certflow against Let's Encrypt's pebble, with
+ * the same client code (npm acme-client), the same http-01 responder and the same
+ * concurrency, on this machine:
+ *
+ *   npm run bench:acme [-- --orders 200] [--concurrency 16] [--target certflow|pebble|both]
+ *                      [--warmup N] [--poll-ms 100] [--profile-orders 20] [--max-seconds 600]
+ *                      [--cpu-prof DIR]
+ *
+ * An order is: new-order for one DNS name (oN.bench.test, unique per order) -> the
+ * authorization -> its http-01 challenge, answered by ONE shared in-process responder (a
+ * Map token -> key authorization on the port both servers validate) -> poll until the
+ * authorization is valid and the order ready -> finalize with a CSR made before timing
+ * (EC P-256) -> poll until valid -> download the certificate, checked for the CSR's key and
+ * name. Every worker has its own account (created before timing) and runs its orders one
+ * after another; latency is the whole order. Polls are POST-as-GET every --poll-ms (fixed,
+ * for both servers, ignoring Retry-After) so that the client's sleeps do not dominate.
+ * acme-client's own retries (5xx, 429) are off: such an answer is an error.
+ *
+ * Names resolve to 127.0.0.1 through pebble-challtestsrv, the DNS server of both servers'
+ * validation. certflow runs as a complete durable stack (bench/stack.ts: embedded Postgres
+ * with fsync, Temporal dev server, one worker, one server) with CERTFLOW_HTTP01_PORT,
+ * CERTFLOW_VALIDATION_ALLOW_LOOPBACK=1, CERTFLOW_DNS_RESOLVER and a configuration file that
+ * lifts the ACME rate limits (50 certificates per registered domain per week would stop the
+ * run at order 51; the limit queries still run). pebble runs in memory with
+ * PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0 and PEBBLE_AUTHZREUSE=0.
+ *
+ * Besides throughput and latency it reports, per server, the time of each step of an order
+ * and the CPU each process used per order; for certflow also Postgres commits and WAL
+ * flushes per order, the Temporal history lengths of 5 orders and their authorizations,
+ * and a profile: --profile-orders sequential orders (concurrency 1) with every Postgres
+ * statement logged (log_min_duration_statement=0), attributed to the server or the worker
+ * process, and where the time goes inside the order and authorization workflows (their
+ * history event times).
+ *
+ * Prints one JSON document on stdout; progress goes to stderr.
+ */
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import acme from 'acme-client';
+import type { Authorization, Client as AcmeClient, Order } from 'acme-client';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { Agent } from 'node:https';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs, promisify } from 'node:util';
+import pg from 'pg';
+import { freePort } from '../src/core/net.ts';
+import { buildCsr, pemEncode } from '../src/pki/index.ts';
+import { startChalltestsrv, type ChallTestSrv } from '../test/helpers/challtestsrv.ts';
+import { startBenchStack, type BenchStack } from './stack.ts';
+
+const ORDER_TIMEOUT_MS = 120_000;
+
+const { values } = parseArgs({
+  options: {
+    orders: { type: 'string', default: '200' },
+    concurrency: { type: 'string', default: '16' },
+    target: { type: 'string', default: 'both' },
+    warmup: { type: 'string' },
+    'poll-ms': { type: 'string', default: '100' },
+    'profile-orders': { type: 'string', default: '20' },
+    'max-seconds': { type: 'string', default: '600' },
+    /** Profiling aid: V8 CPU profiles of the certflow worker and server (NODE_OPTIONS=--cpu-prof) into this directory. */
+    'cpu-prof': { type: 'string' },
+  },
+});
+const ordersCount = Number(values.orders);
+const concurrency = Number(values.concurrency);
+const targetArg = values.target;
+const warmup = values.warmup === undefined ? concurrency : Number(values.warmup);
+const pollMs = Number(values['poll-ms']);
+const profileOrders = Number(values['profile-orders']);
+const maxSeconds = Number(values['max-seconds']);
+if (
+  !Number.isInteger(ordersCount) ||
+  ordersCount < 1 ||
+  ordersCount > 20_000 ||
+  !Number.isInteger(concurrency) ||
+  concurrency < 1 ||
+  concurrency > 256 ||
+  !['certflow', 'pebble', 'both'].includes(targetArg) ||
+  !Number.isInteger(warmup) ||
+  warmup < 0 ||
+  warmup > 1000 ||
+  !(pollMs >= 10 && pollMs <= 5000) ||
+  !Number.isInteger(profileOrders) ||
+  profileOrders < 0 ||
+  profileOrders > 200 ||
+  !(maxSeconds > 0)
+) {
+  console.error(
+    'usage: bench/acme.ts [--orders N] [--concurrency C] [--target certflow|pebble|both] [--warmup N] [--poll-ms MS] [--profile-orders N] [--max-seconds S]',
+  );
+  process.exit(2);
+}
+const targets = targetArg === 'both' ? (['pebble', 'certflow'] as const) : ([targetArg] as Array<'certflow' | 'pebble'>);
+
+const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+let interrupted = false;
+const round = (x: number, digits = 1) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+const median = (xs: number[]) => round(percentile(xs.filter(Number.isFinite).sort((a, b) => a - b), 50));
+
+// ---- work: names, keys and CSRs, all made before any timing ----------------------------
+
+interface Work {
+  name: string;
+  key: KeyObject;
+  csrPem: string;
+}
+
+function makeWork(prefix: string, count: number): Work[] {
+  return Array.from({ length: count }, (_, i) => {
+    const name = `${prefix}${i}.bench.test`;
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const der = buildCsr({ subject: `CN=${name}`, sans: { dns: [name], ip: [], email: [], uri: [] }, privateKey });
+    return { name, key: privateKey, csrPem: pemEncode('CERTIFICATE REQUEST', der) };
+  });
+}
+
+// ---- the shared http-01 responder -----------------------------------------------------------
+
+interface Responder {
+  port: number;
+  tokens: Map<string, string>;
+  served: { ok: number; notFound: number };
+  close(): Promise<void>;
+}
+
+async function startResponder(port: number): Promise<Responder> {
+  const tokens = new Map<string, string>();
+  const served = { ok: 0, notFound: 0 };
+  const server: Server = createServer((req, res) => {
+    const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const body = m ? tokens.get(m[1]!) : undefined;
+    if (body === undefined) {
+      served.notFound++;
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    served.ok++;
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port,
+    tokens,
+    served,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// ---- acme-client set-up and request accounting ---------------------------------------------
+
+/** acme-client internals used for POST-as-GET polls (stable since 4.x; see test/helpers/acme.ts). */
+interface AcmeInternals {
+  api: { apiRequest(url: string, payload: unknown, validStatusCodes?: number[]): Promise<{ status: number; data: any }> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+const internals = (c: AcmeClient) => c as unknown as AcmeInternals;
+
+/** The kind of an ACME request, the same for certflow's and pebble's URL layouts. */
+function requestKind(method: string, url: string): string {
+  let path = url;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    /* relative */
+  }
+  if (/\/new-nonce$|\/nonce-plz$/.test(path)) return 'newNonce';
+  if (/\/new-order$|\/order-plz$/.test(path)) return 'newOrder';
+  if (/\/order\/[^/]+\/finalize$|\/finalize-order\//.test(path)) return 'finalize';
+  if (/\/order\/[^/]+$|\/my-order\//.test(path)) return 'order';
+  if (/\/authz\/|\/authZ\//.test(path)) return 'authz';
+  if (/\/chall\/|\/chalZ\//.test(path)) return 'challenge';
+  if (/\/cert\/|\/certZ\//.test(path)) return 'certificate';
+  if (/\/directory$|\/dir$/.test(path)) return 'directory';
+  if (/\/new-account$|\/sign-me-up$/.test(path)) return 'newAccount';
+  return `other ${method.toUpperCase()} ${path}`;
+}
+
+interface RequestSample {
+  kind: string;
+  ms: number;
+  status: number;
+}
+/** Where finished requests are recorded (undefined: not recorded). */
+let requestLog: RequestSample[] | undefined;
+
+type TimedConfig = { __benchStart?: number; method?: string; url?: string };
+
+/** acme-client talks to one server at a time: trust its HTTPS certificate (or root). */
+function trust(caPem: string): void {
+  (acme.axios.defaults.httpsAgent as Agent | undefined)?.destroy();
+  // Keep-alive for both servers: the benchmark measures ACME, not TLS handshakes.
+  acme.axios.defaults.httpsAgent = new Agent({ ca: caPem, keepAlive: true });
+}
+
+function setUpAcmeClient(): void {
+  acme.axios.defaults.proxy = false;
+  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } }).acmeSettings;
+  settings.retryMaxAttempts = 0; // a 5xx or 429 is an error, not a hidden retry
+  acme.axios.interceptors.request.use((config) => {
+    (config as unknown as TimedConfig).__benchStart = performance.now();
+    return config;
+  });
+  const record = (config: TimedConfig | undefined, status: number) => {
+    if (!requestLog || config?.__benchStart === undefined) return;
+    requestLog.push({ kind: requestKind(config.method ?? '?', config.url ?? ''), ms: performance.now() - config.__benchStart, status });
+  };
+  acme.axios.interceptors.response.use(
+    (response) => {
+      record(response.config as unknown as TimedConfig, response.status);
+      return response;
+    },
+    (error: { config?: TimedConfig; response?: { status: number } }) => {
+      record(error.config, error.response?.status ?? 0);
+      return Promise.reject(error);
+    },
+  );
+}
+
+async function newAccounts(directoryUrl: string, count: number): Promise<AcmeClient[]> {
+  const clients: AcmeClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = new acme.Client({ directoryUrl, accountKey: await acme.crypto.createPrivateEcdsaKey() });
+    await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:bench-${i}@bench.test`] });
+    clients.push(client);
+  }
+  return clients;
+}
+
+// ---- one order -----------------------------------------------------------------------------
+
+const STEPS = ['newOrder', 'getAuthz', 'respondChallenge', 'authzValid', 'orderReady', 'finalize', 'orderValid', 'download'] as const;
+type Step = (typeof STEPS)[number];
+
+interface OrderOutcome {
+  ok: boolean;
+  ms: number;
+  /** Epoch ms of the start (to match Temporal event times). */
+  startedAt: number;
+  steps: Partial<Record<Step, number>>;
+  /** Step -> epoch ms when it ended. */
+  stepEnds: Partial<Record<Step, number>>;
+  polls: { authz: number; ready: number; valid: number };
+  orderUrl?: string;
+  authzUrls?: string[];
+  error?: string;
+}
+
+async function poll<T>(client: AcmeClient, url: string, done: string[], pending: string[], deadline: number): Promise<{ data: T; polls: number }> {
+  for (let polls = 1; ; polls++) {
+    const r = await internals(client).api.apiRequest(url, null, [200]);
+    const status = String(r.data?.status);
+    if (done.includes(status)) return { data: r.data as T, polls };
+    if (!pending.includes(status)) throw new Error(`${url} is ${status}: ${JSON.stringify(r.data?.error ?? r.data).slice(0, 300)}`);
+    if (performance.now() > deadline) throw new Error(`${url} still ${status} after ${ORDER_TIMEOUT_MS / 1000} s`);
+    await sleep(pollMs);
+  }
+}
+
+function checkCertificate(w: Work, chainPem: string): string | undefined {
+  try {
+    const leaf = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0]!);
+    if (!leaf.checkPrivateKey(w.key)) return 'the certificate is not for the CSR\'s key';
+    if (!(leaf.subjectAltName ?? '').split(/,\s*/).includes(`DNS:${w.name}`)) return `subjectAltName ${leaf.subjectAltName}, expected DNS:${w.name}`;
+    return undefined;
+  } catch (e) {
+    return `unreadable certificate: ${(e as Error).message}`;
+  }
+}
+
+async function runOrder(client: AcmeClient, responder: Responder, w: Work): Promise<OrderOutcome> {
+  const start = performance.now();
+  const out: OrderOutcome = { ok: false, ms: 0, startedAt: Date.now(), steps: {}, stepEnds: {}, polls: { authz: 0, ready: 0, valid: 0 } };
+  const deadline = start + ORDER_TIMEOUT_MS;
+  let last = start;
+  const mark = (step: Step) => {
+    const now = performance.now();
+    out.steps[step] = now - last;
+    out.stepEnds[step] = Date.now();
+    last = now;
+  };
+  const tokens: string[] = [];
+  try {
+    const order = await client.createOrder({ identifiers: [{ type: 'dns', value: w.name }] });
+    out.orderUrl = order.url;
+    mark('newOrder');
+    const authzs: Authorization[] = await client.getAuthorizations(order);
+    out.authzUrls = authzs.map((a) => a.url);
+    mark('getAuthz');
+    const todo = authzs.filter((a) => a.status !== 'valid');
+    for (const authz of todo) {
+      const challenge = authz.challenges.find((c) => c.type === 'http-01');
+      if (!challenge) throw new Error(`no http-01 challenge in ${authz.url}`);
+      responder.tokens.set(challenge.token, await client.getChallengeKeyAuthorization(challenge));
+      tokens.push(challenge.token);
+      await client.completeChallenge(challenge);
+    }
+    mark('respondChallenge');
+    for (const authz of todo) {
+      out.polls.authz += (await poll(client, authz.url, ['valid'], ['pending', 'processing'], deadline)).polls;
+    }
+    mark('authzValid');
+    const ready = await poll<Order>(client, order.url, ['ready', 'valid'], ['pending'], deadline);
+    out.polls.ready = ready.polls;
+    mark('orderReady');
+    let valid: Order = { ...(await client.finalizeOrder({ ...order, ...ready.data, url: order.url }, w.csrPem)), url: order.url };
+    mark('finalize');
+    if (valid.status !== 'valid') {
+      const v = await poll<Order>(client, order.url, ['valid'], ['processing', 'ready'], deadline);
+      valid = { ...v.data, url: order.url };
+      out.polls.valid = v.polls;
+    }
+    mark('orderValid');
+    const chain = await client.getCertificate(valid);
+    mark('download');
+    out.ms = performance.now() - start;
+    const wrong = checkCertificate(w, chain);
+    if (wrong) throw new Error(wrong);
+    out.ok = true;
+  } catch (e) {
+    out.ms = performance.now() - start;
+    out.error = `${w.name}: ${(e as Error)?.message ?? e}`.slice(0, 400);
+  } finally {
+    for (const t of tokens) responder.tokens.delete(t);
+  }
+  return out;
+}
+
+/** Each client runs its next order when the previous one is done. */
+async function runOrders(clients: AcmeClient[], responder: Responder, work: Work[], deadline: number): Promise<Array<OrderOutcome | undefined>> {
+  const outcomes: Array<OrderOutcome | undefined> = new Array(work.length);
+  let next = 0;
+  await Promise.all(
+    clients.map(async (client) => {
+      while (next < work.length && performance.now() < deadline && !interrupted) {
+        const i = next++;
+        outcomes[i] = await runOrder(client, responder, work[i]!);
+      }
+    }),
+  );
+  return outcomes;
+}
+
+// ---- CPU and Postgres accounting (Linux /proc, as in bench/est.ts) ----------------------------
+
+const TICKS_PER_SEC = 100;
+
+function readProcStats(): Map<number, { ppid: number; ticks: number }> {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return stats;
+}
+
+function descendants(stats: Map<number, { ppid: number }>, root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length && out.length < 10_000) {
+    const pid = todo.pop()!;
+    if (out.includes(pid)) continue;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** CPU seconds of each named process with its descendants, and of this process. */
+function cpuSeconds(pids: Record<string, number>): Record<string, number> {
+  const stats = readProcStats();
+  const result: Record<string, number> = {};
+  for (const [name, root] of Object.entries(pids)) {
+    result[name] = descendants(stats, root).reduce((sum, pid) => sum + (stats.get(pid)?.ticks ?? 0), 0) / TICKS_PER_SEC;
+  }
+  const self = process.cpuUsage();
+  result.benchClient = (self.user + self.system) / 1e6;
+  return result;
+}
+
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const n = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = n.reduce((a, b) => a + b, 0);
+    return { busy: total - (n[3] ?? 0) - (n[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function postgresCounters(url: string): Promise<{ commits: number; walSyncs: number; walBytes: number } | undefined> {
+  try {
+    return await withPg(url, async (c) => {
+      const { rows } = await c.query(
+        'SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8 AS commits, ' +
+          'wal_sync::float8 AS "walSyncs", wal_bytes::float8 AS "walBytes" FROM pg_stat_wal',
+      );
+      return rows[0] as { commits: number; walSyncs: number; walBytes: number };
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- one timed run --------------------------------------------------------------------------
+
+interface RunResult {
+  ordersPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  maxMs: number;
+  seconds: number;
+  /** Median time of each step of an order (ms). */
+  stepsMedianMs: Record<string, number>;
+  pollsPerOrderMedian: { authz: number; ready: number; valid: number };
+  /** Requests (HEAD new-nonce included) per completed order, and their median latency by kind. */
+  requestsPerOrder: number;
+  requestMedianMsByKind: Record<string, { perOrder: number; medianMs: number }>;
+  cpuMsPerOrder: Record<string, number>;
+  machineCpuBusy: number | null;
+  otherProcessesCpuCores: number | null;
+  firstErrors: string[];
+}
+
+function summarizeRequests(samples: RequestSample[], orders: number) {
+  const byKind: Record<string, number[]> = {};
+  for (const s of samples) (byKind[s.kind] ??= []).push(s.ms);
+  return {
+    requestsPerOrder: round(samples.length / Math.max(orders, 1), 2),
+    requestMedianMsByKind: Object.fromEntries(
+      Object.entries(byKind)
+        .sort((a, b) => b[1].length - a[1].length)
+        .map(([k, v]) => [k, { perOrder: round(v.length / Math.max(orders, 1), 2), medianMs: median(v) }]),
+    ),
+  };
+}
+
+async function timedRun(
+  label: string,
+  clients: AcmeClient[],
+  responder: Responder,
+  work: Work[],
+  pids: Record<string, number>,
+): Promise<{ result: RunResult; outcomes: OrderOutcome[] }> {
+  progress(`${label}: ${work.length} orders, concurrency ${clients.length} ...`);
+  const samples: RequestSample[] = [];
+  const cpuBefore = cpuSeconds(pids);
+  const machineBefore = machineTicks();
+  requestLog = samples;
+  const start = performance.now();
+  const answers = await runOrders(clients, responder, work, start + maxSeconds * 1000);
+  const elapsed = (performance.now() - start) / 1000;
+  requestLog = undefined;
+  const cpuAfter = cpuSeconds(pids);
+  const machineAfter = machineTicks();
+  const outcomes = answers.filter((a): a is OrderOutcome => a !== undefined);
+  const ok = outcomes.filter((o) => o.ok);
+  const latencies = ok.map((o) => o.ms).sort((a, b) => a - b);
+  const errors = work.length - ok.length; // unsent (time limit) count too
+  const cpuMsPerOrder: Record<string, number> = {};
+  let ours = 0;
+  for (const k of Object.keys(cpuAfter)) {
+    const used = cpuAfter[k]! - (cpuBefore[k] ?? 0);
+    ours += used;
+    cpuMsPerOrder[k] = round((used * 1000) / Math.max(ok.length, 1));
+  }
+  const busyTicks = machineBefore && machineAfter ? machineAfter.busy - machineBefore.busy : NaN;
+  const result: RunResult = {
+    ordersPerSec: round(ok.length / elapsed, 2),
+    p50Ms: round(percentile(latencies, 50)),
+    p99Ms: round(percentile(latencies, 99)),
+    errors,
+    maxMs: round(latencies.at(-1) ?? NaN),
+    seconds: round(elapsed, 2),
+    stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
+    pollsPerOrderMedian: {
+      authz: median(ok.map((o) => o.polls.authz)),
+      ready: median(ok.map((o) => o.polls.ready)),
+      valid: median(ok.map((o) => o.polls.valid)),
+    },
+    ...summarizeRequests(samples, ok.length),
+    cpuMsPerOrder,
+    machineCpuBusy: machineBefore && machineAfter ? round(busyTicks / (machineAfter.total - machineBefore.total), 2) : null,
+    otherProcessesCpuCores: Number.isFinite(busyTicks) ? round(Math.max(0, busyTicks / TICKS_PER_SEC - ours) / elapsed, 2) : null,
+    firstErrors: [...new Set(outcomes.filter((o) => !o.ok).map((o) => o.error ?? '?'))].slice(0, 5),
+  };
+  if (answers.some((a) => a === undefined)) result.firstErrors.push(`${answers.filter((a) => a === undefined).length} orders not started within ${maxSeconds} s`);
+  progress(
+    `${label}: ${result.ordersPerSec} orders/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms, ${errors} errors` +
+      `${result.firstErrors.length ? ` (${result.firstErrors[0]})` : ''}, machine CPU busy ${result.machineCpuBusy ?? '?'}`,
+  );
+  return { result, outcomes };
+}
+
+/** Sequential orders (one client): per-step latency without queueing, requests per order. */
+async function sequentialPass(label: string, client: AcmeClient, responder: Responder, work: Work[]) {
+  progress(`${label}: profile, ${work.length} sequential orders ...`);
+  const samples: RequestSample[] = [];
+  requestLog = samples;
+  const outcomes = await runOrders([client], responder, work, performance.now() + maxSeconds * 1000);
+  requestLog = undefined;
+  const ok = outcomes.filter((o): o is OrderOutcome => o?.ok === true);
+  return {
+    outcomes: ok,
+    summary: {
+      orders: work.length,
+      errors: work.length - ok.length,
+      p50Ms: median(ok.map((o) => o.ms)),
+      stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
+      pollsPerOrderMedian: {
+        authz: median(ok.map((o) => o.polls.authz)),
+        ready: median(ok.map((o) => o.polls.ready)),
+        valid: median(ok.map((o) => o.polls.valid)),
+      },
+      ...summarizeRequests(samples, ok.length),
+    },
+  };
+}
+
+// ---- pebble ----------------------------------------------------------------------------------
+
+interface Pebble {
+  directoryUrl: string;
+  certPem: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startPebble(dir: string, http01Port: number, dnsResolver: string): Promise<Pebble> {
+  const certFile = join(dir, 'pebble-cert.pem');
+  const keyFile = join(dir, 'pebble-key.pem');
+  await promisify(execFile)('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ]);
+  const port = await freePort();
+  const config = {
+    pebble: {
+      listenAddress: `127.0.0.1:${port}`,
+      managementListenAddress: `127.0.0.1:${await freePort()}`,
+      certificate: certFile,
+      privateKey: keyFile,
+      httpPort: http01Port,
+      tlsPort: await freePort(),
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false,
+    },
+  };
+  const configFile = join(dir, 'pebble-config.json');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const logFd = openSync(join(dir, 'pebble.log'), 'a');
+  const child: ChildProcess = spawn('pebble', ['-config', configFile, '-dnsserver', dnsResolver, '-strict=false'], {
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+  });
+  closeSync(logFd);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exit;
+    clearTimeout(t);
+  };
+  const certPem = readFileSync(certFile, 'utf8');
+  const directoryUrl = `https://localhost:${port}/dir`;
+  const agent = new Agent({ ca: certPem });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (exited) throw new Error(`pebble exited at start:\n${readFileSync(join(dir, 'pebble.log'), 'utf8').slice(-2000)}`);
+    const ok = await fetchOk(directoryUrl, agent);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`pebble did not answer on ${directoryUrl} within 20 s`);
+    }
+    await sleep(100);
+  }
+  agent.destroy();
+  return { directoryUrl, certPem, pid: child.pid!, stop };
+}
+
+async function fetchOk(url: string, agent: Agent): Promise<boolean> {
+  const { request } = await import('node:https');
+  return new Promise((resolve) => {
+    const req = request(url, { agent }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+// ---- Temporal histories ------------------------------------------------------------------
+
+interface TimestampLike {
+  seconds?: { toNumber(): number } | number | string | null;
+  nanos?: number | null;
+}
+function tsMs(t: TimestampLike | null | undefined): number {
+  if (!t) return NaN;
+  const s = t.seconds;
+  return (s == null ? 0 : typeof s === 'object' ? s.toNumber() : Number(s)) * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+interface NamedEvent {
+  id: number;
+  event: string;
+  ms: number;
+  /** activity type, marker name, update or signal name, scheduledEventId of a started/completed activity */
+  detail?: string;
+  scheduledId?: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function nameEvent(e: any): NamedEvent {
+  let event = 'unknown';
+  let attrs: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const [key, value] of Object.entries(e as object)) {
+    if (key.endsWith('EventAttributes') && value) {
+      event = key.slice(0, -'EventAttributes'.length);
+      attrs = value;
+    }
+  }
+  const detail: string | undefined =
+    attrs?.activityType?.name ?? attrs?.markerName ?? attrs?.acceptedRequest?.input?.name ?? attrs?.signalName ?? attrs?.workflowType?.name ?? undefined;
+  const sched = attrs?.scheduledEventId;
+  return {
+    id: Number(e.eventId?.toString?.() ?? e.eventId),
+    event,
+    ms: tsMs(e.eventTime as TimestampLike),
+    detail,
+    scheduledId: sched == null ? undefined : Number(sched.toString?.() ?? sched),
+  };
+}
+
+interface WorkflowAnatomy {
+  events: number;
+  workflowTasks: number;
+  localActivities: number;
+  activities: Record<string, number>;
+  updates: string[];
+  signalsReceived: number;
+  signalsSent: number;
+  childWorkflowsStarted: number;
+  searchAttributeUpserts: number;
+  /** Phase -> ms: each workflow task's queue and run time, each activity's queue and run time. */
+  spans: Record<string, number>;
+}
+
+function anatomy(events: NamedEvent[]): WorkflowAnatomy {
+  const count = (name: string) => events.filter((e) => e.event === name).length;
+  const activities: Record<string, number> = {};
+  const spans: Record<string, number> = {};
+  for (const e of events.filter((x) => x.event === 'activityTaskScheduled')) {
+    const type = e.detail ?? '?';
+    activities[type] = (activities[type] ?? 0) + 1;
+    const started = events.find((x) => x.event === 'activityTaskStarted' && x.scheduledId === e.id);
+    const done = events.find((x) => x.scheduledId === e.id && /^activityTask(Completed|Failed|TimedOut|Canceled)$/.test(x.event));
+    const key = activities[type] > 1 ? `${type}#${activities[type]}` : type;
+    if (started) spans[`activity ${key} queued`] = started.ms - e.ms;
+    if (started && done) spans[`activity ${key} run`] = done.ms - started.ms;
+  }
+  let wft = 0;
+  for (const e of events.filter((x) => x.event === 'workflowTaskScheduled')) {
+    const started = events.find((x) => x.event === 'workflowTaskStarted' && x.scheduledId === e.id);
+    const done = events.find((x) => x.event === 'workflowTaskCompleted' && x.scheduledId === e.id);
+    if (!started || !done) continue;
+    wft++;
+    spans[`workflowTask ${wft} queued`] = started.ms - e.ms;
+    spans[`workflowTask ${wft} run`] = done.ms - started.ms;
+  }
+  return {
+    events: events.length,
+    workflowTasks: count('workflowTaskCompleted'),
+    localActivities: events.filter((e) => e.event === 'markerRecorded' && e.detail === 'core_local_activity').length,
+    activities,
+    updates: events.filter((e) => e.event === 'workflowExecutionUpdateAccepted').map((e) => e.detail ?? '?'),
+    signalsReceived: count('workflowExecutionSignaled'),
+    signalsSent: count('signalExternalWorkflowExecutionInitiated'),
+    childWorkflowsStarted: count('startChildWorkflowExecutionInitiated'),
+    searchAttributeUpserts: count('upsertWorkflowSearchAttributes'),
+    spans,
+  };
+}
+
+const idOfUrl = (url: string) => new URL(url).pathname.split('/').at(-1)!;
+
+interface OrderHistories {
+  orderId: string;
+  order: NamedEvent[];
+  authzs: NamedEvent[][];
+}
+
+async function fetchHistories(stack: BenchStack, outcomes: OrderOutcome[]): Promise<OrderHistories[]> {
+  const connection = await Connection.connect({ address: stack.temporalAddress });
+  try {
+    const client = new TemporalClient({ connection, namespace: stack.temporalNamespace });
+    const get = async (workflowId: string) => ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map(nameEvent);
+    const out: OrderHistories[] = [];
+    for (const o of outcomes) {
+      if (!o.orderUrl) continue;
+      const orderId = idOfUrl(o.orderUrl);
+      const authzs: NamedEvent[][] = [];
+      for (const url of o.authzUrls ?? []) authzs.push(await get(`acme-authz-${idOfUrl(url)}`));
+      out.push({ orderId, order: await get(`acme-order-${orderId}`), authzs });
+    }
+    return out;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Medians over workflows of the same shape (most common event sequence). */
+function anatomyReport(histories: NamedEvent[][]) {
+  const key = (h: NamedEvent[]) => h.map((e) => e.event).join(',');
+  const counts = new Map<string, number>();
+  for (const h of histories) counts.set(key(h), (counts.get(key(h)) ?? 0) + 1);
+  const common = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const same = histories.filter((h) => key(h) === common);
+  if (!same.length) return null;
+  const anatomies = same.map(anatomy);
+  const spans: Record<string, number> = {};
+  for (const k of Object.keys(anatomies[0]!.spans)) spans[k] = median(anatomies.map((a) => a.spans[k] ?? NaN));
+  const first = anatomies[0]!;
+  return {
+    sampled: histories.length,
+    sameShape: same.length,
+    events: first.events,
+    workflowTasks: first.workflowTasks,
+    localActivities: first.localActivities,
+    activities: first.activities,
+    updates: first.updates,
+    signalsReceived: first.signalsReceived,
+    signalsSent: first.signalsSent,
+    childWorkflowsStarted: first.childWorkflowsStarted,
+    searchAttributeUpserts: first.searchAttributeUpserts,
+    spansMedianMs: spans,
+    /** The event sequence, with the median ms since the previous event. */
+    eventSequence: same[0]!.map((e, i) => ({
+      event: e.detail ? `${e.event} (${e.detail})` : e.event,
+      ms: i === 0 ? 0 : median(same.map((h) => h[i]!.ms - h[i - 1]!.ms)),
+    })),
+  };
+}
+
+// ---- Postgres statement profile ----------------------------------------------------------
+
+/** Local TCP port -> pid, for the sockets of the given processes (and their descendants). */
+function socketOwners(pids: Record<string, number>): Map<number, string> {
+  const stats = readProcStats();
+  const inodeOwner = new Map<string, string>();
+  for (const [name, root] of Object.entries(pids)) {
+    for (const pid of descendants(stats, root)) {
+      let fds: string[] = [];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+          if (m) inodeOwner.set(m[1]!, name);
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    }
+  }
+  const portOwner = new Map<number, string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const owner = inodeOwner.get(f[9]!);
+      if (owner) portOwner.set(parseInt(f[1]!.split(':')[1]!, 16), owner);
+    }
+  }
+  return portOwner;
+}
+
+/** Postgres backend pid -> owning process name (server, worker, bench). */
+async function backendOwners(stack: BenchStack): Promise<Map<number, string>> {
+  const ports = socketOwners({ server: stack.pids.server, worker: stack.pids.worker });
+  return withPg(stack.databaseUrl, async (c) => {
+    const { rows } = await c.query<{ pid: number; port: number | null; me: boolean }>(
+      'SELECT pid, client_port AS port, pid = pg_backend_pid() AS me FROM pg_stat_activity WHERE datname = current_database()',
+    );
+    const owners = new Map<number, string>();
+    for (const r of rows) owners.set(r.pid, r.me ? 'bench' : ((r.port != null && ports.get(r.port)) || 'other'));
+    return owners;
+  });
+}
+
+async function setStatementLogging(stack: BenchStack, on: boolean): Promise<void> {
+  await withPg(stack.databaseUrl, async (c) => {
+    if (on) {
+      await c.query('ALTER SYSTEM SET log_min_duration_statement = 0');
+      await c.query("ALTER SYSTEM SET log_line_prefix = '%m [%p] '");
+      await c.query('ALTER SYSTEM SET log_parameter_max_length = 0');
+    } else {
+      await c.query('ALTER SYSTEM RESET log_min_duration_statement');
+      await c.query('ALTER SYSTEM RESET log_line_prefix');
+      await c.query('ALTER SYSTEM RESET log_parameter_max_length');
+    }
+    await c.query('SELECT pg_reload_conf()');
+  });
+  await sleep(300); // backends pick up the new settings between statements
+}
+
+function readFrom(file: string, offset: number): string {
+  const size = statSync(file).size;
+  if (size <= offset) return '';
+  const buf = Buffer.alloc(size - offset);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, buf.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8');
+}
+
+/** Short, parameter-free text of a statement, for grouping. */
+function statementKey(sql: string): string {
+  return sql.replace(/\s+/g, ' ').trim().slice(0, 90);
+}
+
+function statementProfile(log: string, owners: Map<number, string>, orders: number) {
+  const line = /^\S+ \S+ \S+ \[(\d+)\] LOG:\s+duration: ([\d.]+) ms\s+(parse|bind|execute|statement)[^:]*: (.*)$/;
+  const queries: Record<string, Record<string, number>> = {};
+  const dbMs: Record<string, number> = {};
+  const commits: Record<string, number> = {};
+  for (const l of log.split('\n')) {
+    const m = line.exec(l);
+    if (!m) continue;
+    const phase = m[3]!;
+    const sql = statementKey(m[4]!);
+    // The benchmark's own connections (counters, ALTER SYSTEM) are not the server's.
+    const owner = /^(ALTER SYSTEM|SELECT pg_reload_conf|SELECT pid, client_port)/.test(sql) ? 'bench' : (owners.get(Number(m[1])) ?? 'other');
+    dbMs[owner] = (dbMs[owner] ?? 0) + Number(m[2]);
+    if (phase === 'parse' || phase === 'bind') continue;
+    (queries[owner] ??= {})[sql] = ((queries[owner] ??= {})[sql] ?? 0) + 1;
+    if (/^COMMIT/i.test(sql)) commits[owner] = (commits[owner] ?? 0) + 1;
+  }
+  const perOrder = (n: number) => round(n / Math.max(orders, 1), 2);
+  return Object.fromEntries(
+    Object.entries(queries)
+      .filter(([owner]) => owner !== 'bench')
+      .map(([owner, byText]) => [
+        owner,
+        {
+          statementsPerOrder: perOrder(Object.values(byText).reduce((a, b) => a + b, 0)),
+          explicitTransactionsPerOrder: perOrder(commits[owner] ?? 0),
+          postgresMsPerOrder: perOrder(dbMs[owner] ?? 0),
+          byStatement: Object.fromEntries(
+            Object.entries(byText)
+              .sort((a, b) => b[1] - a[1])
+              .map(([sql, n]) => [sql, perOrder(n)]),
+          ),
+        },
+      ]),
+  );
+}
+
+// ---- per-target runs -----------------------------------------------------------------------
+
+interface TargetReport {
+  run: RunResult;
+  profile?: unknown;
+  extra?: Record<string, unknown>;
+}
+
+async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv, work: { warm: Work[]; timed: Work[]; profile: Work[] }, onStop: (f: () => Promise<void>) => void): Promise<TargetReport> {
+  const pebble = await startPebble(dir, responder.port, cts.resolver);
+  onStop(pebble.stop);
+  try {
+    trust(pebble.certPem);
+    progress(`pebble ready on ${pebble.directoryUrl}, pid ${pebble.pid}`);
+    const clients = await newAccounts(pebble.directoryUrl, concurrency);
+    if (work.warm.length) {
+      progress(`pebble: ${work.warm.length} warm-up orders ...`);
+      const warm = await runOrders(clients, responder, work.warm, performance.now() + maxSeconds * 1000);
+      const bad = warm.filter((o) => !o?.ok);
+      if (bad.length) progress(`  warm-up: ${bad.length} failed (${bad[0]?.error ?? 'not run'})`);
+    }
+    const { result } = await timedRun('pebble', clients, responder, work.timed, { pebble: pebble.pid });
+    const profile = profileOrders && !interrupted ? (await sequentialPass('pebble', clients[0]!, responder, work.profile)).summary : undefined;
+    return { run: result, profile };
+  } finally {
+    await pebble.stop();
+  }
+}
+
+async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSrv, work: { warm: Work[]; timed: Work[]; profile: Work[] }, onStop: (f: () => Promise<void>) => void): Promise<TargetReport & { rootPem: string }> {
+  const configFile = join(dir, 'certflow-config.json');
+  // The default limits (50 certificates per registered domain and week, 300 orders per
+  // account and hour) would refuse most of the run; the limit queries still run.
+  writeFileSync(configFile, JSON.stringify({ acme: { rateLimits: { newOrdersPerAccountPerHour: 1_000_000, certificatesPerDomainPerWeek: 1_000_000 } } }));
+  const stack = await startBenchStack({
+    env: {
+      CERTFLOW_HTTP01_PORT: String(responder.port),
+      CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
+      CERTFLOW_DNS_RESOLVER: cts.resolver,
+      CERTFLOW_CONFIG: configFile,
+      ...(values['cpu-prof'] ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${values['cpu-prof']}`.trim() } : {}),
+    },
+  });
+  onStop(stack.stop);
+  try {
+    trust(stack.rootPem);
+    const directoryUrl = `https://localhost:${stack.httpsPort}/acme/directory`;
+    const clients = await newAccounts(directoryUrl, concurrency);
+    if (work.warm.length) {
+      progress(`certflow: ${work.warm.length} warm-up orders ...`);
+      const warm = await runOrders(clients, responder, work.warm, performance.now() + maxSeconds * 1000);
+      const bad = warm.filter((o) => !o?.ok);
+      if (bad.length) progress(`  warm-up: ${bad.length} failed (${bad[0]?.error ?? 'not run'})`);
+    }
+    const pgBefore = await postgresCounters(stack.databaseUrl);
+    const { result, outcomes } = await timedRun('certflow', clients, responder, work.timed, {
+      worker: stack.pids.worker,
+      server: stack.pids.server,
+      temporal: stack.pids.temporal,
+      postgres: stack.pids.postgres,
+    });
+    const pgAfter = await postgresCounters(stack.databaseUrl);
+    const okCount = outcomes.filter((o) => o.ok).length;
+    const postgresPerOrder =
+      pgBefore && pgAfter
+        ? {
+            commits: round((pgAfter.commits - pgBefore.commits) / Math.max(okCount, 1), 1),
+            walSyncs: round((pgAfter.walSyncs - pgBefore.walSyncs) / Math.max(okCount, 1), 2),
+            walKiB: round((pgAfter.walBytes - pgBefore.walBytes) / 1024 / Math.max(okCount, 1), 1),
+          }
+        : null;
+
+    // History lengths of 5 timed orders from the middle of the run (not the ramp-up or -down).
+    progress('certflow: reading workflow histories ...');
+    const ok = outcomes.filter((o) => o.ok);
+    const mid = ok.slice(Math.floor(ok.length / 2) - 2, Math.floor(ok.length / 2) + 3);
+    const sampled = await fetchHistories(stack, mid).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
+    const samples = sampled.map((h) => ({
+      order: `acme-order-${h.orderId}`,
+      orderEvents: h.order.length,
+      authzEvents: h.authzs.map((a) => a.length),
+    }));
+    const totals = samples.map((s) => s.orderEvents + s.authzEvents.reduce((a, b) => a + b, 0));
+    const historyEventsPerOrder = {
+      orderWorkflow: median(samples.map((s) => s.orderEvents)),
+      authzWorkflows: median(samples.map((s) => s.authzEvents.reduce((a, b) => a + b, 0))),
+      total: median(totals),
+      samples,
+    };
+    const underLoad = {
+      orderWorkflow: anatomyReport(sampled.map((h) => h.order)),
+      authzWorkflow: anatomyReport(sampled.flatMap((h) => h.authzs)),
+    };
+
+    let profile: unknown;
+    if (profileOrders && !interrupted) {
+      const logFile = join(stack.home, 'postgres.log');
+      const owners = await backendOwners(stack);
+      await setStatementLogging(stack, true);
+      const offset = statSync(logFile).size;
+      const pass = await sequentialPass('certflow', clients[0]!, responder, work.profile);
+      for (const [pid, owner] of await backendOwners(stack)) owners.set(pid, owner);
+      await setStatementLogging(stack, false);
+      const log = readFrom(logFile, offset);
+      const histories = await fetchHistories(stack, pass.outcomes).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
+      profile = {
+        ...pass.summary,
+        postgres: statementProfile(log, owners, pass.outcomes.length),
+        orderWorkflow: anatomyReport(histories.map((h) => h.order)),
+        authzWorkflow: anatomyReport(histories.flatMap((h) => h.authzs)),
+        timeline: timeline(pass.outcomes, histories),
+      };
+    }
+    return {
+      run: result,
+      profile,
+      rootPem: stack.rootPem,
+      extra: { historyEventsPerOrder, postgresPerOrder, workflowsUnderLoad: underLoad },
+    };
+  } finally {
+    progress('stopping the certflow stack ...');
+    await stack.stop();
+  }
+}
+
+/**
+ * Sequential orders: client steps next to the workflow events inside them, as medians of
+ * "ms from the step's start" — which part of each request is Temporal and which the HTTP
+ * and Postgres shell around it.
+ */
+function timeline(outcomes: OrderOutcome[], histories: OrderHistories[]) {
+  const byOrder = new Map(histories.map((h) => [h.orderId, h]));
+  const rows: Record<string, number[]> = {};
+  const add = (k: string, v: number) => (rows[k] ??= []).push(v);
+  for (const o of outcomes) {
+    const h = o.orderUrl ? byOrder.get(idOfUrl(o.orderUrl)) : undefined;
+    if (!h) continue;
+    let stepStart = o.startedAt;
+    const stepOf = (ms: number) => {
+      let begin = o.startedAt;
+      for (const s of STEPS) {
+        const end = o.stepEnds[s];
+        if (end === undefined) continue;
+        if (ms <= end) return { step: s, begin };
+        begin = end;
+      }
+      return { step: 'after' as const, begin };
+    };
+    const events = [
+      ...h.order.map((e) => ({ ...e, wf: 'order' })),
+      ...h.authzs.flatMap((a) => a.map((e) => ({ ...e, wf: 'authz' }))),
+    ].sort((a, b) => a.ms - b.ms);
+    const seen = new Map<string, number>();
+    for (const e of events) {
+      if (e.ms > (o.stepEnds.download ?? Infinity)) continue;
+      const { step, begin } = stepOf(e.ms);
+      const base = `${e.wf} ${e.event}${e.detail && e.event !== 'markerRecorded' ? ` (${e.detail})` : ''}`;
+      const n = (seen.get(`${step} ${base}`) ?? 0) + 1;
+      seen.set(`${step} ${base}`, n);
+      add(`${step}: ${base}${n > 1 ? ` #${n}` : ''}`, e.ms - begin);
+    }
+    for (const s of STEPS) {
+      const end = o.stepEnds[s];
+      if (end === undefined) continue;
+      add(`${s}: (client sees the answer)`, end - stepStart);
+      stepStart = end;
+    }
+  }
+  const n = outcomes.length;
+  // Only rows present in most orders: the common path.
+  return Object.fromEntries(
+    Object.entries(rows)
+      .filter(([, v]) => v.length >= n / 2)
+      .map(([k, v]) => [k, median(v)] as const)
+      .sort((a, b) => STEPS.indexOf(a[0].split(':')[0] as Step) - STEPS.indexOf(b[0].split(':')[0] as Step) || a[1] - b[1]),
+  );
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const loadAtStart = round(loadavg()[0] ?? 0, 2);
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-acme-'));
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const f of stops.reverse()) await f().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    interrupted = true;
+    progress(`${signal}: stopping`);
+    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    progress(`generating ${warmup + ordersCount + profileOrders} P-256 keys and CSRs ...`);
+    const tag = randomBytes(2).toString('hex');
+    const work = { warm: makeWork(`w${tag}-`, warmup), timed: makeWork(`o${tag}-`, ordersCount), profile: makeWork(`p${tag}-`, profileOrders) };
+    const cts = await startChalltestsrv();
+    stops.push(cts.stop);
+    const responder = await startResponder(await freePort());
+    stops.push(responder.close);
+    progress(`challtestsrv DNS on ${cts.resolver}, http-01 responder on 127.0.0.1:${responder.port}`);
+    setUpAcmeClient();
+
+    const reports: Partial<Record<'certflow' | 'pebble', TargetReport>> = {};
+    for (const t of targets) {
+      if (interrupted) return;
+      if (t === 'pebble') {
+        reports.pebble = await benchPebble(dir, responder, cts, work, (f) => stops.push(f));
+      } else {
+        reports.certflow = await benchCertflow(dir, responder, cts, work, (f) => stops.push(f));
+      }
+    }
+    if (interrupted) return;
+    const c = reports.certflow;
+    const p = reports.pebble;
+    const report = {
+      benchmark: 'acme-orders',
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverage1mAtStart: loadAtStart },
+      orders: ordersCount,
+      concurrency,
+      settings: {
+        warmupOrders: warmup,
+        pollIntervalMs: pollMs,
+        identifier: 'one DNS name per order (<tag>-<i>.bench.test), resolved to 127.0.0.1 by pebble-challtestsrv',
+        challenge: 'http-01, one shared in-process responder',
+        keys: 'account keys and CSR keys EC P-256, made before timing',
+        client: 'acme-client 5.4.0 (fresh nonce per request: HEAD new-nonce + POST), keep-alive HTTPS, no retries',
+        certflow: 'bench/stack.ts: embedded Postgres fsync=on, Temporal dev server (SQLite), 1 worker, 1 server; ACME rate limits lifted',
+        pebble: 'pebble 2.4 (Debian), in memory, PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0',
+      },
+      certflow: c
+        ? {
+            ordersPerSec: c.run.ordersPerSec,
+            p50Ms: c.run.p50Ms,
+            p99Ms: c.run.p99Ms,
+            errors: c.run.errors,
+            historyEventsPerOrder: (c.extra?.historyEventsPerOrder as unknown) ?? null,
+            durable: true,
+            details: { ...c.run, postgresPerOrder: c.extra?.postgresPerOrder ?? null, workflowsUnderLoad: c.extra?.workflowsUnderLoad ?? null },
+            profile: c.profile ?? null,
+          }
+        : null,
+      pebble: p
+        ? {
+            ordersPerSec: p.run.ordersPerSec,
+            p50Ms: p.run.p50Ms,
+            p99Ms: p.run.p99Ms,
+            errors: p.run.errors,
+            durable: false,
+            details: p.run,
+            profile: p.profile ?? null,
+          }
+        : null,
+      ratio: c && p && p.run.ordersPerSec > 0 ? round(c.run.ordersPerSec / p.run.ordersPerSec, 3) : null,
+    };
+    await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, () => resolve()));
+  } finally {
+    if (!stopping) {
+      progress('stopping ...');
+      await stopAll();
+    }
+  }
+}
+
+await main();
+process.exit(0);
