@@ -5,10 +5,11 @@
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { CaError } from '../src/core/errors.ts';
+import { caSummary } from '../src/ca/ca-summary.ts';
 import { signCrl } from '../src/ca/crl.ts';
 import { signOcspResponse } from '../src/ca/ocsp.ts';
 import { caUrls } from '../src/ca/urls.ts';
-import { describeCertificate, ocspCertId, REVOCATION_REASONS, type RevocationReason, type OcspCertStatus } from '../src/pki/index.ts';
+import { ocspCertId, REVOCATION_REASONS, type RevocationReason, type OcspCertStatus } from '../src/pki/index.ts';
 import type { KeyAlg } from '../src/keys/types.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import * as cas from '../src/db/repos/cas.ts';
@@ -120,7 +121,7 @@ async function makeCrl(deps: RevocationDeps, ca: CaRow): Promise<revocation.CrlR
 /** Signs OCSP responses (SHA-1 and SHA-256 certIDs) for certificates of `ca`, as their status is now. */
 async function signOcspFor(deps: RevocationDeps, ca: CaRow, serials: string[]): Promise<number> {
   const { pool, keys, config } = deps;
-  const issuer = describeCertificate(ca.certDer);
+  const issuer = caSummary(ca.certDer);
   let signed = 0;
   for (const serial of serials) {
     const row = await certificates.get(pool, serial);

@@ -38,7 +38,7 @@
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import acme from 'acme-client';
 import type { Authorization, Client as AcmeClient, Order } from 'acme-client';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -910,6 +910,52 @@ function statementProfile(log: string, owners: Map<number, string>, orders: numb
   );
 }
 
+// ---- V8 CPU profiles of the certflow processes (--cpu-prof DIR) ---------------------------------
+
+/**
+ * A module for NODE_OPTIONS=--import (--cpu-prof itself is not allowed there): profiles the
+ * main thread from the start; each SIGWINCH writes (SIGUSR2 would stop a Temporal worker) <dir>/<pid>-<n>.cpuprofile and starts anew.
+ */
+function writeProfilerPreload(tmp: string, outDir: string): string {
+  const file = join(tmp, 'cpu-profiler.mjs');
+  writeFileSync(
+    file,
+    `import { Session } from 'node:inspector';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+if (isMainThread) {
+  const session = new Session();
+  session.connect();
+  let n = 0;
+  const start = () => session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 500 }, () => session.post('Profiler.start')));
+  start();
+  process.on('SIGWINCH', () => {
+    session.post('Profiler.stop', (err, result) => {
+      if (!err) {
+        mkdirSync(${JSON.stringify(outDir)}, { recursive: true });
+        writeFileSync(${JSON.stringify(outDir)} + '/' + process.pid + '-' + n++ + '.cpuprofile', JSON.stringify(result.profile));
+      }
+      start();
+    });
+  });
+}
+`,
+  );
+  return file;
+}
+
+async function dumpProfiles(pids: number[]): Promise<void> {
+  if (!pids.length) return;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGWINCH');
+    } catch {
+      /* gone */
+    }
+  }
+  await sleep(1500);
+}
+
 // ---- per-target runs -----------------------------------------------------------------------
 
 interface TargetReport {
@@ -950,7 +996,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
       CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
       CERTFLOW_DNS_RESOLVER: cts.resolver,
       CERTFLOW_CONFIG: configFile,
-      ...(values['cpu-prof'] ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${values['cpu-prof']}`.trim() } : {}),
+      ...(values['cpu-prof'] ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${writeProfilerPreload(dir, values['cpu-prof'])}`.trim() } : {}),
     },
   });
   onStop(stack.stop);
@@ -964,6 +1010,8 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
       const bad = warm.filter((o) => !o?.ok);
       if (bad.length) progress(`  warm-up: ${bad.length} failed (${bad[0]?.error ?? 'not run'})`);
     }
+    const cpuProf = values['cpu-prof'] ? [stack.pids.worker, stack.pids.server] : [];
+    await dumpProfiles(cpuProf); // the start-up and warm-up profile; the next one is the timed run's
     const pgBefore = await postgresCounters(stack.databaseUrl);
     const { result, outcomes } = await timedRun('certflow', clients, responder, work.timed, {
       worker: stack.pids.worker,
@@ -972,6 +1020,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
       postgres: stack.pids.postgres,
     });
     const pgAfter = await postgresCounters(stack.databaseUrl);
+    await dumpProfiles(cpuProf);
     const okCount = outcomes.filter((o) => o.ok).length;
     const postgresPerOrder =
       pgBefore && pgAfter
@@ -1090,6 +1139,18 @@ function timeline(outcomes: OrderOutcome[], histories: OrderHistories[]) {
 
 // ---- main ------------------------------------------------------------------------------------
 
+/** The commit measured ("+dirty" when the work tree differs from it). */
+function gitCommit(): string | null {
+  try {
+    const cwd = new URL('..', import.meta.url).pathname;
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const loadAtStart = round(loadavg()[0] ?? 0, 2);
   const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-acme-'));
@@ -1135,6 +1196,7 @@ async function main(): Promise<void> {
     const report = {
       benchmark: 'acme-orders',
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverage1mAtStart: loadAtStart },
+      commit: gitCommit(),
       orders: ordersCount,
       concurrency,
       settings: {

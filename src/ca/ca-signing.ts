@@ -5,6 +5,7 @@
  * it is returned. A faulty HSM or a key/certificate mix-up must never publish revocation
  * data that does not verify: clients would treat it as "no answer" at best.
  */
+import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
@@ -28,7 +29,7 @@ export interface CaSigningContext {
  * allows everything) and that the key store holds its key.
  */
 export async function caSigningContext(keys: KeyStore, ca: SigningCa, usage: KeyUsageName): Promise<CaSigningContext> {
-  const issuer = describeCertificate(ca.certDer);
+  const issuer = caSummary(ca.certDer);
   if (!issuer.isCa) throw new CaError('config', `certificate "${issuer.subject}" is not a CA certificate`, { rule: 'ca.notCa' });
   if (issuer.keyUsage.length > 0 && !issuer.keyUsage.includes(usage)) {
     throw new CaError('config', `the certificate of CA "${issuer.subject}" does not allow ${usage}`, { rule: 'ca.keyUsage' });

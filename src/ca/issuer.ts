@@ -3,6 +3,7 @@
  * exact TBSCertificate bytes (pure, so they can be persisted before signing), and
  * signCertificate has the key store sign them and checks the result.
  */
+import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { CertProfile } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
@@ -53,7 +54,7 @@ export interface PreparedCertificate {
  * (basicConstraints cA, keyCertSign when keyUsage is present) and not expired.
  */
 export function issuerSummary(ca: Pick<IssuingCa, 'name' | 'certDer'>, now: Date): CertSummary {
-  const summary = describeCertificate(ca.certDer);
+  const summary = caSummary(ca.certDer);
   if (!summary.isCa || (summary.keyUsage.length > 0 && !summary.keyUsage.includes('keyCertSign'))) {
     throw new CaError('config', `the certificate of CA "${ca.name}" is not a CA certificate allowed to sign certificates`, { rule: 'ca.notCa' });
   }
