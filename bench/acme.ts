@@ -47,10 +47,22 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
-import pg from 'pg';
 import { freePort } from '../src/core/net.ts';
 import { buildCsr, pemEncode } from '../src/pki/index.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../test/helpers/challtestsrv.ts';
+import {
+  cpuSeconds,
+  descendants,
+  machineTicks,
+  percentile,
+  postgresCounters,
+  postgresPerUnit,
+  readProcStats,
+  TICKS_PER_SEC,
+  tsMs,
+  withPg,
+  type TimestampLike,
+} from './measure.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 
 const ORDER_TIMEOUT_MS = 120_000;
@@ -103,11 +115,6 @@ const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 let interrupted = false;
 const round = (x: number, digits = 1) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
-}
 const median = (xs: number[]) => round(percentile(xs.filter(Number.isFinite).sort((a, b) => a - b), 50));
 
 // ---- work: names, keys and CSRs, all made before any timing ----------------------------
@@ -359,85 +366,6 @@ async function runOrders(clients: AcmeClient[], responder: Responder, work: Work
   return outcomes;
 }
 
-// ---- CPU and Postgres accounting (Linux /proc, as in bench/est.ts) ----------------------------
-
-const TICKS_PER_SEC = 100;
-
-function readProcStats(): Map<number, { ppid: number; ticks: number }> {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      stats.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return stats;
-}
-
-function descendants(stats: Map<number, { ppid: number }>, root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
-  const out: number[] = [];
-  const todo = [root];
-  while (todo.length && out.length < 10_000) {
-    const pid = todo.pop()!;
-    if (out.includes(pid)) continue;
-    out.push(pid);
-    todo.push(...(children.get(pid) ?? []));
-  }
-  return out;
-}
-
-/** CPU seconds of each named process with its descendants, and of this process. */
-function cpuSeconds(pids: Record<string, number>): Record<string, number> {
-  const stats = readProcStats();
-  const result: Record<string, number> = {};
-  for (const [name, root] of Object.entries(pids)) {
-    result[name] = descendants(stats, root).reduce((sum, pid) => sum + (stats.get(pid)?.ticks ?? 0), 0) / TICKS_PER_SEC;
-  }
-  const self = process.cpuUsage();
-  result.benchClient = (self.user + self.system) / 1e6;
-  return result;
-}
-
-function machineTicks(): { busy: number; total: number } | undefined {
-  try {
-    const n = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = n.reduce((a, b) => a + b, 0);
-    return { busy: total - (n[3] ?? 0) - (n[4] ?? 0), total };
-  } catch {
-    return undefined;
-  }
-}
-
-async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-async function postgresCounters(url: string): Promise<{ commits: number; walSyncs: number; walBytes: number } | undefined> {
-  try {
-    return await withPg(url, async (c) => {
-      const { rows } = await c.query(
-        'SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8 AS commits, ' +
-          'wal_sync::float8 AS "walSyncs", wal_bytes::float8 AS "walBytes" FROM pg_stat_wal',
-      );
-      return rows[0] as { commits: number; walSyncs: number; walBytes: number };
-    });
-  } catch {
-    return undefined;
-  }
-}
-
 // ---- one timed run --------------------------------------------------------------------------
 
 interface RunResult {
@@ -632,16 +560,6 @@ async function fetchOk(url: string, agent: Agent): Promise<boolean> {
 }
 
 // ---- Temporal histories ------------------------------------------------------------------
-
-interface TimestampLike {
-  seconds?: { toNumber(): number } | number | string | null;
-  nanos?: number | null;
-}
-function tsMs(t: TimestampLike | null | undefined): number {
-  if (!t) return NaN;
-  const s = t.seconds;
-  return (s == null ? 0 : typeof s === 'object' ? s.toNumber() : Number(s)) * 1000 + (t.nanos ?? 0) / 1e6;
-}
 
 interface NamedEvent {
   id: number;
@@ -1022,14 +940,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     const pgAfter = await postgresCounters(stack.databaseUrl);
     await dumpProfiles(cpuProf);
     const okCount = outcomes.filter((o) => o.ok).length;
-    const postgresPerOrder =
-      pgBefore && pgAfter
-        ? {
-            commits: round((pgAfter.commits - pgBefore.commits) / Math.max(okCount, 1), 1),
-            walSyncs: round((pgAfter.walSyncs - pgBefore.walSyncs) / Math.max(okCount, 1), 2),
-            walKiB: round((pgAfter.walBytes - pgBefore.walBytes) / 1024 / Math.max(okCount, 1), 1),
-          }
-        : null;
+    const postgresPerOrder = postgresPerUnit(pgBefore, pgAfter, okCount);
 
     // History lengths of 5 timed orders from the middle of the run (not the ramp-up or -down).
     progress('certflow: reading workflow histories ...');

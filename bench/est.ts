@@ -17,12 +17,11 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { buildCsr, parseCertsOnly } from '../src/pki/index.ts';
+import { cpuSeconds, machineTicks, percentile, postgresCounters, postgresPerUnit, TICKS_PER_SEC, tsMs, type TimestampLike } from './measure.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 
 const GOAL = { concurrency: 16, enrollmentsPerSec: 100 };
@@ -133,94 +132,6 @@ function checkAnswer(e: Enrollment, a: Answer): string | undefined {
   }
 }
 
-// ---- CPU accounting (Linux /proc) ------------------------------------------------------
-
-const TICKS_PER_SEC = 100; // USER_HZ on Linux
-
-interface ProcStat {
-  ppid: number;
-  /** utime + stime + cutime + cstime, in ticks: own CPU plus that of waited-for children. */
-  ticks: number;
-}
-
-function readProcStats(): Map<number, ProcStat> {
-  const stats = new Map<number, ProcStat>();
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
-  } catch {
-    return stats;
-  }
-  for (const name of entries) {
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-      stats.set(Number(name), { ppid, ticks });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return stats;
-}
-
-/** CPU seconds of each named process and its live descendants (Postgres backends). */
-function cpuSeconds(pids: Record<string, number>): Record<string, number> {
-  const stats = readProcStats();
-  const children = new Map<number, number[]>();
-  for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
-  const result: Record<string, number> = {};
-  for (const [name, root] of Object.entries(pids)) {
-    let ticks = 0;
-    const todo = [root];
-    const seen = new Set<number>();
-    while (todo.length && seen.size < 10_000) {
-      const pid = todo.pop()!;
-      if (seen.has(pid)) continue;
-      seen.add(pid);
-      ticks += stats.get(pid)?.ticks ?? 0;
-      todo.push(...(children.get(pid) ?? []));
-    }
-    result[name] = ticks / TICKS_PER_SEC;
-  }
-  const self = process.cpuUsage();
-  result.benchClient = (self.user + self.system) / 1e6;
-  return result;
-}
-
-/** Busy and total CPU time of the whole machine (first line of /proc/stat), in ticks. */
-function machineTicks(): { busy: number; total: number } | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const n = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = n.reduce((a, b) => a + b, 0);
-    const idle = (n[3] ?? 0) + (n[4] ?? 0); // idle + iowait
-    return { busy: total - idle, total };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Commits in the certflow database and WAL syncs of the server (pg_stat_wal, Postgres 14+). */
-async function postgresCounters(databaseUrl: string): Promise<{ commits: number; walSyncs: number; walBytes: number } | undefined> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    const { rows } = await client.query(
-      'SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8 AS commits, ' +
-        'wal_sync::float8 AS "walSyncs", wal_bytes::float8 AS "walBytes" FROM pg_stat_wal',
-    );
-    return rows[0] as { commits: number; walSyncs: number; walBytes: number };
-  } catch {
-    return undefined;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
 // ---- one concurrency level ---------------------------------------------------------------
 
 interface LevelResult {
@@ -247,12 +158,6 @@ interface LevelResult {
   postgresPerEnrollment: { commits: number; walSyncs: number; walKiB: number } | null;
   /** Wall-clock time of the timed requests (ms since the epoch); not printed. */
   window?: { from: number; to: number };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return 0;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
@@ -343,8 +248,8 @@ async function runLevel(stack: BenchStack, auth: string, concurrency: number, wa
       // Requests the time limit left unsent count as errors too.
       errors: work.length - ok,
       enrollmentsPerSec: round(ok / elapsed),
-      p50Ms: round(percentile(latencies, 50)),
-      p99Ms: round(percentile(latencies, 99)),
+      p50Ms: round(percentile(latencies, 50, 0)),
+      p99Ms: round(percentile(latencies, 99, 0)),
       maxMs: round(latencies.at(-1) ?? 0),
       meanMs: round(latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1)),
       seconds: round(elapsed, 2),
@@ -355,14 +260,7 @@ async function runLevel(stack: BenchStack, auth: string, concurrency: number, wa
       cpuMsPerEnrollment,
       machineCpuBusy: busy,
       otherProcessesCpuCores: otherCores,
-      postgresPerEnrollment:
-        pgBefore && pgAfter
-          ? {
-              commits: round((pgAfter.commits - pgBefore.commits) / Math.max(ok, 1), 1),
-              walSyncs: round((pgAfter.walSyncs - pgBefore.walSyncs) / Math.max(ok, 1), 2),
-              walKiB: round((pgAfter.walBytes - pgBefore.walBytes) / 1024 / Math.max(ok, 1), 1),
-            }
-          : null,
+      postgresPerEnrollment: postgresPerUnit(pgBefore, pgAfter, ok),
       window: { from: wallStart, to: wallEnd },
     };
     progress(
@@ -377,18 +275,6 @@ async function runLevel(stack: BenchStack, auth: string, concurrency: number, wa
 }
 
 // ---- Temporal histories ----------------------------------------------------------------------
-
-interface TimestampLike {
-  seconds?: { toNumber(): number } | number | string | null;
-  nanos?: number | null;
-}
-
-function tsMs(t: TimestampLike | null | undefined): number {
-  if (!t) return NaN;
-  const s = t.seconds;
-  const secs = s == null ? 0 : typeof s === 'object' ? s.toNumber() : Number(s);
-  return secs * 1000 + (t.nanos ?? 0) / 1e6;
-}
 
 /** "workflowTaskScheduled" from the event's `...EventAttributes` field. */
 function eventName(event: object): string {
