@@ -25,6 +25,7 @@ import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
 import { registerEstClientCommands } from './est-clients.ts';
 import { registerEabCommands } from './eab.ts';
+import { registerKeyCommands } from './keys.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 /** Reasons an operator may give to `cert revoke` (hold has its own command). */
@@ -277,6 +278,7 @@ function program(): Command {
   registerApprovalCommands(root, context);
   registerEabCommands(root, context);
   registerOrderCommands(root, context);
+  registerKeyCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

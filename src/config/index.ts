@@ -120,6 +120,11 @@ export interface EstLabel {
   allowCertAuth: boolean;
   /** /serverkeygen is offered. */
   serverKeygen: boolean;
+  /**
+   * /serverkeygen archives the generated private key, encrypted under the key-archive key
+   * of the CA key store, for recovery with `certflow keys recover` (RFC 7030 4.4).
+   */
+  archiveServerKeys: boolean;
 }
 
 /** How long CRLs and pre-signed OCSP responses are valid, and when they are renewed. */
@@ -288,7 +293,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true };
+const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true, archiveServerKeys: false };
 
 function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
   const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
@@ -297,6 +302,9 @@ function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<st
       throw new CaError('config', `EST label "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'est.label' });
     }
     const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
+    if (typeof label.archiveServerKeys !== 'boolean') {
+      throw new CaError('config', `EST label "${label.name}": archiveServerKeys must be true or false`, { rule: 'est.label.archiveServerKeys' });
+    }
     if (!profiles.has(label.profile)) {
       throw new CaError('config', `EST label "${label.name}" names unknown profile "${label.profile}"`, { rule: 'est.label.profile' });
     }

@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Pool } from 'pg';
 import { getProfile, type Config, type EstLabel } from '../config/index.ts';
-import { CaError } from '../core/errors.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -21,6 +21,7 @@ import {
   buildServerKeygenResponse,
   csrAttrsForProfile,
   decodeBase64Body,
+  describeCertificate,
   formatDn,
   parseCsr,
   pemDecodeAll,
@@ -29,6 +30,7 @@ import {
 } from '../pki/index.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { startIssuance } from '../temporal/issuance.ts';
+import { archiveKey } from './archive.ts';
 import { clientMayUse } from './auth.ts';
 import { estError, estErrors } from './errors.ts';
 import { basicIdentity, certificateIdentity, type EstIdentity } from './identity.ts';
@@ -191,7 +193,7 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
   sendBase64(ctx, CERTS_ONLY, buildCertsOnly([outcome.certDer]));
 }
 
-type Outcome = { status: 'issued'; certDer: Uint8Array } | { status: 'pending'; retryAfter: number; message: string };
+type Outcome = { status: 'issued'; certDer: Uint8Array; requestId: string } | { status: 'pending'; retryAfter: number; message: string };
 
 /**
  * The enrollment's id is derived from who asks, where, and the request's bytes: a device
@@ -215,7 +217,7 @@ async function enrollThroughWorkflow(
   const id = createHash('sha256').update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`).digest('base64url').slice(0, 26);
   const row = await requests.get(deps.pool, id);
   if (row) {
-    if (row.state === 'issued' && row.serial) return issued(deps, row.serial);
+    if (row.state === 'issued' && row.serial) return issued(deps, id, row.serial);
     if (row.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
     if (row.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
     if (row.state === 'awaiting-approval') return awaitingApproval(id);
@@ -243,17 +245,17 @@ async function enrollThroughWorkflow(
     return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
   }
   if (result.status === 'rejected') throw new CaError(result.kind as never, `the CA refused the request: ${result.message}`);
-  return { status: 'issued', certDer: pemDecodeAll(result.certPem)[0]!.der };
+  return { status: 'issued', certDer: pemDecodeAll(result.certPem)[0]!.der, requestId: id };
 }
 
 function awaitingApproval(id: string): Outcome {
   return { status: 'pending', retryAfter: 60, message: `enrollment ${id} waits for approval by an operator; send the same request again later` };
 }
 
-async function issued(deps: EstDeps, serial: string): Promise<Outcome> {
+async function issued(deps: EstDeps, requestId: string, serial: string): Promise<Outcome> {
   const cert = await certificates.get(deps.pool, serial);
   if (!cert?.certDer) throw new CaError('internal', `certificate ${serial} of an issued enrollment is missing`);
-  return { status: 'issued', certDer: cert.certDer };
+  return { status: 'issued', certDer: cert.certDer, requestId };
 }
 
 // ---- server-side key generation (RFC 7030 4.4) ---------------------------------------
@@ -286,6 +288,16 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
     throw new CaError('unavailable', 'the certificate was not ready in time; send the request again');
   }
   const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+  if (label.archiveServerKeys) {
+    // Archived before it is handed out: a key the CA could not archive never leaves it.
+    const serial = describeCertificate(outcome.certDer).serialHex;
+    try {
+      await archiveKey(deps.pool, { serial, requestId: outcome.requestId, pkcs8 });
+    } catch (e) {
+      deps.log.error({ err: e, serial, requestId: outcome.requestId }, 'key archival failed');
+      throw CaError.is(e, 'unavailable') ? e : new CaError('unavailable', `the generated key could not be archived: ${errorMessage(e)}`, { cause: e });
+    }
+  }
   const response = buildServerKeygenResponse({ privateKeyPkcs8: pkcs8, certsOnly: buildCertsOnly([outcome.certDer]) });
   ctx.status = 200;
   ctx.set('Content-Type', response.contentType);

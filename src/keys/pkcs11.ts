@@ -8,13 +8,13 @@ import { createHash, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { endianness } from 'node:os';
 import pkcs11js from 'pkcs11js';
-import type { Mechanism, PKCS11, RsaPSS, Template } from 'pkcs11js';
+import type { Mechanism, PKCS11, RsaOAEP, RsaPSS, Template } from 'pkcs11js';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import { assertSignAlgFits, hashLength, keyFamily, rsaBits, rsaKeyAlg, type HashName, type SignAlgParts } from './algs.ts';
 import { ecdsaRawToDer } from './ecdsa-der.ts';
 import { assertKeyId } from './key-id.ts';
 import { SessionPool } from './session-pool.ts';
-import type { KeyAlg, KeyInfo, KeyStore, SignAlg } from './types.ts';
+import type { DecryptAlg, KeyAlg, KeyInfo, KeyStore, KeyUsage, SignAlg } from './types.ts';
 
 type Handle = Buffer;
 
@@ -236,13 +236,15 @@ function keyGenMechanism(alg: KeyAlg): Mechanism {
   return { mechanism: keyFamily(alg) === 'ec' ? pkcs11js.CKM_EC_KEY_PAIR_GEN : pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN };
 }
 
-function keyGenTemplates(id: string, alg: KeyAlg): { publicKey: Template; privateKey: Template } {
+function keyGenTemplates(id: string, alg: KeyAlg, usage: KeyUsage = 'sign'): { publicKey: Template; privateKey: Template } {
   const naming: Template = [
     { type: pkcs11js.CKA_LABEL, value: id },
     { type: pkcs11js.CKA_ID, value: Buffer.from(id, 'utf8') },
     { type: pkcs11js.CKA_TOKEN, value: true },
   ];
   const ec = keyFamily(alg) === 'ec';
+  const sign = usage === 'sign';
+  if (!sign && ec) throw new CaError('config', `key "${id}": decryption keys must be RSA, not ${alg}`);
   const keyType = ec ? pkcs11js.CKK_EC : pkcs11js.CKK_RSA;
   const publicParams: Template = ec
     ? [{ type: pkcs11js.CKA_EC_PARAMS, value: curveOf(alg).params }]
@@ -255,7 +257,12 @@ function keyGenTemplates(id: string, alg: KeyAlg): { publicKey: Template; privat
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
       { type: pkcs11js.CKA_KEY_TYPE, value: keyType },
       ...naming,
-      { type: pkcs11js.CKA_VERIFY, value: true },
+      ...(sign
+        ? [{ type: pkcs11js.CKA_VERIFY, value: true }]
+        : [
+            { type: pkcs11js.CKA_VERIFY, value: false },
+            { type: pkcs11js.CKA_ENCRYPT, value: true },
+          ]),
       ...publicParams,
     ],
     privateKey: [
@@ -265,9 +272,9 @@ function keyGenTemplates(id: string, alg: KeyAlg): { publicKey: Template; privat
       { type: pkcs11js.CKA_PRIVATE, value: true },
       { type: pkcs11js.CKA_SENSITIVE, value: true },
       { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_SIGN, value: true },
-      // A CA key signs and does nothing else.
-      { type: pkcs11js.CKA_DECRYPT, value: false },
+      // A CA key signs and does nothing else; a key-archive key decrypts and does nothing else.
+      { type: pkcs11js.CKA_SIGN, value: sign },
+      { type: pkcs11js.CKA_DECRYPT, value: !sign },
       { type: pkcs11js.CKA_UNWRAP, value: false },
       { type: pkcs11js.CKA_DERIVE, value: false },
     ],
@@ -316,6 +323,45 @@ function signOperation(parts: SignAlgParts, key: TokenKey, data: Uint8Array): { 
   }
 }
 
+// ---- RSA-OAEP (SHA-256, MGF1-SHA256, empty label) decoding, RFC 8017 7.1.2 ----------------
+
+/** CKRs with which a token refuses the OAEP parameters (rather than the key or the data). */
+const OAEP_PARAMS_REFUSED = new Set(['CKR_ARGUMENTS_BAD', 'CKR_MECHANISM_PARAM_INVALID', 'CKR_MECHANISM_INVALID']);
+
+function mgf1Sha256(seed: Buffer, length: number): Buffer {
+  const out: Buffer[] = [];
+  for (let counter = 0; out.length * 32 < length; counter++) {
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(counter);
+    out.push(createHash('sha256').update(seed).update(c).digest());
+  }
+  return Buffer.concat(out).subarray(0, length);
+}
+
+/** The message of an OAEP-encoded block EM (k bytes), or undefined when it does not decode. */
+export function oaepDecodeSha256(em: Buffer): Buffer | undefined {
+  const hLen = 32;
+  const k = em.length;
+  if (k < 2 * hLen + 2) return undefined;
+  const maskedSeed = em.subarray(1, 1 + hLen);
+  const maskedDb = em.subarray(1 + hLen);
+  const seedMask = mgf1Sha256(maskedDb, hLen);
+  const seed = Buffer.from(maskedSeed.map((b, i) => b ^ seedMask[i]!));
+  const dbMask = mgf1Sha256(seed, k - hLen - 1);
+  const db = Buffer.from(maskedDb.map((b, i) => b ^ dbMask[i]!));
+  const lHash = createHash('sha256').digest();
+  // Look at every byte before deciding, so the failure reason does not show in the timing.
+  let bad = em[0]! | (lHash.equals(db.subarray(0, hLen)) ? 0 : 1);
+  let separator = -1;
+  for (let i = hLen; i < db.length; i++) {
+    const b = db[i]!;
+    if (separator < 0 && b === 0x01) separator = i;
+    else if (separator < 0 && b !== 0x00) bad |= 1;
+  }
+  if (bad || separator < 0) return undefined;
+  return db.subarray(separator + 1);
+}
+
 // ---- the store ---------------------------------------------------------------------------------
 
 /** What the store remembers about a key: object handles stay valid across sessions. */
@@ -345,6 +391,8 @@ export class Pkcs11KeyStore implements KeyStore {
   /** Ids being generated right now, so two concurrent generate(id) cannot both pass the check. */
   private readonly generating = new Set<string>();
   private closed = false;
+  /** The token refused CKM_RSA_PKCS_OAEP with SHA-256: decrypt uses CKM_RSA_X_509 + OAEP decoding in software. */
+  private rawOaep = false;
 
   /** Loads the module, finds the token, opens and logs in `sessions` sessions. */
   static async open(opts: Pkcs11KeyStoreOptions): Promise<Pkcs11KeyStore> {
@@ -378,7 +426,7 @@ export class Pkcs11KeyStore implements KeyStore {
     });
   }
 
-  async generate(id: string, alg: KeyAlg): Promise<KeyInfo> {
+  async generate(id: string, alg: KeyAlg, usage: KeyUsage = 'sign'): Promise<KeyInfo> {
     assertKeyId(id);
     if (this.generating.has(id)) throw conflict(id, this.token.label);
     this.generating.add(id);
@@ -386,7 +434,7 @@ export class Pkcs11KeyStore implements KeyStore {
       // No retry: after a failure half-way the key may or may not exist on the token.
       return await this.withSession(`key generation of "${id}"`, false, async (session) => {
         if (this.findObjects(session, [{ type: pkcs11js.CKA_LABEL, value: id }]).length > 0) throw conflict(id, this.token.label);
-        const { publicKey, privateKey } = keyGenTemplates(id, alg);
+        const { publicKey, privateKey } = keyGenTemplates(id, alg, usage);
         await this.lib.C_GenerateKeyPairAsync(session, keyGenMechanism(alg), publicKey, privateKey);
         const key = this.lookupKey(session, id);
         if (!key) throw new CaError('internal', `generated key "${id}" not found on token "${this.token.label}"`);
@@ -415,6 +463,43 @@ export class Pkcs11KeyStore implements KeyStore {
       this.lib.C_SignInit(session, mechanism, key.privateKey);
       const signature = await this.lib.C_SignAsync(session, input, Buffer.alloc(key.signatureSize));
       return parts.scheme === 'ecdsa' ? ecdsaRawToDer(signature) : new Uint8Array(signature);
+    });
+  }
+
+  async decrypt(id: string, alg: DecryptAlg, data: Uint8Array): Promise<Uint8Array> {
+    assertKeyId(id);
+    if (alg !== 'rsa-oaep-sha256') throw new CaError('malformed', `unsupported decryption algorithm ${String(alg)}`);
+    return this.withSession(`decryption with key "${id}"`, true, async (session) => {
+      const key = this.cachedKey(session, id);
+      if (!key?.privateKey) {
+        throw new CaError('notFound', `no private key "${id}" on PKCS#11 token "${this.token.label}"`, { rule: 'key.notFound' });
+      }
+      if (keyFamily(key.alg) !== 'rsa') throw new CaError('config', `key "${id}" is ${key.alg}; ${alg} needs an RSA key`);
+      const k = key.signatureSize; // the modulus length for RSA
+      if (!this.rawOaep) {
+        const parameter: RsaOAEP = {
+          type: pkcs11js.CK_PARAMS_RSA_OAEP,
+          hashAlg: pkcs11js.CKM_SHA256,
+          mgf: pkcs11js.CKG_MGF1_SHA256,
+          source: 1, // CKZ_DATA_SPECIFIED, with no label
+        };
+        try {
+          this.lib.C_DecryptInit(session, { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter }, key.privateKey);
+          return new Uint8Array(await this.lib.C_DecryptAsync(session, Buffer.from(data), Buffer.alloc(k)));
+        } catch (e) {
+          // Some tokens (SoftHSM 2.6) only offer OAEP with SHA-1 and refuse these parameters
+          // at C_DecryptInit; those fall back to raw RSA in the token plus OAEP decoding here.
+          if (!OAEP_PARAMS_REFUSED.has(ckrOf(e) ?? '')) throw e;
+          this.rawOaep = true;
+        }
+      }
+      if (data.length !== k) throw new CaError('malformed', `decryption with key "${id}" failed: the data is not ${k} bytes long`);
+      this.lib.C_DecryptInit(session, { mechanism: pkcs11js.CKM_RSA_X_509 }, key.privateKey);
+      const raw = await this.lib.C_DecryptAsync(session, Buffer.from(data), Buffer.alloc(k));
+      const em = Buffer.concat([Buffer.alloc(Math.max(0, k - raw.length)), raw]);
+      const plain = oaepDecodeSha256(em);
+      if (!plain) throw new CaError('malformed', `decryption with key "${id}" failed (wrong key or corrupted data)`);
+      return new Uint8Array(plain);
     });
   }
 

@@ -12,6 +12,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPair as generateKeyPairCb,
+  privateDecrypt,
   randomBytes,
   sign as signCb,
   type KeyObject,
@@ -23,7 +24,7 @@ import { CaError } from '../core/errors.ts';
 import { paths, type Config } from '../config/index.ts';
 import { assertSignAlgFits, hashLength, keyFamily, rsaBits, rsaKeyAlg } from './algs.ts';
 import { assertKeyId } from './key-id.ts';
-import type { KeyAlg, KeyInfo, KeyStore, SignAlg } from './types.ts';
+import type { DecryptAlg, KeyAlg, KeyInfo, KeyStore, KeyUsage, SignAlg } from './types.ts';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 // crypto.sign with a callback runs in the libuv thread pool, so RSA-4096 signing does not
@@ -65,7 +66,8 @@ export class SoftwareKeyStore implements KeyStore {
     this.passphrase = opts.passphrase;
   }
 
-  async generate(id: string, alg: KeyAlg): Promise<KeyInfo> {
+  // `usage` does not change anything in a software key file.
+  async generate(id: string, alg: KeyAlg, _usage: KeyUsage = 'sign'): Promise<KeyInfo> {
     assertKeyId(id);
     await ensurePrivateDir(this.dir);
     // Cheap early check so an RSA-4096 generation is not wasted; the authoritative check
@@ -106,6 +108,21 @@ export class SoftwareKeyStore implements KeyStore {
           padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
           saltLength: hashLength(hash),
         });
+    }
+  }
+
+  async decrypt(id: string, alg: DecryptAlg, data: Uint8Array): Promise<Uint8Array> {
+    assertKeyId(id);
+    const key = await this.load(id);
+    if (!key) throw new CaError('notFound', `no key "${id}" in ${this.dir}`, { rule: 'key.notFound' });
+    if (alg !== 'rsa-oaep-sha256') throw new CaError('malformed', `unsupported decryption algorithm ${String(alg)}`);
+    if (keyFamily(key.alg) !== 'rsa') throw new CaError('config', `key "${id}" is ${key.alg}; ${alg} needs an RSA key`);
+    try {
+      return new Uint8Array(
+        privateDecrypt({ key: key.privateKey, padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, data),
+      );
+    } catch (e) {
+      throw new CaError('malformed', `decryption with key "${id}" failed (wrong key or corrupted data)`, { cause: e });
     }
   }
 

@@ -21,6 +21,13 @@ export const SIGN_ALGS = [
 ] as const;
 export type SignAlg = (typeof SIGN_ALGS)[number];
 
+/** Decryption algorithms (for keys generated with usage 'decrypt'). OAEP uses MGF1-SHA256 and no label. */
+export const DECRYPT_ALGS = ['rsa-oaep-sha256'] as const;
+export type DecryptAlg = (typeof DECRYPT_ALGS)[number];
+
+/** What a key is for: CA keys sign; key-archive keys decrypt (and never sign). */
+export type KeyUsage = 'sign' | 'decrypt';
+
 export interface KeyInfo {
   /** Stable identifier of the key inside its store (also CKA_LABEL / CKA_ID in PKCS#11). */
   id: string;
@@ -31,12 +38,17 @@ export interface KeyInfo {
 
 export interface KeyStore {
   readonly backend: 'software' | 'pkcs11';
-  /** Creates a new key pair; fails with CaError('conflict') when `id` exists. */
-  generate(id: string, alg: KeyAlg): Promise<KeyInfo>;
+  /**
+   * Creates a new key pair; fails with CaError('conflict') when `id` exists. `usage` (default 'sign')
+   * matters for PKCS#11, where it sets CKA_SIGN/CKA_VERIFY or CKA_DECRYPT/CKA_ENCRYPT.
+   */
+  generate(id: string, alg: KeyAlg, usage?: KeyUsage): Promise<KeyInfo>;
   /** The key's public information, or undefined when the store has no such key. */
   get(id: string): Promise<KeyInfo | undefined>;
   /** Signs `data` (the whole message, not a digest). Safe to call concurrently. */
   sign(id: string, alg: SignAlg, data: Uint8Array): Promise<Uint8Array>;
+  /** Decrypts `data` with the private key `id` (RSA keys only). */
+  decrypt(id: string, alg: DecryptAlg, data: Uint8Array): Promise<Uint8Array>;
   /** Releases sessions / handles. */
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
+import type { Queryable } from '../db/pool.ts';
 import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
 import { createAcmeStorageActivities } from '../../activities/acme-storage.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
@@ -17,6 +18,8 @@ import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { openDatabase } from '../db/open.ts';
 import * as cas from '../db/repos/cas.ts';
+import * as keyArchive from '../db/repos/key-archive.ts';
+import { ARCHIVE_KEY_ID } from '../est/archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
 import { ensureRevocationSchedule } from './schedules.ts';
@@ -59,9 +62,30 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
     });
     await writeTrustFiles(config, result.root.certDer, [result.issuing.certDer]);
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
+    await ensureArchiveKey(client, keys, log);
   } finally {
     await client.query("SELECT pg_advisory_unlock(hashtext('certflow:ca-bootstrap'))").catch(() => {});
     client.release();
+  }
+}
+
+/**
+ * The key-archive key (EST serverkeygen with archiveServerKeys): an RSA-3072 decryption key
+ * in the key store, whose public half the front end encrypts to. A key left by a start
+ * that crashed before recording it is reused.
+ */
+async function ensureArchiveKey(db: Queryable, keys: KeyStore, log: Logger): Promise<void> {
+  const existing = await keys.get(ARCHIVE_KEY_ID);
+  if (existing && existing.alg !== 'rsa-3072') {
+    throw new CaError('config', `key "${ARCHIVE_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not rsa-3072`);
+  }
+  const key = existing ?? (await keys.generate(ARCHIVE_KEY_ID, 'rsa-3072', 'decrypt'));
+  if (!existing) log.info({ keyId: ARCHIVE_KEY_ID, keyBackend: keys.backend }, 'key-archive key created');
+  const row = await keyArchive.getArchiveKey(db, ARCHIVE_KEY_ID);
+  if (!row) {
+    await keyArchive.insertArchiveKey(db, { keyId: ARCHIVE_KEY_ID, keyBackend: keys.backend, spki: key.spki });
+  } else if (!row.spki.equals(Buffer.from(key.spki)) || row.keyBackend !== keys.backend) {
+    throw new CaError('config', `the key "${ARCHIVE_KEY_ID}" in the ${keys.backend} key store does not match archive_keys`);
   }
 }
 

@@ -3,9 +3,9 @@
  * the KeyStore contract demands (ECDSA as DER Ecdsa-Sig-Value, RSA raw; PSS with MGF1 of
  * the same hash and salt = hash length). `tamper` lets a test simulate a faulty HSM.
  */
-import { constants, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { constants, generateKeyPairSync, privateDecrypt, sign, type KeyObject } from 'node:crypto';
 import { CaError } from '../../src/core/errors.ts';
-import type { KeyAlg, KeyInfo, KeyStore, SignAlg } from '../../src/keys/types.ts';
+import type { DecryptAlg, KeyAlg, KeyInfo, KeyStore, SignAlg } from '../../src/keys/types.ts';
 
 interface Entry {
   info: KeyInfo;
@@ -64,6 +64,12 @@ export class MemoryKeyStore implements KeyStore {
     }
     const out = new Uint8Array(signature);
     return this.tamper ? this.tamper(out) : out;
+  }
+
+  async decrypt(id: string, _alg: DecryptAlg, data: Uint8Array): Promise<Uint8Array> {
+    const entry = this.keys.get(id);
+    if (!entry) throw new CaError('notFound', `no key "${id}"`);
+    return new Uint8Array(privateDecrypt({ key: entry.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, data));
   }
 
   async close(): Promise<void> {

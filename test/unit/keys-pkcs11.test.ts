@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { constants as cryptoConstants, publicEncrypt, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -125,6 +125,23 @@ describe('Pkcs11KeyStore on SoftHSM', { skip: softHsmSkip('pkcs11-tool') }, () =
         if (alg === 'rsa-2048') assert.equal(sig.length, 256);
       }
     }
+  });
+
+  test('decrypt: a usage "decrypt" key unwraps RSA-OAEP-SHA256 data encrypted with its SPKI, and does not sign', async () => {
+    const info = await store.generate('archive-key', 'rsa-2048', 'decrypt');
+    const secret = randomBytes(32);
+    const wrapped = publicEncrypt(
+      { key: publicKeyFromSpki(info.spki), padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      secret,
+    );
+    assert.deepEqual(Buffer.from(await store.decrypt('archive-key', 'rsa-oaep-sha256', wrapped)), secret);
+    // Concurrent decryptions share the session pool.
+    const many = await Promise.all(Array.from({ length: 6 }, () => store.decrypt('archive-key', 'rsa-oaep-sha256', wrapped)));
+    for (const m of many) assert.deepEqual(Buffer.from(m), secret);
+    // CKA_SIGN is false on a decryption key, and CKA_DECRYPT false on a signing key.
+    await assert.rejects(store.sign('archive-key', 'rsa-pkcs1-sha256', data));
+    await assert.rejects(store.decrypt(keyId('rsa-2048'), 'rsa-oaep-sha256', wrapped));
+    await assert.rejects(store.decrypt('no-such-key', 'rsa-oaep-sha256', wrapped), (e) => CaError.is(e, 'notFound'));
   });
 
   test('refuses sign algorithms of the other key family', async () => {

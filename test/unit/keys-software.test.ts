@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { constants as cryptoConstants, createPrivateKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,24 @@ describe('SoftwareKeyStore', () => {
   after(async () => {
     await store.close();
     await rm(home, { recursive: true, force: true });
+  });
+
+  test('decrypt: RSA-OAEP-SHA256 of data encrypted with the key\'s SPKI; EC keys refuse', async () => {
+    const info = await store.generate('archive-decrypt', 'rsa-2048', 'decrypt');
+    const secret = randomBytes(32);
+    const key = publicKeyFromSpki(info.spki);
+    const wrapped = publicEncrypt({ key, padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, secret);
+    assert.deepEqual(Buffer.from(await store.decrypt('archive-decrypt', 'rsa-oaep-sha256', wrapped)), secret);
+    // A fresh store (keys read from disk) decrypts too.
+    const reopened = new SoftwareKeyStore({ dir, passphrase: PASSPHRASE });
+    assert.deepEqual(Buffer.from(await reopened.decrypt('archive-decrypt', 'rsa-oaep-sha256', wrapped)), secret);
+    await reopened.close();
+    const corrupted = Buffer.from(wrapped);
+    corrupted[10]! ^= 1;
+    await assert.rejects(store.decrypt('archive-decrypt', 'rsa-oaep-sha256', corrupted), (e) => CaError.is(e, 'malformed'));
+    await assert.rejects(store.decrypt('no-such-key', 'rsa-oaep-sha256', wrapped), (e) => CaError.is(e, 'notFound'));
+    await store.generate('ec-decrypt', 'ec-p256');
+    await assert.rejects(store.decrypt('ec-decrypt', 'rsa-oaep-sha256', wrapped), (e) => CaError.is(e, 'config'));
   });
 
   for (const alg of KEY_ALGS) {
