@@ -9,7 +9,7 @@ import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
-import { describeCertificate, type CertSummary } from '../pki/index.ts';
+import type { CertSummary } from '../pki/index.ts';
 
 /** The CA that signs: its certificate and the key store key belonging to it. */
 export interface SigningCa {

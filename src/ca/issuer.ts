@@ -10,7 +10,6 @@ import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../key
 import {
   assembleCertificate,
   buildTbsCertificate,
-  describeCertificate,
   encodeName,
   formatDn,
   keyIdentifier,

@@ -10,7 +10,7 @@ import { getProfile, loadConfig, type Config } from '../config/index.ts';
 import { CaError, CLIENT_ERROR_KINDS } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
-import { databaseUrl, openDatabase } from '../db/open.ts';
+import { databaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
