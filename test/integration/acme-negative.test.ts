@@ -17,6 +17,7 @@ import {
   authorizeHttp01,
   csrFor,
   directory,
+  jwsPost,
   eventually,
   newAccount,
   signedPost,
@@ -171,5 +172,20 @@ describe('ACME error cases', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     } finally {
       await short.stop();
     }
+  });
+
+  // Last: it stops the worker.
+  it('with no worker running, a mutation answers 503 serverInternal + Retry-After within its deadline, never hangs', async () => {
+    // A hand-made JWS: acme-client itself retries on 503.
+    const { client: c, accountKey } = await newAccount(stack.directoryUrl());
+    const kid = c.getAccountUrl();
+    await stack.worker.stop();
+    const started = Date.now();
+    const r = await jwsPost({ newNonce: dir.newNonce! }, dir.newOrder!, { identifiers: [{ type: 'dns', value: 'no-worker.example.test' }] }, accountKey, { kid });
+    const took = Date.now() - started;
+    assert.equal(r.status, 503, JSON.stringify(r.data));
+    assert.equal(r.data.type, ACME_ERROR('serverInternal'));
+    assert.ok(Number(r.headers['retry-after']) > 0, JSON.stringify(r.headers));
+    assert.ok(took < 20_000, `answered after ${took} ms`);
   });
 });
