@@ -204,4 +204,12 @@ describe('issuance through the workflow', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(JSON.parse(again.stdout).serial, pendingSerial);
   });
+
+  it('without a worker, `cert issue` gives up after --timeout with exit code 3 and says why', async () => {
+    await worker.stop();
+    const csr = await opensslCsr(cf.home, 'noworker', { subj: '/CN=noworker.example.test', san: 'DNS:noworker.example.test' });
+    const r = await cf.cli(['cert', 'issue', '--csr', csr, '--timeout', '2']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /no certificate after 2 s: is a certflow worker running on task queue ".*-signing"\? The request stays queued/);
+  });
 });
