@@ -1,14 +1,6 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from '../core/files.ts';
 import { paths, type Config } from '../config/index.ts';
 import { pemEncode } from '../pki/index.ts';
-
-async function writeAtomic(file: string, content: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode: 0o644 });
-  await rename(tmp, file);
-}
 
 /**
  * Writes the trust anchor ($CERTFLOW_HOME/ca/root.pem) and the chain of issuing CAs
@@ -17,6 +9,6 @@ async function writeAtomic(file: string, content: string): Promise<void> {
  */
 export async function writeTrustFiles(config: Pick<Config, 'home'>, rootDer: Uint8Array, chainDers: Uint8Array[]): Promise<void> {
   const p = paths(config);
-  await writeAtomic(p.rootPem, pemEncode('CERTIFICATE', rootDer));
-  await writeAtomic(p.chainPem, chainDers.map((d) => pemEncode('CERTIFICATE', d)).join(''));
+  await writeFileAtomic(p.rootPem, pemEncode('CERTIFICATE', rootDer));
+  await writeFileAtomic(p.chainPem, chainDers.map((d) => pemEncode('CERTIFICATE', d)).join(''));
 }

@@ -4,8 +4,8 @@
  * worker nor Temporal. Every change is audited (actor "operator") in the transaction that
  * makes it; passwords never reach the database, the audit log or the output.
  */
+import type { CliContext } from './context.ts';
 import type { Command } from 'commander';
-import type { Pool } from 'pg';
 import { loadConfig, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
@@ -17,10 +17,8 @@ import { checkPasswordPolicy, hashPassword } from '../est/password.ts';
 import { printJson, table } from './output.ts';
 
 /** What main.ts shares with these commands (its pool handling and message style). */
-export interface CliHelpers {
-  withPool<T>(fn: (pool: Pool, config: Config) => Promise<T>): Promise<T>;
-  say(msg: string): void;
-}
+/** What these commands need of the CLI context (src/cli/context.ts). */
+export type CliHelpers = Pick<CliContext, 'withPool' | 'say'>;
 
 /** A client as shown to the operator: everything but the password hash. */
 type ClientView = Omit<EstClientRow, 'passwordHash'>;

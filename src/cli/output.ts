@@ -1,5 +1,3 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 
 /** Prints rows as an aligned text table. */
 export function table(rows: Array<Record<string, unknown>>, columns: string[]): string {
@@ -21,13 +19,7 @@ export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, (_k, val) => (val instanceof Uint8Array || Buffer.isBuffer(val) ? undefined : val), 2) + '\n');
 }
 
-/** Writes a file atomically (temp + rename): a crash never leaves a half-written certificate. */
-export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode });
-  await rename(tmp, file);
-}
+export { writeFileAtomic } from '../core/files.ts';
 
 /** Normalizes a serial typed by a human or copied from openssl: "0A:1B..." -> "0a1b...". */
 export function normalizeSerial(s: string): string {

@@ -8,11 +8,12 @@
 import type { Client } from '@temporalio/client';
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { paths, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
+import { writeFileAtomic } from '../core/files.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import { buildCsr, describeCertificate, pemDecodeAll, type SanSet } from '../pki/index.ts';
@@ -33,11 +34,7 @@ function files(config: Pick<Config, 'home'>) {
   return { dir, key: join(dir, 'server-key.pem'), cert: join(dir, 'server.pem'), pending: join(dir, 'pending-request') };
 }
 
-async function writePrivate(file: string, content: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode: 0o600 });
-  await rename(tmp, file);
-}
+const writePrivate = (file: string, content: string) => writeFileAtomic(file, content, 0o600);
 
 async function serverKey(file: string): Promise<KeyObject> {
   if (existsSync(file)) return createPrivateKey(await readFile(file, 'utf8'));
