@@ -165,16 +165,13 @@ async function refresh(deps: RevocationDeps, input: RefreshInput): Promise<Refre
     Context.current().heartbeat();
   }
   const before = new Date(now.getTime() + config.revocation.ocspRefreshSeconds * 1000);
-  const serials = await revocation.serialsNeedingOcsp(pool, before, now, OCSP_BATCH);
+  const due = await revocation.serialsNeedingOcsp(pool, before, now, OCSP_BATCH);
   let ocspSigned = 0;
   const byCa = new Map<string, string[]>();
-  for (const serial of serials) {
-    const row = await certificates.get(pool, serial);
-    if (row) byCa.set(row.caName, [...(byCa.get(row.caName) ?? []), serial]);
-  }
+  for (const { serial, caName } of due) byCa.set(caName, [...(byCa.get(caName) ?? []), serial]);
   for (const [caName, list] of byCa) {
     ocspSigned += await signOcspFor(deps, await issuingCa(pool, caName), list);
     Context.current().heartbeat();
   }
-  return { crls, ocspSigned, more: serials.length === OCSP_BATCH };
+  return { crls, ocspSigned, more: due.length === OCSP_BATCH };
 }

@@ -73,13 +73,9 @@ function labelOf(config: Config, name: string): EstLabel {
 /** The chain a device needs to trust: the label's issuing CA up to the root (RFC 7030 4.1.3). */
 async function caChain(deps: EstDeps, label: EstLabel): Promise<Uint8Array[]> {
   const profile = getProfile(deps.config, label.profile);
-  const chain: Uint8Array[] = [];
-  for (let name: string | null = label.caName ?? profile.issuer ?? deps.config.ca.issuingName; name; ) {
-    const ca = await cas.get(deps.pool, name);
-    if (!ca) throw new CaError('unavailable', `CA ${name} does not exist yet`);
-    chain.push(ca.certDer);
-    name = ca.parent;
-  }
+  const name = label.caName ?? profile.issuer ?? deps.config.ca.issuingName;
+  const chain = await cas.issuingChain(deps.pool, name, { includeRoot: true });
+  if (!chain.length) throw new CaError('unavailable', `CA ${name} does not exist yet`);
   return chain;
 }
 

@@ -109,12 +109,16 @@ export async function getIssuing(db: Queryable, name?: string): Promise<CaRow | 
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-/** DER certificates of a CA and its parents below the root, leaf side first (what a chain file holds). */
-export async function issuingChain(db: Queryable, caName: string): Promise<Buffer[]> {
+/**
+ * DER certificates of a CA and its parents, leaf side first: below the root (what a chain
+ * file holds), or up to and including it with `includeRoot` (what EST /cacerts sends).
+ * A CA missing from the chain ends it early.
+ */
+export async function issuingChain(db: Queryable, caName: string, opts: { includeRoot?: boolean } = {}): Promise<Buffer[]> {
   const chain: Buffer[] = [];
   for (let name: string | null = caName; name; ) {
     const ca = await get(db, name);
-    if (!ca || ca.role === 'root') break;
+    if (!ca || (ca.role === 'root' && !opts.includeRoot)) break;
     chain.push(ca.certDer);
     name = ca.parent;
   }

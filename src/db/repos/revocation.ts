@@ -78,14 +78,19 @@ export async function getOcsp(db: Queryable, serial: string, hashAlg: string): P
   return r ? { serial: r.serial, hashAlg: r.hash_alg, certStatus: r.cert_status, thisUpdate: r.this_update, nextUpdate: r.next_update, der: r.der } : null;
 }
 
-/** Unexpired issued certificates whose OCSP responses are missing or expire before `before`. */
-export async function serialsNeedingOcsp(db: Queryable, before: Date, now: Date, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ serial: string }>(
-    `SELECT c.serial FROM certificates c
+/** Unexpired issued certificates (with their CA) whose OCSP responses are missing or expire before `before`. */
+export async function serialsNeedingOcsp(
+  db: Queryable,
+  before: Date,
+  now: Date,
+  limit: number,
+): Promise<Array<{ serial: string; caName: string }>> {
+  const { rows } = await db.query<{ serial: string; ca_name: string }>(
+    `SELECT c.serial, c.ca_name FROM certificates c
      WHERE c.status <> 'signing' AND c.not_after > $2
        AND (SELECT count(*) FROM ocsp_responses o WHERE o.serial = c.serial AND o.next_update > $1) < 2
      ORDER BY c.serial LIMIT $3`,
     [before, now, limit],
   );
-  return rows.map((r) => r.serial);
+  return rows.map((r) => ({ serial: r.serial, caName: r.ca_name }));
 }
