@@ -437,12 +437,7 @@ async function timedRun(
     errors,
     maxMs: round(latencies.at(-1) ?? NaN),
     seconds: round(elapsed, 2),
-    stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
-    pollsPerOrderMedian: {
-      authz: median(ok.map((o) => o.polls.authz)),
-      ready: median(ok.map((o) => o.polls.ready)),
-      valid: median(ok.map((o) => o.polls.valid)),
-    },
+    ...stepAndPollMedians(ok),
     ...summarizeRequests(samples, ok.length),
     cpuMsPerOrder,
     machineCpuBusy: machineBefore && machineAfter ? round(busyTicks / (machineAfter.total - machineBefore.total), 2) : null,
@@ -455,6 +450,18 @@ async function timedRun(
       `${result.firstErrors.length ? ` (${result.firstErrors[0]})` : ''}, machine CPU busy ${result.machineCpuBusy ?? '?'}`,
   );
   return { result, outcomes };
+}
+
+/** Median time of each step and median polls per order, over the successful orders. */
+function stepAndPollMedians(ok: OrderOutcome[]) {
+  return {
+    stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
+    pollsPerOrderMedian: {
+      authz: median(ok.map((o) => o.polls.authz)),
+      ready: median(ok.map((o) => o.polls.ready)),
+      valid: median(ok.map((o) => o.polls.valid)),
+    },
+  };
 }
 
 /** Sequential orders (one client): per-step latency without queueing, requests per order. */
@@ -471,12 +478,7 @@ async function sequentialPass(label: string, client: AcmeClient, responder: Resp
       orders: work.length,
       errors: work.length - ok.length,
       p50Ms: median(ok.map((o) => o.ms)),
-      stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
-      pollsPerOrderMedian: {
-        authz: median(ok.map((o) => o.polls.authz)),
-        ready: median(ok.map((o) => o.polls.ready)),
-        valid: median(ok.map((o) => o.polls.valid)),
-      },
+      ...stepAndPollMedians(ok),
       ...summarizeRequests(samples, ok.length),
     },
   };
