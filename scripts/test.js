@@ -53,9 +53,9 @@ async function startServers(work) {
     say('starting Postgres...');
     // Root's mkdtemp directory is 0700; the server runs as the "postgres" user and must reach its data dir.
     chmodSync(work, 0o755);
-    await preparePostgres({ home: work }, { ephemeral: true });
+    await preparePostgres({ home: work }, { ephemeral: true, log: say });
     const port = await freePort();
-    const pg = await spawnPostgres({ home: work }, { port, logFile: join(work, 'postgres.log'), ephemeral: true });
+    const pg = await spawnPostgres({ home: work }, { port, logFile: join(work, 'postgres.log'), ephemeral: true, log: say });
     say(`Postgres ready on 127.0.0.1:${port} (${seconds(started)})`);
     return pg;
   })();

@@ -15,7 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
@@ -109,6 +109,7 @@ export async function preparePostgres(config: Home, opts: PrepareOptions = {}): 
   if (isRoot()) assertReachable(pgData, lookupPostgresUser());
   if (!existsSync(passwordFile)) writeFileSync(passwordFile, randomBytes(24).toString('base64url') + '\n', { mode: 0o600 });
   const password = readFileSync(passwordFile, 'utf8').trim();
+  makeBinariesReachable(await postgresBinary(), opts.log);
   await runInitdb(pgData, password, opts);
   opts.log?.(`created the Postgres cluster in ${pgData}`);
   return { created: true };
@@ -174,6 +175,7 @@ export async function spawnPostgres(config: Home, opts: SpawnPostgresOptions): P
   checkLockFile(pgData, opts.log);
   await assertPortFree(HOST, opts.port, 'the embedded Postgres');
   const binary = await postgresBinary();
+  makeBinariesReachable(binary, opts.log);
   const ids = isRoot() ? postgresUserIds() : {};
   const child = spawnLogged(binary, serverArgs(pgData, opts), {
     logFile: opts.logFile,
@@ -294,6 +296,23 @@ async function postgresBinary(): Promise<string> {
     throw new CaError('config', `no embedded Postgres binaries for ${platform()}-${arch()} (npm package ${name}): set DATABASE_URL`, {
       cause: e,
     });
+  }
+}
+
+/**
+ * As root, initdb and the server run as the system user "postgres", which must be able to
+ * reach the binaries inside node_modules. A checkout under a private directory (mkdtemp
+ * makes 0700 ones, and CI may clone into one) would stop it: such directories on the path
+ * get o+x (traverse only, no listing), and the change is said.
+ */
+function makeBinariesReachable(binary: string, log?: (msg: string) => void): void {
+  if (!isRoot()) return;
+  for (let dir = dirname(binary); dirname(dir) !== dir; dir = dirname(dir)) {
+    const mode = statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      chmodSync(dir, mode | 0o001);
+      log?.(`gave ${dir} o+x so that the system user "${EMBEDDED_USER}" can run the embedded Postgres binaries`);
+    }
   }
 }
 
