@@ -50,7 +50,8 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   let row = await certificates.getByRequest(pool, input.requestId);
   if (row?.certDer) {
     log.info({ requestId: input.requestId, serial: row.serial }, 'certificate already issued for this request');
-    // A crash may have come between storing the certificate and its OCSP responses.
+    // A crash may have come between storing the certificate and its audit entry or OCSP responses.
+    await auditIssued(pool, input, row);
     await signOcspForIssued(deps, row.caName, row.serial);
     return toResult(deps, row);
   }
@@ -61,15 +62,22 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   await pauseBeforeSign();
   const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
   const issued = await certificates.markIssued(pool, row.serial, certDer);
+  await auditIssued(pool, input, row);
+  await signOcspForIssued(deps, row.caName, row.serial);
+  log.info({ requestId: input.requestId, serial: row.serial, profile: row.profile }, 'certificate issued');
+  return toResult(deps, issued);
+}
+
+/** The cert.issue audit entry, written once per certificate whatever the retries. */
+async function auditIssued(pool: Pool, input: IssueInput, row: CertificateRow): Promise<void> {
   await audit(pool, {
     actor: input.requester ?? input.protocol,
     action: 'cert.issue',
     object: row.serial,
     details: { requestId: input.requestId, protocol: input.protocol, profile: row.profile, ca: row.caName, subject: row.subject },
+    requestId: input.requestId,
+    key: `cert.issue:${row.serial}`,
   });
-  await signOcspForIssued(deps, row.caName, row.serial);
-  log.info({ requestId: input.requestId, serial: row.serial, profile: row.profile }, 'certificate issued');
-  return toResult(deps, issued);
 }
 
 /** Applies the profile, draws the serial and stores the TBS for the request (first attempt only). */

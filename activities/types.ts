@@ -91,6 +91,8 @@ export interface RefreshInput {
   force?: boolean;
   /** Only this CA (default: every issuing CA). */
   caName?: string;
+  /** Who asked for the run (audit log); scheduled runs: "system". */
+  requester?: string;
 }
 
 export interface RefreshResult {
@@ -105,4 +107,25 @@ export interface RevocationActivities {
   changeCertificateStatus(input: StatusChangeInput): Promise<StatusChangeResult>;
   /** Renews CRLs that are due (or all with force) and OCSP responses that expire soon. */
   refreshRevocationData(input: RefreshInput): Promise<RefreshResult>;
+}
+
+export interface CheckpointInput {
+  /** Who asked (`certflow audit checkpoint`); scheduled runs leave it out. */
+  requester?: string;
+}
+
+export interface CheckpointResult {
+  /** The entry signed (0: the log is empty). */
+  seq: number;
+  hash: string;
+  keyId: string;
+  /** false when that head was checkpointed already. */
+  created: boolean;
+  /** Expired certificates recorded (cert.expire) by this run. */
+  expired: number;
+}
+
+export interface AuditActivities {
+  /** Records certificate expiries, then signs the audit chain's head with the audit key. */
+  signAuditCheckpoint(input: CheckpointInput): Promise<CheckpointResult>;
 }

@@ -23,7 +23,10 @@ export interface AuditEntry {
   /** The target: serial, CA name, order id, user name; null when the action has no single object. */
   object?: string | null;
   details?: Record<string, unknown>;
-  /** The actor's role; derived from the actor's kind when left out (see defaultRole). */
+  /**
+   * The actor's role. Left out: a console user's or API token's current role (looked up),
+   * otherwise the kind of actor (see defaultRole).
+   */
   role?: string | null;
   /** Default 'ok'. */
   result?: AuditResult;
@@ -64,22 +67,28 @@ export function defaultRole(actor: string): string | null {
   return null;
 }
 
+// The role of a console user or API token that is not given is looked up in the same statement.
 const APPEND_SQL = `
-WITH head AS (
+WITH r AS (
+  SELECT coalesce($2::text,
+           (SELECT u.role FROM admin_users u WHERE u.name = CASE WHEN $1 LIKE 'user:%' THEN substr($1, 6) END),
+           (SELECT t.role FROM admin_tokens t WHERE t.id = CASE WHEN $1 LIKE 'token:%' THEN substr($1, 7) END)) AS role,
+         date_trunc('milliseconds', clock_timestamp()) AS at
+), head AS (
   UPDATE audit_head h
      SET seq = h.seq + 1,
          prev_hash = h.hash,
          hash = certflow_sha256_hex(h.hash || ':' || certflow_sha256_hex(
-                  certflow_audit_canonical(h.seq + 1, e.at, $1, $2, $3, $4, $5, $6, $7::jsonb))),
-         updated_at = e.at
-    FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS at) e
+                  certflow_audit_canonical(h.seq + 1, r.at, $1, r.role, $3, $4, $5, $6, $7::jsonb))),
+         updated_at = r.at
+    FROM r
    WHERE h.id = 1
      AND ($8::text IS NULL OR NOT EXISTS (SELECT 1 FROM audit_log WHERE dedup_key = $8))
-  RETURNING h.seq, h.prev_hash, h.hash, e.at
+  RETURNING h.seq, h.prev_hash, h.hash, r.at, r.role
 )
 INSERT INTO audit_log (seq, at, actor, role, action, object, result, request_id, details, dedup_key, prev_hash, content_hash, hash)
-SELECT seq, at, $1, $2, $3, $4, $5, $6, $7::jsonb, $8, prev_hash,
-       certflow_sha256_hex(certflow_audit_canonical(seq, at, $1, $2, $3, $4, $5, $6, $7::jsonb)), hash
+SELECT seq, at, $1, role, $3, $4, $5, $6, $7::jsonb, $8, prev_hash,
+       certflow_sha256_hex(certflow_audit_canonical(seq, at, $1, role, $3, $4, $5, $6, $7::jsonb)), hash
   FROM head
 RETURNING seq`;
 

@@ -1,0 +1,36 @@
+/** Every area of the console: its API routes and its pages, in menu order. */
+import type { ApiRoute } from '../api.ts';
+import type { AuthSettings } from '../auth.ts';
+import type { Page } from '../pages.ts';
+import { applicationsArea } from './applications.ts';
+import { auditArea } from './audit.ts';
+import { backupArea } from './backup.ts';
+import { certificatesArea } from './certificates.ts';
+import { configurationArea } from './configuration.ts';
+import { dashboardArea } from './dashboard.ts';
+import { hierarchyArea } from './hierarchy.ts';
+import { logsArea } from './logs.ts';
+import { reportsArea } from './reports.ts';
+import { requestsArea } from './requests.ts';
+import { revocationArea } from './revocation.ts';
+import { sessionArea } from './session.ts';
+import { usersArea } from './users.ts';
+
+export function consoleAreas(settings: AuthSettings): { routes: ApiRoute[]; pages: Page[] } {
+  const areas = [
+    sessionArea(settings),
+    dashboardArea(),
+    hierarchyArea(),
+    certificatesArea(),
+    requestsArea(),
+    revocationArea(),
+    reportsArea(),
+    auditArea(),
+    logsArea(),
+    applicationsArea(),
+    configurationArea(),
+    usersArea(),
+    backupArea(),
+  ];
+  return { routes: areas.flatMap((a) => a.routes), pages: areas.flatMap((a) => a.pages) };
+}
