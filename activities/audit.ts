@@ -1,12 +1,13 @@
 /**
- * Audit activities (signing queue: they use the audit key of the CA key store).
+ * Audit and key-recovery activities (signing queue: they use keys of the CA key store).
  *
  * signAuditCheckpoint, run hourly by the `<queue>-audit-checkpoint` schedule: records the
  * expiry of certificates that expired since (cert.expire, actor "system", once each), then
  * signs the chain head (seq, hash) with the audit key, so that an auditor can prove the
  * log up to that entry was not rewritten — even by someone able to recompute every hash.
  */
-import { createPublicKey } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { constants as cryptoConstants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { paths } from '../src/config/index.ts';
 import { CaError } from '../src/core/errors.ts';
@@ -14,10 +15,11 @@ import { writeFileAtomic } from '../src/core/files.ts';
 import type { Logger } from '../src/core/logger.ts';
 import * as auditLog from '../src/db/repos/audit.ts';
 import { expiredWithoutAudit } from '../src/db/repos/console.ts';
+import { archiveAad, recoverArchivedKey } from '../src/est/archive.ts';
 import type { KeyStore } from '../src/keys/types.ts';
 import { toActivityFailure } from './failures.ts';
 import type { SigningDeps } from './signing.ts';
-import type { AuditActivities, CheckpointInput, CheckpointResult } from './types.ts';
+import type { AuditActivities, CheckpointInput, CheckpointResult, KeyRecoveryActivities } from './types.ts';
 
 /** The audit key's id in the key store. */
 export const AUDIT_KEY_ID = 'certflow-audit';
@@ -66,6 +68,53 @@ export function createAuditActivities(deps: SigningDeps): AuditActivities {
     async signAuditCheckpoint(input) {
       try {
         return await checkpoint(deps, input);
+      } catch (e) {
+        throw toActivityFailure(e);
+      }
+    },
+  };
+}
+
+/**
+ * Key recovery for the console (Officer): the worker decrypts the archived key with the
+ * key-archive key and encrypts it again to a one-time public key of the console, so that
+ * neither the key nor anything that opens it is ever in Temporal's history in clear.
+ * Audited as key.recover (once per activity).
+ */
+export function createKeyRecoveryActivities(deps: SigningDeps): KeyRecoveryActivities {
+  return {
+    async recoverKeyForRecipient(input) {
+      try {
+        const { pkcs8, requestId, keyId } = await recoverArchivedKey(deps.pool, deps.keys, input.serial);
+        try {
+          const aesKey = randomBytes(32);
+          const iv = randomBytes(12);
+          const cipher = createCipheriv('aes-256-gcm', aesKey, iv);
+          cipher.setAAD(archiveAad(input.serial));
+          const ciphertext = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+          const recipient = createPublicKey({ key: Buffer.from(input.recipientSpki, 'base64'), format: 'der', type: 'spki' });
+          const wrappedKey = publicEncrypt({ key: recipient, padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aesKey);
+          aesKey.fill(0);
+          const { workflowExecution, activityId } = Context.current().info;
+          await auditLog.audit(deps.pool, {
+            actor: input.requester,
+            action: 'key.recover',
+            object: input.serial,
+            details: { requestId, keyId, via: 'console' },
+            requestId: workflowExecution?.workflowId,
+            key: `${workflowExecution?.workflowId}/${workflowExecution?.runId}/${activityId}`,
+          });
+          return {
+            serial: input.serial,
+            requestId,
+            wrappedKey: wrappedKey.toString('base64'),
+            iv: iv.toString('base64'),
+            ciphertext: ciphertext.toString('base64'),
+            tag: cipher.getAuthTag().toString('base64'),
+          };
+        } finally {
+          pkcs8.fill(0);
+        }
       } catch (e) {
         throw toActivityFailure(e);
       }

@@ -129,3 +129,25 @@ export interface AuditActivities {
   /** Records certificate expiries, then signs the audit chain's head with the audit key. */
   signAuditCheckpoint(input: CheckpointInput): Promise<CheckpointResult>;
 }
+
+export interface KeyRecoveryInput {
+  serial: string;
+  requester: string;
+  /** DER SubjectPublicKeyInfo (RSA, base64) of a one-time key of the console: the recovered key is encrypted to it. */
+  recipientSpki: string;
+}
+
+/** The recovered PKCS#8, AES-256-GCM encrypted under a fresh key wrapped (RSA-OAEP-SHA256) to the recipient; base64. */
+export interface RecoveredKey {
+  serial: string;
+  requestId: string;
+  wrappedKey: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+export interface KeyRecoveryActivities {
+  /** Decrypts the archived key of a certificate with the key-archive key and re-encrypts it to the recipient. */
+  recoverKeyForRecipient(input: KeyRecoveryInput): Promise<RecoveredKey>;
+}

@@ -3,4 +3,4 @@ export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.t
 export { revocationWorkflow, crlWorkflow } from './revocation.ts';
 export { acmeOrderWorkflow, orderCreatedUpdate, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
 export { acmeAuthzWorkflow, respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-authz.ts';
-export { auditCheckpointWorkflow } from './audit.ts';
+export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';

@@ -175,10 +175,14 @@ export async function bindCertificate(pool: Pool, who: Actor, name: string, seri
 export interface AuthSettings {
   idleSeconds: number;
   maxSessionSeconds: number;
-  throttle: users.ThrottleRule;
+  /** Failed logins per user name, and per client address (which many users may share). */
+  throttle: { user: users.ThrottleRule; ip: users.ThrottleRule };
 }
 
-export const DEFAULT_THROTTLE: users.ThrottleRule = { maxFailures: 5, windowSeconds: 900, lockSeconds: 900 };
+export const DEFAULT_THROTTLE: AuthSettings['throttle'] = {
+  user: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900 },
+  ip: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900 },
+};
 
 export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -232,7 +236,7 @@ export async function login(
   const user = NAME.test(input.name) ? await users.get(pool, input.name) : null;
   const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await verifyAgainstNothing(input.password);
   if (!user || !ok || !user.enabled) {
-    for (const key of keys) await users.recordFailure(pool, key, settings.throttle);
+    for (const key of keys) await users.recordFailure(pool, key, key.startsWith('ip:') ? settings.throttle.ip : settings.throttle.user);
     await record(pool, { ...who, role: user?.role ?? null }, 'auth.login', input.name.slice(0, 64), {
       method: 'password',
       reason: !user || !ok ? 'wrong user name or password' : 'user disabled',

@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import type { Queryable } from '../db/pool.ts';
 import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
 import { createAcmeStorageActivities } from '../../activities/acme-storage.ts';
-import { createAuditActivities, ensureAuditKey } from '../../activities/audit.ts';
+import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
@@ -128,6 +128,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ...createSigningActivities({ config, pool, keys, log }),
       ...createRevocationActivities({ config, pool, keys, log }),
       ...createAuditActivities({ config, pool, keys, log }),
+      ...createKeyRecoveryActivities({ config, pool, keys, log }),
     },
   });
   const temporal = await connectTemporal(config);

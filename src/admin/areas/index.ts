@@ -9,6 +9,7 @@ import { certificatesArea } from './certificates.ts';
 import { configurationArea } from './configuration.ts';
 import { dashboardArea } from './dashboard.ts';
 import { hierarchyArea } from './hierarchy.ts';
+import { keyRecoveryArea } from './key-recovery.ts';
 import { logsArea } from './logs.ts';
 import { reportsArea } from './reports.ts';
 import { requestsArea } from './requests.ts';
@@ -24,6 +25,7 @@ export function consoleAreas(settings: AuthSettings): { routes: ApiRoute[]; page
     certificatesArea(),
     requestsArea(),
     revocationArea(),
+    keyRecoveryArea(),
     reportsArea(),
     auditArea(),
     logsArea(),

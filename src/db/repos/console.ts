@@ -323,3 +323,13 @@ export async function expiredWithoutAudit(db: Queryable, days: number, limit: nu
   );
   return rows.map((r) => ({ serial: r.serial, notAfter: r.not_after, caName: r.ca_name, subject: r.subject }));
 }
+
+/** Certificates with an archived private key (EST serverkeygen with archiveServerKeys), newest first. */
+export async function archivedKeys(db: Queryable, limit = 200): Promise<Array<{ serial: string; subject: string; state: CertState; archivedAt: Date }>> {
+  const { rows } = await db.query(
+    `SELECT c.serial, c.subject, ${STATE_SQL} AS state, a.created_at FROM archived_keys a JOIN certificates c ON c.serial = a.serial
+     ORDER BY a.created_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({ serial: r.serial, subject: r.subject, state: r.state, archivedAt: r.created_at }));
+}
