@@ -357,7 +357,8 @@ export async function createBackup(config: Config, pool: Pool, out: string, pass
 /** What a restore must not overwrite: a home with state in it is refused. */
 export function assertEmptyHome(config: Config): void {
   const p = paths(config);
-  const taken = [p.keysDir, p.caDir, p.pgData, p.tlsDir, join(config.home, 'config.json')].filter((f) => existsSync(f));
+  // (An embedded Postgres data directory is checked by the caller, which creates it for the restore.)
+  const taken = [p.keysDir, p.caDir, p.tlsDir, join(config.home, 'config.json')].filter((f) => existsSync(f));
   if (taken.length) {
     throw new CaError('conflict', `CERTFLOW_HOME ${config.home} is not empty (${taken.join(', ')}): restore into an empty state directory`, { rule: 'backup.homeNotEmpty' });
   }

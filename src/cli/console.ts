@@ -18,7 +18,7 @@ import * as auditLog from '../db/repos/audit.ts';
 import { databaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import { preparePostgres, spawnPostgres } from '../db/embedded.ts';
-import { checkBackupPassphrase, createBackup, restoreBackup } from '../admin/backup.ts';
+import { assertEmptyHome, checkBackupPassphrase, createBackup, restoreBackup } from '../admin/backup.ts';
 import { bindCertificate, createToken, createUser, resetPassword, revokeToken, setUserEnabled, setUserRole, tokenView, userView, type Actor } from '../admin/auth.ts';
 import { ROLES } from '../admin/roles.ts';
 import { certflowVersion } from '../admin/version.ts';
@@ -228,9 +228,10 @@ function registerBackup(root: Command, cli: CliContext): void {
       const passphrase = await backupPassphrase(opts, cli.say);
       const config = loadConfig();
       let pg: Awaited<ReturnType<typeof spawnPostgres>> | undefined;
+      assertEmptyHome(config);
       if (!config.databaseUrl) {
-        cli.say(`starting a new embedded Postgres in ${paths(config).pgData} (port ${config.embeddedPostgresPort}) for the restore`);
         if (existsSync(paths(config).pgData)) throw new CaError('conflict', `${paths(config).pgData} exists: restore into an empty CERTFLOW_HOME`, { rule: 'backup.homeNotEmpty' });
+        cli.say(`starting a new embedded Postgres in ${paths(config).pgData} (port ${config.embeddedPostgresPort}) for the restore`);
         await preparePostgres(config, { log: cli.say });
         pg = await spawnPostgres(config, { port: config.embeddedPostgresPort, logFile: join(config.home, 'restore-postgres.log'), log: cli.say });
       }
