@@ -56,6 +56,7 @@ export function layout(opts: { title: string; body: Html; principal?: Principal;
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${opts.title} · certflow console</title>
 ${opts.csrf ? html`<meta name="csrf-token" content="${opts.csrf}">` : ''}
 <link rel="stylesheet" href="/assets/console.css">

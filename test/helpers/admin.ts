@@ -3,7 +3,12 @@
  * listener trusting the instance's root, sessions (cookie + CSRF header, as the console's
  * own JavaScript sends them) or API tokens.
  */
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExternalTool } from './tools.ts';
 
 export interface AdminResponse {
   status: number;
@@ -79,4 +84,44 @@ export function sessionCookie(r: AdminResponse): string {
   const c = set.find((s) => s.startsWith('__Host-certflow_session='));
   if (!c) throw new Error(`no session cookie in ${JSON.stringify(r.headers)}`);
   return c.split(';')[0]!;
+}
+
+// ---- a real browser --------------------------------------------------------------------------
+
+
+/** Debian's chromium (apt-get install chromium, as .ci/run does), driven by playwright-core; nothing is downloaded. */
+export const CHROMIUM: ExternalTool = {
+  name: 'chromium',
+  envVar: 'CERTFLOW_TEST_CHROMIUM',
+  hint: 'install the Debian package: apt-get install chromium (as .ci/run does)',
+};
+
+/**
+ * Chromium flags for the tests: headless, no sandbox (root in CI), nothing fetched from the
+ * network, and the console's TLS key pinned (base64 SHA-256 of its SPKI) instead of
+ * installing certflow's root into an NSS database.
+ */
+export function chromiumArgs(serverCertPem: string): string[] {
+  const spki = new X509Certificate(serverCertPem).publicKey.export({ type: 'spki', format: 'der' });
+  return [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-dev-shm-usage',
+    `--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`,
+  ];
+}
+
+/** Where screenshots go: $CERTFLOW_TEST_ARTIFACTS or <repo>/test-artifacts (gitignored). */
+export function artifactsDir(sub: string): string {
+  const base = process.env.CERTFLOW_TEST_ARTIFACTS || join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
+  const dir = join(base, sub);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function readPem(file: string): string {
+  return readFileSync(file, 'utf8');
 }

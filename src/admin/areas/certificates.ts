@@ -5,6 +5,7 @@
  * enrollment workflow for a renewal), never by writing the database directly.
  */
 import { checkStatusChange, REVOKE_REASONS, type StatusAction } from '../../ca/status-change.ts';
+import { EKU_OIDS } from '../../config/profiles.ts';
 import { CaError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import * as auditLog from '../../db/repos/audit.ts';
@@ -24,6 +25,8 @@ import type { Page, PageRequest } from '../pages.ts';
 import { can } from '../roles.ts';
 import { auditTable } from './audit.ts';
 import { certLink, workflowLink, workflowUrl } from './links.ts';
+
+const EKU_NAMES = new Map(Object.entries(EKU_OIDS).map(([name, oid]) => [oid, name]));
 
 /** How long a console action waits for its workflow. */
 export const ACTION_TIMEOUT_MS = 60_000;
@@ -133,7 +136,7 @@ export async function certificateDetail(deps: AdminDeps, principal: Principal, s
     revocationReason: row.revocationReason,
     publicKey: publicKey ?? null,
     keyUsage: d?.keyUsage ?? [],
-    extKeyUsage: d?.extKeyUsage ?? [],
+    extKeyUsage: (d?.extKeyUsage ?? []).map((oid) => EKU_NAMES.get(oid) ?? oid),
     crlUrls: d?.crlUrls ?? [],
     ocspUrls: d?.ocspUrls ?? [],
     fingerprintSha256: d?.fingerprintSha256 ?? null,
@@ -150,12 +153,13 @@ export async function certificateDetail(deps: AdminDeps, principal: Principal, s
 export async function changeStatus(deps: AdminDeps, who: Actor, serialArg: string, action: StatusAction, reason?: string) {
   const row = await getCert(deps, serialArg);
   checkStatusChange(row, action);
-  return changeStatusAndWait(
+  const r = await changeStatusAndWait(
     deps.temporal,
     deps.config,
     { serial: row.serial, action, reason: action === 'revoke' ? (reason ?? 'unspecified') : undefined, requester: who.actor },
     ACTION_TIMEOUT_MS,
   );
+  return { ...r, message: `${r.serial} is ${r.status}${r.reason ? ` (${r.reason})` : ''}; CRL ${r.crlNumber} of ${r.caName} published` };
 }
 
 /** A new certificate for the same CSR, profile and CA through the enrollment workflow, linked to the old one. */

@@ -17,6 +17,16 @@ import { revocationArea } from './revocation.ts';
 import { sessionArea } from './session.ts';
 import { usersArea } from './users.ts';
 
+/** The menu, top to bottom (within the groups of MENU_GROUPS). */
+const MENU_ORDER = [
+  'dashboard', 'hierarchy', 'keys', 'health',
+  'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'key-recovery',
+  'reports', 'audit', 'logs',
+  'applications', 'profiles', 'users', 'settings', 'backup',
+];
+
+const rank = (p: Page) => (p.menu ? MENU_ORDER.indexOf(p.menu.id) : MENU_ORDER.length);
+
 export function consoleAreas(settings: AuthSettings): { routes: ApiRoute[]; pages: Page[] } {
   const areas = [
     sessionArea(settings),
@@ -34,5 +44,6 @@ export function consoleAreas(settings: AuthSettings): { routes: ApiRoute[]; page
     usersArea(),
     backupArea(),
   ];
-  return { routes: areas.flatMap((a) => a.routes), pages: areas.flatMap((a) => a.pages) };
+  const pages = areas.flatMap((a) => a.pages).sort((a, b) => rank(a) - rank(b));
+  return { routes: areas.flatMap((a) => a.routes), pages };
 }
