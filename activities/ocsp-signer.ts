@@ -25,8 +25,7 @@ export async function enqueueOcsp(tx: PoolClient, serial: string): Promise<void>
 }
 
 export interface OcspSigner {
-  /** Signs what is queued now; resolves when the queue was empty (tests, shutdown). */
-  drain(): Promise<number>;
+  /** Stops listening; waits for a batch under way. */
   close(): Promise<void>;
 }
 
@@ -97,7 +96,6 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
   sweep.unref();
 
   return {
-    drain: kick,
     async close() {
       closed = true;
       clearInterval(sweep);
