@@ -58,25 +58,24 @@ describe('audit entries from activities', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  it('issuance: one cert.issue entry, also when the entry was lost in a crash after signing', async () => {
+  it('issuance: one cert.issue entry, committed with the certificate', async () => {
     const signing = createSigningActivities(deps);
     const input = { requestId: 'req-once', protocol: 'operator' as const, csr: csr('once.example.test'), profile: 'tls-server', requester: 'user:alice' };
     const [a, b] = await twice(() => signing.issueCertificate(input), 'issue-1');
     assert.equal(a.serial, b.serial);
     assert.equal(await count('cert.issue', a.serial), 1);
 
-    // A crash between storing the certificate and writing its entry (here: the entry's insert fails):
-    // the retry finds the certificate and writes the entry, once.
+    // The entry commits with the certificate: when writing it fails (a crash), neither is
+    // stored, and the retry signs the same TBS (same serial) and writes the entry once.
     const crashed = { ...input, requestId: 'req-crashed', csr: csr('crashed.example.test') };
     await db.pool.query("CREATE TRIGGER crash BEFORE INSERT ON audit_log FOR EACH ROW WHEN (NEW.action = 'cert.issue') EXECUTE FUNCTION certflow_append_only()");
-    await assert.rejects(new MockActivityEnvironment().run(() => signing.issueCertificate(crashed)));
+    await assert.rejects(once(() => signing.issueCertificate(crashed)));
     await db.pool.query('DROP TRIGGER crash ON audit_log');
-    const stored = (await certificates.getByRequest(db.pool, 'req-crashed'))!;
-    assert.equal(stored.status, 'valid', 'signed and stored before the crash');
-    assert.equal(await count('cert.issue', stored.serial), 0);
+    const pending = (await certificates.getByRequest(db.pool, 'req-crashed'))!;
+    assert.equal(pending.status, 'signing', 'not stored without its audit entry');
     const [again] = await twice(() => signing.issueCertificate(crashed), 'issue-2');
-    assert.equal(again.serial, stored.serial);
-    assert.equal(await count('cert.issue', stored.serial), 1);
+    assert.equal(again.serial, pending.serial, 'the same TBS, no second serial');
+    assert.equal(await count('cert.issue', pending.serial), 1);
     assert.equal((await auditLog.verifyChain(db.pool)).ok, true);
   });
 

@@ -4,8 +4,6 @@
  * Updates, as `certflow orders retry|cancel` sends them); the approvals queue (the
  * enrollment workflow's decide Update, as `certflow approvals` sends it).
  */
-import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { cancelOrderUpdate, retryValidationUpdate } from '../../../workflows/index.ts';
 import { CaError, errorMessage } from '../../core/errors.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
@@ -13,6 +11,7 @@ import * as requests from '../../db/repos/requests.ts';
 import { formatDn, parseCsr } from '../../pki/index.ts';
 import { decide } from '../../temporal/approvals.ts';
 import { withDeadline } from '../../temporal/client.ts';
+import { cancelOrder, retryOrderValidation } from '../../temporal/orders.ts';
 import { searchAttributeKeys } from '../../temporal/search-attributes.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record, type Actor } from '../auth.ts';
@@ -77,41 +76,22 @@ async function orderDetail(deps: AdminDeps, id: string) {
     error: o.error,
     lastError,
     workflowId: `acme-order-${o.id}`,
-    authorizations: authzs.map((a) => ({ ...a, workflowId: `acme-authz-${a.id}` })),
+    // Authorizations an order created live in its workflow; the others have their own.
+    authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
   };
 }
 
-async function updateFailure<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);
-    throw e;
-  }
-}
-
-/** Validates the order's challenges that wait for their next retry now (authorization workflows' retry Update). */
+/** Validates the order's challenges that wait for their next retry now (as `certflow orders retry`). */
 async function retryOrder(deps: AdminDeps, who: Actor, id: string) {
-  const o = await orders.getOrder(deps.pool, id);
-  if (!o) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
-  const authzs = await orders.getAuthzs(deps.pool, o.authzIds);
-  const validating = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing')).map((a) => a.id);
-  if (!validating.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`, { rule: 'order.retry' });
-  await updateFailure(async () => {
-    for (const authzId of validating) {
-      const handle = deps.temporal.workflow.getHandle(`acme-authz-${authzId}`);
-      await withDeadline(`authorization ${authzId}`, 10_000, () => handle.executeUpdate(retryValidationUpdate));
-    }
-  });
-  await record(deps.pool, who, 'order.retry', id, { authorizations: validating });
-  return { message: `validating ${validating.length} authorization(s) of order ${id} again now`, authorizations: validating };
+  const retried = await retryOrderValidation(deps.temporal, deps.pool, id);
+  await record(deps.pool, who, 'order.retry', id, { authorizations: retried });
+  return { message: `validating ${retried.length} authorization(s) of order ${id} again now`, authorizations: retried };
 }
 
-async function cancelOrder(deps: AdminDeps, who: Actor, id: string, reason?: string) {
-  const o = await orders.getOrder(deps.pool, id);
-  if (!o) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
-  const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
-  await updateFailure(() => withDeadline(`order ${id}`, 10_000, () => handle.executeUpdate(cancelOrderUpdate, { args: [{ by: who.actor, reason }], updateId: `cancel-${id}` })));
+/** Makes an unfinished order invalid (as `certflow orders cancel`). */
+async function cancel(deps: AdminDeps, who: Actor, id: string, reason?: string) {
+  if (!(await orders.getOrder(deps.pool, id))) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
+  await cancelOrder(deps.temporal, id, who.actor, reason);
   await record(deps.pool, who, 'order.cancel', id, { reason });
   return { message: `order ${id} canceled` };
 }
@@ -174,7 +154,7 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       tag: 'requests',
       summary: 'Make an unfinished order invalid',
       body: { properties: { reason: { type: 'string', maxLength: 500 } } },
-      handler: async ({ deps, who, params, body }) => cancelOrder(deps, who, params.id!, body.reason),
+      handler: async ({ deps, who, params, body }) => cancel(deps, who, params.id!, body.reason),
     },
     {
       method: 'GET',
