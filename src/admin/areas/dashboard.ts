@@ -76,7 +76,7 @@ export async function dashboard(deps: AdminDeps) {
     consoleDb.issuancePerDay(pool, 30),
     consoleDb.expiringCounts(pool, [7 * 86_400, 30 * 86_400]),
     orders.findOrders(pool, { stuck: { processingSeconds: 120, validatingSeconds: config.validation.retryWindowSeconds + 60 }, limit: 50 }),
-    consoleDb.stuckEnrollments(pool, STUCK_SECONDS, 50),
+    consoleDb.listEnrollments(pool, { stuckSeconds: STUCK_SECONDS, onlyStuck: true, limit: 50 }),
     consoleDb.listEnrollments(pool, { state: 'awaiting-approval', stuckSeconds: STUCK_SECONDS, limit: 1000 }),
     cas.list(pool).then((all) => all.filter((c) => c.role === 'issuing')),
     consoleDb.listCrls(pool, { latestOnly: true }),

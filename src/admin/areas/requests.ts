@@ -8,7 +8,7 @@ import { CaError, errorMessage } from '../../core/errors.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import * as requests from '../../db/repos/requests.ts';
-import { formatDn, parseCsr } from '../../pki/index.ts';
+import { describeDn } from '../../cli/describe.ts';
 import { decide } from '../../temporal/approvals.ts';
 import { withDeadline } from '../../temporal/client.ts';
 import { cancelOrder, retryOrderValidation } from '../../temporal/orders.ts';
@@ -26,14 +26,6 @@ const REQUEST_STATES = ['pending', 'awaiting-approval', 'signing', 'issued', 'fa
 
 function stuckRule(deps: AdminDeps) {
   return { processingSeconds: 120, validatingSeconds: deps.config.validation.retryWindowSeconds + 60 };
-}
-
-function subjectOf(csrDer: Uint8Array): string {
-  try {
-    return formatDn(parseCsr(csrDer).subject) || '(empty)';
-  } catch {
-    return '-';
-  }
 }
 
 async function listOrders(deps: AdminDeps, q: { state?: string; stuck?: boolean; limit?: number }) {
@@ -114,7 +106,7 @@ async function approvals(deps: AdminDeps) {
     kind: r.kind,
     requester: r.requester,
     profile: r.profile,
-    subject: subjectOf(r.csrDer),
+    subject: describeDn(r.csrDer),
     createdAt: r.createdAt,
     workflowId: r.workflowId,
   }));
@@ -208,10 +200,9 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
         const stuck = query.stuck === '1';
         const [orderRows, enrollments] = await Promise.all([
           listOrders(deps, { state: query.orderState || undefined, stuck }),
-          consoleDb.listEnrollments(deps.pool, { state: query.state || undefined, protocol: query.protocol || undefined, stuckSeconds: STUCK_SECONDS, limit: 200 }),
+          consoleDb.listEnrollments(deps.pool, { state: query.state || undefined, protocol: query.protocol || undefined, stuckSeconds: STUCK_SECONDS, onlyStuck: stuck, limit: 200 }),
         ]);
         const manage = can(principal.role, 'requests:manage');
-        const shown = stuck ? enrollments.filter((e) => e.stuck) : enrollments;
         return html`<form class="filters" method="get" action="/requests">
 ${select('orderState', 'Order state', [['', 'any'], ...ORDER_STATES.map((s): [string, string] => [s, s])], query.orderState)}
 ${select('state', 'Enrollment state', [['', 'any'], ...REQUEST_STATES.map((s): [string, string] => [s, s])], query.state)}
@@ -233,7 +224,7 @@ ${table(orderRows, ['Order', 'Status', 'Identifiers', 'Account', 'Updated', 'Why
     : '',
 ], { id: 'orders', empty: 'No ACME orders.' })}
 <h2>EST, CMP and operator requests</h2>
-${table(shown, ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Why it waits / error', 'Certificate', 'Workflow'], (e) => [
+${table(enrollments, ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Why it waits / error', 'Certificate', 'Workflow'], (e) => [
   html`<code>${e.id}</code>`,
   e.protocol,
   html`${badge(e.state)}${e.stuck ? badge('stuck') : ''}`,

@@ -9,7 +9,8 @@ import { SESSION_COOKIE } from '../app.ts';
 import { MATRIX, PERMISSIONS, ROLE_TITLES, ROLES, type Permission } from '../roles.ts';
 import { verifiedPeer, type PeerCertificate } from '../tls-login.ts';
 
-function setCookie(ctx: Context, s: NewSession, settings: AuthSettings): void {
+/** Sets the session cookie of a login and answers with who logged in and the CSRF token. */
+function started(ctx: Context, s: NewSession, settings: AuthSettings) {
   ctx.cookies.set(SESSION_COOKIE, s.cookie, {
     httpOnly: true,
     secure: true,
@@ -18,6 +19,7 @@ function setCookie(ctx: Context, s: NewSession, settings: AuthSettings): void {
     maxAge: settings.maxSessionSeconds * 1000,
     overwrite: true,
   });
+  return { name: s.user.name, role: s.user.role, csrfToken: s.csrfToken, mustChangePassword: s.user.mustChangePassword };
 }
 
 /** A login must come from the console itself (no cross-site login: the body is JSON and the Origin ours). */
@@ -51,9 +53,8 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       },
       async handler({ deps, body, ctx }) {
         sameOrigin(ctx);
-        const s = await login(deps.pool, { name: body.name, password: body.password, ip: ctx.ip, userAgent: ctx.get('User-Agent'), requestId: ctx.state.requestId }, settings);
-        setCookie(ctx, s, settings);
-        return { name: s.user.name, role: s.user.role, csrfToken: s.csrfToken, mustChangePassword: s.user.mustChangePassword };
+        const client = { ip: ctx.ip, userAgent: ctx.get('User-Agent'), requestId: ctx.state.requestId as string };
+        return started(ctx, await login(deps.pool, { name: body.name, password: body.password, ...client }, settings), settings);
       },
     },
     {
@@ -65,9 +66,8 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       async handler({ deps, ctx }) {
         sameOrigin(ctx);
         const peer = await verifiedPeer(deps.pool, ctx.state.peer as PeerCertificate | undefined);
-        const s = await loginWithCertificate(deps.pool, { serial: peer.serial, ip: ctx.ip, userAgent: ctx.get('User-Agent'), requestId: ctx.state.requestId }, settings);
-        setCookie(ctx, s, settings);
-        return { name: s.user.name, role: s.user.role, csrfToken: s.csrfToken, mustChangePassword: s.user.mustChangePassword };
+        const client = { ip: ctx.ip, userAgent: ctx.get('User-Agent'), requestId: ctx.state.requestId as string };
+        return started(ctx, await loginWithCertificate(deps.pool, { serial: peer.serial, ...client }, settings), settings);
       },
     },
     {

@@ -235,17 +235,7 @@ function field(v: string | null): string {
 }
 
 /** The canonical content of an entry, exactly as certflow_audit_canonical() builds it at insert. */
-export function canonicalContent(e: {
-  seq: number;
-  at: Date;
-  actor: string;
-  role: string | null;
-  action: string;
-  object: string | null;
-  result: string;
-  requestId: string | null;
-  detailsText: string;
-}): string {
+export function canonicalContent(e: Pick<AuditRow, 'seq' | 'at' | 'actor' | 'role' | 'action' | 'object' | 'result' | 'requestId'> & { detailsText: string }): string {
   return [
     'certflow-audit-1',
     field(String(e.seq)),

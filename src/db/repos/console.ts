@@ -231,37 +231,23 @@ export async function ocspFreshness(db: Queryable, dueSeconds: number): Promise<
   }));
 }
 
-/** EST/CMP/operator requests that have not moved for `seconds` while pending or signing. */
-export async function stuckEnrollments(db: Queryable, seconds: number, limit = 100) {
+/**
+ * Enrollment requests (EST, CMP, operator), optionally of one state or protocol, stuck ones
+ * (pending or signing, unchanged for `stuckSeconds`) first; only those with `onlyStuck`.
+ */
+export async function listEnrollments(
+  db: Queryable,
+  opts: { state?: string; protocol?: string; stuckSeconds: number; onlyStuck?: boolean; limit?: number; offset?: number },
+) {
   const { rows } = await db.query(
-    `SELECT id, protocol, workflow_id, profile, state, requester, label, error, created_at, updated_at FROM issuance_requests
-     WHERE state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $1)
-     ORDER BY updated_at LIMIT $2`,
-    [seconds, limit],
-  );
-  return rows.map((r) => ({
-    id: r.id as string,
-    protocol: r.protocol as string,
-    workflowId: r.workflow_id as string,
-    profile: r.profile as string,
-    state: r.state as string,
-    requester: r.requester as string | null,
-    label: r.label as string | null,
-    error: r.error as string | null,
-    createdAt: r.created_at as Date,
-    updatedAt: r.updated_at as Date,
-  }));
-}
-
-/** Enrollment requests (EST, CMP, operator), optionally of one state or protocol, stuck ones first. */
-export async function listEnrollments(db: Queryable, opts: { state?: string; protocol?: string; stuckSeconds: number; limit?: number; offset?: number }) {
-  const { rows } = await db.query(
-    `SELECT id, protocol, workflow_id, profile, state, requester, label, kind, serial, error, decided_by, decided_at, created_at, updated_at,
-            (state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $3)) AS stuck
-     FROM issuance_requests
-     WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR protocol = $2)
+    `SELECT * FROM (
+       SELECT id, protocol, workflow_id, profile, state, requester, label, kind, serial, error, decided_by, decided_at, created_at, updated_at,
+              (state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $3)) AS stuck
+       FROM issuance_requests
+       WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR protocol = $2)) r
+     WHERE r.stuck OR NOT $6::boolean
      ORDER BY stuck DESC, created_at DESC, id LIMIT $4 OFFSET $5`,
-    [opts.state ?? null, opts.protocol ?? null, opts.stuckSeconds, Math.min(opts.limit ?? 100, 1000), opts.offset ?? 0],
+    [opts.state ?? null, opts.protocol ?? null, opts.stuckSeconds, Math.min(opts.limit ?? 100, 1000), opts.offset ?? 0, Boolean(opts.onlyStuck)],
   );
   return rows.map((r) => ({
     id: r.id as string,
