@@ -5,7 +5,8 @@
  * the worker returns the key encrypted to it, and the officer gets it as an encrypted
  * PKCS#8 (PBES2, AES-256-CBC) under the passphrase they give. Audited as key.recover.
  */
-import { constants as cryptoConstants, createDecipheriv, createPrivateKey, generateKeyPairSync, privateDecrypt } from 'node:crypto';
+import { constants as cryptoConstants, createDecipheriv, createPrivateKey, generateKeyPair, privateDecrypt } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { RecoveredKey } from '../../../activities/types.ts';
 import { CaError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
@@ -24,7 +25,7 @@ import { certLink } from './links.ts';
 async function recover(deps: AdminDeps, who: Actor, serialArg: string, passphrase: string) {
   const serial = normalizeSerial(serialArg);
   if (!(await certificates.get(deps.pool, serial))) throw new CaError('notFound', `no certificate with serial ${serial}`, { rule: 'certificate.unknown' });
-  const recipient = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const recipient = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   const workflowId = `key-recovery-${newId()}`;
   const handle = await deps.temporal.workflow.start('keyRecoveryWorkflow', {
     workflowId,
