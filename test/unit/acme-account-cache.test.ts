@@ -54,6 +54,15 @@ describe('ACME account cache', () => {
     assert.fail('the cache never served a hit');
   }
 
+  /** Polls the cache until `seen` holds for the account (the NOTIFY arrives moments after the commit). */
+  async function eventuallyCached(id: string, seen: (a: Awaited<ReturnType<AccountCache['get']>>) => boolean): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if (seen(await cache.get(id))) return;
+      await sleep(20);
+    }
+    assert.fail(`the cache kept serving the old account ${id}`);
+  }
+
   it('serves repeated look-ups from memory', async () => {
     await warm('acct-1');
     const before = queries;
@@ -64,23 +73,13 @@ describe('ACME account cache', () => {
   it('a key change committed by another process evicts the account here', async () => {
     await warm('acct-1');
     await withTransaction(other, (tx) => accounts.changeKey(tx, { id: 'acct-1', oldThumbprint: 't1', jwk: { kty: 'EC', crv: 'P-256', x: 'c', y: 'd' }, thumbprint: 't2' }));
-    let seen: string | undefined;
-    for (let i = 0; i < 100 && seen !== 't2'; i++) {
-      seen = (await cache.get('acct-1'))?.thumbprint;
-      if (seen !== 't2') await sleep(20);
-    }
-    assert.equal(seen, 't2');
+    await eventuallyCached('acct-1', (a) => a?.thumbprint === 't2');
   });
 
   it('a deactivation committed by another process evicts the account here', async () => {
     await warm('acct-1');
     await withTransaction(other, (tx) => accounts.update(tx, 'acct-1', { status: 'deactivated' }));
-    let status: string | undefined;
-    for (let i = 0; i < 100 && status !== 'deactivated'; i++) {
-      status = (await cache.get('acct-1'))?.status;
-      if (status !== 'deactivated') await sleep(20);
-    }
-    assert.equal(status, 'deactivated');
+    await eventuallyCached('acct-1', (a) => a?.status === 'deactivated');
   });
 
   it('unknown accounts are not cached', async () => {
