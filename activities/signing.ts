@@ -69,13 +69,17 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const issued = await withTransaction(pool, async (tx) => {
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
+    await enqueueOcsp(tx, cert.serial);
+    // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
       actor: input.requester ?? input.protocol,
       action: 'cert.issue',
       object: cert.serial,
       details: { requestId: input.requestId, protocol: input.protocol, profile: cert.profile, ca: cert.caName, subject: cert.subject },
+      requestId: input.requestId,
+      // A zombie attempt that finds the certificate stored writes no second entry.
+      key: `cert.issue:${cert.serial}`,
     });
-    await enqueueOcsp(tx, cert.serial);
     return cert;
   });
   log.info({ requestId: input.requestId, serial: issued.serial, profile: issued.profile }, 'certificate issued');

@@ -13,13 +13,14 @@ import { resolveTemporalCli } from '../temporal/cli.ts';
 import { spawnTemporalDevServer } from '../temporal/devserver.ts';
 import { spawnCertflow } from './node-child.ts';
 import { Supervisor } from './supervisor.ts';
+import { announceFirstAdmin } from '../admin/first-admin.ts';
 
 export async function startDevStack(config: Config, log: Logger, opts: { say: (m: string) => void }): Promise<void> {
   const { say } = opts;
   const p = paths(config);
   await mkdir(p.logDir, { recursive: true });
   const sup = new Supervisor(p.runDir, say);
-  await sup.reapStale(['server', 'worker', 'temporal', 'postgres']);
+  await sup.reapStale(['admin', 'server', 'worker', 'temporal', 'postgres']);
 
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
@@ -87,8 +88,19 @@ export async function startDevStack(config: Config, log: Logger, opts: { say: (m
         return child;
       },
     });
+    say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
+    let adminUrl = '';
+    await sup.add({
+      name: 'admin',
+      start: async () => {
+        const child = await spawnCertflow({ command: ['admin'], env, logFile: join(p.logDir, 'admin.log'), readyTimeoutMs: 180_000 });
+        adminUrl = String(child.ready.adminUrl ?? '');
+        return child;
+      },
+    });
+    await announceFirstAdmin(config, log, say);
     const ui = config.temporal.external ? '' : `; Temporal UI http://127.0.0.1:${config.temporal.uiPort}`;
-    say(`certflow ready — ACME directory ${acmeUrl}; trust anchor ${p.rootPem}${ui}; logs in ${p.logDir}`);
+    say(`certflow ready — ACME directory ${acmeUrl}; console ${adminUrl}; trust anchor ${p.rootPem}${ui}; logs in ${p.logDir}`);
   } catch (e) {
     say(`start failed: ${errorMessage(e)}`);
     await sup.stopAll();

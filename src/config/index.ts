@@ -59,7 +59,26 @@ export interface Config {
   };
   acme: AcmeConfig;
   validation: ValidationConfig;
+  admin: AdminConfig;
+  audit: AuditConfig;
   logLevel: string;
+}
+
+/** The operator console's listener (a process of its own: `certflow admin`) and sessions. */
+export interface AdminConfig {
+  port: number;
+  bind: string;
+  /** A session ends after this long without a request. */
+  idleSeconds: number;
+  /** A session ends after this long, active or not. */
+  maxSessionSeconds: number;
+  /** Base URL of the Temporal Web UI, for links to workflows; undefined = none. */
+  temporalUiUrl?: string;
+}
+
+export interface AuditConfig {
+  /** How often the worker signs a checkpoint of the audit chain's head. */
+  checkpointSeconds: number;
 }
 
 /** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
@@ -173,6 +192,8 @@ interface ConfigFile {
     rateLimits?: Partial<AcmeConfig['rateLimits']>;
   };
   validation?: Partial<ValidationConfig>;
+  admin?: Partial<Pick<AdminConfig, 'idleSeconds' | 'maxSessionSeconds'>>;
+  audit?: Partial<AuditConfig>;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -300,7 +321,23 @@ export function loadConfig(env: Env = process.env): Config {
       attemptTimeoutSeconds: 10,
       ...file.validation,
     },
+    admin: adminConfig(env, file),
+    audit: { checkpointSeconds: 3600, ...file.audit },
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
+  };
+}
+
+function adminConfig(env: Env, file: ConfigFile): AdminConfig {
+  const external = Boolean(env.TEMPORAL_ADDRESS);
+  const uiPort = int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233);
+  const idleSeconds = int(env, 'CERTFLOW_ADMIN_IDLE_SECONDS', file.admin?.idleSeconds ?? 900);
+  if (idleSeconds < 60) throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
+  return {
+    port: int(env, 'CERTFLOW_ADMIN_PORT', 8444),
+    bind: env.CERTFLOW_ADMIN_BIND || '127.0.0.1',
+    idleSeconds,
+    maxSessionSeconds: file.admin?.maxSessionSeconds ?? 12 * 3600,
+    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || (external ? '' : `http://127.0.0.1:${uiPort}`)).replace(/\/$/, '') || undefined,
   };
 }
 

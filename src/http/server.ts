@@ -29,7 +29,7 @@ export interface RunningServer {
 }
 
 /** Waits until a worker has created the issuing CA; logs while it waits. */
-async function waitForCa(config: Config, pool: Pool, log: Logger) {
+export async function waitForCa(config: Config, pool: Pool, log: Logger) {
   for (let i = 0; ; i++) {
     const issuing = await cas.get(pool, config.ca.issuingName);
     const root = issuing?.parent ? await cas.get(pool, issuing.parent) : undefined;

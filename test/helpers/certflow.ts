@@ -28,8 +28,11 @@ export interface TestInstance {
   pool: Awaited<ReturnType<typeof testDatabase>>['pool'];
   httpsPort: number;
   httpPort: number;
+  /** Port of the operator console (`certflow admin`). */
+  adminPort: number;
   startWorker(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   startServer(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
+  startAdmin(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
   /** Starts a CLI command without waiting for it. */
   cliStart(args: string[]): { done: Promise<CliResult> };
@@ -41,6 +44,7 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
   const db = await testDatabase();
   const httpsPort = await freePort();
   const httpPort = await freePort();
+  const adminPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CERTFLOW_HOME: home,
@@ -49,6 +53,7 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
     CERTFLOW_TASK_QUEUE: `test-${randomBytes(6).toString('hex')}`,
     CERTFLOW_HTTPS_PORT: String(httpsPort),
     CERTFLOW_HTTP_PORT: String(httpPort),
+    CERTFLOW_ADMIN_PORT: String(adminPort),
     CERTFLOW_BIND: '127.0.0.1',
     CERTFLOW_KEY_PASSPHRASE: 'integration-test-passphrase',
     CERTFLOW_LOG_LEVEL: 'info',
@@ -76,8 +81,10 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
     pool: db.pool,
     httpsPort,
     httpPort,
+    adminPort,
     startWorker: run('worker'),
     startServer: run('server'),
+    startAdmin: run('admin'),
     cli: (args, opts) => cliStart(args, opts).done,
     cliStart: (args) => cliStart(args),
     async cleanup() {

@@ -75,6 +75,7 @@ describe('certflow start (dev stack)', () => {
       CERTFLOW_POSTGRES_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_UI_PORT: String(await freePort()),
+      CERTFLOW_ADMIN_PORT: String(await freePort()),
       // The shared test servers must not leak into the stack under test.
       DATABASE_URL: '',
       TEMPORAL_ADDRESS: '',
@@ -84,9 +85,11 @@ describe('certflow start (dev stack)', () => {
     if (!env.TEMPORAL_CLI && existsSync('.certflow/venv/bin/temporal')) env.TEMPORAL_CLI = join(process.cwd(), '.certflow/venv/bin/temporal');
 
     stack = startStack(env);
-    const ready = await stack.waitFor(/certflow ready — ACME directory (https:\/\/\S+);/, 240_000);
+    const ready = await stack.waitFor(/certflow ready — ACME directory (https:\/\/\S+); console (https:\/\/\S+);/, 240_000);
     assert.match(ready[1]!, new RegExp(`^https://localhost:${env.CERTFLOW_HTTPS_PORT}/acme/directory$`));
-    for (const name of ['postgres', 'temporal', 'worker', 'server']) assert.ok(alive(pidOf(home, name)), `${name} running`);
+    assert.equal(ready[2], `https://localhost:${env.CERTFLOW_ADMIN_PORT}/`);
+    assert.match(stack.output(), /first console user created: "admin" \(CA Administrator\), one-time password \S{20}/);
+    for (const name of ['postgres', 'temporal', 'worker', 'server', 'admin']) assert.ok(alive(pidOf(home, name)), `${name} running`);
     const rootBefore = readFileSync(join(home, 'ca', 'root.pem'), 'utf8');
 
     // kill -9 the worker: the supervisor restarts it and issuance still works.
@@ -100,7 +103,7 @@ describe('certflow start (dev stack)', () => {
     const serial = JSON.parse(cli.stdout).serial as string;
 
     // SIGTERM stops every child.
-    const pids = ['postgres', 'temporal', 'worker', 'server'].map((n) => pidOf(home, n));
+    const pids = ['postgres', 'temporal', 'worker', 'server', 'admin'].map((n) => pidOf(home, n));
     stack.proc.kill('SIGTERM');
     await new Promise((r) => stack!.proc.once('exit', r));
     assert.equal(stack.proc.exitCode, 0, stack.output());
@@ -109,6 +112,7 @@ describe('certflow start (dev stack)', () => {
     // A second start reuses the CA and the certificates.
     stack = startStack(env);
     await stack.waitFor(/certflow ready/, 240_000);
+    assert.equal(stack.output().match(/first console user created/g), null, 'the first user is created once');
     assert.equal(readFileSync(join(home, 'ca', 'root.pem'), 'utf8'), rootBefore, 'same root CA');
     const show = await runTool(process.execPath, [certflowBin, '--json', 'cert', 'show', serial], { env });
     assert.equal(show.code, 0, show.stderr);
