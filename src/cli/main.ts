@@ -20,6 +20,7 @@ import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
+import { registerClusterCommands } from './cluster.ts';
 import { registerOrderCommands } from './orders.ts';
 import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
@@ -279,6 +280,7 @@ function program(): Command {
   registerEabCommands(root, context);
   registerOrderCommands(root, context);
   registerKeyCommands(root, context);
+  registerClusterCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');
