@@ -122,8 +122,19 @@ export interface TemporalClusterConfig {
   logLevel?: string;
 }
 
+/**
+ * Temporal keeps its members' ports in a smallint column (cluster_membership.rpc_port): a
+ * membership port of 32768 or more makes the server fail at start.
+ */
+export const TEMPORAL_MAX_PORT = 32767 - 9;
+
 /** The ports a server on `port` uses, for messages and for checking that they are free. */
 export function temporalPorts(port: number) {
+  if (!Number.isInteger(port) || port < 1 || port > TEMPORAL_MAX_PORT) {
+    throw new CaError('config', `the Temporal server's port must be between 1 and ${TEMPORAL_MAX_PORT}, not ${port}: it takes the next 9 ports too, and Temporal stores ports as smallint`, {
+      rule: 'cluster.temporalPort',
+    });
+  }
   return {
     frontend: port,
     history: port + 1,
