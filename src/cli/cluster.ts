@@ -21,6 +21,7 @@ import {
   setupTemporalSchemas,
   spawnTemporalClusterServer,
   TEMPORAL_DB_PASSWORD_ENV,
+  TEMPORAL_POOLS,
   temporalServerArgs,
   writeTemporalConfig,
   type TemporalClusterConfig,
@@ -47,9 +48,13 @@ export function serverPorts(config: Config, i: number, portStep: number, env: No
   return { https: config.httpsPort + offset, http: config.httpPort + offset, admin: adminBase + offset };
 }
 
-/** Connections the embedded Postgres allows: Temporal (≤ 52) + 10 per certflow process + CLI and spare. */
-function maxConnections(opts: ClusterOptions): number {
-  return Math.max(100, 52 + 10 * (opts.servers + opts.workers) + 40);
+/** The topology `certflow cluster` starts unless told otherwise (docker-compose.yml mirrors it). */
+export const CLUSTER_DEFAULTS = { servers: 2, workers: 2, portStep: 100 } as const;
+
+/** Connections the Postgres needs: Temporal (4 services × its pools) + 10 per certflow process + CLI and spare. */
+export function clusterMaxConnections(opts: Pick<ClusterOptions, 'servers' | 'workers'>): number {
+  const temporal = 4 * (TEMPORAL_POOLS.default + TEMPORAL_POOLS.visibility);
+  return Math.max(100, temporal + 10 * (opts.servers + opts.workers) + 40);
 }
 
 /** Builds (or finds) the Temporal server and prepares its databases; returns the binaries. */
@@ -77,7 +82,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
       // Every certificate names the same CRL and AIA URLs, whichever worker signs it.
       CERTFLOW_PUBLIC_HTTP_URL: config.publicHttpUrl,
     };
-    env.DATABASE_URL = await startDatabase(config, log, sup, say, { settings: [`max_connections=${maxConnections(opts)}`] });
+    env.DATABASE_URL = await startDatabase(config, log, sup, say, { settings: [`max_connections=${clusterMaxConnections(opts)}`] });
 
     const [ip, port] = splitAddress(config.temporal.address);
     let temporalLine: string;
@@ -160,9 +165,9 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
   cluster
     .command('run', { isDefault: true })
     .description('start everything, supervised (the default: `certflow cluster`)')
-    .addOption(new Option('--servers <n>', 'certflow server processes').default(2).argParser(positive('--servers')))
-    .addOption(new Option('--workers <n>', 'certflow worker processes').default(2).argParser(positive('--workers')))
-    .addOption(new Option('--port-step <n>', 'server i listens on the base ports + (i-1) × this').default(100).argParser(positive('--port-step')))
+    .addOption(new Option('--servers <n>', 'certflow server processes').default(CLUSTER_DEFAULTS.servers).argParser(positive('--servers')))
+    .addOption(new Option('--workers <n>', 'certflow worker processes').default(CLUSTER_DEFAULTS.workers).argParser(positive('--workers')))
+    .addOption(new Option('--port-step <n>', 'server i listens on the base ports + (i-1) × this').default(CLUSTER_DEFAULTS.portStep).argParser(positive('--port-step')))
     .addOption(shardsOption())
     .action(async (opts: ClusterOptions) => {
       await startCluster(loadConfig(), opts, cli.say);

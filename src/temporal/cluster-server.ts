@@ -26,6 +26,8 @@ export const TEMPORAL_DATABASES = { default: 'temporal', visibility: 'temporal_v
 export const TEMPORAL_DB_PASSWORD_ENV = 'TEMPORAL_DB_PASSWORD';
 /** History shards of a new cluster (fixed once the cluster exists). */
 export const DEFAULT_HISTORY_SHARDS = 4;
+/** Connections per service (frontend, history, matching, worker) to each of Temporal's databases. */
+export const TEMPORAL_POOLS = { default: 10, visibility: 3 } as const;
 /** How long closed workflows are kept in a namespace certflow registers. */
 export const NAMESPACE_RETENTION_DAYS = 30;
 
@@ -153,8 +155,8 @@ const yamlString = (s: string) => JSON.stringify(s);
 
 /**
  * The server's config file. Pools: each of the four services opens its own pool per
- * store, so the server holds at most 4 × (10 + 3) = 52 connections; history does most of
- * the writing. Postgres batches the commits of concurrent shards (group commit).
+ * store, so the server holds at most 4 × (10 + 3) = 52 connections (TEMPORAL_POOLS);
+ * history does most of the writing.
  */
 export function renderTemporalConfig(c: TemporalClusterConfig, dynamicConfigFile: string): string {
   const target = postgresTarget(c.databaseUrl);
@@ -197,9 +199,9 @@ persistence:
   visibilityStore: postgres-visibility
   datastores:
     postgres-default:
-${datastore(TEMPORAL_DATABASES.default, 10)}
+${datastore(TEMPORAL_DATABASES.default, TEMPORAL_POOLS.default)}
     postgres-visibility:
-${datastore(TEMPORAL_DATABASES.visibility, 3)}
+${datastore(TEMPORAL_DATABASES.visibility, TEMPORAL_POOLS.visibility)}
 
 global:
   membership:
