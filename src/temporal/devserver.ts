@@ -120,11 +120,13 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
   });
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
+  // Kept across attempts: a namespace registered by one attempt can still be unknown to the
+  // frontend's cache in the next (it refreshes every few seconds).
+  const created: string[] = [];
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
       return await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
-        const created: string[] = [];
         if (target.registerNamespaceDays !== undefined && (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))) {
           created.push(`namespace ${target.namespace}`);
         }
@@ -141,11 +143,11 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
   throw new Error(`no answer within ${Math.round(timeoutMs / 1000)} s (last error: ${errorMessage(lastError)})`);
 }
 
-/** Registers `namespace` unless it exists; true when it was created. */
 /** gRPC status codes (the frontend's answers). */
 const GRPC_NOT_FOUND = 5;
 const GRPC_ALREADY_EXISTS = 6;
 
+/** Registers `namespace` unless it exists; true when it was created. */
 async function registerNamespace(connection: Connection, namespace: string, retentionDays: number): Promise<boolean> {
   try {
     await connection.workflowService.describeNamespace({ namespace });

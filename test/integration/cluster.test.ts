@@ -12,7 +12,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -41,7 +40,7 @@ import {
   type Http01Responder,
 } from '../helpers/acme.ts';
 import { startBalancer, type Balancer } from '../helpers/balancer.ts';
-import { certflowBin, runTool } from '../helpers/certflow.ts';
+import { alive, certflowBin, runTool, startSupervised, type SupervisedStack } from '../helpers/certflow.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../helpers/challtestsrv.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
@@ -67,43 +66,6 @@ const EST_PAUSE_MS = 1000;
 const CLIENTS = { acme: 3, est: 3 };
 const EST_PASSWORD = 'cluster test password';
 
-interface Cluster {
-  proc: ChildProcess;
-  output: () => string;
-  /** Waits until `re` matches output after character `from` (default: all of it). */
-  waitFor(re: RegExp, ms: number, from?: number): Promise<RegExpMatchArray>;
-}
-
-function startCluster(env: NodeJS.ProcessEnv, args: string[]): Cluster {
-  const proc = spawn(process.execPath, [certflowBin, 'cluster', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  return {
-    proc,
-    output: () => out,
-    async waitFor(re, ms, from = 0) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const m = out.slice(from).match(re);
-        if (m) return m;
-        if (proc.exitCode !== null) throw new Error(`certflow cluster exited (${proc.exitCode}):\n${out}`);
-        if (Date.now() > until) throw new Error(`timed out waiting for ${re}:\n${out.slice(-4000)}`);
-        await sleep(200);
-      }
-    },
-  };
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** The HTTP answers clients got, by status and (ACME) problem type: every one must be clean. */
 class Answers {
   readonly seen = new Map<string, number>();
@@ -124,7 +86,7 @@ const isTransportError = (e: { code?: string; message?: string }) =>
 
 describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures under load', { skip: clusterSkip() }, () => {
   let home: string;
-  let cluster: Cluster | undefined;
+  let cluster: SupervisedStack | undefined;
   let cts: ChallTestSrv | undefined;
   let responder: Http01Responder | undefined;
   let balancer: Balancer | undefined;
@@ -168,7 +130,7 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       TEMPORAL_ADDRESS: '',
       CERTFLOW_TASK_QUEUE: '',
     };
-    cluster = startCluster(env, ['--port-step', '3']);
+    cluster = startSupervised(['cluster', '--port-step', '3'], env);
     await cluster.waitFor(/certflow cluster ready/, 400_000);
     trustRoot(readFileSync(join(home, 'ca', 'root.pem'), 'utf8'));
     balancer = await startBalancer(httpsPorts);
