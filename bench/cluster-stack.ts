@@ -23,7 +23,7 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHILDREN = ['postgres', 'temporal', 'worker-1', 'worker-2', 'server-1', 'server-2'] as const;
 
 export interface ClusterBenchStack extends BenchStack {
-  /** Every process of the cluster (the supervisor too), for CPU accounting. */
+  /** Every process of the cluster, for CPU accounting (the supervisor is left out: its descendants are the others). */
   processes: Record<string, number>;
 }
 
@@ -88,8 +88,7 @@ export async function startClusterBenchStack(opts: BenchStackOptions = {}): Prom
     balancer = await startBalancer([base, base + 3]);
     log(`cluster ready, balancer on https://127.0.0.1:${balancer.port} (${seconds(started)})`);
     const pid = (name: string) => Number(readFileSync(join(home, 'run', `${name}.pid`), 'utf8'));
-    const processes: Record<string, number> = { supervisor: child.pid! };
-    for (const name of CHILDREN) processes[name] = pid(name);
+    const processes = Object.fromEntries(CHILDREN.map((name) => [name, pid(name)]));
     const rootPemFile = join(home, 'ca', 'root.pem');
     return {
       home,

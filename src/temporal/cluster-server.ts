@@ -10,6 +10,7 @@
  * under systemd with an EnvironmentFile.
  */
 import { mkdirSync } from 'node:fs';
+import pg from 'pg';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnLogged, logTail, runCommand, type ChildHandle } from '../core/child.ts';
@@ -70,6 +71,21 @@ function databaseUrlOn(url: string, database: string): string {
   return u.toString();
 }
 
+/** True when the database of `url` exists (a user without rights on "postgres" can still use it). */
+async function databaseExists(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === '3D000') return false; // invalid_catalog_name
+    throw e;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 /**
  * Creates Temporal's two databases unless they exist, then brings their schemas to the
  * version this temporal-sql-tool knows (idempotent: a current schema is left alone).
@@ -80,7 +96,7 @@ export async function setupTemporalSchemas(args: { sqlTool: string; url: string;
   const target = postgresTarget(args.url);
   for (const [kind, database] of Object.entries(TEMPORAL_DATABASES)) {
     try {
-      await ensureDatabase(databaseUrlOn(args.url, 'postgres'), database);
+      if (!(await databaseExists(databaseUrlOn(args.url, database)))) await ensureDatabase(databaseUrlOn(args.url, 'postgres'), database);
     } catch (e) {
       throw new CaError(
         'config',

@@ -31,6 +31,7 @@ import { findGo, findTemporalServer, TEMPORAL_SERVER_VERSION } from '../../src/t
 import {
   ACME_ERROR,
   driveOrder,
+  eventually,
   fetchAcme,
   freshNonce,
   newAccount,
@@ -336,6 +337,18 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       assert.equal(bySubject.get(e.cn)!.serials[0], serial, `${e.cn}: the stored certificate is the one the device got`);
     }
     assert.ok(orders.length >= CLIENTS.acme && enrollments.length >= CLIENTS.est);
+
+    // certflow's search attributes work on Postgres visibility: Keyword and KeywordList
+    // queries find the requests (visibility is written a moment later), a Text one is accepted.
+    const connection = await Connection.connect({ address: temporalAddress });
+    try {
+      const count = async (query: string) => Number((await connection.workflowService.countWorkflowExecutions({ namespace: 'default', query })).count);
+      await eventually('visibility of the EST enrollments', 30_000, async () => ((await count("CertflowProtocol = 'est'")) >= enrollments.length ? true : undefined));
+      assert.ok((await count(`CertflowIdentifiers = 'dns:${orders[0]!.name}'`)) >= 1, 'an order is found by its identifier');
+      assert.ok((await count("CertflowLastError = 'nothing failed like this'")) >= 0);
+    } finally {
+      await connection.close();
+    }
   }
 
   /**
