@@ -12,7 +12,6 @@
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnLogged, logTail, runCommand, type ChildHandle } from '../core/child.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/files.ts';
@@ -319,11 +318,7 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
       { address, namespace: opts.namespace, exited: child.exited, what: 'the Temporal server', registerNamespaceDays: NAMESPACE_RETENTION_DAYS },
       opts.timeoutMs ?? 120_000,
     );
-    if (created.length) {
-      opts.log?.(`registered ${created.join(', ')}`);
-      // Each service caches namespaces (refreshed every 2 s): let all of them see the new ones.
-      await sleep(5000);
-    }
+    if (created.length) opts.log?.(`registered ${created.join(', ')}`);
     return { ...child, address, namespace: opts.namespace };
   } catch (e) {
     await child.stop(10_000);

@@ -126,14 +126,17 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
-      return await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
+      await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
         if (target.registerNamespaceDays !== undefined && (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))) {
           created.push(`namespace ${target.namespace}`);
         }
         await connection.workflowService.describeNamespace({ namespace: target.namespace });
         created.push(...(await ensureSearchAttributes(connection, target.namespace)));
-        return { created };
       });
+      // Each service caches namespaces and their search attributes (refreshed every 2 s): a
+      // workflow started at once could still be refused. Let all of them see the new ones.
+      if (created.length) await sleep(5000);
+      return { created };
     } catch (e) {
       if (CaError.is(e, 'config')) throw e;
       lastError = e;
