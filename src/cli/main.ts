@@ -21,6 +21,7 @@ import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
+import { registerClusterCommands } from './cluster.ts';
 import { registerOrderCommands } from './orders.ts';
 import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
@@ -271,6 +272,7 @@ function program(): Command {
   registerOrderCommands(root, context);
   registerKeyCommands(root, context);
   registerConsoleCommands(root, context);
+  registerClusterCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

@@ -38,7 +38,47 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   // Without a listener, an idle client's error (e.g. the dev supervisor restarting Postgres)
   // is an unhandled 'error' event that kills the process. pg drops that client by itself.
   pool.on('error', (err) => opts.onIdleError?.(err));
+  // A database that cannot be reached (restarting, failing over, out of connections) fails
+  // a request as 'unavailable' — 503 with Retry-After, a retried activity — never as an
+  // internal error. Queries on the pool, checked-out clients and connect() all map it.
+  mapUnavailable(pool, 'query');
+  mapUnavailable(pool, 'connect');
+  pool.on('connect', (client) => {
+    mapUnavailable(client, 'query');
+    // pg-pool listens for errors of idle clients only: a checked-out client whose server
+    // went away between two queries would emit an unheard 'error' and kill the process.
+    // Its next query fails instead (as unavailable) and the pool discards it on release.
+    client.on('error', () => {});
+  });
   return pool;
+}
+
+/** SQLSTATEs of a server that is going away or cannot take the connection (classes 08, 57P, 53300). */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-3]|53300)$/;
+const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** pg's own messages for a connection that broke or never came (no code). */
+const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Client was closed/i;
+
+/** True when `e` says the database cannot be reached right now (retrying later can help). */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_SOCKET_CODES.has(code))) return true;
+  return e instanceof AggregateError ? e.errors.some(isDatabaseUnavailable) : UNAVAILABLE_MESSAGE.test(e.message);
+}
+
+function toUnavailable(e: unknown): never {
+  if (isDatabaseUnavailable(e)) throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, { cause: e });
+  throw e;
+}
+
+/** Wraps a promise-returning method (callback calls pass through) so that its failures go through toUnavailable. */
+function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect'): void {
+  const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
+  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+    const result = original.apply(target, args);
+    return result && typeof (result as Promise<unknown>).then === 'function' ? (result as Promise<unknown>).catch(toUnavailable) : result;
+  };
 }
 
 /**
