@@ -3,3 +3,5 @@ export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.t
 export { revocationWorkflow, crlWorkflow } from './revocation.ts';
 export { acmeOrderWorkflow, orderCreatedUpdate, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
 export { acmeAuthzWorkflow, respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-authz.ts';
+export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
+export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';
