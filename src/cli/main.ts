@@ -26,6 +26,7 @@ import { notifyReady } from './node-child.ts';
 import { registerEstClientCommands } from './est-clients.ts';
 import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
+import { registerCmpClientCommands, registerRequestCommands } from './cmp-clients.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 /** Reasons an operator may give to `cert revoke` (hold has its own command). */
@@ -279,6 +280,8 @@ function program(): Command {
   registerEabCommands(root, context);
   registerOrderCommands(root, context);
   registerKeyCommands(root, context);
+  registerCmpClientCommands(root, context);
+  registerRequestCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

@@ -59,7 +59,48 @@ export interface Config {
   };
   acme: AcmeConfig;
   validation: ValidationConfig;
+  cmp: CmpConfig;
   logLevel: string;
+}
+
+/** Message protection a CMP alias accepts: shared-secret MAC (PBM, PBMAC1) and/or signatures. */
+export type CmpProtection = 'mac' | 'signature';
+
+/**
+ * A CMP alias: /.well-known/cmp ('' alias) or /.well-known/cmp/p/<name> (RFC 9811 3.3):
+ * the issuing CA and profile it stands for, and how clients may use it.
+ */
+export interface CmpAlias {
+  name: string;
+  profile: string;
+  /** Issuing CA; undefined = the profile's issuer or the default issuing CA. */
+  caName?: string;
+  /** Request protection accepted (responses are protected the same way). */
+  protection: CmpProtection[];
+  /** Grant implicit confirmation when the client asks for it (RFC 9483 4.1.1). */
+  implicitConfirm: boolean;
+  /** Certificate requests wait for `certflow approvals approve`; the client polls meanwhile. */
+  requireApproval: boolean;
+  /** kur: revoke the old certificate (superseded) once the new one is confirmed. */
+  kurRevokesOld: boolean;
+  /** ir/cr signed with a certificate issued by this CA (not only MAC) are accepted. */
+  allowCertificateEnrollment: boolean;
+  /** Overrides cmp.confirmWaitSeconds for this alias. */
+  confirmWaitSeconds?: number;
+}
+
+export interface CmpConfig {
+  aliases: Map<string, CmpAlias>;
+  /** How long a request waits for its certificate before the answer is "waiting" (polling). */
+  waitSeconds: number;
+  /** How long an issued certificate waits for certConf before it is revoked. */
+  confirmWaitSeconds: number;
+  /** checkAfter of pollRep / the waiting answer. */
+  pollIntervalSeconds: number;
+  /** messageTime may differ from the server's clock by at most this much. */
+  messageTimeToleranceSeconds: number;
+  /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
+  maxIterations: number;
 }
 
 /** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
@@ -162,6 +203,7 @@ interface ConfigFile {
     rateLimits?: Partial<AcmeConfig['rateLimits']>;
   };
   validation?: Partial<ValidationConfig>;
+  cmp?: Partial<Omit<CmpConfig, 'aliases'>> & { aliases?: Array<Partial<CmpAlias> & { name: string }> };
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -289,8 +331,50 @@ export function loadConfig(env: Env = process.env): Config {
       attemptTimeoutSeconds: 10,
       ...file.validation,
     },
+    cmp: cmpConfig(file, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
+}
+
+const DEFAULT_CMP_ALIAS: CmpAlias = {
+  name: '',
+  profile: 'device',
+  protection: ['mac', 'signature'],
+  implicitConfirm: true,
+  requireApproval: false,
+  kurRevokesOld: true,
+  allowCertificateEnrollment: true,
+};
+
+function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
+  const { aliases: entries, ...rest } = file.cmp ?? {};
+  const aliases = new Map<string, CmpAlias>([['', DEFAULT_CMP_ALIAS]]);
+  for (const entry of entries ?? []) {
+    if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
+      throw new CaError('config', `CMP alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'cmp.alias' });
+    }
+    const alias: CmpAlias = { ...DEFAULT_CMP_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
+    if (!profiles.has(alias.profile)) {
+      throw new CaError('config', `CMP alias "${alias.name}" names unknown profile "${alias.profile}"`, { rule: 'cmp.alias.profile' });
+    }
+    if (!Array.isArray(alias.protection) || !alias.protection.length || alias.protection.some((p) => p !== 'mac' && p !== 'signature')) {
+      throw new CaError('config', `CMP alias "${alias.name}": protection must be a non-empty list of "mac" and "signature"`, { rule: 'cmp.alias.protection' });
+    }
+    aliases.set(alias.name, alias);
+  }
+  const cmp: CmpConfig = {
+    aliases,
+    waitSeconds: 10,
+    confirmWaitSeconds: 300,
+    pollIntervalSeconds: 10,
+    messageTimeToleranceSeconds: 600,
+    maxIterations: 100_000,
+    ...rest,
+  };
+  for (const k of ['waitSeconds', 'confirmWaitSeconds', 'pollIntervalSeconds', 'messageTimeToleranceSeconds', 'maxIterations'] as const) {
+    if (!Number.isInteger(cmp[k]) || cmp[k] < 1) throw new CaError('config', `cmp.${k} must be a positive integer`, { rule: `cmp.${k}` });
+  }
+  return cmp;
 }
 
 const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true, archiveServerKeys: false };

@@ -3,6 +3,7 @@
  * the few helpers that need pkijs/asn1js (which only src/pki imports).
  */
 import { createHash } from 'node:crypto';
+import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm } from '../algorithms.ts';
@@ -10,6 +11,7 @@ import { parseCertificate } from '../certificate.ts';
 import { encodeDer } from '../der.ts';
 import { OID } from '../oids.ts';
 import { ctxExplicit, utf8, int, nodeOf, oid, seq, sequenceOf, toDerBytes, fromDer, derOf, readTime, generalizedTime, nullNode } from './asn1.ts';
+export { fromDer } from './asn1.ts';
 import { AttributeTypeAndValue, CertTemplate } from '../crmf/structures.ts';
 
 export * from './structures.ts';
@@ -142,4 +144,33 @@ export function keySpec(type: string, valueDer: Uint8Array): AttributeTypeAndVal
 /** Reads a Time (UTCTime/GeneralizedTime) DER. */
 export function readTimeDer(der: Uint8Array): Date {
   return readTime(fromDer(der, 'a time'), 'a time');
+}
+
+/** The reasonCode (RFC 5280 5.3.1) of an rr's crlEntryDetails, if present. */
+export function crlEntryReasonCode(extensionsDer: Uint8Array | undefined): number | undefined {
+  if (!extensionsDer) return undefined;
+  let exts: pkijs.Extensions;
+  try {
+    exts = new pkijs.Extensions({ schema: fromDer(extensionsDer, 'crlEntryDetails') });
+  } catch (e) {
+    if (CaError.is(e)) throw e;
+    throw new CaError('malformed', 'crlEntryDetails are not Extensions', { rule: 'cmp.asn1' });
+  }
+  const reason = exts.extensions.find((e) => e.extnID === '2.5.29.21');
+  if (!reason) return undefined;
+  const node = fromDer(reason.extnValue.valueBlock.valueHexView, 'reasonCode');
+  const v = (node as { valueBlock?: { valueDec?: number } }).valueBlock?.valueDec;
+  if (typeof v !== 'number') throw new CaError('malformed', 'reasonCode is not an ENUMERATED', { rule: 'cmp.asn1' });
+  return v;
+}
+
+/** A DER reasonCode extension list for an rr (clients, tests). */
+export function crlEntryDetailsFor(reasonCode: number): Uint8Array {
+  const ext = new pkijs.Extension({ extnID: '2.5.29.21', critical: false, extnValue: toDerBytes(new asn1js.Enumerated({ value: reasonCode })).slice().buffer });
+  return toDerBytes(seq([ext.toSchema()]));
+}
+
+/** DER of a structure (a CertReqMsg keeps the received bytes of its certReq). */
+export function structureDer(m: { toSchema(): asn1js.AsnType }): Uint8Array {
+  return toDerBytes(m.toSchema());
 }
