@@ -82,7 +82,13 @@ export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint
     if (err.kind === 'internal' || err.kind === 'config') deps.log.error({ ...fields, err: e }, 'CMP request failed');
     else deps.log.info(fields, 'CMP request rejected');
     // Protected like the request where its protection was verified; else signed by the CMP signer.
-    return buildResponse(msg, identity, deps.signer(), errorAnswer(err)).toBER();
+    try {
+      return buildResponse(msg, identity, deps.signer(), errorAnswer(err)).toBER();
+    } catch (e2) {
+      // Header fields too broken to echo (sender, nonces): answer without them.
+      deps.log.warn({ err: errorMessage(e2) }, 'CMP error response without the request header fields');
+      return buildResponse(undefined, undefined, deps.signer(), errorAnswer(err)).toBER();
+    }
   }
 }
 

@@ -174,7 +174,7 @@ export class PKIHeader {
   generalInfo?: InfoTypeAndValue[];
 
   constructor(fields: Partial<PKIHeader> = {}) {
-    Object.assign(this, fields);
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) (this as Record<string, unknown>)[k] = v;
   }
 
   static fromSchema(node: Node, what = 'PKIHeader'): PKIHeader {
@@ -620,7 +620,12 @@ export class PKIMessage {
   protectedPart(): Uint8Array {
     const header = this.raw?.header ?? toDerBytes(this.header.toSchema());
     const body = this.raw?.body ?? toDerBytes(PKIBody.toSchema(this.body));
-    return toDerBytes(seq([nodeOf(header), nodeOf(body)]));
+    // Concatenated as received: re-encoding through asn1js would normalize a tampered length
+    // byte and let a modified message verify.
+    const content = new Uint8Array(header.length + body.length);
+    content.set(header, 0);
+    content.set(body, header.length);
+    return new Uint8Array([0x30, ...derLength(content.length), ...content]);
   }
 
   toSchema(): asn1js.Sequence {
@@ -636,6 +641,14 @@ export class PKIMessage {
   toBER(): Uint8Array {
     return toDerBytes(this.toSchema());
   }
+}
+
+/** A DER definite length. */
+function derLength(n: number): number[] {
+  if (n < 0x80) return [n];
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return [0x80 | bytes.length, ...bytes];
 }
 
 /** PBMParameter ::= SEQUENCE { salt OCTET STRING, owf AlgorithmIdentifier, iterationCount INTEGER, mac AlgorithmIdentifier } */
