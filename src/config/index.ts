@@ -364,7 +364,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
   }
   const cmp: CmpConfig = {
     aliases,
-    waitSeconds: 10,
+    waitSeconds: 30,
     confirmWaitSeconds: 300,
     pollIntervalSeconds: 10,
     messageTimeToleranceSeconds: 600,
