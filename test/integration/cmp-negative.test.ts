@@ -12,7 +12,25 @@ import { join } from 'node:path';
 import { createInstance, type TestInstance } from '../helpers/certflow.ts';
 import { buildIr, failure, macProtect, newKey, opensslCmp, output, postCmp, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
-import { CertConfirmContent, CertStatus, PKIHeader, PKIMessage, ProofOfPossession, certHash, protectWithMac, protectWithSignature, type CertRepMessage } from '../../src/pki/cmp/index.ts';
+import {
+  CRLStatus,
+  CertConfirmContent,
+  CertStatus,
+  INFO_TYPES,
+  InfoTypeAndValue,
+  PKIHeader,
+  PKIMessage,
+  ProofOfPossession,
+  certHash,
+  derSequence,
+  describeProtection,
+  distributionPointName,
+  protectWithMac,
+  protectWithSignature,
+  structureDer,
+  verifyMac,
+  type CertRepMessage,
+} from '../../src/pki/cmp/index.ts';
 import { pemDecodeAll } from '../../src/pki/index.ts';
 
 const SECRET = 'fuzz-secret-123';
@@ -189,6 +207,34 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(r.type, 'ip');
     assert.deepEqual(r.failInfo, ['badCertTemplate']);
     assert.match(r.text, /P-521|curve/);
+  });
+
+  it('PBMAC1 protection (RFC 9481): the request verifies, the ip is protected with PBMAC1 too', async () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const der = macProtect(buildIr({ key, subject: 'CN=pbmac1', ref: 'fuzz', implicitConfirm: true }), SECRET, { type: 'pbmac1', hash: 'sha256', mac: 'sha256', iterations: 10_000 });
+    const ip = PKIMessage.fromBER((await post(der)).body);
+    assert.equal(ip.body.type, 'ip', failure(ip.toBER()).text);
+    const p = describeProtection(ip.header.protectionAlg!, 100_000);
+    assert.equal(p.type, 'pbmac1');
+    assert.equal(verifyMac(ip, p as never, new TextEncoder().encode(SECRET)), true);
+    assert.equal((ip.body.content as CertRepMessage).response[0]!.status.status, 0);
+  });
+
+  it('genm crlStatusList: the CRL when the client\'s is older, nothing when it is current', async () => {
+    const crlUrl = `http://localhost:${cf.httpPort}/crl/certflow-issuing.crl`;
+    const genm = (thisUpdate?: Date) => {
+      const dpn = distributionPointName(crlUrl);
+      const list = derSequence([structureDer(new CRLStatus({ dpn }, thisUpdate))]);
+      const ir = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=crl', ref: 'fuzz' });
+      return macProtect(new PKIMessage(ir.header, { type: 'genm', content: [new InfoTypeAndValue(INFO_TYPES.crlStatusList, list)] }), SECRET);
+    };
+    const fresh = PKIMessage.fromBER((await post(genm(new Date(0)))).body);
+    assert.equal(fresh.body.type, 'genp', failure(fresh.toBER()).text);
+    const item = (fresh.body.content as InfoTypeAndValue[])[0]!;
+    assert.equal(item.infoType, INFO_TYPES.crls);
+    assert.ok(item.infoValue && item.infoValue.length > 100);
+    const current = PKIMessage.fromBER((await post(genm(new Date(Date.now() + 3600_000)))).body);
+    assert.equal((current.body.content as InfoTypeAndValue[])[0]!.infoValue, undefined);
   });
 
   it('fuzz: mutated DER of every message type never gets a 500 and the server stays up', async () => {

@@ -10,7 +10,7 @@ import { readSignatureAlgorithm } from '../algorithms.ts';
 import { parseCertificate } from '../certificate.ts';
 import { encodeDer } from '../der.ts';
 import { OID } from '../oids.ts';
-import { ctxExplicit, utf8, int, nodeOf, oid, seq, sequenceOf, toDerBytes, fromDer, derOf, readTime, generalizedTime, nullNode } from './asn1.ts';
+import { ctxExplicit, ctxImplicitConstructed, utf8, int, nodeOf, oid, seq, sequenceOf, toDerBytes, fromDer, derOf, readTime, generalizedTime, nullNode } from './asn1.ts';
 export { fromDer } from './asn1.ts';
 import { AttributeTypeAndValue, CertTemplate } from '../crmf/structures.ts';
 
@@ -173,4 +173,10 @@ export function crlEntryDetailsFor(reasonCode: number): Uint8Array {
 /** DER of a structure (a CertReqMsg keeps the received bytes of its certReq). */
 export function structureDer(m: { toSchema(): asn1js.AsnType }): Uint8Array {
   return toDerBytes(m.toSchema());
+}
+
+/** DistributionPointName fullName [0] with one URI (a CRLSource dpn). */
+export function distributionPointName(url: string): Uint8Array {
+  const uri = new pkijs.GeneralName({ type: 6, value: url });
+  return toDerBytes(ctxImplicitConstructed(0, [uri.toSchema() as never]));
 }
