@@ -14,6 +14,27 @@ import { createInstance, runTool, type TestInstance } from '../helpers/certflow.
 import { newKey, opensslCmp, output, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import * as requests from '../../src/db/repos/requests.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { fileURLToPath } from 'node:url';
+import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
+
+/**
+ * CERTFLOW_RECORD_HISTORIES=1 writes the histories of the workflows these tests run to
+ * test/replay/histories/cmp-*.json (for the replay test), once each transaction is done.
+ */
+async function recordHistory(workflowId: string, name: string): Promise<void> {
+  if (process.env.CERTFLOW_RECORD_HISTORIES !== '1') return;
+  const connection = await Connection.connect({ address: temporalAddress() });
+  try {
+    const handle = new Client({ connection, namespace: temporalNamespace() }).workflow.getHandle(workflowId);
+    await handle.result();
+    const file = fileURLToPath(new URL(`../replay/histories/${name}.json`, import.meta.url));
+    await writeFile(file, historyToJSON(await handle.fetchHistory()) + '\n');
+  } finally {
+    await connection.close();
+  }
+}
 
 const SECRET = 'pass:device-secret-1';
 
@@ -56,6 +77,7 @@ describe('CMP server with openssl cmp', () => {
     const row = await requests.get(cf.pool, `cmp-${txid}`);
     assert.equal(row?.state, 'confirmed');
     assert.equal(row?.protocol, 'cmp');
+    await recordHistory(`cmp-${txid}`, 'cmp-ir-confirmed');
   });
 
   /** An ir with MAC protection; returns the certificate and key files. */
@@ -90,6 +112,7 @@ describe('CMP server with openssl cmp', () => {
     const [ip] = await readMessages(cf.home, ['implicit-ip.der']);
     assert.ok(ip!.header.generalInfo?.some((i) => i.infoType === '1.3.6.1.5.5.7.4.13'), 'implicitConfirm in the ip');
     assert.equal((await stateOf(txid))?.state, 'confirmed');
+    await recordHistory(`cmp-${txid}`, 'cmp-ir-implicit-confirm');
   });
 
   let signerCert: string;
@@ -135,6 +158,7 @@ describe('CMP server with openssl cmp', () => {
     assert.equal(row.revocationReason, 'superseded');
     const renewed = await certificates.get(cf.pool, fresh.serialNumber.toLowerCase().replace(/^(00)+/, ''));
     assert.equal(renewed?.replaces, oldSerial);
+    await recordHistory(renewed!.requestId, 'cmp-kur-old-revoked');
   });
 
   it('rr: revocation with a reason through the revocation workflow', async () => {
@@ -177,6 +201,7 @@ describe('CMP server with openssl cmp', () => {
     const row = await until('revoked', async () => ((await stateOf(txid))?.state === 'revoked' ? stateOf(txid) : undefined));
     const cert = await certificates.get(cf.pool, row!.serial!);
     assert.equal(cert?.status, 'revoked');
+    await recordHistory(`cmp-${txid}`, 'cmp-certconf-rejected');
   });
 
   it('no certConf at all: the certificate is revoked when the confirmation period ends', async () => {
@@ -188,6 +213,7 @@ describe('CMP server with openssl cmp', () => {
     assert.equal((await stateOf(txid))?.state, 'issued');
     await until('revoked after the confirmation period', async () => (await stateOf(txid))?.state === 'revoked');
     assert.equal((await certificates.get(cf.pool, await serialOf(join(cf.home, 'noconf.pem'))))?.status, 'revoked');
+    await recordHistory(`cmp-${txid}`, 'cmp-unconfirmed-revoked');
   });
 
   it('polling while an operator approves: ip waiting, pollReq/pollRep, then the certificate', async () => {
@@ -209,5 +235,6 @@ describe('CMP server with openssl cmp', () => {
     const listing = await cf.cli(['--json', 'requests', 'list', '--protocol', 'cmp']);
     assert.equal(listing.code, 0, listing.stderr);
     assert.ok((JSON.parse(listing.stdout) as Array<{ id: string }>).some((x) => x.id === pending.id));
+    await recordHistory(pending.id, 'cmp-approved-polled');
   });
 });
