@@ -20,6 +20,12 @@ export interface IssueInput {
   replaces?: string;
   /** What `csr` holds: a PKCS#10 request (default) or a CRMF CertReqMsg (CMP ir/cr/kur). */
   requestFormat?: 'pkcs10' | 'crmf';
+  /**
+   * An ACME order: its authorizations must still be valid when the TBS is stored (same
+   * transaction, which also marks the order processing), and the order becomes valid in
+   * the transaction that stores the certificate.
+   */
+  acme?: { orderId: string; authzIds: string[] };
 }
 
 export interface IssuedCertificate {

@@ -1,7 +1,8 @@
 export { enrollmentWorkflow, decideUpdate } from './enrollment.ts';
 export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.ts';
 export { revocationWorkflow, crlWorkflow } from './revocation.ts';
-export { acmeOrderWorkflow, orderCreatedUpdate, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
-export { acmeAuthzWorkflow, respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-authz.ts';
+export { acmeOrderWorkflow, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
+export { acmeAuthzWorkflow } from './acme-authz.ts';
+export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-common.ts';
 export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
 export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';

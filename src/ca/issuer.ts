@@ -16,7 +16,7 @@ import {
   serialToHex,
   signAlgFitsKey,
   truncateToSecond,
-  verifyCertificateSignature,
+  verifySignedWith,
   type CertSummary,
   type ParsedCsr,
   type SanSet,
@@ -148,11 +148,10 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
     throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, { rule: 'ca.key' });
   }
   const signature = await keys.sign(ca.keyId, sigAlg, tbsDer);
-  const certDer = assembleCertificate(tbsDer, sigAlg, signature);
-  if (!verifyCertificateSignature(certDer, key.spki)) {
+  if (!verifySignedWith(key.spki, sigAlg, tbsDer, signature)) {
     throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`, {
       rule: 'sign.verify',
     });
   }
-  return certDer;
+  return assembleCertificate(tbsDer, sigAlg, signature);
 }

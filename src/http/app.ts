@@ -21,6 +21,7 @@ import type { CmpSigner } from '../cmp/signer.ts';
 import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
+import type { AccountCache } from '../acme/account-cache.ts';
 
 export interface AppDeps {
   config: Config;
@@ -28,6 +29,8 @@ export interface AppDeps {
   temporal: Client;
   log: Logger;
   metrics: ReturnType<typeof createMetrics>;
+  /** ACME accounts cached in this process (optional). */
+  accountCache?: AccountCache;
   /** The CMP server's protection certificate (renewed in place). */
   cmpSigner: () => CmpSigner;
 }
@@ -109,7 +112,7 @@ export function httpsApp(deps: AppDeps): Koa {
   const est = estRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log });
   app.use(router.routes()).use(router.allowedMethods());
   app.use(est.routes()).use(est.allowedMethods());
-  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log };
+  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, accountCache: deps.accountCache };
   app.use(acmeRouter(acmeDeps, orderRoutes(acmeDeps)).routes());
   mountCmp(app, deps);
   return app;

@@ -147,10 +147,20 @@ interface IssuerKey {
  * DER subject Name, and of its subjectPublicKey BIT STRING contents (without tag, length
  * and unused-bits octet).
  */
+/** Per issuer object (CA summaries are memoized, so one per CA) and hash. */
+const issuerHashCache = new WeakMap<IssuerKey, Map<OcspHashName, { nameHash: Uint8Array; keyHash: Uint8Array }>>();
+
 function issuerHashes(issuer: IssuerKey, hash: OcspHashName): { nameHash: Uint8Array; keyHash: Uint8Array } {
-  const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
-  const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
-  return { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
+  let byHash = issuerHashCache.get(issuer);
+  if (!byHash) issuerHashCache.set(issuer, (byHash = new Map()));
+  let hashes = byHash.get(hash);
+  if (!hashes) {
+    const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
+    const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
+    hashes = { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
+    byHash.set(hash, hashes);
+  }
+  return hashes;
 }
 
 /**
