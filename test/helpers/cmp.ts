@@ -7,27 +7,9 @@ import { join } from 'node:path';
 import { runProgram } from './tools.ts';
 import type { CliResult } from './certflow.ts';
 import http from 'node:http';
-import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
-import {
-  CertReqMessages,
-  CertReqMsg,
-  CertRequest,
-  CertTemplate,
-  InfoTypeAndValue,
-  INFO_TYPES,
-  NULL_DN,
-  PKIHeader,
-  POPOSigningKey,
-  ProofOfPossession,
-  directoryName,
-  protectWithMac,
-  protectWithSignature,
-  structureDer,
-  type MacChoice,
-  PKIMessage,
-  type PKIBodyContent,
-} from '../../src/pki/cmp/index.ts';
-import { encodeName, parseDn } from '../../src/pki/index.ts';
+import { createHash } from 'node:crypto';
+import { PKIMessage } from '../../src/pki/cmp/index.ts';
+export { buildIr, buildCertConf, macProtect, signProtect, failure } from '../../src/cmp/client.ts';
 
 export interface CmpPeer {
   /** host:port of the HTTP listener. */
@@ -84,55 +66,6 @@ export function postCmp(port: number, der: Uint8Array, opts: { path?: string; co
     req.on('error', reject);
     req.end(Buffer.from(der));
   });
-}
-
-/** An ir (one CertReqMsg, signature POP) for `key`, unprotected: protect it with macProtect / signProtect. */
-export function buildIr(args: { key: KeyObject; subject: string; ref?: string; implicitConfirm?: boolean; messageTime?: Date; transactionID?: Uint8Array; body?: 'ir' | 'cr' }): PKIMessage {
-  const subjectDer = encodeName(parseDn(args.subject));
-  const spki = new Uint8Array(createPublicKey(args.key).export({ type: 'spki', format: 'der' }));
-  const certReq = new CertRequest(0, new CertTemplate({ subject: subjectDer, publicKey: spki }));
-  const certReqDer = structureDer(certReq);
-  const signature = new Uint8Array(sign('sha256', certReqDer, { key: args.key, dsaEncoding: 'der' }));
-  const ecdsaSha256 = new Uint8Array(Buffer.from('300a06082a8648ce3d040302', 'hex'));
-  const popo = new ProofOfPossession('signature', new POPOSigningKey(ecdsaSha256, signature));
-  const header = new PKIHeader({
-    pvno: 2,
-    sender: directoryName(subjectDer),
-    recipient: NULL_DN,
-    messageTime: args.messageTime ?? new Date(),
-    senderKID: args.ref ? new TextEncoder().encode(args.ref) : undefined,
-    transactionID: args.transactionID ?? new Uint8Array(randomBytes(16)),
-    senderNonce: new Uint8Array(randomBytes(16)),
-    generalInfo: args.implicitConfirm ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([5, 0]))] : undefined,
-  });
-  const body: PKIBodyContent = { type: args.body ?? 'ir', content: new CertReqMessages([new CertReqMsg(certReq, popo)]) };
-  return new PKIMessage(header, body);
-}
-
-export function macProtect(msg: PKIMessage, secret: string, choice: MacChoice = { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 }): Uint8Array {
-  protectWithMac(msg, new TextEncoder().encode(secret), choice);
-  return msg.toBER();
-}
-
-export function signProtect(msg: PKIMessage, key: KeyObject, chain: Uint8Array[]): Uint8Array {
-  msg.extraCerts = chain;
-  protectWithSignature(msg, key, 'ecdsa-sha256');
-  return msg.toBER();
-}
-
-/** The failure bits and texts of a response (error message or rejected certificate response). */
-export function failure(der: Uint8Array): { type: string; failInfo: string[]; text: string } {
-  const msg = PKIMessage.fromBER(der);
-  const b = msg.body;
-  const si =
-    b.type === 'error'
-      ? b.content.pKIStatusInfo
-      : b.type === 'ip' || b.type === 'cp' || b.type === 'kup'
-        ? b.content.response[0]?.status
-        : b.type === 'rp'
-          ? b.content.status[0]
-          : undefined;
-  return { type: b.type, failInfo: si?.failInfo ?? [], text: [...(si?.statusString ?? []), ...(b.type === 'error' ? (b.content.errorDetails ?? []) : [])].join(' | ') };
 }
 
 export function sha256(der: Uint8Array): string {
