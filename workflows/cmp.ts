@@ -27,7 +27,7 @@ import {
 } from '@temporalio/workflow';
 import type { IssuedCertificate, RequestProjection, RequestState, SigningActivities, StatusChangeInput, StorageActivities } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { decideUpdate, type Decision } from './enrollment.ts';
+import { onDecision, type Decision } from './enrollment.ts';
 import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 import { revocationWorkflow } from './revocation.ts';
 
@@ -105,19 +105,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
     await condition(() => outcome !== undefined);
     return outcome!;
   });
-  setHandler(
-    decideUpdate,
-    (d) => {
-      decision = d;
-      return { state: d.approve ? 'signing' : 'rejected' };
-    },
-    {
-      validator: (d) => {
-        if (state !== 'awaiting-approval') throw new Error(`request ${input.requestId} is ${state}, not awaiting approval`);
-        if (!d.by) throw new Error('a decision names who made it');
-      },
-    },
-  );
+  onDecision(input.requestId, () => state, (d) => (decision = d));
   const awaitingConfirmation = (..._args: unknown[]) => {
     if (state !== 'issued' || input.implicitConfirm || confirmation) {
       throw ApplicationFailure.nonRetryable(`transaction ${input.transactionId} is ${state}${confirmation ? ' (confirmed already)' : ''}, not waiting for certConf`, 'conflict');

@@ -47,7 +47,7 @@ import { formatDn, parseCsr, pemDecodeAll, pemEncode, reasonFromCode, serialToHe
 import { withDeadline } from '../temporal/client.ts';
 import { changeStatusAndWait } from '../temporal/revocation.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
-import { asCaError, cmpError } from './errors.ts';
+import { asCaError, cmpError, statusInfoOf } from './errors.ts';
 import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
 import { generalMessage } from './genm.ts';
 import type { CmpSigner } from './signer.ts';
@@ -286,8 +286,7 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   }
   if (outcome.status === 'rejected') {
     const err = new CaError(outcome.kind as never, outcome.message, outcome.rule ? { rule: outcome.rule } : {});
-    const si = errorAnswer(err).body.content as { pKIStatusInfo: PKIStatusInfo };
-    return { body: { type, content: new CertRepMessage([new CertResponse(certReqId, si.pKIStatusInfo)]) }, close: true };
+    return { body: { type, content: new CertRepMessage([new CertResponse(certReqId, statusInfoOf(err))]) }, close: true };
   }
   const certDer = pemDecodeAll(outcome.certPem)[0]!.der;
   const chain = pemDecodeAll(outcome.chainPem).map((b) => b.der);

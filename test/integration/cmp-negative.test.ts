@@ -10,18 +10,14 @@ import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInstance, type TestInstance } from '../helpers/certflow.ts';
-import { buildIr, failure, macProtect, newKey, opensslCmp, output, postCmp, readMessages, type CmpPeer } from '../helpers/cmp.ts';
+import { buildCertConf, buildIr, failure, macProtect, newKey, opensslCmp, output, postCmp, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
 import {
   CRLStatus,
-  CertConfirmContent,
-  CertStatus,
   INFO_TYPES,
   InfoTypeAndValue,
-  PKIHeader,
   PKIMessage,
   ProofOfPossession,
-  certHash,
   derSequence,
   describeProtection,
   distributionPointName,
@@ -178,8 +174,9 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(ip.body.type, 'ip');
     const cert = (ip.body.content as CertRepMessage).response[0]!.certifiedKeyPair!.certificate!;
     const certConf = (recipNonce: Uint8Array) => {
-      const h = new PKIHeader({ ...ir.header, senderNonce: new Uint8Array(randomBytes(16)), recipNonce, messageTime: new Date(), protectionAlg: undefined, generalInfo: undefined });
-      return macProtect(new PKIMessage(h, { type: 'certConf', content: new CertConfirmContent([new CertStatus(certHash(cert), 0)]) }), SECRET);
+      const conf = buildCertConf(ir, ip, cert);
+      conf.header.recipNonce = recipNonce;
+      return macProtect(conf, SECRET);
     };
     assert.deepEqual(failure((await post(certConf(new Uint8Array(randomBytes(16))))).body).failInfo, ['badRecipientNonce']);
     assert.equal(PKIMessage.fromBER((await post(certConf(ip.header.senderNonce!))).body).body.type, 'pkiconf');

@@ -788,4 +788,3 @@ export class CRLStatus {
   }
 }
 
-export { readGeneralizedTime, readTime, readOid, sequenceOf, derOf, nodeOf, fromDer, readBitString };
