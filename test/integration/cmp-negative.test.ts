@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInstance, type TestInstance } from '../helpers/certflow.ts';
+import { createInstance, runTool, type TestInstance } from '../helpers/certflow.ts';
 import { buildCertConf, buildIr, failure, macProtect, newKey, opensslCmp, output, postCmp, readMessages, type CmpPeer } from '../helpers/cmp.ts';
-import * as certificates from '../../src/db/repos/certificates.ts';
 import {
   CRLStatus,
+  ErrorMsgContent,
+  PKIStatusInfo,
   INFO_TYPES,
   InfoTypeAndValue,
   PKIMessage,
@@ -64,7 +65,7 @@ describe('CMP bad cases and fuzzing', () => {
     r = await opensslCmp(peer, ['-cmd', 'kur', '-cert', cert, '-key', key, '-newkey', key2, '-certout', 'seed-kur.pem', '-trusted', peer.root, '-reqout', 'seed-kur.der,seed-certConf-kur.der']);
     assert.equal(r.code, 0, output(r));
     const csr = join(cf.home, 'seed.csr');
-    await import('../helpers/certflow.ts').then(({ runTool }) => runTool('openssl', ['req', '-new', '-key', key2, '-subj', '/CN=seed-p10', '-out', csr]));
+    assert.equal((await runTool('openssl', ['req', '-new', '-key', key2, '-subj', '/CN=seed-p10', '-out', csr])).code, 0);
     r = await opensslCmp(peer, ['-cmd', 'p10cr', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-csr', csr, '-certout', 'seed-p10.pem', '-trusted', peer.root, '-reqout', 'seed-p10cr.der,seed-certConf-p10.der']);
     assert.equal(r.code, 0, output(r));
     r = await opensslCmp(peer, ['-cmd', 'genm', '-infotype', 'caCerts', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-reqout', 'seed-genm.der']);
@@ -72,7 +73,7 @@ describe('CMP bad cases and fuzzing', () => {
     r = await opensslCmp(peer, ['-cmd', 'rr', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-oldcert', join(cf.home, 'seed-p10.pem'), '-revreason', '4', '-trusted', peer.root, '-reqout', 'seed-rr.der']);
     assert.equal(r.code, 0, output(r));
     r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-newkey', key2, '-subject', '/CN=seed-poll', '-certout', 'seed-poll.pem', '-trusted', peer.root, '-msg_timeout', '2', '-total_timeout', '3', '-reqout', 'seed-poll-ir.der,seed-pollReq.der'], { alias: 'approve' });
-    await writeFile('/tmp/poll-out.txt', output(r));
+    assert.match(output(r), /POLLREQ|polling/i, output(r));
     for (const [type, file, k, c] of [
       ['ir', 'seed-ir.der'],
       ['certConf', 'seed-certConf.der'],
@@ -87,7 +88,7 @@ describe('CMP bad cases and fuzzing', () => {
     }
     // The client's own error message (aborting a transaction) is a request type too.
     const err = PKIMessage.fromBER(seeds.get('certConf')!.der);
-    err.body = { type: 'error', content: new (await import('../../src/pki/cmp/index.ts')).ErrorMsgContent(new (await import('../../src/pki/cmp/index.ts')).PKIStatusInfo(2, ['abort'], ['badRequest'])) };
+    err.body = { type: 'error', content: new ErrorMsgContent(new PKIStatusInfo(2, ['abort'], ['badRequest'])) };
     seeds.set('error', { der: macProtect(err, SECRET) });
   });
 
@@ -112,9 +113,6 @@ describe('CMP bad cases and fuzzing', () => {
     tampered[200]! ^= 0x01;
     const t = await post(tampered);
     assert.equal(t.status, 200);
-    await writeFile(join(cf.home, 'tampered.der'), tampered);
-    await writeFile('/tmp/tampered.der', tampered);
-    await writeFile('/tmp/seed-ir.der', der);
     assert.ok(['badMessageCheck', 'badDataFormat', 'badAlg'].includes(failure(t.body).failInfo[0]!), failure(t.body).text);
     const cut = await post(der.subarray(0, der.length - 20));
     assert.equal(cut.status, 200);
@@ -274,7 +272,6 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(health.status, 200, `seed ${seed}: the server is still healthy`);
     const { rows } = await cf.pool.query("SELECT count(*)::int AS n FROM certificates WHERE status = 'signing'");
     assert.equal(rows[0].n, 0);
-    void certificates;
   });
 });
 
