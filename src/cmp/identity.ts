@@ -10,7 +10,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { CmpAlias, Config } from '../config/index.ts';
-import { CaError } from '../core/errors.ts';
 import * as cmpClients from '../db/repos/cmp-clients.ts';
 import type { CmpClientRow } from '../db/repos/cmp-clients.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -128,4 +127,3 @@ export function protect(msg: PKIMessage, identity: CmpIdentity | undefined, sign
   protectWithSignature(msg, signer.key, 'ecdsa-sha256');
 }
 
-export { CaError };

@@ -8,12 +8,11 @@ import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm, verifySignature } from '../algorithms.ts';
 import type { CsrExtension, ParsedCsr } from '../csr.ts';
-import { bytesEqual, encodeDer, parseDer, toHex } from '../der.ts';
+import { encodeDer, parseDer } from '../der.ts';
 import { attrsFromRdns, type RdnAttr } from '../names.ts';
 import { OID } from '../oids.ts';
 import { describePublicKey } from '../publickey.ts';
-import { decodeGeneralNames } from '../san.ts';
-import { emptySans } from '../san.ts';
+import { decodeGeneralNames, emptySans } from '../san.ts';
 import { serialToHex } from '../serial.ts';
 import { fromDer } from '../cmp/asn1.ts';
 import { CertId, CertReqMsg, type CertTemplate } from './structures.ts';
@@ -139,4 +138,3 @@ export function sameSubject(a: RdnAttr[], b: RdnAttr[]): boolean {
   return a.length === b.length && a.every((x, i) => x.type === b[i]!.type && x.value === b[i]!.value);
 }
 
-export { bytesEqual, toHex };
