@@ -9,7 +9,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { Logger } from '../src/core/logger.ts';
-import { listen, notify } from '../src/db/listen.ts';
+import { listen } from '../src/db/listen.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import { issuingCa, signOcspFor } from './revocation.ts';
 import type { SigningDeps } from './signing.ts';
@@ -20,8 +20,10 @@ const SWEEP_MS = 5000;
 
 /** Queues a just-issued certificate for OCSP signing (inside the transaction that stores it). */
 export async function enqueueOcsp(tx: PoolClient, serial: string): Promise<void> {
-  await tx.query('INSERT INTO ocsp_queue (serial) VALUES ($1) ON CONFLICT (serial) DO NOTHING', [serial]);
-  await notify(tx, OCSP_CHANNEL);
+  await tx.query(
+    `WITH q AS (INSERT INTO ocsp_queue (serial) VALUES ($1) ON CONFLICT (serial) DO NOTHING RETURNING 1) SELECT pg_notify($2, '')`,
+    [serial, OCSP_CHANNEL],
+  );
 }
 
 export interface OcspSigner {

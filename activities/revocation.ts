@@ -85,7 +85,7 @@ async function changeStatus(deps: RevocationDeps, input: StatusChangeInput): Pro
 }
 
 export async function issuingCa(pool: Pool, name: string): Promise<CaRow> {
-  const ca = await cas.get(pool, name);
+  const ca = await cas.getCached(pool, name);
   if (!ca) throw new CaError('internal', `CA ${name} is missing`);
   return ca;
 }

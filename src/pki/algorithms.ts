@@ -73,6 +73,15 @@ export function signatureAlgorithmIdentifier(alg: SignAlg): pkijs.AlgorithmIdent
   }
 }
 
+const algIdDer = new Map<SignAlg, Uint8Array>();
+
+/** signatureAlgorithmIdentifier(alg) as DER bytes (computed once per algorithm). */
+export function signatureAlgorithmDer(alg: SignAlg): Uint8Array {
+  let der = algIdDer.get(alg);
+  if (!der) algIdDer.set(alg, (der = new Uint8Array(signatureAlgorithmIdentifier(alg).toSchema().toBER(false))));
+  return der;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading algorithms from requests and certificates
 

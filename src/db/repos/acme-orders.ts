@@ -293,14 +293,20 @@ export type BeginValidation =
  * Marks a challenge 'processing' (its authorization must be pending) and returns the
  * account key's current thumbprint: the key authorization is computed from the key the
  * account has now (after a key change the old one no longer validates). A retried attempt
- * of a validation that already succeeded finds it valid ('alreadyValid'). Call inside a
- * transaction: the authorization row stays locked until it commits.
+ * of a validation that already succeeded finds it valid ('alreadyValid').
  */
 export async function beginValidation(db: Queryable, p: { authzId: string; challengeId: string }): Promise<BeginValidation> {
+  // One statement: the CTE locks the authorization (waiting for a deactivation under way,
+  // then reading its outcome) before the challenge is marked.
   const { rows } = await db.query<{ status: AuthzStatus; expires_at: Date; validated_at: Date | null; challenge_status: string; thumbprint: string; account_status: string }>(
-    `SELECT a.status, a.expires_at, a.validated_at, c.status AS challenge_status, acc.thumbprint, acc.status AS account_status
-     FROM acme_authzs a JOIN acme_challenges c ON c.authz_id = a.id AND c.id = $2 JOIN acme_accounts acc ON acc.id = a.account_id
-     WHERE a.id = $1 FOR UPDATE OF a`,
+    `WITH a AS (SELECT id, status, expires_at, validated_at, account_id FROM acme_authzs WHERE id = $1 FOR UPDATE),
+          marked AS (UPDATE acme_challenges c SET status = 'processing', updated_at = now()
+                     FROM a JOIN acme_accounts acc ON acc.id = a.account_id
+                     WHERE c.id = $2 AND c.authz_id = a.id AND c.status = 'pending' AND a.status = 'pending'
+                       AND a.expires_at > now() AND acc.status = 'valid'
+                     RETURNING c.id)
+     SELECT a.status, a.expires_at, a.validated_at, c.status AS challenge_status, acc.thumbprint, acc.status AS account_status
+     FROM a JOIN acme_challenges c ON c.authz_id = a.id AND c.id = $2 JOIN acme_accounts acc ON acc.id = a.account_id`,
     [p.authzId, p.challengeId],
   );
   const r = rows[0];
@@ -310,9 +316,6 @@ export async function beginValidation(db: Queryable, p: { authzId: string; chall
     return { state: 'alreadyValid', thumbprint: r.thumbprint, validatedAt: r.validated_at, expiresAt: r.expires_at };
   }
   if (r.status !== 'pending' || r.expires_at.getTime() <= Date.now()) return { state: 'authzGone', authzStatus: r.status === 'pending' ? 'expired' : r.status };
-  if (r.challenge_status === 'pending') {
-    await db.query(`UPDATE acme_challenges SET status = 'processing', updated_at = now() WHERE id = $1`, [p.challengeId]);
-  }
   return { state: 'started', thumbprint: r.thumbprint, validatedAt: null, expiresAt: r.expires_at };
 }
 
@@ -329,15 +332,11 @@ export async function completeValidation(
   p: { orderId?: string; authzId: string; challengeId: string; validatedAt: Date; expiresAt: Date },
 ): Promise<{ orderReady: boolean }> {
   if (p.orderId) await db.query('SELECT 1 FROM acme_orders WHERE id = $1 FOR UPDATE', [p.orderId]);
-  await db.query(`UPDATE acme_challenges SET status = 'valid', validated_at = $2, error = NULL, updated_at = now() WHERE id = $1`, [
-    p.challengeId,
-    p.validatedAt,
-  ]);
-  await db.query(`UPDATE acme_authzs SET status = 'valid', validated_at = $2, expires_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'`, [
-    p.authzId,
-    p.validatedAt,
-    p.expiresAt,
-  ]);
+  await db.query(
+    `WITH c AS (UPDATE acme_challenges SET status = 'valid', validated_at = $2, error = NULL, updated_at = now() WHERE id = $4 RETURNING 1)
+     UPDATE acme_authzs SET status = 'valid', validated_at = $2, expires_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'`,
+    [p.authzId, p.validatedAt, p.expiresAt, p.challengeId],
+  );
   let orderReady = false;
   if (p.orderId) {
     const { rowCount } = await db.query(
@@ -405,12 +404,14 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
 // ---- issuance (the signing activity, inside its transactions) ----
 
 /**
- * Issuance of an order may start: locks the order, checks that every authorization is
- * still valid and unexpired (FOR SHARE: a deactivation waits, or was first and wins) and
- * marks the order 'processing'. Throws 'unauthorized' when an authorization is not valid.
+ * Issuance of an order may start: marks the order 'processing' (which locks it), checks
+ * that every authorization is still valid and unexpired (FOR SHARE: a deactivation waits,
+ * or was first and wins). Throws 'unauthorized' when an authorization is not valid; the
+ * caller's transaction then rolls the mark back. Call inside a transaction.
  */
 export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
-  await db.query('SELECT 1 FROM acme_orders WHERE id = $1 FOR UPDATE', [orderId]);
+  // Marking the order processing locks its row (a retry finds it processing already).
+  await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status IN ('ready', 'processing')`, [orderId]);
   const { rows } = await db.query<{ id: string; identifier_value: string; status: string; expired: boolean }>(
     `SELECT id, identifier_value, status, expires_at <= now() AS expired FROM acme_authzs WHERE id = ANY($1) FOR SHARE`,
     [authzIds],
@@ -420,7 +421,6 @@ export async function beginIssuance(db: Queryable, orderId: string, authzIds: st
     const what = bad ? `the authorization for ${bad.identifier_value} is ${bad.expired && bad.status === 'valid' ? 'expired' : bad.status}` : 'an authorization is missing';
     throw new CaError('unauthorized', `${what}: the order can no longer be issued`, { rule: 'acme.order.authorization' });
   }
-  await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status = 'ready'`, [orderId]);
 }
 
 /** The order's certificate is issued (same transaction as the certificate itself). */
