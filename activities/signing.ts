@@ -20,6 +20,7 @@ import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
 import { parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
@@ -90,7 +91,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
 async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<CertificateRow> {
   const { config, pool } = deps;
   const csrDer = Buffer.from(input.csr, 'base64');
-  const csr = parseCsr(csrDer);
+  const csr = input.requestFormat === 'crmf' ? parseCrmfRequest(csrDer) : parseCsr(csrDer);
   const profile = getProfile(config, input.profile);
   const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
   const ca = await cas.getCached(pool, caName);

@@ -18,6 +18,8 @@ export interface IssueInput {
   requester?: string;
   /** Serial (hex) of the certificate this one renews. */
   replaces?: string;
+  /** What `csr` holds: a PKCS#10 request (default) or a CRMF CertReqMsg (CMP ir/cr/kur). */
+  requestFormat?: 'pkcs10' | 'crmf';
   /**
    * An ACME order: its authorizations must still be valid when the TBS is stored (same
    * transaction, which also marks the order processing), and the order becomes valid in
@@ -47,7 +49,7 @@ export interface SigningActivities {
   issueCertificate(input: IssueInput): Promise<IssuedCertificate>;
 }
 
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected' | 'confirmed' | 'revoked';
 
 export interface RequestProjection {
   id: string;
@@ -81,6 +83,8 @@ export interface StatusChangeInput {
   /** RFC 5280 reason name for 'revoke' (default unspecified). */
   reason?: string;
   requester?: string;
+  /** Front end that asked (search attribute CertflowProtocol); default operator. */
+  protocol?: Protocol;
 }
 
 export interface StatusChangeResult {

@@ -57,6 +57,23 @@ export interface Decision {
 /** The operator's approval or rejection; validated so only a waiting request accepts it. */
 export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
 
+/** Installs the `decide` handler: only a request in awaiting-approval takes a decision. */
+export function onDecision(requestId: string, state: () => string, take: (d: Decision) => void): void {
+  setHandler(
+    decideUpdate,
+    (d) => {
+      take(d);
+      return { state: d.approve ? 'signing' : 'rejected' };
+    },
+    {
+      validator: (d) => {
+        if (state() !== 'awaiting-approval') throw new Error(`request ${requestId} is ${state()}, not awaiting approval`);
+        if (!d.by) throw new Error('a decision names who made it');
+      },
+    },
+  );
+}
+
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
 /** After the operator's decision (an Update): see STORAGE_AFTER_UPDATE_OPTIONS. */
 const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
@@ -79,19 +96,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
 
   let state: RequestState = 'pending';
   let decision: Decision | undefined;
-  setHandler(
-    decideUpdate,
-    (d) => {
-      decision = d;
-      return { state: d.approve ? 'signing' : 'rejected' };
-    },
-    {
-      validator: (d) => {
-        if (state !== 'awaiting-approval') throw new Error(`request ${input.requestId} is ${state}, not awaiting approval`);
-        if (!d.by) throw new Error('a decision names who made it');
-      },
-    },
-  );
+  onDecision(input.requestId, () => state, (d) => (decision = d));
 
   if (input.requireApproval) {
     state = 'awaiting-approval';

@@ -5,3 +5,5 @@ export { acmeOrderWorkflow, finalizeUpdate, cancelOrderUpdate } from './acme-ord
 export { acmeAuthzWorkflow } from './acme-authz.ts';
 export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-common.ts';
 export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
+export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
+export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';

@@ -29,6 +29,7 @@ import { registerEstClientCommands } from './est-clients.ts';
 import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerConsoleCommands } from './console.ts';
+import { registerCmpClientCommands, registerRequestCommands } from './cmp-clients.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -273,6 +274,8 @@ function program(): Command {
   registerKeyCommands(root, context);
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
+  registerCmpClientCommands(root, context);
+  registerRequestCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

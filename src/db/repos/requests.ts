@@ -8,9 +8,10 @@ import type { Queryable } from '../pool.ts';
 
 /**
  * pending -> (awaiting-approval ->) signing -> issued; failed when the CA refuses the
- * request (policy), rejected when an operator refuses it.
+ * request (policy), rejected when an operator refuses it. CMP adds issued -> confirmed
+ * (certConf, implicit confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected' | 'confirmed' | 'revoked';
 
 export interface RequestRow {
   id: string;
@@ -164,15 +165,15 @@ export async function get(db: Queryable, id: string): Promise<RequestRow | null>
 /** Newest first; `limit` defaults to 100 (at most 1000). */
 export async function list(
   db: Queryable,
-  opts: { state?: RequestState; limit?: number; offset?: number } = {},
+  opts: { state?: RequestState; protocol?: string; limit?: number; offset?: number } = {},
 ): Promise<RequestRow[]> {
   const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
   const offset = Math.max(opts.offset ?? 0, 0);
   const { rows } = await db.query<DbRequest>(
     `SELECT ${COLUMNS} FROM issuance_requests
-     WHERE $1::text IS NULL OR state = $1
+     WHERE ($1::text IS NULL OR state = $1) AND ($4::text IS NULL OR protocol = $4)
      ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
-    [opts.state ?? null, limit, offset],
+    [opts.state ?? null, limit, offset, opts.protocol ?? null],
   );
   return rows.map(toRow);
 }
