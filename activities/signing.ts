@@ -11,7 +11,7 @@ import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
-import { CaError } from '../src/core/errors.ts';
+import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
@@ -23,6 +23,7 @@ import type { CertificateRow } from '../src/db/repos/certificates.ts';
 import { audit } from '../src/db/repos/audit.ts';
 import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
 import { toActivityFailure } from './failures.ts';
+import { heartbeatWhileRunning } from './heartbeat.ts';
 import { signOcspForIssued } from './revocation.ts';
 
 /** What the activities that use CA keys need (signing queue). */
@@ -36,10 +37,14 @@ export interface SigningDeps {
 export function createSigningActivities(deps: SigningDeps): SigningActivities {
   return {
     async issueCertificate(input: IssueInput): Promise<IssuedCertificate> {
+      // A slow token is no failure: heartbeats keep Temporal from starting a second attempt.
+      const stopHeartbeats = heartbeatWhileRunning();
       try {
         return await issue(deps, input);
       } catch (e) {
         throw toActivityFailure(e);
+      } finally {
+        stopHeartbeats();
       }
     },
   };
@@ -56,7 +61,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   }
   row ??= await persistTbs(deps, input);
   const ca = await cas.get(pool, row.caName);
-  if (!ca) throw new CaError('internal', `CA ${row.caName} of certificate ${row.serial} is missing`);
+  if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
   await pauseBeforeSign();
   const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
@@ -77,10 +82,17 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
   const { config, pool } = deps;
   const csrDer = Buffer.from(input.csr, 'base64');
   const csr = parseCsr(csrDer);
-  const profile = getProfile(config, input.profile);
+  // The front ends check what a requester names; a profile or CA missing here is the
+  // server's configuration (an EST label, an ACME alias), not the requester's mistake.
+  let profile;
+  try {
+    profile = getProfile(config, input.profile);
+  } catch (e) {
+    throw asServerFault(e, 'the configuration names a profile that does not exist');
+  }
   const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
   const ca = await cas.get(pool, caName);
-  if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
+  if (!ca || ca.role !== 'issuing') throw new CaError('config', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
 
   for (let attempt = 1; ; attempt++) {
     const prepared = prepareCertificate({

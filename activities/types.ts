@@ -41,7 +41,7 @@ export interface SigningActivities {
   issueCertificate(input: IssueInput): Promise<IssuedCertificate>;
 }
 
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned';
 
 export interface RequestProjection {
   id: string;

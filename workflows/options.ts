@@ -1,7 +1,12 @@
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { REQUEST_ENDING_KINDS } from '../src/core/errors.ts';
 
-/** CaError kinds that describe a wrong request: the activity fails non-retryably with them. */
-export const REQUESTER_ERROR_TYPES: string[] = ['badCSR', 'badKey', 'policy', 'malformed', 'notFound', 'conflict'];
+/**
+ * CaError kinds that describe a wrong request (the error contract, src/core/errors.ts): the
+ * activity fails non-retryably with them and the workflow ends the request with the answer.
+ * Every other failure is a server fault, which never ends a request silently.
+ */
+export const REQUESTER_ERROR_TYPES: string[] = [...REQUEST_ENDING_KINDS];
 
 /**
  * Signing runs on the signing queue, where only workers holding CA keys poll. It
@@ -17,6 +22,18 @@ export const SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
     maximumInterval: '1 minute',
     nonRetryableErrorTypes: REQUESTER_ERROR_TYPES,
   },
+};
+
+/**
+ * Signing for an enrollment (operator, EST, CMP): a server fault (HSM gone, CA key missing,
+ * database down) is retried a few times within the activity, then handed to the workflow,
+ * which records it (state `stalled`, CertflowLastError) and tries again with a longer
+ * backoff, or at once on `certflow requests retry`. A slow token is no fault: the activity
+ * heartbeats while it signs.
+ */
+export const ENROLLMENT_SIGNING_OPTIONS: ActivityOptions = {
+  ...SIGNING_ACTIVITY_OPTIONS,
+  retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, maximumAttempts: 4 },
 };
 
 export const STORAGE_ACTIVITY_OPTIONS: LocalActivityOptions = {

@@ -4,7 +4,7 @@
  * signCertificate has the key store sign them and checks the result.
  */
 import { caSummary } from './ca-summary.ts';
-import { CaError } from '../core/errors.ts';
+import { asServerFault, CaError } from '../core/errors.ts';
 import type { CertProfile } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
 import {
@@ -142,12 +142,18 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
   if (!signAlgFitsKey(sigAlg, ca.keyAlg)) {
     throw new CaError('internal', `signature algorithm ${sigAlg} cannot be used with the ${ca.keyAlg} key "${ca.keyId}"`);
   }
-  const key = await keys.get(ca.keyId);
+  // Whatever the key store says (a key it cannot find, a token that is gone) is the CA's
+  // fault, never the requester's: the request is kept and retried.
+  const key = await keys.get(ca.keyId).catch((e: unknown) => {
+    throw asServerFault(e, `the ${keys.backend} key store cannot find CA key "${ca.keyId}"`);
+  });
   if (!key) throw new CaError('config', `CA key "${ca.keyId}" is not in the ${keys.backend} key store`, { rule: 'ca.key' });
   if (key.alg !== ca.keyAlg) {
     throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, { rule: 'ca.key' });
   }
-  const signature = await keys.sign(ca.keyId, sigAlg, tbsDer);
+  const signature = await keys.sign(ca.keyId, sigAlg, tbsDer).catch((e: unknown) => {
+    throw asServerFault(e, `signing with CA key "${ca.keyId}" failed`);
+  });
   const certDer = assembleCertificate(tbsDer, sigAlg, signature);
   if (!verifyCertificateSignature(certDer, key.spki)) {
     throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`, {

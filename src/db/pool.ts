@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { CaError, dependencyFault, errorMessage } from '../core/errors.ts';
 
 /**
  * Anything that runs a parameterized query: a Pool, a checked-out PoolClient or a Client.
@@ -18,19 +18,53 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   /** How long pool.connect() waits for a connection (default 10 s). */
   connectionTimeoutMs?: number;
+  /**
+   * Client-side limit of one query (default statementTimeoutMs + 2 s). The server-side
+   * statement_timeout does not fire when the server itself is stuck (SIGSTOP, a network
+   * that drops packets); this does.
+   */
+  queryTimeoutMs?: number;
+  /**
+   * After a query fails because the database does not answer, further queries fail at once
+   * (CaError 'unavailable') for this long instead of each waiting for its own timeout
+   * (default 1 s); then queries go through again, so the pool recovers by itself.
+   */
+  failFastMs?: number;
   applicationName?: string;
   /** Called for errors of idle connections (server restart, network); default: ignored. */
   onIdleError?: (err: Error) => void;
 }
 
-/** A connection pool with limits suited to certflow's short OLTP queries. */
+/** The database's state as the pool saw it last: for /healthz and the fail-fast guard. */
+export interface DatabaseState {
+  /** The last query or connection failed because the database did not answer. */
+  down: boolean;
+  lastError?: string;
+  /** When the database was last seen failing / answering. */
+  since?: Date;
+}
+
+const states = new WeakMap<Pool, DatabaseState>();
+
+export function databaseState(pool: Pool): DatabaseState {
+  return states.get(pool) ?? { down: false };
+}
+
+/**
+ * A connection pool with limits suited to certflow's short OLTP queries. Its query() and
+ * connect() turn "the database does not answer" (refused or reset connections, timeouts,
+ * SQLSTATE classes 08/53/57) into CaError('unavailable'), fail fast for `failFastMs` after
+ * such a failure, and recover on their own: pg replaces dead connections.
+ */
 export function createPool(url: string, opts: PoolOptions = {}): Pool {
+  const statementTimeout = opts.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: opts.connectionTimeoutMs ?? 10_000,
-    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    statement_timeout: statementTimeout,
+    query_timeout: opts.queryTimeoutMs ?? statementTimeout + 2000,
     // A session left inside a transaction holds locks (the migration lock, row locks).
     idle_in_transaction_session_timeout: 60_000,
     application_name: opts.applicationName ?? 'certflow',
@@ -38,7 +72,47 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   // Without a listener, an idle client's error (e.g. the dev supervisor restarting Postgres)
   // is an unhandled 'error' event that kills the process. pg drops that client by itself.
   pool.on('error', (err) => opts.onIdleError?.(err));
+  guard(pool, opts.failFastMs ?? 1000);
   return pool;
+}
+
+function guard(pool: Pool, failFastMs: number): void {
+  const state: DatabaseState = { down: false };
+  states.set(pool, state);
+  let openUntil = 0;
+  const check = () => {
+    if (Date.now() < openUntil) {
+      throw new CaError('unavailable', `the database is not answering (${state.lastError ?? 'unknown error'})`, { details: { dependency: 'the database' } });
+    }
+  };
+  const settle = <T>(p: Promise<T>): Promise<T> =>
+    p.then(
+      (v) => {
+        if (state.down) Object.assign(state, { down: false, since: new Date(), lastError: undefined });
+        return v;
+      },
+      (e: unknown) => {
+        const fault = dependencyFault(e);
+        if (!fault) throw e; // an answer of the database (a constraint, a syntax error): the caller's business
+        openUntil = Date.now() + failFastMs;
+        if (!state.down) state.since = new Date();
+        state.down = true;
+        state.lastError = errorMessage(e) || fault.message;
+        throw fault;
+      },
+    );
+  const rawQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  const rawConnect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
+    if (typeof args[args.length - 1] === 'function') return rawQuery(...args);
+    check();
+    return settle(rawQuery(...args) as Promise<unknown>);
+  };
+  (pool as unknown as { connect: unknown }).connect = (...args: unknown[]) => {
+    if (typeof args[0] === 'function') return rawConnect(...args);
+    check();
+    return settle(rawConnect() as Promise<unknown>);
+  };
 }
 
 /**
