@@ -20,6 +20,8 @@ import { temporalAddress } from '../helpers/stack.ts';
 
 interface Answer {
   status: number | 'timeout' | 'network';
+  /** How long the request took. */
+  ms?: number;
   type?: string;
   retryAfter?: string;
   nonce?: boolean;
@@ -49,17 +51,24 @@ describe('outages of Postgres and Temporal under load', () => {
     responder = await startHttp01Responder(stack.http01Port);
     const r = await stack.cf.cli(['est-client', 'add', '--name', 'loader', '--password', password]);
     assert.equal(r.code, 0, r.stderr);
-    // Count every ACME answer acme-client sees (it retries 503s by itself, after Retry-After).
-    acme.axios.interceptors.response.use(
-      (res) => {
-        acmeAnswers.push(acmeAnswer(res.status, res.headers as Record<string, unknown>, res.data));
+    // Count every ACME answer at the transport: acme-client's own interceptor retries 503s
+    // (after Retry-After), so interceptors would see only the last answer.
+    const { default: axios } = await import('axios');
+    const transport = axios.getAdapter(acme.axios.defaults.adapter);
+    acme.axios.defaults.adapter = async (config) => {
+      const started = Date.now();
+      try {
+        const res = await transport(config);
+        acmeAnswers.push({ ...acmeAnswer(res.status, res.headers as Record<string, unknown>, res.data), ms: Date.now() - started });
         return res;
-      },
-      (e: { response?: { status: number; headers: Record<string, unknown>; data: unknown }; code?: string }) => {
-        acmeAnswers.push(e.response ? acmeAnswer(e.response.status, e.response.headers, e.response.data) : { status: e.code === 'ECONNABORTED' ? 'timeout' : 'network' });
-        return Promise.reject(e);
-      },
-    );
+      } catch (e) {
+        // Statuses refused by validateStatus come back as errors with the response.
+        const err = e as { code?: string; response?: { status: number; headers: Record<string, unknown>; data: unknown } };
+        if (err.response) acmeAnswers.push({ ...acmeAnswer(err.response.status, err.response.headers, err.response.data), ms: Date.now() - started });
+        else acmeAnswers.push({ status: err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' ? 'timeout' : 'network', body: String(err.code) });
+        throw e;
+      }
+    };
     acme.axios.defaults.timeout = CLIENT_TIMEOUT_MS;
   });
   after(async () => {
@@ -70,10 +79,17 @@ describe('outages of Postgres and Temporal under load', () => {
   });
 
   function acmeAnswer(status: number, headers: Record<string, unknown>, data: unknown): Answer {
-    const d = data as { type?: string } | undefined;
+    let d: unknown = data;
+    if (typeof data === 'string' && String(headers['content-type']).includes('json')) {
+      try {
+        d = JSON.parse(data);
+      } catch {
+        d = undefined;
+      }
+    }
     return {
       status,
-      type: typeof d === 'object' && d ? d.type : undefined,
+      type: typeof d === 'object' && d ? (d as { type?: string }).type : undefined,
       retryAfter: headers['retry-after'] as string | undefined,
       nonce: Boolean(headers['replay-nonce']),
     };
@@ -81,6 +97,7 @@ describe('outages of Postgres and Temporal under load', () => {
 
   /** One EST POST, as a device would send it; never throws. */
   function estPost(body: string): Promise<Answer & { cert?: string }> {
+    const started = Date.now();
     return new Promise((resolve) => {
       const req = httpsRequest(
         `https://localhost:${stack.cf.httpsPort}/.well-known/est/simpleenroll`,
@@ -101,6 +118,7 @@ describe('outages of Postgres and Temporal under load', () => {
               type: String(res.headers['content-type'] ?? ''),
               retryAfter: res.headers['retry-after'] as string | undefined,
               body: text,
+              ms: Date.now() - started,
               cert: res.statusCode === 200 ? text : undefined,
             }),
           );
@@ -192,9 +210,10 @@ describe('outages of Postgres and Temporal under load', () => {
   }
 
   /** Every answer in a protocol's format; no 500, no timeout; every 503 with Retry-After. */
-  function checkAnswers(): void {
+  function checkAnswers(): Record<string, unknown> {
     const count = (answers: Answer[]) => answers.reduce<Record<string, number>>((m, a) => ({ ...m, [String(a.status)]: (m[String(a.status)] ?? 0) + 1 }), {});
-    const summary = { est: count(estAnswers), acme: count(acmeAnswers) };
+    const slowest = (answers: Answer[]) => Math.max(0, ...answers.map((a) => a.ms ?? 0));
+    const summary = { est: count(estAnswers), acme: count(acmeAnswers), slowestMs: { est: slowest(estAnswers), acme: slowest(acmeAnswers) } };
     for (const a of estAnswers) {
       assert.ok(typeof a.status === 'number', `EST request without an answer (${a.status}): ${JSON.stringify(summary)}`);
       assert.ok([200, 202, 503].includes(a.status), `EST answered ${a.status}: ${a.body} ${JSON.stringify(summary)}`);
@@ -212,6 +231,7 @@ describe('outages of Postgres and Temporal under load', () => {
         assert.ok(a.retryAfter && Number(a.retryAfter) > 0, 'ACME 503 without Retry-After');
       }
     }
+    return summary;
   }
 
   async function checkOutcome(result: { est: Array<{ key: KeyObject; cert?: string }>; acme: Array<{ ok: boolean; error?: string }> }): Promise<void> {
@@ -225,7 +245,7 @@ describe('outages of Postgres and Temporal under load', () => {
     }
   }
 
-  it('Postgres stopped (SIGSTOP), then killed (SIGKILL) and restarted: 503s while it is down, then issuance goes on', async () => {
+  it('Postgres stopped (SIGSTOP), then killed (SIGKILL) and restarted: 503s while it is down, then issuance goes on', async (t) => {
     const load = startLoad('pg', { est: 3, acme: 2 });
     await eventually('first certificates under load', 120_000, async () => (estAnswers.some((a) => a.status === 200) ? true : undefined), 500);
     pg.freeze();
@@ -244,12 +264,12 @@ describe('outages of Postgres and Temporal under load', () => {
     await eventually('EST certificates after the restart', 120_000, async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined), 500);
     const result = await load.stop();
     assert.ok(estAnswers.some((a) => a.status === 503), 'no 503 was seen while Postgres was down');
-    checkAnswers();
+    t.diagnostic(`answers by status: ${JSON.stringify(checkAnswers())}; ACME nonces on 503: ${acmeAnswers.filter((a) => a.status === 503 && a.nonce).length}`);
     await checkOutcome(result);
     assert.ok(result.acme.some((o) => o.ok), 'no ACME order completed');
   });
 
-  it('Temporal refusing, then swallowing connections: 503s (never a hanging request), then issuance goes on', async () => {
+  it('Temporal refusing, then swallowing connections: 503s (never a hanging request), then issuance goes on', async (t) => {
     estAnswers.length = 0;
     acmeAnswers.length = 0;
     const load = startLoad('tp', { est: 3, acme: 1 });
@@ -267,7 +287,7 @@ describe('outages of Postgres and Temporal under load', () => {
     await proxy.set('forward');
     await eventually('EST certificates after Temporal is back', 180_000, async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined), 500);
     const result = await load.stop();
-    checkAnswers();
+    t.diagnostic(`answers by status: ${JSON.stringify(checkAnswers())}`);
     await checkOutcome(result);
     assert.equal((await healthz()).status, 200);
   });
