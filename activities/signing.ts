@@ -148,7 +148,11 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
   };
 }
 
-/** Fault injection for crash tests: pause (heartbeating) after the TBS is persisted. */
+/**
+ * Fault injection for tests: CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS pauses (heartbeating) after
+ * the TBS is persisted (crash tests); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
+ * long without any heartbeat of its own, like a busy HSM in C_Sign.
+ */
 async function pauseBeforeSign(): Promise<void> {
   const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
   for (let waited = 0; waited < pause; waited += 250) {
@@ -156,4 +160,6 @@ async function pauseBeforeSign(): Promise<void> {
     await sleep(250);
   }
   Context.current().heartbeat();
+  const slowToken = Number(process.env.CERTFLOW_FAULT_SLOW_TOKEN_MS ?? 0) || 0;
+  if (slowToken > 0) await sleep(slowToken);
 }
