@@ -21,6 +21,7 @@ import {
   type ParsedCsr,
   type SanSet,
 } from '../pki/index.ts';
+import { assertLintClean } from './lint.ts';
 import { applyProfile } from './policy.ts';
 
 export interface IssuingCa {
@@ -120,8 +121,11 @@ export function prepareCertificate(args: {
       crlUrls: profile.crlDistributionPoint && urls.crl ? [urls.crl] : undefined,
       ocspUrls: profile.aia.ocsp && urls.ocsp ? [urls.ocsp] : undefined,
       caIssuersUrls: profile.aia.caIssuers && urls.caIssuers ? [urls.caIssuers] : undefined,
+      policies: profile.policies,
     },
   });
+  // Nothing is signed that the linter refuses (Boulder's pre-issuance linting).
+  assertLintClean(tbsDer, { profile, issuer, expectedEku: policy.extKeyUsage });
   return {
     tbsDer,
     serialHex: serialToHex(args.serial),

@@ -94,6 +94,8 @@ export interface CertProfile {
   aia: { caIssuers: boolean; ocsp: boolean };
   /** Lints on top of RFC 5280 (default: RFC 5280 only). */
   lint?: LintSet;
+  /** certificatePolicies (OIDs); none = no extension. cabf-serverauth needs a CA/B Forum reserved one (2.23.140.1.2.x). */
+  policies?: string[];
 }
 
 const DAY = 86_400;
@@ -185,6 +187,12 @@ export function validateProfile(p: CertProfile, where = 'profile'): CertProfile 
   // A TLS server certificate names its server in a DNS or IP SAN (RFC 6125, CA/B Forum BR
   // 7.1.2.7): serverAuth is only issued with one (see applyProfile), so a profile with
   // serverAuth must allow them, and must require them where serverAuth is its only usage.
+  for (const oid of p.policies ?? []) if (!/^\d+(\.\d+)+$/.test(oid)) bad('policies', `has "${oid}", which is not a dotted OID`);
+  if (p.lint === 'cabf-serverauth') {
+    if (!(p.policies ?? []).some((o) => /^2\.23\.140\.1\.2\.[123]$/.test(o))) bad('policies', 'must contain a CA/B Forum reserved policy (2.23.140.1.2.1, .2 or .3) where lint is cabf-serverauth');
+    if (p.validitySeconds > 398 * 86_400) bad('validitySeconds', 'must be at most 398 days where lint is cabf-serverauth');
+    if (!p.san.required || p.san.email || p.san.uri) bad('san', 'must require SANs and allow only DNS and IP where lint is cabf-serverauth');
+  }
   const ekus = p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e);
   if (ekus.includes(EKU_OIDS.serverAuth!)) {
     if (!p.san.dns && !p.san.ip) bad('san', 'must allow DNS or IP SANs where extKeyUsage has serverAuth');

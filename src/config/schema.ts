@@ -75,6 +75,7 @@ export const profileSchema = z.strictObject({
   aia: z.strictObject({ caIssuers: z.boolean(), ocsp: z.boolean() }).partial().optional(),
   /** Pre-issuance lint set on top of RFC 5280 (src/ca/lint.ts). */
   lint: z.enum(LINT_SETS).optional(),
+  policies: z.array(z.string().regex(/^\d+(\.\d+)+$/, 'expected a dotted OID')).optional(),
 });
 
 const revocation = z.strictObject({
