@@ -5,6 +5,7 @@
  * it is returned. A faulty HSM or a key/certificate mix-up must never publish revocation
  * data that does not verify: clients would treat it as "no answer" at best.
  */
+import { recordArtifact, type ArtifactKind } from '../core/artifacts.ts';
 import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
@@ -54,7 +55,7 @@ export async function signVerified(
   ca: SigningCa,
   sigAlg: SignAlg,
   tbs: Uint8Array,
-  steps: { assemble: (signature: Uint8Array) => Uint8Array; verify: (der: Uint8Array) => boolean; what: string },
+  steps: { assemble: (signature: Uint8Array) => Uint8Array; verify: (der: Uint8Array) => boolean; what: string; artifact?: ArtifactKind },
 ): Promise<Uint8Array> {
   const signature = await keys.sign(ca.keyId, sigAlg, tbs);
   const der = steps.assemble(signature);
@@ -63,5 +64,6 @@ export async function signVerified(
       rule: 'sign.verify',
     });
   }
+  if (steps.artifact) recordArtifact(steps.artifact, der);
   return der;
 }

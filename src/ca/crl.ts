@@ -34,6 +34,6 @@ export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Prom
   return signVerified(keys, ca, sigAlg, tbs, {
     assemble: (signature) => assembleCrl(tbs, sigAlg, signature),
     verify: (der) => verifyCrlSignature(der, issuer.spki),
-    what: 'CRL',
+    what: 'CRL', artifact: 'crl',
   });
 }

@@ -4,6 +4,7 @@
  * signCertificate has the key store sign them and checks the result.
  */
 import { caSummary } from './ca-summary.ts';
+import { recordArtifact } from '../core/artifacts.ts';
 import { asServerFault, CaError } from '../core/errors.ts';
 import type { CertProfile } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
@@ -164,5 +165,6 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
       rule: 'sign.verify',
     });
   }
+  recordArtifact('cert', certDer);
   return certDer;
 }

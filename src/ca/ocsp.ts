@@ -43,6 +43,6 @@ export async function signOcspResponse(keys: KeyStore, ca: SigningCa, p: OcspRes
   return signVerified(keys, ca, sigAlg, tbs, {
     assemble: (signature) => assembleOcspResponse(tbs, sigAlg, signature),
     verify: (der) => verifyOcspResponseSignature(der, issuer.spki),
-    what: 'OCSP response',
+    what: 'OCSP response', artifact: 'ocsp',
   });
 }
