@@ -24,67 +24,83 @@ export interface Problem {
 export type AuthzStatus = 'pending' | 'valid' | 'invalid' | 'deactivated' | 'expired' | 'revoked';
 export type OrderStatus = 'pending' | 'ready' | 'processing' | 'valid' | 'invalid';
 
-export interface AuthzInput {
-  authzId: string;
-  accountId: string;
+/** How an authorization is validated: what every workflow that validates one needs. */
+export interface ValidationSettings {
   accountUri: string;
-  /** RFC 7638 thumbprint of the account key (the key authorization's suffix). */
-  thumbprint: string;
-  alias: string;
-  identifier: AcmeIdentifier;
-  wildcard: boolean;
-  challenges: ChallengeSpec[];
-  /** ISO time the pending authorization expires. */
-  expiresAt: string;
-  validLifetimeSeconds: number;
   caaIdentities: string[];
   /** Validation retry budget: transient failures are retried this many times in total. */
   maxAttempts: number;
   attemptTimeoutSeconds: number;
-  /** Orders to tell about the outcome. */
-  orderWorkflowIds: string[];
-  /** Pre-authorization (new-authz): the authz workflow creates its own records. */
-  createRecords: boolean;
+  /** How long a valid authorization stays valid. */
+  validLifetimeSeconds: number;
 }
 
-export interface OrderAuthzRef {
+/** An authorization as a workflow holds it. */
+export interface AuthzState {
   id: string;
   identifier: AcmeIdentifier;
   wildcard: boolean;
-  status: AuthzStatus;
-  /** Challenge type that validated it (for CAA validationmethods). */
+  /** 'processing' while one of its challenges is validated. */
+  status: AuthzStatus | 'processing';
+  /** The challenges a client may answer (empty for a reused, valid authorization). */
+  challenges: ChallengeSpec[];
+  /** ISO time it became valid (CAA is checked again at finalize when this is old). */
+  validatedAt?: string;
+  /** Challenge type that validated it (CAA validationmethods). */
   method?: string;
 }
 
+/** acmeOrderWorkflow: one order, owning the authorizations it created. */
 export interface OrderInput {
   orderId: string;
   accountId: string;
-  accountUri: string;
   alias: string;
   identifiers: AcmeIdentifier[];
-  /** All authorizations of the order, reused ones with their status. */
-  authzs: OrderAuthzRef[];
-  /** The authorizations this order creates (their workflows are started by the order). */
-  newAuthzs: AuthzInput[];
+  /** 'ready' when every authorization was reused valid. */
+  status: 'pending' | 'ready';
+  /** All authorizations of the order: new ones (pending, validated by this workflow) and reused ones (valid). */
+  authzs: AuthzState[];
   expiresAt: string;
   profile: string;
-  acmeProfile?: string;
   caName?: string;
   /** Serial of the certificate this order replaces (ARI). */
   replacesSerial?: string;
-  /** The ARI certID as the client sent it. */
-  replaces?: string;
-  caaIdentities: string[];
+  validation: ValidationSettings;
+  /** CAA is checked again at finalize for authorizations validated longer ago than this. */
+  caaRecheckSeconds: number;
 }
 
+/** acmeAuthzWorkflow: an authorization outside an open order (pre-authorization, after its order ended, deactivation). */
+export interface AuthzInput {
+  authz: AuthzState & { status: 'pending' | 'valid' };
+  accountId: string;
+  /** ISO time the authorization expires. */
+  expiresAt: string;
+  validation: ValidationSettings;
+}
+
+/** Sent to an order by the workflow that deactivated one of its authorizations. */
 export interface AuthzChange {
   authzId: string;
   status: AuthzStatus;
-  method?: string;
+}
+
+/** What answering a challenge came to (the respondChallenge Update's result). */
+export interface ChallengeOutcome {
+  status: 'valid' | 'invalid';
+  /** ISO time of validation. */
+  validated?: string;
   error?: Problem;
 }
 
-// ---- storage (read-model projection) ----
+/** What finalize came to (the finalize Update's result). */
+export interface FinalizeOutcome {
+  status: OrderStatus;
+  serial?: string;
+  error?: Problem;
+}
+
+// ---- records (the front end inserts them) ----
 
 export interface AuthzRecord {
   id: string;
@@ -94,7 +110,7 @@ export interface AuthzRecord {
   wildcard: boolean;
   status: AuthzStatus;
   expiresAt: string;
-  challenges: Array<ChallengeSpec & { status: string }>;
+  challenges: ChallengeSpec[];
 }
 
 export interface OrderRecord {
@@ -110,11 +126,50 @@ export interface OrderRecord {
   replaces?: string;
 }
 
-export interface AcmeStorageActivities {
-  /** Inserts an order with the authorizations it creates (idempotent). */
-  createOrderRecords(order: OrderRecord, authzs: AuthzRecord[]): Promise<void>;
-  createAuthzRecords(authz: AuthzRecord): Promise<void>;
+// ---- activities ----
+
+export interface ValidateAuthzInput {
+  /** The order whose workflow validates its own authorization (becomes ready with its last one). */
+  orderId?: string;
+  authzId: string;
+  challenge: ChallengeSpec;
+  identifier: AcmeIdentifier;
+  wildcard: boolean;
+  accountUri: string;
+  caaIdentities: string[];
+  validLifetimeSeconds: number;
+}
+
+export interface ValidateAuthzResult {
+  /** ISO times. */
+  validatedAt: string;
+  expiresAt: string;
+  orderReady: boolean;
+}
+
+/**
+ * Failure types of validateAuthz besides the ACME problem types of validation-types.ts:
+ * the authorization is no longer pending (deactivated, expired) or the account is gone.
+ * Non-retryable; `details[0]` is `{ authzStatus }` for AUTHZ_GONE.
+ */
+export const AUTHZ_GONE = 'authzGone';
+export const ACCOUNT_GONE = 'accountGone';
+
+export interface AcmeActivities {
+  /**
+   * One validation attempt (a regular activity; retried with backoff by its retry policy):
+   * marks the challenge processing, validates it with the account's current key, checks
+   * CAA, and records success in one transaction (challenge, authorization, and the order
+   * ready when this was its last authorization). Idempotent: an attempt after a recorded
+   * success returns it.
+   */
+  validateAuthz(input: ValidateAuthzInput): Promise<ValidateAuthzResult>;
+  /** Records a failed validation: challenge, authorization and (when given) the order invalid. */
+  failValidation(p: { orderId?: string; authzId: string; challengeId: string; error: Problem; orderError?: Problem }): Promise<void>;
+  /** Deactivates an authorization; returns the open orders that used it (or why it was refused). */
+  deactivateAuthz(p: { authzId: string }): Promise<{ deactivated: boolean; refused?: string; orderIds: string[] }>;
   projectOrder(p: { id: string; status: OrderStatus; error?: Problem; serial?: string }): Promise<void>;
-  projectAuthz(p: { id: string; status: AuthzStatus; expiresAt?: string }): Promise<void>;
-  projectChallenge(p: { id: string; status: 'pending' | 'processing' | 'valid' | 'invalid'; error?: Problem; validatedAt?: string }): Promise<void>;
+  projectAuthz(p: { id: string; status: AuthzStatus }): Promise<void>;
+  /** The serial of the certificate issued for the order, if one was (after a signing fault). */
+  issuedSerial(p: { orderId: string }): Promise<string | null>;
 }

@@ -84,8 +84,8 @@ async function changeStatus(deps: RevocationDeps, input: StatusChangeInput): Pro
   };
 }
 
-async function issuingCa(pool: Pool, name: string): Promise<CaRow> {
-  const ca = await cas.get(pool, name);
+export async function issuingCa(pool: Pool, name: string): Promise<CaRow> {
+  const ca = await cas.getCached(pool, name);
   if (!ca) throw new CaError('internal', `CA ${name} is missing`);
   return ca;
 }
@@ -119,13 +119,12 @@ async function makeCrl(deps: RevocationDeps, ca: CaRow): Promise<revocation.CrlR
 }
 
 /** Signs OCSP responses (SHA-1 and SHA-256 certIDs) for certificates of `ca`, as their status is now. */
-async function signOcspFor(deps: RevocationDeps, ca: CaRow, serials: string[]): Promise<number> {
+export async function signOcspFor(deps: RevocationDeps, ca: CaRow, serials: string[]): Promise<number> {
   const { pool, keys, config } = deps;
   const issuer = caSummary(ca.certDer);
-  let signed = 0;
-  for (const serial of serials) {
-    const row = await certificates.get(pool, serial);
-    if (!row || row.status === 'signing') continue;
+  const responses: revocation.OcspRow[] = [];
+  for (const row of await certificates.getMany(pool, serials)) {
+    if (row.status === 'signing') continue;
     const status: OcspCertStatus =
       row.status === 'valid'
         ? { status: 'good' }
@@ -135,18 +134,13 @@ async function signOcspFor(deps: RevocationDeps, ca: CaRow, serials: string[]): 
     for (const hash of OCSP_HASHES) {
       const der = await signOcspResponse(keys, signer(ca), {
         producedAt: now,
-        responses: [{ certId: ocspCertId(issuer, serial, hash), status, thisUpdate: now, nextUpdate }],
+        responses: [{ certId: ocspCertId(issuer, row.serial, hash), status, thisUpdate: now, nextUpdate }],
       });
-      await revocation.upsertOcsp(pool, { serial, hashAlg: hash, certStatus: status.status, thisUpdate: now, nextUpdate, der: Buffer.from(der) });
-      signed++;
+      responses.push({ serial: row.serial, hashAlg: hash, certStatus: status.status, thisUpdate: now, nextUpdate, der: Buffer.from(der) });
     }
   }
-  return signed;
-}
-
-/** Pre-signs the OCSP responses of a just-issued certificate. */
-export async function signOcspForIssued(deps: RevocationDeps, caName: string, serial: string): Promise<void> {
-  await signOcspFor(deps, await issuingCa(deps.pool, caName), [serial]);
+  await revocation.upsertOcsp(pool, responses);
+  return responses.length;
 }
 
 async function refresh(deps: RevocationDeps, input: RefreshInput): Promise<RefreshResult> {

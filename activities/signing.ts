@@ -6,6 +6,10 @@
  * for the request before it is signed. A retried activity finds that row and either
  * returns the stored certificate or signs the very same TBS again; it never draws a
  * second serial for a request.
+ *
+ * OCSP responses are not signed here: the transaction that stores a certificate queues it
+ * (table ocsp_queue) and the worker's background signer (ocsp-signer.ts) signs its
+ * responses within moments, off the request's path.
  */
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
@@ -24,7 +28,9 @@ import { audit } from '../src/db/repos/audit.ts';
 import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
 import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
-import { signOcspForIssued } from './revocation.ts';
+import * as acmeOrders from '../src/db/repos/acme-orders.ts';
+import { withTransaction } from '../src/db/pool.ts';
+import { enqueueOcsp } from './ocsp-signer.ts';
 
 /** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
@@ -55,25 +61,29 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   let row = await certificates.getByRequest(pool, input.requestId);
   if (row?.certDer) {
     log.info({ requestId: input.requestId, serial: row.serial }, 'certificate already issued for this request');
-    // A crash may have come between storing the certificate and its OCSP responses.
-    await signOcspForIssued(deps, row.caName, row.serial);
     return toResult(deps, row);
   }
   row ??= await persistTbs(deps, input);
-  const ca = await cas.get(pool, row.caName);
+  const ca = await cas.getCached(pool, row.caName);
   if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
   await pauseBeforeSign();
   const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
-  const issued = await certificates.markIssued(pool, row.serial, certDer);
-  await audit(pool, {
-    actor: input.requester ?? input.protocol,
-    action: 'cert.issue',
-    object: row.serial,
-    details: { requestId: input.requestId, protocol: input.protocol, profile: row.profile, ca: row.caName, subject: row.subject },
+  const stored = row;
+  // One commit: the certificate, its audit entry, its OCSP queue entry and (ACME) the order.
+  const issued = await withTransaction(pool, async (tx) => {
+    const cert = await certificates.markIssued(tx, stored.serial, certDer);
+    if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
+    await audit(tx, {
+      actor: input.requester ?? input.protocol,
+      action: 'cert.issue',
+      object: cert.serial,
+      details: { requestId: input.requestId, protocol: input.protocol, profile: cert.profile, ca: cert.caName, subject: cert.subject },
+    });
+    await enqueueOcsp(tx, cert.serial);
+    return cert;
   });
-  await signOcspForIssued(deps, row.caName, row.serial);
-  log.info({ requestId: input.requestId, serial: row.serial, profile: row.profile }, 'certificate issued');
+  log.info({ requestId: input.requestId, serial: issued.serial, profile: issued.profile }, 'certificate issued');
   return toResult(deps, issued);
 }
 
@@ -91,7 +101,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
     throw asServerFault(e, 'the configuration names a profile that does not exist');
   }
   const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
-  const ca = await cas.get(pool, caName);
+  const ca = await cas.getCached(pool, caName);
   if (!ca || ca.role !== 'issuing') throw new CaError('config', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
 
   for (let attempt = 1; ; attempt++) {
@@ -103,21 +113,29 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       now: new Date(),
       urls: caUrls(config, ca.name),
     });
+    const pending = {
+      serial: prepared.serialHex,
+      requestId: input.requestId,
+      protocol: input.protocol,
+      caName: ca.name,
+      profile: profile.name,
+      subject: prepared.subject,
+      sans: sanList(prepared.sans),
+      notBefore: prepared.notBefore,
+      notAfter: prepared.notAfter,
+      tbsDer: prepared.tbsDer,
+      csrDer,
+      requester: input.requester ?? null,
+      replaces: input.replaces ?? null,
+    };
     try {
-      return await certificates.insertPending(pool, {
-        serial: prepared.serialHex,
-        requestId: input.requestId,
-        protocol: input.protocol,
-        caName: ca.name,
-        profile: profile.name,
-        subject: prepared.subject,
-        sans: sanList(prepared.sans),
-        notBefore: prepared.notBefore,
-        notAfter: prepared.notAfter,
-        tbsDer: prepared.tbsDer,
-        csrDer,
-        requester: input.requester ?? null,
-        replaces: input.replaces ?? null,
+      if (!input.acme) return await certificates.insertPending(pool, pending);
+      const { orderId, authzIds } = input.acme;
+      // The order's authorizations are checked in the transaction that stores the TBS:
+      // a deactivation committed first stops the issuance; one that comes later waits.
+      return await withTransaction(pool, async (tx) => {
+        await acmeOrders.beginIssuance(tx, orderId, authzIds);
+        return certificates.insertPending(tx, pending);
       });
     } catch (e) {
       // A 160-bit serial collision is practically impossible, but cheap to handle.
@@ -142,7 +160,7 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     serial: row.serial,
     caName: row.caName,
     certPem: pemEncode('CERTIFICATE', row.certDer),
-    chainPem: (await cas.issuingChain(deps.pool, row.caName)).map((d) => pemEncode('CERTIFICATE', d)).join(''),
+    chainPem: (await cas.issuingChainCached(deps.pool, row.caName)).map((d) => pemEncode('CERTIFICATE', d)).join(''),
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };

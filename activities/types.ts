@@ -18,6 +18,12 @@ export interface IssueInput {
   requester?: string;
   /** Serial (hex) of the certificate this one renews. */
   replaces?: string;
+  /**
+   * An ACME order: its authorizations must still be valid when the TBS is stored (same
+   * transaction, which also marks the order processing), and the order becomes valid in
+   * the transaction that stores the certificate.
+   */
+  acme?: { orderId: string; authzIds: string[] };
 }
 
 export interface IssuedCertificate {

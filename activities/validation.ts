@@ -46,7 +46,7 @@ export function createValidationActivities(deps: ValidationDeps): ValidationActi
   };
 }
 
-function toValidationFailure(e: unknown, log: Logger, what: Record<string, unknown>): unknown {
+export function toValidationFailure(e: unknown, log: Logger, what: Record<string, unknown>): unknown {
   if (!(e instanceof ValidationError)) {
     log.error({ ...what, err: e }, 'validation failed unexpectedly');
     return toActivityFailure(e);

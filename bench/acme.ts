@@ -3,19 +3,22 @@
  * the same client code (npm acme-client), the same http-01 responder and the same
  * concurrency, on this machine:
  *
- *   npm run bench:acme [-- --orders 200] [--concurrency 16] [--target certflow|pebble|both]
+ *   npm run bench:acme [-- --orders 200] [--concurrency 1,16] [--target certflow|pebble|both]
  *                      [--warmup N] [--poll-ms 100] [--profile-orders 20] [--max-seconds 600]
  *                      [--cpu-prof DIR]
  *
- * An order is: new-order for one DNS name (oN.bench.test, unique per order) -> the
- * authorization -> its http-01 challenge, answered by ONE shared in-process responder (a
- * Map token -> key authorization on the port both servers validate) -> poll until the
- * authorization is valid and the order ready -> finalize with a CSR made before timing
- * (EC P-256) -> poll until valid -> download the certificate, checked for the CSR's key and
- * name. Every worker has its own account (created before timing) and runs its orders one
- * after another; latency is the whole order. Polls are POST-as-GET every --poll-ms (fixed,
- * for both servers, ignoring Retry-After) so that the client's sleeps do not dominate.
- * acme-client's own retries (5xx, 429) are off: such an answer is an error.
+ * An order is what certbot, lego and acme.sh do: new-order for one DNS name (oN.bench.test,
+ * unique per order) -> the authorization -> its http-01 challenge, answered by ONE shared
+ * in-process responder (a Map token -> key authorization on the port both servers
+ * validate) -> unless the challenge answer says valid already, poll the authorization until
+ * it is valid -> finalize AT ONCE with a CSR made before timing (EC P-256) -> unless
+ * finalize answered valid, poll the order until valid -> download the certificate, checked
+ * for the CSR's key and name. Every client has its own account (created before timing) and
+ * runs its orders one after another; latency is the whole order. Polls are POST-as-GET
+ * every --poll-ms (fixed, for both servers, ignoring Retry-After) so that the client's
+ * sleeps do not dominate. acme-client's own retries (5xx, 429) are off: such an answer is
+ * an error. Each concurrency level of --concurrency is a timed run of --orders orders
+ * against each target.
  *
  * Names resolve to 127.0.0.1 through pebble-challtestsrv, the DNS server of both servers'
  * validation. certflow runs as a complete durable stack (bench/stack.ts: embedded Postgres
@@ -70,7 +73,7 @@ const ORDER_TIMEOUT_MS = 120_000;
 const { values } = parseArgs({
   options: {
     orders: { type: 'string', default: '200' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '1,16' },
     target: { type: 'string', default: 'both' },
     warmup: { type: 'string' },
     'poll-ms': { type: 'string', default: '100' },
@@ -81,7 +84,8 @@ const { values } = parseArgs({
   },
 });
 const ordersCount = Number(values.orders);
-const concurrency = Number(values.concurrency);
+const levels = values.concurrency.split(',').map(Number);
+const concurrency = Math.max(...levels);
 const targetArg = values.target;
 const warmup = values.warmup === undefined ? concurrency : Number(values.warmup);
 const pollMs = Number(values['poll-ms']);
@@ -91,9 +95,7 @@ if (
   !Number.isInteger(ordersCount) ||
   ordersCount < 1 ||
   ordersCount > 20_000 ||
-  !Number.isInteger(concurrency) ||
-  concurrency < 1 ||
-  concurrency > 256 ||
+  !levels.every((c) => Number.isInteger(c) && c >= 1 && c <= 256) ||
   !['certflow', 'pebble', 'both'].includes(targetArg) ||
   !Number.isInteger(warmup) ||
   warmup < 0 ||
@@ -105,7 +107,7 @@ if (
   !(maxSeconds > 0)
 ) {
   console.error(
-    'usage: bench/acme.ts [--orders N] [--concurrency C] [--target certflow|pebble|both] [--warmup N] [--poll-ms MS] [--profile-orders N] [--max-seconds S]',
+    'usage: bench/acme.ts [--orders N] [--concurrency C[,C...]] [--target certflow|pebble|both] [--warmup N] [--poll-ms MS] [--profile-orders N] [--max-seconds S]',
   );
   process.exit(2);
 }
@@ -254,7 +256,7 @@ async function newAccounts(directoryUrl: string, count: number): Promise<AcmeCli
 
 // ---- one order -----------------------------------------------------------------------------
 
-const STEPS = ['newOrder', 'getAuthz', 'respondChallenge', 'authzValid', 'orderReady', 'finalize', 'orderValid', 'download'] as const;
+const STEPS = ['newOrder', 'getAuthz', 'respondChallenge', 'authzValid', 'finalize', 'orderValid', 'download'] as const;
 type Step = (typeof STEPS)[number];
 
 interface OrderOutcome {
@@ -265,7 +267,7 @@ interface OrderOutcome {
   steps: Partial<Record<Step, number>>;
   /** Step -> epoch ms when it ended. */
   stepEnds: Partial<Record<Step, number>>;
-  polls: { authz: number; ready: number; valid: number };
+  polls: { authz: number; valid: number };
   orderUrl?: string;
   authzUrls?: string[];
   error?: string;
@@ -295,7 +297,7 @@ function checkCertificate(w: Work, chainPem: string): string | undefined {
 
 async function runOrder(client: AcmeClient, responder: Responder, w: Work): Promise<OrderOutcome> {
   const start = performance.now();
-  const out: OrderOutcome = { ok: false, ms: 0, startedAt: Date.now(), steps: {}, stepEnds: {}, polls: { authz: 0, ready: 0, valid: 0 } };
+  const out: OrderOutcome = { ok: false, ms: 0, startedAt: Date.now(), steps: {}, stepEnds: {}, polls: { authz: 0, valid: 0 } };
   const deadline = start + ORDER_TIMEOUT_MS;
   let last = start;
   const mark = (step: Step) => {
@@ -313,22 +315,22 @@ async function runOrder(client: AcmeClient, responder: Responder, w: Work): Prom
     out.authzUrls = authzs.map((a) => a.url);
     mark('getAuthz');
     const todo = authzs.filter((a) => a.status !== 'valid');
+    const answered: string[] = [];
     for (const authz of todo) {
       const challenge = authz.challenges.find((c) => c.type === 'http-01');
       if (!challenge) throw new Error(`no http-01 challenge in ${authz.url}`);
       responder.tokens.set(challenge.token, await client.getChallengeKeyAuthorization(challenge));
       tokens.push(challenge.token);
-      await client.completeChallenge(challenge);
+      answered.push(String((await client.completeChallenge(challenge)).status));
     }
     mark('respondChallenge');
-    for (const authz of todo) {
+    for (const [i, authz] of todo.entries()) {
+      if (answered[i] === 'valid') continue; // the answer itself said so
       out.polls.authz += (await poll(client, authz.url, ['valid'], ['pending', 'processing'], deadline)).polls;
     }
     mark('authzValid');
-    const ready = await poll<Order>(client, order.url, ['ready', 'valid'], ['pending'], deadline);
-    out.polls.ready = ready.polls;
-    mark('orderReady');
-    let valid: Order = { ...(await client.finalizeOrder({ ...order, ...ready.data, url: order.url }, w.csrPem)), url: order.url };
+    // Finalize the moment the authorizations are valid, as certbot, lego and acme.sh do.
+    let valid: Order = { ...(await client.finalizeOrder(order, w.csrPem)), url: order.url };
     mark('finalize');
     if (valid.status !== 'valid') {
       const v = await poll<Order>(client, order.url, ['valid'], ['processing', 'ready'], deadline);
@@ -377,7 +379,7 @@ interface RunResult {
   seconds: number;
   /** Median time of each step of an order (ms). */
   stepsMedianMs: Record<string, number>;
-  pollsPerOrderMedian: { authz: number; ready: number; valid: number };
+  pollsPerOrderMedian: { authz: number; valid: number };
   /** Requests (HEAD new-nonce included) per completed order, and their median latency by kind. */
   requestsPerOrder: number;
   requestMedianMsByKind: Record<string, { perOrder: number; medianMs: number }>;
@@ -458,7 +460,6 @@ function stepAndPollMedians(ok: OrderOutcome[]) {
     stepsMedianMs: Object.fromEntries(STEPS.map((s) => [s, median(ok.map((o) => o.steps[s] ?? NaN))])),
     pollsPerOrderMedian: {
       authz: median(ok.map((o) => o.polls.authz)),
-      ready: median(ok.map((o) => o.polls.ready)),
       valid: median(ok.map((o) => o.polls.valid)),
     },
   };
@@ -645,6 +646,7 @@ function anatomy(events: NamedEvent[]): WorkflowAnatomy {
 }
 
 const idOfUrl = (url: string) => new URL(url).pathname.split('/').at(-1)!;
+const GRPC_NOT_FOUND = 5;
 
 interface OrderHistories {
   orderId: string;
@@ -662,7 +664,12 @@ async function fetchHistories(stack: BenchStack, outcomes: OrderOutcome[]): Prom
       if (!o.orderUrl) continue;
       const orderId = idOfUrl(o.orderUrl);
       const authzs: NamedEvent[][] = [];
-      for (const url of o.authzUrls ?? []) authzs.push(await get(`acme-authz-${idOfUrl(url)}`));
+      // Authorizations created by the order are validated by the order's workflow: an
+      // authorization workflow exists only for pre-authorizations and deactivations.
+      for (const url of o.authzUrls ?? []) {
+        const h = await get(`acme-authz-${idOfUrl(url)}`).catch((e: { code?: number }) => (e.code === GRPC_NOT_FOUND ? undefined : Promise.reject(e)));
+        if (h) authzs.push(h);
+      }
       out.push({ orderId, order: await get(`acme-order-${orderId}`), authzs });
     }
     return out;
@@ -878,13 +885,27 @@ async function dumpProfiles(pids: number[]): Promise<void> {
 
 // ---- per-target runs -----------------------------------------------------------------------
 
+interface LevelRun {
+  concurrency: number;
+  result: RunResult;
+  /** certflow: Postgres commits and WAL flushes per order. */
+  postgresPerOrder?: unknown;
+}
+
 interface TargetReport {
-  run: RunResult;
+  runs: LevelRun[];
   profile?: unknown;
   extra?: Record<string, unknown>;
 }
 
-async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv, work: { warm: Work[]; timed: Work[]; profile: Work[] }, onStop: (f: () => Promise<void>) => void): Promise<TargetReport> {
+interface BenchWork {
+  warm: Work[];
+  /** One list of orders per concurrency level. */
+  timed: Work[][];
+  profile: Work[];
+}
+
+async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv, work: BenchWork, onStop: (f: () => Promise<void>) => void): Promise<TargetReport> {
   const pebble = await startPebble(dir, responder.port, cts.resolver);
   onStop(pebble.stop);
   try {
@@ -897,15 +918,20 @@ async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv,
       const bad = warm.filter((o) => !o?.ok);
       if (bad.length) progress(`  warm-up: ${bad.length} failed (${bad[0]?.error ?? 'not run'})`);
     }
-    const { result } = await timedRun('pebble', clients, responder, work.timed, { pebble: pebble.pid });
+    const runs: LevelRun[] = [];
+    for (const [i, c] of levels.entries()) {
+      if (interrupted) break;
+      const { result } = await timedRun(`pebble c=${c}`, clients.slice(0, c), responder, work.timed[i]!, { pebble: pebble.pid });
+      runs.push({ concurrency: c, result });
+    }
     const profile = profileOrders && !interrupted ? (await sequentialPass('pebble', clients[0]!, responder, work.profile)).summary : undefined;
-    return { run: result, profile };
+    return { runs, profile };
   } finally {
     await pebble.stop();
   }
 }
 
-async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSrv, work: { warm: Work[]; timed: Work[]; profile: Work[] }, onStop: (f: () => Promise<void>) => void): Promise<TargetReport & { rootPem: string }> {
+async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSrv, work: BenchWork, onStop: (f: () => Promise<void>) => void): Promise<TargetReport & { rootPem: string }> {
   const configFile = join(dir, 'certflow-config.json');
   // The default limits (50 certificates per registered domain and week, 300 orders per
   // account and hour) would refuse most of the run; the limit queries still run.
@@ -932,35 +958,44 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     }
     const cpuProf = values['cpu-prof'] ? [stack.pids.worker, stack.pids.server] : [];
     await dumpProfiles(cpuProf); // the start-up and warm-up profile; the next one is the timed run's
-    const pgBefore = await postgresCounters(stack.databaseUrl);
-    const { result, outcomes } = await timedRun('certflow', clients, responder, work.timed, {
-      worker: stack.pids.worker,
-      server: stack.pids.server,
-      temporal: stack.pids.temporal,
-      postgres: stack.pids.postgres,
-    });
-    const pgAfter = await postgresCounters(stack.databaseUrl);
+    const runs: LevelRun[] = [];
+    let outcomes: OrderOutcome[] = [];
+    for (const [i, c] of levels.entries()) {
+      if (interrupted) break;
+      const pgBefore = await postgresCounters(stack.databaseUrl);
+      const run = await timedRun(`certflow c=${c}`, clients.slice(0, c), responder, work.timed[i]!, {
+        worker: stack.pids.worker,
+        server: stack.pids.server,
+        temporal: stack.pids.temporal,
+        postgres: stack.pids.postgres,
+      });
+      const pgAfter = await postgresCounters(stack.databaseUrl);
+      runs.push({ concurrency: c, result: run.result, postgresPerOrder: postgresPerUnit(pgBefore, pgAfter, run.outcomes.filter((o) => o.ok).length) });
+      outcomes = run.outcomes;
+    }
     await dumpProfiles(cpuProf);
-    const okCount = outcomes.filter((o) => o.ok).length;
-    const postgresPerOrder = postgresPerUnit(pgBefore, pgAfter, okCount);
 
-    // History lengths of 5 timed orders from the middle of the run (not the ramp-up or -down).
+    // History lengths of 5 orders from the middle of the last (busiest) run, not its ramp-up or -down.
     progress('certflow: reading workflow histories ...');
     const ok = outcomes.filter((o) => o.ok);
     const mid = ok.slice(Math.floor(ok.length / 2) - 2, Math.floor(ok.length / 2) + 3);
     const sampled = await fetchHistories(stack, mid).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
+    const tasks = (h: NamedEvent[]) => h.filter((e) => e.event === 'workflowTaskCompleted').length;
     const samples = sampled.map((h) => ({
       order: `acme-order-${h.orderId}`,
       orderEvents: h.order.length,
+      orderWorkflowTasks: tasks(h.order),
       authzEvents: h.authzs.map((a) => a.length),
+      authzWorkflowTasks: h.authzs.map(tasks),
     }));
-    const totals = samples.map((s) => s.orderEvents + s.authzEvents.reduce((a, b) => a + b, 0));
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const historyEventsPerOrder = {
       orderWorkflow: median(samples.map((s) => s.orderEvents)),
-      authzWorkflows: median(samples.map((s) => s.authzEvents.reduce((a, b) => a + b, 0))),
-      total: median(totals),
+      authzWorkflows: median(samples.map((s) => sum(s.authzEvents))),
+      total: median(samples.map((s) => s.orderEvents + sum(s.authzEvents))),
       samples,
     };
+    const workflowTasksPerOrder = median(samples.map((s) => s.orderWorkflowTasks + sum(s.authzWorkflowTasks)));
     const underLoad = {
       orderWorkflow: anatomyReport(sampled.map((h) => h.order)),
       authzWorkflow: anatomyReport(sampled.flatMap((h) => h.authzs)),
@@ -986,10 +1021,10 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
       };
     }
     return {
-      run: result,
+      runs,
       profile,
       rootPem: stack.rootPem,
-      extra: { historyEventsPerOrder, postgresPerOrder, workflowsUnderLoad: underLoad },
+      extra: { historyEventsPerOrder, workflowTasksPerOrder, workflowsUnderLoad: underLoad },
     };
   } finally {
     progress('stopping the certflow stack ...');
@@ -1084,9 +1119,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   try {
-    progress(`generating ${warmup + ordersCount + profileOrders} P-256 keys and CSRs ...`);
+    progress(`generating ${warmup + ordersCount * levels.length + profileOrders} P-256 keys and CSRs ...`);
     const tag = randomBytes(2).toString('hex');
-    const work = { warm: makeWork(`w${tag}-`, warmup), timed: makeWork(`o${tag}-`, ordersCount), profile: makeWork(`p${tag}-`, profileOrders) };
+    const work: BenchWork = {
+      warm: makeWork(`w${tag}-`, warmup),
+      timed: levels.map((c) => makeWork(`o${tag}c${c}-`, ordersCount)),
+      profile: makeWork(`p${tag}-`, profileOrders),
+    };
     const cts = await startChalltestsrv();
     stops.push(cts.stop);
     const responder = await startResponder(await freePort());
@@ -1106,46 +1145,52 @@ async function main(): Promise<void> {
     if (interrupted) return;
     const c = reports.certflow;
     const p = reports.pebble;
+    const brief = (r: RunResult | undefined) => r && { ordersPerSec: r.ordersPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, cpuMsPerOrder: r.cpuMsPerOrder };
+    const certflowPostgres = (c?.profile as { postgres?: Record<string, { statementsPerOrder: number }> } | undefined)?.postgres;
     const report = {
       benchmark: 'acme-orders',
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverage1mAtStart: loadAtStart },
       commit: gitCommit(),
       orders: ordersCount,
-      concurrency,
+      concurrency: levels,
       settings: {
         warmupOrders: warmup,
         pollIntervalMs: pollMs,
         identifier: 'one DNS name per order (<tag>-<i>.bench.test), resolved to 127.0.0.1 by pebble-challtestsrv',
         challenge: 'http-01, one shared in-process responder',
+        flow: 'new-order, authorization, challenge answer, authorization polled unless the answer was valid, finalize at once, order polled unless finalize answered valid, download',
         keys: 'account keys and CSR keys EC P-256, made before timing',
         client: 'acme-client 5.4.0 (fresh nonce per request: HEAD new-nonce + POST), keep-alive HTTPS, no retries',
         certflow: 'bench/stack.ts: embedded Postgres fsync=on, Temporal dev server (SQLite), 1 worker, 1 server; ACME rate limits lifted',
         pebble: 'pebble 2.4 (Debian), in memory, PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0',
       },
+      /** The numbers to compare, per concurrency level (details below). */
+      summary: {
+        levels: levels.map((level) => {
+          const cr = c?.runs.find((r) => r.concurrency === level)?.result;
+          const pr = p?.runs.find((r) => r.concurrency === level)?.result;
+          return { concurrency: level, certflow: brief(cr) ?? null, pebble: brief(pr) ?? null, ratio: cr && pr && pr.ordersPerSec > 0 ? round(cr.ordersPerSec / pr.ordersPerSec, 3) : null };
+        }),
+        certflow: c
+          ? {
+              historyEventsPerOrder: (c.extra?.historyEventsPerOrder as { total?: number } | undefined)?.total ?? null,
+              workflowTasksPerOrder: c.extra?.workflowTasksPerOrder ?? null,
+              postgresStatementsPerOrder: certflowPostgres
+                ? { ...Object.fromEntries(Object.entries(certflowPostgres).map(([k, v]) => [k, v.statementsPerOrder])), total: round(Object.values(certflowPostgres).reduce((a, v) => a + v.statementsPerOrder, 0), 2) }
+                : null,
+              durable: true,
+            }
+          : null,
+      },
       certflow: c
         ? {
-            ordersPerSec: c.run.ordersPerSec,
-            p50Ms: c.run.p50Ms,
-            p99Ms: c.run.p99Ms,
-            errors: c.run.errors,
+            runs: c.runs,
             historyEventsPerOrder: (c.extra?.historyEventsPerOrder as unknown) ?? null,
-            durable: true,
-            details: { ...c.run, postgresPerOrder: c.extra?.postgresPerOrder ?? null, workflowsUnderLoad: c.extra?.workflowsUnderLoad ?? null },
+            workflowsUnderLoad: c.extra?.workflowsUnderLoad ?? null,
             profile: c.profile ?? null,
           }
         : null,
-      pebble: p
-        ? {
-            ordersPerSec: p.run.ordersPerSec,
-            p50Ms: p.run.p50Ms,
-            p99Ms: p.run.p99Ms,
-            errors: p.run.errors,
-            durable: false,
-            details: p.run,
-            profile: p.profile ?? null,
-          }
-        : null,
-      ratio: c && p && p.run.ordersPerSec > 0 ? round(c.run.ordersPerSec / p.run.ordersPerSec, 3) : null,
+      pebble: p ? { runs: p.runs, durable: false, profile: p.profile ?? null } : null,
     };
     await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, () => resolve()));
   } finally {

@@ -1,202 +1,110 @@
 /**
- * One ACME authorization (`acme-authz-<id>`): waits for the client to pick a challenge
- * (Update `respondChallenge`), validates it through the validation activity (transient
- * failures retried with backoff for a bounded number of attempts, a wrong answer fails at
- * once), then stays valid until it expires or is deactivated. Orders waiting on it are
- * told of every final outcome by signal.
+ * An ACME authorization outside an open order (`acme-authz-<id>`): a pre-authorization
+ * (newAuthz), a pending authorization whose order has ended, or any authorization being
+ * deactivated. The front end starts it with Update-with-Start (conflict policy
+ * USE_EXISTING), so a second request finds the run that is there.
+ *
+ * - respondChallenge: validates it as the order workflow does (one activity per attempt);
+ * - deactivate: deactivates it in the read model (refused while it is being validated) and
+ *   tells the open orders that use it, which then become invalid.
+ *
+ * A pending authorization's run ends when it is validated, fails, is deactivated or expires;
+ * a run started only to deactivate a valid authorization ends once that is done.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  defineSignal,
-  defineUpdate,
-  getExternalWorkflowHandle,
-  proxyActivities,
-  proxyLocalActivities,
-  setCurrentDetails,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
-import type { AcmeStorageActivities, AuthzChange, AuthzInput, AuthzStatus, ChallengeSpec, Problem } from '../activities/acme-types.ts';
-import type { ValidationActivities } from '../activities/validation-types.ts';
-import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+import { allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, setCurrentDetails, setHandler, sleep } from '@temporalio/workflow';
+import type { AuthzInput, AuthzState, AuthzStatus } from '../activities/acme-types.ts';
+import { authzChangedSignal, deactivateAuthzUpdate, msUntil, respondChallengeUpdate, retryValidationUpdate, storage, storageAfterUpdate, Validation } from './acme-common.ts';
 
-export const respondChallengeUpdate = defineUpdate<{ status: string }, [{ challengeId: string }]>('respondChallenge');
-export const deactivateAuthzUpdate = defineUpdate<{ status: AuthzStatus }, []>('deactivate');
-/** Operator (`certflow orders retry`): stop waiting for the next backoff and validate now. */
-export const retryValidationUpdate = defineUpdate<{ status: string }, []>('retryValidation');
-/** Sent to the orders of an authorization when it reaches a final state. */
-export const authzChangedSignal = defineSignal<[AuthzChange]>('authzChanged');
+/** How long a run started for a deactivation waits for it (the Update arrives with the start). */
+const DEACTIVATION_RUN_WAIT = '1 minute';
 
-const storage = proxyLocalActivities<AcmeStorageActivities>(STORAGE_ACTIVITY_OPTIONS);
-const storageAfterUpdate = proxyActivities<AcmeStorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
-
-function problemOf(err: unknown): Problem {
-  const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-  const type = app?.type && /^[a-zA-Z]+$/.test(app.type) ? app.type : 'serverInternal';
-  return { type: `urn:ietf:params:acme:error:${type}`, detail: app?.message ?? 'validation failed' };
-}
-
-function msUntil(iso: string): number {
-  return Math.max(0, new Date(iso).getTime() - Date.now());
-}
-
-export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus> {
-  let status: AuthzStatus = 'pending';
-  let chosen: ChallengeSpec | undefined;
-  let deactivated = false;
-  let validating: CancellationScope | undefined;
-  let retries = 0;
+export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus | 'processing'> {
+  const authz: AuthzState = { ...input.authz };
+  const { id } = authz;
+  let expired = false;
+  let validation: Validation | undefined;
+  const done = () => authz.status !== 'pending' && authz.status !== 'processing' && authz.status !== 'valid';
+  const describe = (details: string) => setCurrentDetails(`**${authz.status}** — ${details}`);
 
   setHandler(
     respondChallengeUpdate,
-    ({ challengeId }) => {
-      chosen = input.challenges.find((c) => c.id === challengeId);
-      return { status: 'processing' };
+    async ({ challengeId }) => {
+      authz.status = 'processing';
+      validation = new Validation();
+      describe(`validating ${authz.identifier.value}`);
+      const outcome = await validation.run(authz, challengeId, input.validation);
+      validation = undefined;
+      if (outcome.ok) {
+        authz.status = 'valid';
+        describe(`valid until ${outcome.result.expiresAt}`);
+        return { status: 'valid' as const, validated: outcome.result.validatedAt };
+      }
+      authz.status = outcome.gone ?? 'invalid';
+      if (!outcome.gone) await storage.failValidation({ authzId: id, challengeId, error: outcome.error });
+      describe(`validation failed: ${outcome.error.detail}`);
+      return { status: 'invalid' as const, error: outcome.error };
     },
     {
       validator: ({ challengeId }) => {
-        if (!input.challenges.some((c) => c.id === challengeId)) throw ApplicationFailure.nonRetryable('no such challenge', 'malformed');
-        if (status !== 'pending' || chosen) throw ApplicationFailure.nonRetryable(`the authorization is ${chosen ? 'being validated' : status}`, 'malformed');
+        if (!authz.challenges.some((c) => c.id === challengeId)) throw ApplicationFailure.nonRetryable('no such challenge', 'malformed');
+        if (authz.status !== 'pending' || expired) {
+          throw ApplicationFailure.nonRetryable(`the authorization is ${authz.status === 'processing' ? 'being validated' : expired ? 'expired' : authz.status}`, 'malformed');
+        }
       },
     },
   );
+
   setHandler(
     deactivateAuthzUpdate,
-    () => {
-      deactivated = true;
+    async () => {
+      const r = await storageAfterUpdate.deactivateAuthz({ authzId: id });
+      if (!r.deactivated) throw ApplicationFailure.nonRetryable(r.refused ?? 'the authorization cannot be deactivated', 'malformed');
+      authz.status = 'deactivated';
+      describe('deactivated by the client');
+      for (const orderId of r.orderIds) {
+        try {
+          await getExternalWorkflowHandle(`acme-order-${orderId}`).signal(authzChangedSignal, { authzId: id, status: 'deactivated' });
+        } catch {
+          // The order has ended meanwhile: nothing left to stop.
+        }
+      }
       return { status: 'deactivated' as AuthzStatus };
     },
     {
       validator: () => {
-        if (status !== 'pending' && status !== 'valid') {
-          throw ApplicationFailure.nonRetryable(`an authorization that is ${status} cannot be deactivated`, 'malformed');
-        }
+        if (authz.status === 'processing') throw ApplicationFailure.nonRetryable('the authorization is being validated; deactivate it once the validation has ended', 'malformed');
       },
     },
   );
 
   setHandler(
     retryValidationUpdate,
-    () => {
-      retries++;
-      validating!.cancel();
-      return { status: 'processing' };
+    (_arg: { authzId?: string }) => {
+      validation?.retryNow();
+      return { retried: [id] };
     },
     {
-      validator: () => {
-        if (!validating) throw ApplicationFailure.nonRetryable(`authorization ${input.authzId} is ${status}, not being validated`, 'malformed');
+      validator: (_arg: { authzId?: string }) => {
+        if (!validation) throw ApplicationFailure.nonRetryable(`authorization ${id} is ${authz.status}, not being validated`, 'malformed');
       },
     },
   );
 
-  const describe = (details: string) => {
-    upsertSearchAttributes(
-      searchAttributes({
-        protocol: 'acme',
-        state: `authz-${status}`,
-        account: input.accountId,
-        identifiers: [`${input.identifier.type}:${input.wildcard ? '*.' : ''}${input.identifier.value}`],
-      }),
-    );
-    setCurrentDetails(`**${status}** — ${details}`);
-  };
-  const finish = async (s: AuthzStatus, change: Omit<AuthzChange, 'authzId' | 'status'> = {}, expiresAt?: string) => {
-    status = s;
-    // Deactivation comes from an Update: see STORAGE_AFTER_UPDATE_OPTIONS.
-    await (s === 'deactivated' ? storageAfterUpdate : storage).projectAuthz({ id: input.authzId, status: s, expiresAt });
-    for (const id of input.orderWorkflowIds) {
-      try {
-        await getExternalWorkflowHandle(id).signal(authzChangedSignal, { authzId: input.authzId, status: s, ...change });
-      } catch {
-        // The order is already closed (expired or canceled): nothing to tell.
-      }
-    }
-  };
-
-  if (input.createRecords) {
-    await storage.createAuthzRecords({
-      id: input.authzId,
-      accountId: input.accountId,
-      alias: input.alias,
-      identifier: input.identifier,
-      wildcard: input.wildcard,
-      status: 'pending',
-      expiresAt: input.expiresAt,
-      challenges: input.challenges.map((c) => ({ ...c, status: 'pending' })),
+  // (Not authz.status: an Update that came with the start ran its handler at setHandler.)
+  if (input.authz.status === 'pending') {
+    if (authz.status === 'pending') describe(`waiting for the client to answer a challenge (${authz.challenges.map((c) => c.type).join(', ')})`);
+    void sleep(msUntil(input.expiresAt)).then(() => {
+      expired = true;
     });
-  }
-  describe(`waiting for the client to answer a challenge (${input.challenges.map((c) => c.type).join(', ')})`);
-  const acted = await condition(() => chosen !== undefined || deactivated, msUntil(input.expiresAt));
-  if (!acted) {
-    describe('expired before a challenge was answered');
-    await finish('expired', { error: { type: 'urn:ietf:params:acme:error:malformed', detail: 'the authorization expired' } });
-    return status;
-  }
-  if (deactivated) {
-    describe('deactivated by the client');
-    await finish('deactivated');
-    return status;
-  }
-
-  const challenge = chosen!;
-  await storageAfterUpdate.projectChallenge({ id: challenge.id, status: 'processing' });
-  describe(`validating ${challenge.type} for ${input.identifier.value}`);
-  const va = proxyActivities<ValidationActivities>({
-    startToCloseTimeout: `${input.attemptTimeoutSeconds + 5} seconds`,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: input.maxAttempts },
-  });
-  try {
-    const keyAuthorization = `${challenge.token}.${input.thumbprint}`;
-    for (let handled = 0; ; ) {
-      validating = new CancellationScope();
-      try {
-        await validating.run(() =>
-          va.validateChallenge({ type: challenge.type, identifier: input.identifier, wildcard: input.wildcard, token: challenge.token, keyAuthorization }),
-        );
-        break;
-      } catch (err) {
-        // An operator's retry cancels the attempt (and its backoff) and starts afresh.
-        if (isCancellation(err) && retries > handled) {
-          handled = retries;
-          describe(`validating ${challenge.type} for ${input.identifier.value} again (operator retry)`);
-          continue;
-        }
-        throw err;
-      } finally {
-        validating = undefined;
-      }
+    await condition(() => authz.status === 'valid' || done() || (expired && authz.status === 'pending'));
+    if (authz.status === 'pending') {
+      authz.status = 'expired';
+      describe('expired before a challenge was answered');
+      await storage.projectAuthz({ id, status: 'expired' });
     }
-    if (input.identifier.type === 'dns') {
-      await va.checkCaa({
-        identifiers: [{ ...input.identifier, type: 'dns', wildcard: input.wildcard, method: challenge.type }],
-        accountUri: input.accountUri,
-        caaIdentities: input.caaIdentities,
-      });
-    }
-  } catch (err) {
-    const error = problemOf(err);
-    await storage.projectChallenge({ id: challenge.id, status: 'invalid', error });
-    describe(`validation failed: ${error.detail}`);
-    upsertSearchAttributes(searchAttributes({ lastError: error.detail }));
-    await finish('invalid', { error, method: challenge.type });
-    return status;
+  } else {
+    await condition(done, DEACTIVATION_RUN_WAIT);
   }
-
-  const validatedAt = new Date().toISOString();
-  const expiresAt = new Date(Date.now() + input.validLifetimeSeconds * 1000).toISOString();
-  await storage.projectChallenge({ id: challenge.id, status: 'valid', validatedAt });
-  status = 'valid';
-  describe(`valid until ${expiresAt}`);
-  await finish('valid', { method: challenge.type }, expiresAt);
-
-  // A valid authorization can still be deactivated by its account until it expires.
-  const deactivatedLater = await condition(() => deactivated, msUntil(expiresAt));
-  await finish(deactivatedLater ? 'deactivated' : 'expired');
-  describe(deactivatedLater ? 'deactivated by the client' : 'expired');
-  return status;
+  await condition(allHandlersFinished);
+  return authz.status;
 }

@@ -1,189 +1,240 @@
 /**
- * One ACME order (`acme-order-<id>`), the only writer of the order's state:
- * pending -> ready (all authorizations valid) -> processing (finalize Update) -> valid, or
- * invalid (an authorization failed, the CSR was refused, the order expired or an operator
- * canceled it). Created with Update-with-Start: the `created` Update returns once the
- * order and its new authorizations are in the read model, so the handler can answer.
+ * One ACME order (`acme-order-<id>`), owning the authorizations it created:
+ *
+ *   pending --(every authorization valid)--> ready --finalize--> processing --> valid
+ *      \______________________ invalid (validation failed, authorization deactivated,
+ *                                       refused CSR, server fault, canceled, expired)
+ *
+ * The front end inserts the order and starts this workflow. A client's challenge answer is
+ * the `respondChallenge` Update: its handler runs the validation activity (challenge and
+ * CAA in one activity per attempt), which records success in the read model in the same
+ * transaction that makes the order ready, and answers with the outcome — the front end
+ * waits for it briefly, so most clients read `valid` in the answer itself. `finalize` is an
+ * Update too: it waits (inside the Update) for a validation that has already been recorded
+ * but not yet seen here, so a client that finalizes the moment it reads its authorization
+ * valid is never told "not ready"; then the signing activity issues the certificate and
+ * records the order valid in the transaction that stores it.
+ *
+ * A single-name order is 5 workflow tasks: start, challenge accepted, validated (ready),
+ * finalize accepted, issued. Authorizations reused from other orders arrive valid; one that
+ * is deactivated elsewhere is reported by signal and stops the order.
  */
 import {
-  ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
-  ParentClosePolicy,
   condition,
   defineUpdate,
   proxyActivities,
-  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AcmeStorageActivities, AuthzChange, OrderInput, OrderStatus, Problem } from '../activities/acme-types.ts';
+import type { AuthzState, FinalizeOutcome, OrderInput, OrderStatus, Problem } from '../activities/acme-types.ts';
 import type { SigningActivities } from '../activities/types.ts';
 import type { ValidationActivities } from '../activities/validation-types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { acmeAuthzWorkflow, authzChangedSignal } from './acme-authz.ts';
-import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+import {
+  acmeProblem,
+  applicationFailure,
+  authzChangedSignal,
+  failureText,
+  msUntil,
+  respondChallengeUpdate,
+  retryValidationUpdate,
+  storage,
+  storageAfterUpdate,
+  Validation,
+} from './acme-common.ts';
+import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES } from './options.ts';
 
-export const orderCreatedUpdate = defineUpdate<{ status: OrderStatus }, []>('created');
-export const finalizeUpdate = defineUpdate<{ status: OrderStatus }, [{ csr: string }]>('finalize');
+export const finalizeUpdate = defineUpdate<FinalizeOutcome, [{ csr: string }]>('finalize');
 export const cancelOrderUpdate = defineUpdate<{ status: OrderStatus }, [{ by: string; reason?: string }]>('cancel');
 
-const storage = proxyLocalActivities<AcmeStorageActivities>(STORAGE_ACTIVITY_OPTIONS);
-const storageAfterUpdate = proxyActivities<AcmeStorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
-const acmeError = (type: string, detail: string): Problem => ({ type: `urn:ietf:params:acme:error:${type}`, detail });
-
-function msUntil(iso: string): number {
-  return Math.max(0, new Date(iso).getTime() - Date.now());
-}
+const open = (s: OrderStatus) => s === 'pending' || s === 'ready';
+const notReady = (detail: string) => ApplicationFailure.nonRetryable(detail, 'orderNotReady');
 
 export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus> {
-  const { workflowId, taskQueue } = workflowInfo();
-  let status: OrderStatus = 'pending';
-  let created = false;
-  let csr: string | undefined;
-  let canceled: { by: string; reason?: string } | undefined;
-  const authzs = new Map(input.authzs.map((a) => [a.id, { ...a, error: undefined as Problem | undefined }]));
+  const { taskQueue } = workflowInfo();
+  let status: OrderStatus = input.status;
+  let expired = false;
+  /** Why the order must stop (an authorization was deactivated), handled by the main loop. */
+  let stop: Problem | undefined;
+  const authzs = new Map<string, AuthzState>(input.authzs.map((a) => [a.id, { ...a }]));
+  const validations = new Map<string, Validation>();
+  const all = () => [...authzs.values()];
 
-  setHandler(orderCreatedUpdate, async () => {
-    await condition(() => created);
-    return { status };
+  // The expiry timer is never canceled: an order that ends earlier leaves it behind unseen.
+  void sleep(msUntil(input.expiresAt)).then(() => {
+    expired = true;
   });
-  setHandler(authzChangedSignal, (change: AuthzChange) => {
-    const a = authzs.get(change.authzId);
-    if (a) Object.assign(a, { status: change.status, method: change.method ?? a.method, error: change.error });
-  });
-  setHandler(
-    finalizeUpdate,
-    (req) => {
-      csr = req.csr;
-      status = 'processing';
-      return { status: status as OrderStatus };
-    },
-    {
-      validator: (_req: { csr: string }) => {
-        if (status !== 'ready') throw ApplicationFailure.nonRetryable(`the order is ${status}, not ready`, 'orderNotReady');
-      },
-    },
+
+  const transition = (s: OrderStatus, details: string, lastError?: string) => {
+    status = s;
+    upsertSearchAttributes(searchAttributes({ state: s, lastError }));
+    setCurrentDetails(`**${s}** — ${details}`);
+  };
+  /** The order becomes invalid; the projection runs locally unless an Update was accepted in this task. */
+  const fail = async (error: Problem, details: string, afterUpdate = false) => {
+    transition('invalid', details, error.detail);
+    await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: 'invalid', error });
+  };
+
+  setCurrentDetails(
+    status === 'ready' ? '**ready** — every authorization was valid already; waiting for finalize' : `**pending** — waiting for ${all().filter((a) => a.status === 'pending').length} challenge answer(s)`,
   );
+
   setHandler(
-    cancelOrderUpdate,
-    (c) => {
-      canceled = c;
-      return { status: 'invalid' as OrderStatus };
+    respondChallengeUpdate,
+    async ({ authzId, challengeId }) => {
+      const authz = authzs.get(authzId)!;
+      authz.status = 'processing';
+      const validation = new Validation();
+      validations.set(authzId, validation);
+      setCurrentDetails(`**${status}** — validating ${authz.identifier.value}`);
+      const outcome = await validation.run(authz, challengeId, input.validation, input.orderId);
+      validations.delete(authzId);
+      if (outcome.ok) {
+        authz.status = 'valid';
+        authz.validatedAt = outcome.result.validatedAt;
+        authz.method = authz.challenges.find((c) => c.id === challengeId)?.type;
+        if (status === 'pending' && all().every((a) => a.status === 'valid')) transition('ready', 'every authorization is valid; waiting for finalize');
+        return { status: 'valid' as const, validated: outcome.result.validatedAt };
+      }
+      authz.status = outcome.gone ?? 'invalid';
+      const orderError = { ...outcome.error, detail: `${authz.identifier.value}: ${outcome.error.detail}` };
+      if (outcome.gone) {
+        if (open(status)) await fail(orderError, `authorization ${authzId} is ${outcome.gone}`);
+      } else {
+        const stillOpen = open(status);
+        if (stillOpen) transition('invalid', `validation of ${authz.identifier.value} failed`, orderError.detail);
+        // Challenge, authorization and (while open) the order in one transaction.
+        await storage.failValidation({ orderId: stillOpen ? input.orderId : undefined, authzId, challengeId, error: outcome.error, orderError });
+      }
+      return { status: 'invalid' as const, error: outcome.error };
     },
     {
-      validator: (_c: { by: string; reason?: string }) => {
-        if (status === 'valid' || status === 'invalid' || status === 'processing') {
-          throw ApplicationFailure.nonRetryable(`the order is ${status}; it can no longer be canceled`, 'malformed');
+      validator: ({ authzId, challengeId }) => {
+        const authz = authzs.get(authzId);
+        if (!authz?.challenges.some((c) => c.id === challengeId)) throw ApplicationFailure.nonRetryable('no such challenge in this order', 'malformed');
+        if (status !== 'pending') throw ApplicationFailure.nonRetryable(`the order is ${status}`, 'malformed');
+        if (authz.status !== 'pending') {
+          throw ApplicationFailure.nonRetryable(`the authorization is ${authz.status === 'processing' ? 'being validated' : authz.status}`, 'malformed');
         }
       },
     },
   );
 
-  const identifiers = input.identifiers.map((i) => `${i.type}:${i.value}`);
-  /** `afterUpdate`: the transition follows an Update (finalize, cancel): see STORAGE_AFTER_UPDATE_OPTIONS. */
-  const transition = async (s: OrderStatus, details: string, p: { error?: Problem; serial?: string } = {}, afterUpdate = false) => {
-    status = s;
-    upsertSearchAttributes(
-      searchAttributes({ protocol: 'acme', state: s, identifiers, account: input.accountId, lastError: p.error?.detail }),
-    );
-    setCurrentDetails(`**${s}** — ${details}`);
-    await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: s, ...p });
-  };
-
-  upsertSearchAttributes(searchAttributes({ protocol: 'acme', state: 'pending', identifiers, account: input.accountId }));
-  await storage.createOrderRecords(
-    {
-      id: input.orderId,
-      accountId: input.accountId,
-      alias: input.alias,
-      status: 'pending',
-      identifiers: input.identifiers,
-      authzIds: input.authzs.map((a) => a.id),
-      expiresAt: input.expiresAt,
-      profile: input.profile,
-      acmeProfile: input.acmeProfile,
-      replaces: input.replaces,
+  setHandler(
+    finalizeUpdate,
+    async ({ csr }) => {
+      // Validations recorded as valid (the client read them) but not yet seen here end first.
+      await condition(() => status !== 'pending');
+      if (status !== 'ready') throw notReady(`the order is ${status}, not ready`);
+      status = 'processing';
+      setCurrentDetails('**processing** — signing the certificate');
+      try {
+        const stale = all().filter(
+          (a) => a.identifier.type === 'dns' && (!a.validatedAt || Date.now() - new Date(a.validatedAt).getTime() > input.caaRecheckSeconds * 1000),
+        );
+        if (stale.length) {
+          // Authorizations validated long ago: CAA may have changed since (RFC 8659 3).
+          const va = proxyActivities<ValidationActivities>({
+            startToCloseTimeout: `${input.validation.attemptTimeoutSeconds + 5} seconds`,
+            retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+          });
+          await va.checkCaa({
+            identifiers: stale.map((a) => ({ type: 'dns' as const, value: a.identifier.value, wildcard: a.wildcard, method: a.method ?? 'http-01' })),
+            accountUri: input.validation.accountUri,
+            caaIdentities: input.validation.caaIdentities,
+          });
+        }
+        const signing = proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
+        const cert = await signing.issueCertificate({
+          requestId: input.orderId,
+          protocol: 'acme',
+          csr,
+          profile: input.profile,
+          caName: input.caName,
+          requester: input.accountId,
+          replaces: input.replacesSerial,
+          acme: { orderId: input.orderId, authzIds: all().map((a) => a.id) },
+        });
+        transition('valid', `certificate ${cert.serial} issued`);
+        return { status: 'valid' as const, serial: cert.serial };
+      } catch (err) {
+        const app = applicationFailure(err);
+        if (!app || !app.nonRetryable) {
+          // A server fault (timeout, signing retries used up): the certificate may still
+          // have been issued before the fault; then the order has it.
+          const serial = await storage.issuedSerial({ orderId: input.orderId });
+          if (serial) {
+            await storage.projectOrder({ id: input.orderId, status: 'valid', serial });
+            transition('valid', `certificate ${serial} issued`);
+            return { status: 'valid' as const, serial };
+          }
+        }
+        const type = app?.type === 'caa' ? 'caa' : app?.type === 'unauthorized' ? 'unauthorized' : app && BAD_CSR_TYPES.includes(app.type ?? '') ? 'badCSR' : 'serverInternal';
+        const error = acmeProblem(type, type === 'serverInternal' ? `the certificate could not be issued: ${failureText(err)}` : app!.message);
+        await fail(error, `refused: ${error.detail}`);
+        return { status: 'invalid' as const, error };
+      }
     },
-    input.newAuthzs.map((a) => ({
-      id: a.authzId,
-      accountId: a.accountId,
-      alias: a.alias,
-      identifier: a.identifier,
-      wildcard: a.wildcard,
-      status: 'pending',
-      expiresAt: a.expiresAt,
-      challenges: a.challenges.map((c) => ({ ...c, status: 'pending' })),
-    })),
+    {
+      validator: (_req: { csr: string }) => {
+        if (expired) throw notReady('the order has expired');
+        if (status === 'ready') return;
+        // Every authorization valid or being validated: finalize waits for the outcome.
+        if (status === 'pending' && all().every((a) => a.status === 'valid' || a.status === 'processing')) return;
+        throw notReady(`the order is ${status}, not ready`);
+      },
+    },
   );
-  for (const a of input.newAuthzs) {
-    // Authorizations outlive their order (reuse by later orders, deactivation).
-    await startChild(acmeAuthzWorkflow, {
-      workflowId: `acme-authz-${a.authzId}`,
-      taskQueue,
-      args: [{ ...a, orderWorkflowIds: [workflowId] }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      typedSearchAttributes: searchAttributes({ protocol: 'acme', state: 'authz-pending', account: input.accountId }),
-    });
-  }
-  created = true;
-  setCurrentDetails(`**pending** — waiting for ${input.authzs.length} authorization(s)`);
 
-  const all = () => [...authzs.values()];
-  const failed = () => all().find((a) => a.status !== 'valid' && a.status !== 'pending');
-  const decided = await condition(() => canceled !== undefined || failed() !== undefined || all().every((a) => a.status === 'valid'), msUntil(input.expiresAt));
-  if (!decided) return end('invalid', 'expired before its authorizations were valid', acmeError('malformed', 'the order expired'));
-  if (canceled) return end('invalid', `canceled by ${canceled.by}`, acmeError('malformed', `canceled by ${canceled.by}${canceled.reason ? `: ${canceled.reason}` : ''}`), true);
-  const bad = failed();
-  if (bad) {
-    const error = bad.error ?? acmeError('unauthorized', `authorization for ${bad.identifier.value} is ${bad.status}`);
-    return end('invalid', `authorization ${bad.id} is ${bad.status}`, { ...error, detail: `${bad.identifier.value}: ${error.detail}` });
-  }
+  setHandler(
+    cancelOrderUpdate,
+    async ({ by, reason }) => {
+      await fail(acmeProblem('malformed', `canceled by ${by}${reason ? `: ${reason}` : ''}`), `canceled by ${by}`, true);
+      return { status };
+    },
+    {
+      validator: (_c: { by: string; reason?: string }) => {
+        if (!open(status)) throw ApplicationFailure.nonRetryable(`the order is ${status}; it can no longer be canceled`, 'malformed');
+      },
+    },
+  );
 
-  await transition('ready', 'all authorizations are valid; waiting for finalize');
-  const finalized = await condition(() => csr !== undefined || canceled !== undefined, msUntil(input.expiresAt));
-  if (!finalized) return end('invalid', 'expired before it was finalized', acmeError('malformed', 'the order expired before it was finalized'));
-  // (The cancel Update may have arrived while waiting: TypeScript cannot see handler writes.)
-  const lateCancel = canceled as { by: string; reason?: string } | undefined;
-  if (lateCancel) return end('invalid', `canceled by ${lateCancel.by}`, acmeError('malformed', `canceled by ${lateCancel.by}`), true);
+  setHandler(
+    retryValidationUpdate,
+    (arg) => {
+      const retried = [...validations.entries()].filter(([id]) => !arg.authzId || id === arg.authzId);
+      for (const [, v] of retried) v.retryNow();
+      return { retried: retried.map(([id]) => id) };
+    },
+    {
+      validator: (arg) => {
+        if (![...validations.keys()].some((id) => !arg.authzId || id === arg.authzId)) {
+          throw ApplicationFailure.nonRetryable(`order ${input.orderId} is ${status}: no authorization is being validated`, 'malformed');
+        }
+      },
+    },
+  );
 
-  await transition('processing', 'checking CAA and signing', {}, true);
-  const va = proxyActivities<ValidationActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
+  setHandler(authzChangedSignal, ({ authzId, status: authzStatus }) => {
+    const authz = authzs.get(authzId);
+    if (!authz) return;
+    authz.status = authzStatus;
+    if (open(status)) stop ??= acmeProblem('unauthorized', `the authorization for ${authz.identifier.value} was ${authzStatus}`);
   });
-  const signing = proxyActivities<SigningActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
-  try {
-    const dnsAuthzs = all().filter((a) => a.identifier.type === 'dns');
-    if (dnsAuthzs.length) {
-      await va.checkCaa({
-        identifiers: dnsAuthzs.map((a) => ({ type: 'dns', value: a.identifier.value, wildcard: a.wildcard, method: a.method ?? 'http-01' })),
-        accountUri: input.accountUri,
-        caaIdentities: input.caaIdentities,
-      });
-    }
-    const cert = await signing.issueCertificate({
-      requestId: input.orderId,
-      protocol: 'acme',
-      csr: csr!,
-      profile: input.profile,
-      caName: input.caName,
-      requester: input.accountId,
-      replaces: input.replacesSerial,
-    });
-    await transition('valid', `certificate ${cert.serial} issued`, { serial: cert.serial });
-    return status;
-  } catch (err) {
-    const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    if (!app) throw err;
-    const type = app.type === 'caa' ? 'caa' : REQUESTER_ERROR_TYPES.includes(app.type ?? '') ? 'badCSR' : (app.type ?? 'serverInternal');
-    return end('invalid', `refused: ${app.message}`, acmeError(type, app.message));
-  }
 
-  async function end(s: OrderStatus, details: string, error: Problem, afterUpdate = false): Promise<OrderStatus> {
-    await transition(s, details, { error }, afterUpdate);
-    return s;
+  while (open(status) || status === 'processing') {
+    await condition(() => !(open(status) || status === 'processing') || (open(status) && (stop !== undefined || expired)));
+    if (!open(status)) continue;
+    if (stop) await fail(stop, stop.detail);
+    else await fail(acmeProblem('malformed', `the order expired before it was ${status === 'ready' ? 'finalized' : 'authorized'}`), 'expired');
   }
+  // Updates under way (a validation of another authorization) finish before the order closes.
+  await condition(allHandlersFinished);
+  return status;
 }

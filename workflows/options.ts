@@ -36,6 +36,19 @@ export const ENROLLMENT_SIGNING_OPTIONS: ActivityOptions = {
   retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, maximumAttempts: 4 },
 };
 
+/**
+ * An ACME order's signing: as above, but bounded in time. When the key store stays away
+ * longer (HSM gone, CA key missing) the order becomes invalid with serverInternal and the
+ * cause in CertflowLastError — the client can order again — instead of processing forever.
+ */
+export const ACME_SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
+  ...SIGNING_ACTIVITY_OPTIONS,
+  scheduleToCloseTimeout: '5 minutes',
+};
+
+/** Signing failures that mean the CSR is at fault (ACME badCSR); every other kind is a server fault. */
+export const BAD_CSR_TYPES: string[] = ['badCSR', 'badKey', 'policy', 'malformed'];
+
 export const STORAGE_ACTIVITY_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },

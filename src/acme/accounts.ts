@@ -16,6 +16,7 @@ import type { AcmeAccount, AcmeDeps, AcmeDirectory, VerifiedRequest } from './ap
 import { verifyExternalAccountBinding } from './eab.ts';
 import { checkPublicJwk, jwkThumbprint, verifyInnerJws } from './jws.ts';
 import { AcmeProblem, problem } from './problems.ts';
+import { enforceAccountLimit } from './rate-limits.ts';
 import type { ShellRoute } from './router.ts';
 
 /** More would be a mailing list, not a contact. */
@@ -116,7 +117,8 @@ async function newAccount(deps: AcmeDeps, ctx: Context, req: VerifiedRequest, di
   const eabKid = await eabKidFor(deps, dir, req, thumbprint);
   const id = newId();
   const created = await withTransaction(deps.pool, async (tx) => {
-    const row = await accounts.insert(tx, { id, alias: dir.alias.name, jwk, thumbprint, contact, tosAgreed, eabKid });
+    await enforceAccountLimit(tx, deps.config.acme.rateLimits, ctx.ip || undefined);
+    const row = await accounts.insert(tx, { id, alias: dir.alias.name, jwk, thumbprint, contact, tosAgreed, eabKid, createdIp: ctx.ip || undefined });
     if (!row) return null; // a concurrent request created the account of this key first
     // Same transaction as the insert: a key is used up exactly when its account exists.
     if (eabKid && !(await eabKeys.bind(tx, eabKid, id))) {
@@ -162,6 +164,7 @@ async function accountResource(deps: AcmeDeps, ctx: Context, req: VerifiedReques
     }
     return row;
   });
+  deps.accountCache?.evict(account.id);
   if (!updated) throw problem('unauthorized', `account ${account.id} is no longer valid`);
   if (changes.status) {
     deps.log.info({ account: account.id }, 'ACME account deactivated');
@@ -207,6 +210,7 @@ async function keyChange(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
     const taker = await accounts.getByThumbprint(deps.pool, dir.alias.name, inner.thumbprint);
     throw taker ? keyInUse(dir, taker.id) : problem('malformed', 'another account uses the new key already', { status: 409 });
   }
+  deps.accountCache?.evict(account.id);
   if (!updated) throw problem('unauthorized', 'the account changed meanwhile (another key change or a deactivation); fetch it and try again');
   deps.log.info({ account: account.id }, 'ACME account key changed');
   sendAccount(ctx, dir, updated, 200);

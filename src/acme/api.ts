@@ -9,12 +9,15 @@ import type { Context } from 'koa';
 import type { Pool } from 'pg';
 import type { AcmeAlias, Config } from '../config/index.ts';
 import type { Logger } from '../core/logger.ts';
+import type { AccountCache } from './account-cache.ts';
 
 export interface AcmeDeps {
   config: Config;
   pool: Pool;
   temporal: Client;
   log: Logger;
+  /** Accounts cached in this process (server); without it every look-up reads Postgres. */
+  accountCache?: AccountCache;
 }
 
 /** An ACME account as stored (table acme_accounts). */
@@ -64,6 +67,8 @@ export interface Route {
   auth?: 'kid' | 'jwk' | 'either';
   /** POST-as-GET allowed (empty payload) — and for GET routes: also served to GET. */
   postAsGet?: boolean;
+  /** A resource that is only read: a POST with a payload is refused (malformed). */
+  readOnly?: boolean;
   /**
    * Sets ctx.status / ctx.body (an object is sent as JSON) / headers (Location, Link,
    * Retry-After). Throws AcmeProblem (problems.ts) or CaError for errors; the shell

@@ -1,26 +1,43 @@
 /**
  * ACME resources of RFC 8555 section 7.1.3-7.5: orders, authorizations, challenges,
  * finalize, certificate download, pre-authorization and the account's order list.
- * Reads come from the read model (Postgres); every change is an Update to the order's or
- * authorization's workflow, with an update id derived from the request, and a deadline.
+ *
+ * Reads come from the read model (Postgres). A new order is inserted, with the
+ * authorizations it creates, in the transaction that counts it against the rate limits and
+ * starts its workflow; every later change is an Update to the order's workflow (or, for an
+ * authorization outside an open order, to its own workflow, started on demand with
+ * Update-with-Start), with an update id derived from the request and a deadline. A
+ * challenge answer and a finalize wait briefly (acme.answerWaitSeconds) for their outcome,
+ * so that most clients read `valid` in the answer itself.
  */
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import type { Context } from 'koa';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, type JsonWebKey } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { AcmeIdentifier, AuthzInput, ChallengeType, OrderAuthzRef, OrderInput, Problem } from '../../activities/acme-types.ts';
+import type {
+  AcmeIdentifier,
+  AuthzInput,
+  AuthzRecord,
+  AuthzState,
+  ChallengeOutcome,
+  ChallengeType,
+  FinalizeOutcome,
+  OrderInput,
+  Problem,
+  ValidationSettings,
+} from '../../activities/acme-types.ts';
 import {
   acmeAuthzWorkflow,
   acmeOrderWorkflow,
   cancelOrderUpdate,
   deactivateAuthzUpdate,
   finalizeUpdate,
-  orderCreatedUpdate,
   respondChallengeUpdate,
 } from '../../workflows/index.ts';
-import type { AcmeAlias, Config } from '../config/index.ts';
+import type { AcmeAlias } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
+import { withTransaction } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as orders from '../db/repos/acme-orders.ts';
@@ -30,9 +47,10 @@ import { withDeadline } from '../temporal/client.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
 import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
 import { parseAriCertId } from './ari.ts';
-import { compound, problem, PROBLEM_STATUS, problemTypeOf, rateLimited, subproblem, type Subproblem } from './problems.ts';
+import { compound, problem, PROBLEM_STATUS, problemTypeOf, subproblem, type Subproblem } from './problems.ts';
+import { enforceOrderLimits } from './rate-limits.ts';
 
-/** How long a handler waits for a workflow to take an Update before answering 503. */
+/** How long a handler waits for a workflow to take an Update (or to start) before answering 503. */
 const UPDATE_DEADLINE_MS = 10_000;
 const ORDERS_PAGE = 100;
 
@@ -55,17 +73,31 @@ function challengeView(dir: AcmeDirectory, authzId: string, c: ChallengeRow) {
   };
 }
 
+/** Pending and valid authorizations past their expiry read as expired (the row may lag behind its timer). */
+function authzStatusNow(a: AuthzRow): AuthzRow['status'] {
+  return (a.status === 'pending' || a.status === 'valid') && a.expiresAt.getTime() <= Date.now() ? 'expired' : a.status;
+}
+
 function authzView(dir: AcmeDirectory, a: AuthzRow) {
   return {
     identifier: a.identifier,
-    status: a.status,
+    status: authzStatusNow(a),
     expires: a.expiresAt.toISOString(),
     challenges: a.challenges.map((c) => challengeView(dir, a.id, c)),
     ...(a.wildcard ? { wildcard: true } : {}),
   };
 }
 
-function orderView(dir: AcmeDirectory, o: OrderRow) {
+/** An open order past its expiry reads as invalid (its workflow's timer makes it so). */
+function orderNow(o: OrderRow): OrderRow {
+  if ((o.status === 'pending' || o.status === 'ready') && o.expiresAt.getTime() <= Date.now()) {
+    return { ...o, status: 'invalid', error: { type: 'urn:ietf:params:acme:error:malformed', detail: 'the order expired' } };
+  }
+  return o;
+}
+
+function orderView(dir: AcmeDirectory, row: OrderRow) {
+  const o = orderNow(row);
   return {
     status: o.status,
     expires: o.expiresAt.toISOString(),
@@ -170,73 +202,108 @@ async function ownedAuthz(deps: AcmeDeps, acct: AcmeAccount, id: string): Promis
   return a;
 }
 
-/** Runs an Update against a workflow with a deadline; validator refusals become problems. */
-async function update<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** A workflow call refused or not answered, as a problem. */
+function updateProblem(what: string, e: unknown): unknown {
+  if (e instanceof WorkflowUpdateFailedError) {
+    const cause = e.cause as { type?: string; message?: string } | undefined;
+    return problem(cause?.type === 'orderNotReady' ? 'orderNotReady' : 'malformed', cause?.message ?? e.message);
+  }
+  if (CaError.is(e, 'unavailable')) {
+    return problem('serverInternal', `${what} is not answering (no worker?); try again`, { status: 503, headers: { 'Retry-After': '10' } });
+  }
+  return e;
+}
+
+/** Runs a workflow call (start, Update) with a deadline; refusals and silence become problems. */
+async function withWorkflow<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await withDeadline(what, UPDATE_DEADLINE_MS, fn);
   } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) {
-      const cause = e.cause as { type?: string; message?: string } | undefined;
-      const type = cause?.type === 'orderNotReady' ? 'orderNotReady' : 'malformed';
-      throw problem(type, cause?.message ?? e.message);
-    }
-    if (CaError.is(e, 'unavailable')) {
-      throw problem('serverInternal', `${what} is not answering (no worker?); try again`, { status: 503, headers: { 'Retry-After': '10' } });
-    }
-    throw e;
+    throw updateProblem(what, e);
   }
+}
+
+/**
+ * An Update whose outcome the client would otherwise poll for: waits up to
+ * acme.answerWaitSeconds for it. When it takes longer, confirms with `accepted` (same update
+ * id: no second Update) that the workflow took it, and returns undefined: the answer is then
+ * "processing" with Retry-After.
+ */
+async function updateWithin<R>(deps: AcmeDeps, what: string, run: () => Promise<R>, accepted: () => Promise<unknown>): Promise<R | undefined> {
+  const waitMs = deps.config.acme.answerWaitSeconds * 1000;
+  if (waitMs > 0) {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), waitMs);
+    try {
+      return await deps.temporal.withAbortSignal(ac.signal, run);
+    } catch (e) {
+      if (!ac.signal.aborted) throw updateProblem(what, e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  await withWorkflow(what, accepted);
+  return undefined;
 }
 
 function newChallenges(types: ChallengeType[]) {
   return types.map((type) => ({ id: newId(), type, token: randomBytes(32).toString('base64url') }));
 }
 
-function authzInput(deps: AcmeDeps, dir: AcmeDirectory, acct: AcmeAccount, c: CheckedIdentifier, expiresAt: Date, createRecords: boolean): AuthzInput {
+function validationSettings(deps: AcmeDeps, dir: AcmeDirectory, acct: AcmeAccount): ValidationSettings {
   const v = deps.config.validation;
   // Backoff 1, 2, 4, 8, then 10 s: four attempts cover the first 15 s, one more each 10 s.
-  const attempts = 4 + Math.ceil(Math.max(0, v.retryWindowSeconds - 15) / 10);
   return {
-    authzId: newId(),
-    accountId: acct.id,
     accountUri: dir.accountUrl(acct.id),
-    thumbprint: acct.thumbprint,
-    alias: dir.alias.name,
-    identifier: c.base,
-    wildcard: c.wildcard,
-    challenges: newChallenges(challengeTypesFor(dir.alias, c)),
-    expiresAt: expiresAt.toISOString(),
-    validLifetimeSeconds: deps.config.acme.validAuthzLifetimeSeconds,
     caaIdentities: dir.alias.caaIdentities,
-    maxAttempts: attempts,
+    maxAttempts: 4 + Math.ceil(Math.max(0, v.retryWindowSeconds - 15) / 10),
     attemptTimeoutSeconds: v.attemptTimeoutSeconds,
-    orderWorkflowIds: [],
-    createRecords,
+    validLifetimeSeconds: deps.config.acme.validAuthzLifetimeSeconds,
   };
 }
 
-// ---- rate limits -----------------------------------------------------------------------
-
-function registeredDomain(name: string): string {
-  // Without a public suffix list: the last two labels (documented approximation).
-  return name.split('.').slice(-2).join('.');
+function authzRecord(acct: AcmeAccount, dir: AcmeDirectory, c: CheckedIdentifier, expiresAt: Date): AuthzRecord {
+  return {
+    id: newId(),
+    accountId: acct.id,
+    alias: dir.alias.name,
+    identifier: c.base,
+    wildcard: c.wildcard,
+    status: 'pending',
+    expiresAt: expiresAt.toISOString(),
+    challenges: newChallenges(challengeTypesFor(dir.alias, c)),
+  };
 }
 
-async function checkRateLimits(deps: AcmeDeps, acct: AcmeAccount, ids: CheckedIdentifier[]): Promise<void> {
-  const limits = deps.config.acme.rateLimits;
-  const hour = 3600_000;
-  const recent = await orders.countRecentOrders(deps.pool, acct.id, new Date(Date.now() - hour));
-  if (recent.count >= limits.newOrdersPerAccountPerHour) {
-    const retry = ((recent.oldest?.getTime() ?? Date.now()) + hour - Date.now()) / 1000;
-    throw rateLimited(`too many new orders: at most ${limits.newOrdersPerAccountPerHour} per account per hour`, retry);
-  }
-  const week = 7 * 86_400_000;
-  for (const domain of new Set(ids.filter((i) => i.base.type === 'dns').map((i) => registeredDomain(i.base.value)))) {
-    const issued = await orders.countIssuedForDomain(deps.pool, domain, new Date(Date.now() - week));
-    if (issued.count >= limits.certificatesPerDomainPerWeek) {
-      const retry = ((issued.oldest?.getTime() ?? Date.now()) + week - Date.now()) / 1000;
-      throw rateLimited(`too many certificates for ${domain}: at most ${limits.certificatesPerDomainPerWeek} per week`, retry);
-    }
-  }
+/** What the authorization workflow needs to take over an authorization from the read model. */
+function authzInput(deps: AcmeDeps, dir: AcmeDirectory, acct: AcmeAccount, a: AuthzRow, status: 'pending' | 'valid'): AuthzInput {
+  return {
+    authz: {
+      id: a.id,
+      identifier: a.identifier,
+      wildcard: a.wildcard,
+      status,
+      challenges: a.challenges.map((c) => ({ id: c.id, type: c.type as ChallengeType, token: c.token })),
+    },
+    accountId: acct.id,
+    expiresAt: a.expiresAt.toISOString(),
+    validation: validationSettings(deps, dir, acct),
+  };
+}
+
+function authzWorkflowStart(deps: AcmeDeps, input: AuthzInput) {
+  return new WithStartWorkflowOperation(acmeAuthzWorkflow, {
+    workflowId: `acme-authz-${input.authz.id}`,
+    taskQueue: deps.config.temporal.taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: searchAttributes({
+      protocol: 'acme',
+      state: `authz-${input.authz.status}`,
+      account: input.accountId,
+      identifiers: [`${input.authz.identifier.type}:${input.authz.wildcard ? '*.' : ''}${input.authz.identifier.value}`],
+    }),
+  });
 }
 
 // ---- handlers --------------------------------------------------------------------------
@@ -265,66 +332,107 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
     const { serialHex } = parseAriCertId(replaces);
     const old = await certificates.get(deps.pool, serialHex);
     if (!old || old.requester !== acct.id) throw problem('malformed', `"replaces" names no certificate of this account`);
-    const { rows } = await deps.pool.query('SELECT 1 FROM acme_orders WHERE replaces = $1 AND status <> $2 LIMIT 1', [replaces, 'invalid']);
-    if (rows.length) throw problem('alreadyReplaced', `certificate ${serialHex} has already been replaced`, { status: 409 });
     replacesSerial = old.serial;
   }
-  await checkRateLimits(deps, acct, ids);
 
   const now = Date.now();
-  const orderExpires = new Date(now + deps.config.acme.orderLifetimeSeconds * 1000);
   const orderId = newId();
-  const refs: OrderAuthzRef[] = [];
-  const fresh: AuthzInput[] = [];
-  for (const c of ids) {
-    const reused = await orders.findReusableAuthz(deps.pool, {
-      accountId: acct.id,
-      alias: dir.alias.name,
-      identifier: c.base,
-      wildcard: c.wildcard,
-      until: orderExpires,
+  const orderExpires = new Date(now + deps.config.acme.orderLifetimeSeconds * 1000);
+  const authzExpires = new Date(Math.max(now + deps.config.acme.pendingAuthzLifetimeSeconds * 1000, orderExpires.getTime()));
+  const authzs: AuthzState[] = [];
+  const identifiers = ids.map((i) => i.identifier);
+  try {
+    await withTransaction(deps.pool, async (tx) => {
+      const limitKeys = await enforceOrderLimits(tx, deps.config.acme.rateLimits, acct.id, identifiers);
+      const reusable = await orders.lockReusableAuthzs(tx, {
+        accountId: acct.id,
+        alias: dir.alias.name,
+        identifiers: ids.map((c) => ({ identifier: c.base, wildcard: c.wildcard })),
+        until: orderExpires,
+      });
+      for (const c of ids) {
+        const reused = reusable.get(orders.reuseKey(c.base, c.wildcard));
+        if (reused) {
+          authzs.push({
+            id: reused.id,
+            identifier: c.base,
+            wildcard: c.wildcard,
+            status: 'valid',
+            challenges: [],
+            validatedAt: reused.validatedAt?.toISOString(),
+            method: reused.method ?? undefined,
+          });
+          continue;
+        }
+        const record = authzRecord(acct, dir, c, authzExpires);
+        await orders.insertAuthz(tx, { ...record, ownerOrderId: orderId });
+        authzs.push({ id: record.id, identifier: c.base, wildcard: c.wildcard, status: 'pending', challenges: record.challenges });
+      }
+      const status = authzs.every((a) => a.status === 'valid') ? 'ready' : 'pending';
+      await orders.insertOrder(tx, {
+        id: orderId,
+        accountId: acct.id,
+        alias: dir.alias.name,
+        status,
+        identifiers,
+        authzIds: authzs.map((a) => a.id),
+        expiresAt: orderExpires.toISOString(),
+        profile,
+        acmeProfile,
+        replaces,
+        registeredDomains: limitKeys,
+      });
+      const input: OrderInput = {
+        orderId,
+        accountId: acct.id,
+        alias: dir.alias.name,
+        identifiers,
+        status,
+        authzs,
+        expiresAt: orderExpires.toISOString(),
+        profile,
+        caName: dir.alias.caName,
+        replacesSerial,
+        validation: validationSettings(deps, dir, acct),
+        caaRecheckSeconds: deps.config.acme.caaRecheckSeconds,
+      };
+      // Started before the commit: if Temporal does not take it, nothing is stored; once the
+      // rows are visible (to a deactivation that must tell the order), the workflow exists.
+      await withWorkflow(`order ${orderId}`, () =>
+        deps.temporal.workflow.start(acmeOrderWorkflow, {
+          workflowId: `acme-order-${orderId}`,
+          taskQueue: deps.config.temporal.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          typedSearchAttributes: searchAttributes({
+            protocol: 'acme',
+            state: status,
+            account: acct.id,
+            identifiers: identifiers.map((i) => `${i.type}:${i.value}`),
+          }),
+        }),
+      );
     });
-    if (reused) {
-      const method = reused.challenges.find((ch) => ch.status === 'valid')?.type;
-      refs.push({ id: reused.id, identifier: c.base, wildcard: c.wildcard, status: 'valid', method });
-      continue;
-    }
-    const authzExpires = new Date(Math.max(now + deps.config.acme.pendingAuthzLifetimeSeconds * 1000, orderExpires.getTime()));
-    const a = authzInput(deps, dir, acct, c, authzExpires, false);
-    fresh.push(a);
-    refs.push({ id: a.authzId, identifier: c.base, wildcard: c.wildcard, status: 'pending' });
+  } catch (e) {
+    if (e instanceof orders.AlreadyReplacedError) throw problem('alreadyReplaced', `certificate ${replacesSerial} has already been replaced`, { status: 409 });
+    throw e;
   }
-  const input: OrderInput = {
-    orderId,
+  const row: OrderRow = {
+    id: orderId,
     accountId: acct.id,
-    accountUri: dir.accountUrl(acct.id),
     alias: dir.alias.name,
-    identifiers: ids.map((i) => i.identifier),
-    authzs: refs,
-    newAuthzs: fresh,
-    expiresAt: orderExpires.toISOString(),
+    status: authzs.every((a) => a.status === 'valid') ? 'ready' : 'pending',
+    identifiers,
+    authzIds: authzs.map((a) => a.id),
+    expiresAt: orderExpires,
     profile,
-    acmeProfile,
-    caName: dir.alias.caName,
-    replacesSerial,
-    replaces,
-    caaIdentities: dir.alias.caaIdentities,
+    acmeProfile: acmeProfile ?? null,
+    replaces: replaces ?? null,
+    error: null,
+    serial: null,
+    createdAt: new Date(now),
+    updatedAt: new Date(now),
   };
-  const start = new WithStartWorkflowOperation(acmeOrderWorkflow, {
-    workflowId: `acme-order-${orderId}`,
-    taskQueue: deps.config.temporal.taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: 'FAIL',
-    typedSearchAttributes: searchAttributes({
-      protocol: 'acme',
-      state: 'pending',
-      account: acct.id,
-      identifiers: input.identifiers.map((i) => `${i.type}:${i.value}`),
-    }),
-  });
-  await update(`order ${orderId}`, () => deps.temporal.workflow.executeUpdateWithStart(orderCreatedUpdate, { startWorkflowOperation: start }));
-  const row = await orders.getOrder(deps.pool, orderId);
-  if (!row) throw new CaError('internal', `order ${orderId} was created but is not in the read model`);
   ctx.status = 201;
   ctx.set('Location', dir.url(`/order/${orderId}`));
   ctx.body = orderView(dir, row);
@@ -336,37 +444,54 @@ async function getOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   ctx.body = orderView(dir, o);
 }
 
-/** The names a CSR asks for: SANs plus a CN (which must be one of them). */
-function csrIdentifiers(der: Uint8Array): { names: Set<string>; cn?: string } {
+/** The names a CSR asks for (SANs plus a CN, which must be one of them) and its public key. */
+function csrContents(der: Uint8Array): { names: Set<string>; cn?: string; spki: Uint8Array } {
   const csr = parseCsr(der);
   const names = new Set([...csr.sans.dns.map((d) => `dns:${d.toLowerCase()}`), ...csr.sans.ip.map((ip) => `ip:${normalizeIp(ip)}`)]);
   const cn = csr.subject.find((a) => a.type === '2.5.4.3')?.value;
   if (csr.sans.email.length || csr.sans.uri.length) throw problem('badCSR', 'the CSR may only ask for DNS names and IP addresses');
-  return { names, cn };
+  return { names, cn, spki: csr.spki };
 }
 
 async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
   const acct = account(req);
-  const o = await ownedOrder(deps, acct, ctx.params.id!);
+  const o = orderNow(await ownedOrder(deps, acct, ctx.params.id!));
   if (o.status !== 'ready') throw problem('orderNotReady', `the order is ${o.status}, not ready`);
   const body = payloadObject(req);
   if (typeof body.csr !== 'string' || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw problem('malformed', 'csr must be base64url DER');
   const der = Buffer.from(body.csr, 'base64url');
-  const { names, cn } = csrIdentifiers(der);
+  const { names, cn, spki } = csrContents(der);
   const wanted = new Set(o.identifiers.map((i) => `${i.type}:${i.value}`));
   const extra = [...names].filter((n) => !wanted.has(n));
   const missing = [...wanted].filter((n) => !names.has(n));
   if (extra.length) throw problem('badCSR', `the CSR asks for names that are not in the order: ${extra.join(', ')}`);
   if (missing.length) throw problem('badCSR', `the CSR lacks names of the order: ${missing.join(', ')}`);
   if (cn && !names.has(`dns:${cn.toLowerCase()}`) && !names.has(`ip:${cn}`)) throw problem('badCSR', `the CSR's common name "${cn}" is not one of its names`);
+  const accountSpki = createPublicKey({ key: acct.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+  if (Buffer.from(spki).equals(accountSpki)) throw problem('badCSR', "the CSR's public key is the account key; use a key of its own for the certificate (RFC 8555 11.1)");
+
   const handle = deps.temporal.workflow.getHandle(`acme-order-${o.id}`);
-  const updateId = `finalize-${o.id}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}`;
-  await update(`order ${o.id}`, () => handle.executeUpdate(finalizeUpdate, { args: [{ csr: der.toString('base64') }], updateId }));
-  const row = (await orders.getOrder(deps.pool, o.id))!;
+  const options = { args: [{ csr: der.toString('base64') }] as [{ csr: string }], updateId: `finalize-${o.id}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}` };
+  const what = `order ${o.id}`;
+  let outcome: FinalizeOutcome | undefined;
+  try {
+    outcome = await updateWithin(
+      deps,
+      what,
+      () => handle.executeUpdate(finalizeUpdate, options),
+      async () => {
+        await handle.startUpdate(finalizeUpdate, { ...options, waitForStage: WorkflowUpdateStage.ACCEPTED });
+        // Accepted (durable): what the client reads next says so, until the workflow writes on.
+        await orders.markOrderProcessing(deps.pool, o.id);
+      },
+    );
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) throw problem('orderNotReady', `order ${o.id} is no longer ready`);
+    throw e;
+  }
   ctx.set('Location', dir.url(`/order/${o.id}`));
-  ctx.set('Retry-After', '1');
-  // The workflow took the CSR; the read model may not show "processing" yet.
-  ctx.body = orderView(dir, row.status === 'ready' ? { ...row, status: 'processing' } : row);
+  if (!outcome || outcome.status === 'processing') ctx.set('Retry-After', '1');
+  ctx.body = orderView(dir, outcome ? { ...o, status: outcome.status, serial: outcome.serial ?? null, error: outcome.error ?? null } : { ...o, status: 'processing' });
 }
 
 async function listOrders(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
@@ -381,16 +506,28 @@ async function listOrders(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | u
 async function getOrDeactivateAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
   const acct = account(req);
   const a = await ownedAuthz(deps, acct, ctx.params.id!);
-  if (!req?.postAsGet) {
-    const body = payloadObject(req);
-    if (body.status !== 'deactivated') throw problem('malformed', 'the only change to an authorization is {"status": "deactivated"}');
-    const handle = deps.temporal.workflow.getHandle(`acme-authz-${a.id}`);
-    await update(`authorization ${a.id}`, () => handle.executeUpdate(deactivateAuthzUpdate, { updateId: `deactivate-${a.id}` }));
-    ctx.body = authzView(dir, { ...a, status: 'deactivated' });
+  if (req?.postAsGet) {
+    if (a.status === 'pending' && a.challenges.some((c) => c.status === 'processing')) ctx.set('Retry-After', '1');
+    ctx.body = authzView(dir, a);
     return;
   }
-  if (a.status === 'pending' && a.challenges.some((c) => c.status === 'processing')) ctx.set('Retry-After', '1');
-  ctx.body = authzView(dir, a);
+  const body = payloadObject(req);
+  if (body.status !== 'deactivated') throw problem('malformed', 'the only change to an authorization is {"status": "deactivated"}');
+  const now = authzStatusNow(a);
+  if (now === 'deactivated') {
+    ctx.body = authzView(dir, a);
+    return;
+  }
+  if (now !== 'pending' && now !== 'valid') throw problem('malformed', `an authorization that is ${now} cannot be deactivated`);
+  // Its own workflow deactivates it (refused while it is validated) and stops the open
+  // orders that use it; Update-with-Start finds a pre-authorization's running workflow.
+  await withWorkflow(`authorization ${a.id}`, () =>
+    deps.temporal.workflow.executeUpdateWithStart(deactivateAuthzUpdate, {
+      updateId: `deactivate-${a.id}`,
+      startWorkflowOperation: authzWorkflowStart(deps, authzInput(deps, dir, acct, a, now)),
+    }),
+  );
+  ctx.body = authzView(dir, { ...a, status: 'deactivated' });
 }
 
 async function challenge(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
@@ -399,7 +536,7 @@ async function challenge(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
   const c = a.challenges.find((x) => x.id === ctx.params.id);
   if (!c) throw problem('malformed', `no challenge ${ctx.params.id}`, { status: 404 });
   ctx.append('Link', `<${dir.url(`/authz/${a.id}`)}>;rel="up"`);
-  if (req?.postAsGet || c.status !== 'pending' || a.status !== 'pending') {
+  if (req?.postAsGet || c.status !== 'pending' || authzStatusNow(a) !== 'pending') {
     // Answering a challenge twice (or after the fact) returns its current state.
     if (c.status === 'processing') ctx.set('Retry-After', '1');
     ctx.body = challengeView(dir, a.id, c);
@@ -409,10 +546,56 @@ async function challenge(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
   if (a.challenges.some((x) => x.status !== 'pending')) {
     throw problem('malformed', 'another challenge of this authorization is being validated');
   }
-  const handle = deps.temporal.workflow.getHandle(`acme-authz-${a.id}`);
-  await update(`authorization ${a.id}`, () => handle.executeUpdate(respondChallengeUpdate, { args: [{ challengeId: c.id }], updateId: `respond-${c.id}` }));
-  ctx.set('Retry-After', '1');
-  ctx.body = challengeView(dir, a.id, { ...c, status: 'processing' });
+  const what = `authorization ${a.id}`;
+  const args: [{ authzId: string; challengeId: string }] = [{ authzId: a.id, challengeId: c.id }];
+  const updateId = `respond-${c.id}`;
+  const accepted = () => orders.markChallengeProcessing(deps.pool, c.id);
+  const viaAuthzWorkflow = () => {
+    const startWorkflowOperation = authzWorkflowStart(deps, authzInput(deps, dir, acct, a, 'pending'));
+    return updateWithin<ChallengeOutcome>(
+      deps,
+      what,
+      () => deps.temporal.workflow.executeUpdateWithStart(respondChallengeUpdate, { args, updateId, startWorkflowOperation }),
+      async () => {
+        await deps.temporal.workflow.startUpdateWithStart(respondChallengeUpdate, {
+          args,
+          updateId,
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+          startWorkflowOperation: authzWorkflowStart(deps, authzInput(deps, dir, acct, a, 'pending')),
+        });
+        await accepted();
+      },
+    );
+  };
+  let outcome: ChallengeOutcome | undefined;
+  if (a.ownerOrderId && a.ownerOrderStatus === 'pending') {
+    // Its order is open: the order's workflow validates it.
+    const handle = deps.temporal.workflow.getHandle(`acme-order-${a.ownerOrderId}`);
+    try {
+      outcome = await updateWithin(
+        deps,
+        what,
+        () => handle.executeUpdate(respondChallengeUpdate, { args, updateId }),
+        async () => {
+          await handle.startUpdate(respondChallengeUpdate, { args, updateId, waitForStage: WorkflowUpdateStage.ACCEPTED });
+          await accepted();
+        },
+      );
+    } catch (e) {
+      // The order ended just now: the authorization lives on in a workflow of its own.
+      if (!(e instanceof WorkflowNotFoundError)) throw e;
+      outcome = await viaAuthzWorkflow();
+    }
+  } else {
+    outcome = await viaAuthzWorkflow();
+  }
+  if (!outcome) ctx.set('Retry-After', '1');
+  ctx.body = challengeView(dir, a.id, {
+    ...c,
+    status: outcome?.status ?? 'processing',
+    validatedAt: outcome?.validated ? new Date(outcome.validated) : null,
+    error: outcome?.error ?? null,
+  });
 }
 
 async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
@@ -421,28 +604,33 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   const body = payloadObject(req);
   const [c] = checkIdentifiers(dir.alias, [body.identifier]);
   if (c!.wildcard) throw problem('rejectedIdentifier', 'wildcard identifiers cannot be pre-authorized (RFC 8555 7.4.1)');
-  const expires = new Date(Date.now() + deps.config.acme.pendingAuthzLifetimeSeconds * 1000);
-  const input = authzInput(deps, dir, acct, c!, expires, true);
-  await startAuthz(deps.temporal, deps.config, input);
-  for (let i = 0; i < 50; i++) {
-    const a = await orders.getAuthz(deps.pool, input.authzId);
-    if (a) {
-      ctx.status = 201;
-      ctx.set('Location', dir.url(`/authz/${a.id}`));
-      ctx.body = authzView(dir, a);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw problem('serverInternal', 'the authorization was not created in time (no worker?); try again', { status: 503, headers: { 'Retry-After': '10' } });
-}
-
-async function startAuthz(client: Client, config: Config, input: AuthzInput): Promise<void> {
-  await client.workflow.start(acmeAuthzWorkflow, {
-    workflowId: `acme-authz-${input.authzId}`,
-    taskQueue: config.temporal.taskQueue,
-    args: [input],
-    typedSearchAttributes: searchAttributes({ protocol: 'acme', state: 'authz-pending', account: input.accountId }),
+  const record = authzRecord(acct, dir, c!, new Date(Date.now() + deps.config.acme.pendingAuthzLifetimeSeconds * 1000));
+  const input: AuthzInput = {
+    authz: { id: record.id, identifier: record.identifier, wildcard: false, status: 'pending', challenges: record.challenges },
+    accountId: acct.id,
+    expiresAt: record.expiresAt,
+    validation: validationSettings(deps, dir, acct),
+  };
+  await withTransaction(deps.pool, async (tx) => {
+    await orders.insertAuthz(tx, record);
+    await withWorkflow(`authorization ${record.id}`, () =>
+      deps.temporal.workflow.start(acmeAuthzWorkflow, {
+        workflowId: `acme-authz-${record.id}`,
+        taskQueue: deps.config.temporal.taskQueue,
+        args: [input],
+        typedSearchAttributes: searchAttributes({ protocol: 'acme', state: 'authz-pending', account: acct.id, identifiers: [`${record.identifier.type}:${record.identifier.value}`] }),
+      }),
+    );
+  });
+  ctx.status = 201;
+  ctx.set('Location', dir.url(`/authz/${record.id}`));
+  ctx.body = authzView(dir, {
+    ...record,
+    expiresAt: new Date(record.expiresAt),
+    ownerOrderId: null,
+    ownerOrderStatus: null,
+    validatedAt: null,
+    challenges: record.challenges.map((ch) => ({ ...ch, authzId: record.id, status: 'pending', validatedAt: null, error: null })),
   });
 }
 
@@ -452,7 +640,7 @@ async function certificate(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | 
   if (!cert?.certDer || cert.protocol !== 'acme') throw problem('malformed', `no certificate ${ctx.params.serial}`, { status: 404 });
   if (cert.requester !== acct.id) throw problem('unauthorized', 'the certificate belongs to another account');
   ctx.type = 'application/pem-certificate-chain';
-  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + (await cas.issuingChain(deps.pool, cert.caName)).map((d) => pemEncode('CERTIFICATE', d)).join('');
+  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + (await cas.issuingChainCached(deps.pool, cert.caName)).map((d) => pemEncode('CERTIFICATE', d)).join('');
 }
 
 /** The resource routes, for the protocol shell (router.ts). */
@@ -464,12 +652,12 @@ export function orderRoutes(deps: AcmeDeps): Route[] {
   return [
     { method: 'POST', path: '/new-order', handler: h(newOrder) },
     { method: 'POST', path: '/new-authz', handler: h(newAuthz) },
-    { method: 'POST', path: '/order/:id', postAsGet: true, handler: h(getOrder) },
+    { method: 'POST', path: '/order/:id', postAsGet: true, readOnly: true, handler: h(getOrder) },
     { method: 'POST', path: '/order/:id/finalize', handler: h(finalize) },
-    { method: 'POST', path: '/acct/:id/orders', postAsGet: true, handler: h(listOrders) },
+    { method: 'POST', path: '/acct/:id/orders', postAsGet: true, readOnly: true, handler: h(listOrders) },
     { method: 'POST', path: '/authz/:id', postAsGet: true, handler: h(getOrDeactivateAuthz) },
     { method: 'POST', path: '/chall/:authz/:id', postAsGet: true, handler: h(challenge) },
-    { method: 'POST', path: '/cert/:serial', postAsGet: true, handler: (ctx, req) => certificate(deps, ctx, req) },
+    { method: 'POST', path: '/cert/:serial', postAsGet: true, readOnly: true, handler: (ctx, req) => certificate(deps, ctx, req) },
   ];
 }
 
@@ -478,11 +666,7 @@ export function orderRoutes(deps: AcmeDeps): Route[] {
  * order whose workflow does not answer is logged and expires by its own timer).
  */
 export async function cancelOpenOrders(deps: AcmeDeps, accountId: string): Promise<void> {
-  const { rows } = await deps.pool.query<{ id: string }>(
-    "SELECT id FROM acme_orders WHERE account_id = $1 AND status IN ('pending', 'ready')",
-    [accountId],
-  );
-  for (const { id } of rows) {
+  for (const id of await orders.openOrderIds(deps.pool, accountId)) {
     const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
     try {
       await withDeadline(`order ${id}`, UPDATE_DEADLINE_MS, () =>

@@ -189,13 +189,15 @@ async function verifiedPost(shell: Shell, ctx: Context, dir: AcmeDirectory, rout
       consumeNonce: (nonce) => shell.nonces.consume(nonce),
       // An account of another directory is no account here: kids are per directory.
       findAccount: async (id) => {
-        const account = await accounts.get(shell.deps.pool, id);
+        const account = await (shell.deps.accountCache?.get(id) ?? accounts.get(shell.deps.pool, id));
         return account?.alias === dir.alias.name ? account : null;
       },
     },
   );
   if (req.postAsGet && !route.postAsGet) throw problem('malformed', 'this resource needs a payload; POST-as-GET (empty payload) is not accepted here');
-  if (!req.postAsGet && route.method === 'GET') throw problem('malformed', 'this resource is read with GET or POST-as-GET (empty payload)');
+  if (!req.postAsGet && (route.method === 'GET' || route.readOnly)) {
+    throw problem('malformed', `this resource is read with ${route.method === 'GET' ? 'GET or ' : ''}POST-as-GET: the JWS payload must be empty`);
+  }
   if (req.account && !route.termsExempt) checkTermsAgreed(dir.alias, req.account);
   return req;
 }

@@ -10,7 +10,7 @@ import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
-import type { CertSummary } from '../pki/index.ts';
+import { verifySignedWith, type CertSummary } from '../pki/index.ts';
 
 /** The CA that signs: its certificate and the key store key belonging to it. */
 export interface SigningCa {
@@ -47,23 +47,24 @@ export async function caSigningContext(keys: KeyStore, ca: SigningCa, usage: Key
 }
 
 /**
- * Has the key store sign `tbs`, assembles the result and returns it only when `verify`
- * accepts it. `what` names the product in the error ("CRL", "OCSP response").
+ * Has the key store sign `tbs` and returns the assembled result only when the signature
+ * verifies over `tbs` with the CA certificate's public key. `what` names the product in
+ * the error ("CRL", "OCSP response").
  */
 export async function signVerified(
   keys: KeyStore,
   ca: SigningCa,
-  sigAlg: SignAlg,
+  ctx: CaSigningContext,
   tbs: Uint8Array,
-  steps: { assemble: (signature: Uint8Array) => Uint8Array; verify: (der: Uint8Array) => boolean; what: string; artifact?: ArtifactKind },
+  steps: { assemble: (signature: Uint8Array) => Uint8Array; what: string; artifact?: ArtifactKind },
 ): Promise<Uint8Array> {
-  const signature = await keys.sign(ca.keyId, sigAlg, tbs);
-  const der = steps.assemble(signature);
-  if (!steps.verify(der)) {
+  const signature = await keys.sign(ca.keyId, ctx.sigAlg, tbs);
+  if (!verifySignedWith(ctx.issuer.spki, ctx.sigAlg, tbs, signature)) {
     throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the ${steps.what} was discarded`, {
       rule: 'sign.verify',
     });
   }
+  const der = steps.assemble(signature);
   if (steps.artifact) recordArtifact(steps.artifact, der);
   return der;
 }

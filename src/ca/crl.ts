@@ -4,7 +4,7 @@
  * parties match it to the certificates the CA issued (RFC 5280 6.3.3).
  */
 import type { KeyStore } from '../keys/types.ts';
-import { assembleCrl, buildTbsCrl, verifyCrlSignature, type CrlEntry } from '../pki/index.ts';
+import { assembleCrl, buildTbsCrl, type CrlEntry } from '../pki/index.ts';
 import { caSigningContext, signVerified, type SigningCa } from './ca-signing.ts';
 import { authorityKeyIdOf } from './issuer.ts';
 
@@ -20,7 +20,8 @@ export interface CrlParams {
 
 /** Builds, signs and verifies a complete v2 CRL of `ca`; returns its DER. */
 export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Promise<Uint8Array> {
-  const { issuer, sigAlg } = await caSigningContext(keys, ca, 'cRLSign');
+  const ctx = await caSigningContext(keys, ca, 'cRLSign');
+  const { issuer, sigAlg } = ctx;
   const tbs = buildTbsCrl({
     issuer: issuer.subjectDer,
     thisUpdate: p.thisUpdate,
@@ -31,9 +32,9 @@ export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Prom
     entries: p.entries,
     idpUrl: p.idpUrl,
   });
-  return signVerified(keys, ca, sigAlg, tbs, {
+  return signVerified(keys, ca, ctx, tbs, {
     assemble: (signature) => assembleCrl(tbs, sigAlg, signature),
-    verify: (der) => verifyCrlSignature(der, issuer.spki),
-    what: 'CRL', artifact: 'crl',
+    what: 'CRL',
+    artifact: 'crl',
   });
 }

@@ -17,7 +17,7 @@ import {
   serialToHex,
   signAlgFitsKey,
   truncateToSecond,
-  verifyCertificateSignature,
+  verifySignedWith,
   type CertSummary,
   type ParsedCsr,
   type SanSet,
@@ -159,12 +159,12 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
   const signature = await keys.sign(ca.keyId, sigAlg, tbsDer).catch((e: unknown) => {
     throw asServerFault(e, `signing with CA key "${ca.keyId}" failed`);
   });
-  const certDer = assembleCertificate(tbsDer, sigAlg, signature);
-  if (!verifyCertificateSignature(certDer, key.spki)) {
+  if (!verifySignedWith(key.spki, sigAlg, tbsDer, signature)) {
     throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`, {
       rule: 'sign.verify',
     });
   }
+  const certDer = assembleCertificate(tbsDer, sigAlg, signature);
   recordArtifact('cert', certDer);
   return certDer;
 }

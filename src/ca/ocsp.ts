@@ -10,7 +10,6 @@ import {
   buildOcspResponseData,
   certIdMatches,
   keyIdentifier,
-  verifyOcspResponseSignature,
   type OcspSingleResponse,
 } from '../pki/index.ts';
 import { caSigningContext, signVerified, type SigningCa } from './ca-signing.ts';
@@ -24,7 +23,8 @@ export interface OcspResponseParams {
 
 /** Builds, signs and verifies a successful OCSPResponse by `ca`; returns its DER. */
 export async function signOcspResponse(keys: KeyStore, ca: SigningCa, p: OcspResponseParams): Promise<Uint8Array> {
-  const { issuer, sigAlg } = await caSigningContext(keys, ca, 'digitalSignature');
+  const ctx = await caSigningContext(keys, ca, 'digitalSignature');
+  const { issuer, sigAlg } = ctx;
   // The CA may only speak for certificates it issued; a CertID naming another issuer
   // (or using a hash we cannot check) would be a response clients must reject.
   const foreign = p.responses.find((r) => !certIdMatches(r.certId, issuer));
@@ -40,9 +40,9 @@ export async function signOcspResponse(keys: KeyStore, ca: SigningCa, p: OcspRes
     responses: p.responses,
     nonce: p.nonce,
   });
-  return signVerified(keys, ca, sigAlg, tbs, {
+  return signVerified(keys, ca, ctx, tbs, {
     assemble: (signature) => assembleOcspResponse(tbs, sigAlg, signature),
-    verify: (der) => verifyOcspResponseSignature(der, issuer.spki),
-    what: 'OCSP response', artifact: 'ocsp',
+    what: 'OCSP response',
+    artifact: 'ocsp',
   });
 }

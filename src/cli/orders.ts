@@ -1,5 +1,5 @@
 /** `certflow orders list|show|retry|cancel`: find and fix ACME orders from the command line. */
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import { userInfo } from 'node:os';
 import { cancelOrderUpdate, retryValidationUpdate } from '../../workflows/index.ts';
@@ -58,7 +58,11 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
         const o = await orders.getOrder(pool, id);
         if (!o) throw new CaError('notFound', `no order ${id}`);
         const authzs = await orders.getAuthzs(pool, o.authzIds);
-        const view = { ...o, workflowId: `acme-order-${o.id}`, authorizations: authzs.map((a) => ({ ...a, workflowId: `acme-authz-${a.id}` })) };
+        const view = {
+          ...o,
+          workflowId: `acme-order-${o.id}`,
+          authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
+        };
         if (cli.json()) return cli.printJson(view);
         const line = (k: string, v: unknown) => process.stdout.write(`${k.padEnd(14)} ${v instanceof Date ? v.toISOString() : (v ?? '-')}\n`);
         line('order', o.id);
@@ -82,19 +86,30 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     .command('retry <id>')
     .description("validate the order's challenges that are waiting for their next retry now")
     .action(async (id: string) => {
-      const authzIds = await cli.withPool(async (pool) => {
+      const validating = await cli.withPool(async (pool) => {
         const o = await orders.getOrder(pool, id);
         if (!o) throw new CaError('notFound', `no order ${id}`);
         const authzs = await orders.getAuthzs(pool, o.authzIds);
-        const validating = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing')).map((a) => a.id);
-        if (!validating.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`);
-        return validating;
+        const list = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing'));
+        if (!list.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`);
+        return list;
       });
       await withTemporal(async (client) => {
-        for (const authzId of authzIds) {
-          const handle = client.workflow.getHandle(`acme-authz-${authzId}`);
-          await withDeadline(`authorization ${authzId}`, 10_000, () => handle.executeUpdate(retryValidationUpdate));
-          cli.say(`authorization ${authzId}: validating again now`);
+        for (const a of validating) {
+          // The order's workflow validates the authorizations it created; others
+          // (pre-authorizations, those of an ended order) have a workflow of their own.
+          const retry = (workflowId: string) =>
+            withDeadline(`authorization ${a.id}`, 10_000, () => client.workflow.getHandle(workflowId).executeUpdate(retryValidationUpdate, { args: [{ authzId: a.id }] }));
+          const byOrder = async () => {
+            try {
+              return a.ownerOrderId ? (await retry(`acme-order-${a.ownerOrderId}`), true) : false;
+            } catch (e) {
+              if (e instanceof WorkflowNotFoundError || e instanceof WorkflowUpdateFailedError) return false;
+              throw e;
+            }
+          };
+          if (!(await byOrder())) await retry(`acme-authz-${a.id}`);
+          cli.say(`authorization ${a.id}: validating again now`);
         }
       });
     });

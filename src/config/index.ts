@@ -94,9 +94,20 @@ export interface AcmeConfig {
   pendingAuthzLifetimeSeconds: number;
   validAuthzLifetimeSeconds: number;
   nonceLifetimeSeconds: number;
+  /**
+   * How long a challenge answer or a finalize waits for its outcome before the answer is
+   * "processing" with Retry-After (0: never wait).
+   */
+  answerWaitSeconds: number;
+  /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
+  caaRecheckSeconds: number;
   rateLimits: {
     newOrdersPerAccountPerHour: number;
+    /** Orders that are not invalid, per registered domain (Public Suffix List) or IP address. */
     certificatesPerDomainPerWeek: number;
+    /** Failed validations per account and identifier: new orders for it are refused meanwhile. */
+    failedValidationsPerAccountPerIdentifierPerHour: number;
+    newAccountsPerAddressPerHour: number;
   };
 }
 
@@ -338,8 +349,16 @@ function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeC
     pendingAuthzLifetimeSeconds: 7 * 86_400,
     validAuthzLifetimeSeconds: 30 * 86_400,
     nonceLifetimeSeconds: 3600,
+    answerWaitSeconds: 2,
+    caaRecheckSeconds: 8 * 3600,
     ...rest,
-    rateLimits: { newOrdersPerAccountPerHour: 300, certificatesPerDomainPerWeek: 50, ...rateLimits },
+    rateLimits: {
+      newOrdersPerAccountPerHour: 300,
+      certificatesPerDomainPerWeek: 50,
+      failedValidationsPerAccountPerIdentifierPerHour: 5,
+      newAccountsPerAddressPerHour: 100,
+      ...rateLimits,
+    },
   };
 }
 

@@ -19,6 +19,7 @@ import { orderRoutes } from '../acme/orders.ts';
 import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
+import type { AccountCache } from '../acme/account-cache.ts';
 
 export interface AppDeps {
   config: Config;
@@ -26,6 +27,8 @@ export interface AppDeps {
   temporal: Client;
   log: Logger;
   metrics: ReturnType<typeof createMetrics>;
+  /** ACME accounts cached in this process (optional). */
+  accountCache?: AccountCache;
 }
 
 /** Routes served on both listeners. */
@@ -101,7 +104,7 @@ export function httpsApp(deps: AppDeps): Koa {
   const est = estRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log });
   app.use(router.routes()).use(router.allowedMethods());
   app.use(est.routes()).use(est.allowedMethods());
-  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log };
+  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, accountCache: deps.accountCache };
   app.use(acmeRouter(acmeDeps, orderRoutes(acmeDeps)).routes());
   return app;
 }

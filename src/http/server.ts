@@ -12,7 +12,8 @@ import { writeTrustFiles } from '../ca/trust-files.ts';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { FRONT_END_POOL, openDatabase } from '../db/open.ts';
+import { databaseUrl, FRONT_END_POOL, openDatabase } from '../db/open.ts';
+import { AccountCache } from '../acme/account-cache.ts';
 import * as cas from '../db/repos/cas.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { httpApp, httpsApp } from './app.ts';
@@ -56,7 +57,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
   const metrics = createMetrics(pool);
-  const deps = { config, pool, temporal: temporal.client, log, metrics };
+  const accountCache = new AccountCache(pool, { url: databaseUrl(config), log });
+  const deps = { config, pool, temporal: temporal.client, log, metrics, accountCache };
   // Client certificates are asked for, not required: EST re-enrollment (and enrollment
   // where a label allows it) authenticates with a certificate this certflow issued, from
   // any of its CAs; the EST handlers check the certificate store and the label's CAs.
@@ -104,6 +106,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
             }),
         ),
       );
+      await accountCache.close().catch(() => {});
       await temporal.close().catch(() => {});
       await pool.end().catch(() => {});
     },

@@ -73,6 +73,15 @@ export function signatureAlgorithmIdentifier(alg: SignAlg): pkijs.AlgorithmIdent
   }
 }
 
+const algIdDer = new Map<SignAlg, Uint8Array>();
+
+/** signatureAlgorithmIdentifier(alg) as DER bytes (computed once per algorithm). */
+export function signatureAlgorithmDer(alg: SignAlg): Uint8Array {
+  let der = algIdDer.get(alg);
+  if (!der) algIdDer.set(alg, (der = new Uint8Array(signatureAlgorithmIdentifier(alg).toSchema().toBER(false))));
+  return der;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading algorithms from requests and certificates
 
@@ -164,7 +173,7 @@ function readPssAlgorithm(algId: pkijs.AlgorithmIdentifier, unsupported: (why: s
  */
 export function verifySignature(spki: Uint8Array | KeyObject, alg: VerifyAlgorithm, data: Uint8Array, signature: Uint8Array): boolean {
   try {
-    const key = spki instanceof Uint8Array ? createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }) : spki;
+    const key = spki instanceof Uint8Array ? publicKeyOf(spki) : spki;
     if (!keyTypeFits(key, alg.keyFamily)) return false;
     let opts: VerifyKeyObjectInput = { key };
     if (alg.keyFamily === 'rsa') {
@@ -179,6 +188,34 @@ export function verifySignature(spki: Uint8Array | KeyObject, alg: VerifyAlgorit
   } catch {
     return false;
   }
+}
+
+/**
+ * Verifies a signature made with one of certflow's own signature algorithms (a CA key's
+ * signature over a TBSCertificate, TBSCertList or ResponseData) before the signed object
+ * is assembled around it.
+ */
+export function verifySignedWith(spki: Uint8Array, alg: SignAlg, data: Uint8Array, signature: Uint8Array): boolean {
+  const { scheme, hash } = signAlgInfo(alg);
+  const verifyAlg: VerifyAlgorithm =
+    scheme === 'ecdsa'
+      ? { name: alg, keyFamily: 'ec', hash }
+      : { name: alg, keyFamily: 'rsa', hash, ...(scheme === 'rsa-pss' ? { pssSaltLength: HASH_BYTES[hash] } : {}) };
+  return verifySignature(spki, verifyAlg, data, signature);
+}
+
+/** Public keys of SubjectPublicKeyInfos seen recently (CA keys are verified against over and over). */
+const publicKeys = new Map<string, KeyObject>();
+
+function publicKeyOf(spki: Uint8Array): KeyObject {
+  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength).toString('base64');
+  let key = publicKeys.get(id);
+  if (!key) {
+    if (publicKeys.size >= 256) publicKeys.clear();
+    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    publicKeys.set(id, key);
+  }
+  return key;
 }
 
 function keyTypeFits(key: KeyObject, family: KeyFamily): boolean {

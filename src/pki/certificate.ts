@@ -8,8 +8,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
-import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
-import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1 } from './der.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
+import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
 import { buildExtensions, readExtensions, type CertExtensions, type ReadExtensions } from './extensions.ts';
 import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
 import { describePublicKey, type PublicKeyKind } from './publickey.ts';
@@ -95,15 +95,12 @@ export function tbsSerialHex(tbs: Uint8Array): string {
  * algorithm must be the one named here (RFC 5280 4.1.1.2).
  */
 export function assembleCertificate(tbs: Uint8Array, sigAlg: SignAlg, signature: Uint8Array): Uint8Array {
-  const tbsNode = parseDerExact(tbs, 'the TBSCertificate', 'internal');
-  const algId = signatureAlgorithmIdentifier(sigAlg).toSchema();
-  const inner = tbsFields(tbsNode)[1];
-  if (!inner || !bytesEqual(encodeDer(inner), encodeDer(algId))) {
-    throw new CaError('internal', `the TBSCertificate was not built for signature algorithm ${sigAlg}`);
-  }
+  const fields = sequenceElements(tbs, 'the TBSCertificate');
+  const algId = signatureAlgorithmDer(sigAlg);
+  const inner = fields[0]?.[0] === 0xa0 ? fields[2] : fields[1]; // after the optional [0] version and the serial
+  if (!inner || !bytesEqual(inner, algId)) throw new CaError('internal', `the TBSCertificate was not built for signature algorithm ${sigAlg}`);
   if (signature.length === 0) throw new CaError('internal', 'the signature is empty');
-  const cert = new asn1js.Sequence({ value: [tbsNode, algId, new asn1js.BitString({ valueHex: signature })] });
-  return encodeDer(cert);
+  return tlv(0x30, tbs, algId, bitString(signature));
 }
 
 // ---------------------------------------------------------------------------------------

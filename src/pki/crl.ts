@@ -11,9 +11,9 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
-import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
 import { truncateToSecond } from './certificate.ts';
-import { bytesEqual, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1 } from './der.ts';
+import { bytesEqual, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
 import { bigintFromInteger, integerFromBigint, integerFromHex } from './integer.ts';
 import { attrsFromRdns, formatDn } from './names.ts';
 import { OID } from './oids.ts';
@@ -205,26 +205,18 @@ export function buildTbsCrl(p: TbsCrlParams): Uint8Array {
 }
 
 /** The signature AlgorithmIdentifier inside a TBSCertList (after the optional version). */
-function tbsCrlSignatureAlg(tbs: asn1js.AsnType): asn1js.BaseBlock | undefined {
-  if (!(tbs instanceof asn1js.Sequence)) throw new CaError('internal', 'the TBSCertList is not a SEQUENCE');
-  const fields = tbs.valueBlock.value;
-  return fields[0] instanceof asn1js.Integer ? fields[1] : fields[0];
-}
-
 /**
  * CertificateList DER from a TBSCertList and the KeyStore's signature over it (ECDSA as DER
  * Ecdsa-Sig-Value, RSA raw). The TBS is embedded byte for byte, and its inner signature
  * algorithm must be the one named here (RFC 5280 5.1.1.2).
  */
 export function assembleCrl(tbs: Uint8Array, sigAlg: SignAlg, signature: Uint8Array): Uint8Array {
-  const tbsNode = parseDerExact(tbs, 'the TBSCertList', 'internal');
-  const algId = signatureAlgorithmIdentifier(sigAlg).toSchema();
-  const inner = tbsCrlSignatureAlg(tbsNode);
-  if (!inner || !bytesEqual(encodeDer(inner), encodeDer(algId))) {
-    throw new CaError('internal', `the TBSCertList was not built for signature algorithm ${sigAlg}`);
-  }
+  const fields = sequenceElements(tbs, 'the TBSCertList');
+  const algId = signatureAlgorithmDer(sigAlg);
+  const inner = fields[0]?.[0] === 0x02 ? fields[1] : fields[0]; // after the optional version INTEGER
+  if (!inner || !bytesEqual(inner, algId)) throw new CaError('internal', `the TBSCertList was not built for signature algorithm ${sigAlg}`);
   if (signature.length === 0) throw new CaError('internal', 'the signature is empty');
-  return encodeDer(new asn1js.Sequence({ value: [tbsNode, algId, new asn1js.BitString({ valueHex: signature })] }));
+  return tlv(0x30, tbs, algId, bitString(signature));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -74,3 +74,78 @@ export function wrapAsn1<T>(kind: ErrorKind, what: string, fn: () => T): T {
     throw new CaError(kind, `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
 }
+
+// ---- raw TLV assembly ------------------------------------------------------------------
+// Signed objects are assembled around the exact bytes that were signed. Parsing those
+// bytes into asn1js objects and encoding them again (what asn1js would need) costs more
+// than the signature itself; the helpers below work on the bytes.
+
+/** One DER element: its tag byte and the byte offsets of its content and end. */
+interface Tlv {
+  tag: number;
+  contentStart: number;
+  end: number;
+}
+
+/** Reads the element at `offset` (single-byte tags, definite lengths: all DER certflow builds). */
+function readTlv(der: Uint8Array, offset: number, what: string): Tlv {
+  const fail = (): never => {
+    throw new CaError('internal', `${what} is not DER`);
+  };
+  if (offset + 2 > der.length) fail();
+  const tag = der[offset]!;
+  if ((tag & 0x1f) === 0x1f) fail();
+  let len = der[offset + 1]!;
+  let contentStart = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || contentStart + n > der.length) fail();
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[contentStart + i]!;
+    contentStart += n;
+  }
+  const end = contentStart + len;
+  if (end > der.length) fail();
+  return { tag, contentStart, end };
+}
+
+/**
+ * The elements of a SEQUENCE that must span all of `der`, as byte views: e.g. the fields
+ * of a TBSCertificate, to check its signature algorithm without parsing it.
+ */
+export function sequenceElements(der: Uint8Array, what: string): Uint8Array[] {
+  const outer = readTlv(der, 0, what);
+  if (outer.tag !== 0x30 || outer.end !== der.length) throw new CaError('internal', `${what} is not one DER SEQUENCE`);
+  const out: Uint8Array[] = [];
+  for (let at = outer.contentStart; at < outer.end; ) {
+    const el = readTlv(der, at, what);
+    out.push(der.subarray(at, el.end));
+    at = el.end;
+  }
+  return out;
+}
+
+/** A DER element with tag `tag` around the concatenated `content`. */
+export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
+  const len = content.reduce((n, c) => n + c.length, 0);
+  const lenBytes: number[] = [];
+  if (len < 0x80) lenBytes.push(len);
+  else {
+    for (let l = len; l > 0; l = Math.floor(l / 256)) lenBytes.unshift(l % 256);
+    lenBytes.unshift(0x80 | lenBytes.length);
+  }
+  const out = new Uint8Array(1 + lenBytes.length + len);
+  out[0] = tag;
+  out.set(lenBytes, 1);
+  let at = 1 + lenBytes.length;
+  for (const c of content) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** A BIT STRING with no unused bits (signatures, public keys). */
+export function bitString(bytes: Uint8Array): Uint8Array {
+  return tlv(0x03, Uint8Array.of(0), bytes);
+}

@@ -22,7 +22,7 @@ export {
   type CertSummary,
 } from './certificate.ts';
 export { randomSerial, serialToHex, assertValidSerial } from './serial.ts';
-export { signAlgInfo, signAlgFitsKey, type SignAlgInfo, type HashName } from './algorithms.ts';
+export { signAlgInfo, signAlgFitsKey, verifySignedWith, type SignAlgInfo, type HashName } from './algorithms.ts';
 export {
   buildTbsCrl,
   assembleCrl,

@@ -12,10 +12,10 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
-import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature } from './algorithms.ts';
 import { truncateToSecond } from './certificate.ts';
 import { readReasonNode, reasonToEncode, type RevocationReason } from './crl.ts';
-import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1 } from './der.ts';
+import { bytesEqual, bytesOf, encodeDer, parseDer, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
 import { integerFromHex } from './integer.ts';
 import { OID } from './oids.ts';
 import { parseSpki } from './publickey.ts';
@@ -147,10 +147,20 @@ interface IssuerKey {
  * DER subject Name, and of its subjectPublicKey BIT STRING contents (without tag, length
  * and unused-bits octet).
  */
+/** Per issuer object (CA summaries are memoized, so one per CA) and hash. */
+const issuerHashCache = new WeakMap<IssuerKey, Map<OcspHashName, { nameHash: Uint8Array; keyHash: Uint8Array }>>();
+
 function issuerHashes(issuer: IssuerKey, hash: OcspHashName): { nameHash: Uint8Array; keyHash: Uint8Array } {
-  const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
-  const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
-  return { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
+  let byHash = issuerHashCache.get(issuer);
+  if (!byHash) issuerHashCache.set(issuer, (byHash = new Map()));
+  let hashes = byHash.get(hash);
+  if (!hashes) {
+    const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
+    const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
+    hashes = { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
+    byHash.set(hash, hashes);
+  }
+  return hashes;
 }
 
 /**
@@ -282,17 +292,15 @@ const RESPONSE_STATUS_CODES: Record<OcspResponseStatus, number> = {
  * KeyStore's form, and `certs` when given and non-empty).
  */
 export function assembleOcspResponse(responseData: Uint8Array, sigAlg: SignAlg, signature: Uint8Array, certs?: Uint8Array[]): Uint8Array {
-  const tbsNode = parseDerExact(responseData, 'the OCSP ResponseData', 'internal');
+  sequenceElements(responseData, 'the OCSP ResponseData');
   if (signature.length === 0) throw new CaError('internal', 'the signature is empty');
-  const basic: asn1js.BaseBlock[] = [tbsNode as asn1js.BaseBlock, signatureAlgorithmIdentifier(sigAlg).toSchema(), new asn1js.BitString({ valueHex: signature })];
+  const basic: Uint8Array[] = [responseData, signatureAlgorithmDer(sigAlg), bitString(signature)];
   if (certs?.length) {
-    const certNodes = certs.map((c, i) => parseDerExact(c, `certificate ${i + 1} of the OCSP response`, 'internal') as asn1js.BaseBlock);
-    basic.push(tagged(0, [new asn1js.Sequence({ value: certNodes })]));
+    certs.forEach((c, i) => sequenceElements(c, `certificate ${i + 1} of the OCSP response`));
+    basic.push(tlv(0xa0, tlv(0x30, ...certs)));
   }
-  const responseBytes = new asn1js.Sequence({
-    value: [new asn1js.ObjectIdentifier({ value: OCSP_OID.basic }), new asn1js.OctetString({ valueHex: encodeDer(new asn1js.Sequence({ value: basic })) })],
-  });
-  return encodeDer(new asn1js.Sequence({ value: [new asn1js.Enumerated({ value: RESPONSE_STATUS_CODES.successful }), tagged(0, [responseBytes])] }));
+  const responseBytes = tlv(0x30, encodeDer(new asn1js.ObjectIdentifier({ value: OCSP_OID.basic })), tlv(0x04, tlv(0x30, ...basic)));
+  return tlv(0x30, tlv(0x0a, Uint8Array.of(RESPONSE_STATUS_CODES.successful)), tlv(0xa0, responseBytes));
 }
 
 /** An unsigned OCSPResponse carrying only an error status (RFC 6960 2.3). */

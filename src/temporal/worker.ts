@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
 import type { Queryable } from '../db/pool.ts';
 import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
-import { createAcmeStorageActivities } from '../../activities/acme-storage.ts';
+import { createAcmeActivities } from '../../activities/acme.ts';
+import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
@@ -17,7 +18,7 @@ import type { Config } from '../config/index.ts';
 import { enableArtifactRecording } from '../core/artifacts.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { openDatabase } from '../db/open.ts';
+import { databaseUrl, openDatabase } from '../db/open.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as keyArchive from '../db/repos/key-archive.ts';
 import { ARCHIVE_KEY_ID } from '../est/archive.ts';
@@ -116,7 +117,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // Storage (read-model projections, run as local activities) and ACME validation.
     activities: {
       ...createStorageActivities({ pool }),
-      ...createAcmeStorageActivities({ pool }),
+      ...createAcmeActivities({ config, pool, log }),
       ...createValidationActivities({ config, log }),
     },
   });
@@ -131,9 +132,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   } finally {
     await temporal.close();
   }
+  // Signs the OCSP responses of newly issued certificates, off the issuance path.
+  const ocsp = startOcspSigner({ config, pool, keys, log, databaseUrl: databaseUrl(config) });
   log.info({ taskQueues: [config.temporal.taskQueue, config.temporal.signingTaskQueue], keyBackend: keys.backend }, 'worker polling');
 
   const done = Promise.all([main.run(), signing.run()]).finally(async () => {
+    await ocsp.close().catch(() => {});
     await connection.close().catch(() => {});
     await keys.close().catch(() => {});
     await pool.end().catch(() => {});

@@ -167,6 +167,8 @@ export interface Http01Responder {
   /** Serves `body` at /.well-known/acme-challenge/<token>. */
   set(token: string, body: string): void;
   delete(token: string): void;
+  /** Answers requests for `token` only after `ms` (a slow web server: validation takes that long). */
+  delay(token: string, ms: number): void;
   /** Paths requested so far, with their Host headers. */
   requests: Array<{ path: string; host: string | undefined }>;
   close(): Promise<void>;
@@ -174,10 +176,12 @@ export interface Http01Responder {
 
 export async function startHttp01Responder(port: number): Promise<Http01Responder> {
   const tokens = new Map<string, string>();
+  const delays = new Map<string, number>();
   const requests: Http01Responder['requests'] = [];
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(async (req, res) => {
     requests.push({ path: req.url ?? '', host: req.headers.host });
     const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    if (m && delays.has(m[1]!)) await sleep(delays.get(m[1]!)!);
     const body = m ? tokens.get(m[1]!) : undefined;
     if (body === undefined) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
@@ -193,6 +197,7 @@ export async function startHttp01Responder(port: number): Promise<Http01Responde
     port,
     set: (token, body) => void tokens.set(token, body),
     delete: (token) => void tokens.delete(token),
+    delay: (token, ms) => void delays.set(token, ms),
     requests,
     close: () =>
       new Promise<void>((resolve) => {

@@ -99,7 +99,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
     assert.equal(r.headers['content-type'], 'application/problem+json', r.body);
     assert.equal(r.json.type, `urn:ietf:params:acme:error:${type}`, r.body);
     assert.equal(r.json.status, status);
-    assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{22}$/, 'a fresh nonce comes with every error');
+    assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{43}$/, 'a fresh nonce comes with every error');
     assert.match(String(r.headers.link), /rel="index"/);
   }
 
@@ -129,7 +129,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       }
       assert.deepEqual((r.json.meta as Record<string, unknown>).externalAccountRequired, false);
       assert.ok((r.json.meta as { profiles: Record<string, string> }).profiles['tls-server']);
-      assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{22}$/);
+      assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{43}$/);
       assert.equal(r.headers.link, undefined, 'no Link rel="index" on the directory itself');
       const byIp = await request(`https://127.0.0.1:${cf.httpsPort}/acme/directory`);
       assert.equal(byIp.json.newAccount, `https://127.0.0.1:${cf.httpsPort}/acme/new-account`);
@@ -155,7 +155,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       assert.equal(get.status, 204);
       for (const r of [head, get]) {
         assert.equal(r.headers['cache-control'], 'no-store');
-        assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{22}$/);
+        assert.match(String(r.headers['replay-nonce']), /^[A-Za-z0-9_-]{43}$/);
         assert.equal(r.headers.link, `<${dirUrl()}/directory>;rel="index"`);
       }
       assert.notEqual(head.headers['replay-nonce'], get.headers['replay-nonce']);
@@ -172,7 +172,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       assert.deepEqual(created.json.contact, ['mailto:ops@example.com']);
       assert.equal(created.json.orders, `${created.headers.location}/orders`);
       assert.equal(created.headers['cache-control'], 'no-store');
-      assert.match(String(created.headers['replay-nonce']), /^[A-Za-z0-9_-]{22}$/);
+      assert.match(String(created.headers['replay-nonce']), /^[A-Za-z0-9_-]{43}$/);
       const again = await newAccount(key, {});
       assert.equal(again.status, 200);
       assert.equal(again.headers.location, created.headers.location);
@@ -363,8 +363,17 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       assertProblem(await notAKeyChange(), 400, 'malformed'); // reaches the handler
 
       // The terms the account agreed to are no longer the current ones.
-      await cf.pool.query('UPDATE acme_accounts SET tos_agreed = $2 WHERE id = $1', [kid.split('/').pop(), 'https://ca.test/tos/v0']);
-      const blocked = await notAKeyChange();
+      // (Written as certflow's own writers do: with the NOTIFY that evicts the account from the servers' caches.)
+      await cf.pool.query(
+        "WITH u AS (UPDATE acme_accounts SET tos_agreed = $2 WHERE id = $1 RETURNING id) SELECT pg_notify('certflow_acme_account', id) FROM u",
+        [kid.split('/').pop(), 'https://ca.test/tos/v0'],
+      );
+      // The notification reaches the server moments after the commit.
+      let blocked = await notAKeyChange();
+      for (let i = 0; i < 50 && blocked.status !== 403; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        blocked = await notAKeyChange();
+      }
       assertProblem(blocked, 403, 'userActionRequired');
       assert.equal(blocked.json.instance, TOS);
       assert.match(String(blocked.headers.link), new RegExp(`<${TOS}>;rel="terms-of-service"`));

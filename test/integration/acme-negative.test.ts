@@ -180,8 +180,14 @@ describe('ACME error cases', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const { client: c, accountKey } = await newAccount(stack.directoryUrl());
     const kid = c.getAccountUrl();
     await stack.worker.stop();
+    // New orders need no worker: the order is stored and its workflow started (durable);
+    // answering its challenge needs the workflow to take the Update, which needs a worker.
+    const created = await jwsPost({ newNonce: dir.newNonce! }, dir.newOrder!, { identifiers: [{ type: 'dns', value: 'no-worker.example.test' }] }, accountKey, { kid });
+    assert.equal(created.status, 201, JSON.stringify(created.data));
+    const authz = await jwsPost({ newNonce: dir.newNonce! }, created.data.authorizations[0], null, accountKey, { kid });
+    const http01 = (authz.data.challenges as Array<{ type: string; url: string }>).find((ch) => ch.type === 'http-01')!;
     const started = Date.now();
-    const r = await jwsPost({ newNonce: dir.newNonce! }, dir.newOrder!, { identifiers: [{ type: 'dns', value: 'no-worker.example.test' }] }, accountKey, { kid });
+    const r = await jwsPost({ newNonce: dir.newNonce! }, http01.url, {}, accountKey, { kid });
     const took = Date.now() - started;
     assert.equal(r.status, 503, JSON.stringify(r.data));
     assert.equal(r.data.type, ACME_ERROR('serverInternal'));

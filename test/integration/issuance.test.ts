@@ -120,6 +120,13 @@ describe('issuance through the workflow', () => {
 
     const good = await issue('good');
     const bad = await issue('bad');
+    // OCSP responses are pre-signed by the worker's background signer, moments after issuance.
+    const issuedAt = Date.now();
+    for (let out = ''; !/: good/.test(out); ) {
+      assert.ok(Date.now() - issuedAt < 10_000, `no OCSP response within 10 s of issuance: ${out}`);
+      out = await runTool('openssl', ['ocsp', '-issuer', chainFile, '-cert', good.file, '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', rootFile, '-no_nonce']).then((r) => r.stdout + r.stderr);
+      if (!/: good/.test(out)) await new Promise((r) => setTimeout(r, 100));
+    }
     assert.match(await ocsp(good.file), /: good/);
 
     const revoke = await cf.cli(['cert', 'revoke', bad.serial, '--reason', 'keyCompromise']);

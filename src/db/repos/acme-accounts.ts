@@ -6,6 +6,7 @@
 import type { JWK } from 'jose';
 import type { AcmeAccount } from '../../acme/api.ts';
 import { CaError } from '../../core/errors.ts';
+import { notify } from '../listen.ts';
 import type { Queryable } from '../pool.ts';
 
 export type AcmeAccountStatus = AcmeAccount['status'];
@@ -18,6 +19,8 @@ export interface NewAcmeAccount {
   contact: string[];
   tosAgreed: string | null;
   eabKid: string | null;
+  /** Client address the account was created from (rate limit). */
+  createdIp?: string;
 }
 
 interface DbAccount {
@@ -66,15 +69,27 @@ export async function getByThumbprint(db: Queryable, alias: string, thumbprint: 
  */
 export async function insert(db: Queryable, a: NewAcmeAccount): Promise<AcmeAccount | null> {
   const { rows } = await db.query<DbAccount>(
-    `INSERT INTO acme_accounts (id, alias, jwk, thumbprint, status, contact, tos_agreed, eab_kid)
-     VALUES ($1, $2, $3, $4, 'valid', $5, $6, $7)
+    `INSERT INTO acme_accounts (id, alias, jwk, thumbprint, status, contact, tos_agreed, eab_kid, created_ip)
+     VALUES ($1, $2, $3, $4, 'valid', $5, $6, $7, $8)
      ON CONFLICT (alias, thumbprint) DO NOTHING
      RETURNING ${COLUMNS}`,
     // jsonb columns: pg would send a JS array as a Postgres array, so stringify.
-    [a.id, a.alias, JSON.stringify(a.jwk), a.thumbprint, JSON.stringify(a.contact), a.tosAgreed, a.eabKid],
+    [a.id, a.alias, JSON.stringify(a.jwk), a.thumbprint, JSON.stringify(a.contact), a.tosAgreed, a.eabKid, a.createdIp ?? null],
   );
   return rows[0] ? toAccount(rows[0]) : null;
 }
+
+/** Accounts created from `address` since `since` (rate limit; the caller holds its lock). */
+export async function countCreatedFrom(db: Queryable, address: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
+  const { rows } = await db.query<{ n: number; oldest: Date | null }>(
+    'SELECT count(*)::int AS n, min(created_at) AS oldest FROM acme_accounts WHERE created_ip = $1 AND created_at > $2',
+    [address, since],
+  );
+  return { count: rows[0]!.n, oldest: rows[0]!.oldest };
+}
+
+/** Server processes cache accounts (src/acme/account-cache.ts); a change is announced here. */
+export const ACCOUNT_CHANNEL = 'certflow_acme_account';
 
 export interface AccountChanges {
   contact?: string[];
@@ -99,6 +114,7 @@ export async function update(db: Queryable, id: string, changes: AccountChanges)
      RETURNING ${COLUMNS}`,
     [id, changes.contact ? JSON.stringify(changes.contact) : null, changes.tosAgreed ?? null, changes.status ?? null],
   );
+  if (rows[0]) await notify(db, ACCOUNT_CHANNEL, id);
   return rows[0] ? toAccount(rows[0]) : null;
 }
 
@@ -129,6 +145,7 @@ export async function changeKey(
        RETURNING ${COLUMNS}`,
       [a.id, a.oldThumbprint, JSON.stringify(a.jwk), a.thumbprint],
     );
+    if (rows[0]) await notify(db, ACCOUNT_CHANNEL, a.id);
     return rows[0] ? toAccount(rows[0]) : null;
   } catch (e) {
     if ((e as { code?: string }).code === '23505') throw new KeyInUseError(a.thumbprint, e);

@@ -1,41 +1,44 @@
 /**
- * ACME anti-replay nonces (table `acme_nonces`, RFC 8555 6.5). A nonce is a row until it is
- * used or expires; using it deletes it, so that exactly one request can use it, whichever
- * server process receives that request. Expiry is judged by Postgres' clock, the one clock
- * all server processes share.
+ * ACME nonces (RFC 8555 6.5): the HMAC key every server process shares (acme_nonce_keys)
+ * and the set of used nonces (acme_used_nonces). Nonces themselves are not stored: see
+ * src/acme/nonce.ts.
  */
 import type { Queryable } from '../pool.ts';
 
-/** Stores a new nonce valid for `lifetimeSeconds` from now. */
-export async function insert(db: Queryable, value: string, lifetimeSeconds: number): Promise<void> {
-  await db.query(`INSERT INTO acme_nonces (value, expires_at) VALUES ($1, now() + make_interval(secs => $2))`, [value, lifetimeSeconds]);
+/** The HMAC key `id`; the first caller stores `generate()`, concurrent callers all get that one. */
+export async function hmacKey(db: Queryable, id: number, generate: () => Buffer): Promise<Buffer> {
+  const read = async () => (await db.query<{ hmac_key: Buffer }>('SELECT hmac_key FROM acme_nonce_keys WHERE id = $1', [id])).rows[0]?.hmac_key;
+  const existing = await read();
+  if (existing) return existing;
+  await db.query('INSERT INTO acme_nonce_keys (id, hmac_key) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, generate()]);
+  const stored = await read();
+  if (!stored) throw new Error(`ACME nonce key ${id} vanished`);
+  return stored;
 }
 
 /**
- * Uses a nonce: true when it existed and had not expired. The DELETE is the whole check:
- * of two concurrent requests with the same nonce only one gets the row back. An expired
- * row is deleted as well (it is garbage either way) but does not count.
+ * Records the use of a nonce: true when this is its first use. Of two concurrent uses only
+ * one inserts the row; the other conflicts (ON CONFLICT waits for the first to commit).
  */
-export async function consume(db: Queryable, value: string): Promise<boolean> {
-  const { rows } = await db.query<{ valid: boolean }>(
-    `WITH used AS (DELETE FROM acme_nonces WHERE value = $1 RETURNING expires_at)
-     SELECT expires_at > now() AS valid FROM used`,
-    [value],
-  );
-  return rows[0]?.valid === true;
+export async function use(db: Queryable, nonce: Buffer, keepUntil: Date): Promise<boolean> {
+  const { rowCount } = await db.query('INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING', [
+    nonce,
+    keepUntil,
+  ]);
+  return rowCount === 1;
 }
 
-/** Deletes up to `limit` expired nonces; returns how many. Bounded so that it stays cheap. */
-export async function deleteExpired(db: Queryable, limit = 1000): Promise<number> {
+/** Deletes up to `limit` rows of nonces that can no longer be accepted; returns how many. */
+export async function deleteExpired(db: Queryable, limit = 5000): Promise<number> {
   const { rowCount } = await db.query(
-    `DELETE FROM acme_nonces WHERE value IN (SELECT value FROM acme_nonces WHERE expires_at <= now() LIMIT $1)`,
+    `DELETE FROM acme_used_nonces WHERE nonce IN (SELECT nonce FROM acme_used_nonces WHERE expires_at <= now() LIMIT $1)`,
     [limit],
   );
   return rowCount ?? 0;
 }
 
-/** Number of stored nonces (tests, metrics). */
-export async function count(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM acme_nonces');
+/** Number of used-nonce rows (tests, metrics). */
+export async function countUsed(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM acme_used_nonces');
   return Number(rows[0]!.n);
 }

@@ -1,6 +1,12 @@
 /** Certificate authorities (table `cas`): written once by the bootstrap, read everywhere. */
 import type { Queryable } from '../pool.ts';
 
+/**
+ * A CA row never changes once written, so hot paths (signing, certificate downloads) keep
+ * what they read, per database handle (a pool), instead of asking again for every request.
+ */
+const caches = new WeakMap<object, Map<string, CaRow>>();
+
 export type CaRole = 'root' | 'issuing';
 
 export interface CaRow {
@@ -87,6 +93,17 @@ export async function get(db: Queryable, name: string): Promise<CaRow | null> {
   return rows[0] ? toRow(rows[0]) : null;
 }
 
+/** get(), remembered per `db` once found. */
+export async function getCached(db: Queryable, name: string): Promise<CaRow | null> {
+  let cache = caches.get(db);
+  if (!cache) caches.set(db, (cache = new Map()));
+  const hit = cache.get(name);
+  if (hit) return hit;
+  const row = await get(db, name);
+  if (row) cache.set(name, row);
+  return row;
+}
+
 /** All CAs, roots first, then by name. */
 export async function list(db: Queryable): Promise<CaRow[]> {
   const { rows } = await db.query<DbCa>(`SELECT ${COLUMNS} FROM cas ORDER BY role = 'issuing', name`);
@@ -114,13 +131,18 @@ export async function getIssuing(db: Queryable, name?: string): Promise<CaRow | 
  * file holds), or up to and including it with `includeRoot` (what EST /cacerts sends).
  * A CA missing from the chain ends it early.
  */
-export async function issuingChain(db: Queryable, caName: string, opts: { includeRoot?: boolean } = {}): Promise<Buffer[]> {
+export async function issuingChain(db: Queryable, caName: string, opts: { includeRoot?: boolean; cached?: boolean } = {}): Promise<Buffer[]> {
   const chain: Buffer[] = [];
   for (let name: string | null = caName; name; ) {
-    const ca = await get(db, name);
+    const ca: CaRow | null = opts.cached ? await getCached(db, name) : await get(db, name);
     if (!ca || (ca.role === 'root' && !opts.includeRoot)) break;
     chain.push(ca.certDer);
     name = ca.parent;
   }
   return chain;
+}
+
+/** issuingChain() from CA rows remembered per `db` (see getCached). */
+export function issuingChainCached(db: Queryable, caName: string, opts: { includeRoot?: boolean } = {}): Promise<Buffer[]> {
+  return issuingChain(db, caName, { ...opts, cached: true });
 }

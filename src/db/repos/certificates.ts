@@ -109,6 +109,12 @@ export function get(db: Queryable, serial: string): Promise<CertificateRow | nul
   return selectOne(db, 'serial', serial);
 }
 
+/** The certificates with these serials (unknown ones are left out). */
+export async function getMany(db: Queryable, serials: string[]): Promise<CertificateRow[]> {
+  const { rows } = await db.query<DbCertificate>(`SELECT ${COLUMNS} FROM certificates WHERE serial = ANY($1)`, [serials]);
+  return rows.map(toRow);
+}
+
 export function getByRequest(db: Queryable, requestId: string): Promise<CertificateRow | null> {
   return selectOne(db, 'request_id', requestId);
 }

@@ -61,11 +61,22 @@ export interface OcspRow {
   der: Buffer;
 }
 
-export async function upsertOcsp(db: Queryable, r: OcspRow): Promise<void> {
+/** Stores OCSP responses (new or replacing the previous one per serial and hash), in one statement. */
+export async function upsertOcsp(db: Queryable, rows: OcspRow[]): Promise<void> {
+  if (!rows.length) return;
   await db.query(
-    `INSERT INTO ocsp_responses (serial, hash_alg, cert_status, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (serial, hash_alg) DO UPDATE SET cert_status = $3, this_update = $4, next_update = $5, der = $6`,
-    [r.serial, r.hashAlg, r.certStatus, r.thisUpdate, r.nextUpdate, r.der],
+    `INSERT INTO ocsp_responses (serial, hash_alg, cert_status, this_update, next_update, der)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bytea[])
+     ON CONFLICT (serial, hash_alg) DO UPDATE
+       SET cert_status = EXCLUDED.cert_status, this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, der = EXCLUDED.der`,
+    [
+      rows.map((r) => r.serial),
+      rows.map((r) => r.hashAlg),
+      rows.map((r) => r.certStatus),
+      rows.map((r) => r.thisUpdate),
+      rows.map((r) => r.nextUpdate),
+      rows.map((r) => r.der),
+    ],
   );
 }
 

@@ -1,0 +1,95 @@
+/**
+ * ACME activities of the order and authorization workflows (main task queue): validation
+ * of an authorization (challenge and CAA in one activity, success recorded in the same
+ * transaction that may make the order ready), failure and deactivation records, and the
+ * projections of workflow transitions into the read model.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import type { Config } from '../src/config/index.ts';
+import type { Logger } from '../src/core/logger.ts';
+import { withTransaction } from '../src/db/pool.ts';
+import * as certificates from '../src/db/repos/certificates.ts';
+import * as orders from '../src/db/repos/acme-orders.ts';
+import { checkCaaAll, createVaContext, validateChallenge, type DnsClient, type RedirectPorts } from '../src/va/index.ts';
+import { ACCOUNT_GONE, AUTHZ_GONE, type AcmeActivities, type ValidateAuthzResult } from './acme-types.ts';
+import { toValidationFailure } from './validation.ts';
+
+export interface AcmeActivityDeps {
+  config: Config;
+  pool: Pool;
+  log: Logger;
+  /** Test hooks, as for the validation activities. */
+  dns?: DnsClient;
+  redirectPorts?: RedirectPorts;
+}
+
+export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
+  const { pool, log } = deps;
+  const va = createVaContext(deps.config.validation, { dns: deps.dns, redirectPorts: deps.redirectPorts });
+  return {
+    async validateAuthz(input): Promise<ValidateAuthzResult> {
+      const { challenge, identifier, wildcard } = input;
+      const begun = await withTransaction(pool, (tx) => orders.beginValidation(tx, { authzId: input.authzId, challengeId: challenge.id }));
+      if (begun.state === 'authzGone') {
+        throw ApplicationFailure.create({
+          type: AUTHZ_GONE,
+          message: `the authorization is ${begun.authzStatus}`,
+          nonRetryable: true,
+          details: [{ authzStatus: begun.authzStatus }],
+        });
+      }
+      if (begun.state === 'accountGone') {
+        throw ApplicationFailure.create({ type: ACCOUNT_GONE, message: `the account is ${begun.accountStatus}`, nonRetryable: true });
+      }
+      if (begun.state === 'alreadyValid') {
+        // A retried attempt whose predecessor recorded the success before it was lost.
+        const { orderReady } = await withTransaction(pool, (tx) =>
+          orders.completeValidation(tx, { ...input, challengeId: challenge.id, validatedAt: begun.validatedAt ?? new Date(), expiresAt: begun.expiresAt }),
+        );
+        return { validatedAt: (begun.validatedAt ?? new Date()).toISOString(), expiresAt: begun.expiresAt.toISOString(), orderReady };
+      }
+      const what = { challenge: challenge.type, identifier: identifier.value, wildcard, authz: input.authzId };
+      try {
+        const validationRecord = await validateChallenge(va, {
+          type: challenge.type,
+          identifier,
+          wildcard,
+          token: challenge.token,
+          keyAuthorization: `${challenge.token}.${begun.thumbprint}`,
+        });
+        if (identifier.type === 'dns') {
+          await checkCaaAll(va, {
+            identifiers: [{ type: 'dns', value: identifier.value, wildcard, method: challenge.type }],
+            accountUri: input.accountUri,
+            caaIdentities: input.caaIdentities,
+          });
+        }
+        log.info({ ...what, validationRecord }, 'challenge validated');
+      } catch (e) {
+        throw toValidationFailure(e, log, what);
+      }
+      const validatedAt = new Date();
+      const expiresAt = new Date(validatedAt.getTime() + input.validLifetimeSeconds * 1000);
+      const { orderReady } = await withTransaction(pool, (tx) =>
+        orders.completeValidation(tx, { orderId: input.orderId, authzId: input.authzId, challengeId: challenge.id, validatedAt, expiresAt }),
+      );
+      return { validatedAt: validatedAt.toISOString(), expiresAt: expiresAt.toISOString(), orderReady };
+    },
+
+    failValidation: (p) => orders.failValidation(pool, p),
+
+    async deactivateAuthz({ authzId }) {
+      const r = await withTransaction(pool, (tx) => orders.deactivateAuthz(tx, authzId));
+      if (r.state === 'refused') return { deactivated: false, refused: r.reason, orderIds: [] };
+      return { deactivated: true, orderIds: r.orderIds };
+    },
+
+    projectOrder: (p) => orders.updateOrder(pool, p),
+    projectAuthz: (p) => orders.updateAuthz(pool, p),
+    issuedSerial: async ({ orderId }) => {
+      const row = await certificates.getByRequest(pool, orderId);
+      return row?.certDer ? row.serial : null;
+    },
+  };
+}

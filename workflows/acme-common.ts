@@ -1,0 +1,125 @@
+/**
+ * What the ACME order and authorization workflows share: their Updates and signal, the
+ * validation of one authorization (one activity per attempt, with an operator's retry),
+ * and the mapping of activity failures to problem documents.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineSignal,
+  defineUpdate,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+} from '@temporalio/workflow';
+import {
+  AUTHZ_GONE,
+  type AcmeActivities,
+  type AuthzChange,
+  type AuthzState,
+  type AuthzStatus,
+  type ChallengeOutcome,
+  type Problem,
+  type ValidateAuthzResult,
+  type ValidationSettings,
+} from '../activities/acme-types.ts';
+import { STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+
+/** A client answers a challenge (RFC 8555 7.5.1). The order workflow takes `authzId`; the authorization workflow ignores it. */
+export const respondChallengeUpdate = defineUpdate<ChallengeOutcome, [{ authzId: string; challengeId: string }]>('respondChallenge');
+/** A client deactivates an authorization (RFC 8555 7.5.2): only the authorization workflow takes it. */
+export const deactivateAuthzUpdate = defineUpdate<{ status: AuthzStatus }, []>('deactivate');
+/** Operator (`certflow orders retry`): stop waiting for the next backoff and validate now. */
+export const retryValidationUpdate = defineUpdate<{ retried: string[] }, [{ authzId?: string }]>('retryValidation');
+/** Sent to the open orders that use an authorization when it is deactivated. */
+export const authzChangedSignal = defineSignal<[AuthzChange]>('authzChanged');
+
+/** Projections in the workflow task that needs them (see STORAGE_ACTIVITY_OPTIONS). */
+export const storage = proxyLocalActivities<AcmeActivities>(STORAGE_ACTIVITY_OPTIONS);
+/** Projections that follow an Update accepted in the same task (see STORAGE_AFTER_UPDATE_OPTIONS). */
+export const storageAfterUpdate = proxyActivities<AcmeActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
+
+export const acmeProblem = (type: string, detail: string): Problem => ({ type: `urn:ietf:params:acme:error:${type}`, detail });
+
+/** The ApplicationFailure behind an activity failure, if there is one. */
+export function applicationFailure(err: unknown): ApplicationFailure | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+}
+
+/** An activity failure's innermost message (e.g. "activity StartToClose timeout"). */
+export function failureText(err: unknown): string {
+  let e = err as Error | undefined;
+  while (e?.cause instanceof Error) e = e.cause;
+  return e?.message || String(err);
+}
+
+export function msUntil(iso: string): number {
+  return Math.max(0, new Date(iso).getTime() - Date.now());
+}
+
+export type ValidationOutcome =
+  | { ok: true; result: ValidateAuthzResult }
+  | { ok: false; error: Problem; /** The authorization's status when it was no longer pending. */ gone?: AuthzStatus };
+
+/**
+ * The validation of one authorization: one activity per attempt, transient failures retried
+ * with backoff (1, 2, 4, 8, then 10 s) for settings.maxAttempts attempts, a wrong answer
+ * final at once. retryNow() (an operator) cancels the attempt or backoff under way and
+ * starts afresh.
+ */
+export class Validation {
+  #scope: CancellationScope | undefined;
+  #retries = 0;
+
+  get running(): boolean {
+    return this.#scope !== undefined;
+  }
+
+  retryNow(): void {
+    this.#retries++;
+    this.#scope?.cancel();
+  }
+
+  async run(authz: AuthzState, challengeId: string, settings: ValidationSettings, orderId?: string): Promise<ValidationOutcome> {
+    const challenge = authz.challenges.find((c) => c.id === challengeId)!;
+    const va = proxyActivities<AcmeActivities>({
+      startToCloseTimeout: `${settings.attemptTimeoutSeconds * 2 + 5} seconds`,
+      retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: settings.maxAttempts },
+    });
+    for (let handled = 0; ; ) {
+      this.#scope = new CancellationScope();
+      try {
+        const result = await this.#scope.run(() =>
+          va.validateAuthz({
+            orderId,
+            authzId: authz.id,
+            challenge,
+            identifier: authz.identifier,
+            wildcard: authz.wildcard,
+            accountUri: settings.accountUri,
+            caaIdentities: settings.caaIdentities,
+            validLifetimeSeconds: settings.validLifetimeSeconds,
+          }),
+        );
+        return { ok: true, result };
+      } catch (err) {
+        if (isCancellation(err) && this.#retries > handled) {
+          handled = this.#retries;
+          continue;
+        }
+        const app = applicationFailure(err);
+        if (app?.type === AUTHZ_GONE) {
+          const gone = ((app.details?.[0] as { authzStatus?: AuthzStatus } | undefined)?.authzStatus ?? 'deactivated') as AuthzStatus;
+          return { ok: false, gone, error: acmeProblem('unauthorized', `the authorization for ${authz.identifier.value} is ${gone}`) };
+        }
+        if (!app) return { ok: false, error: acmeProblem('serverInternal', `the validation could not be completed: ${failureText(err)}`) };
+        // ACME problem types of the VA (validation-types.ts); accountGone: the account was deactivated meanwhile.
+        const type = app.type && /^[a-zA-Z]+$/.test(app.type) && app.type !== 'accountGone' ? app.type : 'unauthorized';
+        return { ok: false, error: acmeProblem(type, app.message) };
+      } finally {
+        this.#scope = undefined;
+      }
+    }
+  }
+}
