@@ -119,7 +119,17 @@ const acme = z.strictObject({
   pendingAuthzLifetimeSeconds: seconds.optional(),
   validAuthzLifetimeSeconds: seconds.optional(),
   nonceLifetimeSeconds: seconds.optional(),
-  rateLimits: z.strictObject({ newOrdersPerAccountPerHour: count, certificatesPerDomainPerWeek: count }).partial().optional(),
+  answerWaitSeconds: z.number().nonnegative().max(60).optional(),
+  caaRecheckSeconds: z.int().nonnegative().max(30 * 86_400).optional(),
+  rateLimits: z
+    .strictObject({
+      newOrdersPerAccountPerHour: count,
+      certificatesPerDomainPerWeek: count,
+      failedValidationsPerAccountPerIdentifierPerHour: count,
+      newAccountsPerAddressPerHour: count,
+    })
+    .partial()
+    .optional(),
   aliases: z.array(acmeAlias).optional(),
 });
 

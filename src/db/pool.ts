@@ -111,8 +111,28 @@ function guard(pool: Pool, failFastMs: number): void {
   (pool as unknown as { connect: unknown }).connect = (...args: unknown[]) => {
     if (typeof args[0] === 'function') return rawConnect(...args);
     check();
-    return settle(rawConnect() as Promise<unknown>);
+    return settle(rawConnect() as Promise<PoolClient>).then(guardClient);
   };
+}
+
+/**
+ * A checked-out client has no 'error' listener in pg-pool: a connection that dies while
+ * it is checked out (the database killed between two statements of a transaction) would
+ * be an unhandled 'error' event that ends the process. The listener notes the error, and
+ * release() hands it to the pool, which then destroys the connection.
+ */
+function guardClient(client: PoolClient): PoolClient {
+  let socketError: Error | undefined;
+  const onError = (e: Error) => {
+    socketError = e;
+  };
+  client.on('error', onError);
+  const release = client.release.bind(client);
+  client.release = (err?: Error | boolean) => {
+    client.removeListener('error', onError);
+    return release(err ?? socketError);
+  };
+  return client;
 }
 
 /**

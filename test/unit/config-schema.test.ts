@@ -7,7 +7,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.ts';
@@ -92,6 +94,13 @@ describe('configuration file schema', () => {
     await refused({ est: { labels: [{ name: 'a', profile: 'nope' }] } }, 'est.labels[0].profile', /unknown profile "nope"/);
     await refused({ profiles: [{ name: 'p', extends: 'nope' }] }, 'profiles[0].extends', /unknown profile "nope"/);
     await refused({ profiles: [{ name: 'web', extends: 'tls-server', san: { required: false } }] }, 'profiles[0].san.required', /serverAuth/);
+  });
+
+  it("the README's JSON examples of the configuration file are valid", async () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+    assert.ok(examples.length >= 3);
+    for (const example of examples) await load(example);
   });
 
   it('every section of the schema is optional and strict', () => {
