@@ -35,6 +35,7 @@ describe('enrollment workflow: server faults keep the request, requester mistake
   const projections: RequestProjection[] = [];
   const revoked: StatusChangeInput[] = [];
   const released = new Set<string>();
+  let releaseAll = false;
 
   const cert = (requestId: string): IssuedCertificate => ({
     serial: `5e${Buffer.from(requestId).toString('hex').slice(0, 16)}`,
@@ -64,7 +65,8 @@ describe('enrollment workflow: server faults keep the request, requester mistake
           async issueCertificate(input: { requestId: string }) {
             const next = plan.get(input.requestId)?.shift();
             if (next === 'slow') {
-              while (!released.has(input.requestId)) await new Promise((r) => setTimeout(r, 100));
+              // Until the test lets it go (or ends: a worker's shutdown waits for its activities).
+              while (!released.has(input.requestId) && !releaseAll) await new Promise((r) => setTimeout(r, 100));
               return cert(input.requestId);
             }
             if (next) throw ApplicationFailure.create({ type: next, message: `fake ${next} fault`, nonRetryable: REQUEST_ENDING_KINDS.includes(next as never) });
@@ -80,6 +82,7 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     running = Promise.all(workers.map((w) => w.run()));
   });
   after(async () => {
+    releaseAll = true;
     for (const w of workers ?? []) w.shutdown();
     await running?.catch(() => {});
     await native?.close();
