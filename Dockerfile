@@ -1,4 +1,4 @@
-# certflow server and worker image (the same image runs both: `certflow server` / `certflow worker`).
+# certflow image (the same image runs `certflow server`, `certflow worker` and `certflow admin`).
 FROM node:20-bookworm-slim
 
 # softhsm2/opensc: PKCS#11 key backend (any PKCS#11 module can be mounted instead);
@@ -19,6 +19,6 @@ COPY tsconfig.json ./
 ENV NODE_ENV=production \
     CERTFLOW_HOME=/var/lib/certflow
 VOLUME ["/var/lib/certflow"]
-EXPOSE 8443 8080
+EXPOSE 8443 8080 8444
 ENTRYPOINT ["node", "/app/bin/certflow.js"]
 CMD ["server"]

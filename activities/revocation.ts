@@ -64,15 +64,20 @@ async function changeStatus(deps: RevocationDeps, input: StatusChangeInput): Pro
   const reason = revokeReason(input);
   const target = input.action === 'revoke' ? 'revoked' : input.action === 'hold' ? 'hold' : 'valid';
   const row = await certificates.setStatus(pool, input.serial, target, { reason });
+  const { workflowExecution, activityId, activityType } = Context.current().info;
+  const run = workflowExecution ? `${workflowExecution.workflowId}/${workflowExecution.runId}` : activityType;
+  // Keyed by the activity: a retried attempt writes no second entry.
   await audit(pool, {
     actor: input.requester ?? 'operator',
     action: `cert.${input.action}`,
     object: row.serial,
     details: { reason: row.revocationReason },
+    requestId: workflowExecution?.workflowId,
+    key: `${run}/${activityId}`,
   });
   const ca = await issuingCa(pool, row.caName);
   await signOcspFor(deps, ca, [row.serial]);
-  const crl = await makeCrl(deps, ca);
+  const crl = await makeCrl(deps, ca, input.requester ?? 'operator');
   log.info({ serial: row.serial, status: row.status, reason: row.revocationReason, crlNumber: String(crl.crlNumber) }, 'certificate status changed');
   return {
     serial: row.serial,
@@ -94,8 +99,11 @@ function signer(ca: CaRow) {
   return { certDer: ca.certDer, keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg };
 }
 
-/** Signs and stores a new CRL for `ca` listing its revoked and held, unexpired certificates. */
-async function makeCrl(deps: RevocationDeps, ca: CaRow): Promise<revocation.CrlRow> {
+/**
+ * Signs and stores a new CRL for `ca` listing its revoked and held, unexpired certificates,
+ * audited (once per CRL number) as crl.generate by `by`.
+ */
+async function makeCrl(deps: RevocationDeps, ca: CaRow, by: string): Promise<revocation.CrlRow> {
   const { pool, keys, config } = deps;
   // The CRL number is taken under a per-CA lock so concurrent workers never reuse one.
   return withTransaction(pool, async (tx) => {
@@ -114,6 +122,12 @@ async function makeCrl(deps: RevocationDeps, ca: CaRow): Promise<revocation.CrlR
     });
     const row = { caName: ca.name, crlNumber, thisUpdate, nextUpdate, entries: entries.length, der: Buffer.from(der) };
     await revocation.insertCrl(tx, row);
+    await audit(tx, {
+      actor: by,
+      action: 'crl.generate',
+      object: ca.name,
+      details: { crlNumber: crlNumber.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() },
+    });
     return row;
   });
 }
@@ -153,7 +167,7 @@ async function refresh(deps: RevocationDeps, input: RefreshInput): Promise<Refre
     const latest = await revocation.latestCrl(pool, ca.name);
     const due = !latest || now.getTime() - latest.thisUpdate.getTime() >= config.revocation.crlRefreshSeconds * 1000;
     if (input.force || due) {
-      const crl = await makeCrl(deps, ca);
+      const crl = await makeCrl(deps, ca, input.requester ?? 'system');
       crls.push({ caName: ca.name, crlNumber: crl.crlNumber.toString(), entries: crl.entries });
     }
     Context.current().heartbeat();

@@ -20,6 +20,7 @@ import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
 import { parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
@@ -74,13 +75,17 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const issued = await withTransaction(pool, async (tx) => {
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
+    await enqueueOcsp(tx, cert.serial);
+    // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
       actor: input.requester ?? input.protocol,
       action: 'cert.issue',
       object: cert.serial,
       details: { requestId: input.requestId, protocol: input.protocol, profile: cert.profile, ca: cert.caName, subject: cert.subject },
+      requestId: input.requestId,
+      // A zombie attempt that finds the certificate stored writes no second entry.
+      key: `cert.issue:${cert.serial}`,
     });
-    await enqueueOcsp(tx, cert.serial);
     return cert;
   });
   log.info({ requestId: input.requestId, serial: issued.serial, profile: issued.profile }, 'certificate issued');
@@ -91,7 +96,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
 async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<CertificateRow> {
   const { config, pool } = deps;
   const csrDer = Buffer.from(input.csr, 'base64');
-  const csr = parseCsr(csrDer);
+  const csr = input.requestFormat === 'crmf' ? parseCrmfRequest(csrDer) : parseCsr(csrDer);
   // The front ends check what a requester names; a profile or CA missing here is the
   // server's configuration (an EST label, an ACME alias), not the requester's mistake.
   let profile;

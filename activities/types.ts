@@ -18,6 +18,8 @@ export interface IssueInput {
   requester?: string;
   /** Serial (hex) of the certificate this one renews. */
   replaces?: string;
+  /** What `csr` holds: a PKCS#10 request (default) or a CRMF CertReqMsg (CMP ir/cr/kur). */
+  requestFormat?: 'pkcs10' | 'crmf';
   /**
    * An ACME order: its authorizations must still be valid when the TBS is stored (same
    * transaction, which also marks the order processing), and the order becomes valid in
@@ -47,7 +49,7 @@ export interface SigningActivities {
   issueCertificate(input: IssueInput): Promise<IssuedCertificate>;
 }
 
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
 
 export interface RequestProjection {
   id: string;
@@ -81,6 +83,8 @@ export interface StatusChangeInput {
   /** RFC 5280 reason name for 'revoke' (default unspecified). */
   reason?: string;
   requester?: string;
+  /** Front end that asked (search attribute CertflowProtocol); default operator. */
+  protocol?: Protocol;
 }
 
 export interface StatusChangeResult {
@@ -97,6 +101,8 @@ export interface RefreshInput {
   force?: boolean;
   /** Only this CA (default: every issuing CA). */
   caName?: string;
+  /** Who asked for the run (audit log); scheduled runs: "system". */
+  requester?: string;
 }
 
 export interface RefreshResult {
@@ -111,4 +117,47 @@ export interface RevocationActivities {
   changeCertificateStatus(input: StatusChangeInput): Promise<StatusChangeResult>;
   /** Renews CRLs that are due (or all with force) and OCSP responses that expire soon. */
   refreshRevocationData(input: RefreshInput): Promise<RefreshResult>;
+}
+
+export interface CheckpointInput {
+  /** Who asked (`certflow audit checkpoint`); scheduled runs leave it out. */
+  requester?: string;
+}
+
+export interface CheckpointResult {
+  /** The entry signed (0: the log is empty). */
+  seq: number;
+  hash: string;
+  keyId: string;
+  /** false when that head was checkpointed already. */
+  created: boolean;
+  /** Expired certificates recorded (cert.expire) by this run. */
+  expired: number;
+}
+
+export interface AuditActivities {
+  /** Records certificate expiries, then signs the audit chain's head with the audit key. */
+  signAuditCheckpoint(input: CheckpointInput): Promise<CheckpointResult>;
+}
+
+export interface KeyRecoveryInput {
+  serial: string;
+  requester: string;
+  /** DER SubjectPublicKeyInfo (RSA, base64) of a one-time key of the console: the recovered key is encrypted to it. */
+  recipientSpki: string;
+}
+
+/** The recovered PKCS#8, AES-256-GCM encrypted under a fresh key wrapped (RSA-OAEP-SHA256) to the recipient; base64. */
+export interface RecoveredKey {
+  serial: string;
+  requestId: string;
+  wrappedKey: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+export interface KeyRecoveryActivities {
+  /** Decrypts the archived key of a certificate with the key-archive key and re-encrypts it to the recipient. */
+  recoverKeyForRecipient(input: KeyRecoveryInput): Promise<RecoveredKey>;
 }

@@ -3,7 +3,7 @@
  * the same client code (npm acme-client), the same http-01 responder and the same
  * concurrency, on this machine:
  *
- *   npm run bench:acme [-- --orders 200] [--concurrency 1,16] [--target certflow|pebble|both]
+ *   npm run bench:acme [-- --orders 200] [--concurrency 1,16] [--target certflow|pebble|both|cluster]
  *                      [--warmup N] [--poll-ms 100] [--profile-orders 20] [--max-seconds 600]
  *                      [--cpu-prof DIR]
  *
@@ -36,6 +36,11 @@
  * process, and where the time goes inside the order and authorization workflows (their
  * history event times).
  *
+ * --target cluster runs the same load on the dev stack and on the production topology
+ * (bench/cluster-stack.ts: `certflow cluster`, a Temporal server on Postgres with 4 history
+ * shards, 2 workers, 2 servers behind a round-robin balancer) and reports them side by
+ * side; the profile pass runs on the dev stack only.
+ *
  * Prints one JSON document on stdout; progress goes to stderr.
  */
 import { Client as TemporalClient, Connection } from '@temporalio/client';
@@ -66,6 +71,7 @@ import {
   withPg,
   type TimestampLike,
 } from './measure.ts';
+import { startClusterBenchStack } from './cluster-stack.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 
 const ORDER_TIMEOUT_MS = 120_000;
@@ -96,7 +102,7 @@ if (
   ordersCount < 1 ||
   ordersCount > 20_000 ||
   !levels.every((c) => Number.isInteger(c) && c >= 1 && c <= 256) ||
-  !['certflow', 'pebble', 'both'].includes(targetArg) ||
+  !['certflow', 'pebble', 'both', 'cluster'].includes(targetArg) ||
   !Number.isInteger(warmup) ||
   warmup < 0 ||
   warmup > 1000 ||
@@ -107,11 +113,12 @@ if (
   !(maxSeconds > 0)
 ) {
   console.error(
-    'usage: bench/acme.ts [--orders N] [--concurrency C[,C...]] [--target certflow|pebble|both] [--warmup N] [--poll-ms MS] [--profile-orders N] [--max-seconds S]',
+    'usage: bench/acme.ts [--orders N] [--concurrency C[,C...]] [--target certflow|pebble|both|cluster] [--warmup N] [--poll-ms MS] [--profile-orders N] [--max-seconds S]',
   );
   process.exit(2);
 }
-const targets = targetArg === 'both' ? (['pebble', 'certflow'] as const) : ([targetArg] as Array<'certflow' | 'pebble'>);
+type Target = 'certflow' | 'pebble' | 'cluster';
+const targets: readonly Target[] = targetArg === 'both' ? ['pebble', 'certflow'] : targetArg === 'cluster' ? ['certflow', 'cluster'] : [targetArg as Target];
 
 const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 let interrupted = false;
@@ -931,12 +938,19 @@ async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv,
   }
 }
 
-async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSrv, work: BenchWork, onStop: (f: () => Promise<void>) => void): Promise<TargetReport & { rootPem: string }> {
+async function benchCertflow(
+  dir: string,
+  responder: Responder,
+  cts: ChallTestSrv,
+  work: BenchWork,
+  onStop: (f: () => Promise<void>) => void,
+  topology: 'certflow' | 'cluster' = 'certflow',
+): Promise<TargetReport & { rootPem: string }> {
   const configFile = join(dir, 'certflow-config.json');
   // The default limits (50 certificates per registered domain and week, 300 orders per
   // account and hour) would refuse most of the run; the limit queries still run.
   writeFileSync(configFile, JSON.stringify({ acme: { rateLimits: { newOrdersPerAccountPerHour: 1_000_000, certificatesPerDomainPerWeek: 1_000_000 } } }));
-  const stack = await startBenchStack({
+  const stack: BenchStack & { processes?: Record<string, number> } = await (topology === 'cluster' ? startClusterBenchStack : startBenchStack)({
     env: {
       CERTFLOW_HTTP01_PORT: String(responder.port),
       CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
@@ -951,7 +965,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     const directoryUrl = `https://localhost:${stack.httpsPort}/acme/directory`;
     const clients = await newAccounts(directoryUrl, concurrency);
     if (work.warm.length) {
-      progress(`certflow: ${work.warm.length} warm-up orders ...`);
+      progress(`${topology}: ${work.warm.length} warm-up orders ...`);
       const warm = await runOrders(clients, responder, work.warm, performance.now() + maxSeconds * 1000);
       const bad = warm.filter((o) => !o?.ok);
       if (bad.length) progress(`  warm-up: ${bad.length} failed (${bad[0]?.error ?? 'not run'})`);
@@ -963,12 +977,8 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     for (const [i, c] of levels.entries()) {
       if (interrupted) break;
       const pgBefore = await postgresCounters(stack.databaseUrl);
-      const run = await timedRun(`certflow c=${c}`, clients.slice(0, c), responder, work.timed[i]!, {
-        worker: stack.pids.worker,
-        server: stack.pids.server,
-        temporal: stack.pids.temporal,
-        postgres: stack.pids.postgres,
-      });
+      const pids = stack.processes ?? { worker: stack.pids.worker, server: stack.pids.server, temporal: stack.pids.temporal, postgres: stack.pids.postgres };
+      const run = await timedRun(`${topology} c=${c}`, clients.slice(0, c), responder, work.timed[i]!, pids);
       const pgAfter = await postgresCounters(stack.databaseUrl);
       runs.push({ concurrency: c, result: run.result, postgresPerOrder: postgresPerUnit(pgBefore, pgAfter, run.outcomes.filter((o) => o.ok).length) });
       outcomes = run.outcomes;
@@ -976,7 +986,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     await dumpProfiles(cpuProf);
 
     // History lengths of 5 orders from the middle of the last (busiest) run, not its ramp-up or -down.
-    progress('certflow: reading workflow histories ...');
+    progress(`${topology}: reading workflow histories ...`);
     const ok = outcomes.filter((o) => o.ok);
     const mid = ok.slice(Math.floor(ok.length / 2) - 2, Math.floor(ok.length / 2) + 3);
     const sampled = await fetchHistories(stack, mid).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
@@ -1002,7 +1012,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
     };
 
     let profile: unknown;
-    if (profileOrders && !interrupted) {
+    if (profileOrders && !interrupted && topology === 'certflow') {
       const logFile = join(stack.home, 'postgres.log');
       const owners = await backendOwners(stack);
       await setStatementLogging(stack, true);
@@ -1027,7 +1037,7 @@ async function benchCertflow(dir: string, responder: Responder, cts: ChallTestSr
       extra: { historyEventsPerOrder, workflowTasksPerOrder, workflowsUnderLoad: underLoad },
     };
   } finally {
-    progress('stopping the certflow stack ...');
+    progress(`stopping the ${topology} stack ...`);
     await stack.stop();
   }
 }
@@ -1133,18 +1143,19 @@ async function main(): Promise<void> {
     progress(`challtestsrv DNS on ${cts.resolver}, http-01 responder on 127.0.0.1:${responder.port}`);
     setUpAcmeClient();
 
-    const reports: Partial<Record<'certflow' | 'pebble', TargetReport>> = {};
+    const reports: Partial<Record<Target, TargetReport>> = {};
     for (const t of targets) {
       if (interrupted) return;
       if (t === 'pebble') {
         reports.pebble = await benchPebble(dir, responder, cts, work, (f) => stops.push(f));
       } else {
-        reports.certflow = await benchCertflow(dir, responder, cts, work, (f) => stops.push(f));
+        reports[t] = await benchCertflow(dir, responder, cts, work, (f) => stops.push(f), t);
       }
     }
     if (interrupted) return;
     const c = reports.certflow;
     const p = reports.pebble;
+    const k = reports.cluster;
     const brief = (r: RunResult | undefined) => r && { ordersPerSec: r.ordersPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, cpuMsPerOrder: r.cpuMsPerOrder };
     const certflowPostgres = (c?.profile as { postgres?: Record<string, { statementsPerOrder: number }> } | undefined)?.postgres;
     const report = {
@@ -1163,13 +1174,21 @@ async function main(): Promise<void> {
         client: 'acme-client 5.4.0 (fresh nonce per request: HEAD new-nonce + POST), keep-alive HTTPS, no retries',
         certflow: 'bench/stack.ts: embedded Postgres fsync=on, Temporal dev server (SQLite), 1 worker, 1 server; ACME rate limits lifted',
         pebble: 'pebble 2.4 (Debian), in memory, PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0',
+        cluster: 'bench/cluster-stack.ts: `certflow cluster`: embedded Postgres fsync=on, Temporal server on it (4 history shards), 2 workers, 2 servers behind a round-robin TCP balancer; ACME rate limits lifted',
       },
       /** The numbers to compare, per concurrency level (details below). */
       summary: {
         levels: levels.map((level) => {
           const cr = c?.runs.find((r) => r.concurrency === level)?.result;
           const pr = p?.runs.find((r) => r.concurrency === level)?.result;
-          return { concurrency: level, certflow: brief(cr) ?? null, pebble: brief(pr) ?? null, ratio: cr && pr && pr.ordersPerSec > 0 ? round(cr.ordersPerSec / pr.ordersPerSec, 3) : null };
+          const kr = k?.runs.find((r) => r.concurrency === level)?.result;
+          return {
+            concurrency: level,
+            certflow: brief(cr) ?? null,
+            pebble: brief(pr) ?? null,
+            ratio: cr && pr && pr.ordersPerSec > 0 ? round(cr.ordersPerSec / pr.ordersPerSec, 3) : null,
+            ...(k ? { cluster: brief(kr) ?? null, clusterToDevRatio: kr && cr && cr.ordersPerSec > 0 ? round(kr.ordersPerSec / cr.ordersPerSec, 3) : null } : {}),
+          };
         }),
         certflow: c
           ? {
@@ -1191,6 +1210,7 @@ async function main(): Promise<void> {
           }
         : null,
       pebble: p ? { runs: p.runs, durable: false, profile: p.profile ?? null } : null,
+      ...(k ? { cluster: { runs: k.runs, historyEventsPerOrder: (k.extra?.historyEventsPerOrder as unknown) ?? null, workflowsUnderLoad: k.extra?.workflowsUnderLoad ?? null } } : {}),
     };
     await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, () => resolve()));
   } finally {

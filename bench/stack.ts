@@ -64,7 +64,7 @@ export interface BenchStack {
 }
 
 /** Variables of the caller's environment that would point the children at another installation. */
-function inheritedEnv(): NodeJS.ProcessEnv {
+export function inheritedEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) {
     if (name.startsWith('CERTFLOW_') || name === 'DATABASE_URL' || name === 'TEMPORAL_ADDRESS' || name === 'TEMPORAL_NAMESPACE') {
@@ -74,7 +74,22 @@ function inheritedEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function seconds(since: number): string {
+/** Runs `certflow <args>` with `env` (BenchStack.cli). */
+export function certflowCli(env: NodeJS.ProcessEnv): BenchStack['cli'] {
+  return (args, cliOpts = {}) =>
+    new Promise((resolveCli) => {
+      const child = spawn(process.execPath, [certflowBin, ...args], { env, cwd: repo });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('error', (e) => resolveCli({ code: -1, stdout, stderr: stderr + e.message }));
+      child.stdin.end(cliOpts.input ?? '');
+      child.on('close', (code) => resolveCli({ code: code ?? -1, stdout, stderr }));
+    });
+}
+
+export function seconds(since: number): string {
   return `${((performance.now() - since) / 1000).toFixed(1)} s`;
 }
 
@@ -154,17 +169,7 @@ export async function startBenchStack(opts: BenchStackOptions = {}): Promise<Ben
     log(`certflow server ready on https://127.0.0.1:${httpsPort}, pid ${server.pid} (${seconds(started)})`);
 
     const rootPemFile = join(home, 'ca', 'root.pem');
-    const cli = (args: string[], cliOpts: { input?: string } = {}): Promise<CliResult> =>
-      new Promise((resolveCli) => {
-        const child = spawn(process.execPath, [certflowBin, ...args], { env, cwd: repo });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('error', (e) => resolveCli({ code: -1, stdout, stderr: stderr + e.message }));
-        child.stdin.end(cliOpts.input ?? '');
-        child.on('close', (code) => resolveCli({ code: code ?? -1, stdout, stderr }));
-      });
+    const cli = certflowCli(env);
     return {
       home,
       env,

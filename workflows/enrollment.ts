@@ -78,6 +78,23 @@ export const abandonUpdate = defineUpdate<{ state: RequestState }, [{ reason: st
 
 const FINAL_STATES: readonly RequestState[] = ['issued', 'failed', 'rejected', 'abandoned'];
 
+/** Installs the `decide` handler: only a request in awaiting-approval takes a decision. */
+export function onDecision(requestId: string, state: () => string, take: (d: Decision) => void): void {
+  setHandler(
+    decideUpdate,
+    (d) => {
+      take(d);
+      return { state: d.approve ? 'signing' : 'rejected' };
+    },
+    {
+      validator: (d) => {
+        if (state() !== 'awaiting-approval') throw new Error(`request ${requestId} is ${state()}, not awaiting approval`);
+        if (!d.by) throw new Error('a decision names who made it');
+      },
+    },
+  );
+}
+
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
 /** After the operator's decision (an Update): see STORAGE_AFTER_UPDATE_OPTIONS. */
 const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
@@ -100,19 +117,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
 
   let state: RequestState = 'pending';
   let decision: Decision | undefined;
-  setHandler(
-    decideUpdate,
-    (d) => {
-      decision = d;
-      return { state: d.approve ? 'signing' : 'rejected' };
-    },
-    {
-      validator: (d) => {
-        if (state !== 'awaiting-approval') throw new Error(`request ${input.requestId} is ${state}, not awaiting approval`);
-        if (!d.by) throw new Error('a decision names who made it');
-      },
-    },
-  );
+  onDecision(input.requestId, () => state, (d) => (decision = d));
   let retryRequested = false;
   setHandler(
     retryUpdate,

@@ -4,3 +4,6 @@ export { revocationWorkflow, crlWorkflow } from './revocation.ts';
 export { acmeOrderWorkflow, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
 export { acmeAuthzWorkflow } from './acme-authz.ts';
 export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-common.ts';
+export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
+export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
+export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';

@@ -1,10 +1,14 @@
 import { formatDn, parseCsr } from '../pki/index.ts';
+import { parseCrmfRequest } from '../pki/cmp/index.ts';
 
-/** The subject of a stored request, for listings ("-" when it cannot be read). */
+/** The subject of a stored request (PKCS#10, or a CMP CertReqMsg), for listings ("-" when it cannot be read). */
 export function describeDn(csrDer: Uint8Array): string {
-  try {
-    return formatDn(parseCsr(csrDer).subject) || '(empty)';
-  } catch {
-    return '-';
+  for (const parse of [parseCsr, parseCrmfRequest]) {
+    try {
+      return formatDn(parse(csrDer).subject) || '(empty)';
+    } catch {
+      /* try the next format */
+    }
   }
+  return '-';
 }

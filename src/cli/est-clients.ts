@@ -60,7 +60,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * neither in `ps` nor in the shell history), without the one trailing newline that
  * `echo` or a here-string adds.
  */
-async function readPassword(arg: string, say: (msg: string) => void): Promise<string> {
+export async function readPassword(arg: string, say: (msg: string) => void): Promise<string> {
   if (arg !== '-') return arg;
   if (process.stdin.isTTY) say('reading the password from stdin (type it, press Enter, then Ctrl-D)');
   const chunks: Buffer[] = [];

@@ -5,12 +5,9 @@
  * Every recovery is audited (actor "operator").
  */
 import type { Command } from 'commander';
-import { createDecipheriv, createPrivateKey } from 'node:crypto';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { createPrivateKey } from 'node:crypto';
 import { audit } from '../db/repos/audit.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import * as keyArchive from '../db/repos/key-archive.ts';
-import { archiveAad } from '../est/archive.ts';
+import { recoverArchivedKey } from '../est/archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
@@ -25,46 +22,20 @@ export function registerKeyCommands(root: Command, ctx: CliContext): void {
     .action(async (serialArg: string, opts: { out: string }) => {
       const serial = normalizeSerial(serialArg);
       await ctx.withPool(async (pool, config) => {
-        const row = await keyArchive.getArchivedKey(pool, serial);
-        if (!row) {
-          const cert = await certificates.get(pool, serial);
-          throw new CaError(
-            'notFound',
-            cert
-              ? `certificate ${serial} has no archived key (only EST serverkeygen on labels with archiveServerKeys archives keys)`
-              : `no certificate with serial ${serial}`,
-          );
-        }
-        const archive = await keyArchive.getArchiveKey(pool, row.keyId);
         const store = await openKeyStore(config, { warn: () => undefined });
-        let pkcs8: Buffer;
+        let recovered: Awaited<ReturnType<typeof recoverArchivedKey>>;
         try {
-          if (archive && archive.keyBackend !== store.backend) {
-            throw new CaError('config', `archive key "${row.keyId}" is in the ${archive.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${store.backend}`);
-          }
-          if (!(await store.get(row.keyId))) {
-            throw new CaError('config', `the archive key "${row.keyId}" is not in the ${store.backend} key store`);
-          }
-          const aesKey = Buffer.from(await store.decrypt(row.keyId, 'rsa-oaep-sha256', row.wrappedKey));
-          try {
-            const decipher = createDecipheriv('aes-256-gcm', aesKey, row.iv);
-            decipher.setAAD(archiveAad(row.serial));
-            decipher.setAuthTag(row.tag);
-            pkcs8 = Buffer.concat([decipher.update(row.ciphertext), decipher.final()]);
-          } catch (e) {
-            throw new CaError('internal', `the archived key of ${serial} does not decrypt (corrupted or tampered with): ${errorMessage(e)}`, { cause: e });
-          } finally {
-            aesKey.fill(0);
-          }
+          recovered = await recoverArchivedKey(pool, store, serial);
         } finally {
           await store.close();
         }
+        const { pkcs8, requestId, keyId } = recovered;
         // A sanity check that what was archived is a private key.
         const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
         await writeFileAtomic(opts.out, pemEncode('PRIVATE KEY', pkcs8), 0o600);
         pkcs8.fill(0);
-        await audit(pool, { actor: 'operator', action: 'key.recover', object: serial, details: { requestId: row.requestId, keyId: row.keyId, out: opts.out } });
-        if (ctx.json()) ctx.printJson({ serial, requestId: row.requestId, keyType: key.asymmetricKeyType, out: opts.out });
+        await audit(pool, { actor: 'operator', action: 'key.recover', object: serial, details: { requestId, keyId, out: opts.out } });
+        if (ctx.json()) ctx.printJson({ serial, requestId, keyType: key.asymmetricKeyType, out: opts.out });
         else ctx.say(`recovered the ${key.asymmetricKeyType} private key of ${serial} -> ${opts.out}`);
       });
     });

@@ -16,10 +16,12 @@ import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
+import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
+import { registerClusterCommands } from './cluster.ts';
 import { registerOrderCommands } from './orders.ts';
 import { registerRequestCommands } from './requests.ts';
 import { cliContext } from './context.ts';
@@ -27,10 +29,9 @@ import { notifyReady } from './node-child.ts';
 import { registerEstClientCommands } from './est-clients.ts';
 import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
+import { registerConsoleCommands } from './console.ts';
+import { registerCmpClientCommands } from './cmp-clients.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
-
-/** Reasons an operator may give to `cert revoke` (hold has its own command). */
-const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn', 'aACompromise'];
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
 
@@ -254,21 +255,13 @@ function program(): Command {
       .description(description)
       .addOption(new Option('--timeout <seconds>', 'how long to wait for the worker').default('60').argParser(Number));
     if (name === 'revoke') {
-      c.addOption(new Option('--reason <name>', 'RFC 5280 reason').default('unspecified').choices(REVOKE_REASONS));
+      c.addOption(new Option('--reason <name>', 'RFC 5280 reason').default('unspecified').choices([...REVOKE_REASONS]));
     }
     c.action(async (serialArg: string, opts: { reason?: string; timeout: number }) => {
       const serial = normalizeSerial(serialArg);
       const current = await withPool((pool) => certificates.get(pool, serial));
       if (!current) throw new CaError('notFound', `no certificate with serial ${serial}`);
-      const illegal =
-        current.status === 'revoked'
-          ? `certificate ${serial} is already revoked (${current.revocationReason ?? 'unspecified'}, ${current.revokedAt?.toISOString()})`
-          : name === 'release' && current.status !== 'hold'
-            ? `certificate ${serial} is ${current.status}, not on hold`
-            : name === 'hold' && current.status !== 'valid'
-              ? `certificate ${serial} is ${current.status}; only valid certificates can be put on hold`
-              : undefined;
-      if (illegal) throw new CaError('conflict', illegal);
+      checkStatusChange(current, name);
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
@@ -287,6 +280,9 @@ function program(): Command {
   registerOrderCommands(root, context);
   registerRequestCommands(root, context);
   registerKeyCommands(root, context);
+  registerConsoleCommands(root, context);
+  registerClusterCommands(root, context);
+  registerCmpClientCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');
@@ -302,7 +298,7 @@ function program(): Command {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await refreshAndWait(temporal.client, config, { force: true, caName }, opts.timeout * 1000);
+        const r = await refreshAndWait(temporal.client, config, { force: true, caName, requester: 'operator' }, opts.timeout * 1000);
         if (root.opts<GlobalOpts>().json) printJson(r);
         else for (const c of r.crls) say(`CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries -> ${config.publicHttpUrl}/crl/${c.caName}.crl`);
       } finally {

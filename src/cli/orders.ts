@@ -1,25 +1,12 @@
 /** `certflow orders list|show|retry|cancel`: find and fix ACME orders from the command line. */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import { userInfo } from 'node:os';
-import { cancelOrderUpdate, retryValidationUpdate } from '../../workflows/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as orders from '../db/repos/acme-orders.ts';
-import { connectTemporal, withDeadline } from '../temporal/client.ts';
+import { connectTemporal } from '../temporal/client.ts';
+import { cancelOrder, retryOrderValidation } from '../temporal/orders.ts';
 import type { CliContext } from './context.ts';
-
-async function withTemporal<T>(fn: (client: Awaited<ReturnType<typeof connectTemporal>>['client']) => Promise<T>): Promise<T> {
-  const temporal = await connectTemporal(loadConfig(), 5000);
-  try {
-    return await fn(temporal.client);
-  } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);
-    throw e;
-  } finally {
-    await temporal.close();
-  }
-}
 
 export function registerOrderCommands(root: Command, cli: CliContext): void {
   const cmd = root.command('orders').description('ACME orders: find stuck ones, look inside, retry validation, cancel');
@@ -86,43 +73,26 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     .command('retry <id>')
     .description("validate the order's challenges that are waiting for their next retry now")
     .action(async (id: string) => {
-      const validating = await cli.withPool(async (pool) => {
-        const o = await orders.getOrder(pool, id);
-        if (!o) throw new CaError('notFound', `no order ${id}`);
-        const authzs = await orders.getAuthzs(pool, o.authzIds);
-        const list = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing'));
-        if (!list.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`);
-        return list;
-      });
-      await withTemporal(async (client) => {
-        for (const a of validating) {
-          // The order's workflow validates the authorizations it created; others
-          // (pre-authorizations, those of an ended order) have a workflow of their own.
-          const retry = (workflowId: string) =>
-            withDeadline(`authorization ${a.id}`, 10_000, () => client.workflow.getHandle(workflowId).executeUpdate(retryValidationUpdate, { args: [{ authzId: a.id }] }));
-          const byOrder = async () => {
-            try {
-              return a.ownerOrderId ? (await retry(`acme-order-${a.ownerOrderId}`), true) : false;
-            } catch (e) {
-              if (e instanceof WorkflowNotFoundError || e instanceof WorkflowUpdateFailedError) return false;
-              throw e;
-            }
-          };
-          if (!(await byOrder())) await retry(`acme-authz-${a.id}`);
-          cli.say(`authorization ${a.id}: validating again now`);
-        }
-      });
+      const config = loadConfig();
+      const temporal = await connectTemporal(config, 5000);
+      try {
+        const retried = await cli.withPool((pool) => retryOrderValidation(temporal.client, pool, id));
+        for (const authzId of retried) cli.say(`authorization ${authzId}: validating again now`);
+      } finally {
+        await temporal.close();
+      }
     });
   cmd
     .command('cancel <id>')
     .description('make an unfinished order invalid')
     .option('--reason <text>', 'shown to the client in the order error')
     .action(async (id: string, opts: { reason?: string }) => {
-      await withTemporal(async (client) => {
-        const handle = client.workflow.getHandle(`acme-order-${id}`);
-        const by = `operator:${userInfo().username}`;
-        await withDeadline(`order ${id}`, 10_000, () => handle.executeUpdate(cancelOrderUpdate, { args: [{ by, reason: opts.reason }], updateId: `cancel-${id}` }));
+      const temporal = await connectTemporal(loadConfig(), 5000);
+      try {
+        await cancelOrder(temporal.client, id, `operator:${userInfo().username}`, opts.reason);
         cli.say(`order ${id} canceled`);
-      });
+      } finally {
+        await temporal.close();
+      }
     });
 }

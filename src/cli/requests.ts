@@ -16,12 +16,12 @@ import { connectTemporal, withDeadline } from '../temporal/client.ts';
 import type { CliContext } from './context.ts';
 import { describeDn } from './describe.ts';
 
-const STATES = ['pending', 'awaiting-approval', 'signing', 'stalled', 'issued', 'failed', 'rejected', 'abandoned'] as const;
+const STATES = ['pending', 'awaiting-approval', 'signing', 'stalled', 'issued', 'confirmed', 'revoked', 'failed', 'rejected', 'abandoned'] as const;
 /** Pending or signing for longer than this counts as stuck. */
 const STUCK_AFTER_SECONDS = 120;
 
 export function registerRequestCommands(root: Command, cli: CliContext): void {
-  const cmd = root.command('requests').description('issuance requests (EST, CMP, operator): find stuck ones, look inside, retry');
+  const cmd = root.command('requests').description('issuance requests of every protocol (operator, EST, CMP), from the read model: find stuck ones, look inside, retry');
   cmd
     .command('list')
     .description('list requests, newest first')
@@ -45,6 +45,7 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
           kind: r.kind,
           requester: r.requester,
           profile: r.profile,
+          subject: describeDn(r.csrDer),
           serial: r.serial,
           updated: r.updatedAt,
           error: r.error,

@@ -13,41 +13,21 @@ import { resolveTemporalCli } from '../temporal/cli.ts';
 import { spawnTemporalDevServer } from '../temporal/devserver.ts';
 import { spawnCertflow } from './node-child.ts';
 import { Supervisor } from './supervisor.ts';
+import { announceFirstAdmin } from '../admin/first-admin.ts';
 
 export async function startDevStack(config: Config, log: Logger, opts: { say: (m: string) => void }): Promise<void> {
   const { say } = opts;
   const p = paths(config);
   await mkdir(p.logDir, { recursive: true });
   const sup = new Supervisor(p.runDir, say);
-  await sup.reapStale(['server', 'worker', 'temporal', 'postgres']);
+  sup.refuseIfRunning(['server-1', 'worker-1'], 'a cluster (`certflow cluster`)');
+  await sup.reapStale(['admin', 'server', 'worker', 'temporal', 'postgres']);
 
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string) => {
-    stopping ??= (async () => {
-      say(`${signal} received: stopping the stack`);
-      await sup.stopAll();
-      say('stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(sup, say);
 
   try {
     const env: NodeJS.ProcessEnv = { ...process.env, CERTFLOW_HOME: config.home };
-    if (!config.databaseUrl) {
-      say(`starting Postgres (embedded, 127.0.0.1:${config.embeddedPostgresPort}, data in ${p.pgData})`);
-      await preparePostgres(config, { log: say });
-      await sup.add({
-        name: 'postgres',
-        start: () => spawnPostgres(config, { port: config.embeddedPostgresPort, logFile: join(p.logDir, 'postgres.log') }),
-      });
-    } else {
-      say('using the external Postgres at DATABASE_URL');
-    }
-    env.DATABASE_URL = databaseUrl(config);
-    say('applying database migrations');
-    await (await openDatabase(config, log)).end();
+    env.DATABASE_URL = await startDatabase(config, log, sup, say);
 
     if (!config.temporal.external) {
       const cli = await resolveTemporalCli({ home: config.home, log: say });
@@ -87,8 +67,19 @@ export async function startDevStack(config: Config, log: Logger, opts: { say: (m
         return child;
       },
     });
+    say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
+    let adminUrl = '';
+    await sup.add({
+      name: 'admin',
+      start: async () => {
+        const child = await spawnCertflow({ command: ['admin'], env, logFile: join(p.logDir, 'admin.log'), readyTimeoutMs: 180_000 });
+        adminUrl = String(child.ready.adminUrl ?? '');
+        return child;
+      },
+    });
+    await announceFirstAdmin(config, log, say);
     const ui = config.temporal.external ? '' : `; Temporal UI http://127.0.0.1:${config.temporal.uiPort}`;
-    say(`certflow ready — ACME directory ${acmeUrl}; trust anchor ${p.rootPem}${ui}; logs in ${p.logDir}`);
+    say(`certflow ready — ACME directory ${acmeUrl}; console ${adminUrl}; trust anchor ${p.rootPem}${ui}; logs in ${p.logDir}`);
   } catch (e) {
     say(`start failed: ${errorMessage(e)}`);
     await sup.stopAll();
@@ -96,7 +87,50 @@ export async function startDevStack(config: Config, log: Logger, opts: { say: (m
   }
 }
 
-function splitAddress(address: string): [string, number] {
+/** Stops every child on SIGINT or SIGTERM (reverse start order), then exits. */
+export function stopOnSignals(sup: Supervisor, say: (m: string) => void): void {
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      say(`${signal} received: stopping the stack`);
+      await sup.stopAll();
+      say('stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/**
+ * Starts the embedded Postgres as the supervised child "postgres" (unless DATABASE_URL
+ * names another server), applies the migrations and returns the database URL.
+ */
+export async function startDatabase(
+  config: Config,
+  log: Logger,
+  sup: Supervisor,
+  say: (m: string) => void,
+  opts: { settings?: string[] } = {},
+): Promise<string> {
+  const p = paths(config);
+  if (!config.databaseUrl) {
+    say(`starting Postgres (embedded, 127.0.0.1:${config.embeddedPostgresPort}, data in ${p.pgData})`);
+    await preparePostgres(config, { log: say });
+    await sup.add({
+      name: 'postgres',
+      start: () =>
+        spawnPostgres(config, { port: config.embeddedPostgresPort, logFile: join(p.logDir, 'postgres.log'), settings: opts.settings }),
+    });
+  } else {
+    say('using the external Postgres at DATABASE_URL');
+  }
+  say('applying database migrations');
+  await (await openDatabase(config, log)).end();
+  return databaseUrl(config);
+}
+
+export function splitAddress(address: string): [string, number] {
   const i = address.lastIndexOf(':');
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))];
 }

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CaError } from '../core/errors.ts';
 
 export interface ChildHandle {
   pid: number | undefined;
@@ -30,6 +31,20 @@ export class Supervisor {
     private readonly runDir: string,
     private readonly say: Say,
   ) {}
+
+  /**
+   * Refuses to start while another stack on the same home runs (its children's pid files
+   * name live processes): both would use the same data directory and ports.
+   */
+  refuseIfRunning(names: string[], what: string): void {
+    const running = names.filter((name) => {
+      const file = join(this.runDir, `${name}.pid`);
+      return existsSync(file) && alive(Number(readFileSync(file, 'utf8').trim()));
+    });
+    if (running.length) {
+      throw new CaError('conflict', `${what} is running on this CERTFLOW_HOME (${running.map((n) => `run/${n}.pid`).join(', ')}): stop it first`);
+    }
+  }
 
   /** Stops processes a previous, killed supervisor left running (their pid files remain). */
   async reapStale(names: string[]): Promise<void> {

@@ -61,6 +61,9 @@ export interface Config {
   acme: AcmeConfig;
   validation: ValidationConfig;
   issuance: IssuanceConfig;
+  admin: AdminConfig;
+  audit: AuditConfig;
+  cmp: CmpConfig;
   logLevel: string;
 }
 
@@ -68,6 +71,63 @@ export interface Config {
 export interface IssuanceConfig {
   faultRetryInitialSeconds: number;
   faultRetryMaxSeconds: number;
+}
+
+/** The operator console's listener (a process of its own: `certflow admin`) and sessions. */
+export interface AdminConfig {
+  port: number;
+  bind: string;
+  /** A session ends after this long without a request. */
+  idleSeconds: number;
+  /** A session ends after this long, active or not. */
+  maxSessionSeconds: number;
+  /** Base URL of the Temporal Web UI, for links to workflows; undefined = none. */
+  temporalUiUrl?: string;
+}
+
+export interface AuditConfig {
+  /** How often the worker signs a checkpoint of the audit chain's head. */
+  checkpointSeconds: number;
+}
+
+/** Message protection a CMP alias accepts: shared-secret MAC (PBM, PBMAC1) and/or signatures. */
+export type CmpProtection = 'mac' | 'signature';
+
+/**
+ * A CMP alias: /.well-known/cmp ('' alias) or /.well-known/cmp/p/<name> (RFC 9811 3.3):
+ * the issuing CA and profile it stands for, and how clients may use it.
+ */
+export interface CmpAlias {
+  name: string;
+  profile: string;
+  /** Issuing CA; undefined = the profile's issuer or the default issuing CA. */
+  caName?: string;
+  /** Request protection accepted (responses are protected the same way). */
+  protection: CmpProtection[];
+  /** Grant implicit confirmation when the client asks for it (RFC 9483 4.1.1). */
+  implicitConfirm: boolean;
+  /** Certificate requests wait for `certflow approvals approve`; the client polls meanwhile. */
+  requireApproval: boolean;
+  /** kur: revoke the old certificate (superseded) once the new one is confirmed. */
+  kurRevokesOld: boolean;
+  /** ir/cr signed with a certificate issued by this CA (not only MAC) are accepted. */
+  allowCertificateEnrollment: boolean;
+  /** Overrides cmp.confirmWaitSeconds for this alias. */
+  confirmWaitSeconds?: number;
+}
+
+export interface CmpConfig {
+  aliases: Map<string, CmpAlias>;
+  /** How long a request waits for its certificate before the answer is "waiting" (polling). */
+  waitSeconds: number;
+  /** How long an issued certificate waits for certConf before it is revoked. */
+  confirmWaitSeconds: number;
+  /** checkAfter of pollRep / the waiting answer. */
+  pollIntervalSeconds: number;
+  /** messageTime may differ from the server's clock by at most this much. */
+  messageTimeToleranceSeconds: number;
+  /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
+  maxIterations: number;
 }
 
 /** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
@@ -301,8 +361,66 @@ export function loadConfig(env: Env = process.env): Config {
       ...file.validation,
     },
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
+    admin: adminConfig(env, file),
+    audit: { checkpointSeconds: 3600, ...file.audit },
+    cmp: cmpConfig(file, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
+}
+
+function adminConfig(env: Env, file: ConfigFile): AdminConfig {
+  const external = Boolean(env.TEMPORAL_ADDRESS);
+  const uiPort = int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233);
+  const idleSeconds = int(env, 'CERTFLOW_ADMIN_IDLE_SECONDS', file.admin?.idleSeconds ?? 900);
+  if (idleSeconds < 60) throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
+  return {
+    port: int(env, 'CERTFLOW_ADMIN_PORT', 8444),
+    bind: env.CERTFLOW_ADMIN_BIND || '127.0.0.1',
+    idleSeconds,
+    maxSessionSeconds: file.admin?.maxSessionSeconds ?? 12 * 3600,
+    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || (external ? '' : `http://127.0.0.1:${uiPort}`)).replace(/\/$/, '') || undefined,
+  };
+}
+
+const DEFAULT_CMP_ALIAS: CmpAlias = {
+  name: '',
+  profile: 'device',
+  protection: ['mac', 'signature'],
+  implicitConfirm: true,
+  requireApproval: false,
+  kurRevokesOld: true,
+  allowCertificateEnrollment: true,
+};
+
+function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
+  const { aliases: entries, ...rest } = file.cmp ?? {};
+  const aliases = new Map<string, CmpAlias>([['', DEFAULT_CMP_ALIAS]]);
+  for (const entry of entries ?? []) {
+    if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
+      throw new CaError('config', `CMP alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'cmp.alias' });
+    }
+    const alias: CmpAlias = { ...DEFAULT_CMP_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
+    if (!profiles.has(alias.profile)) {
+      throw new CaError('config', `CMP alias "${alias.name}" names unknown profile "${alias.profile}"`, { rule: 'cmp.alias.profile' });
+    }
+    if (!Array.isArray(alias.protection) || !alias.protection.length || alias.protection.some((p) => p !== 'mac' && p !== 'signature')) {
+      throw new CaError('config', `CMP alias "${alias.name}": protection must be a non-empty list of "mac" and "signature"`, { rule: 'cmp.alias.protection' });
+    }
+    aliases.set(alias.name, alias);
+  }
+  const cmp: CmpConfig = {
+    aliases,
+    waitSeconds: 30,
+    confirmWaitSeconds: 300,
+    pollIntervalSeconds: 10,
+    messageTimeToleranceSeconds: 600,
+    maxIterations: 100_000,
+    ...rest,
+  };
+  for (const k of ['waitSeconds', 'confirmWaitSeconds', 'pollIntervalSeconds', 'messageTimeToleranceSeconds', 'maxIterations'] as const) {
+    if (!Number.isInteger(cmp[k]) || cmp[k] < 1) throw new CaError('config', `cmp.${k} must be a positive integer`, { rule: `cmp.${k}` });
+  }
+  return cmp;
 }
 
 const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true, archiveServerKeys: false };

@@ -21,6 +21,7 @@ export const EKU_OIDS: Record<string, string> = {
   emailProtection: '1.3.6.1.5.5.7.3.4',
   timeStamping: '1.3.6.1.5.5.7.3.8',
   ocspSigning: '1.3.6.1.5.5.7.3.9',
+  cmcCA: '1.3.6.1.5.5.7.3.27',
   cmcRA: '1.3.6.1.5.5.7.3.28',
 };
 
@@ -158,6 +159,20 @@ export const DEFAULT_PROFILES: CertProfile[] = [
       cnFromFirstSan: false,
       cnMustBeSan: false,
     },
+    crlDistributionPoint: true,
+    aia: { caIssuers: true, ocsp: true },
+  },
+  {
+    name: 'cmp-signer',
+    description: "The CMP server's own protection certificate (RFC 9483 3.1): digitalSignature, id-kp-cmcCA",
+    validitySeconds: 365 * DAY,
+    backdateSeconds: 60,
+    keyUsage: ['digitalSignature'],
+    rsaKeyEncipherment: false,
+    extKeyUsage: ['cmcCA'],
+    keys: { ec: { curves: ['P-256', 'P-384'] } },
+    san: { dns: true, dnsWildcard: false, ip: true, email: false, uri: false, required: false, max: 10 },
+    subject: { allowed: ['CN', 'O'], required: ['CN'], dropDisallowed: false, cnFromFirstSan: false, cnMustBeSan: false },
     crlDistributionPoint: true,
     aia: { caIssuers: true, ocsp: true },
   },

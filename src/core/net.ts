@@ -43,3 +43,22 @@ export async function assertPortFree(host: string, port: number, what: string): 
     );
   }
 }
+
+/**
+ * The first of `count` consecutive TCP ports on `host` that were all free a moment ago (for
+ * a server that takes a block of ports, like the Temporal server or a cluster's listeners).
+ * With `below`, the block ends below that port (the kernel's own picks come from the
+ * ephemeral range, usually 32768 and up): random blocks from 10000 up are tried.
+ */
+export async function freePortRange(count: number, opts: { host?: string; below?: number } = {}): Promise<number> {
+  const host = opts.host ?? '127.0.0.1';
+  const isFree = (p: number) => bindOnce(host, p).then(() => true, () => false);
+  for (let tries = 0; tries < 100; tries++) {
+    const first = opts.below ? 10_000 + Math.floor(Math.random() * (opts.below - count - 10_000)) : await bindOnce(host, 0);
+    if (first + count > (opts.below ?? 65536)) continue;
+    let free = true;
+    for (let p = first; p < first + count && free; p++) free = await isFree(p);
+    if (free) return first;
+  }
+  throw new CaError('unavailable', `no ${count} consecutive free ports on ${host}`);
+}

@@ -48,6 +48,8 @@ export interface SpawnPostgresOptions {
   /** How long to wait for the server to accept connections (default 60 s). */
   timeoutMs?: number;
   ephemeral?: boolean;
+  /** More server settings (`name=value`, passed as -c), e.g. max_connections for the cluster. */
+  settings?: string[];
   log?: Log;
 }
 
@@ -212,6 +214,7 @@ function serverArgs(pgData: string, opts: SpawnPostgresOptions): string[] {
     // No Unix socket: nothing in /tmp to collide with other clusters, TCP on loopback only.
     'unix_socket_directories=',
     ...(opts.ephemeral ? ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'] : []),
+    ...(opts.settings ?? []),
   ];
   return ['-D', pgData, '-p', String(opts.port), ...settings.flatMap((s) => ['-c', s])];
 }

@@ -59,9 +59,10 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export async function migrate(
   pool: Pool,
   log: (msg: string) => void = () => {},
-  opts: { dir?: string } = {},
+  opts: { dir?: string; upTo?: number } = {},
 ): Promise<{ applied: string[] }> {
-  const migrations = loadMigrations(opts.dir);
+  // upTo: stop after this version (a backup is restored into the schema it was taken from).
+  const migrations = loadMigrations(opts.dir).filter((m) => opts.upTo === undefined || m.version <= opts.upTo);
   await withTransaction(pool, async (client) => {
     await lock(client);
     await ensureTable(client);

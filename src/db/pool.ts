@@ -35,21 +35,6 @@ export interface PoolOptions {
   onIdleError?: (err: Error) => void;
 }
 
-/** The database's state as the pool saw it last: for /healthz and the fail-fast guard. */
-export interface DatabaseState {
-  /** The last query or connection failed because the database did not answer. */
-  down: boolean;
-  lastError?: string;
-  /** When the database was last seen failing / answering. */
-  since?: Date;
-}
-
-const states = new WeakMap<Pool, DatabaseState>();
-
-export function databaseState(pool: Pool): DatabaseState {
-  return states.get(pool) ?? { down: false };
-}
-
 /**
  * A connection pool with limits suited to certflow's short OLTP queries. Its query() and
  * connect() turn "the database does not answer" (refused or reset connections, timeouts,
@@ -72,69 +57,78 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   // Without a listener, an idle client's error (e.g. the dev supervisor restarting Postgres)
   // is an unhandled 'error' event that kills the process. pg drops that client by itself.
   pool.on('error', (err) => opts.onIdleError?.(err));
-  guard(pool, opts.failFastMs ?? 1000);
+  // A database that cannot be reached (restarting, failing over, out of connections, a
+  // frozen server) fails a request as 'unavailable' — 503 with Retry-After, a retried
+  // activity — never as an internal error. Queries on the pool, checked-out clients and
+  // connect() all map it; after such a failure the pool fails fast for `failFastMs`.
+  const watch = watchAvailability(opts.failFastMs ?? 1000);
+  mapUnavailable(pool, 'query', watch);
+  mapUnavailable(pool, 'connect', watch);
+  pool.on('connect', (client) => {
+    mapUnavailable(client, 'query', { ...watch, check: () => {} });
+    // pg-pool listens for errors of idle clients only: a checked-out client whose server
+    // went away between two queries would emit an unheard 'error' and kill the process.
+    // Its next query fails instead (as unavailable) and the pool discards it on release.
+    client.on('error', () => {});
+  });
   return pool;
 }
 
-function guard(pool: Pool, failFastMs: number): void {
-  const state: DatabaseState = { down: false };
-  states.set(pool, state);
+/** True when `e` says the database cannot be reached or cannot serve right now (retrying later can help). */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  return dependencyFault(e) !== undefined;
+}
+
+interface Watch {
+  /** Throws at once while the pool fails fast. */
+  check(): void;
+  ok(): void;
+  failed(e: unknown): void;
+}
+
+function watchAvailability(failFastMs: number): Watch {
   let openUntil = 0;
-  const check = () => {
-    if (Date.now() < openUntil) {
-      throw new CaError('unavailable', `the database is not answering (${state.lastError ?? 'unknown error'})`, { details: { dependency: 'the database' } });
-    }
-  };
-  const settle = <T>(p: Promise<T>): Promise<T> =>
-    p.then(
-      (v) => {
-        if (state.down) Object.assign(state, { down: false, since: new Date(), lastError: undefined });
-        return v;
-      },
-      (e: unknown) => {
-        const fault = dependencyFault(e);
-        if (!fault) throw e; // an answer of the database (a constraint, a syntax error): the caller's business
-        openUntil = Date.now() + failFastMs;
-        if (!state.down) state.since = new Date();
-        state.down = true;
-        state.lastError = errorMessage(e) || fault.message;
-        throw fault;
-      },
-    );
-  const rawQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  const rawConnect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
-  (pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
-    if (typeof args[args.length - 1] === 'function') return rawQuery(...args);
-    check();
-    return settle(rawQuery(...args) as Promise<unknown>);
-  };
-  (pool as unknown as { connect: unknown }).connect = (...args: unknown[]) => {
-    if (typeof args[0] === 'function') return rawConnect(...args);
-    check();
-    return settle(rawConnect() as Promise<PoolClient>).then(guardClient);
+  let lastError = '';
+  return {
+    check() {
+      if (Date.now() < openUntil) {
+        throw new CaError('unavailable', `the database is not answering (${lastError})`, { details: { dependency: 'the database' } });
+      }
+    },
+    ok() {
+      openUntil = 0;
+    },
+    failed(e) {
+      openUntil = Date.now() + failFastMs;
+      lastError = connectError(e);
+    },
   };
 }
 
 /**
- * A checked-out client has no 'error' listener in pg-pool: a connection that dies while
- * it is checked out (the database killed between two statements of a transaction) would
- * be an unhandled 'error' event that ends the process. The listener notes the error, and
- * release() hands it to the pool, which then destroys the connection.
+ * Wraps a promise-returning method (callback calls pass through): its failures that mean
+ * "the database is unavailable" become CaError('unavailable', dependency "the database").
  */
-function guardClient(client: PoolClient): PoolClient {
-  let socketError: Error | undefined;
-  const onError = (e: Error) => {
-    socketError = e;
+function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect', watch: Watch): void {
+  const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
+  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[args.length - 1] === 'function') return original.apply(target, args);
+    watch.check();
+    const result = original.apply(target, args);
+    if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
+    return (result as Promise<unknown>).then(
+      (v) => {
+        watch.ok();
+        return v;
+      },
+      (e: unknown) => {
+        if (e instanceof CaError || !isDatabaseUnavailable(e)) throw e; // an answer of the database: the caller's business
+        watch.failed(e);
+        throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, { cause: e, details: { dependency: 'the database' } });
+      },
+    );
   };
-  client.on('error', onError);
-  const release = client.release.bind(client);
-  client.release = (err?: Error | boolean) => {
-    client.removeListener('error', onError);
-    return release(err ?? socketError);
-  };
-  return client;
 }
-
 /**
  * Runs `fn` inside BEGIN/COMMIT on one connection; rolls back and rethrows on error. A
  * connection whose ROLLBACK failed is destroyed rather than returned to the pool.

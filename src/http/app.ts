@@ -16,6 +16,8 @@ import type { Config } from '../config/index.ts';
 import { estRouter } from '../est/router.ts';
 import { acmeRouter } from '../acme/router.ts';
 import { orderRoutes } from '../acme/orders.ts';
+import { cmpRouter } from '../cmp/router.ts';
+import type { CmpSigner } from '../cmp/signer.ts';
 import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
@@ -29,6 +31,14 @@ export interface AppDeps {
   metrics: ReturnType<typeof createMetrics>;
   /** ACME accounts cached in this process (optional). */
   accountCache?: AccountCache;
+  /** The CMP server's protection certificate (renewed in place). */
+  cmpSigner: () => CmpSigner;
+}
+
+/** CMP (RFC 9811) is served on both listeners. */
+function mountCmp(app: Koa, deps: AppDeps): void {
+  const cmp = cmpRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, signer: deps.cmpSigner });
+  app.use(cmp.routes()).use(cmp.allowedMethods());
 }
 
 /** Routes served on both listeners. */
@@ -95,6 +105,7 @@ export function httpApp(deps: AppDeps): Koa {
     ctx.body = await deps.metrics.registry.metrics();
   });
   app.use(router.routes()).use(router.allowedMethods());
+  mountCmp(app, deps);
   return app;
 }
 
@@ -106,5 +117,6 @@ export function httpsApp(deps: AppDeps): Koa {
   app.use(est.routes()).use(est.allowedMethods());
   const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, accountCache: deps.accountCache };
   app.use(acmeRouter(acmeDeps, orderRoutes(acmeDeps)).routes());
+  mountCmp(app, deps);
   return app;
 }

@@ -19,6 +19,7 @@ import { connectTemporal } from '../temporal/client.ts';
 import { httpApp, httpsApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 import { ensureServerCertificate } from './tls-cert.ts';
+import { ensureCmpSigner } from '../cmp/signer.ts';
 import { pemEncode } from '../pki/index.ts';
 
 export interface RunningServer {
@@ -29,7 +30,7 @@ export interface RunningServer {
 }
 
 /** Waits until a worker has created the issuing CA; logs while it waits. */
-async function waitForCa(config: Config, pool: Pool, log: Logger) {
+export async function waitForCa(config: Config, pool: Pool, log: Logger) {
   for (let i = 0; ; i++) {
     const issuing = await cas.get(pool, config.ca.issuingName);
     const root = issuing?.parent ? await cas.get(pool, issuing.parent) : undefined;
@@ -56,9 +57,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
+  let cmpSigner = await ensureCmpSigner({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
+
   const metrics = createMetrics(pool);
   const accountCache = new AccountCache(pool, { url: databaseUrl(config), log });
-  const deps = { config, pool, temporal: temporal.client, log, metrics, accountCache };
+  const deps = { config, pool, temporal: temporal.client, log, metrics, accountCache, cmpSigner: () => cmpSigner };
   // Client certificates are asked for, not required: EST re-enrollment (and enrollment
   // where a label allows it) authenticates with a certificate this certflow issued, from
   // any of its CAs; the EST handlers check the certificate store and the label's CAs.
@@ -81,6 +84,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         notAfter = next.notAfter;
         log.info({ notAfter }, 'HTTPS certificate renewed');
       }
+      cmpSigner = await ensureCmpSigner({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
     } catch (e) {
       log.warn({ err: errorMessage(e) }, 'HTTPS certificate renewal failed; will retry');
     }

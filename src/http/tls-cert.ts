@@ -29,9 +29,10 @@ export function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
   return [...new Set(['localhost', '127.0.0.1', '::1', ...config.tlsNames])];
 }
 
-function files(config: Pick<Config, 'home'>) {
+/** `name` keeps listeners apart: "server" (HTTPS) and "admin" (the console) each have their key and certificate. */
+function files(config: Pick<Config, 'home'>, name = 'server') {
   const dir = paths(config).tlsDir;
-  return { dir, key: join(dir, 'server-key.pem'), cert: join(dir, 'server.pem'), pending: join(dir, 'pending-request') };
+  return { dir, key: join(dir, `${name}-key.pem`), cert: join(dir, `${name}.pem`), pending: join(dir, name === 'server' ? 'pending-request' : `${name}-pending-request`) };
 }
 
 const writePrivate = (file: string, content: string) => writeFileAtomic(file, content, 0o600);
@@ -64,9 +65,12 @@ export async function ensureServerCertificate(args: {
   issuingCaDer: Uint8Array;
   log: Logger;
   timeoutMs?: number;
+  /** Which listener (default "server"). */
+  name?: string;
 }): Promise<TlsMaterial> {
   const { config, log } = args;
-  const f = files(config);
+  const name = args.name ?? 'server';
+  const f = files(config, name);
   await mkdir(f.dir, { recursive: true, mode: 0o700 });
   const key = await serverKey(f.key);
   const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -81,7 +85,7 @@ export async function ensureServerCertificate(args: {
 
   const sans: SanSet = { dns: names.filter((n) => !isIP(n)), ip: names.filter((n) => isIP(n)), email: [], uri: [] };
   const csr = buildCsr({ subject: 'CN=localhost', sans, privateKey: key });
-  const requestId = existsSync(f.pending) ? (await readFile(f.pending, 'utf8')).trim() : `server-tls-${newId()}`;
+  const requestId = existsSync(f.pending) ? (await readFile(f.pending, 'utf8')).trim() : `${name}-tls-${newId()}`;
   await writePrivate(f.pending, requestId);
   log.info({ requestId, names }, 'requesting the HTTPS certificate from the CA (workflow)');
   const result = await issueAndWait(
@@ -92,7 +96,7 @@ export async function ensureServerCertificate(args: {
       protocol: 'operator',
       csr: Buffer.from(csr).toString('base64'),
       profile: 'tls-server',
-      requester: 'certflow-server',
+      requester: `certflow-${name}`,
     },
     args.timeoutMs ?? 120_000,
   );

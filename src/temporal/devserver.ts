@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
+import { msToTs } from '@temporalio/common/lib/time.js';
 // The SDK exports these (un-indexed) "for use in tests to register search attributes".
 import {
   encodeSearchAttributeIndexedValueType as encodeType,
@@ -93,26 +94,81 @@ function devServerArgs(o: TemporalDevServerOptions & { ip: string; namespace: st
  * exist. Fails at once if the process exits (port taken, corrupt SQLite file).
  */
 async function untilReady(handle: TemporalDevServerHandle, timeoutMs: number): Promise<void> {
+  await untilTemporalReady({ ...handle, what: 'the temporal process' }, timeoutMs);
+}
+
+export interface TemporalReadyTarget {
+  /** host:port of the frontend. */
+  address: string;
+  namespace: string;
+  /** The server process, when it is ours: its exit ends the wait at once. */
+  exited?: Promise<number | null>;
+  /** Names the process in the error message. */
+  what: string;
+  /** Registers the namespace with this retention when it does not exist (a fresh cluster). */
+  registerNamespaceDays?: number;
+}
+
+/**
+ * Waits until the frontend answers for the namespace (registering it first where asked),
+ * then makes sure certflow's search attributes exist. Returns what it created.
+ */
+export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs: number): Promise<{ created: string[] }> {
   let exitCode: number | null | undefined;
-  void handle.exited.then((code) => {
+  void target.exited?.then((code) => {
     exitCode = code;
   });
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
+  // Kept across attempts: a namespace registered by one attempt can still be unknown to the
+  // frontend's cache in the next (it refreshes every few seconds).
+  const created: string[] = [];
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`the temporal process exited with code ${exitCode}`);
+    if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
-      await withConnection(handle.address, Math.min(5000, deadline - Date.now()), async (connection) => {
-        await connection.workflowService.describeNamespace({ namespace: handle.namespace });
-        await ensureSearchAttributes(connection, handle.namespace);
+      await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
+        if (target.registerNamespaceDays !== undefined && (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))) {
+          created.push(`namespace ${target.namespace}`);
+        }
+        await connection.workflowService.describeNamespace({ namespace: target.namespace });
+        created.push(...(await ensureSearchAttributes(connection, target.namespace)));
       });
-      return;
+      // Each service caches namespaces and their search attributes (refreshed every 2 s): a
+      // workflow started at once could still be refused. Let all of them see the new ones.
+      if (created.length) await sleep(5000);
+      return { created };
     } catch (e) {
+      if (CaError.is(e, 'config')) throw e;
       lastError = e;
       await sleep(250);
     }
   }
   throw new Error(`no answer within ${Math.round(timeoutMs / 1000)} s (last error: ${errorMessage(lastError)})`);
+}
+
+/** gRPC status codes (the frontend's answers). */
+const GRPC_NOT_FOUND = 5;
+const GRPC_ALREADY_EXISTS = 6;
+
+/** Registers `namespace` unless it exists; true when it was created. */
+async function registerNamespace(connection: Connection, namespace: string, retentionDays: number): Promise<boolean> {
+  try {
+    await connection.workflowService.describeNamespace({ namespace });
+    return false;
+  } catch (e) {
+    if ((e as { code?: number }).code !== GRPC_NOT_FOUND) throw e;
+  }
+  try {
+    await connection.workflowService.registerNamespace({
+      namespace,
+      description: 'certflow',
+      workflowExecutionRetentionPeriod: msToTs(`${retentionDays} days`),
+    });
+    return true;
+  } catch (e) {
+    if ((e as { code?: number }).code === GRPC_ALREADY_EXISTS) return false;
+    throw e;
+  }
 }
 
 async function withConnection<T>(address: string, timeoutMs: number, fn: (c: Connection) => Promise<T>): Promise<T> {

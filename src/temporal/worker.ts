@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import type { Queryable } from '../db/pool.ts';
 import { createRevocationActivities, createSigningActivities, createStorageActivities } from '../../activities/index.ts';
 import { createAcmeActivities } from '../../activities/acme.ts';
+import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
@@ -25,6 +26,7 @@ import { ARCHIVE_KEY_ID } from '../est/archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
 import { ensureRevocationSchedule } from './schedules.ts';
+import { ensureAuditSchedule } from './audit.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
@@ -102,6 +104,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const pool = await openDatabase(config, log);
   const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
   await bootstrapCa(config, pool, keys, log);
+  await ensureAuditKey({ config, pool, keys, log });
 
   let connection: NativeConnection;
   try {
@@ -124,11 +127,17 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const signing = await Worker.create({
     ...common,
     taskQueue: config.temporal.signingTaskQueue,
-    activities: { ...createSigningActivities({ config, pool, keys, log }), ...createRevocationActivities({ config, pool, keys, log }) },
+    activities: {
+      ...createSigningActivities({ config, pool, keys, log }),
+      ...createRevocationActivities({ config, pool, keys, log }),
+      ...createAuditActivities({ config, pool, keys, log }),
+      ...createKeyRecoveryActivities({ config, pool, keys, log }),
+    },
   });
   const temporal = await connectTemporal(config);
   try {
     await ensureRevocationSchedule(temporal.client, config);
+    await ensureAuditSchedule(temporal.client, config);
   } finally {
     await temporal.close();
   }

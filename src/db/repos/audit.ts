@@ -1,42 +1,450 @@
-/** Append-only audit log (table `audit_log`): who did what to which object. */
+/**
+ * The audit log (table `audit_log`): append-only and hash-chained (migration 020).
+ *
+ * Each entry has a gap-free sequence number, the hash of its canonical content (seq, time,
+ * actor, role, action, target, result, request id, details), the hash of the entry before
+ * it, and its chain hash sha256(prev_hash ':' content_hash). An append advances the
+ * one-row `audit_head` and inserts the entry in ONE statement: the row lock on the head
+ * serializes appenders for as long as the appending transaction lasts, and READ COMMITTED
+ * re-reads the head after waiting, so the chain never forks. verifyChain() recomputes the
+ * whole chain here, in JS, from the stored columns; signed checkpoints (audit_checkpoints,
+ * signed by the worker's audit key) prove the head itself was not rewritten.
+ */
+import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import type { Queryable } from '../pool.ts';
 
+export type AuditResult = 'ok' | 'failed' | 'denied';
+
 export interface AuditEntry {
-  /** operator | worker | acme:<account> | est:<client> | … */
+  /** user:<name> | token:<id> | operator[:<os user>] | acme:<account> | est:<client> | system | … */
   actor: string;
-  /** ca.create | cert.issue | cert.revoke | … */
+  /** ca.create | cert.issue | cert.revoke | user.add | auth.login | … */
   action: string;
-  /** Serial, CA name, order id; null when the action has no single object. */
+  /** The target: serial, CA name, order id, user name; null when the action has no single object. */
   object?: string | null;
   details?: Record<string, unknown>;
+  /**
+   * The actor's role. Left out: a console user's or API token's current role (looked up),
+   * otherwise the kind of actor (see defaultRole).
+   */
+  role?: string | null;
+  /** Default 'ok'. */
+  result?: AuditResult;
+  /** The HTTP request, issuance request or workflow the entry belongs to. */
+  requestId?: string | null;
+  /**
+   * Exactly-once key: an entry with a key that is recorded already is not written again
+   * (a retried activity). Keyed appends belong outside other transactions (a concurrent
+   * duplicate fails the statement, which would abort the caller's transaction).
+   */
+  key?: string;
 }
 
-export interface AuditRow extends Required<AuditEntry> {
+export interface AuditRow {
   id: number;
+  seq: number;
   at: Date;
+  actor: string;
+  role: string | null;
+  action: string;
+  object: string | null;
+  result: string;
+  requestId: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  contentHash: string;
+  hash: string;
 }
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The role recorded for actors that are not console users: what kind of actor it is. */
+export function defaultRole(actor: string): string | null {
+  const kind = actor.split(':')[0];
+  if (kind === 'operator') return 'cli';
+  if (kind === 'acme' || kind === 'est' || kind === 'cmp') return 'client';
+  if (['system', 'worker', 'certflow-server', 'certflow-admin', 'timeout'].includes(kind!)) return 'system';
+  return null;
+}
+
+// The role of a console user or API token that is not given is looked up in the same statement.
+const APPEND_SQL = `
+WITH r AS (
+  SELECT coalesce($2::text,
+           (SELECT u.role FROM admin_users u WHERE u.name = CASE WHEN $1 LIKE 'user:%' THEN substr($1, 6) END),
+           (SELECT t.role FROM admin_tokens t WHERE t.id = CASE WHEN $1 LIKE 'token:%' THEN substr($1, 7) END)) AS role,
+         date_trunc('milliseconds', clock_timestamp()) AS at
+), head AS (
+  UPDATE audit_head h
+     SET seq = h.seq + 1,
+         prev_hash = h.hash,
+         hash = certflow_sha256_hex(h.hash || ':' || certflow_sha256_hex(
+                  certflow_audit_canonical(h.seq + 1, r.at, $1, r.role, $3, $4, $5, $6, $7::jsonb))),
+         updated_at = r.at
+    FROM r
+   WHERE h.id = 1
+     AND ($8::text IS NULL OR NOT EXISTS (SELECT 1 FROM audit_log WHERE dedup_key = $8))
+  RETURNING h.seq, h.prev_hash, h.hash, r.at, r.role
+)
+INSERT INTO audit_log (seq, at, actor, role, action, object, result, request_id, details, dedup_key, prev_hash, content_hash, hash)
+SELECT seq, at, $1, role, $3, $4, $5, $6, $7::jsonb, $8, prev_hash,
+       certflow_sha256_hex(certflow_audit_canonical(seq, at, $1, role, $3, $4, $5, $6, $7::jsonb)), hash
+  FROM head
+RETURNING seq`;
 
 /**
  * Appends an entry. Pass the transaction's client to make the entry commit (or roll back)
- * with the change it describes.
+ * with the change it describes. Returns false when an entry with `entry.key` exists already.
  */
-export async function audit(db: Queryable, entry: AuditEntry): Promise<void> {
-  await db.query('INSERT INTO audit_log (actor, action, object, details) VALUES ($1, $2, $3, $4)', [
+export async function audit(db: Queryable, entry: AuditEntry): Promise<boolean> {
+  const values = [
     entry.actor,
+    entry.role === undefined ? defaultRole(entry.actor) : entry.role,
     entry.action,
     entry.object ?? null,
+    entry.result ?? 'ok',
+    entry.requestId ?? null,
+    // Through JSON once, so that what is hashed is what jsonb stores (no undefined, Dates as strings).
     JSON.stringify(entry.details ?? {}),
+    entry.key ?? null,
+  ];
+  try {
+    const { rowCount } = await db.query(APPEND_SQL, values);
+    return rowCount === 1;
+  } catch (e) {
+    // Two attempts with the same key at the same moment: the second loses on the unique key.
+    const pgErr = e as { code?: string; constraint?: string };
+    if (entry.key && pgErr.code === '23505' && pgErr.constraint === 'audit_log_dedup_key_key') return false;
+    throw e;
+  }
+}
+
+interface DbAudit {
+  id: string;
+  seq: string;
+  at: Date;
+  actor: string;
+  role: string | null;
+  action: string;
+  object: string | null;
+  result: string;
+  request_id: string | null;
+  details: Record<string, unknown>;
+  details_text: string;
+  prev_hash: string;
+  content_hash: string;
+  hash: string;
+}
+
+const COLUMNS = 'id, seq, at, actor, role, action, object, result, request_id, details, details::text AS details_text, prev_hash, content_hash, hash';
+
+function toRow(r: DbAudit): AuditRow {
+  return {
+    // bigserial / bigint arrive as strings; audit ids stay far below 2^53.
+    id: Number(r.id),
+    seq: Number(r.seq),
+    at: r.at,
+    actor: r.actor,
+    role: r.role,
+    action: r.action,
+    object: r.object,
+    result: r.result,
+    requestId: r.request_id,
+    details: r.details,
+    prevHash: r.prev_hash,
+    contentHash: r.content_hash,
+    hash: r.hash,
+  };
+}
+
+export interface AuditFilter {
+  object?: string;
+  /** Exact actor, or a prefix ending in ":" ("user:" = every console user). */
+  actor?: string;
+  /** Exact action, or a prefix ending in "." ("cert." = every certificate action). */
+  action?: string;
+  result?: string;
+  from?: Date;
+  to?: Date;
+  /** Default 100, at most 1000. */
+  limit?: number;
+  offset?: number;
+}
+
+function prefixOrExact(value: string, separator: string): [string, string] {
+  return value.endsWith(separator) ? ['LIKE', `${value.replace(/[\\%_]/g, (c) => `\\${c}`)}%`] : ['=', value];
+}
+
+function whereClause(opts: AuditFilter): { sql: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    values.push(value);
+    where.push(sql(`$${values.length}`));
+  };
+  if (opts.object !== undefined) add((p) => `object = ${p}`, opts.object);
+  if (opts.actor) {
+    const [op, v] = prefixOrExact(opts.actor, ':');
+    add((p) => `actor ${op} ${p}`, v);
+  }
+  if (opts.action) {
+    const [op, v] = prefixOrExact(opts.action, '.');
+    add((p) => `action ${op} ${p}`, v);
+  }
+  if (opts.result) add((p) => `result = ${p}`, opts.result);
+  if (opts.from) add((p) => `at >= ${p}`, opts.from);
+  if (opts.to) add((p) => `at < ${p}`, opts.to);
+  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', values };
+}
+
+/** Newest first. */
+export async function list(db: Queryable, opts: AuditFilter = {}): Promise<AuditRow[]> {
+  const { sql, values } = whereClause(opts);
+  values.push(Math.min(Math.max(opts.limit ?? 100, 1), 1000), Math.max(opts.offset ?? 0, 0));
+  const { rows } = await db.query<DbAudit>(
+    `SELECT ${COLUMNS} FROM audit_log ${sql} ORDER BY seq DESC LIMIT $${values.length - 1} OFFSET $${values.length}`,
+    values,
+  );
+  return rows.map(toRow);
+}
+
+/** The number of entries matching a filter (limit and offset ignored). */
+export async function count(db: Queryable, opts: AuditFilter = {}): Promise<number> {
+  const { sql, values } = whereClause(opts);
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM audit_log ${sql}`, values);
+  return Number(rows[0]!.n);
+}
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export async function head(db: Queryable): Promise<ChainHead> {
+  const { rows } = await db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1');
+  return { seq: Number(rows[0]?.seq ?? 0), hash: rows[0]?.hash ?? GENESIS_HASH };
+}
+
+// ---------------------------------------------------------------------------------------
+// Verification
+
+const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+function field(v: string | null): string {
+  return v === null ? '~' : `${Buffer.byteLength(v, 'utf8')}:${v}`;
+}
+
+/** The canonical content of an entry, exactly as certflow_audit_canonical() builds it at insert. */
+export function canonicalContent(e: Pick<AuditRow, 'seq' | 'at' | 'actor' | 'role' | 'action' | 'object' | 'result' | 'requestId'> & { detailsText: string }): string {
+  return [
+    'certflow-audit-1',
+    field(String(e.seq)),
+    field(e.at.toISOString()),
+    field(e.actor),
+    field(e.role),
+    field(e.action),
+    field(e.object),
+    field(e.result),
+    field(e.requestId),
+    field(e.detailsText),
+  ].join('|');
+}
+
+export function chainHash(prevHash: string, contentHash: string): string {
+  return sha256Hex(`${prevHash}:${contentHash}`);
+}
+
+export interface BrokenEntry {
+  seq: number;
+  /** Row id, when the entry exists (a deleted entry has none). */
+  id?: number;
+  reason: string;
+}
+
+export interface CheckpointCheck {
+  seq: number;
+  signedAt: Date;
+  ok: boolean;
+  reason?: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Entries read. */
+  entries: number;
+  head: ChainHead;
+  /** The first entry where the chain breaks. */
+  firstBroken?: BrokenEntry;
+  checkpoints: CheckpointCheck[];
+  /** The newest checkpoint that verified: the log up to it is proven unchanged since it was signed. */
+  latestVerifiedCheckpoint?: { seq: number; signedAt: Date };
+  problems: string[];
+}
+
+/**
+ * Recomputes the chain from the first entry: every entry's content hash, link and chain
+ * hash, gap-free sequence numbers, the head, and every signed checkpoint (signature under
+ * the audit key, and the entry it names still having the hash it signed). `publicKeyPem`
+ * pins the audit key (otherwise the key recorded in audit_keys is used).
+ */
+export async function verifyChain(db: Queryable, opts: { batch?: number; publicKeyPem?: string } = {}): Promise<VerifyResult> {
+  const batch = opts.batch ?? 5000;
+  const problems: string[] = [];
+  let firstBroken: BrokenEntry | undefined;
+  const broken = (b: BrokenEntry) => {
+    firstBroken ??= b;
+    problems.push(`entry #${b.seq}${b.id !== undefined ? ` (id ${b.id})` : ''}: ${b.reason}`);
+  };
+  const hashes = new Map<number, string>();
+  let expectedSeq = 1;
+  let prevHash = GENESIS_HASH;
+  let entries = 0;
+  const chainHead = await head(db);
+  const { rows: cpRows } = await db.query<{ seq: string }>('SELECT seq FROM audit_checkpoints');
+  const wanted = new Set(cpRows.map((r) => Number(r.seq)));
+
+  for (let after = 0; ; ) {
+    const { rows } = await db.query<DbAudit>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, batch]);
+    for (const r of rows) {
+      const e = toRow(r);
+      entries++;
+      if (e.seq !== expectedSeq) {
+        broken({
+          seq: expectedSeq,
+          reason: e.seq > expectedSeq ? `missing (deleted): the next entry is #${e.seq}` : `sequence number out of order (found #${e.seq})`,
+        });
+      }
+      if (e.prevHash !== prevHash) broken({ seq: e.seq, id: e.id, reason: 'does not link to the entry before it (prev_hash differs: an entry before it was removed or rewritten)' });
+      const content = sha256Hex(canonicalContent({ ...e, detailsText: r.details_text }));
+      if (content !== e.contentHash) broken({ seq: e.seq, id: e.id, reason: 'content changed after it was written (content hash differs)' });
+      if (chainHash(e.prevHash, e.contentHash) !== e.hash) broken({ seq: e.seq, id: e.id, reason: 'chain hash differs from sha256(prev_hash:content_hash)' });
+      if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
+      prevHash = e.hash;
+      expectedSeq = e.seq + 1;
+    }
+    if (rows.length < batch) break;
+    after = Number(rows[rows.length - 1]!.seq);
+  }
+  const lastSeq = expectedSeq - 1;
+  if (chainHead.seq > lastSeq) broken({ seq: lastSeq + 1, reason: `missing (deleted): the chain head is at #${chainHead.seq}, the last entry is #${lastSeq}` });
+  else if (chainHead.seq < lastSeq) problems.push(`the chain head (#${chainHead.seq}) is behind the last entry (#${lastSeq})`);
+  else if (chainHead.hash !== prevHash) problems.push(`the chain head's hash differs from the last entry's (#${lastSeq})`);
+
+  const checkpoints = await verifyCheckpoints(db, hashes, lastSeq, opts.publicKeyPem);
+  for (const c of checkpoints) if (!c.ok) problems.push(`checkpoint #${c.seq} (${c.signedAt.toISOString()}): ${c.reason}`);
+  const good = checkpoints.filter((c) => c.ok);
+  const latest = good[good.length - 1];
+  return {
+    ok: problems.length === 0,
+    entries,
+    head: chainHead,
+    firstBroken,
+    checkpoints,
+    latestVerifiedCheckpoint: latest ? { seq: latest.seq, signedAt: latest.signedAt } : undefined,
+    problems,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints and the audit key
+
+export interface AuditKeyRow {
+  keyId: string;
+  keyBackend: string;
+  keyAlg: string;
+  spki: Buffer;
+  createdAt: Date;
+}
+
+export interface CheckpointRow {
+  seq: number;
+  hash: string;
+  signedAt: Date;
+  keyId: string;
+  signAlg: string;
+  signature: Buffer;
+}
+
+/** The bytes an audit checkpoint signs (openssl can verify them: see the README). */
+export function checkpointMessage(c: { seq: number; hash: string; signedAt: Date }): Buffer {
+  return Buffer.from(`certflow-audit-checkpoint-1\nseq=${c.seq}\nhash=${c.hash}\nsigned_at=${c.signedAt.toISOString()}\n`, 'utf8');
+}
+
+export async function getAuditKey(db: Queryable, keyId: string): Promise<AuditKeyRow | null> {
+  const { rows } = await db.query('SELECT key_id, key_backend, key_alg, spki, created_at FROM audit_keys WHERE key_id = $1', [keyId]);
+  const r = rows[0];
+  return r ? { keyId: r.key_id, keyBackend: r.key_backend, keyAlg: r.key_alg, spki: r.spki, createdAt: r.created_at } : null;
+}
+
+export async function insertAuditKey(db: Queryable, k: { keyId: string; keyBackend: string; keyAlg: string; spki: Uint8Array }): Promise<void> {
+  await db.query('INSERT INTO audit_keys (key_id, key_backend, key_alg, spki) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING', [
+    k.keyId,
+    k.keyBackend,
+    k.keyAlg,
+    k.spki,
   ]);
 }
 
-/** Newest first, optionally for one object. */
-export async function list(db: Queryable, opts: { object?: string; limit?: number } = {}): Promise<AuditRow[]> {
-  const { rows } = await db.query<{ id: string; at: Date; actor: string; action: string; object: string | null; details: Record<string, unknown> }>(
-    `SELECT id, at, actor, action, object, details FROM audit_log
-     WHERE $1::text IS NULL OR object = $1
-     ORDER BY id DESC LIMIT $2`,
-    [opts.object ?? null, Math.min(Math.max(opts.limit ?? 100, 1), 1000)],
+/** Stores a checkpoint; false when the head at `seq` was checkpointed already. */
+export async function insertCheckpoint(db: Queryable, c: CheckpointRow): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, sign_alg, signature) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (seq) DO NOTHING`,
+    [c.seq, c.hash, c.signedAt, c.keyId, c.signAlg, c.signature],
   );
-  // bigserial arrives as a string; audit ids stay far below 2^53.
-  return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  return rowCount === 1;
+}
+
+/** Oldest first. */
+export async function listCheckpoints(db: Queryable, opts: { limit?: number } = {}): Promise<CheckpointRow[]> {
+  const { rows } = await db.query(
+    `SELECT seq, hash, signed_at, key_id, sign_alg, signature FROM (
+       SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT $1) c ORDER BY seq`,
+    [opts.limit ?? 100_000],
+  );
+  return rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, signedAt: r.signed_at, keyId: r.key_id, signAlg: r.sign_alg, signature: r.signature }));
+}
+
+/** Node's name of the digest of a checkpoint's signature algorithm. */
+function digestOf(signAlg: string): string | undefined {
+  const m = /^(?:ecdsa|rsa-pkcs1)-(sha256|sha384|sha512)$/.exec(signAlg);
+  return m?.[1];
+}
+
+async function verifyCheckpoints(db: Queryable, hashes: Map<number, string>, lastSeq: number, pinnedPem?: string): Promise<CheckpointCheck[]> {
+  const out: CheckpointCheck[] = [];
+  const keys = new Map<string, ReturnType<typeof createPublicKey> | undefined>();
+  for (const cp of await listCheckpoints(db)) {
+    const fail = (reason: string) => out.push({ seq: cp.seq, signedAt: cp.signedAt, ok: false, reason });
+    if (!keys.has(cp.keyId)) {
+      const row = await getAuditKey(db, cp.keyId);
+      keys.set(cp.keyId, row ? createPublicKey({ key: row.spki, format: 'der', type: 'spki' }) : undefined);
+    }
+    const recorded = keys.get(cp.keyId);
+    const key = pinnedPem ? createPublicKey(pinnedPem) : recorded;
+    if (!key) {
+      fail(`signed by unknown audit key "${cp.keyId}"`);
+      continue;
+    }
+    if (pinnedPem && recorded && !recorded.equals(key)) {
+      fail(`the audit key "${cp.keyId}" recorded in the database is not the pinned public key`);
+      continue;
+    }
+    const digest = digestOf(cp.signAlg);
+    if (!digest || !verifySignature(digest, checkpointMessage(cp), key, cp.signature)) {
+      fail('the signature does not verify');
+      continue;
+    }
+    if (cp.seq > lastSeq) {
+      fail(`names entry #${cp.seq}, but the log ends at #${lastSeq} (entries were deleted)`);
+      continue;
+    }
+    const actual = hashes.get(cp.seq);
+    if (actual !== cp.hash) {
+      fail(`entry #${cp.seq} no longer has the hash that was signed (the log was rewritten)`);
+      continue;
+    }
+    out.push({ seq: cp.seq, signedAt: cp.signedAt, ok: true });
+  }
+  return out;
 }

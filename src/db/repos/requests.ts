@@ -10,9 +10,10 @@ import type { Queryable } from '../pool.ts';
  * pending -> (awaiting-approval ->) signing -> issued; failed when the CA refuses the
  * request (policy), rejected when an operator refuses it; stalled (and back to signing)
  * while a server fault keeps it from being signed; abandoned when the requester gave up
- * (EST serverkeygen after a timeout).
+ * (EST serverkeygen after a timeout). CMP adds issued -> confirmed (certConf, implicit
+ * confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
 
 export interface RequestRow {
   id: string;

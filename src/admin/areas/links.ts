@@ -1,0 +1,19 @@
+/** Links shared by the pages: a workflow in the Temporal Web UI, a certificate. */
+import type { Config } from '../../config/index.ts';
+import { html, link, type Html } from '../html.ts';
+
+export function workflowUrl(config: Config, workflowId: string): string | undefined {
+  const ui = config.admin.temporalUiUrl;
+  return ui ? `${ui}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+}
+
+/** The workflow id, linked to the Temporal UI when its URL is known. */
+export function workflowLink(config: Config, workflowId: string | null | undefined): Html {
+  if (!workflowId) return html`-`;
+  const url = workflowUrl(config, workflowId);
+  return url ? html`<a href="${url}" class="workflow" rel="noreferrer" target="_blank">${workflowId}</a>` : html`<code>${workflowId}</code>`;
+}
+
+export function certLink(serial: string | null | undefined): Html {
+  return serial ? link(`/certificates/${serial}`, html`<code>${serial}</code>`) : html`-`;
+}

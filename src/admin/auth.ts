@@ -1,0 +1,382 @@
+/**
+ * Who may use the console, and how they prove it: local users with scrypt passwords
+ * (src/est/password.ts), sessions (cookie value random, only its hash stored), API tokens
+ * bound to one role, and login by a TLS client certificate of this CA bound to a user.
+ * Shared by the admin API and the `certflow users` / `certflow tokens` commands; every
+ * change is audited in the transaction that makes it.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Pool } from 'pg';
+import { CaError } from '../core/errors.ts';
+import { withTransaction, type Queryable } from '../db/pool.ts';
+import * as users from '../db/repos/admin-users.ts';
+import type { AdminUserRow } from '../db/repos/admin-users.ts';
+import * as sessions from '../db/repos/admin-sessions.ts';
+import * as tokens from '../db/repos/admin-tokens.ts';
+import type { TokenRow } from '../db/repos/admin-tokens.ts';
+import { audit, type AuditResult } from '../db/repos/audit.ts';
+import * as certificates from '../db/repos/certificates.ts';
+import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
+import { isRole, ROLES, type Role } from './roles.ts';
+
+/** Who acts, as the audit log records it. */
+export interface Actor {
+  /** user:<name> | token:<id> | operator:<os user> */
+  actor: string;
+  role: string | null;
+  requestId?: string;
+}
+
+export async function record(db: Queryable, who: Actor, action: string, object: string | null, details: Record<string, unknown> = {}, result: AuditResult = 'ok') {
+  await audit(db, { actor: who.actor, role: who.role, action, object, details, result, requestId: who.requestId });
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+export function checkUserName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new CaError('malformed', `user name "${name}" must be 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`, {
+      rule: 'user.name',
+    });
+  }
+}
+
+export function checkRole(role: string): Role {
+  if (!isRole(role)) throw new CaError('malformed', `"${role}" is not a role (one of ${ROLES.join(', ')})`, { rule: 'user.role' });
+  return role;
+}
+
+function unknownUser(name: string): CaError {
+  return new CaError('notFound', `no user named "${name}"`, { rule: 'user.unknown' });
+}
+
+/** A user as shown by the API and the CLI: never the password hash. */
+export function userView(u: AdminUserRow) {
+  return {
+    name: u.name,
+    role: u.role,
+    enabled: u.enabled,
+    passwordLogin: u.passwordHash !== null,
+    certificateSerial: u.certSerial,
+    mustChangePassword: u.mustChangePassword,
+    createdBy: u.createdBy,
+    createdAt: u.createdAt,
+    lastLoginAt: u.lastLoginAt,
+  };
+}
+
+async function certificateForLogin(db: Queryable, serial: string): Promise<string> {
+  const cert = await certificates.get(db, serial);
+  if (!cert) throw new CaError('notFound', `no certificate with serial ${serial}`, { rule: 'certificate.unknown' });
+  if (cert.status !== 'valid' || cert.notAfter.getTime() < Date.now()) {
+    throw new CaError('conflict', `certificate ${serial} is ${cert.status === 'valid' ? 'expired' : cert.status}; bind a valid one`, { rule: 'user.certificate.invalid' });
+  }
+  return cert.serial;
+}
+
+export async function createUser(
+  pool: Pool,
+  who: Actor,
+  u: { name: string; role: string; password?: string; certSerial?: string; mustChangePassword?: boolean },
+): Promise<AdminUserRow> {
+  checkUserName(u.name);
+  const role = checkRole(u.role);
+  if (u.password === undefined && !u.certSerial) {
+    throw new CaError('malformed', 'a user needs a password or a client certificate to log in with', { rule: 'user.credentials' });
+  }
+  if (u.password !== undefined) checkPasswordPolicy(u.password);
+  const passwordHash = u.password === undefined ? null : await hashPassword(u.password);
+  return withTransaction(pool, async (tx) => {
+    const certSerial = u.certSerial ? await certificateForLogin(tx, u.certSerial) : null;
+    const row = await users.insert(tx, { name: u.name, role, passwordHash, certSerial, mustChangePassword: u.mustChangePassword, createdBy: who.actor });
+    await record(tx, who, 'user.add', u.name, { role, certificateSerial: certSerial, passwordLogin: passwordHash !== null });
+    return row;
+  });
+}
+
+/** Disables or enables a user; disabling ends the user's sessions. The last enabled CA Administrator stays. */
+export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabled: boolean): Promise<AdminUserRow> {
+  return withTransaction(pool, async (tx) => {
+    const current = await users.get(tx, name);
+    if (!current) throw unknownUser(name);
+    if (!enabled && current.enabled && current.role === 'ca-admin') {
+      await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+      if ((await users.countEnabled(tx, 'ca-admin')) <= 1) {
+        throw new CaError('conflict', `"${name}" is the last enabled CA Administrator; create another before disabling it`, { rule: 'user.lastCaAdmin' });
+      }
+    }
+    const row = (await users.update(tx, name, { enabled }))!;
+    if (!enabled) await sessions.removeForUser(tx, name);
+    await record(tx, who, enabled ? 'user.enable' : 'user.disable', name);
+    return row;
+  });
+}
+
+/** An administrator sets a user's password; the user must change it at the next login unless `temporary` is false. */
+export async function resetPassword(pool: Pool, who: Actor, name: string, password: string, opts: { temporary?: boolean } = {}): Promise<AdminUserRow> {
+  checkPasswordPolicy(password);
+  const passwordHash = await hashPassword(password);
+  return withTransaction(pool, async (tx) => {
+    const row = await users.update(tx, name, { passwordHash, mustChangePassword: opts.temporary ?? true });
+    if (!row) throw unknownUser(name);
+    await sessions.removeForUser(tx, name);
+    await record(tx, who, 'user.password.reset', name);
+    return row;
+  });
+}
+
+/** A user changes their own password (the current one is required). Other sessions of the user end. */
+export async function changeOwnPassword(pool: Pool, who: Actor, name: string, current: string, next: string, keepSession?: string): Promise<void> {
+  const user = await users.get(pool, name);
+  if (!user?.passwordHash || !(await verifyPassword(current, user.passwordHash))) {
+    await record(pool, who, 'user.password.change', name, { reason: 'wrong current password' }, 'failed');
+    throw new CaError('forbidden', 'the current password is wrong', { rule: 'user.password.wrong' });
+  }
+  checkPasswordPolicy(next);
+  if (current === next) throw new CaError('malformed', 'the new password must differ from the current one', { rule: 'user.password.same' });
+  const passwordHash = await hashPassword(next);
+  await withTransaction(pool, async (tx) => {
+    await users.update(tx, name, { passwordHash, mustChangePassword: false });
+    await sessions.removeForUser(tx, name, keepSession);
+    await record(tx, who, 'user.password.change', name);
+  });
+}
+
+export async function setUserRole(pool: Pool, who: Actor, name: string, role: string): Promise<AdminUserRow> {
+  const newRole = checkRole(role);
+  return withTransaction(pool, async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+    const current = await users.get(tx, name);
+    if (!current) throw unknownUser(name);
+    if (current.role === 'ca-admin' && newRole !== 'ca-admin' && current.enabled && (await users.countEnabled(tx, 'ca-admin')) <= 1) {
+      throw new CaError('conflict', `"${name}" is the last enabled CA Administrator`, { rule: 'user.lastCaAdmin' });
+    }
+    const row = (await users.update(tx, name, { role: newRole }))!;
+    await sessions.removeForUser(tx, name);
+    await record(tx, who, 'user.role', name, { from: current.role, to: newRole });
+    return row;
+  });
+}
+
+/** Binds a client certificate of this CA to a user (null unbinds). */
+export async function bindCertificate(pool: Pool, who: Actor, name: string, serial: string | null): Promise<AdminUserRow> {
+  return withTransaction(pool, async (tx) => {
+    const certSerial = serial ? await certificateForLogin(tx, serial) : null;
+    const row = await users.update(tx, name, { certSerial });
+    if (!row) throw unknownUser(name);
+    await record(tx, who, certSerial ? 'user.certificate.bind' : 'user.certificate.unbind', name, { certificateSerial: certSerial });
+    return row;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+export interface AuthSettings {
+  idleSeconds: number;
+  maxSessionSeconds: number;
+  /** Failed logins per user name, and per client address (which many users may share). */
+  throttle: { user: users.ThrottleRule; ip: users.ThrottleRule };
+}
+
+export const DEFAULT_THROTTLE: AuthSettings['throttle'] = {
+  user: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900 },
+  ip: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900 },
+};
+
+export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+export interface NewSession {
+  /** The cookie value (shown to the browser only). */
+  cookie: string;
+  csrfToken: string;
+  user: AdminUserRow;
+}
+
+async function openSession(pool: Pool, user: AdminUserRow, method: string, client: { ip?: string; userAgent?: string }, settings: AuthSettings): Promise<NewSession> {
+  const cookie = randomBytes(32).toString('base64url');
+  const csrfToken = randomBytes(32).toString('base64url');
+  await sessions.insert(pool, {
+    idHash: sha256Hex(cookie),
+    userName: user.name,
+    csrfToken,
+    authMethod: method,
+    clientIp: client.ip,
+    userAgent: client.userAgent,
+    maxSeconds: settings.maxSessionSeconds,
+  });
+  await users.touchLogin(pool, user.name);
+  return { cookie, csrfToken, user };
+}
+
+function throttled(seconds: number): CaError {
+  return new CaError('unavailable', `too many failed logins; try again in ${seconds} s`, { rule: 'auth.throttled', details: { retryAfter: seconds } });
+}
+
+/**
+ * Password login. Unknown users, wrong passwords and disabled users all get the same
+ * answer (and an unknown user the time of a real verification); after too many failures
+ * per user name or per client address, logins are refused for a while (429). Every
+ * attempt is audited.
+ */
+export async function login(
+  pool: Pool,
+  input: { name: string; password: string; ip?: string; userAgent?: string; requestId?: string },
+  settings: AuthSettings,
+): Promise<NewSession> {
+  const who: Actor = { actor: `user:${input.name.slice(0, 64)}`, role: null, requestId: input.requestId };
+  const keys = [`user:${input.name.slice(0, 64)}`, ...(input.ip ? [`ip:${input.ip}`] : [])];
+  for (const key of keys) {
+    const wait = await users.lockedFor(pool, key);
+    if (wait > 0) {
+      await record(pool, who, 'auth.login', input.name.slice(0, 64), { method: 'password', reason: 'throttled', ip: input.ip }, 'denied');
+      throw throttled(wait);
+    }
+  }
+  const user = NAME.test(input.name) ? await users.get(pool, input.name) : null;
+  const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await verifyAgainstNothing(input.password);
+  if (!user || !ok || !user.enabled) {
+    for (const key of keys) await users.recordFailure(pool, key, key.startsWith('ip:') ? settings.throttle.ip : settings.throttle.user);
+    await record(pool, { ...who, role: user?.role ?? null }, 'auth.login', input.name.slice(0, 64), {
+      method: 'password',
+      reason: !user || !ok ? 'wrong user name or password' : 'user disabled',
+      ip: input.ip,
+    }, 'failed');
+    throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
+  }
+  await users.clearFailures(pool, keys[0]!);
+  const session = await openSession(pool, user, 'password', input, settings);
+  await record(pool, { ...who, role: user.role }, 'auth.login', user.name, { method: 'password', ip: input.ip });
+  return session;
+}
+
+/** Login with a verified TLS client certificate (serial) bound to an enabled user. */
+export async function loginWithCertificate(
+  pool: Pool,
+  input: { serial: string; ip?: string; userAgent?: string; requestId?: string },
+  settings: AuthSettings,
+): Promise<NewSession> {
+  const user = await users.getByCertificate(pool, input.serial);
+  if (!user || !user.enabled) {
+    await record(pool, { actor: `cert:${input.serial}`, role: null, requestId: input.requestId }, 'auth.login', user?.name ?? null, {
+      method: 'certificate',
+      serial: input.serial,
+      reason: user ? 'user disabled' : 'certificate bound to no user',
+      ip: input.ip,
+    }, 'failed');
+    throw new CaError('unauthorized', `certificate ${input.serial} is not bound to an enabled console user`, { rule: 'auth.certificate' });
+  }
+  const session = await openSession(pool, user, 'certificate', input, settings);
+  await record(pool, { actor: `user:${user.name}`, role: user.role, requestId: input.requestId }, 'auth.login', user.name, {
+    method: 'certificate',
+    serial: input.serial,
+    ip: input.ip,
+  });
+  return session;
+}
+
+export interface SessionPrincipal {
+  kind: 'session';
+  user: AdminUserRow;
+  role: Role;
+  csrfToken: string;
+  idHash: string;
+  authMethod: string;
+}
+
+export interface TokenPrincipal {
+  kind: 'token';
+  token: TokenRow;
+  role: Role;
+}
+
+export type Principal = SessionPrincipal | TokenPrincipal;
+
+export function actorOf(p: Principal, requestId?: string): Actor {
+  return p.kind === 'session'
+    ? { actor: `user:${p.user.name}`, role: p.role, requestId }
+    : { actor: `token:${p.token.id}`, role: p.role, requestId };
+}
+
+/** The session of a cookie value, if it is live and its user still enabled. */
+export async function resolveSession(pool: Pool, cookie: string, settings: AuthSettings): Promise<SessionPrincipal | undefined> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(cookie)) return undefined;
+  const idHash = sha256Hex(cookie);
+  const s = await sessions.touch(pool, idHash, settings.idleSeconds);
+  if (!s) return undefined;
+  const user = await users.get(pool, s.userName);
+  if (!user?.enabled || !isRole(user.role)) {
+    await sessions.remove(pool, idHash);
+    return undefined;
+  }
+  return { kind: 'session', user, role: user.role, csrfToken: s.csrfToken, idHash, authMethod: s.authMethod };
+}
+
+export async function logout(pool: Pool, p: SessionPrincipal, requestId?: string): Promise<void> {
+  await sessions.remove(pool, p.idHash);
+  await record(pool, actorOf(p, requestId), 'auth.logout', p.user.name);
+}
+
+// ---------------------------------------------------------------------------------------
+// API tokens: "cft_<id>_<secret>"
+
+const TOKEN = /^cft_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
+
+export async function createToken(
+  pool: Pool,
+  who: Actor,
+  t: { name: string; role: string; expiresDays?: number },
+): Promise<{ token: string; row: TokenRow }> {
+  const role = checkRole(t.role);
+  if (!/^[\p{L}\p{N} ._@-]{1,64}$/u.test(t.name)) {
+    throw new CaError('malformed', 'a token name is 1-64 letters, digits, spaces, ".", "_", "@" or "-"', { rule: 'token.name' });
+  }
+  if (t.expiresDays !== undefined && (!Number.isInteger(t.expiresDays) || t.expiresDays < 1 || t.expiresDays > 3650)) {
+    throw new CaError('malformed', 'expiresDays must be a whole number of days from 1 to 3650', { rule: 'token.expires' });
+  }
+  const id = randomBytes(12).toString('base64url').replace(/[-_]/g, '').padEnd(16, '0').slice(0, 16);
+  const secret = randomBytes(32).toString('base64url');
+  const expiresAt = t.expiresDays ? new Date(Date.now() + t.expiresDays * 86_400_000) : null;
+  const row = await withTransaction(pool, async (tx) => {
+    const stored = await tokens.insert(tx, { id, name: t.name, role, secretHash: sha256Hex(secret), createdBy: who.actor, expiresAt });
+    await record(tx, who, 'token.create', id, { name: t.name, role, expiresAt });
+    return stored;
+  });
+  return { token: `cft_${id}_${secret}`, row };
+}
+
+export async function revokeToken(pool: Pool, who: Actor, id: string): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    if (!(await tokens.revoke(tx, id))) {
+      throw new CaError('notFound', `no active API token with id "${id}"`, { rule: 'token.unknown' });
+    }
+    await record(tx, who, 'token.revoke', id);
+  });
+}
+
+export function tokenView(t: TokenRow) {
+  return {
+    id: t.id,
+    name: t.name,
+    role: t.role,
+    createdBy: t.createdBy,
+    createdAt: t.createdAt,
+    expiresAt: t.expiresAt,
+    lastUsedAt: t.lastUsedAt,
+    revokedAt: t.revokedAt,
+    active: !t.revokedAt && (!t.expiresAt || t.expiresAt.getTime() > Date.now()),
+  };
+}
+
+/** The principal of an "Authorization: Bearer cft_…" header; 'unauthorized' when it is not a live token. */
+export async function authenticateToken(pool: Pool, bearer: string): Promise<TokenPrincipal> {
+  const m = TOKEN.exec(bearer);
+  const row = m ? await tokens.get(pool, m[1]!) : null;
+  const ok = row && m && timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(sha256Hex(m[2]!), 'hex'));
+  if (!row || !ok) throw new CaError('unauthorized', 'unknown API token', { rule: 'auth.token' });
+  if (row.revokedAt) throw new CaError('unauthorized', `API token ${row.id} was revoked`, { rule: 'auth.token.revoked' });
+  if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) throw new CaError('unauthorized', `API token ${row.id} expired`, { rule: 'auth.token.expired' });
+  if (!isRole(row.role)) throw new CaError('unauthorized', `API token ${row.id} has an unknown role`, { rule: 'auth.token' });
+  await tokens.touch(pool, row.id);
+  return { kind: 'token', token: row, role: row.role };
+}

@@ -1,0 +1,215 @@
+/**
+ * `certflow cluster` (= `npm run cluster`): the production topology on one machine,
+ * supervised like dev mode. Postgres (embedded, or DATABASE_URL) -> migrations -> a real
+ * Temporal server on that Postgres (built once from the Go module proxy, schemas applied,
+ * >= 4 history shards, namespace and search attributes registered) -> N workers -> N servers.
+ *
+ * Subcommands for running the same pieces under another supervisor (systemd):
+ * `cluster build` (the Temporal server binaries), `cluster setup` (databases, schemas,
+ * config file) and `cluster namespace` (namespace and search attributes).
+ */
+import { announceFirstAdmin } from '../admin/first-admin.ts';
+import { Option, type Command } from 'commander';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig, paths, type Config } from '../config/index.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
+import { databaseUrl } from '../db/open.ts';
+import {
+  DEFAULT_HISTORY_SHARDS,
+  NAMESPACE_RETENTION_DAYS,
+  setupTemporalSchemas,
+  spawnTemporalClusterServer,
+  TEMPORAL_DB_PASSWORD_ENV,
+  TEMPORAL_POOLS,
+  temporalServerArgs,
+  writeTemporalConfig,
+  type TemporalClusterConfig,
+} from '../temporal/cluster-server.ts';
+import { untilTemporalReady } from '../temporal/devserver.ts';
+import { ensureTemporalServer, temporalServerDir, TEMPORAL_SERVER_VERSION } from '../temporal/server-build.ts';
+import type { CliContext } from './context.ts';
+import { spawnCertflow } from './node-child.ts';
+import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
+import { Supervisor } from './supervisor.ts';
+
+export interface ClusterOptions {
+  servers: number;
+  workers: number;
+  /** Server i listens on the base ports + (i - 1) × portStep. */
+  portStep: number;
+  historyShards: number;
+}
+
+/** The ports of server `i` (1-based): HTTPS and HTTP. */
+export function serverPorts(config: Config, i: number, portStep: number) {
+  const offset = (i - 1) * portStep;
+  return { https: config.httpsPort + offset, http: config.httpPort + offset };
+}
+
+/** The topology `certflow cluster` starts unless told otherwise (docker-compose.yml mirrors it). */
+export const CLUSTER_DEFAULTS = { servers: 2, workers: 2, portStep: 100 } as const;
+
+/** Connections the Postgres needs: Temporal (4 services × its pools) + 10 per certflow process + CLI and spare. */
+export function clusterMaxConnections(opts: Pick<ClusterOptions, 'servers' | 'workers'>): number {
+  const temporal = 4 * (TEMPORAL_POOLS.default + TEMPORAL_POOLS.visibility);
+  return Math.max(100, temporal + 10 * (opts.servers + opts.workers) + 40);
+}
+
+/** Builds (or finds) the Temporal server and prepares its databases; returns the binaries. */
+async function prepareTemporal(config: Config, url: string, say: (m: string) => void) {
+  const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: say });
+  await setupTemporalSchemas({ sqlTool: binaries.sqlTool, url, log: say });
+  return binaries;
+}
+
+export async function startCluster(config: Config, opts: ClusterOptions, say: (m: string) => void): Promise<void> {
+  const log = createLogger('supervisor', 'warn');
+  const p = paths(config);
+  await mkdir(p.logDir, { recursive: true });
+  const sup = new Supervisor(p.runDir, say);
+  sup.refuseIfRunning(['server', 'worker'], 'a dev stack (`certflow start`)');
+  const workers = Array.from({ length: opts.workers }, (_, i) => `worker-${i + 1}`);
+  const servers = Array.from({ length: opts.servers }, (_, i) => `server-${i + 1}`);
+  await sup.reapStale(['admin', ...servers, ...workers, 'temporal', 'postgres']);
+  stopOnSignals(sup, say);
+
+  try {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CERTFLOW_HOME: config.home,
+      // Every certificate names the same CRL and AIA URLs, whichever worker signs it.
+      CERTFLOW_PUBLIC_HTTP_URL: config.publicHttpUrl,
+    };
+    env.DATABASE_URL = await startDatabase(config, log, sup, say, { settings: [`max_connections=${clusterMaxConnections(opts)}`] });
+
+    const [ip, port] = splitAddress(config.temporal.address);
+    let temporalLine: string;
+    if (!config.temporal.external) {
+      const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
+      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards };
+      say(`starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`);
+      await sup.add({
+        name: 'temporal',
+        start: () =>
+          spawnTemporalClusterServer({
+            binaries,
+            config: temporalConfig,
+            configDir: join(config.home, 'temporal'),
+            namespace: config.temporal.namespace,
+            logFile: join(p.logDir, 'temporal.log'),
+            log: say,
+          }),
+      });
+      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres)`;
+    } else {
+      say(`using the Temporal cluster at TEMPORAL_ADDRESS=${config.temporal.address}`);
+      await registerNamespace(config, 60_000, say);
+      temporalLine = `Temporal at ${config.temporal.address}`;
+    }
+    env.TEMPORAL_ADDRESS = config.temporal.address;
+
+    const child = (name: string, command: 'server' | 'worker' | 'admin', childEnv: NodeJS.ProcessEnv) => ({
+      name,
+      start: () => spawnCertflow({ command: [command], env: childEnv, logFile: join(p.logDir, `${name}.log`), readyTimeoutMs: 180_000 }),
+    });
+    const serverEnv = (i: number): NodeJS.ProcessEnv => {
+      const ports = serverPorts(config, i, opts.portStep);
+      return { ...env, CERTFLOW_HTTPS_PORT: String(ports.https), CERTFLOW_HTTP_PORT: String(ports.http) };
+    };
+    // worker-1 creates the CA hierarchy (and the software key passphrase) on a first start,
+    // server-1 the HTTPS key and certificate the servers share (tls/): the others follow.
+    say(`starting ${opts.workers} workers (task queues ${config.temporal.taskQueue}, ${config.temporal.signingTaskQueue}; CA keys: ${config.keys.backend})`);
+    await sup.add(child(workers[0]!, 'worker', env));
+    const s1 = serverPorts(config, 1, opts.portStep);
+    say(`starting ${opts.servers} servers (HTTPS ${config.bind}:${s1.https}, HTTP ${s1.http}; each next one ${opts.portStep} ports higher)`);
+    await Promise.all([...workers.slice(1).map((name) => sup.add(child(name, 'worker', env))), sup.add(child(servers[0]!, 'server', serverEnv(1)))]);
+    await Promise.all(servers.slice(1).map((name, i) => sup.add(child(name, 'server', serverEnv(i + 2)))));
+    // One operator console for the whole installation (it keeps no state of its own).
+    say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
+    await sup.add(child('admin', 'admin', env));
+    await announceFirstAdmin(config, log, say);
+
+    const host = new URL(config.publicHttpsUrl).hostname;
+    const directories = servers.map((_, i) => `https://${host}:${serverPorts(config, i + 1, opts.portStep).https}/acme/directory`);
+    const consoleUrl = `https://localhost:${config.admin.port}/`;
+    say(`certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`);
+  } catch (e) {
+    say(`cluster start failed: ${errorMessage(e)}`);
+    await sup.stopAll();
+    process.exit(1);
+  }
+}
+
+/** Registers the namespace (if missing) and certflow's search attributes at TEMPORAL_ADDRESS. */
+async function registerNamespace(config: Config, timeoutMs: number, say: (m: string) => void): Promise<void> {
+  const { address, namespace } = config.temporal;
+  try {
+    const { created } = await untilTemporalReady({ address, namespace, what: `Temporal at ${address}`, registerNamespaceDays: NAMESPACE_RETENTION_DAYS }, timeoutMs);
+    say(created.length ? `registered ${created.join(', ')} at ${address}` : `namespace ${namespace} and certflow's search attributes exist at ${address}`);
+  } catch (e) {
+    if (CaError.is(e)) throw e;
+    throw new CaError('unavailable', `Temporal at ${address}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CaError('malformed', `${name} must be a positive integer, not ${v}`);
+  return n;
+};
+
+export function registerClusterCommands(root: Command, cli: CliContext): void {
+  const cluster = root
+    .command('cluster')
+    .description(`the production topology on this machine: a Temporal server ${TEMPORAL_SERVER_VERSION} on Postgres, 2 servers, 2 workers`);
+  const shardsOption = () =>
+    new Option('--history-shards <n>', 'history shards of a NEW Temporal cluster (fixed once created)').default(DEFAULT_HISTORY_SHARDS).argParser(positive('--history-shards'));
+
+  cluster
+    .command('run', { isDefault: true })
+    .description('start everything, supervised (the default: `certflow cluster`)')
+    .addOption(new Option('--servers <n>', 'certflow server processes').default(CLUSTER_DEFAULTS.servers).argParser(positive('--servers')))
+    .addOption(new Option('--workers <n>', 'certflow worker processes').default(CLUSTER_DEFAULTS.workers).argParser(positive('--workers')))
+    .addOption(new Option('--port-step <n>', 'server i listens on the base ports + (i-1) × this').default(CLUSTER_DEFAULTS.portStep).argParser(positive('--port-step')))
+    .addOption(shardsOption())
+    .action(async (opts: ClusterOptions) => {
+      await startCluster(loadConfig(), opts, cli.say);
+      await new Promise(() => {}); // runs until a signal stops it
+    });
+
+  cluster
+    .command('build')
+    .description(`build the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool from the Go module proxy, or find the earlier build`)
+    .action(async () => {
+      const config = loadConfig();
+      const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: cli.say });
+      if (cli.json()) cli.printJson(binaries);
+      else cli.say(`Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}`);
+    });
+
+  cluster
+    .command('setup')
+    .description("create Temporal's databases on the Postgres of DATABASE_URL, apply their schemas, write the server's config file")
+    .option('--ip <address>', 'address the Temporal server listens on and advertises', '127.0.0.1')
+    .addOption(new Option('--port <n>', 'frontend port (the server uses it and the next 9)').default(7233).argParser(positive('--port')))
+    .addOption(shardsOption())
+    .action(async (opts: { ip: string; port: number; historyShards: number }) => {
+      const config = loadConfig();
+      const url = databaseUrl(config);
+      const binaries = await prepareTemporal(config, url, cli.say);
+      const configFile = await writeTemporalConfig(join(config.home, 'temporal'), { ip: opts.ip, port: opts.port, databaseUrl: url, historyShards: opts.historyShards });
+      const command = [binaries.server, ...temporalServerArgs(configFile)];
+      if (cli.json()) cli.printJson({ ...binaries, configFile, command, passwordEnv: TEMPORAL_DB_PASSWORD_ENV });
+      else cli.say(`wrote ${configFile}; start the server with ${TEMPORAL_DB_PASSWORD_ENV} set to the database password:\n  ${command.join(' ')}`);
+    });
+
+  cluster
+    .command('namespace')
+    .description("register the namespace and certflow's search attributes at TEMPORAL_ADDRESS (waits for the server)")
+    .addOption(new Option('--timeout <seconds>', 'how long to wait for the server').default(120).argParser(positive('--timeout')))
+    .action(async (opts: { timeout: number }) => {
+      await registerNamespace(loadConfig(), opts.timeout * 1000, cli.say);
+    });
+}

@@ -1,0 +1,436 @@
+/**
+ * CMP requests (RFC 9810 5.3, profiled by RFC 9483): parse, check the header, authenticate,
+ * then one handler per body type. Certificate requests (ir, cr, kur, p10cr) run as the
+ * `cmp-<transactionID hex>` workflow; rr goes through the revocation workflow; genm is
+ * answered from the CA's data; certConf and pollReq follow up on a transaction.
+ */
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
+import { createHash } from 'node:crypto';
+import type { Pool } from 'pg';
+import { certConfUpdate, certDeliveredUpdate, cmpRequestUpdate, type CmpInput, type CmpOutcome } from '../../workflows/index.ts';
+import { getProfile, type CmpAlias, type Config } from '../config/index.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { workflowIds } from '../core/ids.ts';
+import * as cas from '../db/repos/cas.ts';
+import * as certificates from '../db/repos/certificates.ts';
+import * as requests from '../db/repos/requests.ts';
+import type { CmpTransactionRow } from '../db/repos/cmp-transactions.ts';
+import {
+  CertConfirmContent,
+  CertRepMessage,
+  CertResponse,
+  CertifiedKeyPair,
+  INFO_TYPES,
+  InfoTypeAndValue,
+  PKIMessage,
+  PKIStatus,
+  PKIStatusInfo,
+  PollRepContent,
+  RevRepContent,
+  CertReqMsg,
+  certHash,
+  certIssuerAndSerial,
+  structureDer,
+  crlEntryReasonCode,
+  fromDer,
+  generalizedTimeDer,
+  nameAttrs,
+  readCertReqMsg,
+  sameSubject,
+  type CertReqMessages,
+  type CrmfRequest,
+  type RevReqContent,
+} from '../pki/cmp/index.ts';
+import { formatDn, parseCsr, pemDecodeAll, pemEncode, reasonFromCode, serialToHex, type ParsedCsr } from '../pki/index.ts';
+import { withDeadline } from '../temporal/client.ts';
+import { changeStatusAndWait } from '../temporal/revocation.ts';
+import { searchAttributes } from '../temporal/search-attributes.ts';
+import { asCaError, cmpError, statusInfoOf } from './errors.ts';
+import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
+import { generalMessage } from './genm.ts';
+import type { CmpSigner } from './signer.ts';
+import { buildResponse, errorAnswer, firstMessage, followUp, type Answer, type Exchange } from './transaction.ts';
+
+export interface CmpDeps {
+  config: Config;
+  pool: Pool;
+  temporal: Client;
+  log: Logger;
+  signer: () => CmpSigner;
+}
+
+const CERT_REQUESTS = new Set(['ir', 'cr', 'kur', 'p10cr']);
+const RESPONSE_TYPE = { ir: 'ip', cr: 'cp', kur: 'kup', p10cr: 'cp' } as const;
+
+/** Answers one CMP request message (DER) with a DER PKIMessage; never throws for the client's mistakes. */
+export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array): Promise<Uint8Array> {
+  let msg: PKIMessage | undefined;
+  let identity: CmpIdentity | undefined;
+  try {
+    msg = PKIMessage.fromBER(der);
+    checkHeader(msg);
+    identity = await authenticate(deps, msg, alias);
+    checkTime(deps.config, msg);
+    const x: Exchange = { pool: deps.pool, log: deps.log, signer: deps.signer(), msg, der, identity, alias: alias.name };
+    return await dispatch(deps, alias, x);
+  } catch (e) {
+    const err = asCaError(e);
+    const txid = msg?.header.transactionID ? Buffer.from(msg.header.transactionID).toString('hex') : undefined;
+    const fields = { cmp: msg?.body.type, transactionId: txid, client: identity?.key, kind: err.kind, rule: err.rule, msg: err.message };
+    if (err.kind === 'internal' || err.kind === 'config') deps.log.error({ ...fields, err: e }, 'CMP request failed');
+    else deps.log.info(fields, 'CMP request rejected');
+    // Protected like the request where its protection was verified; else signed by the CMP signer.
+    try {
+      return buildResponse(msg, identity, deps.signer(), errorAnswer(err)).toBER();
+    } catch (e2) {
+      // Header fields too broken to echo (sender, nonces): answer without them.
+      deps.log.warn({ err: errorMessage(e2) }, 'CMP error response without the request header fields');
+      return buildResponse(undefined, undefined, deps.signer(), errorAnswer(err)).toBER();
+    }
+  }
+}
+
+function checkHeader(msg: PKIMessage): void {
+  const h = msg.header;
+  if (h.pvno !== 2 && h.pvno !== 3) throw cmpError('cmp.version', `pvno ${h.pvno} is not supported (cmp2000 = 2, cmp2021 = 3)`);
+  if (!h.transactionID || h.transactionID.length < 1 || h.transactionID.length > 64) {
+    throw cmpError('cmp.request', 'the header must carry a transactionID of 1 to 64 bytes (RFC 9483 3.1)');
+  }
+  if (!h.senderNonce || h.senderNonce.length < 8 || h.senderNonce.length > 64) {
+    throw cmpError('cmp.senderNonce', 'the header must carry a senderNonce of 8 to 64 bytes (16 recommended)');
+  }
+}
+
+function checkTime(config: Config, msg: PKIMessage): void {
+  const t = msg.header.messageTime;
+  if (!t) return;
+  const skew = Math.abs(t.getTime() - Date.now()) / 1000;
+  if (skew > config.cmp.messageTimeToleranceSeconds) {
+    throw cmpError('cmp.time', `messageTime ${t.toISOString()} is ${Math.round(skew)} s off the server's clock (at most ${config.cmp.messageTimeToleranceSeconds} s)`);
+  }
+}
+
+async function dispatch(deps: CmpDeps, alias: CmpAlias, x: Exchange): Promise<Uint8Array> {
+  const body = x.msg.body;
+  const txHex = Buffer.from(x.msg.header.transactionID!).toString('hex');
+  switch (body.type) {
+    case 'ir':
+    case 'cr':
+    case 'kur':
+    case 'p10cr': {
+      const requestId = workflowIds.cmp(txHex);
+      return firstMessage(x, { requestId }, () => enroll(deps, alias, x, requestId));
+    }
+    case 'rr':
+      return firstMessage(x, {}, () => revoke(deps, x, body.content));
+    case 'genm':
+      return firstMessage(x, {}, async () => ({ body: { type: 'genp', content: await generalMessage(deps, alias, body.content) }, close: true }));
+    case 'certConf':
+      return followUp(x, (row) => certConf(deps, x, row, body.content));
+    case 'pollReq':
+      return followUp(x, (row) => pollReq(deps, x, row));
+    case 'error':
+      return followUp(x, (row) => clientError(deps, x, row));
+    default:
+      throw cmpError('cmp.request', `a ${body.type} is not a request this CMP server answers`);
+  }
+}
+
+// ---- certificate requests -----------------------------------------------------------
+
+function implicitConfirmAsked(msg: PKIMessage): boolean {
+  return Boolean(msg.header.generalInfo?.some((i) => i.infoType === INFO_TYPES.implicitConfirm));
+}
+
+function onlyRequest(content: CertReqMessages): CertReqMsg {
+  if (content.messages.length !== 1) throw cmpError('cmp.request', `the request carries ${content.messages.length} CertReqMsg; RFC 9483 allows exactly one`);
+  return content.messages[0]!;
+}
+
+async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: string): Promise<Answer> {
+  const { msg, identity } = x;
+  const bodyType = msg.body.type as 'ir' | 'cr' | 'kur' | 'p10cr';
+  let csr: ParsedCsr;
+  let certReqId = -1;
+  let requestDer: Uint8Array;
+  let replaces: string | undefined;
+  let profile = (identity.type === 'mac' ? identity.client.profile : identity.client?.profile) ?? alias.profile;
+  let caName = alias.caName;
+
+  if (bodyType === 'p10cr') {
+    mayEnroll(identity, alias);
+    requestDer = msg.body.content as Uint8Array;
+    csr = parseCsr(requestDer);
+  } else {
+    const reqMsg = onlyRequest(msg.body.content as CertReqMessages);
+    const req = readCertReqMsg(reqMsg, { allowRaVerified: isRa(identity) });
+    csr = req.csr;
+    certReqId = req.certReqId;
+    requestDer = structureDer(reqMsg);
+    if (bodyType === 'kur') {
+      const old = keyUpdateTarget(identity, req);
+      replaces = old.serial;
+      profile = old.profile;
+      caName = old.caName;
+    } else {
+      mayEnroll(identity, alias);
+    }
+  }
+  getProfile(deps.config, profile);
+  const implicitConfirm = implicitConfirmAsked(msg) && alias.implicitConfirm;
+  const requireApproval = alias.requireApproval || Boolean(identity.type === 'mac' ? identity.client.requireApproval : identity.client?.requireApproval);
+  const input: CmpInput = {
+    requestId,
+    transactionId: Buffer.from(msg.header.transactionID!).toString('hex'),
+    alias: alias.name,
+    bodyType,
+    request: Buffer.from(requestDer).toString('base64'),
+    requestFormat: bodyType === 'p10cr' ? 'pkcs10' : 'crmf',
+    requestHash: createHash('sha256').update(x.der).digest('hex'),
+    profile,
+    caName,
+    requester: identity.key,
+    replaces,
+    revokeReplaced: alias.kurRevokesOld,
+    requireApproval,
+    implicitConfirm,
+    confirmTimeout: `${alias.confirmWaitSeconds ?? deps.config.cmp.confirmWaitSeconds} seconds`,
+  };
+  deps.log.info({ transactionId: input.transactionId, body: bodyType, client: identity.key, subject: formatDn(csr.subject), profile }, 'CMP certificate request');
+  const outcome = await runTransaction(deps, input);
+  return certAnswer(deps, x, RESPONSE_TYPE[bodyType], certReqId, outcome);
+}
+
+/** kur (RFC 9483 4.1.3): signed with the certificate to be updated, a new key, the same subject. */
+function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest): { serial: string; profile: string; caName: string } {
+  if (identity.type !== 'signature' || !identity.issued) {
+    throw cmpError('cmp.notAuthorized', 'a kur must be signed with the certificate it updates (issued by this CA)', 'forbidden');
+  }
+  const old = identity.issued;
+  if (req.oldCertId && req.oldCertId.serialHex !== old.serial) {
+    throw cmpError('cmp.certId', `oldCertID names serial ${req.oldCertId.serialHex}, but the message is signed with certificate ${old.serial}`);
+  }
+  if (Buffer.from(req.csr.spki).equals(Buffer.from(identity.summary.spki))) {
+    throw cmpError('crmf.template', 'a key update must request a new public key, not the key of the certificate being updated', 'badCSR');
+  }
+  const oldSubject = nameAttrs(identity.summary.subjectDer, 'the old subject');
+  if (!sameSubject(req.csr.subject, oldSubject)) {
+    throw cmpError('crmf.template', `a key update must keep the subject "${identity.summary.subject}"`, 'badCSR');
+  }
+  return { serial: old.serial, profile: old.profile, caName: old.caName };
+}
+
+/** Starts the transaction's workflow (or attaches to it) and waits for its answer. */
+async function runTransaction(deps: CmpDeps, input: CmpInput): Promise<CmpOutcome> {
+  const workflowId = input.requestId;
+  const start = new WithStartWorkflowOperation('cmpWorkflow', {
+    workflowId,
+    taskQueue: deps.config.temporal.taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: searchAttributes({ protocol: 'cmp', state: 'pending', account: input.requester }),
+  });
+  try {
+    return (await withDeadline(`CMP transaction ${workflowId}`, deps.config.cmp.waitSeconds * 1000, () =>
+      deps.temporal.workflow.executeUpdateWithStart(cmpRequestUpdate, { startWorkflowOperation: start }),
+    )) as CmpOutcome;
+  } catch (e) {
+    if (CaError.is(e, 'unavailable')) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
+    if (e instanceof WorkflowExecutionAlreadyStartedError) return outcomeFromReadModel(deps, workflowId);
+    throw e;
+  }
+}
+
+/** The answer of a transaction whose workflow has finished, from the read model. */
+async function outcomeFromReadModel(deps: CmpDeps, requestId: string): Promise<CmpOutcome> {
+  const row = await requests.get(deps.pool, requestId);
+  if (!row) return { status: 'waiting', reason: 'the request is being processed' };
+  switch (row.state) {
+    case 'pending':
+    case 'signing':
+      return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
+    case 'awaiting-approval':
+      return { status: 'waiting', reason: 'the request waits for approval by an operator' };
+    case 'failed':
+      return { status: 'rejected', kind: 'policy', message: row.error ?? 'refused by the CA' };
+    case 'rejected':
+      return { status: 'rejected', kind: 'forbidden', message: row.error ?? 'rejected by an operator' };
+    case 'revoked':
+      return { status: 'rejected', kind: 'conflict', message: row.error ?? 'the certificate was revoked', rule: 'cmp.certRevoked' };
+    default: {
+      const cert = row.serial ? await certificates.get(deps.pool, row.serial) : null;
+      if (!cert?.certDer) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
+      const chain = await cas.issuingChain(deps.pool, cert.caName);
+      return {
+        status: 'issued',
+        implicitConfirm: row.state === 'confirmed',
+        serial: cert.serial,
+        caName: cert.caName,
+        certPem: pemEncode('CERTIFICATE', cert.certDer),
+        chainPem: chain.map((d) => pemEncode('CERTIFICATE', d)).join(''),
+        notBefore: cert.notBefore.toISOString(),
+        notAfter: cert.notAfter.toISOString(),
+      };
+    }
+  }
+}
+
+/** ip / cp / kup for an outcome: the certificate, "waiting", or a rejection. */
+async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup', certReqId: number, outcome: CmpOutcome): Promise<Answer> {
+  if (outcome.status === 'waiting') {
+    const status = new PKIStatusInfo(PKIStatus.waiting, [outcome.reason]);
+    return { body: { type, content: new CertRepMessage([new CertResponse(certReqId, status)]) }, close: false };
+  }
+  if (outcome.status === 'rejected') {
+    const err = new CaError(outcome.kind as never, outcome.message, outcome.rule ? { rule: outcome.rule } : {});
+    return { body: { type, content: new CertRepMessage([new CertResponse(certReqId, statusInfoOf(err))]) }, close: true };
+  }
+  const certDer = pemDecodeAll(outcome.certPem)[0]!.der;
+  const chain = pemDecodeAll(outcome.chainPem).map((b) => b.der);
+  const root = type === 'ip' && x.identity.type === 'mac' ? await rootOf(deps, outcome.caName) : undefined;
+  const response = new CertResponse(certReqId, new PKIStatusInfo(PKIStatus.accepted), new CertifiedKeyPair(certDer));
+  const generalInfo = outcome.implicitConfirm
+    ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([0x05, 0x00]))]
+    : [new InfoTypeAndValue(INFO_TYPES.confirmWaitTime, generalizedTimeDer(new Date(Date.now() + deps.config.cmp.confirmWaitSeconds * 1000)))];
+  return {
+    body: { type, content: new CertRepMessage([response], root ? [root] : undefined) },
+    close: outcome.implicitConfirm,
+    generalInfo,
+    extraCerts: chain,
+  };
+}
+
+/** For an ir with MAC protection, caPubs carries the root: the client may trust it directly (RFC 9810 5.3.2). */
+async function rootOf(deps: CmpDeps, caName: string): Promise<Uint8Array | undefined> {
+  const chain = await cas.issuingChain(deps.pool, caName, { includeRoot: true });
+  return chain.at(-1);
+}
+
+// ---- certConf, pollReq, error -------------------------------------------------------
+
+function pkiconf(): Answer {
+  return { body: { type: 'pkiconf', content: null }, close: true };
+}
+
+async function transactionCertificate(deps: CmpDeps, row: CmpTransactionRow) {
+  if (!row.requestId || !CERT_REQUESTS.has(row.bodyType)) throw cmpError('cmp.request', `transaction ${row.transactionId.toString('hex')} is not a certificate request`);
+  const request = await requests.get(deps.pool, row.requestId);
+  const cert = request?.serial ? await certificates.get(deps.pool, request.serial) : null;
+  return { request, cert };
+}
+
+async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, content: CertConfirmContent): Promise<Answer> {
+  const { request, cert } = await transactionCertificate(deps, row);
+  if (!request || !cert?.certDer) throw cmpError('cmp.request', 'there is no certificate to confirm in this transaction yet');
+  if (content.statuses.length !== 1) throw cmpError('cmp.request', `certConf carries ${content.statuses.length} CertStatus; exactly one certificate was issued`);
+  const st = content.statuses[0]!;
+  const expectedId = row.bodyType === 'p10cr' ? [-1, 0] : [certReqIdOf(request.csrDer)];
+  if (!expectedId.includes(st.certReqId)) throw cmpError('cmp.certId', `certConf names certReqId ${st.certReqId}, not the request's`);
+  const hashOk = Buffer.from(certHash(cert.certDer, st.hashAlg)).equals(Buffer.from(st.certHash));
+  const rejected = st.statusInfo && st.statusInfo.status === PKIStatus.rejection;
+  const decision = !hashOk
+    ? { accepted: false, reason: 'certHash does not match the issued certificate' }
+    : rejected
+      ? { accepted: false, reason: [...(st.statusInfo!.statusString ?? []), ...(st.statusInfo!.failInfo ?? [])].join('; ') || 'rejected' }
+      : { accepted: true };
+  const handle = deps.temporal.workflow.getHandle(row.requestId!);
+  const updateId = `certconf-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`;
+  try {
+    await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () => handle.executeUpdate(certConfUpdate, { args: [decision], updateId }));
+  } catch (e) {
+    if (CaError.is(e, 'unavailable')) throw new CaError('unavailable', 'the CA did not take the confirmation in time; send the certConf again');
+    const now = await requests.get(deps.pool, row.requestId!);
+    if (now?.state === 'revoked') throw cmpError('cmp.certRevoked', `the certificate ${cert.serial} was not confirmed in time and has been revoked`, 'conflict');
+    if (now?.state === 'confirmed') throw cmpError('cmp.certConfirmed', `the certificate ${cert.serial} is confirmed already`, 'conflict');
+    if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message, { rule: 'cmp.request' });
+    throw e;
+  }
+  if (!hashOk) throw cmpError('cmp.certId', 'certHash does not match the issued certificate; it has been revoked');
+  return pkiconf();
+}
+
+/** The certReqId of the stored CertReqMsg (0 in practice). */
+function certReqIdOf(der: Buffer): number {
+  return CertReqMsg.fromSchema(fromDer(der, 'the stored CertReqMsg')).certReq.certReqId;
+}
+
+async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Promise<Answer> {
+  const { request, cert } = await transactionCertificate(deps, row);
+  const content = x.msg.body.content as { certReqIds: number[] };
+  const certReqId = content.certReqIds[0] ?? 0;
+  const type = RESPONSE_TYPE[row.bodyType as keyof typeof RESPONSE_TYPE];
+  const waiting = (reason: string): Answer => ({
+    body: { type: 'pollRep', content: new PollRepContent([{ certReqId, checkAfter: deps.config.cmp.pollIntervalSeconds, reason: [reason] }]) },
+    close: false,
+  });
+  if (!request || request.state === 'pending' || request.state === 'signing') return waiting('the certificate is being issued');
+  if (request.state === 'awaiting-approval') return waiting('the request waits for approval by an operator');
+  const outcome = await outcomeFromReadModel(deps, request.id);
+  if (outcome.status === 'issued' && request.state === 'issued' && cert) {
+    // Handed out now: the confirmation period starts again (the client may have polled for long).
+    try {
+      await withDeadline(`CMP transaction ${request.id}`, deps.config.cmp.waitSeconds * 1000, () =>
+        deps.temporal.workflow.getHandle(request.id).executeUpdate(certDeliveredUpdate, { updateId: `deliver-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
+      );
+    } catch (e) {
+      if (CaError.is(e, 'unavailable')) throw e;
+      deps.log.warn({ requestId: request.id, err: errorMessage(e) }, 'CMP delivery update refused');
+    }
+  }
+  if (outcome.status === 'issued') outcome.implicitConfirm = request.state === 'confirmed';
+  return certAnswer(deps, x, type, certReqId, outcome);
+}
+
+/** The client aborts the transaction with an error message (RFC 9483 3.6.4): a waiting certificate is rejected. */
+async function clientError(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Promise<Answer> {
+  const content = x.msg.body.content as { pKIStatusInfo: PKIStatusInfo };
+  if (row.requestId && CERT_REQUESTS.has(row.bodyType)) {
+    const request = await requests.get(deps.pool, row.requestId);
+    if (request?.state === 'issued') {
+      const reason = `the client sent an error: ${[...(content.pKIStatusInfo.statusString ?? []), ...(content.pKIStatusInfo.failInfo ?? [])].join('; ')}`;
+      await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
+        deps.temporal.workflow.getHandle(row.requestId!).executeUpdate(certConfUpdate, { args: [{ accepted: false, reason }], updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
+      ).catch((e) => deps.log.warn({ requestId: row.requestId, err: errorMessage(e) }, 'CMP abort not taken'));
+    }
+  }
+  return pkiconf();
+}
+
+// ---- revocation ---------------------------------------------------------------------
+
+async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promise<Answer> {
+  if (content.details.length !== 1) throw cmpError('cmp.request', `the rr carries ${content.details.length} RevDetails; RFC 9483 allows exactly one`);
+  const d = content.details[0]!;
+  const t = d.certDetails;
+  if (!t.serialNumber || !t.issuer) throw cmpError('cmp.certId', 'certDetails must name the certificate by issuer and serialNumber');
+  const serial = serialToHex(t.serialNumber);
+  const cert = await certificates.get(deps.pool, serial);
+  if (!cert?.certDer) throw cmpError('cmp.certId', `no certificate with serial ${serial} was issued by this CA`, 'notFound');
+  if (!sameSubject(nameAttrs(t.issuer, 'the issuer'), nameAttrs(certIssuerAndSerial(cert.certDer).issuer, 'the certificate issuer'))) {
+    throw cmpError('cmp.certId', `certificate ${serial} was not issued by the named issuer`, 'notFound');
+  }
+  const id = x.identity;
+  const own = id.type === 'signature' ? id.issued?.serial === serial : false;
+  const requestedBySameClient = cert.requester === id.key;
+  if (!own && !requestedBySameClient && !isRa(id)) {
+    throw cmpError('cmp.notAuthorized', `this client may not revoke certificate ${serial} (sign the rr with it, or use the client that requested it)`, 'forbidden');
+  }
+  if (cert.status === 'revoked') {
+    return rp(new PKIStatusInfo(PKIStatus.rejection, [`certificate ${serial} is already revoked`], ['certRevoked']));
+  }
+  const code = crlEntryReasonCode(d.crlEntryDetails);
+  const reason = code === undefined ? 'unspecified' : reasonFromCode(code);
+  if (!reason || reason === 'removeFromCRL' || reason === 'certificateHold') {
+    throw cmpError('cmp.request', `revocation reason code ${code} is not accepted (RFC 5280 reasons except certificateHold and removeFromCRL)`);
+  }
+  await changeStatusAndWait(deps.temporal, deps.config, { serial, action: 'revoke', reason, requester: `cmp:${id.key}`, protocol: 'cmp' }, deps.config.cmp.waitSeconds * 1000);
+  return rp(new PKIStatusInfo(PKIStatus.accepted));
+}
+
+function rp(status: PKIStatusInfo): Answer {
+  return { body: { type: 'rp', content: new RevRepContent([status]) }, close: true };
+}
+

@@ -1,0 +1,172 @@
+/**
+ * CMP message protection (RFC 9810 5.1.3, RFC 9481 6): password-based MAC (the classic
+ * PasswordBasedMac of RFC 4211 4.4 and PBMAC1 of RFC 8018 with PBKDF2), and signatures.
+ * Protection is computed over ProtectedPart ::= SEQUENCE { header, body } as received.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
+import * as pkijs from 'pkijs';
+import { CaError } from '../../core/errors.ts';
+import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature, type VerifyAlgorithm } from '../algorithms.ts';
+import { encodeDer } from '../der.ts';
+import type { SignAlg } from '../../keys/types.ts';
+import { Cursor, nodeOf, readOid, seq, oid, sequence, toDerBytes } from './asn1.ts';
+import { PBMParameter, Pbmac1Params, type PKIMessage } from './structures.ts';
+
+export const PROTECTION_OIDS = {
+  passwordBasedMac: '1.2.840.113533.7.66.13',
+  pbmac1: '1.2.840.113549.1.5.14',
+} as const;
+
+type Hash = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
+
+const OWF: Record<string, Hash> = {
+  '1.3.14.3.2.26': 'sha1',
+  '2.16.840.1.101.3.4.2.4': 'sha224',
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+
+/** HMAC algorithms: RFC 9481 6.2.1 (hmacWithSHAxxx) and the older hmac-sha1 of RFC 2104/3370. */
+const HMAC: Record<string, Hash> = {
+  '1.3.6.1.5.5.8.1.2': 'sha1',
+  '1.2.840.113549.2.7': 'sha1',
+  '1.2.840.113549.2.8': 'sha224',
+  '1.2.840.113549.2.9': 'sha256',
+  '1.2.840.113549.2.10': 'sha384',
+  '1.2.840.113549.2.11': 'sha512',
+};
+
+export const HASH_OIDS: Record<Hash, string> = Object.fromEntries(Object.entries(OWF).map(([o, h]) => [h, o])) as Record<Hash, string>;
+export const HMAC_OIDS: Record<'hmac-sha1' | Hash, string> = {
+  'hmac-sha1': '1.3.6.1.5.5.8.1.2',
+  sha1: '1.2.840.113549.2.7',
+  sha224: '1.2.840.113549.2.8',
+  sha256: '1.2.840.113549.2.9',
+  sha384: '1.2.840.113549.2.10',
+  sha512: '1.2.840.113549.2.11',
+};
+
+const HASH_BYTES: Record<Hash, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
+
+/** RFC 4211 4.4 requires at least 100 iterations; the maximum bounds the work one message can cause. */
+export const MIN_ITERATIONS = 100;
+
+export type Protection =
+  | { type: 'pbm'; params: PBMParameter; owf: Hash; mac: Hash; name: string }
+  | { type: 'pbmac1'; params: Pbmac1Params; prf: Hash; mac: Hash; name: string }
+  | { type: 'signature'; alg: VerifyAlgorithm; name: string };
+
+function badAlg(why: string): never {
+  throw new CaError('malformed', why, { rule: 'cmp.protection.alg' });
+}
+
+/** Interprets header.protectionAlg; unknown or unacceptable algorithms fail with rule cmp.protection.alg. */
+export function describeProtection(protectionAlg: Uint8Array, maxIterations: number): Protection {
+  const node = nodeOf(protectionAlg, 'protectionAlg');
+  const c = new Cursor(sequence(node, 'protectionAlg'), 'protectionAlg');
+  const id = readOid(c.take(), 'protectionAlg.algorithm');
+  const params = c.takeIf(() => true);
+  c.end();
+  const checkIterations = (n: number) => {
+    if (n < MIN_ITERATIONS || n > maxIterations) badAlg(`iteration count ${n} is outside ${MIN_ITERATIONS}..${maxIterations}`);
+  };
+  if (id === PROTECTION_OIDS.passwordBasedMac) {
+    if (!params) badAlg('PasswordBasedMac without PBMParameter');
+    const p = PBMParameter.fromSchema(params);
+    const owf = OWF[p.owf] ?? badAlg(`PasswordBasedMac one-way function ${p.owf} is not supported (SHA-1, SHA-2)`);
+    const mac = HMAC[p.mac] ?? badAlg(`PasswordBasedMac MAC algorithm ${p.mac} is not supported (HMAC-SHA1, HMAC-SHA2)`);
+    checkIterations(p.iterationCount);
+    if (p.salt.length < 8 || p.salt.length > 64) badAlg(`PasswordBasedMac salt of ${p.salt.length} bytes (8..64 accepted)`);
+    return { type: 'pbm', params: p, owf, mac, name: `PasswordBasedMac(${owf}, HMAC-${mac}, ${p.iterationCount} iterations)` };
+  }
+  if (id === PROTECTION_OIDS.pbmac1) {
+    if (!params) badAlg('PBMAC1 without parameters');
+    const p = Pbmac1Params.fromSchema(params);
+    const prf = HMAC[p.prf] ?? badAlg(`PBKDF2 PRF ${p.prf} is not supported (HMAC-SHA1, HMAC-SHA2)`);
+    const mac = HMAC[p.messageAuthScheme] ?? badAlg(`PBMAC1 message authentication scheme ${p.messageAuthScheme} is not supported`);
+    checkIterations(p.iterationCount);
+    if (p.keyLength !== undefined && (p.keyLength < 16 || p.keyLength > 64)) badAlg(`PBKDF2 key length ${p.keyLength} (16..64 accepted)`);
+    if (p.salt.length < 8 || p.salt.length > 64) badAlg(`PBKDF2 salt of ${p.salt.length} bytes (8..64 accepted)`);
+    return { type: 'pbmac1', params: p, prf, mac, name: `PBMAC1(PBKDF2-HMAC-${prf}, HMAC-${mac}, ${p.iterationCount} iterations)` };
+  }
+  try {
+    const alg = readSignatureAlgorithm(new pkijs.AlgorithmIdentifier({ schema: node }), 'malformed');
+    return { type: 'signature', alg, name: alg.name };
+  } catch (e) {
+    return badAlg(`protection algorithm ${id} is not supported: ${(e as Error).message}`);
+  }
+}
+
+/** The MAC of `data` under the shared secret, as the protection algorithm says. */
+export function computeMac(p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>, secret: Uint8Array, data: Uint8Array): Uint8Array {
+  if (p.type === 'pbm') {
+    // RFC 4211 4.4: BASEKEY = OWF^iterationCount(secret || salt), MAC = HMAC(BASEKEY, data).
+    let key = createHash(p.owf).update(secret).update(p.params.salt).digest();
+    for (let i = 1; i < p.params.iterationCount; i++) key = createHash(p.owf).update(key).digest();
+    return new Uint8Array(createHmac(p.mac, key).update(data).digest());
+  }
+  const keyLength = p.params.keyLength ?? HASH_BYTES[p.mac];
+  const key = pbkdf2Sync(secret, p.params.salt, p.params.iterationCount, keyLength, p.prf);
+  return new Uint8Array(createHmac(p.mac, key).update(data).digest());
+}
+
+/** Whether the message's MAC verifies under `secret` (constant-time comparison). */
+export function verifyMac(msg: PKIMessage, p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>, secret: Uint8Array): boolean {
+  if (!msg.protection) return false;
+  const expected = computeMac(p, secret, msg.protectedPart());
+  return expected.length === msg.protection.length && timingSafeEqual(expected, msg.protection);
+}
+
+/** Whether the message's signature verifies with the public key `spki`. */
+export function verifySignatureProtection(msg: PKIMessage, p: Extract<Protection, { type: 'signature' }>, spki: Uint8Array): boolean {
+  if (!msg.protection) return false;
+  return verifySignature(spki, p.alg, msg.protectedPart(), msg.protection);
+}
+
+export interface MacChoice {
+  type: 'pbm' | 'pbmac1';
+  /** OWF (PBM) or PBKDF2 PRF (PBMAC1). */
+  hash: Hash;
+  mac: Hash | 'hmac-sha1';
+  iterations: number;
+}
+
+/** The MAC parameters a response uses: the same algorithms as the request, a fresh salt. */
+export function macChoiceOf(p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>): MacChoice {
+  if (p.type === 'pbm') {
+    const macName = p.params.mac === HMAC_OIDS['hmac-sha1'] ? 'hmac-sha1' : p.mac;
+    return { type: 'pbm', hash: p.owf, mac: macName, iterations: p.params.iterationCount };
+  }
+  return { type: 'pbmac1', hash: p.prf, mac: p.mac, iterations: p.params.iterationCount };
+}
+
+/** Sets header.protectionAlg for MAC protection and computes the protection. */
+export function protectWithMac(msg: PKIMessage, secret: Uint8Array, choice: MacChoice): void {
+  const salt = new Uint8Array(randomBytes(16));
+  const macHash: Hash = choice.mac === 'hmac-sha1' ? 'sha1' : choice.mac;
+  let protection: Protection;
+  if (choice.type === 'pbm') {
+    const params = new PBMParameter(salt, HASH_OIDS[choice.hash], choice.iterations, HMAC_OIDS[choice.mac]);
+    msg.header.protectionAlg = toDerBytes(seq([oid(PROTECTION_OIDS.passwordBasedMac), params.toSchema()]));
+    protection = { type: 'pbm', params, owf: choice.hash, mac: macHash, name: 'PBM' };
+  } else {
+    const params = new Pbmac1Params(salt, choice.iterations, HASH_BYTES[macHash], HMAC_OIDS[choice.hash], HMAC_OIDS[macHash]);
+    msg.header.protectionAlg = toDerBytes(seq([oid(PROTECTION_OIDS.pbmac1), params.toSchema()]));
+    protection = { type: 'pbmac1', params, prf: choice.hash, mac: macHash, name: 'PBMAC1' };
+  }
+  msg.raw = undefined;
+  msg.protection = computeMac(protection, secret, msg.protectedPart());
+}
+
+/** Sets header.protectionAlg for a signature with `key` and signs; extraCerts are set by the caller. */
+export function protectWithSignature(msg: PKIMessage, key: KeyObject, alg: SignAlg): void {
+  msg.header.protectionAlg = encodeDer(signatureAlgorithmIdentifier(alg).toSchema());
+  msg.raw = undefined;
+  const hash = alg.endsWith('sha384') ? 'sha384' : alg.endsWith('sha512') ? 'sha512' : 'sha256';
+  const data = msg.protectedPart();
+  const signature = alg.startsWith('rsa-pss')
+    ? nodeSign(hash, data, { key, padding: 6, saltLength: HASH_BYTES[hash] })
+    : nodeSign(hash, data, { key, dsaEncoding: 'der' });
+  msg.protection = new Uint8Array(signature);
+}

@@ -1,0 +1,103 @@
+/**
+ * docker-compose.yml cannot run here (no Docker engine), so this keeps it honest: it is
+ * valid against the Compose Specification schema (check-jsonschema's vendored copy), and it
+ * runs what `certflow cluster` runs and test/integration/cluster.test.ts proves — the same
+ * Temporal release, history shards, pools and dynamic config, the namespace and search
+ * attributes registered by certflow itself, 2 servers and 2 workers, and only environment
+ * variables that certflow reads.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { CLUSTER_DEFAULTS, clusterMaxConnections } from '../../src/cli/cluster.ts';
+import { DEFAULT_HISTORY_SHARDS, DYNAMIC_CONFIG, TEMPORAL_DATABASES, TEMPORAL_POOLS } from '../../src/temporal/cluster-server.ts';
+import { TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
+import { CHECK_JSONSCHEMA, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const composeFile = join(repo, 'docker-compose.yml');
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string | number>;
+  ports?: string[];
+  deploy?: { replicas?: number };
+  configs?: Array<{ source: string; target: string }>;
+}
+const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  configs: Record<string, { content: string }>;
+};
+const services = compose.services;
+const certflowServices = Object.entries(services).filter(([, s]) => s.build !== undefined && s.command?.[0] !== 'cluster');
+
+/** All TypeScript sources of certflow, for "is this variable read anywhere". */
+function sources(dir: string): string {
+  return readdirSync(dir)
+    .map((name) => join(dir, name))
+    .map((path) => (statSync(path).isDirectory() ? sources(path) : path.endsWith('.ts') ? readFileSync(path, 'utf8') : ''))
+    .join('\n');
+}
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose Specification schema', { skip: toolsSkip(CHECK_JSONSCHEMA) }, async () => {
+    const r = await runProgram(requireTool(CHECK_JSONSCHEMA), ['--builtin-schema', 'vendor.compose-spec', composeFile], {
+      env: { ...process.env, CERTFLOW_KEY_PASSPHRASE: 'x' },
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  it('runs the Temporal release, shards, pools and dynamic config of `certflow cluster`', () => {
+    const version = TEMPORAL_SERVER_VERSION.replace(/^v/, '');
+    const temporal = services.temporal!;
+    assert.equal(temporal.image, `temporalio/server:${version}`);
+    assert.equal(services['temporal-schema']!.image, `temporalio/admin-tools:${version}`);
+    const env = temporal.environment!;
+    assert.equal(env.DB, 'postgres12');
+    assert.equal(Number(env.NUM_HISTORY_SHARDS), DEFAULT_HISTORY_SHARDS);
+    assert.equal(Number(env.SQL_MAX_CONNS), TEMPORAL_POOLS.default);
+    assert.equal(Number(env.SQL_VIS_MAX_CONNS), TEMPORAL_POOLS.visibility);
+    const dynamic = temporal.configs?.find((c) => c.target === env.DYNAMIC_CONFIG_FILE_PATH);
+    assert.ok(dynamic, 'the dynamic config file is mounted where DYNAMIC_CONFIG_FILE_PATH points');
+    assert.equal(compose.configs[dynamic.source]!.content, DYNAMIC_CONFIG);
+    // The schema job sets up both databases with the tool's embedded postgres12 schemas.
+    const setup = services['temporal-schema']!.command!.join('\n');
+    for (const db of Object.values(TEMPORAL_DATABASES)) assert.match(setup, new RegExp(`\\b${db}:`));
+    assert.match(setup, /--schema-name "postgresql\/v12\/\$\$schema"/);
+    assert.match(setup, /setup-schema -v 0\.0/);
+  });
+
+  it('registers the namespace and search attributes with certflow itself', () => {
+    assert.deepEqual(services['temporal-setup']!.command?.slice(0, 2), ['cluster', 'namespace']);
+  });
+
+  it('has the topology of `certflow cluster`: 2 workers, 2 servers on its default ports, enough connections', () => {
+    assert.equal(services.worker!.deploy?.replicas, CLUSTER_DEFAULTS.workers);
+    const servers = certflowServices.filter(([, s]) => s.command?.[0] === 'server');
+    assert.equal(servers.length, CLUSTER_DEFAULTS.servers);
+    servers.forEach(([name, s], i) => {
+      const step = i * CLUSTER_DEFAULTS.portStep;
+      assert.deepEqual(s.ports, [`${8443 + step}:8443`, `${8080 + step}:8080`], name);
+    });
+    const maxConnections = Number(/max_connections=(\d+)/.exec((services.postgres!.command ?? []).join(' '))?.[1]);
+    assert.ok(maxConnections >= clusterMaxConnections(CLUSTER_DEFAULTS), `max_connections ${maxConnections}`);
+  });
+
+  it("gives certflow's processes the cluster's environment, with variables certflow reads", () => {
+    const code = sources(join(repo, 'src'));
+    for (const [name, s] of certflowServices) {
+      const env = s.environment ?? {};
+      for (const required of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'CERTFLOW_HOME', 'CERTFLOW_PUBLIC_HTTP_URL']) {
+        assert.ok(env[required] !== undefined, `${name} sets ${required}`);
+      }
+      for (const variable of Object.keys(env)) assert.ok(code.includes(variable), `${name}: ${variable} is read nowhere in src/`);
+    }
+    const urls = new Set(certflowServices.map(([, s]) => s.environment!.CERTFLOW_PUBLIC_HTTP_URL));
+    assert.equal(urls.size, 1, 'one CRL/AIA base URL for every process');
+  });
+});

@@ -1,0 +1,229 @@
+/**
+ * One CMP certificate transaction (`cmp-<transactionID hex>`): ir, cr, kur or p10cr ->
+ * policy and (where the alias or client wants it) an operator's approval -> the signing
+ * activity -> the client's certConf, or implicit confirmation. A certificate that is not
+ * confirmed in time, or that the client rejects, is revoked through the revocation
+ * workflow (RFC 9810 5.3.18). A kur's old certificate is revoked (superseded) once the new
+ * one is confirmed, where the alias says so.
+ *
+ * The front end creates the workflow with Update-with-Start (`request`), whose result is
+ * the answer the client gets: the certificate, "waiting" (approval; the client polls with
+ * pollReq, answered from the read model), or a rejection. certConf is an Update with a
+ * validator, so only a transaction waiting for confirmation takes one.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineUpdate,
+  executeChild,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { IssuedCertificate, RequestProjection, RequestState, SigningActivities, StatusChangeInput, StorageActivities } from '../activities/types.ts';
+import { searchAttributes } from '../src/temporal/search-attributes.ts';
+import { onDecision, type Decision } from './enrollment.ts';
+import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+import { revocationWorkflow } from './revocation.ts';
+
+export interface CmpInput {
+  /** Issuance request id (= the workflow id, `cmp-<transactionID hex>`). */
+  requestId: string;
+  transactionId: string;
+  alias: string;
+  bodyType: 'ir' | 'cr' | 'kur' | 'p10cr';
+  /** base64 DER: a CertReqMsg (ir, cr, kur) or a PKCS#10 request (p10cr). */
+  request: string;
+  requestFormat: 'crmf' | 'pkcs10';
+  requestHash: string;
+  profile: string;
+  caName?: string;
+  /** ref:<senderKID> or cert:<serial>. */
+  requester: string;
+  /** kur: serial of the certificate being updated. */
+  replaces?: string;
+  /** kur: revoke the replaced certificate (superseded) once the new one is confirmed. */
+  revokeReplaced: boolean;
+  requireApproval: boolean;
+  /** How long an operator may take (default 30 days). */
+  approvalTimeout?: string;
+  /** The client asked for implicit confirmation and the alias grants it. */
+  implicitConfirm: boolean;
+  /** How long the certificate waits for certConf after it was handed out. */
+  confirmTimeout: string;
+}
+
+export type CmpOutcome =
+  | ({ status: 'issued'; implicitConfirm: boolean } & IssuedCertificate)
+  | { status: 'waiting'; reason: string }
+  | { status: 'rejected'; kind: string; message: string; rule?: string };
+
+export interface CertConfDecision {
+  accepted: boolean;
+  /** Why the client rejected it (statusInfo text / failInfo), or that certHash did not match. */
+  reason?: string;
+}
+
+/** The first request's answer (Update-with-Start): returns once there is one to give. */
+export const cmpRequestUpdate = defineUpdate<CmpOutcome, []>('request');
+/** The client's certConf; only a transaction waiting for confirmation accepts it. */
+export const certConfUpdate = defineUpdate<{ state: RequestState }, [CertConfDecision]>('certConf');
+/** The certificate was handed out on a later pollReq: the confirmation period starts again. */
+export const certDeliveredUpdate = defineUpdate<{ state: RequestState }, []>('delivered');
+
+const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
+const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
+
+export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
+  const { workflowId, taskQueue } = workflowInfo();
+  const signing = proxyActivities<SigningActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
+  const base: Omit<RequestProjection, 'state'> = {
+    id: input.requestId,
+    protocol: 'cmp',
+    workflowId,
+    profile: input.profile,
+    csr: input.request,
+    requester: input.requester,
+    label: input.alias,
+    kind: input.bodyType,
+    requestHash: input.requestHash,
+    replaces: input.replaces,
+  };
+
+  let state: RequestState = 'pending';
+  let outcome: CmpOutcome | undefined;
+  let decision: Decision | undefined;
+  let confirmation: CertConfDecision | undefined;
+  let deliveries = 0;
+
+  setHandler(cmpRequestUpdate, async () => {
+    await condition(() => outcome !== undefined);
+    return outcome!;
+  });
+  onDecision(input.requestId, () => state, (d) => (decision = d));
+  const awaitingConfirmation = (..._args: unknown[]) => {
+    if (state !== 'issued' || input.implicitConfirm || confirmation) {
+      throw ApplicationFailure.nonRetryable(`transaction ${input.transactionId} is ${state}${confirmation ? ' (confirmed already)' : ''}, not waiting for certConf`, 'conflict');
+    }
+  };
+  setHandler(
+    certConfUpdate,
+    (c) => {
+      confirmation = c;
+      return { state: c.accepted ? 'confirmed' : 'revoked' };
+    },
+    { validator: (c: CertConfDecision) => awaitingConfirmation(c) },
+  );
+  setHandler(
+    certDeliveredUpdate,
+    () => {
+      deliveries++;
+      return { state };
+    },
+    { validator: () => awaitingConfirmation() },
+  );
+
+  async function transition(s: RequestState, details: string, lastError?: string): Promise<void> {
+    state = s;
+    upsertSearchAttributes(searchAttributes({ protocol: 'cmp', state: s, account: input.requester, lastError }));
+    setCurrentDetails(`**${s}** — ${details}`);
+  }
+
+  let afterUpdate = false;
+  if (input.requireApproval) {
+    await transition('awaiting-approval', `waiting for an operator: \`certflow approvals approve ${input.requestId}\` or \`reject\`; the client polls`);
+    await storage.projectRequest({ ...base, state });
+    outcome = { status: 'waiting', reason: 'the request waits for approval by an operator' };
+    const decided = await condition(() => decision !== undefined, input.approvalTimeout ?? '30 days');
+    const d: Decision = decided ? decision! : { approve: false, by: 'timeout', reason: 'no decision within the approval period' };
+    const decisionFields = { decidedBy: d.by, decidedAt: new Date().toISOString() };
+    if (!d.approve) {
+      const message = `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
+      await transition('rejected', message, message);
+      await storageAfterUpdate.projectRequest({ ...base, ...decisionFields, state, error: message });
+      outcome = { status: 'rejected', kind: 'forbidden', message };
+      return outcome;
+    }
+    Object.assign(base, decisionFields);
+    afterUpdate = true;
+  }
+
+  await transition('signing', `waiting for the signing activity on ${taskQueue}-signing`);
+  await (afterUpdate ? storageAfterUpdate : storage).projectRequest({ ...base, state });
+  let cert: IssuedCertificate;
+  try {
+    cert = await signing.issueCertificate({
+      requestId: input.requestId,
+      protocol: 'cmp',
+      csr: input.request,
+      requestFormat: input.requestFormat,
+      profile: input.profile,
+      caName: input.caName,
+      requester: input.requester,
+      replaces: input.replaces,
+    });
+  } catch (err) {
+    const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+    if (!app || !REQUESTER_ERROR_TYPES.includes(app.type ?? '')) throw err;
+    await transition('failed', `refused: ${app.message}`, app.message);
+    await storage.projectRequest({ ...base, state, error: app.message });
+    const rule = (app.details?.[0] as { rule?: string } | undefined)?.rule;
+    outcome = { status: 'rejected', kind: app.type ?? 'policy', message: app.message, ...(rule ? { rule } : {}) };
+    return outcome;
+  }
+
+  if (input.implicitConfirm) {
+    await transition('confirmed', `issued certificate ${cert.serial} (implicit confirmation)`);
+    await storage.projectRequest({ ...base, state, serial: cert.serial });
+    outcome = { status: 'issued', implicitConfirm: true, ...cert };
+    await revokeReplaced();
+    return outcome;
+  }
+
+  await transition('issued', `issued certificate ${cert.serial}; waiting up to ${input.confirmTimeout} for certConf`);
+  await storage.projectRequest({ ...base, state, serial: cert.serial });
+  outcome = { status: 'issued', implicitConfirm: false, ...cert };
+
+  let seen = deliveries;
+  for (;;) {
+    const got = await condition(() => confirmation !== undefined || deliveries !== seen, input.confirmTimeout);
+    if (!got) break;
+    if (confirmation) break;
+    seen = deliveries;
+  }
+  const conf = confirmation as CertConfDecision | undefined;
+  if (conf?.accepted) {
+    await transition('confirmed', `certificate ${cert.serial} confirmed by the client`);
+    await storageAfterUpdate.projectRequest({ ...base, state, serial: cert.serial });
+    await revokeReplaced();
+    return outcome;
+  }
+  const why = conf ? `rejected by the client${conf.reason ? `: ${conf.reason}` : ''}` : `not confirmed within ${input.confirmTimeout}`;
+  await transition('revoked', `certificate ${cert.serial} ${why}; revoking it`, why);
+  await revoke(cert.serial, 'cessationOfOperation');
+  await (conf ? storageAfterUpdate : storage).projectRequest({ ...base, state, serial: cert.serial, error: `certificate ${why}; revoked` });
+  return outcome;
+
+  async function revokeReplaced(): Promise<void> {
+    if (input.replaces && input.revokeReplaced) await revoke(input.replaces, 'superseded');
+  }
+
+  /** Through the revocation workflow (`revoke-<serial>`); waits while an operator's change of the same certificate runs. */
+  async function revoke(serial: string, reason: string): Promise<void> {
+    const args: StatusChangeInput = { serial, action: 'revoke', reason, requester: `cmp:${input.transactionId}`, protocol: 'cmp' };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await executeChild(revocationWorkflow, { workflowId: `revoke-${serial}`, taskQueue, args: [args] });
+        return;
+      } catch (e) {
+        if (attempt >= 30) throw e;
+        await sleep('10 seconds');
+      }
+    }
+  }
+}
