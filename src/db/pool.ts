@@ -65,6 +65,7 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   mapUnavailable(pool, 'query', watch);
   mapUnavailable(pool, 'connect', watch);
   pool.on('connect', (client) => {
+    // Inside a checked-out client (a transaction) the query runs: no fail-fast check.
     mapUnavailable(client, 'query', { ...watch, check: () => {} });
     // pg-pool listens for errors of idle clients only: a checked-out client whose server
     // went away between two queries would emit an unheard 'error' and kill the process.
@@ -79,6 +80,9 @@ export function isDatabaseUnavailable(e: unknown): boolean {
   return dependencyFault(e) !== undefined;
 }
 
+/** Failures that say the server itself is unreachable or frozen, not just one connection. */
+const SERVER_DOWN = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|timeout exceeded when trying to connect|connection timeout|Query read timeout|57P03|53300/i;
+
 interface Watch {
   /** Throws at once while the pool fails fast. */
   check(): void;
@@ -92,13 +96,16 @@ function watchAvailability(failFastMs: number): Watch {
   return {
     check() {
       if (Date.now() < openUntil) {
-        throw new CaError('unavailable', `the database is not answering (${lastError})`, { details: { dependency: 'the database' } });
+        throw new CaError('unavailable', `the database is unavailable: not answering (${lastError})`, { details: { dependency: 'the database' } });
       }
     },
     ok() {
       openUntil = 0;
     },
     failed(e) {
+      // Only a server that cannot be reached at all (refused, timed out, not accepting
+      // connections) makes the next queries fail at once; one connection that died does not.
+      if (!SERVER_DOWN.test(`${(e as { code?: string }).code ?? ''} ${connectError(e)}`)) return;
       openUntil = Date.now() + failFastMs;
       lastError = connectError(e);
     },
@@ -113,7 +120,11 @@ function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect'
   const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
   (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
     if (typeof args[args.length - 1] === 'function') return original.apply(target, args);
-    watch.check();
+    try {
+      watch.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const result = original.apply(target, args);
     if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
     return (result as Promise<unknown>).then(
