@@ -44,6 +44,9 @@ export const ENROLLMENT_SIGNING_OPTIONS: ActivityOptions = {
 export const ACME_SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
   ...SIGNING_ACTIVITY_OPTIONS,
   scheduleToCloseTimeout: '5 minutes',
+  // A configuration fault (unknown CA, a profile the lint refuses) does not go away while
+  // the client waits: the order ends at once instead of after five minutes of retries.
+  retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, nonRetryableErrorTypes: [...REQUESTER_ERROR_TYPES, 'config'] },
 };
 
 /** Signing failures that mean the CSR is at fault (ACME badCSR); every other kind is a server fault. */

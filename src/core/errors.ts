@@ -133,9 +133,6 @@ export function isRequestEnding(kind: string | undefined): boolean {
   return isErrorKind(kind) && ERROR_CONTRACT[kind].fault === 'requester';
 }
 
-/** @deprecated name kept for callers: the request-ending kinds as a set. */
-export const CLIENT_ERROR_KINDS: ReadonlySet<ErrorKind> = new Set(REQUEST_ENDING_KINDS);
-
 /** The HTTP status that fits each kind, for front ends whose protocol has no own mapping. */
 export const HTTP_STATUS_BY_KIND: Record<ErrorKind, number> = Object.fromEntries(
   (Object.keys(ERROR_CONTRACT) as ErrorKind[]).map((k) => [k, ERROR_CONTRACT[k].http]),
