@@ -51,6 +51,16 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       }
       const what = { challenge: challenge.type, identifier: identifier.value, wildcard, authz: input.authzId };
       try {
+        // The challenge and CAA are looked at concurrently; a challenge failure is reported first.
+        const caa =
+          identifier.type === 'dns'
+            ? checkCaaAll(va, {
+                identifiers: [{ type: 'dns', value: identifier.value, wildcard, method: challenge.type }],
+                accountUri: input.accountUri,
+                caaIdentities: input.caaIdentities,
+              })
+            : Promise.resolve([]);
+        caa.catch(() => {}); // awaited below, after the challenge
         const validationRecord = await validateChallenge(va, {
           type: challenge.type,
           identifier,
@@ -58,13 +68,7 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
           token: challenge.token,
           keyAuthorization: `${challenge.token}.${begun.thumbprint}`,
         });
-        if (identifier.type === 'dns') {
-          await checkCaaAll(va, {
-            identifiers: [{ type: 'dns', value: identifier.value, wildcard, method: challenge.type }],
-            accountUri: input.accountUri,
-            caaIdentities: input.caaIdentities,
-          });
-        }
+        await caa;
         log.info({ ...what, validationRecord }, 'challenge validated');
       } catch (e) {
         throw toValidationFailure(e, log, what);
