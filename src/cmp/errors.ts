@@ -37,7 +37,8 @@ const FAILURE_BY_RULE: Record<string, FailureInfo> = {
 
 /** Without a rule: the error contract's CMP column (src/core/errors.ts). */
 export function failureOf(e: CaError): FailureInfo {
-  return (e.rule && FAILURE_BY_RULE[e.rule]) || (ERROR_CONTRACT[e.kind].cmp as FailureInfo);
+  const byKind: FailureInfo = ERROR_CONTRACT[e.kind].cmp;
+  return (e.rule && FAILURE_BY_RULE[e.rule]) || byKind;
 }
 
 /** A CMP-layer rejection: kind + the rule that names the failure bit. */

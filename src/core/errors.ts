@@ -44,38 +44,10 @@ export class CaError extends Error {
 }
 
 /**
- * RFC 9810 PKIFailureInfo bit numbers (the CMP front end sets the bit its kind names).
+ * The RFC 9810 PKIFailureInfo names the contract uses (bit numbers: FAILURE_BITS of
+ * src/pki/cmp; src/cmp/errors.ts checks that each is one).
  */
-export const CMP_FAILURE_BITS = {
-  badAlg: 0,
-  badMessageCheck: 1,
-  badRequest: 2,
-  badTime: 3,
-  badCertId: 4,
-  badDataFormat: 5,
-  wrongAuthority: 6,
-  incorrectData: 7,
-  missingTimeStamp: 8,
-  badPOP: 9,
-  certRevoked: 10,
-  certConfirmed: 11,
-  wrongIntegrity: 12,
-  badRecipientNonce: 13,
-  timeNotAvailable: 14,
-  unacceptedPolicy: 15,
-  unacceptedExtension: 16,
-  addInfoNotAvailable: 17,
-  badSenderNonce: 18,
-  badCertTemplate: 19,
-  signerNotTrusted: 20,
-  transactionIdInUse: 21,
-  unsupportedVersion: 22,
-  notAuthorized: 23,
-  systemUnavail: 24,
-  systemFailure: 25,
-  duplicateCertReq: 26,
-} as const;
-export type CmpFailure = keyof typeof CMP_FAILURE_BITS;
+export type CmpFailure = 'badCertTemplate' | 'badDataFormat' | 'badRequest' | 'notAuthorized' | 'systemUnavail' | 'systemFailure';
 
 export interface KindContract {
   /**
