@@ -15,7 +15,7 @@ import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
-import { CaError } from '../src/core/errors.ts';
+import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
@@ -28,6 +28,7 @@ import type { CertificateRow } from '../src/db/repos/certificates.ts';
 import { audit } from '../src/db/repos/audit.ts';
 import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
 import { toActivityFailure } from './failures.ts';
+import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import { enqueueOcsp } from './ocsp-signer.ts';
@@ -43,10 +44,14 @@ export interface SigningDeps {
 export function createSigningActivities(deps: SigningDeps): SigningActivities {
   return {
     async issueCertificate(input: IssueInput): Promise<IssuedCertificate> {
+      // A slow token is no failure: heartbeats keep Temporal from starting a second attempt.
+      const stopHeartbeats = heartbeatWhileRunning();
       try {
         return await issue(deps, input);
       } catch (e) {
         throw toActivityFailure(e);
+      } finally {
+        stopHeartbeats();
       }
     },
   };
@@ -61,7 +66,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   }
   row ??= await persistTbs(deps, input);
   const ca = await cas.getCached(pool, row.caName);
-  if (!ca) throw new CaError('internal', `CA ${row.caName} of certificate ${row.serial} is missing`);
+  if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
   await pauseBeforeSign();
   const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
@@ -92,10 +97,16 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
   const { config, pool } = deps;
   const csrDer = Buffer.from(input.csr, 'base64');
   const csr = input.requestFormat === 'crmf' ? parseCrmfRequest(csrDer) : parseCsr(csrDer);
-  const profile = getProfile(config, input.profile);
+  // The front ends check what a requester names; a profile or CA missing here is the
+  // server's configuration (an EST label, an ACME alias), not the requester's mistake.
+  let profile;
+  try {
+    profile = getProfile(config, input.profile);
+  } catch (e) {
+    throw asServerFault(e, 'the configuration names a profile that does not exist');
+  }
   const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
   const ca = await cas.getCached(pool, caName);
-  // The request names no CA: the configuration (profile, alias, label) does. A server fault.
   if (!ca || ca.role !== 'issuing') throw new CaError('config', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
 
   for (let attempt = 1; ; attempt++) {
@@ -160,7 +171,11 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
   };
 }
 
-/** Fault injection for crash tests: pause (heartbeating) after the TBS is persisted. */
+/**
+ * Fault injection for tests: CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS pauses (heartbeating) after
+ * the TBS is persisted (crash tests); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
+ * long without any heartbeat of its own, like a busy HSM in C_Sign.
+ */
 async function pauseBeforeSign(): Promise<void> {
   const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
   for (let waited = 0; waited < pause; waited += 250) {
@@ -168,4 +183,6 @@ async function pauseBeforeSign(): Promise<void> {
     await sleep(250);
   }
   Context.current().heartbeat();
+  const slowToken = Number(process.env.CERTFLOW_FAULT_SLOW_TOKEN_MS ?? 0) || 0;
+  if (slowToken > 0) await sleep(slowToken);
 }

@@ -10,7 +10,7 @@
 // Tests reach the servers through CERTFLOW_TEST_DATABASE_URL (admin URL: create a database
 // per test file, see test/helpers/stack.ts) and CERTFLOW_TEST_TEMPORAL_ADDRESS.
 // Server logs are kept in a temp directory when a run fails, and removed otherwise.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -125,6 +125,7 @@ async function main() {
     return 1;
   }
   const work = mkdtempSync(join(tmpdir(), 'certflow-test-'));
+  const artifacts = join(work, 'artifacts');
   let servers = [];
   let tests;
   let interrupted;
@@ -144,6 +145,7 @@ async function main() {
     if (interrupted) return exitCodeFor(interrupted);
     const env = {
       ...process.env,
+      CERTFLOW_ARTIFACTS_DIR: artifacts,
       CERTFLOW_TEST_DATABASE_URL: stack.postgres.adminUrl,
       CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
       CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
@@ -151,7 +153,10 @@ async function main() {
     say(`running ${files.length} test file(s): ${files.map((f) => relative(repo, f)).join(' ')}`);
     tests = runTests(files, nodeFlags, env);
     code = await tests.exited;
-    return interrupted ? exitCodeFor(interrupted) : code;
+    if (interrupted) return exitCodeFor(interrupted);
+    const lint = lintArtifacts(artifacts);
+    if (code === 0 && !lint) code = 1;
+    return code;
   } catch (e) {
     say(`cannot start the test stack: ${e?.message ?? e}`);
     return 1;
@@ -159,6 +164,57 @@ async function main() {
     await stopAll(servers);
     if (code === 0 && !interrupted) rmSync(work, { recursive: true, force: true });
     else say(`server logs kept in ${work}`);
+  }
+}
+
+/**
+ * The reference linters over everything the workers signed during the run (issue 11,
+ * item 4): zlint (RFC 5280 lints) over every certificate, pkilint over every certificate,
+ * CRL and OCSP response. Both are installed by .ci/run (zlint into .certflow/go/bin,
+ * pkilint into .certflow/venv); without them the check is skipped outside CI and fails in
+ * CI. Returns false when a linter found an error.
+ */
+function lintArtifacts(dir) {
+  const files = existsSync(dir) ? readdirSync(dir).sort() : [];
+  if (!files.length) return true;
+  const zlint = [join(repo, '.certflow/go/bin/zlint')].find((p) => existsSync(p));
+  const python = join(repo, '.certflow/venv/bin/python');
+  const hasPkilint = existsSync(python) && spawnOk(python, ['-c', 'import pkilint']);
+  if (!zlint || !hasPkilint) {
+    say(`lint: ${files.length} signed objects not linted: ${!zlint ? 'zlint' : 'pkilint'} is not installed (.ci/run installs it)`);
+    return !process.env.CI;
+  }
+  let ok = true;
+  let zlintErrors = 0;
+  const certs = files.filter((f) => f.startsWith('cert-'));
+  for (const f of certs) {
+    const out = JSON.parse(execFileSync(zlint, ['-format', 'der', '-includeSources', 'RFC5280', join(dir, f)], { encoding: 'utf8' }));
+    const bad = Object.entries(out).filter(([, r]) => r.result === 'error' || r.result === 'fatal');
+    if (bad.length) {
+      zlintErrors++;
+      say(`lint: zlint ${f}: ${bad.map(([name, r]) => `${name}${r.details ? ` (${r.details})` : ''}`).join(', ')}`);
+    }
+  }
+  say(`lint: zlint (RFC 5280): ${certs.length} certificates, ${zlintErrors} with errors`);
+  if (zlintErrors) ok = false;
+  try {
+    const summary = execFileSync(python, [join(repo, 'scripts/lint-artifacts.py'), dir], { encoding: 'utf8' });
+    say(`lint: ${summary.trim().split('\n').at(-1)}`);
+  } catch (e) {
+    process.stderr.write(String(e.stdout ?? ''));
+    say('lint: pkilint found errors');
+    ok = false;
+  }
+  if (!ok) say(`lint: the signed objects are kept in ${dir}`);
+  return ok;
+}
+
+function spawnOk(cmd, args) {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }
 

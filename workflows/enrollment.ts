@@ -10,6 +10,8 @@ import {
   ApplicationFailure,
   condition,
   defineUpdate,
+  executeChild,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -27,7 +29,8 @@ import type {
   StorageActivities,
 } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
+import { ENROLLMENT_SIGNING_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
+import { revocationWorkflow } from './revocation.ts';
 
 export interface EnrollmentInput extends IssueInput {
   protocol: Protocol;
@@ -41,6 +44,12 @@ export interface EnrollmentInput extends IssueInput {
   requireApproval?: boolean;
   /** How long an approval may take before the request is rejected (default 30 days). */
   approvalTimeout?: string;
+  /**
+   * After a server fault (HSM gone, CA key missing, database down) the request is `stalled`
+   * and signing is tried again after this many seconds, doubling up to `max` (defaults
+   * 30 s and 15 min), or at once on the `retry` Update (`certflow requests retry`).
+   */
+  faultRetrySeconds?: { initial: number; max: number };
 }
 
 export type EnrollmentResult =
@@ -56,6 +65,18 @@ export interface Decision {
 
 /** The operator's approval or rejection; validated so only a waiting request accepts it. */
 export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
+
+/** An operator's "sign now" for a request stalled by a server fault; only a stalled request accepts it. */
+export const retryUpdate = defineUpdate<{ state: RequestState }, [{ by: string }]>('retry');
+
+/**
+ * The requester gave up (EST serverkeygen: the generated key was not handed out in time).
+ * The request ends `abandoned`; a certificate signed meanwhile is revoked, so that no valid
+ * certificate exists whose private key was thrown away. Refused once the request has ended.
+ */
+export const abandonUpdate = defineUpdate<{ state: RequestState }, [{ reason: string }]>('abandon');
+
+const FINAL_STATES: readonly RequestState[] = ['issued', 'failed', 'rejected', 'abandoned'];
 
 /** Installs the `decide` handler: only a request in awaiting-approval takes a decision. */
 export function onDecision(requestId: string, state: () => string, take: (d: Decision) => void): void {
@@ -80,7 +101,7 @@ const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDA
 
 export async function enrollmentWorkflow(input: EnrollmentInput): Promise<EnrollmentResult> {
   const { workflowId, taskQueue } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
+  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
   const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: input.protocol,
@@ -97,6 +118,32 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   let state: RequestState = 'pending';
   let decision: Decision | undefined;
   onDecision(input.requestId, () => state, (d) => (decision = d));
+  let retryRequested = false;
+  setHandler(
+    retryUpdate,
+    (_by) => {
+      retryRequested = true;
+      return { state: 'signing' };
+    },
+    {
+      validator: (_by) => {
+        if (state !== 'stalled') throw new Error(`request ${input.requestId} is ${state}, not stalled by a server fault`);
+      },
+    },
+  );
+  let abandoned: string | undefined;
+  setHandler(
+    abandonUpdate,
+    (a) => {
+      abandoned = a.reason || 'abandoned by the requester';
+      return { state };
+    },
+    {
+      validator: (_a) => {
+        if (FINAL_STATES.includes(state)) throw new Error(`request ${input.requestId} is ${state} already`);
+      },
+    },
+  );
 
   if (input.requireApproval) {
     state = 'awaiting-approval';
@@ -119,20 +166,54 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   state = 'signing';
   await transition(state, `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
   await (input.requireApproval ? storageAfterUpdate : storage).projectRequest({ ...base, state });
-  try {
-    const cert = await signing.issueCertificate(input);
-    state = 'issued';
-    await transition(state, `issued certificate ${cert.serial}`);
-    await storage.projectRequest({ ...base, state, serial: cert.serial });
-    return { status: 'issued', ...cert };
-  } catch (err) {
-    const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    if (!app || !REQUESTER_ERROR_TYPES.includes(app.type ?? '')) throw err;
-    // The request itself is wrong (bad CSR, policy): a final answer, not a stuck request.
-    state = 'failed';
-    await transition(state, `rejected: ${app.message}`, app.message);
-    await storage.projectRequest({ ...base, state, error: app.message });
-    return { status: 'rejected', kind: app.type ?? 'policy', message: app.message };
+  let delay = input.faultRetrySeconds?.initial ?? 30;
+  for (;;) {
+    try {
+      const cert = await signing.issueCertificate(input);
+      if (abandoned !== undefined) return abandon(abandoned, cert.serial);
+      state = 'issued';
+      await transition(state, `issued certificate ${cert.serial}`);
+      await storage.projectRequest({ ...base, state, serial: cert.serial });
+      return { status: 'issued', ...cert };
+    } catch (err) {
+      const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (app && REQUESTER_ERROR_TYPES.includes(app.type ?? '')) {
+        // The request itself is wrong (bad CSR, policy): a final answer, not a stuck request.
+        state = 'failed';
+        await transition(state, `rejected: ${app.message}`, app.message);
+        await storage.projectRequest({ ...base, state, error: app.message });
+        return { status: 'rejected', kind: app.type ?? 'policy', message: app.message };
+      }
+      if (!(err instanceof ActivityFailure) || !patched('stall-on-server-fault')) throw err;
+      // A server fault: the request stays open and visible, and signing is tried again.
+      if (abandoned !== undefined) return abandon(abandoned);
+      const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
+      state = 'stalled';
+      await transition(state, `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``, fault);
+      await storage.projectRequest({ ...base, state, error: fault });
+      retryRequested = false;
+      await condition(() => retryRequested || abandoned !== undefined, delay * 1000);
+      if (abandoned !== undefined) return abandon(abandoned);
+      delay = Math.min(delay * 2, input.faultRetrySeconds?.max ?? 900);
+      state = 'signing';
+      await transition(state, `signing again after: ${fault}`);
+      await storageAfterUpdate.projectRequest({ ...base, state, error: fault });
+    }
+  }
+
+  /** Ends an abandoned request; revokes the certificate signed for it, if any. */
+  async function abandon(reason: string, serial?: string): Promise<EnrollmentResult> {
+    if (serial) {
+      await executeChild(revocationWorkflow, {
+        workflowId: `revoke-${serial}`,
+        args: [{ serial, action: 'revoke', reason: 'cessationOfOperation', requester: `${input.protocol}:abandoned` }],
+      });
+    }
+    state = 'abandoned';
+    const message = serial ? `${reason}; certificate ${serial} was revoked` : reason;
+    await transition(state, message, message);
+    await storageAfterUpdate.projectRequest({ ...base, state, error: message, serial });
+    return { status: 'rejected', kind: 'unavailable', message };
   }
 
   async function transition(s: string, details: string, lastError?: string): Promise<void> {

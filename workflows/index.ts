@@ -1,4 +1,4 @@
-export { enrollmentWorkflow, decideUpdate } from './enrollment.ts';
+export { enrollmentWorkflow, decideUpdate, retryUpdate, abandonUpdate } from './enrollment.ts';
 export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.ts';
 export { revocationWorkflow, crlWorkflow } from './revocation.ts';
 export { acmeOrderWorkflow, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';

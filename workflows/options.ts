@@ -1,7 +1,12 @@
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { REQUEST_ENDING_KINDS } from '../src/core/errors.ts';
 
-/** CaError kinds that describe a wrong request: the activity fails non-retryably with them. */
-export const REQUESTER_ERROR_TYPES: string[] = ['badCSR', 'badKey', 'policy', 'malformed', 'notFound', 'conflict'];
+/**
+ * CaError kinds that describe a wrong request (the error contract, src/core/errors.ts): the
+ * activity fails non-retryably with them and the workflow ends the request with the answer.
+ * Every other failure is a server fault, which never ends a request silently.
+ */
+export const REQUESTER_ERROR_TYPES: string[] = [...REQUEST_ENDING_KINDS];
 
 /**
  * Signing runs on the signing queue, where only workers holding CA keys poll. It
@@ -20,6 +25,18 @@ export const SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
 };
 
 /**
+ * Signing for an enrollment (operator, EST, CMP): a server fault (HSM gone, CA key missing,
+ * database down) is retried a few times within the activity, then handed to the workflow,
+ * which records it (state `stalled`, CertflowLastError) and tries again with a longer
+ * backoff, or at once on `certflow requests retry`. A slow token is no fault: the activity
+ * heartbeats while it signs.
+ */
+export const ENROLLMENT_SIGNING_OPTIONS: ActivityOptions = {
+  ...SIGNING_ACTIVITY_OPTIONS,
+  retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, maximumAttempts: 4 },
+};
+
+/**
  * An ACME order's signing: as above, but bounded in time. When the key store stays away
  * longer (HSM gone, CA key missing) the order becomes invalid with serverInternal and the
  * cause in CertflowLastError — the client can order again — instead of processing forever.
@@ -27,6 +44,9 @@ export const SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
 export const ACME_SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
   ...SIGNING_ACTIVITY_OPTIONS,
   scheduleToCloseTimeout: '5 minutes',
+  // A configuration fault (unknown CA, a profile the lint refuses) does not go away while
+  // the client waits: the order ends at once instead of after five minutes of retries.
+  retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, nonRetryableErrorTypes: [...REQUESTER_ERROR_TYPES, 'config'] },
 };
 
 /** Signing failures that mean the CSR is at fault (ACME badCSR); every other kind is a server fault. */

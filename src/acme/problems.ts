@@ -3,7 +3,7 @@
  * their type, HTTP status and extra headers, and where CaError kinds are mapped to them.
  * Handlers throw AcmeProblem (or CaError); the router renders the document.
  */
-import { CaError, type ErrorKind } from '../core/errors.ts';
+import { ERROR_CONTRACT, publicMessage, toCaError, type ErrorKind } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -169,30 +169,23 @@ export function badSignatureAlgorithm(detail: string, algorithms: readonly strin
 // ---- CaError -> problem ----------------------------------------------------------------
 
 /** How long a client should wait when a dependency (Postgres, Temporal, a worker) does not answer. */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = 10;
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = ERROR_CONTRACT.unavailable.retryAfterSeconds!;
 
 /**
- * The one mapping of CaError kinds to ACME problems. Request mistakes keep their message
- * (it tells the client what to fix); server faults are logged and answered generically.
+ * The one mapping of CaError kinds to ACME problems: the error contract's ACME column
+ * (src/core/errors.ts), checked here against RFC 8555's problem types.
  */
-const KIND_TO_PROBLEM: Record<ErrorKind, { type: AcmeProblemType; status: number }> = {
-  badCSR: { type: 'badCSR', status: 400 },
-  badKey: { type: 'badCSR', status: 400 }, // the CSR's key is refused (RFC 8555 has badPublicKey for account keys only)
-  policy: { type: 'badCSR', status: 400 }, // a profile rule refuses what the CSR asks for
-  malformed: { type: 'malformed', status: 400 },
-  notFound: { type: 'malformed', status: 404 },
-  // RFC 8555 has no "conflict" type; Boulder answers malformed with 409 as well.
-  conflict: { type: 'malformed', status: 409 },
-  unauthorized: { type: 'unauthorized', status: 403 },
-  forbidden: { type: 'unauthorized', status: 403 },
-  unavailable: { type: 'serverInternal', status: 503 },
-  config: { type: 'serverInternal', status: 500 },
-  internal: { type: 'serverInternal', status: 500 },
-};
+const KIND_TO_PROBLEM = Object.fromEntries(
+  Object.entries(ERROR_CONTRACT).map(([kind, c]) => {
+    if (!Object.hasOwn(PROBLEM_STATUS, c.acme.type)) throw new Error(`error contract: ${kind} maps to unknown ACME problem type ${c.acme.type}`);
+    return [kind, { type: c.acme.type as AcmeProblemType, status: c.acme.status }];
+  }),
+) as Record<ErrorKind, { type: AcmeProblemType; status: number }>;
 
 /**
- * Any error thrown while serving an ACME request, as a problem. `log` receives server
- * faults (with their stack) so that the response can stay free of internals.
+ * Any error thrown while serving an ACME request, as a problem. Errors of dependencies (a
+ * database or Temporal that does not answer) are 503 serverInternal with Retry-After; `log`
+ * receives server faults (bugs with their stack) so that the response stays free of internals.
  */
 export function problemFromError(e: unknown, log: Pick<Logger, 'error' | 'warn'>, context: Record<string, unknown> = {}): AcmeProblem {
   if (e instanceof AcmeProblem) {
@@ -201,19 +194,15 @@ export function problemFromError(e: unknown, log: Pick<Logger, 'error' | 'warn'>
     else if (e.status >= 500) log.error({ ...context, err: e.cause ?? e }, 'ACME request failed');
     return e;
   }
-  if (e instanceof CaError) {
-    const { type, status } = KIND_TO_PROBLEM[e.kind];
-    const httpStatus = typeof e.details?.httpStatus === 'number' ? e.details.httpStatus : status;
-    if (e.kind === 'unavailable') {
-      log.warn({ ...context, detail: e.message }, 'ACME request could not be served now');
-      return new AcmeProblem(type, e.message, { status: httpStatus, headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, cause: e });
-    }
-    if (httpStatus >= 500) {
-      log.error({ ...context, err: e }, 'ACME request failed');
-      return new AcmeProblem(type, 'internal error', { status: httpStatus, cause: e });
-    }
-    return new AcmeProblem(type, e.message, { status: httpStatus, cause: e });
-  }
-  log.error({ ...context, err: e }, 'ACME request failed');
-  return new AcmeProblem('serverInternal', 'internal error', { cause: e });
+  const err = toCaError(e);
+  const { type, status } = KIND_TO_PROBLEM[err.kind];
+  const httpStatus = typeof err.details?.httpStatus === 'number' ? err.details.httpStatus : status;
+  const retryAfter = ERROR_CONTRACT[err.kind].retryAfterSeconds;
+  if (err.kind === 'internal') log.error({ ...context, err: err.cause ?? err }, 'ACME request failed');
+  else if (httpStatus >= 500) log.warn({ ...context, kind: err.kind, detail: err.message }, 'ACME request could not be served now');
+  return new AcmeProblem(type, publicMessage(err), {
+    status: httpStatus,
+    ...(retryAfter && httpStatus >= 500 ? { headers: { 'Retry-After': String(retryAfter) } } : {}),
+    cause: err,
+  });
 }

@@ -5,6 +5,7 @@
  * it is returned. A faulty HSM or a key/certificate mix-up must never publish revocation
  * data that does not verify: clients would treat it as "no answer" at best.
  */
+import { recordArtifact, type ArtifactKind } from '../core/artifacts.ts';
 import { caSummary } from './ca-summary.ts';
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
@@ -55,7 +56,7 @@ export async function signVerified(
   ca: SigningCa,
   ctx: CaSigningContext,
   tbs: Uint8Array,
-  steps: { assemble: (signature: Uint8Array) => Uint8Array; what: string },
+  steps: { assemble: (signature: Uint8Array) => Uint8Array; what: string; artifact?: ArtifactKind },
 ): Promise<Uint8Array> {
   const signature = await keys.sign(ca.keyId, ctx.sigAlg, tbs);
   if (!verifySignedWith(ctx.issuer.spki, ctx.sigAlg, tbs, signature)) {
@@ -63,5 +64,7 @@ export async function signVerified(
       rule: 'sign.verify',
     });
   }
-  return steps.assemble(signature);
+  const der = steps.assemble(signature);
+  if (steps.artifact) recordArtifact(steps.artifact, der);
+  return der;
 }

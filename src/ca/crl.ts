@@ -35,5 +35,6 @@ export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Prom
   return signVerified(keys, ca, ctx, tbs, {
     assemble: (signature) => assembleCrl(tbs, sigAlg, signature),
     what: 'CRL',
+    artifact: 'crl',
   });
 }

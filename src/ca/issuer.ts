@@ -4,7 +4,8 @@
  * signCertificate has the key store sign them and checks the result.
  */
 import { caSummary } from './ca-summary.ts';
-import { CaError } from '../core/errors.ts';
+import { recordArtifact } from '../core/artifacts.ts';
+import { asServerFault, CaError } from '../core/errors.ts';
 import type { CertProfile } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore, type SignAlg } from '../keys/types.ts';
 import {
@@ -21,6 +22,7 @@ import {
   type ParsedCsr,
   type SanSet,
 } from '../pki/index.ts';
+import { assertLintClean } from './lint.ts';
 import { applyProfile } from './policy.ts';
 
 export interface IssuingCa {
@@ -120,8 +122,11 @@ export function prepareCertificate(args: {
       crlUrls: profile.crlDistributionPoint && urls.crl ? [urls.crl] : undefined,
       ocspUrls: profile.aia.ocsp && urls.ocsp ? [urls.ocsp] : undefined,
       caIssuersUrls: profile.aia.caIssuers && urls.caIssuers ? [urls.caIssuers] : undefined,
+      policies: profile.policies,
     },
   });
+  // Nothing is signed that the linter refuses (Boulder's pre-issuance linting).
+  assertLintClean(tbsDer, { profile, issuer, expectedEku: policy.extKeyUsage });
   return {
     tbsDer,
     serialHex: serialToHex(args.serial),
@@ -142,16 +147,24 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
   if (!signAlgFitsKey(sigAlg, ca.keyAlg)) {
     throw new CaError('internal', `signature algorithm ${sigAlg} cannot be used with the ${ca.keyAlg} key "${ca.keyId}"`);
   }
-  const key = await keys.get(ca.keyId);
+  // Whatever the key store says (a key it cannot find, a token that is gone) is the CA's
+  // fault, never the requester's: the request is kept and retried.
+  const key = await keys.get(ca.keyId).catch((e: unknown) => {
+    throw asServerFault(e, `the ${keys.backend} key store cannot find CA key "${ca.keyId}"`);
+  });
   if (!key) throw new CaError('config', `CA key "${ca.keyId}" is not in the ${keys.backend} key store`, { rule: 'ca.key' });
   if (key.alg !== ca.keyAlg) {
     throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, { rule: 'ca.key' });
   }
-  const signature = await keys.sign(ca.keyId, sigAlg, tbsDer);
+  const signature = await keys.sign(ca.keyId, sigAlg, tbsDer).catch((e: unknown) => {
+    throw asServerFault(e, `signing with CA key "${ca.keyId}" failed`);
+  });
   if (!verifySignedWith(key.spki, sigAlg, tbsDer, signature)) {
     throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`, {
       rule: 'sign.verify',
     });
   }
-  return assembleCertificate(tbsDer, sigAlg, signature);
+  const certDer = assembleCertificate(tbsDer, sigAlg, signature);
+  recordArtifact('cert', certDer);
+  return certDer;
 }

@@ -43,5 +43,6 @@ export async function signOcspResponse(keys: KeyStore, ca: SigningCa, p: OcspRes
   return signVerified(keys, ca, ctx, tbs, {
     assemble: (signature) => assembleOcspResponse(tbs, sigAlg, signature),
     what: 'OCSP response',
+    artifact: 'ocsp',
   });
 }

@@ -61,7 +61,7 @@ export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult
   if (subject.length === 0 && sanCount(sans) === 0) {
     reject('policy', profile, 'subject.empty', `the request has neither a subject nor SANs; profile "${profile.name}" cannot issue a certificate that names nothing`);
   }
-  return { subject, sans, keyUsage: keyUsages(csr.key, profile), extKeyUsage: extKeyUsages(profile) };
+  return { subject, sans, keyUsage: keyUsages(csr.key, profile), extKeyUsage: extKeyUsages(profile, sans) };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -301,6 +301,17 @@ function keyUsages(key: PublicKeyKind, p: CertProfile): KeyUsageName[] {
   return KEY_USAGES.filter((u) => usages.has(u));
 }
 
-function extKeyUsages(p: CertProfile): string[] {
-  return dedupe(p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e));
+/**
+ * The profile's extended key usages. serverAuth only goes into a certificate that names a
+ * server (a DNS or IP SAN: RFC 6125, CA/B Forum BR 7.1.2.7); without one it is left out, and
+ * a profile whose only usage is serverAuth refuses the request.
+ */
+function extKeyUsages(p: CertProfile, sans: SanSet): string[] {
+  const ekus = dedupe(p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e));
+  if (!ekus.includes(EKU_OIDS.serverAuth!) || sans.dns.length + sans.ip.length > 0) return ekus;
+  const rest = ekus.filter((e) => e !== EKU_OIDS.serverAuth);
+  if (rest.length === 0) {
+    reject('policy', p, 'eku.serverAuthSan', `a serverAuth certificate needs a DNS or IP SAN; profile "${p.name}" issues only serverAuth`);
+  }
+  return rest;
 }

@@ -12,18 +12,15 @@
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
 import { audit } from '../db/repos/audit.ts';
 import * as cmpClients from '../db/repos/cmp-clients.ts';
 import type { CmpClientRow } from '../db/repos/cmp-clients.ts';
-import * as requests from '../db/repos/requests.ts';
 import { encryptSecret, secretsKey } from '../cmp/secrets.ts';
 import { describeCertificate, toDer } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
-import { describeDn } from './describe.ts';
 
 export const MIN_SECRET_LENGTH = 8;
 
@@ -139,44 +136,5 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
       );
       if (cli.json()) cli.printJson({ ref, result: 'has a new secret' });
       else cli.say(`CMP client "${ref}" has a new secret`);
-    });
-}
-
-export function registerRequestCommands(root: Command, cli: CliContext): void {
-  const group = root.command('requests').description('issuance requests of every protocol (operator, EST, CMP), from the read model');
-  group
-    .command('list')
-    .description('list requests, newest first')
-    .addOption(new Option('--protocol <p>', 'only this protocol').choices(['operator', 'est', 'cmp']))
-    .option('--state <state>', 'only this state (pending, awaiting-approval, signing, issued, confirmed, revoked, failed, rejected)')
-    .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
-    .action(async (opts: { protocol?: string; state?: string; limit: number }) => {
-      const rows = await cli.withPool((pool) => requests.list(pool, { protocol: opts.protocol, state: opts.state as never, limit: opts.limit }));
-      const shown = rows.map((r) => ({
-        id: r.id,
-        protocol: r.protocol,
-        state: r.state,
-        kind: r.kind,
-        label: r.label,
-        requester: r.requester,
-        subject: describeDn(r.csrDer),
-        serial: r.serial,
-        updated: r.updatedAt,
-        error: r.error,
-        workflow: r.workflowId,
-      }));
-      if (cli.json()) cli.printJson(shown);
-      else process.stdout.write(cli.table(shown, ['id', 'protocol', 'state', 'kind', 'label', 'requester', 'subject', 'serial', 'updated', 'error']));
-    });
-  group
-    .command('show <id>')
-    .description('one request')
-    .action(async (id: string) => {
-      const row = await cli.withPool((pool) => requests.get(pool, id));
-      if (!row) throw new CaError('notFound', `no request ${id}`);
-      const { csrDer: _csr, ...rest } = row;
-      const v = { ...rest, subject: describeDn(row.csrDer) };
-      if (cli.json()) return cli.printJson(v);
-      for (const [k, val] of Object.entries(v)) process.stdout.write(`${k.padEnd(14)} ${val instanceof Date ? val.toISOString() : (val ?? '-')}\n`);
     });
 }

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
 import { getProfile, loadConfig, type Config } from '../config/index.ts';
-import { CaError, CLIENT_ERROR_KINDS } from '../core/errors.ts';
+import { CaError, isRequestEnding } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
 import { databaseUrl } from '../db/open.ts';
@@ -23,13 +23,14 @@ import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerOrderCommands } from './orders.ts';
+import { registerRequestCommands } from './requests.ts';
 import { cliContext } from './context.ts';
 import { notifyReady } from './node-child.ts';
 import { registerEstClientCommands } from './est-clients.ts';
 import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerConsoleCommands } from './console.ts';
-import { registerCmpClientCommands, registerRequestCommands } from './cmp-clients.ts';
+import { registerCmpClientCommands } from './cmp-clients.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -158,6 +159,12 @@ function program(): Command {
       });
       const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
       const profile = getProfile(config, opts.profile);
+      // An unknown CA is the operator's mistake here; inside the workflow it would be a server fault.
+      if (opts.ca) {
+        const named = opts.ca;
+        const ca = await withPool((pool) => cas.get(pool, named));
+        if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `no issuing CA named "${named}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
+      }
       const temporal = await connectTemporal(config, 5000);
       try {
         const requestId = opts.requestId ?? newId();
@@ -271,11 +278,11 @@ function program(): Command {
   registerApprovalCommands(root, context);
   registerEabCommands(root, context);
   registerOrderCommands(root, context);
+  registerRequestCommands(root, context);
   registerKeyCommands(root, context);
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
   registerCmpClientCommands(root, context);
-  registerRequestCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');
@@ -313,7 +320,8 @@ async function onSignal(fn: () => Promise<void>): Promise<void> {
 
 function exitCodeFor(e: CaError): number {
   if (e.kind === 'unavailable') return 3;
-  return CLIENT_ERROR_KINDS.has(e.kind) ? 2 : 1;
+  // A configuration the operator must fix is "bad input" to the command as well.
+  return isRequestEnding(e.kind) || e.kind === 'config' ? 2 : 1;
 }
 
 async function main(): Promise<void> {

@@ -5,7 +5,8 @@
  * layer rejects is an HTTP 200 carrying a CMP error or a negative response: never a 500.
  */
 import type { Middleware } from 'koa';
-import { CaError, type ErrorKind } from '../core/errors.ts';
+import { CaError, ERROR_CONTRACT, publicMessage, toCaError, type ErrorKind } from '../core/errors.ts';
+import { protocolErrors, renderPlainText } from '../http/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { PKIStatus, PKIStatusInfo, type FailureInfo } from '../pki/cmp/index.ts';
 
@@ -34,22 +35,10 @@ const FAILURE_BY_RULE: Record<string, FailureInfo> = {
   'signature.algorithm': 'badAlg',
 };
 
-const FAILURE_BY_KIND: Record<ErrorKind, FailureInfo> = {
-  badCSR: 'badCertTemplate',
-  badKey: 'badCertTemplate',
-  policy: 'badCertTemplate',
-  malformed: 'badDataFormat',
-  notFound: 'badRequest',
-  conflict: 'badRequest',
-  unauthorized: 'notAuthorized',
-  forbidden: 'notAuthorized',
-  unavailable: 'systemUnavail',
-  config: 'systemFailure',
-  internal: 'systemFailure',
-};
-
+/** Without a rule: the error contract's CMP column (src/core/errors.ts). */
 export function failureOf(e: CaError): FailureInfo {
-  return (e.rule && FAILURE_BY_RULE[e.rule]) || FAILURE_BY_KIND[e.kind];
+  const byKind: FailureInfo = ERROR_CONTRACT[e.kind].cmp;
+  return (e.rule && FAILURE_BY_RULE[e.rule]) || byKind;
 }
 
 /** A CMP-layer rejection: kind + the rule that names the failure bit. */
@@ -60,34 +49,27 @@ export function cmpError(rule: keyof typeof FAILURE_BY_RULE | string, message: s
 /** PKIStatusInfo (rejection) for an error; internal details are not sent. */
 export function statusInfoOf(e: unknown): PKIStatusInfo {
   const err = asCaError(e);
-  const text = err.kind === 'internal' ? 'internal error' : err.kind === 'config' ? 'the CA is misconfigured; ask its operator' : err.message;
-  return new PKIStatusInfo(PKIStatus.rejection, [text], [failureOf(err)]);
+  return new PKIStatusInfo(PKIStatus.rejection, [publicMessage(err)], [failureOf(err)]);
 }
 
-export function asCaError(e: unknown): CaError {
-  return e instanceof CaError ? e : new CaError('internal', 'internal error', { cause: e });
-}
+/** Any error as a CaError of the contract: a database or Temporal that does not answer is 'unavailable' (systemUnavail). */
+export const asCaError = toCaError;
 
 /** An HTTP-level refusal (wrong method, content type, size, unknown alias). */
 export function httpError(status: 405 | 413 | 415 | 404, message: string): CaError {
   return new CaError(status === 404 ? 'notFound' : 'malformed', message, { details: { httpStatus: status } });
 }
 
-/** Maps the transport errors to their status with a plain-text reason. */
+/** Maps the transport errors to their status with a plain-text reason (503 + Retry-After for server faults). */
 export function cmpHttpErrors(log: Logger): Middleware {
-  return async function cmpHttpErrorMapping(ctx, next) {
-    try {
-      await next();
-    } catch (e) {
-      const err = asCaError(e);
-      const status = (err.details?.httpStatus as number | undefined) ?? (err.kind === 'unavailable' ? 503 : 500);
-      if (status >= 500) log.error({ err: e, path: ctx.path }, 'CMP request failed');
-      else log.info({ path: ctx.path, status, msg: err.message }, 'CMP request refused');
-      ctx.status = status;
-      if (status === 405) ctx.set('Allow', 'POST');
-      if (status === 503) ctx.set('Retry-After', '10');
-      ctx.type = 'text/plain; charset=utf-8';
-      ctx.body = `${status >= 500 ? 'internal error' : err.message}\n`;
-    }
-  };
+  return protocolErrors(
+    {
+      protocol: 'CMP',
+      render(ctx, err, status, message) {
+        if (status === 405) ctx.set('Allow', 'POST');
+        renderPlainText(ctx, err, status, message);
+      },
+    },
+    log,
+  );
 }

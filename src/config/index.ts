@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
+import { parseConfigFile, type ConfigFile } from './schema.ts';
 
 export type { CertProfile } from './profiles.ts';
 
@@ -59,10 +60,17 @@ export interface Config {
   };
   acme: AcmeConfig;
   validation: ValidationConfig;
+  issuance: IssuanceConfig;
   admin: AdminConfig;
   audit: AuditConfig;
   cmp: CmpConfig;
   logLevel: string;
+}
+
+/** Enrollment requests stalled by a server fault are signed again after these waits. */
+export interface IssuanceConfig {
+  faultRetryInitialSeconds: number;
+  faultRetryMaxSeconds: number;
 }
 
 /** The operator console's listener (a process of its own: `certflow admin`) and sessions. */
@@ -196,6 +204,11 @@ export interface EstLabel {
    * of the CA key store, for recovery with `certflow keys recover` (RFC 7030 4.4).
    */
   archiveServerKeys: boolean;
+  /**
+   * Issuing CAs whose certificates authenticate TLS clients at this label (simpleenroll
+   * where allowCertAuth, simplereenroll); undefined = every issuing CA of this certflow.
+   */
+  clientCertCas?: string[];
 }
 
 /** How long CRLs and pre-signed OCSP responses are valid, and when they are renewed. */
@@ -220,50 +233,34 @@ function int(env: Env, name: string, dflt: number): number {
   return n;
 }
 
-interface ConfigFile {
-  ca?: Partial<Omit<CaConfig, 'keyAlg'>>;
-  /** Profiles: a new one, or an override of a built-in one; `extends` names the base. */
-  profiles?: Array<Partial<CertProfile> & { name: string; extends?: string }>;
-  defaultProfile?: string;
-  tlsNames?: string[];
-  revocation?: Partial<RevocationConfig>;
-  est?: { labels?: Array<Partial<EstLabel> & { name: string }> };
-  acme?: Partial<Omit<AcmeConfig, 'aliases' | 'rateLimits'>> & {
-    aliases?: Array<Partial<AcmeAlias> & { name: string }>;
-    rateLimits?: Partial<AcmeConfig['rateLimits']>;
-  };
-  validation?: Partial<ValidationConfig>;
-  admin?: Partial<Pick<AdminConfig, 'idleSeconds' | 'maxSessionSeconds'>>;
-  audit?: Partial<AuditConfig>;
-  cmp?: Partial<Omit<CmpConfig, 'aliases'>> & { aliases?: Array<Partial<CmpAlias> & { name: string }> };
-}
-
 function readConfigFile(path: string): ConfigFile {
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as ConfigFile;
+    value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new CaError('config', `cannot read configuration file ${path}: ${(e as Error).message}`, { cause: e });
+    throw new CaError('config', `cannot read configuration file ${path}: ${(e as Error).message}`, { cause: e, rule: 'config.json' });
   }
+  return parseConfigFile(value, path);
 }
 
 function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
   const profiles = new Map<string, CertProfile>(DEFAULT_PROFILES.map((p) => [p.name, structuredClone(p)]));
-  for (const entry of file.profiles ?? []) {
+  for (const [i, entry] of (file.profiles ?? []).entries()) {
     const { extends: base, ...rest } = entry;
     const parent = profiles.get(base ?? entry.name) ?? profiles.get('tls-server')!;
     if (base && !profiles.has(base)) {
-      throw new CaError('config', `profile "${entry.name}" extends unknown profile "${base}"`, { rule: 'profile.extends' });
+      throw new CaError('config', `profiles[${i}].extends: profile "${entry.name}" extends unknown profile "${base}"`, { rule: 'profile.extends' });
     }
     const merged: CertProfile = {
       ...structuredClone(parent),
       ...rest,
       name: entry.name,
-      keys: { ...(rest.keys ?? parent.keys) },
+      keys: structuredClone(rest.keys ?? parent.keys),
       san: { ...parent.san, ...(rest.san ?? {}) },
       subject: { ...parent.subject, ...(rest.subject ?? {}) },
       aia: { ...parent.aia, ...(rest.aia ?? {}) },
     };
-    profiles.set(entry.name, validateProfile(merged));
+    profiles.set(entry.name, validateProfile(merged, `profiles[${i}]`));
   }
   return profiles;
 }
@@ -292,7 +289,7 @@ export function loadConfig(env: Env = process.env): Config {
   const profiles = mergeProfiles(file);
   const defaultProfile = file.defaultProfile ?? 'tls-server';
   if (!profiles.has(defaultProfile)) {
-    throw new CaError('config', `defaultProfile "${defaultProfile}" is not a configured profile`, { rule: 'defaultProfile' });
+    throw new CaError('config', `defaultProfile: "${defaultProfile}" is not a configured profile`, { rule: 'defaultProfile' });
   }
   const ca: CaConfig = {
     rootName: 'certflow-root',
@@ -363,6 +360,7 @@ export function loadConfig(env: Env = process.env): Config {
       attemptTimeoutSeconds: 10,
       ...file.validation,
     },
+    issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
     cmp: cmpConfig(file, profiles),
@@ -429,16 +427,10 @@ const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApprov
 
 function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
   const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
-  for (const entry of file.est?.labels ?? []) {
-    if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
-      throw new CaError('config', `EST label "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'est.label' });
-    }
+  for (const [i, entry] of (file.est?.labels ?? []).entries()) {
     const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
-    if (typeof label.archiveServerKeys !== 'boolean') {
-      throw new CaError('config', `EST label "${label.name}": archiveServerKeys must be true or false`, { rule: 'est.label.archiveServerKeys' });
-    }
     if (!profiles.has(label.profile)) {
-      throw new CaError('config', `EST label "${label.name}" names unknown profile "${label.profile}"`, { rule: 'est.label.profile' });
+      throw new CaError('config', `est.labels[${i}].profile: EST label "${label.name}" names unknown profile "${label.profile}"`, { rule: 'est.label.profile' });
     }
     labels.set(label.name, label);
   }
@@ -460,13 +452,12 @@ const DEFAULT_ACME_ALIAS: AcmeAlias = {
 function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeConfig {
   const { aliases: aliasEntries, rateLimits, ...rest } = file.acme ?? {};
   const aliases = new Map<string, AcmeAlias>([['', DEFAULT_ACME_ALIAS]]);
-  for (const entry of aliasEntries ?? []) {
-    if (entry.name !== '' && !/^[a-z0-9][a-z0-9._-]*$/i.test(entry.name)) {
-      throw new CaError('config', `ACME alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'acme.alias' });
-    }
+  for (const [i, entry] of (aliasEntries ?? []).entries()) {
     const alias: AcmeAlias = { ...DEFAULT_ACME_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
     for (const p of [alias.profile, ...Object.values(alias.profiles)]) {
-      if (!profiles.has(p)) throw new CaError('config', `ACME alias "${alias.name}" names unknown profile "${p}"`, { rule: 'acme.alias.profile' });
+      if (!profiles.has(p)) {
+        throw new CaError('config', `acme.aliases[${i}]: ACME alias "${alias.name}" names unknown profile "${p}"`, { rule: 'acme.alias.profile' });
+      }
     }
     aliases.set(alias.name, alias);
   }

@@ -37,6 +37,14 @@ export const SUBJECT_ATTRS: Record<string, string> = {
   emailAddress: '1.2.840.113549.1.9.1',
 };
 
+/**
+ * Pre-issuance lint sets (src/ca/lint.ts): every certificate is checked against RFC 5280;
+ * `cabf-serverauth` adds the CA/Browser Forum Baseline Requirements for profiles meant to
+ * look like public TLS.
+ */
+export const LINT_SETS = ['rfc5280', 'cabf-serverauth'] as const;
+export type LintSet = (typeof LINT_SETS)[number];
+
 export interface CertProfile {
   name: string;
   description: string;
@@ -85,6 +93,10 @@ export interface CertProfile {
   /** Add a CRL distribution point pointing at the issuing CA's CRL. */
   crlDistributionPoint: boolean;
   aia: { caIssuers: boolean; ocsp: boolean };
+  /** Lints on top of RFC 5280 (default: RFC 5280 only). */
+  lint?: LintSet;
+  /** certificatePolicies (OIDs); none = no extension. cabf-serverauth needs a CA/B Forum reserved one (2.23.140.1.2.x). */
+  policies?: string[];
 }
 
 const DAY = 86_400;
@@ -132,7 +144,7 @@ export const DEFAULT_PROFILES: CertProfile[] = [
   },
   {
     name: 'device',
-    description: 'Device identity certificates (EST/CMP): clientAuth and serverAuth, serial number in the subject',
+    description: 'Device identity certificates (EST/CMP): clientAuth, and serverAuth for devices with a DNS or IP SAN; serial number in the subject',
     validitySeconds: 2 * 365 * DAY,
     backdateSeconds: 60,
     keyUsage: ['digitalSignature'],
@@ -170,9 +182,9 @@ export const DEFAULT_PROFILES: CertProfile[] = [
  * Validates a profile (from defaults merged with the configuration file) and returns it.
  * Every mistake names the profile and the field, so an operator can fix the file.
  */
-export function validateProfile(p: CertProfile): CertProfile {
+export function validateProfile(p: CertProfile, where = 'profile'): CertProfile {
   const bad = (field: string, why: string): never => {
-    throw new CaError('config', `profile "${p.name}": ${field} ${why}`, { rule: `profile.${field}` });
+    throw new CaError('config', `${where}.${field}: profile "${p.name}": ${field} ${why}`, { rule: `profile.${field}` });
   };
   if (!/^[a-z0-9][a-z0-9._-]*$/i.test(p.name)) bad('name', 'must be letters, digits, ".", "_" or "-"');
   if (!(p.validitySeconds > 0)) bad('validitySeconds', 'must be positive');
@@ -187,5 +199,19 @@ export function validateProfile(p: CertProfile): CertProfile {
   for (const a of [...p.subject.allowed, ...p.subject.required]) if (!(a in SUBJECT_ATTRS)) bad('subject', `names unknown attribute "${a}"`);
   for (const a of p.subject.required) if (!p.subject.allowed.includes(a)) bad('subject.required', `"${a}" is required but not allowed`);
   if (!(p.san.max >= 0)) bad('san.max', 'must not be negative');
+  for (const oid of p.policies ?? []) if (!/^\d+(\.\d+)+$/.test(oid)) bad('policies', `has "${oid}", which is not a dotted OID`);
+  if (p.lint === 'cabf-serverauth') {
+    if (!(p.policies ?? []).some((o) => /^2\.23\.140\.1\.2\.[123]$/.test(o))) bad('policies', 'must contain a CA/B Forum reserved policy (2.23.140.1.2.1, .2 or .3) where lint is cabf-serverauth');
+    if (p.validitySeconds > 398 * 86_400) bad('validitySeconds', 'must be at most 398 days where lint is cabf-serverauth');
+    if (!p.san.required || p.san.email || p.san.uri) bad('san', 'must require SANs and allow only DNS and IP where lint is cabf-serverauth');
+  }
+  // A TLS server certificate names its server in a DNS or IP SAN (RFC 6125, CA/B Forum BR
+  // 7.1.2.7): serverAuth is only issued with one (see applyProfile), so a profile whose only
+  // usage is serverAuth must allow and require them.
+  const ekus = p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e);
+  if (ekus.length === 1 && ekus[0] === EKU_OIDS.serverAuth) {
+    if (!p.san.dns && !p.san.ip) bad('san', 'must allow DNS or IP SANs where serverAuth is the only extKeyUsage');
+    if (!p.san.required) bad('san.required', 'must be true where serverAuth is the only extKeyUsage (a TLS server certificate needs a SAN)');
+  }
   return p;
 }

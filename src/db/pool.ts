@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { CaError, dependencyFault, errorMessage } from '../core/errors.ts';
 
 /**
  * Anything that runs a parameterized query: a Pool, a checked-out PoolClient or a Client.
@@ -18,19 +18,38 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   /** How long pool.connect() waits for a connection (default 10 s). */
   connectionTimeoutMs?: number;
+  /**
+   * Client-side limit of one query (default statementTimeoutMs + 2 s). The server-side
+   * statement_timeout does not fire when the server itself is stuck (SIGSTOP, a network
+   * that drops packets); this does.
+   */
+  queryTimeoutMs?: number;
+  /**
+   * After a query fails because the database does not answer, further queries fail at once
+   * (CaError 'unavailable') for this long instead of each waiting for its own timeout
+   * (default 1 s); then queries go through again, so the pool recovers by itself.
+   */
+  failFastMs?: number;
   applicationName?: string;
   /** Called for errors of idle connections (server restart, network); default: ignored. */
   onIdleError?: (err: Error) => void;
 }
 
-/** A connection pool with limits suited to certflow's short OLTP queries. */
+/**
+ * A connection pool with limits suited to certflow's short OLTP queries. Its query() and
+ * connect() turn "the database does not answer" (refused or reset connections, timeouts,
+ * SQLSTATE classes 08/53/57) into CaError('unavailable'), fail fast for `failFastMs` after
+ * such a failure, and recover on their own: pg replaces dead connections.
+ */
 export function createPool(url: string, opts: PoolOptions = {}): Pool {
+  const statementTimeout = opts.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: opts.connectionTimeoutMs ?? 10_000,
-    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    statement_timeout: statementTimeout,
+    query_timeout: opts.queryTimeoutMs ?? statementTimeout + 2000,
     // A session left inside a transaction holds locks (the migration lock, row locks).
     idle_in_transaction_session_timeout: 60_000,
     application_name: opts.applicationName ?? 'certflow',
@@ -38,13 +57,16 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   // Without a listener, an idle client's error (e.g. the dev supervisor restarting Postgres)
   // is an unhandled 'error' event that kills the process. pg drops that client by itself.
   pool.on('error', (err) => opts.onIdleError?.(err));
-  // A database that cannot be reached (restarting, failing over, out of connections) fails
-  // a request as 'unavailable' — 503 with Retry-After, a retried activity — never as an
-  // internal error. Queries on the pool, checked-out clients and connect() all map it.
-  mapUnavailable(pool, 'query');
-  mapUnavailable(pool, 'connect');
+  // A database that cannot be reached (restarting, failing over, out of connections, a
+  // frozen server) fails a request as 'unavailable' — 503 with Retry-After, a retried
+  // activity — never as an internal error. Queries on the pool, checked-out clients and
+  // connect() all map it; after such a failure the pool fails fast for `failFastMs`.
+  const watch = watchAvailability(opts.failFastMs ?? 1000);
+  mapUnavailable(pool, 'query', watch);
+  mapUnavailable(pool, 'connect', watch);
   pool.on('connect', (client) => {
-    mapUnavailable(client, 'query');
+    // Inside a checked-out client (a transaction) the query runs: no fail-fast check.
+    mapUnavailable(client, 'query', { ...watch, check: () => {} });
     // pg-pool listens for errors of idle clients only: a checked-out client whose server
     // went away between two queries would emit an unheard 'error' and kill the process.
     // Its next query fails instead (as unavailable) and the pool discards it on release.
@@ -53,34 +75,71 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   return pool;
 }
 
-/** SQLSTATEs of a server that is going away or cannot take the connection (classes 08, 57P, 53300). */
-const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-3]|53300)$/;
-const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-/** pg's own messages for a connection that broke or never came (no code). */
-const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Client was closed/i;
-
-/** True when `e` says the database cannot be reached right now (retrying later can help). */
+/** True when `e` says the database cannot be reached or cannot serve right now (retrying later can help). */
 export function isDatabaseUnavailable(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_SOCKET_CODES.has(code))) return true;
-  return e instanceof AggregateError ? e.errors.some(isDatabaseUnavailable) : UNAVAILABLE_MESSAGE.test(e.message);
+  return dependencyFault(e) !== undefined;
 }
 
-function toUnavailable(e: unknown): never {
-  if (isDatabaseUnavailable(e)) throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, { cause: e });
-  throw e;
+/** Failures that say the server itself is unreachable or frozen, not just one connection. */
+const SERVER_DOWN = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|timeout exceeded when trying to connect|connection timeout|Query read timeout|57P03|53300/i;
+
+interface Watch {
+  /** Throws at once while the pool fails fast. */
+  check(): void;
+  ok(): void;
+  failed(e: unknown): void;
 }
 
-/** Wraps a promise-returning method (callback calls pass through) so that its failures go through toUnavailable. */
-function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect'): void {
-  const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
-  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
-    const result = original.apply(target, args);
-    return result && typeof (result as Promise<unknown>).then === 'function' ? (result as Promise<unknown>).catch(toUnavailable) : result;
+function watchAvailability(failFastMs: number): Watch {
+  let openUntil = 0;
+  let lastError = '';
+  return {
+    check() {
+      if (Date.now() < openUntil) {
+        throw new CaError('unavailable', `the database is unavailable: not answering (${lastError})`, { details: { dependency: 'the database' } });
+      }
+    },
+    ok() {
+      openUntil = 0;
+    },
+    failed(e) {
+      // Only a server that cannot be reached at all (refused, timed out, not accepting
+      // connections) makes the next queries fail at once; one connection that died does not.
+      if (!SERVER_DOWN.test(`${(e as { code?: string }).code ?? ''} ${connectError(e)}`)) return;
+      openUntil = Date.now() + failFastMs;
+      lastError = connectError(e);
+    },
   };
 }
 
+/**
+ * Wraps a promise-returning method (callback calls pass through): its failures that mean
+ * "the database is unavailable" become CaError('unavailable', dependency "the database").
+ */
+function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect', watch: Watch): void {
+  const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
+  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[args.length - 1] === 'function') return original.apply(target, args);
+    try {
+      watch.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const result = original.apply(target, args);
+    if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
+    return (result as Promise<unknown>).then(
+      (v) => {
+        watch.ok();
+        return v;
+      },
+      (e: unknown) => {
+        if (e instanceof CaError || !isDatabaseUnavailable(e)) throw e; // an answer of the database: the caller's business
+        watch.failed(e);
+        throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, { cause: e, details: { dependency: 'the database' } });
+      },
+    );
+  };
+}
 /**
  * Runs `fn` inside BEGIN/COMMIT on one connection; rolls back and rethrows on error. A
  * connection whose ROLLBACK failed is destroyed rather than returned to the pool.

@@ -4,12 +4,12 @@
  * either answers from the read model or starts/attaches to the workflow and waits for it.
  */
 import Router from '@koa/router';
-import type { Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Pool } from 'pg';
 import { getProfile, type Config, type EstLabel } from '../config/index.ts';
-import { CaError, errorMessage } from '../core/errors.ts';
+import { CaError, ERROR_CONTRACT, errorMessage, isErrorKind, toCaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -28,12 +28,13 @@ import {
   type ParsedCsr,
   type SanSet,
 } from '../pki/index.ts';
+import { abandonUpdate, type EnrollmentResult } from '../../workflows/index.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { startIssuance } from '../temporal/issuance.ts';
 import { archiveKey } from './archive.ts';
 import { clientMayUse } from './auth.ts';
 import { estError, estErrors } from './errors.ts';
-import { basicIdentity, certificateIdentity, type EstIdentity } from './identity.ts';
+import { basicIdentity, certificateIdentity, type CertTrust, type EstIdentity } from './identity.ts';
 
 export interface EstDeps {
   config: Config;
@@ -119,17 +120,27 @@ async function readCsr(ctx: Context): Promise<ParsedCsr> {
   return parseCsr(decodeBase64Body(await readBody(ctx)));
 }
 
+/** The issuing CAs whose certificates authenticate TLS clients at `label` (default: all of this certflow's). */
+function certTrust(deps: EstDeps, label: EstLabel): CertTrust {
+  return { pool: deps.pool, trusts: (caName) => label.clientCertCas === undefined || label.clientCertCas.includes(caName) };
+}
+
+/** A registered client (HTTP Basic) allowed to use `label`, or undefined without Basic credentials. */
+async function basicClient(ctx: Context, deps: EstDeps, label: EstLabel): Promise<EstIdentity | undefined> {
+  const basic = await basicIdentity(ctx, deps.pool);
+  if (basic?.type !== 'basic') return undefined;
+  if (!basic.client.enabled) throw new CaError('forbidden', `EST client "${basic.name}" is disabled`);
+  if (!clientMayUse(basic.client, label.name)) {
+    throw new CaError('forbidden', `EST client "${basic.name}" may not use label "${label.name || '(default)'}"`);
+  }
+  return basic;
+}
+
 /** Basic auth (registered client) or, where the label allows it, a TLS client certificate. */
 async function enrollIdentity(ctx: Context, deps: EstDeps, label: EstLabel): Promise<EstIdentity> {
-  const basic = await basicIdentity(ctx, deps.pool);
-  if (basic?.type === 'basic') {
-    if (!basic.client.enabled) throw new CaError('forbidden', `EST client "${basic.name}" is disabled`);
-    if (!clientMayUse(basic.client, label.name)) {
-      throw new CaError('forbidden', `EST client "${basic.name}" may not use label "${label.name || '(default)'}"`);
-    }
-    return basic;
-  }
-  const cert = label.allowCertAuth ? await certificateIdentity(ctx, deps.pool) : undefined;
+  const basic = await basicClient(ctx, deps, label);
+  if (basic) return basic;
+  const cert = label.allowCertAuth ? await certificateIdentity(ctx, certTrust(deps, label)) : undefined;
   if (cert) return cert;
   throw new CaError(
     'unauthorized',
@@ -153,12 +164,18 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
   let caName = label.caName;
   let replaces: string | undefined;
   if (kind === 'reenroll') {
-    // RFC 7030 4.2.2: the client authenticates with the certificate it renews.
-    const cert = await certificateIdentity(ctx, deps.pool);
+    // RFC 7030 4.2.2: the client authenticates with the certificate it renews, which must
+    // come from a CA the label trusts. Where the label does not accept certificate
+    // authentication, a registered client (HTTP Basic) must vouch for it as well.
+    const cert = await certificateIdentity(ctx, certTrust(deps, label));
     if (!cert || cert.type !== 'cert') {
       throw new CaError('unauthorized', 're-enrollment requires the current certificate as the TLS client certificate');
     }
+    if (!label.allowCertAuth && !(await basicClient(ctx, deps, label))) {
+      throw new CaError('unauthorized', `label "${label.name || '(default)'}" does not accept certificate authentication alone: re-enrollment needs HTTP Basic of a registered client as well`);
+    }
     identity = cert;
+    // The renewal keeps the certificate's profile and issuing CA, whatever the label's.
     profile = cert.cert.profile;
     caName = cert.cert.caName;
     replaces = cert.cert.serial;
@@ -191,33 +208,53 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
 
 type Outcome = { status: 'issued'; certDer: Uint8Array; requestId: string } | { status: 'pending'; retryAfter: number; message: string };
 
+interface EnrollArgs {
+  identity: EstIdentity;
+  label: EstLabel;
+  kind: string;
+  csr: ParsedCsr;
+  profile: string;
+  caName?: string;
+  replaces?: string;
+  requireApproval: boolean;
+  waitMs?: number;
+  /** serverkeygen: the key exists only in this request; give the enrollment up when it is not ready in time. */
+  abandonOnTimeout?: boolean;
+}
+
 /**
  * The enrollment's id is derived from who asks, where, and the request's bytes: a device
  * that re-sends the same CSR while it polls (RFC 7030 4.2.3) finds its enrollment again.
+ * A repeated request never returns a certificate that was revoked or put on hold since
+ * (403); one that expired starts a new enrollment (its id also covers the expired serial).
  */
-async function enrollThroughWorkflow(
-  deps: EstDeps,
-  a: {
-    identity: EstIdentity;
-    label: EstLabel;
-    kind: string;
-    csr: ParsedCsr;
-    profile: string;
-    caName?: string;
-    replaces?: string;
-    requireApproval: boolean;
-    waitMs?: number;
-  },
-): Promise<Outcome> {
+async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outcome> {
   const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
-  const id = createHash('sha256').update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`).digest('base64url').slice(0, 26);
-  const row = await requests.get(deps.pool, id);
-  if (row) {
-    if (row.state === 'issued' && row.serial) return issued(deps, id, row.serial);
-    if (row.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
-    if (row.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
-    if (row.state === 'awaiting-approval') return awaitingApproval(id);
+  let id = createHash('sha256').update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`).digest('base64url').slice(0, 26);
+  for (let generation = 0; ; generation++) {
+    const row = await requests.get(deps.pool, id);
+    if (row?.state === 'issued' && row.serial) {
+      const outcome = await issued(deps, id, row.serial);
+      if (outcome !== 'expired') return outcome;
+      if (generation >= 10) throw new CaError('conflict', `enrollment ${id} was renewed too often with the same request; make a new one`);
+      id = createHash('sha256').update(`${id}\n${row.serial}`).digest('base64url').slice(0, 26);
+      continue;
+    }
+    if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
+    if (row?.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
+    if (row?.state === 'abandoned') throw new CaError('conflict', `enrollment ${id} was given up: ${row.error ?? 'abandoned'}; make a new request`);
+    if (row?.state === 'awaiting-approval') return awaitingApproval(id);
+    if (row?.state === 'stalled') {
+      // A server fault (HSM, CA key, database): the request is kept and signed once it is fixed.
+      throw new CaError('unavailable', `enrollment ${id} is kept, but the CA cannot sign it right now; send the same request again later`, {
+        details: { retryAfterSeconds: 60 },
+      });
+    }
+    return startAndWait(deps, a, id, requestHash, row);
   }
+}
+
+async function startAndWait(deps: EstDeps, a: EnrollArgs, id: string, requestHash: string, row: requests.RequestRow | null): Promise<Outcome> {
   const handle = await startIssuance(deps.temporal, deps.config, {
     requestId: id,
     protocol: 'est',
@@ -233,24 +270,68 @@ async function enrollThroughWorkflow(
   });
   if (a.requireApproval && (!row || row.state === 'pending')) return awaitingApproval(id);
   const waitMs = a.waitMs ?? deps.config.est.waitSeconds * 1000;
-  let result;
+  let result: EnrollmentResult;
   try {
-    result = await withDeadline(`enrollment ${id}`, waitMs, () => handle.result());
+    result = await withDeadline(`enrollment ${id}`, waitMs, (signal) => deps.temporal.withAbortSignal(signal, () => handle.result()));
   } catch (e) {
-    if (!CaError.is(e, 'unavailable')) throw e;
-    return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
+    if (!CaError.is(e, 'unavailable')) throw workflowFault(deps, id, e);
+    if (!a.abandonOnTimeout) return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
+    result = await abandon(deps, handle, id);
   }
-  if (result.status === 'rejected') throw new CaError(result.kind as never, `the CA refused the request: ${result.message}`);
-  return { status: 'issued', certDer: pemDecodeAll(result.certPem)[0]!.der, requestId: id };
+  if (result.status === 'rejected') {
+    const kind = isErrorKind(result.kind) ? result.kind : 'policy';
+    throw new CaError(kind, ERROR_CONTRACT[kind].fault === 'requester' ? `the CA refused the request: ${result.message}` : result.message);
+  }
+  const certDer = pemDecodeAll(result.certPem)[0]!.der;
+  return { status: 'issued', certDer, requestId: id };
+}
+
+/**
+ * serverkeygen that was not signed in time: the generated key is about to be thrown away,
+ * so the enrollment is given up (a certificate signed meanwhile is revoked by the
+ * workflow). If it completed in the meantime, its result is used after all.
+ */
+async function abandon(deps: EstDeps, handle: Awaited<ReturnType<typeof startIssuance>>, id: string): Promise<EnrollmentResult> {
+  try {
+    await withDeadline(`enrollment ${id}`, 10_000, (signal) =>
+      deps.temporal.withAbortSignal(signal, () => handle.executeUpdate(abandonUpdate, { args: [{ reason: 'the generated key was not handed out in time' }], updateId: `abandon-${id}` })),
+    );
+  } catch (e) {
+    if (!(e instanceof WorkflowUpdateFailedError)) {
+      deps.log.error({ err: e, requestId: id }, 'giving up a serverkeygen enrollment failed; its certificate may have to be revoked by hand');
+      throw new CaError('unavailable', 'the certificate was not ready in time; send the request again', { cause: e });
+    }
+    // Refused because the enrollment has ended: it was issued just now.
+    return (await withDeadline(`enrollment ${id}`, 10_000, () => handle.result())) as EnrollmentResult;
+  }
+  throw new CaError('unavailable', 'the certificate was not ready in time; send the request again (a new key will be generated)');
+}
+
+/** A workflow that failed or cannot be reached is the CA's fault: 503 + Retry-After, and a log line for the operator. */
+function workflowFault(deps: EstDeps, id: string, e: unknown): CaError {
+  const err = toCaError(e);
+  if (err.kind === 'unavailable') return err;
+  deps.log.error({ err: e, requestId: id }, 'EST enrollment workflow failed');
+  return new CaError('unavailable', `enrollment ${id} cannot be completed right now; try again later`, { cause: e });
 }
 
 function awaitingApproval(id: string): Outcome {
   return { status: 'pending', retryAfter: 60, message: `enrollment ${id} waits for approval by an operator; send the same request again later` };
 }
 
-async function issued(deps: EstDeps, requestId: string, serial: string): Promise<Outcome> {
+/** The certificate of an issued enrollment, if it is still good to hand out. */
+async function issued(deps: EstDeps, requestId: string, serial: string): Promise<Outcome | 'expired'> {
   const cert = await certificates.get(deps.pool, serial);
   if (!cert?.certDer) throw new CaError('internal', `certificate ${serial} of an issued enrollment is missing`);
+  if (cert.status === 'revoked') {
+    throw new CaError('forbidden', `certificate ${serial} issued for this request was revoked (${cert.revocationReason ?? 'unspecified'}); enroll with a new key`, {
+      rule: 'est.repeat.revoked',
+    });
+  }
+  if (cert.status === 'hold') {
+    throw new CaError('forbidden', `certificate ${serial} issued for this request is on hold`, { rule: 'est.repeat.hold' });
+  }
+  if (cert.notAfter.getTime() <= Date.now()) return 'expired';
   return { status: 'issued', certDer: cert.certDer, requestId };
 }
 
@@ -278,11 +359,18 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
   // The certificate is for the generated key; the device's request supplies subject and SANs.
   const csr = parseCsr(buildCsr({ subject: deviceCsr.subject, sans: deviceCsr.sans, privateKey: key }));
   const profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
-  const outcome = await enrollThroughWorkflow(deps, { identity, label, kind: 'serverkeygen', csr, profile, caName: label.caName, requireApproval: false, waitMs: 60_000 });
-  if (outcome.status !== 'issued') {
-    // The key was never stored: the device must ask again (a new key, a new enrollment).
-    throw new CaError('unavailable', 'the certificate was not ready in time; send the request again');
-  }
+  const outcome = await enrollThroughWorkflow(deps, {
+    identity,
+    label,
+    kind: 'serverkeygen',
+    csr,
+    profile,
+    caName: label.caName,
+    requireApproval: false,
+    waitMs: Math.max(deps.config.est.waitSeconds, 10) * 1000,
+    abandonOnTimeout: true,
+  });
+  if (outcome.status !== 'issued') throw new CaError('internal', 'serverkeygen enrollment ended without a certificate');
   const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
   if (label.archiveServerKeys) {
     // Archived before it is handed out: a key the CA could not archive never leaves it.

@@ -57,11 +57,14 @@ function commonRoutes(deps: AppDeps): Router {
     }
     ctx.set('Cache-Control', 'public, max-age=3600');
   });
+  // 200 when every part answers; 503 with Retry-After naming the parts that do not.
   router.get('/healthz', async (ctx) => {
     const checks = await health(deps);
-    const ok = Object.values(checks).every((c) => c === 'ok');
-    ctx.status = ok ? 200 : 503;
-    ctx.body = { status: ok ? 'ok' : 'unavailable', checks };
+    const down = Object.entries(checks).filter(([, c]) => c !== 'ok').map(([name]) => name);
+    ctx.status = down.length ? 503 : 200;
+    if (down.length) ctx.set('Retry-After', '10');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: down.length ? 'unavailable' : 'ok', ...(down.length ? { down } : {}), checks };
   });
   return router;
 }

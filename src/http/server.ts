@@ -12,7 +12,7 @@ import { writeTrustFiles } from '../ca/trust-files.ts';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { databaseUrl, openDatabase } from '../db/open.ts';
+import { databaseUrl, FRONT_END_POOL, openDatabase } from '../db/open.ts';
 import { AccountCache } from '../acme/account-cache.ts';
 import * as cas from '../db/repos/cas.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -51,7 +51,7 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const pool = await openDatabase(config, log);
+  const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
   const { issuing, root } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, root.certDer, [issuing.certDer]);
   const temporal = await connectTemporal(config);
@@ -63,9 +63,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const accountCache = new AccountCache(pool, { url: databaseUrl(config), log });
   const deps = { config, pool, temporal: temporal.client, log, metrics, accountCache, cmpSigner: () => cmpSigner };
   // Client certificates are asked for, not required: EST re-enrollment (and enrollment
-  // where a label allows it) authenticates with a certificate this CA issued; the EST
-  // handlers check `authorized` and the certificate store themselves.
-  const clientCas = [pemEncode('CERTIFICATE', issuing.certDer), pemEncode('CERTIFICATE', root.certDer)];
+  // where a label allows it) authenticates with a certificate this certflow issued, from
+  // any of its CAs; the EST handlers check the certificate store and the label's CAs.
+  const clientCas = (await cas.list(pool)).map((ca) => pemEncode('CERTIFICATE', ca.certDer));
   const httpsServer = https.createServer(
     { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas },
     httpsApp(deps).callback(),

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { CaError } from '../core/errors.ts';
 import { paths, type Config } from '../config/index.ts';
 import { Pkcs11KeyStore } from './pkcs11.ts';
+import { ReopeningKeyStore } from './reopening.ts';
 import { resolvePassphrase, SoftwareKeyStore } from './software.ts';
 import type { KeyStore } from './types.ts';
 
@@ -12,6 +13,7 @@ export * from './types.ts';
 export { SoftwareKeyStore, resolvePassphrase, type ResolvedPassphrase, type SoftwareKeyStoreOptions } from './software.ts';
 export { Pkcs11KeyStore, DEFAULT_PKCS11_SESSIONS, type Pkcs11KeyStoreOptions } from './pkcs11.ts';
 export { isValidKeyId, assertKeyId } from './key-id.ts';
+export { ReopeningKeyStore } from './reopening.ts';
 
 export interface OpenKeyStoreOptions {
   /** Receives operational warnings (e.g. the dev-mode passphrase file). */
@@ -45,5 +47,7 @@ async function openPkcs11(config: Config, opts: OpenKeyStoreOptions): Promise<Ke
   if (!existsSync(module)) {
     throw new CaError('config', `CERTFLOW_PKCS11_MODULE=${module} does not exist`, { rule: 'env.CERTFLOW_PKCS11_MODULE' });
   }
-  return Pkcs11KeyStore.open({ module, tokenLabel, pin, sessions: opts.pkcs11Sessions });
+  const open = () => Pkcs11KeyStore.open({ module, tokenLabel, pin, sessions: opts.pkcs11Sessions });
+  // A token that goes away and comes back is found again without restarting the worker.
+  return new ReopeningKeyStore(await open(), open, { describe: `PKCS#11 token "${tokenLabel}"`, warn: opts.warn });
 }

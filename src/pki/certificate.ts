@@ -10,8 +10,9 @@ import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
 import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
-import { buildExtensions, readExtensions, type CertExtensions } from './extensions.ts';
-import { attrsFromRdns, formatDn } from './names.ts';
+import { buildExtensions, readExtensions, type CertExtensions, type ReadExtensions } from './extensions.ts';
+import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
+import { describePublicKey, type PublicKeyKind } from './publickey.ts';
 import type { SanSet } from './san.ts';
 import { assertValidSerial, serialToHex } from './serial.ts';
 
@@ -184,4 +185,69 @@ export function verifyCertificateSignature(cert: Uint8Array, issuerSpki: Uint8Ar
   } catch {
     return false;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inspecting a TBSCertificate (pre-issuance linting, src/ca/lint.ts)
+
+/** What the pre-issuance linter looks at: the TBSCertificate's fields and extensions, decoded. */
+export interface TbsView {
+  /** 0 = v1, 2 = v3. */
+  version: number;
+  /** The serialNumber INTEGER's content octets, as encoded (sign bit included). */
+  serialBytes: Uint8Array;
+  signatureOid: string;
+  issuerDer: Uint8Array;
+  issuer: RdnAttr[];
+  subjectDer: Uint8Array;
+  subject: RdnAttr[];
+  notBefore: Date;
+  notAfter: Date;
+  notBeforeType: 'UTCTime' | 'GeneralizedTime';
+  notAfterType: 'UTCTime' | 'GeneralizedTime';
+  spki: Uint8Array;
+  key: PublicKeyKind;
+  /** Every extension in order, with its criticality. */
+  extensions: Array<{ oid: string; critical: boolean }>;
+  /** The extensions' values (see readExtensions); SAN names of other types in `otherSans`. */
+  decoded: ReadExtensions;
+  /** Whether the extension is present, by OID. */
+  has(oid: string): boolean;
+  critical(oid: string): boolean;
+}
+
+/** Decodes a DER TBSCertificate for linting; malformed input is CaError('internal') (we built it). */
+export function inspectTbs(tbs: Uint8Array): TbsView {
+  // pkijs parses TBSCertificates only inside a Certificate: wrap it with an empty signature.
+  const tbsNode = parseDerExact(tbs, 'the TBSCertificate', 'internal');
+  const fields = tbsFields(tbsNode);
+  const algId = fields[1];
+  if (!algId) throw new CaError('internal', 'the TBSCertificate has no signature algorithm');
+  const wrapped = encodeDer(new asn1js.Sequence({ value: [tbsNode, algId, new asn1js.BitString({ valueHex: new Uint8Array([0]) })] }));
+  const cert = parseCertificate(wrapped, 'internal');
+  return wrapAsn1('internal', 'the TBSCertificate has a malformed field', () => {
+    const exts = cert.extensions ?? [];
+    const extensions = exts.map((e) => ({ oid: e.extnID, critical: e.critical }));
+    const timeType = (t: pkijs.Time) => (t.type === pkijs.TimeType.UTCTime ? 'UTCTime' : 'GeneralizedTime') as TbsView['notBeforeType'];
+    const spki = encodeDer(cert.subjectPublicKeyInfo.toSchema());
+    return {
+      version: cert.version,
+      serialBytes: bytesOf(cert.serialNumber.valueBlock.valueHexView).slice(),
+      signatureOid: cert.signature.algorithmId,
+      issuerDer: bytesOf(cert.issuer.valueBeforeDecode).slice(),
+      issuer: attrsFromRdns(cert.issuer),
+      subjectDer: bytesOf(cert.subject.valueBeforeDecode).slice(),
+      subject: attrsFromRdns(cert.subject),
+      notBefore: cert.notBefore.value,
+      notAfter: cert.notAfter.value,
+      notBeforeType: timeType(cert.notBefore),
+      notAfterType: timeType(cert.notAfter),
+      spki,
+      key: describePublicKey(spki, 'internal'),
+      extensions,
+      decoded: readExtensions(exts),
+      has: (oid: string) => extensions.some((e) => e.oid === oid),
+      critical: (oid: string) => extensions.find((e) => e.oid === oid)?.critical ?? false,
+    };
+  });
 }

@@ -123,13 +123,15 @@ function certificateBytes(signedData: asn1js.BaseBlock): Uint8Array[] {
 // base64 bodies
 
 /**
- * The base64 body EST sends: 64-character lines, each ended by CRLF (the MIME line length
- * and line end of RFC 2045 6.8, which older EST clients expect). An empty input gives ''.
+ * The base64 body EST sends: 64-character lines, each ended by LF, so that the body pipes
+ * into GNU `base64 -d` (which refuses CR) as well as into `openssl base64 -d` and every EST
+ * client (RFC 8951: line breaks are whitespace to the decoder). MIME bodies, where lines
+ * end with CRLF (RFC 2045 6.8), pass eol '\r\n'. An empty input gives ''.
  */
-export function base64Body(der: Uint8Array): string {
+export function base64Body(der: Uint8Array, eol: '\n' | '\r\n' = '\n'): string {
   const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
   let out = '';
-  for (let i = 0; i < b64.length; i += 64) out += `${b64.slice(i, i + 64)}\r\n`;
+  for (let i = 0; i < b64.length; i += 64) out += `${b64.slice(i, i + 64)}${eol}`;
   return out;
 }
 

@@ -22,6 +22,8 @@ export interface CertExtensions {
   crlUrls?: string[];
   ocspUrls?: string[];
   caIssuersUrls?: string[];
+  /** certificatePolicies: policy OIDs without qualifiers. */
+  policies?: string[];
 }
 
 function extension(extnID: string, critical: boolean, value: Uint8Array): pkijs.Extension {
@@ -56,6 +58,10 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
     ...(e.caIssuersUrls ?? []).map((u) => accessDescription(OID.adCaIssuers, u)),
   ];
   if (aia.length) out.push(extension(OID.authorityInfoAccess, false, encodeDer(new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema())));
+  if (e.policies?.length) {
+    const policies = new pkijs.CertificatePolicies({ certificatePolicies: e.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })) });
+    out.push(extension(OID.certificatePolicies, false, encodeDer(policies.toSchema())));
+  }
   return out;
 }
 
@@ -121,11 +127,12 @@ export interface ReadExtensions {
   crlUrls: string[];
   ocspUrls: string[];
   caIssuersUrls: string[];
+  policies: string[];
 }
 
 /** Interprets the extensions of a certificate we parsed (our own or an imported CA's). */
 export function readExtensions(exts: readonly pkijs.Extension[]): ReadExtensions {
-  const r: ReadExtensions = { isCa: false, keyUsage: [], extKeyUsage: [], sans: emptySans(), crlUrls: [], ocspUrls: [], caIssuersUrls: [] };
+  const r: ReadExtensions = { isCa: false, keyUsage: [], extKeyUsage: [], sans: emptySans(), crlUrls: [], ocspUrls: [], caIssuersUrls: [], policies: [] };
   for (const ext of exts) {
     const raw = ext.extnValue.valueBlock.valueHexView;
     const what = `the certificate's extension ${ext.extnID}`;
@@ -166,6 +173,9 @@ export function readExtensions(exts: readonly pkijs.Extension[]): ReadExtensions
         }
         break;
       }
+      case OID.certificatePolicies:
+        r.policies = new pkijs.CertificatePolicies({ schema: parseDer(raw, what, 'malformed') }).certificatePolicies.map((p) => p.policyIdentifier);
+        break;
       case OID.authorityInfoAccess: {
         const aia = new pkijs.InfoAccess({ schema: parseDer(raw, what, 'malformed') });
         for (const ad of aia.accessDescriptions) {

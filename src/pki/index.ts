@@ -2,6 +2,7 @@
  * The PKI layer: the only place in certflow that imports pkijs/asn1js. Everything else
  * works with DER bytes, DN text and the plain types exported here.
  */
+export { OID } from './oids.ts';
 export { pemEncode, pemDecodeAll, toDer, type PemBlock } from './pem.ts';
 export { parseDn, formatDn, encodeName, attrOid, attrShortName, type RdnAttr } from './names.ts';
 export { parseCsr, buildCsr, CSR_PEM_LABELS, type ParsedCsr, type CsrExtension } from './csr.ts';
@@ -14,6 +15,8 @@ export {
   verifyCertificateSignature,
   tbsSerialHex,
   truncateToSecond,
+  inspectTbs,
+  type TbsView,
   type TbsParams,
   type CertExtensions,
   type CertSummary,

@@ -42,8 +42,8 @@ export function buildServerKeygenResponse(p: { privateKeyPkcs8: Uint8Array; cert
   checkCertsOnly(p.certsOnly);
   const boundary = `certflow-${randomBytes(16).toString('hex')}`;
   const parts = [
-    mimePart(['Content-Type: application/pkcs8', 'Content-Transfer-Encoding: base64'], base64Body(p.privateKeyPkcs8)),
-    mimePart(['Content-Type: application/pkcs7-mime; smime-type=certs-only', 'Content-Transfer-Encoding: base64'], base64Body(p.certsOnly)),
+    mimePart(['Content-Type: application/pkcs8', 'Content-Transfer-Encoding: base64'], base64Body(p.privateKeyPkcs8, '\r\n')),
+    mimePart(['Content-Type: application/pkcs7-mime; smime-type=certs-only', 'Content-Transfer-Encoding: base64'], base64Body(p.certsOnly, '\r\n')),
   ];
   // base64Body ends with CRLF, which becomes the CRLF that starts the next delimiter line.
   const body = `${parts.map((part) => `--${boundary}\r\n${part}`).join('')}--${boundary}--\r\n`;

@@ -36,6 +36,8 @@ export const OID = {
   crlDistributionPoints: '2.5.29.31',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
+  certificatePolicies: '2.5.29.32',
+  anyExtendedKeyUsage: '2.5.29.37.0',
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   adOcsp: '1.3.6.1.5.5.7.48.1',
   adCaIssuers: '1.3.6.1.5.5.7.48.2',

@@ -1,7 +1,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Config } from '../config/index.ts';
 import { ApplicationFailure } from '@temporalio/common';
-import { CaError, CLIENT_ERROR_KINDS, errorMessage, type ErrorKind } from '../core/errors.ts';
+import { CaError, errorMessage, isRequestEnding, type ErrorKind } from '../core/errors.ts';
 
 export interface TemporalClient {
   client: Client;
@@ -46,7 +46,7 @@ export { WorkflowExecutionAlreadyStartedError };
 export function unwrapWorkflowFailure(e: unknown): unknown {
   let cause: unknown = e;
   while (cause instanceof Error && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure && cause.type && CLIENT_ERROR_KINDS.has(cause.type as ErrorKind)) {
+  if (cause instanceof ApplicationFailure && cause.type && isRequestEnding(cause.type)) {
     return new CaError(cause.type as ErrorKind, cause.message);
   }
   return e;

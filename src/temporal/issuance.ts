@@ -14,21 +14,38 @@ import { searchAttributes } from './search-attributes.ts';
 
 export interface IssueRequest extends EnrollmentInput {}
 
-export async function startIssuance(client: Client, config: Pick<Config, 'temporal'>, req: IssueRequest) {
+type IssuanceConfig = Pick<Config, 'temporal'> & Partial<Pick<Config, 'issuance'>>;
+
+/**
+ * Starts the request's workflow, or finds the running one. A Temporal that does not answer
+ * within `deadlineMs` is 'unavailable' (the request may or may not have started: the same
+ * request id finds it next time).
+ */
+export async function startIssuance(client: Client, config: IssuanceConfig, req: IssueRequest, deadlineMs = 10_000) {
   const workflowId = req.protocol === 'operator' ? workflowIds.operatorIssue(req.requestId) : `${req.protocol}-${req.requestId}`;
+  const input: IssueRequest = {
+    ...req,
+    faultRetrySeconds: req.faultRetrySeconds ?? (config.issuance && { initial: config.issuance.faultRetryInitialSeconds, max: config.issuance.faultRetryMaxSeconds }),
+  };
   try {
-    return await client.workflow.start('enrollmentWorkflow', {
-      workflowId,
-      taskQueue: config.temporal.taskQueue,
-      args: [req],
-      // A request id names one request forever: never start a second workflow for it.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      typedSearchAttributes: searchAttributes({ protocol: req.protocol, state: 'pending', account: req.requester }),
-    });
+    return await withDeadline(`Temporal (starting ${workflowId})`, deadlineMs, (signal) =>
+      client.withAbortSignal(signal, () => startWorkflow(client, config, workflowId, input)),
+    );
   } catch (e) {
     if (e instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
     throw e;
   }
+}
+
+function startWorkflow(client: Client, config: IssuanceConfig, workflowId: string, req: IssueRequest) {
+  return client.workflow.start('enrollmentWorkflow', {
+    workflowId,
+    taskQueue: config.temporal.taskQueue,
+    args: [req],
+    // A request id names one request forever: never start a second workflow for it.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: searchAttributes({ protocol: req.protocol, state: 'pending', account: req.requester }),
+  });
 }
 
 /**
@@ -37,7 +54,7 @@ export async function startIssuance(client: Client, config: Pick<Config, 'tempor
  */
 export async function issueAndWait(
   client: Client,
-  config: Pick<Config, 'temporal'>,
+  config: IssuanceConfig,
   req: IssueRequest,
   timeoutMs: number,
 ): Promise<EnrollmentResult & { workflowId: string }> {

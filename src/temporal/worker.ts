@@ -16,6 +16,7 @@ import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { caUrls } from '../ca/urls.ts';
 import type { Config } from '../config/index.ts';
+import { enableArtifactRecording } from '../core/artifacts.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { databaseUrl, openDatabase } from '../db/open.ts';
@@ -99,6 +100,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  enableArtifactRecording();
   const pool = await openDatabase(config, log);
   const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
   await bootstrapCa(config, pool, keys, log);

@@ -71,7 +71,7 @@ describe('backup and restore', () => {
     const r = await a.cli(['--json', 'backup', 'create', '--out', archive, '--passphrase', '-'], { input: PASSPHRASE });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.equal(out.certificates, 3, 'two certificates and the server\'s own');
+    assert.equal(out.certificates, 4, 'two certificates, the server\'s own and its CMP signer\'s');
     assert.deepEqual(out.files.filter((f: string) => f.startsWith('keys/')).length >= 4, true, 'root, issuing, archive and audit keys');
     assert.equal(statSync(archive).mode & 0o777, 0o600);
     const bytes = await readFile(archive);
@@ -120,7 +120,7 @@ describe('backup and restore', () => {
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.audit.ok, true, JSON.stringify(out.audit));
-    assert.equal(out.summary.certificates, 3);
+    assert.equal(out.summary.certificates, 4);
     assert.equal(await readFile(join(b.home, 'ca', 'root.pem'), 'utf8'), rootPem, 'trust files restored');
     assert.equal(statSync(join(b.home, 'keys')).mode & 0o777, 0o700);
 
@@ -164,7 +164,7 @@ describe('backup and restore', () => {
       const env = { CERTFLOW_HOME: home, DATABASE_URL: '', CERTFLOW_POSTGRES_PORT: String(port) };
       const r = await b!.cli(['backup', 'restore', archive, '--passphrase', '-'], { input: PASSPHRASE, env });
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /restored 3 certificates/);
+      assert.match(r.stderr, /restored 4 certificates/);
       assert.match(r.stderr, /audit log verified/);
       const server = await spawnPostgres({ home }, { port, logFile: join(home, 'check-postgres.log') });
       try {
@@ -172,7 +172,7 @@ describe('backup and restore', () => {
         await db.connect();
         const { rows } = await db.query('SELECT count(*)::int AS n FROM certificates');
         await db.end();
-        assert.equal(rows[0].n, 3);
+        assert.equal(rows[0].n, 4);
       } finally {
         await server.stop();
       }

@@ -10,13 +10,8 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
-
-interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
+import { createInstance, runTool, type TestInstance } from '../helpers/certflow.ts';
+import { estDevice, firstCert, type EstDevice, type HttpResult } from '../helpers/est.ts';
 
 describe('EST server', () => {
   let cf: TestInstance;
@@ -26,54 +21,10 @@ describe('EST server', () => {
   let base: string;
   const password = 'correct horse battery staple';
 
-  /** curl as a device would use it; returns status, headers and the raw body. */
-  async function curl(path: string, opts: { data?: string; type?: string; user?: string; cert?: [string, string]; method?: string } = {}): Promise<HttpResult> {
-    const out = join(cf.home, `curl-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-    const args = ['-sS', '--cacert', root, '-o', `${out}.body`, '-D', `${out}.headers`, '-w', '%{http_code}'];
-    if (opts.user) args.push('-u', opts.user);
-    if (opts.cert) args.push('--cert', opts.cert[0], '--key', opts.cert[1]);
-    if (opts.data !== undefined) {
-      await writeFile(`${out}.data`, opts.data);
-      args.push('--data-binary', `@${out}.data`, '-H', `Content-Type: ${opts.type ?? 'application/pkcs10'}`);
-    }
-    if (opts.method) args.push('-X', opts.method);
-    args.push(`${base}${path}`);
-    const r = await runTool('curl', args);
-    assert.equal(r.code, 0, `curl failed: ${r.stderr}`);
-    const headers: Record<string, string> = {};
-    for (const line of (await readFile(`${out}.headers`, 'utf8')).split('\r\n')) {
-      const i = line.indexOf(':');
-      if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
-    }
-    return { status: Number(r.stdout), headers, body: await readFile(`${out}.body`) };
-  }
-
-  /** A CSR in the form EST wants: base64 of the DER, with line breaks unless `oneLine`. */
-  async function csrBody(name: string, subj: string, opts: { san?: string; oneLine?: boolean; key?: string } = {}): Promise<string> {
-    const pem = await opensslCsr(cf.home, name, { subj, san: opts.san, key: opts.key });
-    const b64 = (await readFile(pem, 'utf8')).replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
-    return opts.oneLine ? b64 : `${b64.replace(/.{64}/g, '$&\n')}\n`;
-  }
-
-  /** The certificates in a base64 certs-only PKCS#7 body, through openssl. */
-  async function pkcs7Certs(body: Buffer): Promise<string> {
-    const file = join(cf.home, `p7-${Date.now()}-${Math.random().toString(36).slice(2)}.der`);
-    await writeFile(file, Buffer.from(body.toString('ascii'), 'base64'));
-    const r = await runTool('openssl', ['pkcs7', '-inform', 'DER', '-in', file, '-print_certs']);
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout;
-  }
-
-  function firstCert(printed: string): string {
-    return printed.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/)![0];
-  }
-
-  async function verify(certPem: string): Promise<void> {
-    const file = join(cf.home, `v-${Date.now()}-${Math.random().toString(36).slice(2)}.pem`);
-    await writeFile(file, certPem);
-    const r = await runTool('openssl', ['verify', '-CAfile', root, '-untrusted', chain, file]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-  }
+  let curl: EstDevice['curl'];
+  let csrBody: EstDevice['csrBody'];
+  let pkcs7Certs: EstDevice['pkcs7Certs'];
+  let verify: EstDevice['verify'];
 
   before(async () => {
     const configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-est-${process.pid}.json`);
@@ -94,6 +45,7 @@ describe('EST server', () => {
     root = join(cf.home, 'ca', 'root.pem');
     chain = join(cf.home, 'ca', 'chain.pem');
     base = `https://localhost:${cf.httpsPort}/.well-known/est`;
+    ({ curl, csrBody, pkcs7Certs, verify } = estDevice(cf.home, base, root, chain));
     for (const [name, extra] of [['device-maker', []], ['only-clients', ['--label', 'clients']], ['disabled-one', []]] as const) {
       const r = await cf.cli(['est-client', 'add', '--name', name, '--password', password, ...extra]);
       assert.equal(r.code, 0, r.stderr);

@@ -90,7 +90,8 @@ describe('ACME problems', () => {
       ['unauthorized', 'unauthorized', 403],
       ['forbidden', 'unauthorized', 403],
       ['unavailable', 'serverInternal', 503],
-      ['config', 'serverInternal', 500],
+      // A server fault of the configuration or key store: 503 + Retry-After (the error contract), details hidden.
+      ['config', 'serverInternal', 503],
       ['internal', 'serverInternal', 500],
     ];
     for (const [kind, type, status] of cases) {
@@ -100,6 +101,10 @@ describe('ACME problems', () => {
       assert.equal(p.status, status, kind);
       if (status === 500) {
         assert.equal(p.detail, 'internal error');
+        assert.equal(log.logged.length, 1);
+      } else if (kind === 'config') {
+        assert.doesNotMatch(p.detail, /secret/);
+        assert.equal(p.headers?.['Retry-After'], '60');
         assert.equal(log.logged.length, 1);
       } else {
         assert.match(p.detail, /secret/);

@@ -1,5 +1,6 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError } from '../../src/core/errors.ts';
 import { base64Body, buildCertsOnly, decodeBase64Body, parseCertsOnly, pemDecodeAll, pemEncode } from '../../src/pki/index.ts';
@@ -123,27 +124,32 @@ describe('certs-only CMS', () => {
 });
 
 describe('base64Body', () => {
-  it('writes 64-column CRLF lines with a final CRLF that openssl base64 -d decodes', () => {
+  it('writes 64-column LF lines with a final LF that GNU base64 -d and openssl base64 -d decode', () => {
     const p7 = buildCertsOnly([one.der, two.der]);
     const body = base64Body(p7);
-    assert.ok(body.endsWith('\r\n'));
-    const lines = body.split('\r\n');
+    assert.ok(body.endsWith('\n'));
+    assert.ok(!body.includes('\r'), 'no CR: GNU base64 -d refuses it (issue 11)');
+    const lines = body.split('\n');
     assert.equal(lines.pop(), '');
     assert.ok(lines.slice(0, -1).every((l) => l.length === 64));
     assert.ok(lines[lines.length - 1].length > 0 && lines[lines.length - 1].length <= 64);
-    assert.ok(!body.replace(/\r\n/g, '').includes('\n'), 'no bare LF');
     assert.deepEqual(bytes(run(['base64', '-d'], body)), p7);
+    assert.deepEqual(new Uint8Array(execFileSync('base64', ['-d'], { input: body })), p7);
+  });
+
+  it('with eol CRLF for MIME parts', () => {
+    assert.equal(base64Body(new Uint8Array([1, 2, 3]), '\r\n'), 'AQID\r\n');
   });
 
   it('wrapped in PEM armor is a PKCS7 file openssl reads', () => {
     const body = base64Body(buildCertsOnly([one.der, two.der]));
-    const pem = `-----BEGIN PKCS7-----\r\n${body}-----END PKCS7-----\r\n`;
+    const pem = `-----BEGIN PKCS7-----\n${body}-----END PKCS7-----\n`;
     const out = run(['pkcs7', '-inform', 'PEM', '-print_certs', '-noout'], pem);
     assert.match(out, /subject=CN = one[\s\S]*subject=CN = two/);
   });
 
   it('handles short and empty input', () => {
-    assert.equal(base64Body(new Uint8Array([1, 2, 3])), 'AQID\r\n');
+    assert.equal(base64Body(new Uint8Array([1, 2, 3])), 'AQID\n');
     assert.equal(base64Body(new Uint8Array(0)), '');
   });
 });

@@ -8,10 +8,12 @@ import type { Queryable } from '../pool.ts';
 
 /**
  * pending -> (awaiting-approval ->) signing -> issued; failed when the CA refuses the
- * request (policy), rejected when an operator refuses it. CMP adds issued -> confirmed
- * (certConf, implicit confirmation) or issued -> revoked (rejected or missing certConf).
+ * request (policy), rejected when an operator refuses it; stalled (and back to signing)
+ * while a server fault keeps it from being signed; abandoned when the requester gave up
+ * (EST serverkeygen after a timeout). CMP adds issued -> confirmed (certConf, implicit
+ * confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'issued' | 'failed' | 'rejected' | 'confirmed' | 'revoked';
+export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
 
 export interface RequestRow {
   id: string;
@@ -162,18 +164,25 @@ export async function get(db: Queryable, id: string): Promise<RequestRow | null>
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-/** Newest first; `limit` defaults to 100 (at most 1000). */
+/**
+ * Newest first; `limit` defaults to 100 (at most 1000). `stuckAfterSeconds` keeps only the
+ * requests that should have moved on: stalled by a server fault, or pending / signing for
+ * longer than that.
+ */
 export async function list(
   db: Queryable,
-  opts: { state?: RequestState; protocol?: string; limit?: number; offset?: number } = {},
+  opts: { state?: RequestState; protocol?: string; stuckAfterSeconds?: number; limit?: number; offset?: number } = {},
 ): Promise<RequestRow[]> {
   const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
   const offset = Math.max(opts.offset ?? 0, 0);
   const { rows } = await db.query<DbRequest>(
     `SELECT ${COLUMNS} FROM issuance_requests
-     WHERE ($1::text IS NULL OR state = $1) AND ($4::text IS NULL OR protocol = $4)
+     WHERE ($1::text IS NULL OR state = $1)
+       AND ($4::text IS NULL OR protocol = $4)
+       AND ($5::int IS NULL OR state = 'stalled'
+            OR (state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $5)))
      ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
-    [opts.state ?? null, limit, offset, opts.protocol ?? null],
+    [opts.state ?? null, limit, offset, opts.protocol ?? null, opts.stuckAfterSeconds ?? null],
   );
   return rows.map(toRow);
 }

@@ -1,0 +1,123 @@
+/**
+ * The configuration file is checked against its schema (src/config/schema.ts, zod) before
+ * anything reads it (issue 11, item 8): an unknown key, a wrong type or an impossible value
+ * in any section is refused with the JSON path and what is expected there, and `certflow`
+ * exits with code 2 naming it.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.ts';
+import { SECTIONS } from '../../src/config/schema.ts';
+import { CaError } from '../../src/core/errors.ts';
+import { certflowBin } from '../helpers/certflow.ts';
+
+describe('configuration file schema', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'certflow-config-'));
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  let n = 0;
+  async function load(content: unknown): Promise<ReturnType<typeof loadConfig>> {
+    const file = join(dir, `config-${n++}.json`);
+    await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
+    return loadConfig({ CERTFLOW_HOME: dir, CERTFLOW_CONFIG: file });
+  }
+
+  async function refused(content: unknown, path: string, why: RegExp): Promise<void> {
+    await assert.rejects(load(content), (e: unknown) => {
+      assert.ok(e instanceof CaError && e.kind === 'config', String(e));
+      assert.ok(e.message.includes(`${path}:`), `"${path}" in: ${e.message}`);
+      assert.match(e.message, why);
+      return true;
+    });
+  }
+
+  it('accepts the README examples and an empty file', async () => {
+    await load({});
+    const c = await load({
+      ca: { rootName: 'acme-root', rootSubject: 'CN=ACME Root CA,O=ACME', issuingName: 'acme-issuing-1' },
+      defaultProfile: 'tls-server',
+      profiles: [
+        { name: 'tls-server', validitySeconds: 3888000 },
+        { name: 'iot', extends: 'device', keys: { ec: { curves: ['P-256'] } }, san: { uri: true, dns: false, ip: false, email: false, dnsWildcard: false, required: true, max: 2 } },
+        { name: 'public', extends: 'tls-server', lint: 'cabf-serverauth', policies: ['2.23.140.1.2.1'] },
+      ],
+      est: { labels: [{ name: 'iot', profile: 'device', caName: 'certflow-issuing', requireApproval: false, allowCertAuth: true, serverKeygen: true }] },
+      acme: { rateLimits: { newOrdersPerAccountPerHour: 300 }, aliases: [{ name: 'partners', eabRequired: true, termsOfService: 'https://example.test/tos-v2' }] },
+      validation: { retryWindowSeconds: 60, attemptTimeoutSeconds: 10 },
+      revocation: { crlValiditySeconds: 604800 },
+      issuance: { faultRetryInitialSeconds: 10, faultRetryMaxSeconds: 600 },
+    });
+    assert.equal(c.profiles.get('public')?.lint, 'cabf-serverauth');
+    assert.equal(c.issuance.faultRetryInitialSeconds, 10);
+  });
+
+  it('an unknown key, in every section, with the keys allowed there', async () => {
+    await refused({ acmee: {} }, 'acmee', /unknown key.*allowed here: ca, profiles/);
+    await refused({ ca: { rootname: 'x' } }, 'ca.rootname', /unknown key.*rootName/);
+    await refused({ profiles: [{ name: 'p', validity: 5 }] }, 'profiles[0].validity', /unknown key/);
+    await refused({ profiles: [{ name: 'p', san: { dnss: true } }] }, 'profiles[0].san.dnss', /unknown key/);
+    await refused({ revocation: { crlValidity: 1 } }, 'revocation.crlValidity', /unknown key/);
+    await refused({ est: { labels: [{ name: 'a', allowCertAuthh: true }] } }, 'est.labels[0].allowCertAuthh', /unknown key/);
+    await refused({ acme: { aliases: [{ name: 'a', eab: true }] } }, 'acme.aliases[0].eab', /unknown key/);
+    await refused({ acme: { rateLimits: { perHour: 1 } } }, 'acme.rateLimits.perHour', /unknown key/);
+    await refused({ validation: { retryWindow: 1 } }, 'validation.retryWindow', /unknown key/);
+    await refused({ issuance: { retry: 1 } }, 'issuance.retry', /unknown key/);
+  });
+
+  it('a wrong type', async () => {
+    await refused({ est: { labels: [{ name: 'a', allowCertAuth: 'yes' }] } }, 'est.labels[0].allowCertAuth', /expected boolean, received string/);
+    await refused({ profiles: [{ name: 'p', validitySeconds: '90 days' }] }, 'profiles[0].validitySeconds', /expected number/);
+    await refused({ tlsNames: 'a.example' }, 'tlsNames', /expected array/);
+    await refused({ acme: { aliases: { name: 'x' } } }, 'acme.aliases', /expected array/);
+    await assert.rejects(load('{ "ca": '), (e: unknown) => e instanceof CaError && e.kind === 'config' && /cannot read configuration file .*JSON/.test(e.message));
+  });
+
+  it('an impossible value', async () => {
+    await refused({ profiles: [{ name: 'p', validitySeconds: -5 }] }, 'profiles[0].validitySeconds', /too small/i);
+    await refused({ profiles: [{ name: 'p', keyUsage: ['signEverything'] }] }, 'profiles[0].keyUsage[0]', /expected one of/);
+    await refused({ profiles: [{ name: 'p', keys: { ec: { curves: ['P-192'] } } }] }, 'profiles[0].keys.ec.curves[0]', /expected one of/);
+    await refused({ profiles: [{ name: 'p', lint: 'strict' }] }, 'profiles[0].lint', /expected one of "rfc5280"\|"cabf-serverauth"/);
+    await refused({ validation: { http01Port: 70000 } }, 'validation.http01Port', /too big/i);
+    await refused({ acme: { aliases: [{ name: 'bad alias!' }] } }, 'acme.aliases[0].name', /letters, digits/);
+    await refused({ acme: { aliases: [{ name: 'x', termsOfService: 'not a url' }] } }, 'acme.aliases[0].termsOfService', /URL/i);
+    await refused({ ca: { issuingName: 'bad name' } }, 'ca.issuingName', /letters, digits/);
+    // Cross-references, after the schema: still with the path.
+    await refused({ est: { labels: [{ name: 'a', profile: 'nope' }] } }, 'est.labels[0].profile', /unknown profile "nope"/);
+    await refused({ profiles: [{ name: 'p', extends: 'nope' }] }, 'profiles[0].extends', /unknown profile "nope"/);
+    await refused({ profiles: [{ name: 'web', extends: 'tls-server', san: { required: false } }] }, 'profiles[0].san.required', /serverAuth/);
+  });
+
+  it("the README's JSON examples of the configuration file are valid", async () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+    assert.ok(examples.length >= 3);
+    for (const example of examples) await load(example);
+  });
+
+  it('every section of the schema is optional and strict', () => {
+    for (const [name, schema] of Object.entries(SECTIONS)) {
+      assert.ok(schema.safeParse(undefined).success, `${name} may be left out`);
+    }
+  });
+
+  it('certflow exits with code 2 and the path', async () => {
+    const file = join(dir, 'bad.json');
+    await writeFile(file, JSON.stringify({ est: { labels: [{ name: 'a', allowCertAuth: 'yes' }] } }));
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [certflowBin, 'ca', 'list'], { env: { ...process.env, CERTFLOW_HOME: dir, CERTFLOW_CONFIG: file } }, (e, _o, stderr) =>
+        resolve({ code: (e as { code?: number } | null)?.code ?? 0, stderr }),
+      ),
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /est\.labels\[0\]\.allowCertAuth: expected boolean, received string/);
+  });
+});
