@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
 
-/** A random, URL-safe identifier (128 bits) for requests, orders and enrollments. */
+/**
+ * A random, URL-safe identifier (128 bits) for requests, orders and enrollments. It never
+ * starts with "-": operators pass ids to the CLI (`certflow orders cancel <id>`), where a
+ * leading "-" would read as an option.
+ */
 export function newId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /** Workflow ids (shared CONTRACT): one workflow per request, derived from its id. */
