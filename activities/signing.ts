@@ -182,7 +182,6 @@ async function pauseBeforeSign(): Promise<void> {
     Context.current().heartbeat();
     await sleep(250);
   }
-  Context.current().heartbeat();
   const slowToken = Number(process.env.CERTFLOW_FAULT_SLOW_TOKEN_MS ?? 0) || 0;
   if (slowToken > 0) await sleep(slowToken);
 }

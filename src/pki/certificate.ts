@@ -218,18 +218,19 @@ export interface TbsView {
 
 /** Decodes a DER TBSCertificate for linting; malformed input is CaError('internal') (we built it). */
 export function inspectTbs(tbs: Uint8Array): TbsView {
-  // pkijs parses TBSCertificates only inside a Certificate: wrap it with an empty signature.
-  const tbsNode = parseDerExact(tbs, 'the TBSCertificate', 'internal');
-  const fields = tbsFields(tbsNode);
-  const algId = fields[1];
-  if (!algId) throw new CaError('internal', 'the TBSCertificate has no signature algorithm');
-  const wrapped = encodeDer(new asn1js.Sequence({ value: [tbsNode, algId, new asn1js.BitString({ valueHex: new Uint8Array([0]) })] }));
-  const cert = parseCertificate(wrapped, 'internal');
+  // pkijs parses TBSCertificates only inside a Certificate: wrap it (bytes, not asn1js
+  // objects) with its own signature algorithm and an empty signature.
+  const fields = sequenceElements(tbs, 'the TBSCertificate');
+  const first = fields[0]?.[0] === 0xa0 ? 1 : 0; // after the optional [0] version
+  const algId = fields[first + 1];
+  const spkiDer = fields[first + 5];
+  if (!algId || !spkiDer) throw new CaError('internal', 'the TBSCertificate lacks fields');
+  const cert = parseCertificate(tlv(0x30, tbs, algId, bitString(Uint8Array.of(0))), 'internal');
   return wrapAsn1('internal', 'the TBSCertificate has a malformed field', () => {
     const exts = cert.extensions ?? [];
     const extensions = exts.map((e) => ({ oid: e.extnID, critical: e.critical }));
     const timeType = (t: pkijs.Time) => (t.type === pkijs.TimeType.UTCTime ? 'UTCTime' : 'GeneralizedTime') as TbsView['notBeforeType'];
-    const spki = encodeDer(cert.subjectPublicKeyInfo.toSchema());
+    const spki = spkiDer.slice();
     return {
       version: cert.version,
       serialBytes: bytesOf(cert.serialNumber.valueBlock.valueHexView).slice(),
