@@ -9,8 +9,8 @@ import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
-import { bytesEqual, bytesOf, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
-import { buildExtensions, readExtensions, type CertExtensions, type ReadExtensions } from './extensions.ts';
+import { bytesEqual, bytesOf, derChildren, derElement, derOid, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv, type DerElement } from './der.ts';
+import { buildExtensions, readExtensions, type CertExtensions, type RawExtension, type ReadExtensions } from './extensions.ts';
 import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
 import { describePublicKey, type PublicKeyKind } from './publickey.ts';
 import type { SanSet } from './san.ts';
@@ -141,7 +141,7 @@ export interface CertSummary {
 export function describeCertificate(der: Uint8Array): CertSummary {
   const cert = parseCertificate(der);
   return wrapAsn1('malformed', 'the certificate has a malformed field', () => {
-    const ext = readExtensions(cert.extensions ?? []);
+    const ext = readExtensions((cert.extensions ?? []).map((e) => ({ oid: e.extnID, critical: e.critical, value: bytesOf(e.extnValue.valueBlock.valueHexView) })));
     const summary: CertSummary = {
       serialHex: serialToHex(cert.serialNumber.valueBlock.valueHexView),
       subject: formatDn(attrsFromRdns(cert.subject)),
@@ -216,39 +216,71 @@ export interface TbsView {
   critical(oid: string): boolean;
 }
 
-/** Decodes a DER TBSCertificate for linting; malformed input is CaError('internal') (we built it). */
+/**
+ * Decodes a DER TBSCertificate for linting, on its bytes (der.ts): a pkijs Certificate
+ * would cost several times the signature. Malformed input is CaError('internal') (we built it).
+ */
 export function inspectTbs(tbs: Uint8Array): TbsView {
-  // pkijs parses TBSCertificates only inside a Certificate: wrap it (bytes, not asn1js
-  // objects) with its own signature algorithm and an empty signature.
-  const fields = sequenceElements(tbs, 'the TBSCertificate');
-  const first = fields[0]?.[0] === 0xa0 ? 1 : 0; // after the optional [0] version
-  const algId = fields[first + 1];
-  const spkiDer = fields[first + 5];
-  if (!algId || !spkiDer) throw new CaError('internal', 'the TBSCertificate lacks fields');
-  const cert = parseCertificate(tlv(0x30, tbs, algId, bitString(Uint8Array.of(0))), 'internal');
-  return wrapAsn1('internal', 'the TBSCertificate has a malformed field', () => {
-    const exts = cert.extensions ?? [];
-    const extensions = exts.map((e) => ({ oid: e.extnID, critical: e.critical }));
-    const timeType = (t: pkijs.Time) => (t.type === pkijs.TimeType.UTCTime ? 'UTCTime' : 'GeneralizedTime') as TbsView['notBeforeType'];
-    const spki = spkiDer.slice();
-    return {
-      version: cert.version,
-      serialBytes: bytesOf(cert.serialNumber.valueBlock.valueHexView).slice(),
-      signatureOid: cert.signature.algorithmId,
-      issuerDer: bytesOf(cert.issuer.valueBeforeDecode).slice(),
-      issuer: attrsFromRdns(cert.issuer),
-      subjectDer: bytesOf(cert.subject.valueBeforeDecode).slice(),
-      subject: attrsFromRdns(cert.subject),
-      notBefore: cert.notBefore.value,
-      notAfter: cert.notAfter.value,
-      notBeforeType: timeType(cert.notBefore),
-      notAfterType: timeType(cert.notAfter),
-      spki,
-      key: describePublicKey(spki, 'internal'),
-      extensions,
-      decoded: readExtensions(exts),
-      has: (oid: string) => extensions.some((e) => e.oid === oid),
-      critical: (oid: string) => extensions.find((e) => e.oid === oid)?.critical ?? false,
-    };
+  const what = 'the TBSCertificate';
+  const fail = (why: string): never => {
+    throw new CaError('internal', `${what} ${why}`);
+  };
+  const fields = derChildren(derElement(tbs, what, 'internal', 0x30), what, 'internal');
+  let version = 0;
+  if (fields[0]?.tag === 0xa0) {
+    const v = derChildren(fields.shift()!, what, 'internal')[0];
+    if (v?.tag !== 0x02 || v.content.length !== 1) fail('has a malformed version');
+    version = v!.content[0]!;
+  }
+  const [serial, sigAlg, issuer, validity, subject, spki, ...rest] = fields;
+  if (!spki) fail('lacks fields');
+  if (serial!.tag !== 0x02) fail('has a serialNumber that is not an INTEGER');
+  const times = derChildren(validity!, what, 'internal');
+  if (times.length !== 2) fail('has a malformed validity');
+  const [notBefore, notAfter] = times.map((t) => derTime(t, what));
+  const exts = rest.find((e) => e.tag === 0xa3);
+  const raw: RawExtension[] = (exts ? derChildren(derChildren(exts, what, 'internal')[0] ?? fail('has empty extensions'), what, 'internal') : []).map((e) => {
+    const [oid, second, third] = derChildren(e, what, 'internal');
+    const critical = second?.tag === 0x01;
+    const value = critical ? third : second;
+    if (value?.tag !== 0x04) fail('has an extension without an OCTET STRING value');
+    return { oid: derOid(oid, what, 'internal'), critical: critical && second!.content[0] !== 0, value: value!.content };
   });
+  const extensions = raw.map((e) => ({ oid: e.oid, critical: e.critical }));
+  const name = (n: DerElement) => attrsFromRdns(wrapAsn1('internal', `${what} has a malformed name`, () => new pkijs.RelativeDistinguishedNames({ schema: parseDer(n.bytes, what, 'internal') })));
+  const spkiDer = spki!.bytes.slice();
+  return {
+    version,
+    serialBytes: serial!.content.slice(),
+    signatureOid: derOid(derChildren(sigAlg!, what, 'internal')[0], what, 'internal'),
+    issuerDer: issuer!.bytes.slice(),
+    issuer: name(issuer!),
+    subjectDer: subject!.bytes.slice(),
+    subject: name(subject!),
+    notBefore: notBefore!.date,
+    notAfter: notAfter!.date,
+    notBeforeType: notBefore!.type,
+    notAfterType: notAfter!.type,
+    spki: spkiDer,
+    key: describePublicKey(spkiDer, 'internal'),
+    extensions,
+    decoded: readExtensions(raw, 'internal'),
+    has: (oid: string) => extensions.some((e) => e.oid === oid),
+    critical: (oid: string) => extensions.find((e) => e.oid === oid)?.critical ?? false,
+  };
+}
+
+/** A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), the only forms RFC 5280 4.1.2.5 allows. */
+function derTime(el: DerElement, what: string): { date: Date; type: TbsView['notBeforeType'] } {
+  const text = Buffer.from(el.content).toString('latin1');
+  const m = (el.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : el.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : undefined)?.exec(text);
+  if (!m) throw new CaError('internal', `${what} has a validity time that is neither YYMMDDHHMMSSZ nor YYYYMMDDHHMMSSZ: "${text}"`);
+  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  // RFC 5280 4.1.2.5.1: a UTCTime year YY >= 50 is 19YY, else 20YY.
+  const year = el.tag === 0x17 ? (y >= 50 ? 1900 + y : 2000 + y) : y;
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, sec));
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || sec > 59) {
+    throw new CaError('internal', `${what} has a validity time that is no date: "${text}"`);
+  }
+  return { date, type: el.tag === 0x17 ? 'UTCTime' : 'GeneralizedTime' };
 }

@@ -75,22 +75,23 @@ export function wrapAsn1<T>(kind: ErrorKind, what: string, fn: () => T): T {
   }
 }
 
-// ---- raw TLV assembly ------------------------------------------------------------------
-// Signed objects are assembled around the exact bytes that were signed. Parsing those
-// bytes into asn1js objects and encoding them again (what asn1js would need) costs more
-// than the signature itself; the helpers below work on the bytes.
+// ---- raw TLV reading and assembly -----------------------------------------------------
+// Signed objects are assembled around the exact bytes that were signed, and the TBS we are
+// about to sign is inspected on its bytes. Parsing those into asn1js objects (and pkijs
+// schemas) and encoding them again costs more than the signature itself; the helpers below
+// work on the bytes. They read DER only: single-byte tags, definite lengths.
 
-/** One DER element: its tag byte and the byte offsets of its content and end. */
-interface Tlv {
+/** One DER element: its tag byte, the whole element and its content octets (views, no copies). */
+export interface DerElement {
   tag: number;
-  contentStart: number;
-  end: number;
+  bytes: Uint8Array;
+  content: Uint8Array;
 }
 
-/** Reads the element at `offset` (single-byte tags, definite lengths: all DER certflow builds). */
-function readTlv(der: Uint8Array, offset: number, what: string): Tlv {
+/** Reads the element at `offset` of `der`; malformed input is CaError(kind) naming `what`. */
+function readElement(der: Uint8Array, offset: number, what: string, kind: ErrorKind): DerElement {
   const fail = (): never => {
-    throw new CaError('internal', `${what} is not DER`);
+    throw new CaError(kind, `${what} is not DER`);
   };
   if (offset + 2 > der.length) fail();
   const tag = der[offset]!;
@@ -106,7 +107,44 @@ function readTlv(der: Uint8Array, offset: number, what: string): Tlv {
   }
   const end = contentStart + len;
   if (end > der.length) fail();
-  return { tag, contentStart, end };
+  return { tag, bytes: der.subarray(offset, end), content: der.subarray(contentStart, end) };
+}
+
+/** The single element that spans all of `der`, with tag `tag` when one is given. */
+export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?: number): DerElement {
+  const el = readElement(der, 0, what, kind);
+  if (el.bytes.length !== der.length) throw new CaError(kind, `${what} has trailing data after the DER element`);
+  if (tag !== undefined && el.tag !== tag) throw new CaError(kind, `${what} has tag 0x${el.tag.toString(16)}, expected 0x${tag.toString(16)}`);
+  return el;
+}
+
+/** The elements inside a constructed element (SEQUENCE, SET, [n] EXPLICIT). */
+export function derChildren(el: DerElement, what: string, kind: ErrorKind): DerElement[] {
+  if (!(el.tag & 0x20)) throw new CaError(kind, `${what} is not a constructed element`);
+  const out: DerElement[] = [];
+  for (let at = 0; at < el.content.length; ) {
+    const child = readElement(el.content, at, what, kind);
+    out.push(child);
+    at += child.bytes.length;
+  }
+  return out;
+}
+
+/** The dotted text of an OBJECT IDENTIFIER element. */
+export function derOid(el: DerElement | undefined, what: string, kind: ErrorKind): string {
+  if (el?.tag !== 0x06 || el.content.length === 0 || (el.content[el.content.length - 1]! & 0x80)) throw new CaError(kind, `${what} is not an OBJECT IDENTIFIER`);
+  const arcs: bigint[] = [];
+  let v = 0n;
+  for (const b of el.content) {
+    v = (v << 7n) | BigInt(b & 0x7f);
+    if (!(b & 0x80)) {
+      arcs.push(v);
+      v = 0n;
+    }
+  }
+  const first = arcs[0]!;
+  const head = first < 40n ? [0n, first] : first < 80n ? [1n, first - 40n] : [2n, first - 80n];
+  return [...head, ...arcs.slice(1)].join('.');
 }
 
 /**
@@ -114,15 +152,9 @@ function readTlv(der: Uint8Array, offset: number, what: string): Tlv {
  * of a TBSCertificate, to check its signature algorithm without parsing it.
  */
 export function sequenceElements(der: Uint8Array, what: string): Uint8Array[] {
-  const outer = readTlv(der, 0, what);
-  if (outer.tag !== 0x30 || outer.end !== der.length) throw new CaError('internal', `${what} is not one DER SEQUENCE`);
-  const out: Uint8Array[] = [];
-  for (let at = outer.contentStart; at < outer.end; ) {
-    const el = readTlv(der, at, what);
-    out.push(der.subarray(at, el.end));
-    at = el.end;
-  }
-  return out;
+  const outer = derElement(der, what, 'internal');
+  if (outer.tag !== 0x30) throw new CaError('internal', `${what} is not one DER SEQUENCE`);
+  return derChildren(outer, what, 'internal').map((e) => e.bytes);
 }
 
 /** A DER element with tag `tag` around the concatenated `content`. */

@@ -5,9 +5,9 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { CaError } from '../core/errors.ts';
+import { CaError, type ErrorKind } from '../core/errors.ts';
 import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
-import { bytesOf, encodeDer, parseDer } from './der.ts';
+import { derChildren, derElement, derOid, encodeDer, parseDer, type DerElement } from './der.ts';
 import { OID } from './oids.ts';
 import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
 
@@ -94,8 +94,7 @@ export function encodeKeyUsage(usages: readonly KeyUsageName[]): Uint8Array {
   return encodeDer(new asn1js.BitString({ valueHex: bytes, unusedBits }));
 }
 
-function decodeKeyUsage(bitString: asn1js.BitString): KeyUsageName[] {
-  const bytes = bitString.valueBlock.valueHexView;
+function decodeKeyUsage(bytes: Uint8Array): KeyUsageName[] {
   return KEY_USAGES.filter((_u, i) => ((bytes[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0);
 }
 
@@ -130,61 +129,86 @@ export interface ReadExtensions {
   policies: string[];
 }
 
-/** Interprets the extensions of a certificate we parsed (our own or an imported CA's). */
-export function readExtensions(exts: readonly pkijs.Extension[]): ReadExtensions {
+/** An extension as it appears in a certificate: its OID, criticality and the DER of extnValue's contents. */
+export interface RawExtension {
+  oid: string;
+  critical: boolean;
+  value: Uint8Array;
+}
+
+/**
+ * Interprets the extensions of a certificate we parsed (our own, an imported CA's or a
+ * client's) or of a TBS about to be signed. Works on the DER bytes (der.ts): no asn1js
+ * objects or pkijs schemas, which cost more than the signature on the issuance path.
+ * Malformed values are CaError(kind) naming the extension.
+ */
+export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 'malformed'): ReadExtensions {
   const r: ReadExtensions = { isCa: false, keyUsage: [], extKeyUsage: [], sans: emptySans(), crlUrls: [], ocspUrls: [], caIssuersUrls: [], policies: [] };
   for (const ext of exts) {
-    const raw = ext.extnValue.valueBlock.valueHexView;
-    const what = `the certificate's extension ${ext.extnID}`;
-    switch (ext.extnID) {
+    const what = `the certificate's extension ${ext.oid}`;
+    const value = (tag: number) => derElement(ext.value, what, kind, tag);
+    const items = (tag = 0x30) => derChildren(value(tag), what, kind);
+    const uri = (name: DerElement) => (name.tag === 0x86 ? Buffer.from(name.content).toString('latin1') : undefined);
+    switch (ext.oid) {
       case OID.basicConstraints: {
-        const bc = new pkijs.BasicConstraints({ schema: parseDer(raw, what, 'malformed') });
-        r.isCa = bc.cA;
-        if (typeof bc.pathLenConstraint === 'number') r.pathLen = bc.pathLenConstraint;
+        const fields = items();
+        if (fields.length > 2) throw new CaError(kind, `${what} (basicConstraints) has ${fields.length} fields`);
+        let [first, second] = fields;
+        if (first?.tag === 0x01) {
+          if (first.content.length !== 1) throw new CaError(kind, `${what} (basicConstraints) has a malformed cA BOOLEAN`);
+          r.isCa = first.content[0] !== 0;
+        } else {
+          second = first;
+        }
+        if (second) {
+          if (second.tag !== 0x02 || second.content.length === 0 || second.content.length > 4 || second.content[0]! & 0x80) {
+            throw new CaError(kind, `${what} (basicConstraints) has a malformed pathLenConstraint`);
+          }
+          r.pathLen = second.content.reduce((n, b) => n * 256 + b, 0);
+        }
         break;
       }
       case OID.keyUsage: {
-        const node = parseDer(raw, what, 'malformed');
-        if (!(node instanceof asn1js.BitString)) throw new CaError('malformed', `${what} (keyUsage) is not a BIT STRING`);
-        r.keyUsage = decodeKeyUsage(node);
+        const bits = value(0x03).content;
+        if (bits.length === 0) throw new CaError(kind, `${what} (keyUsage) is an empty BIT STRING`);
+        r.keyUsage = decodeKeyUsage(bits.subarray(1));
         break;
       }
       case OID.extKeyUsage:
-        r.extKeyUsage = new pkijs.ExtKeyUsage({ schema: parseDer(raw, what, 'malformed') }).keyPurposes;
+        r.extKeyUsage = items().map((e) => derOid(e, what, kind));
         break;
       case OID.subjectAltName:
-        r.sans = decodeGeneralNames(raw, parseDer(raw, what, 'malformed'), 'malformed').sans;
+        r.sans = decodeGeneralNames(ext.value, parseDer(ext.value, what, kind), kind).sans;
         break;
-      case OID.subjectKeyIdentifier: {
-        const node = parseDer(raw, what, 'malformed');
-        if (!(node instanceof asn1js.OctetString)) throw new CaError('malformed', `${what} (subjectKeyIdentifier) is not an OCTET STRING`);
-        r.subjectKeyId = bytesOf(node.valueBlock.valueHexView).slice();
+      case OID.subjectKeyIdentifier:
+        r.subjectKeyId = value(0x04).content.slice();
         break;
-      }
       case OID.authorityKeyIdentifier: {
-        const aki = new pkijs.AuthorityKeyIdentifier({ schema: parseDer(raw, what, 'malformed') });
-        if (aki.keyIdentifier) r.authorityKeyId = aki.keyIdentifier.valueBlock.valueHexView.slice();
+        const keyId = items().find((e) => e.tag === 0x80);
+        if (keyId) r.authorityKeyId = keyId.content.slice();
         break;
       }
-      case OID.crlDistributionPoints: {
-        const cdp = new pkijs.CRLDistributionPoints({ schema: parseDer(raw, what, 'malformed') });
-        for (const dp of cdp.distributionPoints) {
-          if (Array.isArray(dp.distributionPoint)) r.crlUrls.push(...dp.distributionPoint.filter((n) => n.type === 6).map((n) => String(n.value)));
+      case OID.crlDistributionPoints:
+        for (const dp of items()) {
+          // DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames } }
+          const dpName = derChildren(dp, what, kind).find((e) => e.tag === 0xa0);
+          const fullName = dpName && derChildren(dpName, what, kind).find((e) => e.tag === 0xa0);
+          if (fullName) r.crlUrls.push(...derChildren(fullName, what, kind).flatMap((n) => uri(n) ?? []));
         }
         break;
-      }
       case OID.certificatePolicies:
-        r.policies = new pkijs.CertificatePolicies({ schema: parseDer(raw, what, 'malformed') }).certificatePolicies.map((p) => p.policyIdentifier);
+        r.policies = items().map((p) => derOid(derChildren(p, what, kind)[0], what, kind));
         break;
-      case OID.authorityInfoAccess: {
-        const aia = new pkijs.InfoAccess({ schema: parseDer(raw, what, 'malformed') });
-        for (const ad of aia.accessDescriptions) {
-          if (ad.accessLocation.type !== 6) continue;
-          if (ad.accessMethod === OID.adOcsp) r.ocspUrls.push(String(ad.accessLocation.value));
-          if (ad.accessMethod === OID.adCaIssuers) r.caIssuersUrls.push(String(ad.accessLocation.value));
+      case OID.authorityInfoAccess:
+        for (const ad of items()) {
+          const [method, location] = derChildren(ad, what, kind);
+          const url = location && uri(location);
+          if (url === undefined) continue;
+          const oid = derOid(method, what, kind);
+          if (oid === OID.adOcsp) r.ocspUrls.push(url);
+          if (oid === OID.adCaIssuers) r.caIssuersUrls.push(url);
         }
         break;
-      }
     }
   }
   return r;

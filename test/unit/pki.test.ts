@@ -11,6 +11,7 @@ import {
   describeCertificate,
   encodeName,
   formatDn,
+  inspectTbs,
   ipFromText,
   ipToText,
   keyIdentifier,
@@ -26,7 +27,8 @@ import {
   verifyCertificateSignature,
   type TbsParams,
 } from '../../src/pki/index.ts';
-import { encodeKeyUsage } from '../../src/pki/extensions.ts';
+import { encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
+import { sequenceElements } from '../../src/pki/der.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
 
@@ -162,6 +164,64 @@ describe('distinguished names', () => {
     assert.equal(hex(encodeName([])), '3000');
     throwsCa(() => encodeName(parseDn('C=U@')), 'malformed', /PrintableString/, 'dn.value');
   });
+});
+
+describe('reading extensions from DER bytes (extensions.ts, der.ts)', () => {
+  const opensslCert = (exts: string[]) => {
+    const args = ['req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=ext.test', '-days', '1', '-outform', 'DER'];
+    for (const e of exts) args.push('-addext', e);
+    const r = openssl(args);
+    assert.equal(r.code, 0, r.stderr);
+    return new Uint8Array(Buffer.from(r.stdout, 'latin1'));
+  };
+
+  it('decodes what openssl writes: pathLen, key usages, EKUs, AKI with issuer and serial, several CDP and AIA URIs', () => {
+    const der = opensslCert([
+      'basicConstraints=critical,CA:TRUE,pathlen:300',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      'extendedKeyUsage=serverAuth,clientAuth,1.2.3.4.5',
+      'subjectAltName=DNS:a.ext.test,IP:192.0.2.1,email:a@ext.test,URI:https://ext.test/x',
+      'authorityKeyIdentifier=keyid:always,issuer:always',
+      'crlDistributionPoints=URI:http://ca.test/a.crl,URI:ldap://ca.test/b,URI:http://ca.test/c.crl',
+      'authorityInfoAccess=OCSP;URI:http://ocsp.ca.test,caIssuers;URI:http://ca.test/ca.crt,OCSP;URI:http://ocsp2.ca.test',
+      'certificatePolicies=2.23.140.1.2.1,2.999.18446744073709551617,1.3.6.1.4.1.44947.1.1.1',
+    ]);
+    const d = describeCertificate(der);
+    const text = x509Text(der);
+    assert.equal(d.isCa, true);
+    assert.equal(d.pathLen, 300);
+    assert.deepEqual(new Set(d.keyUsage), new Set(['digitalSignature', 'keyCertSign', 'cRLSign']));
+    assert.deepEqual(d.extKeyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2', '1.2.3.4.5']);
+    assert.deepEqual(d.sans.dns, ['a.ext.test']);
+    assert.deepEqual(d.sans.ip, ['192.0.2.1']);
+    assert.equal(d.authorityKeyIdHex, d.subjectKeyIdHex);
+    assert.match(text, new RegExp(d.subjectKeyIdHex!.match(/../g)!.join(':'), 'i'));
+    assert.deepEqual(d.crlUrls, ['http://ca.test/a.crl', 'ldap://ca.test/b', 'http://ca.test/c.crl']);
+    assert.deepEqual(d.ocspUrls, ['http://ocsp.ca.test', 'http://ocsp2.ca.test']);
+    assert.deepEqual(d.caIssuersUrls, ['http://ca.test/ca.crt']);
+  });
+
+  it('reads policy OIDs with arcs beyond 2^53 and refuses a malformed extension value', () => {
+    const der = opensslCert(['certificatePolicies=2.999.18446744073709551617,1.3.6.1.4.1.44947.1.1.1', 'basicConstraints=CA:FALSE']);
+    const tbs = buildTbsFrom(der);
+    assert.deepEqual(tbs.decoded.policies, ['2.999.18446744073709551617', '1.3.6.1.4.1.44947.1.1.1']);
+    assert.equal(tbs.decoded.isCa, false);
+    assert.equal(tbs.decoded.pathLen, undefined);
+    // basicConstraints whose pathLenConstraint is a BOOLEAN
+    throwsCa(() => readExtensions([{ oid: '2.5.29.19', critical: true, value: Uint8Array.from([0x30, 0x06, 0x01, 0x01, 0xff, 0x01, 0x01, 0xff]) }]), 'malformed', /basicConstraints/);
+    // a keyUsage that is an OCTET STRING, an EKU list with trailing bytes
+    throwsCa(() => readExtensions([{ oid: '2.5.29.15', critical: true, value: Uint8Array.from([0x04, 0x02, 0x07, 0x80]) }]), 'malformed', /2\.5\.29\.15/);
+    throwsCa(() => readExtensions([{ oid: '2.5.29.37', critical: false, value: Uint8Array.from([0x30, 0x00, 0x00]) }], 'internal'), 'internal', /trailing/);
+  });
+
+  /** The TBS of an openssl certificate, inspected like one certflow is about to sign. */
+  function buildTbsFrom(cert: Uint8Array) {
+    const view = inspectTbs(sequenceElements(cert, 'the certificate')[0]!);
+    assert.equal(view.version, 2);
+    assert.equal(view.notBeforeType, 'UTCTime');
+    assert.ok(Math.abs(view.notAfter.getTime() - view.notBefore.getTime() - 86_400_000) < 2000);
+    return view;
+  }
 });
 
 describe('IP addresses', () => {
