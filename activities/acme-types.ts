@@ -168,7 +168,12 @@ export interface AcmeActivities {
   failValidation(p: { orderId?: string; authzId: string; challengeId: string; error: Problem; orderError?: Problem }): Promise<void>;
   /** Deactivates an authorization; returns the open orders that used it (or why it was refused). */
   deactivateAuthz(p: { authzId: string }): Promise<{ deactivated: boolean; refused?: string; orderIds: string[] }>;
-  projectOrder(p: { id: string; status: OrderStatus; error?: Problem; serial?: string }): Promise<void>;
+  /**
+   * Projects the order's state into the read model. A change to invalid is audited
+   * (acme.order.invalid) with `actor` as who caused it: an operator or console user who
+   * canceled it, the account, or the system (expiry, refused CSR, server fault).
+   */
+  projectOrder(p: { id: string; status: OrderStatus; error?: Problem; serial?: string; actor?: string }): Promise<void>;
   projectAuthz(p: { id: string; status: AuthzStatus }): Promise<void>;
   /** The serial of the certificate issued for the order, if one was (after a signing fault). */
   issuedSerial(p: { orderId: string }): Promise<string | null>;

@@ -12,7 +12,8 @@ import { withTransaction } from '../src/db/pool.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
 import * as orders from '../src/db/repos/acme-orders.ts';
 import { checkCaaAll, createVaContext, validateChallenge, type DnsClient, type RedirectPorts } from '../src/va/index.ts';
-import { ACCOUNT_GONE, AUTHZ_GONE, type AcmeActivities, type ValidateAuthzResult } from './acme-types.ts';
+import { ACCOUNT_GONE, AUTHZ_GONE, type AcmeActivities, type ValidateAuthzInput, type ValidateAuthzResult } from './acme-types.ts';
+import { audit } from '../src/db/repos/audit.ts';
 import { toValidationFailure } from './validation.ts';
 
 export interface AcmeActivityDeps {
@@ -27,6 +28,25 @@ export interface AcmeActivityDeps {
 export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
   const { pool, log } = deps;
   const va = createVaContext(deps.config.validation, { dns: deps.dns, redirectPorts: deps.redirectPorts });
+  /**
+   * Records a successful validation (challenge, authorization and maybe the order ready) and,
+   * when this attempt made the authorization valid, its audit entry: one transaction.
+   */
+  const completeValidation = (input: ValidateAuthzInput, validatedAt: Date, expiresAt: Date) =>
+    withTransaction(pool, async (tx) => {
+      const r = await orders.completeValidation(tx, { orderId: input.orderId, authzId: input.authzId, challengeId: input.challenge.id, validatedAt, expiresAt });
+      if (r.validated) {
+        await audit(tx, {
+          actor: `acme:${r.validated.accountId}`,
+          action: 'acme.authz.validate',
+          object: input.authzId,
+          requestId: input.orderId ?? null,
+          details: { identifier: r.validated.identifier, challenge: input.challenge.type, orderReady: r.orderReady },
+        });
+      }
+      return r;
+    });
+
   return {
     async validateAuthz(input): Promise<ValidateAuthzResult> {
       const { challenge, identifier, wildcard } = input;
@@ -44,9 +64,7 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       }
       if (begun.state === 'alreadyValid') {
         // A retried attempt whose predecessor recorded the success before it was lost.
-        const { orderReady } = await withTransaction(pool, (tx) =>
-          orders.completeValidation(tx, { ...input, challengeId: challenge.id, validatedAt: begun.validatedAt ?? new Date(), expiresAt: begun.expiresAt }),
-        );
+        const { orderReady } = await completeValidation(input, begun.validatedAt ?? new Date(), begun.expiresAt);
         return { validatedAt: (begun.validatedAt ?? new Date()).toISOString(), expiresAt: begun.expiresAt.toISOString(), orderReady };
       }
       const what = { challenge: challenge.type, identifier: identifier.value, wildcard, authz: input.authzId };
@@ -75,21 +93,44 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       }
       const validatedAt = new Date();
       const expiresAt = new Date(validatedAt.getTime() + input.validLifetimeSeconds * 1000);
-      const { orderReady } = await withTransaction(pool, (tx) =>
-        orders.completeValidation(tx, { orderId: input.orderId, authzId: input.authzId, challengeId: challenge.id, validatedAt, expiresAt }),
-      );
+      const { orderReady } = await completeValidation(input, validatedAt, expiresAt);
       return { validatedAt: validatedAt.toISOString(), expiresAt: expiresAt.toISOString(), orderReady };
     },
 
-    failValidation: (p) => orders.failValidation(pool, p),
+    async failValidation(p) {
+      await withTransaction(pool, async (tx) => {
+        const { failed } = await orders.failValidation(tx, p);
+        if (!failed) return; // recorded by an earlier attempt
+        await audit(tx, {
+          actor: `acme:${failed.accountId}`,
+          action: 'acme.authz.invalid',
+          object: p.authzId,
+          result: 'failed',
+          requestId: p.orderId ?? null,
+          details: { identifier: failed.identifier, error: p.error, orderInvalid: failed.orderInvalid },
+        });
+      });
+    },
 
     async deactivateAuthz({ authzId }) {
-      const r = await withTransaction(pool, (tx) => orders.deactivateAuthz(tx, authzId));
+      const r = await withTransaction(pool, async (tx) => {
+        const d = await orders.deactivateAuthz(tx, authzId);
+        if (d.state === 'deactivated') {
+          await audit(tx, { actor: `acme:${d.authz.accountId}`, action: 'acme.authz.deactivate', object: authzId, details: { identifier: d.authz.identifier, openOrders: d.orderIds } });
+        }
+        return d;
+      });
       if (r.state === 'refused') return { deactivated: false, refused: r.reason, orderIds: [] };
       return { deactivated: true, orderIds: r.orderIds };
     },
 
-    projectOrder: (p) => orders.updateOrder(pool, p),
+    async projectOrder({ actor, ...p }) {
+      await withTransaction(pool, async (tx) => {
+        const r = await orders.updateOrder(tx, p);
+        if (p.status !== 'invalid' || !r || r.before === 'invalid') return;
+        await audit(tx, { actor: actor ?? 'system', action: 'acme.order.invalid', object: p.id, result: 'failed', requestId: p.id, details: { account: r.accountId, from: r.before, error: p.error } });
+      });
+    },
     projectAuthz: (p) => orders.updateAuthz(pool, p),
     issuedSerial: async ({ orderId }) => {
       const row = await certificates.getByRequest(pool, orderId);

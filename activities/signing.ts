@@ -33,6 +33,8 @@ import * as acmeOrders from '../src/db/repos/acme-orders.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import { enqueueOcsp } from './ocsp-signer.ts';
 
+const CLIENT_PROTOCOLS: string[] = ['acme', 'est', 'cmp'];
+
 /** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
   config: Config;
@@ -78,7 +80,8 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
     await enqueueOcsp(tx, cert.serial);
     // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
-      actor: input.requester ?? input.protocol,
+      // A protocol client as actor kind:name (acme:<account>, est:<client>, cmp:<sender>).
+      actor: input.requester && CLIENT_PROTOCOLS.includes(input.protocol) ? `${input.protocol}:${input.requester}` : (input.requester ?? input.protocol),
       action: 'cert.issue',
       object: cert.serial,
       details: { requestId: input.requestId, protocol: input.protocol, profile: cert.profile, ca: cert.caName, subject: cert.subject },

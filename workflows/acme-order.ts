@@ -50,6 +50,7 @@ import {
 import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES } from './options.ts';
 
 export const finalizeUpdate = defineUpdate<FinalizeOutcome, [{ csr: string }]>('finalize');
+/** `by`: who cancels, as an audit actor (operator:<user>, user:<name>, acme:<account>). */
 export const cancelOrderUpdate = defineUpdate<{ status: OrderStatus }, [{ by: string; reason?: string }]>('cancel');
 
 const open = (s: OrderStatus) => s === 'pending' || s === 'ready';
@@ -75,10 +76,13 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
     upsertSearchAttributes(searchAttributes({ state: s, lastError }));
     setCurrentDetails(`**${s}** — ${details}`);
   };
-  /** The order becomes invalid; the projection runs locally unless an Update was accepted in this task. */
-  const fail = async (error: Problem, details: string, afterUpdate = false) => {
+  /**
+   * The order becomes invalid, caused by `actor` (audited; default the system); the
+   * projection runs locally unless an Update was accepted in this task.
+   */
+  const fail = async (error: Problem, details: string, afterUpdate = false, actor?: string) => {
     transition('invalid', details, error.detail);
-    await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: 'invalid', error });
+    await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: 'invalid', error, actor });
   };
 
   setCurrentDetails(
@@ -195,7 +199,7 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   setHandler(
     cancelOrderUpdate,
     async ({ by, reason }) => {
-      await fail(acmeProblem('malformed', `canceled by ${by}${reason ? `: ${reason}` : ''}`), `canceled by ${by}`, true);
+      await fail(acmeProblem('malformed', `canceled by ${by}${reason ? `: ${reason}` : ''}`), `canceled by ${by}`, true, by);
       return { status };
     },
     {

@@ -41,6 +41,7 @@ import { withTransaction } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as orders from '../db/repos/acme-orders.ts';
+import { audit } from '../db/repos/audit.ts';
 import type { AuthzRow, ChallengeRow, OrderRow } from '../db/repos/acme-orders.ts';
 import { parseCsr, pemEncode } from '../pki/index.ts';
 import { withDeadline } from '../temporal/client.ts';
@@ -412,6 +413,14 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
           }),
         }),
       );
+      // Last: the audit chain's head stays locked until the commit.
+      await audit(tx, {
+        actor: `acme:${acct.id}`,
+        action: 'acme.order.create',
+        object: orderId,
+        requestId: orderId,
+        details: { alias: dir.alias.name, identifiers: identifiers.map((i) => `${i.type}:${i.value}`), profile, status, reusedAuthzs: authzs.filter((a) => a.status === 'valid').map((a) => a.id), replaces: replacesSerial },
+      });
     });
   } catch (e) {
     if (e instanceof orders.AlreadyReplacedError) throw problem('alreadyReplaced', `certificate ${replacesSerial} has already been replaced`, { status: 409 });
@@ -621,6 +630,7 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
         typedSearchAttributes: searchAttributes({ protocol: 'acme', state: 'authz-pending', account: acct.id, identifiers: [`${record.identifier.type}:${record.identifier.value}`] }),
       }),
     );
+    await audit(tx, { actor: `acme:${acct.id}`, action: 'acme.authz.create', object: record.id, details: { alias: dir.alias.name, identifier: `${record.identifier.type}:${record.identifier.value}` } });
   });
   ctx.status = 201;
   ctx.set('Location', dir.url(`/authz/${record.id}`));
@@ -670,7 +680,7 @@ export async function cancelOpenOrders(deps: AcmeDeps, accountId: string): Promi
     const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
     try {
       await withDeadline(`order ${id}`, UPDATE_DEADLINE_MS, () =>
-        handle.executeUpdate(cancelOrderUpdate, { args: [{ by: `account ${accountId}`, reason: 'the account was deactivated' }], updateId: `cancel-${id}` }),
+        handle.executeUpdate(cancelOrderUpdate, { args: [{ by: `acme:${accountId}`, reason: 'the account was deactivated' }], updateId: `cancel-${id}` }),
       );
     } catch (e) {
       deps.log.warn({ order: id, err: (e as Error).message }, 'could not cancel the order of a deactivated account');

@@ -96,6 +96,11 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length, describe: () => handle.describe() };
   }
 
+  /** The audit trail of an order (issue 10: every state change is audited): "action actor result" per entry. */
+  const trail = async (orderId: string) =>
+    (await stack.cf.pool.query('SELECT action, actor, result FROM audit_log WHERE request_id = $1 ORDER BY seq', [orderId])).rows.map((r) => `${r.action} ${r.actor} ${r.result}`);
+  const actorOf = (c: AcmeClient = client) => `acme:${idOf(c.getAccountUrl())}`;
+
   const orderStatus = async (url: string, want: string, ms = 20_000) =>
     eventually(`order ${want}`, ms, async () => {
       const o = await get(url);
@@ -117,6 +122,8 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const h = await settle(`acme-order-${idOf(order.url)}`, 'acme-order-valid-http01');
     assert.ok(h.events <= 30, `${h.events} events`);
     assert.ok(h.tasks <= 5, `${h.tasks} workflow tasks`);
+    const acct = actorOf();
+    assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${acct} ok`, `acme.authz.validate ${acct} ok`, `cert.issue ${acct} ok`]);
   });
 
   it('two names: each extra identifier adds no sequential workflow task', async () => {
@@ -153,6 +160,12 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal((await get(authz.url)).status, 'deactivated');
     await settle(`acme-order-${idOf(order.url)}`, 'acme-order-deactivated-after-ready');
     await settle(`acme-authz-${idOf(authz.url)}`, 'acme-authz-deactivated');
+    const acct = actorOf();
+    assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${acct} ok`, `acme.authz.validate ${acct} ok`, 'acme.order.invalid system failed']);
+    const deact = await stack.cf.pool.query("SELECT actor, details FROM audit_log WHERE action = 'acme.authz.deactivate' AND object = $1", [idOf(authz.url)]);
+    assert.equal(deact.rows.length, 1);
+    assert.equal(deact.rows[0].actor, acct);
+    assert.deepEqual(deact.rows[0].details.openOrders, [idOf(order.url)]);
   });
 
   it('an authorization reused by a second order and deactivated there stops the second order too', async () => {
@@ -273,6 +286,10 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(o.status, 'invalid');
     assert.match(o.error.detail, /canceled by operator.*test/);
     await settle(`acme-order-${idOf(order.url)}`, 'acme-order-canceled');
+    const [created, canceled, ...more] = await trail(idOf(order.url));
+    assert.equal(created, `acme.order.create ${actorOf()} ok`);
+    assert.match(String(canceled), /^acme\.order\.invalid operator:\S+ failed$/);
+    assert.deepEqual(more, []);
   });
 
   it('validation against a web server that never answers is retried; an operator retry validates at once; then the order is invalid', async () => {
@@ -290,6 +307,8 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(o.error.type, ACME_ERROR('connection'), JSON.stringify(o));
     assert.match(o.error.detail, /timeout/);
     await settle(`acme-order-${idOf(order.url)}`, 'acme-order-invalid-connection-operator-retry');
+    // The failed validation is one entry (retries write none), and it made the order invalid.
+    assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${actorOf()} ok`, `acme.authz.invalid ${actorOf()} failed`]);
   });
 
   it('pre-authorization: its own workflow validates it; an order then reuses it', async () => {
@@ -335,6 +354,7 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       const row = (await stack.cf.pool.query('SELECT status, error FROM acme_orders WHERE id = $1', [idOf(order.url)])).rows[0];
       assert.equal(row.status, 'invalid');
       assert.match(row.error.detail, /expired/);
+      assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${actorOf(c)} ok`, 'acme.order.invalid system failed']);
     } finally {
       await short.stop();
     }
@@ -352,5 +372,10 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const { rows } = await stack.cf.pool.query('SELECT serial FROM certificates WHERE request_id = $1', [idOf(order.url)]);
     assert.equal(rows.length, 1);
     assert.ok(String(valid.certificate).endsWith(rows[0].serial));
+  });
+
+  it('the audit chain with every entry written above verifies (`certflow audit verify`)', async () => {
+    const r = await stack.cf.cli(['audit', 'verify']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
   });
 });

@@ -330,11 +330,12 @@ export async function beginValidation(db: Queryable, p: { authzId: string; chall
 export async function completeValidation(
   db: Queryable,
   p: { orderId?: string; authzId: string; challengeId: string; validatedAt: Date; expiresAt: Date },
-): Promise<{ orderReady: boolean }> {
+): Promise<{ orderReady: boolean; validated?: AuthzTransition }> {
   if (p.orderId) await db.query('SELECT 1 FROM acme_orders WHERE id = $1 FOR UPDATE', [p.orderId]);
-  await db.query(
+  const { rows } = await db.query<AuthzTransition>(
     `WITH c AS (UPDATE acme_challenges SET status = 'valid', validated_at = $2, error = NULL, updated_at = now() WHERE id = $4 RETURNING 1)
-     UPDATE acme_authzs SET status = 'valid', validated_at = $2, expires_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'`,
+     UPDATE acme_authzs SET status = 'valid', validated_at = $2, expires_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'
+     RETURNING ${AUTHZ_TRANSITION}`,
     [p.authzId, p.validatedAt, p.expiresAt, p.challengeId],
   );
   let orderReady = false;
@@ -347,7 +348,7 @@ export async function completeValidation(
     );
     orderReady = rowCount === 1;
   }
-  return { orderReady };
+  return rows[0] ? { orderReady, validated: rows[0] } : { orderReady };
 }
 
 /**
@@ -357,20 +358,30 @@ export async function completeValidation(
 export async function failValidation(
   db: Queryable,
   p: { orderId?: string; authzId: string; challengeId: string; error: Problem; orderError?: Problem },
-): Promise<void> {
-  await db.query(
+): Promise<{ failed?: AuthzTransition & { orderInvalid: boolean } }> {
+  const { rows } = await db.query<AuthzTransition & { orderInvalid: boolean }>(
     `WITH c AS (UPDATE acme_challenges SET status = 'invalid', error = $3, updated_at = now() WHERE id = $2 AND status <> 'valid' RETURNING 1),
-          a AS (UPDATE acme_authzs SET status = 'invalid', updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING 1)
-     UPDATE acme_orders SET status = 'invalid', error = $5, updated_at = now()
-     WHERE id = $4 AND status IN ('pending', 'ready')`,
+          a AS (UPDATE acme_authzs SET status = 'invalid', updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING ${AUTHZ_TRANSITION}),
+          o AS (UPDATE acme_orders SET status = 'invalid', error = $5, updated_at = now()
+                WHERE id = $4 AND status IN ('pending', 'ready') RETURNING 1)
+     SELECT a.*, EXISTS (SELECT 1 FROM o) AS "orderInvalid" FROM a`,
     [p.authzId, p.challengeId, JSON.stringify(p.error), p.orderId ?? null, JSON.stringify(p.orderError ?? p.error)],
   );
+  return rows[0] ? { failed: rows[0] } : {};
 }
+
+/** Who an authorization belongs to and what it names, as returned by the statements that change its status. */
+export interface AuthzTransition {
+  accountId: string;
+  identifier: string;
+}
+const AUTHZ_TRANSITION = `account_id AS "accountId", identifier_type || ':' || CASE WHEN wildcard THEN '*.' ELSE '' END || identifier_value AS identifier`;
 
 // ---- deactivation (the authorization workflow's activity) ----
 
 export type Deactivation =
-  | { state: 'deactivated' | 'alreadyDeactivated'; orderIds: string[] }
+  | { state: 'deactivated'; orderIds: string[]; authz: AuthzTransition }
+  | { state: 'alreadyDeactivated'; orderIds: string[] }
   | { state: 'refused'; reason: string };
 
 /**
@@ -380,8 +391,8 @@ export type Deactivation =
  * Call inside a transaction.
  */
 export async function deactivateAuthz(db: Queryable, authzId: string): Promise<Deactivation> {
-  const { rows } = await db.query<{ status: AuthzStatus; expires_at: Date; validating: boolean }>(
-    `SELECT a.status, a.expires_at,
+  const { rows } = await db.query<{ status: AuthzStatus; expires_at: Date; validating: boolean } & AuthzTransition>(
+    `SELECT a.status, a.expires_at, ${AUTHZ_TRANSITION},
             EXISTS (SELECT 1 FROM acme_challenges c WHERE c.authz_id = a.id AND c.status = 'processing') AS validating
      FROM acme_authzs a WHERE a.id = $1 FOR UPDATE`,
     [authzId],
@@ -398,7 +409,7 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
   }
   await db.query(`UPDATE acme_authzs SET status = 'deactivated', updated_at = now() WHERE id = $1`, [authzId]);
   const orders = await db.query<{ id: string }>(`SELECT id FROM acme_orders WHERE authz_ids @> ARRAY[$1] AND status IN ('pending', 'ready')`, [authzId]);
-  return { state: 'deactivated', orderIds: orders.rows.map((o) => o.id) };
+  return { state: 'deactivated', orderIds: orders.rows.map((o) => o.id), authz: { accountId: r.accountId, identifier: r.identifier } };
 }
 
 // ---- issuance (the signing activity, inside its transactions) ----
@@ -430,11 +441,19 @@ export async function markOrderValid(db: Queryable, orderId: string, serial: str
 
 // ---- projections of the workflows ----
 
-export async function updateOrder(db: Queryable, p: { id: string; status: OrderStatus; error?: Problem; serial?: string }): Promise<void> {
-  await db.query(
-    `UPDATE acme_orders SET status = $2, error = COALESCE($3, error), serial = COALESCE($4, serial), updated_at = now() WHERE id = $1`,
+/** Returns the status the order had before, and its account; null when there is no such order. */
+export async function updateOrder(
+  db: Queryable,
+  p: { id: string; status: OrderStatus; error?: Problem; serial?: string },
+): Promise<{ before: OrderStatus; accountId: string } | null> {
+  const { rows } = await db.query<{ before: OrderStatus; accountId: string }>(
+    `WITH prev AS (SELECT id, status FROM acme_orders WHERE id = $1 FOR UPDATE)
+     UPDATE acme_orders o SET status = $2, error = COALESCE($3, o.error), serial = COALESCE($4, o.serial), updated_at = now()
+     FROM prev WHERE o.id = prev.id
+     RETURNING prev.status AS before, o.account_id AS "accountId"`,
     [p.id, p.status, p.error ? JSON.stringify(p.error) : null, p.serial ?? null],
   );
+  return rows[0] ?? null;
 }
 
 export async function updateAuthz(db: Queryable, p: { id: string; status: AuthzStatus }): Promise<void> {
