@@ -1,4 +1,5 @@
 /** Storage activities: project workflow state into the Postgres read model (and audit its decisions). */
+import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { audit } from '../src/db/repos/audit.ts';
 import * as requests from '../src/db/repos/requests.ts';
@@ -30,15 +31,26 @@ export function createStorageActivities(deps: { pool: Pool }): StorageActivities
 }
 
 /**
- * The transitions a person or the CA's policy decided: an operator's approval or rejection,
- * and a request the CA refused. Keyed per request, so a retried projection writes once.
- * (Issuance itself is audited by the signing activity.)
+ * The transitions besides issuance (which the signing activity audits): a request that
+ * waits for an operator, an operator's approval or rejection, a request the CA refused, a
+ * server fault that stalls it (once per cause), one abandoned, and a CMP certificate
+ * confirmed by its client. Keyed per request, so a retried projection writes once. The
+ * normal path (signing, issued) writes nothing here.
  */
 async function auditTransition(pool: Pool, p: RequestProjection): Promise<void> {
   const common = { object: p.id, requestId: p.workflowId, details: { protocol: p.protocol, requester: p.requester, profile: p.profile, label: p.label, reason: p.error } };
+  const client = p.requester && ['est', 'cmp'].includes(p.protocol) ? `${p.protocol}:${p.requester}` : (p.requester ?? p.protocol);
   if (p.decidedBy && (p.state === 'signing' || p.state === 'rejected')) {
     await audit(pool, { ...common, actor: p.decidedBy, action: p.state === 'signing' ? 'request.approve' : 'request.reject', key: `request.decide:${p.id}` });
   } else if (p.state === 'failed') {
     await audit(pool, { ...common, actor: 'system', action: 'request.refuse', result: 'failed', key: `request.refuse:${p.id}` });
+  } else if (p.state === 'awaiting-approval') {
+    await audit(pool, { ...common, actor: client, action: 'request.create', key: `request.create:${p.id}` });
+  } else if (p.state === 'stalled') {
+    await audit(pool, { ...common, actor: 'system', action: 'request.stall', result: 'failed', key: `request.stall:${p.id}:${createHash('sha256').update(p.error ?? '').digest('hex').slice(0, 16)}` });
+  } else if (p.state === 'abandoned') {
+    await audit(pool, { ...common, actor: 'system', action: 'request.abandon', result: 'failed', key: `request.abandon:${p.id}` });
+  } else if (p.state === 'confirmed') {
+    await audit(pool, { ...common, actor: client, action: 'request.confirm', key: `request.confirm:${p.id}` });
   }
 }

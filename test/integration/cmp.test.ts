@@ -78,6 +78,8 @@ describe('CMP server with openssl cmp', () => {
     assert.equal(row?.state, 'confirmed');
     assert.equal(row?.protocol, 'cmp');
     await recordHistory(`cmp-${txid}`, 'cmp-ir-confirmed');
+    const audited = await cf.pool.query('SELECT action, actor FROM audit_log WHERE request_id = $1 ORDER BY seq', [`cmp-${txid}`]);
+    assert.deepEqual(audited.rows.map((x) => `${x.action} ${x.actor}`), ['cert.issue cmp:ref:device-1', 'request.confirm cmp:ref:device-1']);
   });
 
   /** An ir with MAC protection; returns the certificate and key files. */

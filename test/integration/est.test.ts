@@ -217,6 +217,11 @@ describe('EST server', () => {
     }
     assert.equal(rejected!.status, 403);
     assert.match(rejected!.body.toString(), /rejected by operator:.*unknown device/);
+    // Each request's trail: the device asked, an operator decided (issuance has its own entry).
+    const trail = async (id: string) =>
+      (await cf.pool.query('SELECT action, actor FROM audit_log WHERE object = $1 ORDER BY seq', [id])).rows.map((x) => `${x.action} ${x.actor.replace(/:.*/, ':…')}`);
+    assert.deepEqual(await trail(mine.id), ['request.create est:…', 'request.approve operator:…']);
+    assert.deepEqual(await trail(victim.id), ['request.create est:…', 'request.reject operator:…']);
   });
 
   it('enrollments waiting for signing when the worker is killed all complete after a restart', async () => {

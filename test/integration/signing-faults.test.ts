@@ -88,6 +88,10 @@ describe('signing with a slow or disappearing HSM (SoftHSM2)', { skip }, () => {
     const get = (name: string) => attrs.getAll().find((p) => p.key.name === name)?.value;
     assert.match(String(get('CertflowLastError')), /PKCS#11 token "certflow-faults" is not available/);
     assert.match(String(get('CertflowState')), /stalled|signing/);
+    const stall = await cf.pool.query("SELECT actor, result, details FROM audit_log WHERE action = 'request.stall' AND object = 'gone-1'");
+    assert.ok(stall.rows.length >= 1, 'the stall is audited');
+    assert.deepEqual([stall.rows[0].actor, stall.rows[0].result], ['system', 'failed']);
+    assert.match(stall.rows[0].details.reason, /PKCS#11 token "certflow-faults" is not available/);
 
     await rename(join(token.dir, 'away'), join(tokens, tokenDir!));
     const issued = await eventually('issued once the token is back', 60_000, async () => {
