@@ -25,15 +25,13 @@ import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts
 import * as cas from '../src/db/repos/cas.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
 import type { CertificateRow } from '../src/db/repos/certificates.ts';
-import { audit } from '../src/db/repos/audit.ts';
+import { audit, requesterActor } from '../src/db/repos/audit.ts';
 import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
 import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import { enqueueOcsp } from './ocsp-signer.ts';
-
-const CLIENT_PROTOCOLS: string[] = ['acme', 'est', 'cmp'];
 
 /** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
@@ -80,8 +78,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
     await enqueueOcsp(tx, cert.serial);
     // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
-      // A protocol client as actor kind:name (acme:<account>, est:<client>, cmp:<sender>).
-      actor: input.requester && CLIENT_PROTOCOLS.includes(input.protocol) ? `${input.protocol}:${input.requester}` : (input.requester ?? input.protocol),
+      actor: requesterActor(input.protocol, input.requester),
       action: 'cert.issue',
       object: cert.serial,
       details: { requestId: input.requestId, protocol: input.protocol, profile: cert.profile, ca: cert.caName, subject: cert.subject },

@@ -1,7 +1,7 @@
 /** Storage activities: project workflow state into the Postgres read model (and audit its decisions). */
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-import { audit } from '../src/db/repos/audit.ts';
+import { audit, requesterActor } from '../src/db/repos/audit.ts';
 import * as requests from '../src/db/repos/requests.ts';
 import type { RequestProjection, StorageActivities } from './types.ts';
 
@@ -39,7 +39,7 @@ export function createStorageActivities(deps: { pool: Pool }): StorageActivities
  */
 async function auditTransition(pool: Pool, p: RequestProjection): Promise<void> {
   const common = { object: p.id, requestId: p.workflowId, details: { protocol: p.protocol, requester: p.requester, profile: p.profile, label: p.label, reason: p.error } };
-  const client = p.requester && ['est', 'cmp'].includes(p.protocol) ? `${p.protocol}:${p.requester}` : (p.requester ?? p.protocol);
+  const client = requesterActor(p.protocol, p.requester);
   if (p.decidedBy && (p.state === 'signing' || p.state === 'rejected')) {
     await audit(pool, { ...common, actor: p.decidedBy, action: p.state === 'signing' ? 'request.approve' : 'request.reject', key: `request.decide:${p.id}` });
   } else if (p.state === 'failed') {

@@ -67,6 +67,12 @@ export function defaultRole(actor: string): string | null {
   return null;
 }
 
+/** The actor of what a request's requester did: protocol clients as kind:name (acme:<account>, est:<client>, cmp:<sender>). */
+export function requesterActor(protocol: string, requester: string | null | undefined): string {
+  if (!requester) return protocol;
+  return ['acme', 'est', 'cmp'].includes(protocol) ? `${protocol}:${requester}` : requester;
+}
+
 // The role of a console user or API token that is not given is looked up in the same statement.
 const APPEND_SQL = `
 WITH r AS (
