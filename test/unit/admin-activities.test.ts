@@ -96,15 +96,25 @@ describe('audit entries from activities', () => {
     assert.equal(await count('cert.release', cert.serial), 1);
   });
 
-  it('approval decisions and refusals: once per request', async () => {
+  it('waiting for approval, decisions, refusals and stalls: once per request (per cause for stalls)', async () => {
     const storage = createStorageActivities({ pool: db.pool });
-    const base = { id: 'enr-1', protocol: 'est' as const, workflowId: 'est-enr-1', profile: 'device', csr: csr('dev1'), requester: 'est:factory' };
-    await storage.projectRequest({ ...base, state: 'awaiting-approval' });
+    const base = { id: 'enr-1', protocol: 'est' as const, workflowId: 'est-enr-1', profile: 'device', csr: csr('dev1'), requester: 'factory' };
+    await twice(() => storage.projectRequest({ ...base, state: 'awaiting-approval' }), 'project-0');
     const decided = { ...base, state: 'signing' as const, decidedBy: 'user:carol', decidedAt: new Date().toISOString() };
     await twice(() => storage.projectRequest(decided), 'project-1');
+    await twice(() => storage.projectRequest({ ...decided, state: 'stalled', error: 'hsm: token gone' }), 'project-1s');
+    await storage.projectRequest({ ...decided, state: 'stalled', error: 'hsm: token gone again' });
     await storage.projectRequest({ ...decided, state: 'issued', serial: undefined });
     const rows = await auditLog.list(db.pool, { object: 'enr-1' });
-    assert.deepEqual(rows.map((r) => [r.action, r.actor]), [['request.approve', 'user:carol']]);
+    assert.deepEqual(
+      rows.map((r) => [r.action, r.actor]),
+      [
+        ['request.stall', 'system'],
+        ['request.stall', 'system'],
+        ['request.approve', 'user:carol'],
+        ['request.create', 'est:factory'],
+      ],
+    );
     await twice(() => storage.projectRequest({ ...base, id: 'enr-2', workflowId: 'est-enr-2', state: 'failed', error: 'RSA key too small' }), 'project-2');
     assert.equal(await count('request.refuse', 'enr-2'), 1);
   });
