@@ -7,6 +7,7 @@ import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
 import { defaultSignAlg, type KeyAlg, type KeyInfo, type KeyStore } from '../keys/types.ts';
 import { buildTbsCertificate, encodeName, keyIdentifier, parseDn, randomSerial } from '../pki/index.ts';
+import { assertLintClean } from './lint.ts';
 import { authorityKeyIdOf, issuerSummary, signCertificate, validityWindow, type CaUrls, type IssuingCa } from './issuer.ts';
 
 const DAY_SECONDS = 86_400;
@@ -63,6 +64,7 @@ export async function createRootCertificate(
     sigAlg,
     extensions: { basicConstraints: { ca: true }, keyUsage: CA_KEY_USAGE, subjectKeyId: ski, authorityKeyId: ski },
   });
+  assertLintClean(tbs, { profile: { name: 'root CA' }, issuer: 'self', expectedEku: [], ca: true });
   return signCertificate(keys, { keyId: args.keyId, keyAlg: args.keyAlg }, tbs, sigAlg);
 }
 
@@ -107,5 +109,6 @@ export async function createSubordinateCertificate(
       caIssuersUrls: args.urls.caIssuers ? [args.urls.caIssuers] : undefined,
     },
   });
+  assertLintClean(tbs, { profile: { name: 'subordinate CA' }, issuer, expectedEku: [], ca: true });
   return signCertificate(keys, { keyId: args.issuer.keyId, keyAlg: args.issuer.keyAlg }, tbs, sigAlg);
 }

@@ -1,6 +1,6 @@
 /**
  * Pre-issuance linting, as Boulder does it: every TBSCertificate is checked with named rules
- * before it is signed. A certificate that breaks a rule is never signed: the request fails
+ * before it is signed, end-entity and CA certificates (src/ca/hierarchy.ts) alike. A certificate that breaks a rule is never signed: the request fails
  * with CaError('config') naming the rule — the profile or the CA produced something it must
  * not issue, which an operator fixes (the request stays open and is retried, see
  * workflows/enrollment.ts). The rules are checked against the reference linters in CI
@@ -13,12 +13,17 @@ import { CaError } from '../core/errors.ts';
 import { EKU_OIDS, type CertProfile, type LintSet } from '../config/profiles.ts';
 import { inspectTbs, keyIdentifier, normalizeIp, OID, type CertSummary, type TbsView } from '../pki/index.ts';
 
+/** What the rules read of the issuing CA's certificate. */
+type IssuerView = Pick<CertSummary, 'subjectDer' | 'notBefore' | 'notAfter' | 'subjectKeyIdHex'>;
+
 export interface LintContext {
   profile: Pick<CertProfile, 'name' | 'lint'>;
-  /** The issuing CA's certificate. */
-  issuer: CertSummary;
+  /** The issuing CA's certificate; 'self' for a self-signed root, which is its own issuer. */
+  issuer: IssuerView | 'self';
   /** Extended key usages (OIDs) the profile decided for this certificate. */
   expectedEku: string[];
+  /** A CA certificate (root or subordinate): the CA rules apply instead of the end-entity ones. */
+  ca?: boolean;
 }
 
 export interface LintRule {
@@ -26,8 +31,10 @@ export interface LintRule {
   set: LintSet;
   /** Where the requirement comes from. */
   source: string;
+  /** Only for CA certificates (true) or only for end-entity certificates (false); both when left out. */
+  ca?: boolean;
   /** undefined when the certificate passes; otherwise what is wrong. */
-  check(tbs: TbsView, ctx: LintContext): string | undefined;
+  check(tbs: TbsView, ctx: LintContext & { issuer: IssuerView }): string | undefined;
 }
 
 export interface LintFinding {
@@ -115,7 +122,17 @@ export const LINT_RULES: readonly LintRule[] = [
       return undefined;
     },
   },
-  { name: 'e_ee_basic_constraints_ca', set: 'rfc5280', source: 'RFC 5280 4.2.1.9', check: (t) => (t.decoded.isCa ? 'an end-entity certificate has cA TRUE' : undefined) },
+  { name: 'e_ee_basic_constraints_ca', set: 'rfc5280', source: 'RFC 5280 4.2.1.9', ca: false, check: (t) => (t.decoded.isCa ? 'an end-entity certificate has cA TRUE' : undefined) },
+  { name: 'e_ca_is_ca', set: 'rfc5280', source: 'RFC 5280 4.2.1.9', ca: true, check: (t) => (t.decoded.isCa ? undefined : 'a CA certificate without cA TRUE in basicConstraints') },
+  {
+    name: 'e_basic_constraints_not_critical',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.9',
+    ca: true,
+    check: (t) => (t.has(OID.basicConstraints) && !t.critical(OID.basicConstraints) ? 'basicConstraints of a CA certificate is not critical' : undefined),
+  },
+  { name: 'e_ca_key_cert_sign_not_set', set: 'rfc5280', source: 'RFC 5280 4.2.1.3', ca: true, check: (t) => (t.decoded.keyUsage.includes('keyCertSign') ? undefined : 'a CA certificate without keyCertSign') },
+  { name: 'e_ca_subject_field_empty', set: 'rfc5280', source: 'RFC 5280 4.1.2.6', ca: true, check: (t) => (t.subject.length > 0 ? undefined : 'a CA certificate with an empty subject') },
   {
     name: 'e_key_usage_missing_or_not_critical',
     set: 'rfc5280',
@@ -308,16 +325,20 @@ export const LINT_RULES: readonly LintRule[] = [
   },
 ];
 
-/** The rules a profile is linted with: RFC 5280, plus its `lint` set. */
-export function rulesFor(profile: Pick<CertProfile, 'lint'>): LintRule[] {
-  return LINT_RULES.filter((r) => r.set === 'rfc5280' || r.set === profile.lint);
+/** The rules a profile is linted with: RFC 5280, plus its `lint` set; those for CA or end-entity certificates. */
+export function rulesFor(profile: Pick<CertProfile, 'lint'>, ca = false): LintRule[] {
+  return LINT_RULES.filter((r) => (r.set === 'rfc5280' || r.set === profile.lint) && (r.ca === undefined || r.ca === ca));
 }
 
 export function lintTbs(tbsDer: Uint8Array, ctx: LintContext): LintFinding[] {
   const tbs = inspectTbs(tbsDer);
+  const issuer =
+    ctx.issuer === 'self'
+      ? { subjectDer: tbs.subjectDer, notBefore: tbs.notBefore, notAfter: tbs.notAfter, subjectKeyIdHex: tbs.decoded.subjectKeyId && hex(tbs.decoded.subjectKeyId) }
+      : ctx.issuer;
   const findings: LintFinding[] = [];
-  for (const rule of rulesFor(ctx.profile)) {
-    const message = rule.check(tbs, ctx);
+  for (const rule of rulesFor(ctx.profile, ctx.ca)) {
+    const message = rule.check(tbs, { ...ctx, issuer });
     if (message) findings.push({ rule: rule.name, source: rule.source, message });
   }
   return findings;

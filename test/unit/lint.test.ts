@@ -117,6 +117,30 @@ describe('pre-issuance linting', () => {
     }
   });
 
+  it('CA certificates are linted before they are signed: the CA rules instead of the end-entity ones', async () => {
+    const caCtx: Partial<LintContext> = { profile: { name: 'subordinate CA' }, ca: true, expectedEku: [] };
+    const caExt = { basicConstraints: { ca: true, pathLen: 0 }, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'] as const, extKeyUsage: undefined, sans: undefined };
+    const good = tbs({ subject: encodeName(parseDn('CN=Sub CA,O=certflow')), ext: { ...caExt, keyUsage: [...caExt.keyUsage] } });
+    assert.deepEqual(fired(good, caCtx), [], 'a well-formed CA TBS');
+    assert.ok(fired(good).includes('e_ee_basic_constraints_ca'), 'the same TBS linted as an end-entity certificate');
+    const cases: Array<[string, ReturnType<typeof tbs>]> = [
+      ['e_ca_is_ca', tbs({ subject: encodeName(parseDn('CN=Sub CA')), ext: { ...caExt, basicConstraints: { ca: false }, keyUsage: ['digitalSignature'] } })],
+      ['e_ca_key_cert_sign_not_set', tbs({ subject: encodeName(parseDn('CN=Sub CA')), ext: { ...caExt, keyUsage: ['digitalSignature', 'cRLSign'] } })],
+      ['e_ca_subject_field_empty', tbs({ subject: encodeName([]), ext: { ...caExt, keyUsage: [...caExt.keyUsage], sans: sans(['ca.example.test']) } })],
+    ];
+    for (const [rule, t] of cases) {
+      const rules = fired(t, caCtx);
+      assert.ok(rules.includes(rule), `${rule} expected, got ${JSON.stringify(rules)}`);
+    }
+    // The hierarchy refuses to sign what the linter refuses: a root whose CN is over 64 characters.
+    const keys = new MemoryKeyStore();
+    await keys.generate('long-root', 'ec-p256');
+    await assert.rejects(
+      createRootCertificate(keys, { keyId: 'long-root', keyAlg: 'ec-p256', subject: `CN=${'R'.repeat(65)},O=certflow`, validityDays: 3650, now: new Date() }),
+      (e: unknown) => CaError.is(e, 'config') && e.rule === 'lint.e_subject_attribute_too_long',
+    );
+  });
+
   it('the CA/B Forum set fires only where a profile asks for it', () => {
     const cabf = { profile: { name: 'public', lint: 'cabf-serverauth' as const } };
     const cases: Array<[string, ReturnType<typeof tbs>]> = [
