@@ -17,6 +17,7 @@ import {
   condition,
   defineUpdate,
   executeChild,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -27,8 +28,8 @@ import {
 } from '@temporalio/workflow';
 import type { IssuedCertificate, RequestProjection, RequestState, SigningActivities, StatusChangeInput, StorageActivities } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { onDecision, type Decision } from './enrollment.ts';
-import { REQUESTER_ERROR_TYPES, SIGNING_ACTIVITY_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+import { onDecision, onRetry, type Decision } from './enrollment.ts';
+import { ENROLLMENT_SIGNING_OPTIONS, REQUESTER_ERROR_TYPES, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 import { revocationWorkflow } from './revocation.ts';
 
 export interface CmpInput {
@@ -56,6 +57,8 @@ export interface CmpInput {
   implicitConfirm: boolean;
   /** How long the certificate waits for certConf after it was handed out. */
   confirmTimeout: string;
+  /** Backoff of signing after a server fault (the `issuance` settings); default 30 s doubling to 900 s. */
+  faultRetrySeconds?: { initial: number; max: number };
 }
 
 export type CmpOutcome =
@@ -81,7 +84,7 @@ const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDA
 
 export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   const { workflowId, taskQueue } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
+  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: `${taskQueue}-signing` });
   const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: 'cmp',
@@ -106,6 +109,8 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
     return outcome!;
   });
   onDecision(input.requestId, () => state, (d) => (decision = d));
+  let retryRequested = false;
+  onRetry(input.requestId, () => state, () => (retryRequested = true));
   const awaitingConfirmation = (..._args: unknown[]) => {
     if (state !== 'issued' || input.implicitConfirm || confirmation) {
       throw ApplicationFailure.nonRetryable(`transaction ${input.transactionId} is ${state}${confirmation ? ' (confirmed already)' : ''}, not waiting for certConf`, 'conflict');
@@ -156,25 +161,41 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   await transition('signing', `waiting for the signing activity on ${taskQueue}-signing`);
   await (afterUpdate ? storageAfterUpdate : storage).projectRequest({ ...base, state });
   let cert: IssuedCertificate;
-  try {
-    cert = await signing.issueCertificate({
-      requestId: input.requestId,
-      protocol: 'cmp',
-      csr: input.request,
-      requestFormat: input.requestFormat,
-      profile: input.profile,
-      caName: input.caName,
-      requester: input.requester,
-      replaces: input.replaces,
-    });
-  } catch (err) {
-    const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    if (!app || !REQUESTER_ERROR_TYPES.includes(app.type ?? '')) throw err;
-    await transition('failed', `refused: ${app.message}`, app.message);
-    await storage.projectRequest({ ...base, state, error: app.message });
-    const rule = (app.details?.[0] as { rule?: string } | undefined)?.rule;
-    outcome = { status: 'rejected', kind: app.type ?? 'policy', message: app.message, ...(rule ? { rule } : {}) };
-    return outcome;
+  for (let delay = input.faultRetrySeconds?.initial ?? 30; ; delay = Math.min(delay * 2, input.faultRetrySeconds?.max ?? 900)) {
+    try {
+      cert = await signing.issueCertificate({
+        requestId: input.requestId,
+        protocol: 'cmp',
+        csr: input.request,
+        requestFormat: input.requestFormat,
+        profile: input.profile,
+        caName: input.caName,
+        requester: input.requester,
+        replaces: input.replaces,
+      });
+      break;
+    } catch (err) {
+      const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (app && REQUESTER_ERROR_TYPES.includes(app.type ?? '')) {
+        await transition('failed', `refused: ${app.message}`, app.message);
+        await storage.projectRequest({ ...base, state, error: app.message });
+        const rule = (app.details?.[0] as { rule?: string } | undefined)?.rule;
+        outcome = { status: 'rejected', kind: app.type ?? 'policy', message: app.message, ...(rule ? { rule } : {}) };
+        return outcome;
+      }
+      if (!(err instanceof ActivityFailure) || !patched('cmp-stall-on-server-fault')) throw err;
+      // A server fault (HSM gone, CA key missing): as in enrollment.ts, the transaction stays
+      // open and visible as stalled, the client polls, and signing is tried again after a
+      // backoff or at once on `certflow requests retry`.
+      const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
+      await transition('stalled', `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``, fault);
+      await storage.projectRequest({ ...base, state, error: fault });
+      outcome ??= { status: 'waiting', reason: 'the CA cannot sign right now and tries again; poll for the certificate' };
+      retryRequested = false;
+      await condition(() => retryRequested, delay * 1000);
+      await transition('signing', `signing again after: ${fault}`);
+      await storageAfterUpdate.projectRequest({ ...base, state, error: fault });
+    }
   }
 
   if (input.implicitConfirm) {

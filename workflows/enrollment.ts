@@ -95,6 +95,22 @@ export function onDecision(requestId: string, state: () => string, take: (d: Dec
   );
 }
 
+/** Installs the `retry` handler: only a request stalled by a server fault takes it. */
+export function onRetry(requestId: string, state: () => string, take: () => void): void {
+  setHandler(
+    retryUpdate,
+    (_by) => {
+      take();
+      return { state: 'signing' };
+    },
+    {
+      validator: (_by) => {
+        if (state() !== 'stalled') throw new Error(`request ${requestId} is ${state()}, not stalled by a server fault`);
+      },
+    },
+  );
+}
+
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
 /** After the operator's decision (an Update): see STORAGE_AFTER_UPDATE_OPTIONS. */
 const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
@@ -119,18 +135,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   let decision: Decision | undefined;
   onDecision(input.requestId, () => state, (d) => (decision = d));
   let retryRequested = false;
-  setHandler(
-    retryUpdate,
-    (_by) => {
-      retryRequested = true;
-      return { state: 'signing' };
-    },
-    {
-      validator: (_by) => {
-        if (state !== 'stalled') throw new Error(`request ${input.requestId} is ${state}, not stalled by a server fault`);
-      },
-    },
-  );
+  onRetry(input.requestId, () => state, () => (retryRequested = true));
   let abandoned: string | undefined;
   setHandler(
     abandonUpdate,

@@ -197,6 +197,7 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
     requireApproval,
     implicitConfirm,
     confirmTimeout: `${alias.confirmWaitSeconds ?? deps.config.cmp.confirmWaitSeconds} seconds`,
+    faultRetrySeconds: { initial: deps.config.issuance.faultRetryInitialSeconds, max: deps.config.issuance.faultRetryMaxSeconds },
   };
   deps.log.info({ transactionId: input.transactionId, body: bodyType, client: identity.key, subject: formatDn(csr.subject), profile }, 'CMP certificate request');
   const outcome = await runTransaction(deps, input);
@@ -368,6 +369,7 @@ async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Prom
   });
   if (!request || request.state === 'pending' || request.state === 'signing') return waiting('the certificate is being issued');
   if (request.state === 'awaiting-approval') return waiting('the request waits for approval by an operator');
+  if (request.state === 'stalled') return waiting('the CA cannot sign right now and tries again');
   const outcome = await outcomeFromReadModel(deps, request.id);
   if (outcome.status === 'issued' && request.state === 'issued' && cert) {
     // Handed out now: the confirmation period starts again (the client may have polled for long).

@@ -19,21 +19,28 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { fileURLToPath } from 'node:url';
 import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
 
+/** Runs fn with a Temporal client of the test's namespace. */
+async function withTemporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address: temporalAddress() });
+  try {
+    return await fn(new Client({ connection, namespace: temporalNamespace() }));
+  } finally {
+    await connection.close();
+  }
+}
+
 /**
  * CERTFLOW_RECORD_HISTORIES=1 writes the histories of the workflows these tests run to
  * test/replay/histories/cmp-*.json (for the replay test), once each transaction is done.
  */
 async function recordHistory(workflowId: string, name: string): Promise<void> {
   if (process.env.CERTFLOW_RECORD_HISTORIES !== '1') return;
-  const connection = await Connection.connect({ address: temporalAddress() });
-  try {
-    const handle = new Client({ connection, namespace: temporalNamespace() }).workflow.getHandle(workflowId);
+  await withTemporal(async (client) => {
+    const handle = client.workflow.getHandle(workflowId);
     await handle.result();
     const file = fileURLToPath(new URL(`../replay/histories/${name}.json`, import.meta.url));
     await writeFile(file, historyToJSON(await handle.fetchHistory()) + '\n');
-  } finally {
-    await connection.close();
-  }
+  });
 }
 
 const SECRET = 'pass:device-secret-1';
@@ -53,6 +60,8 @@ describe('CMP server with openssl cmp', () => {
             { name: 'approve', requireApproval: true },
             { name: 'short', confirmWaitSeconds: 3, implicitConfirm: false },
             { name: 'maconly', protection: ['mac'] },
+            // Its issuing CA does not exist: a server fault at signing.
+            { name: 'broken', caName: 'no-such-ca' },
           ],
         },
       }),
@@ -238,5 +247,31 @@ describe('CMP server with openssl cmp', () => {
     assert.equal(listing.code, 0, listing.stderr);
     assert.ok((JSON.parse(listing.stdout) as Array<{ id: string }>).some((x) => x.id === pending.id));
     await recordHistory(pending.id, 'cmp-approved-polled');
+  });
+
+  it('a server fault at signing: the transaction is stalled and visible, the client is told to poll, an operator can retry', async () => {
+    const key = await newKey(peer, 'broken');
+    const client = opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-broken', '-certout', 'broken.pem', '-trusted', peer.root, '-msg_timeout', '20', '-total_timeout', '40'], { alias: 'broken' });
+    const stalled = await until('a stalled CMP request', async () => (await requests.list(cf.pool, { state: 'stalled', protocol: 'cmp' }))[0]);
+    assert.match(String(stalled.error), /unknown issuing CA "no-such-ca"/);
+    const stuck = await cf.cli(['--json', 'requests', 'list', '--stuck']);
+    assert.ok((JSON.parse(stuck.stdout) as Array<{ id: string; state: string }>).some((x) => x.id === stalled.id && x.state === 'stalled'), stuck.stdout);
+    const description = await withTemporal((c) => c.workflow.getHandle(stalled.id).describe());
+    assert.equal(description.status.name, 'RUNNING', 'the workflow does not fail');
+    assert.match(String(description.typedSearchAttributes.getAll().find((p) => p.key.name === 'CertflowLastError')?.value), /unknown issuing CA/);
+    const retried = await cf.cli(['requests', 'retry', stalled.id]);
+    assert.equal(retried.code, 0, retried.stderr + retried.stdout);
+    if (process.env.CERTFLOW_RECORD_HISTORIES === '1') {
+      // Stalled, retried, stalled again: the workflow is still running, its history so far replays.
+      await until('stalled again', async () => (await requests.get(cf.pool, stalled.id))?.state === 'stalled' && (await sleep(500), true));
+      await withTemporal(async (c) => {
+        const file = fileURLToPath(new URL('../replay/histories/cmp-stalled-retried.json', import.meta.url));
+        await writeFile(file, historyToJSON(await c.workflow.getHandle(stalled.id).fetchHistory()) + '\n');
+      });
+    }
+    const r = await client;
+    assert.notEqual(r.code, 0, 'no certificate while the CA is missing');
+    assert.match(output(r), /POLLREQ|pollReq|polling|timeout/i);
+    assert.equal((await cf.pool.query('SELECT count(*)::int AS n FROM certificates WHERE request_id = $1', [stalled.id])).rows[0].n, 0);
   });
 });
