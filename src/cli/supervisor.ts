@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive } from '../core/child.ts';
 import { CaError } from '../core/errors.ts';
 
 export interface ChildHandle {
@@ -39,7 +40,7 @@ export class Supervisor {
   refuseIfRunning(names: string[], what: string): void {
     const running = names.filter((name) => {
       const file = join(this.runDir, `${name}.pid`);
-      return existsSync(file) && alive(Number(readFileSync(file, 'utf8').trim()));
+      return existsSync(file) && processAlive(Number(readFileSync(file, 'utf8').trim()));
     });
     if (running.length) {
       throw new CaError('conflict', `${what} is running on this CERTFLOW_HOME (${running.map((n) => `run/${n}.pid`).join(', ')}): stop it first`);
@@ -52,11 +53,11 @@ export class Supervisor {
       const file = join(this.runDir, `${name}.pid`);
       if (!existsSync(file)) continue;
       const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid > 0 && alive(pid)) {
+      if (pid > 0 && processAlive(pid)) {
         this.say(`stopping ${name} (pid ${pid}) left over from an earlier run`);
         process.kill(pid, 'SIGTERM');
-        for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
-        if (alive(pid)) process.kill(pid, 'SIGKILL');
+        for (let i = 0; i < 100 && processAlive(pid); i++) await sleep(100);
+        if (processAlive(pid)) process.kill(pid, 'SIGKILL');
       }
       await rm(file, { force: true });
     }
@@ -109,11 +110,4 @@ export class Supervisor {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+

@@ -4,6 +4,16 @@ import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CaError, errorMessage } from './errors.ts';
 
+/** Whether process `pid` exists (EPERM: it does, owned by another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A server process started by certflow (embedded Postgres, Temporal dev server). */
 export interface ChildHandle {
   pid: number;

@@ -20,7 +20,7 @@ import { arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { paths, type Config } from '../config/index.ts';
-import { spawnLogged, logTail, type ChildHandle } from '../core/child.ts';
+import { logTail, processAlive, spawnLogged, type ChildHandle } from '../core/child.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
 import { waitForDatabase } from './pool.ts';
@@ -259,7 +259,7 @@ function checkLockFile(pgData: string, log?: Log): void {
   } catch {
     return; // no lock file: clean shutdown
   }
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
   const cmdline = readCmdline(pid);
   if (cmdline === undefined) return; // no /proc: leave it to Postgres
   const dataDir = realpathSync(pgData);
@@ -270,15 +270,6 @@ function checkLockFile(pgData: string, log?: Log): void {
   }
   log?.(`removing stale ${lockFile}: its pid ${pid} now belongs to another process`);
   unlinkSync(lockFile);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function readCmdline(pid: number): string[] | undefined {

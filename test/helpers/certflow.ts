@@ -150,11 +150,4 @@ export function startSupervised(args: string[], env: NodeJS.ProcessEnv): Supervi
 }
 
 /** True while process `pid` exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { processAlive as alive } from '../../src/core/child.ts';

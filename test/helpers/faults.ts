@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync } from 'node:fs';
 import { preparePostgres, spawnPostgres, type PostgresHandle } from '../../src/db/embedded.ts';
+import { processAlive } from '../../src/core/child.ts';
 import { freePort } from '../../src/core/net.ts';
 
 /** The pids of `pid` and all its descendants (from /proc). */
@@ -87,7 +88,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       }
       await handle.exited;
       // Backends of a killed postmaster may linger a moment holding the shared memory.
-      for (let i = 0; i < 50 && pids.some(alive); i++) await sleep(100);
+      for (let i = 0; i < 50 && pids.some(processAlive); i++) await sleep(100);
     },
     async restart() {
       for (let attempt = 0; ; attempt++) {
@@ -106,15 +107,6 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       await rm(home, { recursive: true, force: true });
     },
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export type ProxyMode = 'forward' | 'refuse' | 'blackhole';
