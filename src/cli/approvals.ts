@@ -3,10 +3,8 @@ import type { Command } from 'commander';
 import { userInfo } from 'node:os';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
-import * as requests from '../db/repos/requests.ts';
-import { decide } from '../temporal/approvals.ts';
+import { awaitingApproval, decideRequest } from '../temporal/approvals.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { describeDn } from './describe.ts';
 import type { CliContext } from './context.ts';
 
 export function registerApprovalCommands(root: Command, cli: CliContext): void {
@@ -16,29 +14,20 @@ export function registerApprovalCommands(root: Command, cli: CliContext): void {
     .description('list the requests awaiting approval')
     .action(async () => {
       await cli.withPool(async (pool) => {
-        const rows = await requests.list(pool, { state: 'awaiting-approval' });
-        const view = rows.map((r) => ({
-          id: r.id,
-          protocol: r.protocol,
-          label: r.label,
-          kind: r.kind,
-          requester: r.requester,
-          profile: r.profile,
-          subject: describeDn(r.csrDer),
-          created: r.createdAt,
-        }));
+        const view = (await awaitingApproval(pool, 100)).map(({ createdAt, workflowId: _, ...r }) => ({ ...r, created: createdAt }));
         if (cli.json()) cli.printJson(view);
         else process.stdout.write(cli.table(view, ['id', 'protocol', 'label', 'kind', 'requester', 'profile', 'subject', 'created']));
       });
     });
   const decision = (approve: boolean) => async (id: string, opts: { reason?: string }) => {
-    const row = await cli.withPool((pool) => requests.get(pool, id));
-    if (!row) throw new CaError('notFound', `no request ${id} (see \`certflow approvals list\`)`);
-    if (row.state !== 'awaiting-approval') throw new CaError('conflict', `request ${id} is ${row.state}, not awaiting approval`);
     const config = loadConfig();
     const temporal = await connectTemporal(config, 5000);
     try {
-      const state = await decide(temporal.client, row.workflowId, id, { approve, by: `operator:${userInfo().username}`, reason: opts.reason });
+      const state = await cli
+        .withPool((pool) => decideRequest(pool, temporal.client, id, { approve, by: `operator:${userInfo().username}`, reason: opts.reason }))
+        .catch((e: unknown) => {
+          throw CaError.is(e, 'notFound') ? new CaError('notFound', `${e.message} (see \`certflow approvals list\`)`, { rule: e.rule }) : e;
+        });
       if (cli.json()) cli.printJson({ id, state });
       else cli.say(approve ? `approved ${id}: the certificate is issued now; the device gets it on its next request` : `rejected ${id}`);
     } finally {

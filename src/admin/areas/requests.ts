@@ -7,9 +7,7 @@
 import { CaError, errorMessage } from '../../core/errors.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
-import * as requests from '../../db/repos/requests.ts';
-import { describeDn } from '../../cli/describe.ts';
-import { decide } from '../../temporal/approvals.ts';
+import { awaitingApproval, decideRequest } from '../../temporal/approvals.ts';
 import { withDeadline } from '../../temporal/client.ts';
 import { cancelOrder, retryOrderValidation } from '../../temporal/orders.ts';
 import { searchAttributeKeys } from '../../temporal/search-attributes.ts';
@@ -88,29 +86,13 @@ async function cancel(deps: AdminDeps, who: Actor, id: string, reason?: string) 
   return { message: `order ${id} canceled` };
 }
 
-async function decideRequest(deps: AdminDeps, who: Actor, id: string, approve: boolean, reason?: string) {
-  const row = await requests.get(deps.pool, id);
-  if (!row) throw new CaError('notFound', `no request ${id}`, { rule: 'request.unknown' });
-  if (row.state !== 'awaiting-approval') throw new CaError('conflict', `request ${id} is ${row.state}, not awaiting approval`, { rule: 'request.state' });
+async function decideAsUser(deps: AdminDeps, who: Actor, id: string, approve: boolean, reason?: string) {
   // Audited by the workflow's projection (request.approve / request.reject, actor = who.actor).
-  const state = await decide(deps.temporal, row.workflowId, id, { approve, by: who.actor, reason });
+  const state = await decideRequest(deps.pool, deps.temporal, id, { approve, by: who.actor, reason });
   return { id, state, message: approve ? `approved ${id}: it is being signed` : `rejected ${id}` };
 }
 
-async function approvals(deps: AdminDeps) {
-  const rows = await requests.list(deps.pool, { state: 'awaiting-approval', limit: 500 });
-  return rows.map((r) => ({
-    id: r.id,
-    protocol: r.protocol,
-    label: r.label,
-    kind: r.kind,
-    requester: r.requester,
-    profile: r.profile,
-    subject: describeDn(r.csrDer),
-    createdAt: r.createdAt,
-    workflowId: r.workflowId,
-  }));
-}
+const approvals = (deps: AdminDeps) => awaitingApproval(deps.pool, 500);
 
 export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
   const routes: ApiRoute[] = [
@@ -177,7 +159,7 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'requests:manage',
       tag: 'requests',
       summary: 'Approve an enrollment: it is signed at once',
-      handler: async ({ deps, who, params }) => decideRequest(deps, who, params.id!, true),
+      handler: async ({ deps, who, params }) => decideAsUser(deps, who, params.id!, true),
     },
     {
       method: 'POST',
@@ -186,7 +168,7 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       tag: 'requests',
       summary: 'Reject an enrollment (the reason is shown to the requester)',
       body: { properties: { reason: { type: 'string', maxLength: 500 } } },
-      handler: async ({ deps, who, params, body }) => decideRequest(deps, who, params.id!, false, body.reason),
+      handler: async ({ deps, who, params, body }) => decideAsUser(deps, who, params.id!, false, body.reason),
     },
   ];
 
