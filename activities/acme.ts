@@ -34,7 +34,13 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
    */
   const completeValidation = (input: ValidateAuthzInput, validatedAt: Date, expiresAt: Date) =>
     withTransaction(pool, async (tx) => {
-      const r = await orders.completeValidation(tx, { orderId: input.orderId, authzId: input.authzId, challengeId: input.challenge.id, validatedAt, expiresAt });
+      const r = await orders.completeValidation(tx, {
+        orderId: input.orderId,
+        authzId: input.authzId,
+        challengeId: input.challenge.id,
+        validatedAt,
+        expiresAt,
+      });
       if (r.validated) {
         await audit(tx, {
           actor: `acme:${r.validated.accountId}`,
@@ -116,7 +122,12 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       const r = await withTransaction(pool, async (tx) => {
         const d = await orders.deactivateAuthz(tx, authzId);
         if (d.state === 'deactivated') {
-          await audit(tx, { actor: `acme:${d.authz.accountId}`, action: 'acme.authz.deactivate', object: authzId, details: { identifier: d.authz.identifier, openOrders: d.orderIds } });
+          await audit(tx, {
+            actor: `acme:${d.authz.accountId}`,
+            action: 'acme.authz.deactivate',
+            object: authzId,
+            details: { identifier: d.authz.identifier, openOrders: d.orderIds },
+          });
         }
         return d;
       });
@@ -128,7 +139,14 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       await withTransaction(pool, async (tx) => {
         const r = await orders.updateOrder(tx, p);
         if (p.status !== 'invalid' || !r || r.before === 'invalid') return;
-        await audit(tx, { actor: actor ?? 'system', action: 'acme.order.invalid', object: p.id, result: 'failed', requestId: p.id, details: { account: r.accountId, from: r.before, error: p.error } });
+        await audit(tx, {
+          actor: actor ?? 'system',
+          action: 'acme.order.invalid',
+          object: p.id,
+          result: 'failed',
+          requestId: p.id,
+          details: { account: r.accountId, from: r.before, error: p.error },
+        });
       });
     },
     projectAuthz: (p) => orders.updateAuthz(pool, p),

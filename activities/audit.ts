@@ -35,14 +35,21 @@ export async function ensureAuditKey(deps: { config: SigningDeps['config']; pool
   const { keys, pool, log } = deps;
   const existing = await keys.get(AUDIT_KEY_ID);
   if (existing && existing.alg !== AUDIT_KEY_ALG) {
-    throw new CaError('config', `key "${AUDIT_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not ${AUDIT_KEY_ALG}`);
+    throw new CaError(
+      'config',
+      `key "${AUDIT_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not ${AUDIT_KEY_ALG}`,
+    );
   }
   const key = existing ?? (await keys.generate(AUDIT_KEY_ID, AUDIT_KEY_ALG, 'sign'));
   if (!existing) log.info({ keyId: AUDIT_KEY_ID, keyBackend: keys.backend }, 'audit key created');
   const row = await auditLog.getAuditKey(pool, AUDIT_KEY_ID);
   if (!row) await auditLog.insertAuditKey(pool, { keyId: AUDIT_KEY_ID, keyBackend: keys.backend, keyAlg: AUDIT_KEY_ALG, spki: key.spki });
-  else if (!row.spki.equals(Buffer.from(key.spki))) throw new CaError('config', `the key "${AUDIT_KEY_ID}" in the ${keys.backend} key store does not match audit_keys`);
-  const pem = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }) as string;
+  else if (!row.spki.equals(Buffer.from(key.spki)))
+    throw new CaError('config', `the key "${AUDIT_KEY_ID}" in the ${keys.backend} key store does not match audit_keys`);
+  const pem = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' }).export({
+    type: 'spki',
+    format: 'pem',
+  }) as string;
   await writeFileAtomic(`${paths(deps.config).caDir}/audit-key.pem`, pem);
 }
 
@@ -50,7 +57,13 @@ async function checkpoint(deps: SigningDeps, input: CheckpointInput): Promise<Ch
   const { pool, keys, log } = deps;
   const expired = await expiredWithoutAudit(pool, 30, 1000);
   for (const c of expired) {
-    await auditLog.audit(pool, { actor: 'system', action: 'cert.expire', object: c.serial, details: { notAfter: c.notAfter.toISOString(), ca: c.caName, subject: c.subject }, key: `cert.expire:${c.serial}` });
+    await auditLog.audit(pool, {
+      actor: 'system',
+      action: 'cert.expire',
+      object: c.serial,
+      details: { notAfter: c.notAfter.toISOString(), ca: c.caName, subject: c.subject },
+      key: `cert.expire:${c.serial}`,
+    });
   }
   const head = await auditLog.head(pool);
   if (head.seq === 0) return { seq: 0, hash: head.hash, keyId: AUDIT_KEY_ID, created: false, expired: expired.length };
@@ -58,7 +71,14 @@ async function checkpoint(deps: SigningDeps, input: CheckpointInput): Promise<Ch
   if (latest?.seq === head.seq) return { seq: head.seq, hash: head.hash, keyId: latest.keyId, created: false, expired: expired.length };
   const signedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
   const signature = await keys.sign(AUDIT_KEY_ID, AUDIT_SIGN_ALG, auditLog.checkpointMessage({ ...head, signedAt }));
-  const created = await auditLog.insertCheckpoint(pool, { seq: head.seq, hash: head.hash, signedAt, keyId: AUDIT_KEY_ID, signAlg: AUDIT_SIGN_ALG, signature: Buffer.from(signature) });
+  const created = await auditLog.insertCheckpoint(pool, {
+    seq: head.seq,
+    hash: head.hash,
+    signedAt,
+    keyId: AUDIT_KEY_ID,
+    signAlg: AUDIT_SIGN_ALG,
+    signature: Buffer.from(signature),
+  });
   log.info({ seq: head.seq, requester: input.requester ?? 'schedule', expired: expired.length }, 'audit checkpoint signed');
   return { seq: head.seq, hash: head.hash, keyId: AUDIT_KEY_ID, created, expired: expired.length };
 }

@@ -12,7 +12,10 @@ export function toActivityFailure(e: unknown): ApplicationFailure {
   if (e instanceof ApplicationFailure) return e;
   const err = toCaError(e);
   const requester = ERROR_CONTRACT[err.kind].fault === 'requester';
-  const message = err.kind === 'internal' && err.message === 'internal error' ? `internal error: ${String((err.cause as Error)?.message ?? err.cause)}` : err.message;
+  const message =
+    err.kind === 'internal' && err.message === 'internal error'
+      ? `internal error: ${String((err.cause as Error)?.message ?? err.cause)}`
+      : err.message;
   return ApplicationFailure.create({
     type: err.kind,
     message,

@@ -54,7 +54,7 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
 
   const drain = async (): Promise<number> => {
     let total = 0;
-    for (let n = BATCH; n === BATCH && !closed; ) {
+    for (let n = BATCH; n === BATCH && !closed;) {
       n = await batch();
       total += n;
     }

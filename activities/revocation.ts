@@ -52,9 +52,13 @@ function revokeReason(input: StatusChangeInput): RevocationReason | null {
   const reason = (input.reason ?? 'unspecified') as RevocationReason;
   if (!(reason in REVOCATION_REASONS) || reason === 'removeFromCRL' || reason === 'certificateHold') {
     const allowed = Object.keys(REVOCATION_REASONS).filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold');
-    throw new CaError('malformed', `"${input.reason}" is not a revocation reason (use one of ${allowed.join(', ')}; "cert hold" for certificateHold)`, {
-      rule: 'revocation.reason',
-    });
+    throw new CaError(
+      'malformed',
+      `"${input.reason}" is not a revocation reason (use one of ${allowed.join(', ')}; "cert hold" for certificateHold)`,
+      {
+        rule: 'revocation.reason',
+      },
+    );
   }
   return reason;
 }
@@ -78,7 +82,10 @@ async function changeStatus(deps: RevocationDeps, input: StatusChangeInput): Pro
   const ca = await issuingCa(pool, row.caName);
   await signOcspFor(deps, ca, [row.serial]);
   const crl = await makeCrl(deps, ca, input.requester ?? 'operator');
-  log.info({ serial: row.serial, status: row.status, reason: row.revocationReason, crlNumber: String(crl.crlNumber) }, 'certificate status changed');
+  log.info(
+    { serial: row.serial, status: row.status, reason: row.revocationReason, crlNumber: String(crl.crlNumber) },
+    'certificate status changed',
+  );
   return {
     serial: row.serial,
     status: row.status as StatusChangeResult['status'],
@@ -117,7 +124,11 @@ async function makeCrl(deps: RevocationDeps, ca: CaRow, by: string): Promise<rev
       thisUpdate,
       nextUpdate,
       crlNumber,
-      entries: entries.map((e) => ({ serialHex: e.serial, revokedAt: e.revokedAt, reason: (e.reason ?? undefined) as RevocationReason | undefined })),
+      entries: entries.map((e) => ({
+        serialHex: e.serial,
+        revokedAt: e.revokedAt,
+        reason: (e.reason ?? undefined) as RevocationReason | undefined,
+      })),
       idpUrl: caUrls(config, ca.name).crl,
     });
     const row = { caName: ca.name, crlNumber, thisUpdate, nextUpdate, entries: entries.length, der: Buffer.from(der) };
@@ -142,7 +153,11 @@ export async function signOcspFor(deps: RevocationDeps, ca: CaRow, serials: stri
     const status: OcspCertStatus =
       row.status === 'valid'
         ? { status: 'good' }
-        : { status: 'revoked', revokedAt: row.revokedAt ?? new Date(), reason: (row.revocationReason ?? undefined) as RevocationReason | undefined };
+        : {
+            status: 'revoked',
+            revokedAt: row.revokedAt ?? new Date(),
+            reason: (row.revocationReason ?? undefined) as RevocationReason | undefined,
+          };
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const nextUpdate = new Date(now.getTime() + config.revocation.ocspValiditySeconds * 1000);
     for (const hash of OCSP_HASHES) {

@@ -69,7 +69,12 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
   await pauseBeforeSign();
-  const certDer = await signCertificate(keys, { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg }, row.tbsDer, defaultSignAlg(ca.keyAlg as KeyAlg));
+  const certDer = await signCertificate(
+    keys,
+    { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
+    row.tbsDer,
+    defaultSignAlg(ca.keyAlg as KeyAlg),
+  );
   const stored = row;
   // One commit: the certificate, its audit entry, its OCSP queue entry and (ACME) the order.
   const issued = await withTransaction(pool, async (tx) => {

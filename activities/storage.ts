@@ -38,16 +38,34 @@ export function createStorageActivities(deps: { pool: Pool }): StorageActivities
  * normal path (signing, issued) writes nothing here.
  */
 async function auditTransition(pool: Pool, p: RequestProjection): Promise<void> {
-  const common = { object: p.id, requestId: p.workflowId, details: { protocol: p.protocol, requester: p.requester, profile: p.profile, label: p.label, reason: p.error } };
+  const common = {
+    object: p.id,
+    requestId: p.workflowId,
+    details: { protocol: p.protocol, requester: p.requester, profile: p.profile, label: p.label, reason: p.error },
+  };
   const client = requesterActor(p.protocol, p.requester);
   if (p.decidedBy && (p.state === 'signing' || p.state === 'rejected')) {
-    await audit(pool, { ...common, actor: p.decidedBy, action: p.state === 'signing' ? 'request.approve' : 'request.reject', key: `request.decide:${p.id}` });
+    await audit(pool, {
+      ...common,
+      actor: p.decidedBy,
+      action: p.state === 'signing' ? 'request.approve' : 'request.reject',
+      key: `request.decide:${p.id}`,
+    });
   } else if (p.state === 'failed') {
     await audit(pool, { ...common, actor: 'system', action: 'request.refuse', result: 'failed', key: `request.refuse:${p.id}` });
   } else if (p.state === 'awaiting-approval') {
     await audit(pool, { ...common, actor: client, action: 'request.create', key: `request.create:${p.id}` });
   } else if (p.state === 'stalled') {
-    await audit(pool, { ...common, actor: 'system', action: 'request.stall', result: 'failed', key: `request.stall:${p.id}:${createHash('sha256').update(p.error ?? '').digest('hex').slice(0, 16)}` });
+    await audit(pool, {
+      ...common,
+      actor: 'system',
+      action: 'request.stall',
+      result: 'failed',
+      key: `request.stall:${p.id}:${createHash('sha256')
+        .update(p.error ?? '')
+        .digest('hex')
+        .slice(0, 16)}`,
+    });
   } else if (p.state === 'abandoned') {
     await audit(pool, { ...common, actor: 'system', action: 'request.abandon', result: 'failed', key: `request.abandon:${p.id}` });
   } else if (p.state === 'confirmed') {

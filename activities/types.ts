@@ -49,7 +49,8 @@ export interface SigningActivities {
   issueCertificate(input: IssueInput): Promise<IssuedCertificate>;
 }
 
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
+export type RequestState =
+  'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
 
 export interface RequestProjection {
   id: string;

@@ -48,7 +48,18 @@ import acme from 'acme-client';
 import type { Authorization, Client as AcmeClient, Order } from 'acme-client';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Agent } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -118,13 +129,20 @@ if (
   process.exit(2);
 }
 type Target = 'certflow' | 'pebble' | 'cluster';
-const targets: readonly Target[] = targetArg === 'both' ? ['pebble', 'certflow'] : targetArg === 'cluster' ? ['certflow', 'cluster'] : [targetArg as Target];
+const targets: readonly Target[] =
+  targetArg === 'both' ? ['pebble', 'certflow'] : targetArg === 'cluster' ? ['certflow', 'cluster'] : [targetArg as Target];
 
 const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 let interrupted = false;
 const round = (x: number, digits = 1) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
-const median = (xs: number[]) => round(percentile(xs.filter(Number.isFinite).sort((a, b) => a - b), 50));
+const median = (xs: number[]) =>
+  round(
+    percentile(
+      xs.filter(Number.isFinite).sort((a, b) => a - b),
+      50,
+    ),
+  );
 
 // ---- work: names, keys and CSRs, all made before any timing ----------------------------
 
@@ -229,7 +247,8 @@ function trust(caPem: string): void {
 
 function setUpAcmeClient(): void {
   acme.axios.defaults.proxy = false;
-  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } }).acmeSettings;
+  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } })
+    .acmeSettings;
   settings.retryMaxAttempts = 0; // a 5xx or 429 is an error, not a hidden retry
   acme.axios.interceptors.request.use((config) => {
     (config as unknown as TimedConfig).__benchStart = performance.now();
@@ -280,7 +299,13 @@ interface OrderOutcome {
   error?: string;
 }
 
-async function poll<T>(client: AcmeClient, url: string, done: string[], pending: string[], deadline: number): Promise<{ data: T; polls: number }> {
+async function poll<T>(
+  client: AcmeClient,
+  url: string,
+  done: string[],
+  pending: string[],
+  deadline: number,
+): Promise<{ data: T; polls: number }> {
   for (let polls = 1; ; polls++) {
     const r = await internals(client).api.apiRequest(url, null, [200]);
     const status = String(r.data?.status);
@@ -294,8 +319,9 @@ async function poll<T>(client: AcmeClient, url: string, done: string[], pending:
 function checkCertificate(w: Work, chainPem: string): string | undefined {
   try {
     const leaf = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0]!);
-    if (!leaf.checkPrivateKey(w.key)) return 'the certificate is not for the CSR\'s key';
-    if (!(leaf.subjectAltName ?? '').split(/,\s*/).includes(`DNS:${w.name}`)) return `subjectAltName ${leaf.subjectAltName}, expected DNS:${w.name}`;
+    if (!leaf.checkPrivateKey(w.key)) return "the certificate is not for the CSR's key";
+    if (!(leaf.subjectAltName ?? '').split(/,\s*/).includes(`DNS:${w.name}`))
+      return `subjectAltName ${leaf.subjectAltName}, expected DNS:${w.name}`;
     return undefined;
   } catch (e) {
     return `unreadable certificate: ${(e as Error).message}`;
@@ -361,7 +387,12 @@ async function runOrder(client: AcmeClient, responder: Responder, w: Work): Prom
 }
 
 /** Each client runs its next order when the previous one is done. */
-async function runOrders(clients: AcmeClient[], responder: Responder, work: Work[], deadline: number): Promise<Array<OrderOutcome | undefined>> {
+async function runOrders(
+  clients: AcmeClient[],
+  responder: Responder,
+  work: Work[],
+  deadline: number,
+): Promise<Array<OrderOutcome | undefined>> {
   const outcomes: Array<OrderOutcome | undefined> = new Array(work.length);
   let next = 0;
   await Promise.all(
@@ -453,7 +484,8 @@ async function timedRun(
     otherProcessesCpuCores: Number.isFinite(busyTicks) ? round(Math.max(0, busyTicks / TICKS_PER_SEC - ours) / elapsed, 2) : null,
     firstErrors: [...new Set(outcomes.filter((o) => !o.ok).map((o) => o.error ?? '?'))].slice(0, 5),
   };
-  if (answers.some((a) => a === undefined)) result.firstErrors.push(`${answers.filter((a) => a === undefined).length} orders not started within ${maxSeconds} s`);
+  if (answers.some((a) => a === undefined))
+    result.firstErrors.push(`${answers.filter((a) => a === undefined).length} orders not started within ${maxSeconds} s`);
   progress(
     `${label}: ${result.ordersPerSec} orders/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms, ${errors} errors` +
       `${result.firstErrors.length ? ` (${result.firstErrors[0]})` : ''}, machine CPU busy ${result.machineCpuBusy ?? '?'}`,
@@ -505,9 +537,23 @@ async function startPebble(dir: string, http01Port: number, dnsResolver: string)
   const certFile = join(dir, 'pebble-cert.pem');
   const keyFile = join(dir, 'pebble-key.pem');
   await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
   ]);
   const port = await freePort();
   const config = {
@@ -591,7 +637,12 @@ function nameEvent(e: any): NamedEvent {
     }
   }
   const detail: string | undefined =
-    attrs?.activityType?.name ?? attrs?.markerName ?? attrs?.acceptedRequest?.input?.name ?? attrs?.signalName ?? attrs?.workflowType?.name ?? undefined;
+    attrs?.activityType?.name ??
+    attrs?.markerName ??
+    attrs?.acceptedRequest?.input?.name ??
+    attrs?.signalName ??
+    attrs?.workflowType?.name ??
+    undefined;
   const sched = attrs?.scheduledEventId;
   return {
     id: Number(e.eventId?.toString?.() ?? e.eventId),
@@ -674,7 +725,9 @@ async function fetchHistories(stack: BenchStack, outcomes: OrderOutcome[]): Prom
       // Authorizations created by the order are validated by the order's workflow: an
       // authorization workflow exists only for pre-authorizations and deactivations.
       for (const url of o.authzUrls ?? []) {
-        const h = await get(`acme-authz-${idOfUrl(url)}`).catch((e: { code?: number }) => (e.code === GRPC_NOT_FOUND ? undefined : Promise.reject(e)));
+        const h = await get(`acme-authz-${idOfUrl(url)}`).catch((e: { code?: number }) =>
+          e.code === GRPC_NOT_FOUND ? undefined : Promise.reject(e),
+        );
         if (h) authzs.push(h);
       }
       out.push({ orderId, order: await get(`acme-order-${orderId}`), authzs });
@@ -768,7 +821,7 @@ async function backendOwners(stack: BenchStack): Promise<Map<number, string>> {
       'SELECT pid, client_port AS port, pid = pg_backend_pid() AS me FROM pg_stat_activity WHERE datname = current_database()',
     );
     const owners = new Map<number, string>();
-    for (const r of rows) owners.set(r.pid, r.me ? 'bench' : ((r.port != null && ports.get(r.port)) || 'other'));
+    for (const r of rows) owners.set(r.pid, r.me ? 'bench' : (r.port != null && ports.get(r.port)) || 'other');
     return owners;
   });
 }
@@ -818,7 +871,9 @@ function statementProfile(log: string, owners: Map<number, string>, orders: numb
     const phase = m[3]!;
     const sql = statementKey(m[4]!);
     // The benchmark's own connections (counters, ALTER SYSTEM) are not the server's.
-    const owner = /^(ALTER SYSTEM|SELECT pg_reload_conf|SELECT pid, client_port)/.test(sql) ? 'bench' : (owners.get(Number(m[1])) ?? 'other');
+    const owner = /^(ALTER SYSTEM|SELECT pg_reload_conf|SELECT pid, client_port)/.test(sql)
+      ? 'bench'
+      : (owners.get(Number(m[1])) ?? 'other');
     dbMs[owner] = (dbMs[owner] ?? 0) + Number(m[2]);
     if (phase === 'parse' || phase === 'bind') continue;
     (queries[owner] ??= {})[sql] = ((queries[owner] ??= {})[sql] ?? 0) + 1;
@@ -912,7 +967,13 @@ interface BenchWork {
   profile: Work[];
 }
 
-async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv, work: BenchWork, onStop: (f: () => Promise<void>) => void): Promise<TargetReport> {
+async function benchPebble(
+  dir: string,
+  responder: Responder,
+  cts: ChallTestSrv,
+  work: BenchWork,
+  onStop: (f: () => Promise<void>) => void,
+): Promise<TargetReport> {
   const pebble = await startPebble(dir, responder.port, cts.resolver);
   onStop(pebble.stop);
   try {
@@ -931,7 +992,8 @@ async function benchPebble(dir: string, responder: Responder, cts: ChallTestSrv,
       const { result } = await timedRun(`pebble c=${c}`, clients.slice(0, c), responder, work.timed[i]!, { pebble: pebble.pid });
       runs.push({ concurrency: c, result });
     }
-    const profile = profileOrders && !interrupted ? (await sequentialPass('pebble', clients[0]!, responder, work.profile)).summary : undefined;
+    const profile =
+      profileOrders && !interrupted ? (await sequentialPass('pebble', clients[0]!, responder, work.profile)).summary : undefined;
     return { runs, profile };
   } finally {
     await pebble.stop();
@@ -949,14 +1011,21 @@ async function benchCertflow(
   const configFile = join(dir, 'certflow-config.json');
   // The default limits (50 certificates per registered domain and week, 300 orders per
   // account and hour) would refuse most of the run; the limit queries still run.
-  writeFileSync(configFile, JSON.stringify({ acme: { rateLimits: { newOrdersPerAccountPerHour: 1_000_000, certificatesPerDomainPerWeek: 1_000_000 } } }));
-  const stack: BenchStack & { processes?: Record<string, number> } = await (topology === 'cluster' ? startClusterBenchStack : startBenchStack)({
+  writeFileSync(
+    configFile,
+    JSON.stringify({ acme: { rateLimits: { newOrdersPerAccountPerHour: 1_000_000, certificatesPerDomainPerWeek: 1_000_000 } } }),
+  );
+  const stack: BenchStack & { processes?: Record<string, number> } = await (
+    topology === 'cluster' ? startClusterBenchStack : startBenchStack
+  )({
     env: {
       CERTFLOW_HTTP01_PORT: String(responder.port),
       CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
       CERTFLOW_DNS_RESOLVER: cts.resolver,
       CERTFLOW_CONFIG: configFile,
-      ...(values['cpu-prof'] ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${writeProfilerPreload(dir, values['cpu-prof'])}`.trim() } : {}),
+      ...(values['cpu-prof']
+        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${writeProfilerPreload(dir, values['cpu-prof'])}`.trim() }
+        : {}),
     },
   });
   onStop(stack.stop);
@@ -977,10 +1046,19 @@ async function benchCertflow(
     for (const [i, c] of levels.entries()) {
       if (interrupted) break;
       const pgBefore = await postgresCounters(stack.databaseUrl);
-      const pids = stack.processes ?? { worker: stack.pids.worker, server: stack.pids.server, temporal: stack.pids.temporal, postgres: stack.pids.postgres };
+      const pids = stack.processes ?? {
+        worker: stack.pids.worker,
+        server: stack.pids.server,
+        temporal: stack.pids.temporal,
+        postgres: stack.pids.postgres,
+      };
       const run = await timedRun(`${topology} c=${c}`, clients.slice(0, c), responder, work.timed[i]!, pids);
       const pgAfter = await postgresCounters(stack.databaseUrl);
-      runs.push({ concurrency: c, result: run.result, postgresPerOrder: postgresPerUnit(pgBefore, pgAfter, run.outcomes.filter((o) => o.ok).length) });
+      runs.push({
+        concurrency: c,
+        result: run.result,
+        postgresPerOrder: postgresPerUnit(pgBefore, pgAfter, run.outcomes.filter((o) => o.ok).length),
+      });
       outcomes = run.outcomes;
     }
     await dumpProfiles(cpuProf);
@@ -989,7 +1067,9 @@ async function benchCertflow(
     progress(`${topology}: reading workflow histories ...`);
     const ok = outcomes.filter((o) => o.ok);
     const mid = ok.slice(Math.floor(ok.length / 2) - 2, Math.floor(ok.length / 2) + 3);
-    const sampled = await fetchHistories(stack, mid).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
+    const sampled = await fetchHistories(stack, mid).catch(
+      (e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]),
+    );
     const tasks = (h: NamedEvent[]) => h.filter((e) => e.event === 'workflowTaskCompleted').length;
     const samples = sampled.map((h) => ({
       order: `acme-order-${h.orderId}`,
@@ -1021,7 +1101,9 @@ async function benchCertflow(
       for (const [pid, owner] of await backendOwners(stack)) owners.set(pid, owner);
       await setStatementLogging(stack, false);
       const log = readFrom(logFile, offset);
-      const histories = await fetchHistories(stack, pass.outcomes).catch((e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]));
+      const histories = await fetchHistories(stack, pass.outcomes).catch(
+        (e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]),
+      );
       profile = {
         ...pass.summary,
         postgres: statementProfile(log, owners, pass.outcomes.length),
@@ -1065,10 +1147,9 @@ function timeline(outcomes: OrderOutcome[], histories: OrderHistories[]) {
       }
       return { step: 'after' as const, begin };
     };
-    const events = [
-      ...h.order.map((e) => ({ ...e, wf: 'order' })),
-      ...h.authzs.flatMap((a) => a.map((e) => ({ ...e, wf: 'authz' }))),
-    ].sort((a, b) => a.ms - b.ms);
+    const events = [...h.order.map((e) => ({ ...e, wf: 'order' })), ...h.authzs.flatMap((a) => a.map((e) => ({ ...e, wf: 'authz' })))].sort(
+      (a, b) => a.ms - b.ms,
+    );
     const seen = new Map<string, number>();
     for (const e of events) {
       if (e.ms > (o.stepEnds.download ?? Infinity)) continue;
@@ -1156,7 +1237,8 @@ async function main(): Promise<void> {
     const c = reports.certflow;
     const p = reports.pebble;
     const k = reports.cluster;
-    const brief = (r: RunResult | undefined) => r && { ordersPerSec: r.ordersPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, cpuMsPerOrder: r.cpuMsPerOrder };
+    const brief = (r: RunResult | undefined) =>
+      r && { ordersPerSec: r.ordersPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, cpuMsPerOrder: r.cpuMsPerOrder };
     const certflowPostgres = (c?.profile as { postgres?: Record<string, { statementsPerOrder: number }> } | undefined)?.postgres;
     const report = {
       benchmark: 'acme-orders',
@@ -1174,7 +1256,8 @@ async function main(): Promise<void> {
         client: 'acme-client 5.4.0 (fresh nonce per request: HEAD new-nonce + POST), keep-alive HTTPS, no retries',
         certflow: 'bench/stack.ts: embedded Postgres fsync=on, Temporal dev server (SQLite), 1 worker, 1 server; ACME rate limits lifted',
         pebble: 'pebble 2.4 (Debian), in memory, PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0',
-        cluster: 'bench/cluster-stack.ts: `certflow cluster`: embedded Postgres fsync=on, Temporal server on it (4 history shards), 2 workers, 2 servers behind a round-robin TCP balancer; ACME rate limits lifted',
+        cluster:
+          'bench/cluster-stack.ts: `certflow cluster`: embedded Postgres fsync=on, Temporal server on it (4 history shards), 2 workers, 2 servers behind a round-robin TCP balancer; ACME rate limits lifted',
       },
       /** The numbers to compare, per concurrency level (details below). */
       summary: {
@@ -1187,7 +1270,12 @@ async function main(): Promise<void> {
             certflow: brief(cr) ?? null,
             pebble: brief(pr) ?? null,
             ratio: cr && pr && pr.ordersPerSec > 0 ? round(cr.ordersPerSec / pr.ordersPerSec, 3) : null,
-            ...(k ? { cluster: brief(kr) ?? null, clusterToDevRatio: kr && cr && cr.ordersPerSec > 0 ? round(kr.ordersPerSec / cr.ordersPerSec, 3) : null } : {}),
+            ...(k
+              ? {
+                  cluster: brief(kr) ?? null,
+                  clusterToDevRatio: kr && cr && cr.ordersPerSec > 0 ? round(kr.ordersPerSec / cr.ordersPerSec, 3) : null,
+                }
+              : {}),
           };
         }),
         certflow: c
@@ -1195,7 +1283,13 @@ async function main(): Promise<void> {
               historyEventsPerOrder: (c.extra?.historyEventsPerOrder as { total?: number } | undefined)?.total ?? null,
               workflowTasksPerOrder: c.extra?.workflowTasksPerOrder ?? null,
               postgresStatementsPerOrder: certflowPostgres
-                ? { ...Object.fromEntries(Object.entries(certflowPostgres).map(([k, v]) => [k, v.statementsPerOrder])), total: round(Object.values(certflowPostgres).reduce((a, v) => a + v.statementsPerOrder, 0), 2) }
+                ? {
+                    ...Object.fromEntries(Object.entries(certflowPostgres).map(([k, v]) => [k, v.statementsPerOrder])),
+                    total: round(
+                      Object.values(certflowPostgres).reduce((a, v) => a + v.statementsPerOrder, 0),
+                      2,
+                    ),
+                  }
                 : null,
               durable: true,
             }
@@ -1210,7 +1304,15 @@ async function main(): Promise<void> {
           }
         : null,
       pebble: p ? { runs: p.runs, durable: false, profile: p.profile ?? null } : null,
-      ...(k ? { cluster: { runs: k.runs, historyEventsPerOrder: (k.extra?.historyEventsPerOrder as unknown) ?? null, workflowsUnderLoad: k.extra?.workflowsUnderLoad ?? null } } : {}),
+      ...(k
+        ? {
+            cluster: {
+              runs: k.runs,
+              historyEventsPerOrder: (k.extra?.historyEventsPerOrder as unknown) ?? null,
+              workflowsUnderLoad: k.extra?.workflowsUnderLoad ?? null,
+            },
+          }
+        : {}),
     };
     await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, () => resolve()));
   } finally {

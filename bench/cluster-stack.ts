@@ -32,7 +32,9 @@ export async function startClusterBenchStack(opts: BenchStackOptions = {}): Prom
   const keep = opts.keepHome ?? process.env.CERTFLOW_BENCH_KEEP === '1';
   const serverDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
   if (!(await findTemporalServer(serverDir))) {
-    throw new Error(`the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}: run \`npm run cluster -- build\` first (needs Go, about 5 minutes)`);
+    throw new Error(
+      `the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}: run \`npm run cluster -- build\` first (needs Go, about 5 minutes)`,
+    );
   }
   const home = mkdtempSync(join(tmpdir(), 'certflow-bench-cluster-'));
   chmodSync(home, 0o755); // the embedded Postgres runs as user "postgres" when root
@@ -55,7 +57,11 @@ export async function startClusterBenchStack(opts: BenchStackOptions = {}): Prom
     CERTFLOW_LOG_LEVEL: 'info',
     ...opts.env,
   };
-  const child = spawn(process.execPath, [join(repo, 'bin', 'certflow.js'), 'cluster', '--port-step', '3'], { env, cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(repo, 'bin', 'certflow.js'), 'cluster', '--port-step', '3'], {
+    env,
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const collect = (d: Buffer) => {
     output += d;
@@ -100,7 +106,12 @@ export async function startClusterBenchStack(opts: BenchStackOptions = {}): Prom
       temporalAddress: `127.0.0.1:${env.CERTFLOW_TEMPORAL_PORT}`,
       temporalNamespace: 'default',
       databaseUrl: embeddedDatabaseUrl({ home }, postgresPort),
-      pids: { postgres: processes.postgres!, temporal: processes.temporal!, worker: processes['worker-1']!, server: processes['server-1']! },
+      pids: {
+        postgres: processes.postgres!,
+        temporal: processes.temporal!,
+        worker: processes['worker-1']!,
+        server: processes['server-1']!,
+      },
       processes,
       cli: certflowCli(env),
       stop,

@@ -57,11 +57,21 @@ interface Target {
 
 function post(t: Target, der: Uint8Array): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ agent: t.agent, host: '127.0.0.1', port: t.port, path: t.path, method: 'POST', headers: { 'Content-Type': 'application/pkixcmp', 'Content-Length': der.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
+    const req = http.request(
+      {
+        agent: t.agent,
+        host: '127.0.0.1',
+        port: t.port,
+        path: t.path,
+        method: 'POST',
+        headers: { 'Content-Type': 'application/pkixcmp', 'Content-Length': der.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
+      },
+    );
     req.on('error', reject);
     req.end(Buffer.from(der));
   });
@@ -77,7 +87,8 @@ async function transaction(t: Target, mode: Mode, i: number): Promise<void> {
   const resp = (ip.body.content as CertRepMessage).response[0]!;
   const cert = resp.certifiedKeyPair?.certificate;
   if (resp.status.status !== 0 || !cert) throw new Error(`status ${resp.status.status}: ${resp.status.statusString?.join(' ')}`);
-  if (t.checkKey && !new X509Certificate(Buffer.from(cert)).checkPrivateKey(key)) throw new Error('the certificate is not for the request key');
+  if (t.checkKey && !new X509Certificate(Buffer.from(cert)).checkPrivateKey(key))
+    throw new Error('the certificate is not for the request key');
   if (mode === 'certConf') {
     const conf = PKIMessage.fromBER(new Uint8Array(await post(t, macProtect(buildCertConf(ir, ip, cert), SECRET))));
     if (conf.body.type !== 'pkiconf') throw new Error(`certConf answered ${conf.body.type}: ${failure(conf.toBER()).text}`);
@@ -121,7 +132,9 @@ async function level(t: Target, mode: Mode, concurrency: number, base: number) {
     errors: errors.length,
     firstErrors: [...new Set(errors)].slice(0, 3),
     cpuMsPerTransaction:
-      cpu0 && cpu1 ? Object.fromEntries(Object.keys(cpu1).map((k) => [k, r(((cpu1[k]! - (cpu0[k] ?? 0)) * 1000) / Math.max(latencies.length, 1))])) : undefined,
+      cpu0 && cpu1
+        ? Object.fromEntries(Object.keys(cpu1).map((k) => [k, r(((cpu1[k]! - (cpu0[k] ?? 0)) * 1000) / Math.max(latencies.length, 1))]))
+        : undefined,
   };
 }
 
@@ -130,9 +143,29 @@ async function startMock(dir: string): Promise<{ port: number; child: ChildProce
   const port = await freePort();
   const key = join(dir, 'mock.key');
   const cert = join(dir, 'mock.pem');
-  const gen = spawn('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=mock', '-days', '30']);
+  const gen = spawn('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    '/CN=mock',
+    '-days',
+    '30',
+  ]);
   await new Promise((resolve) => gen.once('exit', resolve));
-  const child = spawn('openssl', ['cmp', '-port', String(port), '-srv_secret', `pass:${SECRET}`, '-srv_ref', 'mock', '-rsp_cert', cert, '-grant_implicitconf'], { stdio: 'ignore' });
+  const child = spawn(
+    'openssl',
+    ['cmp', '-port', String(port), '-srv_secret', `pass:${SECRET}`, '-srv_ref', 'mock', '-rsp_cert', cert, '-grant_implicitconf'],
+    { stdio: 'ignore' },
+  );
   for (let i = 0; i < 50; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const s = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/' }, () => resolve(true));
@@ -152,11 +185,19 @@ async function main(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-cmp-'));
     const mock = await startMock(dir);
     try {
-      const t: Target = { name: 'openssl-mock', port: mock.port, path: '/pkix/', checkKey: false, pids: { mock: mock.child.pid! }, agent: new http.Agent({ keepAlive: false }) };
-      for (const mode of modes) for (const c of levels) {
-        progress(`openssl mock: ${mode}, concurrency ${c}`);
-        results.push(await level(t, mode, c, 0));
-      }
+      const t: Target = {
+        name: 'openssl-mock',
+        port: mock.port,
+        path: '/pkix/',
+        checkKey: false,
+        pids: { mock: mock.child.pid! },
+        agent: new http.Agent({ keepAlive: false }),
+      };
+      for (const mode of modes)
+        for (const c of levels) {
+          progress(`openssl mock: ${mode}, concurrency ${c}`);
+          results.push(await level(t, mode, c, 0));
+        }
     } finally {
       mock.child.kill();
       rmSync(dir, { recursive: true, force: true });
@@ -167,23 +208,44 @@ async function main(): Promise<void> {
     try {
       const add = await stack.cli(['cmp-client', 'add', '--ref', 'bench', '--secret', SECRET]);
       if (add.code !== 0) throw new Error(add.stderr);
-      const t: Target = { name: 'certflow', port: stack.httpPort, path: '/.well-known/cmp', checkKey: true, pids: stack.pids, agent: new http.Agent({ keepAlive: true, maxSockets: 64 }) };
+      const t: Target = {
+        name: 'certflow',
+        port: stack.httpPort,
+        path: '/.well-known/cmp',
+        checkKey: true,
+        pids: stack.pids,
+        agent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      };
       let base = 10_000;
-      for (const mode of modes) for (const c of levels) {
-        progress(`certflow: ${mode}, concurrency ${c}`);
-        results.push(await level(t, mode, c, (base += 10_000)));
-      }
+      for (const mode of modes)
+        for (const c of levels) {
+          progress(`certflow: ${mode}, concurrency ${c}`);
+          results.push(await level(t, mode, c, (base += 10_000)));
+        }
     } finally {
       await stack.stop();
     }
   }
-  const byKey = new Map((results as Array<{ target: string; mode: string; concurrency: number; perSecond: number }>).map((r) => [`${r.target}/${r.mode}/${r.concurrency}`, r.perSecond]));
-  const ratios = Object.fromEntries(
-    modes.flatMap((m) => levels.map((c) => [`${m}/c${c}`, byKey.has(`certflow/${m}/${c}`) && byKey.has(`openssl-mock/${m}/${c}`) ? Math.round((byKey.get(`certflow/${m}/${c}`)! / byKey.get(`openssl-mock/${m}/${c}`)!) * 100) / 100 : null])),
+  const byKey = new Map(
+    (results as Array<{ target: string; mode: string; concurrency: number; perSecond: number }>).map((r) => [
+      `${r.target}/${r.mode}/${r.concurrency}`,
+      r.perSecond,
+    ]),
   );
-  process.stdout.write(`${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, requestsPerLevel: requests, results, certflowToMockRatio: ratios }, null, 2)}\n`);
+  const ratios = Object.fromEntries(
+    modes.flatMap((m) =>
+      levels.map((c) => [
+        `${m}/c${c}`,
+        byKey.has(`certflow/${m}/${c}`) && byKey.has(`openssl-mock/${m}/${c}`)
+          ? Math.round((byKey.get(`certflow/${m}/${c}`)! / byKey.get(`openssl-mock/${m}/${c}`)!) * 100) / 100
+          : null,
+      ]),
+    ),
+  );
+  process.stdout.write(
+    `${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, requestsPerLevel: requests, results, certflowToMockRatio: ratios }, null, 2)}\n`,
+  );
 }
-
 
 await main();
 process.exit(0);

@@ -21,7 +21,16 @@ import https from 'node:https';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildCsr, parseCertsOnly } from '../src/pki/index.ts';
-import { cpuSeconds, machineTicks, percentile, postgresCounters, postgresPerUnit, TICKS_PER_SEC, tsMs, type TimestampLike } from './measure.ts';
+import {
+  cpuSeconds,
+  machineTicks,
+  percentile,
+  postgresCounters,
+  postgresPerUnit,
+  TICKS_PER_SEC,
+  tsMs,
+  type TimestampLike,
+} from './measure.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 
 const GOAL = { concurrency: 16, enrollmentsPerSec: 100 };
@@ -125,7 +134,7 @@ function checkAnswer(e: Enrollment, a: Answer): string | undefined {
     if (certs.length !== 1) return `${certs.length} certificates in the answer`;
     const cert = new X509Certificate(certs[0]!);
     if (!cert.subject.split('\n').includes(e.subject)) return `subject ${cert.subject}, expected ${e.subject}`;
-    if (!cert.checkPrivateKey(e.key)) return 'the certificate is not for the request\'s key';
+    if (!cert.checkPrivateKey(e.key)) return "the certificate is not for the request's key";
     return undefined;
   } catch (err) {
     return `unreadable answer: ${(err as Error).message}`;
@@ -184,12 +193,25 @@ async function runRequests(
   return answers;
 }
 
-async function runLevel(stack: BenchStack, auth: string, concurrency: number, warm: Enrollment[], work: Enrollment[]): Promise<LevelResult> {
+async function runLevel(
+  stack: BenchStack,
+  auth: string,
+  concurrency: number,
+  warm: Enrollment[],
+  work: Enrollment[],
+): Promise<LevelResult> {
   const agent = new https.Agent({ keepAlive: true, maxSockets: concurrency, ca: stack.rootPem });
   try {
     if (warm.length) {
       progress(`concurrency ${concurrency}: ${warm.length} warm-up enrollments ...`);
-      const answers = await runRequests(agent, stack, auth, warm, Math.min(concurrency, warm.length), performance.now() + maxSeconds * 1000);
+      const answers = await runRequests(
+        agent,
+        stack,
+        auth,
+        warm,
+        Math.min(concurrency, warm.length),
+        performance.now() + maxSeconds * 1000,
+      );
       const bad = answers.filter((a) => a?.status !== 200);
       if (bad.length) progress(`  warm-up: ${bad.length} not 200 (${bad.map((a) => a?.status ?? 'not sent').join(', ')})`);
     }
@@ -233,7 +255,8 @@ async function runLevel(stack: BenchStack, auth: string, concurrency: number, wa
     const sent = answers.filter((a): a is Answer => a !== undefined);
     const latencies = sent.map((a) => a.ms).sort((x, y) => x - y);
     const cpuMsPerEnrollment: Record<string, number> = {};
-    for (const name of Object.keys(cpuAfter)) cpuMsPerEnrollment[name] = round(((cpuAfter[name]! - (cpuBefore[name] ?? 0)) * 1000) / Math.max(ok, 1));
+    for (const name of Object.keys(cpuAfter))
+      cpuMsPerEnrollment[name] = round(((cpuAfter[name]! - (cpuBefore[name] ?? 0)) * 1000) / Math.max(ok, 1));
     const busy =
       machineBefore && machineAfter && machineAfter.total > machineBefore.total
         ? round((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total), 2)
@@ -241,7 +264,9 @@ async function runLevel(stack: BenchStack, auth: string, concurrency: number, wa
     // CPU the machine spent outside the benchmarked processes (other jobs on a shared machine).
     const ours = Object.keys(cpuAfter).reduce((sum, k) => sum + cpuAfter[k]! - (cpuBefore[k] ?? 0), 0);
     const otherCores =
-      machineBefore && machineAfter ? round(Math.max(0, (machineAfter.busy - machineBefore.busy) / TICKS_PER_SEC - ours) / elapsed, 2) : null;
+      machineBefore && machineAfter
+        ? round(Math.max(0, (machineAfter.busy - machineBefore.busy) / TICKS_PER_SEC - ours) / elapsed, 2)
+        : null;
     const result: LevelResult = {
       concurrency,
       requests: work.length,

@@ -11,9 +11,26 @@
  * A pending authorization's run ends when it is validated, fails, is deactivated or expires;
  * a run started only to deactivate a valid authorization ends once that is done.
  */
-import { allHandlersFinished, ApplicationFailure, condition, getExternalWorkflowHandle, setCurrentDetails, setHandler, sleep } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
 import type { AuthzInput, AuthzState, AuthzStatus } from '../activities/acme-types.ts';
-import { authzChangedSignal, deactivateAuthzUpdate, msUntil, respondChallengeUpdate, retryValidationUpdate, storage, storageAfterUpdate, Validation } from './acme-common.ts';
+import {
+  authzChangedSignal,
+  deactivateAuthzUpdate,
+  msUntil,
+  respondChallengeUpdate,
+  retryValidationUpdate,
+  storage,
+  storageAfterUpdate,
+  Validation,
+} from './acme-common.ts';
 
 /** How long a run started for a deactivation waits for it (the Update arrives with the start). */
 const DEACTIVATION_RUN_WAIT = '1 minute';
@@ -48,7 +65,10 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus 
       validator: ({ challengeId }) => {
         if (!authz.challenges.some((c) => c.id === challengeId)) throw ApplicationFailure.nonRetryable('no such challenge', 'malformed');
         if (authz.status !== 'pending' || expired) {
-          throw ApplicationFailure.nonRetryable(`the authorization is ${authz.status === 'processing' ? 'being validated' : expired ? 'expired' : authz.status}`, 'malformed');
+          throw ApplicationFailure.nonRetryable(
+            `the authorization is ${authz.status === 'processing' ? 'being validated' : expired ? 'expired' : authz.status}`,
+            'malformed',
+          );
         }
       },
     },
@@ -72,7 +92,11 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus 
     },
     {
       validator: () => {
-        if (authz.status === 'processing') throw ApplicationFailure.nonRetryable('the authorization is being validated; deactivate it once the validation has ended', 'malformed');
+        if (authz.status === 'processing')
+          throw ApplicationFailure.nonRetryable(
+            'the authorization is being validated; deactivate it once the validation has ended',
+            'malformed',
+          );
       },
     },
   );
@@ -92,7 +116,8 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus 
 
   // (Not authz.status: an Update that came with the start ran its handler at setHandler.)
   if (input.authz.status === 'pending') {
-    if (authz.status === 'pending') describe(`waiting for the client to answer a challenge (${authz.challenges.map((c) => c.type).join(', ')})`);
+    if (authz.status === 'pending')
+      describe(`waiting for the client to answer a challenge (${authz.challenges.map((c) => c.type).join(', ')})`);
     void sleep(msUntil(input.expiresAt)).then(() => {
       expired = true;
     });

@@ -87,7 +87,7 @@ export class Validation {
       startToCloseTimeout: `${settings.attemptTimeoutSeconds * 2 + 5} seconds`,
       retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: settings.maxAttempts },
     });
-    for (let handled = 0; ; ) {
+    for (let handled = 0; ;) {
       this.#scope = new CancellationScope();
       try {
         const result = await this.#scope.run(() =>

@@ -86,7 +86,9 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   };
 
   setCurrentDetails(
-    status === 'ready' ? '**ready** — every authorization was valid already; waiting for finalize' : `**pending** — waiting for ${all().filter((a) => a.status === 'pending').length} challenge answer(s)`,
+    status === 'ready'
+      ? '**ready** — every authorization was valid already; waiting for finalize'
+      : `**pending** — waiting for ${all().filter((a) => a.status === 'pending').length} challenge answer(s)`,
   );
 
   setHandler(
@@ -103,7 +105,8 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
         authz.status = 'valid';
         authz.validatedAt = outcome.result.validatedAt;
         authz.method = authz.challenges.find((c) => c.id === challengeId)?.type;
-        if (status === 'pending' && all().every((a) => a.status === 'valid')) transition('ready', 'every authorization is valid; waiting for finalize');
+        if (status === 'pending' && all().every((a) => a.status === 'valid'))
+          transition('ready', 'every authorization is valid; waiting for finalize');
         return { status: 'valid' as const, validated: outcome.result.validatedAt };
       }
       authz.status = outcome.gone ?? 'invalid';
@@ -114,17 +117,27 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
         const stillOpen = open(status);
         if (stillOpen) transition('invalid', `validation of ${authz.identifier.value} failed`, orderError.detail);
         // Challenge, authorization and (while open) the order in one transaction.
-        await storage.failValidation({ orderId: stillOpen ? input.orderId : undefined, authzId, challengeId, error: outcome.error, orderError });
+        await storage.failValidation({
+          orderId: stillOpen ? input.orderId : undefined,
+          authzId,
+          challengeId,
+          error: outcome.error,
+          orderError,
+        });
       }
       return { status: 'invalid' as const, error: outcome.error };
     },
     {
       validator: ({ authzId, challengeId }) => {
         const authz = authzs.get(authzId);
-        if (!authz?.challenges.some((c) => c.id === challengeId)) throw ApplicationFailure.nonRetryable('no such challenge in this order', 'malformed');
+        if (!authz?.challenges.some((c) => c.id === challengeId))
+          throw ApplicationFailure.nonRetryable('no such challenge in this order', 'malformed');
         if (status !== 'pending') throw ApplicationFailure.nonRetryable(`the order is ${status}`, 'malformed');
         if (authz.status !== 'pending') {
-          throw ApplicationFailure.nonRetryable(`the authorization is ${authz.status === 'processing' ? 'being validated' : authz.status}`, 'malformed');
+          throw ApplicationFailure.nonRetryable(
+            `the authorization is ${authz.status === 'processing' ? 'being validated' : authz.status}`,
+            'malformed',
+          );
         }
       },
     },
@@ -140,7 +153,9 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
       setCurrentDetails('**processing** — signing the certificate');
       try {
         const stale = all().filter(
-          (a) => a.identifier.type === 'dns' && (!a.validatedAt || Date.now() - new Date(a.validatedAt).getTime() > input.caaRecheckSeconds * 1000),
+          (a) =>
+            a.identifier.type === 'dns' &&
+            (!a.validatedAt || Date.now() - new Date(a.validatedAt).getTime() > input.caaRecheckSeconds * 1000),
         );
         if (stale.length) {
           // Authorizations validated long ago: CAA may have changed since (RFC 8659 3).
@@ -149,7 +164,12 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
             retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
           });
           await va.checkCaa({
-            identifiers: stale.map((a) => ({ type: 'dns' as const, value: a.identifier.value, wildcard: a.wildcard, method: a.method ?? 'http-01' })),
+            identifiers: stale.map((a) => ({
+              type: 'dns' as const,
+              value: a.identifier.value,
+              wildcard: a.wildcard,
+              method: a.method ?? 'http-01',
+            })),
             accountUri: input.validation.accountUri,
             caaIdentities: input.validation.caaIdentities,
           });
@@ -179,8 +199,18 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
             return { status: 'valid' as const, serial };
           }
         }
-        const type = app?.type === 'caa' ? 'caa' : app?.type === 'unauthorized' ? 'unauthorized' : app && BAD_CSR_TYPES.includes(app.type ?? '') ? 'badCSR' : 'serverInternal';
-        const error = acmeProblem(type, type === 'serverInternal' ? `the certificate could not be issued: ${failureText(err)}` : app!.message);
+        const type =
+          app?.type === 'caa'
+            ? 'caa'
+            : app?.type === 'unauthorized'
+              ? 'unauthorized'
+              : app && BAD_CSR_TYPES.includes(app.type ?? '')
+                ? 'badCSR'
+                : 'serverInternal';
+        const error = acmeProblem(
+          type,
+          type === 'serverInternal' ? `the certificate could not be issued: ${failureText(err)}` : app!.message,
+        );
         await fail(error, `refused: ${error.detail}`);
         return { status: 'invalid' as const, error };
       }
@@ -236,7 +266,8 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
     await condition(() => !(open(status) || status === 'processing') || (open(status) && (stop !== undefined || expired)));
     if (!open(status)) continue;
     if (stop) await fail(stop, stop.detail);
-    else await fail(acmeProblem('malformed', `the order expired before it was ${status === 'ready' ? 'finalized' : 'authorized'}`), 'expired');
+    else
+      await fail(acmeProblem('malformed', `the order expired before it was ${status === 'ready' ? 'finalized' : 'authorized'}`), 'expired');
   }
   // Updates under way (a validation of another authorization) finish before the order closes.
   await condition(allHandlersFinished);

@@ -26,7 +26,14 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { IssuedCertificate, RequestProjection, RequestState, SigningActivities, StatusChangeInput, StorageActivities } from '../activities/types.ts';
+import type {
+  IssuedCertificate,
+  RequestProjection,
+  RequestState,
+  SigningActivities,
+  StatusChangeInput,
+  StorageActivities,
+} from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
 import { onDecision, onRetry, type Decision } from './enrollment.ts';
 import { ENROLLMENT_SIGNING_OPTIONS, REQUESTER_ERROR_TYPES, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
@@ -108,12 +115,23 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
     await condition(() => outcome !== undefined);
     return outcome!;
   });
-  onDecision(input.requestId, () => state, (d) => (decision = d));
+  onDecision(
+    input.requestId,
+    () => state,
+    (d) => (decision = d),
+  );
   let retryRequested = false;
-  onRetry(input.requestId, () => state, () => (retryRequested = true));
+  onRetry(
+    input.requestId,
+    () => state,
+    () => (retryRequested = true),
+  );
   const awaitingConfirmation = (..._args: unknown[]) => {
     if (state !== 'issued' || input.implicitConfirm || confirmation) {
-      throw ApplicationFailure.nonRetryable(`transaction ${input.transactionId} is ${state}${confirmation ? ' (confirmed already)' : ''}, not waiting for certConf`, 'conflict');
+      throw ApplicationFailure.nonRetryable(
+        `transaction ${input.transactionId} is ${state}${confirmation ? ' (confirmed already)' : ''}, not waiting for certConf`,
+        'conflict',
+      );
     }
   };
   setHandler(
@@ -141,7 +159,10 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
 
   let afterUpdate = false;
   if (input.requireApproval) {
-    await transition('awaiting-approval', `waiting for an operator: \`certflow approvals approve ${input.requestId}\` or \`reject\`; the client polls`);
+    await transition(
+      'awaiting-approval',
+      `waiting for an operator: \`certflow approvals approve ${input.requestId}\` or \`reject\`; the client polls`,
+    );
     await storage.projectRequest({ ...base, state });
     outcome = { status: 'waiting', reason: 'the request waits for approval by an operator' };
     const decided = await condition(() => decision !== undefined, input.approvalTimeout ?? '30 days');
@@ -188,7 +209,11 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
       // open and visible as stalled, the client polls, and signing is tried again after a
       // backoff or at once on `certflow requests retry`.
       const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
-      await transition('stalled', `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``, fault);
+      await transition(
+        'stalled',
+        `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``,
+        fault,
+      );
       await storage.projectRequest({ ...base, state, error: fault });
       outcome ??= { status: 'waiting', reason: 'the CA cannot sign right now and tries again; poll for the certificate' };
       retryRequested = false;

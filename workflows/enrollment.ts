@@ -52,9 +52,7 @@ export interface EnrollmentInput extends IssueInput {
   faultRetrySeconds?: { initial: number; max: number };
 }
 
-export type EnrollmentResult =
-  | ({ status: 'issued' } & IssuedCertificate)
-  | { status: 'rejected'; kind: string; message: string };
+export type EnrollmentResult = ({ status: 'issued' } & IssuedCertificate) | { status: 'rejected'; kind: string; message: string };
 
 export interface Decision {
   approve: boolean;
@@ -133,9 +131,17 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
 
   let state: RequestState = 'pending';
   let decision: Decision | undefined;
-  onDecision(input.requestId, () => state, (d) => (decision = d));
+  onDecision(
+    input.requestId,
+    () => state,
+    (d) => (decision = d),
+  );
   let retryRequested = false;
-  onRetry(input.requestId, () => state, () => (retryRequested = true));
+  onRetry(
+    input.requestId,
+    () => state,
+    () => (retryRequested = true),
+  );
   let abandoned: string | undefined;
   setHandler(
     abandonUpdate,
@@ -194,7 +200,11 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
       if (abandoned !== undefined) return abandon(abandoned);
       const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
       state = 'stalled';
-      await transition(state, `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``, fault);
+      await transition(
+        state,
+        `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``,
+        fault,
+      );
       await storage.projectRequest({ ...base, state, error: fault });
       retryRequested = false;
       await condition(() => retryRequested || abandoned !== undefined, delay * 1000);

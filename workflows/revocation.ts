@@ -13,7 +13,9 @@ function revocationActivities(): RevocationActivities {
 }
 
 export async function revocationWorkflow(input: StatusChangeInput): Promise<StatusChangeResult> {
-  upsertSearchAttributes(searchAttributes({ protocol: input.protocol ?? 'operator', state: `${input.action}-pending`, account: input.requester }));
+  upsertSearchAttributes(
+    searchAttributes({ protocol: input.protocol ?? 'operator', state: `${input.action}-pending`, account: input.requester }),
+  );
   setCurrentDetails(`**${input.action}** certificate ${input.serial}: waiting for the signing worker (OCSP, CRL)`);
   const result = await revocationActivities().changeCertificateStatus(input);
   upsertSearchAttributes(searchAttributes({ state: result.status }));

@@ -51,7 +51,8 @@ function payloadOf(req: VerifiedRequest): Record<string, unknown> {
 }
 
 // Local part: RFC 5322 dot-atom characters; domain: LDH labels with an alphabetic TLD.
-const MAILBOX = /^[A-Za-z0-9!#$&'*+/=^_`{|}~-]+(?:\.[A-Za-z0-9!#$&'*+/=^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+const MAILBOX =
+  /^[A-Za-z0-9!#$&'*+/=^_`{|}~-]+(?:\.[A-Za-z0-9!#$&'*+/=^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
 
 /**
  * The "contact" of a new-account or update payload (RFC 8555 7.3): mailto: URLs of one
@@ -71,7 +72,8 @@ export function validateContacts(value: unknown): string[] {
     const address = contact.slice(colon + 1);
     if (address.includes('?')) throw problem('invalidContact', `contact "${contact}": header fields (?...) are not allowed`);
     if (address.includes(',')) throw problem('invalidContact', `contact "${contact}": one address per mailto: URL`);
-    if (address.length > 254 || !MAILBOX.test(address)) throw problem('invalidContact', `contact "${contact}": "${address}" is not an email address`);
+    if (address.length > 254 || !MAILBOX.test(address))
+      throw problem('invalidContact', `contact "${contact}": "${address}" is not an email address`);
     return `mailto:${address}`;
   });
 }
@@ -98,7 +100,10 @@ async function eabKidFor(deps: AcmeDeps, dir: AcmeDirectory, req: VerifiedReques
   const binding = payloadOf(req).externalAccountBinding;
   if (binding === undefined) {
     if (dir.alias.eabRequired) {
-      throw problem('externalAccountRequired', 'this directory requires an external account binding: ask the CA operator for a key id and MAC key');
+      throw problem(
+        'externalAccountRequired',
+        'this directory requires an external account binding: ask the CA operator for a key id and MAC key',
+      );
     }
     return null;
   }
@@ -118,13 +123,27 @@ async function newAccount(deps: AcmeDeps, ctx: Context, req: VerifiedRequest, di
   const id = newId();
   const created = await withTransaction(deps.pool, async (tx) => {
     await enforceAccountLimit(tx, deps.config.acme.rateLimits, ctx.ip || undefined);
-    const row = await accounts.insert(tx, { id, alias: dir.alias.name, jwk, thumbprint, contact, tosAgreed, eabKid, createdIp: ctx.ip || undefined });
+    const row = await accounts.insert(tx, {
+      id,
+      alias: dir.alias.name,
+      jwk,
+      thumbprint,
+      contact,
+      tosAgreed,
+      eabKid,
+      createdIp: ctx.ip || undefined,
+    });
     if (!row) return null; // a concurrent request created the account of this key first
     // Same transaction as the insert: a key is used up exactly when its account exists.
     if (eabKid && !(await eabKeys.bind(tx, eabKid, id))) {
       throw problem('unauthorized', `external account binding: key id "${eabKid}" has been used already`);
     }
-    await audit(tx, { actor: `acme:${id}`, action: 'acme.account.create', object: id, details: { alias: dir.alias.name, contact, tosAgreed, eabKid } });
+    await audit(tx, {
+      actor: `acme:${id}`,
+      action: 'acme.account.create',
+      object: id,
+      details: { alias: dir.alias.name, contact, tosAgreed, eabKid },
+    });
     return row;
   });
   if (!created) {
@@ -177,11 +196,15 @@ async function accountResource(deps: AcmeDeps, ctx: Context, req: VerifiedReques
 
 /** 409 with the URL of the account that has the key already (RFC 8555 7.3.5). */
 function keyInUse(dir: AcmeDirectory, accountId: string): AcmeProblem {
-  return problem('malformed', 'another account uses the new key already', { status: 409, headers: { Location: dir.accountUrl(accountId) } });
+  return problem('malformed', 'another account uses the new key already', {
+    status: 409,
+    headers: { Location: dir.accountUrl(accountId) },
+  });
 }
 
 async function oldKeyMatches(oldKey: unknown, account: AcmeAccount): Promise<boolean> {
-  if (typeof oldKey !== 'object' || oldKey === null) throw problem('malformed', 'the key change lacks "oldKey" (the current account key as a JWK)');
+  if (typeof oldKey !== 'object' || oldKey === null)
+    throw problem('malformed', 'the key change lacks "oldKey" (the current account key as a JWK)');
   const { thumbprint } = await checkPublicJwk(oldKey as JWK);
   return thumbprint === account.thumbprint;
 }
@@ -190,17 +213,31 @@ async function keyChange(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
   const account = signedByAccount(req);
   const inner = await verifyInnerJws(req!.payload, req!.url);
   if (inner.payload.account !== dir.accountUrl(account.id)) {
-    throw problem('unauthorized', `the key change is for account ${JSON.stringify(inner.payload.account)}, but signed by ${dir.accountUrl(account.id)}`);
+    throw problem(
+      'unauthorized',
+      `the key change is for account ${JSON.stringify(inner.payload.account)}, but signed by ${dir.accountUrl(account.id)}`,
+    );
   }
-  if (!(await oldKeyMatches(inner.payload.oldKey, account))) throw problem('unauthorized', '"oldKey" is not the current key of the account');
+  if (!(await oldKeyMatches(inner.payload.oldKey, account)))
+    throw problem('unauthorized', '"oldKey" is not the current key of the account');
   const holder = await accounts.getByThumbprint(deps.pool, dir.alias.name, inner.thumbprint);
   if (holder) throw keyInUse(dir, holder.id);
   let updated: AcmeAccount | null;
   try {
     updated = await withTransaction(deps.pool, async (tx) => {
-      const row = await accounts.changeKey(tx, { id: account.id, oldThumbprint: account.thumbprint, jwk: inner.jwk, thumbprint: inner.thumbprint });
+      const row = await accounts.changeKey(tx, {
+        id: account.id,
+        oldThumbprint: account.thumbprint,
+        jwk: inner.jwk,
+        thumbprint: inner.thumbprint,
+      });
       if (row) {
-        await audit(tx, { actor: `acme:${account.id}`, action: 'acme.account.keyChange', object: account.id, details: { from: account.thumbprint, to: inner.thumbprint } });
+        await audit(tx, {
+          actor: `acme:${account.id}`,
+          action: 'acme.account.keyChange',
+          object: account.id,
+          details: { from: account.thumbprint, to: inner.thumbprint },
+        });
       }
       return row;
     });
@@ -211,7 +248,8 @@ async function keyChange(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
     throw taker ? keyInUse(dir, taker.id) : problem('malformed', 'another account uses the new key already', { status: 409 });
   }
   deps.accountCache?.evict(account.id);
-  if (!updated) throw problem('unauthorized', 'the account changed meanwhile (another key change or a deactivation); fetch it and try again');
+  if (!updated)
+    throw problem('unauthorized', 'the account changed meanwhile (another key change or a deactivation); fetch it and try again');
   deps.log.info({ account: account.id }, 'ACME account key changed');
   sendAccount(ctx, dir, updated, 200);
 }
@@ -221,7 +259,14 @@ export function accountRoutes(deps: AcmeDeps): ShellRoute[] {
   return [
     { method: 'POST', path: '/new-account', auth: 'jwk', handler: (ctx, req, dir) => newAccount(deps, ctx, req!, dir) },
     // Exempt from the terms check: this is where an account agrees to new terms.
-    { method: 'POST', path: '/acct/:id', auth: 'kid', postAsGet: true, termsExempt: true, handler: (ctx, req, dir) => accountResource(deps, ctx, req, dir) },
+    {
+      method: 'POST',
+      path: '/acct/:id',
+      auth: 'kid',
+      postAsGet: true,
+      termsExempt: true,
+      handler: (ctx, req, dir) => accountResource(deps, ctx, req, dir),
+    },
     { method: 'POST', path: '/key-change', auth: 'kid', handler: (ctx, req, dir) => keyChange(deps, ctx, req, dir) },
   ];
 }

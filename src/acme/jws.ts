@@ -65,7 +65,11 @@ export function parseFlattenedJws(value: unknown, what = 'the request body'): Fl
   if ('signatures' in value) throw malformed(`${what} is a JWS in the general JSON serialization; ACME requires the flattened one`);
   if ('header' in value) throw malformed(`${what} has an unprotected header; ACME allows only the protected header`);
   const { protected: prot, payload, signature } = value;
-  for (const [name, v] of [['protected', prot], ['payload', payload], ['signature', signature]] as const) {
+  for (const [name, v] of [
+    ['protected', prot],
+    ['payload', payload],
+    ['signature', signature],
+  ] as const) {
     if (typeof v !== 'string' || !BASE64URL.test(v)) throw malformed(`${what}: "${name}" must be a base64url string`);
   }
   if (!prot) throw malformed(`${what} has no protected header`);
@@ -82,7 +86,8 @@ export function decodeHeader(jws: FlattenedJws, what = 'the JWS'): ProtectedHead
     throw malformed(`the protected header of ${what} is not base64url-encoded JSON`);
   }
   if (!isObject(header)) throw malformed(`the protected header of ${what} is not a JSON object`);
-  if ('crit' in header || 'b64' in header) throw malformed(`the protected header of ${what} uses "crit" or "b64", which ACME does not support`);
+  if ('crit' in header || 'b64' in header)
+    throw malformed(`the protected header of ${what} uses "crit" or "b64", which ACME does not support`);
   return header as ProtectedHeaderParameters;
 }
 
@@ -115,7 +120,8 @@ function canonicalJwk(jwk: Record<string, unknown>): JWK {
   if (kty === 'EC') {
     const crv = String(jwk.crv);
     const size = CURVE_BYTES[crv];
-    if (!size || crv === 'Ed25519') throw problem('badPublicKey', `EC curve ${JSON.stringify(jwk.crv)} is not supported; use P-256, P-384 or P-521`);
+    if (!size || crv === 'Ed25519')
+      throw problem('badPublicKey', `EC curve ${JSON.stringify(jwk.crv)} is not supported; use P-256, P-384 or P-521`);
     if (b64uBytes(jwk.x, 'x').length !== size || b64uBytes(jwk.y, 'y').length !== size) {
       throw problem('badPublicKey', `the ${crv} key's coordinates must be ${size} bytes long`);
     }
@@ -133,7 +139,10 @@ function canonicalJwk(jwk: Record<string, unknown>): JWK {
     if (b64uBytes(jwk.x, 'x').length !== 32) throw problem('badPublicKey', 'the Ed25519 key must be 32 bytes long');
     return { kty, crv: 'Ed25519', x: jwk.x as string };
   }
-  throw problem('badPublicKey', `key type ${JSON.stringify(kty)} is not supported; use EC (P-256, P-384, P-521), RSA (>= ${MIN_RSA_BITS} bits) or Ed25519`);
+  throw problem(
+    'badPublicKey',
+    `key type ${JSON.stringify(kty)} is not supported; use EC (P-256, P-384, P-521), RSA (>= ${MIN_RSA_BITS} bits) or Ed25519`,
+  );
 }
 
 /**
@@ -263,7 +272,7 @@ export async function verifyRequest(input: JwsRequestInput, deps: JwsVerifierDep
   checkKeyFitsAlgorithm(key.jwk, alg);
   const payloadBytes = await verifySignature(jws, key.jwk, alg);
   if (!(await deps.consumeNonce(header.nonce))) {
-    throw problem('badNonce', 'the nonce is unknown, used or expired; use the one in this response\'s Replay-Nonce header');
+    throw problem('badNonce', "the nonce is unknown, used or expired; use the one in this response's Replay-Nonce header");
   }
   if (header.url !== input.url) throw problem('unauthorized', `the JWS was signed for ${header.url}, but sent to ${input.url}`);
   if (key.account && key.account.status !== 'valid' && !input.allowInactiveAccount) {
@@ -294,7 +303,8 @@ export async function verifyInnerJws(
   const { jwk, thumbprint } = await checkPublicJwk(header.jwk);
   checkKeyFitsAlgorithm(jwk, alg);
   const payload = parsePayload(await verifySignature(jws, jwk, alg, what), `the payload of ${what}`);
-  if (header.url !== outerUrl) throw malformed(`${what} has "url" ${JSON.stringify(header.url)}; it must equal the outer JWS's ${outerUrl}`);
+  if (header.url !== outerUrl)
+    throw malformed(`${what} has "url" ${JSON.stringify(header.url)}; it must equal the outer JWS's ${outerUrl}`);
   if (!payload) throw malformed(`${what} has an empty payload; it must be {"account", "oldKey"}`);
   return { jwk, thumbprint, payload };
 }

@@ -53,10 +53,12 @@ export class NonceStore {
 
   /** The shared HMAC key: read (or created) once per process; a failed read is retried next time. */
   #hmacKey(): Promise<Buffer> {
-    this.#key ??= nonces.hmacKey(this.#db, KEY_ID, () => randomBytes(32)).catch((e: unknown) => {
-      this.#key = undefined;
-      throw e;
-    });
+    this.#key ??= nonces
+      .hmacKey(this.#db, KEY_ID, () => randomBytes(32))
+      .catch((e: unknown) => {
+        this.#key = undefined;
+        throw e;
+      });
     return this.#key;
   }
 

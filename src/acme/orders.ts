@@ -141,7 +141,11 @@ function checkIdentifiers(alias: AcmeAlias, raw: unknown): CheckedIdentifier[] {
       else if (!isIP(value)) subproblems.push(subproblem('malformed', `"${value}" is not an IP address`, id));
       else {
         const normalized = normalizeIp(value);
-        out.set(`ip:${normalized}`, { identifier: { type: 'ip', value: normalized }, base: { type: 'ip', value: normalized }, wildcard: false });
+        out.set(`ip:${normalized}`, {
+          identifier: { type: 'ip', value: normalized },
+          base: { type: 'ip', value: normalized },
+          wildcard: false,
+        });
       }
       continue;
     }
@@ -185,7 +189,8 @@ function account(req: VerifiedRequest | undefined): AcmeAccount {
 
 function payloadObject(req: VerifiedRequest | undefined): Record<string, unknown> {
   const p = req?.payload;
-  if (p === undefined || p === null || typeof p !== 'object' || Array.isArray(p)) throw problem('malformed', 'the payload must be a JSON object');
+  if (p === undefined || p === null || typeof p !== 'object' || Array.isArray(p))
+    throw problem('malformed', 'the payload must be a JSON object');
   return p as Record<string, unknown>;
 }
 
@@ -230,7 +235,12 @@ async function withWorkflow<T>(what: string, fn: () => Promise<T>): Promise<T> {
  * id: no second Update) that the workflow took it, and returns undefined: the answer is then
  * "processing" with Retry-After.
  */
-async function updateWithin<R>(deps: AcmeDeps, what: string, run: () => Promise<R>, accepted: () => Promise<unknown>): Promise<R | undefined> {
+async function updateWithin<R>(
+  deps: AcmeDeps,
+  what: string,
+  run: () => Promise<R>,
+  accepted: () => Promise<unknown>,
+): Promise<R | undefined> {
   const waitMs = deps.config.acme.answerWaitSeconds * 1000;
   if (waitMs > 0) {
     const ac = new AbortController();
@@ -419,11 +429,19 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
         action: 'acme.order.create',
         object: orderId,
         requestId: orderId,
-        details: { alias: dir.alias.name, identifiers: identifiers.map((i) => `${i.type}:${i.value}`), profile, status, reusedAuthzs: authzs.filter((a) => a.status === 'valid').map((a) => a.id), replaces: replacesSerial },
+        details: {
+          alias: dir.alias.name,
+          identifiers: identifiers.map((i) => `${i.type}:${i.value}`),
+          profile,
+          status,
+          reusedAuthzs: authzs.filter((a) => a.status === 'valid').map((a) => a.id),
+          replaces: replacesSerial,
+        },
       });
     });
   } catch (e) {
-    if (e instanceof orders.AlreadyReplacedError) throw problem('alreadyReplaced', `certificate ${replacesSerial} has already been replaced`, { status: 409 });
+    if (e instanceof orders.AlreadyReplacedError)
+      throw problem('alreadyReplaced', `certificate ${replacesSerial} has already been replaced`, { status: 409 });
     throw e;
   }
   const row: OrderRow = {
@@ -475,12 +493,17 @@ async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   const missing = [...wanted].filter((n) => !names.has(n));
   if (extra.length) throw problem('badCSR', `the CSR asks for names that are not in the order: ${extra.join(', ')}`);
   if (missing.length) throw problem('badCSR', `the CSR lacks names of the order: ${missing.join(', ')}`);
-  if (cn && !names.has(`dns:${cn.toLowerCase()}`) && !names.has(`ip:${cn}`)) throw problem('badCSR', `the CSR's common name "${cn}" is not one of its names`);
+  if (cn && !names.has(`dns:${cn.toLowerCase()}`) && !names.has(`ip:${cn}`))
+    throw problem('badCSR', `the CSR's common name "${cn}" is not one of its names`);
   const accountSpki = createPublicKey({ key: acct.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' });
-  if (Buffer.from(spki).equals(accountSpki)) throw problem('badCSR', "the CSR's public key is the account key; use a key of its own for the certificate (RFC 8555 11.1)");
+  if (Buffer.from(spki).equals(accountSpki))
+    throw problem('badCSR', "the CSR's public key is the account key; use a key of its own for the certificate (RFC 8555 11.1)");
 
   const handle = deps.temporal.workflow.getHandle(`acme-order-${o.id}`);
-  const options = { args: [{ csr: der.toString('base64') }] as [{ csr: string }], updateId: `finalize-${o.id}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}` };
+  const options = {
+    args: [{ csr: der.toString('base64') }] as [{ csr: string }],
+    updateId: `finalize-${o.id}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}`,
+  };
   const what = `order ${o.id}`;
   let outcome: FinalizeOutcome | undefined;
   try {
@@ -500,7 +523,12 @@ async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   }
   ctx.set('Location', dir.url(`/order/${o.id}`));
   if (!outcome || outcome.status === 'processing') ctx.set('Retry-After', '1');
-  ctx.body = orderView(dir, outcome ? { ...o, status: outcome.status, serial: outcome.serial ?? null, error: outcome.error ?? null } : { ...o, status: 'processing' });
+  ctx.body = orderView(
+    dir,
+    outcome
+      ? { ...o, status: outcome.status, serial: outcome.serial ?? null, error: outcome.error ?? null }
+      : { ...o, status: 'processing' },
+  );
 }
 
 async function listOrders(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
@@ -627,10 +655,20 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
         workflowId: `acme-authz-${record.id}`,
         taskQueue: deps.config.temporal.taskQueue,
         args: [input],
-        typedSearchAttributes: searchAttributes({ protocol: 'acme', state: 'authz-pending', account: acct.id, identifiers: [`${record.identifier.type}:${record.identifier.value}`] }),
+        typedSearchAttributes: searchAttributes({
+          protocol: 'acme',
+          state: 'authz-pending',
+          account: acct.id,
+          identifiers: [`${record.identifier.type}:${record.identifier.value}`],
+        }),
       }),
     );
-    await audit(tx, { actor: `acme:${acct.id}`, action: 'acme.authz.create', object: record.id, details: { alias: dir.alias.name, identifier: `${record.identifier.type}:${record.identifier.value}` } });
+    await audit(tx, {
+      actor: `acme:${acct.id}`,
+      action: 'acme.authz.create',
+      object: record.id,
+      details: { alias: dir.alias.name, identifier: `${record.identifier.type}:${record.identifier.value}` },
+    });
   });
   ctx.status = 201;
   ctx.set('Location', dir.url(`/authz/${record.id}`));
@@ -650,7 +688,9 @@ async function certificate(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | 
   if (!cert?.certDer || cert.protocol !== 'acme') throw problem('malformed', `no certificate ${ctx.params.serial}`, { status: 404 });
   if (cert.requester !== acct.id) throw problem('unauthorized', 'the certificate belongs to another account');
   ctx.type = 'application/pem-certificate-chain';
-  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + (await cas.issuingChainCached(deps.pool, cert.caName)).map((d) => pemEncode('CERTIFICATE', d)).join('');
+  ctx.body =
+    pemEncode('CERTIFICATE', cert.certDer) +
+    (await cas.issuingChainCached(deps.pool, cert.caName)).map((d) => pemEncode('CERTIFICATE', d)).join('');
 }
 
 /** The resource routes, for the protocol shell (router.ts). */
@@ -680,7 +720,10 @@ export async function cancelOpenOrders(deps: AcmeDeps, accountId: string): Promi
     const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
     try {
       await withDeadline(`order ${id}`, UPDATE_DEADLINE_MS, () =>
-        handle.executeUpdate(cancelOrderUpdate, { args: [{ by: `acme:${accountId}`, reason: 'the account was deactivated' }], updateId: `cancel-${id}` }),
+        handle.executeUpdate(cancelOrderUpdate, {
+          args: [{ by: `acme:${accountId}`, reason: 'the account was deactivated' }],
+          updateId: `cancel-${id}`,
+        }),
       );
     } catch (e) {
       deps.log.warn({ order: id, err: (e as Error).message }, 'could not cancel the order of a deactivated account');

@@ -156,10 +156,14 @@ export function rateLimited(detail: string, retryAfterSeconds: number): AcmeProb
 
 /** userActionRequired for terms of service that changed (RFC 8555 7.3.3). */
 export function termsChanged(termsUrl: string): AcmeProblem {
-  return new AcmeProblem('userActionRequired', `the terms of service have changed: review ${termsUrl} and agree to them by updating the account with "termsOfServiceAgreed": true`, {
-    instance: termsUrl,
-    headers: { Link: `<${termsUrl}>;rel="terms-of-service"` },
-  });
+  return new AcmeProblem(
+    'userActionRequired',
+    `the terms of service have changed: review ${termsUrl} and agree to them by updating the account with "termsOfServiceAgreed": true`,
+    {
+      instance: termsUrl,
+      headers: { Link: `<${termsUrl}>;rel="terms-of-service"` },
+    },
+  );
 }
 
 export function badSignatureAlgorithm(detail: string, algorithms: readonly string[]): AcmeProblem {
@@ -177,7 +181,8 @@ export const UNAVAILABLE_RETRY_AFTER_SECONDS = ERROR_CONTRACT.unavailable.retryA
  */
 const KIND_TO_PROBLEM = Object.fromEntries(
   Object.entries(ERROR_CONTRACT).map(([kind, c]) => {
-    if (!Object.hasOwn(PROBLEM_STATUS, c.acme.type)) throw new Error(`error contract: ${kind} maps to unknown ACME problem type ${c.acme.type}`);
+    if (!Object.hasOwn(PROBLEM_STATUS, c.acme.type))
+      throw new Error(`error contract: ${kind} maps to unknown ACME problem type ${c.acme.type}`);
     return [kind, { type: c.acme.type as AcmeProblemType, status: c.acme.status }];
   }),
 ) as Record<ErrorKind, { type: AcmeProblemType; status: number }>;

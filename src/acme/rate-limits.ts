@@ -46,7 +46,12 @@ function check(count: { count: number; oldest: Date | null }, limit: number, win
  * Checks the limits of a new order inside the transaction that inserts it; returns the
  * limit keys to store with the order (acme_orders.registered_domains).
  */
-export async function enforceOrderLimits(tx: Queryable, limits: Limits, accountId: string, identifiers: AcmeIdentifier[]): Promise<string[]> {
+export async function enforceOrderLimits(
+  tx: Queryable,
+  limits: Limits,
+  accountId: string,
+  identifiers: AcmeIdentifier[],
+): Promise<string[]> {
   const now = Date.now();
   await lock(tx, `account:${accountId}`);
   check(

@@ -62,7 +62,10 @@ async function issuedCertificate(deps: AcmeDeps, value: unknown): Promise<{ row:
 /** The certificate's names as ACME identifiers; null if it has names ACME cannot authorize. */
 function identifiersOf(summary: CertSummary): Array<{ type: 'dns' | 'ip'; value: string }> | null {
   if (summary.sans.email.length || summary.sans.uri.length) return null;
-  return [...summary.sans.dns.map((value) => ({ type: 'dns' as const, value })), ...summary.sans.ip.map((value) => ({ type: 'ip' as const, value }))];
+  return [
+    ...summary.sans.dns.map((value) => ({ type: 'dns' as const, value })),
+    ...summary.sans.ip.map((value) => ({ type: 'ip' as const, value })),
+  ];
 }
 
 async function accountMayRevoke(deps: AcmeDeps, account: AcmeAccount, row: CertificateRow, summary: CertSummary): Promise<boolean> {
@@ -93,9 +96,17 @@ async function revokeCert(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | u
   const { row, summary } = await issuedCertificate(deps, payload.certificate);
   const requester = await checkAuthorized(deps, req!, row, summary);
   if (row.status === 'revoked') {
-    throw problem('alreadyRevoked', `certificate ${row.serial} was revoked on ${row.revokedAt?.toISOString()} (${row.revocationReason ?? 'unspecified'})`);
+    throw problem(
+      'alreadyRevoked',
+      `certificate ${row.serial} was revoked on ${row.revokedAt?.toISOString()} (${row.revocationReason ?? 'unspecified'})`,
+    );
   }
-  const result = await changeStatusAndWait(deps.temporal, deps.config, { serial: row.serial, action: 'revoke', reason, requester }, REVOCATION_DEADLINE_MS);
+  const result = await changeStatusAndWait(
+    deps.temporal,
+    deps.config,
+    { serial: row.serial, action: 'revoke', reason, requester },
+    REVOCATION_DEADLINE_MS,
+  );
   deps.log.info({ serial: row.serial, reason, requester, crlNumber: result.crlNumber }, 'certificate revoked through ACME');
   ctx.status = 200;
   ctx.body = '';

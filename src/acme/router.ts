@@ -75,7 +75,9 @@ export function accountIdOfKid(dir: AcmeDirectory, kid: string): string | undefi
 /** The directory object (RFC 8555 7.1.1, draft-aaron-acme-profiles, RFC 9773). */
 export function directoryObject(dir: AcmeDirectory, config: Pick<Config, 'profiles'>) {
   const { alias } = dir;
-  const profiles = Object.fromEntries(Object.entries(alias.profiles).map(([name, cert]) => [name, config.profiles.get(cert)?.description ?? cert]));
+  const profiles = Object.fromEntries(
+    Object.entries(alias.profiles).map(([name, cert]) => [name, config.profiles.get(cert)?.description ?? cert]),
+  );
   return {
     newNonce: dir.url(ACME_PATHS.newNonce),
     newAccount: dir.url(ACME_PATHS.newAccount),
@@ -194,9 +196,13 @@ async function verifiedPost(shell: Shell, ctx: Context, dir: AcmeDirectory, rout
       },
     },
   );
-  if (req.postAsGet && !route.postAsGet) throw problem('malformed', 'this resource needs a payload; POST-as-GET (empty payload) is not accepted here');
+  if (req.postAsGet && !route.postAsGet)
+    throw problem('malformed', 'this resource needs a payload; POST-as-GET (empty payload) is not accepted here');
   if (!req.postAsGet && (route.method === 'GET' || route.readOnly)) {
-    throw problem('malformed', `this resource is read with ${route.method === 'GET' ? 'GET or ' : ''}POST-as-GET: the JWS payload must be empty`);
+    throw problem(
+      'malformed',
+      `this resource is read with ${route.method === 'GET' ? 'GET or ' : ''}POST-as-GET: the JWS payload must be empty`,
+    );
   }
   if (req.account && !route.termsExempt) checkTermsAgreed(dir.alias, req.account);
   return req;
@@ -209,7 +215,10 @@ function mountRoute(shell: Shell, router: Router, alias: AcmeAlias, route: Shell
     router.post(path, viaPost);
     return;
   }
-  router.get(path, handle(shell, alias, (ctx, dir) => route.handler(ctx, undefined, dir)));
+  router.get(
+    path,
+    handle(shell, alias, (ctx, dir) => route.handler(ctx, undefined, dir)),
+  );
   if (route.postAsGet) router.post(path, viaPost);
 }
 
@@ -217,9 +226,14 @@ function mountDirectory(shell: Shell, router: Router, alias: AcmeAlias): void {
   const prefix = aliasPrefix(alias);
   router.get(
     `${prefix}/directory`,
-    handle(shell, alias, async (ctx, dir) => {
-      ctx.body = directoryObject(dir, shell.deps.config);
-    }, { index: false }),
+    handle(
+      shell,
+      alias,
+      async (ctx, dir) => {
+        ctx.body = directoryObject(dir, shell.deps.config);
+      },
+      { index: false },
+    ),
   );
   // RFC 8555 7.2: HEAD answers 200, GET 204; both must not be cached (a cached nonce is a used one).
   router.get(
@@ -237,7 +251,12 @@ function mountFallback(shell: Shell, router: Router, alias: AcmeAlias): void {
     FALLBACK,
     `${aliasPrefix(alias)}/{*rest}`,
     handle(shell, alias, async (ctx) => {
-      const allowed = new Set(router.match(ctx.path, ctx.method).path.filter((l) => l.name !== FALLBACK).flatMap((l) => l.methods));
+      const allowed = new Set(
+        router
+          .match(ctx.path, ctx.method)
+          .path.filter((l) => l.name !== FALLBACK)
+          .flatMap((l) => l.methods),
+      );
       if (!allowed.size) throw problem('malformed', `no ACME resource at ${ctx.path}`, { status: 404 });
       ctx.set('Allow', [...allowed].join(', '));
       throw problem('malformed', `${ctx.method} is not allowed here; use ${[...allowed].join(' or ')}`, { status: 405 });
@@ -259,7 +278,10 @@ function checkRoutes(config: Config, routes: ShellRoute[]): void {
   }
   const reserved = new Set([...routes.map((r) => r.path), '/directory', ACME_PATHS.newNonce].map((p) => p.split('/')[1]));
   for (const name of config.acme.aliases.keys()) {
-    if (reserved.has(name)) throw new CaError('config', `ACME alias "${name}" clashes with the resource path /acme/${name}/...; rename it`, { rule: 'acme.alias.reserved' });
+    if (reserved.has(name))
+      throw new CaError('config', `ACME alias "${name}" clashes with the resource path /acme/${name}/...; rename it`, {
+        rule: 'acme.alias.reserved',
+      });
   }
 }
 

@@ -119,9 +119,11 @@ export function validateBody(schema: BodySchema, body: unknown): Record<string, 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) fail('the request body must be a JSON object', 'api.input.body');
   const obj = body as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
-    if (!(key in schema.properties)) fail(`unknown field "${key}" (allowed: ${Object.keys(schema.properties).join(', ') || 'none'})`, 'api.input.unknown');
+    if (!(key in schema.properties))
+      fail(`unknown field "${key}" (allowed: ${Object.keys(schema.properties).join(', ') || 'none'})`, 'api.input.unknown');
   }
-  for (const key of schema.required ?? []) if (obj[key] === undefined || obj[key] === null || obj[key] === '') fail(`field "${key}" is required`, 'api.input.required');
+  for (const key of schema.required ?? [])
+    if (obj[key] === undefined || obj[key] === null || obj[key] === '') fail(`field "${key}" is required`, 'api.input.required');
   for (const [key, prop] of Object.entries(schema.properties)) if (obj[key] !== undefined) checkProp(key, prop, obj[key], 'field');
   return obj;
 }
@@ -148,13 +150,23 @@ export function parseQuery(spec: Record<string, Prop> | undefined, raw: Record<s
 }
 
 /** The 403 of a principal without the permission; audited as access.denied. */
-export async function deny(deps: AdminDeps, principal: Principal, permission: Permission, what: string, requestId?: string): Promise<never> {
+export async function deny(
+  deps: AdminDeps,
+  principal: Principal,
+  permission: Permission,
+  what: string,
+  requestId?: string,
+): Promise<never> {
   await record(deps.pool, actorOf(principal, requestId), 'access.denied', what, { permission }, 'denied');
   const roles = rolesWith(permission).map((r) => ROLE_TITLES[r]);
-  throw new CaError('forbidden', `forbidden for the ${ROLE_TITLES[principal.role]} role: this needs permission ${permission} (${PERMISSIONS[permission]}), held by ${roles.join(', ')}`, {
-    rule: 'rbac',
-    details: { permission },
-  });
+  throw new CaError(
+    'forbidden',
+    `forbidden for the ${ROLE_TITLES[principal.role]} role: this needs permission ${permission} (${PERMISSIONS[permission]}), held by ${roles.join(', ')}`,
+    {
+      rule: 'rbac',
+      details: { permission },
+    },
+  );
 }
 
 /**
@@ -162,10 +174,17 @@ export async function deny(deps: AdminDeps, principal: Principal, permission: Pe
  * (audited) without the permission, 403 while a password change is pending, and for
  * session cookies on unsafe methods the CSRF token header and a same-origin Origin.
  */
-export async function authorize(deps: AdminDeps, ctx: Context, access: Access, what: string, opts: { beforePasswordChange?: boolean } = {}): Promise<Principal | undefined> {
+export async function authorize(
+  deps: AdminDeps,
+  ctx: Context,
+  access: Access,
+  what: string,
+  opts: { beforePasswordChange?: boolean } = {},
+): Promise<Principal | undefined> {
   if (access === 'public') return ctx.state.principal as Principal | undefined;
   const principal = ctx.state.principal as Principal | undefined;
-  if (!principal) throw new CaError('unauthorized', 'log in first, or send an API token (Authorization: Bearer cft_…)', { rule: 'auth.missing' });
+  if (!principal)
+    throw new CaError('unauthorized', 'log in first, or send an API token (Authorization: Bearer cft_…)', { rule: 'auth.missing' });
   if (principal.kind === 'session') {
     if (!['GET', 'HEAD'].includes(ctx.method)) {
       const origin = ctx.get('Origin');
@@ -235,7 +254,12 @@ function schemaOf(p: Prop): Record<string, unknown> {
   }
   if (p.type === 'array') {
     const { description, ...item } = schemaOf({ ...p, type: 'string', maxItems: undefined });
-    return { type: 'array', items: item, ...(description ? { description } : {}), ...(p.maxItems !== undefined ? { maxItems: p.maxItems } : {}) };
+    return {
+      type: 'array',
+      items: item,
+      ...(description ? { description } : {}),
+      ...(p.maxItems !== undefined ? { maxItems: p.maxItems } : {}),
+    };
   }
   return s;
 }
@@ -245,9 +269,22 @@ export function openApiDocument(routes: ApiRoute[], version: string): Record<str
   for (const r of routes) {
     const params = [
       ...[...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
-      ...Object.entries(r.query ?? {}).map(([name, p]) => ({ name, in: 'query', required: false, description: p.description, schema: schemaOf({ ...p, description: undefined }) })),
+      ...Object.entries(r.query ?? {}).map(([name, p]) => ({
+        name,
+        in: 'query',
+        required: false,
+        description: p.description,
+        schema: schemaOf({ ...p, description: undefined }),
+      })),
     ];
-    const roles = r.access === 'public' ? 'anyone' : r.access === 'authenticated' ? 'every role' : rolesWith(r.access).map((x) => ROLE_TITLES[x]).join(', ');
+    const roles =
+      r.access === 'public'
+        ? 'anyone'
+        : r.access === 'authenticated'
+          ? 'every role'
+          : rolesWith(r.access)
+              .map((x) => ROLE_TITLES[x])
+              .join(', ');
     const op: Record<string, unknown> = {
       operationId: `${r.method.toLowerCase()}${r.path.replace(/\{(\w+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       summary: r.summary,
@@ -260,7 +297,9 @@ export function openApiDocument(routes: ApiRoute[], version: string): Record<str
           description: 'success',
           content: { [r.produces ?? 'application/json']: { schema: r.produces ? { type: 'string' } : {} } },
         },
-        ...(r.access === 'public' ? {} : { 401: { $ref: '#/components/responses/Unauthorized' }, 403: { $ref: '#/components/responses/Forbidden' } }),
+        ...(r.access === 'public'
+          ? {}
+          : { 401: { $ref: '#/components/responses/Unauthorized' }, 403: { $ref: '#/components/responses/Forbidden' } }),
         400: { $ref: '#/components/responses/BadRequest' },
       },
       security: r.access === 'public' ? [] : [{ session: [], csrf: [] }, { token: [] }],
@@ -305,7 +344,11 @@ export function openApiDocument(routes: ApiRoute[], version: string): Record<str
         Error: {
           type: 'object',
           properties: {
-            error: { type: 'object', properties: { kind: { type: 'string' }, message: { type: 'string' }, rule: { type: 'string' } }, required: ['kind', 'message'] },
+            error: {
+              type: 'object',
+              properties: { kind: { type: 'string' }, message: { type: 'string' }, rule: { type: 'string' } },
+              required: ['kind', 'message'],
+            },
           },
           required: ['error'],
         },

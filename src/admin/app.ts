@@ -86,7 +86,8 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
       const err = e instanceof CaError ? e : new CaError('internal', 'internal error', { cause: e });
       ctx.status = statusOf(err);
       const message = err.kind === 'internal' ? `internal error (request ${ctx.state.requestId})` : err.message;
-      if (ctx.status >= 500 && err.rule !== 'auth.throttled') deps.log.error({ err: e, path: ctx.path, requestId: ctx.state.requestId }, 'admin request failed');
+      if (ctx.status >= 500 && err.rule !== 'auth.throttled')
+        deps.log.error({ err: e, path: ctx.path, requestId: ctx.state.requestId }, 'admin request failed');
       else deps.log.info({ kind: err.kind, msg: err.message, path: ctx.path, requestId: ctx.state.requestId }, 'admin request refused');
       const retryAfter = err.details?.retryAfter ?? (err.kind === 'unavailable' ? 5 : undefined);
       if (retryAfter !== undefined) ctx.set('Retry-After', String(retryAfter));
@@ -99,7 +100,8 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
         const title = ctx.status === 403 ? 'Forbidden' : ctx.status === 404 ? 'Not found' : `Error ${ctx.status}`;
         ctx.body = layout({
           title,
-          body: html`<p class="error" id="error">${message}</p><p><a href="/">Back to the dashboard</a></p>`,
+          body: html`<p class="error" id="error">${message}</p>
+            <p><a href="/">Back to the dashboard</a></p>`,
           principal,
           pages: opts.pages,
           csrf: principal?.kind === 'session' ? principal.csrfToken : undefined,
@@ -131,7 +133,8 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
       const cookie = ctx.cookies.get(SESSION_COOKIE);
       if (cookie) {
         ctx.state.principal = await resolveSession(deps.pool, cookie, opts.settings);
-        if (!ctx.state.principal) ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, secure: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
+        if (!ctx.state.principal)
+          ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, secure: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
       }
     }
     ctx.state.peer = peerCertificate(ctx.req.socket as TLSSocket);

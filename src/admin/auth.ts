@@ -27,7 +27,14 @@ export interface Actor {
   requestId?: string;
 }
 
-export async function record(db: Queryable, who: Actor, action: string, object: string | null, details: Record<string, unknown> = {}, result: AuditResult = 'ok') {
+export async function record(
+  db: Queryable,
+  who: Actor,
+  action: string,
+  object: string | null,
+  details: Record<string, unknown> = {},
+  result: AuditResult = 'ok',
+) {
   await audit(db, { actor: who.actor, role: who.role, action, object, details, result, requestId: who.requestId });
 }
 
@@ -35,9 +42,13 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export function checkUserName(name: string): void {
   if (!NAME.test(name)) {
-    throw new CaError('malformed', `user name "${name}" must be 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`, {
-      rule: 'user.name',
-    });
+    throw new CaError(
+      'malformed',
+      `user name "${name}" must be 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`,
+      {
+        rule: 'user.name',
+      },
+    );
   }
 }
 
@@ -69,7 +80,9 @@ async function certificateForLogin(db: Queryable, serial: string): Promise<strin
   const cert = await certificates.get(db, serial);
   if (!cert) throw new CaError('notFound', `no certificate with serial ${serial}`, { rule: 'certificate.unknown' });
   if (cert.status !== 'valid' || cert.notAfter.getTime() < Date.now()) {
-    throw new CaError('conflict', `certificate ${serial} is ${cert.status === 'valid' ? 'expired' : cert.status}; bind a valid one`, { rule: 'user.certificate.invalid' });
+    throw new CaError('conflict', `certificate ${serial} is ${cert.status === 'valid' ? 'expired' : cert.status}; bind a valid one`, {
+      rule: 'user.certificate.invalid',
+    });
   }
   return cert.serial;
 }
@@ -88,7 +101,14 @@ export async function createUser(
   const passwordHash = u.password === undefined ? null : await hashPassword(u.password);
   return withTransaction(pool, async (tx) => {
     const certSerial = u.certSerial ? await certificateForLogin(tx, u.certSerial) : null;
-    const row = await users.insert(tx, { name: u.name, role, passwordHash, certSerial, mustChangePassword: u.mustChangePassword, createdBy: who.actor });
+    const row = await users.insert(tx, {
+      name: u.name,
+      role,
+      passwordHash,
+      certSerial,
+      mustChangePassword: u.mustChangePassword,
+      createdBy: who.actor,
+    });
     await record(tx, who, 'user.add', u.name, { role, certificateSerial: certSerial, passwordLogin: passwordHash !== null });
     return row;
   });
@@ -102,7 +122,9 @@ export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabl
     if (!enabled && current.enabled && current.role === 'ca-admin') {
       await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
       if ((await users.countEnabled(tx, 'ca-admin')) <= 1) {
-        throw new CaError('conflict', `"${name}" is the last enabled CA Administrator; create another before disabling it`, { rule: 'user.lastCaAdmin' });
+        throw new CaError('conflict', `"${name}" is the last enabled CA Administrator; create another before disabling it`, {
+          rule: 'user.lastCaAdmin',
+        });
       }
     }
     const row = (await users.update(tx, name, { enabled }))!;
@@ -113,7 +135,13 @@ export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabl
 }
 
 /** An administrator sets a user's password; the user must change it at the next login unless `temporary` is false. */
-export async function resetPassword(pool: Pool, who: Actor, name: string, password: string, opts: { temporary?: boolean } = {}): Promise<AdminUserRow> {
+export async function resetPassword(
+  pool: Pool,
+  who: Actor,
+  name: string,
+  password: string,
+  opts: { temporary?: boolean } = {},
+): Promise<AdminUserRow> {
   checkPasswordPolicy(password);
   const passwordHash = await hashPassword(password);
   return withTransaction(pool, async (tx) => {
@@ -126,7 +154,14 @@ export async function resetPassword(pool: Pool, who: Actor, name: string, passwo
 }
 
 /** A user changes their own password (the current one is required). Other sessions of the user end. */
-export async function changeOwnPassword(pool: Pool, who: Actor, name: string, current: string, next: string, keepSession?: string): Promise<void> {
+export async function changeOwnPassword(
+  pool: Pool,
+  who: Actor,
+  name: string,
+  current: string,
+  next: string,
+  keepSession?: string,
+): Promise<void> {
   const user = await users.get(pool, name);
   if (!user?.passwordHash || !(await verifyPassword(current, user.passwordHash))) {
     await record(pool, who, 'user.password.change', name, { reason: 'wrong current password' }, 'failed');
@@ -193,7 +228,13 @@ export interface NewSession {
   user: AdminUserRow;
 }
 
-async function openSession(pool: Pool, user: AdminUserRow, method: string, client: { ip?: string; userAgent?: string }, settings: AuthSettings): Promise<NewSession> {
+async function openSession(
+  pool: Pool,
+  user: AdminUserRow,
+  method: string,
+  client: { ip?: string; userAgent?: string },
+  settings: AuthSettings,
+): Promise<NewSession> {
   const cookie = randomBytes(32).toString('base64url');
   const csrfToken = randomBytes(32).toString('base64url');
   await sessions.insert(pool, {
@@ -210,7 +251,10 @@ async function openSession(pool: Pool, user: AdminUserRow, method: string, clien
 }
 
 function throttled(seconds: number): CaError {
-  return new CaError('unavailable', `too many failed logins; try again in ${seconds} s`, { rule: 'auth.throttled', details: { retryAfter: seconds } });
+  return new CaError('unavailable', `too many failed logins; try again in ${seconds} s`, {
+    rule: 'auth.throttled',
+    details: { retryAfter: seconds },
+  });
 }
 
 /**
@@ -237,11 +281,18 @@ export async function login(
   const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await verifyAgainstNothing(input.password);
   if (!user || !ok || !user.enabled) {
     for (const key of keys) await users.recordFailure(pool, key, key.startsWith('ip:') ? settings.throttle.ip : settings.throttle.user);
-    await record(pool, { ...who, role: user?.role ?? null }, 'auth.login', input.name.slice(0, 64), {
-      method: 'password',
-      reason: !user || !ok ? 'wrong user name or password' : 'user disabled',
-      ip: input.ip,
-    }, 'failed');
+    await record(
+      pool,
+      { ...who, role: user?.role ?? null },
+      'auth.login',
+      input.name.slice(0, 64),
+      {
+        method: 'password',
+        reason: !user || !ok ? 'wrong user name or password' : 'user disabled',
+        ip: input.ip,
+      },
+      'failed',
+    );
     throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
   }
   await users.clearFailures(pool, keys[0]!);
@@ -258,12 +309,19 @@ export async function loginWithCertificate(
 ): Promise<NewSession> {
   const user = await users.getByCertificate(pool, input.serial);
   if (!user || !user.enabled) {
-    await record(pool, { actor: `cert:${input.serial}`, role: null, requestId: input.requestId }, 'auth.login', user?.name ?? null, {
-      method: 'certificate',
-      serial: input.serial,
-      reason: user ? 'user disabled' : 'certificate bound to no user',
-      ip: input.ip,
-    }, 'failed');
+    await record(
+      pool,
+      { actor: `cert:${input.serial}`, role: null, requestId: input.requestId },
+      'auth.login',
+      user?.name ?? null,
+      {
+        method: 'certificate',
+        serial: input.serial,
+        reason: user ? 'user disabled' : 'certificate bound to no user',
+        ip: input.ip,
+      },
+      'failed',
+    );
     throw new CaError('unauthorized', `certificate ${input.serial} is not bound to an enabled console user`, { rule: 'auth.certificate' });
   }
   const session = await openSession(pool, user, 'certificate', input, settings);
@@ -375,7 +433,8 @@ export async function authenticateToken(pool: Pool, bearer: string): Promise<Tok
   const ok = row && m && timingSafeEqual(Buffer.from(row.secretHash, 'hex'), Buffer.from(sha256Hex(m[2]!), 'hex'));
   if (!row || !ok) throw new CaError('unauthorized', 'unknown API token', { rule: 'auth.token' });
   if (row.revokedAt) throw new CaError('unauthorized', `API token ${row.id} was revoked`, { rule: 'auth.token.revoked' });
-  if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) throw new CaError('unauthorized', `API token ${row.id} expired`, { rule: 'auth.token.expired' });
+  if (row.expiresAt && row.expiresAt.getTime() <= Date.now())
+    throw new CaError('unauthorized', `API token ${row.id} expired`, { rule: 'auth.token.expired' });
   if (!isRole(row.role)) throw new CaError('unauthorized', `API token ${row.id} has an unknown role`, { rule: 'auth.token' });
   await tokens.touch(pool, row.id);
   return { kind: 'token', token: row, role: row.role };

@@ -59,7 +59,9 @@ function scrypt(passphrase: string, salt: Buffer, p: typeof KDF): Promise<Buffer
 
 export function checkBackupPassphrase(passphrase: string): void {
   if (passphrase.length < MIN_BACKUP_PASSPHRASE) {
-    throw new CaError('malformed', `the backup passphrase must have at least ${MIN_BACKUP_PASSPHRASE} characters`, { rule: 'backup.passphrase' });
+    throw new CaError('malformed', `the backup passphrase must have at least ${MIN_BACKUP_PASSPHRASE} characters`, {
+      rule: 'backup.passphrase',
+    });
   }
 }
 
@@ -97,7 +99,14 @@ class ArchiveWriter {
     const key = await scrypt(passphrase, salt, KDF);
     const fh = await open(file, 'wx', 0o600);
     await fh.write(MAGIC + header);
-    return new ArchiveWriter(fh, key, prefix, createHash('sha256').update(MAGIC + header).digest());
+    return new ArchiveWriter(
+      fh,
+      key,
+      prefix,
+      createHash('sha256')
+        .update(MAGIC + header)
+        .digest(),
+    );
   }
 
   async write(data: Buffer): Promise<void> {
@@ -186,9 +195,18 @@ class ArchiveReader {
       if (nl < 0) throw new CaError('malformed', `${file} has a damaged header`, { rule: 'backup.format' });
       const headerLine = text.slice(MAGIC.length, nl + 1);
       const header = JSON.parse(headerLine) as { kdf: { N: number; r: number; p: number; salt: string }; noncePrefix: string };
-      if (header.kdf.N > 2 ** 20 || header.kdf.r > 16 || header.kdf.p > 4) throw new CaError('malformed', `${file}: key derivation parameters out of range`, { rule: 'backup.format' });
+      if (header.kdf.N > 2 ** 20 || header.kdf.r > 16 || header.kdf.p > 4)
+        throw new CaError('malformed', `${file}: key derivation parameters out of range`, { rule: 'backup.format' });
       const key = await scrypt(passphrase, Buffer.from(header.kdf.salt, 'base64'), header.kdf);
-      return new ArchiveReader(fh, key, Buffer.from(header.noncePrefix, 'base64'), createHash('sha256').update(MAGIC + headerLine).digest(), nl + 1);
+      return new ArchiveReader(
+        fh,
+        key,
+        Buffer.from(header.noncePrefix, 'base64'),
+        createHash('sha256')
+          .update(MAGIC + headerLine)
+          .digest(),
+        nl + 1,
+      );
     } catch (e) {
       await fh.close();
       if (e instanceof SyntaxError) throw new CaError('malformed', `${file} has a damaged header`, { rule: 'backup.format' });
@@ -225,7 +243,9 @@ class ArchiveReader {
     }
     throw new CaError(
       'malformed',
-      this.index === 0 ? 'cannot decrypt the backup: wrong passphrase, or the file is damaged' : `the backup is damaged at frame ${this.index}`,
+      this.index === 0
+        ? 'cannot decrypt the backup: wrong passphrase, or the file is damaged'
+        : `the backup is damaged at frame ${this.index}`,
       { rule: this.index === 0 ? 'backup.passphrase' : 'backup.damaged' },
     );
   }
@@ -296,7 +316,13 @@ export function configFile(config: Pick<Config, 'home'>, env: NodeJS.ProcessEnv 
  * Writes a backup to `out` (a new file, mode 0600; written under a temporary name and
  * renamed when complete). Needs the database and, for software keys, the key directory.
  */
-export async function createBackup(config: Config, pool: Pool, out: string, passphrase: string, version: string): Promise<{ meta: BackupMeta; summary: BackupSummary; size: number }> {
+export async function createBackup(
+  config: Config,
+  pool: Pool,
+  out: string,
+  passphrase: string,
+  version: string,
+): Promise<{ meta: BackupMeta; summary: BackupSummary; size: number }> {
   checkBackupPassphrase(passphrase);
   if (existsSync(out)) throw new CaError('conflict', `${out} exists; choose another file`, { rule: 'backup.exists' });
   await mkdir(dirname(out), { recursive: true });
@@ -310,7 +336,9 @@ export async function createBackup(config: Config, pool: Pool, out: string, pass
     host: hostname(),
     home: config.home,
     keyBackend: config.keys.backend,
-    ...(config.keys.backend === 'pkcs11' ? { pkcs11: { module: config.keys.pkcs11.module, tokenLabel: config.keys.pkcs11.tokenLabel } } : {}),
+    ...(config.keys.backend === 'pkcs11'
+      ? { pkcs11: { module: config.keys.pkcs11.module, tokenLabel: config.keys.pkcs11.tokenLabel } }
+      : {}),
     keyIds: [...new Set([...caRows.map((c) => c.keyId), ...others.map((k) => k.keyId)])],
     migrations: applied,
   };
@@ -330,11 +358,17 @@ export async function createBackup(config: Config, pool: Pool, out: string, pass
     await addFile(p.rootPem, 'ca/root.pem', 0o644);
     await addFile(p.chainPem, 'ca/chain.pem', 0o644);
     if (config.keys.backend === 'software') {
-      const keyFiles = (await readdir(p.keysDir).catch(() => [] as string[])).filter((f) => f.endsWith('.key.pem') || f === 'passphrase').sort();
+      const keyFiles = (await readdir(p.keysDir).catch(() => [] as string[]))
+        .filter((f) => f.endsWith('.key.pem') || f === 'passphrase')
+        .sort();
       for (const f of keyFiles) await addFile(join(p.keysDir, f), `keys/${f}`, 0o600);
       const missing = meta.keyIds.filter((id) => !keyFiles.includes(`${id}.key.pem`));
       if (missing.length) {
-        throw new CaError('config', `the software keys ${missing.join(', ')} are not in ${p.keysDir}: run the backup where the worker's key directory is`, { rule: 'backup.keys' });
+        throw new CaError(
+          'config',
+          `the software keys ${missing.join(', ')} are not in ${p.keysDir}: run the backup where the worker's key directory is`,
+          { rule: 'backup.keys' },
+        );
       }
     }
     const db = await dumpDatabase(pool, w);
@@ -360,7 +394,11 @@ export function assertEmptyHome(config: Config): void {
   // (An embedded Postgres data directory is checked by the caller, which creates it for the restore.)
   const taken = [p.keysDir, p.caDir, p.tlsDir, join(config.home, 'config.json')].filter((f) => existsSync(f));
   if (taken.length) {
-    throw new CaError('conflict', `CERTFLOW_HOME ${config.home} is not empty (${taken.join(', ')}): restore into an empty state directory`, { rule: 'backup.homeNotEmpty' });
+    throw new CaError(
+      'conflict',
+      `CERTFLOW_HOME ${config.home} is not empty (${taken.join(', ')}): restore into an empty state directory`,
+      { rule: 'backup.homeNotEmpty' },
+    );
   }
 }
 
@@ -377,7 +415,11 @@ export interface RestoreTarget {
  * every table in one transaction, then applies newer migrations and verifies the audit
  * chain.
  */
-export async function restoreBackup(file: string, passphrase: string, target: RestoreTarget): Promise<{ meta: BackupMeta; summary: BackupSummary; audit: auditLog.VerifyResult }> {
+export async function restoreBackup(
+  file: string,
+  passphrase: string,
+  target: RestoreTarget,
+): Promise<{ meta: BackupMeta; summary: BackupSummary; audit: auditLog.VerifyResult }> {
   const { config, pool, log } = target;
   assertEmptyHome(config);
   await assertEmptyDatabase(pool);
@@ -388,13 +430,23 @@ export async function restoreBackup(file: string, passphrase: string, target: Re
     const meta = JSON.parse((await reader.entryBytes()).toString('utf8')) as BackupMeta;
     if (meta.format !== 1) throw new CaError('malformed', `backup format ${meta.format} is not supported`, { rule: 'backup.format' });
     if (meta.keyBackend !== config.keys.backend) {
-      throw new CaError('config', `the backup's keys are in the ${meta.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${config.keys.backend}`, { rule: 'backup.keyBackend' });
+      throw new CaError(
+        'config',
+        `the backup's keys are in the ${meta.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${config.keys.backend}`,
+        { rule: 'backup.keyBackend' },
+      );
     }
     const known = new Map(loadMigrations().map((m) => [m.version, m]));
     for (const m of meta.migrations) {
       const mine = known.get(m.version);
-      if (!mine) throw new CaError('config', `the backup was made by a newer certflow (migration ${m.name} is unknown here): restore it with that version`, { rule: 'backup.version' });
-      if (m.checksum && m.checksum !== mine.checksum) throw new CaError('config', `migration ${m.name} differs between the backup and this certflow`, { rule: 'backup.version' });
+      if (!mine)
+        throw new CaError(
+          'config',
+          `the backup was made by a newer certflow (migration ${m.name} is unknown here): restore it with that version`,
+          { rule: 'backup.version' },
+        );
+      if (m.checksum && m.checksum !== mine.checksum)
+        throw new CaError('config', `migration ${m.name} differs between the backup and this certflow`, { rule: 'backup.version' });
     }
     const upTo = Math.max(0, ...meta.migrations.map((m) => m.version));
     log(`backup of ${meta.home} on ${meta.host}, made ${meta.createdAt} by certflow ${meta.certflowVersion}`);
@@ -418,8 +470,10 @@ export async function restoreBackup(file: string, passphrase: string, target: Re
       files.push(name);
       entry = await reader.nextEntry();
     }
-    if (files.includes('config.json') && process.env.CERTFLOW_CONFIG) log(`the configuration is restored to ${join(config.home, 'config.json')} (CERTFLOW_CONFIG points elsewhere)`);
-    if (!existsSync(p.keysDir) && config.keys.backend === 'software') throw new CaError('malformed', 'the backup has no software keys', { rule: 'backup.keys' });
+    if (files.includes('config.json') && process.env.CERTFLOW_CONFIG)
+      log(`the configuration is restored to ${join(config.home, 'config.json')} (CERTFLOW_CONFIG points elsewhere)`);
+    if (!existsSync(p.keysDir) && config.keys.backend === 'software')
+      throw new CaError('malformed', 'the backup has no software keys', { rule: 'backup.keys' });
 
     log(`migrating the database to the backup's schema (migration ${upTo})`);
     await migrate(pool, () => {}, { upTo });
@@ -438,11 +492,15 @@ export async function restoreBackup(file: string, passphrase: string, target: Re
       };
     });
     entry = pending;
-    if (entry?.kind !== 'summary') throw new CaError('malformed', 'the backup has no summary entry (truncated?)', { rule: 'backup.truncated' });
+    if (entry?.kind !== 'summary')
+      throw new CaError('malformed', 'the backup has no summary entry (truncated?)', { rule: 'backup.truncated' });
     const summary = JSON.parse((await reader.entryBytes()).toString('utf8')) as BackupSummary;
     if (await reader.nextEntry()) throw new CaError('malformed', 'the backup has entries after its summary', { rule: 'backup.damaged' });
     for (const t of summary.tables) {
-      if ((rows[t.name] ?? 0) !== t.rows) throw new CaError('malformed', `table ${t.name}: ${rows[t.name] ?? 0} rows restored, the backup says ${t.rows}`, { rule: 'backup.damaged' });
+      if ((rows[t.name] ?? 0) !== t.rows)
+        throw new CaError('malformed', `table ${t.name}: ${rows[t.name] ?? 0} rows restored, the backup says ${t.rows}`, {
+          rule: 'backup.damaged',
+        });
     }
     await restoreSequences(pool, summary.sequences);
     const { applied } = await migrate(pool);
@@ -465,6 +523,8 @@ export function backupDir(config: Pick<Config, 'home'>): string {
 export async function listBackups(config: Pick<Config, 'home'>): Promise<Array<{ name: string; size: number; createdAt: Date }>> {
   const dir = backupDir(config);
   const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => /^[A-Za-z0-9._-]+\.cfbk$/.test(n));
-  const out = await Promise.all(names.map(async (name) => ({ name, ...(await stat(join(dir, name)).then((s) => ({ size: s.size, createdAt: s.mtime }))) })));
+  const out = await Promise.all(
+    names.map(async (name) => ({ name, ...(await stat(join(dir, name)).then((s) => ({ size: s.size, createdAt: s.mtime }))) })),
+  );
   return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
 }

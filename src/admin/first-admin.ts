@@ -17,8 +17,14 @@ export async function announceFirstAdmin(config: Config, log: Logger, say: (m: s
   try {
     if ((await users.list(pool)).length) return;
     const password = randomBytes(15).toString('base64url');
-    await createUser(pool, { actor: 'certflow-start', role: 'system' }, { name: 'admin', role: 'ca-admin', password, mustChangePassword: true });
-    say(`first console user created: "admin" (CA Administrator), one-time password ${password} — shown only now; you choose your own at the first login`);
+    await createUser(
+      pool,
+      { actor: 'certflow-start', role: 'system' },
+      { name: 'admin', role: 'ca-admin', password, mustChangePassword: true },
+    );
+    say(
+      `first console user created: "admin" (CA Administrator), one-time password ${password} — shown only now; you choose your own at the first login`,
+    );
   } catch (e) {
     // Two starts at once: whoever lost the race says nothing.
     if (!/exists/.test(errorMessage(e))) say(`could not create the first console user: ${errorMessage(e)}`);

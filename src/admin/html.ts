@@ -37,7 +37,10 @@ export function raw(s: string): Html {
 
 export function formatTime(d: Date | null | undefined): string {
   if (!d) return '-';
-  return d.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** A table; `cells` returns the row's cells in the order of `headers`. */
@@ -45,12 +48,23 @@ export function table<T>(rows: T[], headers: string[], cells: (row: T) => Value[
   if (!rows.length) return html`<p class="empty">${opts.empty ?? 'Nothing to show.'}</p>`;
   return html`<table${opts.id ? raw(` id="${escapeHtml(opts.id)}"`) : ''}>
 <thead><tr>${headers.map((h) => html`<th>${h}</th>`)}</tr></thead>
-<tbody>${rows.map((r) => html`<tr>${cells(r).map((c) => html`<td>${c}</td>`)}</tr>`)}</tbody></table>`;
+<tbody>${rows.map(
+    (r) =>
+      html`<tr>
+        ${cells(r).map((c) => html`<td>${c}</td>`)}
+      </tr>`,
+  )}</tbody></table>`;
 }
 
 /** A definition list of label/value pairs. */
 export function fields(pairs: Array<[string, Value]>): Html {
-  return html`<dl class="fields">${pairs.map(([k, v]) => html`<dt>${k}</dt><dd>${v === undefined || v === null || v === '' ? '-' : v}</dd>`)}</dl>`;
+  return html`<dl class="fields">
+    ${pairs.map(
+      ([k, v]) =>
+        html`<dt>${k}</dt>
+          <dd>${v === undefined || v === null || v === '' ? '-' : v}</dd>`,
+    )}
+  </dl>`;
 }
 
 export function link(href: string, text: Value): Html {
@@ -78,24 +92,45 @@ export function apiForm(opts: {
   danger?: boolean;
   inline?: boolean;
 }): Html {
-  return html`<form class="api${opts.inline ? ' inline' : ''}" data-api-method="${opts.method}" data-api="${opts.action}"${
-    opts.confirm ? raw(` data-confirm="${escapeHtml(opts.confirm)}"`) : ''
-  } data-then="${opts.then ?? 'reload'}"${opts.id ? raw(` id="${escapeHtml(opts.id)}"`) : ''}>${opts.body}<button type="submit"${
-    opts.danger ? raw(' class="danger"') : ''
-  }>${opts.submit}</button><output class="result" hidden></output></form>`;
+  return html`<form
+    class="api${opts.inline ? ' inline' : ''}"
+    data-api-method="${opts.method}"
+    data-api="${opts.action}"
+    ${opts.confirm ? raw(` data-confirm="${escapeHtml(opts.confirm)}"`) : ''}
+    data-then="${opts.then ?? 'reload'}"
+    ${opts.id ? raw(` id="${escapeHtml(opts.id)}"`) : ''}
+  >
+    ${opts.body}<button type="submit" ${opts.danger ? raw(' class="danger"') : ''}>${opts.submit}</button
+    ><output class="result" hidden></output>
+  </form>`;
 }
 
-export function input(name: string, label: string, opts: { type?: string; value?: string; required?: boolean; placeholder?: string; autocomplete?: string } = {}): Html {
-  return html`<label>${label} <input name="${name}" type="${opts.type ?? 'text'}"${opts.value !== undefined ? raw(` value="${escapeHtml(opts.value)}"`) : ''}${
-    opts.required ? raw(' required') : ''
-  }${opts.placeholder ? raw(` placeholder="${escapeHtml(opts.placeholder)}"`) : ''}${opts.autocomplete ? raw(` autocomplete="${escapeHtml(opts.autocomplete)}"`) : ''}></label>`;
+export function input(
+  name: string,
+  label: string,
+  opts: { type?: string; value?: string; required?: boolean; placeholder?: string; autocomplete?: string } = {},
+): Html {
+  return html`<label
+    >${label}
+    <input
+      name="${name}"
+      type="${opts.type ?? 'text'}"
+      ${opts.value !== undefined ? raw(` value="${escapeHtml(opts.value)}"`) : ''}${
+        opts.required ? raw(' required') : ''
+      }${opts.placeholder ? raw(` placeholder="${escapeHtml(opts.placeholder)}"`) : ''}${opts.autocomplete ? raw(` autocomplete="${escapeHtml(opts.autocomplete)}"`) : ''}
+  /></label>`;
 }
 
 export function select(name: string, label: string, options: Array<string | [string, string]>, selected?: string): Html {
-  return html`<label>${label} <select name="${name}">${options.map((o) => {
-    const [value, text] = Array.isArray(o) ? o : [o, o];
-    return html`<option value="${value}"${value === selected ? raw(' selected') : ''}>${text}</option>`;
-  })}</select></label>`;
+  return html`<label
+    >${label}
+    <select name="${name}">
+      ${options.map((o) => {
+        const [value, text] = Array.isArray(o) ? o : [o, o];
+        return html`<option value="${value}" ${value === selected ? raw(' selected') : ''}>${text}</option>`;
+      })}
+    </select></label
+  >`;
 }
 
 /** Data for console.js (charts): JSON in a non-executed script element (allowed by the CSP). */
@@ -104,7 +139,8 @@ export function jsonData(id: string, data: unknown): Html {
 }
 
 export function chart(id: string, config: unknown, opts: { small?: boolean } = {}): Html {
-  return html`<div class="chart${opts.small ? ' small' : ''}"><canvas data-chart="${id}"></canvas></div>${jsonData(id, config)}`;
+  return html`<div class="chart${opts.small ? ' small' : ''}"><canvas data-chart="${id}"></canvas></div>
+    ${jsonData(id, config)}`;
 }
 
 /** A query string from a filter object (empty values left out). */

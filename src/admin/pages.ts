@@ -46,39 +46,53 @@ export function layout(opts: { title: string; body: Html; principal?: Principal;
     ? MENU_GROUPS.map((group) => {
         const items = menuFor(p, opts.pages).filter((x) => x.menu!.group === group);
         if (!items.length) return html``;
-        return html`<div class="group"><h2>${group}</h2><ul>${items.map(
-          (x) => html`<li><a href="${x.path}" data-menu="${x.menu!.id}"${x.path === opts.current ? raw(' aria-current="page"') : ''}>${x.menu!.label}</a></li>`,
-        )}</ul></div>`;
+        return html`<div class="group">
+          <h2>${group}</h2>
+          <ul>
+            ${items.map(
+              (x) =>
+                html`<li>
+                  <a href="${x.path}" data-menu="${x.menu!.id}" ${x.path === opts.current ? raw(' aria-current="page"') : ''}
+                    >${x.menu!.label}</a
+                  >
+                </li>`,
+            )}
+          </ul>
+        </div>`;
       })
     : html``;
   const doc = html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>${opts.title} · certflow console</title>
-${opts.csrf ? html`<meta name="csrf-token" content="${opts.csrf}">` : ''}
-<link rel="stylesheet" href="/assets/console.css">
-<script src="/assets/chart.umd.min.js" defer></script>
-<script src="/assets/console.js" defer></script>
-</head>
-<body>
-<header><a class="brand" href="/">certflow console</a>${
-    p
-      ? html`<span class="who" id="who">${who(p)} · <span id="role">${ROLE_TITLES[p.role]}</span></span>
-<a href="/account" data-menu="account">Account</a>
-<form class="api inline" data-api-method="DELETE" data-api="/admin/api/v1/session" data-then="/login"><button type="submit" id="logout">Log out</button></form>`
-      : ''
-  }</header>
-${p ? html`<nav id="menu">${menu}</nav>` : ''}
-<main>
-<h1>${opts.title}</h1>
-<div id="flash" role="status" hidden></div>
-${opts.body}
-</main>
-</body>
-</html>`;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <link rel="icon" href="data:," />
+        <title>${opts.title} · certflow console</title>
+        ${opts.csrf ? html`<meta name="csrf-token" content="${opts.csrf}" />` : ''}
+        <link rel="stylesheet" href="/assets/console.css" />
+        <script src="/assets/chart.umd.min.js" defer></script>
+        <script src="/assets/console.js" defer></script>
+      </head>
+      <body>
+        <header>
+          <a class="brand" href="/">certflow console</a>${
+            p
+              ? html`<span class="who" id="who">${who(p)} · <span id="role">${ROLE_TITLES[p.role]}</span></span>
+                  <a href="/account" data-menu="account">Account</a>
+                  <form class="api inline" data-api-method="DELETE" data-api="/admin/api/v1/session" data-then="/login">
+                    <button type="submit" id="logout">Log out</button>
+                  </form>`
+              : ''
+          }
+        </header>
+        ${p ? html`<nav id="menu">${menu}</nav>` : ''}
+        <main>
+          <h1>${opts.title}</h1>
+          <div id="flash" role="status" hidden></div>
+          ${opts.body}
+        </main>
+      </body>
+    </html>`;
   return doc.value;
 }
 
@@ -113,7 +127,14 @@ export function pageRouter(deps: AdminDeps, pages: Page[]): Router {
       }
       const title = typeof page.title === 'function' ? page.title(req) : page.title;
       ctx.type = 'text/html; charset=utf-8';
-      ctx.body = layout({ title, body, principal, pages, current: page.path, csrf: principal?.kind === 'session' ? principal.csrfToken : undefined });
+      ctx.body = layout({
+        title,
+        body,
+        principal,
+        pages,
+        current: page.path,
+        csrf: principal?.kind === 'session' ? principal.csrfToken : undefined,
+      });
     });
   }
   return router;

@@ -80,7 +80,16 @@ export const MATRIX: Record<Role, readonly Permission[]> = {
     'reports:read',
     'profiles:read',
   ],
-  auditor: ['dashboard:read', 'hierarchy:read', 'certificates:read', 'requests:read', 'crls:read', 'reports:read', 'profiles:read', 'audit:read'],
+  auditor: [
+    'dashboard:read',
+    'hierarchy:read',
+    'certificates:read',
+    'requests:read',
+    'crls:read',
+    'reports:read',
+    'profiles:read',
+    'audit:read',
+  ],
   operator: ['dashboard:read', 'hierarchy:read', 'health:read', 'logs:read', 'backup:read', 'backup:manage'],
 };
 

@@ -33,11 +33,18 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
   const deps = { config, pool, temporal: temporal.client, log };
-  const settings: AuthSettings = { idleSeconds: config.admin.idleSeconds, maxSessionSeconds: config.admin.maxSessionSeconds, throttle: DEFAULT_THROTTLE };
+  const settings: AuthSettings = {
+    idleSeconds: config.admin.idleSeconds,
+    maxSessionSeconds: config.admin.maxSessionSeconds,
+    throttle: DEFAULT_THROTTLE,
+  };
   const { routes, pages } = consoleAreas(settings);
   const app = adminApp(deps, { routes, pages, settings, version: certflowVersion() });
   const clientCas = [pemEncode('CERTIFICATE', issuing.certDer), pemEncode('CERTIFICATE', root.certDer)];
-  const server = https.createServer({ key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas }, app.callback());
+  const server = https.createServer(
+    { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas },
+    app.callback(),
+  );
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.admin.port, config.admin.bind, () => {
@@ -62,7 +69,12 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
   }, 3600_000);
   housekeeping.unref();
 
-  const host = config.admin.bind === '0.0.0.0' || config.admin.bind === '::' ? 'localhost' : config.admin.bind.includes(':') ? `[${config.admin.bind}]` : config.admin.bind;
+  const host =
+    config.admin.bind === '0.0.0.0' || config.admin.bind === '::'
+      ? 'localhost'
+      : config.admin.bind.includes(':')
+        ? `[${config.admin.bind}]`
+        : config.admin.bind;
   const url = `https://${host === '127.0.0.1' ? 'localhost' : host}:${port}/`;
   log.info({ listen: `${config.admin.bind}:${port}`, url }, 'admin console listening');
   return {

@@ -26,13 +26,20 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate | undefined 
 /** The serial and subject of a peer certificate this CA issued and still vouches for. */
 export async function verifiedPeer(pool: Pool, peer: PeerCertificate | undefined): Promise<{ serial: string; subject: string }> {
   if (!peer) throw new CaError('unauthorized', 'no TLS client certificate was presented', { rule: 'auth.certificate.missing' });
-  if (!peer.authorized) throw new CaError('unauthorized', `the TLS client certificate is not accepted: ${peer.error ?? 'not issued by this CA'}`, { rule: 'auth.certificate' });
+  if (!peer.authorized)
+    throw new CaError('unauthorized', `the TLS client certificate is not accepted: ${peer.error ?? 'not issued by this CA'}`, {
+      rule: 'auth.certificate',
+    });
   const summary = describeCertificate(peer.der);
   const row = await certificates.get(pool, summary.serialHex);
   if (!row?.certDer || !Buffer.from(row.certDer).equals(peer.der)) {
-    throw new CaError('unauthorized', `the TLS client certificate ${summary.serialHex} is not one this CA issued`, { rule: 'auth.certificate' });
+    throw new CaError('unauthorized', `the TLS client certificate ${summary.serialHex} is not one this CA issued`, {
+      rule: 'auth.certificate',
+    });
   }
-  if (row.status !== 'valid') throw new CaError('unauthorized', `the TLS client certificate ${row.serial} is ${row.status}`, { rule: 'auth.certificate' });
-  if (row.notAfter.getTime() < Date.now()) throw new CaError('unauthorized', `the TLS client certificate ${row.serial} has expired`, { rule: 'auth.certificate' });
+  if (row.status !== 'valid')
+    throw new CaError('unauthorized', `the TLS client certificate ${row.serial} is ${row.status}`, { rule: 'auth.certificate' });
+  if (row.notAfter.getTime() < Date.now())
+    throw new CaError('unauthorized', `the TLS client certificate ${row.serial} has expired`, { rule: 'auth.certificate' });
   return { serial: row.serial, subject: summary.subject };
 }

@@ -78,7 +78,14 @@ export async function ensureHierarchy(args: {
       pathLen: 0,
       urls: args.urls(root.name),
     });
-    issuing = record(der, { name: ca.issuingName, role: 'issuing', parent: root.name, keyId: key, keyAlg: ca.keyAlg, keyBackend: keys.backend });
+    issuing = record(der, {
+      name: ca.issuingName,
+      role: 'issuing',
+      parent: root.name,
+      keyId: key,
+      keyAlg: ca.keyAlg,
+      keyBackend: keys.backend,
+    });
     await store.insert(issuing);
     created.push(issuing.name);
   }
@@ -98,10 +105,7 @@ async function keyFor(keys: KeyStore, id: string, alg: KeyAlg): Promise<string> 
 
 async function checkKey(keys: KeyStore, ca: CaRecord): Promise<void> {
   if (ca.keyBackend !== keys.backend) {
-    throw new CaError(
-      'config',
-      `CA "${ca.name}" has its key in the ${ca.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${keys.backend}`,
-    );
+    throw new CaError('config', `CA "${ca.name}" has its key in the ${ca.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${keys.backend}`);
   }
   const key = await keys.get(ca.keyId);
   if (!key) {

@@ -38,7 +38,9 @@ export async function caSigningContext(keys: KeyStore, ca: SigningCa, usage: Key
   const key = await keys.get(ca.keyId);
   if (!key) throw new CaError('config', `CA key "${ca.keyId}" is not in the ${keys.backend} key store`, { rule: 'ca.key' });
   if (key.alg !== ca.keyAlg) {
-    throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, { rule: 'ca.key' });
+    throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, {
+      rule: 'ca.key',
+    });
   }
   if (!Buffer.from(key.spki).equals(Buffer.from(issuer.spki))) {
     throw new CaError('config', `CA key "${ca.keyId}" is not the key of certificate "${issuer.subject}"`, { rule: 'ca.key' });
@@ -60,9 +62,13 @@ export async function signVerified(
 ): Promise<Uint8Array> {
   const signature = await keys.sign(ca.keyId, ctx.sigAlg, tbs);
   if (!verifySignedWith(ctx.issuer.spki, ctx.sigAlg, tbs, signature)) {
-    throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the ${steps.what} was discarded`, {
-      rule: 'sign.verify',
-    });
+    throw new CaError(
+      'internal',
+      `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the ${steps.what} was discarded`,
+      {
+        rule: 'sign.verify',
+      },
+    );
   }
   const der = steps.assemble(signature);
   if (steps.artifact) recordArtifact(steps.artifact, der);

@@ -37,7 +37,8 @@ function subjectDer(subject: string): Uint8Array {
 }
 
 function validDays(days: number): number {
-  if (!(Number.isFinite(days) && days > 0)) throw new CaError('config', `CA validity of ${days} days is not a positive number`, { rule: 'ca.validity' });
+  if (!(Number.isFinite(days) && days > 0))
+    throw new CaError('config', `CA validity of ${days} days is not a positive number`, { rule: 'ca.validity' });
   return days;
 }
 
@@ -76,7 +77,16 @@ export async function createRootCertificate(
  */
 export async function createSubordinateCertificate(
   keys: KeyStore,
-  args: { issuer: IssuingCa; keyId: string; keyAlg: KeyAlg; subject: string; validityDays: number; now: Date; pathLen?: number; urls: CaUrls },
+  args: {
+    issuer: IssuingCa;
+    keyId: string;
+    keyAlg: KeyAlg;
+    subject: string;
+    validityDays: number;
+    now: Date;
+    pathLen?: number;
+    urls: CaUrls;
+  },
 ): Promise<Uint8Array> {
   const key = await caKey(keys, args.keyId, args.keyAlg);
   const issuer = issuerSummary(args.issuer, args.now);
@@ -84,10 +94,13 @@ export async function createSubordinateCertificate(
     throw new CaError('config', `CA "${args.issuer.name}" has pathLen 0 and cannot issue subordinate CAs`, { rule: 'ca.pathLen' });
   }
   const pathLen = args.pathLen ?? 0;
-  if (!Number.isInteger(pathLen) || pathLen < 0) throw new CaError('config', `pathLen ${pathLen} is not a non-negative integer`, { rule: 'ca.pathLen' });
+  if (!Number.isInteger(pathLen) || pathLen < 0)
+    throw new CaError('config', `pathLen ${pathLen} is not a non-negative integer`, { rule: 'ca.pathLen' });
   if (issuer.pathLen !== undefined && pathLen >= issuer.pathLen) {
     // RFC 5280 4.2.1.9: each CA below an issuer with pathLen n may allow at most n - 1 more CAs.
-    throw new CaError('config', `pathLen ${pathLen} must be below the pathLen ${issuer.pathLen} of CA "${args.issuer.name}"`, { rule: 'ca.pathLen' });
+    throw new CaError('config', `pathLen ${pathLen} must be below the pathLen ${issuer.pathLen} of CA "${args.issuer.name}"`, {
+      rule: 'ca.pathLen',
+    });
   }
   const sigAlg = defaultSignAlg(args.issuer.keyAlg);
   const { notBefore, notAfter } = validityWindow(args.now, CA_BACKDATE_SECONDS, validDays(args.validityDays) * DAY_SECONDS, issuer);

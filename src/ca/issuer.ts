@@ -57,7 +57,9 @@ export interface PreparedCertificate {
 export function issuerSummary(ca: Pick<IssuingCa, 'name' | 'certDer'>, now: Date): CertSummary {
   const summary = caSummary(ca.certDer);
   if (!summary.isCa || (summary.keyUsage.length > 0 && !summary.keyUsage.includes('keyCertSign'))) {
-    throw new CaError('config', `the certificate of CA "${ca.name}" is not a CA certificate allowed to sign certificates`, { rule: 'ca.notCa' });
+    throw new CaError('config', `the certificate of CA "${ca.name}" is not a CA certificate allowed to sign certificates`, {
+      rule: 'ca.notCa',
+    });
   }
   if (summary.notAfter.getTime() <= now.getTime()) {
     throw new CaError('config', `CA "${ca.name}" expired on ${summary.notAfter.toISOString()}`, { rule: 'ca.expired' });
@@ -78,7 +80,12 @@ export function authorityKeyIdOf(issuer: CertSummary): Uint8Array {
  * not before the issuer's notBefore), notAfter = now + validity capped at the issuer's
  * notAfter so that no certificate outlives its CA. Whole seconds.
  */
-export function validityWindow(now: Date, backdateSeconds: number, validitySeconds: number, issuer: CertSummary): { notBefore: Date; notAfter: Date } {
+export function validityWindow(
+  now: Date,
+  backdateSeconds: number,
+  validitySeconds: number,
+  issuer: CertSummary,
+): { notBefore: Date; notAfter: Date } {
   const t = truncateToSecond(now).getTime();
   const notBefore = new Date(Math.max(t - backdateSeconds * 1000, issuer.notBefore.getTime()));
   const notAfter = new Date(Math.min(t + validitySeconds * 1000, truncateToSecond(issuer.notAfter).getTime()));
@@ -143,7 +150,12 @@ export function prepareCertificate(args: {
  * verified with the key store's public key before anything is returned: a faulty HSM or
  * key mix-up must never produce a published certificate that does not verify.
  */
-export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAlg: KeyAlg }, tbsDer: Uint8Array, sigAlg: SignAlg): Promise<Uint8Array> {
+export async function signCertificate(
+  keys: KeyStore,
+  ca: { keyId: string; keyAlg: KeyAlg },
+  tbsDer: Uint8Array,
+  sigAlg: SignAlg,
+): Promise<Uint8Array> {
   if (!signAlgFitsKey(sigAlg, ca.keyAlg)) {
     throw new CaError('internal', `signature algorithm ${sigAlg} cannot be used with the ${ca.keyAlg} key "${ca.keyId}"`);
   }
@@ -154,15 +166,21 @@ export async function signCertificate(keys: KeyStore, ca: { keyId: string; keyAl
   });
   if (!key) throw new CaError('config', `CA key "${ca.keyId}" is not in the ${keys.backend} key store`, { rule: 'ca.key' });
   if (key.alg !== ca.keyAlg) {
-    throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, { rule: 'ca.key' });
+    throw new CaError('config', `CA key "${ca.keyId}" is ${key.alg} in the ${keys.backend} key store, expected ${ca.keyAlg}`, {
+      rule: 'ca.key',
+    });
   }
   const signature = await keys.sign(ca.keyId, sigAlg, tbsDer).catch((e: unknown) => {
     throw asServerFault(e, `signing with CA key "${ca.keyId}" failed`);
   });
   if (!verifySignedWith(key.spki, sigAlg, tbsDer, signature)) {
-    throw new CaError('internal', `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`, {
-      rule: 'sign.verify',
-    });
+    throw new CaError(
+      'internal',
+      `the ${keys.backend} key store returned a signature by key "${ca.keyId}" that does not verify; the certificate was discarded`,
+      {
+        rule: 'sign.verify',
+      },
+    );
   }
   const certDer = assembleCertificate(tbsDer, sigAlg, signature);
   recordArtifact('cert', certDer);

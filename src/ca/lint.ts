@@ -82,16 +82,42 @@ const each = (values: string[], problem: (v: string) => string | undefined, what
 /** The rules, by set. Names follow zlint's: e_ for errors. */
 export const LINT_RULES: readonly LintRule[] = [
   // ---- RFC 5280 --------------------------------------------------------------------------
-  { name: 'e_cert_not_v3', set: 'rfc5280', source: 'RFC 5280 4.1.2.1', check: (t) => (t.version === 2 ? undefined : `version is v${t.version + 1}; extensions need v3`) },
+  {
+    name: 'e_cert_not_v3',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.1.2.1',
+    check: (t) => (t.version === 2 ? undefined : `version is v${t.version + 1}; extensions need v3`),
+  },
   {
     name: 'e_serial_number_not_positive',
     set: 'rfc5280',
     source: 'RFC 5280 4.1.2.2',
-    check: (t) => ((t.serialBytes[0]! & 0x80) !== 0 ? 'the serial number is negative' : t.serialBytes.every((b) => b === 0) ? 'the serial number is zero' : undefined),
+    check: (t) =>
+      (t.serialBytes[0]! & 0x80) !== 0
+        ? 'the serial number is negative'
+        : t.serialBytes.every((b) => b === 0)
+          ? 'the serial number is zero'
+          : undefined,
   },
-  { name: 'e_serial_number_longer_than_20_octets', set: 'rfc5280', source: 'RFC 5280 4.1.2.2', check: (t) => (t.serialBytes.length > 20 ? `the serial number has ${t.serialBytes.length} octets` : undefined) },
-  { name: 'e_issuer_name_not_ca_subject', set: 'rfc5280', source: 'RFC 5280 4.1.2.4', check: (t, c) => (hex(t.issuerDer) === hex(c.issuer.subjectDer) ? undefined : "the issuer name is not the CA certificate's subject, byte for byte") },
-  { name: 'e_validity_order', set: 'rfc5280', source: 'RFC 5280 4.1.2.5', check: (t) => (t.notBefore < t.notAfter ? undefined : 'notBefore is not before notAfter') },
+  {
+    name: 'e_serial_number_longer_than_20_octets',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.1.2.2',
+    check: (t) => (t.serialBytes.length > 20 ? `the serial number has ${t.serialBytes.length} octets` : undefined),
+  },
+  {
+    name: 'e_issuer_name_not_ca_subject',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.1.2.4',
+    check: (t, c) =>
+      hex(t.issuerDer) === hex(c.issuer.subjectDer) ? undefined : "the issuer name is not the CA certificate's subject, byte for byte",
+  },
+  {
+    name: 'e_validity_order',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.1.2.5',
+    check: (t) => (t.notBefore < t.notAfter ? undefined : 'notBefore is not before notAfter'),
+  },
   {
     name: 'e_wrong_time_format',
     set: 'rfc5280',
@@ -107,7 +133,12 @@ export const LINT_RULES: readonly LintRule[] = [
     name: 'e_validity_outside_issuer',
     set: 'rfc5280',
     source: 'RFC 5280 6.1.3 (a)(2)',
-    check: (t, c) => (t.notAfter > c.issuer.notAfter ? 'notAfter is after the issuing CA expires' : t.notBefore < c.issuer.notBefore ? 'notBefore is before the issuing CA is valid' : undefined),
+    check: (t, c) =>
+      t.notAfter > c.issuer.notAfter
+        ? 'notAfter is after the issuing CA expires'
+        : t.notBefore < c.issuer.notBefore
+          ? 'notBefore is before the issuing CA is valid'
+          : undefined,
   },
   {
     name: 'e_ext_duplicate',
@@ -122,28 +153,61 @@ export const LINT_RULES: readonly LintRule[] = [
       return undefined;
     },
   },
-  { name: 'e_ee_basic_constraints_ca', set: 'rfc5280', source: 'RFC 5280 4.2.1.9', ca: false, check: (t) => (t.decoded.isCa ? 'an end-entity certificate has cA TRUE' : undefined) },
-  { name: 'e_ca_is_ca', set: 'rfc5280', source: 'RFC 5280 4.2.1.9', ca: true, check: (t) => (t.decoded.isCa ? undefined : 'a CA certificate without cA TRUE in basicConstraints') },
+  {
+    name: 'e_ee_basic_constraints_ca',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.9',
+    ca: false,
+    check: (t) => (t.decoded.isCa ? 'an end-entity certificate has cA TRUE' : undefined),
+  },
+  {
+    name: 'e_ca_is_ca',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.9',
+    ca: true,
+    check: (t) => (t.decoded.isCa ? undefined : 'a CA certificate without cA TRUE in basicConstraints'),
+  },
   {
     name: 'e_basic_constraints_not_critical',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.9',
     ca: true,
-    check: (t) => (t.has(OID.basicConstraints) && !t.critical(OID.basicConstraints) ? 'basicConstraints of a CA certificate is not critical' : undefined),
+    check: (t) =>
+      t.has(OID.basicConstraints) && !t.critical(OID.basicConstraints) ? 'basicConstraints of a CA certificate is not critical' : undefined,
   },
-  { name: 'e_ca_key_cert_sign_not_set', set: 'rfc5280', source: 'RFC 5280 4.2.1.3', ca: true, check: (t) => (t.decoded.keyUsage.includes('keyCertSign') ? undefined : 'a CA certificate without keyCertSign') },
-  { name: 'e_ca_subject_field_empty', set: 'rfc5280', source: 'RFC 5280 4.1.2.6', ca: true, check: (t) => (t.subject.length > 0 ? undefined : 'a CA certificate with an empty subject') },
+  {
+    name: 'e_ca_key_cert_sign_not_set',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.3',
+    ca: true,
+    check: (t) => (t.decoded.keyUsage.includes('keyCertSign') ? undefined : 'a CA certificate without keyCertSign'),
+  },
+  {
+    name: 'e_ca_subject_field_empty',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.1.2.6',
+    ca: true,
+    check: (t) => (t.subject.length > 0 ? undefined : 'a CA certificate with an empty subject'),
+  },
   {
     name: 'e_key_usage_missing_or_not_critical',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.3',
-    check: (t) => (!t.has(OID.keyUsage) || t.decoded.keyUsage.length === 0 ? 'no key usage' : !t.critical(OID.keyUsage) ? 'keyUsage is not critical' : undefined),
+    check: (t) =>
+      !t.has(OID.keyUsage) || t.decoded.keyUsage.length === 0
+        ? 'no key usage'
+        : !t.critical(OID.keyUsage)
+          ? 'keyUsage is not critical'
+          : undefined,
   },
   {
     name: 'e_key_usage_cert_sign_without_ca',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.3, 4.2.1.9',
-    check: (t) => (!t.decoded.isCa && t.decoded.keyUsage.some((u) => u === 'keyCertSign' || u === 'cRLSign') ? 'keyCertSign or cRLSign without cA TRUE' : undefined),
+    check: (t) =>
+      !t.decoded.isCa && t.decoded.keyUsage.some((u) => u === 'keyCertSign' || u === 'cRLSign')
+        ? 'keyCertSign or cRLSign without cA TRUE'
+        : undefined,
   },
   {
     name: 'e_key_usage_incompatible_with_key',
@@ -164,13 +228,21 @@ export const LINT_RULES: readonly LintRule[] = [
     name: 'e_ext_san_missing_with_empty_subject',
     set: 'rfc5280',
     source: 'RFC 5280 4.1.2.6, 4.2.1.6',
-    check: (t) => (t.subject.length > 0 ? undefined : !t.has(OID.subjectAltName) ? 'an empty subject without subjectAltName' : !t.critical(OID.subjectAltName) ? 'subjectAltName is not critical though the subject is empty' : undefined),
+    check: (t) =>
+      t.subject.length > 0
+        ? undefined
+        : !t.has(OID.subjectAltName)
+          ? 'an empty subject without subjectAltName'
+          : !t.critical(OID.subjectAltName)
+            ? 'subjectAltName is not critical though the subject is empty'
+            : undefined,
   },
   {
     name: 'e_ext_san_critical_with_subject',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.6',
-    check: (t) => (t.subject.length > 0 && t.critical(OID.subjectAltName) ? 'subjectAltName is critical though the subject is not empty' : undefined),
+    check: (t) =>
+      t.subject.length > 0 && t.critical(OID.subjectAltName) ? 'subjectAltName is critical though the subject is not empty' : undefined,
   },
   {
     name: 'e_ext_san_empty',
@@ -178,17 +250,39 @@ export const LINT_RULES: readonly LintRule[] = [
     source: 'RFC 5280 4.2.1.6',
     check: (t) => {
       const s = t.decoded.sans;
-      return t.has(OID.subjectAltName) && s.dns.length + s.ip.length + s.email.length + s.uri.length === 0 ? 'subjectAltName holds no name' : undefined;
+      return t.has(OID.subjectAltName) && s.dns.length + s.ip.length + s.email.length + s.uri.length === 0
+        ? 'subjectAltName holds no name'
+        : undefined;
     },
   },
-  { name: 'e_ext_san_dns_syntax', set: 'rfc5280', source: 'RFC 5280 4.2.1.6, RFC 1034 3.5', check: (t) => each(t.decoded.sans.dns, dnsProblem, 'DNS name') },
-  { name: 'e_ext_san_ip_syntax', set: 'rfc5280', source: 'RFC 5280 4.2.1.6', check: (t) => each(t.decoded.sans.ip, (ip) => (normalizeIp(ip) ? undefined : 'is not an IP address'), 'IP address') },
-  { name: 'e_ext_san_uri_syntax', set: 'rfc5280', source: 'RFC 5280 4.2.1.6, RFC 3986 4.3', check: (t) => each(t.decoded.sans.uri, (u) => uriProblem(u), 'URI') },
+  {
+    name: 'e_ext_san_dns_syntax',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.6, RFC 1034 3.5',
+    check: (t) => each(t.decoded.sans.dns, dnsProblem, 'DNS name'),
+  },
+  {
+    name: 'e_ext_san_ip_syntax',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.6',
+    check: (t) => each(t.decoded.sans.ip, (ip) => (normalizeIp(ip) ? undefined : 'is not an IP address'), 'IP address'),
+  },
+  {
+    name: 'e_ext_san_uri_syntax',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.6, RFC 3986 4.3',
+    check: (t) => each(t.decoded.sans.uri, (u) => uriProblem(u), 'URI'),
+  },
   {
     name: 'e_ext_san_email_syntax',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.6',
-    check: (t) => each(t.decoded.sans.email, (e) => (/^[^@\s]+@([^@\s]+)$/.test(e) && !dnsProblem(e.split('@')[1]!.toLowerCase()) ? undefined : 'is not local@domain'), 'email address'),
+    check: (t) =>
+      each(
+        t.decoded.sans.email,
+        (e) => (/^[^@\s]+@([^@\s]+)$/.test(e) && !dnsProblem(e.split('@')[1]!.toLowerCase()) ? undefined : 'is not local@domain'),
+        'email address',
+      ),
   },
   {
     name: 'e_eku_not_as_profile',
@@ -197,17 +291,35 @@ export const LINT_RULES: readonly LintRule[] = [
     check: (t, c) => {
       const have = [...t.decoded.extKeyUsage].sort().join(',');
       const want = [...c.expectedEku].sort().join(',');
-      return have === want ? undefined : `extended key usages ${have || '(none)'} differ from profile "${c.profile.name}": ${want || '(none)'}`;
+      return have === want
+        ? undefined
+        : `extended key usages ${have || '(none)'} differ from profile "${c.profile.name}": ${want || '(none)'}`;
     },
   },
-  { name: 'e_ext_crl_distribution_uri_syntax', set: 'rfc5280', source: 'RFC 5280 4.2.1.13', check: (t) => each(t.decoded.crlUrls, (u) => uriProblem(u, ['http', 'https', 'ldap']), 'CRL distribution point') },
-  { name: 'e_ext_aia_uri_syntax', set: 'rfc5280', source: 'RFC 5280 4.2.2.1', check: (t) => each([...t.decoded.ocspUrls, ...t.decoded.caIssuersUrls], (u) => uriProblem(u, ['http', 'https', 'ldap']), 'AIA URL') },
+  {
+    name: 'e_ext_crl_distribution_uri_syntax',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.1.13',
+    check: (t) => each(t.decoded.crlUrls, (u) => uriProblem(u, ['http', 'https', 'ldap']), 'CRL distribution point'),
+  },
+  {
+    name: 'e_ext_aia_uri_syntax',
+    set: 'rfc5280',
+    source: 'RFC 5280 4.2.2.1',
+    check: (t) => each([...t.decoded.ocspUrls, ...t.decoded.caIssuersUrls], (u) => uriProblem(u, ['http', 'https', 'ldap']), 'AIA URL'),
+  },
   {
     name: 'e_ext_ski_missing_or_wrong',
     set: 'rfc5280',
     source: 'RFC 5280 4.2.1.2',
     check: (t) =>
-      !t.decoded.subjectKeyId ? 'no subject key identifier' : t.critical(OID.subjectKeyIdentifier) ? 'subjectKeyIdentifier is critical' : hex(t.decoded.subjectKeyId) !== hex(keyIdentifier(t.spki)) ? 'the subject key identifier is not the hash of the key' : undefined,
+      !t.decoded.subjectKeyId
+        ? 'no subject key identifier'
+        : t.critical(OID.subjectKeyIdentifier)
+          ? 'subjectKeyIdentifier is critical'
+          : hex(t.decoded.subjectKeyId) !== hex(keyIdentifier(t.spki))
+            ? 'the subject key identifier is not the hash of the key'
+            : undefined,
   },
   {
     name: 'e_ext_aki_missing_or_wrong',
@@ -239,7 +351,10 @@ export const LINT_RULES: readonly LintRule[] = [
     name: 'e_cabf_validity_over_398_days',
     set: 'cabf-serverauth',
     source: 'CA/B Forum BR 6.3.2',
-    check: (t) => (t.notAfter.getTime() - t.notBefore.getTime() + 1000 > 398 * DAY ? `valid for ${Math.round((t.notAfter.getTime() - t.notBefore.getTime()) / DAY)} days (at most 398)` : undefined),
+    check: (t) =>
+      t.notAfter.getTime() - t.notBefore.getTime() + 1000 > 398 * DAY
+        ? `valid for ${Math.round((t.notAfter.getTime() - t.notBefore.getTime()) / DAY)} days (at most 398)`
+        : undefined,
   },
   {
     name: 'e_cabf_san_missing',
@@ -256,13 +371,16 @@ export const LINT_RULES: readonly LintRule[] = [
     name: 'e_cabf_cert_policy_missing',
     set: 'cabf-serverauth',
     source: 'CA/B Forum BR 7.1.2.7.9',
-    check: (t) => (t.decoded.policies.some((p) => CABF_TLS_POLICIES.includes(p)) ? undefined : `no CA/B Forum reserved policy (${CABF_TLS_POLICIES.join(', ')}) in certificatePolicies`),
+    check: (t) =>
+      t.decoded.policies.some((p) => CABF_TLS_POLICIES.includes(p))
+        ? undefined
+        : `no CA/B Forum reserved policy (${CABF_TLS_POLICIES.join(', ')}) in certificatePolicies`,
   },
   {
     name: 'e_cabf_ca_subject_country_missing',
     set: 'cabf-serverauth',
     source: 'CA/B Forum BR 7.1.2.10.2',
-    check: (t) => (t.issuer.some((a) => a.type === '2.5.4.6') ? undefined : 'the issuing CA\'s subject has no countryName'),
+    check: (t) => (t.issuer.some((a) => a.type === '2.5.4.6') ? undefined : "the issuing CA's subject has no countryName"),
   },
   {
     name: 'e_cabf_eku_not_server_auth',
@@ -281,8 +399,10 @@ export const LINT_RULES: readonly LintRule[] = [
     source: 'CA/B Forum BR 7.1.2.7.11',
     check: (t) => {
       const ku = t.decoded.keyUsage;
-      if (t.key.type === 'ec' && (!ku.includes('digitalSignature') || ku.some((u) => u !== 'digitalSignature' && u !== 'keyAgreement'))) return `EC key with key usage ${ku.join(', ')}`;
-      if (t.key.type === 'rsa' && ku.some((u) => u !== 'digitalSignature' && u !== 'keyEncipherment')) return `RSA key with key usage ${ku.join(', ')}`;
+      if (t.key.type === 'ec' && (!ku.includes('digitalSignature') || ku.some((u) => u !== 'digitalSignature' && u !== 'keyAgreement')))
+        return `EC key with key usage ${ku.join(', ')}`;
+      if (t.key.type === 'rsa' && ku.some((u) => u !== 'digitalSignature' && u !== 'keyEncipherment'))
+        return `RSA key with key usage ${ku.join(', ')}`;
       return undefined;
     },
   },
@@ -321,7 +441,8 @@ export const LINT_RULES: readonly LintRule[] = [
     name: 'e_cabf_serial_entropy',
     set: 'cabf-serverauth',
     source: 'CA/B Forum BR 7.1',
-    check: (t) => (t.serialBytes.length >= 9 ? undefined : `the serial number has ${t.serialBytes.length} octets; 64 random bits need at least 9`),
+    check: (t) =>
+      t.serialBytes.length >= 9 ? undefined : `the serial number has ${t.serialBytes.length} octets; 64 random bits need at least 9`,
   },
 ];
 
@@ -334,7 +455,12 @@ export function lintTbs(tbsDer: Uint8Array, ctx: LintContext): LintFinding[] {
   const tbs = inspectTbs(tbsDer);
   const issuer =
     ctx.issuer === 'self'
-      ? { subjectDer: tbs.subjectDer, notBefore: tbs.notBefore, notAfter: tbs.notAfter, subjectKeyIdHex: tbs.decoded.subjectKeyId && hex(tbs.decoded.subjectKeyId) }
+      ? {
+          subjectDer: tbs.subjectDer,
+          notBefore: tbs.notBefore,
+          notAfter: tbs.notAfter,
+          subjectKeyIdHex: tbs.decoded.subjectKeyId && hex(tbs.decoded.subjectKeyId),
+        }
       : ctx.issuer;
   const findings: LintFinding[] = [];
   for (const rule of rulesFor(ctx.profile, ctx.ca)) {

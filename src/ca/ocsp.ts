@@ -5,13 +5,7 @@
  */
 import { CaError } from '../core/errors.ts';
 import type { KeyStore } from '../keys/types.ts';
-import {
-  assembleOcspResponse,
-  buildOcspResponseData,
-  certIdMatches,
-  keyIdentifier,
-  type OcspSingleResponse,
-} from '../pki/index.ts';
+import { assembleOcspResponse, buildOcspResponseData, certIdMatches, keyIdentifier, type OcspSingleResponse } from '../pki/index.ts';
 import { caSigningContext, signVerified, type SigningCa } from './ca-signing.ts';
 
 export interface OcspResponseParams {

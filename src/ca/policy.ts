@@ -34,16 +34,28 @@ export interface PolicyResult {
 
 const CN = SUBJECT_ATTRS.CN;
 
-function reject(kind: 'badKey' | 'policy', profile: CertProfile, rule: string, message: string, details: Record<string, unknown> = {}): never {
+function reject(
+  kind: 'badKey' | 'policy',
+  profile: CertProfile,
+  rule: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): never {
   throw new CaError(kind, `${message} (rule ${rule})`, { rule, details: { profile: profile.name, ...details } });
 }
 
 export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult {
   checkKey(csr.key, profile);
   if (csr.unsupportedSans?.length) {
-    reject('policy', profile, 'san.type', `SAN ${csr.unsupportedSans[0]} is of a type profile "${profile.name}" cannot issue (only DNS, IP, email and URI)`, {
-      value: csr.unsupportedSans[0],
-    });
+    reject(
+      'policy',
+      profile,
+      'san.type',
+      `SAN ${csr.unsupportedSans[0]} is of a type profile "${profile.name}" cannot issue (only DNS, IP, email and URI)`,
+      {
+        value: csr.unsupportedSans[0],
+      },
+    );
   }
   const sans = checkSans(csr.sans, profile);
   const subject = checkSubject(csr.subject, profile);
@@ -54,12 +66,19 @@ export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult
   }
   for (const name of profile.subject.required) {
     if (!subject.some((a) => a.type === SUBJECT_ATTRS[name])) {
-      reject('policy', profile, 'subject.required', `the subject must contain ${name}, required by profile "${profile.name}"`, { attribute: name });
+      reject('policy', profile, 'subject.required', `the subject must contain ${name}, required by profile "${profile.name}"`, {
+        attribute: name,
+      });
     }
   }
   checkSanCount(sans, profile);
   if (subject.length === 0 && sanCount(sans) === 0) {
-    reject('policy', profile, 'subject.empty', `the request has neither a subject nor SANs; profile "${profile.name}" cannot issue a certificate that names nothing`);
+    reject(
+      'policy',
+      profile,
+      'subject.empty',
+      `the request has neither a subject nor SANs; profile "${profile.name}" cannot issue a certificate that names nothing`,
+    );
   }
   return { subject, sans, keyUsage: keyUsages(csr.key, profile), extKeyUsage: extKeyUsages(profile, sans) };
 }
@@ -78,22 +97,38 @@ function allowedKeysText(p: CertProfile): string {
 
 function checkKey(key: PublicKeyKind, p: CertProfile): void {
   const typeNotAllowed = (): never =>
-    reject('badKey', p, 'key.type', `${describeKeyKind(key)} keys are not allowed by profile "${p.name}" (allowed: ${allowedKeysText(p)})`, { key });
+    reject(
+      'badKey',
+      p,
+      'key.type',
+      `${describeKeyKind(key)} keys are not allowed by profile "${p.name}" (allowed: ${allowedKeysText(p)})`,
+      { key },
+    );
   switch (key.type) {
     case 'rsa': {
       const rsa = p.keys.rsa ?? typeNotAllowed();
       if (key.bits < rsa.minBits) {
-        reject('badKey', p, 'key.rsa.minBits', `RSA key of ${key.bits} bits is below the profile "${p.name}" minimum of ${rsa.minBits}`, { key });
+        reject('badKey', p, 'key.rsa.minBits', `RSA key of ${key.bits} bits is below the profile "${p.name}" minimum of ${rsa.minBits}`, {
+          key,
+        });
       }
       if (key.bits > rsa.maxBits) {
-        reject('badKey', p, 'key.rsa.maxBits', `RSA key of ${key.bits} bits is above the profile "${p.name}" maximum of ${rsa.maxBits}`, { key });
+        reject('badKey', p, 'key.rsa.maxBits', `RSA key of ${key.bits} bits is above the profile "${p.name}" maximum of ${rsa.maxBits}`, {
+          key,
+        });
       }
       return;
     }
     case 'ec': {
       const ec = p.keys.ec ?? typeNotAllowed();
       if (!ec.curves.includes(key.curve)) {
-        reject('badKey', p, 'key.ec.curve', `EC curve ${key.curve} is not allowed by profile "${p.name}" (allowed: ${ec.curves.join(', ')})`, { key });
+        reject(
+          'badKey',
+          p,
+          'key.ec.curve',
+          `EC curve ${key.curve} is not allowed by profile "${p.name}" (allowed: ${ec.curves.join(', ')})`,
+          { key },
+        );
       }
       return;
     }
@@ -113,7 +148,8 @@ function checkKey(key: PublicKeyKind, p: CertProfile): void {
 function dnsSyntaxProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   if (name.length > 253) return `is ${name.length} characters long; the maximum is 253`;
-  if (/[^\x21-\x7e]/.test(name)) return 'contains spaces or non-ASCII characters; internationalized names must be requested in punycode (xn--...)';
+  if (/[^\x21-\x7e]/.test(name))
+    return 'contains spaces or non-ASCII characters; internationalized names must be requested in punycode (xn--...)';
   if (name.endsWith('.')) return 'ends with a dot; request the name without it';
   if (normalizeIp(name)) return 'is an IP address; request it as an IP address SAN';
   const labels = name.split('.');
@@ -194,7 +230,9 @@ function checkSans(requested: SanSet, p: CertProfile): SanSet {
   }
   for (const ip of requested.ip) {
     if (!p.san.ip) kindNotAllowed('san.ip', 'IP address', ip);
-    sans.ip.push(normalizeIp(ip) ?? reject('policy', p, 'san.ipSyntax', `"${ip}" is not an IP address; profile "${p.name}"`, { value: ip }));
+    sans.ip.push(
+      normalizeIp(ip) ?? reject('policy', p, 'san.ipSyntax', `"${ip}" is not an IP address; profile "${p.name}"`, { value: ip }),
+    );
   }
   for (const e of requested.email) {
     if (!p.san.email) kindNotAllowed('san.email', 'email', e);

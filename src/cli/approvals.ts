@@ -24,7 +24,9 @@ export function registerApprovalCommands(root: Command, cli: CliContext): void {
     const temporal = await connectTemporal(config, 5000);
     try {
       const state = await cli
-        .withPool((pool) => decideRequest(pool, temporal.client, id, { approve, by: `operator:${userInfo().username}`, reason: opts.reason }))
+        .withPool((pool) =>
+          decideRequest(pool, temporal.client, id, { approve, by: `operator:${userInfo().username}`, reason: opts.reason }),
+        )
         .catch((e: unknown) => {
           throw CaError.is(e, 'notFound') ? new CaError('notFound', `${e.message} (see \`certflow approvals list\`)`, { rule: e.rule }) : e;
         });
@@ -35,5 +37,9 @@ export function registerApprovalCommands(root: Command, cli: CliContext): void {
     }
   };
   approvals.command('approve <id>').description('approve a request: it is signed at once').action(decision(true));
-  approvals.command('reject <id>').description('reject a request').option('--reason <text>', 'why (shown to the requester)').action(decision(false));
+  approvals
+    .command('reject <id>')
+    .description('reject a request')
+    .option('--reason <text>', 'why (shown to the requester)')
+    .action(decision(false));
 }

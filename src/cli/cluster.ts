@@ -89,7 +89,9 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     if (!config.temporal.external) {
       const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
       const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards };
-      say(`starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`);
+      say(
+        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`,
+      );
       await sup.add({
         name: 'temporal',
         start: () =>
@@ -120,11 +122,18 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     };
     // worker-1 creates the CA hierarchy (and the software key passphrase) on a first start,
     // server-1 the HTTPS key and certificate the servers share (tls/): the others follow.
-    say(`starting ${opts.workers} workers (task queues ${config.temporal.taskQueue}, ${config.temporal.signingTaskQueue}; CA keys: ${config.keys.backend})`);
+    say(
+      `starting ${opts.workers} workers (task queues ${config.temporal.taskQueue}, ${config.temporal.signingTaskQueue}; CA keys: ${config.keys.backend})`,
+    );
     await sup.add(child(workers[0]!, 'worker', env));
     const s1 = serverPorts(config, 1, opts.portStep);
-    say(`starting ${opts.servers} servers (HTTPS ${config.bind}:${s1.https}, HTTP ${s1.http}; each next one ${opts.portStep} ports higher)`);
-    await Promise.all([...workers.slice(1).map((name) => sup.add(child(name, 'worker', env))), sup.add(child(servers[0]!, 'server', serverEnv(1)))]);
+    say(
+      `starting ${opts.servers} servers (HTTPS ${config.bind}:${s1.https}, HTTP ${s1.http}; each next one ${opts.portStep} ports higher)`,
+    );
+    await Promise.all([
+      ...workers.slice(1).map((name) => sup.add(child(name, 'worker', env))),
+      sup.add(child(servers[0]!, 'server', serverEnv(1))),
+    ]);
     await Promise.all(servers.slice(1).map((name, i) => sup.add(child(name, 'server', serverEnv(i + 2)))));
     // One operator console for the whole installation (it keeps no state of its own).
     say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
@@ -134,7 +143,9 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     const host = new URL(config.publicHttpsUrl).hostname;
     const directories = servers.map((_, i) => `https://${host}:${serverPorts(config, i + 1, opts.portStep).https}/acme/directory`);
     const consoleUrl = `https://localhost:${config.admin.port}/`;
-    say(`certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`);
+    say(
+      `certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`,
+    );
   } catch (e) {
     say(`cluster start failed: ${errorMessage(e)}`);
     await sup.stopAll();
@@ -146,8 +157,15 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
 async function registerNamespace(config: Config, timeoutMs: number, say: (m: string) => void): Promise<void> {
   const { address, namespace } = config.temporal;
   try {
-    const { created } = await untilTemporalReady({ address, namespace, what: `Temporal at ${address}`, registerNamespaceDays: NAMESPACE_RETENTION_DAYS }, timeoutMs);
-    say(created.length ? `registered ${created.join(', ')} at ${address}` : `namespace ${namespace} and certflow's search attributes exist at ${address}`);
+    const { created } = await untilTemporalReady(
+      { address, namespace, what: `Temporal at ${address}`, registerNamespaceDays: NAMESPACE_RETENTION_DAYS },
+      timeoutMs,
+    );
+    say(
+      created.length
+        ? `registered ${created.join(', ')} at ${address}`
+        : `namespace ${namespace} and certflow's search attributes exist at ${address}`,
+    );
   } catch (e) {
     if (CaError.is(e)) throw e;
     throw new CaError('unavailable', `Temporal at ${address}: ${errorMessage(e)}`, { cause: e });
@@ -165,14 +183,20 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     .command('cluster')
     .description(`the production topology on this machine: a Temporal server ${TEMPORAL_SERVER_VERSION} on Postgres, 2 servers, 2 workers`);
   const shardsOption = () =>
-    new Option('--history-shards <n>', 'history shards of a NEW Temporal cluster (fixed once created)').default(DEFAULT_HISTORY_SHARDS).argParser(positive('--history-shards'));
+    new Option('--history-shards <n>', 'history shards of a NEW Temporal cluster (fixed once created)')
+      .default(DEFAULT_HISTORY_SHARDS)
+      .argParser(positive('--history-shards'));
 
   cluster
     .command('run', { isDefault: true })
     .description('start everything, supervised (the default: `certflow cluster`)')
     .addOption(new Option('--servers <n>', 'certflow server processes').default(CLUSTER_DEFAULTS.servers).argParser(positive('--servers')))
     .addOption(new Option('--workers <n>', 'certflow worker processes').default(CLUSTER_DEFAULTS.workers).argParser(positive('--workers')))
-    .addOption(new Option('--port-step <n>', 'server i listens on the base ports + (i-1) × this').default(CLUSTER_DEFAULTS.portStep).argParser(positive('--port-step')))
+    .addOption(
+      new Option('--port-step <n>', 'server i listens on the base ports + (i-1) × this')
+        .default(CLUSTER_DEFAULTS.portStep)
+        .argParser(positive('--port-step')),
+    )
     .addOption(shardsOption())
     .action(async (opts: ClusterOptions) => {
       await startCluster(loadConfig(), opts, cli.say);
@@ -181,7 +205,9 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
 
   cluster
     .command('build')
-    .description(`build the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool from the Go module proxy, or find the earlier build`)
+    .description(
+      `build the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool from the Go module proxy, or find the earlier build`,
+    )
     .action(async () => {
       const config = loadConfig();
       const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: cli.say });
@@ -199,10 +225,18 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const url = databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
-      const configFile = await writeTemporalConfig(join(config.home, 'temporal'), { ip: opts.ip, port: opts.port, databaseUrl: url, historyShards: opts.historyShards });
+      const configFile = await writeTemporalConfig(join(config.home, 'temporal'), {
+        ip: opts.ip,
+        port: opts.port,
+        databaseUrl: url,
+        historyShards: opts.historyShards,
+      });
       const command = [binaries.server, ...temporalServerArgs(configFile)];
       if (cli.json()) cli.printJson({ ...binaries, configFile, command, passwordEnv: TEMPORAL_DB_PASSWORD_ENV });
-      else cli.say(`wrote ${configFile}; start the server with ${TEMPORAL_DB_PASSWORD_ENV} set to the database password:\n  ${command.join(' ')}`);
+      else
+        cli.say(
+          `wrote ${configFile}; start the server with ${TEMPORAL_DB_PASSWORD_ENV} set to the database password:\n  ${command.join(' ')}`,
+        );
     });
 
   cluster

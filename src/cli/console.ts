@@ -19,7 +19,18 @@ import { databaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import { preparePostgres, spawnPostgres } from '../db/embedded.ts';
 import { assertEmptyHome, checkBackupPassphrase, createBackup, restoreBackup } from '../admin/backup.ts';
-import { bindCertificate, createToken, createUser, resetPassword, revokeToken, setUserEnabled, setUserRole, tokenView, userView, type Actor } from '../admin/auth.ts';
+import {
+  bindCertificate,
+  createToken,
+  createUser,
+  resetPassword,
+  revokeToken,
+  setUserEnabled,
+  setUserRole,
+  tokenView,
+  userView,
+  type Actor,
+} from '../admin/auth.ts';
 import { ROLES } from '../admin/roles.ts';
 import { certflowVersion } from '../admin/version.ts';
 import { pemDecodeAll, describeCertificate } from '../pki/index.ts';
@@ -55,7 +66,15 @@ function registerUsers(root: Command, cli: CliContext): void {
     .action(async (opts: { name: string; role: string; password?: string; cert?: string; temporary?: boolean }) => {
       const password = opts.password === undefined ? undefined : await readPassword(opts.password, cli.say);
       const certSerial = opts.cert ? await serialOf(opts.cert) : undefined;
-      const row = await cli.withPool((pool) => createUser(pool, operator(), { name: opts.name, role: opts.role, password, certSerial, mustChangePassword: Boolean(opts.temporary) }));
+      const row = await cli.withPool((pool) =>
+        createUser(pool, operator(), {
+          name: opts.name,
+          role: opts.role,
+          password,
+          certSerial,
+          mustChangePassword: Boolean(opts.temporary),
+        }),
+      );
       if (cli.json()) cli.printJson(userView(row));
       else cli.say(`user "${row.name}" created (${row.role}${row.certSerial ? `, certificate ${row.certSerial}` : ''})`);
     });
@@ -65,7 +84,10 @@ function registerUsers(root: Command, cli: CliContext): void {
     .action(async () => {
       const rows = (await cli.withPool((pool) => users.list(pool))).map(userView);
       if (cli.json()) cli.printJson(rows);
-      else process.stdout.write(cli.table(rows, ['name', 'role', 'enabled', 'passwordLogin', 'certificateSerial', 'lastLoginAt', 'createdBy']));
+      else
+        process.stdout.write(
+          cli.table(rows, ['name', 'role', 'enabled', 'passwordLogin', 'certificateSerial', 'lastLoginAt', 'createdBy']),
+        );
     });
   for (const enabled of [false, true]) {
     const verb = enabled ? 'enable' : 'disable';
@@ -114,7 +136,9 @@ function registerTokens(root: Command, cli: CliContext): void {
     .addOption(new Option('--role <role>', 'role').choices([...ROLES]).makeOptionMandatory())
     .addOption(new Option('--expires-days <n>', 'valid for n days (default: until revoked)').argParser(Number))
     .action(async (opts: { name: string; role: string; expiresDays?: number }) => {
-      const { token, row } = await cli.withPool((pool) => createToken(pool, operator(), { name: opts.name, role: opts.role, expiresDays: opts.expiresDays }));
+      const { token, row } = await cli.withPool((pool) =>
+        createToken(pool, operator(), { name: opts.name, role: opts.role, expiresDays: opts.expiresDays }),
+      );
       if (cli.json()) cli.printJson({ ...tokenView(row), token });
       else {
         process.stdout.write(`${token}\n`);
@@ -150,9 +174,14 @@ function registerAudit(root: Command, cli: CliContext): void {
       if (cli.json()) cli.printJson(r);
       else if (r.ok) {
         const cp = r.latestVerifiedCheckpoint;
-        cli.say(`audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}`);
+        cli.say(
+          `audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}`,
+        );
       } else {
-        if (r.firstBroken) cli.say(`audit log BROKEN at entry #${r.firstBroken.seq}${r.firstBroken.id !== undefined ? ` (id ${r.firstBroken.id})` : ''}: ${r.firstBroken.reason}`);
+        if (r.firstBroken)
+          cli.say(
+            `audit log BROKEN at entry #${r.firstBroken.seq}${r.firstBroken.id !== undefined ? ` (id ${r.firstBroken.id})` : ''}: ${r.firstBroken.reason}`,
+          );
         for (const p of r.problems.slice(0, 20)) cli.say(`  ${p}`);
         if (r.problems.length > 20) cli.say(`  … and ${r.problems.length - 20} more`);
       }
@@ -166,9 +195,17 @@ function registerAudit(root: Command, cli: CliContext): void {
     .option('--target <target>', 'the object (serial, user, CA, request)')
     .addOption(new Option('--limit <n>', 'at most n').default(50).argParser(Number))
     .action(async (opts: { actor?: string; action?: string; target?: string; limit: number }) => {
-      const rows = await cli.withPool((pool) => auditLog.list(pool, { actor: opts.actor, action: opts.action, object: opts.target, limit: opts.limit }));
+      const rows = await cli.withPool((pool) =>
+        auditLog.list(pool, { actor: opts.actor, action: opts.action, object: opts.target, limit: opts.limit }),
+      );
       if (cli.json()) cli.printJson(rows);
-      else process.stdout.write(cli.table(rows.map((r) => ({ ...r, target: r.object, details: JSON.stringify(r.details) })), ['seq', 'at', 'actor', 'role', 'action', 'target', 'result', 'details']));
+      else
+        process.stdout.write(
+          cli.table(
+            rows.map((r) => ({ ...r, target: r.object, details: JSON.stringify(r.details) })),
+            ['seq', 'at', 'actor', 'role', 'action', 'target', 'result', 'details'],
+          ),
+        );
     });
   group
     .command('checkpoint')
@@ -180,7 +217,12 @@ function registerAudit(root: Command, cli: CliContext): void {
       try {
         const r = await checkpointAndWait(temporal.client, config, opts.timeout * 1000);
         if (cli.json()) cli.printJson(r);
-        else cli.say(r.seq ? `checkpoint of entry #${r.seq} signed by ${r.keyId}${r.created ? '' : ' (it existed)'}` : 'the audit log is empty: nothing to sign');
+        else
+          cli.say(
+            r.seq
+              ? `checkpoint of entry #${r.seq} signed by ${r.keyId}${r.created ? '' : ' (it existed)'}`
+              : 'the audit log is empty: nothing to sign',
+          );
       } finally {
         await temporal.close();
       }
@@ -192,9 +234,18 @@ async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: st
   let p: string | undefined;
   if (opts.passphraseFile) p = (await readFile(opts.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
   else if (opts.passphrase === '-') p = await readPassword('-', say);
-  else if (opts.passphrase !== undefined) throw new CaError('malformed', 'give the passphrase as --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE, never on the command line');
+  else if (opts.passphrase !== undefined)
+    throw new CaError(
+      'malformed',
+      'give the passphrase as --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE, never on the command line',
+    );
   else p = process.env.CERTFLOW_BACKUP_PASSPHRASE || undefined;
-  if (!p) throw new CaError('malformed', 'a backup passphrase is needed: --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE', { rule: 'backup.passphrase' });
+  if (!p)
+    throw new CaError(
+      'malformed',
+      'a backup passphrase is needed: --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE',
+      { rule: 'backup.passphrase' },
+    );
   checkBackupPassphrase(p);
   return p;
 }
@@ -202,63 +253,98 @@ async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: st
 function registerBackup(root: Command, cli: CliContext): void {
   const group = root.command('backup').description('encrypted backups: database, CA key material, configuration, trust files');
   const passOpts = (c: Command) =>
-    c.option('--passphrase <->', 'read the passphrase from stdin ("-")').option('--passphrase-file <file>', 'read the passphrase from a file (or set CERTFLOW_BACKUP_PASSPHRASE)');
+    c
+      .option('--passphrase <->', 'read the passphrase from stdin ("-")')
+      .option('--passphrase-file <file>', 'read the passphrase from a file (or set CERTFLOW_BACKUP_PASSPHRASE)');
   passOpts(
     group
       .command('create')
-      .description('write a consistent, encrypted backup (run where the worker\'s key directory is, for software keys)')
+      .description("write a consistent, encrypted backup (run where the worker's key directory is, for software keys)")
       .requiredOption('--out <file>', 'the archive to write (must not exist)'),
   ).action(async (opts: { out: string; passphrase?: string; passphraseFile?: string }) => {
     const passphrase = await backupPassphrase(opts, cli.say);
     const r = await cli.withPool(async (pool, config) => {
       const result = await createBackup(config, pool, opts.out, passphrase, certflowVersion());
-      await auditLog.audit(pool, { ...operator(), action: 'backup.create', object: opts.out, details: { size: result.size, certificates: result.summary.certificates, auditHead: result.summary.auditHead.seq } });
+      await auditLog.audit(pool, {
+        ...operator(),
+        action: 'backup.create',
+        object: opts.out,
+        details: { size: result.size, certificates: result.summary.certificates, auditHead: result.summary.auditHead.seq },
+      });
       return result;
     });
     if (cli.json()) cli.printJson({ out: opts.out, size: r.size, ...r.summary, keyBackend: r.meta.keyBackend, keyIds: r.meta.keyIds });
     else {
       cli.say(
         `backup written to ${opts.out} (${(r.size / 1024).toFixed(1)} KiB): ${r.summary.certificates} certificates, ${r.summary.tables.length} tables, audit head #${r.summary.auditHead.seq}, ` +
-          (r.meta.keyBackend === 'software' ? `${r.summary.files.filter((f) => f.startsWith('keys/')).length} key files (encrypted)` : `PKCS#11 keys referenced in token "${r.meta.pkcs11?.tokenLabel}"`),
+          (r.meta.keyBackend === 'software'
+            ? `${r.summary.files.filter((f) => f.startsWith('keys/')).length} key files (encrypted)`
+            : `PKCS#11 keys referenced in token "${r.meta.pkcs11?.tokenLabel}"`),
       );
     }
   });
-  passOpts(group.command('restore <file>').description('restore a backup into an empty CERTFLOW_HOME (and an empty DATABASE_URL database, or a new embedded Postgres)')).action(
-    async (file: string, opts: { passphrase?: string; passphraseFile?: string }) => {
-      const passphrase = await backupPassphrase(opts, cli.say);
-      const config = loadConfig();
-      let pg: Awaited<ReturnType<typeof spawnPostgres>> | undefined;
-      assertEmptyHome(config);
-      if (!config.databaseUrl) {
-        if (existsSync(paths(config).pgData)) throw new CaError('conflict', `${paths(config).pgData} exists: restore into an empty CERTFLOW_HOME`, { rule: 'backup.homeNotEmpty' });
-        cli.say(`starting a new embedded Postgres in ${paths(config).pgData} (port ${config.embeddedPostgresPort}) for the restore`);
-        await preparePostgres(config, { log: cli.say });
-        pg = await spawnPostgres(config, { port: config.embeddedPostgresPort, logFile: join(config.home, 'restore-postgres.log'), log: cli.say });
+  passOpts(
+    group
+      .command('restore <file>')
+      .description('restore a backup into an empty CERTFLOW_HOME (and an empty DATABASE_URL database, or a new embedded Postgres)'),
+  ).action(async (file: string, opts: { passphrase?: string; passphraseFile?: string }) => {
+    const passphrase = await backupPassphrase(opts, cli.say);
+    const config = loadConfig();
+    let pg: Awaited<ReturnType<typeof spawnPostgres>> | undefined;
+    assertEmptyHome(config);
+    if (!config.databaseUrl) {
+      if (existsSync(paths(config).pgData))
+        throw new CaError('conflict', `${paths(config).pgData} exists: restore into an empty CERTFLOW_HOME`, {
+          rule: 'backup.homeNotEmpty',
+        });
+      cli.say(`starting a new embedded Postgres in ${paths(config).pgData} (port ${config.embeddedPostgresPort}) for the restore`);
+      await preparePostgres(config, { log: cli.say });
+      pg = await spawnPostgres(config, {
+        port: config.embeddedPostgresPort,
+        logFile: join(config.home, 'restore-postgres.log'),
+        log: cli.say,
+      });
+    }
+    let pool: Pool | undefined;
+    try {
+      const url = databaseUrl(config);
+      await waitForDatabase(url, 30_000);
+      pool = createPool(url);
+      const r = await restoreBackup(file, passphrase, { config, pool, log: cli.say });
+      await auditLog.audit(pool, {
+        ...operator(),
+        action: 'backup.restore',
+        object: file,
+        details: { createdAt: r.meta.createdAt, from: `${r.meta.host}:${r.meta.home}`, certificates: r.summary.certificates },
+      });
+      if (cli.json())
+        cli.printJson({
+          file,
+          meta: r.meta,
+          summary: r.summary,
+          audit: { ok: r.audit.ok, entries: r.audit.entries, problems: r.audit.problems },
+        });
+      else {
+        cli.say(
+          `restored ${r.summary.certificates} certificates, ${r.summary.tables.length} tables and ${r.summary.files.length} files into ${config.home}`,
+        );
+        cli.say(
+          r.audit.ok
+            ? `audit log verified: ${r.audit.entries} entries`
+            : `WARNING: the restored audit log does not verify: ${r.audit.problems[0]}`,
+        );
+        cli.say(
+          r.meta.keyBackend === 'software'
+            ? 'the CA keys are encrypted as before: start with the same CERTFLOW_KEY_PASSPHRASE (dev mode: the passphrase file was restored)'
+            : `the CA keys stay in PKCS#11 token "${r.meta.pkcs11?.tokenLabel}": point CERTFLOW_PKCS11_* at it`,
+        );
+        cli.say('requests that were in flight when the backup was made are not resumed (Temporal histories are not in backups)');
       }
-      let pool: Pool | undefined;
-      try {
-        const url = databaseUrl(config);
-        await waitForDatabase(url, 30_000);
-        pool = createPool(url);
-        const r = await restoreBackup(file, passphrase, { config, pool, log: cli.say });
-        await auditLog.audit(pool, { ...operator(), action: 'backup.restore', object: file, details: { createdAt: r.meta.createdAt, from: `${r.meta.host}:${r.meta.home}`, certificates: r.summary.certificates } });
-        if (cli.json()) cli.printJson({ file, meta: r.meta, summary: r.summary, audit: { ok: r.audit.ok, entries: r.audit.entries, problems: r.audit.problems } });
-        else {
-          cli.say(`restored ${r.summary.certificates} certificates, ${r.summary.tables.length} tables and ${r.summary.files.length} files into ${config.home}`);
-          cli.say(r.audit.ok ? `audit log verified: ${r.audit.entries} entries` : `WARNING: the restored audit log does not verify: ${r.audit.problems[0]}`);
-          cli.say(
-            r.meta.keyBackend === 'software'
-              ? 'the CA keys are encrypted as before: start with the same CERTFLOW_KEY_PASSPHRASE (dev mode: the passphrase file was restored)'
-              : `the CA keys stay in PKCS#11 token "${r.meta.pkcs11?.tokenLabel}": point CERTFLOW_PKCS11_* at it`,
-          );
-          cli.say('requests that were in flight when the backup was made are not resumed (Temporal histories are not in backups)');
-        }
-      } finally {
-        await pool?.end().catch(() => {});
-        await pg?.stop();
-      }
-    },
-  );
+    } finally {
+      await pool?.end().catch(() => {});
+      await pg?.stop();
+    }
+  });
 }
 
 export function registerConsoleCommands(root: Command, cli: CliContext): void {

@@ -47,7 +47,9 @@ function createCommand(group: Command, cli: CliContext): void {
         return;
       }
       process.stdout.write(`key id:   ${kid}\nhmac key: ${key}\n`);
-      cli.say(`EAB key for ACME alias ${aliasLabel(row.alias)} created; it binds one account, once (e.g. certbot --eab-kid ... --eab-hmac-key ...)`);
+      cli.say(
+        `EAB key for ACME alias ${aliasLabel(row.alias)} created; it binds one account, once (e.g. certbot --eab-kid ... --eab-hmac-key ...)`,
+      );
     });
 }
 
@@ -60,7 +62,13 @@ function listCommand(group: Command, cli: CliContext): void {
       const rows = await cli.withPool((pool) => eabKeys.list(pool, { alias: opts.alias }));
       const view = rows.map((r) => ({ kid: r.kid, alias: r.alias, account: r.accountId, created: r.createdAt, used: r.usedAt }));
       if (cli.json()) cli.printJson(view);
-      else process.stdout.write(cli.table(view.map((v) => ({ ...v, alias: aliasLabel(v.alias) })), ['kid', 'alias', 'account', 'created', 'used']));
+      else
+        process.stdout.write(
+          cli.table(
+            view.map((v) => ({ ...v, alias: aliasLabel(v.alias) })),
+            ['kid', 'alias', 'account', 'created', 'used'],
+          ),
+        );
     });
 }
 

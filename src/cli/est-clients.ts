@@ -45,9 +45,13 @@ function checkProfile(config: Config, profile: string | undefined): void {
 function checkLabels(config: Config, labels: string[]): string[] {
   for (const label of labels) {
     if (!config.est.labels.has(label)) {
-      throw new CaError('notFound', `unknown EST label ${label === '' ? "''" : `"${label}"`} (configured: ${formatLabels([...config.est.labels.keys()])})`, {
-        rule: 'est.label.unknown',
-      });
+      throw new CaError(
+        'notFound',
+        `unknown EST label ${label === '' ? "''" : `"${label}"`} (configured: ${formatLabels([...config.est.labels.keys()])})`,
+        {
+          rule: 'est.label.unknown',
+        },
+      );
     }
   }
   return [...new Set(labels)];
@@ -111,7 +115,11 @@ function addCommand(group: Command, root: Command, helpers: CliHelpers): void {
     .requiredOption('--name <name>', 'user name of the client (letters, digits, ".", "_", "@", "-")')
     .requiredOption('--password <password>', `its password (at least 12 characters); "-" reads it from stdin`)
     .option('--profile <name>', "certificate profile for its enrollments (default: the label's profile)")
-    .option('--label <label>', "an EST label it may use (repeatable; '' is /.well-known/est/; default: all labels)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option(
+      '--label <label>',
+      "an EST label it may use (repeatable; '' is /.well-known/est/; default: all labels)",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .option('--require-approval', 'its enrollments always wait for `certflow approvals approve` (default: the label decides)')
     .action(async (opts: { name: string; password: string; profile?: string; label?: string[]; requireApproval?: boolean }) => {
       checkClientName(opts.name);
@@ -121,8 +129,19 @@ function addCommand(group: Command, root: Command, helpers: CliHelpers): void {
       const passwordHash = await newPasswordHash(opts.password, helpers.say);
       const row = await helpers.withPool((pool) =>
         withTransaction(pool, async (tx) => {
-          const stored = await estClients.insert(tx, { name: opts.name, passwordHash, profile: opts.profile ?? null, labels, requireApproval: Boolean(opts.requireApproval) });
-          await audit(tx, { actor: 'operator', action: 'estClient.add', object: opts.name, details: { profile: stored.profile, labels, requireApproval: stored.requireApproval } });
+          const stored = await estClients.insert(tx, {
+            name: opts.name,
+            passwordHash,
+            profile: opts.profile ?? null,
+            labels,
+            requireApproval: Boolean(opts.requireApproval),
+          });
+          await audit(tx, {
+            actor: 'operator',
+            action: 'estClient.add',
+            object: opts.name,
+            details: { profile: stored.profile, labels, requireApproval: stored.requireApproval },
+          });
           return stored;
         }),
       );

@@ -45,10 +45,7 @@ async function cliPool(config: Config): Promise<Pool> {
   try {
     await waitForDatabase(url, 3000);
   } catch (e) {
-    throw new CaError(
-      'unavailable',
-      `${(e as Error).message}\nIs the dev stack running (\`npm start\`), or is DATABASE_URL set?`,
-    );
+    throw new CaError('unavailable', `${(e as Error).message}\nIs the dev stack running (\`npm start\`), or is DATABASE_URL set?`);
   }
   return createPool(url);
 }
@@ -147,49 +144,75 @@ function program(): Command {
     .description('issue a certificate for a PKCS#10 CSR through the issuance workflow')
     .requiredOption('--csr <file>', 'PKCS#10 request, PEM or DER')
     .option('--profile <name>', 'certificate profile (default: the configured default, tls-server)')
-    .option('--ca <name>', 'issuing CA (default: the profile\'s or the default issuing CA)')
+    .option('--ca <name>', "issuing CA (default: the profile's or the default issuing CA)")
     .option('--out <file>', 'write the certificate (PEM) here instead of stdout')
     .option('--chain-out <file>', 'also write the issuing CA chain (PEM) here')
     .option('--request-id <id>', 'idempotency key: the same id never yields a second certificate')
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the certificate').default('60').argParser(Number))
-    .action(async (opts: { csr: string; profile?: string; ca?: string; out?: string; chainOut?: string; requestId?: string; timeout: number }) => {
-      const config = loadConfig();
-      const input = await readFile(opts.csr).catch((e: NodeJS.ErrnoException) => {
-        throw new CaError('malformed', `cannot read ${opts.csr}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-      });
-      const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
-      const profile = getProfile(config, opts.profile);
-      // An unknown CA is the operator's mistake here; inside the workflow it would be a server fault.
-      if (opts.ca) {
-        const named = opts.ca;
-        const ca = await withPool((pool) => cas.get(pool, named));
-        if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `no issuing CA named "${named}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
-      }
-      const temporal = await connectTemporal(config, 5000);
-      try {
-        const requestId = opts.requestId ?? newId();
-        const result = await issueAndWait(
-          temporal.client,
-          config,
-          { requestId, protocol: 'operator', csr: Buffer.from(csr.der).toString('base64'), profile: profile.name, caName: opts.ca, requester: 'operator' },
-          opts.timeout * 1000,
-        );
-        if (result.status === 'rejected') {
-          throw new CaError(result.kind as never, `request refused: ${result.message}`);
+    .action(
+      async (opts: {
+        csr: string;
+        profile?: string;
+        ca?: string;
+        out?: string;
+        chainOut?: string;
+        requestId?: string;
+        timeout: number;
+      }) => {
+        const config = loadConfig();
+        const input = await readFile(opts.csr).catch((e: NodeJS.ErrnoException) => {
+          throw new CaError('malformed', `cannot read ${opts.csr}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        });
+        const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
+        const profile = getProfile(config, opts.profile);
+        // An unknown CA is the operator's mistake here; inside the workflow it would be a server fault.
+        if (opts.ca) {
+          const named = opts.ca;
+          const ca = await withPool((pool) => cas.get(pool, named));
+          if (!ca || ca.role !== 'issuing')
+            throw new CaError('notFound', `no issuing CA named "${named}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
         }
-        if (opts.out) await writeFileAtomic(opts.out, result.certPem);
-        if (opts.chainOut) await writeFileAtomic(opts.chainOut, result.chainPem);
-        if (root.opts<GlobalOpts>().json) {
-          printJson({ requestId, workflowId: result.workflowId, serial: result.serial, ca: result.caName, notBefore: result.notBefore, notAfter: result.notAfter, certificate: result.certPem });
-        } else if (opts.out) {
-          say(`issued ${result.serial} (profile ${profile.name}, CA ${result.caName}, valid until ${result.notAfter}) -> ${opts.out}`);
-        } else {
-          process.stdout.write(result.certPem);
+        const temporal = await connectTemporal(config, 5000);
+        try {
+          const requestId = opts.requestId ?? newId();
+          const result = await issueAndWait(
+            temporal.client,
+            config,
+            {
+              requestId,
+              protocol: 'operator',
+              csr: Buffer.from(csr.der).toString('base64'),
+              profile: profile.name,
+              caName: opts.ca,
+              requester: 'operator',
+            },
+            opts.timeout * 1000,
+          );
+          if (result.status === 'rejected') {
+            throw new CaError(result.kind as never, `request refused: ${result.message}`);
+          }
+          if (opts.out) await writeFileAtomic(opts.out, result.certPem);
+          if (opts.chainOut) await writeFileAtomic(opts.chainOut, result.chainPem);
+          if (root.opts<GlobalOpts>().json) {
+            printJson({
+              requestId,
+              workflowId: result.workflowId,
+              serial: result.serial,
+              ca: result.caName,
+              notBefore: result.notBefore,
+              notAfter: result.notAfter,
+              certificate: result.certPem,
+            });
+          } else if (opts.out) {
+            say(`issued ${result.serial} (profile ${profile.name}, CA ${result.caName}, valid until ${result.notAfter}) -> ${opts.out}`);
+          } else {
+            process.stdout.write(result.certPem);
+          }
+        } finally {
+          await temporal.close();
         }
-      } finally {
-        await temporal.close();
-      }
-    });
+      },
+    );
   cert
     .command('list')
     .description('list certificates')
@@ -199,7 +222,12 @@ function program(): Command {
     .addOption(new Option('--offset <n>', 'skip n rows').default(0).argParser(Number))
     .action(async (opts: { status?: string; profile?: string; limit: number; offset: number }) => {
       await withPool(async (pool) => {
-        const rows = await certificates.list(pool, { status: opts.status as never, profile: opts.profile, limit: opts.limit, offset: opts.offset });
+        const rows = await certificates.list(pool, {
+          status: opts.status as never,
+          profile: opts.profile,
+          limit: opts.limit,
+          offset: opts.offset,
+        });
         if (root.opts<GlobalOpts>().json) printJson(rows);
         else process.stdout.write(table(rows as never, ['serial', 'status', 'profile', 'subject', 'notAfter', 'protocol']));
       });
@@ -265,7 +293,12 @@ function program(): Command {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await changeStatusAndWait(temporal.client, config, { serial, action: name, reason: opts.reason, requester: 'operator' }, opts.timeout * 1000);
+        const r = await changeStatusAndWait(
+          temporal.client,
+          config,
+          { serial, action: name, reason: opts.reason, requester: 'operator' },
+          opts.timeout * 1000,
+        );
         if (root.opts<GlobalOpts>().json) printJson(r);
         else say(`${serial} is ${r.status}${r.reason ? ` (${r.reason})` : ''}; CRL ${r.crlNumber} of ${r.caName} published`);
       } finally {
@@ -300,7 +333,9 @@ function program(): Command {
       try {
         const r = await refreshAndWait(temporal.client, config, { force: true, caName, requester: 'operator' }, opts.timeout * 1000);
         if (root.opts<GlobalOpts>().json) printJson(r);
-        else for (const c of r.crls) say(`CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries -> ${config.publicHttpUrl}/crl/${c.caName}.crl`);
+        else
+          for (const c of r.crls)
+            say(`CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries -> ${config.publicHttpUrl}/crl/${c.caName}.crl`);
       } finally {
         await temporal.close();
       }

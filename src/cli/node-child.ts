@@ -39,7 +39,12 @@ export async function spawnCertflow(args: {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = await new Promise<ReadyMessage>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`certflow ${args.command.join(' ')} not ready after ${args.readyTimeoutMs / 1000} s; log ${args.logFile}:\n${tail(args.logFile)}`)),
+      () =>
+        reject(
+          new Error(
+            `certflow ${args.command.join(' ')} not ready after ${args.readyTimeoutMs / 1000} s; log ${args.logFile}:\n${tail(args.logFile)}`,
+          ),
+        ),
       args.readyTimeoutMs,
     );
     child.on('message', (m: ReadyMessage) => {
@@ -50,7 +55,11 @@ export async function spawnCertflow(args: {
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`certflow ${args.command.join(' ')} exited (code ${code}) before it was ready; log ${args.logFile}:\n${tail(args.logFile)}`));
+      reject(
+        new Error(
+          `certflow ${args.command.join(' ')} exited (code ${code}) before it was ready; log ${args.logFile}:\n${tail(args.logFile)}`,
+        ),
+      );
     });
   }).catch((e) => {
     child.kill('SIGKILL');

@@ -14,7 +14,10 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     .command('list')
     .description('list orders, newest first')
     .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'ready', 'processing', 'valid', 'invalid']))
-    .option('--stuck', 'only orders the server should have moved on (processing > 2 min, validating past the retry window, open past expiry)')
+    .option(
+      '--stuck',
+      'only orders the server should have moved on (processing > 2 min, validating past the retry window, open past expiry)',
+    )
     .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
     .action(async (opts: { state?: string; stuck?: boolean; limit: number }) => {
       await cli.withPool(async (pool, config) => {
@@ -51,7 +54,8 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
           authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
         };
         if (cli.json()) return cli.printJson(view);
-        const line = (k: string, v: unknown) => process.stdout.write(`${k.padEnd(14)} ${v instanceof Date ? v.toISOString() : (v ?? '-')}\n`);
+        const line = (k: string, v: unknown) =>
+          process.stdout.write(`${k.padEnd(14)} ${v instanceof Date ? v.toISOString() : (v ?? '-')}\n`);
         line('order', o.id);
         line('status', o.status);
         line('identifiers', o.identifiers.map((i) => `${i.type}:${i.value}`).join(', '));
@@ -62,7 +66,9 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
         line('error', o.error ? `${o.error.type.split(':').at(-1)}: ${o.error.detail}` : undefined);
         line('workflow', view.workflowId);
         for (const a of authzs) {
-          process.stdout.write(`\nauthorization ${a.id} (${a.identifier.type}:${a.wildcard ? '*.' : ''}${a.identifier.value}) ${a.status}, expires ${a.expiresAt.toISOString()}\n`);
+          process.stdout.write(
+            `\nauthorization ${a.id} (${a.identifier.type}:${a.wildcard ? '*.' : ''}${a.identifier.value}) ${a.status}, expires ${a.expiresAt.toISOString()}\n`,
+          );
           for (const c of a.challenges) {
             process.stdout.write(`  ${c.type.padEnd(12)} ${c.status}${c.error ? ` — ${c.error.detail}` : ''}\n`);
           }

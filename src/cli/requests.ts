@@ -16,18 +16,34 @@ import { connectTemporal, withDeadline } from '../temporal/client.ts';
 import type { CliContext } from './context.ts';
 import { describeDn } from './describe.ts';
 
-const STATES = ['pending', 'awaiting-approval', 'signing', 'stalled', 'issued', 'confirmed', 'revoked', 'failed', 'rejected', 'abandoned'] as const;
+const STATES = [
+  'pending',
+  'awaiting-approval',
+  'signing',
+  'stalled',
+  'issued',
+  'confirmed',
+  'revoked',
+  'failed',
+  'rejected',
+  'abandoned',
+] as const;
 /** Pending or signing for longer than this counts as stuck. */
 const STUCK_AFTER_SECONDS = 120;
 
 export function registerRequestCommands(root: Command, cli: CliContext): void {
-  const cmd = root.command('requests').description('issuance requests of every protocol (operator, EST, CMP), from the read model: find stuck ones, look inside, retry');
+  const cmd = root
+    .command('requests')
+    .description('issuance requests of every protocol (operator, EST, CMP), from the read model: find stuck ones, look inside, retry');
   cmd
     .command('list')
     .description('list requests, newest first')
     .addOption(new Option('--state <state>', 'only this state').choices([...STATES]))
     .addOption(new Option('--protocol <protocol>', 'only this protocol').choices(['est', 'cmp', 'operator']))
-    .option('--stuck', `only requests that should have moved on: stalled by a server fault, or pending/signing for over ${STUCK_AFTER_SECONDS} s`)
+    .option(
+      '--stuck',
+      `only requests that should have moved on: stalled by a server fault, or pending/signing for over ${STUCK_AFTER_SECONDS} s`,
+    )
     .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
     .action(async (opts: { state?: requests.RequestState; protocol?: string; stuck?: boolean; limit: number }) => {
       await cli.withPool(async (pool) => {
@@ -80,7 +96,9 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
         const handle = temporal.client.workflow.getHandle(row.workflowId);
-        await withDeadline(`workflow ${row.workflowId}`, 15_000, () => handle.executeUpdate(retryUpdate, { args: [{ by: `operator:${userInfo().username}` }] }));
+        await withDeadline(`workflow ${row.workflowId}`, 15_000, () =>
+          handle.executeUpdate(retryUpdate, { args: [{ by: `operator:${userInfo().username}` }] }),
+        );
         cli.say(`request ${id}: signing again now`);
       } catch (e) {
         if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);

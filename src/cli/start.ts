@@ -51,7 +51,9 @@ export async function startDevStack(config: Config, log: Logger, opts: { say: (m
     }
     env.TEMPORAL_ADDRESS = config.temporal.address;
 
-    say(`starting the worker (task queues ${config.temporal.taskQueue}, ${config.temporal.signingTaskQueue}; CA keys: ${config.keys.backend})`);
+    say(
+      `starting the worker (task queues ${config.temporal.taskQueue}, ${config.temporal.signingTaskQueue}; CA keys: ${config.keys.backend})`,
+    );
     await sup.add({
       name: 'worker',
       start: () => spawnCertflow({ command: ['worker'], env, logFile: join(p.logDir, 'worker.log'), readyTimeoutMs: 180_000 }),

@@ -43,7 +43,10 @@ export class Supervisor {
       return existsSync(file) && processAlive(Number(readFileSync(file, 'utf8').trim()));
     });
     if (running.length) {
-      throw new CaError('conflict', `${what} is running on this CERTFLOW_HOME (${running.map((n) => `run/${n}.pid`).join(', ')}): stop it first`);
+      throw new CaError(
+        'conflict',
+        `${what} is running on this CERTFLOW_HOME (${running.map((n) => `run/${n}.pid`).join(', ')}): stop it first`,
+      );
     }
   }
 
@@ -84,7 +87,9 @@ export class Supervisor {
       const startedAt = Date.now();
       const code = await entry.handle!.exited;
       if (this.stopping) return;
-      this.say(`${entry.spec.name} exited unexpectedly (${code === null ? 'killed by a signal' : `code ${code}`}); restarting in ${backoff / 1000} s`);
+      this.say(
+        `${entry.spec.name} exited unexpectedly (${code === null ? 'killed by a signal' : `code ${code}`}); restarting in ${backoff / 1000} s`,
+      );
       if (Date.now() - startedAt > 60_000) backoff = 1000; // it ran a while: not a crash loop
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 30_000);
@@ -109,5 +114,3 @@ export class Supervisor {
     }
   }
 }
-
-

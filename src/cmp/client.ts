@@ -30,7 +30,15 @@ import {
 import { encodeName, parseDn } from '../pki/index.ts';
 
 /** An ir (one CertReqMsg, signature POP) for `key`, unprotected: protect it with macProtect / signProtect. */
-export function buildIr(args: { key: KeyObject; subject: string; ref?: string; implicitConfirm?: boolean; messageTime?: Date; transactionID?: Uint8Array; body?: 'ir' | 'cr' }): PKIMessage {
+export function buildIr(args: {
+  key: KeyObject;
+  subject: string;
+  ref?: string;
+  implicitConfirm?: boolean;
+  messageTime?: Date;
+  transactionID?: Uint8Array;
+  body?: 'ir' | 'cr';
+}): PKIMessage {
   const subjectDer = encodeName(parseDn(args.subject));
   const spki = new Uint8Array(createPublicKey(args.key).export({ type: 'spki', format: 'der' }));
   const certReq = new CertRequest(0, new CertTemplate({ subject: subjectDer, publicKey: spki }));
@@ -52,7 +60,11 @@ export function buildIr(args: { key: KeyObject; subject: string; ref?: string; i
   return new PKIMessage(header, body);
 }
 
-export function macProtect(msg: PKIMessage, secret: string, choice: MacChoice = { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 }): Uint8Array {
+export function macProtect(
+  msg: PKIMessage,
+  secret: string,
+  choice: MacChoice = { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 },
+): Uint8Array {
   protectWithMac(msg, new TextEncoder().encode(secret), choice);
   return msg.toBER();
 }
@@ -75,11 +87,22 @@ export function failure(der: Uint8Array): { type: string; failInfo: string[]; te
         : b.type === 'rp'
           ? b.content.status[0]
           : undefined;
-  return { type: b.type, failInfo: si?.failInfo ?? [], text: [...(si?.statusString ?? []), ...(b.type === 'error' ? (b.content.errorDetails ?? []) : [])].join(' | ') };
+  return {
+    type: b.type,
+    failInfo: si?.failInfo ?? [],
+    text: [...(si?.statusString ?? []), ...(b.type === 'error' ? (b.content.errorDetails ?? []) : [])].join(' | '),
+  };
 }
 
 /** The certConf for `certDer`, answering `ip` (same transaction, recipNonce = its senderNonce). */
 export function buildCertConf(request: PKIMessage, ip: PKIMessage, certDer: Uint8Array, certReqId = 0): PKIMessage {
-  const h = new PKIHeader({ ...request.header, senderNonce: new Uint8Array(randomBytes(16)), recipNonce: ip.header.senderNonce, messageTime: new Date(), protectionAlg: undefined, generalInfo: undefined });
+  const h = new PKIHeader({
+    ...request.header,
+    senderNonce: new Uint8Array(randomBytes(16)),
+    recipNonce: ip.header.senderNonce,
+    messageTime: new Date(),
+    protectionAlg: undefined,
+    generalInfo: undefined,
+  });
   return new PKIMessage(h, { type: 'certConf', content: new CertConfirmContent([new CertStatus(certHash(certDer), certReqId)]) });
 }

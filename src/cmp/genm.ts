@@ -93,7 +93,8 @@ function keyAlgorithms(keys: ReturnType<typeof getProfile>['keys'], signing: boo
 /** RFC 9483 4.3.3: an (unrestricted) template and the key types as keySpec controls. */
 function certReqTemplate(keys: ReturnType<typeof getProfile>['keys']): CertReqTemplateContent {
   const spec = [];
-  for (const c of keys.ec?.curves ?? []) if (CURVE_OIDS[c]) spec.push(keySpec(REG_CTRL.algId, algorithmIdentifier(EC_PUBLIC_KEY, CURVE_OIDS[c])));
+  for (const c of keys.ec?.curves ?? [])
+    if (CURVE_OIDS[c]) spec.push(keySpec(REG_CTRL.algId, algorithmIdentifier(EC_PUBLIC_KEY, CURVE_OIDS[c])));
   if (keys.rsa) spec.push(keySpec(REG_CTRL.rsaKeyLen, integerDer(keys.rsa.minBits)));
   return new CertReqTemplateContent(new CertTemplate(), spec.length ? spec : undefined);
 }

@@ -4,7 +4,12 @@
  * `cmp-<transactionID hex>` workflow; rr goes through the revocation workflow; genm is
  * answered from the CA's data; certConf and pollReq follow up on a transaction.
  */
-import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -108,7 +113,10 @@ function checkTime(config: Config, msg: PKIMessage): void {
   if (!t) return;
   const skew = Math.abs(t.getTime() - Date.now()) / 1000;
   if (skew > config.cmp.messageTimeToleranceSeconds) {
-    throw cmpError('cmp.time', `messageTime ${t.toISOString()} is ${Math.round(skew)} s off the server's clock (at most ${config.cmp.messageTimeToleranceSeconds} s)`);
+    throw cmpError(
+      'cmp.time',
+      `messageTime ${t.toISOString()} is ${Math.round(skew)} s off the server's clock (at most ${config.cmp.messageTimeToleranceSeconds} s)`,
+    );
   }
 }
 
@@ -126,7 +134,10 @@ async function dispatch(deps: CmpDeps, alias: CmpAlias, x: Exchange): Promise<Ui
     case 'rr':
       return firstMessage(x, {}, () => revoke(deps, x, body.content));
     case 'genm':
-      return firstMessage(x, {}, async () => ({ body: { type: 'genp', content: await generalMessage(deps, alias, body.content) }, close: true }));
+      return firstMessage(x, {}, async () => ({
+        body: { type: 'genp', content: await generalMessage(deps, alias, body.content) },
+        close: true,
+      }));
     case 'certConf':
       return followUp(x, (row) => certConf(deps, x, row, body.content));
     case 'pollReq':
@@ -145,7 +156,8 @@ function implicitConfirmAsked(msg: PKIMessage): boolean {
 }
 
 function onlyRequest(content: CertReqMessages): CertReqMsg {
-  if (content.messages.length !== 1) throw cmpError('cmp.request', `the request carries ${content.messages.length} CertReqMsg; RFC 9483 allows exactly one`);
+  if (content.messages.length !== 1)
+    throw cmpError('cmp.request', `the request carries ${content.messages.length} CertReqMsg; RFC 9483 allows exactly one`);
   return content.messages[0]!;
 }
 
@@ -180,7 +192,8 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
   }
   getProfile(deps.config, profile);
   const implicitConfirm = implicitConfirmAsked(msg) && alias.implicitConfirm;
-  const requireApproval = alias.requireApproval || Boolean(identity.type === 'mac' ? identity.client.requireApproval : identity.client?.requireApproval);
+  const requireApproval =
+    alias.requireApproval || Boolean(identity.type === 'mac' ? identity.client.requireApproval : identity.client?.requireApproval);
   const input: CmpInput = {
     requestId,
     transactionId: Buffer.from(msg.header.transactionID!).toString('hex'),
@@ -199,7 +212,10 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
     confirmTimeout: `${alias.confirmWaitSeconds ?? deps.config.cmp.confirmWaitSeconds} seconds`,
     faultRetrySeconds: { initial: deps.config.issuance.faultRetryInitialSeconds, max: deps.config.issuance.faultRetryMaxSeconds },
   };
-  deps.log.info({ transactionId: input.transactionId, body: bodyType, client: identity.key, subject: formatDn(csr.subject), profile }, 'CMP certificate request');
+  deps.log.info(
+    { transactionId: input.transactionId, body: bodyType, client: identity.key, subject: formatDn(csr.subject), profile },
+    'CMP certificate request',
+  );
   const outcome = await runTransaction(deps, input);
   return certAnswer(deps, x, RESPONSE_TYPE[bodyType], certReqId, outcome);
 }
@@ -211,7 +227,10 @@ function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest): { serial: str
   }
   const old = identity.issued;
   if (req.oldCertId && req.oldCertId.serialHex !== old.serial) {
-    throw cmpError('cmp.certId', `oldCertID names serial ${req.oldCertId.serialHex}, but the message is signed with certificate ${old.serial}`);
+    throw cmpError(
+      'cmp.certId',
+      `oldCertID names serial ${req.oldCertId.serialHex}, but the message is signed with certificate ${old.serial}`,
+    );
   }
   if (Buffer.from(req.csr.spki).equals(Buffer.from(identity.summary.spki))) {
     throw cmpError('crmf.template', 'a key update must request a new public key, not the key of the certificate being updated', 'badCSR');
@@ -295,7 +314,12 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   const response = new CertResponse(certReqId, new PKIStatusInfo(PKIStatus.accepted), new CertifiedKeyPair(certDer));
   const generalInfo = outcome.implicitConfirm
     ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([0x05, 0x00]))]
-    : [new InfoTypeAndValue(INFO_TYPES.confirmWaitTime, generalizedTimeDer(new Date(Date.now() + deps.config.cmp.confirmWaitSeconds * 1000)))];
+    : [
+        new InfoTypeAndValue(
+          INFO_TYPES.confirmWaitTime,
+          generalizedTimeDer(new Date(Date.now() + deps.config.cmp.confirmWaitSeconds * 1000)),
+        ),
+      ];
   return {
     body: { type, content: new CertRepMessage([response], root ? [root] : undefined) },
     close: outcome.implicitConfirm,
@@ -317,7 +341,8 @@ function pkiconf(): Answer {
 }
 
 async function transactionCertificate(deps: CmpDeps, row: CmpTransactionRow) {
-  if (!row.requestId || !CERT_REQUESTS.has(row.bodyType)) throw cmpError('cmp.request', `transaction ${row.transactionId.toString('hex')} is not a certificate request`);
+  if (!row.requestId || !CERT_REQUESTS.has(row.bodyType))
+    throw cmpError('cmp.request', `transaction ${row.transactionId.toString('hex')} is not a certificate request`);
   const request = await requests.get(deps.pool, row.requestId);
   const cert = request?.serial ? await certificates.get(deps.pool, request.serial) : null;
   return { request, cert };
@@ -326,7 +351,8 @@ async function transactionCertificate(deps: CmpDeps, row: CmpTransactionRow) {
 async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, content: CertConfirmContent): Promise<Answer> {
   const { request, cert } = await transactionCertificate(deps, row);
   if (!request || !cert?.certDer) throw cmpError('cmp.request', 'there is no certificate to confirm in this transaction yet');
-  if (content.statuses.length !== 1) throw cmpError('cmp.request', `certConf carries ${content.statuses.length} CertStatus; exactly one certificate was issued`);
+  if (content.statuses.length !== 1)
+    throw cmpError('cmp.request', `certConf carries ${content.statuses.length} CertStatus; exactly one certificate was issued`);
   const st = content.statuses[0]!;
   const expectedId = row.bodyType === 'p10cr' ? [-1, 0] : [certReqIdOf(request.csrDer)];
   if (!expectedId.includes(st.certReqId)) throw cmpError('cmp.certId', `certConf names certReqId ${st.certReqId}, not the request's`);
@@ -340,13 +366,18 @@ async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, cont
   const handle = deps.temporal.workflow.getHandle(row.requestId!);
   const updateId = `certconf-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`;
   try {
-    await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () => handle.executeUpdate(certConfUpdate, { args: [decision], updateId }));
+    await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
+      handle.executeUpdate(certConfUpdate, { args: [decision], updateId }),
+    );
   } catch (e) {
-    if (CaError.is(e, 'unavailable')) throw new CaError('unavailable', 'the CA did not take the confirmation in time; send the certConf again');
+    if (CaError.is(e, 'unavailable'))
+      throw new CaError('unavailable', 'the CA did not take the confirmation in time; send the certConf again');
     const now = await requests.get(deps.pool, row.requestId!);
-    if (now?.state === 'revoked') throw cmpError('cmp.certRevoked', `the certificate ${cert.serial} was not confirmed in time and has been revoked`, 'conflict');
+    if (now?.state === 'revoked')
+      throw cmpError('cmp.certRevoked', `the certificate ${cert.serial} was not confirmed in time and has been revoked`, 'conflict');
     if (now?.state === 'confirmed') throw cmpError('cmp.certConfirmed', `the certificate ${cert.serial} is confirmed already`, 'conflict');
-    if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message, { rule: 'cmp.request' });
+    if (e instanceof WorkflowUpdateFailedError)
+      throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message, { rule: 'cmp.request' });
     throw e;
   }
   if (!hashOk) throw cmpError('cmp.certId', 'certHash does not match the issued certificate; it has been revoked');
@@ -364,7 +395,10 @@ async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Prom
   const certReqId = content.certReqIds[0] ?? 0;
   const type = RESPONSE_TYPE[row.bodyType as keyof typeof RESPONSE_TYPE];
   const waiting = (reason: string): Answer => ({
-    body: { type: 'pollRep', content: new PollRepContent([{ certReqId, checkAfter: deps.config.cmp.pollIntervalSeconds, reason: [reason] }]) },
+    body: {
+      type: 'pollRep',
+      content: new PollRepContent([{ certReqId, checkAfter: deps.config.cmp.pollIntervalSeconds, reason: [reason] }]),
+    },
     close: false,
   });
   if (!request || request.state === 'pending' || request.state === 'signing') return waiting('the certificate is being issued');
@@ -375,7 +409,9 @@ async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Prom
     // Handed out now: the confirmation period starts again (the client may have polled for long).
     try {
       await withDeadline(`CMP transaction ${request.id}`, deps.config.cmp.waitSeconds * 1000, () =>
-        deps.temporal.workflow.getHandle(request.id).executeUpdate(certDeliveredUpdate, { updateId: `deliver-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
+        deps.temporal.workflow
+          .getHandle(request.id)
+          .executeUpdate(certDeliveredUpdate, { updateId: `deliver-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
       );
     } catch (e) {
       if (CaError.is(e, 'unavailable')) throw e;
@@ -394,7 +430,12 @@ async function clientError(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): 
     if (request?.state === 'issued') {
       const reason = `the client sent an error: ${[...(content.pKIStatusInfo.statusString ?? []), ...(content.pKIStatusInfo.failInfo ?? [])].join('; ')}`;
       await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
-        deps.temporal.workflow.getHandle(row.requestId!).executeUpdate(certConfUpdate, { args: [{ accepted: false, reason }], updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
+        deps.temporal.workflow
+          .getHandle(row.requestId!)
+          .executeUpdate(certConfUpdate, {
+            args: [{ accepted: false, reason }],
+            updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`,
+          }),
       ).catch((e) => deps.log.warn({ requestId: row.requestId, err: errorMessage(e) }, 'CMP abort not taken'));
     }
   }
@@ -404,7 +445,8 @@ async function clientError(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): 
 // ---- revocation ---------------------------------------------------------------------
 
 async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promise<Answer> {
-  if (content.details.length !== 1) throw cmpError('cmp.request', `the rr carries ${content.details.length} RevDetails; RFC 9483 allows exactly one`);
+  if (content.details.length !== 1)
+    throw cmpError('cmp.request', `the rr carries ${content.details.length} RevDetails; RFC 9483 allows exactly one`);
   const d = content.details[0]!;
   const t = d.certDetails;
   if (!t.serialNumber || !t.issuer) throw cmpError('cmp.certId', 'certDetails must name the certificate by issuer and serialNumber');
@@ -418,7 +460,11 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
   const own = id.type === 'signature' ? id.issued?.serial === serial : false;
   const requestedBySameClient = cert.requester === id.key;
   if (!own && !requestedBySameClient && !isRa(id)) {
-    throw cmpError('cmp.notAuthorized', `this client may not revoke certificate ${serial} (sign the rr with it, or use the client that requested it)`, 'forbidden');
+    throw cmpError(
+      'cmp.notAuthorized',
+      `this client may not revoke certificate ${serial} (sign the rr with it, or use the client that requested it)`,
+      'forbidden',
+    );
   }
   if (cert.status === 'revoked') {
     return rp(new PKIStatusInfo(PKIStatus.rejection, [`certificate ${serial} is already revoked`], ['certRevoked']));
@@ -426,13 +472,20 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
   const code = crlEntryReasonCode(d.crlEntryDetails);
   const reason = code === undefined ? 'unspecified' : reasonFromCode(code);
   if (!reason || reason === 'removeFromCRL' || reason === 'certificateHold') {
-    throw cmpError('cmp.request', `revocation reason code ${code} is not accepted (RFC 5280 reasons except certificateHold and removeFromCRL)`);
+    throw cmpError(
+      'cmp.request',
+      `revocation reason code ${code} is not accepted (RFC 5280 reasons except certificateHold and removeFromCRL)`,
+    );
   }
-  await changeStatusAndWait(deps.temporal, deps.config, { serial, action: 'revoke', reason, requester: `cmp:${id.key}`, protocol: 'cmp' }, deps.config.cmp.waitSeconds * 1000);
+  await changeStatusAndWait(
+    deps.temporal,
+    deps.config,
+    { serial, action: 'revoke', reason, requester: `cmp:${id.key}`, protocol: 'cmp' },
+    deps.config.cmp.waitSeconds * 1000,
+  );
   return rp(new PKIStatusInfo(PKIStatus.accepted));
 }
 
 function rp(status: PKIStatusInfo): Answer {
   return { body: { type: 'rp', content: new RevRepContent([status]) }, close: true };
 }
-

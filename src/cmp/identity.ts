@@ -38,13 +38,16 @@ const WRONG_MAC = 'the message protection does not verify (unknown reference or 
 
 export async function authenticate(deps: { config: Config; pool: Pool }, msg: PKIMessage, alias: CmpAlias): Promise<CmpIdentity> {
   const h = msg.header;
-  if (!h.protectionAlg || !msg.protection) throw cmpError('cmp.protection', 'the message is not protected; MAC or signature protection is required', 'unauthorized');
+  if (!h.protectionAlg || !msg.protection)
+    throw cmpError('cmp.protection', 'the message is not protected; MAC or signature protection is required', 'unauthorized');
   const p = describeProtection(h.protectionAlg, deps.config.cmp.maxIterations);
   if (p.type === 'signature') {
-    if (!alias.protection.includes('signature')) throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept signature protection`, 'forbidden');
+    if (!alias.protection.includes('signature'))
+      throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept signature protection`, 'forbidden');
     return signatureIdentity(deps.pool, msg, p);
   }
-  if (!alias.protection.includes('mac')) throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept MAC protection`, 'forbidden');
+  if (!alias.protection.includes('mac'))
+    throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept MAC protection`, 'forbidden');
   if (!h.senderKID?.length) throw cmpError('cmp.protection', 'a MAC-protected message must name its secret in senderKID', 'unauthorized');
   const ref = Buffer.from(h.senderKID).toString('utf8');
   const client = await cmpClients.get(deps.pool, ref);
@@ -64,7 +67,8 @@ export async function authenticate(deps: { config: Config; pool: Pool }, msg: PK
 
 async function signatureIdentity(pool: Pool, msg: PKIMessage, p: Parameters<typeof verifySignatureProtection>[1]): Promise<CmpIdentity> {
   const certDer = msg.extraCerts?.[0];
-  if (!certDer) throw cmpError('cmp.signer', 'a signature-protected message must carry its protection certificate first in extraCerts', 'unauthorized');
+  if (!certDer)
+    throw cmpError('cmp.signer', 'a signature-protected message must carry its protection certificate first in extraCerts', 'unauthorized');
   let summary: CertSummary;
   try {
     summary = describeCertificate(certDer);
@@ -72,7 +76,11 @@ async function signatureIdentity(pool: Pool, msg: PKIMessage, p: Parameters<type
     throw cmpError('cmp.signer', 'the first certificate in extraCerts cannot be read', 'unauthorized');
   }
   if (!verifySignatureProtection(msg, p, summary.spki)) {
-    throw cmpError('cmp.protection', `the message signature (${p.name}) does not verify with the certificate ${summary.subject}`, 'unauthorized');
+    throw cmpError(
+      'cmp.protection',
+      `the message signature (${p.name}) does not verify with the certificate ${summary.subject}`,
+      'unauthorized',
+    );
   }
   if (summary.keyUsage.length && !summary.keyUsage.includes('digitalSignature')) {
     throw cmpError('cmp.signer', `the protection certificate ${summary.serialHex} does not allow digitalSignature`, 'unauthorized');
@@ -85,11 +93,17 @@ async function signatureIdentity(pool: Pool, msg: PKIMessage, p: Parameters<type
   }
   const issued = await certificates.get(pool, summary.serialHex);
   if (!issued?.certDer || !Buffer.from(issued.certDer).equals(Buffer.from(certDer))) {
-    throw cmpError('cmp.signer', `the protection certificate ${summary.subject} (serial ${summary.serialHex}) was not issued by this CA nor registered`, 'unauthorized');
+    throw cmpError(
+      'cmp.signer',
+      `the protection certificate ${summary.subject} (serial ${summary.serialHex}) was not issued by this CA nor registered`,
+      'unauthorized',
+    );
   }
-  if (issued.status !== 'valid') throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is ${issued.status}`, 'unauthorized');
+  if (issued.status !== 'valid')
+    throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is ${issued.status}`, 'unauthorized');
   const now = Date.now();
-  if (issued.notAfter.getTime() < now || issued.notBefore.getTime() > now) throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is not within its validity`, 'unauthorized');
+  if (issued.notAfter.getTime() < now || issued.notBefore.getTime() > now)
+    throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is not within its validity`, 'unauthorized');
   return { type: 'signature', certDer, summary, issued, key: `cert:${issued.serial}` };
 }
 
@@ -126,4 +140,3 @@ export function protect(msg: PKIMessage, identity: CmpIdentity | undefined, sign
   });
   protectWithSignature(msg, signer.key, 'ecdsa-sha256');
 }
-

@@ -30,7 +30,8 @@ export function cmpRouter(deps: CmpDeps): Router {
 async function cmpPost(ctx: Context, deps: CmpDeps, alias: CmpAlias): Promise<void> {
   if (ctx.method !== 'POST') throw httpError(405, 'CMP requests are sent with POST (RFC 9811 3.1)');
   const type = (ctx.get('Content-Type') || '').split(';')[0]!.trim().toLowerCase();
-  if (type !== CMP_CONTENT_TYPE) throw httpError(415, `Content-Type must be ${CMP_CONTENT_TYPE}, not "${ctx.get('Content-Type') || '(none)'}"`);
+  if (type !== CMP_CONTENT_TYPE)
+    throw httpError(415, `Content-Type must be ${CMP_CONTENT_TYPE}, not "${ctx.get('Content-Type') || '(none)'}"`);
   const body = await readBody(ctx);
   const response = await handleCmpMessage(deps, alias, body);
   ctx.status = 200;

@@ -28,7 +28,8 @@ export function secretsKeyFile(config: Pick<Config, 'home'>): string {
 
 function fromBase64(text: string, where: string): SecretsKey {
   const key = Buffer.from(text.trim(), 'base64');
-  if (key.length !== 32) throw new CaError('config', `${where} must hold 32 bytes in base64 (it has ${key.length})`, { rule: 'cmp.secretsKey' });
+  if (key.length !== 32)
+    throw new CaError('config', `${where} must hold 32 bytes in base64 (it has ${key.length})`, { rule: 'cmp.secretsKey' });
   return { key, id: createHash('sha256').update(key).digest('hex').slice(0, 16) };
 }
 
@@ -73,11 +74,16 @@ export function encryptSecret(k: SecretsKey, ref: string, secret: Uint8Array): s
 
 export function decryptSecret(k: SecretsKey, ref: string, enc: string): Buffer {
   const [v, id, iv, tag, ct] = enc.split('.');
-  if (v !== 'v1' || !iv || !tag || ct === undefined) throw new CaError('config', `the stored secret of CMP client "${ref}" is not in a known format`, { rule: 'cmp.secretsKey' });
+  if (v !== 'v1' || !iv || !tag || ct === undefined)
+    throw new CaError('config', `the stored secret of CMP client "${ref}" is not in a known format`, { rule: 'cmp.secretsKey' });
   if (id !== k.id) {
-    throw new CaError('config', `the secret of CMP client "${ref}" was encrypted under another CMP secrets key (${id}, this server has ${k.id}); set CERTFLOW_CMP_SECRETS_KEY alike on every server and CLI`, {
-      rule: 'cmp.secretsKey',
-    });
+    throw new CaError(
+      'config',
+      `the secret of CMP client "${ref}" was encrypted under another CMP secrets key (${id}, this server has ${k.id}); set CERTFLOW_CMP_SECRETS_KEY alike on every server and CLI`,
+      {
+        rule: 'cmp.secretsKey',
+      },
+    );
   }
   try {
     const d = createDecipheriv('aes-256-gcm', k.key, Buffer.from(iv, 'base64url'));
@@ -85,6 +91,9 @@ export function decryptSecret(k: SecretsKey, ref: string, enc: string): Buffer {
     d.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]);
   } catch (e) {
-    throw new CaError('config', `the stored secret of CMP client "${ref}" does not decrypt (altered row?)`, { rule: 'cmp.secretsKey', cause: e });
+    throw new CaError('config', `the stored secret of CMP client "${ref}" does not decrypt (altered row?)`, {
+      rule: 'cmp.secretsKey',
+      cause: e,
+    });
   }
 }

@@ -63,7 +63,13 @@ function usable(certPem: string, issuerDer: Uint8Array, now: Date): boolean {
   return now.getTime() < d.notAfter.getTime() - lifetime / 3;
 }
 
-export async function ensureCmpSigner(args: { config: Config; temporal: Client; issuingCaDer: Uint8Array; log: Logger; timeoutMs?: number }): Promise<CmpSigner> {
+export async function ensureCmpSigner(args: {
+  config: Config;
+  temporal: Client;
+  issuingCaDer: Uint8Array;
+  log: Logger;
+  timeoutMs?: number;
+}): Promise<CmpSigner> {
   const { config, log } = args;
   const f = files(config);
   await mkdir(f.dir, { recursive: true, mode: 0o700 });

@@ -13,14 +13,7 @@ import type { Pool } from 'pg';
 import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as transactions from '../db/repos/cmp-transactions.ts';
-import {
-  ErrorMsgContent,
-  InfoTypeAndValue,
-  PKIHeader,
-  PKIMessage,
-  directoryName,
-  type PKIBodyContent,
-} from '../pki/cmp/index.ts';
+import { ErrorMsgContent, InfoTypeAndValue, PKIHeader, PKIMessage, directoryName, type PKIBodyContent } from '../pki/cmp/index.ts';
 import { asCaError, cmpError, failureOf, statusInfoOf } from './errors.ts';
 import { protect, type CmpIdentity } from './identity.ts';
 import type { CmpSigner } from './signer.ts';
@@ -59,7 +52,12 @@ export function responseHeader(request: PKIMessage | undefined, signer: CmpSigne
 }
 
 /** Builds and protects the response message for an answer. */
-export function buildResponse(request: PKIMessage | undefined, identity: CmpIdentity | undefined, signer: CmpSigner, answer: Answer): PKIMessage {
+export function buildResponse(
+  request: PKIMessage | undefined,
+  identity: CmpIdentity | undefined,
+  signer: CmpSigner,
+  answer: Answer,
+): PKIMessage {
   const header = responseHeader(request, signer);
   if (answer.generalInfo?.length) header.generalInfo = answer.generalInfo;
   const msg = new PKIMessage(header, answer.body);
@@ -70,7 +68,10 @@ export function buildResponse(request: PKIMessage | undefined, identity: CmpIden
 /** An error message for a rejected request (RFC 9810 5.3.21), protected like the request where it could be verified. */
 export function errorAnswer(e: unknown): Answer {
   const err = asCaError(e);
-  return { body: { type: 'error', content: new ErrorMsgContent(statusInfoOf(err), undefined, err.rule ? [err.rule] : undefined) }, close: true };
+  return {
+    body: { type: 'error', content: new ErrorMsgContent(statusInfoOf(err), undefined, err.rule ? [err.rule] : undefined) },
+    close: true,
+  };
 }
 
 export function requestHash(der: Uint8Array): Buffer {
@@ -79,7 +80,15 @@ export function requestHash(der: Uint8Array): Buffer {
 
 function logRejection(log: Logger, x: { txid: string; body: string; client?: string }, e: unknown): void {
   const err = asCaError(e);
-  const fields = { cmp: x.body, transactionId: x.txid, client: x.client, failInfo: failureOf(err), kind: err.kind, rule: err.rule, msg: err.message };
+  const fields = {
+    cmp: x.body,
+    transactionId: x.txid,
+    client: x.client,
+    failInfo: failureOf(err),
+    kind: err.kind,
+    rule: err.rule,
+    msg: err.message,
+  };
   if (err.kind === 'internal' || err.kind === 'config') log.error({ ...fields, err: e }, 'CMP request failed');
   else log.info(fields, 'CMP request rejected');
 }
@@ -122,7 +131,11 @@ export async function firstMessage(x: Exchange, opts: { requestId?: string }, co
   if (!opened) {
     const row = await transactions.get(x.pool, txid);
     if (!row || !row.lastRequestHash.equals(hash)) {
-      throw cmpError('cmp.transactionIdInUse', `transactionID ${Buffer.from(txid).toString('hex')} is in use (a replayed or conflicting message); start a new transaction`, 'conflict');
+      throw cmpError(
+        'cmp.transactionIdInUse',
+        `transactionID ${Buffer.from(txid).toString('hex')} is in use (a replayed or conflicting message); start a new transaction`,
+        'conflict',
+      );
     }
     if (row.lastResponse) return row.lastResponse;
     // The same request is being answered (or its answer was lost in a crash): answer again, idempotently.
@@ -135,16 +148,26 @@ export async function followUp(x: Exchange, compute: (row: transactions.CmpTrans
   const txid = x.msg.header.transactionID!;
   const hash = requestHash(x.der);
   const row = await transactions.get(x.pool, txid);
-  if (!row) throw cmpError('cmp.request', `no transaction ${Buffer.from(txid).toString('hex')}: a ${x.msg.body.type} must follow a request of the same transaction`, 'notFound');
-  if (row.client !== x.identity.key) throw cmpError('cmp.notAuthorized', 'the message comes from another client than the transaction', 'forbidden');
+  if (!row)
+    throw cmpError(
+      'cmp.request',
+      `no transaction ${Buffer.from(txid).toString('hex')}: a ${x.msg.body.type} must follow a request of the same transaction`,
+      'notFound',
+    );
+  if (row.client !== x.identity.key)
+    throw cmpError('cmp.notAuthorized', 'the message comes from another client than the transaction', 'forbidden');
   if (row.lastRequestHash.equals(hash)) {
     if (row.lastResponse) return row.lastResponse;
     return answerOnce(x, hash, () => compute(row));
   }
-  if (row.closed) throw cmpError('cmp.request', `transaction ${Buffer.from(txid).toString('hex')} is finished (a replayed or late message)`, 'conflict');
+  if (row.closed)
+    throw cmpError('cmp.request', `transaction ${Buffer.from(txid).toString('hex')} is finished (a replayed or late message)`, 'conflict');
   const recip = x.msg.header.recipNonce;
   if (!row.lastSenderNonce || !recip || !row.lastSenderNonce.equals(Buffer.from(recip))) {
-    throw cmpError('cmp.recipNonce', 'recipNonce is not the senderNonce of the last response of this transaction (a replayed or out-of-order message)');
+    throw cmpError(
+      'cmp.recipNonce',
+      'recipNonce is not the senderNonce of the last response of this transaction (a replayed or out-of-order message)',
+    );
   }
   const advanced = await transactions.advance(x.pool, txid, row.lastSenderNonce, { nonce: x.msg.header.senderNonce!, hash });
   if (!advanced) {

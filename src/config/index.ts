@@ -249,7 +249,9 @@ function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
     const { extends: base, ...rest } = entry;
     const parent = profiles.get(base ?? entry.name) ?? profiles.get('tls-server')!;
     if (base && !profiles.has(base)) {
-      throw new CaError('config', `profiles[${i}].extends: profile "${entry.name}" extends unknown profile "${base}"`, { rule: 'profile.extends' });
+      throw new CaError('config', `profiles[${i}].extends: profile "${entry.name}" extends unknown profile "${base}"`, {
+        rule: 'profile.extends',
+      });
     }
     const merged: CertProfile = {
       ...structuredClone(parent),
@@ -304,10 +306,7 @@ export function loadConfig(env: Env = process.env): Config {
   for (const n of [ca.rootName, ca.issuingName]) {
     if (!/^[a-z0-9][a-z0-9._-]*$/i.test(n)) throw new CaError('config', `CA name "${n}" must be letters, digits, ".", "_" or "-"`);
   }
-  const tlsNames = [
-    ...(file.tlsNames ?? []),
-    ...(env.CERTFLOW_TLS_NAMES ?? '').split(/[\s,]+/).filter(Boolean),
-  ];
+  const tlsNames = [...(file.tlsNames ?? []), ...(env.CERTFLOW_TLS_NAMES ?? '').split(/[\s,]+/).filter(Boolean)];
   return {
     home,
     bind: env.CERTFLOW_BIND || '0.0.0.0',
@@ -372,7 +371,8 @@ function adminConfig(env: Env, file: ConfigFile): AdminConfig {
   const external = Boolean(env.TEMPORAL_ADDRESS);
   const uiPort = int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233);
   const idleSeconds = int(env, 'CERTFLOW_ADMIN_IDLE_SECONDS', file.admin?.idleSeconds ?? 900);
-  if (idleSeconds < 60) throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
+  if (idleSeconds < 60)
+    throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
   return {
     port: int(env, 'CERTFLOW_ADMIN_PORT', 8444),
     bind: env.CERTFLOW_ADMIN_BIND || '127.0.0.1',
@@ -404,7 +404,9 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
       throw new CaError('config', `CMP alias "${alias.name}" names unknown profile "${alias.profile}"`, { rule: 'cmp.alias.profile' });
     }
     if (!Array.isArray(alias.protection) || !alias.protection.length || alias.protection.some((p) => p !== 'mac' && p !== 'signature')) {
-      throw new CaError('config', `CMP alias "${alias.name}": protection must be a non-empty list of "mac" and "signature"`, { rule: 'cmp.alias.protection' });
+      throw new CaError('config', `CMP alias "${alias.name}": protection must be a non-empty list of "mac" and "signature"`, {
+        rule: 'cmp.alias.protection',
+      });
     }
     aliases.set(alias.name, alias);
   }
@@ -423,14 +425,23 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
   return cmp;
 }
 
-const DEFAULT_EST_LABEL: EstLabel = { name: '', profile: 'device', requireApproval: false, allowCertAuth: true, serverKeygen: true, archiveServerKeys: false };
+const DEFAULT_EST_LABEL: EstLabel = {
+  name: '',
+  profile: 'device',
+  requireApproval: false,
+  allowCertAuth: true,
+  serverKeygen: true,
+  archiveServerKeys: false,
+};
 
 function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
   const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
   for (const [i, entry] of (file.est?.labels ?? []).entries()) {
     const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
     if (!profiles.has(label.profile)) {
-      throw new CaError('config', `est.labels[${i}].profile: EST label "${label.name}" names unknown profile "${label.profile}"`, { rule: 'est.label.profile' });
+      throw new CaError('config', `est.labels[${i}].profile: EST label "${label.name}" names unknown profile "${label.profile}"`, {
+        rule: 'est.label.profile',
+      });
     }
     labels.set(label.name, label);
   }
@@ -456,7 +467,9 @@ function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeC
     const alias: AcmeAlias = { ...DEFAULT_ACME_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
     for (const p of [alias.profile, ...Object.values(alias.profiles)]) {
       if (!profiles.has(p)) {
-        throw new CaError('config', `acme.aliases[${i}]: ACME alias "${alias.name}" names unknown profile "${p}"`, { rule: 'acme.alias.profile' });
+        throw new CaError('config', `acme.aliases[${i}]: ACME alias "${alias.name}" names unknown profile "${p}"`, {
+          rule: 'acme.alias.profile',
+        });
       }
     }
     aliases.set(alias.name, alias);

@@ -144,7 +144,8 @@ export const DEFAULT_PROFILES: CertProfile[] = [
   },
   {
     name: 'device',
-    description: 'Device identity certificates (EST/CMP): clientAuth, and serverAuth for devices with a DNS or IP SAN; serial number in the subject',
+    description:
+      'Device identity certificates (EST/CMP): clientAuth, and serverAuth for devices with a DNS or IP SAN; serial number in the subject',
     validitySeconds: 2 * 365 * DAY,
     backdateSeconds: 60,
     keyUsage: ['digitalSignature'],
@@ -196,14 +197,17 @@ export function validateProfile(p: CertProfile, where = 'profile'): CertProfile 
   if (!p.keys.rsa && !p.keys.ec && !p.keys.ed25519 && !p.keys.ed448) bad('keys', 'allow no key type');
   if (p.keys.rsa && (p.keys.rsa.minBits < 1024 || p.keys.rsa.maxBits < p.keys.rsa.minBits)) bad('keys.rsa', 'has an invalid size range');
   for (const c of p.keys.ec?.curves ?? []) if (!['P-256', 'P-384', 'P-521'].includes(c)) bad('keys.ec.curves', `has unknown curve "${c}"`);
-  for (const a of [...p.subject.allowed, ...p.subject.required]) if (!(a in SUBJECT_ATTRS)) bad('subject', `names unknown attribute "${a}"`);
+  for (const a of [...p.subject.allowed, ...p.subject.required])
+    if (!(a in SUBJECT_ATTRS)) bad('subject', `names unknown attribute "${a}"`);
   for (const a of p.subject.required) if (!p.subject.allowed.includes(a)) bad('subject.required', `"${a}" is required but not allowed`);
   if (!(p.san.max >= 0)) bad('san.max', 'must not be negative');
   for (const oid of p.policies ?? []) if (!/^\d+(\.\d+)+$/.test(oid)) bad('policies', `has "${oid}", which is not a dotted OID`);
   if (p.lint === 'cabf-serverauth') {
-    if (!(p.policies ?? []).some((o) => /^2\.23\.140\.1\.2\.[123]$/.test(o))) bad('policies', 'must contain a CA/B Forum reserved policy (2.23.140.1.2.1, .2 or .3) where lint is cabf-serverauth');
+    if (!(p.policies ?? []).some((o) => /^2\.23\.140\.1\.2\.[123]$/.test(o)))
+      bad('policies', 'must contain a CA/B Forum reserved policy (2.23.140.1.2.1, .2 or .3) where lint is cabf-serverauth');
     if (p.validitySeconds > 398 * 86_400) bad('validitySeconds', 'must be at most 398 days where lint is cabf-serverauth');
-    if (!p.san.required || p.san.email || p.san.uri) bad('san', 'must require SANs and allow only DNS and IP where lint is cabf-serverauth');
+    if (!p.san.required || p.san.email || p.san.uri)
+      bad('san', 'must require SANs and allow only DNS and IP where lint is cabf-serverauth');
   }
   // A TLS server certificate names its server in a DNS or IP SAN (RFC 6125, CA/B Forum BR
   // 7.1.2.7): serverAuth is only issued with one (see applyProfile), so a profile whose only
@@ -211,7 +215,8 @@ export function validateProfile(p: CertProfile, where = 'profile'): CertProfile 
   const ekus = p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e);
   if (ekus.length === 1 && ekus[0] === EKU_OIDS.serverAuth) {
     if (!p.san.dns && !p.san.ip) bad('san', 'must allow DNS or IP SANs where serverAuth is the only extKeyUsage');
-    if (!p.san.required) bad('san.required', 'must be true where serverAuth is the only extKeyUsage (a TLS server certificate needs a SAN)');
+    if (!p.san.required)
+      bad('san.required', 'must be true where serverAuth is the only extKeyUsage (a TLS server certificate needs a SAN)');
   }
   return p;
 }

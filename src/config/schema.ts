@@ -13,22 +13,37 @@ import { CaError } from '../core/errors.ts';
 import { EKU_OIDS, KEY_USAGES, LINT_SETS, SUBJECT_ATTRS } from './profiles.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const name = (what: string) => z.string().regex(NAME, `${what} must start with a letter or digit and contain only letters, digits, ".", "_" or "-"`);
-const seconds = z.int().positive().max(100 * 365 * 86_400);
+const name = (what: string) =>
+  z.string().regex(NAME, `${what} must start with a letter or digit and contain only letters, digits, ".", "_" or "-"`);
+const seconds = z
+  .int()
+  .positive()
+  .max(100 * 365 * 86_400);
 const count = z.int().nonnegative();
 const port = z.int().min(1).max(65535);
 const httpsUrl = z.url({ protocol: /^https?$/ });
 const curve = z.enum(['P-256', 'P-384', 'P-521']);
-const eku = z.union([z.enum(Object.keys(EKU_OIDS) as [string, ...string[]]), z.string().regex(/^\d+(\.\d+)+$/, 'expected a usage name or a dotted OID')]);
+const eku = z.union([
+  z.enum(Object.keys(EKU_OIDS) as [string, ...string[]]),
+  z.string().regex(/^\d+(\.\d+)+$/, 'expected a usage name or a dotted OID'),
+]);
 const subjectAttr = z.enum(Object.keys(SUBJECT_ATTRS) as [string, ...string[]]);
 
 const ca = z.strictObject({
   rootName: name('a CA name').optional(),
   rootSubject: z.string().min(3).optional(),
-  rootValidityDays: z.int().positive().max(100 * 365).optional(),
+  rootValidityDays: z
+    .int()
+    .positive()
+    .max(100 * 365)
+    .optional(),
   issuingName: name('a CA name').optional(),
   issuingSubject: z.string().min(3).optional(),
-  issuingValidityDays: z.int().positive().max(100 * 365).optional(),
+  issuingValidityDays: z
+    .int()
+    .positive()
+    .max(100 * 365)
+    .optional(),
 });
 
 export const profileSchema = z.strictObject({
@@ -104,7 +119,10 @@ const acmeAlias = z.strictObject({
   profile: z.string().optional(),
   profiles: z.record(z.string(), z.string()).optional(),
   caName: name('a CA name').optional(),
-  challengeTypes: z.array(z.enum(['http-01', 'dns-01', 'tls-alpn-01'])).min(1).optional(),
+  challengeTypes: z
+    .array(z.enum(['http-01', 'dns-01', 'tls-alpn-01']))
+    .min(1)
+    .optional(),
   wildcard: z.boolean().optional(),
   ipIdentifiers: z.boolean().optional(),
   eabRequired: z.boolean().optional(),
@@ -120,7 +138,11 @@ const acme = z.strictObject({
   validAuthzLifetimeSeconds: seconds.optional(),
   nonceLifetimeSeconds: seconds.optional(),
   answerWaitSeconds: z.number().nonnegative().max(60).optional(),
-  caaRecheckSeconds: z.int().nonnegative().max(30 * 86_400).optional(),
+  caaRecheckSeconds: z
+    .int()
+    .nonnegative()
+    .max(30 * 86_400)
+    .optional(),
   rateLimits: z
     .strictObject({
       newOrdersPerAccountPerHour: count,
@@ -136,7 +158,10 @@ const acme = z.strictObject({
 const validation = z.strictObject({
   http01Port: port.optional(),
   tlsAlpn01Port: port.optional(),
-  dnsResolver: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port').optional(),
+  dnsResolver: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port')
+    .optional(),
   allowLoopback: z.boolean().optional(),
   retryWindowSeconds: seconds.optional(),
   attemptTimeoutSeconds: z.int().positive().max(300).optional(),
@@ -145,15 +170,27 @@ const validation = z.strictObject({
 const issuance = z.strictObject({
   /** First wait (seconds) before a request stalled by a server fault is signed again; doubles up to the max. */
   faultRetryInitialSeconds: z.int().positive().max(86_400).optional(),
-  faultRetryMaxSeconds: z.int().positive().max(7 * 86_400).optional(),
+  faultRetryMaxSeconds: z
+    .int()
+    .positive()
+    .max(7 * 86_400)
+    .optional(),
 });
 
 const positive = z.int().positive();
 
 const admin = z.strictObject({
   /** A console session ends after this long without a request (at least 60 s; CERTFLOW_ADMIN_IDLE_SECONDS wins). */
-  idleSeconds: z.int().min(60).max(30 * 86_400).optional(),
-  maxSessionSeconds: z.int().min(60).max(30 * 86_400).optional(),
+  idleSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .optional(),
+  maxSessionSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .optional(),
 });
 
 const audit = z.strictObject({ checkpointSeconds: positive.max(30 * 86_400).optional() });
@@ -162,7 +199,10 @@ const cmpAlias = z.strictObject({
   name: z.union([z.literal(''), name('a CMP alias')]),
   profile: z.string().optional(),
   caName: name('a CA name').optional(),
-  protection: z.array(z.enum(['mac', 'signature'])).min(1).optional(),
+  protection: z
+    .array(z.enum(['mac', 'signature']))
+    .min(1)
+    .optional(),
   implicitConfirm: z.boolean().optional(),
   requireApproval: z.boolean().optional(),
   kurRevokesOld: z.boolean().optional(),
@@ -215,7 +255,9 @@ export function parseConfigFile(value: unknown, file: string): ConfigFile {
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => {
     if (i.code === 'unrecognized_keys') {
-      return i.keys.map((k) => `${jsonPath([...i.path, k])}: unknown key (a typo? allowed here: ${allowedKeys(i.path).join(', ')})`).join('\n  ');
+      return i.keys
+        .map((k) => `${jsonPath([...i.path, k])}: unknown key (a typo? allowed here: ${allowedKeys(i.path).join(', ')})`)
+        .join('\n  ');
     }
     return `${jsonPath(i.path)}: ${i.message.replace(/^Invalid input: /, '')}`;
   });

@@ -76,12 +76,7 @@ export function spawnLogged(command: string, args: string[], opts: SpawnLoggedOp
   return { pid, exited, stop };
 }
 
-async function stopChild(
-  child: ChildProcess,
-  exited: Promise<number | null>,
-  signal: NodeJS.Signals,
-  timeoutMs: number,
-): Promise<void> {
+async function stopChild(child: ChildProcess, exited: Promise<number | null>, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
@@ -144,7 +139,13 @@ export function runCommand(cmd: string, args: string[], opts: RunCommandOptions)
     child.once('error', (e) => reject(new CaError('config', `${opts.what} failed: ${errorMessage(e)}.${hint}`, { cause: e })));
     child.once('close', (code, signal) => {
       if (code === 0) resolve(output);
-      else reject(new CaError('config', `${opts.what} failed (${signal ? `signal ${signal}` : `exit code ${code}`}).${hint}\n${output.trim().slice(-4000)}`));
+      else
+        reject(
+          new CaError(
+            'config',
+            `${opts.what} failed (${signal ? `signal ${signal}` : `exit code ${code}`}).${hint}\n${output.trim().slice(-4000)}`,
+          ),
+        );
     });
   });
 }

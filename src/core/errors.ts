@@ -26,11 +26,7 @@ export class CaError extends Error {
   /** Extra structured information for logs and protocol errors. */
   readonly details?: Record<string, unknown>;
 
-  constructor(
-    kind: ErrorKind,
-    message: string,
-    opts: { rule?: string; details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(kind: ErrorKind, message: string, opts: { rule?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CaError';
     this.kind = kind;
@@ -128,7 +124,16 @@ export function asServerFault(e: unknown, what: string): CaError {
 // ---- errors of dependencies -------------------------------------------------------------
 
 /** Socket error codes of a dependency that is down, restarting or unreachable. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
 /**
  * SQLSTATE classes and codes that mean "the database cannot serve now": connection
  * exceptions (08), insufficient resources (53), operator intervention (57: shutdown,
@@ -136,7 +141,8 @@ const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'
  */
 const SQLSTATE_UNAVAILABLE = /^(08|53|57)|^40001$|^40P01$/;
 /** Messages of node-postgres for connections that died or never came up. */
-const PG_CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|connect ECONNREFUSED|Connection terminated due to connection timeout/i;
+const PG_CONNECTION_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|connect ECONNREFUSED|Connection terminated due to connection timeout/i;
 /** gRPC status codes (Temporal) that mean the service cannot answer now: CANCELLED, UNKNOWN (transport), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE. */
 const GRPC_UNAVAILABLE = new Set([1, 4, 8, 14]);
 
@@ -165,13 +171,22 @@ export function dependencyFault(e: unknown, depth = 0): CaError | undefined {
   let what: string | undefined;
   let dependency = 'a backend service';
   if (typeof code === 'string' && SOCKET_CODES.has(code)) what = `connection failed (${code})`;
-  else if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && field(e, 'severity') !== undefined && SQLSTATE_UNAVAILABLE.test(code)) {
+  else if (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    field(e, 'severity') !== undefined &&
+    SQLSTATE_UNAVAILABLE.test(code)
+  ) {
     what = `the database cannot serve now (SQLSTATE ${code}: ${message})`;
     dependency = 'the database';
   } else if (PG_CONNECTION_MESSAGES.test(message)) {
     what = `the database connection failed (${message})`;
     dependency = 'the database';
-  } else if (typeof code === 'number' && GRPC_UNAVAILABLE.has(code) && (name === 'ServiceError' || typeof field(e, 'details') === 'string' || field(e, 'metadata') !== undefined)) {
+  } else if (
+    typeof code === 'number' &&
+    GRPC_UNAVAILABLE.has(code) &&
+    (name === 'ServiceError' || typeof field(e, 'details') === 'string' || field(e, 'metadata') !== undefined)
+  ) {
     what = `Temporal did not answer (${message})`;
     dependency = 'Temporal';
   }
@@ -188,7 +203,8 @@ export function publicMessage(err: CaError): string {
   if (err.kind === 'internal') return 'internal error';
   const dependency = err.details?.dependency;
   if (typeof dependency === 'string') return `${dependency} of the CA is not available right now; try again later`;
-  if (err.kind === 'config') return 'the CA cannot serve this request because of a problem in its configuration or key store; try again later';
+  if (err.kind === 'config')
+    return 'the CA cannot serve this request because of a problem in its configuration or key store; try again later';
   return err.message;
 }
 

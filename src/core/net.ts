@@ -52,7 +52,11 @@ export async function assertPortFree(host: string, port: number, what: string): 
  */
 export async function freePortRange(count: number, opts: { host?: string; below?: number } = {}): Promise<number> {
   const host = opts.host ?? '127.0.0.1';
-  const isFree = (p: number) => bindOnce(host, p).then(() => true, () => false);
+  const isFree = (p: number) =>
+    bindOnce(host, p).then(
+      () => true,
+      () => false,
+    );
   for (let tries = 0; tries < 100; tries++) {
     const first = opts.below ? 10_000 + Math.floor(Math.random() * (opts.below - count - 10_000)) : await bindOnce(host, 0);
     if (first + count > (opts.below ?? 65536)) continue;

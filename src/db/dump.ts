@@ -78,7 +78,10 @@ export async function assertEmptyDatabase(pool: Pool): Promise<void> {
   const { rows } = await pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'`,
   );
-  if (rows[0]!.n > 0) throw new CaError('conflict', 'the target database is not empty: restore into a new, empty database', { rule: 'backup.databaseNotEmpty' });
+  if (rows[0]!.n > 0)
+    throw new CaError('conflict', 'the target database is not empty: restore into a new, empty database', {
+      rule: 'backup.databaseNotEmpty',
+    });
 }
 
 export interface TableSource {
@@ -107,13 +110,16 @@ export async function loadTables(pool: Pool, next: () => Promise<TableSource | u
     const counts: Record<string, number> = {};
     for (let source = await next(); source; source = await next()) {
       const table = source.name;
-      if (!tables.includes(table)) throw new CaError('malformed', `the backup has table "${table}", which this schema does not`, { rule: 'backup.schema' });
+      if (!tables.includes(table))
+        throw new CaError('malformed', `the backup has table "${table}", which this schema does not`, { rule: 'backup.schema' });
       let rest = '';
       let batch: string[] = [];
       let n = 0;
       const flush = async () => {
         if (!batch.length) return;
-        await tx.query(`INSERT INTO ${ident(table)} SELECT * FROM json_populate_recordset(NULL::${ident(table)}, $1::json)`, [`[${batch.join(',')}]`]);
+        await tx.query(`INSERT INTO ${ident(table)} SELECT * FROM json_populate_recordset(NULL::${ident(table)}, $1::json)`, [
+          `[${batch.join(',')}]`,
+        ]);
         n += batch.length;
         batch = [];
       };

@@ -135,8 +135,7 @@ async function runInitdb(pgData: string, password: string, opts: PrepareOptions)
     await cluster.initialise();
   } catch (e) {
     const hint = isRoot()
-      ? ` (initdb runs as the system user "${EMBEDDED_USER}", which must be able to reach ${pgData}: ` +
-        'every parent directory needs o+x)'
+      ? ` (initdb runs as the system user "${EMBEDDED_USER}", which must be able to reach ${pgData}: ` + 'every parent directory needs o+x)'
       : '';
     throw new CaError('config', `initdb of ${pgData} failed${hint}: ${errorMessage(e)}\n${output.join('').slice(-2000)}`, {
       cause: e,
@@ -202,9 +201,13 @@ export async function spawnPostgres(config: Home, opts: SpawnPostgresOptions): P
   } catch (e) {
     await child.stop(5000);
     const tail = await logTail(opts.logFile, 2000);
-    throw new CaError('unavailable', `embedded Postgres did not start on ${HOST}:${opts.port}: ${errorMessage(e)}\n--- ${opts.logFile} (end) ---\n${tail}`, {
-      cause: e,
-    });
+    throw new CaError(
+      'unavailable',
+      `embedded Postgres did not start on ${HOST}:${opts.port}: ${errorMessage(e)}\n--- ${opts.logFile} (end) ---\n${tail}`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -328,7 +331,10 @@ function lookupPostgresUser(): { uid: number; gid: number } | undefined {
 function postgresUserIds(): { uid: number; gid: number } {
   const ids = lookupPostgresUser();
   if (!ids) {
-    throw new CaError('config', `running as root, but there is no system user "${EMBEDDED_USER}" to run Postgres as: run preparePostgres() (it creates one)`);
+    throw new CaError(
+      'config',
+      `running as root, but there is no system user "${EMBEDDED_USER}" to run Postgres as: run preparePostgres() (it creates one)`,
+    );
   }
   return ids;
 }

@@ -75,6 +75,10 @@ export function listen(opts: ListenOptions): Listener {
 }
 
 /** NOTIFY inside the caller's transaction: delivered when (and only if) it commits. */
-export async function notify(db: { query(text: string, values?: unknown[]): Promise<unknown> }, channel: string, payload = ''): Promise<void> {
+export async function notify(
+  db: { query(text: string, values?: unknown[]): Promise<unknown> },
+  channel: string,
+  payload = '',
+): Promise<void> {
   await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
 }

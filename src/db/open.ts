@@ -31,5 +31,8 @@ export async function openDatabase(config: Config, log: Logger, opts: { migrate?
       await migrationPool.end().catch(() => {});
     }
   }
-  return createPool(url, { ...opts.pool, onIdleError: (err) => log.warn({ err: errorMessage(err) }, 'a database connection failed (it is replaced)') });
+  return createPool(url, {
+    ...opts.pool,
+    onIdleError: (err) => log.warn({ err: errorMessage(err) }, 'a database connection failed (it is replaced)'),
+  });
 }

@@ -81,7 +81,8 @@ export function isDatabaseUnavailable(e: unknown): boolean {
 }
 
 /** Failures that say the server itself is unreachable or frozen, not just one connection. */
-const SERVER_DOWN = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|timeout exceeded when trying to connect|connection timeout|Query read timeout|57P03|53300/i;
+const SERVER_DOWN =
+  /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|timeout exceeded when trying to connect|connection timeout|Query read timeout|57P03|53300/i;
 
 interface Watch {
   /** Throws at once while the pool fails fast. */
@@ -96,7 +97,9 @@ function watchAvailability(failFastMs: number): Watch {
   return {
     check() {
       if (Date.now() < openUntil) {
-        throw new CaError('unavailable', `the database is unavailable: not answering (${lastError})`, { details: { dependency: 'the database' } });
+        throw new CaError('unavailable', `the database is unavailable: not answering (${lastError})`, {
+          details: { dependency: 'the database' },
+        });
       }
     },
     ok() {
@@ -135,7 +138,10 @@ function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect'
       (e: unknown) => {
         if (e instanceof CaError || !isDatabaseUnavailable(e)) throw e; // an answer of the database: the caller's business
         watch.failed(e);
-        throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, { cause: e, details: { dependency: 'the database' } });
+        throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, {
+          cause: e,
+          details: { dependency: 'the database' },
+        });
       },
     );
   };

@@ -34,14 +34,26 @@ export async function archiveKey(db: Queryable, a: { serial: string; requestId: 
   const publicKey = createPublicKey({ key: archive.spki, format: 'der', type: 'spki' });
   const wrappedKey = publicEncrypt({ key: publicKey, padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aesKey);
   aesKey.fill(0);
-  await keyArchive.insertArchivedKey(db, { serial: a.serial, requestId: a.requestId, keyId: archive.keyId, wrappedKey, iv, ciphertext, tag });
+  await keyArchive.insertArchivedKey(db, {
+    serial: a.serial,
+    requestId: a.requestId,
+    keyId: archive.keyId,
+    wrappedKey,
+    iv,
+    ciphertext,
+    tag,
+  });
 }
 
 /**
  * The inverse of archiveKey, where the key store is (the worker, `certflow keys recover`):
  * the archived PKCS#8 of a certificate, and the request it came with. Wipe it after use.
  */
-export async function recoverArchivedKey(db: Queryable, keys: KeyStore, serial: string): Promise<{ pkcs8: Buffer; requestId: string; keyId: string }> {
+export async function recoverArchivedKey(
+  db: Queryable,
+  keys: KeyStore,
+  serial: string,
+): Promise<{ pkcs8: Buffer; requestId: string; keyId: string }> {
   const row = await keyArchive.getArchivedKey(db, serial);
   if (!row) {
     const cert = await certificates.get(db, serial);
@@ -54,7 +66,10 @@ export async function recoverArchivedKey(db: Queryable, keys: KeyStore, serial: 
   }
   const archive = await keyArchive.getArchiveKey(db, row.keyId);
   if (archive && archive.keyBackend !== keys.backend) {
-    throw new CaError('config', `archive key "${row.keyId}" is in the ${archive.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${keys.backend}`);
+    throw new CaError(
+      'config',
+      `archive key "${row.keyId}" is in the ${archive.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${keys.backend}`,
+    );
   }
   if (!(await keys.get(row.keyId))) throw new CaError('config', `the archive key "${row.keyId}" is not in the ${keys.backend} key store`);
   const aesKey = Buffer.from(await keys.decrypt(row.keyId, 'rsa-oaep-sha256', row.wrappedKey));
@@ -64,7 +79,9 @@ export async function recoverArchivedKey(db: Queryable, keys: KeyStore, serial: 
     decipher.setAuthTag(row.tag);
     return { pkcs8: Buffer.concat([decipher.update(row.ciphertext), decipher.final()]), requestId: row.requestId, keyId: row.keyId };
   } catch (e) {
-    throw new CaError('internal', `the archived key of ${serial} does not decrypt (corrupted or tampered with): ${errorMessage(e)}`, { cause: e });
+    throw new CaError('internal', `the archived key of ${serial} does not decrypt (corrupted or tampered with): ${errorMessage(e)}`, {
+      cause: e,
+    });
   } finally {
     aesKey.fill(0);
   }

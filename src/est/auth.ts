@@ -85,7 +85,10 @@ export async function authenticateBasic(db: Queryable, header: string | undefine
     : await verifyAgainstNothing(credentials.password);
   if (!client || !ok) throw new CaError('unauthorized', WRONG_CREDENTIALS, { rule: 'est.auth.wrong' });
   if (!client.enabled) {
-    throw new CaError('forbidden', `EST client "${client.name}" is disabled`, { rule: 'est.auth.disabled', details: { client: client.name } });
+    throw new CaError('forbidden', `EST client "${client.name}" is disabled`, {
+      rule: 'est.auth.disabled',
+      details: { client: client.name },
+    });
   }
   return client;
 }
@@ -102,8 +105,12 @@ export function clientMayUse(client: Pick<EstClientRow, 'labels'>, label: string
  */
 export function checkClientName(name: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/.test(name)) {
-    throw new CaError('malformed', `EST client name ${JSON.stringify(name)} must be 1-128 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`, {
-      rule: 'estClient.name',
-    });
+    throw new CaError(
+      'malformed',
+      `EST client name ${JSON.stringify(name)} must be 1-128 letters, digits, ".", "_", "@" or "-", starting with a letter or digit`,
+      {
+        rule: 'estClient.name',
+      },
+    );
   }
 }

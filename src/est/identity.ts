@@ -41,7 +41,10 @@ export async function certificateIdentity(ctx: Context, trust: CertTrust): Promi
     throw new CaError('unauthorized', `the TLS client certificate ${summary.serialHex} is not one this CA issued`);
   }
   if (!trust.trusts(row.caName)) {
-    throw new CaError('forbidden', `the TLS client certificate ${row.serial} was issued by CA "${row.caName}", which this EST label does not trust`);
+    throw new CaError(
+      'forbidden',
+      `the TLS client certificate ${row.serial} was issued by CA "${row.caName}", which this EST label does not trust`,
+    );
   }
   if (row.status !== 'valid') throw new CaError('forbidden', `the TLS client certificate ${row.serial} is ${row.status}`);
   const now = Date.now();

@@ -152,7 +152,12 @@ async function enrollIdentity(ctx: Context, deps: EstDeps, label: EstLabel): Pro
 
 function sameSans(a: SanSet, b: SanSet): boolean {
   const norm = (s: SanSet) =>
-    [...s.dns.map((v) => `dns:${v.toLowerCase()}`), ...s.ip.map((v) => `ip:${v}`), ...s.email.map((v) => `email:${v}`), ...s.uri.map((v) => `uri:${v}`)]
+    [
+      ...s.dns.map((v) => `dns:${v.toLowerCase()}`),
+      ...s.ip.map((v) => `ip:${v}`),
+      ...s.email.map((v) => `email:${v}`),
+      ...s.uri.map((v) => `uri:${v}`),
+    ]
       .sort()
       .join('\n');
   return norm(a) === norm(b);
@@ -172,7 +177,10 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
       throw new CaError('unauthorized', 're-enrollment requires the current certificate as the TLS client certificate');
     }
     if (!label.allowCertAuth && !(await basicClient(ctx, deps, label))) {
-      throw new CaError('unauthorized', `label "${label.name || '(default)'}" does not accept certificate authentication alone: re-enrollment needs HTTP Basic of a registered client as well`);
+      throw new CaError(
+        'unauthorized',
+        `label "${label.name || '(default)'}" does not accept certificate authentication alone: re-enrollment needs HTTP Basic of a registered client as well`,
+      );
     }
     identity = cert;
     // The renewal keeps the certificate's profile and issuing CA, whatever the label's.
@@ -230,7 +238,10 @@ interface EnrollArgs {
  */
 async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outcome> {
   const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
-  let id = createHash('sha256').update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`).digest('base64url').slice(0, 26);
+  let id = createHash('sha256')
+    .update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`)
+    .digest('base64url')
+    .slice(0, 26);
   for (let generation = 0; ; generation++) {
     const row = await requests.get(deps.pool, id);
     if (row?.state === 'issued' && row.serial) {
@@ -242,7 +253,8 @@ async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outc
     }
     if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
     if (row?.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
-    if (row?.state === 'abandoned') throw new CaError('conflict', `enrollment ${id} was given up: ${row.error ?? 'abandoned'}; make a new request`);
+    if (row?.state === 'abandoned')
+      throw new CaError('conflict', `enrollment ${id} was given up: ${row.error ?? 'abandoned'}; make a new request`);
     if (row?.state === 'awaiting-approval') return awaitingApproval(id);
     if (row?.state === 'stalled') {
       // A server fault (HSM, CA key, database): the request is kept and signed once it is fixed.
@@ -254,7 +266,13 @@ async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outc
   }
 }
 
-async function startAndWait(deps: EstDeps, a: EnrollArgs, id: string, requestHash: string, row: requests.RequestRow | null): Promise<Outcome> {
+async function startAndWait(
+  deps: EstDeps,
+  a: EnrollArgs,
+  id: string,
+  requestHash: string,
+  row: requests.RequestRow | null,
+): Promise<Outcome> {
   const handle = await startIssuance(deps.temporal, deps.config, {
     requestId: id,
     protocol: 'est',
@@ -275,7 +293,8 @@ async function startAndWait(deps: EstDeps, a: EnrollArgs, id: string, requestHas
     result = await withDeadline(`enrollment ${id}`, waitMs, (signal) => deps.temporal.withAbortSignal(signal, () => handle.result()));
   } catch (e) {
     if (!CaError.is(e, 'unavailable')) throw workflowFault(deps, id, e);
-    if (!a.abandonOnTimeout) return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
+    if (!a.abandonOnTimeout)
+      return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
     result = await abandon(deps, handle, id);
   }
   if (result.status === 'rejected') {
@@ -294,11 +313,19 @@ async function startAndWait(deps: EstDeps, a: EnrollArgs, id: string, requestHas
 async function abandon(deps: EstDeps, handle: Awaited<ReturnType<typeof startIssuance>>, id: string): Promise<EnrollmentResult> {
   try {
     await withDeadline(`enrollment ${id}`, 10_000, (signal) =>
-      deps.temporal.withAbortSignal(signal, () => handle.executeUpdate(abandonUpdate, { args: [{ reason: 'the generated key was not handed out in time' }], updateId: `abandon-${id}` })),
+      deps.temporal.withAbortSignal(signal, () =>
+        handle.executeUpdate(abandonUpdate, {
+          args: [{ reason: 'the generated key was not handed out in time' }],
+          updateId: `abandon-${id}`,
+        }),
+      ),
     );
   } catch (e) {
     if (!(e instanceof WorkflowUpdateFailedError)) {
-      deps.log.error({ err: e, requestId: id }, 'giving up a serverkeygen enrollment failed; its certificate may have to be revoked by hand');
+      deps.log.error(
+        { err: e, requestId: id },
+        'giving up a serverkeygen enrollment failed; its certificate may have to be revoked by hand',
+      );
       throw new CaError('unavailable', 'the certificate was not ready in time; send the request again', { cause: e });
     }
     // Refused because the enrollment has ended: it was issued just now.
@@ -316,7 +343,11 @@ function workflowFault(deps: EstDeps, id: string, e: unknown): CaError {
 }
 
 function awaitingApproval(id: string): Outcome {
-  return { status: 'pending', retryAfter: 60, message: `enrollment ${id} waits for approval by an operator; send the same request again later` };
+  return {
+    status: 'pending',
+    retryAfter: 60,
+    message: `enrollment ${id} waits for approval by an operator; send the same request again later`,
+  };
 }
 
 /** The certificate of an issued enrollment, if it is still good to hand out. */
@@ -324,9 +355,13 @@ async function issued(deps: EstDeps, requestId: string, serial: string): Promise
   const cert = await certificates.get(deps.pool, serial);
   if (!cert?.certDer) throw new CaError('internal', `certificate ${serial} of an issued enrollment is missing`);
   if (cert.status === 'revoked') {
-    throw new CaError('forbidden', `certificate ${serial} issued for this request was revoked (${cert.revocationReason ?? 'unspecified'}); enroll with a new key`, {
-      rule: 'est.repeat.revoked',
-    });
+    throw new CaError(
+      'forbidden',
+      `certificate ${serial} issued for this request was revoked (${cert.revocationReason ?? 'unspecified'}); enroll with a new key`,
+      {
+        rule: 'est.repeat.revoked',
+      },
+    );
   }
   if (cert.status === 'hold') {
     throw new CaError('forbidden', `certificate ${serial} issued for this request is on hold`, { rule: 'est.repeat.hold' });
@@ -347,7 +382,8 @@ function generateKeyLike(csr: ParsedCsr): KeyObject {
 }
 
 async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promise<void> {
-  if (!label.serverKeygen) throw new CaError('forbidden', `server-side key generation is not enabled for label "${label.name || '(default)'}"`);
+  if (!label.serverKeygen)
+    throw new CaError('forbidden', `server-side key generation is not enabled for label "${label.name || '(default)'}"`);
   const identity = await enrollIdentity(ctx, deps, label);
   const requireApproval = label.requireApproval || (identity.type === 'basic' && identity.client.requireApproval);
   if (requireApproval) {
@@ -379,7 +415,9 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
       await archiveKey(deps.pool, { serial, requestId: outcome.requestId, pkcs8 });
     } catch (e) {
       deps.log.error({ err: e, serial, requestId: outcome.requestId }, 'key archival failed');
-      throw CaError.is(e, 'unavailable') ? e : new CaError('unavailable', `the generated key could not be archived: ${errorMessage(e)}`, { cause: e });
+      throw CaError.is(e, 'unavailable')
+        ? e
+        : new CaError('unavailable', `the generated key could not be archived: ${errorMessage(e)}`, { cause: e });
     }
   }
   const response = buildServerKeygenResponse({ privateKeyPkcs8: pkcs8, certsOnly: buildCertsOnly([outcome.certDer]) });

@@ -60,7 +60,9 @@ function commonRoutes(deps: AppDeps): Router {
   // 200 when every part answers; 503 with Retry-After naming the parts that do not.
   router.get('/healthz', async (ctx) => {
     const checks = await health(deps);
-    const down = Object.entries(checks).filter(([, c]) => c !== 'ok').map(([name]) => name);
+    const down = Object.entries(checks)
+      .filter(([, c]) => c !== 'ok')
+      .map(([name]) => name);
     ctx.status = down.length ? 503 : 200;
     if (down.length) ctx.set('Retry-After', '10');
     ctx.set('Cache-Control', 'no-store');

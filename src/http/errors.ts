@@ -25,7 +25,12 @@ export function httpStatusOf(err: CaError): number {
 }
 
 /** Sets status and Retry-After of a server fault, logs the error; returns the status. */
-export function prepareErrorResponse(ctx: Context, e: unknown, format: Pick<ProtocolErrorFormat, 'protocol' | 'status'>, log: Logger): { err: CaError; status: number } {
+export function prepareErrorResponse(
+  ctx: Context,
+  e: unknown,
+  format: Pick<ProtocolErrorFormat, 'protocol' | 'status'>,
+  log: Logger,
+): { err: CaError; status: number } {
   const err = toCaError(e);
   const status = format.status?.(err) ?? httpStatusOf(err);
   ctx.status = status;
@@ -34,7 +39,8 @@ export function prepareErrorResponse(ctx: Context, e: unknown, format: Pick<Prot
   if (status === 503 || (retryAfter && status >= 500)) ctx.set('Retry-After', String(retryAfter ?? 10));
   const fields = { protocol: format.protocol, path: ctx.path, status, kind: err.kind, rule: err.rule, msg: err.message };
   if (err.kind === 'internal') log.error({ ...fields, err: err.cause ?? err }, `${format.protocol} request failed`);
-  else if (status >= 500) log.warn({ ...fields, cause: (err.cause as Error | undefined)?.message }, `${format.protocol} request could not be served now`);
+  else if (status >= 500)
+    log.warn({ ...fields, cause: (err.cause as Error | undefined)?.message }, `${format.protocol} request could not be served now`);
   else log.info(fields, `${format.protocol} request refused`);
   return { err, status };
 }

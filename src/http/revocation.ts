@@ -10,7 +10,14 @@ import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as revocation from '../db/repos/revocation.ts';
-import { certIdMatches, describeCertificate, ocspErrorResponse, ocspRequestFromGetPath, parseOcspRequest, type CertSummary } from '../pki/index.ts';
+import {
+  certIdMatches,
+  describeCertificate,
+  ocspErrorResponse,
+  ocspRequestFromGetPath,
+  parseOcspRequest,
+  type CertSummary,
+} from '../pki/index.ts';
 
 const HASH_NAMES: Record<string, string> = { '1.3.14.3.2.26': 'sha1', '2.16.840.1.101.3.4.2.1': 'sha256' };
 const MAX_OCSP_REQUEST = 8 * 1024;

@@ -32,7 +32,12 @@ export function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
 /** `name` keeps listeners apart: "server" (HTTPS) and "admin" (the console) each have their key and certificate. */
 function files(config: Pick<Config, 'home'>, name = 'server') {
   const dir = paths(config).tlsDir;
-  return { dir, key: join(dir, `${name}-key.pem`), cert: join(dir, `${name}.pem`), pending: join(dir, name === 'server' ? 'pending-request' : `${name}-pending-request`) };
+  return {
+    dir,
+    key: join(dir, `${name}-key.pem`),
+    cert: join(dir, `${name}.pem`),
+    pending: join(dir, name === 'server' ? 'pending-request' : `${name}-pending-request`),
+  };
 }
 
 const writePrivate = (file: string, content: string) => writeFileAtomic(file, content, 0o600);

@@ -42,7 +42,9 @@ export class ReopeningKeyStore implements KeyStore {
 
   generate(id: string, alg: KeyAlg, usage?: KeyUsage): Promise<KeyInfo> {
     // Never retried: after a failure half-way the key may or may not exist on the token.
-    return this.#store().then((s) => s.generate(id, alg, usage)).then((k) => this.#remember(k));
+    return this.#store()
+      .then((s) => s.generate(id, alg, usage))
+      .then((k) => this.#remember(k));
   }
 
   get(id: string): Promise<KeyInfo | undefined> {

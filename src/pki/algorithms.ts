@@ -65,7 +65,10 @@ export function signatureAlgorithmIdentifier(alg: SignAlg): pkijs.AlgorithmIdent
     case 'rsa-pss': {
       const params = new pkijs.RSASSAPSSParams({
         hashAlgorithm: hashAlgorithmIdentifier(hash),
-        maskGenAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: OID.mgf1, algorithmParams: hashAlgorithmIdentifier(hash).toSchema() }),
+        maskGenAlgorithm: new pkijs.AlgorithmIdentifier({
+          algorithmId: OID.mgf1,
+          algorithmParams: hashAlgorithmIdentifier(hash).toSchema(),
+        }),
         saltLength: HASH_BYTES[hash],
       });
       return new pkijs.AlgorithmIdentifier({ algorithmId: oid, algorithmParams: params.toSchema() });
@@ -129,7 +132,9 @@ export function readSignatureAlgorithm(algId: pkijs.AlgorithmIdentifier, kind: E
   }
   if (SHA1_ALGORITHMS[oid]) unsupported(`${SHA1_ALGORITHMS[oid]} (SHA-1 signatures are not accepted)`);
   if (oid === OID.rsassaPss) return readPssAlgorithm(algId, unsupported);
-  return unsupported(`OID ${oid} (supported: RSA PKCS#1 v1.5 and RSASSA-PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519, Ed448)`);
+  return unsupported(
+    `OID ${oid} (supported: RSA PKCS#1 v1.5 and RSASSA-PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519, Ed448)`,
+  );
 }
 
 function paramsAbsentOrNull(algId: pkijs.AlgorithmIdentifier): boolean {
@@ -147,7 +152,8 @@ function readPssAlgorithm(algId: pkijs.AlgorithmIdentifier, unsupported: (why: s
     return unsupported('RSASSA-PSS with malformed parameters');
   }
   const hash = HASH_BY_OID.get(params.hashAlgorithm.algorithmId) ?? unsupported(`RSASSA-PSS with hash ${params.hashAlgorithm.algorithmId}`);
-  if (params.maskGenAlgorithm.algorithmId !== OID.mgf1) unsupported(`RSASSA-PSS with mask generation ${params.maskGenAlgorithm.algorithmId}`);
+  if (params.maskGenAlgorithm.algorithmId !== OID.mgf1)
+    unsupported(`RSASSA-PSS with mask generation ${params.maskGenAlgorithm.algorithmId}`);
   let mgfHash: string;
   try {
     mgfHash = new pkijs.AlgorithmIdentifier({ schema: params.maskGenAlgorithm.algorithmParams }).algorithmId;

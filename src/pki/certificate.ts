@@ -9,7 +9,22 @@ import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
-import { bytesEqual, bytesOf, derChildren, derElement, derOid, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv, type DerElement } from './der.ts';
+import {
+  bytesEqual,
+  bytesOf,
+  derChildren,
+  derElement,
+  derOid,
+  encodeDer,
+  parseDer,
+  parseDerExact,
+  toHex,
+  wrapAsn1,
+  bitString,
+  sequenceElements,
+  tlv,
+  type DerElement,
+} from './der.ts';
 import { buildExtensions, readExtensions, type CertExtensions, type RawExtension, type ReadExtensions } from './extensions.ts';
 import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
 import { describePublicKey, type PublicKeyKind } from './publickey.ts';
@@ -98,7 +113,8 @@ export function assembleCertificate(tbs: Uint8Array, sigAlg: SignAlg, signature:
   const fields = sequenceElements(tbs, 'the TBSCertificate');
   const algId = signatureAlgorithmDer(sigAlg);
   const inner = fields[0]?.[0] === 0xa0 ? fields[2] : fields[1]; // after the optional [0] version and the serial
-  if (!inner || !bytesEqual(inner, algId)) throw new CaError('internal', `the TBSCertificate was not built for signature algorithm ${sigAlg}`);
+  if (!inner || !bytesEqual(inner, algId))
+    throw new CaError('internal', `the TBSCertificate was not built for signature algorithm ${sigAlg}`);
   if (signature.length === 0) throw new CaError('internal', 'the signature is empty');
   return tlv(0x30, tbs, algId, bitString(signature));
 }
@@ -141,7 +157,9 @@ export interface CertSummary {
 export function describeCertificate(der: Uint8Array): CertSummary {
   const cert = parseCertificate(der);
   return wrapAsn1('malformed', 'the certificate has a malformed field', () => {
-    const ext = readExtensions((cert.extensions ?? []).map((e) => ({ oid: e.extnID, critical: e.critical, value: bytesOf(e.extnValue.valueBlock.valueHexView) })));
+    const ext = readExtensions(
+      (cert.extensions ?? []).map((e) => ({ oid: e.extnID, critical: e.critical, value: bytesOf(e.extnValue.valueBlock.valueHexView) })),
+    );
     const summary: CertSummary = {
       serialHex: serialToHex(cert.serialNumber.valueBlock.valueHexView),
       subject: formatDn(attrsFromRdns(cert.subject)),
@@ -239,7 +257,9 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
   if (times.length !== 2) fail('has a malformed validity');
   const [notBefore, notAfter] = times.map((t) => derTime(t, what));
   const exts = rest.find((e) => e.tag === 0xa3);
-  const raw: RawExtension[] = (exts ? derChildren(derChildren(exts, what, 'internal')[0] ?? fail('has empty extensions'), what, 'internal') : []).map((e) => {
+  const raw: RawExtension[] = (
+    exts ? derChildren(derChildren(exts, what, 'internal')[0] ?? fail('has empty extensions'), what, 'internal') : []
+  ).map((e) => {
     const [oid, second, third] = derChildren(e, what, 'internal');
     const critical = second?.tag === 0x01;
     const value = critical ? third : second;
@@ -247,7 +267,14 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
     return { oid: derOid(oid, what, 'internal'), critical: critical && second!.content[0] !== 0, value: value!.content };
   });
   const extensions = raw.map((e) => ({ oid: e.oid, critical: e.critical }));
-  const name = (n: DerElement) => attrsFromRdns(wrapAsn1('internal', `${what} has a malformed name`, () => new pkijs.RelativeDistinguishedNames({ schema: parseDer(n.bytes, what, 'internal') })));
+  const name = (n: DerElement) =>
+    attrsFromRdns(
+      wrapAsn1(
+        'internal',
+        `${what} has a malformed name`,
+        () => new pkijs.RelativeDistinguishedNames({ schema: parseDer(n.bytes, what, 'internal') }),
+      ),
+    );
   const spkiDer = spki!.bytes.slice();
   return {
     version,
@@ -273,7 +300,13 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
 /** A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), the only forms RFC 5280 4.1.2.5 allows. */
 function derTime(el: DerElement, what: string): { date: Date; type: TbsView['notBeforeType'] } {
   const text = Buffer.from(el.content).toString('latin1');
-  const m = (el.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : el.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : undefined)?.exec(text);
+  const m = (
+    el.tag === 0x17
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
+      : el.tag === 0x18
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
+        : undefined
+  )?.exec(text);
   if (!m) throw new CaError('internal', `${what} has a validity time that is neither YYMMDDHHMMSSZ nor YYYYMMDDHHMMSSZ: "${text}"`);
   const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
   // RFC 5280 4.1.2.5.1: a UTCTime year YY >= 50 is 19YY, else 20YY.

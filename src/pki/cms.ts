@@ -64,7 +64,10 @@ export function buildCertsOnly(certs: Uint8Array[]): Uint8Array {
       new asn1js.Integer({ value: 1 }),
       new asn1js.Set({ value: [] }),
       new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: CMS_OID.data })] }),
-      contextTag(0, certs.map((c, i) => certificateNode(c, i))),
+      contextTag(
+        0,
+        certs.map((c, i) => certificateNode(c, i)),
+      ),
       new asn1js.Set({ value: [] }),
     ],
   });

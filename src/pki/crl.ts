@@ -77,7 +77,10 @@ export function reasonCode(reason: RevocationReason): number {
 export function reasonToEncode(reason: RevocationReason | undefined, serialHex: string): number | undefined {
   if (reason === undefined || reason === 'unspecified') return undefined;
   if (reason === 'removeFromCRL') {
-    throw new CaError('internal', `certificate ${serialHex} is listed as revoked with reason removeFromCRL, which only delta CRLs may carry`);
+    throw new CaError(
+      'internal',
+      `certificate ${serialHex} is listed as revoked with reason removeFromCRL, which only delta CRLs may carry`,
+    );
   }
   return reasonCode(reason);
 }

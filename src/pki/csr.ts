@@ -185,7 +185,11 @@ export function buildCsr(args: { subject: string | RdnAttr[]; sans?: SanSet; pri
   const subject = encodeName(typeof args.subject === 'string' ? parseDn(args.subject) : args.subject);
   const attributes: asn1js.Sequence[] = [];
   if (args.sans && sanCount(args.sans) > 0) {
-    const san = new pkijs.Extension({ extnID: OID.subjectAltName, critical: false, extnValue: encodeGeneralNames(args.sans).slice().buffer });
+    const san = new pkijs.Extension({
+      extnID: OID.subjectAltName,
+      critical: false,
+      extnValue: encodeGeneralNames(args.sans).slice().buffer,
+    });
     const extensions = new asn1js.Sequence({ value: [san.toSchema()] });
     attributes.push(new pkijs.Attribute({ type: OID.extensionRequest, values: [extensions] }).toSchema());
   }
@@ -201,6 +205,8 @@ export function buildCsr(args: { subject: string | RdnAttr[]; sans?: SanSet; pri
   const tbs = encodeDer(info);
   const { hash, algId } = csrSignature(privateKey);
   const signature = new Uint8Array(nodeSign(hash, tbs, { key: privateKey, dsaEncoding: 'der' }));
-  const csr = new asn1js.Sequence({ value: [parseDer(tbs, 'the request info', 'internal'), algId.toSchema(), new asn1js.BitString({ valueHex: signature })] });
+  const csr = new asn1js.Sequence({
+    value: [parseDer(tbs, 'the request info', 'internal'), algId.toSchema(), new asn1js.BitString({ valueHex: signature })],
+  });
   return encodeDer(csr);
 }

@@ -140,7 +140,8 @@ export function parseCsrAttrs(der: Uint8Array): ParsedCsrAttr[] {
 function readItem(item: asn1js.BaseBlock, index: number): ParsedCsrAttr {
   const what = `CSR attribute ${index + 1}`;
   if (item instanceof asn1js.ObjectIdentifier) return { oid: item.getValue() };
-  if (!(item instanceof asn1js.Sequence)) throw new CaError('malformed', `${what} is neither an OBJECT IDENTIFIER nor an Attribute SEQUENCE`);
+  if (!(item instanceof asn1js.Sequence))
+    throw new CaError('malformed', `${what} is neither an OBJECT IDENTIFIER nor an Attribute SEQUENCE`);
   const [type, values, ...rest] = item.valueBlock.value;
   if (!(type instanceof asn1js.ObjectIdentifier) || !(values instanceof asn1js.Set) || rest.length > 0) {
     throw new CaError('malformed', `${what} is not an Attribute (SEQUENCE { OBJECT IDENTIFIER, SET OF values })`);

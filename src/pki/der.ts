@@ -114,7 +114,8 @@ function readElement(der: Uint8Array, offset: number, what: string, kind: ErrorK
 export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?: number): DerElement {
   const el = readElement(der, 0, what, kind);
   if (el.bytes.length !== der.length) throw new CaError(kind, `${what} has trailing data after the DER element`);
-  if (tag !== undefined && el.tag !== tag) throw new CaError(kind, `${what} has tag 0x${el.tag.toString(16)}, expected 0x${tag.toString(16)}`);
+  if (tag !== undefined && el.tag !== tag)
+    throw new CaError(kind, `${what} has tag 0x${el.tag.toString(16)}, expected 0x${tag.toString(16)}`);
   return el;
 }
 
@@ -122,7 +123,7 @@ export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?:
 export function derChildren(el: DerElement, what: string, kind: ErrorKind): DerElement[] {
   if (!(el.tag & 0x20)) throw new CaError(kind, `${what} is not a constructed element`);
   const out: DerElement[] = [];
-  for (let at = 0; at < el.content.length; ) {
+  for (let at = 0; at < el.content.length;) {
     const child = readElement(el.content, at, what, kind);
     out.push(child);
     at += child.bytes.length;
@@ -132,7 +133,8 @@ export function derChildren(el: DerElement, what: string, kind: ErrorKind): DerE
 
 /** The dotted text of an OBJECT IDENTIFIER element. */
 export function derOid(el: DerElement | undefined, what: string, kind: ErrorKind): string {
-  if (el?.tag !== 0x06 || el.content.length === 0 || (el.content[el.content.length - 1]! & 0x80)) throw new CaError(kind, `${what} is not an OBJECT IDENTIFIER`);
+  if (el?.tag !== 0x06 || el.content.length === 0 || el.content[el.content.length - 1]! & 0x80)
+    throw new CaError(kind, `${what} is not an OBJECT IDENTIFIER`);
   const arcs: bigint[] = [];
   let v = 0n;
   for (const b of el.content) {

@@ -49,7 +49,9 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
   const hasSans = e.sans !== undefined && sanCount(e.sans) > 0;
   if (subjectEmpty && !hasSans) {
     // RFC 5280 4.1.2.6: an empty subject is only allowed with a (critical) SAN.
-    throw new CaError('policy', 'a certificate with an empty subject must have at least one subject alternative name', { rule: 'subject.empty' });
+    throw new CaError('policy', 'a certificate with an empty subject must have at least one subject alternative name', {
+      rule: 'subject.empty',
+    });
   }
   if (e.sans && hasSans) out.push(extension(OID.subjectAltName, subjectEmpty, encodeGeneralNames(e.sans)));
   if (e.crlUrls?.length) out.push(extension(OID.crlDistributionPoints, false, encodeCrlDistributionPoints(e.crlUrls)));
@@ -57,16 +59,20 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
     ...(e.ocspUrls ?? []).map((u) => accessDescription(OID.adOcsp, u)),
     ...(e.caIssuersUrls ?? []).map((u) => accessDescription(OID.adCaIssuers, u)),
   ];
-  if (aia.length) out.push(extension(OID.authorityInfoAccess, false, encodeDer(new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema())));
+  if (aia.length)
+    out.push(extension(OID.authorityInfoAccess, false, encodeDer(new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema())));
   if (e.policies?.length) {
-    const policies = new pkijs.CertificatePolicies({ certificatePolicies: e.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })) });
+    const policies = new pkijs.CertificatePolicies({
+      certificatePolicies: e.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })),
+    });
     out.push(extension(OID.certificatePolicies, false, encodeDer(policies.toSchema())));
   }
   return out;
 }
 
 function basicConstraints(bc: { ca: boolean; pathLen?: number }): pkijs.Extension {
-  if (bc.pathLen === undefined) return extension(OID.basicConstraints, true, encodeDer(new pkijs.BasicConstraints({ cA: bc.ca }).toSchema()));
+  if (bc.pathLen === undefined)
+    return extension(OID.basicConstraints, true, encodeDer(new pkijs.BasicConstraints({ cA: bc.ca }).toSchema()));
   if (!bc.ca || !Number.isInteger(bc.pathLen) || bc.pathLen < 0) {
     throw new CaError('internal', `basicConstraints pathLen ${bc.pathLen} is only valid as a non-negative integer on a CA certificate`);
   }
@@ -143,7 +149,16 @@ export interface RawExtension {
  * Malformed values are CaError(kind) naming the extension.
  */
 export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 'malformed'): ReadExtensions {
-  const r: ReadExtensions = { isCa: false, keyUsage: [], extKeyUsage: [], sans: emptySans(), crlUrls: [], ocspUrls: [], caIssuersUrls: [], policies: [] };
+  const r: ReadExtensions = {
+    isCa: false,
+    keyUsage: [],
+    extKeyUsage: [],
+    sans: emptySans(),
+    crlUrls: [],
+    ocspUrls: [],
+    caIssuersUrls: [],
+    policies: [],
+  };
   for (const ext of exts) {
     const what = `the certificate's extension ${ext.oid}`;
     const value = (tag: number) => derElement(ext.value, what, kind, tag);

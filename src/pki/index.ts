@@ -59,6 +59,13 @@ export {
   type OcspResponseSummary,
 } from './ocsp.ts';
 export { buildCertsOnly, parseCertsOnly, base64Body, decodeBase64Body } from './cms.ts';
-export { buildCsrAttrs, csrAttrsForProfile, parseCsrAttrs, type CsrAttrItem, type ParsedCsrAttr, type CsrAttrsProfile } from './csrattrs.ts';
+export {
+  buildCsrAttrs,
+  csrAttrsForProfile,
+  parseCsrAttrs,
+  type CsrAttrItem,
+  type ParsedCsrAttr,
+  type CsrAttrsProfile,
+} from './csrattrs.ts';
 export { buildServerKeygenResponse, parseMultipart, type MimePart, type ServerKeygenResponse } from './multipart.ts';
 export { parseAcmeChallengeCertificate, ACME_IDENTIFIER_OID, type AcmeChallengeCertificate } from './acme-identifier.ts';

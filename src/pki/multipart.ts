@@ -43,7 +43,10 @@ export function buildServerKeygenResponse(p: { privateKeyPkcs8: Uint8Array; cert
   const boundary = `certflow-${randomBytes(16).toString('hex')}`;
   const parts = [
     mimePart(['Content-Type: application/pkcs8', 'Content-Transfer-Encoding: base64'], base64Body(p.privateKeyPkcs8, '\r\n')),
-    mimePart(['Content-Type: application/pkcs7-mime; smime-type=certs-only', 'Content-Transfer-Encoding: base64'], base64Body(p.certsOnly, '\r\n')),
+    mimePart(
+      ['Content-Type: application/pkcs7-mime; smime-type=certs-only', 'Content-Transfer-Encoding: base64'],
+      base64Body(p.certsOnly, '\r\n'),
+    ),
   ];
   // base64Body ends with CRLF, which becomes the CRLF that starts the next delimiter line.
   const body = `${parts.map((part) => `--${boundary}\r\n${part}`).join('')}--${boundary}--\r\n`;
@@ -97,7 +100,8 @@ function boundaryOf(contentType: string): string {
   if (!/^\s*multipart\/[^\s;]+/i.test(contentType)) throw new CaError('malformed', `"${contentType}" is not a multipart content type`);
   const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]+))/i.exec(contentType);
   const boundary = m?.[1] ?? m?.[2];
-  if (!boundary || boundary.length > 70) throw new CaError('malformed', `the content type "${contentType}" has no valid boundary parameter`);
+  if (!boundary || boundary.length > 70)
+    throw new CaError('malformed', `the content type "${contentType}" has no valid boundary parameter`);
   return boundary;
 }
 

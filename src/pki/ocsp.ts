@@ -190,10 +190,7 @@ export function ocspCertId(issuer: IssuerKey, serialHex: string, hash: OcspHashN
 // ---------------------------------------------------------------------------------------
 // Responses
 
-export type OcspCertStatus =
-  | { status: 'good' }
-  | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason }
-  | { status: 'unknown' };
+export type OcspCertStatus = { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason } | { status: 'unknown' };
 
 export interface OcspSingleResponse {
   certId: OcspCertId;
@@ -250,7 +247,12 @@ function singleResponseNode(r: OcspSingleResponse): asn1js.Sequence {
     throw new CaError('internal', `OCSP nextUpdate ${r.nextUpdate.toISOString()} is not after thisUpdate ${r.thisUpdate.toISOString()}`);
   }
   return new asn1js.Sequence({
-    value: [certIdNode(r.certId), certStatusNode(r.status, r.certId.serialHex), ocspTime(r.thisUpdate), tagged(0, [ocspTime(r.nextUpdate)])],
+    value: [
+      certIdNode(r.certId),
+      certStatusNode(r.status, r.certId.serialHex),
+      ocspTime(r.thisUpdate),
+      tagged(0, [ocspTime(r.nextUpdate)]),
+    ],
   });
 }
 
@@ -259,7 +261,8 @@ function singleResponseNode(r: OcspSingleResponse): asn1js.Sequence {
  * one SingleResponse per entry, and the nonce extension when the request had one.
  */
 export function buildOcspResponseData(p: OcspResponseDataParams): Uint8Array {
-  if (p.responderKeyId.length !== 20) throw new CaError('internal', `the OCSP responder key id is ${p.responderKeyId.length} octets, a SHA-1 hash has 20`);
+  if (p.responderKeyId.length !== 20)
+    throw new CaError('internal', `the OCSP responder key id is ${p.responderKeyId.length} octets, a SHA-1 hash has 20`);
   if (p.responses.length === 0) throw new CaError('internal', 'an OCSP response needs at least one SingleResponse');
   const fields: asn1js.BaseBlock[] = [
     tagged(2, [new asn1js.OctetString({ valueHex: p.responderKeyId })]),
@@ -340,9 +343,13 @@ function parseOcspResponse(der: Uint8Array): { status: OcspResponseStatus; basic
   if (!status) throw new CaError('malformed', `unknown OCSP response status ${resp.responseStatus.valueBlock.valueDec}`);
   if (status !== 'successful') return { status };
   if (!resp.responseBytes) throw new CaError('malformed', 'a successful OCSP response has no responseBytes');
-  if (resp.responseBytes.responseType !== OCSP_OID.basic) throw new CaError('malformed', `unsupported OCSP response type ${resp.responseBytes.responseType}`);
+  if (resp.responseBytes.responseType !== OCSP_OID.basic)
+    throw new CaError('malformed', `unsupported OCSP response type ${resp.responseBytes.responseType}`);
   const inner = parseDer(resp.responseBytes.response.valueBlock.valueHexView, 'the BasicOCSPResponse', 'malformed');
-  return { status, basic: wrapAsn1('malformed', 'the response is not a BasicOCSPResponse', () => new pkijs.BasicOCSPResponse({ schema: inner })) };
+  return {
+    status,
+    basic: wrapAsn1('malformed', 'the response is not a BasicOCSPResponse', () => new pkijs.BasicOCSPResponse({ schema: inner })),
+  };
 }
 
 function readCertStatus(node: asn1js.BaseBlock, summary: OcspSingleSummary): void {
@@ -361,7 +368,11 @@ function readCertStatus(node: asn1js.BaseBlock, summary: OcspSingleSummary): voi
 }
 
 function readSingleResponse(r: pkijs.SingleResponse): OcspSingleSummary {
-  const summary: OcspSingleSummary = { serialHex: serialToHex(r.certID.serialNumber.valueBlock.valueHexView), status: 'unknown', thisUpdate: r.thisUpdate };
+  const summary: OcspSingleSummary = {
+    serialHex: serialToHex(r.certID.serialNumber.valueBlock.valueHexView),
+    status: 'unknown',
+    thisUpdate: r.thisUpdate,
+  };
   readCertStatus(r.certStatus as asn1js.BaseBlock, summary);
   if (r.nextUpdate) summary.nextUpdate = r.nextUpdate;
   return summary;

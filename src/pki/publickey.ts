@@ -7,10 +7,7 @@ import { parseDer, wrapAsn1 } from './der.ts';
 import { CURVE_NAMES, OID } from './oids.ts';
 
 export type PublicKeyKind =
-  | { type: 'rsa'; bits: number }
-  | { type: 'ec'; curve: 'P-256' | 'P-384' | 'P-521' | string }
-  | { type: 'ed25519' }
-  | { type: 'ed448' };
+  { type: 'rsa'; bits: number } | { type: 'ec'; curve: 'P-256' | 'P-384' | 'P-521' | string } | { type: 'ed25519' } | { type: 'ed448' };
 
 /** Parses DER SubjectPublicKeyInfo; errors become CaError(kind). */
 export function parseSpki(spki: Uint8Array, kind: ErrorKind): pkijs.PublicKeyInfo {

@@ -22,7 +22,17 @@ export function sanCount(s: SanSet): number {
 }
 
 // GeneralName CHOICE tags (RFC 5280 4.2.1.6)
-const GN = { otherName: 0, rfc822Name: 1, dNSName: 2, x400Address: 3, directoryName: 4, ediPartyName: 5, uri: 6, iPAddress: 7, registeredID: 8 } as const;
+const GN = {
+  otherName: 0,
+  rfc822Name: 1,
+  dNSName: 2,
+  x400Address: 3,
+  directoryName: 4,
+  ediPartyName: 5,
+  uri: 6,
+  iPAddress: 7,
+  registeredID: 8,
+} as const;
 
 // ---------------------------------------------------------------------------------------
 // IP addresses
@@ -36,7 +46,7 @@ export function ipToText(bytes: Uint8Array): string {
   // RFC 5952 4.2: compress the longest run (>= 2) of zero groups, the first one on ties.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -62,7 +72,10 @@ export function ipFromText(text: string): Uint8Array | undefined {
   let v4Tail: number[] = [];
   const lastColon = text.lastIndexOf(':');
   if (text.slice(lastColon + 1).includes('.')) {
-    v4Tail = text.slice(lastColon + 1).split('.').map(Number);
+    v4Tail = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     head = `${text.slice(0, lastColon + 1)}0:0`; // placeholder groups, replaced below
   }
   const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
@@ -133,7 +146,9 @@ export function sansFromGeneralNames(names: readonly pkijs.GeneralName[], kind: 
       case GN.iPAddress: {
         const bytes = (n.value as asn1js.OctetString).valueBlock.valueHexView;
         if (bytes.length !== 4 && bytes.length !== 16) {
-          throw new CaError(kind, `an IP address SAN has ${bytes.length} bytes (expected 4 or 16): ${toHex(bytes)}`, { rule: 'san.ipSyntax' });
+          throw new CaError(kind, `an IP address SAN has ${bytes.length} bytes (expected 4 or 16): ${toHex(bytes)}`, {
+            rule: 'san.ipSyntax',
+          });
         }
         sans.ip.push(ipToText(bytes));
         break;

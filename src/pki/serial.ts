@@ -26,7 +26,9 @@ export function serialToHex(bytes: Uint8Array): string {
 /** Throws unless `serial` is the minimal big-endian encoding of a positive number of <= 20 octets. */
 export function assertValidSerial(serial: Uint8Array): void {
   const bad = (why: string): never => {
-    throw new CaError('malformed', `certificate serial number ${Buffer.from(serial).toString('hex') || '(empty)'} ${why}`, { rule: 'serial' });
+    throw new CaError('malformed', `certificate serial number ${Buffer.from(serial).toString('hex') || '(empty)'} ${why}`, {
+      rule: 'serial',
+    });
   };
   if (serial.length === 0) bad('is empty');
   if (serial.length > 20) bad(`is ${serial.length} octets long; RFC 5280 allows at most 20`);

@@ -27,11 +27,18 @@ export async function awaitingApproval(db: Queryable, limit?: number) {
 export async function decideRequest(db: Queryable, client: Client, id: string, decision: Decision): Promise<string> {
   const row = await requests.get(db, id);
   if (!row) throw new CaError('notFound', `no request ${id}`, { rule: 'request.unknown' });
-  if (row.state !== 'awaiting-approval') throw new CaError('conflict', `request ${id} is ${row.state}, not awaiting approval`, { rule: 'request.state' });
+  if (row.state !== 'awaiting-approval')
+    throw new CaError('conflict', `request ${id} is ${row.state}, not awaiting approval`, { rule: 'request.state' });
   return decide(client, row.workflowId, id, decision);
 }
 
-export async function decide(client: Client, workflowId: string, requestId: string, decision: Decision, timeoutMs = 15_000): Promise<string> {
+export async function decide(
+  client: Client,
+  workflowId: string,
+  requestId: string,
+  decision: Decision,
+  timeoutMs = 15_000,
+): Promise<string> {
   const handle = client.workflow.getHandle(workflowId);
   try {
     // The update id makes a retried CLI call (or a double click) one decision, not two.

@@ -27,7 +27,12 @@ export async function ensureAuditSchedule(client: Client, config: Pick<Config, '
   await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
 }
 
-export async function checkpointAndWait(client: Client, config: Pick<Config, 'temporal'>, timeoutMs: number, requester = 'operator'): Promise<CheckpointResult> {
+export async function checkpointAndWait(
+  client: Client,
+  config: Pick<Config, 'temporal'>,
+  timeoutMs: number,
+  requester = 'operator',
+): Promise<CheckpointResult> {
   const workflowId = `audit-checkpoint-${newId()}`;
   const handle = await client.workflow.start('auditCheckpointWorkflow', {
     workflowId,
@@ -37,7 +42,10 @@ export async function checkpointAndWait(client: Client, config: Pick<Config, 'te
   });
   return withDeadline(`workflow ${workflowId}`, timeoutMs, () => handle.result() as Promise<CheckpointResult>).catch((e: unknown) => {
     if (CaError.is(e, 'unavailable')) {
-      throw new CaError('unavailable', `no worker signed the checkpoint within ${Math.round(timeoutMs / 1000)} s: is a certflow worker running on "${config.temporal.signingTaskQueue}"?`);
+      throw new CaError(
+        'unavailable',
+        `no worker signed the checkpoint within ${Math.round(timeoutMs / 1000)} s: is a certflow worker running on "${config.temporal.signingTaskQueue}"?`,
+      );
     }
     throw unwrapWorkflowFailure(e);
   });

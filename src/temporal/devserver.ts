@@ -9,10 +9,7 @@ import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
 import { msToTs } from '@temporalio/common/lib/time.js';
 // The SDK exports these (un-indexed) "for use in tests to register search attributes".
-import {
-  encodeSearchAttributeIndexedValueType as encodeType,
-  _ as decodeType,
-} from '@temporalio/common/lib/search-attributes.js';
+import { encodeSearchAttributeIndexedValueType as encodeType, _ as decodeType } from '@temporalio/common/lib/search-attributes.js';
 import { spawnLogged, logTail, type ChildHandle } from '../core/child.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
@@ -127,7 +124,10 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
     if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
       await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
-        if (target.registerNamespaceDays !== undefined && (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))) {
+        if (
+          target.registerNamespaceDays !== undefined &&
+          (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))
+        ) {
           created.push(`namespace ${target.namespace}`);
         }
         await connection.workflowService.describeNamespace({ namespace: target.namespace });

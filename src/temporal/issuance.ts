@@ -25,7 +25,9 @@ export async function startIssuance(client: Client, config: IssuanceConfig, req:
   const workflowId = req.protocol === 'operator' ? workflowIds.operatorIssue(req.requestId) : `${req.protocol}-${req.requestId}`;
   const input: IssueRequest = {
     ...req,
-    faultRetrySeconds: req.faultRetrySeconds ?? (config.issuance && { initial: config.issuance.faultRetryInitialSeconds, max: config.issuance.faultRetryMaxSeconds }),
+    faultRetrySeconds:
+      req.faultRetrySeconds ??
+      (config.issuance && { initial: config.issuance.faultRetryInitialSeconds, max: config.issuance.faultRetryMaxSeconds }),
   };
   try {
     return await withDeadline(`Temporal (starting ${workflowId})`, deadlineMs, (signal) =>
@@ -59,17 +61,15 @@ export async function issueAndWait(
   timeoutMs: number,
 ): Promise<EnrollmentResult & { workflowId: string }> {
   const handle = await startIssuance(client, config, req);
-  const result = await withDeadline(`the issuance workflow ${handle.workflowId}`, timeoutMs, () => handle.result()).catch(
-    (e: unknown) => {
-      if (CaError.is(e, 'unavailable')) {
-        throw new CaError(
-          'unavailable',
-          `no certificate after ${Math.round(timeoutMs / 1000)} s: is a certflow worker running on task queue ` +
-            `"${config.temporal.taskQueue}-signing"? The request stays queued as workflow ${handle.workflowId} and completes when one runs.`,
-        );
-      }
-      throw e;
-    },
-  );
+  const result = await withDeadline(`the issuance workflow ${handle.workflowId}`, timeoutMs, () => handle.result()).catch((e: unknown) => {
+    if (CaError.is(e, 'unavailable')) {
+      throw new CaError(
+        'unavailable',
+        `no certificate after ${Math.round(timeoutMs / 1000)} s: is a certflow worker running on task queue ` +
+          `"${config.temporal.taskQueue}-signing"? The request stays queued as workflow ${handle.workflowId} and completes when one runs.`,
+      );
+    }
+    throw e;
+  });
   return { ...(result as EnrollmentResult), workflowId: handle.workflowId };
 }

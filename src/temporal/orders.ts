@@ -26,12 +26,15 @@ export async function retryOrderValidation(client: Client, db: Queryable, id: st
   if (!o) throw new CaError('notFound', `no order ${id}`, { rule: 'order.unknown' });
   const authzs = await orders.getAuthzs(db, o.authzIds);
   const validating = authzs.filter((a) => a.challenges.some((c) => c.status === 'processing'));
-  if (!validating.length) throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`, { rule: 'order.retry' });
+  if (!validating.length)
+    throw new CaError('conflict', `order ${id} is ${o.status}: no challenge is being validated`, { rule: 'order.retry' });
   for (const a of validating) {
     // The order's workflow validates the authorizations it created; others
     // (pre-authorizations, those of an ended order) have a workflow of their own.
     const retry = (workflowId: string) =>
-      withDeadline(`authorization ${a.id}`, 10_000, () => client.workflow.getHandle(workflowId).executeUpdate(retryValidationUpdate, { args: [{ authzId: a.id }] }));
+      withDeadline(`authorization ${a.id}`, 10_000, () =>
+        client.workflow.getHandle(workflowId).executeUpdate(retryValidationUpdate, { args: [{ authzId: a.id }] }),
+      );
     const byOrder = async () => {
       try {
         return a.ownerOrderId ? (await retry(`acme-order-${a.ownerOrderId}`), true) : false;
@@ -48,5 +51,9 @@ export async function retryOrderValidation(client: Client, db: Queryable, id: st
 /** Makes an unfinished order invalid (the update id makes a repeated request one cancellation). */
 export async function cancelOrder(client: Client, id: string, by: string, reason?: string): Promise<void> {
   const handle = client.workflow.getHandle(`acme-order-${id}`);
-  await updateResult(() => withDeadline(`order ${id}`, 10_000, () => handle.executeUpdate(cancelOrderUpdate, { args: [{ by, reason }], updateId: `cancel-${id}` })));
+  await updateResult(() =>
+    withDeadline(`order ${id}`, 10_000, () =>
+      handle.executeUpdate(cancelOrderUpdate, { args: [{ by, reason }], updateId: `cancel-${id}` }),
+    ),
+  );
 }

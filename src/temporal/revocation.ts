@@ -45,7 +45,12 @@ export async function changeStatusAndWait(
   });
 }
 
-export async function refreshAndWait(client: Client, config: Pick<Config, 'temporal'>, input: RefreshInput, timeoutMs: number): Promise<RefreshResult> {
+export async function refreshAndWait(
+  client: Client,
+  config: Pick<Config, 'temporal'>,
+  input: RefreshInput,
+  timeoutMs: number,
+): Promise<RefreshResult> {
   const workflowId = `crl-${newId()}`;
   const handle = await client.workflow.start('crlWorkflow', {
     workflowId,

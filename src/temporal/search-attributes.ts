@@ -4,11 +4,7 @@
  * (which set them at start and filter by them). Imports only @temporalio/common, so that
  * workflow code may use it too.
  */
-import {
-  defineSearchAttributeKey,
-  SearchAttributeType,
-  type SearchAttributePair,
-} from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 
 /** Name -> type as `temporal server start-dev --search-attribute NAME=TYPE` spells it. */
 export const SEARCH_ATTRIBUTES = {

@@ -144,7 +144,8 @@ async function build(dir: string, version: string, log: (msg: string) => void, e
   rmSync(goEnv.GOCACHE!, { recursive: true, force: true });
   writeFileSync(join(dir, version, 'BUILD'), `${MODULE}@${version}\n${goVersion}\nCGO_ENABLED=0\nbuilt ${new Date().toISOString()}\n`);
   const built = await findTemporalServer(dir, version);
-  if (!built) throw new CaError('internal', `the Temporal server was built into ${bin}, but \`temporal-server --version\` does not say ${version}`);
+  if (!built)
+    throw new CaError('internal', `the Temporal server was built into ${bin}, but \`temporal-server --version\` does not say ${version}`);
   log(`built the Temporal server ${version} in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
   return built;
 }

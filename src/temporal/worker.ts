@@ -81,7 +81,10 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
 async function ensureArchiveKey(db: Queryable, keys: KeyStore, log: Logger): Promise<void> {
   const existing = await keys.get(ARCHIVE_KEY_ID);
   if (existing && existing.alg !== 'rsa-3072') {
-    throw new CaError('config', `key "${ARCHIVE_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not rsa-3072`);
+    throw new CaError(
+      'config',
+      `key "${ARCHIVE_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not rsa-3072`,
+    );
   }
   const key = existing ?? (await keys.generate(ARCHIVE_KEY_ID, 'rsa-3072', 'decrypt'));
   if (!existing) log.info({ keyId: ARCHIVE_KEY_ID, keyBackend: keys.backend }, 'key-archive key created');

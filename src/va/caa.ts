@@ -39,7 +39,8 @@ export interface RelevantCaa {
   records: CaaRecord[];
 }
 
-export type CaaDecision = { allowed: true; relevant?: RelevantCaa; reason: string } | { allowed: false; relevant: RelevantCaa; reason: string };
+export type CaaDecision =
+  { allowed: true; relevant?: RelevantCaa; reason: string } | { allowed: false; relevant: RelevantCaa; reason: string };
 
 /** An issue/issuewild value (RFC 8659 section 4.2): issuer-domain-name and parameters. */
 export interface IssueValue {
@@ -56,7 +57,8 @@ export async function checkCaa(dns: DnsClient, req: CaaRequest, deadline: Deadli
   if (!isDnsName(domain)) throw ValidationError.final('malformed', `CAA: ${quote(req.domain)} is not a DNS name`);
   const relevant = await findRelevantCaa(dns, domain, deadline);
   const decision = relevant ? evaluateCaa(relevant, { ...req, wildcard }) : ({ allowed: true, reason: 'no CAA records' } as const);
-  if (!decision.allowed) throw ValidationError.final('caa', `CAA records for ${wildcard ? '*.' : ''}${domain} forbid issuance: ${decision.reason}`);
+  if (!decision.allowed)
+    throw ValidationError.final('caa', `CAA records for ${wildcard ? '*.' : ''}${domain} forbid issuance: ${decision.reason}`);
   return decision;
 }
 
@@ -101,7 +103,13 @@ function issueRefusal(value: string, identities: Set<string>, req: CaaRequest): 
   const account = parsed.params.get('accounturi');
   if (account !== undefined && account !== req.accountUri) return `accounturi is not ${req.accountUri}`;
   const methods = parsed.params.get('validationmethods');
-  if (methods !== undefined && !methods.split(',').map((m) => m.trim().toLowerCase()).includes(req.method.toLowerCase())) {
+  if (
+    methods !== undefined &&
+    !methods
+      .split(',')
+      .map((m) => m.trim().toLowerCase())
+      .includes(req.method.toLowerCase())
+  ) {
     return `validationmethods does not include ${req.method}`;
   }
   return undefined;

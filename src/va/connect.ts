@@ -33,7 +33,10 @@ export async function resolveTarget(ctx: VaContext, host: string, deadline: Dead
   const usable = addressesResolved.filter((a) => addressRefusal(a, ctx.config) === undefined);
   if (!usable.length) {
     const why = addressesResolved.map((a) => `${a} (${addressRefusal(a, ctx.config)})`).join(', ');
-    throw ValidationError.final(refusedAs, isIP(host) ? `refusing to connect to ${why}` : `refusing to connect to ${host}: it resolves to ${why}`);
+    throw ValidationError.final(
+      refusedAs,
+      isIP(host) ? `refusing to connect to ${why}` : `refusing to connect to ${host}: it resolves to ${why}`,
+    );
   }
   return { host, addressesResolved, usable };
 }
@@ -46,7 +49,11 @@ export function connectTcp(address: string, port: number, timeoutMs: number): Pr
     const socket = netConnect({ host: address, port, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new ConnectError('connection', `timeout connecting to ${hostPort(address, port)} after ${Math.round(timeoutMs / 100) / 10}s`, { retryable: true }));
+      reject(
+        new ConnectError('connection', `timeout connecting to ${hostPort(address, port)} after ${Math.round(timeoutMs / 100) / 10}s`, {
+          retryable: true,
+        }),
+      );
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

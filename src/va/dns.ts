@@ -103,7 +103,8 @@ class CaresDnsClient implements DnsClient {
       // c-ares already follows a CNAME when the server puts the target's TXT records into the
       // same answer; the explicit walk below covers servers that stop at the CNAME.
       const txt = await this.query('TXT', current, timeoutMs, (r) => r.resolveTxt(current));
-      if (txt.kind === 'records' && txt.records.length) return { name: current, records: txt.records.map((chunks) => chunks.join('')), cnames };
+      if (txt.kind === 'records' && txt.records.length)
+        return { name: current, records: txt.records.map((chunks) => chunks.join('')), cnames };
       if (txt.kind === 'nxdomain') return { name: current, records: [], cnames };
       // NODATA, or an answer holding only a CNAME (c-ares then returns no records): the name
       // may be an alias whose target's TXT records the server did not include.
@@ -113,7 +114,10 @@ class CaresDnsClient implements DnsClient {
         throw ValidationError.final('dns', `CNAME loop looking up TXT for ${name}: ${[name, ...cnames, target].join(' -> ')}`);
       }
       if (cnames.length >= MAX_CNAME_HOPS) {
-        throw ValidationError.final('dns', `more than ${MAX_CNAME_HOPS} CNAMEs looking up TXT for ${name}: ${[name, ...cnames].join(' -> ')} -> ...`);
+        throw ValidationError.final(
+          'dns',
+          `more than ${MAX_CNAME_HOPS} CNAMEs looking up TXT for ${name}: ${[name, ...cnames].join(' -> ')} -> ...`,
+        );
       }
       cnames.push(target);
       current = target;

@@ -39,7 +39,11 @@ export async function validateDns01(ctx: VaContext, input: Dns01Input): Promise<
   const via = found.cnames.length ? ` (via CNAME ${found.cnames.join(' -> ')})` : '';
   if (!found.records.length) throw ValidationError.final('unauthorized', `no TXT record at ${txtName}${via}`);
   if (!found.records.includes(expected)) {
-    const got = found.records.slice(0, 5).map((r) => quote(r)).join(', ') + (found.records.length > 5 ? `, ... (${found.records.length} records)` : '');
+    const got =
+      found.records
+        .slice(0, 5)
+        .map((r) => quote(r))
+        .join(', ') + (found.records.length > 5 ? `, ... (${found.records.length} records)` : '');
     throw ValidationError.final('incorrectResponse', `TXT records at ${txtName}${via}: expected ${quote(expected)}, got ${got}`);
   }
   return [{ hostname: domain, txtName, cnames: found.cnames }];

@@ -50,7 +50,8 @@ export async function validateHttp01(ctx: VaContext, input: Http01Input): Promis
     seen.add(url.href);
     const res = await fetchOnce(ctx, url, deadline, records);
     if (isRedirect(res.status)) {
-      if (records.length > MAX_REDIRECTS) throw ValidationError.final('connection', `${records[0].url}: more than ${MAX_REDIRECTS} redirects`);
+      if (records.length > MAX_REDIRECTS)
+        throw ValidationError.final('connection', `${records[0].url}: more than ${MAX_REDIRECTS} redirects`);
       url = redirectTarget(ctx, url, res);
       if (seen.has(url.href)) throw ValidationError.final('connection', `${records[0].url}: redirect loop at ${url.href}`);
       continue;
@@ -76,7 +77,8 @@ function redirectTarget(ctx: VaContext, from: URL, res: HttpResponse): URL {
   const refuse = (why: string) => ValidationError.final('connection', `${from.href}: redirect to ${next.href} refused: ${why}`);
   if (next.protocol !== 'http:' && next.protocol !== 'https:') throw refuse('only http and https are followed');
   const { http, https } = ctx.redirectPorts;
-  if (portOf(next) !== (next.protocol === 'http:' ? http : https)) throw refuse(`only port ${http} (http) and ${https} (https) are followed`);
+  if (portOf(next) !== (next.protocol === 'http:' ? http : https))
+    throw refuse(`only port ${http} (http) and ${https} (https) are followed`);
   const host = hostOf(next);
   if (!isIP(host) && !/^[a-z0-9.-]+$/.test(host)) throw refuse('the host is not a DNS name or an IP address');
   // Credentials and fragments are never sent.
@@ -99,12 +101,17 @@ function checkResponse(url: URL, res: HttpResponse, keyAuthorization: string): v
   if (res.status !== 200) {
     // A server error or rate limit may pass; any other status is the server's answer.
     const transient = res.status >= 500 || res.status === 429;
-    throw new ValidationError(transient ? 'incorrectResponse' : 'unauthorized', `${url.href}: expected status 200, got ${res.status}`, { retryable: transient });
+    throw new ValidationError(transient ? 'incorrectResponse' : 'unauthorized', `${url.href}: expected status 200, got ${res.status}`, {
+      retryable: transient,
+    });
   }
   // RFC 8555 section 8.3: whitespace at the end of the body is ignored.
   const got = (res.body ?? Buffer.alloc(0)).toString('utf8').replace(/[\t\n\v\f\r ]+$/, '');
   if (got !== keyAuthorization) {
-    throw ValidationError.final('incorrectResponse', `${url.href}: expected the key authorization ${quote(keyAuthorization)}, got ${quote(got)}`);
+    throw ValidationError.final(
+      'incorrectResponse',
+      `${url.href}: expected the key authorization ${quote(keyAuthorization)}, got ${quote(got)}`,
+    );
   }
 }
 

@@ -13,12 +13,29 @@ import { validateTlsAlpn01 } from './tlsalpn01.ts';
 
 export { ValidationError, type ProblemType } from './errors.ts';
 export { createVaContext, Deadline, DEFAULT_REDIRECT_PORTS, type VaContext, type VaOverrides, type RedirectPorts } from './context.ts';
-export { createDnsClient, dnsClientFromConfig, MAX_CNAME_HOPS, type DnsClient, type DnsClientOptions, type CaaRecord, type TxtLookup, type LookupOptions } from './dns.ts';
+export {
+  createDnsClient,
+  dnsClientFromConfig,
+  MAX_CNAME_HOPS,
+  type DnsClient,
+  type DnsClientOptions,
+  type CaaRecord,
+  type TxtLookup,
+  type LookupOptions,
+} from './dns.ts';
 export { addressRefusal, isAddressAllowed, assertAddressAllowed, type AddressPolicy } from './ssrf.ts';
 export { validateHttp01, MAX_REDIRECTS, MAX_BODY_BYTES, type Http01Record } from './http01.ts';
 export { validateDns01, dns01TxtValue, type Dns01Record } from './dns01.ts';
 export { validateTlsAlpn01, ACME_TLS_ALPN, type TlsAlpn01Record } from './tlsalpn01.ts';
-export { evaluateCaa, findRelevantCaa, parseIssueValue, type CaaRequest, type CaaDecision, type RelevantCaa, type IssueValue } from './caa.ts';
+export {
+  evaluateCaa,
+  findRelevantCaa,
+  parseIssueValue,
+  type CaaRequest,
+  type CaaDecision,
+  type RelevantCaa,
+  type IssueValue,
+} from './caa.ts';
 export { normalizeIdentifier, reverseDnsName, type Identifier } from './identifier.ts';
 
 export type ChallengeType = 'http-01' | 'dns-01' | 'tls-alpn-01';
@@ -38,7 +55,10 @@ export async function validateChallenge(ctx: VaContext, input: ChallengeInput): 
   checkKeyAuthorization(input);
   // RFC 8555 section 7.1.3: only dns-01 can prove control of a whole subtree.
   if ((input.wildcard || input.identifier.value.startsWith('*.')) && input.type !== 'dns-01') {
-    throw ValidationError.final('malformed', `${input.type} cannot validate the wildcard *.${input.identifier.value.replace(/^\*\./, '')}: only dns-01 can`);
+    throw ValidationError.final(
+      'malformed',
+      `${input.type} cannot validate the wildcard *.${input.identifier.value.replace(/^\*\./, '')}: only dns-01 can`,
+    );
   }
   switch (input.type) {
     case 'http-01':
@@ -56,7 +76,10 @@ export async function validateChallenge(ctx: VaContext, input: ChallengeInput): 
 function checkKeyAuthorization(input: ChallengeInput): void {
   const [token, thumbprint, ...rest] = input.keyAuthorization.split('.');
   if (token !== input.token || !thumbprint || rest.length || !/^[A-Za-z0-9_-]+$/.test(thumbprint)) {
-    throw ValidationError.final('malformed', `key authorization ${JSON.stringify(input.keyAuthorization)} is not "${input.token}.<thumbprint>"`);
+    throw ValidationError.final(
+      'malformed',
+      `key authorization ${JSON.stringify(input.keyAuthorization)} is not "${input.token}.<thumbprint>"`,
+    );
   }
 }
 
@@ -79,7 +102,11 @@ export async function checkCaaAll(ctx: VaContext, input: CaaCheckInput): Promise
   const deadline = Deadline.seconds(ctx.config.attemptTimeoutSeconds);
   const names = input.identifiers.filter((i) => i.type === 'dns');
   const results = await mapLimited(names, CAA_CONCURRENCY, (id) =>
-    checkOneCaa(ctx.dns, { domain: id.value, wildcard: id.wildcard, method: id.method, accountUri: input.accountUri, caaIdentities: input.caaIdentities }, deadline),
+    checkOneCaa(
+      ctx.dns,
+      { domain: id.value, wildcard: id.wildcard, method: id.method, accountUri: input.accountUri, caaIdentities: input.caaIdentities },
+      deadline,
+    ),
   );
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (!failures.length) return results.map((r) => (r as PromiseFulfilledResult<CaaDecision>).value);

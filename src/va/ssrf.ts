@@ -100,7 +100,12 @@ export function isAddressAllowed(address: string, policy: AddressPolicy): boolea
  * Throws a final ValidationError when the VA must not connect to `address`.
  * @param what what the address is for, in the message ("example.test", "the redirect to ...")
  */
-export function assertAddressAllowed(address: string, policy: AddressPolicy, what: string, problemType: ProblemType = 'rejectedIdentifier'): void {
+export function assertAddressAllowed(
+  address: string,
+  policy: AddressPolicy,
+  what: string,
+  problemType: ProblemType = 'rejectedIdentifier',
+): void {
   const why = addressRefusal(address, policy);
   if (why) throw ValidationError.final(problemType, `${what}: refusing to connect to ${address} (${why})`);
 }

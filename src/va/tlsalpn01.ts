@@ -71,7 +71,13 @@ function peerCertificate(tls: TLSSocket, what: string): AcmeChallengeCertificate
 
 /** RFC 8737 section 3 / RFC 8738 section 6: the checks on the challenge certificate. */
 function checkCertificate(cert: AcmeChallengeCertificate, id: Identifier, keyAuthorization: string, what: string): void {
-  const names = [...cert.sans.dns.map((d) => `DNS:${d}`), ...cert.sans.ip.map((ip) => `IP:${ip}`), ...cert.sans.email, ...cert.sans.uri, ...cert.otherSans];
+  const names = [
+    ...cert.sans.dns.map((d) => `DNS:${d}`),
+    ...cert.sans.ip.map((ip) => `IP:${ip}`),
+    ...cert.sans.email,
+    ...cert.sans.uri,
+    ...cert.otherSans,
+  ];
   const wanted = id.type === 'dns' ? `DNS:${id.value}` : `IP:${id.value}`;
   const only = names.length === 1 ? names[0] : undefined;
   // dNSName comparison is case-insensitive; IP texts are canonical on both sides.
@@ -82,8 +88,10 @@ function checkCertificate(cert: AcmeChallengeCertificate, id: Identifier, keyAut
     );
   }
   const ext = cert.acmeIdentifier;
-  if (!ext) throw ValidationError.final('incorrectResponse', `${what}: the certificate has no acmeIdentifier extension (1.3.6.1.5.5.7.1.31)`);
-  if (!ext.critical) throw ValidationError.final('incorrectResponse', `${what}: the certificate's acmeIdentifier extension is not critical`);
+  if (!ext)
+    throw ValidationError.final('incorrectResponse', `${what}: the certificate has no acmeIdentifier extension (1.3.6.1.5.5.7.1.31)`);
+  if (!ext.critical)
+    throw ValidationError.final('incorrectResponse', `${what}: the certificate's acmeIdentifier extension is not critical`);
   const expected = createHash('sha256').update(keyAuthorization, 'utf8').digest();
   if (!expected.equals(ext.digest)) {
     throw ValidationError.final(

@@ -67,7 +67,9 @@ export function rng(seed: number) {
 }
 type Rng = ReturnType<typeof rng>;
 
-const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0x81, 0xff, 0x30, 0x02, 0x04, 0x05, 0x06, 0x0c, 0x13, 0x17, 0x18, 0x82, 0x84, 0xa0, 0xa3];
+const INTERESTING_BYTES = [
+  0x00, 0x01, 0x7f, 0x80, 0x81, 0xff, 0x30, 0x02, 0x04, 0x05, 0x06, 0x0c, 0x13, 0x17, 0x18, 0x82, 0x84, 0xa0, 0xa3,
+];
 
 /** Byte-level mutations (AFL style) of `input`: flips, interesting bytes, inserts, deletes, splices, length fields. */
 export function mutateBytes(r: Rng, input: Buffer): Buffer {
@@ -110,7 +112,32 @@ export function mutateBytes(r: Rng, input: Buffer): Buffer {
   return b;
 }
 
-const WEIRD_STRINGS = ['', ' ', 'null', '0', '-1', '1e309', 'NaN', '\u0000', '\ud800', 'é', '💥', 'a'.repeat(5000), '../../etc/passwd', '%00', 'https://', 'dns', '*.', '*', '.', 'xn--', '127.0.0.1', '::1', 'mailto:', 'urn:x'];
+const WEIRD_STRINGS = [
+  '',
+  ' ',
+  'null',
+  '0',
+  '-1',
+  '1e309',
+  'NaN',
+  '\u0000',
+  '\ud800',
+  'é',
+  '💥',
+  'a'.repeat(5000),
+  '../../etc/passwd',
+  '%00',
+  'https://',
+  'dns',
+  '*.',
+  '*',
+  '.',
+  'xn--',
+  '127.0.0.1',
+  '::1',
+  'mailto:',
+  'urn:x',
+];
 
 /** A random JSON value, biased towards what parsers trip over. */
 export function weirdJson(r: Rng, depth = 0): unknown {
@@ -129,7 +156,12 @@ export function weirdJson(r: Rng, depth = 0): unknown {
     case 6:
       return Array.from({ length: r.int(4) }, () => weirdJson(r, depth + 1));
     default:
-      return Object.fromEntries(Array.from({ length: r.int(4) }, () => [r.pick(['type', 'value', 'identifiers', 'contact', 'csr', 'x', '__proto__', 'constructor', '']), weirdJson(r, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: r.int(4) }, () => [
+          r.pick(['type', 'value', 'identifiers', 'contact', 'csr', 'x', '__proto__', 'constructor', '']),
+          weirdJson(r, depth + 1),
+        ]),
+      );
   }
 }
 
@@ -153,7 +185,14 @@ interface Answer {
   body: Buffer;
 }
 
-function send(target: FuzzTarget, agent: Agent, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+function send(
+  target: FuzzTarget,
+  agent: Agent,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // Content-Length always: Node sends a DELETE body unframed otherwise (an HTTP-level
     // mistake that the HTTP parser answers, not certflow).
@@ -196,7 +235,11 @@ async function acmeSetup(target: FuzzTarget, agent: Agent): Promise<AcmeSetup> {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const jwk = await exportJWK(key);
   delete jwk.d;
-  const body = await signed({ alg: 'ES256', jwk, nonce: await nonce(target, agent, dir), url: dir.newAccount }, { termsOfServiceAgreed: true, contact: ['mailto:fuzz@example.test'] }, key);
+  const body = await signed(
+    { alg: 'ES256', jwk, nonce: await nonce(target, agent, dir), url: dir.newAccount },
+    { termsOfServiceAgreed: true, contact: ['mailto:fuzz@example.test'] },
+    key,
+  );
   const a = await send(target, agent, 'POST', new URL(dir.newAccount!).pathname, { 'Content-Type': 'application/jose+json' }, body);
   const kid = String(a.headers.location ?? '');
   if (a.status !== 201 || !kid) throw new Error(`fuzz: cannot create an ACME account: ${a.status} ${a.body}`);
@@ -205,7 +248,14 @@ async function acmeSetup(target: FuzzTarget, agent: Agent): Promise<AcmeSetup> {
 
 /** One mutated ACME request. */
 async function acmeCase(r: Rng, target: FuzzTarget, agent: Agent, s: AcmeSetup): Promise<{ what: string; answer: Answer }> {
-  const urls = [s.dir.newAccount!, s.dir.newOrder!, s.kid, s.dir.revokeCert!, s.dir.keyChange!, `${s.kid.replace(/acct\/.*/, 'order/')}${r.bytes(6).toString('hex')}`];
+  const urls = [
+    s.dir.newAccount!,
+    s.dir.newOrder!,
+    s.kid,
+    s.dir.revokeCert!,
+    s.dir.keyChange!,
+    `${s.kid.replace(/acct\/.*/, 'order/')}${r.bytes(6).toString('hex')}`,
+  ];
   const url = r.pick(urls);
   const path = new URL(url).pathname;
   const ct = { 'Content-Type': 'application/jose+json' };
@@ -231,8 +281,13 @@ async function acmeCase(r: Rng, target: FuzzTarget, agent: Agent, s: AcmeSetup):
       const protectedB64 = Buffer.from(JSON.stringify({ ...h, alg: r.next() < 0.8 ? alg : weirdJson(r) })).toString('base64url');
       const payloadB64 = Buffer.from(JSON.stringify(r.pick(payloads) ?? '')).toString('base64url');
       const sig = await signed({ alg: 'ES256' }, {}, s.key); // a signature of something else
-      const body = Buffer.from(JSON.stringify({ protected: protectedB64, payload: payloadB64, signature: JSON.parse(sig.toString()).signature }));
-      return { what: `header ${Buffer.from(protectedB64, 'base64url').toString().slice(0, 120)} to ${path}`, answer: await send(target, agent, 'POST', path, ct, body) };
+      const body = Buffer.from(
+        JSON.stringify({ protected: protectedB64, payload: payloadB64, signature: JSON.parse(sig.toString()).signature }),
+      );
+      return {
+        what: `header ${Buffer.from(protectedB64, 'base64url').toString().slice(0, 120)} to ${path}`,
+        answer: await send(target, agent, 'POST', path, ct, body),
+      };
     }
     case 2: {
       // A well-signed request with a fresh nonce and a mutated payload: reaches the handlers.
@@ -240,7 +295,10 @@ async function acmeCase(r: Rng, target: FuzzTarget, agent: Agent, s: AcmeSetup):
       const payload = r.next() < 0.8 ? mutateObject(r, base) : weirdJson(r);
       const target2 = url === s.dir.newOrder ? s.kid : url; // no order workflows from the fuzzer
       const body = await signed({ ...header, url: target2 }, payload, s.key);
-      return { what: `payload ${JSON.stringify(payload).slice(0, 120)} to ${new URL(target2).pathname}`, answer: await send(target, agent, 'POST', new URL(target2).pathname, ct, body) };
+      return {
+        what: `payload ${JSON.stringify(payload).slice(0, 120)} to ${new URL(target2).pathname}`,
+        answer: await send(target, agent, 'POST', new URL(target2).pathname, ct, body),
+      };
     }
     case 3: {
       // The JWS members themselves.
@@ -251,9 +309,22 @@ async function acmeCase(r: Rng, target: FuzzTarget, agent: Agent, s: AcmeSetup):
     default: {
       // HTTP level: content types, methods, empty and odd bodies.
       const method = r.pick(['POST', 'GET', 'PUT', 'DELETE', 'HEAD', 'PATCH']);
-      const type = r.pick(['application/jose+json', 'application/json', 'text/plain', '', 'application/jose+json; charset=utf-8', 'multipart/form-data; boundary=x']);
-      const body = method === 'GET' || method === 'HEAD' ? undefined : r.next() < 0.5 ? r.bytes(r.int(300)) : Buffer.from(JSON.stringify(weirdJson(r)));
-      const p = r.next() < 0.8 ? path : `/acme/${r.pick(['', 'x', 'acct/', 'authz/', 'chall/a/b', 'cert/zz', '%00', '..%2f', 'directory/x'])}`;
+      const type = r.pick([
+        'application/jose+json',
+        'application/json',
+        'text/plain',
+        '',
+        'application/jose+json; charset=utf-8',
+        'multipart/form-data; boundary=x',
+      ]);
+      const body =
+        method === 'GET' || method === 'HEAD'
+          ? undefined
+          : r.next() < 0.5
+            ? r.bytes(r.int(300))
+            : Buffer.from(JSON.stringify(weirdJson(r)));
+      const p =
+        r.next() < 0.8 ? path : `/acme/${r.pick(['', 'x', 'acct/', 'authz/', 'chall/a/b', 'cert/zz', '%00', '..%2f', 'directory/x'])}`;
       return { what: `${method} ${p} (${type})`, answer: await send(target, agent, method, p, type ? { 'Content-Type': type } : {}, body) };
     }
   }
@@ -262,7 +333,8 @@ async function acmeCase(r: Rng, target: FuzzTarget, agent: Agent, s: AcmeSetup):
 function checkAcme(a: Answer, method = 'POST'): string | undefined {
   if (a.status >= 500) return `a ${a.status}`;
   if (a.status < 400 || method === 'HEAD') return undefined;
-  if (!String(a.headers['content-type']).startsWith('application/problem+json')) return `error without a problem document (${a.headers['content-type']})`;
+  if (!String(a.headers['content-type']).startsWith('application/problem+json'))
+    return `error without a problem document (${a.headers['content-type']})`;
   let doc: { type?: unknown; status?: unknown; detail?: unknown };
   try {
     doc = JSON.parse(a.body.toString());
@@ -298,7 +370,12 @@ function lineBreaks(r: Rng, b64: string): string {
   return b64.replace(new RegExp(`.{1,${width}}`, 'g'), `$&${eol}`);
 }
 
-async function estCase(r: Rng, target: FuzzTarget, agent: Agent, setup: { csrs: Buffer[] }): Promise<{ what: string; answer: Answer; method: string }> {
+async function estCase(
+  r: Rng,
+  target: FuzzTarget,
+  agent: Agent,
+  setup: { csrs: Buffer[] },
+): Promise<{ what: string; answer: Answer; method: string }> {
   const auth = `Basic ${Buffer.from(`${target.estUser}:${target.estPassword}`).toString('base64')}`;
   const headers: Record<string, string> = { 'Content-Type': 'application/pkcs10', Authorization: auth };
   const csr = r.pick(setup.csrs);
@@ -317,7 +394,14 @@ async function estCase(r: Rng, target: FuzzTarget, agent: Agent, setup: { csrs: 
     }
     case 1: {
       // The base64 text mutated.
-      body = mutateBytes(r, Buffer.from(r.next() < 0.3 ? `-----BEGIN CERTIFICATE REQUEST-----\n${lineBreaks(r, csr.toString('base64'))}-----END CERTIFICATE REQUEST-----\n` : lineBreaks(r, csr.toString('base64'))));
+      body = mutateBytes(
+        r,
+        Buffer.from(
+          r.next() < 0.3
+            ? `-----BEGIN CERTIFICATE REQUEST-----\n${lineBreaks(r, csr.toString('base64'))}-----END CERTIFICATE REQUEST-----\n`
+            : lineBreaks(r, csr.toString('base64')),
+        ),
+      );
       what = `base64 body to ${op}`;
       break;
     }
@@ -326,8 +410,25 @@ async function estCase(r: Rng, target: FuzzTarget, agent: Agent, setup: { csrs: 
       body = Buffer.from(lineBreaks(r, csr.toString('base64')));
       const h = r.pick(['Content-Type', 'Authorization', 'Content-Transfer-Encoding', 'Accept', 'Content-Encoding']);
       const values = {
-        'Content-Type': ['text/plain', 'application/pkcs10; charset=x', 'application/pkcs7-mime', '', 'application/pkcs10, text/plain', 'a'.repeat(3000)],
-        Authorization: ['Basic', 'Basic ', 'Basic !!!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, 'Bearer abc', 'Digest x', `Basic ${Buffer.from('\u0000:\u0000').toString('base64')}`, `basic ${Buffer.from(`${target.estUser}:${target.estPassword}`).toString('base64')}=`, `Basic ${r.bytes(600).toString('base64')}`],
+        'Content-Type': [
+          'text/plain',
+          'application/pkcs10; charset=x',
+          'application/pkcs7-mime',
+          '',
+          'application/pkcs10, text/plain',
+          'a'.repeat(3000),
+        ],
+        Authorization: [
+          'Basic',
+          'Basic ',
+          'Basic !!!!',
+          `Basic ${Buffer.from('no-colon').toString('base64')}`,
+          'Bearer abc',
+          'Digest x',
+          `Basic ${Buffer.from('\u0000:\u0000').toString('base64')}`,
+          `basic ${Buffer.from(`${target.estUser}:${target.estPassword}`).toString('base64')}=`,
+          `Basic ${r.bytes(600).toString('base64')}`,
+        ],
         'Content-Transfer-Encoding': ['base64', 'binary', '7bit', 'quoted-printable', ''],
         Accept: ['*/*', 'text/html', ''],
         'Content-Encoding': ['gzip', 'identity', 'x'],
@@ -353,7 +454,8 @@ async function estCase(r: Rng, target: FuzzTarget, agent: Agent, setup: { csrs: 
 
 function checkEst(a: Answer): string | undefined {
   if (a.status >= 500) return `a ${a.status}`;
-  if (a.status >= 400 && !String(a.headers['content-type']).startsWith('text/plain')) return `error without a plain-text reason (${a.headers['content-type']})`;
+  if (a.status >= 400 && !String(a.headers['content-type']).startsWith('text/plain'))
+    return `error without a plain-text reason (${a.headers['content-type']})`;
   return undefined;
 }
 
@@ -388,7 +490,8 @@ export async function runFuzz(target: FuzzTarget, opts: FuzzOptions): Promise<Fu
           }
           report.cases[frontEnd]++;
           report.statuses[`${frontEnd} ${answer.status}`] = (report.statuses[`${frontEnd} ${answer.status}`] ?? 0) + 1;
-          if (problem) report.failures.push({ frontEnd, what, status: answer.status, why: problem, body: answer.body.toString('utf8').slice(0, 300) });
+          if (problem)
+            report.failures.push({ frontEnd, what, status: answer.status, why: problem, body: answer.body.toString('utf8').slice(0, 300) });
         } catch (e) {
           report.cases[frontEnd]++;
           report.failures.push({ frontEnd, what: `case ${i}: ${what}`, status: 'no answer', why: (e as Error).message, body: '' });

@@ -10,7 +10,11 @@ import { startBenchStack } from '../../bench/stack.ts';
 import { runFuzz } from './engine.ts';
 
 const { values } = parseArgs({
-  options: { cases: { type: 'string', default: '20000' }, seed: { type: 'string', default: String(Date.now() % 1_000_000) }, concurrency: { type: 'string', default: '4' } },
+  options: {
+    cases: { type: 'string', default: '20000' },
+    seed: { type: 'string', default: String(Date.now() % 1_000_000) },
+    concurrency: { type: 'string', default: '4' },
+  },
 });
 const cases = Number(values.cases);
 const seed = Number(values.seed);
@@ -36,10 +40,17 @@ try {
       return true;
     }
   });
-  const health = await fetch(`http://127.0.0.1:${stack.httpPort}/healthz`).then((r) => r.status, () => 0);
-  process.stdout.write(`${JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000), deadProcesses: alive.map(([n]) => n), healthz: health }, null, 2)}\n`);
+  const health = await fetch(`http://127.0.0.1:${stack.httpPort}/healthz`).then(
+    (r) => r.status,
+    () => 0,
+  );
+  process.stdout.write(
+    `${JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000), deadProcesses: alive.map(([n]) => n), healthz: health }, null, 2)}\n`,
+  );
   failed = report.failures.length > 0 || alive.length > 0 || health !== 200;
-  say(failed ? `FAILED: ${report.failures.length} bad answers, dead processes: ${alive.map(([n]) => n).join(', ') || 'none'}` : 'no failures');
+  say(
+    failed ? `FAILED: ${report.failures.length} bad answers, dead processes: ${alive.map(([n]) => n).join(', ') || 'none'}` : 'no failures',
+  );
 } finally {
   await stack.stop();
 }

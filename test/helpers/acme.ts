@@ -108,7 +108,8 @@ export function trustRoot(rootPem: string): void {
   trustedRoot = rootPem;
   acme.axios.defaults.httpsAgent = new Agent({ ca: rootPem, keepAlive: false });
   acme.axios.defaults.proxy = false;
-  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } }).acmeSettings;
+  const settings = (acme.axios.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } })
+    .acmeSettings;
   settings.retryDefaultDelay = 1;
   settings.retryMaxAttempts = 5;
 }
@@ -266,7 +267,9 @@ export async function issueHttp01(
   names: string[],
   extra: Record<string, unknown> = {},
 ): Promise<Issued> {
-  const order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })), ...extra } as Parameters<Client['createOrder']>[0]);
+  const order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })), ...extra } as Parameters<
+    Client['createOrder']
+  >[0]);
   await authorizeHttp01(client, order, responder);
   const ready = await waitValid(client, order);
   return finalizeAndDownload(client, ready, names);
@@ -319,7 +322,8 @@ export async function driveOrder(client: AcmeClient, responder: Http01Responder,
       case 'pending': {
         const authzs = (await attempt('get authorizations', () => client.getAuthorizations(order!))) ?? [];
         for (const authz of authzs) {
-          if (authz.status === 'invalid') throw Object.assign(new Error(`${name}: authorization invalid: ${JSON.stringify(authz)}`), { orderUrl: order.url });
+          if (authz.status === 'invalid')
+            throw Object.assign(new Error(`${name}: authorization invalid: ${JSON.stringify(authz)}`), { orderUrl: order.url });
           if (authz.status !== 'pending') continue;
           const challenge = authz.challenges.find((c) => c.type === 'http-01');
           if (!challenge) throw new Error(`${name}: no http-01 challenge: ${JSON.stringify(authz)}`);
@@ -353,7 +357,9 @@ export async function driveOrder(client: AcmeClient, responder: Http01Responder,
     }
   }
   throw Object.assign(
-    new Error(`${name}: not valid after ${Math.round((Date.now() - started) / 1000)} s (order ${order?.url} ${order?.status}); last errors: ${retried.slice(-5).join(' | ')}`),
+    new Error(
+      `${name}: not valid after ${Math.round((Date.now() - started) / 1000)} s (order ${order?.url} ${order?.status}); last errors: ${retried.slice(-5).join(' | ')}`,
+    ),
     { orderUrl: order?.url },
   );
 }
@@ -376,7 +382,10 @@ export function ariCertId(certPem: string): string {
 /** Lower-case hex serial as certflow stores it (certificates.serial). */
 export function serialHex(certPem: string): string {
   const cert = pkijs.Certificate.fromBER(new X509Certificate(certPem).raw);
-  return Buffer.from(cert.serialNumber.valueBlock.valueHexView).toString('hex').replace(/^(00)+(?=.)/, '').toLowerCase();
+  return Buffer.from(cert.serialNumber.valueBlock.valueHexView)
+    .toString('hex')
+    .replace(/^(00)+(?=.)/, '')
+    .toLowerCase();
 }
 
 // ---- raw HTTPS and JWS -------------------------------------------------------------------
@@ -475,7 +484,8 @@ export async function eventually<T>(what: string, ms: number, fn: () => Promise<
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${ms / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
     await sleep(everyMs);
   }
 }

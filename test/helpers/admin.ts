@@ -48,7 +48,18 @@ export class AdminClient {
     if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
     return new Promise((resolve, reject) => {
       const req = request(
-        { host: '127.0.0.1', servername: 'localhost', port: this.port, method, path, ca: this.ca, headers, cert: opts.cert, key: opts.key, agent: false },
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port: this.port,
+          method,
+          path,
+          ca: this.ca,
+          headers,
+          cert: opts.cert,
+          key: opts.key,
+          agent: false,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (d: Buffer) => chunks.push(d));
@@ -87,7 +98,6 @@ export function sessionCookie(r: AdminResponse): string {
 }
 
 // ---- a real browser --------------------------------------------------------------------------
-
 
 /** Debian's chromium (apt-get install chromium, as .ci/run does), driven by playwright-core; nothing is downloaded. */
 export const CHROMIUM: ExternalTool = {

@@ -61,11 +61,18 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
     ...extraEnv,
   };
   const children: Array<{ stop(): Promise<void> }> = [];
-  const run = (cmd: string) => async (more: NodeJS.ProcessEnv = {}) => {
-    const child = await spawnCertflow({ command: [cmd], env: { ...env, ...more }, logFile: join(home, `${cmd}.log`), readyTimeoutMs: 120_000 });
-    children.push(child);
-    return child;
-  };
+  const run =
+    (cmd: string) =>
+    async (more: NodeJS.ProcessEnv = {}) => {
+      const child = await spawnCertflow({
+        command: [cmd],
+        env: { ...env, ...more },
+        logFile: join(home, `${cmd}.log`),
+        readyTimeoutMs: 120_000,
+      });
+      children.push(child);
+      return child;
+    };
   const cliStart = (args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) => {
     const child = spawn(process.execPath, [certflowBin, ...args], { env: { ...env, ...opts.env } });
     let stdout = '';

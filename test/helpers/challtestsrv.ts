@@ -69,13 +69,20 @@ export async function startChalltestsrv(): Promise<ChallTestSrv> {
   const dnsPort = await freeDnsPort();
   const mgmtPort = await freePort();
   const args = [
-    '-dns01', `127.0.0.1:${dnsPort}`,
-    '-management', `127.0.0.1:${mgmtPort}`,
-    '-http01', '',
-    '-https01', '',
-    '-tlsalpn01', '',
-    '-defaultIPv4', '127.0.0.1',
-    '-defaultIPv6', '',
+    '-dns01',
+    `127.0.0.1:${dnsPort}`,
+    '-management',
+    `127.0.0.1:${mgmtPort}`,
+    '-http01',
+    '',
+    '-https01',
+    '',
+    '-tlsalpn01',
+    '',
+    '-defaultIPv4',
+    '127.0.0.1',
+    '-defaultIPv6',
+    '',
   ];
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

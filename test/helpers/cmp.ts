@@ -21,9 +21,16 @@ export interface CmpPeer {
 }
 
 /** Runs `openssl cmp` against certflow (path /.well-known/cmp[/p/<alias>]). */
-export function opensslCmp(peer: CmpPeer, args: string[], opts: { alias?: string; timeoutMs?: number; server?: string } = {}): Promise<CliResult> {
+export function opensslCmp(
+  peer: CmpPeer,
+  args: string[],
+  opts: { alias?: string; timeoutMs?: number; server?: string } = {},
+): Promise<CliResult> {
   const path = opts.alias === undefined ? '/.well-known/cmp' : `/.well-known/cmp/p/${opts.alias}`;
-  return runProgram('openssl', ['cmp', '-server', opts.server ?? peer.server, '-path', path, '-msg_timeout', '60', '-batch', ...args], { cwd: peer.dir, timeoutMs: opts.timeoutMs ?? 120_000 });
+  return runProgram('openssl', ['cmp', '-server', opts.server ?? peer.server, '-path', path, '-msg_timeout', '60', '-batch', ...args], {
+    cwd: peer.dir,
+    timeoutMs: opts.timeoutMs ?? 120_000,
+  });
 }
 
 /** A fresh EC P-256 key file. */
@@ -53,10 +60,20 @@ export interface HttpAnswer {
 }
 
 /** POSTs (or sends another method) to the CMP path of the HTTP listener. */
-export function postCmp(port: number, der: Uint8Array, opts: { path?: string; contentType?: string; method?: string } = {}): Promise<HttpAnswer> {
+export function postCmp(
+  port: number,
+  der: Uint8Array,
+  opts: { path?: string; contentType?: string; method?: string } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: opts.path ?? '/.well-known/cmp', method: opts.method ?? 'POST', headers: { 'Content-Type': opts.contentType ?? 'application/pkixcmp', 'Content-Length': der.length } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/.well-known/cmp',
+        method: opts.method ?? 'POST',
+        headers: { 'Content-Type': opts.contentType ?? 'application/pkixcmp', 'Content-Length': der.length },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -56,15 +56,20 @@ export function runEstclient(args: string[], opts: { cwd?: string; timeoutMs?: n
   const bin = estclientPath();
   if (!bin) return Promise.reject(new Error(`estclient not found (looked at ${projectEstclient} and $PATH); ${estclientBuildHint}`));
   return new Promise((resolve) => {
-    const child = execFile(bin, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      let code = 0;
-      if (err) {
-        const e = err as { code?: unknown; killed?: boolean; signal?: string | null };
-        code = typeof e.code === 'number' ? e.code : 1;
-        if (e.killed || e.signal) stderr = `${String(stderr)}\n[killed: ${e.signal ?? 'timeout'}]`;
-      }
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      bin,
+      args,
+      { cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        let code = 0;
+        if (err) {
+          const e = err as { code?: unknown; killed?: boolean; signal?: string | null };
+          code = typeof e.code === 'number' ? e.code : 1;
+          if (e.killed || e.signal) stderr = `${String(stderr)}\n[killed: ${e.signal ?? 'timeout'}]`;
+        }
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     child.stdin?.end();
   });
 }

@@ -32,7 +32,13 @@ export async function hierarchy(keyAlg: KeyAlg): Promise<Hierarchy> {
   const now = new Date();
   await keys.generate('root', keyAlg);
   await keys.generate('issuing', keyAlg);
-  const rootDer = await createRootCertificate(keys, { keyId: 'root', keyAlg, subject: 'CN=Test Root CA,O=certflow', validityDays: 3650, now });
+  const rootDer = await createRootCertificate(keys, {
+    keyId: 'root',
+    keyAlg,
+    subject: 'CN=Test Root CA,O=certflow',
+    validityDays: 3650,
+    now,
+  });
   const root: IssuingCa = { name: 'root', certDer: rootDer, keyId: 'root', keyAlg };
   const issuingDer = await createSubordinateCertificate(keys, {
     issuer: root,
@@ -51,7 +57,14 @@ export async function hierarchy(keyAlg: KeyAlg): Promise<Hierarchy> {
 export async function issueLeaf(h: Hierarchy, cn: string): Promise<{ der: Uint8Array; serialHex: string }> {
   const csr = makeCsr({ subj: `/CN=${cn}`, san: `DNS:${cn}` });
   const profile = structuredClone(DEFAULT_PROFILES.find((p) => p.name === 'tls-server')!);
-  const prepared = prepareCertificate({ csr: parseCsr(csr.pem), profile, ca: h.issuing, serial: randomSerial(), now: new Date(), urls: urls('issuing') });
+  const prepared = prepareCertificate({
+    csr: parseCsr(csr.pem),
+    profile,
+    ca: h.issuing,
+    serial: randomSerial(),
+    now: new Date(),
+    urls: urls('issuing'),
+  });
   const der = await signCertificate(h.keys, { keyId: h.issuing.keyId, keyAlg: h.issuing.keyAlg }, prepared.tbsDer, prepared.sigAlg);
   return { der, serialHex: prepared.serialHex };
 }

@@ -79,7 +79,10 @@ export async function createSoftHsmToken(opts: { label?: string; pin?: string; s
   const dir = await mkdtemp(join(tmpdir(), 'certflow-softhsm-'));
   const conf = join(dir, 'softhsm2.conf');
   await mkdir(join(dir, 'tokens'), { mode: 0o700 });
-  await writeFile(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
+  await writeFile(
+    conf,
+    `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`,
+  );
 
   const previousConf = process.env.SOFTHSM2_CONF;
   process.env.SOFTHSM2_CONF = conf;

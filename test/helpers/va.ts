@@ -28,8 +28,10 @@ export async function manage(srv: ChallTestSrv, path: string, body: unknown): Pr
 
 const fqdn = (host: string) => (host.endsWith('.') ? host : `${host}.`);
 
-export const setAaaa = (srv: ChallTestSrv, host: string, ...ips: string[]) => manage(srv, '/add-aaaa', { host: fqdn(host), addresses: ips });
-export const setCname = (srv: ChallTestSrv, host: string, target: string) => manage(srv, '/set-cname', { host: fqdn(host), target: fqdn(target) });
+export const setAaaa = (srv: ChallTestSrv, host: string, ...ips: string[]) =>
+  manage(srv, '/add-aaaa', { host: fqdn(host), addresses: ips });
+export const setCname = (srv: ChallTestSrv, host: string, target: string) =>
+  manage(srv, '/set-cname', { host: fqdn(host), target: fqdn(target) });
 export const setServfail = (srv: ChallTestSrv, host: string) => manage(srv, '/set-servfail', { host: fqdn(host) });
 /** '' = names without an A record have none (instead of challtestsrv's default 127.0.0.1). */
 export const setDefaultIpv4 = (srv: ChallTestSrv, ip: string) => manage(srv, '/set-default-ipv4', { ip });
@@ -45,7 +47,10 @@ export async function rejectsWith(
   } catch (e) {
     caught = e;
   }
-  assert.ok(caught instanceof ValidationError, `expected a ValidationError, got ${caught instanceof Error ? caught.stack : String(caught)}`);
+  assert.ok(
+    caught instanceof ValidationError,
+    `expected a ValidationError, got ${caught instanceof Error ? caught.stack : String(caught)}`,
+  );
   const got = { problemType: caught.problemType, retryable: caught.retryable };
   assert.deepEqual(got, { problemType: expected.problemType, retryable: expected.retryable }, `for: ${caught.message}`);
   if (typeof expected.message === 'string') assert.equal(caught.message, expected.message);

@@ -78,7 +78,12 @@ describe('ACME accounts, nonces and the protocol shell', () => {
   }
 
   /** A flattened JWS for `url`, by `key` with its jwk or with `kid`. */
-  async function jws(url: string, key: Signer, payload: unknown, h: { kid?: string; nonce?: string; alg?: string; alias?: string } = {}): Promise<string> {
+  async function jws(
+    url: string,
+    key: Signer,
+    payload: unknown,
+    h: { kid?: string; nonce?: string; alg?: string; alias?: string } = {},
+  ): Promise<string> {
     const header: Record<string, unknown> = { alg: h.alg ?? key.alg, nonce: h.nonce ?? (await freshNonce(h.alias)), url };
     if (h.kid) header.kid = h.kid;
     else header.jwk = key.jwk;
@@ -109,7 +114,17 @@ describe('ACME accounts, nonces and the protocol shell', () => {
 
   before(async () => {
     const configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-accounts-${process.pid}.json`);
-    await writeFile(configFile, JSON.stringify({ acme: { aliases: [{ name: 'eab', eabRequired: true }, { name: 'tos', termsOfService: TOS, website: 'https://ca.test' }] } }));
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        acme: {
+          aliases: [
+            { name: 'eab', eabRequired: true },
+            { name: 'tos', termsOfService: TOS, website: 'https://ca.test' },
+          ],
+        },
+      }),
+    );
     cf = await createInstance({ CERTFLOW_CONFIG: configFile });
     await cf.startWorker();
     await cf.startServer();
@@ -124,7 +139,15 @@ describe('ACME accounts, nonces and the protocol shell', () => {
     it('GET /acme/directory lists the resources under the Host the client used', async () => {
       const r = await request(`${dirUrl()}/directory`);
       assert.equal(r.status, 200, r.body);
-      for (const [k, path] of Object.entries({ newNonce: 'new-nonce', newAccount: 'new-account', newOrder: 'new-order', newAuthz: 'new-authz', revokeCert: 'revoke-cert', keyChange: 'key-change', renewalInfo: 'renewal-info' })) {
+      for (const [k, path] of Object.entries({
+        newNonce: 'new-nonce',
+        newAccount: 'new-account',
+        newOrder: 'new-order',
+        newAuthz: 'new-authz',
+        revokeCert: 'revoke-cert',
+        keyChange: 'key-change',
+        renewalInfo: 'renewal-info',
+      })) {
         assert.equal(r.json[k], `${dirUrl()}/${path}`, k);
       }
       assert.deepEqual((r.json.meta as Record<string, unknown>).externalAccountRequired, false);
@@ -140,7 +163,13 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       assert.equal(eab.json.newAccount, `${dirUrl('eab')}/new-account`);
       assert.equal((eab.json.meta as Record<string, unknown>).externalAccountRequired, true);
       const tos = await request(`${dirUrl('tos')}/directory`);
-      assert.deepEqual(tos.json.meta, { termsOfService: TOS, website: 'https://ca.test', caaIdentities: [], externalAccountRequired: false, profiles: (tos.json.meta as { profiles: unknown }).profiles });
+      assert.deepEqual(tos.json.meta, {
+        termsOfService: TOS,
+        website: 'https://ca.test',
+        caaIdentities: [],
+        externalAccountRequired: false,
+        profiles: (tos.json.meta as { profiles: unknown }).profiles,
+      });
       assertProblem(await request(`${dirUrl()}/nope/directory`), 404, 'malformed');
       const wrongMethod = await request(`${dirUrl('eab')}/new-account`);
       assertProblem(wrongMethod, 405, 'malformed');
@@ -211,21 +240,27 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       await assert.rejects(client(newKey).createAccount({ termsOfServiceAgreed: true }), /deactivated/);
     });
 
-    it('key change to a key that another account has: 409 with that account\'s Location', async () => {
+    it("key change to a key that another account has: 409 with that account's Location", async () => {
       const a = ecKey();
       const b = ecKey();
       const aUrl = String((await newAccount(a)).headers.location);
       const bUrl = String((await newAccount(b)).headers.location);
       const url = `${dirUrl()}/key-change`;
       const innerHeader = { alg: b.alg, jwk: b.jwk, url };
-      const inner = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: aUrl, oldKey: a.jwk }))).setProtectedHeader(innerHeader).sign(b.privateKey);
+      const inner = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: aUrl, oldKey: a.jwk })))
+        .setProtectedHeader(innerHeader)
+        .sign(b.privateKey);
       const r = await post(url, await jws(url, a, inner, { kid: aUrl }));
       assertProblem(r, 409, 'malformed');
       assert.equal(r.headers.location, bUrl);
       const c = ecKey();
-      const wrongOld = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: aUrl, oldKey: b.jwk }))).setProtectedHeader({ alg: c.alg, jwk: c.jwk, url }).sign(c.privateKey);
+      const wrongOld = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: aUrl, oldKey: b.jwk })))
+        .setProtectedHeader({ alg: c.alg, jwk: c.jwk, url })
+        .sign(c.privateKey);
       assertProblem(await post(url, await jws(url, a, wrongOld, { kid: aUrl })), 403, 'unauthorized');
-      const otherAccount = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: bUrl, oldKey: a.jwk }))).setProtectedHeader({ alg: c.alg, jwk: c.jwk, url }).sign(c.privateKey);
+      const otherAccount = await new FlattenedSign(new TextEncoder().encode(JSON.stringify({ account: bUrl, oldKey: a.jwk })))
+        .setProtectedHeader({ alg: c.alg, jwk: c.jwk, url })
+        .sign(c.privateKey);
       assertProblem(await post(url, await jws(url, a, otherAccount, { kid: aUrl })), 403, 'unauthorized');
     });
   });
@@ -314,7 +349,11 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       const key = ecKey();
       const wrongUrl = await newAccount(key, { externalAccountBinding: await binding(eab, key, `${dirUrl()}/new-account`) }, 'eab');
       assertProblem(wrongUrl, 403, 'unauthorized');
-      const badMac = await newAccount(key, { externalAccountBinding: await binding({ ...eab, hmacKey: Buffer.alloc(32, 1).toString('base64url') }, key, url) }, 'eab');
+      const badMac = await newAccount(
+        key,
+        { externalAccountBinding: await binding({ ...eab, hmacKey: Buffer.alloc(32, 1).toString('base64url') }, key, url) },
+        'eab',
+      );
       assertProblem(badMac, 403, 'unauthorized');
       const otherKey = await newAccount(key, { externalAccountBinding: await binding(eab, ecKey(), url) }, 'eab');
       assertProblem(otherKey, 403, 'unauthorized');
@@ -341,7 +380,10 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       const c = client(await acme.crypto.createPrivateEcdsaKey(), { externalAccountBinding: eab }, 'eab');
       const account = await c.createAccount({ termsOfServiceAgreed: true });
       assert.equal(account.status, 'valid');
-      await assert.rejects(client(await acme.crypto.createPrivateEcdsaKey(), {}, 'eab').createAccount({ termsOfServiceAgreed: true }), /external account binding/);
+      await assert.rejects(
+        client(await acme.crypto.createPrivateEcdsaKey(), {}, 'eab').createAccount({ termsOfServiceAgreed: true }),
+        /external account binding/,
+      );
     });
 
     it('eab create refuses unknown aliases', async () => {
@@ -405,7 +447,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       return ariCertId(c.authorityKeyIdHex!, c.serialHex);
     }
 
-    it('renewal-info: a window for a valid certificate (here: the server\'s own), 404 for unknown ones', async () => {
+    it("renewal-info: a window for a valid certificate (here: the server's own), 404 for unknown ones", async () => {
       const probe = await request(`${dirUrl()}/directory`);
       const tls = Buffer.from(probe.peerCert!.raw);
       const r = await request(`${dirUrl()}/renewal-info/${certId(tls)}`);
@@ -414,7 +456,11 @@ describe('ACME accounts, nonces and the protocol shell', () => {
       const w = r.json.suggestedWindow as { start: string; end: string };
       const x = new X509Certificate(tls);
       assert.ok(new Date(w.start) > new Date(x.validFrom) && new Date(w.end) < new Date(x.validTo) && w.start < w.end);
-      assertProblem(await request(`${dirUrl()}/renewal-info/${ariCertId(describeCertificate(tls).authorityKeyIdHex!, '0badc0ffee')}`), 404, 'malformed');
+      assertProblem(
+        await request(`${dirUrl()}/renewal-info/${ariCertId(describeCertificate(tls).authorityKeyIdHex!, '0badc0ffee')}`),
+        404,
+        'malformed',
+      );
       assertProblem(await request(`${dirUrl()}/renewal-info/not-a-cert-id`), 400, 'malformed');
     });
 

@@ -25,13 +25,18 @@ describe('ACME with certbot', { skip }, () => {
       requireTool(CERTBOT),
       [
         ...args,
-        '--config-dir', join(dir, 'config'),
-        '--work-dir', join(dir, 'work'),
-        '--logs-dir', join(dir, 'logs'),
-        '--server', stack.directoryUrl(),
+        '--config-dir',
+        join(dir, 'config'),
+        '--work-dir',
+        join(dir, 'work'),
+        '--logs-dir',
+        join(dir, 'logs'),
+        '--server',
+        stack.directoryUrl(),
         '--non-interactive',
         '--agree-tos',
-        '-m', 'test@example.test',
+        '-m',
+        'test@example.test',
         '--no-eff-email',
       ],
       { env: clientEnv(stack, { REQUESTS_CA_BUNDLE: stack.root }), timeoutMs },
@@ -58,10 +63,14 @@ describe('ACME with certbot', { skip }, () => {
 
   it('http-01 (standalone): a certificate that openssl verifies', async () => {
     const r = await certbot([
-      'certonly', '--standalone',
-      '--http-01-port', String(stack.http01Port),
-      '--http-01-address', '127.0.0.1',
-      '-d', 'web.example.test',
+      'certonly',
+      '--standalone',
+      '--http-01-port',
+      String(stack.http01Port),
+      '--http-01-address',
+      '127.0.0.1',
+      '-d',
+      'web.example.test',
     ]);
     assert.equal(r.code, 0, show(r));
     await verify(join(live(), 'cert.pem'), join(live(), 'chain.pem'));
@@ -96,8 +105,16 @@ describe('ACME with certbot', { skip }, () => {
     assert.deepEqual(row, { status: 'revoked', revocation_reason: 'keyCompromise' });
     const ocsp = await eventually('OCSP says revoked', 15_000, async () => {
       const o = await runTool('openssl', [
-        'ocsp', '-issuer', join(live(), 'chain.pem'), '-cert', certFile,
-        '-url', `http://127.0.0.1:${stack.cf.httpPort}/ocsp`, '-CAfile', stack.root, '-no_nonce',
+        'ocsp',
+        '-issuer',
+        join(live(), 'chain.pem'),
+        '-cert',
+        certFile,
+        '-url',
+        `http://127.0.0.1:${stack.cf.httpPort}/ocsp`,
+        '-CAfile',
+        stack.root,
+        '-no_nonce',
       ]);
       assert.match(o.stdout + o.stderr, /Response verify OK/, o.stdout + o.stderr);
       return /: revoked/.test(o.stdout) ? o.stdout : undefined;
@@ -133,13 +150,20 @@ curl -sS -f -X POST -d "{\\"host\\":\\"_acme-challenge.$CERTBOT_DOMAIN.\\"}" ${a
     await chmod(auth, 0o755);
     await chmod(cleanup, 0o755);
     const r = await certbot([
-      'certonly', '--manual',
-      '--preferred-challenges', 'dns',
-      '--manual-auth-hook', auth,
-      '--manual-cleanup-hook', cleanup,
-      '--cert-name', 'wild',
-      '-d', '*.wild.example.test',
-      '-d', 'wild.example.test',
+      'certonly',
+      '--manual',
+      '--preferred-challenges',
+      'dns',
+      '--manual-auth-hook',
+      auth,
+      '--manual-cleanup-hook',
+      cleanup,
+      '--cert-name',
+      'wild',
+      '-d',
+      '*.wild.example.test',
+      '-d',
+      'wild.example.test',
     ]);
     const hooks = await readFile(join(dir, 'hooks.log'), 'utf8').catch(() => '');
     assert.equal(r.code, 0, `${show(r)}\nhooks:\n${hooks}`);

@@ -65,19 +65,24 @@ describe('ACME with acme-client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   }
 
   let issued: Issued;
-  it('http-01 order: certificate for the CSR\'s key, verified by openssl, request_id = order id', async () => {
+  it("http-01 order: certificate for the CSR's key, verified by openssl, request_id = order id", async () => {
     issued = await issueHttp01(client, responder, ['client.example.test', 'www.client.example.test']);
     assert.equal(issued.order.status, 'valid');
     await verifyChain(issued);
     assert.deepEqual(issued.cert.subjectAltName?.split(/,\s*/).sort(), ['DNS:client.example.test', 'DNS:www.client.example.test']);
     assert.ok(issued.cert.checkPrivateKey(createPrivateKey(issued.key)));
-    const { rows } = await stack.cf.pool.query('SELECT serial, protocol, status, requester FROM certificates WHERE request_id = $1', [orderId(issued.order)]);
+    const { rows } = await stack.cf.pool.query('SELECT serial, protocol, status, requester FROM certificates WHERE request_id = $1', [
+      orderId(issued.order),
+    ]);
     assert.equal(rows.length, 1);
     assert.equal(rows[0].serial, serialHex(issued.leafPem));
     assert.equal(rows[0].protocol, 'acme');
     assert.equal(rows[0].status, 'valid');
     // The VA fetched the token from our responder, once per name at least.
-    assert.ok(responder.requests.some((r) => r.host?.startsWith('client.example.test')), JSON.stringify(responder.requests));
+    assert.ok(
+      responder.requests.some((r) => r.host?.startsWith('client.example.test')),
+      JSON.stringify(responder.requests),
+    );
   });
 
   it('orders list: POST-as-GET of the account\'s "orders" URL lists the account\'s orders', async () => {
@@ -141,7 +146,9 @@ describe('ACME with acme-client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.ok(end <= Date.parse(issued.cert.validTo) && start >= Date.parse(issued.cert.validFrom), info.text);
     assert.ok(info.headers['retry-after'], 'renewalInfo answers carry Retry-After (RFC 9773 4.3)');
 
-    const unknown = await fetchAcme(`${dir.renewalInfo.replace(/\/$/, '')}/${certId.split('.')[0]}.${Buffer.from('nope').toString('base64url')}`);
+    const unknown = await fetchAcme(
+      `${dir.renewalInfo.replace(/\/$/, '')}/${certId.split('.')[0]}.${Buffer.from('nope').toString('base64url')}`,
+    );
     assert.equal(unknown.status, 404, unknown.text);
 
     const names = ['client.example.test', 'www.client.example.test'];
@@ -174,10 +181,13 @@ describe('ACME with acme-client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
 
     // The account that ordered it (kid), reason superseded (4).
     await client.revokeCertificate(one.leafPem, { reason: 4 });
-    assert.deepEqual(await eventually('revoked', 15_000, async () => ((await status(one)).status === 'revoked' ? status(one) : undefined)), {
-      status: 'revoked',
-      revocation_reason: 'superseded',
-    });
+    assert.deepEqual(
+      await eventually('revoked', 15_000, async () => ((await status(one)).status === 'revoked' ? status(one) : undefined)),
+      {
+        status: 'revoked',
+        revocation_reason: 'superseded',
+      },
+    );
     const twice = await signedPost(client, dir.revokeCert, { certificate: der(one) });
     assert.equal(twice.status, 400, JSON.stringify(twice.data));
     assert.equal(twice.data.type, ACME_ERROR('alreadyRevoked'));
@@ -185,10 +195,13 @@ describe('ACME with acme-client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     // The certificate's own key, in a jwk-signed JWS (RFC 8555 7.6), reason keyCompromise (1).
     const byKey = await jwsPost({ newNonce: dir.newNonce }, dir.revokeCert, { certificate: der(two), reason: 1 }, two.key, 'jwk');
     assert.equal(byKey.status, 200, byKey.text);
-    assert.deepEqual(await eventually('revoked', 15_000, async () => ((await status(two)).status === 'revoked' ? status(two) : undefined)), {
-      status: 'revoked',
-      revocation_reason: 'keyCompromise',
-    });
+    assert.deepEqual(
+      await eventually('revoked', 15_000, async () => ((await status(two)).status === 'revoked' ? status(two) : undefined)),
+      {
+        status: 'revoked',
+        revocation_reason: 'keyCompromise',
+      },
+    );
     // A key that is not the certificate's (here: the first certificate's) is refused.
     const three = await issueHttp01(client, responder, ['revoke-3.example.test']);
     const wrongKey = await jwsPost({ newNonce: dir.newNonce }, dir.revokeCert, { certificate: der(three) }, one.key, 'jwk');

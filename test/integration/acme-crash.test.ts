@@ -68,11 +68,15 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     if (!orderUrl) return '  (the order was never created)';
     const id = new URL(orderUrl).pathname.split('/').at(-1)!;
     const lines: string[] = [];
-    const row = await stack.cf.pool
-      .query('SELECT status, updated_at, serial, error FROM acme_orders WHERE id = $1', [id])
-      .then((r) => r.rows[0], (e: Error) => e.message);
+    const row = await stack.cf.pool.query('SELECT status, updated_at, serial, error FROM acme_orders WHERE id = $1', [id]).then(
+      (r) => r.rows[0],
+      (e: Error) => e.message,
+    );
     lines.push(`  read model: ${JSON.stringify(row)}`);
-    const cert = await stack.cf.pool.query('SELECT serial, status FROM certificates WHERE request_id = $1', [id]).then((r) => r.rows, (e: Error) => e.message);
+    const cert = await stack.cf.pool.query('SELECT serial, status FROM certificates WHERE request_id = $1', [id]).then(
+      (r) => r.rows,
+      (e: Error) => e.message,
+    );
     lines.push(`  certificates: ${JSON.stringify(cert)}`);
     const authzs = await stack.cf.pool
       .query(
@@ -81,7 +85,10 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
           WHERE a.id = ANY((SELECT authz_ids FROM acme_orders WHERE id = $1)::text[]) GROUP BY a.id, a.status`,
         [id],
       )
-      .then((r) => r.rows as Array<{ id: string }>, (e: Error) => [{ id: e.message }]);
+      .then(
+        (r) => r.rows as Array<{ id: string }>,
+        (e: Error) => [{ id: e.message }],
+      );
     lines.push(`  authorizations: ${JSON.stringify(authzs)}`);
     const connection = await Connection.connect({ address: temporalAddress() });
     try {
@@ -112,8 +119,12 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
     const ids = [id, ...authzs.map((a) => a.id)];
     for (const file of ['server.log', 'worker.log']) {
       const log = await readFile(join(stack.cf.home, file), 'utf8').catch(() => '');
-      const mentions = log.split('\n').filter((l) => ids.some((x) => l.includes(x))).slice(-10);
-      if (mentions.length) lines.push(`  ${file} lines naming the order or its authorizations:\n${mentions.map((l) => `    ${l.slice(0, 400)}`).join('\n')}`);
+      const mentions = log
+        .split('\n')
+        .filter((l) => ids.some((x) => l.includes(x)))
+        .slice(-10);
+      if (mentions.length)
+        lines.push(`  ${file} lines naming the order or its authorizations:\n${mentions.map((l) => `    ${l.slice(0, 400)}`).join('\n')}`);
     }
     return lines.join('\n');
   }
@@ -186,7 +197,8 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
       [orderIds],
     );
     const perOrder = new Map(rows.map((r) => [r.request_id, Number(r.count)]));
-    for (const [i, id] of orderIds.entries()) assert.equal(perOrder.get(id), 1, `order ${id} (${names[i]}) has ${perOrder.get(id) ?? 0} certificates`);
+    for (const [i, id] of orderIds.entries())
+      assert.equal(perOrder.get(id), 1, `order ${id} (${names[i]}) has ${perOrder.get(id) ?? 0} certificates`);
     // And each order's certificate is the one the client downloaded.
     const serialOf = new Map(rows.map((r) => [r.request_id, r.serials[0]]));
     for (const [i, o] of outcomes.entries()) assert.equal(serialOf.get(orderIds[i]!), serialHex(o.certPem));

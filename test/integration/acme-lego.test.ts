@@ -22,10 +22,13 @@ describe('ACME with lego', { skip }, () => {
     return runProgram(
       requireTool(LEGO),
       [
-        '--server', opts.server ?? stack.directoryUrl(),
+        '--server',
+        opts.server ?? stack.directoryUrl(),
         '--accept-tos',
-        '--email', 'test@example.test',
-        '--path', path,
+        '--email',
+        'test@example.test',
+        '--path',
+        path,
         ...globalArgs,
         'run',
       ],
@@ -56,7 +59,7 @@ describe('ACME with lego', { skip }, () => {
   });
   after(async () => stack?.stop());
 
-  it('http-01 (lego\'s own responder): a certificate that openssl verifies', async () => {
+  it("http-01 (lego's own responder): a certificate that openssl verifies", async () => {
     await stack.cts.setA('lego.example.test', '127.0.0.1');
     const path = join(dir, 'http');
     const r = await lego(path, ['--http', '--http.port', `127.0.0.1:${stack.http01Port}`, '-d', 'lego.example.test']);

@@ -52,7 +52,8 @@ describe('ACME error cases', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(r.status, 200, `${url}: ${JSON.stringify(r.data)}`);
     return r.data;
   };
-  const newOrder = (names: string[], c: AcmeClient = client) => c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+  const newOrder = (names: string[], c: AcmeClient = client) =>
+    c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
   const csrB64u = async (names: string[]) => acme.crypto.getPemBodyAsB64u((await csrFor(names)).csr);
 
   it('wrong key authorization at http-01: challenge, authorization and order invalid (incorrectResponse)', async () => {
@@ -124,7 +125,10 @@ describe('ACME error cases', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const [authz] = await client.getAuthorizations(order);
     assert.equal(authz!.wildcard, true);
     assert.deepEqual(authz!.identifier, { type: 'dns', value: 'wildcard.example.test' });
-    assert.deepEqual(authz!.challenges.map((c) => c.type), ['dns-01']);
+    assert.deepEqual(
+      authz!.challenges.map((c) => c.type),
+      ['dns-01'],
+    );
     // A made-up challenge URL next to the dns-01 one: 404 malformed.
     const dns01 = authz!.challenges[0]!.url;
     const madeUp = dns01.replace(/[^/]+$/, 'http-01-does-not-exist');
@@ -182,7 +186,13 @@ describe('ACME error cases', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     await stack.worker.stop();
     // New orders need no worker: the order is stored and its workflow started (durable);
     // answering its challenge needs the workflow to take the Update, which needs a worker.
-    const created = await jwsPost({ newNonce: dir.newNonce! }, dir.newOrder!, { identifiers: [{ type: 'dns', value: 'no-worker.example.test' }] }, accountKey, { kid });
+    const created = await jwsPost(
+      { newNonce: dir.newNonce! },
+      dir.newOrder!,
+      { identifiers: [{ type: 'dns', value: 'no-worker.example.test' }] },
+      accountKey,
+      { kid },
+    );
     assert.equal(created.status, 201, JSON.stringify(created.data));
     const authz = await jwsPost({ newNonce: dir.newNonce! }, created.data.authorizations[0], null, accountKey, { kid });
     const http01 = (authz.data.challenges as Array<{ type: string; url: string }>).find((ch) => ch.type === 'http-01')!;

@@ -55,7 +55,10 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     stack = await startAcmeStack({
       // "broken": its issuing CA does not exist (a server fault at signing).
       // Validation: 2 s per attempt, 4 attempts (a web server that never answers fails in ~15 s).
-      config: { acme: { aliases: [{ name: 'broken', caName: 'no-such-ca' }] }, validation: { retryWindowSeconds: 15, attemptTimeoutSeconds: 2 } },
+      config: {
+        acme: { aliases: [{ name: 'broken', caName: 'no-such-ca' }] },
+        validation: { retryWindowSeconds: 15, attemptTimeoutSeconds: 2 },
+      },
     });
     responder = await startHttp01Responder(stack.http01Port);
     ({ client } = await newAccount(stack.directoryUrl()));
@@ -75,7 +78,8 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(r.status, 200, `${url}: ${JSON.stringify(r.data)}`);
     return r.data;
   };
-  const newOrder = (names: string[], c: AcmeClient = client) => c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+  const newOrder = (names: string[], c: AcmeClient = client) =>
+    c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
 
   /** Serves the http-01 answer of the order's first authorization and POSTs its challenge. */
   async function answer(order: AcmeOrder, c: AcmeClient = client, index = 0) {
@@ -89,16 +93,27 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   /** Waits for a workflow to close and, when recording, writes its history. */
   async function settle(workflowId: string, name?: string) {
     const handle = temporal.workflow.getHandle(workflowId);
-    await eventually(`${workflowId} closed`, 30_000, async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true), 100);
+    await eventually(
+      `${workflowId} closed`,
+      30_000,
+      async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true),
+      100,
+    );
     const history = await handle.fetchHistory();
     if (RECORD && name) await writeFile(join(HISTORIES, `${name}.json`), historyToJSON(history) + '\n');
     const events = history.events ?? [];
-    return { events: events.length, tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length, describe: () => handle.describe() };
+    return {
+      events: events.length,
+      tasks: events.filter((e) => e.workflowTaskCompletedEventAttributes).length,
+      describe: () => handle.describe(),
+    };
   }
 
   /** The audit trail of an order (issue 10: every state change is audited): "action actor result" per entry. */
   const trail = async (orderId: string) =>
-    (await stack.cf.pool.query('SELECT action, actor, result FROM audit_log WHERE request_id = $1 ORDER BY seq', [orderId])).rows.map((r) => `${r.action} ${r.actor} ${r.result}`);
+    (await stack.cf.pool.query('SELECT action, actor, result FROM audit_log WHERE request_id = $1 ORDER BY seq', [orderId])).rows.map(
+      (r) => `${r.action} ${r.actor} ${r.result}`,
+    );
   const actorOf = (c: AcmeClient = client) => `acme:${idOf(c.getAccountUrl())}`;
 
   const orderStatus = async (url: string, want: string, ms = 20_000) =>
@@ -123,7 +138,11 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.ok(h.events <= 30, `${h.events} events`);
     assert.ok(h.tasks <= 5, `${h.tasks} workflow tasks`);
     const acct = actorOf();
-    assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${acct} ok`, `acme.authz.validate ${acct} ok`, `cert.issue ${acct} ok`]);
+    assert.deepEqual(await trail(idOf(order.url)), [
+      `acme.order.create ${acct} ok`,
+      `acme.authz.validate ${acct} ok`,
+      `cert.issue ${acct} ok`,
+    ]);
   });
 
   it('two names: each extra identifier adds no sequential workflow task', async () => {
@@ -154,15 +173,23 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(r.data.status, 'deactivated');
     const invalid = await orderStatus(order.url, 'invalid');
     assert.equal(invalid.error.type, ACME_ERROR('unauthorized'), JSON.stringify(invalid));
-    const fin = await signedPost(client, order.finalize, { csr: acme.crypto.getPemBodyAsB64u((await csrFor(['deact-ready.example.test'])).csr) });
+    const fin = await signedPost(client, order.finalize, {
+      csr: acme.crypto.getPemBodyAsB64u((await csrFor(['deact-ready.example.test'])).csr),
+    });
     assert.equal(fin.status, 403, JSON.stringify(fin.data));
     assert.equal(fin.data.type, ACME_ERROR('orderNotReady'));
     assert.equal((await get(authz.url)).status, 'deactivated');
     await settle(`acme-order-${idOf(order.url)}`, 'acme-order-deactivated-after-ready');
     await settle(`acme-authz-${idOf(authz.url)}`, 'acme-authz-deactivated');
     const acct = actorOf();
-    assert.deepEqual(await trail(idOf(order.url)), [`acme.order.create ${acct} ok`, `acme.authz.validate ${acct} ok`, 'acme.order.invalid system failed']);
-    const deact = await stack.cf.pool.query("SELECT actor, details FROM audit_log WHERE action = 'acme.authz.deactivate' AND object = $1", [idOf(authz.url)]);
+    assert.deepEqual(await trail(idOf(order.url)), [
+      `acme.order.create ${acct} ok`,
+      `acme.authz.validate ${acct} ok`,
+      'acme.order.invalid system failed',
+    ]);
+    const deact = await stack.cf.pool.query("SELECT actor, details FROM audit_log WHERE action = 'acme.authz.deactivate' AND object = $1", [
+      idOf(authz.url),
+    ]);
     assert.equal(deact.rows.length, 1);
     assert.equal(deact.rows[0].actor, acct);
     assert.deepEqual(deact.rows[0].details.openOrders, [idOf(order.url)]);
@@ -190,9 +217,15 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     responder.set(ch.token, await client.getChallengeKeyAuthorization(ch));
     responder.delay(ch.token, 1500); // (within the 2 s attempt timeout)
     const answered = signedPost(client, ch.url, {});
-    await eventually('validation under way', 10_000, async () =>
-      (await stack.cf.pool.query('SELECT status FROM acme_challenges WHERE id = $1', [idOf(ch.url)])).rows[0]?.status === 'processing' ? true : undefined,
-    50);
+    await eventually(
+      'validation under way',
+      10_000,
+      async () =>
+        (await stack.cf.pool.query('SELECT status FROM acme_challenges WHERE id = $1', [idOf(ch.url)])).rows[0]?.status === 'processing'
+          ? true
+          : undefined,
+      50,
+    );
     const refused = await signedPost(client, authz!.url, { status: 'deactivated' });
     assert.equal(refused.status, 400, JSON.stringify(refused.data));
     assert.equal(refused.data.type, ACME_ERROR('malformed'));
@@ -246,7 +279,9 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const { client: c } = await newAccount(stack.directoryUrl('broken'));
     const order = await newOrder(['fault.example.test'], c);
     await answer(order, c);
-    const finalized = await signedPost(c, order.finalize, { csr: acme.crypto.getPemBodyAsB64u((await csrFor(['fault.example.test'])).csr) });
+    const finalized = await signedPost(c, order.finalize, {
+      csr: acme.crypto.getPemBodyAsB64u((await csrFor(['fault.example.test'])).csr),
+    });
     assert.equal(finalized.status, 200, JSON.stringify(finalized.data));
     const o = finalized.data.status === 'invalid' ? finalized.data : await orderStatus(order.url, 'invalid');
     assert.equal(o.error.type, ACME_ERROR('serverInternal'), JSON.stringify(o));
@@ -260,7 +295,10 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   it('a CSR the profile refuses (RSA 1024) ends the order invalid with badCSR', async () => {
     const order = await newOrder(['weak.example.test']);
     await answer(order);
-    const [, csr] = await acme.crypto.createCsr({ commonName: 'weak.example.test', altNames: ['weak.example.test'] }, await acme.crypto.createPrivateRsaKey(1024));
+    const [, csr] = await acme.crypto.createCsr(
+      { commonName: 'weak.example.test', altNames: ['weak.example.test'] },
+      await acme.crypto.createPrivateRsaKey(1024),
+    );
     const r = await signedPost(client, order.finalize, { csr: acme.crypto.getPemBodyAsB64u(csr) });
     const o = r.data.status === 'invalid' ? r.data : await orderStatus(order.url, 'invalid');
     assert.equal(o.error.type, ACME_ERROR('badCSR'), JSON.stringify(o));
@@ -345,7 +383,11 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const configFile = join(stack.cf.home, 'short-orders.json');
     await writeFile(configFile, JSON.stringify({ acme: { orderLifetimeSeconds: 2 } }));
     const httpsPort = await freePort();
-    const short = await stack.cf.startServer({ CERTFLOW_CONFIG: configFile, CERTFLOW_HTTPS_PORT: String(httpsPort), CERTFLOW_HTTP_PORT: String(await freePort()) });
+    const short = await stack.cf.startServer({
+      CERTFLOW_CONFIG: configFile,
+      CERTFLOW_HTTPS_PORT: String(httpsPort),
+      CERTFLOW_HTTP_PORT: String(await freePort()),
+    });
     try {
       const { client: c } = await newAccount(`https://localhost:${httpsPort}/acme/directory`);
       const order = await newOrder(['expiring.example.test'], c);

@@ -65,13 +65,17 @@ describe('ACME atomic readiness under load', { skip: toolsSkip(CHALLTESTSRV) }, 
     responder.set(challenge.token, await client.getChallengeKeyAuthorization(challenge));
     const answered = await signedPost(client, challenge.url, {});
     if (answered.status !== 200) return `challenge: HTTP ${answered.status} ${JSON.stringify(answered.data)}`;
-    const seen = answered.data.status === 'valid' ? answered.data : await poll(client, challenge.url, (c) => c.status !== 'pending' && c.status !== 'processing', 2);
+    const seen =
+      answered.data.status === 'valid'
+        ? answered.data
+        : await poll(client, challenge.url, (c) => c.status !== 'pending' && c.status !== 'processing', 2);
     if (seen.status !== 'valid') return `challenge ${seen.status}: ${JSON.stringify(seen)}`;
     // The instant the challenge reads valid: finalize.
     const { key, csr } = await csrFor([name]);
     const fin = await signedPost(client, order.finalize, { csr: acme.crypto.getPemBodyAsB64u(csr) });
     if (fin.status !== 200) return `finalize: HTTP ${fin.status} ${JSON.stringify(fin.data)}`;
-    const valid = fin.data.status === 'valid' ? fin.data : await poll(client, order.url, (o) => o.status === 'valid' || o.status === 'invalid', 20);
+    const valid =
+      fin.data.status === 'valid' ? fin.data : await poll(client, order.url, (o) => o.status === 'valid' || o.status === 'invalid', 20);
     if (valid.status !== 'valid') return `order ${valid.status}: ${JSON.stringify(valid)}`;
     const chain = await signedPost(client, valid.certificate, null);
     const leaf = new X509Certificate(acme.crypto.splitPemChain(String(chain.data))[0]!);

@@ -38,7 +38,9 @@ describe('audit log: checkpoints and tampering', () => {
       const csr = await opensslCsr(cf.home, name, { subj: `/CN=${name}.example.test`, san: `DNS:${name}.example.test` });
       assert.equal((await cf.cli(['cert', 'issue', '--csr', csr, '--out', join(cf.home, `${name}.pem`)])).code, 0);
     }
-    const add = await cf.cli(['users', 'add', '--name', 'alice', '--role', 'auditor', '--password', '-'], { input: 'a long enough password\n' });
+    const add = await cf.cli(['users', 'add', '--name', 'alice', '--role', 'auditor', '--password', '-'], {
+      input: 'a long enough password\n',
+    });
     assert.equal(add.code, 0, add.stderr);
   });
   after(async () => cf?.cleanup());
@@ -53,18 +55,31 @@ describe('audit log: checkpoints and tampering', () => {
     const message = `certflow-audit-checkpoint-1\nseq=${rows[0].seq}\nhash=${rows[0].hash}\nsigned_at=${rows[0].signed_at.toISOString()}\n`;
     await writeFile(join(cf.home, 'checkpoint.txt'), message);
     await writeFile(join(cf.home, 'checkpoint.sig'), rows[0].signature);
-    const v = await runTool('openssl', ['dgst', '-sha256', '-verify', keyFile, '-signature', join(cf.home, 'checkpoint.sig'), join(cf.home, 'checkpoint.txt')]);
+    const v = await runTool('openssl', [
+      'dgst',
+      '-sha256',
+      '-verify',
+      keyFile,
+      '-signature',
+      join(cf.home, 'checkpoint.sig'),
+      join(cf.home, 'checkpoint.txt'),
+    ]);
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /Verified OK/);
     // The schedule triggered at worker start signed the first one by itself.
-    await eventually('the scheduled checkpoint', 30_000, async () => ((await cf.pool.query('SELECT count(*)::int AS n FROM audit_checkpoints')).rows[0].n >= 1 ? true : undefined));
+    await eventually('the scheduled checkpoint', 30_000, async () =>
+      (await cf.pool.query('SELECT count(*)::int AS n FROM audit_checkpoints')).rows[0].n >= 1 ? true : undefined,
+    );
   });
 
   it('`certflow audit verify` passes on the honest log, also against the pinned audit key', async () => {
     const r = await cf.cli(['audit', 'verify', '--key', keyFile]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /audit log OK: \d+ entries, head #\d+ [0-9a-f]{64}; \d+ signed checkpoint\(s\) verified, the newest at #\d+/);
-    const list = JSON.parse((await cf.cli(['--json', 'audit', 'list', '--action', 'cert.'])).stdout) as Array<{ action: string; actor: string }>;
+    const list = JSON.parse((await cf.cli(['--json', 'audit', 'list', '--action', 'cert.'])).stdout) as Array<{
+      action: string;
+      actor: string;
+    }>;
     assert.ok(list.length >= 2 && list.every((e) => e.action.startsWith('cert.')));
   });
 

@@ -38,7 +38,18 @@ describe('backup and restore', () => {
   }
 
   async function ocsp(cf: TestInstance, name: string): Promise<string> {
-    const r = await runTool('openssl', ['ocsp', '-issuer', join(work, 'chain.pem'), '-cert', join(work, `${name}.pem`), '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', join(work, 'root.pem'), '-no_nonce']);
+    const r = await runTool('openssl', [
+      'ocsp',
+      '-issuer',
+      join(work, 'chain.pem'),
+      '-cert',
+      join(work, `${name}.pem`),
+      '-url',
+      `http://127.0.0.1:${cf.httpPort}/ocsp`,
+      '-CAfile',
+      join(work, 'root.pem'),
+      '-no_nonce',
+    ]);
     assert.match(r.stderr + r.stdout, /Response verify OK/, r.stderr + r.stdout);
     return r.stdout;
   }
@@ -71,7 +82,7 @@ describe('backup and restore', () => {
     const r = await a.cli(['--json', 'backup', 'create', '--out', archive, '--passphrase', '-'], { input: PASSPHRASE });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.equal(out.certificates, 4, 'two certificates, the server\'s own and its CMP signer\'s');
+    assert.equal(out.certificates, 4, "two certificates, the server's own and its CMP signer's");
     assert.deepEqual(out.files.filter((f: string) => f.startsWith('keys/')).length >= 4, true, 'root, issuing, archive and audit keys');
     assert.equal(statSync(archive).mode & 0o777, 0o600);
     const bytes = await readFile(archive);
@@ -98,10 +109,16 @@ describe('backup and restore', () => {
     const bad = await a.cli(['backup', 'restore', damaged, '--passphrase', '-'], { input: PASSPHRASE, env });
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /damaged/);
-    const intoA = await a.cli(['backup', 'restore', archive, '--passphrase', '-'], { input: PASSPHRASE, env: { DATABASE_URL: target.url } });
+    const intoA = await a.cli(['backup', 'restore', archive, '--passphrase', '-'], {
+      input: PASSPHRASE,
+      env: { DATABASE_URL: target.url },
+    });
     assert.equal(intoA.code, 2);
     assert.match(intoA.stderr, /is not empty/);
-    const intoUsedDb = await a.cli(['backup', 'restore', archive, '--passphrase', '-'], { input: PASSPHRASE, env: { CERTFLOW_HOME: await mkdtemp(join(tmpdir(), 'certflow-restore-')), DATABASE_URL: a.databaseUrl } });
+    const intoUsedDb = await a.cli(['backup', 'restore', archive, '--passphrase', '-'], {
+      input: PASSPHRASE,
+      env: { CERTFLOW_HOME: await mkdtemp(join(tmpdir(), 'certflow-restore-')), DATABASE_URL: a.databaseUrl },
+    });
     assert.equal(intoUsedDb.code, 2);
     assert.match(intoUsedDb.stderr, /target database is not empty/);
     await rm(home, { recursive: true, force: true });
@@ -137,7 +154,14 @@ describe('backup and restore', () => {
     assert.equal(issued.code, 0, issued.stderr);
     const newSerial = JSON.parse(issued.stdout).serial as string;
     assert.ok(!Object.values(serials).includes(newSerial));
-    const verify = await runTool('openssl', ['verify', '-CAfile', join(work, 'root.pem'), '-untrusted', join(work, 'chain.pem'), join(work, 'after.pem')]);
+    const verify = await runTool('openssl', [
+      'verify',
+      '-CAfile',
+      join(work, 'root.pem'),
+      '-untrusted',
+      join(work, 'chain.pem'),
+      join(work, 'after.pem'),
+    ]);
     assert.equal(verify.code, 0, verify.stderr);
     const db = new pg.Client({ connectionString: target!.url });
     await db.connect();

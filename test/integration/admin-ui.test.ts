@@ -26,9 +26,53 @@ interface BrowserDocument {
 
 /** The menu each role sees (README, "Operator console"). */
 const MENUS: Record<Role, string[]> = {
-  'ca-admin': ['dashboard', 'hierarchy', 'keys', 'health', 'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'reports', 'audit', 'logs', 'applications', 'profiles', 'users', 'settings', 'backup'],
-  admin: ['dashboard', 'hierarchy', 'keys', 'health', 'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'reports', 'applications', 'profiles', 'settings'],
-  officer: ['dashboard', 'hierarchy', 'keys', 'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'key-recovery', 'reports', 'profiles'],
+  'ca-admin': [
+    'dashboard',
+    'hierarchy',
+    'keys',
+    'health',
+    'certificates',
+    'requests',
+    'approvals',
+    'crls',
+    'ocsp',
+    'reports',
+    'audit',
+    'logs',
+    'applications',
+    'profiles',
+    'users',
+    'settings',
+    'backup',
+  ],
+  admin: [
+    'dashboard',
+    'hierarchy',
+    'keys',
+    'health',
+    'certificates',
+    'requests',
+    'approvals',
+    'crls',
+    'ocsp',
+    'reports',
+    'applications',
+    'profiles',
+    'settings',
+  ],
+  officer: [
+    'dashboard',
+    'hierarchy',
+    'keys',
+    'certificates',
+    'requests',
+    'approvals',
+    'crls',
+    'ocsp',
+    'key-recovery',
+    'reports',
+    'profiles',
+  ],
   auditor: ['dashboard', 'hierarchy', 'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'reports', 'audit', 'profiles'],
   operator: ['dashboard', 'hierarchy', 'health', 'logs', 'backup'],
 };
@@ -85,7 +129,10 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     const token = JSON.parse(made.stdout).token as string;
     const api = new AdminClient(cf.adminPort, ca);
     for (const role of ROLES) {
-      const r = await api.call('POST', '/admin/api/v1/users', { token, body: { name: `u-${role}`, role, password: PASSWORD, temporary: false } });
+      const r = await api.call('POST', '/admin/api/v1/users', {
+        token,
+        body: { name: `u-${role}`, role, password: PASSWORD, temporary: false },
+      });
       assert.equal(r.status, 201, r.text);
     }
     const csr = await opensslCsr(cf.home, 'victim', { subj: '/CN=victim.example.test', san: 'DNS:victim.example.test' });
@@ -110,7 +157,8 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
       assert.equal(await page.textContent('#who'), `u-${role} · ${await page.textContent('#role')}`);
       const menu = await page.$$eval('nav#menu a[data-menu]', (links) => links.map((a) => a.getAttribute('data-menu')));
       assert.deepEqual(menu, MENUS[role]);
-      if (role === 'ca-admin') assert.ok(await page.evaluate(() => typeof (globalThis as unknown as { Chart?: unknown }).Chart === 'function'), 'chart.js loaded');
+      if (role === 'ca-admin')
+        assert.ok(await page.evaluate(() => typeof (globalThis as unknown as { Chart?: unknown }).Chart === 'function'), 'chart.js loaded');
       for (const item of MENUS[role]) {
         const href = await page.getAttribute(`nav#menu a[data-menu="${item}"]`, 'href');
         const response = await page.goto(`${base}${href}`);
@@ -200,16 +248,31 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     await shoot(page, 'certificate');
     await page.selectOption('#revoke select[name="reason"]', 'keyCompromise');
     await page.click('#revoke button[type="submit"]');
-    await page.waitForFunction(() => (globalThis as unknown as { document: BrowserDocument }).document.querySelector('#cert-state')?.textContent === 'revoked', undefined, {
-      timeout: 90_000,
-    });
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: BrowserDocument }).document.querySelector('#cert-state')?.textContent === 'revoked',
+      undefined,
+      {
+        timeout: 90_000,
+      },
+    );
     await page.waitForSelector('#audit td:text-is("cert.revoke")');
     await shoot(page, 'certificate-revoked');
     assert.equal(await page.$('#revoke'), null, 'no revoke button on a revoked certificate');
 
     const chain = join(cf.home, 'ca', 'chain.pem');
     const root = join(cf.home, 'ca', 'root.pem');
-    const ocsp = await runTool('openssl', ['ocsp', '-issuer', chain, '-cert', join(cf.home, 'victim.pem'), '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', root, '-no_nonce']);
+    const ocsp = await runTool('openssl', [
+      'ocsp',
+      '-issuer',
+      chain,
+      '-cert',
+      join(cf.home, 'victim.pem'),
+      '-url',
+      `http://127.0.0.1:${cf.httpPort}/ocsp`,
+      '-CAfile',
+      root,
+      '-no_nonce',
+    ]);
     assert.match(ocsp.stderr + ocsp.stdout, /Response verify OK/);
     assert.match(ocsp.stdout, /: revoked/);
     assert.match(ocsp.stdout, /Reason: keyCompromise/);

@@ -54,7 +54,8 @@ function clusterSkip(): string | false {
   const tools = toolsSkip(CHALLTESTSRV);
   if (tools) return tools;
   if (built) return false;
-  if (!go) return `skipped: no Go on PATH and no Temporal server ${TEMPORAL_SERVER_VERSION} built in ${serverDir} (install Go, then \`npm run cluster -- build\`; .ci/run does it)`;
+  if (!go)
+    return `skipped: no Go on PATH and no Temporal server ${TEMPORAL_SERVER_VERSION} built in ${serverDir} (install Go, then \`npm run cluster -- build\`; .ci/run does it)`;
   // CI must not skip silently: before() fails and says why.
   if (process.env.CI) return false;
   return `skipped: the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}; run \`npm run cluster -- build\` once (about 5 minutes)`;
@@ -101,7 +102,10 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
   const lb = (path: string) => `https://localhost:${balancer!.port}${path}`;
 
   before(async () => {
-    if (!built) throw new Error(`Go is installed but the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}: .ci/run runs \`npm run cluster -- build\` first`);
+    if (!built)
+      throw new Error(
+        `Go is installed but the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}: .ci/run runs \`npm run cluster -- build\` first`,
+      );
     home = await mkdtemp(join(tmpdir(), 'certflow-cluster-'));
     await chmod(home, 0o755); // the embedded Postgres runs as user "postgres" and must reach its data dir
     cts = await startChalltestsrv();
@@ -137,7 +141,11 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     balancer = await startBalancer(httpsPorts);
     db = new pg.Pool({ connectionString: embeddedDatabaseUrl({ home }, Number(env.CERTFLOW_POSTGRES_PORT)), max: 2 });
     db.on('error', () => {}); // Postgres is killed on purpose below
-    const add = await runTool(process.execPath, [certflowBin, 'est-client', 'add', '--name', 'cluster-device', '--password', EST_PASSWORD], { env });
+    const add = await runTool(
+      process.execPath,
+      [certflowBin, 'est-client', 'add', '--name', 'cluster-device', '--password', EST_PASSWORD],
+      { env },
+    );
     assert.equal(add.code, 0, add.stderr);
   });
 
@@ -150,13 +158,17 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     await responder?.close();
     await cts?.stop();
     await db?.end().catch(() => {});
-    if (failed) process.stderr.write(`cluster home (logs in logs/) kept: ${home}\n--- certflow cluster output (end) ---\n${cluster?.output().slice(-6000)}\n`);
+    if (failed)
+      process.stderr.write(
+        `cluster home (logs in logs/) kept: ${home}\n--- certflow cluster output (end) ---\n${cluster?.output().slice(-6000)}\n`,
+      );
     else if (home) await rm(home, { recursive: true, force: true });
   });
 
   it('runs a Temporal server with 4 history shards on Postgres, 2 servers and 2 workers, with pid files', async () => {
     try {
-      for (const name of ['postgres', 'temporal', 'server-1', 'server-2', 'worker-1', 'worker-2']) assert.ok(alive(pidOf(name)), `${name} running`);
+      for (const name of ['postgres', 'temporal', 'server-1', 'server-2', 'worker-1', 'worker-2'])
+        assert.ok(alive(pidOf(name)), `${name} running`);
       const connection = await Connection.connect({ address: temporalAddress });
       try {
         const info = await connection.workflowService.getClusterInfo({});
@@ -179,7 +191,9 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
 
   it('accepts a nonce from one server once at the other, and shares accounts between them', async () => {
     try {
-      const directories = await Promise.all(httpsPorts.map(async (port) => (await fetchAcme(`https://localhost:${port}/acme/directory`)).data as Record<string, string>));
+      const directories = await Promise.all(
+        httpsPorts.map(async (port) => (await fetchAcme(`https://localhost:${port}/acme/directory`)).data as Record<string, string>),
+      );
       const [d1, d2] = directories as [Record<string, string>, Record<string, string>];
       const key = createPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
       const jwk = await exportJWK(createPublicKey(key));
@@ -198,7 +212,10 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       assert.equal(back.status, 400, back.text);
       assert.equal(back.data.type, ACME_ERROR('badNonce'));
       // The account made at server 2 is the one server 1 finds for the key.
-      const atServer1 = new acme.Client({ directoryUrl: `https://localhost:${httpsPorts[0]}/acme/directory`, accountKey: key.export({ type: 'pkcs8', format: 'pem' }) });
+      const atServer1 = new acme.Client({
+        directoryUrl: `https://localhost:${httpsPorts[0]}/acme/directory`,
+        accountKey: key.export({ type: 'pkcs8', format: 'pem' }),
+      });
       const found = (await atServer1.createAccount({ onlyReturnExisting: true })) as { status?: string };
       assert.equal(found.status, 'valid');
       assert.equal(new URL(atServer1.getAccountUrl()).pathname, new URL(created.headers.location!).pathname);
@@ -233,7 +250,11 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     const handlers = (acme.axios.interceptors.response as unknown as { handlers: unknown[] }).handlers;
     const observer = {
       fulfilled: (res: unknown) => res,
-      rejected: (err: { response?: { status: number; data?: { type?: string }; headers?: Record<string, unknown> }; code?: string; message?: string }) => {
+      rejected: (err: {
+        response?: { status: number; data?: { type?: string }; headers?: Record<string, unknown> };
+        code?: string;
+        message?: string;
+      }) => {
         if (!err.response) answers.record(`acme transport ${err.code ?? err.message}`, isTransportError(err), String(err.message));
         else if (err.response.status >= 400) record(err.response.status, err.response.data?.type, err.response.headers?.['retry-after']);
         throw err;
@@ -312,7 +333,10 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
         `balancer connections per server: ${balancer!.counts.join('/')}`,
     );
     assert.deepEqual(answers.unclean, [], 'every error a client saw is a clean, retryable one');
-    assert.ok(balancer!.counts.every((n) => n > 0), 'both servers served requests');
+    assert.ok(
+      balancer!.counts.every((n) => n > 0),
+      'both servers served requests',
+    );
 
     // Each client got its certificate for its name and key.
     for (const o of orders) {
@@ -331,7 +355,11 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     const bySubject = new Map(rows.map((r) => [r.subject.replace(/^CN=/, ''), r]));
     const names = [...orders.map((o) => o.name), ...enrollments.map((e) => e.cn)];
     for (const name of names) assert.equal(bySubject.get(name)?.serials.length, 1, `${name}: ${JSON.stringify(bySubject.get(name))}`);
-    assert.equal(rows.length, names.length, `certificates for names no client asked for: ${rows.map((r) => r.subject).filter((s) => !names.includes(s.replace(/^CN=/, '')))}`);
+    assert.equal(
+      rows.length,
+      names.length,
+      `certificates for names no client asked for: ${rows.map((r) => r.subject).filter((s) => !names.includes(s.replace(/^CN=/, '')))}`,
+    );
     for (const e of enrollments) {
       const serial = e.cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '');
       assert.equal(bySubject.get(e.cn)!.serials[0], serial, `${e.cn}: the stored certificate is the one the device got`);
@@ -342,8 +370,11 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     // queries find the requests (visibility is written a moment later), a Text one is accepted.
     const connection = await Connection.connect({ address: temporalAddress });
     try {
-      const count = async (query: string) => Number((await connection.workflowService.countWorkflowExecutions({ namespace: 'default', query })).count);
-      await eventually('visibility of the EST enrollments', 30_000, async () => ((await count("CertflowProtocol = 'est'")) >= enrollments.length ? true : undefined));
+      const count = async (query: string) =>
+        Number((await connection.workflowService.countWorkflowExecutions({ namespace: 'default', query })).count);
+      await eventually('visibility of the EST enrollments', 30_000, async () =>
+        (await count("CertflowProtocol = 'est'")) >= enrollments.length ? true : undefined,
+      );
       assert.ok((await count(`CertflowIdentifiers = 'dns:${orders[0]!.name}'`)) >= 1, 'an order is found by its identifier');
       assert.ok((await count("CertflowLastError = 'nothing failed like this'")) >= 0);
     } finally {
@@ -363,7 +394,12 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       const r = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolveReq, rejectReq) => {
         const req = httpsRequest(
           lb('/.well-known/est/simpleenroll'),
-          { method: 'POST', ca: readFileSync(join(home, 'ca', 'root.pem')), headers: { 'Content-Type': 'application/pkcs10', Authorization: auth }, agent: false },
+          {
+            method: 'POST',
+            ca: readFileSync(join(home, 'ca', 'root.pem')),
+            headers: { 'Content-Type': 'application/pkcs10', Authorization: auth },
+            agent: false,
+          },
           (res) => {
             let body = '';
             res.setEncoding('utf8');
@@ -380,7 +416,11 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       });
       if (r?.status === 200) return new X509Certificate(parseCertsOnly(decodeBase64Body(r.body))[0]!);
       if (r) {
-        answers.record(`est ${r.status}`, (r.status === 202 || r.status === 503) && r.headers['retry-after'] !== undefined, `${cn}: ${r.body.slice(0, 200)}`);
+        answers.record(
+          `est ${r.status}`,
+          (r.status === 202 || r.status === 503) && r.headers['retry-after'] !== undefined,
+          `${cn}: ${r.body.slice(0, 200)}`,
+        );
         last = `${r.status} ${r.body.slice(0, 200)}`;
         if (r.status !== 202 && r.status !== 503) throw new Error(`${cn}: EST answered ${last}`);
       }

@@ -40,7 +40,13 @@ describe('CMP and a worker crash', () => {
         }
         const body = Buffer.concat(chunks);
         const up = http.request(
-          { host: '127.0.0.1', port: cf.httpPort, path: req.url, method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '', 'content-length': body.length } },
+          {
+            host: '127.0.0.1',
+            port: cf.httpPort,
+            path: req.url,
+            method: req.method,
+            headers: { 'content-type': req.headers['content-type'] ?? '', 'content-length': body.length },
+          },
           (r) => {
             res.writeHead(r.statusCode ?? 502, r.headers);
             r.pipe(res);
@@ -58,9 +64,30 @@ describe('CMP and a worker crash', () => {
   });
 
   it('kill -9 of the worker between ip and certConf: confirmed, exactly one certificate', async () => {
-    const peer: CmpPeer = { server: `127.0.0.1:${(proxy.address() as AddressInfo).port}`, dir: cf.home, root: join(cf.home, 'ca', 'root.pem') };
+    const peer: CmpPeer = {
+      server: `127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      dir: cf.home,
+      root: join(cf.home, 'ca', 'root.pem'),
+    };
     const key = await newKey(peer, 'crash');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'crash', '-secret', 'pass:crash-secret-1', '-newkey', key, '-subject', '/CN=crash-device', '-certout', 'crash.pem', '-trusted', peer.root, '-reqout', 'crash-ir.der,crash-conf.der']);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'crash',
+      '-secret',
+      'pass:crash-secret-1',
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=crash-device',
+      '-certout',
+      'crash.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'crash-ir.der,crash-conf.der',
+    ]);
     assert.equal(r.code, 0, output(r));
     assert.equal(killedBeforeCertConf, true, 'the worker was killed before the certConf reached the server');
     const [ir] = await readMessages(cf.home, ['crash-ir.der']);

@@ -10,7 +10,18 @@ import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInstance, runTool, type TestInstance } from '../helpers/certflow.ts';
-import { buildCertConf, buildIr, failure, macProtect, newKey, opensslCmp, output, postCmp, readMessages, type CmpPeer } from '../helpers/cmp.ts';
+import {
+  buildCertConf,
+  buildIr,
+  failure,
+  macProtect,
+  newKey,
+  opensslCmp,
+  output,
+  postCmp,
+  readMessages,
+  type CmpPeer,
+} from '../helpers/cmp.ts';
 import {
   CRLStatus,
   ErrorMsgContent,
@@ -40,12 +51,27 @@ describe('CMP bad cases and fuzzing', () => {
 
   before(async () => {
     const configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-cmpneg-${process.pid}.json`);
-    await writeFile(configFile, JSON.stringify({ cmp: { pollIntervalSeconds: 1, messageTimeToleranceSeconds: 120, aliases: [{ name: 'maconly', protection: ['mac'] }, { name: 'approve', requireApproval: true }] } }));
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        cmp: {
+          pollIntervalSeconds: 1,
+          messageTimeToleranceSeconds: 120,
+          aliases: [
+            { name: 'maconly', protection: ['mac'] },
+            { name: 'approve', requireApproval: true },
+          ],
+        },
+      }),
+    );
     cf = await createInstance({ CERTFLOW_CONFIG: configFile });
     await cf.startWorker();
     await cf.startServer();
     peer = { server: `127.0.0.1:${cf.httpPort}`, dir: cf.home, root: join(cf.home, 'ca', 'root.pem') };
-    for (const args of [['--ref', 'fuzz', '--secret', SECRET], ['--ref', 'other', '--secret', 'other-secret-1']]) {
+    for (const args of [
+      ['--ref', 'fuzz', '--secret', SECRET],
+      ['--ref', 'other', '--secret', 'other-secret-1'],
+    ]) {
       const r = await cf.cli(['cmp-client', 'add', ...args]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -56,23 +82,138 @@ describe('CMP bad cases and fuzzing', () => {
 
   it('collects requests of every type made by openssl cmp (fuzz seeds)', async () => {
     const key = await newKey(peer, 'seed');
-    let r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-newkey', key, '-subject', '/CN=seed', '-certout', 'seed.pem', '-trusted', peer.root, '-reqout', 'seed-ir.der,seed-certConf.der']);
+    let r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'fuzz',
+      '-secret',
+      `pass:${SECRET}`,
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=seed',
+      '-certout',
+      'seed.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'seed-ir.der,seed-certConf.der',
+    ]);
     assert.equal(r.code, 0, output(r));
     const cert = join(cf.home, 'seed.pem');
     const key2 = await newKey(peer, 'seed2');
-    r = await opensslCmp(peer, ['-cmd', 'cr', '-cert', cert, '-key', key, '-newkey', key2, '-subject', '/CN=seed-cr', '-certout', 'seed-cr.pem', '-trusted', peer.root, '-reqout', 'seed-cr.der,seed-certConf-sig.der']);
+    r = await opensslCmp(peer, [
+      '-cmd',
+      'cr',
+      '-cert',
+      cert,
+      '-key',
+      key,
+      '-newkey',
+      key2,
+      '-subject',
+      '/CN=seed-cr',
+      '-certout',
+      'seed-cr.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'seed-cr.der,seed-certConf-sig.der',
+    ]);
     assert.equal(r.code, 0, output(r));
-    r = await opensslCmp(peer, ['-cmd', 'kur', '-cert', cert, '-key', key, '-newkey', key2, '-certout', 'seed-kur.pem', '-trusted', peer.root, '-reqout', 'seed-kur.der,seed-certConf-kur.der']);
+    r = await opensslCmp(peer, [
+      '-cmd',
+      'kur',
+      '-cert',
+      cert,
+      '-key',
+      key,
+      '-newkey',
+      key2,
+      '-certout',
+      'seed-kur.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'seed-kur.der,seed-certConf-kur.der',
+    ]);
     assert.equal(r.code, 0, output(r));
     const csr = join(cf.home, 'seed.csr');
     assert.equal((await runTool('openssl', ['req', '-new', '-key', key2, '-subj', '/CN=seed-p10', '-out', csr])).code, 0);
-    r = await opensslCmp(peer, ['-cmd', 'p10cr', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-csr', csr, '-certout', 'seed-p10.pem', '-trusted', peer.root, '-reqout', 'seed-p10cr.der,seed-certConf-p10.der']);
+    r = await opensslCmp(peer, [
+      '-cmd',
+      'p10cr',
+      '-ref',
+      'fuzz',
+      '-secret',
+      `pass:${SECRET}`,
+      '-csr',
+      csr,
+      '-certout',
+      'seed-p10.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'seed-p10cr.der,seed-certConf-p10.der',
+    ]);
     assert.equal(r.code, 0, output(r));
-    r = await opensslCmp(peer, ['-cmd', 'genm', '-infotype', 'caCerts', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-reqout', 'seed-genm.der']);
+    r = await opensslCmp(peer, [
+      '-cmd',
+      'genm',
+      '-infotype',
+      'caCerts',
+      '-ref',
+      'fuzz',
+      '-secret',
+      `pass:${SECRET}`,
+      '-reqout',
+      'seed-genm.der',
+    ]);
     assert.equal(r.code, 0, output(r));
-    r = await opensslCmp(peer, ['-cmd', 'rr', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-oldcert', join(cf.home, 'seed-p10.pem'), '-revreason', '4', '-trusted', peer.root, '-reqout', 'seed-rr.der']);
+    r = await opensslCmp(peer, [
+      '-cmd',
+      'rr',
+      '-ref',
+      'fuzz',
+      '-secret',
+      `pass:${SECRET}`,
+      '-oldcert',
+      join(cf.home, 'seed-p10.pem'),
+      '-revreason',
+      '4',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'seed-rr.der',
+    ]);
     assert.equal(r.code, 0, output(r));
-    r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'fuzz', '-secret', `pass:${SECRET}`, '-newkey', key2, '-subject', '/CN=seed-poll', '-certout', 'seed-poll.pem', '-trusted', peer.root, '-msg_timeout', '2', '-total_timeout', '3', '-reqout', 'seed-poll-ir.der,seed-pollReq.der'], { alias: 'approve' });
+    r = await opensslCmp(
+      peer,
+      [
+        '-cmd',
+        'ir',
+        '-ref',
+        'fuzz',
+        '-secret',
+        `pass:${SECRET}`,
+        '-newkey',
+        key2,
+        '-subject',
+        '/CN=seed-poll',
+        '-certout',
+        'seed-poll.pem',
+        '-trusted',
+        peer.root,
+        '-msg_timeout',
+        '2',
+        '-total_timeout',
+        '3',
+        '-reqout',
+        'seed-poll-ir.der,seed-pollReq.der',
+      ],
+      { alias: 'approve' },
+    );
     assert.match(output(r), /POLLREQ|polling/i, output(r));
     for (const [type, file, k, c] of [
       ['ir', 'seed-ir.der'],
@@ -94,7 +235,23 @@ describe('CMP bad cases and fuzzing', () => {
 
   it('wrong secret: openssl gets an error (badMessageCheck) signed by the CMP signer', async () => {
     const key = await newKey(peer, 'wrong');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'fuzz', '-secret', 'pass:not-the-secret', '-newkey', key, '-subject', '/CN=wrong', '-certout', 'wrong.pem', '-unprotected_errors', '-rspout', 'wrong-rsp.der']);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'fuzz',
+      '-secret',
+      'pass:not-the-secret',
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=wrong',
+      '-certout',
+      'wrong.pem',
+      '-unprotected_errors',
+      '-rspout',
+      'wrong-rsp.der',
+    ]);
     assert.notEqual(r.code, 0);
     const [rsp] = await readMessages(cf.home, ['wrong-rsp.der']);
     const f = failure(rsp!.toBER());
@@ -102,7 +259,9 @@ describe('CMP bad cases and fuzzing', () => {
     assert.deepEqual(f.failInfo, ['badMessageCheck']);
     assert.equal(rsp!.extraCerts?.length ? 'signature' : 'none', 'signature');
     // An unknown reference gets the very same answer.
-    const unknown = await post(macProtect(buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=x', ref: 'nobody' }), SECRET));
+    const unknown = await post(
+      macProtect(buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=x', ref: 'nobody' }), SECRET),
+    );
     assert.equal(unknown.status, 200);
     assert.deepEqual(failure(unknown.body).failInfo, ['badMessageCheck']);
   });
@@ -130,7 +289,9 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(get.status, 405);
     assert.equal(get.headers.allow, 'POST');
     assert.equal((await post(new Uint8Array(70 * 1024))).status, 413);
-    const r = await opensslCmp(peer, ['-cmd', 'genm', '-infotype', 'caCerts', '-ref', 'fuzz', '-secret', `pass:${SECRET}`], { alias: 'nope' });
+    const r = await opensslCmp(peer, ['-cmd', 'genm', '-infotype', 'caCerts', '-ref', 'fuzz', '-secret', `pass:${SECRET}`], {
+      alias: 'nope',
+    });
     assert.notEqual(r.code, 0);
     assert.match(output(r), /404|Not Found/i);
   });
@@ -156,7 +317,12 @@ describe('CMP bad cases and fuzzing', () => {
     const [g1, g2] = [await post(genm), await post(genm)];
     assert.ok(g1.body.equals(g2.body));
     const ir = PKIMessage.fromBER(seeds.get('ir')!.der);
-    const reuse = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=reuse', ref: 'fuzz', transactionID: ir.header.transactionID });
+    const reuse = buildIr({
+      key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      subject: 'CN=reuse',
+      ref: 'fuzz',
+      transactionID: ir.header.transactionID,
+    });
     const r = await post(macProtect(reuse, SECRET));
     assert.equal(r.status, 200);
     assert.deepEqual(failure(r.body).failInfo, ['transactionIdInUse']);
@@ -180,7 +346,12 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(PKIMessage.fromBER((await post(certConf(ip.header.senderNonce!))).body).body.type, 'pkiconf');
     // The ir again, now that the transaction went on: a replay.
     assert.deepEqual(failure((await post(irDer)).body).failInfo, ['transactionIdInUse']);
-    const late = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=late', ref: 'fuzz', messageTime: new Date(Date.now() - 3600_000) });
+    const late = buildIr({
+      key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      subject: 'CN=late',
+      ref: 'fuzz',
+      messageTime: new Date(Date.now() - 3600_000),
+    });
     assert.deepEqual(failure((await post(macProtect(late, SECRET))).body).failInfo, ['badTime']);
     const cr = seeds.get('cr')!;
     const sig = PKIMessage.fromBER(cr.der);
@@ -206,7 +377,12 @@ describe('CMP bad cases and fuzzing', () => {
 
   it('PBMAC1 protection (RFC 9481): the request verifies, the ip is protected with PBMAC1 too', async () => {
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    const der = macProtect(buildIr({ key, subject: 'CN=pbmac1', ref: 'fuzz', implicitConfirm: true }), SECRET, { type: 'pbmac1', hash: 'sha256', mac: 'sha256', iterations: 10_000 });
+    const der = macProtect(buildIr({ key, subject: 'CN=pbmac1', ref: 'fuzz', implicitConfirm: true }), SECRET, {
+      type: 'pbmac1',
+      hash: 'sha256',
+      mac: 'sha256',
+      iterations: 10_000,
+    });
     const ip = PKIMessage.fromBER((await post(der)).body);
     assert.equal(ip.body.type, 'ip', failure(ip.toBER()).text);
     const p = describeProtection(ip.header.protectionAlg!, 100_000);
@@ -215,13 +391,16 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal((ip.body.content as CertRepMessage).response[0]!.status.status, 0);
   });
 
-  it('genm crlStatusList: the CRL when the client\'s is older, nothing when it is current', async () => {
+  it("genm crlStatusList: the CRL when the client's is older, nothing when it is current", async () => {
     const crlUrl = `http://localhost:${cf.httpPort}/crl/certflow-issuing.crl`;
     const genm = (thisUpdate?: Date) => {
       const dpn = distributionPointName(crlUrl);
       const list = derSequence([structureDer(new CRLStatus({ dpn }, thisUpdate))]);
       const ir = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=crl', ref: 'fuzz' });
-      return macProtect(new PKIMessage(ir.header, { type: 'genm', content: [new InfoTypeAndValue(INFO_TYPES.crlStatusList, list)] }), SECRET);
+      return macProtect(
+        new PKIMessage(ir.header, { type: 'genm', content: [new InfoTypeAndValue(INFO_TYPES.crlStatusList, list)] }),
+        SECRET,
+      );
     };
     const fresh = PKIMessage.fromBER((await post(genm(new Date(0)))).body);
     assert.equal(fresh.body.type, 'genp', failure(fresh.toBER()).text);
@@ -263,7 +442,9 @@ describe('CMP bad cases and fuzzing', () => {
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         if (!(r.status === 200 || (r.status >= 400 && r.status < 500))) {
           const log = await readFile(join(cf.home, 'server.log'), 'utf8');
-          assert.fail(`seed ${seed}, ${type} case ${i}: HTTP ${r.status} ${r.body.toString('utf8', 0, 200)}\n${Buffer.from(candidate).toString('hex')}\n${log.slice(-3000)}`);
+          assert.fail(
+            `seed ${seed}, ${type} case ${i}: HTTP ${r.status} ${r.body.toString('utf8', 0, 200)}\n${Buffer.from(candidate).toString('hex')}\n${log.slice(-3000)}`,
+          );
         }
         if (r.status === 200) PKIMessage.fromBER(new Uint8Array(r.body));
       }

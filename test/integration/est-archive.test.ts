@@ -22,8 +22,20 @@ describe('EST serverkeygen with key archival', () => {
     const out = join(cf.home, `${name}.out`);
     await writeFile(`${out}.data`, `${b64}\n`);
     const r = await runTool('curl', [
-      '-sS', '--cacert', root, '-o', `${out}.body`, '-w', '%{http_code} %{content_type}', '-u', `archiver:${password}`,
-      '--data-binary', `@${out}.data`, '-H', 'Content-Type: application/pkcs10', `${base}${label ? `/${label}` : ''}/serverkeygen`,
+      '-sS',
+      '--cacert',
+      root,
+      '-o',
+      `${out}.body`,
+      '-w',
+      '%{http_code} %{content_type}',
+      '-u',
+      `archiver:${password}`,
+      '--data-binary',
+      `@${out}.data`,
+      '-H',
+      'Content-Type: application/pkcs10',
+      `${base}${label ? `/${label}` : ''}/serverkeygen`,
     ]);
     assert.equal(r.code, 0, r.stderr);
     const [status, ...type] = r.stdout.split(' ');
@@ -34,10 +46,13 @@ describe('EST serverkeygen with key archival', () => {
   async function parse(r: { body: string; type: string }): Promise<{ pkcs8: Buffer; serial: string }> {
     const boundary = /boundary="?([^";]+)"?/.exec(r.type)?.[1];
     assert.ok(boundary, r.type);
-    const parts = r.body.split(`--${boundary}`).slice(1, -1).map((p) => {
-      const [head, ...rest] = p.split('\r\n\r\n');
-      return { head: head!, body: rest.join('\r\n\r\n').trim() };
-    });
+    const parts = r.body
+      .split(`--${boundary}`)
+      .slice(1, -1)
+      .map((p) => {
+        const [head, ...rest] = p.split('\r\n\r\n');
+        return { head: head!, body: rest.join('\r\n\r\n').trim() };
+      });
     const keyPart = parts.find((p) => /application\/pkcs8/.test(p.head))!;
     const certPart = parts.find((p) => /application\/pkcs7-mime/.test(p.head))!;
     const p7 = join(cf.home, `p7-${Math.random().toString(36).slice(2)}.der`);
@@ -47,7 +62,10 @@ describe('EST serverkeygen with key archival', () => {
     const certFile = `${p7}.pem`;
     await writeFile(certFile, printed.stdout);
     const serialOut = await runTool('openssl', ['x509', '-in', certFile, '-noout', '-serial']);
-    let serial = serialOut.stdout.trim().replace(/^serial=/, '').toLowerCase();
+    let serial = serialOut.stdout
+      .trim()
+      .replace(/^serial=/, '')
+      .toLowerCase();
     if (serial.length % 2) serial = `0${serial}`;
     return { pkcs8: Buffer.from(keyPart.body, 'base64'), serial };
   }
@@ -78,7 +96,11 @@ describe('EST serverkeygen with key archival', () => {
       assert.equal(r.status, 503, r.body);
       assert.doesNotMatch(r.body, /PRIVATE KEY|pkcs8/);
     } finally {
-      await cf.pool.query('INSERT INTO archive_keys (key_id, key_backend, spki) VALUES ($1, $2, $3)', [rows[0].key_id, rows[0].key_backend, rows[0].spki]);
+      await cf.pool.query('INSERT INTO archive_keys (key_id, key_backend, spki) VALUES ($1, $2, $3)', [
+        rows[0].key_id,
+        rows[0].key_backend,
+        rows[0].spki,
+      ]);
     }
     assert.equal((await cf.pool.query('SELECT count(*)::int AS n FROM archived_keys')).rows[0].n, 0);
   });

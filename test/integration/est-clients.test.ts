@@ -43,26 +43,50 @@ describe('certflow est-client', () => {
   before(async () => {
     cf = await createInstance();
     // Two labels besides the built-in '' (/.well-known/est/).
-    const config = { est: { labels: [{ name: 'iot', profile: 'device' }, { name: 'servers', profile: 'tls-server', requireApproval: true }] } };
+    const config = {
+      est: {
+        labels: [
+          { name: 'iot', profile: 'device' },
+          { name: 'servers', profile: 'tls-server', requireApproval: true },
+        ],
+      },
+    };
     await writeFile(join(cf.home, 'config.json'), JSON.stringify(config));
   });
   after(async () => cf?.cleanup());
 
   it('adds a client with profile, labels (the root label too) and approval', async () => {
-    const r = await cf.cli(['est-client', 'add', '--name', 'router1', '--password', password, '--profile', 'device', '--label', 'iot', '--label', '', '--require-approval']);
+    const r = await cf.cli([
+      'est-client',
+      'add',
+      '--name',
+      'router1',
+      '--password',
+      password,
+      '--profile',
+      'device',
+      '--label',
+      'iot',
+      '--label',
+      '',
+      '--require-approval',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `certflow: EST client "router1" added (profile: device, labels: iot,'', approval: always)\n`);
     const [row] = await listJson();
-    assert.deepEqual({ ...row, createdAt: undefined, updatedAt: undefined }, {
-      name: 'router1',
-      profile: 'device',
-      labels: ['iot', ''],
-      requireApproval: true,
-      enabled: true,
-      createdAt: undefined,
-      updatedAt: undefined,
-    });
+    assert.deepEqual(
+      { ...row, createdAt: undefined, updatedAt: undefined },
+      {
+        name: 'router1',
+        profile: 'device',
+        labels: ['iot', ''],
+        requireApproval: true,
+        enabled: true,
+        createdAt: undefined,
+        updatedAt: undefined,
+      },
+    );
   });
 
   it('reads the password from stdin with --password - (one trailing newline dropped)', async () => {
@@ -162,7 +186,12 @@ describe('certflow est-client', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, 'certflow: EST client "json-client" removed\n');
     assert.equal(await storedHash('json-client'), undefined);
-    for (const args of [['remove', 'json-client'], ['disable', 'ghost'], ['enable', 'ghost'], ['passwd', 'ghost', '--password', password]]) {
+    for (const args of [
+      ['remove', 'json-client'],
+      ['disable', 'ghost'],
+      ['enable', 'ghost'],
+      ['passwd', 'ghost', '--password', password],
+    ]) {
       const u = await cf.cli(['est-client', ...args]);
       assert.equal(u.code, 2, `${args.join(' ')}: ${u.stderr}`);
       assert.match(u.stderr, /error: no EST client named "(json-client|ghost)" \(see `certflow est-client list`\)/);

@@ -47,7 +47,12 @@ describe('EST hardening', () => {
     cf = await createInstance({ CERTFLOW_CONFIG: configFile, CERTFLOW_EST_WAIT_SECONDS: '3' });
     worker = await cf.startWorker();
     server = await cf.startServer();
-    device = estDevice(cf.home, `https://localhost:${cf.httpsPort}/.well-known/est`, join(cf.home, 'ca', 'root.pem'), join(cf.home, 'ca', 'chain.pem'));
+    device = estDevice(
+      cf.home,
+      `https://localhost:${cf.httpsPort}/.well-known/est`,
+      join(cf.home, 'ca', 'root.pem'),
+      join(cf.home, 'ca', 'chain.pem'),
+    );
     assert.equal((await cf.cli(['est-client', 'add', '--name', 'maker', '--password', password])).code, 0);
   });
   after(async () => cf?.cleanup());
@@ -122,12 +127,19 @@ describe('EST hardening', () => {
       'SELECT profile, ca_name, replaces FROM certificates WHERE serial = $1',
       [serialOf(renewed)],
     );
-    assert.deepEqual(rows[0], { profile: 'device', ca_name: 'certflow-issuing', replaces: serialOf(deviceCert) }, 'the renewal keeps the profile and CA, not the label\'s tls-client');
+    assert.deepEqual(
+      rows[0],
+      { profile: 'device', ca_name: 'certflow-issuing', replaces: serialOf(deviceCert) },
+      "the renewal keeps the profile and CA, not the label's tls-client",
+    );
   });
 
   it('TLS client certificates of every issuing CA the label trusts; others refused', async () => {
     // A second issuing CA: the configuration names a new one, the worker creates it.
-    await writeFile(configFile, JSON.stringify(config({ issuingName: 'second-issuing', issuingSubject: 'CN=certflow Issuing CA 2,O=certflow' })));
+    await writeFile(
+      configFile,
+      JSON.stringify(config({ issuingName: 'second-issuing', issuingSubject: 'CN=certflow Issuing CA 2,O=certflow' })),
+    );
     await server.stop();
     await worker.stop();
     worker = await cf.startWorker();

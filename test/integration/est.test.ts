@@ -46,7 +46,11 @@ describe('EST server', () => {
     chain = join(cf.home, 'ca', 'chain.pem');
     base = `https://localhost:${cf.httpsPort}/.well-known/est`;
     ({ curl, csrBody, pkcs7Certs, verify } = estDevice(cf.home, base, root, chain));
-    for (const [name, extra] of [['device-maker', []], ['only-clients', ['--label', 'clients']], ['disabled-one', []]] as const) {
+    for (const [name, extra] of [
+      ['device-maker', []],
+      ['only-clients', ['--label', 'clients']],
+      ['disabled-one', []],
+    ] as const) {
       const r = await cf.cli(['est-client', 'add', '--name', name, '--password', password, ...extra]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -65,7 +69,7 @@ describe('EST server', () => {
     assert.equal((await curl('/nope/cacerts')).status, 404);
   });
 
-  it('GET /csrattrs: the profile\'s key type as CsrAttrs', async () => {
+  it("GET /csrattrs: the profile's key type as CsrAttrs", async () => {
     const r = await curl('/csrattrs');
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-type'], 'application/csrattrs');
@@ -152,7 +156,7 @@ describe('EST server', () => {
     assert.notEqual(
       createPublicKey(key).export({ type: 'spki', format: 'pem' }),
       createPublicKey(createPrivateKey(await readFile(join(cf.home, 'keygen.key')))).export({ type: 'spki', format: 'pem' }),
-      'a new key, not the device\'s',
+      "a new key, not the device's",
     );
     assert.equal((await curl('/clients/serverkeygen', { data: body, user: `only-clients:${password}` })).status, 403);
   });
@@ -185,7 +189,11 @@ describe('EST server', () => {
     const first = await curl('/approve/simpleenroll', { data: body, user: `device-maker:${password}` });
     assert.equal(first.status, 202, first.body.toString());
     assert.ok(Number(first.headers['retry-after']) > 0);
-    const listed = JSON.parse((await cf.cli(['--json', 'approvals', 'list'])).stdout) as Array<{ id: string; subject: string; label: string }>;
+    const listed = JSON.parse((await cf.cli(['--json', 'approvals', 'list'])).stdout) as Array<{
+      id: string;
+      subject: string;
+      label: string;
+    }>;
     const mine = listed.find((r) => r.subject === 'CN=needs-approval');
     assert.ok(mine, JSON.stringify(listed));
     assert.equal(mine.label, 'approve');
@@ -219,7 +227,9 @@ describe('EST server', () => {
     assert.match(rejected!.body.toString(), /rejected by operator:.*unknown device/);
     // Each request's trail: the device asked, an operator decided (issuance has its own entry).
     const trail = async (id: string) =>
-      (await cf.pool.query('SELECT action, actor FROM audit_log WHERE object = $1 ORDER BY seq', [id])).rows.map((x) => `${x.action} ${x.actor.replace(/:.*/, ':…')}`);
+      (await cf.pool.query('SELECT action, actor FROM audit_log WHERE object = $1 ORDER BY seq', [id])).rows.map(
+        (x) => `${x.action} ${x.actor.replace(/:.*/, ':…')}`,
+      );
     assert.deepEqual(await trail(mine.id), ['request.create est:…', 'request.approve operator:…']);
     assert.deepEqual(await trail(victim.id), ['request.create est:…', 'request.reject operator:…']);
   });
@@ -231,7 +241,9 @@ describe('EST server', () => {
     const firstAnswers = await Promise.all(bodies.map((data) => curl('/simpleenroll', { data, user: `device-maker:${password}` })));
     for (const a of firstAnswers) assert.equal(a.status, 202, 'the certificate is not ready: come back later');
     for (let i = 0; i < 80; i++) {
-      const { rows } = await cf.pool.query("SELECT count(*)::int AS n FROM certificates WHERE status = 'signing' AND subject LIKE 'CN=crash-device-%'");
+      const { rows } = await cf.pool.query(
+        "SELECT count(*)::int AS n FROM certificates WHERE status = 'signing' AND subject LIKE 'CN=crash-device-%'",
+      );
       if (rows[0].n === 5) break;
       await sleep(250);
     }

@@ -45,16 +45,20 @@ function httpsPost(
   headers: Record<string, string>,
 ): Promise<{ status: number; headers: Record<string, string | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: 'POST', ca, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        const h: Record<string, string | undefined> = {};
-        for (const [k, v] of Object.entries(res.headers)) h[k] = Array.isArray(v) ? v.join(', ') : v;
-        resolve({ status: res.statusCode ?? 0, headers: h, body: text });
-      });
-    });
+    const req = https.request(
+      url,
+      { method: 'POST', ca, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          const h: Record<string, string | undefined> = {};
+          for (const [k, v] of Object.entries(res.headers)) h[k] = Array.isArray(v) ? v.join(', ') : v;
+          resolve({ status: res.statusCode ?? 0, headers: h, body: text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -122,8 +126,14 @@ describe('EST with globalsign/est estclient', { skip }, () => {
       await writeFile(one, `-----BEGIN CERTIFICATE-----\n${body.replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`);
       subjects.push(await subject(one));
     }
-    assert.ok(subjects.some((s) => s.includes('certflow Issuing CA 1')), `no issuing CA among: ${subjects.join(' | ')}`);
-    assert.ok(subjects.some((s) => s.includes('certflow Root CA')), `no root CA among: ${subjects.join(' | ')}`);
+    assert.ok(
+      subjects.some((s) => s.includes('certflow Issuing CA 1')),
+      `no issuing CA among: ${subjects.join(' | ')}`,
+    );
+    assert.ok(
+      subjects.some((s) => s.includes('certflow Root CA')),
+      `no root CA among: ${subjects.join(' | ')}`,
+    );
 
     const rootOut = file('cacerts-root.pem');
     assertOk('estclient cacerts -rootout', await est('cacerts', ['-rootout', '-out', rootOut]));
@@ -139,7 +149,18 @@ describe('EST with globalsign/est estclient', { skip }, () => {
 
   it('enroll: HTTP Basic auth, estclient-made CSR for CN=device-1, certificate verifies', async () => {
     await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('device-1.key')]);
-    const r = await est('enroll', ['-user', CLIENT, '-pass', PASSWORD, '-key', file('device-1.key'), '-cn', 'device-1', '-out', file('device-1.pem')]);
+    const r = await est('enroll', [
+      '-user',
+      CLIENT,
+      '-pass',
+      PASSWORD,
+      '-key',
+      file('device-1.key'),
+      '-cn',
+      'device-1',
+      '-out',
+      file('device-1.pem'),
+    ]);
     assertOk('estclient enroll', r);
     await assertVerifies(file('device-1.pem'));
     assert.match(await subject(file('device-1.pem')), /CN ?= ?device-1(,|$)/);
@@ -150,7 +171,14 @@ describe('EST with globalsign/est estclient', { skip }, () => {
     assert.ok(existsSync(file('device-1.pem')), 'needs the certificate from the enroll test');
     // The client certificate with its issuing CA, as a device presents it.
     await writeFile(file('device-1-chain.pem'), (await readFile(file('device-1.pem'), 'utf8')) + (await readFile(chainFile, 'utf8')));
-    const r = await est('reenroll', ['-key', file('device-1.key'), '-certs', file('device-1-chain.pem'), '-out', file('device-1-renewed.pem')]);
+    const r = await est('reenroll', [
+      '-key',
+      file('device-1.key'),
+      '-certs',
+      file('device-1-chain.pem'),
+      '-out',
+      file('device-1-renewed.pem'),
+    ]);
     assertOk('estclient reenroll', r);
     await assertVerifies(file('device-1-renewed.pem'));
     assert.equal(await subject(file('device-1-renewed.pem')), await subject(file('device-1.pem')));
@@ -159,7 +187,18 @@ describe('EST with globalsign/est estclient', { skip }, () => {
   });
 
   it('serverkeygen: the server makes the key; key and certificate match', async () => {
-    const r = await est('serverkeygen', ['-user', CLIENT, '-pass', PASSWORD, '-cn', 'device-3', '-keyout', file('device-3.key'), '-out', file('device-3.pem')]);
+    const r = await est('serverkeygen', [
+      '-user',
+      CLIENT,
+      '-pass',
+      PASSWORD,
+      '-cn',
+      'device-3',
+      '-keyout',
+      file('device-3.key'),
+      '-out',
+      file('device-3.pem'),
+    ]);
     assertOk('estclient serverkeygen', r);
     const key = await readFile(file('device-3.key'), 'utf8');
     assert.match(key, /-----BEGIN PRIVATE KEY-----/, 'expected an unencrypted PKCS#8 key (application/pkcs8 part)');
@@ -185,7 +224,18 @@ describe('EST with globalsign/est estclient', { skip }, () => {
     // password"), and the status text only for an empty body; the status itself is checked
     // on the wire below with the same request.
     const refused = /401|unauthori[sz]ed|wrong user name or password|requires authentication/i;
-    const wrong = await est('enroll', ['-user', CLIENT, '-pass', 'not-the-right-password', '-key', file('device-1.key'), '-cn', 'device-1', '-out', file('wrong.pem')]);
+    const wrong = await est('enroll', [
+      '-user',
+      CLIENT,
+      '-pass',
+      'not-the-right-password',
+      '-key',
+      file('device-1.key'),
+      '-cn',
+      'device-1',
+      '-out',
+      file('wrong.pem'),
+    ]);
     assert.notEqual(wrong.code, 0, describeRun('estclient enroll with a wrong password', wrong));
     assert.match(wrong.stderr, /failed to get certificate/, describeRun('estclient enroll with a wrong password', wrong));
     assert.match(wrong.stderr, refused, describeRun('estclient enroll with a wrong password', wrong));
@@ -201,11 +251,16 @@ describe('EST with globalsign/est estclient', { skip }, () => {
       ['a wrong password', `Basic ${Buffer.from(`${CLIENT}:not-the-right-password`).toString('base64')}`],
       ['no credentials', undefined],
     ] as const) {
-      const res = await httpsPost(`https://localhost:${cf.httpsPort}/.well-known/est/simpleenroll`, await readFile(rootFile, 'utf8'), body, {
-        'Content-Type': 'application/pkcs10',
-        'Content-Transfer-Encoding': 'base64',
-        ...(authorization ? { Authorization: authorization } : {}),
-      });
+      const res = await httpsPost(
+        `https://localhost:${cf.httpsPort}/.well-known/est/simpleenroll`,
+        await readFile(rootFile, 'utf8'),
+        body,
+        {
+          'Content-Type': 'application/pkcs10',
+          'Content-Transfer-Encoding': 'base64',
+          ...(authorization ? { Authorization: authorization } : {}),
+        },
+      );
       assert.equal(res.status, 401, `simpleenroll with ${what}: ${res.status} ${res.body}`);
       assert.match(res.headers['www-authenticate'] ?? '', /^Basic /i, `simpleenroll with ${what}: WWW-Authenticate`);
     }

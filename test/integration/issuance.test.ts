@@ -66,12 +66,19 @@ describe('issuance through the workflow', () => {
   it('serves HTTPS with a certificate from its own CA for localhost, 127.0.0.1 and ::1', async () => {
     const res = await httpsGet(`https://localhost:${cf.httpsPort}/healthz`, rootPem);
     assert.equal(res.status, 200);
-    const r = await runTool('openssl', ['s_client', '-connect', `127.0.0.1:${cf.httpsPort}`, '-CAfile', rootFile, '-verify_return_error', '-verify_ip', '127.0.0.1'], {});
+    const r = await runTool(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${cf.httpsPort}`, '-CAfile', rootFile, '-verify_return_error', '-verify_ip', '127.0.0.1'],
+      {},
+    );
     assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
   });
 
   it('issues with `certflow cert issue`; openssl verifies it and shows the profile', async () => {
-    const csr = await opensslCsr(cf.home, 'web', { subj: '/CN=web.example.test', san: 'DNS:web.example.test,DNS:www.example.test,IP:192.0.2.7' });
+    const csr = await opensslCsr(cf.home, 'web', {
+      subj: '/CN=web.example.test',
+      san: 'DNS:web.example.test,DNS:www.example.test,IP:192.0.2.7',
+    });
     const out = join(cf.home, 'web.pem');
     const r = await cf.cli(['cert', 'issue', '--csr', csr, '--profile', 'tls-server', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
@@ -103,7 +110,18 @@ describe('issuance through the workflow', () => {
       return { file: out, serial: JSON.parse(r.stdout).serial as string };
     };
     const ocsp = async (certFile: string) => {
-      const r = await runTool('openssl', ['ocsp', '-issuer', chainFile, '-cert', certFile, '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', rootFile, '-no_nonce']);
+      const r = await runTool('openssl', [
+        'ocsp',
+        '-issuer',
+        chainFile,
+        '-cert',
+        certFile,
+        '-url',
+        `http://127.0.0.1:${cf.httpPort}/ocsp`,
+        '-CAfile',
+        rootFile,
+        '-no_nonce',
+      ]);
       assert.match(r.stderr + r.stdout, /Response verify OK/, r.stderr + r.stdout);
       return r.stdout;
     };
@@ -122,9 +140,20 @@ describe('issuance through the workflow', () => {
     const bad = await issue('bad');
     // OCSP responses are pre-signed by the worker's background signer, moments after issuance.
     const issuedAt = Date.now();
-    for (let out = ''; !/: good/.test(out); ) {
+    for (let out = ''; !/: good/.test(out);) {
       assert.ok(Date.now() - issuedAt < 10_000, `no OCSP response within 10 s of issuance: ${out}`);
-      out = await runTool('openssl', ['ocsp', '-issuer', chainFile, '-cert', good.file, '-url', `http://127.0.0.1:${cf.httpPort}/ocsp`, '-CAfile', rootFile, '-no_nonce']).then((r) => r.stdout + r.stderr);
+      out = await runTool('openssl', [
+        'ocsp',
+        '-issuer',
+        chainFile,
+        '-cert',
+        good.file,
+        '-url',
+        `http://127.0.0.1:${cf.httpPort}/ocsp`,
+        '-CAfile',
+        rootFile,
+        '-no_nonce',
+      ]).then((r) => r.stdout + r.stderr);
       if (!/: good/.test(out)) await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(await ocsp(good.file), /: good/);
@@ -162,9 +191,34 @@ describe('issuance through the workflow', () => {
     const cases: Array<[string[], RegExp]> = [
       [['cert', 'issue', '--csr', bad, '--out', out], /error: .*(CSR|PKCS#10|base64)/i],
       [['cert', 'issue', '--csr', join(cf.home, 'missing.csr'), '--out', out], /error: cannot read .*no such file/],
-      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'p1', { subj: '/CN=a.example.test' }), '--profile', 'nope', '--out', out], /unknown certificate profile "nope"/],
-      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'weak', { key: 'rsa:1024', subj: '/CN=weak.example.test', san: 'DNS:weak.example.test' }), '--out', out], /request refused: .*1024/],
-      [['cert', 'issue', '--csr', await opensslCsr(cf.home, 'ipcl', { subj: '/CN=client', san: 'IP:192.0.2.1' }), '--profile', 'tls-client', '--out', out], /request refused: .*san\.ip|IP/],
+      [
+        ['cert', 'issue', '--csr', await opensslCsr(cf.home, 'p1', { subj: '/CN=a.example.test' }), '--profile', 'nope', '--out', out],
+        /unknown certificate profile "nope"/,
+      ],
+      [
+        [
+          'cert',
+          'issue',
+          '--csr',
+          await opensslCsr(cf.home, 'weak', { key: 'rsa:1024', subj: '/CN=weak.example.test', san: 'DNS:weak.example.test' }),
+          '--out',
+          out,
+        ],
+        /request refused: .*1024/,
+      ],
+      [
+        [
+          'cert',
+          'issue',
+          '--csr',
+          await opensslCsr(cf.home, 'ipcl', { subj: '/CN=client', san: 'IP:192.0.2.1' }),
+          '--profile',
+          'tls-client',
+          '--out',
+          out,
+        ],
+        /request refused: .*san\.ip|IP/,
+      ],
     ];
     for (const [args, msg] of cases) {
       const r = await cf.cli(args);

@@ -14,7 +14,15 @@ import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import acme from 'acme-client';
 import { buildCsr, emptySans } from '../../src/pki/index.ts';
-import { csrFor, eventually, newAccount, startAcmeStack, startHttp01Responder, type AcmeStack, type Http01Responder } from '../helpers/acme.ts';
+import {
+  csrFor,
+  eventually,
+  newAccount,
+  startAcmeStack,
+  startHttp01Responder,
+  type AcmeStack,
+  type Http01Responder,
+} from '../helpers/acme.ts';
 import { startOwnPostgres, startTcpProxy, type OwnPostgres, type TcpProxy } from '../helpers/faults.ts';
 import { temporalAddress } from '../helpers/stack.ts';
 
@@ -66,8 +74,13 @@ describe('outages of Postgres and Temporal under load', () => {
       } catch (e) {
         // Statuses refused by validateStatus come back as errors with the response.
         const err = e as { code?: string; response?: { status: number; headers: Record<string, unknown>; data: unknown } };
-        if (err.response) acmeAnswers.push({ ...acmeAnswer(err.response.status, err.response.headers, err.response.data), ms: Date.now() - started });
-        else acmeAnswers.push({ status: err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' ? 'timeout' : 'network', body: String(err.code) });
+        if (err.response)
+          acmeAnswers.push({ ...acmeAnswer(err.response.status, err.response.headers, err.response.data), ms: Date.now() - started });
+        else
+          acmeAnswers.push({
+            status: err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' ? 'timeout' : 'network',
+            body: String(err.code),
+          });
         throw e;
       }
     };
@@ -215,9 +228,14 @@ describe('outages of Postgres and Temporal under load', () => {
 
   /** Every answer in a protocol's format; no 500, no timeout; every 503 with Retry-After. */
   function checkAnswers(): Record<string, unknown> {
-    const count = (answers: Answer[]) => answers.reduce<Record<string, number>>((m, a) => ({ ...m, [String(a.status)]: (m[String(a.status)] ?? 0) + 1 }), {});
+    const count = (answers: Answer[]) =>
+      answers.reduce<Record<string, number>>((m, a) => ({ ...m, [String(a.status)]: (m[String(a.status)] ?? 0) + 1 }), {});
     const slowest = (answers: Answer[]) => Math.max(0, ...answers.map((a) => a.ms ?? 0));
-    const summary = { est: count(estAnswers), acme: count(acmeAnswers), slowestMs: { est: slowest(estAnswers), acme: slowest(acmeAnswers) } };
+    const summary = {
+      est: count(estAnswers),
+      acme: count(acmeAnswers),
+      slowestMs: { est: slowest(estAnswers), acme: slowest(acmeAnswers) },
+    };
     for (const a of estAnswers) {
       assert.ok(typeof a.status === 'number', `EST request without an answer (${a.status}): ${JSON.stringify(summary)}`);
       assert.ok([200, 202, 503].includes(a.status), `EST answered ${a.status}: ${a.body} ${JSON.stringify(summary)}`);
@@ -240,20 +258,33 @@ describe('outages of Postgres and Temporal under load', () => {
     return summary;
   }
 
-  async function checkOutcome(result: { est: Array<{ key: KeyObject; cert?: string }>; acme: Array<{ ok: boolean; error?: string }> }): Promise<void> {
+  async function checkOutcome(result: {
+    est: Array<{ key: KeyObject; cert?: string }>;
+    acme: Array<{ ok: boolean; error?: string }>;
+  }): Promise<void> {
     for (const d of result.est) {
       assert.ok(d.cert, 'an EST device got no certificate');
       const der = Buffer.from(d.cert!.replace(/\s+/g, ''), 'base64');
       assert.ok(der.length > 100);
     }
     for (const o of result.acme) {
-      if (!o.ok) assert.doesNotMatch(o.error ?? '', /timeout|socket hang up|ECONNRESET|ECONNREFUSED/i, `an ACME order ended without a certificate or a problem: ${o.error}`);
+      if (!o.ok)
+        assert.doesNotMatch(
+          o.error ?? '',
+          /timeout|socket hang up|ECONNRESET|ECONNREFUSED/i,
+          `an ACME order ended without a certificate or a problem: ${o.error}`,
+        );
     }
   }
 
   it('Postgres stopped (SIGSTOP), then killed (SIGKILL) and restarted: 503s while it is down, then issuance goes on', async (t) => {
     const load = startLoad('pg', { est: 3, acme: 2 });
-    await eventually('first certificates under load', 120_000, async () => (estAnswers.some((a) => a.status === 200) ? true : undefined), 500);
+    await eventually(
+      'first certificates under load',
+      120_000,
+      async () => (estAnswers.some((a) => a.status === 200) ? true : undefined),
+      500,
+    );
     pg.freeze();
     const frozenAt = Date.now();
     const health = await eventually('healthz naming postgres', 30_000, async () => {
@@ -268,16 +299,35 @@ describe('outages of Postgres and Temporal under load', () => {
     await pg.restart();
     const restartedAt = Date.now();
     await eventually('healthz ok again', 60_000, async () => ((await healthz()).status === 200 ? true : undefined), 500);
-    await eventually('EST certificates after the restart', 120_000, async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined), 500).catch((e: Error) => {
+    await eventually(
+      'EST certificates after the restart',
+      120_000,
+      async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined),
+      500,
+    ).catch((e: Error) => {
       const after = estAnswers.slice(duringOutage);
-      throw new Error(`${e.message}; answers since: ${JSON.stringify(after.slice(-5).map((a) => [a.status, a.body?.slice(0, 200)]))}; home ${stack.cf.home}`);
+      throw new Error(
+        `${e.message}; answers since: ${JSON.stringify(after.slice(-5).map((a) => [a.status, a.body?.slice(0, 200)]))}; home ${stack.cf.home}`,
+      );
     });
-    await eventually('an ACME order issued after the restart', 120_000, async () => (acmeIssuedAt.some((t) => t > restartedAt) ? true : undefined), 500);
+    await eventually(
+      'an ACME order issued after the restart',
+      120_000,
+      async () => (acmeIssuedAt.some((t) => t > restartedAt) ? true : undefined),
+      500,
+    );
     const result = await load.stop();
-    assert.ok(estAnswers.some((a) => a.status === 503), 'no 503 was seen while Postgres was down');
-    t.diagnostic(`answers by status: ${JSON.stringify(checkAnswers())}; ACME nonces on 503: ${acmeAnswers.filter((a) => a.status === 503 && a.nonce).length}`);
+    assert.ok(
+      estAnswers.some((a) => a.status === 503),
+      'no 503 was seen while Postgres was down',
+    );
+    t.diagnostic(
+      `answers by status: ${JSON.stringify(checkAnswers())}; ACME nonces on 503: ${acmeAnswers.filter((a) => a.status === 503 && a.nonce).length}`,
+    );
     await checkOutcome(result);
-    t.diagnostic(`ACME orders: ${result.acme.filter((o) => o.ok).length} issued, refused: ${JSON.stringify(result.acme.filter((o) => !o.ok).map((o) => o.error))}`);
+    t.diagnostic(
+      `ACME orders: ${result.acme.filter((o) => o.ok).length} issued, refused: ${JSON.stringify(result.acme.filter((o) => !o.ok).map((o) => o.error))}`,
+    );
   });
 
   it('Temporal refusing, then swallowing connections: 503s (never a hanging request), then issuance goes on', async (t) => {
@@ -296,7 +346,12 @@ describe('outages of Postgres and Temporal under load', () => {
     await sleep(8000);
     const duringOutage = estAnswers.length;
     await proxy.set('forward');
-    await eventually('EST certificates after Temporal is back', 180_000, async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined), 500);
+    await eventually(
+      'EST certificates after Temporal is back',
+      180_000,
+      async () => (estAnswers.slice(duringOutage).some((a) => a.status === 200) ? true : undefined),
+      500,
+    );
     const result = await load.stop();
     t.diagnostic(`answers by status: ${JSON.stringify(checkAnswers())}`);
     await checkOutcome(result);
@@ -312,7 +367,9 @@ describe('outages of Postgres and Temporal under load', () => {
         "SELECT request_id, count(*) AS n FROM certificates WHERE status <> 'signing' GROUP BY request_id HAVING count(*) > 1",
       );
       assert.deepEqual(rows, []);
-      const { rows: est } = await pool.query<{ cert_der: Buffer }>("SELECT cert_der FROM certificates WHERE protocol = 'est' AND cert_der IS NOT NULL");
+      const { rows: est } = await pool.query<{ cert_der: Buffer }>(
+        "SELECT cert_der FROM certificates WHERE protocol = 'est' AND cert_der IS NOT NULL",
+      );
       for (const row of est) new X509Certificate(row.cert_der); // every stored certificate parses
       assert.ok(est.length > 0);
     } finally {

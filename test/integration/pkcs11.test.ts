@@ -19,7 +19,12 @@ describe('issuance with CA keys in a PKCS#11 token (SoftHSM2)', { skip }, () => 
 
   before(async () => {
     token = await createSoftHsmToken({ label: 'certflow-it' });
-    cf = await createInstance({ ...token.env, CERTFLOW_KEY_BACKEND: 'pkcs11', CERTFLOW_CA_KEY_ALG: 'ec-p384', CERTFLOW_KEY_PASSPHRASE: '' });
+    cf = await createInstance({
+      ...token.env,
+      CERTFLOW_KEY_BACKEND: 'pkcs11',
+      CERTFLOW_CA_KEY_ALG: 'ec-p384',
+      CERTFLOW_KEY_PASSPHRASE: '',
+    });
     await cf.startWorker();
   });
   after(async () => {
@@ -32,7 +37,14 @@ describe('issuance with CA keys in a PKCS#11 token (SoftHSM2)', { skip }, () => 
     const out = join(cf.home, 'hsm.pem');
     const r = await cf.cli(['cert', 'issue', '--csr', csr, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const verify = await runTool('openssl', ['verify', '-CAfile', join(cf.home, 'ca', 'root.pem'), '-untrusted', join(cf.home, 'ca', 'chain.pem'), out]);
+    const verify = await runTool('openssl', [
+      'verify',
+      '-CAfile',
+      join(cf.home, 'ca', 'root.pem'),
+      '-untrusted',
+      join(cf.home, 'ca', 'chain.pem'),
+      out,
+    ]);
     assert.equal(verify.code, 0, verify.stderr + verify.stdout);
     const text = (await runTool('openssl', ['x509', '-in', out, '-noout', '-text'])).stdout;
     assert.match(text, /Signature Algorithm: ecdsa-with-SHA384/);

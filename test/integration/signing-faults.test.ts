@@ -53,7 +53,18 @@ describe('signing with a slow or disappearing HSM (SoftHSM2)', { skip }, () => {
     // would time the attempt out and start a second one while the first is still signing.
     const slow = await cf.startWorker({ CERTFLOW_FAULT_SLOW_TOKEN_MS: '8000' });
     try {
-      const r = await cf.cli(['cert', 'issue', '--csr', csr, '--profile', 'tls-server', '--request-id', 'slow-1', '--out', join(cf.home, 'slow.pem')]);
+      const r = await cf.cli([
+        'cert',
+        'issue',
+        '--csr',
+        csr,
+        '--profile',
+        'tls-server',
+        '--request-id',
+        'slow-1',
+        '--out',
+        join(cf.home, 'slow.pem'),
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const history = await temporal.workflow.getHandle('operator-slow-1').fetchHistory();
       const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes);
@@ -67,7 +78,18 @@ describe('signing with a slow or disappearing HSM (SoftHSM2)', { skip }, () => {
 
   it('a token that disappears: stalled with a clear last error, then issued when it is back, worker not restarted', async () => {
     const worker = await cf.startWorker();
-    const ok = await cf.cli(['cert', 'issue', '--csr', csr, '--profile', 'tls-server', '--request-id', 'before-1', '--out', join(cf.home, 'before.pem')]);
+    const ok = await cf.cli([
+      'cert',
+      'issue',
+      '--csr',
+      csr,
+      '--profile',
+      'tls-server',
+      '--request-id',
+      'before-1',
+      '--out',
+      join(cf.home, 'before.pem'),
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
 
     const tokens = join(token.dir, 'tokens');
@@ -79,7 +101,9 @@ describe('signing with a slow or disappearing HSM (SoftHSM2)', { skip }, () => {
     const stuck = await eventually('the request listed as stuck', 60_000, async () => {
       const list = await cf.cli(['--json', 'requests', 'list', '--stuck']);
       assert.equal(list.code, 0, list.stderr);
-      return (JSON.parse(list.stdout) as Array<{ id: string; state: string; error: string }>).find((x) => x.id === 'gone-1' && x.state === 'stalled');
+      return (JSON.parse(list.stdout) as Array<{ id: string; state: string; error: string }>).find(
+        (x) => x.id === 'gone-1' && x.state === 'stalled',
+      );
     });
     assert.match(stuck.error, /PKCS#11 token "certflow-faults" is not available/);
     const description = await temporal.workflow.getHandle('operator-gone-1').describe();

@@ -22,7 +22,16 @@ describe('workflow replay', () => {
         return h.events[0].workflowExecutionStartedEventAttributes.workflowType.name as string;
       }),
     );
-    for (const type of ['enrollmentWorkflow', 'revocationWorkflow', 'crlWorkflow', 'acmeOrderWorkflow', 'acmeAuthzWorkflow', 'auditCheckpointWorkflow', 'keyRecoveryWorkflow', 'cmpWorkflow']) {
+    for (const type of [
+      'enrollmentWorkflow',
+      'revocationWorkflow',
+      'crlWorkflow',
+      'acmeOrderWorkflow',
+      'acmeAuthzWorkflow',
+      'auditCheckpointWorkflow',
+      'keyRecoveryWorkflow',
+      'cmpWorkflow',
+    ]) {
       assert.ok(types.has(type), `${type} history recorded`);
     }
   });

@@ -34,7 +34,15 @@ describe('ACME account cache', () => {
       },
     });
     cache = new AccountCache(counted, { url: db.url, log: quiet });
-    await accounts.insert(db.pool, { id: 'acct-1', alias: '', jwk: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }, thumbprint: 't1', contact: [], tosAgreed: null, eabKid: null });
+    await accounts.insert(db.pool, {
+      id: 'acct-1',
+      alias: '',
+      jwk: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' },
+      thumbprint: 't1',
+      contact: [],
+      tosAgreed: null,
+      eabKid: null,
+    });
   });
   after(async () => {
     await cache?.close();
@@ -72,7 +80,9 @@ describe('ACME account cache', () => {
 
   it('a key change committed by another process evicts the account here', async () => {
     await warm('acct-1');
-    await withTransaction(other, (tx) => accounts.changeKey(tx, { id: 'acct-1', oldThumbprint: 't1', jwk: { kty: 'EC', crv: 'P-256', x: 'c', y: 'd' }, thumbprint: 't2' }));
+    await withTransaction(other, (tx) =>
+      accounts.changeKey(tx, { id: 'acct-1', oldThumbprint: 't1', jwk: { kty: 'EC', crv: 'P-256', x: 'c', y: 'd' }, thumbprint: 't2' }),
+    );
     await eventuallyCached('acct-1', (a) => a?.thumbprint === 't2');
   });
 
@@ -84,7 +94,15 @@ describe('ACME account cache', () => {
 
   it('unknown accounts are not cached', async () => {
     assert.equal(await cache.get('nobody'), null);
-    await accounts.insert(db.pool, { id: 'nobody', alias: '', jwk: { kty: 'EC', crv: 'P-256', x: 'e', y: 'f' }, thumbprint: 't3', contact: [], tosAgreed: null, eabKid: null });
+    await accounts.insert(db.pool, {
+      id: 'nobody',
+      alias: '',
+      jwk: { kty: 'EC', crv: 'P-256', x: 'e', y: 'f' },
+      thumbprint: 't3',
+      contact: [],
+      tosAgreed: null,
+      eabKid: null,
+    });
     assert.equal((await cache.get('nobody'))?.thumbprint, 't3');
   });
 });

@@ -22,11 +22,15 @@ interface TestKey {
 
 function keyFor(alg: string): TestKey {
   const pair =
-    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : alg === 'ES384' ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
-    : alg === 'ES512' ? generateKeyPairSync('ec', { namedCurve: 'P-521' })
-    : alg === 'EdDSA' ? generateKeyPairSync('ed25519')
-    : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : alg === 'ES384'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
+        : alg === 'ES512'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-521' })
+          : alg === 'EdDSA'
+            ? generateKeyPairSync('ed25519')
+            : generateKeyPairSync('rsa', { modulusLength: 2048 });
   return { alg, privateKey: pair.privateKey, jwk: pair.publicKey.export({ format: 'jwk' }) as JWK };
 }
 
@@ -51,13 +55,24 @@ class Fakes {
   };
   addAccount(k: TestKey, status: AcmeAccount['status'] = 'valid'): string {
     const id = randomBytes(8).toString('base64url');
-    this.accounts.set(id, { id, alias: '', jwk: k.jwk, thumbprint: 'x', status, contact: [], tosAgreed: null, eabKid: null, createdAt: new Date() });
+    this.accounts.set(id, {
+      id,
+      alias: '',
+      jwk: k.jwk,
+      thumbprint: 'x',
+      status,
+      contact: [],
+      tosAgreed: null,
+      eabKid: null,
+      createdAt: new Date(),
+    });
     return `${BASE}/acct/${id}`;
   }
 }
 
 async function jws(k: TestKey, header: Record<string, unknown>, payload: unknown = {}, alg = k.alg): Promise<Record<string, unknown>> {
-  const bytes = payload === '' ? new Uint8Array() : new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  const bytes =
+    payload === '' ? new Uint8Array() : new TextEncoder().encode(typeof payload === 'string' ? payload : JSON.stringify(payload));
   return (await new FlattenedSign(bytes).setProtectedHeader({ alg, ...header }).sign(k.privateKey)) as unknown as Record<string, unknown>;
 }
 
@@ -97,7 +112,10 @@ describe('ACME JWS: accepted requests', () => {
     it(`${alg}: a jwk-signed request verifies and its payload is parsed`, async () => {
       const f = new Fakes();
       const k = key(alg);
-      const req = await verifyRequest(input(await jws(k, { jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, { contact: ['mailto:a@example.com'] })), f.deps);
+      const req = await verifyRequest(
+        input(await jws(k, { jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, { contact: ['mailto:a@example.com'] })),
+        f.deps,
+      );
       assert.deepEqual(req.payload, { contact: ['mailto:a@example.com'] });
       assert.equal(req.postAsGet, false);
       assert.equal(req.url, URL_NEW_ACCOUNT);
@@ -146,7 +164,12 @@ describe('ACME JWS: rejected requests', () => {
     const body = (await signed(f)) as { protected: string; payload: string; signature: string };
     await rejects(verifyRequest(input('{not json'), f.deps), 'malformed', 400, /not JSON/);
     await rejects(verifyRequest(input(`${body.protected}.${body.payload}.${body.signature}`), f.deps), 'malformed', 400);
-    await rejects(verifyRequest(input(JSON.stringify(`${body.protected}.${body.payload}.${body.signature}`)), f.deps), 'malformed', 400, /compact/);
+    await rejects(
+      verifyRequest(input(JSON.stringify(`${body.protected}.${body.payload}.${body.signature}`)), f.deps),
+      'malformed',
+      400,
+      /compact/,
+    );
     const general = { payload: body.payload, signatures: [{ protected: body.protected, signature: body.signature }] };
     await rejects(verifyRequest(input(general), f.deps), 'malformed', 400, /general/);
     await rejects(verifyRequest(input({ ...body, header: { kid: 'x' } }), f.deps), 'malformed', 400, /unprotected/);
@@ -172,7 +195,9 @@ describe('ACME JWS: rejected requests', () => {
   it('an algorithm that does not fit the key (ES256 with a P-384 key): badSignatureAlgorithm', async () => {
     const f = new Fakes();
     const p384 = key('ES384');
-    const header = Buffer.from(JSON.stringify({ alg: 'ES256', jwk: p384.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT })).toString('base64url');
+    const header = Buffer.from(JSON.stringify({ alg: 'ES256', jwk: p384.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT })).toString(
+      'base64url',
+    );
     const body = { protected: header, payload: Buffer.from('{}').toString('base64url'), signature: randomBytes(64).toString('base64url') };
     await rejects(verifyRequest(input(body), f.deps), 'badSignatureAlgorithm', 400, /P-256/);
   });
@@ -181,7 +206,9 @@ describe('ACME JWS: rejected requests', () => {
     const f = new Fakes();
     const noAlg = rawJws({ jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, () => Buffer.from('x'));
     await rejects(verifyRequest(input(noAlg), f.deps), 'malformed', 400, /alg/);
-    const crit = rawJws({ alg: 'ES256', crit: ['exp'], exp: 1, jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, () => Buffer.from('x'));
+    const crit = rawJws({ alg: 'ES256', crit: ['exp'], exp: 1, jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, () =>
+      Buffer.from('x'),
+    );
     await rejects(verifyRequest(input(crit), f.deps), 'malformed', 400, /crit/);
   });
 

@@ -60,7 +60,16 @@ describe('ACME problems', () => {
   });
 
   it('has every RFC 8555 type with its status; problemTypeOf reads URNs back', () => {
-    for (const [type, status] of Object.entries({ badNonce: 400, unauthorized: 403, rateLimited: 429, serverInternal: 500, userActionRequired: 403, orderNotReady: 403, caa: 403, incorrectResponse: 403 })) {
+    for (const [type, status] of Object.entries({
+      badNonce: 400,
+      unauthorized: 403,
+      rateLimited: 429,
+      serverInternal: 500,
+      userActionRequired: 403,
+      orderNotReady: 403,
+      caa: 403,
+      incorrectResponse: 403,
+    })) {
       assert.equal(PROBLEM_STATUS[type as AcmeProblemType], status, type);
     }
     assert.equal(Object.keys(PROBLEM_STATUS).length >= 24, true);
@@ -147,7 +156,16 @@ describe('ARI certIDs (RFC 9773)', () => {
     assert.equal(parseAriCertId(ariCertId('ab', '01')).serialHex, '01');
   });
   it('refuses what is not two canonical unpadded base64url parts or has a negative serial', () => {
-    for (const bad of ['', 'abc', 'a.b.c', 'aYhb=.AIdl', '.AIdlQyE', 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.', 'aYhb+4dG.AIdl', 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.gA']) {
+    for (const bad of [
+      '',
+      'abc',
+      'a.b.c',
+      'aYhb=.AIdl',
+      '.AIdlQyE',
+      'aYhba4dGQEHhs3uEe6CuLN4ByNQ.',
+      'aYhb+4dG.AIdl',
+      'aYhba4dGQEHhs3uEe6CuLN4ByNQ.gA',
+    ]) {
       throwsProblem(() => parseAriCertId(bad), 'malformed');
     }
   });
@@ -168,7 +186,10 @@ describe('ARI certIDs (RFC 9773)', () => {
 
 describe('contacts (RFC 8555 7.3)', () => {
   it('accepts mailto: addresses', () => {
-    assert.deepEqual(validateContacts(['mailto:admin@example.com', 'MAILTO:a.b+c@sub.example.org']), ['mailto:admin@example.com', 'mailto:a.b+c@sub.example.org']);
+    assert.deepEqual(validateContacts(['mailto:admin@example.com', 'MAILTO:a.b+c@sub.example.org']), [
+      'mailto:admin@example.com',
+      'mailto:a.b+c@sub.example.org',
+    ]);
     assert.deepEqual(validateContacts(undefined), []);
     assert.deepEqual(validateContacts([]), []);
   });
@@ -187,7 +208,14 @@ describe('contacts (RFC 8555 7.3)', () => {
 
 describe('directory', () => {
   const config = loadConfig({ CERTFLOW_HOME: '/tmp/certflow-unit-none' });
-  const alias: AcmeAlias = { ...config.acme.aliases.get('')!, name: 'corp', termsOfService: 'https://ca.example/tos', website: 'https://ca.example', caaIdentities: ['ca.example'], eabRequired: true };
+  const alias: AcmeAlias = {
+    ...config.acme.aliases.get('')!,
+    name: 'corp',
+    termsOfService: 'https://ca.example/tos',
+    website: 'https://ca.example',
+    caaIdentities: ['ca.example'],
+    eabRequired: true,
+  };
 
   it('lists every resource below the alias base and the meta fields', () => {
     const dir = makeDirectory('https://localhost:8443', alias);

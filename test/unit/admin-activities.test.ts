@@ -36,10 +36,18 @@ describe('audit entries from activities', () => {
   let deps: { config: Config; pool: TestDatabase['pool']; keys: MemoryKeyStore; log: typeof log };
 
   const count = async (action: string, object?: string) =>
-    (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log WHERE action = $1 AND ($2::text IS NULL OR object = $2)', [action, object ?? null])).rows[0]!.n;
+    (
+      await db.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM audit_log WHERE action = $1 AND ($2::text IS NULL OR object = $2)',
+        [action, object ?? null],
+      )
+    ).rows[0]!.n;
   /** Two attempts of one activity: same workflow run, same activity id. */
   const twice = async <T>(fn: () => Promise<T>, activityId: string): Promise<[T, T]> => {
-    const env = new MockActivityEnvironment({ activityId, workflowExecution: { workflowId: `wf-${activityId}`, runId: `run-${activityId}` } });
+    const env = new MockActivityEnvironment({
+      activityId,
+      workflowExecution: { workflowId: `wf-${activityId}`, runId: `run-${activityId}` },
+    });
     return [(await env.run(fn)) as T, (await env.run(fn)) as T];
   };
   const once = <T>(fn: () => Promise<T>): Promise<T> => new MockActivityEnvironment().run(fn) as Promise<T>;
@@ -60,7 +68,13 @@ describe('audit entries from activities', () => {
 
   it('issuance: one cert.issue entry, committed with the certificate', async () => {
     const signing = createSigningActivities(deps);
-    const input = { requestId: 'req-once', protocol: 'operator' as const, csr: csr('once.example.test'), profile: 'tls-server', requester: 'user:alice' };
+    const input = {
+      requestId: 'req-once',
+      protocol: 'operator' as const,
+      csr: csr('once.example.test'),
+      profile: 'tls-server',
+      requester: 'user:alice',
+    };
     const [a, b] = await twice(() => signing.issueCertificate(input), 'issue-1');
     assert.equal(a.serial, b.serial);
     assert.equal(await count('cert.issue', a.serial), 1);
@@ -68,7 +82,9 @@ describe('audit entries from activities', () => {
     // The entry commits with the certificate: when writing it fails (a crash), neither is
     // stored, and the retry signs the same TBS (same serial) and writes the entry once.
     const crashed = { ...input, requestId: 'req-crashed', csr: csr('crashed.example.test') };
-    await db.pool.query("CREATE TRIGGER crash BEFORE INSERT ON audit_log FOR EACH ROW WHEN (NEW.action = 'cert.issue') EXECUTE FUNCTION certflow_append_only()");
+    await db.pool.query(
+      "CREATE TRIGGER crash BEFORE INSERT ON audit_log FOR EACH ROW WHEN (NEW.action = 'cert.issue') EXECUTE FUNCTION certflow_append_only()",
+    );
     await assert.rejects(once(() => signing.issueCertificate(crashed)));
     await db.pool.query('DROP TRIGGER crash ON audit_log');
     const pending = (await certificates.getByRequest(db.pool, 'req-crashed'))!;
@@ -98,7 +114,14 @@ describe('audit entries from activities', () => {
 
   it('waiting for approval, decisions, refusals and stalls: once per request (per cause for stalls)', async () => {
     const storage = createStorageActivities({ pool: db.pool });
-    const base = { id: 'enr-1', protocol: 'est' as const, workflowId: 'est-enr-1', profile: 'device', csr: csr('dev1'), requester: 'factory' };
+    const base = {
+      id: 'enr-1',
+      protocol: 'est' as const,
+      workflowId: 'est-enr-1',
+      profile: 'device',
+      csr: csr('dev1'),
+      requester: 'factory',
+    };
     await twice(() => storage.projectRequest({ ...base, state: 'awaiting-approval' }), 'project-0');
     const decided = { ...base, state: 'signing' as const, decidedBy: 'user:carol', decidedAt: new Date().toISOString() };
     await twice(() => storage.projectRequest(decided), 'project-1');
@@ -115,7 +138,10 @@ describe('audit entries from activities', () => {
         ['request.create', 'est:factory'],
       ],
     );
-    await twice(() => storage.projectRequest({ ...base, id: 'enr-2', workflowId: 'est-enr-2', state: 'failed', error: 'RSA key too small' }), 'project-2');
+    await twice(
+      () => storage.projectRequest({ ...base, id: 'enr-2', workflowId: 'est-enr-2', state: 'failed', error: 'RSA key too small' }),
+      'project-2',
+    );
     assert.equal(await count('request.refuse', 'enr-2'), 1);
   });
 
@@ -128,10 +154,17 @@ describe('audit entries from activities', () => {
     await archiveKey(db.pool, { serial: cert.serial, requestId: 'req-archived', pkcs8: deviceKey });
     const recipient = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const recovery = createKeyRecoveryActivities(deps);
-    const input = { serial: cert.serial, requester: 'user:dave', recipientSpki: recipient.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') };
+    const input = {
+      serial: cert.serial,
+      requester: 'user:dave',
+      recipientSpki: recipient.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    };
     const [r] = await twice(() => recovery.recoverKeyForRecipient(input), 'recover-1');
     assert.equal(await count('key.recover', cert.serial), 1);
-    const aes = privateDecrypt({ key: recipient.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(r.wrappedKey, 'base64'));
+    const aes = privateDecrypt(
+      { key: recipient.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      Buffer.from(r.wrappedKey, 'base64'),
+    );
     const d = createDecipheriv('aes-256-gcm', aes, Buffer.from(r.iv, 'base64'));
     d.setAAD(archiveAad(cert.serial));
     d.setAuthTag(Buffer.from(r.tag, 'base64'));

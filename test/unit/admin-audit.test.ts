@@ -41,11 +41,25 @@ describe('audit chain', () => {
   after(async () => db?.drop());
 
   it('appends entries with consecutive sequence numbers and verifies', async () => {
-    await audit(db.pool, { actor: 'operator', action: 'cert.revoke', object: 'abc', details: { reason: 'keyCompromise', n: 1.5, nested: { b: [1, 'x'], a: null } } });
+    await audit(db.pool, {
+      actor: 'operator',
+      action: 'cert.revoke',
+      object: 'abc',
+      details: { reason: 'keyCompromise', n: 1.5, nested: { b: [1, 'x'], a: null } },
+    });
     await audit(db.pool, { actor: 'user:alice', role: 'officer', action: 'cert.hold', object: 'def', result: 'ok', requestId: 'req-1' });
-    await audit(db.pool, { actor: 'est:factory-7', action: 'request.reject', object: 'r1', result: 'failed', details: { text: 'ünïcødé ✓ 🎉' } });
+    await audit(db.pool, {
+      actor: 'est:factory-7',
+      action: 'request.reject',
+      object: 'r1',
+      result: 'failed',
+      details: { text: 'ünïcødé ✓ 🎉' },
+    });
     const rows = await auditLog.list(db.pool);
-    assert.deepEqual(rows.map((r) => r.seq), [3, 2, 1]);
+    assert.deepEqual(
+      rows.map((r) => r.seq),
+      [3, 2, 1],
+    );
     assert.equal(rows[2]!.prevHash, auditLog.GENESIS_HASH);
     assert.equal(rows[1]!.prevHash, rows[2]!.hash);
     assert.equal(rows[2]!.role, 'cli', 'role derived from the actor');
@@ -124,7 +138,8 @@ describe('audit chain tampering', () => {
   before(async () => {
     db = await freshDb();
     await auditLog.insertAuditKey(db.pool, { keyId: 'test-audit', keyBackend: 'software', keyAlg: 'ec-p256', spki });
-    for (let i = 1; i <= 10; i++) await audit(db.pool, { actor: 'user:alice', role: 'officer', action: 'cert.revoke', object: `s${i}`, details: { i } });
+    for (let i = 1; i <= 10; i++)
+      await audit(db.pool, { actor: 'user:alice', role: 'officer', action: 'cert.revoke', object: `s${i}`, details: { i } });
     await checkpoint(db.pool);
   });
   after(async () => db?.drop());
@@ -152,7 +167,9 @@ describe('audit chain tampering', () => {
   it('names the entry after one whose hashes were recomputed by hand', async () => {
     const [row] = await auditLog.list(db.pool, { object: 's6' });
     const detailsText = (await db.pool.query('SELECT details::text AS t FROM audit_log WHERE seq = 6')).rows[0].t as string;
-    const content = createHash('sha256').update(auditLog.canonicalContent({ ...row!, actor: 'user:mallory', detailsText })).digest('hex');
+    const content = createHash('sha256')
+      .update(auditLog.canonicalContent({ ...row!, actor: 'user:mallory', detailsText }))
+      .digest('hex');
     await tamper(db.pool, `UPDATE audit_log SET actor = 'user:mallory', content_hash = $1, hash = $2 WHERE seq = 6`, [
       content,
       auditLog.chainHash(row!.prevHash, content),
@@ -160,7 +177,11 @@ describe('audit chain tampering', () => {
     const v = await auditLog.verifyChain(db.pool);
     assert.equal(v.firstBroken?.seq, 7);
     assert.match(v.firstBroken!.reason, /does not link/);
-    await tamper(db.pool, `UPDATE audit_log SET actor = $1, content_hash = $2, hash = $3 WHERE seq = 6`, [row!.actor, row!.contentHash, row!.hash]);
+    await tamper(db.pool, `UPDATE audit_log SET actor = $1, content_hash = $2, hash = $3 WHERE seq = 6`, [
+      row!.actor,
+      row!.contentHash,
+      row!.hash,
+    ]);
   });
 
   it('names a DELETEd entry, in the middle and at the end', async () => {
@@ -220,11 +241,10 @@ describe('audit migration', () => {
       for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f < '020')) cpSync(join(MIGRATIONS_DIR, f), join(early, f));
       await migrate(db.pool, () => {}, { dir: early });
       for (let i = 0; i < 4; i++) {
-        await db.pool.query("INSERT INTO audit_log (actor, action, object, details, at) VALUES ('operator', 'old.entry', $1, $2, now() - interval '1 day' + $3 * interval '1 microsecond')", [
-          `old-${i}`,
-          JSON.stringify({ i, note: 'before the chain' }),
-          i * 1234,
-        ]);
+        await db.pool.query(
+          "INSERT INTO audit_log (actor, action, object, details, at) VALUES ('operator', 'old.entry', $1, $2, now() - interval '1 day' + $3 * interval '1 microsecond')",
+          [`old-${i}`, JSON.stringify({ i, note: 'before the chain' }), i * 1234],
+        );
       }
       await migrate(db.pool);
       const v = await auditLog.verifyChain(db.pool);
@@ -232,7 +252,16 @@ describe('audit migration', () => {
       assert.equal(v.entries, 4);
       await audit(db.pool, { actor: 'system', action: 'new.entry' });
       const rows = await auditLog.list(db.pool);
-      assert.deepEqual(rows.map((r) => [r.seq, r.action]), [[5, 'new.entry'], [4, 'old.entry'], [3, 'old.entry'], [2, 'old.entry'], [1, 'old.entry']]);
+      assert.deepEqual(
+        rows.map((r) => [r.seq, r.action]),
+        [
+          [5, 'new.entry'],
+          [4, 'old.entry'],
+          [3, 'old.entry'],
+          [2, 'old.entry'],
+          [1, 'old.entry'],
+        ],
+      );
       assert.equal((await auditLog.verifyChain(db.pool)).ok, true);
     } finally {
       rmSync(early, { recursive: true, force: true });

@@ -38,7 +38,24 @@ const SECRET = new TextEncoder().encode('test1234');
 describe('CMP structures from openssl cmp DER', () => {
   it('has a vector of every message type', () => {
     const types = new Set(fixtures.map((f) => PKIMessage.fromBER(load(f)).body.type));
-    for (const t of ['ir', 'ip', 'cr', 'cp', 'p10cr', 'kur', 'kup', 'rr', 'rp', 'certConf', 'pkiconf', 'pollReq', 'pollRep', 'genm', 'genp', 'error']) {
+    for (const t of [
+      'ir',
+      'ip',
+      'cr',
+      'cp',
+      'p10cr',
+      'kur',
+      'kup',
+      'rr',
+      'rp',
+      'certConf',
+      'pkiconf',
+      'pollReq',
+      'pollRep',
+      'genm',
+      'genp',
+      'error',
+    ]) {
       assert.ok(types.has(t as never), `a ${t} vector`);
     }
   });
@@ -59,7 +76,7 @@ describe('CMP structures from openssl cmp DER', () => {
     });
   }
 
-  it('PasswordBasedMac of the ir and of the mock server\'s ip verify with the shared secret, not with another', () => {
+  it("PasswordBasedMac of the ir and of the mock server's ip verify with the shared secret, not with another", () => {
     for (const f of ['ir.der', 'ip.der', 'certConf.der', 'pkiConf.der', 'genm.der', 'p10cr.der']) {
       const msg = PKIMessage.fromBER(load(f));
       const p = describeProtection(msg.header.protectionAlg!, 100_000);
@@ -91,9 +108,14 @@ describe('CMP structures from openssl cmp DER', () => {
       const req = readCertReqMsg((msg.body.content as CertReqMessages).messages[0]!, { allowRaVerified: false });
       assert.equal(req.pop, 'signature');
       assert.equal(req.csr.key.type, 'ec');
-      assert.deepEqual(req.csr.subject.map((a) => a.value), ['device-1']);
+      assert.deepEqual(
+        req.csr.subject.map((a) => a.value),
+        ['device-1'],
+      );
     }
-    const kur = readCertReqMsg((PKIMessage.fromBER(load('kur.der')).body.content as CertReqMessages).messages[0]!, { allowRaVerified: false });
+    const kur = readCertReqMsg((PKIMessage.fromBER(load('kur.der')).body.content as CertReqMessages).messages[0]!, {
+      allowRaVerified: false,
+    });
     assert.ok(kur.oldCertId, 'kur names the old certificate (oldCertID control)');
   });
 
@@ -102,9 +124,15 @@ describe('CMP structures from openssl cmp DER', () => {
     const reqMsg = (msg.body.content as CertReqMessages).messages[0]!;
     reqMsg.certReqDer = undefined;
     reqMsg.certReq.certTemplate.subject = reqMsg.certReq.certTemplate.issuer ?? new Uint8Array([0x30, 0x00]);
-    assert.throws(() => readCertReqMsg(reqMsg, { allowRaVerified: false }), (e: unknown) => CaError.is(e) && e.rule === 'crmf.pop');
+    assert.throws(
+      () => readCertReqMsg(reqMsg, { allowRaVerified: false }),
+      (e: unknown) => CaError.is(e) && e.rule === 'crmf.pop',
+    );
     reqMsg.popo = { type: 'raVerified', toSchema: () => undefined } as never;
-    assert.throws(() => readCertReqMsg(reqMsg, { allowRaVerified: false }), (e: unknown) => CaError.is(e) && e.rule === 'crmf.pop');
+    assert.throws(
+      () => readCertReqMsg(reqMsg, { allowRaVerified: false }),
+      (e: unknown) => CaError.is(e) && e.rule === 'crmf.pop',
+    );
   });
 
   it('certConf carries the hash of the certificate in the ip; the rejecting one a rejection status', () => {
@@ -150,15 +178,24 @@ describe('CMP structures from openssl cmp DER', () => {
   it('iteration counts beyond the cap (or below 100) are refused as badAlg', () => {
     const msg = PKIMessage.fromBER(load('genm.der'));
     protectWithMac(msg, SECRET, { type: 'pbm', hash: 'sha256', mac: 'sha256', iterations: 200_000 });
-    assert.throws(() => describeProtection(msg.header.protectionAlg!, 100_000), (e: unknown) => CaError.is(e) && e.rule === 'cmp.protection.alg');
+    assert.throws(
+      () => describeProtection(msg.header.protectionAlg!, 100_000),
+      (e: unknown) => CaError.is(e) && e.rule === 'cmp.protection.alg',
+    );
     protectWithMac(msg, SECRET, { type: 'pbmac1', hash: 'sha256', mac: 'sha256', iterations: 50 });
-    assert.throws(() => describeProtection(msg.header.protectionAlg!, 100_000), (e: unknown) => CaError.is(e) && e.rule === 'cmp.protection.alg');
+    assert.throws(
+      () => describeProtection(msg.header.protectionAlg!, 100_000),
+      (e: unknown) => CaError.is(e) && e.rule === 'cmp.protection.alg',
+    );
   });
 
   it('malformed DER is a CaError (cmp.asn1 / malformed), never another exception', () => {
     const der = load('ir.der');
     for (let cut = 1; cut < der.length; cut += 7) {
-      assert.throws(() => PKIMessage.fromBER(der.slice(0, cut)), (e: unknown) => CaError.is(e, 'malformed'));
+      assert.throws(
+        () => PKIMessage.fromBER(der.slice(0, cut)),
+        (e: unknown) => CaError.is(e, 'malformed'),
+      );
     }
   });
 });

@@ -33,7 +33,21 @@ interface SelfSigned {
 function selfSigned(cn: string): SelfSigned {
   const pemFile = tmpFile(`${cn}.pem`);
   const keyFile = tmpFile(`${cn}.key`);
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${cn}`, '-keyout', keyFile, '-out', pemFile]);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    `/CN=${cn}`,
+    '-keyout',
+    keyFile,
+    '-out',
+    pemFile,
+  ]);
   return { der: pemDecodeAll(readFileSync(pemFile, 'latin1'))[0].der, pemFile, keyFile };
 }
 
@@ -94,7 +108,22 @@ describe('certs-only CMS', () => {
   it('reads the certificates of a signed message, including streamed BER', () => {
     const data = writeBytes('data.txt', 'hello\n');
     const signed = bytes(
-      run(['cms', '-sign', '-stream', '-nodetach', '-in', data, '-signer', one.pemFile, '-inkey', one.keyFile, '-certfile', two.pemFile, '-outform', 'DER']),
+      run([
+        'cms',
+        '-sign',
+        '-stream',
+        '-nodetach',
+        '-in',
+        data,
+        '-signer',
+        one.pemFile,
+        '-inkey',
+        one.keyFile,
+        '-certfile',
+        two.pemFile,
+        '-outform',
+        'DER',
+      ]),
     );
     assert.equal(signed[1], 0x80, 'expected indefinite-length BER from -stream');
     const certs = parseCertsOnly(signed);
@@ -119,7 +148,11 @@ describe('certs-only CMS', () => {
 
   it('refuses to build from no certificates or from something that is not a certificate', () => {
     throwsCa(() => buildCertsOnly([]), 'internal', /at least one certificate/);
-    throwsCa(() => buildCertsOnly([one.der, new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])]), 'internal', /certificate 2 .* not an X\.509 certificate/);
+    throwsCa(
+      () => buildCertsOnly([one.der, new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])]),
+      'internal',
+      /certificate 2 .* not an X\.509 certificate/,
+    );
   });
 });
 
@@ -176,11 +209,18 @@ describe('decodeBase64Body (RFC 8951)', () => {
 
   it('accepts a PEM-wrapped body with LF or CRLF', () => {
     assert.deepEqual(decodeBase64Body(pemEncode('PKCS7', der)), der);
-    assert.deepEqual(decodeBase64Body(`\r\n-----BEGIN CERTIFICATE REQUEST-----\r\n${base64Body(der)}-----END CERTIFICATE REQUEST-----\r\n`), der);
+    assert.deepEqual(
+      decodeBase64Body(`\r\n-----BEGIN CERTIFICATE REQUEST-----\r\n${base64Body(der)}-----END CERTIFICATE REQUEST-----\r\n`),
+      der,
+    );
   });
 
   it('rejects characters outside the base64 alphabet, naming the character and offset', () => {
-    throwsCa(() => decodeBase64Body(`${b64.slice(0, 12)}!${b64.slice(12)}`), 'malformed', /^the body is not base64: invalid character "!" at offset 12$/);
+    throwsCa(
+      () => decodeBase64Body(`${b64.slice(0, 12)}!${b64.slice(12)}`),
+      'malformed',
+      /^the body is not base64: invalid character "!" at offset 12$/,
+    );
     throwsCa(() => decodeBase64Body(`AAAA\r\nAA-_`), 'malformed', /invalid character "-" at offset 8/);
     throwsCa(() => decodeBase64Body(`AAAA\u00e9AAA`), 'malformed', /invalid character U\+00E9 at offset 4/);
     throwsCa(() => decodeBase64Body('not base64 at all?'), 'malformed', /invalid character "\?" at offset 17/);
@@ -214,8 +254,20 @@ describe('decodeBase64Body (RFC 8951)', () => {
 
   it('rejects broken PEM armor', () => {
     throwsCa(() => decodeBase64Body(`-----BEGIN PKCS7-----\n${b64}\n`), 'malformed', /no "-----END PKCS7-----" line/);
-    throwsCa(() => decodeBase64Body(`-----BEGIN PKCS7-----\n${b64}\n-----END CERTIFICATE-----\n`), 'malformed', /no "-----END PKCS7-----" line/);
-    throwsCa(() => decodeBase64Body(`${pemEncode('PKCS7', der)}${pemEncode('PKCS7', der)}`), 'malformed', /more data after the "-----END PKCS7-----" line/);
-    throwsCa(() => decodeBase64Body(`-----BEGIN PKCS7-----\nProc-Type: 4,ENCRYPTED\n\n${b64}\n-----END PKCS7-----\n`), 'malformed', /invalid character "-"/);
+    throwsCa(
+      () => decodeBase64Body(`-----BEGIN PKCS7-----\n${b64}\n-----END CERTIFICATE-----\n`),
+      'malformed',
+      /no "-----END PKCS7-----" line/,
+    );
+    throwsCa(
+      () => decodeBase64Body(`${pemEncode('PKCS7', der)}${pemEncode('PKCS7', der)}`),
+      'malformed',
+      /more data after the "-----END PKCS7-----" line/,
+    );
+    throwsCa(
+      () => decodeBase64Body(`-----BEGIN PKCS7-----\nProc-Type: 4,ENCRYPTED\n\n${b64}\n-----END PKCS7-----\n`),
+      'malformed',
+      /invalid character "-"/,
+    );
   });
 });

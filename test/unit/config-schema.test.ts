@@ -47,11 +47,23 @@ describe('configuration file schema', () => {
       defaultProfile: 'tls-server',
       profiles: [
         { name: 'tls-server', validitySeconds: 3888000 },
-        { name: 'iot', extends: 'device', keys: { ec: { curves: ['P-256'] } }, san: { uri: true, dns: false, ip: false, email: false, dnsWildcard: false, required: true, max: 2 } },
+        {
+          name: 'iot',
+          extends: 'device',
+          keys: { ec: { curves: ['P-256'] } },
+          san: { uri: true, dns: false, ip: false, email: false, dnsWildcard: false, required: true, max: 2 },
+        },
         { name: 'public', extends: 'tls-server', lint: 'cabf-serverauth', policies: ['2.23.140.1.2.1'] },
       ],
-      est: { labels: [{ name: 'iot', profile: 'device', caName: 'certflow-issuing', requireApproval: false, allowCertAuth: true, serverKeygen: true }] },
-      acme: { rateLimits: { newOrdersPerAccountPerHour: 300 }, aliases: [{ name: 'partners', eabRequired: true, termsOfService: 'https://example.test/tos-v2' }] },
+      est: {
+        labels: [
+          { name: 'iot', profile: 'device', caName: 'certflow-issuing', requireApproval: false, allowCertAuth: true, serverKeygen: true },
+        ],
+      },
+      acme: {
+        rateLimits: { newOrdersPerAccountPerHour: 300 },
+        aliases: [{ name: 'partners', eabRequired: true, termsOfService: 'https://example.test/tos-v2' }],
+      },
       validation: { retryWindowSeconds: 60, attemptTimeoutSeconds: 10 },
       revocation: { crlValiditySeconds: 604800 },
       issuance: { faultRetryInitialSeconds: 10, faultRetryMaxSeconds: 600 },
@@ -74,11 +86,18 @@ describe('configuration file schema', () => {
   });
 
   it('a wrong type', async () => {
-    await refused({ est: { labels: [{ name: 'a', allowCertAuth: 'yes' }] } }, 'est.labels[0].allowCertAuth', /expected boolean, received string/);
+    await refused(
+      { est: { labels: [{ name: 'a', allowCertAuth: 'yes' }] } },
+      'est.labels[0].allowCertAuth',
+      /expected boolean, received string/,
+    );
     await refused({ profiles: [{ name: 'p', validitySeconds: '90 days' }] }, 'profiles[0].validitySeconds', /expected number/);
     await refused({ tlsNames: 'a.example' }, 'tlsNames', /expected array/);
     await refused({ acme: { aliases: { name: 'x' } } }, 'acme.aliases', /expected array/);
-    await assert.rejects(load('{ "ca": '), (e: unknown) => e instanceof CaError && e.kind === 'config' && /cannot read configuration file .*JSON/.test(e.message));
+    await assert.rejects(
+      load('{ "ca": '),
+      (e: unknown) => e instanceof CaError && e.kind === 'config' && /cannot read configuration file .*JSON/.test(e.message),
+    );
   });
 
   it('an impossible value', async () => {
@@ -93,7 +112,11 @@ describe('configuration file schema', () => {
     // Cross-references, after the schema: still with the path.
     await refused({ est: { labels: [{ name: 'a', profile: 'nope' }] } }, 'est.labels[0].profile', /unknown profile "nope"/);
     await refused({ profiles: [{ name: 'p', extends: 'nope' }] }, 'profiles[0].extends', /unknown profile "nope"/);
-    await refused({ profiles: [{ name: 'web', extends: 'tls-server', san: { required: false } }] }, 'profiles[0].san.required', /serverAuth/);
+    await refused(
+      { profiles: [{ name: 'web', extends: 'tls-server', san: { required: false } }] },
+      'profiles[0].san.required',
+      /serverAuth/,
+    );
   });
 
   it("the README's JSON examples of the configuration file are valid", async () => {
@@ -113,8 +136,11 @@ describe('configuration file schema', () => {
     const file = join(dir, 'bad.json');
     await writeFile(file, JSON.stringify({ est: { labels: [{ name: 'a', allowCertAuth: 'yes' }] } }));
     const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [certflowBin, 'ca', 'list'], { env: { ...process.env, CERTFLOW_HOME: dir, CERTFLOW_CONFIG: file } }, (e, _o, stderr) =>
-        resolve({ code: (e as { code?: number } | null)?.code ?? 0, stderr }),
+      execFile(
+        process.execPath,
+        [certflowBin, 'ca', 'list'],
+        { env: { ...process.env, CERTFLOW_HOME: dir, CERTFLOW_CONFIG: file } },
+        (e, _o, stderr) => resolve({ code: (e as { code?: number } | null)?.code ?? 0, stderr }),
       ),
     );
     assert.equal(r.code, 2, r.stderr);

@@ -22,7 +22,17 @@ const HOUR = 3_600_000;
 
 /** `openssl crl -text` with signature verification against `issuerCert`. */
 function crlText(crl: Uint8Array, issuerCert: Uint8Array) {
-  return opensslAll(['crl', '-inform', 'DER', '-in', writeDer('crl.der', crl), '-CAfile', writePem('issuer.pem', issuerCert), '-noout', '-text']);
+  return opensslAll([
+    'crl',
+    '-inform',
+    'DER',
+    '-in',
+    writeDer('crl.der', crl),
+    '-CAfile',
+    writePem('issuer.pem', issuerCert),
+    '-noout',
+    '-text',
+  ]);
 }
 
 /** `openssl verify -crl_check` of `leaf` against root + issuing with the given CRLs (PEM file). */
@@ -59,7 +69,12 @@ describe('revocation reasons', () => {
     assert.deepEqual([...serialFromHex('ff01')], [0x00, 0xff, 0x01]);
     assert.deepEqual([...serialFromHex('000abc')], [0x0a, 0xbc]);
     assert.deepEqual([...serialFromHex('abc')], [0x0a, 0xbc]);
-    for (const bad of ['', 'xyz', '00', 'ff'.repeat(20)]) assert.throws(() => serialFromHex(bad), (e) => CaError.is(e, 'malformed'), bad);
+    for (const bad of ['', 'xyz', '00', 'ff'.repeat(20)])
+      assert.throws(
+        () => serialFromHex(bad),
+        (e) => CaError.is(e, 'malformed'),
+        bad,
+      );
   });
 });
 
@@ -74,7 +89,11 @@ for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
 
     before(async () => {
       h = await hierarchy(keyAlg);
-      [revoked, held, good] = await Promise.all([issueLeaf(h, 'revoked.example'), issueLeaf(h, 'held.example'), issueLeaf(h, 'good.example')]);
+      [revoked, held, good] = await Promise.all([
+        issueLeaf(h, 'revoked.example'),
+        issueLeaf(h, 'held.example'),
+        issueLeaf(h, 'good.example'),
+      ]);
     });
 
     const entries = (): CrlEntry[] => [
@@ -104,8 +123,14 @@ for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
       assert.match(r.out, /Issuer: CN = Test Issuing CA 1, O = certflow/);
       assert.match(r.out, /X509v3 CRL Number:\s*\n\s*42\n/);
       assert.match(r.out, /X509v3 Authority Key Identifier:/);
-      assert.match(r.out, /X509v3 Issuing Distribution Point: critical\s*\n\s*Full Name:\s*\n\s*URI:http:\/\/ca\.test:8080\/crl\/issuing\.crl/);
-      const entry = (serial: string) => new RegExp(`Serial Number: ${serial.toUpperCase()}\\n\\s*Revocation Date: [^\\n]+\\n(\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code:\\s*\\n\\s*([^\\n]+))?`);
+      assert.match(
+        r.out,
+        /X509v3 Issuing Distribution Point: critical\s*\n\s*Full Name:\s*\n\s*URI:http:\/\/ca\.test:8080\/crl\/issuing\.crl/,
+      );
+      const entry = (serial: string) =>
+        new RegExp(
+          `Serial Number: ${serial.toUpperCase()}\\n\\s*Revocation Date: [^\\n]+\\n(\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code:\\s*\\n\\s*([^\\n]+))?`,
+        );
       assert.equal(entry(revoked.serialHex).exec(r.out)?.[2], 'Key Compromise');
       assert.equal(entry(held.serialHex).exec(r.out)?.[2], 'Certificate Hold');
       assert.equal(entry('FF01').exec(r.out)?.[2], 'Superseded');
@@ -172,7 +197,10 @@ for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
       const ok = verifyWithCrl(h, good.der, [issuingCrl, rootCrl], true);
       assert.equal(ok.code, 0, ok.out);
       const issuingSerial = describeCertificate(h.issuing.certDer).serialHex;
-      const revokedCa = await signCrl(h.keys, root, { ...window, entries: [{ serialHex: issuingSerial, revokedAt: now, reason: 'cACompromise' }] });
+      const revokedCa = await signCrl(h.keys, root, {
+        ...window,
+        entries: [{ serialHex: issuingSerial, revokedAt: now, reason: 'cACompromise' }],
+      });
       const bad = verifyWithCrl(h, good.der, [issuingCrl, revokedCa], true);
       assert.notEqual(bad.code, 0, bad.out);
       assert.match(bad.out, /certificate revoked/);
@@ -224,9 +252,22 @@ describe('CRL building rules', () => {
     assert.throws(() => buildTbsCrl({ ...base(), crlNumber: -1n }), internal);
     assert.throws(() => buildTbsCrl({ ...base(), crlNumber: 2n ** 160n }), internal);
     const at = new Date();
-    assert.throws(() => buildTbsCrl({ ...base(), entries: [{ serialHex: '0a', revokedAt: at }, { serialHex: '000A', revokedAt: at }] }), internal);
+    assert.throws(
+      () =>
+        buildTbsCrl({
+          ...base(),
+          entries: [
+            { serialHex: '0a', revokedAt: at },
+            { serialHex: '000A', revokedAt: at },
+          ],
+        }),
+      internal,
+    );
     assert.throws(() => buildTbsCrl({ ...base(), entries: [{ serialHex: '0a', revokedAt: at, reason: 'removeFromCRL' }] }), internal);
-    assert.throws(() => buildTbsCrl({ ...base(), entries: [{ serialHex: 'zz', revokedAt: at }] }), (e) => CaError.is(e, 'malformed'));
+    assert.throws(
+      () => buildTbsCrl({ ...base(), entries: [{ serialHex: 'zz', revokedAt: at }] }),
+      (e) => CaError.is(e, 'malformed'),
+    );
     const tbs = buildTbsCrl(base());
     assert.throws(() => assembleCrl(tbs, 'ecdsa-sha384', new Uint8Array([1])), internal);
     assert.throws(() => assembleCrl(tbs, 'ecdsa-sha256', new Uint8Array()), internal);
@@ -234,13 +275,20 @@ describe('CRL building rules', () => {
 
   it('describeCrl turns garbage into CaError(malformed)', () => {
     for (const bad of [new Uint8Array(), new Uint8Array([0x30, 0x03, 0x02, 0x01]), h.issuing.certDer, new Uint8Array([0x30, 0x00, 0x00])]) {
-      assert.throws(() => describeCrl(bad), (e) => CaError.is(e, 'malformed'));
+      assert.throws(
+        () => describeCrl(bad),
+        (e) => CaError.is(e, 'malformed'),
+      );
     }
   });
 
   it('refuses to sign with a CA certificate whose key is elsewhere', async () => {
     await assert.rejects(
-      signCrl(h.keys, { certDer: h.issuing.certDer, keyId: 'root', keyAlg: 'ec-p256' }, { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + HOUR), crlNumber: 1n, entries: [] }),
+      signCrl(
+        h.keys,
+        { certDer: h.issuing.certDer, keyId: 'root', keyAlg: 'ec-p256' },
+        { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + HOUR), crlNumber: 1n, entries: [] },
+      ),
       (e) => CaError.is(e, 'config') && e.rule === 'ca.key',
     );
   });

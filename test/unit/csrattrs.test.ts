@@ -48,7 +48,14 @@ describe('buildCsrAttrs', () => {
       { oid: OIDS.ecdsaSha384 },
     ]);
     assert.equal(Buffer.from(built).toString('base64'), rfcExample);
-    assert.deepEqual(objectNames(built), ['challengePassword', 'id-ecPublicKey', 'secp384r1', 'Extension Request', '1.3.6.1.1.1.1.22', 'ecdsa-with-SHA384']);
+    assert.deepEqual(objectNames(built), [
+      'challengePassword',
+      'id-ecPublicKey',
+      'secp384r1',
+      'Extension Request',
+      '1.3.6.1.1.1.1.22',
+      'ecdsa-with-SHA384',
+    ]);
   });
 
   it('round-trips through parseCsrAttrs', () => {
@@ -65,7 +72,9 @@ describe('buildCsrAttrs', () => {
   });
 
   it('writes attribute values as a DER SET OF (sorted, no duplicates)', () => {
-    const der = buildCsrAttrs([{ attribute: OIDS.ecPublicKey, values: [{ oid: OIDS.p256 }, { oid: OIDS.p521 }, { oid: OIDS.p384 }, { oid: OIDS.p256 }] }]);
+    const der = buildCsrAttrs([
+      { attribute: OIDS.ecPublicKey, values: [{ oid: OIDS.p256 }, { oid: OIDS.p521 }, { oid: OIDS.p384 }, { oid: OIDS.p256 }] },
+    ]);
     // 06 05 2b 81 04 00 22 (P-384) < 06 05 2b 81 04 00 23 (P-521) < 06 08 2a ... (P-256)
     assert.deepEqual(parseCsrAttrs(der), [{ attribute: OIDS.ecPublicKey, values: [OIDS.p384, OIDS.p521, OIDS.p256] }]);
     assert.deepEqual(objectNames(der), ['id-ecPublicKey', 'secp384r1', 'secp521r1', 'prime256v1']);
@@ -99,7 +108,11 @@ describe('parseCsrAttrs', () => {
     throwsCa(() => parseCsrAttrs(new Uint8Array([0x31, 0x00])), 'malformed', /not a SEQUENCE/);
     throwsCa(() => parseCsrAttrs(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])), 'malformed', /CSR attribute 1 is neither/);
     throwsCa(() => parseCsrAttrs(new Uint8Array([0x30, 0x05, 0x30, 0x03, 0x06, 0x01, 0x2a])), 'malformed', /is not an Attribute/);
-    throwsCa(() => parseCsrAttrs(new Uint8Array([0x30, 0x07, 0x30, 0x05, 0x06, 0x01, 0x2a, 0x31, 0x00])), 'malformed', /empty SET of values/);
+    throwsCa(
+      () => parseCsrAttrs(new Uint8Array([0x30, 0x07, 0x30, 0x05, 0x06, 0x01, 0x2a, 0x31, 0x00])),
+      'malformed',
+      /empty SET of values/,
+    );
     throwsCa(() => parseCsrAttrs(new Uint8Array([0x30, 0x00, 0x00])), 'malformed', /trailing data/);
   });
 });
@@ -145,7 +158,11 @@ describe('csrAttrsForProfile', () => {
     assert.deepEqual(sigOf(['P-384']), { oid: OIDS.ecdsaSha384 });
     assert.deepEqual(sigOf(['P-384', 'P-521']), { oid: OIDS.ecdsaSha384 });
     assert.deepEqual(sigOf(['P-521']), { oid: OIDS.ecdsaSha512 });
-    assert.deepEqual(objectNames(csrAttrsForProfile({ keys: { ec: { curves: ['P-521'] } } })), ['id-ecPublicKey', 'secp521r1', 'ecdsa-with-SHA512']);
+    assert.deepEqual(objectNames(csrAttrsForProfile({ keys: { ec: { curves: ['P-521'] } } })), [
+      'id-ecPublicKey',
+      'secp521r1',
+      'ecdsa-with-SHA512',
+    ]);
   });
 
   it('Ed25519 only, and a profile that asks for nothing', () => {

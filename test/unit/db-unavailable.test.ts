@@ -66,7 +66,10 @@ describe('database unavailable', () => {
   it('other errors pass through unchanged', async () => {
     const pool = createPool(db.url, { max: 1 });
     try {
-      await assert.rejects(pool.query('SELECT * FROM no_such_table'), (e: Error & { code?: string }) => e.code === '42P01' && !CaError.is(e));
+      await assert.rejects(
+        pool.query('SELECT * FROM no_such_table'),
+        (e: Error & { code?: string }) => e.code === '42P01' && !CaError.is(e),
+      );
       assert.equal(isDatabaseUnavailable(new Error('syntax error')), false);
     } finally {
       await pool.end();

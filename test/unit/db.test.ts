@@ -71,7 +71,10 @@ describe('migrations', () => {
     const db = await testDatabase({ migrate: false });
     try {
       const first = await migrate(db.pool);
-      assert.deepEqual(first.applied, loadMigrations().map((m) => m.name));
+      assert.deepEqual(
+        first.applied,
+        loadMigrations().map((m) => m.name),
+      );
       assert.ok(first.applied.includes('001_ca_core'));
       const second = await migrate(db.pool);
       assert.deepEqual(second.applied, []);
@@ -187,7 +190,10 @@ describe('repositories', () => {
     });
 
     it('lists roots first and finds the issuing CA', async () => {
-      assert.deepEqual((await cas.list(pool)).map((c) => c.name), ['test-root', 'test-issuing']);
+      assert.deepEqual(
+        (await cas.list(pool)).map((c) => c.name),
+        ['test-root', 'test-issuing'],
+      );
       assert.equal((await cas.getIssuing(pool))?.name, 'test-issuing');
       assert.equal((await cas.getIssuing(pool, 'test-issuing'))?.name, 'test-issuing');
       assert.equal(await cas.getIssuing(pool, 'test-root'), null);
@@ -301,7 +307,10 @@ describe('repositories', () => {
       assert.deepEqual(Object.keys(counts).sort(), ['hold', 'revoked', 'signing', 'valid']);
 
       const clientCerts = await certificates.list(pool, { profile: 'tls-client', status: 'revoked', caName: 'test-issuing' });
-      assert.deepEqual(clientCerts.map((c) => c.serial), [a.serial]);
+      assert.deepEqual(
+        clientCerts.map((c) => c.serial),
+        [a.serial],
+      );
       const page = await certificates.list(pool, { limit: 2 });
       assert.equal(page.length, 2);
       assert.ok(page[0]!.createdAt >= page[1]!.createdAt, 'newest first');

@@ -69,12 +69,24 @@ describe('enrollment workflow: server faults keep the request, requester mistake
               while (!released.has(input.requestId) && !releaseAll) await new Promise((r) => setTimeout(r, 100));
               return cert(input.requestId);
             }
-            if (next) throw ApplicationFailure.create({ type: next, message: `fake ${next} fault`, nonRetryable: REQUEST_ENDING_KINDS.includes(next as never) });
+            if (next)
+              throw ApplicationFailure.create({
+                type: next,
+                message: `fake ${next} fault`,
+                nonRetryable: REQUEST_ENDING_KINDS.includes(next as never),
+              });
             return cert(input.requestId);
           },
           async changeCertificateStatus(input: StatusChangeInput) {
             revoked.push(input);
-            return { serial: input.serial, status: 'revoked', reason: input.reason ?? null, revokedAt: new Date().toISOString(), caName: 'test-ca', crlNumber: '2' };
+            return {
+              serial: input.serial,
+              status: 'revoked',
+              reason: input.reason ?? null,
+              revokedAt: new Date().toISOString(),
+              caName: 'test-ca',
+              crlNumber: '2',
+            };
           },
         },
       }),
@@ -93,7 +105,16 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     return client.workflow.start('enrollmentWorkflow', {
       workflowId: `est-${requestId}`,
       taskQueue,
-      args: [{ requestId, protocol: 'est', csr: 'AA==', profile: 'device', faultRetrySeconds: { initial: 3600, max: 3600 }, ...extra } satisfies EnrollmentInput],
+      args: [
+        {
+          requestId,
+          protocol: 'est',
+          csr: 'AA==',
+          profile: 'device',
+          faultRetrySeconds: { initial: 3600, max: 3600 },
+          ...extra,
+        } satisfies EnrollmentInput,
+      ],
     });
   }
 
@@ -135,7 +156,9 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     plan.set(id, ['slow']);
     const handle = await start(id);
     await eventually('signing', 30_000, async () => (stateOf(id)?.state === 'signing' ? true : undefined));
-    await assert.rejects(handle.executeUpdate(retryUpdate, { args: [{ by: 'x' }] }), (e: Error) => /is signing, not stalled/.test(String((e.cause as Error)?.message)));
+    await assert.rejects(handle.executeUpdate(retryUpdate, { args: [{ by: 'x' }] }), (e: Error) =>
+      /is signing, not stalled/.test(String((e.cause as Error)?.message)),
+    );
     released.add(id);
     assert.equal(((await handle.result()) as EnrollmentResult).status, 'issued');
   });

@@ -150,7 +150,10 @@ describe('verification cache', () => {
     cache.add('a', 'pw', 'h'); // refresh a: b is now the oldest
     cache.add('d', 'pw', 'h');
     assert.equal(cache.size, 3);
-    assert.deepEqual(['a', 'b', 'c', 'd'].map((n) => cache.has(n, 'pw', 'h')), [true, false, true, true]);
+    assert.deepEqual(
+      ['a', 'b', 'c', 'd'].map((n) => cache.has(n, 'pw', 'h')),
+      [true, false, true, true],
+    );
   });
 
   it('verifyPasswordCached stores only successes, and a hit skips scrypt', async () => {
@@ -250,17 +253,29 @@ describe('est_clients repository and authenticateBasic', () => {
     const row = await estClients.insert(db.pool, { name: 'dev1', passwordHash: hash, labels: ['', 'iot'] });
     assert.deepEqual(
       { ...row, createdAt: undefined, updatedAt: undefined },
-      { name: 'dev1', passwordHash: hash, profile: null, labels: ['', 'iot'], requireApproval: false, enabled: true, createdAt: undefined, updatedAt: undefined },
+      {
+        name: 'dev1',
+        passwordHash: hash,
+        profile: null,
+        labels: ['', 'iot'],
+        requireApproval: false,
+        enabled: true,
+        createdAt: undefined,
+        updatedAt: undefined,
+      },
     );
     assert.ok(row.createdAt instanceof Date);
     await estClients.insert(db.pool, { name: 'appr', passwordHash: hash, profile: 'device', requireApproval: true, enabled: false });
     assert.deepEqual(await estClients.get(db.pool, 'dev1'), row);
     assert.equal(await estClients.get(db.pool, 'nobody'), null);
     const all = await estClients.list(db.pool);
-    assert.deepEqual(all.map((c) => [c.name, c.profile, c.labels, c.requireApproval, c.enabled]), [
-      ['appr', 'device', [], true, false],
-      ['dev1', null, ['', 'iot'], false, true],
-    ]);
+    assert.deepEqual(
+      all.map((c) => [c.name, c.profile, c.labels, c.requireApproval, c.enabled]),
+      [
+        ['appr', 'device', [], true, false],
+        ['dev1', null, ['', 'iot'], false, true],
+      ],
+    );
   });
 
   it("a taken name is a 'conflict'", async () => {

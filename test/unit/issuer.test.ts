@@ -5,7 +5,15 @@ import { DEFAULT_PROFILES, type CertProfile } from '../../src/config/profiles.ts
 import type { KeyAlg } from '../../src/keys/types.ts';
 import { createRootCertificate, createSubordinateCertificate } from '../../src/ca/hierarchy.ts';
 import { prepareCertificate, signCertificate, type CaUrls, type IssuingCa } from '../../src/ca/issuer.ts';
-import { buildTbsCertificate, describeCertificate, encodeName, keyIdentifier, parseCsr, parseDn, randomSerial } from '../../src/pki/index.ts';
+import {
+  buildTbsCertificate,
+  describeCertificate,
+  encodeName,
+  keyIdentifier,
+  parseCsr,
+  parseDn,
+  randomSerial,
+} from '../../src/pki/index.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { makeCsr, verifyChain, x509Text } from '../helpers/openssl.ts';
 
@@ -28,7 +36,13 @@ async function hierarchy(keyAlg: KeyAlg, opts: { now?: Date; rootDays?: number; 
   const now = opts.now ?? new Date();
   await keys.generate('root', keyAlg);
   await keys.generate('issuing', keyAlg);
-  const rootDer = await createRootCertificate(keys, { keyId: 'root', keyAlg, subject: 'CN=Test Root CA,O=certflow', validityDays: opts.rootDays ?? 3650, now });
+  const rootDer = await createRootCertificate(keys, {
+    keyId: 'root',
+    keyAlg,
+    subject: 'CN=Test Root CA,O=certflow',
+    validityDays: opts.rootDays ?? 3650,
+    now,
+  });
   const root: IssuingCa = { name: 'root', certDer: rootDer, keyId: 'root', keyAlg };
   const issuingDer = await createSubordinateCertificate(keys, {
     issuer: root,
@@ -99,7 +113,10 @@ for (const keyAlg of ['ec-p256', 'ec-p384', 'rsa-2048'] as const) {
       assert.match(section(text, 'X509v3 Extended Key Usage'), /TLS Web Server Authentication\s*$/);
       assert.match(section(text, 'X509v3 Subject Alternative Name'), /DNS:www\.example\.com, DNS:example\.com, IP Address:192\.0\.2\.7/);
       assert.match(text, /X509v3 CRL Distribution Points:\s+Full Name:\s+URI:http:\/\/ca\.test:8080\/crl\/issuing\.crl/);
-      assert.match(text, /Authority Information Access:\s+OCSP - URI:http:\/\/ca\.test:8080\/ocsp\s+CA Issuers - URI:http:\/\/ca\.test:8080\/ca\/issuing\.crt/);
+      assert.match(
+        text,
+        /Authority Information Access:\s+OCSP - URI:http:\/\/ca\.test:8080\/ocsp\s+CA Issuers - URI:http:\/\/ca\.test:8080\/ca\/issuing\.crt/,
+      );
       assert.match(text, /X509v3 Subject Key Identifier/);
       assert.match(text, /X509v3 Authority Key Identifier/);
 
@@ -125,7 +142,10 @@ describe('profiles end to end', () => {
   });
 
   it('tls-client certificates verify for sslclient', async () => {
-    const csr = makeCsr({ subj: '/CN=alice/O=Example/emailAddress=alice@example.com', san: 'email:alice@example.com,URI:spiffe://example.org/alice' });
+    const csr = makeCsr({
+      subj: '/CN=alice/O=Example/emailAddress=alice@example.com',
+      san: 'email:alice@example.com,URI:spiffe://example.org/alice',
+    });
     const { der } = await issue(h, csr.pem, profile('tls-client'));
     const v = verifyChain({ root: h.root.certDer, chain: [h.issuing.certDer], leaf: der, purpose: 'sslclient' });
     assert.equal(v.code, 0, v.stderr + v.stdout);
@@ -176,7 +196,14 @@ describe('profiles end to end', () => {
 
   it('prepareCertificate is deterministic for the same inputs (the TBS can be persisted and re-signed)', () => {
     const csr = parseCsr(makeCsr({ subj: '/CN=det.example', san: 'DNS:det.example' }).der);
-    const args = { csr, profile: profile('tls-server'), ca: h.issuing, serial: randomSerial(), now: new Date('2030-01-01T00:00:00.123Z'), urls: urls('issuing') };
+    const args = {
+      csr,
+      profile: profile('tls-server'),
+      ca: h.issuing,
+      serial: randomSerial(),
+      now: new Date('2030-01-01T00:00:00.123Z'),
+      urls: urls('issuing'),
+    };
     const a = prepareCertificate(args);
     const b = prepareCertificate(args);
     assert.deepEqual(a.tbsDer, b.tbsDer);
@@ -205,7 +232,15 @@ describe('validity limits', () => {
     const h = await hierarchy('ec-p256', { rootDays: 10, issuingDays: 5 });
     const csr = parseCsr(makeCsr({ subj: '/CN=late.example', san: 'DNS:late.example' }).der);
     assert.throws(
-      () => prepareCertificate({ csr, profile: profile('tls-server'), ca: h.issuing, serial: randomSerial(), now: new Date(Date.now() + 6 * DAY), urls: {} }),
+      () =>
+        prepareCertificate({
+          csr,
+          profile: profile('tls-server'),
+          ca: h.issuing,
+          serial: randomSerial(),
+          now: new Date(Date.now() + 6 * DAY),
+          urls: {},
+        }),
       (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.expired',
     );
   });
@@ -236,7 +271,10 @@ describe('signing', () => {
     });
     const der = await signCertificate(h.keys, { keyId: 'issuing', keyAlg: 'rsa-2048' }, tbs, 'rsa-pss-sha256');
     const text = x509Text(der);
-    assert.match(text, /Signature Algorithm: rsassaPss\s+Hash Algorithm: sha256\s+Mask Algorithm: mgf1 with sha256\s+Salt Length: 0x20\s+Trailer Field: 0x01 \(default\)/);
+    assert.match(
+      text,
+      /Signature Algorithm: rsassaPss\s+Hash Algorithm: sha256\s+Mask Algorithm: mgf1 with sha256\s+Salt Length: 0x20\s+Trailer Field: 0x01 \(default\)/,
+    );
     const v = verifyChain({ root: h.root.certDer, chain: [h.issuing.certDer], leaf: der, purpose: 'sslserver' });
     assert.equal(v.code, 0, v.stderr + v.stdout);
   });
@@ -244,7 +282,14 @@ describe('signing', () => {
   it('discards a certificate whose signature does not verify (faulty HSM)', async () => {
     const h = await hierarchy('ec-p256');
     const csr = parseCsr(makeCsr({ subj: '/CN=glitch.example', san: 'DNS:glitch.example' }).der);
-    const prepared = prepareCertificate({ csr, profile: profile('tls-server'), ca: h.issuing, serial: randomSerial(), now: new Date(), urls: {} });
+    const prepared = prepareCertificate({
+      csr,
+      profile: profile('tls-server'),
+      ca: h.issuing,
+      serial: randomSerial(),
+      now: new Date(),
+      urls: {},
+    });
     const other = await h.keys.generate('other', 'ec-p256');
     assert.ok(other);
     h.keys.tamper = (sig) => {
@@ -261,9 +306,17 @@ describe('signing', () => {
   it('refuses mismatched algorithms and unknown keys', async () => {
     const h = await hierarchy('ec-p256');
     const tbs = new Uint8Array([0x30, 0x00]);
-    await assert.rejects(signCertificate(h.keys, { keyId: 'issuing', keyAlg: 'ec-p256' }, tbs, 'rsa-pkcs1-sha256'), (e: unknown) => CaError.is(e, 'internal'));
-    await assert.rejects(signCertificate(h.keys, { keyId: 'issuing', keyAlg: 'ec-p384' }, tbs, 'ecdsa-sha384'), (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.key');
-    await assert.rejects(signCertificate(h.keys, { keyId: 'nope', keyAlg: 'ec-p256' }, tbs, 'ecdsa-sha256'), (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.key');
+    await assert.rejects(signCertificate(h.keys, { keyId: 'issuing', keyAlg: 'ec-p256' }, tbs, 'rsa-pkcs1-sha256'), (e: unknown) =>
+      CaError.is(e, 'internal'),
+    );
+    await assert.rejects(
+      signCertificate(h.keys, { keyId: 'issuing', keyAlg: 'ec-p384' }, tbs, 'ecdsa-sha384'),
+      (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.key',
+    );
+    await assert.rejects(
+      signCertificate(h.keys, { keyId: 'nope', keyAlg: 'ec-p256' }, tbs, 'ecdsa-sha256'),
+      (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.key',
+    );
     await assert.rejects(
       createRootCertificate(h.keys, { keyId: 'missing', keyAlg: 'ec-p256', subject: 'CN=x', validityDays: 1, now: new Date() }),
       (e: unknown) => CaError.is(e, 'config'),
@@ -274,7 +327,15 @@ describe('signing', () => {
     const h = await hierarchy('ec-p256');
     await h.keys.generate('third', 'ec-p256');
     await assert.rejects(
-      createSubordinateCertificate(h.keys, { issuer: h.issuing, keyId: 'third', keyAlg: 'ec-p256', subject: 'CN=Third', validityDays: 10, now: new Date(), urls: {} }),
+      createSubordinateCertificate(h.keys, {
+        issuer: h.issuing,
+        keyId: 'third',
+        keyAlg: 'ec-p256',
+        subject: 'CN=Third',
+        validityDays: 10,
+        now: new Date(),
+        urls: {},
+      }),
       (e: unknown) => CaError.is(e, 'config') && e.rule === 'ca.pathLen',
     );
   });

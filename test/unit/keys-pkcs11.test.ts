@@ -202,7 +202,22 @@ describe('Pkcs11KeyStore on SoftHSM', { skip: softHsmSkip('pkcs11-tool') }, () =
     const outFile = join(token.dir, 'stolen.der');
     const r = spawnSync(
       'pkcs11-tool',
-      ['--module', token.module, '--token-label', token.label, '--login', '--pin', token.pin, '--read-object', '--type', 'privkey', '--label', id, '--output-file', outFile],
+      [
+        '--module',
+        token.module,
+        '--token-label',
+        token.label,
+        '--login',
+        '--pin',
+        token.pin,
+        '--read-object',
+        '--type',
+        'privkey',
+        '--label',
+        id,
+        '--output-file',
+        outFile,
+      ],
       { env: { ...process.env, ...token.env } },
     );
     // OpenSC 0.23 refuses for any private key ("not (yet) supported") but exits 0, so the
@@ -214,7 +229,10 @@ describe('Pkcs11KeyStore on SoftHSM', { skip: softHsmSkip('pkcs11-tool') }, () =
     const raw = rawSession(token);
     try {
       const priv = findPrivateKey(raw.lib, raw.session, id);
-      assert.throws(() => raw.lib.C_GetAttributeValue(raw.session, priv, [{ type: pkcs11js.CKA_VALUE }]), (e) => ckrOf(e) === 'CKR_ATTRIBUTE_SENSITIVE');
+      assert.throws(
+        () => raw.lib.C_GetAttributeValue(raw.session, priv, [{ type: pkcs11js.CKA_VALUE }]),
+        (e) => ckrOf(e) === 'CKR_ATTRIBUTE_SENSITIVE',
+      );
       const wrappingKey = raw.lib.C_GenerateKey(raw.session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
@@ -226,10 +244,20 @@ describe('Pkcs11KeyStore on SoftHSM', { skip: softHsmSkip('pkcs11-tool') }, () =
       const control = raw.lib.C_GenerateKeyPair(
         raw.session,
         { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-        [{ type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') }, { type: pkcs11js.CKA_TOKEN, value: false }],
-        [{ type: pkcs11js.CKA_TOKEN, value: false }, { type: pkcs11js.CKA_EXTRACTABLE, value: true }, { type: pkcs11js.CKA_PRIVATE, value: true }],
+        [
+          { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') },
+          { type: pkcs11js.CKA_TOKEN, value: false },
+        ],
+        [
+          { type: pkcs11js.CKA_TOKEN, value: false },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+        ],
       );
-      assert.ok(raw.lib.C_WrapKey(raw.session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, wrappingKey, control.privateKey, Buffer.alloc(4096)).length > 0);
+      assert.ok(
+        raw.lib.C_WrapKey(raw.session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, wrappingKey, control.privateKey, Buffer.alloc(4096))
+          .length > 0,
+      );
       assert.throws(
         () => raw.lib.C_WrapKey(raw.session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP }, wrappingKey, priv, Buffer.alloc(4096)),
         (e) => ckrOf(e) === 'CKR_KEY_UNEXTRACTABLE',
@@ -328,7 +356,10 @@ describe('PKCS#11 helpers and configuration (no token needed)', () => {
     assert.deepEqual(unwrapEcPoint(point, 32), point);
     const p384 = Buffer.concat([Buffer.of(0x04), randomBytes(96)]);
     assert.deepEqual(unwrapEcPoint(Buffer.concat([Buffer.of(0x04, 97), p384]), 48), p384);
-    assert.throws(() => unwrapEcPoint(Buffer.concat([Buffer.of(0x04, 33, 0x02), randomBytes(32)]), 32), isCaError('config', /uncompressed/));
+    assert.throws(
+      () => unwrapEcPoint(Buffer.concat([Buffer.of(0x04, 33, 0x02), randomBytes(32)]), 32),
+      isCaError('config', /uncompressed/),
+    );
   });
 
   test('openKeyStore names the missing CERTFLOW_PKCS11_* variables', async () => {
@@ -337,7 +368,14 @@ describe('PKCS#11 helpers and configuration (no token needed)', () => {
       isCaError('config', /needs CERTFLOW_PKCS11_MODULE, CERTFLOW_PKCS11_PIN$/),
     );
     await assert.rejects(
-      openKeyStore(loadConfig({ CERTFLOW_KEY_BACKEND: 'pkcs11', CERTFLOW_PKCS11_MODULE: '/nonexistent/libp11.so', CERTFLOW_PKCS11_TOKEN_LABEL: 'x', CERTFLOW_PKCS11_PIN: '1' })),
+      openKeyStore(
+        loadConfig({
+          CERTFLOW_KEY_BACKEND: 'pkcs11',
+          CERTFLOW_PKCS11_MODULE: '/nonexistent/libp11.so',
+          CERTFLOW_PKCS11_TOKEN_LABEL: 'x',
+          CERTFLOW_PKCS11_PIN: '1',
+        }),
+      ),
       isCaError('config', /CERTFLOW_PKCS11_MODULE=\/nonexistent\/libp11.so does not exist/),
     );
   });

@@ -77,7 +77,10 @@ test('discard() destroys the resource and a waiter opens a replacement', async (
 test('sweepIdle() drops dead idle resources; acquire() replaces them lazily', async () => {
   const { pool, created } = makePool(3);
   pool.fill();
-  assert.equal(pool.sweepIdle((r) => r.n === 0), 2);
+  assert.equal(
+    pool.sweepIdle((r) => r.n === 0),
+    2,
+  );
   const got = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
   assert.deepEqual(got.map((r) => r.n).sort(), [0, 3, 4]);
   assert.equal(created.filter((r) => !r.destroyed).length, 3);

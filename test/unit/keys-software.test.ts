@@ -25,7 +25,8 @@ function isCaError(kind: CaError['kind'], message?: RegExp) {
 function algOfSpki(spki: Uint8Array): string {
   const key = publicKeyFromSpki(spki);
   const d = key.asymmetricKeyDetails!;
-  if (key.asymmetricKeyType === 'ec') return d.namedCurve === 'prime256v1' ? 'ec-p256' : d.namedCurve === 'secp384r1' ? 'ec-p384' : `ec-${d.namedCurve}`;
+  if (key.asymmetricKeyType === 'ec')
+    return d.namedCurve === 'prime256v1' ? 'ec-p256' : d.namedCurve === 'secp384r1' ? 'ec-p384' : `ec-${d.namedCurve}`;
   assert.equal(d.publicExponent, 65537n);
   return `${key.asymmetricKeyType}-${d.modulusLength}`;
 }
@@ -46,7 +47,7 @@ describe('SoftwareKeyStore', () => {
     await rm(home, { recursive: true, force: true });
   });
 
-  test('decrypt: RSA-OAEP-SHA256 of data encrypted with the key\'s SPKI; EC keys refuse', async () => {
+  test("decrypt: RSA-OAEP-SHA256 of data encrypted with the key's SPKI; EC keys refuse", async () => {
     const info = await store.generate('archive-decrypt', 'rsa-2048', 'decrypt');
     const secret = randomBytes(32);
     const key = publicKeyFromSpki(info.spki);
@@ -86,7 +87,10 @@ describe('SoftwareKeyStore', () => {
   test('refuses sign algorithms of the other key family', async () => {
     await store.generate('mismatch-ec', 'ec-p256');
     await store.generate('mismatch-rsa', 'rsa-2048');
-    await assert.rejects(store.sign('mismatch-ec', 'rsa-pkcs1-sha256', data), isCaError('config', /rsa-pkcs1-sha256 cannot be used with CA key "mismatch-ec" \(ec-p256\)/));
+    await assert.rejects(
+      store.sign('mismatch-ec', 'rsa-pkcs1-sha256', data),
+      isCaError('config', /rsa-pkcs1-sha256 cannot be used with CA key "mismatch-ec" \(ec-p256\)/),
+    );
     await assert.rejects(store.sign('mismatch-rsa', 'ecdsa-sha256', data), isCaError('config', /ecdsa-sha256 cannot be used/));
   });
 
@@ -97,7 +101,11 @@ describe('SoftwareKeyStore', () => {
   });
 
   test('concurrent generate of one id: exactly one wins', async () => {
-    const results = await Promise.allSettled([store.generate('race', 'ec-p256'), store.generate('race', 'ec-p256'), store.generate('race', 'ec-p256')]);
+    const results = await Promise.allSettled([
+      store.generate('race', 'ec-p256'),
+      store.generate('race', 'ec-p256'),
+      store.generate('race', 'ec-p256'),
+    ]);
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
     for (const r of results) if (r.status === 'rejected') isCaError('conflict')(r.reason);
   });
@@ -121,7 +129,11 @@ describe('SoftwareKeyStore', () => {
     assert.equal(meta.id, 'files');
     assert.equal(meta.alg, 'ec-p384');
     assert.ok(Math.abs(Date.parse(meta.created) - Date.now()) < 60_000);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.tmp-')), [], 'no temp files left behind');
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith('.tmp-')),
+      [],
+      'no temp files left behind',
+    );
   });
 
   test('keys persist: a new store instance loads and signs with them', async () => {

@@ -13,7 +13,19 @@ import { issuerSummary, prepareCertificate, type IssuingCa } from '../../src/ca/
 import { LINT_RULES, lintTbs, type LintContext } from '../../src/ca/lint.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from '../../src/config/profiles.ts';
 import { CaError } from '../../src/core/errors.ts';
-import { buildCsr, buildTbsCertificate, emptySans, encodeName, inspectTbs, keyIdentifier, parseCsr, parseDn, randomSerial, type SanSet, type TbsParams } from '../../src/pki/index.ts';
+import {
+  buildCsr,
+  buildTbsCertificate,
+  emptySans,
+  encodeName,
+  inspectTbs,
+  keyIdentifier,
+  parseCsr,
+  parseDn,
+  randomSerial,
+  type SanSet,
+  type TbsParams,
+} from '../../src/pki/index.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 
 const DAY = 86_400_000;
@@ -33,11 +45,23 @@ describe('pre-issuance linting', () => {
     const keys = new MemoryKeyStore();
     const now = new Date();
     for (const id of ['root', 'issuing', 'issuing-c']) await keys.generate(id, 'ec-p256');
-    const rootDer = await createRootCertificate(keys, { keyId: 'root', keyAlg: 'ec-p256', subject: 'CN=Lint Root,O=certflow,C=DE', validityDays: 3650, now });
+    const rootDer = await createRootCertificate(keys, {
+      keyId: 'root',
+      keyAlg: 'ec-p256',
+      subject: 'CN=Lint Root,O=certflow,C=DE',
+      validityDays: 3650,
+      now,
+    });
     const root = { name: 'root', certDer: rootDer, keyId: 'root', keyAlg: 'ec-p256' as const };
-    const sub = (keyId: string, subject: string) => createSubordinateCertificate(keys, { issuer: root, keyId, keyAlg: 'ec-p256', subject, validityDays: 1825, now, pathLen: 0, urls });
+    const sub = (keyId: string, subject: string) =>
+      createSubordinateCertificate(keys, { issuer: root, keyId, keyAlg: 'ec-p256', subject, validityDays: 1825, now, pathLen: 0, urls });
     issuing = { name: 'issuing', certDer: await sub('issuing', 'CN=Lint Issuing CA,O=certflow'), keyId: 'issuing', keyAlg: 'ec-p256' };
-    issuingWithCountry = { name: 'issuing-c', certDer: await sub('issuing-c', 'CN=Lint Issuing CA C,O=certflow,C=DE'), keyId: 'issuing-c', keyAlg: 'ec-p256' };
+    issuingWithCountry = {
+      name: 'issuing-c',
+      certDer: await sub('issuing-c', 'CN=Lint Issuing CA C,O=certflow,C=DE'),
+      keyId: 'issuing-c',
+      keyAlg: 'ec-p256',
+    };
   });
 
   function prepare(p: CertProfile, subject: string, names: SanSet, ca = issuing, key = ecKey()) {
@@ -46,7 +70,10 @@ describe('pre-issuance linting', () => {
   }
 
   /** A TBS built directly (bypassing the profile) with one thing changed. */
-  function tbs(over: Partial<TbsParams> & { ext?: Partial<TbsParams['extensions']> } = {}, ca = issuing): { der: Uint8Array; ctx: LintContext } {
+  function tbs(
+    over: Partial<TbsParams> & { ext?: Partial<TbsParams['extensions']> } = {},
+    ca = issuing,
+  ): { der: Uint8Array; ctx: LintContext } {
     const issuer = issuerSummary(ca, new Date());
     const pub = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }));
     const { ext, ...rest } = over;
@@ -75,12 +102,17 @@ describe('pre-issuance linting', () => {
     return { der: buildTbsCertificate(params), ctx: { profile: { name: 'test' }, issuer, expectedEku: [SERVER_AUTH] } };
   }
 
-  const fired = (t: { der: Uint8Array; ctx: LintContext }, ctx: Partial<LintContext> = {}) => lintTbs(t.der, { ...t.ctx, ...ctx }).map((f) => f.rule);
+  const fired = (t: { der: Uint8Array; ctx: LintContext }, ctx: Partial<LintContext> = {}) =>
+    lintTbs(t.der, { ...t.ctx, ...ctx }).map((f) => f.rule);
 
   it('what certflow prepares passes every rule of every built-in profile', () => {
     for (const name of ['tls-server', 'tls-client', 'device']) {
       const p = profile(name);
-      const prepared = prepare(p, 'CN=dev.example.test', p.san.email ? sans(['dev.example.test'], { email: ['a@example.test'] }) : sans(['dev.example.test']));
+      const prepared = prepare(
+        p,
+        'CN=dev.example.test',
+        p.san.email ? sans(['dev.example.test'], { email: ['a@example.test'] }) : sans(['dev.example.test']),
+      );
       assert.ok(prepared.tbsDer.length > 0, name);
     }
   });
@@ -119,14 +151,31 @@ describe('pre-issuance linting', () => {
 
   it('CA certificates are linted before they are signed: the CA rules instead of the end-entity ones', async () => {
     const caCtx: Partial<LintContext> = { profile: { name: 'subordinate CA' }, ca: true, expectedEku: [] };
-    const caExt = { basicConstraints: { ca: true, pathLen: 0 }, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'] as const, extKeyUsage: undefined, sans: undefined };
+    const caExt = {
+      basicConstraints: { ca: true, pathLen: 0 },
+      keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'] as const,
+      extKeyUsage: undefined,
+      sans: undefined,
+    };
     const good = tbs({ subject: encodeName(parseDn('CN=Sub CA,O=certflow')), ext: { ...caExt, keyUsage: [...caExt.keyUsage] } });
     assert.deepEqual(fired(good, caCtx), [], 'a well-formed CA TBS');
     assert.ok(fired(good).includes('e_ee_basic_constraints_ca'), 'the same TBS linted as an end-entity certificate');
     const cases: Array<[string, ReturnType<typeof tbs>]> = [
-      ['e_ca_is_ca', tbs({ subject: encodeName(parseDn('CN=Sub CA')), ext: { ...caExt, basicConstraints: { ca: false }, keyUsage: ['digitalSignature'] } })],
-      ['e_ca_key_cert_sign_not_set', tbs({ subject: encodeName(parseDn('CN=Sub CA')), ext: { ...caExt, keyUsage: ['digitalSignature', 'cRLSign'] } })],
-      ['e_ca_subject_field_empty', tbs({ subject: encodeName([]), ext: { ...caExt, keyUsage: [...caExt.keyUsage], sans: sans(['ca.example.test']) } })],
+      [
+        'e_ca_is_ca',
+        tbs({
+          subject: encodeName(parseDn('CN=Sub CA')),
+          ext: { ...caExt, basicConstraints: { ca: false }, keyUsage: ['digitalSignature'] },
+        }),
+      ],
+      [
+        'e_ca_key_cert_sign_not_set',
+        tbs({ subject: encodeName(parseDn('CN=Sub CA')), ext: { ...caExt, keyUsage: ['digitalSignature', 'cRLSign'] } }),
+      ],
+      [
+        'e_ca_subject_field_empty',
+        tbs({ subject: encodeName([]), ext: { ...caExt, keyUsage: [...caExt.keyUsage], sans: sans(['ca.example.test']) } }),
+      ],
     ];
     for (const [rule, t] of cases) {
       const rules = fired(t, caCtx);
@@ -136,7 +185,13 @@ describe('pre-issuance linting', () => {
     const keys = new MemoryKeyStore();
     await keys.generate('long-root', 'ec-p256');
     await assert.rejects(
-      createRootCertificate(keys, { keyId: 'long-root', keyAlg: 'ec-p256', subject: `CN=${'R'.repeat(65)},O=certflow`, validityDays: 3650, now: new Date() }),
+      createRootCertificate(keys, {
+        keyId: 'long-root',
+        keyAlg: 'ec-p256',
+        subject: `CN=${'R'.repeat(65)},O=certflow`,
+        validityDays: 3650,
+        now: new Date(),
+      }),
       (e: unknown) => CaError.is(e, 'config') && e.rule === 'lint.e_subject_attribute_too_long',
     );
   });
@@ -144,19 +199,35 @@ describe('pre-issuance linting', () => {
   it('the CA/B Forum set fires only where a profile asks for it', () => {
     const cabf = { profile: { name: 'public', lint: 'cabf-serverauth' as const } };
     const cases: Array<[string, ReturnType<typeof tbs>]> = [
-      ['e_cabf_validity_over_398_days', tbs({ notAfter: new Date(Date.now() + 400 * DAY), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry)],
+      [
+        'e_cabf_validity_over_398_days',
+        tbs({ notAfter: new Date(Date.now() + 400 * DAY), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry),
+      ],
       ['e_cabf_cert_policy_missing', tbs({}, issuingWithCountry)],
       ['e_cabf_ca_subject_country_missing', tbs({ ext: { policies: ['2.23.140.1.2.1'] } })],
-      ['e_cabf_san_missing', tbs({ ext: { policies: ['2.23.140.1.2.1'], sans: sans([], { email: ['a@example.test'] }) } }, issuingWithCountry)],
-      ['e_cabf_cn_not_in_san', tbs({ subject: encodeName(parseDn('CN=other.example.test')), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry)],
-      ['e_cabf_eku_not_server_auth', tbs({ ext: { policies: ['2.23.140.1.2.1'], extKeyUsage: [SERVER_AUTH, '1.3.6.1.5.5.7.3.3'] } }, issuingWithCountry)],
+      [
+        'e_cabf_san_missing',
+        tbs({ ext: { policies: ['2.23.140.1.2.1'], sans: sans([], { email: ['a@example.test'] }) } }, issuingWithCountry),
+      ],
+      [
+        'e_cabf_cn_not_in_san',
+        tbs({ subject: encodeName(parseDn('CN=other.example.test')), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry),
+      ],
+      [
+        'e_cabf_eku_not_server_auth',
+        tbs({ ext: { policies: ['2.23.140.1.2.1'], extKeyUsage: [SERVER_AUTH, '1.3.6.1.5.5.7.3.3'] } }, issuingWithCountry),
+      ],
     ];
     for (const [rule, t] of cases) {
       assert.ok(fired(t, cabf).includes(rule), `${rule} expected, got ${JSON.stringify(fired(t, cabf))}`);
       assert.ok(!fired(t).some((r) => r.startsWith('e_cabf_')), 'not without the profile flag');
     }
     const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' });
-    assert.ok(fired(tbs({ spki: new Uint8Array(ed), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry), cabf).includes('e_cabf_key_algorithm'));
+    assert.ok(
+      fired(tbs({ spki: new Uint8Array(ed), ext: { policies: ['2.23.140.1.2.1'] } }, issuingWithCountry), cabf).includes(
+        'e_cabf_key_algorithm',
+      ),
+    );
     assert.ok(LINT_RULES.every((r) => /^e_/.test(r.name) && r.source));
   });
 
@@ -184,7 +255,10 @@ describe('pre-issuance linting', () => {
     assert.deepEqual(withoutSan, [CLIENT_AUTH]);
     const withSan = describeEku(prepare(p, 'CN=device-1', sans(['device-1.example.test'])).tbsDer);
     assert.deepEqual(withSan.sort(), [SERVER_AUTH, CLIENT_AUTH].sort());
-    assert.throws(() => validateProfile({ ...profile('tls-server'), name: 'x', san: { ...profile('tls-server').san, required: false } }), /san.required/);
+    assert.throws(
+      () => validateProfile({ ...profile('tls-server'), name: 'x', san: { ...profile('tls-server').san, required: false } }),
+      /san.required/,
+    );
   });
 });
 

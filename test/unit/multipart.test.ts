@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CaError } from '../../src/core/errors.ts';
-import { buildCertsOnly, buildServerKeygenResponse, decodeBase64Body, parseCertsOnly, parseMultipart, pemDecodeAll } from '../../src/pki/index.ts';
+import {
+  buildCertsOnly,
+  buildServerKeygenResponse,
+  decodeBase64Body,
+  parseCertsOnly,
+  parseMultipart,
+  pemDecodeAll,
+} from '../../src/pki/index.ts';
 import { openssl, tmpFile } from '../helpers/openssl.ts';
 
 function throwsCa(fn: () => unknown, kind: string, message: RegExp): void {
@@ -18,7 +25,21 @@ before(() => {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   pkcs8 = new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }));
   const pem = tmpFile('cert.pem');
-  const r = openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=device', '-keyout', tmpFile('k'), '-out', pem]);
+  const r = openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    '/CN=device',
+    '-keyout',
+    tmpFile('k'),
+    '-out',
+    pem,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   certDer = pemDecodeAll(readFileSync(pem, 'latin1'))[0].der;
   certsOnly = buildCertsOnly([certDer]);
@@ -100,7 +121,15 @@ describe('parseMultipart', () => {
     throwsCa(() => parseMultipart('multipart/mixed', 'x'), 'malformed', /no valid boundary/);
     throwsCa(() => parseMultipart('multipart/mixed; boundary=b', '--b\r\n\r\nbody\r\n'), 'malformed', /no closing boundary/);
     throwsCa(() => parseMultipart('multipart/mixed; boundary=b', '--b--\r\n'), 'malformed', /no parts/);
-    throwsCa(() => parseMultipart('multipart/mixed; boundary=b', '--b\r\nnot a header\r\n\r\nx\r\n--b--'), 'malformed', /bad header line "not a header"/);
-    throwsCa(() => parseMultipart('multipart/mixed; boundary=b', '--b\r\nContent-Type: x\r\n--b--'), 'malformed', /no empty line after its headers/);
+    throwsCa(
+      () => parseMultipart('multipart/mixed; boundary=b', '--b\r\nnot a header\r\n\r\nx\r\n--b--'),
+      'malformed',
+      /bad header line "not a header"/,
+    );
+    throwsCa(
+      () => parseMultipart('multipart/mixed; boundary=b', '--b\r\nContent-Type: x\r\n--b--'),
+      'malformed',
+      /no empty line after its headers/,
+    );
   });
 });

@@ -59,14 +59,31 @@ for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
      */
     function opensslCheck(resp: Uint8Array, reqFile: string, certs: string[] = []) {
       const perCert = certs.length ? ['-no_nonce', ...certs.flatMap((c) => ['-cert', c])] : [];
-      return opensslAll(['ocsp', '-respin', writeDer('resp.der', resp), '-reqin', reqFile, '-issuer', files.issuing, '-CAfile', files.cas, ...perCert, '-resp_text']);
+      return opensslAll([
+        'ocsp',
+        '-respin',
+        writeDer('resp.der', resp),
+        '-reqin',
+        reqFile,
+        '-issuer',
+        files.issuing,
+        '-CAfile',
+        files.cas,
+        ...perCert,
+        '-resp_text',
+      ]);
     }
 
     const sign = (certIds: OcspCertId[], statuses: OcspCertStatus[], nonce?: Uint8Array) => {
       const now = second(new Date());
       return signOcspResponse(h.keys, ca(), {
         producedAt: now,
-        responses: certIds.map((certId, i) => ({ certId, status: statuses[i]!, thisUpdate: now, nextUpdate: new Date(now.getTime() + HOUR) })),
+        responses: certIds.map((certId, i) => ({
+          certId,
+          status: statuses[i]!,
+          thisUpdate: now,
+          nextUpdate: new Date(now.getTime() + HOUR),
+        })),
         nonce,
       });
     };
@@ -179,7 +196,10 @@ for (const keyAlg of ['ec-p256', 'rsa-2048'] as const) {
         return out;
       };
       try {
-        await assert.rejects(sign([ocspCertId(issuer, leaf.serialHex, 'sha1')], [{ status: 'good' }]), (e) => CaError.is(e, 'internal') && e.rule === 'sign.verify');
+        await assert.rejects(
+          sign([ocspCertId(issuer, leaf.serialHex, 'sha1')], [{ status: 'good' }]),
+          (e) => CaError.is(e, 'internal') && e.rule === 'sign.verify',
+        );
       } finally {
         h.keys.tamper = undefined;
       }
@@ -194,7 +214,15 @@ describe('OCSP request parsing and error responses', () => {
     h = await hierarchy('ec-p256');
     const leaf = await issueLeaf(h, 'leaf.example');
     const file = tmpFile('req.der');
-    const r = opensslAll(['ocsp', '-issuer', writePem('issuing.pem', h.issuing.certDer), '-cert', writePem('leaf.pem', leaf.der), '-reqout', file]);
+    const r = opensslAll([
+      'ocsp',
+      '-issuer',
+      writePem('issuing.pem', h.issuing.certDer),
+      '-cert',
+      writePem('leaf.pem', leaf.der),
+      '-reqout',
+      file,
+    ]);
     assert.equal(r.code, 0, r.out);
     request = new Uint8Array(readFileSync(file));
   });
@@ -210,7 +238,12 @@ describe('OCSP request parsing and error responses', () => {
       new Uint8Array(Buffer.from('not der at all')),
       new Uint8Array([0x30, 0x04, 0x30, 0x02, 0x30, 0x00]), // empty request list
     ];
-    for (const der of bad) assert.throws(() => parseOcspRequest(der), (e) => CaError.is(e, 'malformed'), Buffer.from(der).toString('hex'));
+    for (const der of bad)
+      assert.throws(
+        () => parseOcspRequest(der),
+        (e) => CaError.is(e, 'malformed'),
+        Buffer.from(der).toString('hex'),
+      );
   });
 
   it('decodes the GET form with or without percent-encoding', () => {
@@ -225,7 +258,11 @@ describe('OCSP request parsing and error responses', () => {
     }
     assert.ok(parseOcspRequest(ocspRequestFromGetPath(encodeURIComponent(b64))).certIds.length === 1);
     for (const path of ['', '/', 'MEI*', '%E0%A4%A', 'A', 'AB=C']) {
-      assert.throws(() => ocspRequestFromGetPath(path), (e) => CaError.is(e, 'malformed'), path);
+      assert.throws(
+        () => ocspRequestFromGetPath(path),
+        (e) => CaError.is(e, 'malformed'),
+        path,
+      );
     }
   });
 
@@ -251,7 +288,11 @@ describe('OCSP request parsing and error responses', () => {
     const issuer = describeCertificate(h.issuing.certDer);
     const certId = ocspCertId(issuer, '01', 'sha1');
     const now = new Date();
-    const ok = { responderKeyId: keyIdentifier(issuer.spki), producedAt: now, responses: [{ certId, status: { status: 'good' as const }, thisUpdate: now, nextUpdate: new Date(now.getTime() + HOUR) }] };
+    const ok = {
+      responderKeyId: keyIdentifier(issuer.spki),
+      producedAt: now,
+      responses: [{ certId, status: { status: 'good' as const }, thisUpdate: now, nextUpdate: new Date(now.getTime() + HOUR) }],
+    };
     assert.ok(buildOcspResponseData(ok).length > 0);
     const internal = (e: unknown) => CaError.is(e, 'internal');
     assert.throws(() => buildOcspResponseData({ ...ok, responderKeyId: new Uint8Array(19) }), internal);

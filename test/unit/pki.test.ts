@@ -43,7 +43,10 @@ function throwsCa(fn: () => unknown, kind: string, message?: RegExp, rule?: stri
   } catch (e) {
     caught = e;
   }
-  assert.ok(caught instanceof CaError, `expected CaError(${kind}), got ${caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught)}`);
+  assert.ok(
+    caught instanceof CaError,
+    `expected CaError(${kind}), got ${caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught)}`,
+  );
   assert.equal(caught.kind, kind, caught.message);
   if (message) assert.match(caught.message, message);
   if (rule) assert.equal(caught.rule, rule);
@@ -105,7 +108,11 @@ describe('PEM', () => {
   it('toDer explains what is wrong, with the requested error kind', () => {
     const labels = ['CERTIFICATE'];
     throwsCa(() => toDer('', labels), 'malformed', /empty/);
-    throwsCa(() => toDer(pemEncode('CERTIFICATE REQUEST', der), labels, 'badCSR'), 'badCSR', /expected a PEM block labelled "CERTIFICATE", found "CERTIFICATE REQUEST"/);
+    throwsCa(
+      () => toDer(pemEncode('CERTIFICATE REQUEST', der), labels, 'badCSR'),
+      'badCSR',
+      /expected a PEM block labelled "CERTIFICATE", found "CERTIFICATE REQUEST"/,
+    );
     throwsCa(() => toDer(pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', der), labels), 'malformed', /expected one PEM block/);
     throwsCa(() => toDer('this is not base64!', labels), 'malformed', /not valid base64/);
     throwsCa(() => toDer(new Uint8Array([0x01, 0xff, 0x00]), labels), 'malformed', /neither DER/);
@@ -208,10 +215,23 @@ describe('reading extensions from DER bytes (extensions.ts, der.ts)', () => {
     assert.equal(tbs.decoded.isCa, false);
     assert.equal(tbs.decoded.pathLen, undefined);
     // basicConstraints whose pathLenConstraint is a BOOLEAN
-    throwsCa(() => readExtensions([{ oid: '2.5.29.19', critical: true, value: Uint8Array.from([0x30, 0x06, 0x01, 0x01, 0xff, 0x01, 0x01, 0xff]) }]), 'malformed', /basicConstraints/);
+    throwsCa(
+      () =>
+        readExtensions([{ oid: '2.5.29.19', critical: true, value: Uint8Array.from([0x30, 0x06, 0x01, 0x01, 0xff, 0x01, 0x01, 0xff]) }]),
+      'malformed',
+      /basicConstraints/,
+    );
     // a keyUsage that is an OCTET STRING, an EKU list with trailing bytes
-    throwsCa(() => readExtensions([{ oid: '2.5.29.15', critical: true, value: Uint8Array.from([0x04, 0x02, 0x07, 0x80]) }]), 'malformed', /2\.5\.29\.15/);
-    throwsCa(() => readExtensions([{ oid: '2.5.29.37', critical: false, value: Uint8Array.from([0x30, 0x00, 0x00]) }], 'internal'), 'internal', /trailing/);
+    throwsCa(
+      () => readExtensions([{ oid: '2.5.29.15', critical: true, value: Uint8Array.from([0x04, 0x02, 0x07, 0x80]) }]),
+      'malformed',
+      /2\.5\.29\.15/,
+    );
+    throwsCa(
+      () => readExtensions([{ oid: '2.5.29.37', critical: false, value: Uint8Array.from([0x30, 0x00, 0x00]) }], 'internal'),
+      'internal',
+      /trailing/,
+    );
   });
 
   /** The TBS of an openssl certificate, inspected like one certflow is about to sign. */
@@ -250,7 +270,12 @@ describe('parseCsr', () => {
     assert.deepEqual(csr.der, der);
     assert.equal(formatDn(csr.subject), 'CN=fixture.example.com,O=certflow');
     assert.deepEqual(csr.key, { type: 'ec', curve: 'P-256' });
-    assert.deepEqual(csr.sans, { dns: ['fixture.example.com', 'www.fixture.example.com'], ip: ['192.0.2.10', '2001:db8::1'], email: [], uri: [] });
+    assert.deepEqual(csr.sans, {
+      dns: ['fixture.example.com', 'www.fixture.example.com'],
+      ip: ['192.0.2.10', '2001:db8::1'],
+      email: [],
+      uri: [],
+    });
     assert.deepEqual(
       csr.extensions.map((e) => [e.oid, e.critical]),
       [['2.5.29.17', false]],
@@ -280,8 +305,16 @@ describe('parseCsr', () => {
       { key: 'ec:P-256', extra: ['-sha512'], want: { type: 'ec', curve: 'P-256' } },
       { key: 'rsa:2048', extra: ['-sha384'], want: { type: 'rsa', bits: 2048 } },
       { key: 'rsa:2048', extra: ['-sha512'], want: { type: 'rsa', bits: 2048 } },
-      { key: 'rsa:2048', extra: ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'], want: { type: 'rsa', bits: 2048 } },
-      { key: 'rsa:2048', extra: ['-sha384', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:max'], want: { type: 'rsa', bits: 2048 } },
+      {
+        key: 'rsa:2048',
+        extra: ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'],
+        want: { type: 'rsa', bits: 2048 },
+      },
+      {
+        key: 'rsa:2048',
+        extra: ['-sha384', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:max'],
+        want: { type: 'rsa', bits: 2048 },
+      },
       { key: 'ed25519', want: { type: 'ed25519' } },
       { key: 'ed448', want: { type: 'ed448' } },
     ];
@@ -310,13 +343,20 @@ describe('parseCsr', () => {
   });
 
   it('reports SAN kinds a SanSet cannot hold', () => {
-    const { der } = makeCsr({ subj: '/CN=x.example', san: 'DNS:x.example,dirName:dir_sect,RID:1.2.3.4', extra: ['-config', dirNameConfig()] });
+    const { der } = makeCsr({
+      subj: '/CN=x.example',
+      san: 'DNS:x.example,dirName:dir_sect,RID:1.2.3.4',
+      extra: ['-config', dirNameConfig()],
+    });
     assert.deepEqual(parseCsr(der).unsupportedSans, ['directoryName CN=inner,O=org', 'registeredID 1.2.3.4']);
   });
 
   it('reads the challenge password', () => {
     const config = tmpFile('challenge.cnf');
-    writeFileSync(config, '[req]\ndistinguished_name=dn\nattributes=attrs\nprompt=no\n[dn]\nCN=pw.example\n[attrs]\nchallengePassword=s3cret-Pa55\n');
+    writeFileSync(
+      config,
+      '[req]\ndistinguished_name=dn\nattributes=attrs\nprompt=no\n[dn]\nCN=pw.example\n[attrs]\nchallengePassword=s3cret-Pa55\n',
+    );
     const r = openssl(['req', '-new', '-key', keyFile('ec:P-256'), '-config', config, '-outform', 'DER']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(parseCsr(new Uint8Array(Buffer.from(r.stdout, 'latin1'))).challengePassword, 's3cret-Pa55');
@@ -333,7 +373,11 @@ describe('parseCsr', () => {
     throwsCa(() => parseCsr(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])), 'badCSR', /not a PKCS#10 certification request/);
     throwsCa(() => parseCsr(new Uint8Array(0)), 'badCSR', /empty/);
     const cert = openssl(['req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=c', '-days', '1', '-outform', 'DER']);
-    throwsCa(() => parseCsr(new Uint8Array(Buffer.from(cert.stdout, 'latin1'))), 'badCSR', /is an X\.509 certificate, not a PKCS#10 request/);
+    throwsCa(
+      () => parseCsr(new Uint8Array(Buffer.from(cert.stdout, 'latin1'))),
+      'badCSR',
+      /is an X\.509 certificate, not a PKCS#10 request/,
+    );
   });
 
   it('never lets a raw pkijs/asn1js error escape (mutation fuzzing)', () => {
@@ -356,7 +400,10 @@ describe('parseCsr', () => {
       try {
         parseCsr(input);
       } catch (e) {
-        assert.ok(e instanceof CaError && (e.kind === 'badCSR' || e.kind === 'badKey'), `mutation ${i}: ${(e as Error).name}: ${(e as Error).message}`);
+        assert.ok(
+          e instanceof CaError && (e.kind === 'badCSR' || e.kind === 'badKey'),
+          `mutation ${i}: ${(e as Error).name}: ${(e as Error).message}`,
+        );
       }
     }
   });
@@ -371,7 +418,11 @@ describe('buildCsr', () => {
   ] as const) {
     it(`makes a request openssl verifies (${name})`, () => {
       const { privateKey } = pair();
-      const der = buildCsr({ subject: 'CN=localhost', sans: { dns: ['localhost'], ip: ['127.0.0.1', '::1'], email: [], uri: [] }, privateKey });
+      const der = buildCsr({
+        subject: 'CN=localhost',
+        sans: { dns: ['localhost'], ip: ['127.0.0.1', '::1'], email: [], uri: [] },
+        privateKey,
+      });
       const v = openssl(['req', '-inform', 'DER', '-noout', '-verify'], der);
       assert.equal(v.code, 0, v.stderr);
       const csr = parseCsr(der);
@@ -420,13 +471,29 @@ describe('certificates', () => {
 
   it('describeCertificate reads an openssl certificate', () => {
     const r = openssl([
-      'req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=desc.example/O=Org', '-days', '3', '-outform', 'DER',
-      '-set_serial', '0x00c0ffee',
-      '-addext', 'subjectAltName=DNS:desc.example,IP:::1,email:a@desc.example,URI:urn:x:y',
-      '-addext', 'keyUsage=critical,digitalSignature,keyAgreement',
-      '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
-      '-addext', 'crlDistributionPoints=URI:http://crl.example/ca.crl',
-      '-addext', 'authorityInfoAccess=OCSP;URI:http://ocsp.example,caIssuers;URI:http://ca.example/ca.crt',
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile('ec:P-256'),
+      '-subj',
+      '/CN=desc.example/O=Org',
+      '-days',
+      '3',
+      '-outform',
+      'DER',
+      '-set_serial',
+      '0x00c0ffee',
+      '-addext',
+      'subjectAltName=DNS:desc.example,IP:::1,email:a@desc.example,URI:urn:x:y',
+      '-addext',
+      'keyUsage=critical,digitalSignature,keyAgreement',
+      '-addext',
+      'extendedKeyUsage=serverAuth,clientAuth',
+      '-addext',
+      'crlDistributionPoints=URI:http://crl.example/ca.crl',
+      '-addext',
+      'authorityInfoAccess=OCSP;URI:http://ocsp.example,caIssuers;URI:http://ca.example/ca.crt',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const der = new Uint8Array(Buffer.from(r.stdout, 'latin1'));
@@ -467,7 +534,13 @@ describe('certificates', () => {
       notAfter: new Date('2051-06-01T12:00:00Z'),
       spki: key.spki,
       sigAlg: 'ecdsa-sha256',
-      extensions: { basicConstraints: { ca: true }, keyUsage: ['keyCertSign', 'cRLSign'], subjectKeyId: ski, authorityKeyId: ski, ...extensions },
+      extensions: {
+        basicConstraints: { ca: true },
+        keyUsage: ['keyCertSign', 'cRLSign'],
+        subjectKeyId: ski,
+        authorityKeyId: ski,
+        ...extensions,
+      },
       ...overrides,
     };
     const tbs = buildTbsCertificate(params);
@@ -505,17 +578,28 @@ describe('certificates', () => {
   it('marks the SAN critical when the subject is empty, and refuses an empty subject without SANs', async () => {
     const keys = new MemoryKeyStore();
     const sans = { dns: ['only-san.example'], ip: [], email: [], uri: [] };
-    const { cert } = await selfSigned(keys, { subject: encodeName([]) }, { basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], sans });
+    const { cert } = await selfSigned(
+      keys,
+      { subject: encodeName([]) },
+      { basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], sans },
+    );
     assert.match(x509Text(cert), /X509v3 Subject Alternative Name: critical\s+DNS:only-san\.example/);
     const { cert: withSubject } = await selfSigned(keys, {}, { sans });
     assert.match(x509Text(withSubject), /X509v3 Subject Alternative Name: \n/);
-    await assert.rejects(selfSigned(keys, { subject: encodeName([]) }), (e: unknown) => CaError.is(e, 'policy') && e.rule === 'subject.empty');
+    await assert.rejects(
+      selfSigned(keys, { subject: encodeName([]) }),
+      (e: unknown) => CaError.is(e, 'policy') && e.rule === 'subject.empty',
+    );
   });
 
   it('assembleCertificate refuses a signature algorithm the TBS was not built for', async () => {
     const keys = new MemoryKeyStore();
     const { tbs } = await selfSigned(keys);
-    throwsCa(() => assembleCertificate(tbs, 'ecdsa-sha384', new Uint8Array([1])), 'internal', /not built for signature algorithm ecdsa-sha384/);
+    throwsCa(
+      () => assembleCertificate(tbs, 'ecdsa-sha384', new Uint8Array([1])),
+      'internal',
+      /not built for signature algorithm ecdsa-sha384/,
+    );
   });
 
   it('copies the issuer name byte for byte, without re-encoding it', () => {
@@ -532,7 +616,11 @@ describe('certificates', () => {
       extensions: { subjectKeyId: new Uint8Array(20) },
     });
     assert.ok(hex(tbs).includes(hex(issuer)));
-    throwsCa(() => buildTbsCertificate({ ...validParams(), issuer: new Uint8Array([0x30, 0x05, 0x31]) }), 'malformed', /issuer name is not valid DER/);
+    throwsCa(
+      () => buildTbsCertificate({ ...validParams(), issuer: new Uint8Array([0x30, 0x05, 0x31]) }),
+      'malformed',
+      /issuer name is not valid DER/,
+    );
     throwsCa(() => buildTbsCertificate({ ...validParams(), serial: new Uint8Array([0xff]) }), 'malformed', /negative/, 'serial');
     throwsCa(() => buildTbsCertificate({ ...validParams(), notAfter: new Date(0) }), 'internal', /not after notBefore/);
   });

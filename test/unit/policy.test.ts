@@ -51,7 +51,10 @@ function rejects(fn: () => unknown, kind: 'badKey' | 'policy', rule: string, p: 
 
 describe('default profiles', () => {
   it('tls-server: DNS/IP SANs, only the CN kept, serverAuth, keyEncipherment for RSA only', () => {
-    const ec = applyProfile(csr('/CN=WWW.Example.com/O=Dropped Inc', 'DNS:www.example.com,DNS:Example.COM,IP:192.0.2.1,DNS:example.com'), tlsServer);
+    const ec = applyProfile(
+      csr('/CN=WWW.Example.com/O=Dropped Inc', 'DNS:www.example.com,DNS:Example.COM,IP:192.0.2.1,DNS:example.com'),
+      tlsServer,
+    );
     assert.equal(formatDn(ec.subject), 'CN=www.example.com');
     assert.deepEqual(ec.sans, { dns: ['www.example.com', 'example.com'], ip: ['192.0.2.1'], email: [], uri: [] });
     assert.deepEqual(ec.keyUsage, ['digitalSignature']);
@@ -88,7 +91,10 @@ describe('default profiles', () => {
 
   it('tls-client: person subject, email/URI SANs, clientAuth', () => {
     const r = applyProfile(
-      csr('/CN=Alice/O=Org/OU=Team/C=de/ST=Berlin/L=Berlin/emailAddress=alice@Example.COM', 'email:alice@Example.COM,URI:spiffe://example.org/alice,DNS:alice.example'),
+      csr(
+        '/CN=Alice/O=Org/OU=Team/C=de/ST=Berlin/L=Berlin/emailAddress=alice@Example.COM',
+        'email:alice@Example.COM,URI:spiffe://example.org/alice,DNS:alice.example',
+      ),
       tlsClient,
     );
     assert.equal(formatDn(r.subject), 'CN=Alice,O=Org,OU=Team,C=DE,ST=Berlin,L=Berlin,emailAddress=alice@example.com');
@@ -108,7 +114,10 @@ describe('default profiles', () => {
   });
 
   it('deduplicates SANs after normalisation', () => {
-    const r = applyProfile(synthetic({ subject: 'CN=a.example', sans: { dns: ['A.example', 'a.example', 'b.example'], ip: ['::1', '0::1'] } }), tlsServer);
+    const r = applyProfile(
+      synthetic({ subject: 'CN=a.example', sans: { dns: ['A.example', 'a.example', 'b.example'], ip: ['::1', '0::1'] } }),
+      tlsServer,
+    );
     assert.deepEqual(r.sans.dns, ['a.example', 'b.example']);
     assert.deepEqual(r.sans.ip, ['::1']);
   });
@@ -116,30 +125,65 @@ describe('default profiles', () => {
 
 describe('key rules', () => {
   it('rejects a weak RSA 1024 key', () => {
-    const e = rejects(() => applyProfile(csr('/CN=weak.example', undefined, 'rsa:1024'), tlsServer), 'badKey', 'key.rsa.minBits', tlsServer);
+    const e = rejects(
+      () => applyProfile(csr('/CN=weak.example', undefined, 'rsa:1024'), tlsServer),
+      'badKey',
+      'key.rsa.minBits',
+      tlsServer,
+    );
     assert.equal(e.message, 'RSA key of 1024 bits is below the profile "tls-server" minimum of 2048 (rule key.rsa.minBits)');
   });
 
   it('rejects an RSA key above the maximum', () => {
-    rejects(() => applyProfile(synthetic({ subject: 'CN=big', key: { type: 'rsa', bits: 8192 } }), device), 'badKey', 'key.rsa.maxBits', device, /8192 bits is above the profile "device" maximum of 4096/);
+    rejects(
+      () => applyProfile(synthetic({ subject: 'CN=big', key: { type: 'rsa', bits: 8192 } }), device),
+      'badKey',
+      'key.rsa.maxBits',
+      device,
+      /8192 bits is above the profile "device" maximum of 4096/,
+    );
   });
 
   it('rejects a disallowed curve (P-521 on tls-server)', () => {
-    rejects(() => applyProfile(csr('/CN=p521.example', undefined, 'ec:P-521'), tlsServer), 'badKey', 'key.ec.curve', tlsServer, /EC curve P-521 is not allowed .*allowed: P-256, P-384/);
+    rejects(
+      () => applyProfile(csr('/CN=p521.example', undefined, 'ec:P-521'), tlsServer),
+      'badKey',
+      'key.ec.curve',
+      tlsServer,
+      /EC curve P-521 is not allowed .*allowed: P-256, P-384/,
+    );
   });
 
   it('rejects a disallowed key type (Ed448)', () => {
-    rejects(() => applyProfile(csr('/CN=ed448.example', undefined, 'ed448'), tlsServer), 'badKey', 'key.type', tlsServer, /Ed448 keys are not allowed .*Ed25519/);
+    rejects(
+      () => applyProfile(csr('/CN=ed448.example', undefined, 'ed448'), tlsServer),
+      'badKey',
+      'key.type',
+      tlsServer,
+      /Ed448 keys are not allowed .*Ed25519/,
+    );
   });
 });
 
 describe('SAN rules', () => {
   it('rejects an IP SAN on tls-client', () => {
-    rejects(() => applyProfile(csr('/CN=c', 'IP:10.0.0.1'), tlsClient), 'policy', 'san.ip', tlsClient, /IP address SAN "10\.0\.0\.1" is not allowed by profile "tls-client"/);
+    rejects(
+      () => applyProfile(csr('/CN=c', 'IP:10.0.0.1'), tlsClient),
+      'policy',
+      'san.ip',
+      tlsClient,
+      /IP address SAN "10\.0\.0\.1" is not allowed by profile "tls-client"/,
+    );
   });
 
   it('rejects an email SAN on tls-server', () => {
-    rejects(() => applyProfile(csr('/CN=s.example', 'DNS:s.example,email:ops@s.example'), tlsServer), 'policy', 'san.email', tlsServer, /"ops@s\.example"/);
+    rejects(
+      () => applyProfile(csr('/CN=s.example', 'DNS:s.example,email:ops@s.example'), tlsServer),
+      'policy',
+      'san.email',
+      tlsServer,
+      /"ops@s\.example"/,
+    );
   });
 
   it('rejects a URI SAN on tls-server', () => {
@@ -147,17 +191,34 @@ describe('SAN rules', () => {
   });
 
   it('rejects a wildcard on device, allows it on tls-server', () => {
-    rejects(() => applyProfile(csr('/CN=d', 'DNS:*.devices.example'), device), 'policy', 'san.dnsWildcard', device, /"\*\.devices\.example"/);
+    rejects(
+      () => applyProfile(csr('/CN=d', 'DNS:*.devices.example'), device),
+      'policy',
+      'san.dnsWildcard',
+      device,
+      /"\*\.devices\.example"/,
+    );
     assert.deepEqual(applyProfile(csr('/', 'DNS:*.example.com'), tlsServer).sans.dns, ['*.example.com']);
   });
 
   it('rejects too many SANs', () => {
     const san = Array.from({ length: 21 }, (_, i) => `DNS:h${i}.example`).join(',');
-    rejects(() => applyProfile(csr('/CN=many', san), tlsClient), 'policy', 'san.max', tlsClient, /has 21 SANs; profile "tls-client" allows at most 20/);
+    rejects(
+      () => applyProfile(csr('/CN=many', san), tlsClient),
+      'policy',
+      'san.max',
+      tlsClient,
+      /has 21 SANs; profile "tls-client" allows at most 20/,
+    );
     const hundred = Array.from({ length: 100 }, (_, i) => `h${i}.example`);
     assert.equal(applyProfile(synthetic({ sans: { dns: hundred } }), tlsServer).sans.dns.length, 100);
     // the CN added as a SAN counts too
-    rejects(() => applyProfile(synthetic({ subject: 'CN=extra.example', sans: { dns: hundred } }), tlsServer), 'policy', 'san.max', tlsServer);
+    rejects(
+      () => applyProfile(synthetic({ subject: 'CN=extra.example', sans: { dns: hundred } }), tlsServer),
+      'policy',
+      'san.max',
+      tlsServer,
+    );
   });
 
   it('requires a SAN on tls-server', () => {
@@ -184,16 +245,20 @@ describe('SAN rules', () => {
     }
     // and through a real request
     rejects(() => applyProfile(csr('/', 'DNS:under_score.example'), tlsServer), 'policy', 'san.dnsSyntax', tlsServer);
-    assert.deepEqual(applyProfile(synthetic({ sans: { dns: ['xn--mnchen-3ya.example', 'localhost', 'a-b.c0.example'] } }), tlsServer).sans.dns, [
-      'xn--mnchen-3ya.example',
-      'localhost',
-      'a-b.c0.example',
-    ]);
+    assert.deepEqual(
+      applyProfile(synthetic({ sans: { dns: ['xn--mnchen-3ya.example', 'localhost', 'a-b.c0.example'] } }), tlsServer).sans.dns,
+      ['xn--mnchen-3ya.example', 'localhost', 'a-b.c0.example'],
+    );
   });
 
   it('checks email and URI syntax', () => {
     for (const email of ['not-an-email', '@example.com', 'a@', 'a b@example.com', 'a@bad_domain.example', '"quoted"@example.com']) {
-      rejects(() => applyProfile(synthetic({ subject: 'CN=x', sans: { email: [email] } }), tlsClient), 'policy', 'san.emailSyntax', tlsClient);
+      rejects(
+        () => applyProfile(synthetic({ subject: 'CN=x', sans: { email: [email] } }), tlsClient),
+        'policy',
+        'san.emailSyntax',
+        tlsClient,
+      );
     }
     for (const uri of ['not a uri', 'relative/path', 'http://', 'https://ex ample.com/']) {
       rejects(() => applyProfile(synthetic({ subject: 'CN=x', sans: { uri: [uri] } }), tlsClient), 'policy', 'san.uriSyntax', tlsClient);
@@ -201,7 +266,13 @@ describe('SAN rules', () => {
   });
 
   it('rejects SAN kinds it cannot issue', () => {
-    rejects(() => applyProfile(synthetic({ subject: 'CN=x', unsupportedSans: ['otherName 1.3.6.1.4.1.311.20.2.3'] }), tlsClient), 'policy', 'san.type', tlsClient, /otherName/);
+    rejects(
+      () => applyProfile(synthetic({ subject: 'CN=x', unsupportedSans: ['otherName 1.3.6.1.4.1.311.20.2.3'] }), tlsClient),
+      'policy',
+      'san.type',
+      tlsClient,
+      /otherName/,
+    );
   });
 });
 
@@ -212,20 +283,50 @@ describe('subject rules', () => {
   });
 
   it('rejects disallowed attributes unless the profile drops them', () => {
-    rejects(() => applyProfile(csr('/CN=dev/L=Somewhere'), device), 'policy', 'subject.attribute', device, /L="Somewhere" is not allowed .*allowed: CN, serialNumber, O, OU, C/);
+    rejects(
+      () => applyProfile(csr('/CN=dev/L=Somewhere'), device),
+      'policy',
+      'subject.attribute',
+      device,
+      /L="Somewhere" is not allowed .*allowed: CN, serialNumber, O, OU, C/,
+    );
     assert.equal(formatDn(applyProfile(csr('/CN=s.example/L=Somewhere/OU=x'), tlsServer).subject), 'CN=s.example');
   });
 
   it('rejects a CN that cannot be a SAN where every CN must be one', () => {
-    rejects(() => applyProfile(csr('/CN=My Web Server', 'DNS:web.example'), tlsServer), 'policy', 'subject.cnNotSan', tlsServer, /"My Web Server" is neither a DNS name nor an IP address/);
+    rejects(
+      () => applyProfile(csr('/CN=My Web Server', 'DNS:web.example'), tlsServer),
+      'policy',
+      'subject.cnNotSan',
+      tlsServer,
+      /"My Web Server" is neither a DNS name nor an IP address/,
+    );
     const noIp = { ...tlsServer, name: 'dns-only', san: { ...tlsServer.san, ip: false } };
-    rejects(() => applyProfile(synthetic({ subject: 'CN=10.1.1.1', sans: { dns: ['a.example'] } }), noIp), 'policy', 'subject.cnNotSan', noIp, /IP SANs are not allowed/);
+    rejects(
+      () => applyProfile(synthetic({ subject: 'CN=10.1.1.1', sans: { dns: ['a.example'] } }), noIp),
+      'policy',
+      'subject.cnNotSan',
+      noIp,
+      /IP SANs are not allowed/,
+    );
   });
 
   it('validates attribute values', () => {
     rejects(() => applyProfile(synthetic({ subject: 'CN=x,C=USA' }), tlsClient), 'policy', 'subject.value', tlsClient, /two-letter/);
-    rejects(() => applyProfile(synthetic({ subject: `CN=${'x'.repeat(65)}` }), tlsClient), 'policy', 'subject.value', tlsClient, /longer than 64/);
-    rejects(() => applyProfile(synthetic({ subject: 'CN=x,serialNumber=a_b' }), device), 'policy', 'subject.value', device, /PrintableString/);
+    rejects(
+      () => applyProfile(synthetic({ subject: `CN=${'x'.repeat(65)}` }), tlsClient),
+      'policy',
+      'subject.value',
+      tlsClient,
+      /longer than 64/,
+    );
+    rejects(
+      () => applyProfile(synthetic({ subject: 'CN=x,serialNumber=a_b' }), device),
+      'policy',
+      'subject.value',
+      device,
+      /PrintableString/,
+    );
     rejects(() => applyProfile(synthetic({ subject: 'CN=x,emailAddress=nope' }), tlsClient), 'policy', 'subject.value', tlsClient);
   });
 

@@ -88,7 +88,10 @@ describe('validation activities', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const f = await failure(activities().validateChallenge(http01('bad1')));
     assert.equal(f.type, 'incorrectResponse');
     assert.equal(f.nonRetryable, true);
-    assert.equal(f.message, `http://example.test:${web.port}/.well-known/acme-challenge/bad1: expected the key authorization "${ka('bad1')}", got "nope"`);
+    assert.equal(
+      f.message,
+      `http://example.test:${web.port}/.well-known/acme-challenge/bad1: expected the key authorization "${ka('bad1')}", got "nope"`,
+    );
   });
 
   it('a refused connection is a retryable failure typed connection', async () => {
@@ -107,7 +110,13 @@ describe('validation activities', { skip: toolsSkip(CHALLTESTSRV) }, () => {
 
   it('dns-01 through CERTFLOW_DNS_RESOLVER', async () => {
     await srv.setTxt('_acme-challenge.dns.test', dns01TxtValue(ka('d1')));
-    const input = { type: 'dns-01' as const, identifier: { type: 'dns' as const, value: 'dns.test' }, wildcard: true, token: 'd1', keyAuthorization: ka('d1') };
+    const input = {
+      type: 'dns-01' as const,
+      identifier: { type: 'dns' as const, value: 'dns.test' },
+      wildcard: true,
+      token: 'd1',
+      keyAuthorization: ka('d1'),
+    };
     const result = await activities().validateChallenge(input);
     assert.equal(result.validationRecord[0].txtName, '_acme-challenge.dns.test');
     const f = await failure(activities().validateChallenge({ ...input, identifier: { type: 'dns', value: 'nodns.test' } }));

@@ -142,7 +142,10 @@ describe('CAA tree climbing', () => {
 
   it('climbs to the first non-empty RRset, stopping before the root', async () => {
     const dns = fakeDns({ 'example.test': [issue('certflow.test')] });
-    assert.deepEqual(await findRelevantCaa(dns, 'a.b.example.test', deadline()), { name: 'example.test', records: [issue('certflow.test')] });
+    assert.deepEqual(await findRelevantCaa(dns, 'a.b.example.test', deadline()), {
+      name: 'example.test',
+      records: [issue('certflow.test')],
+    });
     assert.deepEqual(dns.asked, ['a.b.example.test', 'b.example.test', 'example.test']);
     const none = fakeDns({});
     assert.equal(await findRelevantCaa(none, 'a.example.test', deadline()), undefined);
@@ -152,11 +155,18 @@ describe('CAA tree climbing', () => {
   it('the closest RRset wins, even when a parent would allow', async () => {
     const dns = fakeDns({ 'sub.example.test': [issue('other.test')], 'example.test': [issue('certflow.test')] });
     const ctx = createVaContext(vaConfig(), { dns });
-    await rejectsWith(checkCaaAll(ctx, { identifiers: [{ type: 'dns', value: 'sub.example.test', wildcard: false, method: 'http-01' }], accountUri: ACCOUNT, caaIdentities: ['certflow.test'] }), {
-      problemType: 'caa',
-      retryable: false,
-      message: 'CAA records for sub.example.test forbid issuance: issue "other.test" (issuer is not certflow.test) at sub.example.test',
-    });
+    await rejectsWith(
+      checkCaaAll(ctx, {
+        identifiers: [{ type: 'dns', value: 'sub.example.test', wildcard: false, method: 'http-01' }],
+        accountUri: ACCOUNT,
+        caaIdentities: ['certflow.test'],
+      }),
+      {
+        problemType: 'caa',
+        retryable: false,
+        message: 'CAA records for sub.example.test forbid issuance: issue "other.test" (issuer is not certflow.test) at sub.example.test',
+      },
+    );
   });
 
   it('checkCaaAll: skips IP identifiers, names every refusal, final if any is definite', async () => {
@@ -171,9 +181,19 @@ describe('CAA tree climbing', () => {
     const input = (...ids: ReturnType<typeof id>[]) => ({ identifiers: ids, accountUri: ACCOUNT, caaIdentities: ['certflow.test'] });
     assert.equal((await checkCaaAll(ctx, input(id('ok.test'), id('10.0.0.1', 'ip')))).length, 1);
     assert.ok(!dns.asked.includes('10.0.0.1'));
-    const e = await rejectsWith(checkCaaAll(ctx, input(id('a.test'), id('b.test'), id('c.test'), id('ok.test'))), { problemType: 'caa', retryable: false });
-    assert.match(e.message, /a\.test forbid issuance: issue ";" \(no CA may issue\).*; .*b\.test forbid issuance: unknown critical property "future".*; DNS query for CAA c\.test failed: SERVFAIL/);
-    await rejectsWith(checkCaaAll(ctx, input(id('c.test'), id('ok.test'))), { problemType: 'dns', retryable: true, message: 'DNS query for CAA c.test failed: SERVFAIL' });
+    const e = await rejectsWith(checkCaaAll(ctx, input(id('a.test'), id('b.test'), id('c.test'), id('ok.test'))), {
+      problemType: 'caa',
+      retryable: false,
+    });
+    assert.match(
+      e.message,
+      /a\.test forbid issuance: issue ";" \(no CA may issue\).*; .*b\.test forbid issuance: unknown critical property "future".*; DNS query for CAA c\.test failed: SERVFAIL/,
+    );
+    await rejectsWith(checkCaaAll(ctx, input(id('c.test'), id('ok.test'))), {
+      problemType: 'dns',
+      retryable: true,
+      message: 'DNS query for CAA c.test failed: SERVFAIL',
+    });
   });
 });
 
@@ -208,14 +228,34 @@ describe('CAA through DNS (pebble-challtestsrv)', { skip: toolsSkip(CHALLTESTSRV
 
   it('applies the parent RRset with its accounturi and validationmethods', async () => {
     assert.equal((await check('www.caa.test'))[0].allowed, true);
-    await rejectsWith(check('www.caa.test', { accountUri: 'https://ca.test/acme/acct/9' }), { problemType: 'caa', retryable: false, message: /accounturi is not/ });
-    await rejectsWith(check('www.caa.test', { method: 'tls-alpn-01' }), { problemType: 'caa', retryable: false, message: /validationmethods does not include tls-alpn-01/ });
-    await rejectsWith(check('caa.test', { wildcard: true, method: 'dns-01' }), { problemType: 'caa', retryable: false, message: /^CAA records for \*\.caa\.test forbid issuance: issuewild ";"/ });
-    await rejectsWith(check('x.other.caa.test'), { problemType: 'caa', retryable: false, message: /issuer is not certflow.test\) at other.caa.test/ });
+    await rejectsWith(check('www.caa.test', { accountUri: 'https://ca.test/acme/acct/9' }), {
+      problemType: 'caa',
+      retryable: false,
+      message: /accounturi is not/,
+    });
+    await rejectsWith(check('www.caa.test', { method: 'tls-alpn-01' }), {
+      problemType: 'caa',
+      retryable: false,
+      message: /validationmethods does not include tls-alpn-01/,
+    });
+    await rejectsWith(check('caa.test', { wildcard: true, method: 'dns-01' }), {
+      problemType: 'caa',
+      retryable: false,
+      message: /^CAA records for \*\.caa\.test forbid issuance: issuewild ";"/,
+    });
+    await rejectsWith(check('x.other.caa.test'), {
+      problemType: 'caa',
+      retryable: false,
+      message: /issuer is not certflow.test\) at other.caa.test/,
+    });
   });
 
   it('a SERVFAIL is a retryable DNS problem, never "no records"', async () => {
     await setServfail(srv, 'broken.caa.test');
-    await rejectsWith(check('broken.caa.test'), { problemType: 'dns', retryable: true, message: /DNS query for CAA broken.caa.test failed: SERVFAIL/ });
+    await rejectsWith(check('broken.caa.test'), {
+      problemType: 'dns',
+      retryable: true,
+      message: /DNS query for CAA broken.caa.test failed: SERVFAIL/,
+    });
   });
 });

@@ -17,7 +17,8 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   let srv: ChallTestSrv;
   let dns: DnsClient;
   const ctx = () => createVaContext(vaConfig({ dnsResolver: srv.resolver }), { dns });
-  const dns01 = (token: string, domain: string) => validateDns01(ctx(), { identifier: { type: 'dns', value: domain }, keyAuthorization: ka(token) });
+  const dns01 = (token: string, domain: string) =>
+    validateDns01(ctx(), { identifier: { type: 'dns', value: domain }, keyAuthorization: ka(token) });
 
   before(async () => {
     srv = await startChalltestsrv();
@@ -35,7 +36,9 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   it('accepts the right TXT value among others', async () => {
     await srv.setTxt('_acme-challenge.example.test', 'unrelated');
     await srv.setTxt('_acme-challenge.example.test', dns01TxtValue(ka('ok')));
-    assert.deepEqual(await dns01('ok', 'example.test'), [{ hostname: 'example.test', txtName: '_acme-challenge.example.test', cnames: [] }]);
+    assert.deepEqual(await dns01('ok', 'example.test'), [
+      { hostname: 'example.test', txtName: '_acme-challenge.example.test', cnames: [] },
+    ]);
   });
 
   it('refuses wrong TXT values, finally, listing what it found', async () => {
@@ -48,14 +51,27 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   });
 
   it('refuses when there is no TXT record', async () => {
-    await rejectsWith(dns01('n', 'example-none.test'), { problemType: 'unauthorized', retryable: false, message: 'no TXT record at _acme-challenge.example-none.test' });
+    await rejectsWith(dns01('n', 'example-none.test'), {
+      problemType: 'unauthorized',
+      retryable: false,
+      message: 'no TXT record at _acme-challenge.example-none.test',
+    });
   });
 
   it('validates a wildcard at the base domain (a leading "*." is dropped too)', async () => {
     await srv.setTxt('_acme-challenge.wild.test', dns01TxtValue(ka('wild')));
-    const input = { type: 'dns-01' as const, identifier: { type: 'dns' as const, value: 'wild.test' }, wildcard: true, token: 'wild', keyAuthorization: ka('wild') };
+    const input = {
+      type: 'dns-01' as const,
+      identifier: { type: 'dns' as const, value: 'wild.test' },
+      wildcard: true,
+      token: 'wild',
+      keyAuthorization: ka('wild'),
+    };
     assert.equal((await validateChallenge(ctx(), input))[0].txtName, '_acme-challenge.wild.test');
-    assert.equal((await validateChallenge(ctx(), { ...input, identifier: { type: 'dns', value: '*.wild.test' } }))[0].txtName, '_acme-challenge.wild.test');
+    assert.equal(
+      (await validateChallenge(ctx(), { ...input, identifier: { type: 'dns', value: '*.wild.test' } }))[0].txtName,
+      '_acme-challenge.wild.test',
+    );
   });
 
   it('follows a CNAME answered together with the target TXT', async () => {
@@ -81,7 +97,11 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   it('refuses a CNAME loop, finally', async () => {
     await setCname(srv, '_acme-challenge.loop.test', '_acme-challenge.loop2.test');
     await setCname(srv, '_acme-challenge.loop2.test', '_acme-challenge.loop.test');
-    await rejectsWith(dns01('loop', 'loop.test'), { problemType: 'dns', retryable: false, message: /CNAME loop looking up TXT for _acme-challenge.loop.test/ });
+    await rejectsWith(dns01('loop', 'loop.test'), {
+      problemType: 'dns',
+      retryable: false,
+      message: /CNAME loop looking up TXT for _acme-challenge.loop.test/,
+    });
   });
 
   it('stops after 8 CNAMEs', async () => {
@@ -110,14 +130,21 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       });
       assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
       await rejectsWith(slow.resolveAddresses('example.test'), { problemType: 'dns', retryable: true, message: /timeout/ });
-      await rejectsWith(slow.resolveCaa('example.test'), { problemType: 'dns', retryable: true, message: /CAA example.test failed: timeout/ });
+      await rejectsWith(slow.resolveCaa('example.test'), {
+        problemType: 'dns',
+        retryable: true,
+        message: /CAA example.test failed: timeout/,
+      });
     } finally {
       await hole.close();
     }
   });
 
   it('refuses dns-01 for an IP identifier (RFC 8738 section 7)', async () => {
-    await rejectsWith(validateDns01(ctx(), { identifier: { type: 'ip', value: '127.0.0.1' }, keyAuthorization: ka('ip') }), { problemType: 'malformed', retryable: false });
+    await rejectsWith(validateDns01(ctx(), { identifier: { type: 'ip', value: '127.0.0.1' }, keyAuthorization: ka('ip') }), {
+      problemType: 'malformed',
+      retryable: false,
+    });
   });
 
   it('resolveAddresses: IPv6 first, then IPv4; [] for a name without any', async () => {
@@ -141,6 +168,9 @@ describe('dns-01 and the DNS client', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   });
 
   it('rejects a resolver address that is not ip:port as a configuration error', () => {
-    assert.throws(() => createDnsClient({ server: 'dns.example:53', timeoutMs: 1000 }), (e: unknown) => CaError.is(e, 'config'));
+    assert.throws(
+      () => createDnsClient({ server: 'dns.example:53', timeoutMs: 1000 }),
+      (e: unknown) => CaError.is(e, 'config'),
+    );
   });
 });

@@ -8,7 +8,14 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { assertPortFree, freePort } from '../../src/core/net.ts';
-import { createDnsClient, createVaContext, validateChallenge, validateHttp01, type DnsClient, type RedirectPorts } from '../../src/va/index.ts';
+import {
+  createDnsClient,
+  createVaContext,
+  validateChallenge,
+  validateHttp01,
+  type DnsClient,
+  type RedirectPorts,
+} from '../../src/va/index.ts';
 import type { ValidationConfig } from '../../src/config/index.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../helpers/challtestsrv.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
@@ -35,14 +42,24 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     if (h) return h(req, res);
     res.writeHead(404).end('not found');
   };
-  const answer = (body: string): Handler => (_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
-  const redirect = (location: string, status = 302): Handler => (_req, res) => res.writeHead(status, { location }).end();
+  const answer =
+    (body: string): Handler =>
+    (_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+  const redirect =
+    (location: string, status = 302): Handler =>
+    (_req, res) =>
+      res.writeHead(status, { location }).end();
 
   const redirectPorts = (): RedirectPorts => ({ http: web80.port, https: tls443Port });
   const ctx = (config: Partial<ValidationConfig> = {}, ports: RedirectPorts = redirectPorts()) =>
     createVaContext(vaConfig({ http01Port: web.port, dnsResolver: srv.resolver, ...config }), { dns, redirectPorts: ports });
   const http01 = (token: string, value = 'example.test', config: Partial<ValidationConfig> = {}, ports?: RedirectPorts) =>
-    validateHttp01(ctx(config, ports), { identifier: { type: value.includes(':') || /^\d/.test(value) ? 'ip' : 'dns', value }, token, keyAuthorization: ka(token) });
+    validateHttp01(ctx(config, ports), {
+      identifier: { type: value.includes(':') || /^\d/.test(value) ? 'ip' : 'dns', value },
+      token,
+      keyAuthorization: ka(token),
+    });
 
   before(async () => {
     srv = await startChalltestsrv();
@@ -101,7 +118,11 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
 
   it('refuses a body larger than 8 KiB without reading it all', async () => {
     routes.set(challengePath('big'), answer(`${ka('big')}${' '.repeat(9000)}`));
-    await rejectsWith(http01('big'), { problemType: 'incorrectResponse', retryable: false, message: /the response body is larger than 8192 bytes/ });
+    await rejectsWith(http01('big'), {
+      problemType: 'incorrectResponse',
+      retryable: false,
+      message: /the response body is larger than 8192 bytes/,
+    });
   });
 
   it('follows a redirect to http on the redirect port, to another name, re-resolving it', async () => {
@@ -147,9 +168,17 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     });
     // Followed: the target is resolved (and has no address, so nothing is contacted).
     routes.set(challengePath('p80'), redirect('http://nowhere.test/x'));
-    await rejectsWith(http01('p80', 'example.test', {}, production), { problemType: 'dns', retryable: false, message: 'no A or AAAA records for nowhere.test' });
+    await rejectsWith(http01('p80', 'example.test', {}, production), {
+      problemType: 'dns',
+      retryable: false,
+      message: 'no A or AAAA records for nowhere.test',
+    });
     routes.set(challengePath('p443'), redirect('https://nowhere.test:443/x'));
-    await rejectsWith(http01('p443', 'example.test', {}, production), { problemType: 'dns', retryable: false, message: 'no A or AAAA records for nowhere.test' });
+    await rejectsWith(http01('p443', 'example.test', {}, production), {
+      problemType: 'dns',
+      retryable: false,
+      message: 'no A or AAAA records for nowhere.test',
+    });
   });
 
   it('stops after 10 redirects, and at a loop', async () => {
@@ -158,7 +187,11 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     await rejectsWith(http01('many'), { problemType: 'connection', retryable: false, message: /more than 10 redirects/ });
     routes.set(challengePath('loop'), redirect(`http://example.test:${web80.port}/loop`));
     routes.set('/loop', redirect('/loop'));
-    await rejectsWith(http01('loop'), { problemType: 'connection', retryable: false, message: /redirect loop at http:\/\/example.test:\d+\/loop/ });
+    await rejectsWith(http01('loop'), {
+      problemType: 'connection',
+      retryable: false,
+      message: /redirect loop at http:\/\/example.test:\d+\/loop/,
+    });
   });
 
   it('gives up on a server that does not answer within the attempt timeout: retryable', async () => {
@@ -242,7 +275,11 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', () => resolve()));
     try {
       const port = (garbage.address() as AddressInfo).port;
-      await rejectsWith(http01('ssh', 'example.test', { http01Port: port }), { problemType: 'incorrectResponse', retryable: false, message: /malformed HTTP response \(HPE_/ });
+      await rejectsWith(http01('ssh', 'example.test', { http01Port: port }), {
+        problemType: 'incorrectResponse',
+        retryable: false,
+        message: /malformed HTTP response \(HPE_/,
+      });
     } finally {
       await new Promise((resolve) => garbage.close(resolve));
     }
@@ -251,19 +288,43 @@ describe('http-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   it('validateChallenge: http-01 cannot validate a wildcard; the key authorization must match the token', async () => {
     const c = ctx();
     await rejectsWith(
-      validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: 'example.test' }, wildcard: true, token: 'w', keyAuthorization: ka('w') }),
+      validateChallenge(c, {
+        type: 'http-01',
+        identifier: { type: 'dns', value: 'example.test' },
+        wildcard: true,
+        token: 'w',
+        keyAuthorization: ka('w'),
+      }),
       { problemType: 'malformed', retryable: false, message: /only dns-01 can/ },
     );
     await rejectsWith(
-      validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: '*.example.test' }, wildcard: false, token: 'w', keyAuthorization: ka('w') }),
+      validateChallenge(c, {
+        type: 'http-01',
+        identifier: { type: 'dns', value: '*.example.test' },
+        wildcard: false,
+        token: 'w',
+        keyAuthorization: ka('w'),
+      }),
       { problemType: 'malformed', retryable: false, message: 'http-01 cannot validate the wildcard *.example.test: only dns-01 can' },
     );
     await rejectsWith(
-      validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: 'example.test' }, wildcard: false, token: 'a', keyAuthorization: ka('b') }),
+      validateChallenge(c, {
+        type: 'http-01',
+        identifier: { type: 'dns', value: 'example.test' },
+        wildcard: false,
+        token: 'a',
+        keyAuthorization: ka('b'),
+      }),
       { problemType: 'malformed', retryable: false },
     );
     routes.set(challengePath('vc'), answer(ka('vc')));
-    const records = await validateChallenge(c, { type: 'http-01', identifier: { type: 'dns', value: 'Example.TEST.' }, wildcard: false, token: 'vc', keyAuthorization: ka('vc') });
+    const records = await validateChallenge(c, {
+      type: 'http-01',
+      identifier: { type: 'dns', value: 'Example.TEST.' },
+      wildcard: false,
+      token: 'vc',
+      keyAuthorization: ka('vc'),
+    });
     assert.equal(records[0].hostname, 'example.test');
   });
 });

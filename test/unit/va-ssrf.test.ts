@@ -44,7 +44,20 @@ describe('SSRF guard', () => {
   });
 
   it('allows private ranges (an internal CA validates internal hosts) and public addresses', () => {
-    for (const a of ['10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.1.1', '100.64.0.1', 'fd12:3456::1', '::ffff:10.0.0.1', '192.0.2.7', '2001:db8::1', '169.253.255.255', '169.255.0.1', 'fec0::1']) {
+    for (const a of [
+      '10.0.0.1',
+      '172.16.5.4',
+      '172.31.255.255',
+      '192.168.1.1',
+      '100.64.0.1',
+      'fd12:3456::1',
+      '::ffff:10.0.0.1',
+      '192.0.2.7',
+      '2001:db8::1',
+      '169.253.255.255',
+      '169.255.0.1',
+      'fec0::1',
+    ]) {
       assert.equal(addressRefusal(a, strict), undefined, a);
     }
   });

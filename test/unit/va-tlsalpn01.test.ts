@@ -8,7 +8,14 @@ import { createSecureContext, createServer, type TlsOptions, type Server } from 
 import type { AddressInfo } from 'node:net';
 import { freePort } from '../../src/core/net.ts';
 import { parseAcmeChallengeCertificate, pemDecodeAll } from '../../src/pki/index.ts';
-import { createDnsClient, createVaContext, reverseDnsName, validateChallenge, validateTlsAlpn01, type DnsClient } from '../../src/va/index.ts';
+import {
+  createDnsClient,
+  createVaContext,
+  reverseDnsName,
+  validateChallenge,
+  validateTlsAlpn01,
+  type DnsClient,
+} from '../../src/va/index.ts';
 import type { ValidationConfig } from '../../src/config/index.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../helpers/challtestsrv.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
@@ -103,14 +110,26 @@ describe('tls-alpn-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
 
   it('refuses a wrong acmeIdentifier value, finally', async () => {
     const s = await serve(['subjectAltName=DNS:example.test', acmeIdentifierExt('other.key-authorization')]);
-    await rejectsWith(validate(s.port), { problemType: 'incorrectResponse', retryable: false, message: new RegExp(`^example.test:${s.port}: acmeIdentifier is [0-9a-f]{64}, expected SHA-256`) });
+    await rejectsWith(validate(s.port), {
+      problemType: 'incorrectResponse',
+      retryable: false,
+      message: new RegExp(`^example.test:${s.port}: acmeIdentifier is [0-9a-f]{64}, expected SHA-256`),
+    });
   });
 
   it('refuses a non-critical or missing acmeIdentifier', async () => {
     const nc = await serve(['subjectAltName=DNS:example.test', acmeIdentifierExt(KA, false)]);
-    await rejectsWith(validate(nc.port), { problemType: 'incorrectResponse', retryable: false, message: /acmeIdentifier extension is not critical/ });
+    await rejectsWith(validate(nc.port), {
+      problemType: 'incorrectResponse',
+      retryable: false,
+      message: /acmeIdentifier extension is not critical/,
+    });
     const none = await serve(['subjectAltName=DNS:example.test']);
-    await rejectsWith(validate(none.port), { problemType: 'incorrectResponse', retryable: false, message: /has no acmeIdentifier extension/ });
+    await rejectsWith(validate(none.port), {
+      problemType: 'incorrectResponse',
+      retryable: false,
+      message: /has no acmeIdentifier extension/,
+    });
   });
 
   it('refuses an acmeIdentifier that is not an OCTET STRING of 32 bytes', async () => {
@@ -128,13 +147,21 @@ describe('tls-alpn-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const other = await serve(['subjectAltName=DNS:other.test', acmeIdentifierExt(KA)]);
     await rejectsWith(validate(other.port), { problemType: 'incorrectResponse', retryable: false, message: /it has DNS:other.test$/ });
     const ip = await serve(['subjectAltName=DNS:127.0.0.1', acmeIdentifierExt(KA)]);
-    await rejectsWith(validate(ip.port, '127.0.0.1'), { problemType: 'incorrectResponse', retryable: false, message: /exactly one subjectAltName, IP:127.0.0.1; it has DNS:127.0.0.1/ });
+    await rejectsWith(validate(ip.port, '127.0.0.1'), {
+      problemType: 'incorrectResponse',
+      retryable: false,
+      message: /exactly one subjectAltName, IP:127.0.0.1; it has DNS:127.0.0.1/,
+    });
   });
 
   it('requires the acme-tls/1 protocol to be negotiated', async () => {
     const h2 = await serve(['subjectAltName=DNS:example.test', acmeIdentifierExt(KA)], ['h2', 'http/1.1']);
     // A server without a common protocol answers with a no_application_protocol alert.
-    await rejectsWith(validate(h2.port), { problemType: 'tls', retryable: false, message: /TLS handshake failed: tlsv1 alert no application protocol/ });
+    await rejectsWith(validate(h2.port), {
+      problemType: 'tls',
+      retryable: false,
+      message: /TLS handshake failed: tlsv1 alert no application protocol/,
+    });
     const noAlpn = await serve(['subjectAltName=DNS:example.test', acmeIdentifierExt(KA)], null);
     await rejectsWith(validate(noAlpn.port), {
       problemType: 'tls',
@@ -145,14 +172,28 @@ describe('tls-alpn-01', { skip: toolsSkip(CHALLTESTSRV) }, () => {
 
   it('reports a refused connection as retryable; refuses loopback without allowLoopback', async () => {
     const closed = await freePort();
-    await rejectsWith(validate(closed), { problemType: 'connection', retryable: true, message: `connection refused by 127.0.0.1:${closed}` });
-    await rejectsWith(validate(closed, 'example.test', { allowLoopback: false }), { problemType: 'rejectedIdentifier', retryable: false, message: /a loopback address/ });
+    await rejectsWith(validate(closed), {
+      problemType: 'connection',
+      retryable: true,
+      message: `connection refused by 127.0.0.1:${closed}`,
+    });
+    await rejectsWith(validate(closed, 'example.test', { allowLoopback: false }), {
+      problemType: 'rejectedIdentifier',
+      retryable: false,
+      message: /a loopback address/,
+    });
   });
 
   it('validateChallenge: tls-alpn-01 cannot validate a wildcard', async () => {
     const ctx = createVaContext(vaConfig({ dnsResolver: srv.resolver }), { dns });
     await rejectsWith(
-      validateChallenge(ctx, { type: 'tls-alpn-01', identifier: { type: 'dns', value: 'example.test' }, wildcard: true, token: 'tok', keyAuthorization: KA }),
+      validateChallenge(ctx, {
+        type: 'tls-alpn-01',
+        identifier: { type: 'dns', value: 'example.test' },
+        wildcard: true,
+        token: 'tok',
+        keyAuthorization: KA,
+      }),
       { problemType: 'malformed', retryable: false },
     );
   });

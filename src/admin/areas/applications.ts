@@ -30,13 +30,20 @@ function estView(c: EstClientRow) {
 
 function checkProfile(config: Config, profile: string | undefined): void {
   if (profile !== undefined && !config.profiles.has(profile)) {
-    throw new CaError('notFound', `unknown certificate profile "${profile}" (configured: ${[...config.profiles.keys()].join(', ')})`, { rule: 'profile.unknown' });
+    throw new CaError('notFound', `unknown certificate profile "${profile}" (configured: ${[...config.profiles.keys()].join(', ')})`, {
+      rule: 'profile.unknown',
+    });
   }
 }
 
 function checkLabels(config: Config, labels: string[]): string[] {
   for (const l of labels) {
-    if (!config.est.labels.has(l)) throw new CaError('notFound', `unknown EST label "${l}" (configured: ${[...config.est.labels.keys()].map((x) => x || "''").join(', ')})`, { rule: 'est.label.unknown' });
+    if (!config.est.labels.has(l))
+      throw new CaError(
+        'notFound',
+        `unknown EST label "${l}" (configured: ${[...config.est.labels.keys()].map((x) => x || "''").join(', ')})`,
+        { rule: 'est.label.unknown' },
+      );
   }
   return [...new Set(labels)];
 }
@@ -50,7 +57,8 @@ async function changeEstClient(deps: AdminDeps, who: Actor, name: string, action
 }
 
 async function cmpClients(deps: AdminDeps) {
-  if (!(await consoleDb.tableExists(deps.pool, CMP_CLIENTS_TABLE))) return { available: false, clients: [] as Array<Record<string, unknown>> };
+  if (!(await consoleDb.tableExists(deps.pool, CMP_CLIENTS_TABLE)))
+    return { available: false, clients: [] as Array<Record<string, unknown>> };
   return { available: true, clients: await consoleDb.rowsWithoutSecrets(deps.pool, CMP_CLIENTS_TABLE) };
 }
 
@@ -89,24 +97,30 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
         checkPasswordPolicy(body.password);
         const passwordHash = await hashPassword(body.password);
         const row = await withTransaction(deps.pool, async (tx) => {
-          const stored = await estClients.insert(tx, { name: body.name, passwordHash, profile: body.profile || null, labels, requireApproval: Boolean(body.requireApproval) });
+          const stored = await estClients.insert(tx, {
+            name: body.name,
+            passwordHash,
+            profile: body.profile || null,
+            labels,
+            requireApproval: Boolean(body.requireApproval),
+          });
           await record(tx, who, 'estClient.add', body.name, { profile: stored.profile, labels, requireApproval: stored.requireApproval });
           return stored;
         });
         return { ...estView(row), message: `EST client "${row.name}" registered` };
       },
     },
-    ...[false, true].map(
-      (enabled): ApiRoute => ({
-        method: 'POST',
-        path: `/applications/est-clients/{name}/${enabled ? 'enable' : 'disable'}`,
-        access: 'applications:manage',
-        tag: 'applications',
-        summary: enabled ? 'Let a disabled EST client authenticate again' : 'Refuse an EST client (403) without deleting it',
-        handler: async ({ deps, who, params }) =>
-          changeEstClient(deps, who, params.name!, `estClient.${enabled ? 'enable' : 'disable'}`, (db) => estClients.setEnabled(db, params.name!, enabled)),
-      }),
-    ),
+    ...[false, true].map((enabled): ApiRoute => ({
+      method: 'POST',
+      path: `/applications/est-clients/{name}/${enabled ? 'enable' : 'disable'}`,
+      access: 'applications:manage',
+      tag: 'applications',
+      summary: enabled ? 'Let a disabled EST client authenticate again' : 'Refuse an EST client (403) without deleting it',
+      handler: async ({ deps, who, params }) =>
+        changeEstClient(deps, who, params.name!, `estClient.${enabled ? 'enable' : 'disable'}`, (db) =>
+          estClients.setEnabled(db, params.name!, enabled),
+        ),
+    })),
     {
       method: 'PUT',
       path: '/applications/est-clients/{name}/password',
@@ -126,7 +140,8 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'applications:manage',
       tag: 'applications',
       summary: 'Delete an EST client: its credentials stop working at once',
-      handler: async ({ deps, who, params }) => changeEstClient(deps, who, params.name!, 'estClient.remove', (db) => estClients.remove(db, params.name!)),
+      handler: async ({ deps, who, params }) =>
+        changeEstClient(deps, who, params.name!, 'estClient.remove', (db) => estClients.remove(db, params.name!)),
     },
     {
       method: 'GET',
@@ -142,7 +157,14 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'applications:read',
       tag: 'applications',
       summary: 'ACME external account binding keys: id, alias, the account that used it (never the MAC keys)',
-      handler: async ({ deps }) => (await eabKeys.list(deps.pool, {})).map((k) => ({ kid: k.kid, alias: k.alias, accountId: k.accountId, createdAt: k.createdAt, usedAt: k.usedAt })),
+      handler: async ({ deps }) =>
+        (await eabKeys.list(deps.pool, {})).map((k) => ({
+          kid: k.kid,
+          alias: k.alias,
+          accountId: k.accountId,
+          createdAt: k.createdAt,
+          usedAt: k.usedAt,
+        })),
     },
     {
       method: 'POST',
@@ -155,7 +177,11 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
       async handler({ deps, who, body }) {
         const alias = body.alias ?? '';
         if (!deps.config.acme.aliases.has(alias)) {
-          throw new CaError('notFound', `unknown ACME alias "${alias}" (configured: ${[...deps.config.acme.aliases.keys()].map((a) => a || "''").join(', ')})`, { rule: 'acme.alias.unknown' });
+          throw new CaError(
+            'notFound',
+            `unknown ACME alias "${alias}" (configured: ${[...deps.config.acme.aliases.keys()].map((a) => a || "''").join(', ')})`,
+            { rule: 'acme.alias.unknown' },
+          );
         }
         const { kid, hmacKey } = newEabKey();
         await withTransaction(deps.pool, async (tx) => {
@@ -179,55 +205,85 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
         const profiles = [...deps.config.profiles.keys()];
         const estActions = (c: EstClientRow) =>
           manage
-            ? html`${apiForm({ method: 'POST', action: `/admin/api/v1/applications/est-clients/${encodeURIComponent(c.name)}/${c.enabled ? 'disable' : 'enable'}`, submit: c.enabled ? 'Disable' : 'Enable', inline: true, body: html`` })}${apiForm({
-                method: 'DELETE',
-                action: `/admin/api/v1/applications/est-clients/${encodeURIComponent(c.name)}`,
-                submit: 'Remove',
-                inline: true,
-                danger: true,
-                confirm: `Remove EST client ${c.name}?`,
-                body: html``,
-              })}`
+            ? html`${apiForm({ method: 'POST', action: `/admin/api/v1/applications/est-clients/${encodeURIComponent(c.name)}/${c.enabled ? 'disable' : 'enable'}`, submit: c.enabled ? 'Disable' : 'Enable', inline: true, body: html`` })}${apiForm(
+                {
+                  method: 'DELETE',
+                  action: `/admin/api/v1/applications/est-clients/${encodeURIComponent(c.name)}`,
+                  submit: 'Remove',
+                  inline: true,
+                  danger: true,
+                  confirm: `Remove EST client ${c.name}?`,
+                  body: html``,
+                },
+              )}`
             : '';
         const cmpColumns = cmp.clients[0] ? Object.keys(cmp.clients[0]) : [];
         return html`<h2>EST clients</h2>
-${table(est, ['Name', 'Enabled', 'Profile', 'Labels', 'Approval', 'Created', ...(manage ? [''] : [])], (c) => [
-  c.name,
-  badge(c.enabled ? 'enabled' : 'disabled'),
-  c.profile ?? "(the label's)",
-  c.labels.length ? c.labels.map((l) => l || "''").join(', ') : '(all)',
-  c.requireApproval ? 'always' : 'as the label says',
-  c.createdAt,
-  ...(manage ? [estActions(c)] : []),
-], { id: 'est-clients', empty: 'No EST clients.' })}
-${manage
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/applications/est-clients',
-      id: 'add-est-client',
-      submit: 'Register EST client',
-      body: html`${input('name', 'Name', { required: true })}${input('password', 'Password (12+ characters)', { type: 'password', required: true, autocomplete: 'new-password' })}
-${select('profile', 'Profile', [['', "the label's"], ...profiles.map((p): [string, string] => [p, p])])}
-<label>Labels <input name="labels" data-type="array" placeholder="comma separated; empty: all"></label>
-<label><input type="checkbox" name="requireApproval"> always require approval</label>`,
-    })
-  : ''}
-<h2>CMP clients</h2>
-${cmp.available
-  ? table(cmp.clients, cmpColumns, (r) => cmpColumns.map((k) => (r[k] instanceof Date ? (r[k] as Date) : Array.isArray(r[k]) ? (r[k] as unknown[]).join(', ') : String(r[k] ?? '-'))), { id: 'cmp-clients', empty: 'No CMP clients.' })
-  : html`<p class="hint" id="cmp-clients">CMP clients appear here once CMP is installed (<code>certflow cmp-client add</code>).</p>`}
-<h2>ACME external account binding keys</h2>
-${table(eab, ['Key id', 'ACME alias', 'Bound to account', 'Created', 'Used'], (k) => [html`<code>${k.kid}</code>`, k.alias || "''", k.accountId, k.createdAt, k.usedAt], { id: 'eab-keys', empty: 'No EAB keys.' })}
-${manage
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/applications/eab-keys',
-      id: 'create-eab',
-      submit: 'Create EAB key',
-      then: 'show',
-      body: select('alias', 'ACME directory', [...deps.config.acme.aliases.keys()].map((a): [string, string] => [a, a === '' ? '/acme/directory' : `/acme/${a}/directory`])),
-    })
-  : ''}`;
+          ${table(
+            est,
+            ['Name', 'Enabled', 'Profile', 'Labels', 'Approval', 'Created', ...(manage ? [''] : [])],
+            (c) => [
+              c.name,
+              badge(c.enabled ? 'enabled' : 'disabled'),
+              c.profile ?? "(the label's)",
+              c.labels.length ? c.labels.map((l) => l || "''").join(', ') : '(all)',
+              c.requireApproval ? 'always' : 'as the label says',
+              c.createdAt,
+              ...(manage ? [estActions(c)] : []),
+            ],
+            { id: 'est-clients', empty: 'No EST clients.' },
+          )}
+          ${
+            manage
+              ? apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/applications/est-clients',
+                  id: 'add-est-client',
+                  submit: 'Register EST client',
+                  body: html`${input('name', 'Name', { required: true })}${input('password', 'Password (12+ characters)', { type: 'password', required: true, autocomplete: 'new-password' })}
+                    ${select('profile', 'Profile', [['', "the label's"], ...profiles.map((p): [string, string] => [p, p])])}
+                    <label>Labels <input name="labels" data-type="array" placeholder="comma separated; empty: all" /></label>
+                    <label><input type="checkbox" name="requireApproval" /> always require approval</label>`,
+                })
+              : ''
+          }
+          <h2>CMP clients</h2>
+          ${
+            cmp.available
+              ? table(
+                  cmp.clients,
+                  cmpColumns,
+                  (r) =>
+                    cmpColumns.map((k) =>
+                      r[k] instanceof Date ? (r[k] as Date) : Array.isArray(r[k]) ? (r[k] as unknown[]).join(', ') : String(r[k] ?? '-'),
+                    ),
+                  { id: 'cmp-clients', empty: 'No CMP clients.' },
+                )
+              : html`<p class="hint" id="cmp-clients">
+                  CMP clients appear here once CMP is installed (<code>certflow cmp-client add</code>).
+                </p>`
+          }
+          <h2>ACME external account binding keys</h2>
+          ${table(eab, ['Key id', 'ACME alias', 'Bound to account', 'Created', 'Used'], (k) => [html`<code>${k.kid}</code>`, k.alias || "''", k.accountId, k.createdAt, k.usedAt], { id: 'eab-keys', empty: 'No EAB keys.' })}
+          ${
+            manage
+              ? apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/applications/eab-keys',
+                  id: 'create-eab',
+                  submit: 'Create EAB key',
+                  then: 'show',
+                  body: select(
+                    'alias',
+                    'ACME directory',
+                    [...deps.config.acme.aliases.keys()].map((a): [string, string] => [
+                      a,
+                      a === '' ? '/acme/directory' : `/acme/${a}/directory`,
+                    ]),
+                  ),
+                })
+              : ''
+          }`;
       },
     },
   ];

@@ -32,7 +32,18 @@ function filterOf(q: Record<string, string | number | boolean | undefined>): aud
 }
 
 function entryView(e: AuditRow) {
-  return { seq: e.seq, at: e.at, actor: e.actor, role: e.role, action: e.action, target: e.object, result: e.result, requestId: e.requestId, details: e.details, hash: e.hash };
+  return {
+    seq: e.seq,
+    at: e.at,
+    actor: e.actor,
+    role: e.role,
+    action: e.action,
+    target: e.object,
+    result: e.result,
+    requestId: e.requestId,
+    details: e.details,
+    hash: e.hash,
+  };
 }
 
 export function auditTable(rows: AuditRow[], opts: { id?: string } = {}): Html {
@@ -67,7 +78,11 @@ export function auditArea(): { routes: ApiRoute[]; pages: Page[] } {
         const [rows, total] = await Promise.all([auditLog.list(deps.pool, filter), auditLog.count(deps.pool, filter)]);
         const items = rows.map(entryView);
         if (query.format === 'csv') {
-          return new Download('text/csv; charset=utf-8', toCsv(items.map((i) => ({ ...i, details: JSON.stringify(i.details) }))), 'audit.csv');
+          return new Download(
+            'text/csv; charset=utf-8',
+            toCsv(items.map((i) => ({ ...i, details: JSON.stringify(i.details) }))),
+            'audit.csv',
+          );
         }
         return { total, limit: filter.limit, offset: filter.offset, items };
       },
@@ -115,26 +130,39 @@ export function auditArea(): { routes: ApiRoute[]; pages: Page[] } {
         ]);
         const verify = query.verify ? await auditLog.verifyChain(deps.pool) : undefined;
         const latest = checkpoints[checkpoints.length - 1];
-        const next = filter.offset! + rows.length < total ? link(`/audit${qs({ ...query, offset: filter.offset! + rows.length })}`, 'older →') : '';
+        const next =
+          filter.offset! + rows.length < total ? link(`/audit${qs({ ...query, offset: filter.offset! + rows.length })}`, 'older →') : '';
         return html`${fields([
-          ['Entries', String(head.seq)],
-          ['Chain head', html`<code>${head.hash}</code>`],
-          ['Latest signed checkpoint', latest ? html`#${latest.seq} at ${formatTime(latest.signedAt)} (key ${latest.keyId})` : 'none yet (the worker signs one every hour)'],
-          [
-            'Verification',
-            verify
-              ? html`<span id="verify-result">${badge(verify.ok ? 'ok' : 'broken')} ${verify.ok ? `${verify.entries} entries and ${verify.checkpoints.length} checkpoints verified` : verify.problems.slice(0, 5).join('; ')}</span>`
-              : link('/audit?verify=1', 'verify the chain now'),
-          ],
-        ])}
-<form class="filters" method="get" action="/audit">
-${input('actor', 'Actor', { value: query.actor, placeholder: 'user:alice or est:' })}${input('action', 'Action', { value: query.action, placeholder: 'cert. or user.add' })}
-${input('target', 'Target', { value: query.target })}${select('result', 'Result', [['', 'any'], 'ok', 'failed', 'denied'], query.result)}
-${input('from', 'From', { type: 'date', value: query.from })}${input('to', 'Before', { type: 'date', value: query.to })}
-<button type="submit">Filter</button></form>
-<p>${total} entries · ${link(`/admin/api/v1/audit${qs({ ...query, format: 'csv', verify: undefined })}`, 'CSV')} · ${link(`/admin/api/v1/audit${qs({ ...query, verify: undefined })}`, 'JSON')}</p>
-${auditTable(rows)}
-<p class="pager">${next}</p>`;
+            ['Entries', String(head.seq)],
+            ['Chain head', html`<code>${head.hash}</code>`],
+            [
+              'Latest signed checkpoint',
+              latest
+                ? html`#${latest.seq} at ${formatTime(latest.signedAt)} (key ${latest.keyId})`
+                : 'none yet (the worker signs one every hour)',
+            ],
+            [
+              'Verification',
+              verify
+                ? html`<span id="verify-result"
+                    >${badge(verify.ok ? 'ok' : 'broken')}
+                    ${verify.ok ? `${verify.entries} entries and ${verify.checkpoints.length} checkpoints verified` : verify.problems.slice(0, 5).join('; ')}</span
+                  >`
+                : link('/audit?verify=1', 'verify the chain now'),
+            ],
+          ])}
+          <form class="filters" method="get" action="/audit">
+            ${input('actor', 'Actor', { value: query.actor, placeholder: 'user:alice or est:' })}${input('action', 'Action', { value: query.action, placeholder: 'cert. or user.add' })}
+            ${input('target', 'Target', { value: query.target })}${select('result', 'Result', [['', 'any'], 'ok', 'failed', 'denied'], query.result)}
+            ${input('from', 'From', { type: 'date', value: query.from })}${input('to', 'Before', { type: 'date', value: query.to })}
+            <button type="submit">Filter</button>
+          </form>
+          <p>
+            ${total} entries · ${link(`/admin/api/v1/audit${qs({ ...query, format: 'csv', verify: undefined })}`, 'CSV')} ·
+            ${link(`/admin/api/v1/audit${qs({ ...query, verify: undefined })}`, 'JSON')}
+          </p>
+          ${auditTable(rows)}
+          <p class="pager">${next}</p>`;
       },
     },
   ];

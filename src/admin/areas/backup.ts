@@ -36,13 +36,26 @@ export function backupArea(): { routes: ApiRoute[]; pages: Page[] } {
       tag: 'backup',
       summary: 'Create an encrypted backup (database, CA key material, configuration, trust files) in the backup directory',
       status: 201,
-      body: { properties: { passphrase: { type: 'string', format: 'password', minLength: MIN_BACKUP_PASSPHRASE, maxLength: 1024 } }, required: ['passphrase'] },
+      body: {
+        properties: { passphrase: { type: 'string', format: 'password', minLength: MIN_BACKUP_PASSPHRASE, maxLength: 1024 } },
+        required: ['passphrase'],
+      },
       async handler({ deps, who, body }) {
         const file = join(backupDir(deps.config), backupName());
         try {
           const r = await createBackup(deps.config, deps.pool, file, body.passphrase, certflowVersion());
-          await record(deps.pool, who, 'backup.create', file, { size: r.size, certificates: r.summary.certificates, auditHead: r.summary.auditHead.seq });
-          return { name: file.split('/').pop(), size: r.size, certificates: r.summary.certificates, tables: r.summary.tables, message: `backup written: ${file}` };
+          await record(deps.pool, who, 'backup.create', file, {
+            size: r.size,
+            certificates: r.summary.certificates,
+            auditHead: r.summary.auditHead.seq,
+          });
+          return {
+            name: file.split('/').pop(),
+            size: r.size,
+            certificates: r.summary.certificates,
+            tables: r.summary.tables,
+            message: `backup written: ${file}`,
+          };
         } catch (e) {
           await record(deps.pool, who, 'backup.create', file, { error: (e as Error).message }, 'failed');
           throw e;
@@ -74,18 +87,29 @@ export function backupArea(): { routes: ApiRoute[]; pages: Page[] } {
       async render({ deps, principal }) {
         const manage = can(principal.role, 'backup:manage');
         const all = await listBackups(deps.config);
-        return html`<p class="hint">A backup holds the database (one consistent snapshot), the CA key material (software keys stay encrypted under their passphrase; PKCS#11 keys stay in the token and are referenced), the configuration and the trust files, encrypted (AES-256-GCM) under the passphrase you give. It does not hold Temporal's workflow histories. Restore into an empty state directory with <code>certflow backup restore FILE</code>.</p>
-${manage
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/backups',
-      id: 'create-backup',
-      submit: 'Create backup now',
-      body: input('passphrase', `Passphrase (${MIN_BACKUP_PASSPHRASE}+ characters; keep it: the backup cannot be opened without it)`, { type: 'password', required: true, autocomplete: 'new-password' }),
-    })
-  : ''}
-<p>Backup directory: <code>${backupDir(deps.config)}</code></p>
-${table(all, ['Backup', 'Size', 'Created'], (b) => [manage ? link(`/admin/api/v1/backups/${encodeURIComponent(b.name)}`, b.name) : b.name, `${(b.size / 1024).toFixed(1)} KiB`, b.createdAt], { id: 'backups', empty: 'No backups yet.' })}`;
+        return html`<p class="hint">
+            A backup holds the database (one consistent snapshot), the CA key material (software keys stay encrypted under their passphrase;
+            PKCS#11 keys stay in the token and are referenced), the configuration and the trust files, encrypted (AES-256-GCM) under the
+            passphrase you give. It does not hold Temporal's workflow histories. Restore into an empty state directory with
+            <code>certflow backup restore FILE</code>.
+          </p>
+          ${
+            manage
+              ? apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/backups',
+                  id: 'create-backup',
+                  submit: 'Create backup now',
+                  body: input(
+                    'passphrase',
+                    `Passphrase (${MIN_BACKUP_PASSPHRASE}+ characters; keep it: the backup cannot be opened without it)`,
+                    { type: 'password', required: true, autocomplete: 'new-password' },
+                  ),
+                })
+              : ''
+          }
+          <p>Backup directory: <code>${backupDir(deps.config)}</code></p>
+          ${table(all, ['Backup', 'Size', 'Created'], (b) => [manage ? link(`/admin/api/v1/backups/${encodeURIComponent(b.name)}`, b.name) : b.name, `${(b.size / 1024).toFixed(1)} KiB`, b.createdAt], { id: 'backups', empty: 'No backups yet.' })}`;
       },
     },
   ];

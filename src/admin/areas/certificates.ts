@@ -33,7 +33,8 @@ export const ACTION_TIMEOUT_MS = 60_000;
 
 export function normalizeSerial(s: string): string {
   const hex = s.replace(/[:\s]/g, '').toLowerCase().replace(/^0x/, '');
-  if (!/^[0-9a-f]{1,64}$/.test(hex)) throw new CaError('malformed', `"${s}" is not a hexadecimal serial number`, { rule: 'certificate.serial' });
+  if (!/^[0-9a-f]{1,64}$/.test(hex))
+    throw new CaError('malformed', `"${s}" is not a hexadecimal serial number`, { rule: 'certificate.serial' });
   return hex;
 }
 
@@ -109,7 +110,10 @@ export async function certificateDetail(deps: AdminDeps, principal: Principal, s
   const row = await getCert(deps, serialArg);
   const d = row.certDer ? describeCertificate(row.certDer) : undefined;
   const workflowId = await requestWorkflowId(deps, row);
-  const [trail, ocsp] = await Promise.all([auditLog.list(deps.pool, { object: row.serial, limit: 200 }), revocationDb.getOcsp(deps.pool, row.serial, 'sha256')]);
+  const [trail, ocsp] = await Promise.all([
+    auditLog.list(deps.pool, { object: row.serial, limit: 200 }),
+    revocationDb.getOcsp(deps.pool, row.serial, 'sha256'),
+  ]);
   let publicKey: string | undefined;
   try {
     publicKey = d ? describeKeyKind(describePublicKey(d.spki)) : undefined;
@@ -165,7 +169,10 @@ export async function changeStatus(deps: AdminDeps, who: Actor, serialArg: strin
 /** A new certificate for the same CSR, profile and CA through the enrollment workflow, linked to the old one. */
 async function renew(deps: AdminDeps, who: Actor, serialArg: string) {
   const row = await getCert(deps, serialArg);
-  if (row.status !== 'valid') throw new CaError('conflict', `certificate ${row.serial} is ${row.status}; only valid certificates are renewed`, { rule: 'certificate.status' });
+  if (row.status !== 'valid')
+    throw new CaError('conflict', `certificate ${row.serial} is ${row.status}; only valid certificates are renewed`, {
+      rule: 'certificate.status',
+    });
   const requestId = `renew-${newId()}`;
   const result = await issueAndWait(
     deps.temporal,
@@ -183,7 +190,13 @@ async function renew(deps: AdminDeps, who: Actor, serialArg: string) {
     ACTION_TIMEOUT_MS,
   );
   if (result.status === 'rejected') throw new CaError('policy', `renewal refused: ${result.message}`, { rule: 'certificate.renew' });
-  return { serial: result.serial, replaces: row.serial, notAfter: result.notAfter, workflowId: result.workflowId, message: `renewed as ${result.serial}` };
+  return {
+    serial: result.serial,
+    replaces: row.serial,
+    notAfter: result.notAfter,
+    workflowId: result.workflowId,
+    message: `renewed as ${result.serial}`,
+  };
 }
 
 const serialParam = (req: ApiRequest) => req.params.serial!;
@@ -222,7 +235,9 @@ export function certificatesArea(): { routes: ApiRoute[]; pages: Page[] } {
       async handler({ deps, params, query }) {
         const row = await getCert(deps, params.serial!);
         if (!row.certDer) throw new CaError('conflict', `certificate ${row.serial} is still being signed`);
-        const chain = query.chain ? (await cas.issuingChain(deps.pool, row.caName)).map((der) => pemEncode('CERTIFICATE', der)).join('') : '';
+        const chain = query.chain
+          ? (await cas.issuingChain(deps.pool, row.caName)).map((der) => pemEncode('CERTIFICATE', der)).join('')
+          : '';
         return new Download('application/x-pem-file', pemEncode('CERTIFICATE', row.certDer) + chain, `${row.serial}.pem`);
       },
     },
@@ -289,28 +304,38 @@ async function searchPage(req: PageRequest): Promise<Html> {
   const page = (offset: number) => `/certificates${qs({ ...query, offset })}`;
   const end = Math.min(search.offset! + rows.length, total);
   return html`<form class="filters" method="get" action="/certificates" id="search">
-${input('serial', 'Serial', { value: query.serial })}${input('subject', 'Subject', { value: query.subject })}${input('san', 'SAN', { value: query.san })}
-${select('state', 'State', [['', 'any'], ...consoleDb.CERT_STATES.map((s): [string, string] => [s, s])], query.state)}
-${select('profile', 'Profile', [['', 'any'], ...profiles.map((p): [string, string] => [p, p])], query.profile)}
-${select('protocol', 'Protocol', [['', 'any'], ['acme', 'ACME'], ['est', 'EST'], ['cmp', 'CMP'], ['operator', 'operator']], query.protocol)}
-${select('ca', 'CA', [['', 'any'], ...caNames.map((c): [string, string] => [c, c])], query.ca)}
-${input('requester', 'Requester', { value: query.requester })}
-${input('issuedFrom', 'Issued from', { type: 'date', value: query.issuedFrom })}${input('issuedTo', 'Issued before', { type: 'date', value: query.issuedTo })}
-${input('expiresFrom', 'Expires from', { type: 'date', value: query.expiresFrom })}${input('expiresTo', 'Expires before', { type: 'date', value: query.expiresTo })}
-<button type="submit">Search</button></form>
-<p id="result-count">${total} certificate${total === 1 ? '' : 's'}${total ? html`, showing ${search.offset! + 1}–${end}` : ''}</p>
-${table(rows, ['Serial', 'State', 'Subject', 'SANs', 'Profile', 'Protocol', 'Requester', 'Issued', 'Expires'], (c) => [
-  certLink(c.serial),
-  badge(c.state),
-  c.subject,
-  c.sans.join(', '),
-  c.profile,
-  c.protocol,
-  c.requester,
-  c.issuedAt,
-  c.notAfter,
-], { id: 'certificates' })}
-<p class="pager">${search.offset! > 0 ? link(page(Math.max(0, search.offset! - search.limit!)), '← previous') : ''} ${end < total ? link(page(end), 'next →') : ''}</p>`;
+      ${input('serial', 'Serial', { value: query.serial })}${input('subject', 'Subject', { value: query.subject })}${input('san', 'SAN', { value: query.san })}
+      ${select('state', 'State', [['', 'any'], ...consoleDb.CERT_STATES.map((s): [string, string] => [s, s])], query.state)}
+      ${select('profile', 'Profile', [['', 'any'], ...profiles.map((p): [string, string] => [p, p])], query.profile)}
+      ${select(
+        'protocol',
+        'Protocol',
+        [
+          ['', 'any'],
+          ['acme', 'ACME'],
+          ['est', 'EST'],
+          ['cmp', 'CMP'],
+          ['operator', 'operator'],
+        ],
+        query.protocol,
+      )}
+      ${select('ca', 'CA', [['', 'any'], ...caNames.map((c): [string, string] => [c, c])], query.ca)}
+      ${input('requester', 'Requester', { value: query.requester })}
+      ${input('issuedFrom', 'Issued from', { type: 'date', value: query.issuedFrom })}${input('issuedTo', 'Issued before', { type: 'date', value: query.issuedTo })}
+      ${input('expiresFrom', 'Expires from', { type: 'date', value: query.expiresFrom })}${input('expiresTo', 'Expires before', { type: 'date', value: query.expiresTo })}
+      <button type="submit">Search</button>
+    </form>
+    <p id="result-count">${total} certificate${total === 1 ? '' : 's'}${total ? html`, showing ${search.offset! + 1}–${end}` : ''}</p>
+    ${table(
+      rows,
+      ['Serial', 'State', 'Subject', 'SANs', 'Profile', 'Protocol', 'Requester', 'Issued', 'Expires'],
+      (c) => [certLink(c.serial), badge(c.state), c.subject, c.sans.join(', '), c.profile, c.protocol, c.requester, c.issuedAt, c.notAfter],
+      { id: 'certificates' },
+    )}
+    <p class="pager">
+      ${search.offset! > 0 ? link(page(Math.max(0, search.offset! - search.limit!)), '← previous') : ''}
+      ${end < total ? link(page(end), 'next →') : ''}
+    </p>`;
 }
 
 async function detailPage(req: PageRequest): Promise<Html> {
@@ -330,34 +355,52 @@ async function detailPage(req: PageRequest): Promise<Html> {
       }),
     );
   }
-  if (c.actions.includes('hold')) actions.push(apiForm({ method: 'POST', action: `${api}/hold`, id: 'hold', submit: 'Hold (suspend)', body: html`` }));
-  if (c.actions.includes('release')) actions.push(apiForm({ method: 'POST', action: `${api}/release`, id: 'release', submit: 'Release from hold', body: html`` }));
-  if (c.actions.includes('renew')) actions.push(apiForm({ method: 'POST', action: `${api}/renew`, id: 'renew', submit: 'Renew', then: 'show', body: html`` }));
+  if (c.actions.includes('hold'))
+    actions.push(apiForm({ method: 'POST', action: `${api}/hold`, id: 'hold', submit: 'Hold (suspend)', body: html`` }));
+  if (c.actions.includes('release'))
+    actions.push(apiForm({ method: 'POST', action: `${api}/release`, id: 'release', submit: 'Release from hold', body: html`` }));
+  if (c.actions.includes('renew'))
+    actions.push(apiForm({ method: 'POST', action: `${api}/renew`, id: 'renew', submit: 'Renew', then: 'show', body: html`` }));
   return html`<p>${badge(c.state)} <span id="cert-state">${c.state}</span></p>
-${fields([
-  ['Serial', html`<code id="serial">${c.serial}</code>`],
-  ['Subject', c.subject],
-  ['Issuer', c.issuer],
-  ['Subject alternative names', c.sans.join(', ')],
-  ['Validity', html`${formatTime(c.notBefore)} – ${formatTime(c.notAfter)}`],
-  ['Public key', c.publicKey],
-  ['Key usage', c.keyUsage.join(', ')],
-  ['Extended key usage', c.extKeyUsage.join(', ')],
-  ['Profile', c.profile],
-  ['CA', c.ca],
-  ['Protocol', c.protocol],
-  ['Requester', c.requester],
-  ['Request', html`<code>${c.requestId}</code>`],
-  ['Workflow', workflowLink(req.deps.config, c.workflowId)],
-  ['Renews', certLink(c.replaces)],
-  ['Revoked', c.revokedAt ? html`${formatTime(c.revokedAt)} (${c.revocationReason})` : '-'],
-  ['OCSP response', c.ocsp ? html`${c.ocsp.status}, this update ${formatTime(c.ocsp.thisUpdate)}, next ${formatTime(c.ocsp.nextUpdate)}` : '-'],
-  ['CRL / OCSP URLs', [...c.crlUrls, ...c.ocspUrls].join(', ')],
-  ['SHA-256 fingerprint', html`<code>${c.fingerprintSha256}</code>`],
-  ['Download', c.pem ? html`${link(`${api}/pem`, 'PEM')} · ${link(`${api}/pem?chain=true`, 'PEM with chain')}` : '-'],
-])}
-${actions.length ? html`<h2>Actions</h2><div class="actions" id="actions">${actions}</div>` : ''}
-${c.pem ? html`<details><summary>PEM</summary><pre>${c.pem}</pre></details>` : ''}
-<h2>Audit trail</h2>
-${auditTable(c.audit)}`;
+    ${fields([
+      ['Serial', html`<code id="serial">${c.serial}</code>`],
+      ['Subject', c.subject],
+      ['Issuer', c.issuer],
+      ['Subject alternative names', c.sans.join(', ')],
+      ['Validity', html`${formatTime(c.notBefore)} – ${formatTime(c.notAfter)}`],
+      ['Public key', c.publicKey],
+      ['Key usage', c.keyUsage.join(', ')],
+      ['Extended key usage', c.extKeyUsage.join(', ')],
+      ['Profile', c.profile],
+      ['CA', c.ca],
+      ['Protocol', c.protocol],
+      ['Requester', c.requester],
+      ['Request', html`<code>${c.requestId}</code>`],
+      ['Workflow', workflowLink(req.deps.config, c.workflowId)],
+      ['Renews', certLink(c.replaces)],
+      ['Revoked', c.revokedAt ? html`${formatTime(c.revokedAt)} (${c.revocationReason})` : '-'],
+      [
+        'OCSP response',
+        c.ocsp ? html`${c.ocsp.status}, this update ${formatTime(c.ocsp.thisUpdate)}, next ${formatTime(c.ocsp.nextUpdate)}` : '-',
+      ],
+      ['CRL / OCSP URLs', [...c.crlUrls, ...c.ocspUrls].join(', ')],
+      ['SHA-256 fingerprint', html`<code>${c.fingerprintSha256}</code>`],
+      ['Download', c.pem ? html`${link(`${api}/pem`, 'PEM')} · ${link(`${api}/pem?chain=true`, 'PEM with chain')}` : '-'],
+    ])}
+    ${
+      actions.length
+        ? html`<h2>Actions</h2>
+            <div class="actions" id="actions">${actions}</div>`
+        : ''
+    }
+    ${
+      c.pem
+        ? html`<details>
+            <summary>PEM</summary>
+            <pre>${c.pem}</pre>
+          </details>`
+        : ''
+    }
+    <h2>Audit trail</h2>
+    ${auditTable(c.audit)}`;
 }

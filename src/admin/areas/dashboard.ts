@@ -89,14 +89,27 @@ export async function dashboard(deps: AdminDeps) {
     issuancePerDay: perDay,
     expiring: { in7Days: expiring[0] ?? 0, in30Days: expiring[1] ?? 0 },
     stuck: {
-      orders: stuckOrders.map((o) => ({ id: o.id, status: o.status, updatedAt: o.updatedAt, error: o.error?.detail ?? null, workflowId: `acme-order-${o.id}` })),
+      orders: stuckOrders.map((o) => ({
+        id: o.id,
+        status: o.status,
+        updatedAt: o.updatedAt,
+        error: o.error?.detail ?? null,
+        workflowId: `acme-order-${o.id}`,
+      })),
       enrollments: stuckEnrollments,
       awaitingApproval: awaiting.length,
     },
     crls: issuingCas.map((ca) => {
       const latest = crls.find((c) => c.caName === ca.name);
-      const stale = !latest || latest.nextUpdate.getTime() < now || now - latest.thisUpdate.getTime() > config.revocation.crlRefreshSeconds * 1500;
-      return { ca: ca.name, crlNumber: latest?.crlNumber ?? null, thisUpdate: latest?.thisUpdate ?? null, nextUpdate: latest?.nextUpdate ?? null, fresh: !stale };
+      const stale =
+        !latest || latest.nextUpdate.getTime() < now || now - latest.thisUpdate.getTime() > config.revocation.crlRefreshSeconds * 1500;
+      return {
+        ca: ca.name,
+        crlNumber: latest?.crlNumber ?? null,
+        thisUpdate: latest?.thisUpdate ?? null,
+        nextUpdate: latest?.nextUpdate ?? null,
+        fresh: !stale,
+      };
     }),
     ocsp: ocsp.map((o) => ({ ...o, fresh: o.missingOrExpired === 0 })),
     health: healthStatus,
@@ -119,7 +132,12 @@ function issuanceChart(perDay: Array<{ day: string; protocol: string; count: num
         data: days.map((d) => perDay.find((r) => r.day === d && r.protocol === p)?.count ?? 0),
       })),
     },
-    options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
+    },
   };
 }
 
@@ -127,13 +145,13 @@ export function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
   const rows: Array<[string, string, string]> = [
     ['Postgres', h.postgres.status, h.postgres.detail ?? `${h.postgres.latencyMs} ms`],
     ['Temporal', h.temporal.status, h.temporal.detail ?? `${h.temporal.latencyMs} ms`],
-    ...h.workers.map(
-      (w): [string, string, string] => [
-        `Workers: ${w.taskQueue} (${w.kind})`,
-        w.status,
-        w.pollers.length ? w.pollers.map((p) => `${p.identity}${p.lastAccess ? ` @ ${p.lastAccess.toISOString()}` : ''}`).join(', ') : 'no poller',
-      ],
-    ),
+    ...h.workers.map((w): [string, string, string] => [
+      `Workers: ${w.taskQueue} (${w.kind})`,
+      w.status,
+      w.pollers.length
+        ? w.pollers.map((p) => `${p.identity}${p.lastAccess ? ` @ ${p.lastAccess.toISOString()}` : ''}`).join(', ')
+        : 'no poller',
+    ]),
   ];
   return table(rows, ['Component', 'Status', 'Detail'], ([name, status, detail]) => [name, badge(status), detail], { id: 'health' });
 }
@@ -166,34 +184,51 @@ export function dashboardArea(): { routes: ApiRoute[]; pages: Page[] } {
       async render({ deps }) {
         const d = await dashboard(deps);
         const c = d.certificates;
-        const card = (label: string, value: number, href: string, id: string) => html`<a class="card" href="${href}" id="${id}"><span class="n">${value}</span><span>${label}</span></a>`;
+        const card = (label: string, value: number, href: string, id: string) =>
+          html`<a class="card" href="${href}" id="${id}"><span class="n">${value}</span><span>${label}</span></a>`;
         return html`<section class="cards">
-${card('active', c.active, '/certificates?state=active', 'count-active')}
-${card('suspended', c.suspended, '/certificates?state=suspended', 'count-suspended')}
-${card('revoked', c.revoked, '/certificates?state=revoked', 'count-revoked')}
-${card('expired', c.expired, '/certificates?state=expired', 'count-expired')}
-${card('expire within 7 days', d.expiring.in7Days, '/reports?type=expiring&days=7', 'expiring-7')}
-${card('expire within 30 days', d.expiring.in30Days, '/reports?type=expiring&days=30', 'expiring-30')}
-${card('awaiting approval', d.stuck.awaitingApproval, '/approvals', 'awaiting-approval')}
-${card('stuck requests', d.stuck.orders.length + d.stuck.enrollments.length, '/requests?stuck=1', 'stuck')}
-</section>
-<h2>Issued per day and protocol (30 days)</h2>
-${chart('issuance-chart', issuanceChart(d.issuancePerDay))}
-<h2>Stuck requests</h2>
-${table(
-  [
-    ...d.stuck.orders.map((o) => ({ kind: 'ACME order', id: o.id, href: `/requests/orders/${encodeURIComponent(o.id)}`, state: o.status, since: o.updatedAt, why: o.error ?? '', wf: o.workflowId })),
-    ...d.stuck.enrollments.map((e) => ({ kind: `${e.protocol} request`, id: e.id, href: `/requests?protocol=${e.protocol}`, state: e.state, since: e.updatedAt, why: e.error ?? '', wf: e.workflowId })),
-  ],
-  ['Request', 'State', 'Since', 'Why', 'Workflow'],
-  (r) => [html`${r.kind} ${link(r.href, r.id)}`, badge(r.state), r.since, r.why, workflowLink(deps.config, r.wf)],
-  { empty: 'No stuck requests.', id: 'stuck-requests' },
-)}
-<h2>CRL and OCSP freshness</h2>
-${table(d.crls, ['CA', 'CRL', 'This update', 'Next update', 'Fresh'], (x) => [x.ca, x.crlNumber ?? '-', x.thisUpdate, x.nextUpdate, badge(x.fresh ? 'fresh' : 'stale')], { id: 'crl-freshness' })}
-${table(d.ocsp, ['CA', 'Certificates', 'Missing or expired responses', 'Due soon', 'Earliest next update', 'Fresh'], (o) => [o.caName, o.certificates, o.missingOrExpired, o.dueSoon, o.earliestNextUpdate, badge(o.fresh ? 'fresh' : 'stale')], { id: 'ocsp-freshness' })}
-<h2>Health</h2>
-${healthTable(d.health)}`;
+            ${card('active', c.active, '/certificates?state=active', 'count-active')}
+            ${card('suspended', c.suspended, '/certificates?state=suspended', 'count-suspended')}
+            ${card('revoked', c.revoked, '/certificates?state=revoked', 'count-revoked')}
+            ${card('expired', c.expired, '/certificates?state=expired', 'count-expired')}
+            ${card('expire within 7 days', d.expiring.in7Days, '/reports?type=expiring&days=7', 'expiring-7')}
+            ${card('expire within 30 days', d.expiring.in30Days, '/reports?type=expiring&days=30', 'expiring-30')}
+            ${card('awaiting approval', d.stuck.awaitingApproval, '/approvals', 'awaiting-approval')}
+            ${card('stuck requests', d.stuck.orders.length + d.stuck.enrollments.length, '/requests?stuck=1', 'stuck')}
+          </section>
+          <h2>Issued per day and protocol (30 days)</h2>
+          ${chart('issuance-chart', issuanceChart(d.issuancePerDay))}
+          <h2>Stuck requests</h2>
+          ${table(
+            [
+              ...d.stuck.orders.map((o) => ({
+                kind: 'ACME order',
+                id: o.id,
+                href: `/requests/orders/${encodeURIComponent(o.id)}`,
+                state: o.status,
+                since: o.updatedAt,
+                why: o.error ?? '',
+                wf: o.workflowId,
+              })),
+              ...d.stuck.enrollments.map((e) => ({
+                kind: `${e.protocol} request`,
+                id: e.id,
+                href: `/requests?protocol=${e.protocol}`,
+                state: e.state,
+                since: e.updatedAt,
+                why: e.error ?? '',
+                wf: e.workflowId,
+              })),
+            ],
+            ['Request', 'State', 'Since', 'Why', 'Workflow'],
+            (r) => [html`${r.kind} ${link(r.href, r.id)}`, badge(r.state), r.since, r.why, workflowLink(deps.config, r.wf)],
+            { empty: 'No stuck requests.', id: 'stuck-requests' },
+          )}
+          <h2>CRL and OCSP freshness</h2>
+          ${table(d.crls, ['CA', 'CRL', 'This update', 'Next update', 'Fresh'], (x) => [x.ca, x.crlNumber ?? '-', x.thisUpdate, x.nextUpdate, badge(x.fresh ? 'fresh' : 'stale')], { id: 'crl-freshness' })}
+          ${table(d.ocsp, ['CA', 'Certificates', 'Missing or expired responses', 'Due soon', 'Earliest next update', 'Fresh'], (o) => [o.caName, o.certificates, o.missingOrExpired, o.dueSoon, o.earliestNextUpdate, badge(o.fresh ? 'fresh' : 'stale')], { id: 'ocsp-freshness' })}
+          <h2>Health</h2>
+          ${healthTable(d.health)}`;
       },
     },
     {

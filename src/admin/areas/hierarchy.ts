@@ -45,7 +45,13 @@ async function keyStores(deps: AdminDeps) {
     configuredBackend: deps.config.keys.backend,
     pkcs11: deps.config.keys.backend === 'pkcs11' ? { module: pkcs11.module, tokenLabel: pkcs11.tokenLabel } : null,
     keys: [
-      ...caRows.map((c) => ({ keyId: c.keyId, purpose: `CA ${c.name} (${c.role})`, alg: c.keyAlg, backend: c.keyBackend, createdAt: c.createdAt })),
+      ...caRows.map((c) => ({
+        keyId: c.keyId,
+        purpose: `CA ${c.name} (${c.role})`,
+        alg: c.keyAlg,
+        backend: c.keyBackend,
+        createdAt: c.createdAt,
+      })),
       ...others,
     ],
   };
@@ -54,18 +60,27 @@ async function keyStores(deps: AdminDeps) {
 function tree(all: CaRow[], parent: string | null): Html {
   const children = all.filter((c) => c.parent === parent);
   if (!children.length) return html``;
-  return html`<ul class="tree">${children.map((ca) => {
-    const v = caView(ca);
-    return html`<li data-ca="${ca.name}"><strong>${ca.name}</strong> ${badge(ca.role)} ${badge(v.valid ? 'valid' : 'expired')}
-${fields([
-  ['Subject', ca.subject],
-  ['Validity', html`${ca.notBefore} – ${ca.notAfter}`],
-  ['Key', html`${ca.keyAlg} in the ${ca.keyBackend} key store (id <code>${ca.keyId}</code>)`],
-  ['Serial', html`<code>${ca.serial}</code>`],
-  ['SHA-256', html`<code>${v.fingerprintSha256}</code>`],
-  ['Download', html`${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/certificate`, 'certificate (PEM)')} · ${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/certificate?format=der`, 'DER')} · ${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/chain`, 'chain (PEM)')}`],
-])}${tree(all, ca.name)}</li>`;
-  })}</ul>`;
+  return html`<ul class="tree">
+    ${children.map((ca) => {
+      const v = caView(ca);
+      return html`<li data-ca="${ca.name}">
+        <strong>${ca.name}</strong> ${badge(ca.role)} ${badge(v.valid ? 'valid' : 'expired')}
+        ${fields([
+          ['Subject', ca.subject],
+          ['Validity', html`${ca.notBefore} – ${ca.notAfter}`],
+          ['Key', html`${ca.keyAlg} in the ${ca.keyBackend} key store (id <code>${ca.keyId}</code>)`],
+          ['Serial', html`<code>${ca.serial}</code>`],
+          ['SHA-256', html`<code>${v.fingerprintSha256}</code>`],
+          [
+            'Download',
+            html`${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/certificate`, 'certificate (PEM)')} ·
+            ${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/certificate?format=der`, 'DER')} ·
+            ${link(`/admin/api/v1/cas/${encodeURIComponent(ca.name)}/chain`, 'chain (PEM)')}`,
+          ],
+        ])}${tree(all, ca.name)}
+      </li>`;
+    })}
+  </ul>`;
 }
 
 export function hierarchyArea(): { routes: ApiRoute[]; pages: Page[] } {
@@ -134,13 +149,16 @@ export function hierarchyArea(): { routes: ApiRoute[]; pages: Page[] } {
         const k = await keyStores(deps);
         const head = await audit.head(deps.pool);
         return html`${fields([
-          ['Configured backend', k.configuredBackend],
-          ['PKCS#11 module', k.pkcs11?.module],
-          ['PKCS#11 token', k.pkcs11?.tokenLabel],
-          ['Audit chain head', `#${head.seq}`],
-        ])}
-<p class="hint">Private keys never leave the key store of the worker: software keys are encrypted PKCS#8 files, PKCS#11 keys are generated in the token and not extractable.</p>
-${table(k.keys, ['Key id', 'Purpose', 'Algorithm', 'Backend', 'Created'], (x) => [html`<code>${x.keyId}</code>`, x.purpose, x.alg, x.backend, x.createdAt], { id: 'keys' })}`;
+            ['Configured backend', k.configuredBackend],
+            ['PKCS#11 module', k.pkcs11?.module],
+            ['PKCS#11 token', k.pkcs11?.tokenLabel],
+            ['Audit chain head', `#${head.seq}`],
+          ])}
+          <p class="hint">
+            Private keys never leave the key store of the worker: software keys are encrypted PKCS#8 files, PKCS#11 keys are generated in
+            the token and not extractable.
+          </p>
+          ${table(k.keys, ['Key id', 'Purpose', 'Algorithm', 'Backend', 'Created'], (x) => [html`<code>${x.keyId}</code>`, x.purpose, x.alg, x.backend, x.createdAt], { id: 'keys' })}`;
       },
     },
   ];

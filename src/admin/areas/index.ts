@@ -19,10 +19,24 @@ import { usersArea } from './users.ts';
 
 /** The menu, top to bottom (within the groups of MENU_GROUPS). */
 const MENU_ORDER = [
-  'dashboard', 'hierarchy', 'keys', 'health',
-  'certificates', 'requests', 'approvals', 'crls', 'ocsp', 'key-recovery',
-  'reports', 'audit', 'logs',
-  'applications', 'profiles', 'users', 'settings', 'backup',
+  'dashboard',
+  'hierarchy',
+  'keys',
+  'health',
+  'certificates',
+  'requests',
+  'approvals',
+  'crls',
+  'ocsp',
+  'key-recovery',
+  'reports',
+  'audit',
+  'logs',
+  'applications',
+  'profiles',
+  'users',
+  'settings',
+  'backup',
 ];
 
 const rank = (p: Page) => (p.menu ? MENU_ORDER.indexOf(p.menu.id) : MENU_ORDER.length);

@@ -11,7 +11,9 @@ export function workflowUrl(config: Config, workflowId: string): string | undefi
 export function workflowLink(config: Config, workflowId: string | null | undefined): Html {
   if (!workflowId) return html`-`;
   const url = workflowUrl(config, workflowId);
-  return url ? html`<a href="${url}" class="workflow" rel="noreferrer" target="_blank">${workflowId}</a>` : html`<code>${workflowId}</code>`;
+  return url
+    ? html`<a href="${url}" class="workflow" rel="noreferrer" target="_blank">${workflowId}</a>`
+    : html`<code>${workflowId}</code>`;
 }
 
 export function certLink(serial: string | null | undefined): Html {

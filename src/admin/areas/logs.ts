@@ -13,10 +13,12 @@ const TAIL_BYTES = 512 * 1024;
 async function logFiles(deps: AdminDeps) {
   const dir = paths(deps.config).logDir;
   const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => /^[A-Za-z0-9._-]+\.log$/.test(f)).sort();
-  return Promise.all(names.map(async (name) => {
-    const s = await stat(join(dir, name));
-    return { name: name.slice(0, -4), size: s.size, modifiedAt: s.mtime };
-  }));
+  return Promise.all(
+    names.map(async (name) => {
+      const s = await stat(join(dir, name));
+      return { name: name.slice(0, -4), size: s.size, modifiedAt: s.mtime };
+    }),
+  );
 }
 
 export interface LogLine {
@@ -32,7 +34,13 @@ function parse(line: string): LogLine {
     const j = JSON.parse(line) as Record<string, unknown>;
     const { time, level, msg, component, pid: _pid, hostname: _h, ...rest } = j;
     const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
-    return { time: typeof time === 'string' ? time : typeof time === 'number' ? new Date(time).toISOString() : null, level: LEVELS[Number(level)] ?? String(level ?? 'info'), component: (component as string) ?? null, message: `${msg ?? ''}${extra}`, raw: line };
+    return {
+      time: typeof time === 'string' ? time : typeof time === 'number' ? new Date(time).toISOString() : null,
+      level: LEVELS[Number(level)] ?? String(level ?? 'info'),
+      component: (component as string) ?? null,
+      message: `${msg ?? ''}${extra}`,
+      raw: line,
+    };
   } catch {
     return { time: null, level: 'text', component: null, message: line, raw: line };
   }
@@ -42,7 +50,9 @@ async function tail(deps: AdminDeps, name: string, opts: { lines: number; level?
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new CaError('malformed', 'bad log name', { rule: 'logs.name' });
   const file = join(paths(deps.config).logDir, `${name}.log`);
   const fh = await open(file, 'r').catch(() => {
-    throw new CaError('notFound', `no log "${name}" (logs are files only in the dev stack: ${paths(deps.config).logDir})`, { rule: 'logs.unknown' });
+    throw new CaError('notFound', `no log "${name}" (logs are files only in the dev stack: ${paths(deps.config).logDir})`, {
+      rule: 'logs.unknown',
+    });
   });
   try {
     const { size } = await fh.stat();
@@ -84,7 +94,13 @@ export function logsArea(): { routes: ApiRoute[]; pages: Page[] } {
         contains: { type: 'string', maxLength: 200 },
       },
       handler: async ({ deps, params, query }) =>
-        (await tail(deps, params.name!, { lines: (query.lines as number) ?? 200, level: query.level as string, contains: query.contains as string })).map(({ raw: _raw, ...l }) => l),
+        (
+          await tail(deps, params.name!, {
+            lines: (query.lines as number) ?? 200,
+            level: query.level as string,
+            contains: query.contains as string,
+          })
+        ).map(({ raw: _raw, ...l }) => l),
     },
   ];
   const pages: Page[] = [
@@ -96,12 +112,33 @@ export function logsArea(): { routes: ApiRoute[]; pages: Page[] } {
       async render({ deps, query }) {
         const files = await logFiles(deps);
         const name = query.name || files.find((f) => f.name === 'server')?.name || files[0]?.name;
-        const lines = name ? await tail(deps, name, { lines: Number(query.lines) || 200, level: query.level || undefined, contains: query.contains || undefined }) : [];
+        const lines = name
+          ? await tail(deps, name, {
+              lines: Number(query.lines) || 200,
+              level: query.level || undefined,
+              contains: query.contains || undefined,
+            })
+          : [];
         return html`<p>${files.map((f) => html`${link(`/logs${qs({ name: f.name })}`, f.name)} (${Math.round(f.size / 1024)} KiB) `)}</p>
-${files.length
-  ? html`<form class="filters" method="get" action="/logs">${select('name', 'Log', files.map((f): [string, string] => [f.name, f.name]), name)}${select('level', 'At least', [['', 'any'], ...Object.values(LEVELS).map((l): [string, string] => [l, l])], query.level)}${input('contains', 'Containing', { value: query.contains })}${input('lines', 'Lines', { type: 'number', value: query.lines ?? '200' })}<button type="submit">Show</button></form>
-${table(lines, ['Time', 'Level', 'Component', 'Message'], (l) => [l.time, badge(l.level), l.component, l.message], { id: 'log-lines', empty: 'No matching lines.' })}`
-  : html`<p class="hint">No log files in ${paths(deps.config).logDir}: outside the dev stack, logs go to each process's standard output (JSON).</p>`}`;
+          ${
+            files.length
+              ? html`<form class="filters" method="get" action="/logs">
+                    ${select(
+                      'name',
+                      'Log',
+                      files.map((f): [string, string] => [f.name, f.name]),
+                      name,
+                    )}${select('level', 'At least', [['', 'any'], ...Object.values(LEVELS).map((l): [string, string] => [l, l])], query.level)}${input('contains', 'Containing', { value: query.contains })}${input('lines', 'Lines', { type: 'number', value: query.lines ?? '200' })}<button
+                      type="submit"
+                    >
+                      Show
+                    </button>
+                  </form>
+                  ${table(lines, ['Time', 'Level', 'Component', 'Message'], (l) => [l.time, badge(l.level), l.component, l.message], { id: 'log-lines', empty: 'No matching lines.' })}`
+              : html`<p class="hint">
+                  No log files in ${paths(deps.config).logDir}: outside the dev stack, logs go to each process's standard output (JSON).
+                </p>`
+          }`;
       },
     },
   ];

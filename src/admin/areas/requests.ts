@@ -102,8 +102,13 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'requests:read',
       tag: 'requests',
       summary: 'ACME orders, stuck ones first (processing > 2 min, validating past the retry window, open past expiry)',
-      query: { state: { type: 'string', enum: ORDER_STATES }, stuck: { type: 'boolean' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } },
-      handler: async ({ deps, query }) => listOrders(deps, { state: query.state as string, stuck: query.stuck as boolean, limit: query.limit as number }),
+      query: {
+        state: { type: 'string', enum: ORDER_STATES },
+        stuck: { type: 'boolean' },
+        limit: { type: 'integer', minimum: 1, maximum: 1000 },
+      },
+      handler: async ({ deps, query }) =>
+        listOrders(deps, { state: query.state as string, stuck: query.stuck as boolean, limit: query.limit as number }),
     },
     {
       method: 'GET',
@@ -143,7 +148,13 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
         offset: { type: 'integer', minimum: 0 },
       },
       handler: async ({ deps, query }) =>
-        consoleDb.listEnrollments(deps.pool, { state: query.state as string, protocol: query.protocol as string, stuckSeconds: STUCK_SECONDS, limit: query.limit as number, offset: query.offset as number }),
+        consoleDb.listEnrollments(deps.pool, {
+          state: query.state as string,
+          protocol: query.protocol as string,
+          stuckSeconds: STUCK_SECONDS,
+          limit: query.limit as number,
+          offset: query.offset as number,
+        }),
     },
     {
       method: 'GET',
@@ -182,41 +193,84 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
         const stuck = query.stuck === '1';
         const [orderRows, enrollments] = await Promise.all([
           listOrders(deps, { state: query.orderState || undefined, stuck }),
-          consoleDb.listEnrollments(deps.pool, { state: query.state || undefined, protocol: query.protocol || undefined, stuckSeconds: STUCK_SECONDS, onlyStuck: stuck, limit: 200 }),
+          consoleDb.listEnrollments(deps.pool, {
+            state: query.state || undefined,
+            protocol: query.protocol || undefined,
+            stuckSeconds: STUCK_SECONDS,
+            onlyStuck: stuck,
+            limit: 200,
+          }),
         ]);
         const manage = can(principal.role, 'requests:manage');
         return html`<form class="filters" method="get" action="/requests">
-${select('orderState', 'Order state', [['', 'any'], ...ORDER_STATES.map((s): [string, string] => [s, s])], query.orderState)}
-${select('state', 'Enrollment state', [['', 'any'], ...REQUEST_STATES.map((s): [string, string] => [s, s])], query.state)}
-${select('protocol', 'Protocol', [['', 'any'], ['est', 'EST'], ['cmp', 'CMP'], ['operator', 'operator']], query.protocol)}
-${select('stuck', 'Only stuck', [['', 'no'], ['1', 'yes']], query.stuck)}
-<button type="submit">Filter</button></form>
-<h2>ACME orders</h2>
-${table(orderRows, ['Order', 'Status', 'Identifiers', 'Account', 'Updated', 'Why it waits', 'Certificate', 'Workflow', ''], (o) => [
-  link(`/requests/orders/${encodeURIComponent(o.id)}`, o.id),
-  html`${badge(o.status)}${o.stuck ? badge('stuck') : ''}`,
-  o.identifiers.join(', '),
-  o.account,
-  o.updatedAt,
-  o.error,
-  certLink(o.serial),
-  workflowLink(deps.config, o.workflowId),
-  manage && ['pending', 'ready', 'processing'].includes(o.status)
-    ? apiForm({ method: 'POST', action: `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}/cancel`, submit: 'Cancel', inline: true, danger: true, confirm: `Cancel order ${o.id}?`, body: html`` })
-    : '',
-], { id: 'orders', empty: 'No ACME orders.' })}
-<h2>EST, CMP and operator requests</h2>
-${table(enrollments, ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Why it waits / error', 'Certificate', 'Workflow'], (e) => [
-  html`<code>${e.id}</code>`,
-  e.protocol,
-  html`${badge(e.state)}${e.stuck ? badge('stuck') : ''}`,
-  e.requester,
-  e.profile,
-  e.updatedAt,
-  e.error,
-  certLink(e.serial),
-  workflowLink(deps.config, e.workflowId),
-], { id: 'enrollments', empty: 'No requests.' })}`;
+            ${select('orderState', 'Order state', [['', 'any'], ...ORDER_STATES.map((s): [string, string] => [s, s])], query.orderState)}
+            ${select('state', 'Enrollment state', [['', 'any'], ...REQUEST_STATES.map((s): [string, string] => [s, s])], query.state)}
+            ${select(
+              'protocol',
+              'Protocol',
+              [
+                ['', 'any'],
+                ['est', 'EST'],
+                ['cmp', 'CMP'],
+                ['operator', 'operator'],
+              ],
+              query.protocol,
+            )}
+            ${select(
+              'stuck',
+              'Only stuck',
+              [
+                ['', 'no'],
+                ['1', 'yes'],
+              ],
+              query.stuck,
+            )}
+            <button type="submit">Filter</button>
+          </form>
+          <h2>ACME orders</h2>
+          ${table(
+            orderRows,
+            ['Order', 'Status', 'Identifiers', 'Account', 'Updated', 'Why it waits', 'Certificate', 'Workflow', ''],
+            (o) => [
+              link(`/requests/orders/${encodeURIComponent(o.id)}`, o.id),
+              html`${badge(o.status)}${o.stuck ? badge('stuck') : ''}`,
+              o.identifiers.join(', '),
+              o.account,
+              o.updatedAt,
+              o.error,
+              certLink(o.serial),
+              workflowLink(deps.config, o.workflowId),
+              manage && ['pending', 'ready', 'processing'].includes(o.status)
+                ? apiForm({
+                    method: 'POST',
+                    action: `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}/cancel`,
+                    submit: 'Cancel',
+                    inline: true,
+                    danger: true,
+                    confirm: `Cancel order ${o.id}?`,
+                    body: html``,
+                  })
+                : '',
+            ],
+            { id: 'orders', empty: 'No ACME orders.' },
+          )}
+          <h2>EST, CMP and operator requests</h2>
+          ${table(
+            enrollments,
+            ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Why it waits / error', 'Certificate', 'Workflow'],
+            (e) => [
+              html`<code>${e.id}</code>`,
+              e.protocol,
+              html`${badge(e.state)}${e.stuck ? badge('stuck') : ''}`,
+              e.requester,
+              e.profile,
+              e.updatedAt,
+              e.error,
+              certLink(e.serial),
+              workflowLink(deps.config, e.workflowId),
+            ],
+            { id: 'enrollments', empty: 'No requests.' },
+          )}`;
       },
     },
     {
@@ -229,37 +283,43 @@ ${table(enrollments, ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'U
         const open = ['pending', 'ready', 'processing'].includes(o.status);
         const api = `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}`;
         return html`${fields([
-          ['Status', badge(o.status)],
-          ['Identifiers', o.identifiers.join(', ')],
-          ['Account', o.accountId],
-          ['Profile', o.profile],
-          ['Created', o.createdAt],
-          ['Expires', o.expiresAt],
-          ['Certificate', certLink(o.serial)],
-          ['Error', o.error ? `${o.error.type.split(':').at(-1)}: ${o.error.detail}` : '-'],
-          ['CertflowLastError', o.lastError],
-          ['Workflow', workflowLink(deps.config, o.workflowId)],
-        ])}
-${manage && open
-  ? html`<div class="actions">${apiForm({ method: 'POST', action: `${api}/retry`, id: 'retry', submit: 'Retry validation now', body: html`` })}${apiForm({
-      method: 'POST',
-      action: `${api}/cancel`,
-      id: 'cancel',
-      submit: 'Cancel order',
-      danger: true,
-      confirm: `Cancel order ${o.id}?`,
-      body: input('reason', 'Reason'),
-    })}</div>`
-  : ''}
-<h2>Authorizations</h2>
-${table(o.authorizations, ['Authorization', 'Identifier', 'Status', 'Expires', 'Challenges', 'Workflow'], (a) => [
-  html`<code>${a.id}</code>`,
-  `${a.identifier.type}:${a.wildcard ? '*.' : ''}${a.identifier.value}`,
-  badge(a.status),
-  a.expiresAt,
-  a.challenges.map((c) => `${c.type} ${c.status}${c.error ? ` — ${c.error.detail}` : ''}`).join('; '),
-  workflowLink(deps.config, a.workflowId),
-])}`;
+            ['Status', badge(o.status)],
+            ['Identifiers', o.identifiers.join(', ')],
+            ['Account', o.accountId],
+            ['Profile', o.profile],
+            ['Created', o.createdAt],
+            ['Expires', o.expiresAt],
+            ['Certificate', certLink(o.serial)],
+            ['Error', o.error ? `${o.error.type.split(':').at(-1)}: ${o.error.detail}` : '-'],
+            ['CertflowLastError', o.lastError],
+            ['Workflow', workflowLink(deps.config, o.workflowId)],
+          ])}
+          ${
+            manage && open
+              ? html`<div class="actions">
+                  ${apiForm({ method: 'POST', action: `${api}/retry`, id: 'retry', submit: 'Retry validation now', body: html`` })}${apiForm(
+                    {
+                      method: 'POST',
+                      action: `${api}/cancel`,
+                      id: 'cancel',
+                      submit: 'Cancel order',
+                      danger: true,
+                      confirm: `Cancel order ${o.id}?`,
+                      body: input('reason', 'Reason'),
+                    },
+                  )}
+                </div>`
+              : ''
+          }
+          <h2>Authorizations</h2>
+          ${table(o.authorizations, ['Authorization', 'Identifier', 'Status', 'Expires', 'Challenges', 'Workflow'], (a) => [
+            html`<code>${a.id}</code>`,
+            `${a.identifier.type}:${a.wildcard ? '*.' : ''}${a.identifier.value}`,
+            badge(a.status),
+            a.expiresAt,
+            a.challenges.map((c) => `${c.type} ${c.status}${c.error ? ` — ${c.error.detail}` : ''}`).join('; '),
+            workflowLink(deps.config, a.workflowId),
+          ])}`;
       },
     },
     {
@@ -270,29 +330,36 @@ ${table(o.authorizations, ['Authorization', 'Identifier', 'Status', 'Expires', '
       async render({ deps, principal }) {
         const rows = await approvals(deps);
         const manage = can(principal.role, 'requests:manage');
-        return table(rows, ['Request', 'Protocol', 'Label', 'Requester', 'Subject', 'Profile', 'Waiting since', 'Workflow', ...(manage ? ['Decision'] : [])], (r) => [
-          html`<code>${r.id}</code>`,
-          r.protocol,
-          r.label === '' ? "''" : r.label,
-          r.requester,
-          r.subject,
-          r.profile,
-          r.createdAt,
-          workflowLink(deps.config, r.workflowId),
-          ...(manage
-            ? [
-                html`${apiForm({ method: 'POST', action: `/admin/api/v1/approvals/${encodeURIComponent(r.id)}/approve`, submit: 'Approve', inline: true, id: `approve-${r.id}`, body: html`` })}${apiForm({
-                  method: 'POST',
-                  action: `/admin/api/v1/approvals/${encodeURIComponent(r.id)}/reject`,
-                  submit: 'Reject',
-                  inline: true,
-                  danger: true,
-                  id: `reject-${r.id}`,
-                  body: input('reason', 'Reason'),
-                })}`,
-              ]
-            : []),
-        ], { id: 'approvals', empty: 'No request waits for approval.' });
+        return table(
+          rows,
+          ['Request', 'Protocol', 'Label', 'Requester', 'Subject', 'Profile', 'Waiting since', 'Workflow', ...(manage ? ['Decision'] : [])],
+          (r) => [
+            html`<code>${r.id}</code>`,
+            r.protocol,
+            r.label === '' ? "''" : r.label,
+            r.requester,
+            r.subject,
+            r.profile,
+            r.createdAt,
+            workflowLink(deps.config, r.workflowId),
+            ...(manage
+              ? [
+                  html`${apiForm({ method: 'POST', action: `/admin/api/v1/approvals/${encodeURIComponent(r.id)}/approve`, submit: 'Approve', inline: true, id: `approve-${r.id}`, body: html`` })}${apiForm(
+                    {
+                      method: 'POST',
+                      action: `/admin/api/v1/approvals/${encodeURIComponent(r.id)}/reject`,
+                      submit: 'Reject',
+                      inline: true,
+                      danger: true,
+                      id: `reject-${r.id}`,
+                      body: input('reason', 'Reason'),
+                    },
+                  )}`,
+                ]
+              : []),
+          ],
+          { id: 'approvals', empty: 'No request waits for approval.' },
+        );
       },
     },
   ];

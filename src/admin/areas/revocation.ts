@@ -18,7 +18,12 @@ async function generate(deps: AdminDeps, who: Actor, caName?: string) {
     if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `no issuing CA named "${caName}"`, { rule: 'ca.unknown' });
   }
   const r = await refreshAndWait(deps.temporal, deps.config, { force: true, caName, requester: who.actor }, ACTION_TIMEOUT_MS);
-  return { ...r, message: r.crls.map((c) => `CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries`).join('; ') + (r.ocspSigned ? `; ${r.ocspSigned} OCSP responses renewed` : '') };
+  return {
+    ...r,
+    message:
+      r.crls.map((c) => `CRL ${c.crlNumber} of ${c.caName}: ${c.entries} entries`).join('; ') +
+      (r.ocspSigned ? `; ${r.ocspSigned} OCSP responses renewed` : ''),
+  };
 }
 
 function freshness(deps: AdminDeps, c: consoleDb.CrlInfo): boolean {
@@ -73,7 +78,11 @@ export function revocationArea(): { routes: ApiRoute[]; pages: Page[] } {
       summary: 'OCSP freshness per CA: certificates, missing or expired responses, responses due for renewal',
       async handler({ deps }) {
         const rows = await consoleDb.ocspFreshness(deps.pool, deps.config.revocation.ocspRefreshSeconds);
-        return { validitySeconds: deps.config.revocation.ocspValiditySeconds, refreshSeconds: deps.config.revocation.ocspRefreshSeconds, cas: rows };
+        return {
+          validitySeconds: deps.config.revocation.ocspValiditySeconds,
+          refreshSeconds: deps.config.revocation.ocspRefreshSeconds,
+          cas: rows,
+        };
       },
     },
   ];
@@ -84,32 +93,43 @@ export function revocationArea(): { routes: ApiRoute[]; pages: Page[] } {
       title: 'CRLs',
       menu: { id: 'crls', label: 'CRLs', group: 'Certificates' },
       async render({ deps, principal }) {
-        const [rows, issuing] = await Promise.all([consoleDb.listCrls(deps.pool, { limit: 200 }), cas.list(deps.pool).then((l) => l.filter((c) => c.role === 'issuing'))]);
+        const [rows, issuing] = await Promise.all([
+          consoleDb.listCrls(deps.pool, { limit: 200 }),
+          cas.list(deps.pool).then((l) => l.filter((c) => c.role === 'issuing')),
+        ]);
         const r = deps.config.revocation;
         return html`${fields([
           ['Validity', `${r.crlValiditySeconds / 3600} h`],
           ['Renewed when older than', `${r.crlRefreshSeconds / 3600} h (and at every revocation, hold and release)`],
           ['Published at', issuing.map((c) => `${deps.config.publicHttpUrl}/crl/${c.name}.crl`).join(', ')],
         ])}
-${can(principal.role, 'crls:manage')
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/crls/generate',
-      id: 'generate-crl',
-      submit: 'Generate CRL now',
-      body: select('ca', 'CA', [['', 'every issuing CA'], ...issuing.map((c): [string, string] => [c.name, c.name])]),
-    })
-  : ''}
-${table(rows, ['CA', 'Number', 'This update', 'Next update', 'Entries', 'Size', 'Fresh', 'Download'], (c) => [
-  c.caName,
-  c.crlNumber,
-  c.thisUpdate,
-  c.nextUpdate,
-  String(c.entries),
-  `${c.size} B`,
-  badge(freshness(deps, c) ? 'fresh' : 'stale'),
-  html`${link(`/admin/api/v1/crls/${encodeURIComponent(c.caName)}/${c.crlNumber}`, 'DER')} · ${link(`/admin/api/v1/crls/${encodeURIComponent(c.caName)}/${c.crlNumber}?format=pem`, 'PEM')}`,
-], { id: 'crls', empty: 'No CRL yet (the worker signs the first one at start).' })}`;
+        ${
+          can(principal.role, 'crls:manage')
+            ? apiForm({
+                method: 'POST',
+                action: '/admin/api/v1/crls/generate',
+                id: 'generate-crl',
+                submit: 'Generate CRL now',
+                body: select('ca', 'CA', [['', 'every issuing CA'], ...issuing.map((c): [string, string] => [c.name, c.name])]),
+              })
+            : ''
+        }
+        ${table(
+          rows,
+          ['CA', 'Number', 'This update', 'Next update', 'Entries', 'Size', 'Fresh', 'Download'],
+          (c) => [
+            c.caName,
+            c.crlNumber,
+            c.thisUpdate,
+            c.nextUpdate,
+            String(c.entries),
+            `${c.size} B`,
+            badge(freshness(deps, c) ? 'fresh' : 'stale'),
+            html`${link(`/admin/api/v1/crls/${encodeURIComponent(c.caName)}/${c.crlNumber}`, 'DER')} ·
+            ${link(`/admin/api/v1/crls/${encodeURIComponent(c.caName)}/${c.crlNumber}?format=pem`, 'PEM')}`,
+          ],
+          { id: 'crls', empty: 'No CRL yet (the worker signs the first one at start).' },
+        )}`;
       },
     },
     {
@@ -121,21 +141,29 @@ ${table(rows, ['CA', 'Number', 'This update', 'Next update', 'Entries', 'Size', 
         const rows = await consoleDb.ocspFreshness(deps.pool, deps.config.revocation.ocspRefreshSeconds);
         const r = deps.config.revocation;
         return html`${fields([
-          ['Responder', `${deps.config.publicHttpUrl}/ocsp`],
-          ['Response validity', `${r.ocspValiditySeconds / 3600} h`],
-          ['Renewed when expiring within', `${r.ocspRefreshSeconds / 3600} h (hourly schedule)`],
-        ])}
-<p class="hint">The worker signs OCSP responses ahead of time (SHA-1 and SHA-256 certIDs) at issuance, at every status change and before they expire; the responder serves them without a nonce (RFC 5019).</p>
-${table(rows, ['CA', 'Certificates', 'Missing or expired', 'Due soon', 'Oldest this update', 'Earliest next update', 'Fresh'], (o) => [
-  o.caName,
-  String(o.certificates),
-  String(o.missingOrExpired),
-  String(o.dueSoon),
-  o.oldestThisUpdate,
-  o.earliestNextUpdate,
-  badge(o.missingOrExpired === 0 ? 'fresh' : 'stale'),
-], { id: 'ocsp' })}
-${can(principal.role, 'crls:manage') ? apiForm({ method: 'POST', action: '/admin/api/v1/crls/generate', id: 'renew-ocsp', submit: 'Renew due responses now (with new CRLs)', body: html`` }) : ''}`;
+            ['Responder', `${deps.config.publicHttpUrl}/ocsp`],
+            ['Response validity', `${r.ocspValiditySeconds / 3600} h`],
+            ['Renewed when expiring within', `${r.ocspRefreshSeconds / 3600} h (hourly schedule)`],
+          ])}
+          <p class="hint">
+            The worker signs OCSP responses ahead of time (SHA-1 and SHA-256 certIDs) at issuance, at every status change and before they
+            expire; the responder serves them without a nonce (RFC 5019).
+          </p>
+          ${table(
+            rows,
+            ['CA', 'Certificates', 'Missing or expired', 'Due soon', 'Oldest this update', 'Earliest next update', 'Fresh'],
+            (o) => [
+              o.caName,
+              String(o.certificates),
+              String(o.missingOrExpired),
+              String(o.dueSoon),
+              o.oldestThisUpdate,
+              o.earliestNextUpdate,
+              badge(o.missingOrExpired === 0 ? 'fresh' : 'stale'),
+            ],
+            { id: 'ocsp' },
+          )}
+          ${can(principal.role, 'crls:manage') ? apiForm({ method: 'POST', action: '/admin/api/v1/crls/generate', id: 'renew-ocsp', submit: 'Renew due responses now (with new CRLs)', body: html`` }) : ''}`;
       },
     },
   ];

@@ -25,7 +25,8 @@ function started(ctx: Context, s: NewSession, settings: AuthSettings) {
 /** A login must come from the console itself (no cross-site login: the body is JSON and the Origin ours). */
 function sameOrigin(ctx: Context): void {
   const origin = ctx.get('Origin');
-  if (origin && origin !== `${ctx.protocol}://${ctx.host}`) throw new CaError('forbidden', `cross-origin login from ${origin} refused`, { rule: 'csrf.origin' });
+  if (origin && origin !== `${ctx.protocol}://${ctx.host}`)
+    throw new CaError('forbidden', `cross-origin login from ${origin} refused`, { rule: 'csrf.origin' });
 }
 
 function sessionView(p: Principal) {
@@ -35,7 +36,9 @@ function sessionView(p: Principal) {
     role: p.role,
     roleTitle: ROLE_TITLES[p.role],
     permissions: MATRIX[p.role],
-    ...(p.kind === 'session' ? { csrfToken: p.csrfToken, mustChangePassword: p.user.mustChangePassword, authMethod: p.authMethod } : { tokenId: p.token.id }),
+    ...(p.kind === 'session'
+      ? { csrfToken: p.csrfToken, mustChangePassword: p.user.mustChangePassword, authMethod: p.authMethod }
+      : { tokenId: p.token.id }),
   };
 }
 
@@ -89,7 +92,8 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       summary: 'Log out (ends the session)',
       beforePasswordChange: true,
       async handler({ deps, principal, ctx }) {
-        if (principal.kind !== 'session') throw new CaError('malformed', 'an API token has no session to end (revoke the token instead)', { rule: 'session.token' });
+        if (principal.kind !== 'session')
+          throw new CaError('malformed', 'an API token has no session to end (revoke the token instead)', { rule: 'session.token' });
         await logout(deps.pool, principal, ctx.state.requestId);
         ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, secure: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
         return { message: 'logged out' };
@@ -103,7 +107,10 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       summary: 'Change your own password (other sessions of yours end)',
       beforePasswordChange: true,
       body: {
-        properties: { current: { type: 'string', format: 'password', maxLength: 1024 }, password: { type: 'string', format: 'password', maxLength: 1024 } },
+        properties: {
+          current: { type: 'string', format: 'password', maxLength: 1024 },
+          password: { type: 'string', format: 'password', maxLength: 1024 },
+        },
         required: ['current', 'password'],
       },
       async handler({ deps, principal, who, body }) {
@@ -133,7 +140,8 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       access: 'public',
       title: 'Log in',
       async render({ deps, ctx }) {
-        const next = typeof ctx.query.next === 'string' && ctx.query.next.startsWith('/') && !ctx.query.next.startsWith('//') ? ctx.query.next : '/';
+        const next =
+          typeof ctx.query.next === 'string' && ctx.query.next.startsWith('/') && !ctx.query.next.startsWith('//') ? ctx.query.next : '/';
         let certLogin = html``;
         const peer = ctx.state.peer as PeerCertificate | undefined;
         if (peer) {
@@ -141,20 +149,30 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
           certLogin =
             verified instanceof Error
               ? html`<p class="hint">Client certificate not usable: ${verified.message}</p>`
-              : apiForm({ method: 'POST', action: '/admin/api/v1/session/certificate', body: html`<p>Certificate ${verified.subject} (${verified.serial})</p>`, submit: 'Log in with this certificate', then: next, id: 'cert-login' });
+              : apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/session/certificate',
+                  body: html`<p>Certificate ${verified.subject} (${verified.serial})</p>`,
+                  submit: 'Log in with this certificate',
+                  then: next,
+                  id: 'cert-login',
+                });
         }
         return html`<section class="login">
-${apiForm({
-  method: 'POST',
-  action: '/admin/api/v1/session',
-  id: 'login',
-  then: next,
-  submit: 'Log in',
-  body: html`${input('name', 'User name', { required: true, autocomplete: 'username' })}${input('password', 'Password', { type: 'password', required: true, autocomplete: 'current-password' })}`,
-})}
-${certLogin}
-<p class="hint">The first CA Administrator is created with <code>certflow users add --name NAME --role ca-admin --password -</code> (or printed once by <code>npm start</code>).</p>
-</section>`;
+          ${apiForm({
+            method: 'POST',
+            action: '/admin/api/v1/session',
+            id: 'login',
+            then: next,
+            submit: 'Log in',
+            body: html`${input('name', 'User name', { required: true, autocomplete: 'username' })}${input('password', 'Password', { type: 'password', required: true, autocomplete: 'current-password' })}`,
+          })}
+          ${certLogin}
+          <p class="hint">
+            The first CA Administrator is created with <code>certflow users add --name NAME --role ca-admin --password -</code> (or printed
+            once by <code>npm start</code>).
+          </p>
+        </section>`;
       },
     },
     {
@@ -165,24 +183,24 @@ ${certLogin}
         if (principal.kind !== 'session') return html`<p>Logged in with API token ${principal.token.name} (${principal.token.id}).</p>`;
         const u = principal.user;
         return html`${u.mustChangePassword ? html`<p class="warning" id="must-change">Your password was set by an administrator: choose your own before you continue.</p>` : ''}
-${fields([
-  ['User', u.name],
-  ['Role', ROLE_TITLES[principal.role]],
-  ['Logged in with', principal.authMethod],
-  ['Client certificate', u.certSerial],
-  ['Last login', u.lastLoginAt],
-])}
-<h2>Change password</h2>
-${apiForm({
-  method: 'PUT',
-  action: '/admin/api/v1/account/password',
-  id: 'change-password',
-  submit: 'Change password',
-  then: '/',
-  body: html`${input('current', 'Current password', { type: 'password', required: true, autocomplete: 'current-password' })}${input('password', 'New password (12 characters or more)', { type: 'password', required: true, autocomplete: 'new-password' })}`,
-})}
-<h2>What your role may do</h2>
-${table(MATRIX[principal.role] as Permission[], ['Permission', 'Meaning'], (p) => [p, PERMISSIONS[p]])}`;
+          ${fields([
+            ['User', u.name],
+            ['Role', ROLE_TITLES[principal.role]],
+            ['Logged in with', principal.authMethod],
+            ['Client certificate', u.certSerial],
+            ['Last login', u.lastLoginAt],
+          ])}
+          <h2>Change password</h2>
+          ${apiForm({
+            method: 'PUT',
+            action: '/admin/api/v1/account/password',
+            id: 'change-password',
+            submit: 'Change password',
+            then: '/',
+            body: html`${input('current', 'Current password', { type: 'password', required: true, autocomplete: 'current-password' })}${input('password', 'New password (12 characters or more)', { type: 'password', required: true, autocomplete: 'new-password' })}`,
+          })}
+          <h2>What your role may do</h2>
+          ${table(MATRIX[principal.role] as Permission[], ['Permission', 'Meaning'], (p) => [p, PERMISSIONS[p]])}`;
       },
     },
   ];

@@ -3,7 +3,17 @@ import { CaError } from '../../core/errors.ts';
 import * as users from '../../db/repos/admin-users.ts';
 import * as tokens from '../../db/repos/admin-tokens.ts';
 import type { ApiRoute } from '../api.ts';
-import { bindCertificate, createToken, createUser, resetPassword, revokeToken, setUserEnabled, setUserRole, tokenView, userView } from '../auth.ts';
+import {
+  bindCertificate,
+  createToken,
+  createUser,
+  resetPassword,
+  revokeToken,
+  setUserEnabled,
+  setUserRole,
+  tokenView,
+  userView,
+} from '../auth.ts';
 import { apiForm, badge, html, input, select, table } from '../html.ts';
 import type { Page } from '../pages.ts';
 import { can, MATRIX, PERMISSIONS, ROLE_TITLES, ROLES, type Permission } from '../roles.ts';
@@ -55,26 +65,27 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
         return { ...userView(row), message: `user "${row.name}" created` };
       },
     },
-    ...[false, true].map(
-      (enabled): ApiRoute => ({
-        method: 'POST',
-        path: `/users/{name}/${enabled ? 'enable' : 'disable'}`,
-        access: 'users:manage',
-        tag: 'users',
-        summary: enabled ? 'Enable a user' : 'Disable a user (their sessions end at once)',
-        async handler({ deps, who, params }) {
-          const row = await setUserEnabled(deps.pool, who, params.name!, enabled);
-          return { ...userView(row), message: `user "${row.name}" ${enabled ? 'enabled' : 'disabled'}` };
-        },
-      }),
-    ),
+    ...[false, true].map((enabled): ApiRoute => ({
+      method: 'POST',
+      path: `/users/{name}/${enabled ? 'enable' : 'disable'}`,
+      access: 'users:manage',
+      tag: 'users',
+      summary: enabled ? 'Enable a user' : 'Disable a user (their sessions end at once)',
+      async handler({ deps, who, params }) {
+        const row = await setUserEnabled(deps.pool, who, params.name!, enabled);
+        return { ...userView(row), message: `user "${row.name}" ${enabled ? 'enabled' : 'disabled'}` };
+      },
+    })),
     {
       method: 'PUT',
       path: '/users/{name}/password',
       access: 'users:manage',
       tag: 'users',
       summary: "Set a user's password (temporary unless temporary=false); their sessions end",
-      body: { properties: { password: { type: 'string', format: 'password', maxLength: 1024 }, temporary: { type: 'boolean' } }, required: ['password'] },
+      body: {
+        properties: { password: { type: 'string', format: 'password', maxLength: 1024 }, temporary: { type: 'boolean' } },
+        required: ['password'],
+      },
       async handler({ deps, who, params, body }) {
         const row = await resetPassword(deps.pool, who, params.name!, body.password, { temporary: body.temporary !== false });
         return { ...userView(row), message: `password of "${row.name}" set` };
@@ -102,7 +113,10 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
       async handler({ deps, who, params, body }) {
         await requireUser(deps.pool, params.name!);
         const row = await bindCertificate(deps.pool, who, params.name!, body.serial ? normalizeSerial(body.serial) : null);
-        return { ...userView(row), message: row.certSerial ? `certificate ${row.certSerial} bound to "${row.name}"` : `"${row.name}" has no certificate` };
+        return {
+          ...userView(row),
+          message: row.certSerial ? `certificate ${row.certSerial} bound to "${row.name}"` : `"${row.name}" has no certificate`,
+        };
       },
     },
     {
@@ -121,7 +135,11 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
       summary: 'Create an API token bound to one role; the token is shown once',
       status: 201,
       body: {
-        properties: { name: { type: 'string', maxLength: 64 }, role: ROLE_PROP, expiresDays: { type: 'integer', minimum: 1, maximum: 3650 } },
+        properties: {
+          name: { type: 'string', maxLength: 64 },
+          role: ROLE_PROP,
+          expiresDays: { type: 'integer', minimum: 1, maximum: 3650 },
+        },
         required: ['name', 'role'],
       },
       async handler({ deps, who, body }) {
@@ -154,57 +172,98 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
         const [all, toks] = await Promise.all([users.list(deps.pool), tokens.list(deps.pool)]);
         const enc = encodeURIComponent;
         return html`<h2>Users</h2>
-${table(all, ['Name', 'Role', 'Status', 'Login', 'Last login', 'Created by', ...(manage ? ['Manage'] : [])], (u) => [
-  u.name,
-  ROLE_TITLES[u.role as keyof typeof ROLE_TITLES] ?? u.role,
-  html`${badge(u.enabled ? 'enabled' : 'disabled')}${u.mustChangePassword ? badge('password change due', 'pending') : ''}`,
-  [u.passwordHash ? 'password' : '', u.certSerial ? `certificate ${u.certSerial}` : ''].filter(Boolean).join(' + '),
-  u.lastLoginAt,
-  u.createdBy,
-  ...(manage
-    ? [
-        html`${apiForm({ method: 'POST', action: `/admin/api/v1/users/${enc(u.name)}/${u.enabled ? 'disable' : 'enable'}`, submit: u.enabled ? 'Disable' : 'Enable', inline: true, danger: u.enabled, body: html`` })}
-${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/role`, submit: 'Set role', inline: true, body: select('role', '', roleOptions, u.role) })}
-${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/password`, submit: 'Set password', inline: true, body: input('password', '', { type: 'password', placeholder: 'temporary password', autocomplete: 'new-password' }) })}
-${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/certificate`, submit: 'Bind certificate', inline: true, body: input('serial', '', { placeholder: 'certificate serial (empty: none)', value: u.certSerial ?? '' }) })}`,
-      ]
-    : []),
-], { id: 'users' })}
-${manage
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/users',
-      id: 'add-user',
-      submit: 'Create user',
-      body: html`${input('name', 'Name', { required: true })}${select('role', 'Role', roleOptions, 'auditor')}${input('password', 'Temporary password (12+ characters)', { type: 'password', autocomplete: 'new-password' })}${input('certificateSerial', 'or client certificate serial')}`,
-    })
-  : ''}
-<h2>API tokens</h2>
-${table(toks.map(tokenView), ['Id', 'Name', 'Role', 'Created by', 'Expires', 'Last used', 'Status', ...(manage ? [''] : [])], (t) => [
-  html`<code>${t.id}</code>`,
-  t.name,
-  ROLE_TITLES[t.role as keyof typeof ROLE_TITLES] ?? t.role,
-  t.createdBy,
-  t.expiresAt,
-  t.lastUsedAt,
-  badge(t.active ? 'active' : t.revokedAt ? 'revoked' : 'expired'),
-  ...(manage && t.active ? [apiForm({ method: 'DELETE', action: `/admin/api/v1/tokens/${t.id}`, submit: 'Revoke', inline: true, danger: true, confirm: `Revoke token ${t.name}?`, body: html`` })] : manage ? [''] : []),
-], { id: 'tokens', empty: 'No API tokens.' })}
-${manage
-  ? apiForm({
-      method: 'POST',
-      action: '/admin/api/v1/tokens',
-      id: 'create-token',
-      submit: 'Create API token',
-      then: 'show',
-      body: html`${input('name', 'Name', { required: true })}${select('role', 'Role', roleOptions, 'auditor')}${input('expiresDays', 'Expires after (days)', { type: 'number' })}`,
-    })
-  : ''}
-<h2>Roles</h2>
-<table id="role-matrix"><thead><tr><th>Permission</th>${ROLES.map((r) => html`<th>${ROLE_TITLES[r]}</th>`)}</tr></thead>
-<tbody>${(Object.keys(PERMISSIONS) as Permission[]).map(
-  (p) => html`<tr><td><code>${p}</code><br><small>${PERMISSIONS[p]}</small></td>${ROLES.map((r) => html`<td class="${MATRIX[r].includes(p) ? 'yes' : 'no'}">${MATRIX[r].includes(p) ? '✓' : ''}</td>`)}</tr>`,
-)}</tbody></table>`;
+          ${table(
+            all,
+            ['Name', 'Role', 'Status', 'Login', 'Last login', 'Created by', ...(manage ? ['Manage'] : [])],
+            (u) => [
+              u.name,
+              ROLE_TITLES[u.role as keyof typeof ROLE_TITLES] ?? u.role,
+              html`${badge(u.enabled ? 'enabled' : 'disabled')}${u.mustChangePassword ? badge('password change due', 'pending') : ''}`,
+              [u.passwordHash ? 'password' : '', u.certSerial ? `certificate ${u.certSerial}` : ''].filter(Boolean).join(' + '),
+              u.lastLoginAt,
+              u.createdBy,
+              ...(manage
+                ? [
+                    html`${apiForm({ method: 'POST', action: `/admin/api/v1/users/${enc(u.name)}/${u.enabled ? 'disable' : 'enable'}`, submit: u.enabled ? 'Disable' : 'Enable', inline: true, danger: u.enabled, body: html`` })}
+                    ${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/role`, submit: 'Set role', inline: true, body: select('role', '', roleOptions, u.role) })}
+                    ${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/password`, submit: 'Set password', inline: true, body: input('password', '', { type: 'password', placeholder: 'temporary password', autocomplete: 'new-password' }) })}
+                    ${apiForm({ method: 'PUT', action: `/admin/api/v1/users/${enc(u.name)}/certificate`, submit: 'Bind certificate', inline: true, body: input('serial', '', { placeholder: 'certificate serial (empty: none)', value: u.certSerial ?? '' }) })}`,
+                  ]
+                : []),
+            ],
+            { id: 'users' },
+          )}
+          ${
+            manage
+              ? apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/users',
+                  id: 'add-user',
+                  submit: 'Create user',
+                  body: html`${input('name', 'Name', { required: true })}${select('role', 'Role', roleOptions, 'auditor')}${input('password', 'Temporary password (12+ characters)', { type: 'password', autocomplete: 'new-password' })}${input('certificateSerial', 'or client certificate serial')}`,
+                })
+              : ''
+          }
+          <h2>API tokens</h2>
+          ${table(
+            toks.map(tokenView),
+            ['Id', 'Name', 'Role', 'Created by', 'Expires', 'Last used', 'Status', ...(manage ? [''] : [])],
+            (t) => [
+              html`<code>${t.id}</code>`,
+              t.name,
+              ROLE_TITLES[t.role as keyof typeof ROLE_TITLES] ?? t.role,
+              t.createdBy,
+              t.expiresAt,
+              t.lastUsedAt,
+              badge(t.active ? 'active' : t.revokedAt ? 'revoked' : 'expired'),
+              ...(manage && t.active
+                ? [
+                    apiForm({
+                      method: 'DELETE',
+                      action: `/admin/api/v1/tokens/${t.id}`,
+                      submit: 'Revoke',
+                      inline: true,
+                      danger: true,
+                      confirm: `Revoke token ${t.name}?`,
+                      body: html``,
+                    }),
+                  ]
+                : manage
+                  ? ['']
+                  : []),
+            ],
+            { id: 'tokens', empty: 'No API tokens.' },
+          )}
+          ${
+            manage
+              ? apiForm({
+                  method: 'POST',
+                  action: '/admin/api/v1/tokens',
+                  id: 'create-token',
+                  submit: 'Create API token',
+                  then: 'show',
+                  body: html`${input('name', 'Name', { required: true })}${select('role', 'Role', roleOptions, 'auditor')}${input('expiresDays', 'Expires after (days)', { type: 'number' })}`,
+                })
+              : ''
+          }
+          <h2>Roles</h2>
+          <table id="role-matrix">
+            <thead>
+              <tr>
+                <th>Permission</th>
+                ${ROLES.map((r) => html`<th>${ROLE_TITLES[r]}</th>`)}
+              </tr>
+            </thead>
+            <tbody>
+              ${(Object.keys(PERMISSIONS) as Permission[]).map(
+                (p) =>
+                  html`<tr>
+                    <td><code>${p}</code><br /><small>${PERMISSIONS[p]}</small></td>
+                    ${ROLES.map((r) => html`<td class="${MATRIX[r].includes(p) ? 'yes' : 'no'}">${MATRIX[r].includes(p) ? '✓' : ''}</td>`)}
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`;
       },
     },
   ];

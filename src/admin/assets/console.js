@@ -25,7 +25,11 @@
       const v = el.value;
       if (v === '') continue;
       if (el.type === 'number') out[el.name] = Number.parseInt(v, 10);
-      else if (el.dataset.type === 'array') out[el.name] = v.split(',').map((s) => s.trim()).filter((s, i, a) => s !== '' || a.length === 1);
+      else if (el.dataset.type === 'array')
+        out[el.name] = v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s, i, a) => s !== '' || a.length === 1);
       else out[el.name] = v;
     }
     return out;

@@ -58,7 +58,10 @@ export async function get(db: Queryable, id: string): Promise<AcmeAccount | null
 
 /** The account of an alias whose key has this thumbprint. */
 export async function getByThumbprint(db: Queryable, alias: string, thumbprint: string): Promise<AcmeAccount | null> {
-  const { rows } = await db.query<DbAccount>(`SELECT ${COLUMNS} FROM acme_accounts WHERE alias = $1 AND thumbprint = $2`, [alias, thumbprint]);
+  const { rows } = await db.query<DbAccount>(`SELECT ${COLUMNS} FROM acme_accounts WHERE alias = $1 AND thumbprint = $2`, [
+    alias,
+    thumbprint,
+  ]);
   return rows[0] ? toAccount(rows[0]) : null;
 }
 

@@ -53,10 +53,10 @@ export async function get(db: Queryable, kid: string): Promise<EabKeyRow | null>
  * transaction with the same key wait, then find account_id set and get false.
  */
 export async function bind(db: Queryable, kid: string, accountId: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    'UPDATE acme_eab_keys SET account_id = $2, used_at = now() WHERE kid = $1 AND account_id IS NULL',
-    [kid, accountId],
-  );
+  const { rowCount } = await db.query('UPDATE acme_eab_keys SET account_id = $2, used_at = now() WHERE kid = $1 AND account_id IS NULL', [
+    kid,
+    accountId,
+  ]);
   return rowCount === 1;
 }
 

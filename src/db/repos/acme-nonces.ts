@@ -7,7 +7,8 @@ import type { Queryable } from '../pool.ts';
 
 /** The HMAC key `id`; the first caller stores `generate()`, concurrent callers all get that one. */
 export async function hmacKey(db: Queryable, id: number, generate: () => Buffer): Promise<Buffer> {
-  const read = async () => (await db.query<{ hmac_key: Buffer }>('SELECT hmac_key FROM acme_nonce_keys WHERE id = $1', [id])).rows[0]?.hmac_key;
+  const read = async () =>
+    (await db.query<{ hmac_key: Buffer }>('SELECT hmac_key FROM acme_nonce_keys WHERE id = $1', [id])).rows[0]?.hmac_key;
   const existing = await read();
   if (existing) return existing;
   await db.query('INSERT INTO acme_nonce_keys (id, hmac_key) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, generate()]);

@@ -119,7 +119,9 @@ export async function findOrders(
 
 /** Open orders (pending or ready) of an account. */
 export async function openOrderIds(db: Queryable, accountId: string): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>("SELECT id FROM acme_orders WHERE account_id = $1 AND status IN ('pending', 'ready')", [accountId]);
+  const { rows } = await db.query<{ id: string }>("SELECT id FROM acme_orders WHERE account_id = $1 AND status IN ('pending', 'ready')", [
+    accountId,
+  ]);
   return rows.map((r) => r.id);
 }
 
@@ -147,7 +149,12 @@ export async function countOrdersForDomain(db: Queryable, domain: string, since:
 }
 
 /** Authorizations of the account for the identifier that failed validation since `since`. */
-export async function countFailedValidations(db: Queryable, accountId: string, identifier: AcmeIdentifier, since: Date): Promise<{ count: number; oldest: Date | null }> {
+export async function countFailedValidations(
+  db: Queryable,
+  accountId: string,
+  identifier: AcmeIdentifier,
+  since: Date,
+): Promise<{ count: number; oldest: Date | null }> {
   const { rows } = await db.query<{ n: number; oldest: Date | null }>(
     `SELECT count(*)::int AS n, min(updated_at) AS oldest FROM acme_authzs
      WHERE account_id = $1 AND identifier_value = $2 AND identifier_type = $3 AND status = 'invalid' AND updated_at > $4`,
@@ -261,7 +268,19 @@ export async function insertOrder(db: Queryable, o: OrderRecord & { registeredDo
     await db.query(
       `INSERT INTO acme_orders (id, account_id, alias, status, identifiers, authz_ids, expires_at, profile, acme_profile, replaces, registered_domains)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [o.id, o.accountId, o.alias, o.status, JSON.stringify(o.identifiers), o.authzIds, o.expiresAt, o.profile, o.acmeProfile ?? null, o.replaces ?? null, o.registeredDomains],
+      [
+        o.id,
+        o.accountId,
+        o.alias,
+        o.status,
+        JSON.stringify(o.identifiers),
+        o.authzIds,
+        o.expiresAt,
+        o.profile,
+        o.acmeProfile ?? null,
+        o.replaces ?? null,
+        o.registeredDomains,
+      ],
     );
   } catch (e) {
     const pgErr = e as { code?: string; constraint?: string };
@@ -298,7 +317,14 @@ export type BeginValidation =
 export async function beginValidation(db: Queryable, p: { authzId: string; challengeId: string }): Promise<BeginValidation> {
   // One statement: the CTE locks the authorization (waiting for a deactivation under way,
   // then reading its outcome) before the challenge is marked.
-  const { rows } = await db.query<{ status: AuthzStatus; expires_at: Date; validated_at: Date | null; challenge_status: string; thumbprint: string; account_status: string }>(
+  const { rows } = await db.query<{
+    status: AuthzStatus;
+    expires_at: Date;
+    validated_at: Date | null;
+    challenge_status: string;
+    thumbprint: string;
+    account_status: string;
+  }>(
     `WITH a AS (SELECT id, status, expires_at, validated_at, account_id FROM acme_authzs WHERE id = $1 FOR UPDATE),
           marked AS (UPDATE acme_challenges c SET status = 'processing', updated_at = now()
                      FROM a JOIN acme_accounts acc ON acc.id = a.account_id
@@ -315,7 +341,8 @@ export async function beginValidation(db: Queryable, p: { authzId: string; chall
   if (r.status === 'valid' && r.challenge_status === 'valid') {
     return { state: 'alreadyValid', thumbprint: r.thumbprint, validatedAt: r.validated_at, expiresAt: r.expires_at };
   }
-  if (r.status !== 'pending' || r.expires_at.getTime() <= Date.now()) return { state: 'authzGone', authzStatus: r.status === 'pending' ? 'expired' : r.status };
+  if (r.status !== 'pending' || r.expires_at.getTime() <= Date.now())
+    return { state: 'authzGone', authzStatus: r.status === 'pending' ? 'expired' : r.status };
   return { state: 'started', thumbprint: r.thumbprint, validatedAt: null, expiresAt: r.expires_at };
 }
 
@@ -405,10 +432,16 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
   }
   const expired = r.expires_at.getTime() <= Date.now();
   if ((r.status !== 'pending' && r.status !== 'valid') || expired) {
-    return { state: 'refused', reason: `an authorization that is ${expired && r.status !== 'invalid' ? 'expired' : r.status} cannot be deactivated` };
+    return {
+      state: 'refused',
+      reason: `an authorization that is ${expired && r.status !== 'invalid' ? 'expired' : r.status} cannot be deactivated`,
+    };
   }
   await db.query(`UPDATE acme_authzs SET status = 'deactivated', updated_at = now() WHERE id = $1`, [authzId]);
-  const orders = await db.query<{ id: string }>(`SELECT id FROM acme_orders WHERE authz_ids @> ARRAY[$1] AND status IN ('pending', 'ready')`, [authzId]);
+  const orders = await db.query<{ id: string }>(
+    `SELECT id FROM acme_orders WHERE authz_ids @> ARRAY[$1] AND status IN ('pending', 'ready')`,
+    [authzId],
+  );
   return { state: 'deactivated', orderIds: orders.rows.map((o) => o.id), authz: { accountId: r.accountId, identifier: r.identifier } };
 }
 
@@ -422,14 +455,18 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
  */
 export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
   // Marking the order processing locks its row (a retry finds it processing already).
-  await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status IN ('ready', 'processing')`, [orderId]);
+  await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status IN ('ready', 'processing')`, [
+    orderId,
+  ]);
   const { rows } = await db.query<{ id: string; identifier_value: string; status: string; expired: boolean }>(
     `SELECT id, identifier_value, status, expires_at <= now() AS expired FROM acme_authzs WHERE id = ANY($1) FOR SHARE`,
     [authzIds],
   );
   const bad = rows.find((r) => r.status !== 'valid' || r.expired);
   if (bad || rows.length !== new Set(authzIds).size) {
-    const what = bad ? `the authorization for ${bad.identifier_value} is ${bad.expired && bad.status === 'valid' ? 'expired' : bad.status}` : 'an authorization is missing';
+    const what = bad
+      ? `the authorization for ${bad.identifier_value} is ${bad.expired && bad.status === 'valid' ? 'expired' : bad.status}`
+      : 'an authorization is missing';
     throw new CaError('unauthorized', `${what}: the order can no longer be issued`, { rule: 'acme.order.authorization' });
   }
 }
@@ -457,7 +494,10 @@ export async function updateOrder(
 }
 
 export async function updateAuthz(db: Queryable, p: { id: string; status: AuthzStatus }): Promise<void> {
-  await db.query(`UPDATE acme_authzs SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('pending', 'valid')`, [p.id, p.status]);
+  await db.query(`UPDATE acme_authzs SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('pending', 'valid')`, [
+    p.id,
+    p.status,
+  ]);
 }
 
 /**
@@ -466,7 +506,9 @@ export async function updateAuthz(db: Queryable, p: { id: string; status: AuthzS
  * Conditional, so it never overwrites the workflow's own later state.
  */
 export async function markChallengeProcessing(db: Queryable, challengeId: string): Promise<void> {
-  await db.query(`UPDATE acme_challenges SET status = 'processing', updated_at = now() WHERE id = $1 AND status = 'pending'`, [challengeId]);
+  await db.query(`UPDATE acme_challenges SET status = 'processing', updated_at = now() WHERE id = $1 AND status = 'pending'`, [
+    challengeId,
+  ]);
 }
 
 export async function markOrderProcessing(db: Queryable, orderId: string): Promise<void> {

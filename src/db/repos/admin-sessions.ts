@@ -76,7 +76,10 @@ export async function remove(db: Queryable, idHash: string): Promise<boolean> {
 
 /** Ends every session of a user (disabled, password reset); returns how many. */
 export async function removeForUser(db: Queryable, userName: string, exceptIdHash?: string): Promise<number> {
-  const { rowCount } = await db.query('DELETE FROM admin_sessions WHERE user_name = $1 AND id_hash IS DISTINCT FROM $2', [userName, exceptIdHash ?? null]);
+  const { rowCount } = await db.query('DELETE FROM admin_sessions WHERE user_name = $1 AND id_hash IS DISTINCT FROM $2', [
+    userName,
+    exceptIdHash ?? null,
+  ]);
   return rowCount ?? 0;
 }
 

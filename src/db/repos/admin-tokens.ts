@@ -62,5 +62,8 @@ export async function revoke(db: Queryable, id: string): Promise<boolean> {
 
 /** Records a use (at most once a minute per token, to keep API calls write-free). */
 export async function touch(db: Queryable, id: string): Promise<void> {
-  await db.query("UPDATE admin_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [id]);
+  await db.query(
+    "UPDATE admin_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    [id],
+  );
 }

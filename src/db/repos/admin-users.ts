@@ -104,7 +104,10 @@ export async function update(
   if (change.certSerial !== undefined) set('cert_serial', change.certSerial);
   if (change.role !== undefined) set('role', change.role);
   try {
-    const { rows } = await db.query(`UPDATE admin_users SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE name = $1 RETURNING ${COLUMNS}`, values);
+    const { rows } = await db.query(
+      `UPDATE admin_users SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE name = $1 RETURNING ${COLUMNS}`,
+      values,
+    );
     return rows[0] ? toRow(rows[0]) : null;
   } catch (e) {
     if ((e as { code?: string }).code === '23505') {

@@ -142,7 +142,8 @@ interface DbAudit {
   hash: string;
 }
 
-const COLUMNS = 'id, seq, at, actor, role, action, object, result, request_id, details, details::text AS details_text, prev_hash, content_hash, hash';
+const COLUMNS =
+  'id, seq, at, actor, role, action, object, result, request_id, details, details::text AS details_text, prev_hash, content_hash, hash';
 
 function toRow(r: DbAudit): AuditRow {
   return {
@@ -241,7 +242,9 @@ function field(v: string | null): string {
 }
 
 /** The canonical content of an entry, exactly as certflow_audit_canonical() builds it at insert. */
-export function canonicalContent(e: Pick<AuditRow, 'seq' | 'at' | 'actor' | 'role' | 'action' | 'object' | 'result' | 'requestId'> & { detailsText: string }): string {
+export function canonicalContent(
+  e: Pick<AuditRow, 'seq' | 'at' | 'actor' | 'role' | 'action' | 'object' | 'result' | 'requestId'> & { detailsText: string },
+): string {
   return [
     'certflow-audit-1',
     field(String(e.seq)),
@@ -309,7 +312,7 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
   const { rows: cpRows } = await db.query<{ seq: string }>('SELECT seq FROM audit_checkpoints');
   const wanted = new Set(cpRows.map((r) => Number(r.seq)));
 
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     const { rows } = await db.query<DbAudit>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, batch]);
     for (const r of rows) {
       const e = toRow(r);
@@ -320,10 +323,17 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
           reason: e.seq > expectedSeq ? `missing (deleted): the next entry is #${e.seq}` : `sequence number out of order (found #${e.seq})`,
         });
       }
-      if (e.prevHash !== prevHash) broken({ seq: e.seq, id: e.id, reason: 'does not link to the entry before it (prev_hash differs: an entry before it was removed or rewritten)' });
+      if (e.prevHash !== prevHash)
+        broken({
+          seq: e.seq,
+          id: e.id,
+          reason: 'does not link to the entry before it (prev_hash differs: an entry before it was removed or rewritten)',
+        });
       const content = sha256Hex(canonicalContent({ ...e, detailsText: r.details_text }));
-      if (content !== e.contentHash) broken({ seq: e.seq, id: e.id, reason: 'content changed after it was written (content hash differs)' });
-      if (chainHash(e.prevHash, e.contentHash) !== e.hash) broken({ seq: e.seq, id: e.id, reason: 'chain hash differs from sha256(prev_hash:content_hash)' });
+      if (content !== e.contentHash)
+        broken({ seq: e.seq, id: e.id, reason: 'content changed after it was written (content hash differs)' });
+      if (chainHash(e.prevHash, e.contentHash) !== e.hash)
+        broken({ seq: e.seq, id: e.id, reason: 'chain hash differs from sha256(prev_hash:content_hash)' });
       if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
       prevHash = e.hash;
       expectedSeq = e.seq + 1;
@@ -332,7 +342,8 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
     after = Number(rows[rows.length - 1]!.seq);
   }
   const lastSeq = expectedSeq - 1;
-  if (chainHead.seq > lastSeq) broken({ seq: lastSeq + 1, reason: `missing (deleted): the chain head is at #${chainHead.seq}, the last entry is #${lastSeq}` });
+  if (chainHead.seq > lastSeq)
+    broken({ seq: lastSeq + 1, reason: `missing (deleted): the chain head is at #${chainHead.seq}, the last entry is #${lastSeq}` });
   else if (chainHead.seq < lastSeq) problems.push(`the chain head (#${chainHead.seq}) is behind the last entry (#${lastSeq})`);
   else if (chainHead.hash !== prevHash) problems.push(`the chain head's hash differs from the last entry's (#${lastSeq})`);
 
@@ -382,7 +393,10 @@ export async function getAuditKey(db: Queryable, keyId: string): Promise<AuditKe
   return r ? { keyId: r.key_id, keyBackend: r.key_backend, keyAlg: r.key_alg, spki: r.spki, createdAt: r.created_at } : null;
 }
 
-export async function insertAuditKey(db: Queryable, k: { keyId: string; keyBackend: string; keyAlg: string; spki: Uint8Array }): Promise<void> {
+export async function insertAuditKey(
+  db: Queryable,
+  k: { keyId: string; keyBackend: string; keyAlg: string; spki: Uint8Array },
+): Promise<void> {
   await db.query('INSERT INTO audit_keys (key_id, key_backend, key_alg, spki) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING', [
     k.keyId,
     k.keyBackend,
@@ -408,7 +422,14 @@ export async function listCheckpoints(db: Queryable, opts: { limit?: number } = 
        SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT $1) c ORDER BY seq`,
     [opts.limit ?? 100_000],
   );
-  return rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, signedAt: r.signed_at, keyId: r.key_id, signAlg: r.sign_alg, signature: r.signature }));
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    hash: r.hash,
+    signedAt: r.signed_at,
+    keyId: r.key_id,
+    signAlg: r.sign_alg,
+    signature: r.signature,
+  }));
 }
 
 /** Node's name of the digest of a checkpoint's signature algorithm. */
@@ -417,7 +438,12 @@ function digestOf(signAlg: string): string | undefined {
   return m?.[1];
 }
 
-async function verifyCheckpoints(db: Queryable, hashes: Map<number, string>, lastSeq: number, pinnedPem?: string): Promise<CheckpointCheck[]> {
+async function verifyCheckpoints(
+  db: Queryable,
+  hashes: Map<number, string>,
+  lastSeq: number,
+  pinnedPem?: string,
+): Promise<CheckpointCheck[]> {
   const out: CheckpointCheck[] = [];
   const keys = new Map<string, ReturnType<typeof createPublicKey> | undefined>();
   for (const cp of await listCheckpoints(db)) {

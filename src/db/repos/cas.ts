@@ -131,9 +131,13 @@ export async function getIssuing(db: Queryable, name?: string): Promise<CaRow | 
  * file holds), or up to and including it with `includeRoot` (what EST /cacerts sends).
  * A CA missing from the chain ends it early.
  */
-export async function issuingChain(db: Queryable, caName: string, opts: { includeRoot?: boolean; cached?: boolean } = {}): Promise<Buffer[]> {
+export async function issuingChain(
+  db: Queryable,
+  caName: string,
+  opts: { includeRoot?: boolean; cached?: boolean } = {},
+): Promise<Buffer[]> {
   const chain: Buffer[] = [];
-  for (let name: string | null = caName; name; ) {
+  for (let name: string | null = caName; name;) {
     const ca: CaRow | null = opts.cached ? await getCached(db, name) : await get(db, name);
     if (!ca || (ca.role === 'root' && !opts.includeRoot)) break;
     chain.push(ca.certDer);

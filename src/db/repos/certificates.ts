@@ -231,9 +231,7 @@ export async function list(db: Queryable, opts: ListOptions = {}): Promise<Certi
 
 /** Number of certificates per status; every status is present (0 if none). */
 export async function countByStatus(db: Queryable): Promise<Record<CertStatus, number>> {
-  const { rows } = await db.query<{ status: CertStatus; n: string }>(
-    'SELECT status, count(*) AS n FROM certificates GROUP BY status',
-  );
+  const { rows } = await db.query<{ status: CertStatus; n: string }>('SELECT status, count(*) AS n FROM certificates GROUP BY status');
   const counts = Object.fromEntries(CERT_STATUSES.map((s) => [s, 0])) as Record<CertStatus, number>;
   for (const r of rows) counts[r.status] = Number(r.n);
   return counts;

@@ -70,7 +70,8 @@ export async function insert(db: Queryable, c: NewCmpClient): Promise<CmpClientR
      RETURNING ${COLUMNS}`,
     [c.ref, c.secretEnc ?? null, c.certSha256 ?? null, c.profile ?? null, c.aliases ?? [], c.ra ?? false, c.requireApproval ?? false],
   );
-  if (!rows[0]) throw new CaError('conflict', `CMP client "${c.ref}" (or a client with that certificate) exists`, { rule: 'cmpClient.exists' });
+  if (!rows[0])
+    throw new CaError('conflict', `CMP client "${c.ref}" (or a client with that certificate) exists`, { rule: 'cmpClient.exists' });
   return toRow(rows[0]);
 }
 
@@ -100,6 +101,9 @@ export async function setEnabled(db: Queryable, ref: string, enabled: boolean): 
 }
 
 export async function setSecret(db: Queryable, ref: string, secretEnc: string): Promise<boolean> {
-  const { rowCount } = await db.query('UPDATE cmp_clients SET secret_enc = $2, updated_at = now() WHERE ref = $1 AND secret_enc IS NOT NULL', [ref, secretEnc]);
+  const { rowCount } = await db.query(
+    'UPDATE cmp_clients SET secret_enc = $2, updated_at = now() WHERE ref = $1 AND secret_enc IS NOT NULL',
+    [ref, secretEnc],
+  );
   return rowCount === 1;
 }

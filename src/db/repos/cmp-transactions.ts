@@ -68,7 +68,16 @@ export async function get(db: Queryable, transactionId: Uint8Array): Promise<Cmp
 /** Opens a transaction for its first request; null when the transactionID is taken. */
 export async function open(
   db: Queryable,
-  t: { transactionId: Uint8Array; alias: string; bodyType: string; client: string; protection: 'mac' | 'signature'; requestId?: string; requestNonce: Uint8Array; requestHash: Uint8Array },
+  t: {
+    transactionId: Uint8Array;
+    alias: string;
+    bodyType: string;
+    client: string;
+    protection: 'mac' | 'signature';
+    requestId?: string;
+    requestNonce: Uint8Array;
+    requestHash: Uint8Array;
+  },
 ): Promise<CmpTransactionRow | null> {
   const { rows } = await db.query<DbRow>(
     `INSERT INTO cmp_transactions (transaction_id, alias, body_type, client, protection, request_id, last_request_nonce, last_request_hash)
@@ -85,7 +94,12 @@ export async function open(
  * transaction's latest answer is the one the request replies to (compare-and-set on
  * last_sender_nonce). False when another request got there first.
  */
-export async function advance(db: Queryable, transactionId: Uint8Array, expectedSenderNonce: Uint8Array, request: { nonce: Uint8Array; hash: Uint8Array }): Promise<boolean> {
+export async function advance(
+  db: Queryable,
+  transactionId: Uint8Array,
+  expectedSenderNonce: Uint8Array,
+  request: { nonce: Uint8Array; hash: Uint8Array },
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE cmp_transactions
      SET last_request_nonce = $3, last_request_hash = $4, last_response = NULL, last_sender_nonce = NULL, updated_at = now()
@@ -119,6 +133,8 @@ export async function answer(
 
 /** Newest first. */
 export async function list(db: Queryable, opts: { limit?: number } = {}): Promise<CmpTransactionRow[]> {
-  const { rows } = await db.query<DbRow>(`SELECT ${COLUMNS} FROM cmp_transactions ORDER BY created_at DESC LIMIT $1`, [Math.min(Math.max(opts.limit ?? 100, 1), 1000)]);
+  const { rows } = await db.query<DbRow>(`SELECT ${COLUMNS} FROM cmp_transactions ORDER BY created_at DESC LIMIT $1`, [
+    Math.min(Math.max(opts.limit ?? 100, 1), 1000),
+  ]);
   return rows.map(toRow);
 }

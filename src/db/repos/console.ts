@@ -154,7 +154,11 @@ export interface GroupCount {
 }
 
 /** Certificates per (CA | profile | protocol | month of issue | revocation reason) and state. */
-export async function countsBy(db: Queryable, by: 'ca' | 'profile' | 'protocol' | 'month' | 'reason', q: CertificateSearch = {}): Promise<GroupCount[]> {
+export async function countsBy(
+  db: Queryable,
+  by: 'ca' | 'profile' | 'protocol' | 'month' | 'reason',
+  q: CertificateSearch = {},
+): Promise<GroupCount[]> {
   const column = {
     ca: 'c.ca_name',
     profile: 'c.profile',
@@ -188,12 +192,22 @@ export async function listCrls(db: Queryable, opts: { ca?: string; latestOnly?: 
      ORDER BY this_update DESC, ca_name, crl_number DESC LIMIT $3`,
     [opts.ca ?? null, Boolean(opts.latestOnly), opts.limit ?? 200],
   );
-  return rows.map((r) => ({ caName: r.ca_name, crlNumber: r.crl_number, thisUpdate: r.this_update, nextUpdate: r.next_update, entries: r.entries, size: r.size }));
+  return rows.map((r) => ({
+    caName: r.ca_name,
+    crlNumber: r.crl_number,
+    thisUpdate: r.this_update,
+    nextUpdate: r.next_update,
+    entries: r.entries,
+    size: r.size,
+  }));
 }
 
 export async function getCrlDer(db: Queryable, caName: string, crlNumber: string): Promise<Buffer | null> {
   if (!/^\d{1,30}$/.test(crlNumber)) return null;
-  const { rows } = await db.query<{ der: Buffer }>('SELECT der FROM crls WHERE ca_name = $1 AND crl_number = $2::numeric', [caName, crlNumber]);
+  const { rows } = await db.query<{ der: Buffer }>('SELECT der FROM crls WHERE ca_name = $1 AND crl_number = $2::numeric', [
+    caName,
+    crlNumber,
+  ]);
   return rows[0]?.der ?? null;
 }
 
@@ -247,7 +261,14 @@ export async function listEnrollments(
        WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR protocol = $2)) r
      WHERE r.stuck OR NOT $6::boolean
      ORDER BY stuck DESC, created_at DESC, id LIMIT $4 OFFSET $5`,
-    [opts.state ?? null, opts.protocol ?? null, opts.stuckSeconds, Math.min(opts.limit ?? 100, 1000), opts.offset ?? 0, Boolean(opts.onlyStuck)],
+    [
+      opts.state ?? null,
+      opts.protocol ?? null,
+      opts.stuckSeconds,
+      Math.min(opts.limit ?? 100, 1000),
+      opts.offset ?? 0,
+      Boolean(opts.onlyStuck),
+    ],
   );
   return rows.map((r) => ({
     id: r.id as string,
@@ -288,7 +309,9 @@ export async function rowsWithoutSecrets(db: Queryable, table: string, limit = 1
 }
 
 /** The non-CA keys of the key store that the database knows of: key archive and audit keys. */
-export async function serviceKeys(db: Queryable): Promise<Array<{ keyId: string; purpose: string; alg: string; backend: string; createdAt: Date }>> {
+export async function serviceKeys(
+  db: Queryable,
+): Promise<Array<{ keyId: string; purpose: string; alg: string; backend: string; createdAt: Date }>> {
   const { rows } = await db.query(
     `SELECT key_id, 'key archive (EST serverkeygen)' AS purpose, 'rsa-3072' AS alg, key_backend, created_at FROM archive_keys
      UNION ALL
@@ -299,7 +322,11 @@ export async function serviceKeys(db: Queryable): Promise<Array<{ keyId: string;
 }
 
 /** Certificates that expired within the last `days` days and have no cert.expire audit entry yet. */
-export async function expiredWithoutAudit(db: Queryable, days: number, limit: number): Promise<Array<{ serial: string; notAfter: Date; caName: string; subject: string }>> {
+export async function expiredWithoutAudit(
+  db: Queryable,
+  days: number,
+  limit: number,
+): Promise<Array<{ serial: string; notAfter: Date; caName: string; subject: string }>> {
   const { rows } = await db.query(
     `SELECT c.serial, c.not_after, c.ca_name, c.subject FROM certificates c
      WHERE c.status IN ('valid', 'hold') AND c.not_after <= now() AND c.not_after > now() - make_interval(days => $1)
@@ -311,7 +338,10 @@ export async function expiredWithoutAudit(db: Queryable, days: number, limit: nu
 }
 
 /** Certificates with an archived private key (EST serverkeygen with archiveServerKeys), newest first. */
-export async function archivedKeys(db: Queryable, limit = 200): Promise<Array<{ serial: string; subject: string; state: CertState; archivedAt: Date }>> {
+export async function archivedKeys(
+  db: Queryable,
+  limit = 200,
+): Promise<Array<{ serial: string; subject: string; state: CertState; archivedAt: Date }>> {
   const { rows } = await db.query(
     `SELECT c.serial, c.subject, ${STATE_SQL} AS state, a.created_at FROM archived_keys a JOIN certificates c ON c.serial = a.serial
      ORDER BY a.created_at DESC LIMIT $1`,

@@ -40,7 +40,12 @@ interface DbArchivedKey {
   created_at: Date;
 }
 
-const archiveKey = (r: DbArchiveKey): ArchiveKeyRow => ({ keyId: r.key_id, keyBackend: r.key_backend, spki: r.spki, createdAt: r.created_at });
+const archiveKey = (r: DbArchiveKey): ArchiveKeyRow => ({
+  keyId: r.key_id,
+  keyBackend: r.key_backend,
+  spki: r.spki,
+  createdAt: r.created_at,
+});
 
 /** Records an archive key's public half; a row that exists already is kept as it is. */
 export async function insertArchiveKey(db: Queryable, k: { keyId: string; keyBackend: string; spki: Uint8Array }): Promise<void> {
@@ -52,22 +57,29 @@ export async function insertArchiveKey(db: Queryable, k: { keyId: string; keyBac
 }
 
 export async function getArchiveKey(db: Queryable, keyId: string): Promise<ArchiveKeyRow | undefined> {
-  const { rows } = await db.query<DbArchiveKey>('SELECT key_id, key_backend, spki, created_at FROM archive_keys WHERE key_id = $1', [keyId]);
+  const { rows } = await db.query<DbArchiveKey>('SELECT key_id, key_backend, spki, created_at FROM archive_keys WHERE key_id = $1', [
+    keyId,
+  ]);
   return rows[0] && archiveKey(rows[0]);
 }
 
 /** The archive key new archivals use: the newest one. */
 export async function newestArchiveKey(db: Queryable): Promise<ArchiveKeyRow | undefined> {
-  const { rows } = await db.query<DbArchiveKey>('SELECT key_id, key_backend, spki, created_at FROM archive_keys ORDER BY created_at DESC, key_id DESC LIMIT 1');
+  const { rows } = await db.query<DbArchiveKey>(
+    'SELECT key_id, key_backend, spki, created_at FROM archive_keys ORDER BY created_at DESC, key_id DESC LIMIT 1',
+  );
   return rows[0] && archiveKey(rows[0]);
 }
 
-export async function insertArchivedKey(db: Queryable, a: Omit<ArchivedKeyRow, 'createdAt' | 'wrappedKey' | 'iv' | 'ciphertext' | 'tag'> & {
-  wrappedKey: Uint8Array;
-  iv: Uint8Array;
-  ciphertext: Uint8Array;
-  tag: Uint8Array;
-}): Promise<void> {
+export async function insertArchivedKey(
+  db: Queryable,
+  a: Omit<ArchivedKeyRow, 'createdAt' | 'wrappedKey' | 'iv' | 'ciphertext' | 'tag'> & {
+    wrappedKey: Uint8Array;
+    iv: Uint8Array;
+    ciphertext: Uint8Array;
+    tag: Uint8Array;
+  },
+): Promise<void> {
   await db.query(
     `INSERT INTO archived_keys (serial, request_id, key_id, wrapped_key, iv, ciphertext, tag)
      VALUES ($1, $2, $3, $4, $5, $6, $7)`,

@@ -13,7 +13,8 @@ import type { Queryable } from '../pool.ts';
  * (EST serverkeygen after a timeout). CMP adds issued -> confirmed (certConf, implicit
  * confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState = 'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
+export type RequestState =
+  'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
 
 export interface RequestRow {
   id: string;

@@ -11,18 +11,36 @@ export interface CrlRow {
 }
 
 export async function latestCrl(db: Queryable, caName: string): Promise<CrlRow | null> {
-  const { rows } = await db.query<{ ca_name: string; crl_number: string; this_update: Date; next_update: Date; entries: number; der: Buffer }>(
+  const { rows } = await db.query<{
+    ca_name: string;
+    crl_number: string;
+    this_update: Date;
+    next_update: Date;
+    entries: number;
+    der: Buffer;
+  }>(
     `SELECT ca_name, crl_number::text, this_update, next_update, entries, der FROM crls
      WHERE ca_name = $1 ORDER BY crl_number DESC LIMIT 1`,
     [caName],
   );
   const r = rows[0];
-  return r ? { caName: r.ca_name, crlNumber: BigInt(r.crl_number), thisUpdate: r.this_update, nextUpdate: r.next_update, entries: r.entries, der: r.der } : null;
+  return r
+    ? {
+        caName: r.ca_name,
+        crlNumber: BigInt(r.crl_number),
+        thisUpdate: r.this_update,
+        nextUpdate: r.next_update,
+        entries: r.entries,
+        der: r.der,
+      }
+    : null;
 }
 
 /** The next CRL number of a CA (monotonic, RFC 5280 5.2.3). */
 export async function nextCrlNumber(db: Queryable, caName: string): Promise<bigint> {
-  const { rows } = await db.query<{ n: string }>('SELECT (coalesce(max(crl_number), 0) + 1)::text AS n FROM crls WHERE ca_name = $1', [caName]);
+  const { rows } = await db.query<{ n: string }>('SELECT (coalesce(max(crl_number), 0) + 1)::text AS n FROM crls WHERE ca_name = $1', [
+    caName,
+  ]);
   return BigInt(rows[0]!.n);
 }
 
@@ -81,12 +99,21 @@ export async function upsertOcsp(db: Queryable, rows: OcspRow[]): Promise<void> 
 }
 
 export async function getOcsp(db: Queryable, serial: string, hashAlg: string): Promise<OcspRow | null> {
-  const { rows } = await db.query<{ serial: string; hash_alg: string; cert_status: string; this_update: Date; next_update: Date; der: Buffer }>(
-    'SELECT serial, hash_alg, cert_status, this_update, next_update, der FROM ocsp_responses WHERE serial = $1 AND hash_alg = $2',
-    [serial, hashAlg],
-  );
+  const { rows } = await db.query<{
+    serial: string;
+    hash_alg: string;
+    cert_status: string;
+    this_update: Date;
+    next_update: Date;
+    der: Buffer;
+  }>('SELECT serial, hash_alg, cert_status, this_update, next_update, der FROM ocsp_responses WHERE serial = $1 AND hash_alg = $2', [
+    serial,
+    hashAlg,
+  ]);
   const r = rows[0];
-  return r ? { serial: r.serial, hashAlg: r.hash_alg, certStatus: r.cert_status, thisUpdate: r.this_update, nextUpdate: r.next_update, der: r.der } : null;
+  return r
+    ? { serial: r.serial, hashAlg: r.hash_alg, certStatus: r.cert_status, thisUpdate: r.this_update, nextUpdate: r.next_update, der: r.der }
+    : null;
 }
 
 /** Unexpired issued certificates (with their CA) whose OCSP responses are missing or expire before `before`. */

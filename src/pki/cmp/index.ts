@@ -10,13 +10,38 @@ import { readSignatureAlgorithm } from '../algorithms.ts';
 import { parseCertificate } from '../certificate.ts';
 import { encodeDer } from '../der.ts';
 import { OID } from '../oids.ts';
-import { ctxExplicit, ctxImplicitConstructed, utf8, int, nodeOf, oid, seq, sequenceOf, toDerBytes, fromDer, derOf, readTime, generalizedTime, nullNode } from './asn1.ts';
+import {
+  ctxExplicit,
+  ctxImplicitConstructed,
+  utf8,
+  int,
+  nodeOf,
+  oid,
+  seq,
+  sequenceOf,
+  toDerBytes,
+  fromDer,
+  derOf,
+  readTime,
+  generalizedTime,
+  nullNode,
+} from './asn1.ts';
 export { fromDer } from './asn1.ts';
 import { AttributeTypeAndValue, CertTemplate } from '../crmf/structures.ts';
 
 export * from './structures.ts';
 export * from './protection.ts';
-export { CertId, CertReqMessages, CertReqMsg, CertRequest, CertTemplate, AttributeTypeAndValue, OptionalValidity, POPOSigningKey, ProofOfPossession } from '../crmf/structures.ts';
+export {
+  CertId,
+  CertReqMessages,
+  CertReqMsg,
+  CertRequest,
+  CertTemplate,
+  AttributeTypeAndValue,
+  OptionalValidity,
+  POPOSigningKey,
+  ProofOfPossession,
+} from '../crmf/structures.ts';
 export { readCertReqMsg, parseCrmfRequest, nameAttrs, sameSubject, OLD_CERT_ID_OID, type CrmfRequest } from '../crmf/request.ts';
 
 /** id-it-* InfoTypeAndValue types (RFC 9810 5.3.19, RFC 9483 4.3). */
@@ -166,7 +191,11 @@ export function crlEntryReasonCode(extensionsDer: Uint8Array | undefined): numbe
 
 /** A DER reasonCode extension list for an rr (clients, tests). */
 export function crlEntryDetailsFor(reasonCode: number): Uint8Array {
-  const ext = new pkijs.Extension({ extnID: '2.5.29.21', critical: false, extnValue: toDerBytes(new asn1js.Enumerated({ value: reasonCode })).slice().buffer });
+  const ext = new pkijs.Extension({
+    extnID: '2.5.29.21',
+    critical: false,
+    extnValue: toDerBytes(new asn1js.Enumerated({ value: reasonCode })).slice().buffer,
+  });
   return toDerBytes(seq([ext.toSchema()]));
 }
 

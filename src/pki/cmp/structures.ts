@@ -103,7 +103,11 @@ export class PKIStatusInfo {
     const text = c.takeIf((n) => n instanceof asn1js.Sequence);
     const fail = c.takeIf((n) => n instanceof asn1js.BitString);
     c.end();
-    return new PKIStatusInfo(status, text ? PKIFreeText.fromSchema(text, `${what}.statusString`) : undefined, fail ? decodeFailureBits(readBitString(fail, `${what}.failInfo`)) : undefined);
+    return new PKIStatusInfo(
+      status,
+      text ? PKIFreeText.fromSchema(text, `${what}.statusString`) : undefined,
+      fail ? decodeFailureBits(readBitString(fail, `${what}.failInfo`)) : undefined,
+    );
   }
   toSchema(): asn1js.Sequence {
     const items: Node[] = [int(this.status)];
@@ -291,7 +295,12 @@ export class CertResponse {
     const kp = c.takeIf((n) => n instanceof asn1js.Sequence);
     const info = c.takeIf((n) => n instanceof asn1js.OctetString);
     c.end();
-    return new CertResponse(Number(idValue), status, kp ? CertifiedKeyPair.fromSchema(kp, `${what}.certifiedKeyPair`) : undefined, info ? readOctets(info, `${what}.rspInfo`) : undefined);
+    return new CertResponse(
+      Number(idValue),
+      status,
+      kp ? CertifiedKeyPair.fromSchema(kp, `${what}.certifiedKeyPair`) : undefined,
+      info ? readOctets(info, `${what}.rspInfo`) : undefined,
+    );
   }
   toSchema(): asn1js.Sequence {
     const items: Node[] = [int(this.certReqId), this.status.toSchema()];
@@ -371,7 +380,9 @@ export class RevRepContent {
     c.end();
     return new RevRepContent(
       status,
-      rc ? sequenceOf(explicit(rc, 0, `${what}.revCerts`), `${what}.revCerts`, 1).map((n) => CertId.fromSchema(n, `${what}.revCerts`)) : undefined,
+      rc
+        ? sequenceOf(explicit(rc, 0, `${what}.revCerts`), `${what}.revCerts`, 1).map((n) => CertId.fromSchema(n, `${what}.revCerts`))
+        : undefined,
       crls ? sequenceOf(explicit(crls, 1, `${what}.crls`), `${what}.crls`, 1).map(derOf) : undefined,
     );
   }
@@ -399,7 +410,12 @@ export class CertStatus {
     const si = c.takeIf((n) => n instanceof asn1js.Sequence);
     const alg = c.takeContext(0);
     c.end();
-    return new CertStatus(hash, Number(idValue), si ? PKIStatusInfo.fromSchema(si, `${what}.statusInfo`) : undefined, alg ? derOf(explicit(alg, 0, `${what}.hashAlg`)) : undefined);
+    return new CertStatus(
+      hash,
+      Number(idValue),
+      si ? PKIStatusInfo.fromSchema(si, `${what}.statusInfo`) : undefined,
+      alg ? derOf(explicit(alg, 0, `${what}.hashAlg`)) : undefined,
+    );
   }
   toSchema(): asn1js.Sequence {
     const items: Node[] = [octets(this.certHash), int(this.certReqId)];
@@ -454,7 +470,13 @@ export class PollRepContent {
     );
   }
   toSchema(): asn1js.Sequence {
-    return seq(this.entries.map((e) => seq(e.reason?.length ? [int(e.certReqId), int(e.checkAfter), PKIFreeText.toSchema(e.reason)] : [int(e.certReqId), int(e.checkAfter)])));
+    return seq(
+      this.entries.map((e) =>
+        seq(
+          e.reason?.length ? [int(e.certReqId), int(e.checkAfter), PKIFreeText.toSchema(e.reason)] : [int(e.certReqId), int(e.checkAfter)],
+        ),
+      ),
+    );
   }
 }
 
@@ -471,7 +493,11 @@ export class ErrorMsgContent {
     const code = c.takeIf((n) => n instanceof asn1js.Integer);
     const details = c.takeIf(() => true);
     c.end();
-    return new ErrorMsgContent(si, code ? Number(readInteger(code, `${what}.errorCode`)) : undefined, details ? PKIFreeText.fromSchema(details, `${what}.errorDetails`) : undefined);
+    return new ErrorMsgContent(
+      si,
+      code ? Number(readInteger(code, `${what}.errorCode`)) : undefined,
+      details ? PKIFreeText.fromSchema(details, `${what}.errorDetails`) : undefined,
+    );
   }
   toSchema(): asn1js.Sequence {
     const items: Node[] = [this.pKIStatusInfo.toSchema()];
@@ -493,8 +519,33 @@ export const GenContent = {
 
 /** Body types by PKIBody tag number. */
 export const BODY_TYPES = [
-  'ir', 'ip', 'cr', 'cp', 'p10cr', 'popdecc', 'popdecr', 'kur', 'kup', 'krr', 'krp', 'rr', 'rp', 'ccr', 'ccp',
-  'ckuann', 'cann', 'rann', 'crlann', 'pkiconf', 'nested', 'genm', 'genp', 'error', 'certConf', 'pollReq', 'pollRep',
+  'ir',
+  'ip',
+  'cr',
+  'cp',
+  'p10cr',
+  'popdecc',
+  'popdecr',
+  'kur',
+  'kup',
+  'krr',
+  'krp',
+  'rr',
+  'rp',
+  'ccr',
+  'ccp',
+  'ckuann',
+  'cann',
+  'rann',
+  'crlann',
+  'pkiconf',
+  'nested',
+  'genm',
+  'genp',
+  'error',
+  'certConf',
+  'pollReq',
+  'pollRep',
 ] as const;
 export type BodyType = (typeof BODY_TYPES)[number];
 
@@ -510,7 +561,28 @@ export type PKIBodyContent =
   | { type: 'certConf'; content: CertConfirmContent }
   | { type: 'pollReq'; content: PollReqContent }
   | { type: 'pollRep'; content: PollRepContent }
-  | { type: Exclude<BodyType, 'ir' | 'cr' | 'kur' | 'ip' | 'cp' | 'kup' | 'p10cr' | 'rr' | 'rp' | 'pkiconf' | 'genm' | 'genp' | 'error' | 'certConf' | 'pollReq' | 'pollRep'>; content: Uint8Array };
+  | {
+      type: Exclude<
+        BodyType,
+        | 'ir'
+        | 'cr'
+        | 'kur'
+        | 'ip'
+        | 'cp'
+        | 'kup'
+        | 'p10cr'
+        | 'rr'
+        | 'rp'
+        | 'pkiconf'
+        | 'genm'
+        | 'genp'
+        | 'error'
+        | 'certConf'
+        | 'pollReq'
+        | 'pollRep'
+      >;
+      content: Uint8Array;
+    };
 
 /** PKIBody ::= CHOICE { ir [0] CertReqMessages, ip [1] CertRepMessage, ... pollRep [26] PollRepContent } */
 export const PKIBody = {
@@ -609,10 +681,12 @@ export class PKIMessage {
       if (bits.unusedBits !== 0) bad(what, 'the protection BIT STRING has unused bits');
       protection = bits.bytes;
     }
-    const extraCerts = extra ? sequenceOf(explicit(extra, 1, `${what}.extraCerts`), `${what}.extraCerts`, 1).map((n) => {
-      sequence(n, `${what}.extraCerts`);
-      return derOf(n);
-    }) : undefined;
+    const extraCerts = extra
+      ? sequenceOf(explicit(extra, 1, `${what}.extraCerts`), `${what}.extraCerts`, 1).map((n) => {
+          sequence(n, `${what}.extraCerts`);
+          return derOf(n);
+        })
+      : undefined;
     return new PKIMessage(header, body, protection, extraCerts, { header: derOf(headerNode), body: derOf(bodyNode) });
   }
 
@@ -711,7 +785,13 @@ export class Pbmac1Params {
     p.end();
     const mac = algorithmOid(c.take(), `${what}.messageAuthScheme`);
     c.end();
-    return new Pbmac1Params(salt, iter, kl ? readSmallInt(kl, 'PBKDF2-params.keyLength', 1024) : undefined, prf ? algorithmOid(prf, 'PBKDF2-params.prf') : HMAC_SHA1_OID, mac);
+    return new Pbmac1Params(
+      salt,
+      iter,
+      kl ? readSmallInt(kl, 'PBKDF2-params.keyLength', 1024) : undefined,
+      prf ? algorithmOid(prf, 'PBKDF2-params.prf') : HMAC_SHA1_OID,
+      mac,
+    );
   }
   toSchema(): asn1js.Sequence {
     const pbkdf2: Node[] = [octets(this.salt), int(this.iterationCount)];
@@ -758,10 +838,15 @@ export class CertReqTemplateContent {
     const t = CertTemplate.fromSchema(c.take(), `${what}.certTemplate`);
     const ks = c.takeIf(() => true);
     c.end();
-    return new CertReqTemplateContent(t, ks ? sequenceOf(ks, `${what}.keySpec`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.keySpec`)) : undefined);
+    return new CertReqTemplateContent(
+      t,
+      ks ? sequenceOf(ks, `${what}.keySpec`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.keySpec`)) : undefined,
+    );
   }
   toSchema(): asn1js.Sequence {
-    return seq(this.keySpec?.length ? [this.certTemplate.toSchema(), seq(this.keySpec.map((k) => k.toSchema()))] : [this.certTemplate.toSchema()]);
+    return seq(
+      this.keySpec?.length ? [this.certTemplate.toSchema(), seq(this.keySpec.map((k) => k.toSchema()))] : [this.certTemplate.toSchema()],
+    );
   }
 }
 
@@ -779,7 +864,11 @@ export class CRLStatus {
     const src = c.take();
     const tu = c.takeIf(() => true);
     c.end();
-    const source = isContext(src, 0) ? { dpn: derOf(explicit(src, 0, `${what}.source.dpn`)) } : isContext(src, 1) ? { issuer: derOf(explicit(src, 1, `${what}.source.issuer`)) } : bad(what, 'source is neither dpn [0] nor issuer [1]');
+    const source = isContext(src, 0)
+      ? { dpn: derOf(explicit(src, 0, `${what}.source.dpn`)) }
+      : isContext(src, 1)
+        ? { issuer: derOf(explicit(src, 1, `${what}.source.issuer`)) }
+        : bad(what, 'source is neither dpn [0] nor issuer [1]');
     return new CRLStatus(source, tu ? readTime(tu, `${what}.thisUpdate`) : undefined);
   }
   toSchema(): asn1js.Sequence {
@@ -787,4 +876,3 @@ export class CRLStatus {
     return seq(this.thisUpdate ? [src, generalizedTime(this.thisUpdate)] : [src]);
   }
 }
-

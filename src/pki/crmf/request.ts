@@ -49,7 +49,11 @@ export interface CrmfRequest {
 }
 
 /** Extensions of a template, checked like a CSR's extensionRequest. */
-function templateExtensions(der: Uint8Array | undefined): { extensions: CsrExtension[]; sans: ParsedCsr['sans']; unsupportedSans: string[] } {
+function templateExtensions(der: Uint8Array | undefined): {
+  extensions: CsrExtension[];
+  sans: ParsedCsr['sans'];
+  unsupportedSans: string[];
+} {
   const out = { extensions: [] as CsrExtension[], sans: emptySans(), unsupportedSans: [] as string[] };
   if (!der) return out;
   let exts: pkijs.Extensions;
@@ -98,7 +102,14 @@ export function readCertReqMsg(msg: CertReqMsg, opts: { allowRaVerified: boolean
       oldCertId = { issuer: id.issuer, serialHex: serialToHex(id.serialNumber) };
     }
   }
-  const csr: ParsedCsr = { der: msg.certReqDer ?? encodeDer(msg.certReq.toSchema()), subject, spki: t.publicKey, key, sans: ext.sans, extensions: ext.extensions };
+  const csr: ParsedCsr = {
+    der: msg.certReqDer ?? encodeDer(msg.certReq.toSchema()),
+    subject,
+    spki: t.publicKey,
+    key,
+    sans: ext.sans,
+    extensions: ext.extensions,
+  };
   if (ext.unsupportedSans.length) csr.unsupportedSans = ext.unsupportedSans;
   return { certReqId: msg.certReq.certReqId, csr, pop, oldCertId, template: t };
 }
@@ -115,7 +126,10 @@ function checkPop(msg: CertReqMsg, spki: Uint8Array, opts: { allowRaVerified: bo
   if (sig.poposkInput) badPop('uses poposkInput, which RFC 9483 does not allow (the template must carry subject and key)');
   let alg;
   try {
-    alg = readSignatureAlgorithm(new pkijs.AlgorithmIdentifier({ schema: parseDer(sig.algorithmIdentifier, 'the POP algorithm', 'badCSR') }), 'badCSR');
+    alg = readSignatureAlgorithm(
+      new pkijs.AlgorithmIdentifier({ schema: parseDer(sig.algorithmIdentifier, 'the POP algorithm', 'badCSR') }),
+      'badCSR',
+    );
   } catch (e) {
     return badPop(`algorithm is not accepted: ${(e as Error).message}`);
   }
@@ -137,4 +151,3 @@ export function parseCrmfRequest(der: Uint8Array): ParsedCsr {
 export function sameSubject(a: RdnAttr[], b: RdnAttr[]): boolean {
   return a.length === b.length && a.every((x, i) => x.type === b[i]!.type && x.value === b[i]!.value);
 }
-

@@ -206,7 +206,9 @@ export class CertRequest {
     const template = CertTemplate.fromSchema(c.take(), `${what}.certTemplate`);
     const controlsNode = c.takeIf(() => true);
     c.end();
-    const controls = controlsNode ? sequenceOf(controlsNode, `${what}.controls`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.controls`)) : undefined;
+    const controls = controlsNode
+      ? sequenceOf(controlsNode, `${what}.controls`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.controls`))
+      : undefined;
     return new CertRequest(id, template, controls);
   }
   toSchema(): asn1js.Sequence {
@@ -264,7 +266,10 @@ export class ProofOfPossession {
         if (implicitPrimitive(node, 0, `${what}.raVerified`).length !== 0) bad(what, 'raVerified must be NULL');
         return new ProofOfPossession('raVerified');
       case 1:
-        return new ProofOfPossession('signature', POPOSigningKey.fromItems(implicitSequence(node, 1, `${what}.signature`), `${what}.signature`));
+        return new ProofOfPossession(
+          'signature',
+          POPOSigningKey.fromItems(implicitSequence(node, 1, `${what}.signature`), `${what}.signature`),
+        );
       case 2:
         return new ProofOfPossession('keyEncipherment', undefined, derOf(explicit(node, 2, `${what}.keyEncipherment`)));
       case 3:
@@ -304,7 +309,9 @@ export class CertReqMsg {
     const regNode = c.takeIf(() => true);
     c.end();
     const popo = popNode ? ProofOfPossession.fromSchema(popNode, `${what}.popo`) : undefined;
-    const regInfo = regNode ? sequenceOf(regNode, `${what}.regInfo`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.regInfo`)) : undefined;
+    const regInfo = regNode
+      ? sequenceOf(regNode, `${what}.regInfo`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.regInfo`))
+      : undefined;
     return new CertReqMsg(certReq, popo, regInfo, derOf(reqNode));
   }
   toSchema(): asn1js.Sequence {
@@ -325,4 +332,3 @@ export class CertReqMessages {
     return seq(this.messages.map((m) => m.toSchema()));
   }
 }
-
