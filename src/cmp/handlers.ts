@@ -430,12 +430,10 @@ async function clientError(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): 
     if (request?.state === 'issued') {
       const reason = `the client sent an error: ${[...(content.pKIStatusInfo.statusString ?? []), ...(content.pKIStatusInfo.failInfo ?? [])].join('; ')}`;
       await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
-        deps.temporal.workflow
-          .getHandle(row.requestId!)
-          .executeUpdate(certConfUpdate, {
-            args: [{ accepted: false, reason }],
-            updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`,
-          }),
+        deps.temporal.workflow.getHandle(row.requestId!).executeUpdate(certConfUpdate, {
+          args: [{ accepted: false, reason }],
+          updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`,
+        }),
       ).catch((e) => deps.log.warn({ requestId: row.requestId, err: errorMessage(e) }, 'CMP abort not taken'));
     }
   }
