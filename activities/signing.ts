@@ -31,7 +31,7 @@ import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
 import { withTransaction } from '../src/db/pool.ts';
-import { enqueueOcsp } from './ocsp-signer.ts';
+import * as ocspQueue from '../src/db/repos/ocsp-queue.ts';
 
 /** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
@@ -80,7 +80,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const issued = await withTransaction(pool, async (tx) => {
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
-    await enqueueOcsp(tx, cert.serial);
+    await ocspQueue.enqueue(tx, cert.serial);
     // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
       actor: requesterActor(input.protocol, input.requester),

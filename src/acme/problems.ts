@@ -188,6 +188,17 @@ const KIND_TO_PROBLEM = Object.fromEntries(
 ) as Record<ErrorKind, { type: AcmeProblemType; status: number }>;
 
 /**
+ * Refusals of the registration authority (src/ra: CaError rules) that have an ACME problem
+ * type of their own, sent with that type's status (and Retry-After from
+ * details.retryAfterSeconds).
+ */
+const RULE_TO_PROBLEM: Record<string, AcmeProblemType> = {
+  'acme.rateLimited': 'rateLimited',
+  'acme.alreadyReplaced': 'alreadyReplaced',
+  'acme.orderNotReady': 'orderNotReady',
+};
+
+/**
  * Any error thrown while serving an ACME request, as a problem. Errors of dependencies (a
  * database or Temporal that does not answer) are 503 serverInternal with Retry-After; `log`
  * receives server faults (bugs with their stack) so that the response stays free of internals.
@@ -200,6 +211,14 @@ export function problemFromError(e: unknown, log: Pick<Logger, 'error' | 'warn'>
     return e;
   }
   const err = toCaError(e);
+  const ruleType = err.rule ? RULE_TO_PROBLEM[err.rule] : undefined;
+  if (ruleType) {
+    const retry = err.details?.retryAfterSeconds;
+    return new AcmeProblem(ruleType, err.message, {
+      ...(typeof retry === 'number' ? { headers: { 'Retry-After': String(retry) } } : {}),
+      cause: err,
+    });
+  }
   const { type, status } = KIND_TO_PROBLEM[err.kind];
   const httpStatus = typeof err.details?.httpStatus === 'number' ? err.details.httpStatus : status;
   const retryAfter = ERROR_CONTRACT[err.kind].retryAfterSeconds;

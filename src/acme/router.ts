@@ -17,18 +17,12 @@ import type { AcmeAlias, Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as accounts from '../db/repos/acme-accounts.ts';
 import { accountRoutes } from './accounts.ts';
-import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
+import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, ShellRoute, VerifiedRequest } from './api.ts';
 import { renewalInfoRoutes } from './ari.ts';
 import { verifyRequest } from './jws.ts';
 import { NonceStore } from './nonce.ts';
 import { AcmeProblem, problem, problemFromError, PROBLEM_CONTENT_TYPE, termsChanged } from './problems.ts';
 import { revokeRoutes } from './revoke.ts';
-
-/** A Route of the shell itself, with what only the shell's own resources need. */
-export interface ShellRoute extends Route {
-  /** Served even when the account has not agreed to the current terms (the account resource). */
-  termsExempt?: boolean;
-}
 
 /** Resource paths below a directory's base, as announced in the directory (RFC 8555 7.1.1). */
 export const ACME_PATHS = {

@@ -8,6 +8,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
 import { CaError } from '../core/errors.ts';
+import { lockForTransaction } from '../db/locks.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
 import * as users from '../db/repos/admin-users.ts';
 import type { AdminUserRow } from '../db/repos/admin-users.ts';
@@ -120,7 +121,7 @@ export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabl
     const current = await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (!enabled && current.enabled && current.role === 'ca-admin') {
-      await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+      await lockForTransaction(tx, 'certflow:admin-users');
       if ((await users.countEnabled(tx, 'ca-admin')) <= 1) {
         throw new CaError('conflict', `"${name}" is the last enabled CA Administrator; create another before disabling it`, {
           rule: 'user.lastCaAdmin',
@@ -180,7 +181,7 @@ export async function changeOwnPassword(
 export async function setUserRole(pool: Pool, who: Actor, name: string, role: string): Promise<AdminUserRow> {
   const newRole = checkRole(role);
   return withTransaction(pool, async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+    await lockForTransaction(tx, 'certflow:admin-users');
     const current = await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (current.role === 'ca-admin' && newRole !== 'ca-admin' && current.enabled && (await users.countEnabled(tx, 'ca-admin')) <= 1) {

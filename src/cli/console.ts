@@ -35,7 +35,7 @@ import { ROLES } from '../admin/roles.ts';
 import { certflowVersion } from '../admin/version.ts';
 import { pemDecodeAll, describeCertificate } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { checkpointAndWait } from '../temporal/audit.ts';
+import { checkpointAndWait } from '../ra/audit.ts';
 import type { CliContext } from './context.ts';
 import { readPassword } from './est-clients.ts';
 import { normalizeSerial } from './output.ts';
@@ -215,7 +215,7 @@ function registerAudit(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await checkpointAndWait(temporal.client, config, opts.timeout * 1000);
+        const r = await checkpointAndWait({ temporal: temporal.client, config }, opts.timeout * 1000);
         if (cli.json()) cli.printJson(r);
         else
           cli.say(

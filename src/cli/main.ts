@@ -18,8 +18,8 @@ import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { issueAndWait } from '../temporal/issuance.ts';
-import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
+import { issueAndWait } from '../ra/enrollment.ts';
+import { changeStatusAndWait, refreshAndWait } from '../ra/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerOrderCommands } from './orders.ts';
@@ -176,8 +176,7 @@ function program(): Command {
         try {
           const requestId = opts.requestId ?? newId();
           const result = await issueAndWait(
-            temporal.client,
-            config,
+            { temporal: temporal.client, config: config },
             {
               requestId,
               protocol: 'operator',
@@ -294,8 +293,7 @@ function program(): Command {
       const temporal = await connectTemporal(config, 5000);
       try {
         const r = await changeStatusAndWait(
-          temporal.client,
-          config,
+          { temporal: temporal.client, config: config },
           { serial, action: name, reason: opts.reason, requester: 'operator' },
           opts.timeout * 1000,
         );
@@ -331,7 +329,11 @@ function program(): Command {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await refreshAndWait(temporal.client, config, { force: true, caName, requester: 'operator' }, opts.timeout * 1000);
+        const r = await refreshAndWait(
+          { temporal: temporal.client, config: config },
+          { force: true, caName, requester: 'operator' },
+          opts.timeout * 1000,
+        );
         if (root.opts<GlobalOpts>().json) printJson(r);
         else
           for (const c of r.crls)

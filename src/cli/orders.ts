@@ -5,7 +5,8 @@ import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as orders from '../db/repos/acme-orders.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { cancelOrder, retryOrderValidation } from '../temporal/orders.ts';
+import { authzWorkflowId, WORKFLOWS } from '../../workflows/api.ts';
+import { cancelOrder, retryOrderValidation } from '../ra/acme.ts';
 import type { CliContext } from './context.ts';
 
 export function registerOrderCommands(root: Command, cli: CliContext): void {
@@ -34,7 +35,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
           updated: o.updatedAt,
           expires: o.expiresAt,
           error: o.error?.detail,
-          workflow: `acme-order-${o.id}`,
+          workflow: WORKFLOWS.acmeOrder.id(o.id),
         }));
         if (cli.json()) cli.printJson(view);
         else process.stdout.write(cli.table(view, ['id', 'status', 'identifiers', 'account', 'updated', 'expires', 'error']));
@@ -50,8 +51,8 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
         const authzs = await orders.getAuthzs(pool, o.authzIds);
         const view = {
           ...o,
-          workflowId: `acme-order-${o.id}`,
-          authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
+          workflowId: WORKFLOWS.acmeOrder.id(o.id),
+          authorizations: authzs.map((a) => ({ ...a, workflowId: authzWorkflowId(o.id, a) })),
         };
         if (cli.json()) return cli.printJson(view);
         const line = (k: string, v: unknown) =>
@@ -82,7 +83,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const retried = await cli.withPool((pool) => retryOrderValidation(temporal.client, pool, id));
+        const retried = await cli.withPool((pool) => retryOrderValidation({ temporal: temporal.client }, pool, id));
         for (const authzId of retried) cli.say(`authorization ${authzId}: validating again now`);
       } finally {
         await temporal.close();
@@ -95,7 +96,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     .action(async (id: string, opts: { reason?: string }) => {
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
-        await cancelOrder(temporal.client, id, `operator:${userInfo().username}`, opts.reason);
+        await cancelOrder({ temporal: temporal.client }, id, `operator:${userInfo().username}`, opts.reason);
         cli.say(`order ${id} canceled`);
       } finally {
         await temporal.close();

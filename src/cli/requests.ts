@@ -5,16 +5,15 @@
  * here and in the Temporal UI (CertflowLastError), is tried again with backoff, and
  * `requests retry` signs it at once once the fault is fixed.
  */
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import { userInfo } from 'node:os';
-import { retryUpdate } from '../../workflows/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as requests from '../db/repos/requests.ts';
-import { connectTemporal, withDeadline } from '../temporal/client.ts';
+import { retryStalledRequest } from '../ra/approvals.ts';
+import { connectTemporal } from '../temporal/client.ts';
 import type { CliContext } from './context.ts';
-import { describeDn } from './describe.ts';
+import { describeDn } from '../pki/describe.ts';
 
 const STATES = [
   'pending',
@@ -90,19 +89,13 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
     .command('retry <id>')
     .description('sign a stalled request now (after the server fault that stalled it was fixed)')
     .action(async (id: string) => {
-      const row = await cli.withPool((pool) => requests.get(pool, id));
-      if (!row) throw new CaError('notFound', `no request ${id} (see \`certflow requests list --stuck\`)`);
-      if (row.state !== 'stalled') throw new CaError('conflict', `request ${id} is ${row.state}, not stalled`);
-      const temporal = await connectTemporal(loadConfig(), 5000);
+      const config = loadConfig();
+      const temporal = await connectTemporal(config, 5000);
       try {
-        const handle = temporal.client.workflow.getHandle(row.workflowId);
-        await withDeadline(`workflow ${row.workflowId}`, 15_000, () =>
-          handle.executeUpdate(retryUpdate, { args: [{ by: `operator:${userInfo().username}` }] }),
+        await cli.withPool((pool) =>
+          retryStalledRequest({ temporal: temporal.client, config, pool }, id, `operator:${userInfo().username}`),
         );
         cli.say(`request ${id}: signing again now`);
-      } catch (e) {
-        if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);
-        throw e;
       } finally {
         await temporal.close();
       }

@@ -4,6 +4,7 @@ import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
 import { parseConfigFile, type ConfigFile } from './schema.ts';
+import { signingTaskQueue } from '../../workflows/api.ts';
 
 export type { CertProfile } from './profiles.ts';
 
@@ -325,9 +326,9 @@ export function loadConfig(env: Env = process.env): Config {
       namespace: env.TEMPORAL_NAMESPACE || 'default',
       uiPort: int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233),
       // Overridable so that tests (and staged roll-outs) can run isolated workers on one
-      // cluster; the signing queue is always the main queue's name + "-signing".
+      // cluster; the signing queue derives from it (workflows/api.ts).
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
-      signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
+      signingTaskQueue: signingTaskQueue(env.CERTFLOW_TASK_QUEUE || 'certflow'),
     },
     keys: {
       backend,

@@ -11,13 +11,3 @@ export function newId(): string {
     if (!id.startsWith('-')) return id;
   }
 }
-
-/** Workflow ids (shared CONTRACT): one workflow per request, derived from its id. */
-export const workflowIds = {
-  operatorIssue: (requestId: string) => `operator-${requestId}`,
-  acmeOrder: (orderId: string) => `acme-order-${orderId}`,
-  acmeAuthz: (authzId: string) => `acme-authz-${authzId}`,
-  est: (enrollmentId: string) => `est-${enrollmentId}`,
-  cmp: (transactionIdHex: string) => `cmp-${transactionIdHex}`,
-  revoke: (serialHex: string) => `revoke-${serialHex}`,
-};

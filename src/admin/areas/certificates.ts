@@ -16,8 +16,9 @@ import * as requests from '../../db/repos/requests.ts';
 import * as revocationDb from '../../db/repos/revocation.ts';
 import * as cas from '../../db/repos/cas.ts';
 import { describeCertificate, describeKeyKind, describePublicKey, pemEncode } from '../../pki/index.ts';
-import { issueAndWait } from '../../temporal/issuance.ts';
-import { changeStatusAndWait } from '../../temporal/revocation.ts';
+import { requestWorkflowId as workflowIdOfRequest } from '../../../workflows/api.ts';
+import { issueAndWait } from '../../ra/enrollment.ts';
+import { changeStatusAndWait } from '../../ra/revocation.ts';
 import { Download, type AdminDeps, type ApiRequest, type ApiRoute, type Prop } from '../api.ts';
 import type { Actor, Principal } from '../auth.ts';
 import { apiForm, badge, fields, formatTime, html, input, link, query as qs, select, table, type Html } from '../html.ts';
@@ -87,7 +88,7 @@ async function getCert(deps: AdminDeps, serialArg: string): Promise<CertificateR
 async function requestWorkflowId(deps: AdminDeps, row: CertificateRow): Promise<string> {
   const request = await requests.get(deps.pool, row.requestId);
   if (request) return request.workflowId;
-  return row.protocol === 'acme' ? `acme-order-${row.requestId}` : `${row.protocol}-${row.requestId}`;
+  return workflowIdOfRequest(row.protocol, row.requestId);
 }
 
 function consoleState(row: CertificateRow): consoleDb.CertState {
@@ -158,8 +159,7 @@ export async function changeStatus(deps: AdminDeps, who: Actor, serialArg: strin
   const row = await getCert(deps, serialArg);
   checkStatusChange(row, action);
   const r = await changeStatusAndWait(
-    deps.temporal,
-    deps.config,
+    deps,
     { serial: row.serial, action, reason: action === 'revoke' ? (reason ?? 'unspecified') : undefined, requester: who.actor },
     ACTION_TIMEOUT_MS,
   );
@@ -175,8 +175,7 @@ async function renew(deps: AdminDeps, who: Actor, serialArg: string) {
     });
   const requestId = `renew-${newId()}`;
   const result = await issueAndWait(
-    deps.temporal,
-    deps.config,
+    deps,
     {
       requestId,
       protocol: 'operator',

@@ -1,5 +1,7 @@
 /** Dashboard (certificates by state, issuance per day, expiry, stuck requests, CRL/OCSP freshness, health) and the health page. */
 import { errorMessage } from '../../core/errors.ts';
+import { WORKFLOWS } from '../../../workflows/api.ts';
+import { ping } from '../../db/locks.ts';
 import * as cas from '../../db/repos/cas.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
@@ -59,7 +61,7 @@ async function queue(deps: AdminDeps, taskQueue: string, kind: 'workflow' | 'act
 export async function health(deps: AdminDeps) {
   const t = deps.config.temporal;
   const [postgres, temporal, ...workers] = await Promise.all([
-    timed(() => deps.pool.query('SELECT 1')),
+    timed(() => ping(deps.pool)),
     timed(() => deps.temporal.workflowService.getSystemInfo({})),
     queue(deps, t.taskQueue, 'workflow'),
     queue(deps, t.taskQueue, 'activity'),
@@ -94,7 +96,7 @@ export async function dashboard(deps: AdminDeps) {
         status: o.status,
         updatedAt: o.updatedAt,
         error: o.error?.detail ?? null,
-        workflowId: `acme-order-${o.id}`,
+        workflowId: WORKFLOWS.acmeOrder.id(o.id),
       })),
       enrollments: stuckEnrollments,
       awaitingApproval: awaiting.length,

@@ -7,10 +7,9 @@
 import { CaError, errorMessage } from '../../core/errors.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
-import { awaitingApproval, decideRequest } from '../../temporal/approvals.ts';
-import { withDeadline } from '../../temporal/client.ts';
-import { cancelOrder, retryOrderValidation } from '../../temporal/orders.ts';
-import { searchAttributeKeys } from '../../temporal/search-attributes.ts';
+import { awaitingApproval, decideRequest } from '../../ra/approvals.ts';
+import { authzWorkflowId, WORKFLOWS } from '../../../workflows/api.ts';
+import { cancelOrder, orderLastError, retryOrderValidation } from '../../ra/acme.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record, type Actor } from '../auth.ts';
 import { apiForm, badge, fields, html, input, link, select, table } from '../html.ts';
@@ -45,7 +44,7 @@ async function listOrders(deps: AdminDeps, q: { state?: string; stuck?: boolean;
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
     expiresAt: o.expiresAt,
-    workflowId: `acme-order-${o.id}`,
+    workflowId: WORKFLOWS.acmeOrder.id(o.id),
   }));
 }
 
@@ -55,8 +54,7 @@ async function orderDetail(deps: AdminDeps, id: string) {
   const authzs = await orders.getAuthzs(deps.pool, o.authzIds);
   let lastError: string | null = null;
   try {
-    const d = await withDeadline('Temporal', 3000, () => deps.temporal.workflow.getHandle(`acme-order-${id}`).describe());
-    lastError = d.typedSearchAttributes.get(searchAttributeKeys.lastError) ?? null;
+    lastError = await orderLastError(deps, id);
   } catch (e) {
     lastError = `(Temporal: ${errorMessage(e)})`;
   }
@@ -65,15 +63,15 @@ async function orderDetail(deps: AdminDeps, id: string) {
     identifiers: o.identifiers.map((i) => `${i.type}:${i.value}`),
     error: o.error,
     lastError,
-    workflowId: `acme-order-${o.id}`,
+    workflowId: WORKFLOWS.acmeOrder.id(o.id),
     // Authorizations an order created live in its workflow; the others have their own.
-    authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
+    authorizations: authzs.map((a) => ({ ...a, workflowId: authzWorkflowId(o.id, a) })),
   };
 }
 
 /** Validates the order's challenges that wait for their next retry now (as `certflow orders retry`). */
 async function retryOrder(deps: AdminDeps, who: Actor, id: string) {
-  const retried = await retryOrderValidation(deps.temporal, deps.pool, id);
+  const retried = await retryOrderValidation(deps, deps.pool, id);
   await record(deps.pool, who, 'order.retry', id, { authorizations: retried });
   return { message: `validating ${retried.length} authorization(s) of order ${id} again now`, authorizations: retried };
 }
@@ -81,14 +79,14 @@ async function retryOrder(deps: AdminDeps, who: Actor, id: string) {
 /** Makes an unfinished order invalid (as `certflow orders cancel`). */
 async function cancel(deps: AdminDeps, who: Actor, id: string, reason?: string) {
   if (!(await orders.getOrder(deps.pool, id))) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
-  await cancelOrder(deps.temporal, id, who.actor, reason);
+  await cancelOrder(deps, id, who.actor, reason);
   await record(deps.pool, who, 'order.cancel', id, { reason });
   return { message: `order ${id} canceled` };
 }
 
 async function decideAsUser(deps: AdminDeps, who: Actor, id: string, approve: boolean, reason?: string) {
   // Audited by the workflow's projection (request.approve / request.reject, actor = who.actor).
-  const state = await decideRequest(deps.pool, deps.temporal, id, { approve, by: who.actor, reason });
+  const state = await decideRequest(deps, id, { approve, by: who.actor, reason });
   return { id, state, message: approve ? `approved ${id}: it is being signed` : `rejected ${id}` };
 }
 

@@ -1,5 +1,6 @@
 /**
- * ACME rate limits, counted atomically: each limit takes a transaction-scoped advisory lock
+ * ACME rate limits (owned by the RA: checked in the transactions that insert orders and
+ * accounts), counted atomically: each limit takes a transaction-scoped advisory lock
  * on its key (the account, the registered domain, the client address), counts, and the
  * caller inserts the new row in the same transaction, so that N concurrent requests against
  * a limit of L give exactly L successes. Keys are locked in a fixed order (account first,
@@ -12,10 +13,11 @@
 import { getDomain } from 'tldts';
 import type { AcmeIdentifier } from '../../activities/acme-types.ts';
 import type { AcmeConfig } from '../config/index.ts';
+import { CaError } from '../core/errors.ts';
+import { lockForTransaction } from '../db/locks.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as accounts from '../db/repos/acme-accounts.ts';
 import * as orders from '../db/repos/acme-orders.ts';
-import { rateLimited } from './problems.ts';
 
 const HOUR = 3600_000;
 const WEEK = 7 * 24 * HOUR;
@@ -32,8 +34,18 @@ export function limitKeys(identifiers: AcmeIdentifier[]): string[] {
   return [...new Set(identifiers.map((i) => (i.type === 'dns' ? registeredDomain(i.value.replace(/^\*\./, '')) : i.value)))].sort();
 }
 
-async function lock(tx: Queryable, key: string): Promise<void> {
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:acme-rate:${key}`]);
+/** The CaError rule of a refusal by a rate limit (ACME: rateLimited, with Retry-After from details.retryAfterSeconds). */
+export const RATE_LIMITED = 'acme.rateLimited';
+
+function lock(tx: Queryable, key: string): Promise<void> {
+  return lockForTransaction(tx, `certflow:acme-rate:${key}`);
+}
+
+function rateLimited(detail: string, retryAfterSeconds: number): CaError {
+  return new CaError('forbidden', detail, {
+    rule: RATE_LIMITED,
+    details: { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterSeconds)) },
+  });
 }
 
 function check(count: { count: number; oldest: Date | null }, limit: number, windowMs: number, what: string): void {

@@ -1,5 +1,5 @@
-import { formatDn, parseCsr } from '../pki/index.ts';
-import { parseCrmfRequest } from '../pki/cmp/index.ts';
+import { formatDn, parseCsr } from './index.ts';
+import { parseCrmfRequest } from './cmp/index.ts';
 
 /** The subject of a stored request (PKCS#10, or a CMP CertReqMsg), for listings ("-" when it cannot be read). */
 export function describeDn(csrDer: Uint8Array): string {
