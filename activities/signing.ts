@@ -11,9 +11,7 @@
  * (table ocsp_queue) and the worker's background signer (ocsp-signer.ts) signs its
  * responses within moments, off the request's path.
  */
-import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
 import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
@@ -68,7 +66,6 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const ca = await cas.getCached(pool, row.caName);
   if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
-  await pauseBeforeSign();
   const certDer = await signCertificate(
     keys,
     { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
@@ -174,19 +171,4 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };
-}
-
-/**
- * Fault injection for tests: CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS pauses (heartbeating) after
- * the TBS is persisted (crash tests); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
- * long without any heartbeat of its own, like a busy HSM in C_Sign.
- */
-async function pauseBeforeSign(): Promise<void> {
-  const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
-  for (let waited = 0; waited < pause; waited += 250) {
-    Context.current().heartbeat();
-    await sleep(250);
-  }
-  const slowToken = Number(process.env.CERTFLOW_FAULT_SLOW_TOKEN_MS ?? 0) || 0;
-  if (slowToken > 0) await sleep(slowToken);
 }

@@ -18,12 +18,12 @@ import { AcmeProblem, problem } from './problems.ts';
 import { enforceAccountLimit } from '../ra/rate-limits.ts';
 
 /** More would be a mailing list, not a contact. */
-export const MAX_CONTACTS = 10;
+const MAX_CONTACTS = 10;
 
 // ---- views and helpers -----------------------------------------------------------------
 
 /** The account object (RFC 8555 7.1.2). */
-export function accountView(dir: AcmeDirectory, a: AcmeAccount) {
+function accountView(dir: AcmeDirectory, a: AcmeAccount) {
   return {
     status: a.status,
     contact: a.contact,

@@ -10,7 +10,7 @@ import type { AcmeDeps, ShellRoute } from './api.ts';
 import { problem } from './problems.ts';
 
 /** How often a client should ask again (RFC 9773 4.3.3 suggests hours). */
-export const ARI_RETRY_AFTER_SECONDS = 6 * 3600;
+const ARI_RETRY_AFTER_SECONDS = 6 * 3600;
 
 const B64URL_PART = /^[A-Za-z0-9_-]+$/;
 

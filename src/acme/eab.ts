@@ -11,9 +11,9 @@ import { checkPublicJwk, decodeHeader, parseFlattenedJws } from './jws.ts';
 import { problem } from './problems.ts';
 
 /** RFC 8555 7.3.4 names HS256 as the MAC every server must support; certflow keys are for it only. */
-export const EAB_ALGORITHM = 'HS256';
+const EAB_ALGORITHM = 'HS256';
 /** 256-bit keys: HS256's own strength. */
-export const EAB_KEY_BYTES = 32;
+const EAB_KEY_BYTES = 32;
 
 /** A new key id and MAC key (not stored; see repos/acme-eab.ts insert). */
 export function newEabKey(): { kid: string; hmacKey: Buffer } {

@@ -117,7 +117,7 @@ export class AcmeProblem extends Error {
   }
 }
 
-export function problemUrn(type: AcmeProblemType): string {
+function problemUrn(type: AcmeProblemType): string {
   return `${URN_PREFIX}${type}`;
 }
 
@@ -171,9 +171,6 @@ export function badSignatureAlgorithm(detail: string, algorithms: readonly strin
 }
 
 // ---- CaError -> problem ----------------------------------------------------------------
-
-/** How long a client should wait when a dependency (Postgres, Temporal, a worker) does not answer. */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = ERROR_CONTRACT.unavailable.retryAfterSeconds!;
 
 /**
  * The one mapping of CaError kinds to ACME problems: the error contract's ACME column

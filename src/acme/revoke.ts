@@ -15,7 +15,7 @@ import { jwkThumbprint } from './jws.ts';
 import { problem } from './problems.ts';
 
 /** How long the request waits for the revocation workflow (CRL signed, OCSP renewed). */
-export const REVOCATION_DEADLINE_MS = 30_000;
+const REVOCATION_DEADLINE_MS = 30_000;
 
 /**
  * The RFC 5280 reasons a subscriber may give. certificateHold is not a revocation (and ACME

@@ -25,7 +25,7 @@ import { AcmeProblem, problem, problemFromError, PROBLEM_CONTENT_TYPE, termsChan
 import { revokeRoutes } from './revoke.ts';
 
 /** Resource paths below a directory's base, as announced in the directory (RFC 8555 7.1.1). */
-export const ACME_PATHS = {
+const ACME_PATHS = {
   newNonce: '/new-nonce',
   newAccount: '/new-account',
   newOrder: '/new-order',
@@ -49,7 +49,7 @@ const ACCOUNT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const FALLBACK = 'acme-fallback';
 
 /** Path prefix of an alias's directory. */
-export function aliasPrefix(alias: Pick<AcmeAlias, 'name'>): string {
+function aliasPrefix(alias: Pick<AcmeAlias, 'name'>): string {
   return alias.name ? `/acme/${alias.name}` : '/acme';
 }
 
@@ -281,11 +281,10 @@ function checkRoutes(config: Config, routes: ShellRoute[]): void {
 
 /** The router of every configured ACME directory; mount with app.use(r.routes()). */
 export function acmeRouter(deps: AcmeDeps, resourceRoutes: Route[], opts: AcmeRouterOptions = {}): Router {
-  const envBase = process.env.CERTFLOW_ACME_BASE_URL;
   const shell: Shell = {
     deps,
     nonces: new NonceStore(deps.pool, { lifetimeSeconds: deps.config.acme.nonceLifetimeSeconds, log: deps.log }),
-    baseUrlFrom: opts.baseUrlFrom ?? (envBase === 'public' ? 'public' : 'host'),
+    baseUrlFrom: opts.baseUrlFrom ?? deps.config.acme.baseUrlFrom,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
   };
   const routes: ShellRoute[] = [...accountRoutes(deps), ...revokeRoutes(deps), ...renewalInfoRoutes(deps), ...resourceRoutes];

@@ -41,7 +41,7 @@ export async function record(
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
-export function checkUserName(name: string): void {
+function checkUserName(name: string): void {
   if (!NAME.test(name)) {
     throw new CaError(
       'malformed',
@@ -53,7 +53,7 @@ export function checkUserName(name: string): void {
   }
 }
 
-export function checkRole(role: string): Role {
+function checkRole(role: string): Role {
   if (!isRole(role)) throw new CaError('malformed', `"${role}" is not a role (one of ${ROLES.join(', ')})`, { rule: 'user.role' });
   return role;
 }
@@ -220,7 +220,7 @@ export const DEFAULT_THROTTLE: AuthSettings['throttle'] = {
   ip: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900 },
 };
 
-export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 export interface NewSession {
   /** The cookie value (shown to the browser only). */

@@ -308,10 +308,6 @@ async function readIfExists(file: string): Promise<Buffer | undefined> {
   }
 }
 
-export function configFile(config: Pick<Config, 'home'>, env: NodeJS.ProcessEnv = process.env): string {
-  return env.CERTFLOW_CONFIG || join(config.home, 'config.json');
-}
-
 /**
  * Writes a backup to `out` (a new file, mode 0600; written under a temporary name and
  * renamed when complete). Needs the database and, for software keys, the key directory.
@@ -354,7 +350,7 @@ export async function createBackup(
       files.push(name);
     };
     const p = paths(config);
-    await addFile(configFile(config), 'config.json', 0o644);
+    await addFile(config.configFile, 'config.json', 0o644);
     await addFile(p.rootPem, 'ca/root.pem', 0o644);
     await addFile(p.chainPem, 'ca/chain.pem', 0o644);
     if (config.keys.backend === 'software') {
@@ -470,7 +466,7 @@ export async function restoreBackup(
       files.push(name);
       entry = await reader.nextEntry();
     }
-    if (files.includes('config.json') && process.env.CERTFLOW_CONFIG)
+    if (files.includes('config.json') && config.configFileFromEnv)
       log(`the configuration is restored to ${join(config.home, 'config.json')} (CERTFLOW_CONFIG points elsewhere)`);
     if (!existsSync(p.keysDir) && config.keys.backend === 'software')
       throw new CaError('malformed', 'the backup has no software keys', { rule: 'backup.keys' });

@@ -230,7 +230,11 @@ function registerAudit(root: Command, cli: CliContext): void {
 }
 
 /** The backup passphrase: --passphrase-file, --passphrase - (stdin), or CERTFLOW_BACKUP_PASSPHRASE. */
-async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: string }, say: (m: string) => void): Promise<string> {
+async function backupPassphrase(
+  opts: { passphrase?: string; passphraseFile?: string },
+  say: (m: string) => void,
+  config = loadConfig(),
+): Promise<string> {
   let p: string | undefined;
   if (opts.passphraseFile) p = (await readFile(opts.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
   else if (opts.passphrase === '-') p = await readPassword('-', say);
@@ -239,7 +243,7 @@ async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: st
       'malformed',
       'give the passphrase as --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE, never on the command line',
     );
-  else p = process.env.CERTFLOW_BACKUP_PASSPHRASE || undefined;
+  else p = config.backupPassphrase;
   if (!p)
     throw new CaError(
       'malformed',

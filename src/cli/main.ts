@@ -3,6 +3,7 @@
  * Exit codes: 0 success, 1 internal error, 2 bad input or request refused, 3 a service
  * (Postgres, Temporal, a worker) did not answer.
  */
+import { debugEnabled } from '../config/env.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
@@ -368,11 +369,11 @@ async function main(): Promise<void> {
     if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
     if (e instanceof CaError) {
       say(`error: ${e.message}${e.rule ? ` [rule ${e.rule}]` : ''}`);
-      if (e.kind === 'internal' || process.env.CERTFLOW_DEBUG) console.error(e.cause ?? e);
+      if (e.kind === 'internal' || debugEnabled()) console.error(e.cause ?? e);
       process.exit(exitCodeFor(e));
     }
     say(`error: ${(e as Error)?.message ?? String(e)}`);
-    if (process.env.CERTFLOW_DEBUG) console.error(e);
+    if (debugEnabled()) console.error(e);
     process.exit(1);
   }
 }

@@ -12,7 +12,7 @@ import { cmpHttpErrors, httpError } from './errors.ts';
 import type { CmpDeps } from './api.ts';
 import { handleCmpMessage } from './handlers.ts';
 
-export const CMP_CONTENT_TYPE = 'application/pkixcmp';
+const CMP_CONTENT_TYPE = 'application/pkixcmp';
 const MAX_BODY = 64 * 1024;
 
 export function cmpRouter(deps: CmpDeps): Router {

@@ -22,7 +22,7 @@ export interface SecretsKey {
 
 const cache = new Map<string, Promise<SecretsKey>>();
 
-export function secretsKeyFile(config: Pick<Config, 'home'>): string {
+function secretsKeyFile(config: Pick<Config, 'home'>): string {
   return join(paths(config).keysDir, 'cmp-secrets.key');
 }
 
@@ -34,8 +34,8 @@ function fromBase64(text: string, where: string): SecretsKey {
 }
 
 /** The key from the environment, else the key file (created on first use). */
-export function secretsKey(config: Pick<Config, 'home'>, env: NodeJS.ProcessEnv = process.env): Promise<SecretsKey> {
-  const fromEnv = env.CERTFLOW_CMP_SECRETS_KEY;
+export function secretsKey(config: Pick<Config, 'home' | 'cmp'>): Promise<SecretsKey> {
+  const fromEnv = config.cmp.secretsKey;
   if (fromEnv) return Promise.resolve(fromBase64(fromEnv, 'CERTFLOW_CMP_SECRETS_KEY'));
   const file = secretsKeyFile(config);
   let p = cache.get(file);

@@ -32,7 +32,7 @@ export interface CmpSigner {
   notAfter: Date;
 }
 
-export const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
+const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
 
 function files(config: Pick<Config, 'home'>) {
   const dir = join(config.home, 'cmp');

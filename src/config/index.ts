@@ -5,6 +5,7 @@ import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
 import { parseConfigFile, type ConfigFile } from './schema.ts';
 import { signingTaskQueue } from '../../workflows/api.ts';
+import { processEnv, type Env } from './env.ts';
 
 export type { CertProfile } from './profiles.ts';
 
@@ -66,6 +67,18 @@ export interface Config {
   audit: AuditConfig;
   cmp: CmpConfig;
   logLevel: string;
+  /** The configuration file read ($CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json; it may not exist). */
+  configFile: string;
+  /** CERTFLOW_CONFIG names the file (a restore then says where the restored one went). */
+  configFileFromEnv: boolean;
+  /** CERTFLOW_TRUST_PROXY=1: behind a reverse proxy, X-Forwarded-For/-Proto/-Host are trusted (client address, URLs). */
+  trustProxy: boolean;
+  /** CERTFLOW_BACKUP_PASSPHRASE: the backup passphrase when the command line gives none. */
+  backupPassphrase?: string;
+  /** Where `certflow cluster` builds and finds the Temporal server ($CERTFLOW_TEMPORAL_SERVER_DIR). */
+  temporalServerDir: string;
+  /** Tests: the worker writes every certificate, CRL and OCSP response it signs here ($CERTFLOW_ARTIFACTS_DIR). */
+  artifactsDir?: string;
 }
 
 /** Enrollment requests stalled by a server fault are signed again after these waits. */
@@ -129,6 +142,8 @@ export interface CmpConfig {
   messageTimeToleranceSeconds: number;
   /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
   maxIterations: number;
+  /** CERTFLOW_CMP_SECRETS_KEY (base64, 32 bytes): encrypts CMP shared secrets at rest; else a key file. */
+  secretsKey?: string;
 }
 
 /** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
@@ -162,6 +177,8 @@ export interface AcmeConfig {
   answerWaitSeconds: number;
   /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
   caaRecheckSeconds: number;
+  /** CERTFLOW_ACME_BASE_URL: ACME URLs from the request's Host header ('host') or from publicHttpsUrl ('public'). */
+  baseUrlFrom: 'host' | 'public';
   rateLimits: {
     newOrdersPerAccountPerHour: number;
     /** Orders that are not invalid, per registered domain (Public Suffix List) or IP address. */
@@ -222,8 +239,6 @@ export interface RevocationConfig {
   ocspRefreshSeconds: number;
 }
 
-type Env = Record<string, string | undefined>;
-
 function int(env: Env, name: string, dflt: number): number {
   const v = env[name];
   if (v === undefined || v === '') return dflt;
@@ -272,7 +287,7 @@ function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
  * Loads the configuration from the environment (see shared CONTRACT) and the optional JSON
  * file at $CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json.
  */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = processEnv()): Config {
   const home = resolve(env.CERTFLOW_HOME || '.certflow');
   const filePath = env.CERTFLOW_CONFIG || join(home, 'config.json');
   const file: ConfigFile = existsSync(filePath) ? readConfigFile(filePath) : {};
@@ -350,7 +365,7 @@ export function loadConfig(env: Env = process.env): Config {
       ...file.revocation,
     },
     est: { labels: estLabels(file, profiles), waitSeconds: int(env, 'CERTFLOW_EST_WAIT_SECONDS', 30) },
-    acme: acmeConfig(file, profiles),
+    acme: { ...acmeConfig(file, profiles), baseUrlFrom: env.CERTFLOW_ACME_BASE_URL === 'public' ? 'public' : 'host' },
     validation: {
       http01Port: int(env, 'CERTFLOW_HTTP01_PORT', 80),
       tlsAlpn01Port: int(env, 'CERTFLOW_TLSALPN01_PORT', 443),
@@ -363,8 +378,14 @@ export function loadConfig(env: Env = process.env): Config {
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
-    cmp: cmpConfig(file, profiles),
+    cmp: { ...cmpConfig(file, profiles), secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined },
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
+    configFile: filePath,
+    configFileFromEnv: Boolean(env.CERTFLOW_CONFIG),
+    trustProxy: env.CERTFLOW_TRUST_PROXY === '1',
+    backupPassphrase: env.CERTFLOW_BACKUP_PASSPHRASE || undefined,
+    temporalServerDir: env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server'),
+    artifactsDir: env.CERTFLOW_ARTIFACTS_DIR || undefined,
   };
 }
 
@@ -393,7 +414,7 @@ const DEFAULT_CMP_ALIAS: CmpAlias = {
   allowCertificateEnrollment: true,
 };
 
-function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
+function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): Omit<CmpConfig, 'secretsKey'> {
   const { aliases: entries, ...rest } = file.cmp ?? {};
   const aliases = new Map<string, CmpAlias>([['', DEFAULT_CMP_ALIAS]]);
   for (const entry of entries ?? []) {
@@ -411,7 +432,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
     }
     aliases.set(alias.name, alias);
   }
-  const cmp: CmpConfig = {
+  const cmp: Omit<CmpConfig, 'secretsKey'> = {
     aliases,
     waitSeconds: 30,
     confirmWaitSeconds: 300,
@@ -461,7 +482,7 @@ const DEFAULT_ACME_ALIAS: AcmeAlias = {
   preAuthorization: true,
 };
 
-function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeConfig {
+function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): Omit<AcmeConfig, 'baseUrlFrom'> {
   const { aliases: aliasEntries, rateLimits, ...rest } = file.acme ?? {};
   const aliases = new Map<string, AcmeAlias>([['', DEFAULT_ACME_ALIAS]]);
   for (const [i, entry] of (aliasEntries ?? []).entries()) {

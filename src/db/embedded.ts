@@ -24,9 +24,10 @@ import { logTail, processAlive, spawnLogged, type ChildHandle } from '../core/ch
 import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
 import { waitForDatabase } from './pool.ts';
+import { processEnv } from '../config/env.ts';
 
-export const EMBEDDED_USER = 'postgres';
-export const EMBEDDED_DATABASE = 'certflow';
+const EMBEDDED_USER = 'postgres';
+const EMBEDDED_DATABASE = 'certflow';
 const HOST = '127.0.0.1';
 
 type Home = Pick<Config, 'home'>;
@@ -62,7 +63,7 @@ export interface PostgresHandle extends ChildHandle {
 }
 
 /** Where the generated password of the embedded server's "postgres" user is kept. */
-export function embeddedPasswordFile(config: Home): string {
+function embeddedPasswordFile(config: Home): string {
   return `${paths(config).pgData}.password`;
 }
 
@@ -181,7 +182,7 @@ export async function spawnPostgres(config: Home, opts: SpawnPostgresOptions): P
   const child = spawnLogged(binary, serverArgs(pgData, opts), {
     logFile: opts.logFile,
     // initdb was told the same: messages in English whatever the machine's locale.
-    env: { ...process.env, LC_MESSAGES: 'C' },
+    env: { ...processEnv(), LC_MESSAGES: 'C' },
     cwd: pgData,
     ...ids,
     // SIGINT is Postgres's "fast" shutdown: it disconnects clients and checkpoints. SIGTERM

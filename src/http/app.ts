@@ -95,7 +95,7 @@ async function health(deps: AppDeps): Promise<Record<string, string>> {
 
 function baseApp(deps: AppDeps, listener: string): Koa {
   const app = new Koa();
-  app.proxy = process.env.CERTFLOW_TRUST_PROXY === '1';
+  app.proxy = deps.config.trustProxy;
   app.silent = true; // errors are logged by errorMiddleware
   app.use(deps.metrics.middleware(listener));
   app.use(errorMiddleware(deps.log));

@@ -94,13 +94,13 @@ export interface NewOrder {
 
 // ---- read model ------------------------------------------------------------------------
 
-export const getOrder = (ra: Pick<AcmeRaDeps, 'pool'>, id: string) => orders.getOrder(ra.pool, id);
-export const getAuthz = (ra: Pick<AcmeRaDeps, 'pool'>, id: string) => orders.getAuthz(ra.pool, id);
-export const listOrders = (ra: Pick<AcmeRaDeps, 'pool'>, accountId: string, limit: number, offset: number) =>
+const getOrder = (ra: Pick<AcmeRaDeps, 'pool'>, id: string) => orders.getOrder(ra.pool, id);
+const getAuthz = (ra: Pick<AcmeRaDeps, 'pool'>, id: string) => orders.getAuthz(ra.pool, id);
+const listOrders = (ra: Pick<AcmeRaDeps, 'pool'>, accountId: string, limit: number, offset: number) =>
   orders.listOrders(ra.pool, accountId, limit, offset);
 
 /** An ACME certificate and its issuing chain (for download), or null. */
-export async function getCertificate(ra: Pick<AcmeRaDeps, 'pool'>, serial: string) {
+async function getCertificate(ra: Pick<AcmeRaDeps, 'pool'>, serial: string) {
   const cert = await certificates.get(ra.pool, serial);
   if (!cert?.certDer || cert.protocol !== 'acme') return null;
   return { certDer: cert.certDer, requester: cert.requester, chain: await cas.issuingChainCached(ra.pool, cert.caName) };
@@ -225,7 +225,7 @@ function authzWorkflowStart(ra: AcmeRaDeps, input: AuthzInput) {
  * nothing is stored; once the rows are visible, the workflow exists). Returns the order as
  * stored.
  */
-export async function newOrder(ra: AcmeRaDeps, who: AcmeRequester, req: NewOrder): Promise<OrderRow> {
+async function newOrder(ra: AcmeRaDeps, who: AcmeRequester, req: NewOrder): Promise<OrderRow> {
   const accountId = who.accountId;
   let replacesSerial: string | undefined;
   if (req.replaces) {
@@ -341,7 +341,7 @@ export async function newOrder(ra: AcmeRaDeps, who: AcmeRequester, req: NewOrder
 }
 
 /** A pre-authorization (newAuthz, RFC 8555 7.4.1): inserted and its workflow started in one transaction. */
-export async function newAuthz(ra: AcmeRaDeps, who: AcmeRequester, c: OrderIdentifier): Promise<AuthzRow> {
+async function newAuthz(ra: AcmeRaDeps, who: AcmeRequester, c: OrderIdentifier): Promise<AuthzRow> {
   const record = authzRecord(who, c, new Date(Date.now() + ra.config.acme.pendingAuthzLifetimeSeconds * 1000));
   const input: AuthzInput = {
     authz: { id: record.id, identifier: record.identifier, wildcard: false, status: 'pending', challenges: record.challenges },
@@ -385,7 +385,7 @@ export async function newAuthz(ra: AcmeRaDeps, who: AcmeRequester, c: OrderIdent
  * Finalize with a CSR (DER) the front end checked against the order: the order's
  * `finalize` Update. Returns the outcome, or undefined while it is processing.
  */
-export async function finalize(ra: AcmeRaDeps, orderId: string, csrDer: Uint8Array): Promise<FinalizeOutcome | undefined> {
+async function finalize(ra: AcmeRaDeps, orderId: string, csrDer: Uint8Array): Promise<FinalizeOutcome | undefined> {
   const handle = ra.temporal.workflow.getHandle(WORKFLOWS.acmeOrder.id(orderId));
   const options = {
     args: [{ csr: Buffer.from(csrDer).toString('base64') }] as [{ csr: string }],
@@ -414,7 +414,7 @@ export async function finalize(ra: AcmeRaDeps, orderId: string, csrDer: Uint8Arr
  * validates an authorization of an open order; any other has a workflow of its own.
  * Returns the outcome, or undefined while it is being validated.
  */
-export async function respondChallenge(
+async function respondChallenge(
   ra: AcmeRaDeps,
   who: AcmeRequester,
   a: AuthzRow,
@@ -469,7 +469,7 @@ export async function respondChallenge(
  * (refused while it is validated) and stops the open orders that use it; Update-with-Start
  * finds a pre-authorization's running workflow.
  */
-export async function deactivateAuthz(ra: AcmeRaDeps, who: AcmeRequester, a: AuthzRow, status: 'pending' | 'valid'): Promise<void> {
+async function deactivateAuthz(ra: AcmeRaDeps, who: AcmeRequester, a: AuthzRow, status: 'pending' | 'valid'): Promise<void> {
   await withWorkflow(`authorization ${a.id}`, () =>
     ra.temporal.workflow.executeUpdateWithStart(deactivateAuthzUpdate, {
       updateId: `deactivate-${a.id}`,
@@ -482,7 +482,7 @@ export async function deactivateAuthz(ra: AcmeRaDeps, who: AcmeRequester, a: Aut
  * RFC 8555 7.3.6: a deactivated account's pending orders are canceled (best effort: an
  * order whose workflow does not answer is logged and expires by its own timer).
  */
-export async function cancelOpenOrders(ra: AcmeRaDeps, accountId: string): Promise<void> {
+async function cancelOpenOrders(ra: AcmeRaDeps, accountId: string): Promise<void> {
   for (const id of await orders.openOrderIds(ra.pool, accountId)) {
     try {
       await executeUpdate(ra, WORKFLOWS.acmeOrder.id(id), cancelOrderUpdate, {

@@ -32,14 +32,14 @@ export interface CmpRaDeps extends RaTemporal {
 }
 
 /** The request id (and workflow id) of the certificate transaction with this transactionID. */
-export function cmpRequestId(transactionIdHex: string): string {
+function cmpRequestId(transactionIdHex: string): string {
   return WORKFLOWS.cmp.id(transactionIdHex);
 }
 
 const waitMs = (ra: CmpRaDeps) => ra.config.cmp.waitSeconds * 1000;
 
 /** Starts the transaction's workflow (or attaches to it) and waits for its answer. */
-export async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promise<CmpOutcome> {
+async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promise<CmpOutcome> {
   const start = startOperation(ra, WORKFLOWS.cmp, {
     key: [input.transactionId],
     args: [input],
@@ -57,7 +57,7 @@ export async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promis
 }
 
 /** The answer of a transaction whose workflow has finished (or a poll), from the read model. */
-export async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Promise<CmpOutcome> {
+async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Promise<CmpOutcome> {
   const row = await requests.get(ra.pool, requestId);
   if (!row) return { status: 'waiting', reason: 'the request is being processed' };
   switch (row.state) {
@@ -91,14 +91,14 @@ export async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Pr
 }
 
 /** The request and certificate of a transaction (read model). */
-export async function transactionCertificate(ra: CmpRaDeps, requestId: string) {
+async function transactionCertificate(ra: CmpRaDeps, requestId: string) {
   const request = await requests.get(ra.pool, requestId);
   const cert = request?.serial ? await certificates.get(ra.pool, request.serial) : null;
   return { request, cert };
 }
 
 /** The root of an issuing CA (caPubs of an ir under MAC protection). */
-export async function rootOf(ra: CmpRaDeps, caName: string): Promise<Uint8Array | undefined> {
+async function rootOf(ra: CmpRaDeps, caName: string): Promise<Uint8Array | undefined> {
   const chain = await cas.issuingChain(ra.pool, caName, { includeRoot: true });
   return chain.at(-1);
 }
@@ -107,7 +107,7 @@ export async function rootOf(ra: CmpRaDeps, caName: string): Promise<Uint8Array 
  * The client's certConf (or its error message, as a rejection). The workflow refuses it
  * unless the certificate waits for confirmation; the refusal says why, from the read model.
  */
-export async function confirm(ra: CmpRaDeps, requestId: string, serial: string, decision: CertConfDecision, updateId: string) {
+async function confirm(ra: CmpRaDeps, requestId: string, serial: string, decision: CertConfDecision, updateId: string) {
   try {
     await executeUpdate(ra, requestId, certConfUpdate, {
       args: [decision],
@@ -132,7 +132,7 @@ export async function confirm(ra: CmpRaDeps, requestId: string, serial: string, 
 }
 
 /** The certificate was handed out on a pollReq: the confirmation period starts again. Refusals are returned, not thrown. */
-export async function delivered(ra: CmpRaDeps, requestId: string, updateId: string): Promise<string | undefined> {
+async function delivered(ra: CmpRaDeps, requestId: string, updateId: string): Promise<string | undefined> {
   try {
     await executeUpdate(ra, requestId, certDeliveredUpdate, {
       args: [],

@@ -25,7 +25,7 @@ type IssuanceConfig = Pick<Config, 'temporal'> & Partial<Pick<Config, 'issuance'
 export type IssueRequest = EnrollmentInput & { protocol: 'operator' | 'est' };
 
 /** Starts the request's enrollment workflow, or attaches to the run that has its id (also an ended one). */
-export function startEnrollment(ra: RaTemporal & { config: IssuanceConfig }, req: IssueRequest) {
+function startEnrollment(ra: RaTemporal & { config: IssuanceConfig }, req: IssueRequest) {
   const issuance = ra.config.issuance;
   const input: EnrollmentInput = {
     ...req,
@@ -97,7 +97,7 @@ export interface EstEnrollment {
  * A repeated request never returns a certificate that was revoked or put on hold since
  * (403); one that expired starts a new enrollment (its id also covers the expired serial).
  */
-export async function enrollEst(ra: EstRaDeps, a: EstEnrollment): Promise<EstOutcome> {
+async function enrollEst(ra: EstRaDeps, a: EstEnrollment): Promise<EstOutcome> {
   const requestHash = createHash('sha256').update(a.csrDer).digest('hex');
   let id = createHash('sha256').update(`est\n${a.label}\n${a.kind}\n${a.requester.key}\n${requestHash}`).digest('base64url').slice(0, 26);
   for (let generation = 0; ; generation++) {

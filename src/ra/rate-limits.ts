@@ -25,17 +25,17 @@ const WEEK = 7 * 24 * HOUR;
 type Limits = AcmeConfig['rateLimits'];
 
 /** The registered domain (eTLD+1) of a DNS name; the name itself when it has none (e.g. "localhost"). */
-export function registeredDomain(name: string): string {
+function registeredDomain(name: string): string {
   return getDomain(name, { allowPrivateDomains: true }) ?? name;
 }
 
 /** The per-domain limit keys of an order's identifiers: registered domains and IP addresses, sorted. */
-export function limitKeys(identifiers: AcmeIdentifier[]): string[] {
+function limitKeys(identifiers: AcmeIdentifier[]): string[] {
   return [...new Set(identifiers.map((i) => (i.type === 'dns' ? registeredDomain(i.value.replace(/^\*\./, '')) : i.value)))].sort();
 }
 
 /** The CaError rule of a refusal by a rate limit (ACME: rateLimited, with Retry-After from details.retryAfterSeconds). */
-export const RATE_LIMITED = 'acme.rateLimited';
+const RATE_LIMITED = 'acme.rateLimited';
 
 function lock(tx: Queryable, key: string): Promise<void> {
   return lockForTransaction(tx, `certflow:acme-rate:${key}`);

@@ -102,10 +102,16 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
-  enableArtifactRecording();
+export interface WorkerOptions {
+  /** Wraps the key store the worker signs with (tests inject slow or stalling tokens here: test/helpers/faulty-worker.ts). */
+  wrapKeyStore?: (keys: KeyStore) => KeyStore;
+}
+
+export async function startWorker(config: Config, log: Logger, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  enableArtifactRecording(config.artifactsDir);
   const pool = await openDatabase(config, log);
-  const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const opened = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const keys = opts.wrapKeyStore ? opts.wrapKeyStore(opened) : opened;
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
 

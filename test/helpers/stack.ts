@@ -36,7 +36,7 @@ export function testDatabaseAdminUrl(): string {
 }
 
 /** The same server's URL for another database. */
-export function databaseUrlFor(database: string): string {
+function databaseUrlFor(database: string): string {
   const url = new URL(testDatabaseAdminUrl());
   url.pathname = `/${database}`;
   return url.toString();

@@ -39,7 +39,7 @@ export function normalizeSerial(s: string): string {
   return hex;
 }
 
-export const SEARCH_QUERY: Record<string, Prop> = {
+const SEARCH_QUERY: Record<string, Prop> = {
   serial: { type: 'string', description: 'hex prefix of the serial (colons allowed)', maxLength: 100 },
   subject: { type: 'string', description: 'part of the subject DN', maxLength: 200 },
   san: { type: 'string', description: 'part of a subject alternative name', maxLength: 200 },
@@ -58,7 +58,7 @@ export const SEARCH_QUERY: Record<string, Prop> = {
 
 const date = (v: unknown) => (typeof v === 'string' && v ? new Date(v) : undefined);
 
-export function searchFromQuery(q: Record<string, string | number | boolean | undefined>): consoleDb.CertificateSearch {
+function searchFromQuery(q: Record<string, string | number | boolean | undefined>): consoleDb.CertificateSearch {
   return {
     serial: q.serial ? normalizeSerial(String(q.serial)) : undefined,
     subject: q.subject as string | undefined,
@@ -107,7 +107,7 @@ function allowedActions(principal: Principal, row: CertificateRow): string[] {
   return [];
 }
 
-export async function certificateDetail(deps: AdminDeps, principal: Principal, serialArg: string) {
+async function certificateDetail(deps: AdminDeps, principal: Principal, serialArg: string) {
   const row = await getCert(deps, serialArg);
   const d = row.certDer ? describeCertificate(row.certDer) : undefined;
   const workflowId = await requestWorkflowId(deps, row);
@@ -155,7 +155,7 @@ export async function certificateDetail(deps: AdminDeps, principal: Principal, s
 }
 
 /** Revoke / hold / release through the revocation workflow; waits for the new CRL and OCSP responses. */
-export async function changeStatus(deps: AdminDeps, who: Actor, serialArg: string, action: StatusAction, reason?: string) {
+async function changeStatus(deps: AdminDeps, who: Actor, serialArg: string, action: StatusAction, reason?: string) {
   const row = await getCert(deps, serialArg);
   checkStatusChange(row, action);
   const r = await changeStatusAndWait(

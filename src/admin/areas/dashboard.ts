@@ -58,7 +58,7 @@ async function queue(deps: AdminDeps, taskQueue: string, kind: 'workflow' | 'act
   }
 }
 
-export async function health(deps: AdminDeps) {
+async function health(deps: AdminDeps) {
   const t = deps.config.temporal;
   const [postgres, temporal, ...workers] = await Promise.all([
     timed(() => ping(deps.pool)),
@@ -71,7 +71,7 @@ export async function health(deps: AdminDeps) {
   return { status: ok ? 'ok' : 'degraded', postgres, temporal, workers };
 }
 
-export async function dashboard(deps: AdminDeps) {
+async function dashboard(deps: AdminDeps) {
   const { pool, config } = deps;
   const [byState, perDay, expiring, stuckOrders, stuckEnrollments, awaiting, issuingCas, crls, ocsp, healthStatus] = await Promise.all([
     consoleDb.countByState(pool),
@@ -143,7 +143,7 @@ function issuanceChart(perDay: Array<{ day: string; protocol: string; count: num
   };
 }
 
-export function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
+function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
   const rows: Array<[string, string, string]> = [
     ['Postgres', h.postgres.status, h.postgres.detail ?? `${h.postgres.latencyMs} ms`],
     ['Temporal', h.temporal.status, h.temporal.detail ?? `${h.temporal.latencyMs} ms`],

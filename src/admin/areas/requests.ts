@@ -52,7 +52,7 @@ async function orderDetail(deps: AdminDeps, id: string) {
   const o = await orders.getOrder(deps.pool, id);
   if (!o) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
   const authzs = await orders.getAuthzs(deps.pool, o.authzIds);
-  let lastError: string | null = null;
+  let lastError: string | null;
   try {
     lastError = await orderLastError(deps, id);
   } catch (e) {

@@ -289,18 +289,6 @@ export async function insertOrder(db: Queryable, o: OrderRecord & { registeredDo
   }
 }
 
-/** Removes an order (and the authorizations it created) whose workflow could not be started. */
-export async function deleteUnstartedOrder(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
-  await db.query('DELETE FROM acme_orders WHERE id = $1', [orderId]);
-  await deleteUnstartedAuthzs(db, authzIds);
-}
-
-export async function deleteUnstartedAuthzs(db: Queryable, authzIds: string[]): Promise<void> {
-  if (!authzIds.length) return;
-  await db.query('DELETE FROM acme_challenges WHERE authz_id = ANY($1)', [authzIds]);
-  await db.query('DELETE FROM acme_authzs WHERE id = ANY($1)', [authzIds]);
-}
-
 // ---- validation (the validation activity) ----
 
 export type BeginValidation =
