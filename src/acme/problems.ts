@@ -149,11 +149,6 @@ export function compound(detail: string, subproblems: Subproblem[]): AcmeProblem
   return new AcmeProblem('compound', detail, { subproblems });
 }
 
-/** rateLimited with the time (seconds) after which the client may try again. */
-export function rateLimited(detail: string, retryAfterSeconds: number): AcmeProblem {
-  return new AcmeProblem('rateLimited', detail, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } });
-}
-
 /** userActionRequired for terms of service that changed (RFC 8555 7.3.3). */
 export function termsChanged(termsUrl: string): AcmeProblem {
   return new AcmeProblem(

@@ -138,7 +138,8 @@ function onlyRequest(content: CertReqMessages): CertReqMsg {
   return content.messages[0]!;
 }
 
-async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: string): Promise<Answer> {
+/** A certificate request (ir, cr, kur, p10cr) of an authenticated client, through the RA (exported for the handler's unit tests). */
+export async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: string): Promise<Answer> {
   const { msg, identity } = x;
   const bodyType = msg.body.type as 'ir' | 'cr' | 'kur' | 'p10cr';
   let csr: ParsedCsr;

@@ -186,6 +186,22 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
     identity = await enrollIdentity(ctx, deps, label);
     profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
   }
+  await enrollAs(ctx, deps, label, kind, { identity, profile, caName, replaces });
+}
+
+/**
+ * An (re-)enrollment of an authenticated requester: reads the CSR, checks a re-enrollment
+ * keeps the identity, asks the RA and renders its answer (the handler's unit tests call it
+ * with a fake RA).
+ */
+export async function enrollAs(
+  ctx: Context,
+  deps: EstDeps,
+  label: EstLabel,
+  kind: 'enroll' | 'reenroll',
+  who: { identity: EstIdentity; profile: string; caName?: string; replaces?: string },
+): Promise<void> {
+  const { identity, profile, caName, replaces } = who;
   const csr = await readCsr(ctx);
   if (identity.type === 'cert' && kind === 'reenroll') {
     if (formatDn(csr.subject) !== identity.summary.subject || !sameSans(csr.sans, identity.summary.sans)) {
