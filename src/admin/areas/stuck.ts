@@ -73,7 +73,13 @@ export function conditionsTable(deps: AdminDeps, rows: ConditionView[], which: '
           : html`<code data-request-id="${e.id}">${e.id}</code>`
       }`,
       e.protocol,
-      html`${badge(e.state)}${stuck ? badge(e.reason!, 'stuck') : badge(e.on === 'person' ? 'waiting for a person' : 'waiting for the client', 'waiting')}`,
+      html`${badge(e.state)}${
+        stuck
+          ? e.reason !== e.state
+            ? badge(e.reason!, 'stuck')
+            : ''
+          : badge(e.on === 'person' ? 'waiting for a person' : 'waiting for the client', 'waiting')
+      }`,
       html`<span class="why">${e.why}</span>`,
       e.since,
       describeDuration(e.seconds),
