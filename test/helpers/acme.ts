@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -49,6 +49,7 @@ export interface AcmeStack {
 export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.ProcessEnv } = {}): Promise<AcmeStack> {
   const cts = await startChalltestsrv();
   let cf: TestInstance | undefined;
+  let configFile: string | undefined;
   try {
     const http01Port = await freePort();
     const env: NodeJS.ProcessEnv = {
@@ -58,9 +59,9 @@ export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.Proc
       ...opts.env,
     };
     if (opts.config !== undefined) {
-      const file = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-${process.pid}-${Date.now()}.json`);
-      await writeFile(file, JSON.stringify(opts.config));
-      env.CERTFLOW_CONFIG = file;
+      configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-${process.pid}-${Date.now()}.json`);
+      await writeFile(configFile, JSON.stringify(opts.config));
+      env.CERTFLOW_CONFIG = configFile;
     }
     cf = await createInstance(env);
     const worker = await cf.startWorker();
@@ -83,11 +84,13 @@ export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.Proc
       async stop() {
         await instance.cleanup().catch(() => {});
         await cts.stop();
+        if (configFile) await rm(configFile, { force: true });
       },
     };
   } catch (e) {
     await cf?.cleanup().catch(() => {});
     await cts.stop();
+    if (configFile) await rm(configFile, { force: true });
     throw e;
   }
 }
