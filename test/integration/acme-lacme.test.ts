@@ -18,7 +18,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,10 +108,12 @@ CAfile = ${join(dir, 'root.pem')}
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  let keyId: string;
   it('account --register --tos-agreed: an account for the RSA key lacme-accountd holds', async () => {
     const r = await lacme(['account', '--register', '--tos-agreed', 'mailto:lacme@example.test']);
     assert.equal(r.code, 0, show(r));
-    assert.match(r.stderr, /Key ID: https:\/\/localhost:\d+\/acme\/acct\//, show(r));
+    keyId = /Key ID: (https:\/\/localhost:\d+\/acme\/acct\/\S+)/.exec(r.stderr)?.[1] ?? '';
+    assert.ok(keyId, show(r));
     assert.equal(JSON.parse(r.stdout).status, 'valid', show(r));
     const { rows } = await stack.cf.pool.query("SELECT jwk->>'kty' AS kty, contact FROM acme_accounts");
     assert.deepEqual(rows, [{ kty: 'RSA', contact: ['mailto:lacme@example.test'] }]);
@@ -163,5 +167,43 @@ CAfile = ${join(dir, 'root.pem')}
       return /certificate revoked/.test(v.stdout + v.stderr) ? v : undefined;
     });
     assert.notEqual(crl.code, 0);
+  });
+
+  it("lacme-accountd on its own socket with keyid (the manual's hardening): newOrder issues; account management is refused", async () => {
+    assert.ok(keyId, 'needs the account');
+    // Its socket's directory must not be writable by others; lacme (root) connects to it and
+    // hands the connection to its client.
+    const run = join(dir, 'run');
+    await mkdir(run, { mode: 0o700 });
+    const socket = join(run, 'S.lacme');
+    await writeFile(join(dir, 'accountd-standalone.conf'), `privkey = file:${join(dir, 'account.key')}\nkeyid = ${keyId}\nquiet = No\n`);
+    const accountd = spawn(requireTool(LACME_ACCOUNTD), [`--config=${join(dir, 'accountd-standalone.conf')}`, `--socket=${socket}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let accountdLog = '';
+    accountd.stderr.on('data', (d) => (accountdLog += d));
+    const exited = once(accountd, 'exit');
+    try {
+      await eventually('lacme-accountd listens', 15_000, async () =>
+        (await stat(socket).catch(() => undefined))?.isSocket() ? true : undefined,
+      );
+      const r = await lacme([`--socket=${socket}`, 'newOrder', '--force']);
+      assert.equal(r.code, 0, `${show(r)}\naccountd:\n${accountdLog}`);
+      const out = join(dir, 'check-3');
+      await mkdir(out);
+      await checkIssued(stack, await readFile(join(dir, 'web.chain.crt'), 'utf8'), { names, keyType: 'ec', dir: out });
+      // keyid makes lacme-accountd hand out an empty JWK: an account request cannot be signed
+      // for, and certflow refuses it with a problem document.
+      const refused = await lacme([`--socket=${socket}`, 'account', 'mailto:other@example.test']);
+      assert.notEqual(refused.code, 0, show(refused));
+      assert.match(refused.stderr, /lacme-accountd supplied an empty JWK/, show(refused));
+      assert.match(refused.stderr, /400 Bad Request \(.+\)/, show(refused));
+      const { rows } = await stack.cf.pool.query('SELECT contact FROM acme_accounts');
+      assert.deepEqual(rows, [{ contact: ['mailto:lacme@example.test'] }]);
+    } finally {
+      accountd.kill('SIGTERM');
+      await exited;
+    }
+    await assert.rejects(stat(socket), 'lacme-accountd removes its socket when it ends');
   });
 });
