@@ -510,10 +510,9 @@ export const ACME_ERROR = (type: string) => `urn:ietf:params:acme:error:${type}`
 
 /**
  * Checks a certificate an external client saved, given as the PEM chain it wrote (leaf
- * first; the rest, if any, intermediates): `openssl verify` against the stack's root (with
- * the stack's chain when the client kept only the leaf), SANs exactly `names` as DNS names,
- * the key type, and certflow's database row (an ACME certificate, still valid). Writes
- * leaf.pem and intermediates.pem into `dir` for later openssl calls; returns the leaf.
+ * first, then intermediates): `openssl verify` against the stack's root, SANs exactly
+ * `names` as DNS names, the key type, and certflow's database row (an ACME certificate,
+ * still valid). Writes leaf.pem and intermediates.pem into `dir` for later openssl calls.
  */
 export async function checkIssued(
   stack: AcmeStack,
@@ -521,11 +520,11 @@ export async function checkIssued(
   opts: { names: string[]; keyType: 'rsa' | 'ec'; dir: string },
 ): Promise<{ cert: X509Certificate; leafFile: string; issuerFile: string; serial: string }> {
   const [leaf, ...rest] = acme.crypto.splitPemChain(chainPem);
-  assert.ok(leaf, `no certificate in:\n${chainPem}`);
+  assert.ok(leaf && rest.length, `not a certificate followed by its intermediates:\n${chainPem}`);
   const leafFile = join(opts.dir, 'leaf.pem');
   const issuerFile = join(opts.dir, 'intermediates.pem');
   await writeFile(leafFile, leaf);
-  await writeFile(issuerFile, rest.length ? rest.join('\n') : await readFile(stack.chain, 'utf8'));
+  await writeFile(issuerFile, rest.join('\n'));
   const verified = await runTool('openssl', ['verify', '-CAfile', stack.root, '-untrusted', issuerFile, leafFile]);
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   const cert = new X509Certificate(leaf);
@@ -562,9 +561,9 @@ export function ocspRevoked(stack: AcmeStack, certFile: string, issuerFile: stri
 }
 
 /**
- * `openssl verify -crl_check` of `certFile` with the CRL downloaded from the certificate's
- * own CRL distribution point (signature checked against the root): openssl's exit code and
- * output ("certificate revoked" once certflow published a CRL listing it).
+ * `openssl verify -crl_check` of `certFile` (chain to the stack's root) with the CRL
+ * downloaded from the certificate's own CRL distribution point, whose signature openssl
+ * checks too: its exit code and output ("certificate revoked" once a CRL lists it).
  */
 export async function crlVerify(stack: AcmeStack, certFile: string, issuerFile: string, dir: string): Promise<CliResult> {
   const ext = await runTool('openssl', ['x509', '-in', certFile, '-noout', '-ext', 'crlDistributionPoints']);

@@ -125,7 +125,8 @@ export function toolsSkip(...tools: ExternalTool[]): string | false {
  * `group`: the program runs in a process group of its own, for programs that fork helpers
  * (lacme: its webserver, ACME client and lacme-accountd). At the limit the group gets SIGTERM
  * (the program's own cleanup), then SIGKILL 5 s later; whatever of the group is still alive
- * when the program has exited is killed too, with a note on stderr, so no helper outlives a test.
+ * 3 s after the program exited is killed too, with a note on stderr, so no helper outlives a
+ * test.
  */
 export function runProgram(
   bin: string,
