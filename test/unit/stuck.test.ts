@@ -11,9 +11,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadConfig, type StuckBounds } from '../../src/config/index.ts';
 import { CaError } from '../../src/core/errors.ts';
 import * as accounts from '../../src/db/repos/acme-accounts.ts';
@@ -149,6 +151,13 @@ describe('stuck: the bounds in the configuration file', () => {
     assert.deepEqual(c.stuck.acme, { validatingSeconds: 120, processingSeconds: 30 });
     assert.deepEqual(c.stuck.cmp, { pendingSeconds: 120, signingSeconds: 600 });
     assert.deepEqual(c.stuck.est, { pendingSeconds: 120, signingSeconds: 120 });
+  });
+
+  it("docs/requests.md's example is a valid configuration with those bounds", async () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../docs/requests.md', import.meta.url)), 'utf8');
+    const examples = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as { stuck: unknown });
+    assert.equal(examples.length, 1);
+    assert.deepEqual((await load(examples[0])).stuck, examples[0]!.stuck);
   });
 
   it('a typo or an impossible bound is refused with its path', async () => {
