@@ -13,7 +13,9 @@
  * Update too: it waits (inside the Update) for a validation that has already been recorded
  * but not yet seen here, so a client that finalizes the moment it reads its authorization
  * valid is never told "not ready"; then the signing activity issues the certificate and
- * records the order valid in the transaction that stores it.
+ * records the order valid in the transaction that stores it. While a server fault (HSM gone)
+ * holds the signing up, an operator's `retry` Update (`certflow orders retry`, the console)
+ * cancels the attempt or backoff under way and signs again at once.
  *
  * A single-name order is 5 workflow tasks: start, challenge accepted, validated (ready),
  * finalize accepted, issued. Authorizations reused from other orders arrive valid; one that

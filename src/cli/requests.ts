@@ -19,19 +19,6 @@ import type { CliContext } from './context.ts';
 import { describeDn } from './describe.ts';
 import { printConditions } from './stuck.ts';
 
-const STATES = [
-  'pending',
-  'awaiting-approval',
-  'signing',
-  'stalled',
-  'issued',
-  'confirmed',
-  'revoked',
-  'failed',
-  'rejected',
-  'abandoned',
-] as const;
-
 export function registerRequestCommands(root: Command, cli: CliContext): void {
   const cmd = root
     .command('requests')
@@ -39,7 +26,7 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
   cmd
     .command('list')
     .description('list requests, newest first; --stuck / --waiting: those of every protocol (ACME orders too), longest first')
-    .addOption(new Option('--state <state>', 'only this state').choices([...STATES]))
+    .addOption(new Option('--state <state>', 'only this state').choices([...requests.REQUEST_STATES]))
     .addOption(new Option('--protocol <protocol>', 'only this protocol (acme: with --stuck or --waiting)').choices([...PROTOCOLS]))
     .addOption(
       new Option(

@@ -9,6 +9,7 @@ import { CaError, errorMessage } from '../../core/errors.ts';
 import { workflowIds } from '../../core/ids.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
+import { REQUEST_STATES } from '../../db/repos/requests.ts';
 import {
   describeDuration,
   PROTOCOLS,
@@ -32,18 +33,6 @@ import { certLink, workflowLink } from './links.ts';
 import { conditionsTable, conditionsView } from './stuck.ts';
 
 const ORDER_STATES = ['pending', 'ready', 'processing', 'valid', 'invalid'] as const;
-const REQUEST_STATES = [
-  'pending',
-  'awaiting-approval',
-  'signing',
-  'stalled',
-  'issued',
-  'confirmed',
-  'revoked',
-  'failed',
-  'rejected',
-  'abandoned',
-] as const;
 
 /** The stuck ones among the orders (protocol acme) or the enrollments, by id. */
 async function stuckById(deps: AdminDeps, acme: boolean): Promise<Map<string, RequestCondition>> {

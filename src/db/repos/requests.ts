@@ -13,8 +13,19 @@ import type { Queryable } from '../pool.ts';
  * (EST serverkeygen after a timeout). CMP adds issued -> confirmed (certConf, implicit
  * confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState =
-  'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
+export const REQUEST_STATES = [
+  'pending',
+  'awaiting-approval',
+  'signing',
+  'stalled',
+  'issued',
+  'confirmed',
+  'revoked',
+  'failed',
+  'rejected',
+  'abandoned',
+] as const;
+export type RequestState = (typeof REQUEST_STATES)[number];
 
 export interface RequestRow {
   id: string;
