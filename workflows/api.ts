@@ -171,7 +171,7 @@ export interface Decision {
 
 /** The operator's approval or rejection (enrollments and CMP); validated so only a waiting request accepts it. */
 export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
-/** An operator's "sign now" for a request stalled by a server fault (enrollments and CMP); only a stalled request accepts it. */
+/** An operator's "sign now" for a request stalled by a server fault (enrollments, CMP, an ACME order processing); only such a request accepts it. */
 export const retryUpdate = defineUpdate<{ state: RequestState }, [{ by: string }]>('retry');
 /**
  * The requester gave up (EST serverkeygen: the generated key was not handed out in time).

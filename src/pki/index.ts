@@ -53,3 +53,4 @@ export { buildCertsOnly, parseCertsOnly, base64Body, decodeBase64Body } from './
 export { buildCsrAttrs, csrAttrsForProfile, parseCsrAttrs } from './csrattrs.ts';
 export { buildServerKeygenResponse, parseMultipart } from './multipart.ts';
 export { parseAcmeChallengeCertificate, type AcmeChallengeCertificate } from './acme-identifier.ts';
+export { checkOrderNames, type NamedSubject } from './order-names.ts';
