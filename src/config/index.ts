@@ -143,7 +143,10 @@ export interface CmpConfig {
   pollIntervalSeconds: number;
   /** messageTime may differ from the server's clock by at most this much. */
   messageTimeToleranceSeconds: number;
-  /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
+  /**
+   * Upper bound on PBM / PBKDF2 iteration counts: the work one MAC-protected message buys
+   * (default 10 000; OpenSSL's client sends 500, its own limit is 100 000).
+   */
   maxIterations: number;
 }
 
@@ -418,7 +421,7 @@ const DEFAULT_CMP_ALIAS: Omit<CmpAlias, 'clientCertProfiles' | 'kurAliases'> &
   implicitConfirm: true,
   requireApproval: false,
   kurRevokesOld: true,
-  allowCertificateEnrollment: true,
+  allowCertificateEnrollment: false,
   clientCertProtocols: CLIENT_CERT_PROTOCOLS,
   kurProfiles: [],
 };
@@ -470,7 +473,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
     confirmWaitSeconds: 300,
     pollIntervalSeconds: 10,
     messageTimeToleranceSeconds: 600,
-    maxIterations: 100_000,
+    maxIterations: 10_000,
     ...rest,
   };
   for (const k of ['waitSeconds', 'confirmWaitSeconds', 'pollIntervalSeconds', 'messageTimeToleranceSeconds', 'maxIterations'] as const) {

@@ -63,7 +63,7 @@ describe('EST simplereenroll scope', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(elsewhere.status, 403, elsewhere.text);
     assert.match(
       elsewhere.text,
-      /certificate [0-9a-f]+ was issued through EST label "gated"; label "open" renews certificates of label "open" only/,
+      /certificate [0-9a-f]+ was issued through EST label "gated"; label "open" renews certificates of EST label "open" only/,
     );
     const unlabelled = await reenroll('/simplereenroll', cert, '/CN=gated-1', 'DNS:gated-1.example.test');
     assert.equal(unlabelled.status, 403, unlabelled.text);
