@@ -56,7 +56,7 @@ import { withDeadline } from '../temporal/client.ts';
 import { changeStatusAndWait } from '../temporal/revocation.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
 import { asCaError, cmpError, statusInfoOf } from './errors.ts';
-import { authenticate, isRa, mayEnroll, registeredClient, type CmpIdentity } from './identity.ts';
+import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
 import { generalMessage } from './genm.ts';
 import type { CmpSigner } from './signer.ts';
 import { buildResponse, errorAnswer, firstMessage, followUp, type Answer, type Exchange } from './transaction.ts';
@@ -171,7 +171,7 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
   let certReqId = -1;
   let requestDer: Uint8Array;
   let replaces: string | undefined;
-  const profile = registeredClient(identity)?.profile ?? alias.profile;
+  const profile = identity.client?.profile ?? alias.profile;
   const caName = alias.caName;
 
   if (bodyType === 'p10cr') {
@@ -190,7 +190,7 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
   }
   getProfile(deps.config, profile);
   const implicitConfirm = implicitConfirmAsked(msg) && alias.implicitConfirm;
-  const requireApproval = alias.requireApproval || Boolean(registeredClient(identity)?.requireApproval);
+  const requireApproval = alias.requireApproval || Boolean(identity.client?.requireApproval);
   const input: CmpInput = {
     requestId,
     transactionId: Buffer.from(msg.header.transactionID!).toString('hex'),
@@ -458,7 +458,7 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
   // RA — one issued through its aliases (issue 22 item 2).
   const id = x.identity;
   const own = id.type === 'signature' && id.issued?.serial === serial;
-  if (!own && cert.requester !== id.key) raMayRevoke(registeredClient(id), cert);
+  if (!own && cert.requester !== id.key) raMayRevoke(id.client, cert);
   if (cert.status === 'revoked') {
     return rp(new PKIStatusInfo(PKIStatus.rejection, [`certificate ${serial} is already revoked`], ['certRevoked']));
   }

@@ -140,12 +140,7 @@ export function mayEnroll(identity: CmpIdentity, alias: CmpAlias, names: Request
 
 /** Whether the identity is a registration authority (may send raVerified, revoke certificates of its aliases). */
 export function isRa(identity: CmpIdentity): boolean {
-  return Boolean(identity.type === 'mac' ? identity.client.ra : identity.client?.ra);
-}
-
-/** The registered client behind an identity, if any. */
-export function registeredClient(identity: CmpIdentity): CmpClientRow | undefined {
-  return identity.client;
+  return Boolean(identity.client?.ra);
 }
 
 /**
