@@ -140,8 +140,14 @@ describe('cheap requests do not buy expensive work', () => {
     assert.equal(await derivations(), before + 1, 'a registered reference: one derivation, off the event loop');
   });
 
+  // With a DNS SAN: the device profile then keeps serverAuth, which its RSA keyEncipherment belongs to
+  // (without one, zlint's e_key_usage_and_extended_key_usage_inconsistent flags the certificate).
   it('EST serverkeygen generates keys off the event loop: 4 concurrent RSA-4096 keys, no ACME directory request fails', async () => {
-    const bodies = await Promise.all(Array.from({ length: 4 }, (_, i) => est.csrBody(`kg-${i}`, `/CN=keygen-${i}`, { key: 'rsa:4096' })));
+    const bodies = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        est.csrBody(`kg-${i}`, `/CN=keygen-${i}`, { key: 'rsa:4096', san: `DNS:keygen-${i}.example.test` }),
+      ),
+    );
     const watch = victims(directory, rootPem);
     const results = await Promise.all(bodies.map((data) => est.curl('/serverkeygen', { data, user: `maker:${PASSWORD}` })));
     const { served, failures } = await watch.stop();
