@@ -19,7 +19,7 @@ import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
-import { parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
@@ -144,7 +144,11 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       // The order's authorizations are checked in the transaction that stores the TBS:
       // a deactivation committed first stops the issuance; one that comes later waits.
       return await withTransaction(pool, async (tx) => {
-        await acmeOrders.beginIssuance(tx, orderId, authzIds);
+        const authorized = await acmeOrders.beginIssuance(tx, orderId, authzIds);
+        // The CA signs only what the RA authorized: the names of the TBSCertificate as the
+        // profile built them, against the authorizations (not the CSR). Refused, nothing is stored.
+        const tbs = inspectTbs(prepared.tbsDer);
+        checkOrderNames({ subject: tbs.subject, sans: tbs.decoded.sans }, authorized, 'certificate');
         return certificates.insertPending(tx, pending);
       });
     } catch (e) {

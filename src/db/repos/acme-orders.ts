@@ -449,18 +449,29 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
 
 /**
  * Issuance of an order may start: marks the order 'processing' (which locks it), checks
- * that every authorization is still valid and unexpired (FOR SHARE: a deactivation waits,
- * or was first and wins). Throws 'unauthorized' when an authorization is not valid; the
- * caller's transaction then rolls the mark back. Call inside a transaction.
+ * that every authorization is still valid, unexpired and the order's account's (FOR SHARE:
+ * a deactivation waits, or was first and wins), and returns the identifiers they authorize
+ * (wildcards with their "*."): what the CA may sign. Throws 'unauthorized' when an
+ * authorization is not valid; the caller's transaction then rolls the mark back. Call
+ * inside a transaction.
  */
-export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
+export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<AcmeIdentifier[]> {
   // Marking the order processing locks its row (a retry finds it processing already).
   await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status IN ('ready', 'processing')`, [
     orderId,
   ]);
-  const { rows } = await db.query<{ id: string; identifier_value: string; status: string; expired: boolean }>(
-    `SELECT id, identifier_value, status, expires_at <= now() AS expired FROM acme_authzs WHERE id = ANY($1) FOR SHARE`,
-    [authzIds],
+  const { rows } = await db.query<{
+    id: string;
+    identifier_type: AcmeIdentifier['type'];
+    identifier_value: string;
+    wildcard: boolean;
+    status: string;
+    expired: boolean;
+  }>(
+    `SELECT a.id, a.identifier_type, a.identifier_value, a.wildcard, a.status, a.expires_at <= now() AS expired
+     FROM acme_authzs a JOIN acme_orders o ON o.id = $2 AND o.account_id = a.account_id
+     WHERE a.id = ANY($1) FOR SHARE OF a`,
+    [authzIds, orderId],
   );
   const bad = rows.find((r) => r.status !== 'valid' || r.expired);
   if (bad || rows.length !== new Set(authzIds).size) {
@@ -469,6 +480,7 @@ export async function beginIssuance(db: Queryable, orderId: string, authzIds: st
       : 'an authorization is missing';
     throw new CaError('unauthorized', `${what}: the order can no longer be issued`, { rule: 'acme.order.authorization' });
   }
+  return rows.map((r) => ({ type: r.identifier_type, value: `${r.wildcard ? '*.' : ''}${r.identifier_value}` }));
 }
 
 /** The order's certificate is issued (same transaction as the certificate itself). */
