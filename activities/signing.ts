@@ -166,11 +166,12 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
  * (new orders are refused early at the front end, src/acme/rate-limits.ts).
  */
 async function enforceCertificateLimit(tx: Queryable, limit: number, limitKeys: string[]): Promise<void> {
-  const full = await acmeOrders.domainAtCertificateLimit(tx, limitKeys, limit, new Date(Date.now() - 7 * 86_400_000));
+  const WEEK_MS = 7 * 86_400_000;
+  const full = await acmeOrders.domainAtCertificateLimit(tx, limitKeys, limit, new Date(Date.now() - WEEK_MS));
   if (!full) return;
   throw ApplicationFailure.create({
     type: 'rateLimited',
-    message: `too many certificates for ${full.key}: at most ${limit} per week, and that many were issued; order again after ${new Date(full.oldest.getTime() + 7 * 86_400_000).toISOString()}`,
+    message: `too many certificates for ${full.key}: at most ${limit} per week, and that many were issued; order again after ${new Date(full.oldest.getTime() + WEEK_MS).toISOString()}`,
     nonRetryable: true,
   });
 }

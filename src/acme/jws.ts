@@ -73,7 +73,7 @@ export function parseFlattenedJws(value: unknown, what = 'the request body'): Fl
     if (typeof v !== 'string' || !BASE64URL.test(v)) throw malformed(`${what}: "${name}" must be a base64url string`);
   }
   if (!prot) throw malformed(`${what} has no protected header`);
-  // An empty signature is checked after the algorithm (requireSignature): alg "none" has
+  // An empty signature is checked after the algorithm (checkAlgorithm): alg "none" has
   // one (RFC 7518 3.6), and its answer is badSignatureAlgorithm (RFC 8555 6.2).
   return { protected: prot as string, payload: payload as string, signature: signature as string };
 }

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import {
-  ACME_ERROR,
+  assertRateLimited,
   directory,
   issueHttp01,
   jwsPost,
@@ -21,7 +21,6 @@ import {
   type AcmeClient,
   type AcmeStack,
   type Http01Responder,
-  type RawResponse,
 } from '../helpers/acme.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
@@ -57,29 +56,23 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   const post = (c: Account, url: string, payload: unknown) => jwsPost({ newNonce: dir.newNonce! }, url, payload, c.key, { kid: c.kid });
   const order = (c: Account, ...values: string[]) =>
     post(c, dir.newOrder!, { identifiers: values.map((value) => ({ type: /^[\d.]+$/.test(value) ? 'ip' : 'dns', value })) });
-  const assertLimited = (r: RawResponse, pattern: RegExp) => {
-    assert.equal(r.status, 429, JSON.stringify(r.data));
-    assert.equal(r.data.type, ACME_ERROR('rateLimited'));
-    assert.match(r.data.detail, pattern);
-    assert.ok(Number(r.headers['retry-after']) > 0, JSON.stringify(r.headers));
-  };
 
   it('32 concurrent new-orders of one account against a limit of 10: exactly 10 are created', async () => {
     const results = await Promise.all(Array.from({ length: 32 }, (_, i) => order(accounts[0]!, `burst-${i}.org-${i}.test`)));
     const created = results.filter((r) => r.status === 201);
     assert.equal(created.length, 10, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /per account per hour/);
+    for (const r of results.filter((x) => x.status !== 201)) assertRateLimited(r, /per account per hour/);
   });
 
   it('certificates per registered domain (Public Suffix List), counted when issued; IP addresses count too', async () => {
     const c = accounts[1]!;
     // example.co.uk is the registered domain of all of these; example2.co.uk is another one.
     for (const x of ['a', 'b', 'c']) await issueHttp01(c.client, responder, [`${x}.example.co.uk`]);
-    assertLimited(await order(c, 'd.example.co.uk'), /too many certificates for example\.co\.uk/);
+    assertRateLimited(await order(c, 'd.example.co.uk'), /too many certificates for example\.co\.uk/);
     assert.equal((await order(c, 'www.example2.co.uk')).status, 201, 'another registered domain under the same public suffix');
     const ip = { type: 'ip', value: '127.0.0.1' } as const;
     for (let i = 0; i < 3; i++) await issueHttp01(c.client, responder, [ip.value], { identifiers: [ip] });
-    assertLimited(await order(c, '127.0.0.1'), /too many certificates for 127\.0\.0\.1/);
+    assertRateLimited(await order(c, '127.0.0.1'), /too many certificates for 127\.0\.0\.1/);
   });
 
   it('failed validations per account and identifier: after 2 in an hour, new orders for it are refused', async () => {
@@ -93,7 +86,7 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       const answered = await post(c, ch.url, {});
       assert.equal(answered.data.status, 'invalid', JSON.stringify(answered.data));
     }
-    assertLimited(await order(c, 'flaky.example.test'), /failed validations for flaky\.example\.test/);
+    assertRateLimited(await order(c, 'flaky.example.test'), /failed validations for flaky\.example\.test/);
     assert.equal((await order(c, 'steady.example.test')).status, 201, 'other identifiers are not affected');
   });
 
@@ -106,6 +99,6 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       }),
     );
     assert.equal(results.filter((r) => r.status === 201).length, 3, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /too many new accounts/);
+    for (const r of results.filter((x) => x.status !== 201)) assertRateLimited(r, /too many new accounts/);
   });
 });

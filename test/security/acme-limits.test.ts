@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import acme from 'acme-client';
 import {
   ACME_ERROR,
+  assertRateLimited,
   authorizeHttp01,
   csrFor,
   directory,
@@ -30,7 +31,6 @@ import {
   type AcmeClient,
   type AcmeStack,
   type Http01Responder,
-  type RawResponse,
 } from '../helpers/acme.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
@@ -70,12 +70,6 @@ describe('ACME rate limits against an attacker', { skip: toolsSkip(CHALLTESTSRV)
   const certificatesOf = async (orderUrls: string[]) =>
     (await stack.cf.pool.query('SELECT serial FROM certificates WHERE request_id = ANY($1)', [orderUrls.map((u) => u.split('/').pop())]))
       .rows;
-  const assertLimited = (r: RawResponse, pattern: RegExp) => {
-    assert.equal(r.status, 429, JSON.stringify(r.data));
-    assert.equal(r.data.type, ACME_ERROR('rateLimited'));
-    assert.match(r.data.detail, pattern);
-    assert.ok(Number(r.headers['retry-after']) > 0, JSON.stringify(r.headers));
-  };
 
   /** A pre-authorization answered with a wrong key authorization: one failed validation. */
   async function failPreAuthorization(a: Account, name: string): Promise<void> {
@@ -140,23 +134,23 @@ describe('ACME rate limits against an attacker', { skip: toolsSkip(CHALLTESTSRV)
     }
     assert.equal((await certificatesOf(orders.map((o) => o.order.url))).length, LIMITS.certificatesPerDomainPerWeek);
     // Now new orders for the domain are refused up front, with Retry-After.
-    assertLimited(await newOrder(clients[0]!, 'late.exact.test'), /too many certificates for exact\.test/);
+    assertRateLimited(await newOrder(clients[0]!, 'late.exact.test'), /too many certificates for exact\.test/);
   });
 
   it('pre-authorizations count as new orders: 12 concurrent newAuthz against a limit of 8 create exactly 8', async () => {
     const client = await account();
     const results = await Promise.all(Array.from({ length: 12 }, (_, i) => newAuthz(client, `pre-${i}.burst.test`)));
     assert.equal(results.filter((r) => r.status === 201).length, LIMITS.newOrdersPerAccountPerHour, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /per account per hour/);
-    assertLimited(await newOrder(client, 'after.burst.test'), /per account per hour/);
+    for (const r of results.filter((x) => x.status !== 201)) assertRateLimited(r, /per account per hour/);
+    assertRateLimited(await newOrder(client, 'after.burst.test'), /per account per hour/);
   });
 
   it('pending authorizations per account: at the limit, neither newAuthz nor new-order adds any', async () => {
     const client = await account();
     const names = Array.from({ length: LIMITS.pendingAuthorizationsPerAccount }, (_, i) => `p${i}.pending.test`);
     assert.equal((await newOrder(client, ...names)).status, 201);
-    assertLimited(await newAuthz(client, 'one-more.pending.test'), /too many pending authorizations/);
-    assertLimited(await newOrder(client, 'one-more.pending.test'), /too many pending authorizations/);
+    assertRateLimited(await newAuthz(client, 'one-more.pending.test'), /too many pending authorizations/);
+    assertRateLimited(await newOrder(client, 'one-more.pending.test'), /too many pending authorizations/);
   });
 
   it('failed validations per identifier: newAuthz and challenge answers are refused too, and nothing is fetched', async () => {
@@ -166,10 +160,10 @@ describe('ACME rate limits against an attacker', { skip: toolsSkip(CHALLTESTSRV)
     assert.equal(open.status, 201, JSON.stringify(open.data));
     for (let i = 0; i < LIMITS.failedValidationsPerAccountPerIdentifierPerHour; i++)
       await failPreAuthorization(client, 'flaky.victim.test');
-    assertLimited(await newAuthz(client, 'flaky.victim.test'), /too many failed validations for flaky\.victim\.test/);
+    assertRateLimited(await newAuthz(client, 'flaky.victim.test'), /too many failed validations for flaky\.victim\.test/);
     const authz = await get(client, open.data.authorizations[0]);
     const ch = (authz.challenges as Array<{ type: string; url: string; token: string }>).find((x) => x.type === 'http-01')!;
-    assertLimited(await post(client, ch.url, {}), /too many failed validations for flaky\.victim\.test/);
+    assertRateLimited(await post(client, ch.url, {}), /too many failed validations for flaky\.victim\.test/);
     assert.equal((await get(client, ch.url)).status, 'pending', 'the challenge was not validated');
     assert.ok(!responder.requests.some((r) => r.path.endsWith(ch.token)), 'no validation request reached the domain');
     assert.equal((await newAuthz(client, 'steady.victim.test')).status, 201, 'other identifiers are not affected');
