@@ -157,6 +157,7 @@ const acme = z.strictObject({
   rateLimits: z
     .strictObject({
       newOrdersPerAccountPerHour: count,
+      pendingAuthorizationsPerAccount: count,
       certificatesPerDomainPerWeek: count,
       failedValidationsPerAccountPerIdentifierPerHour: count,
       newAccountsPerAddressPerHour: count,
