@@ -451,8 +451,7 @@ function adminConfig(env: Env, file: ConfigFile): AdminConfig {
 }
 
 /** The default alias's settings; list-valued defaults that depend on the alias are filled in by cmpConfig. */
-const DEFAULT_CMP_ALIAS: Omit<CmpAlias, 'clientCertProfiles' | 'kurAliases'> &
-  Partial<Pick<CmpAlias, 'clientCertProfiles' | 'kurAliases'>> = {
+const DEFAULT_CMP_ALIAS: Omit<CmpAlias, 'clientCertProfiles' | 'kurAliases'> = {
   name: '',
   profile: 'device',
   protection: ['mac', 'signature'],
@@ -521,8 +520,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
 }
 
 /** The default label's settings; list-valued defaults that depend on the label are filled in by estLabels. */
-const DEFAULT_EST_LABEL: Omit<EstLabel, 'clientCertProfiles' | 'reenrollLabels'> &
-  Partial<Pick<EstLabel, 'clientCertProfiles' | 'reenrollLabels'>> = {
+const DEFAULT_EST_LABEL: Omit<EstLabel, 'clientCertProfiles' | 'reenrollLabels'> = {
   name: '',
   profile: 'device',
   requireApproval: false,
