@@ -14,6 +14,7 @@ import { mayRenew } from '../authz/renewal.ts';
 import { getProfile, type Config, type EstLabel } from '../config/index.ts';
 import { checkProfileKey } from '../config/key-limits.ts';
 import { CaError, ERROR_CONTRACT, errorMessage, isErrorKind, toCaError } from '../core/errors.ts';
+import { derivedId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -250,17 +251,14 @@ interface EnrollArgs {
  */
 async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outcome> {
   const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
-  let id = createHash('sha256')
-    .update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`)
-    .digest('base64url')
-    .slice(0, 26);
+  let id = derivedId(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`);
   for (let generation = 0; ; generation++) {
     const row = await requests.get(deps.pool, id);
     if (row?.state === 'issued' && row.serial) {
       const outcome = await issued(deps, id, row.serial);
       if (outcome !== 'expired') return outcome;
       if (generation >= 10) throw new CaError('conflict', `enrollment ${id} was renewed too often with the same request; make a new one`);
-      id = createHash('sha256').update(`${id}\n${row.serial}`).digest('base64url').slice(0, 26);
+      id = derivedId(`${id}\n${row.serial}`);
       continue;
     }
     if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
