@@ -52,7 +52,7 @@ import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { searchAttributeKeys } from '../temporal/search-attributes.ts';
-import { enforceOrderLimits } from './rate-limits.ts';
+import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
 import { changeStatusAndWait } from './revocation.ts';
 import { executeUpdate, refusal, refusalType, startOperation, startOrAttach, WORKFLOW_DEADLINE_MS, type RaTemporal } from './workflow.ts';
 
@@ -350,6 +350,7 @@ async function newAuthz(ra: AcmeRaDeps, who: AcmeRequester, c: OrderIdentifier):
     validation: validationSettings(ra, who),
   };
   await withTransaction(ra.pool, async (tx) => {
+    await enforceAuthzLimits(tx, ra.config.acme.rateLimits, who.accountId, record.identifier);
     await orders.insertAuthz(tx, record);
     await withWorkflow(`authorization ${record.id}`, () =>
       startOrAttach(ra, WORKFLOWS.acmeAuthz, {
@@ -420,6 +421,7 @@ async function respondChallenge(
   a: AuthzRow,
   challengeId: string,
 ): Promise<ChallengeOutcome | undefined> {
+  await enforceValidationLimit(ra.pool, ra.config.acme.rateLimits, who.accountId, a.identifier);
   const what = `authorization ${a.id}`;
   const args: [{ authzId: string; challengeId: string }] = [{ authzId: a.id, challengeId }];
   const updateId = `respond-${challengeId}`;

@@ -155,8 +155,8 @@ export function cmpRa(ra: CmpRaDeps) {
     outcome: (requestId: string) => outcomeFromReadModel(ra, requestId),
     transactionCertificate: (requestId: string) => transactionCertificate(ra, requestId),
     rootOf: (caName: string) => rootOf(ra, caName),
-    /** A certificate this CA issued (rr names it). */
-    certificate: (serial: string) => certificates.get(ra.pool, serial),
+    /** A certificate this CA issued, with the label or alias it came through (rr names it). */
+    certificate: (serial: string) => certificates.getWithOrigin(ra.pool, serial),
     confirm: (requestId: string, serial: string, decision: CertConfDecision, updateId: string) =>
       confirm(ra, requestId, serial, decision, updateId),
     delivered: (requestId: string, updateId: string) => delivered(ra, requestId, updateId),

@@ -10,6 +10,7 @@ import { createHash, constants as cryptoConstants, createCipheriv, createPublicK
 import { abandonUpdate, WORKFLOWS, type EnrollmentInput, type EnrollmentResult } from '../../workflows/api.ts';
 import type { Config } from '../config/index.ts';
 import { CaError, ERROR_CONTRACT, isErrorKind, toCaError } from '../core/errors.ts';
+import { derivedId } from '../core/ids.ts';
 import { archiveAad } from '../core/key-archive.ts';
 import type { Logger } from '../core/logger.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -99,14 +100,14 @@ export interface EstEnrollment {
  */
 async function enrollEst(ra: EstRaDeps, a: EstEnrollment): Promise<EstOutcome> {
   const requestHash = createHash('sha256').update(a.csrDer).digest('hex');
-  let id = createHash('sha256').update(`est\n${a.label}\n${a.kind}\n${a.requester.key}\n${requestHash}`).digest('base64url').slice(0, 26);
+  let id = derivedId(`est\n${a.label}\n${a.kind}\n${a.requester.key}\n${requestHash}`);
   for (let generation = 0; ; generation++) {
     const row = await requests.get(ra.pool, id);
     if (row?.state === 'issued' && row.serial) {
       const outcome = await issued(ra, id, row.serial);
       if (outcome !== 'expired') return outcome;
       if (generation >= 10) throw new CaError('conflict', `enrollment ${id} was renewed too often with the same request; make a new one`);
-      id = createHash('sha256').update(`${id}\n${row.serial}`).digest('base64url').slice(0, 26);
+      id = derivedId(`${id}\n${row.serial}`);
       continue;
     }
     if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);

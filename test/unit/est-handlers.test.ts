@@ -72,7 +72,7 @@ describe('EST enrollment handler against a fake RA', () => {
     const certDer = Buffer.from(await aCertificate());
     const { deps: d, calls } = deps(async () => ({ status: 'issued', certDer, requestId: 'r1' }));
     const ctx = fakeCtx(base64Body(csrDer));
-    await enrollAs(ctx as unknown as Context, d, label, 'enroll', { identity: basic, profile: 'device' });
+    await enrollAs(ctx as unknown as Context, d, label, 'enroll', { identity: basic, client: basic });
     assert.equal(calls.length, 1);
     const a = calls[0]!;
     assert.deepEqual(a.requester, { key: 'basic:maker', name: 'maker' });
@@ -97,7 +97,7 @@ describe('EST enrollment handler against a fake RA', () => {
       message: 'enrollment r1 waits for approval by an operator',
     }));
     const ctx = fakeCtx(base64Body(csrDer));
-    await enrollAs(ctx as unknown as Context, d, label, 'enroll', { identity: basic, profile: 'device' });
+    await enrollAs(ctx as unknown as Context, d, label, 'enroll', { identity: basic, client: basic });
     assert.equal(ctx.status, 202);
     assert.equal(ctx.headers['Retry-After'], '60');
     assert.equal(ctx.body, 'enrollment r1 waits for approval by an operator\n');
@@ -106,7 +106,7 @@ describe('EST enrollment handler against a fake RA', () => {
   it('refuses a body that is not application/pkcs10 (415) and a re-enrollment that changes the subject (policy), never asking the RA', async () => {
     const { deps: d, calls } = deps(async () => assert.fail('the RA is not asked'));
     await assert.rejects(
-      enrollAs(fakeCtx(base64Body(csrDer), 'text/plain') as unknown as Context, d, label, 'enroll', { identity: basic, profile: 'device' }),
+      enrollAs(fakeCtx(base64Body(csrDer), 'text/plain') as unknown as Context, d, label, 'enroll', { identity: basic, client: basic }),
       (e: unknown) => CaError.is(e, 'malformed') && e.details?.httpStatus === 415,
     );
     const current = parseCsr(csrDer);
@@ -115,15 +115,14 @@ describe('EST enrollment handler against a fake RA', () => {
       key: 'cert:0a',
       name: 'cert:0a',
       cert: { serial: '0a', profile: 'device', caName: 'certflow-issuing' },
-      summary: { subject: 'CN=device-2', sans: current.sans },
+      summary: { serialHex: '0a', subject: 'CN=device-2', sans: current.sans },
     } as unknown as EstIdentity;
     await assert.rejects(
       enrollAs(fakeCtx(base64Body(csrDer)) as unknown as Context, d, label, 'reenroll', {
         identity: holder,
-        profile: 'device',
         replaces: '0a',
       }),
-      (e: unknown) => CaError.is(e, 'policy') && e.rule === 'est.reenroll.identity',
+      (e: unknown) => CaError.is(e, 'policy') && e.rule === 'renewal.names',
     );
     assert.equal(calls.length, 0);
   });
