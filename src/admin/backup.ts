@@ -25,7 +25,8 @@ import { paths, type Config } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { appliedMigrations, assertEmptyDatabase, dumpDatabase, loadTables, restoreSequences, type DumpSummary } from '../db/dump.ts';
 import { loadMigrations, migrate } from '../db/migrate.ts';
-import * as auditLog from '../db/repos/audit.ts';
+import type * as auditLog from '../db/repos/audit.ts';
+import { verifyAuditLog } from './audit-verify.ts';
 import * as cas from '../db/repos/cas.ts';
 import { serviceKeys } from '../db/repos/console.ts';
 
@@ -505,7 +506,7 @@ export async function restoreBackup(
     await restoreSequences(pool, summary.sequences);
     const { applied } = await migrate(pool);
     if (applied.length) log(`applied newer migrations: ${applied.join(', ')}`);
-    const audit = await auditLog.verifyChain(pool);
+    const audit = await verifyAuditLog(pool, config.home);
     return { meta, summary, audit };
   } catch (e) {
     if (CaError.is(e)) throw e;

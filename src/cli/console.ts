@@ -15,7 +15,7 @@ import { createLogger } from '../core/logger.ts';
 import * as users from '../db/repos/admin-users.ts';
 import * as tokens from '../db/repos/admin-tokens.ts';
 import * as auditLog from '../db/repos/audit.ts';
-import { databaseUrl } from '../db/open.ts';
+import { databaseUrl, migrateDatabase, ownerDatabaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import { preparePostgres, spawnPostgres } from '../db/embedded.ts';
 import { assertEmptyHome, checkBackupPassphrase, createBackup, restoreBackup } from '../admin/backup.ts';
@@ -32,6 +32,7 @@ import {
   type Actor,
 } from '../admin/auth.ts';
 import { ROLES } from '../admin/roles.ts';
+import { verifyAuditLog } from '../admin/audit-verify.ts';
 import { certflowVersion } from '../admin/version.ts';
 import { pemDecodeAll, describeCertificate } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -166,16 +167,24 @@ function registerAudit(root: Command, cli: CliContext): void {
   const group = root.command('audit').description('the append-only, hash-chained audit log');
   group
     .command('verify')
-    .description('recompute the hash chain and check the signed checkpoints (exit code 4 when the log was altered)')
-    .option('--key <file>', 'PEM public key of the audit key to check the checkpoints against (default: the one in the database)')
-    .action(async (opts: { key?: string }) => {
-      const publicKeyPem = opts.key ? await readFile(opts.key, 'utf8') : undefined;
-      const r = await cli.withPool((pool) => auditLog.verifyChain(pool, { publicKeyPem }));
+    .description(
+      'recompute the hash chain; check the signed checkpoints against the pinned audit key and the checkpoints kept outside the database (exit code 4 when the log was altered)',
+    )
+    .option('--key <file>', 'PEM public key of the audit key (default: the pinned $CERTFLOW_HOME/ca/audit-key.pem)')
+    .option('--checkpoints <file>', 'the checkpoints kept outside the database (default: $CERTFLOW_HOME/audit/checkpoints.jsonl)')
+    .action(async (opts: { key?: string; checkpoints?: string }) => {
+      const r = await cli.withPool((pool, config) =>
+        verifyAuditLog(pool, config.home, { keyFile: opts.key, checkpointFile: opts.checkpoints }),
+      );
       if (cli.json()) cli.printJson(r);
       else if (r.ok) {
         const cp = r.latestVerifiedCheckpoint;
+        const outside = r.latestOutsideCheckpoint;
         cli.say(
-          `audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}`,
+          `audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}` +
+            (outside
+              ? `; the newest kept outside the database: #${outside.seq} in ${outside.file}`
+              : '; no checkpoint outside the database yet'),
         );
       } else {
         if (r.firstBroken)
@@ -209,7 +218,9 @@ function registerAudit(root: Command, cli: CliContext): void {
     });
   group
     .command('checkpoint')
-    .description('have the worker sign a checkpoint of the chain head now (it does so every hour by itself)')
+    .description(
+      'have the worker sign a checkpoint of the chain head now, in the database and outside it (it does so every audit.checkpointMinutes by itself)',
+    )
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the worker').default('60').argParser(Number))
     .action(async (opts: { timeout: number }) => {
       const config = loadConfig();
@@ -307,10 +318,12 @@ function registerBackup(root: Command, cli: CliContext): void {
     }
     let pool: Pool | undefined;
     try {
-      const url = databaseUrl(config);
+      // The owner login loads the tables; the runtime login gets its privileges afterwards.
+      const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       await waitForDatabase(url, 30_000);
       pool = createPool(url);
       const r = await restoreBackup(file, passphrase, { config, pool, log: cli.say });
+      await migrateDatabase(config, cli.say);
       await auditLog.audit(pool, {
         ...operator(),
         action: 'backup.restore',

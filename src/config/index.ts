@@ -31,8 +31,14 @@ export interface Config {
   publicHttpsUrl: string;
   /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
   tlsNames: string[];
-  /** External Postgres; undefined = dev mode's embedded server. */
+  /** External Postgres (the runtime login: servers, workers, console, CLI); undefined = dev mode's embedded server. */
   databaseUrl?: string;
+  /**
+   * The same database as the owner login, which applies the migrations and owns the tables
+   * (CERTFLOW_DATABASE_OWNER_URL). Undefined: the embedded server's own owner, or (with an
+   * external DATABASE_URL) none — one login does both, see docs/operations.md "Database roles".
+   */
+  databaseOwnerUrl?: string;
   embeddedPostgresPort: number;
   temporal: {
     address: string;
@@ -86,7 +92,7 @@ export interface AdminConfig {
 }
 
 export interface AuditConfig {
-  /** How often the worker signs a checkpoint of the audit chain's head. */
+  /** How often the worker signs a checkpoint of the audit chain's head (audit.checkpointMinutes, default 5). */
   checkpointSeconds: number;
 }
 
@@ -316,6 +322,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
     tlsNames,
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseOwnerUrl: ownerUrl(env),
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
       // TEMPORAL_ADDRESS names an existing cluster; without it dev mode starts its own
@@ -361,10 +368,35 @@ export function loadConfig(env: Env = process.env): Config {
     },
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     admin: adminConfig(env, file),
-    audit: { checkpointSeconds: 3600, ...file.audit },
+    audit: { checkpointSeconds: file.audit?.checkpointSeconds ?? (file.audit?.checkpointMinutes ?? 5) * 60 },
     cmp: cmpConfig(file, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
+}
+
+/** CERTFLOW_DATABASE_OWNER_URL: only together with DATABASE_URL, and for the same database. */
+function ownerUrl(env: Env): string | undefined {
+  const owner = env.CERTFLOW_DATABASE_OWNER_URL || undefined;
+  if (!owner) return undefined;
+  const rule = { rule: 'env.CERTFLOW_DATABASE_OWNER_URL' };
+  if (!env.DATABASE_URL)
+    throw new CaError('config', 'CERTFLOW_DATABASE_OWNER_URL is set, but DATABASE_URL (the runtime login) is not', rule);
+  const where = (url: string, name: string) => {
+    try {
+      const u = new URL(url);
+      return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+    } catch {
+      throw new CaError('config', `${name} is not a valid URL`, rule);
+    }
+  };
+  if (where(owner, 'CERTFLOW_DATABASE_OWNER_URL') !== where(env.DATABASE_URL, 'DATABASE_URL')) {
+    throw new CaError(
+      'config',
+      'CERTFLOW_DATABASE_OWNER_URL must name the same server and database as DATABASE_URL (only the login differs)',
+      rule,
+    );
+  }
+  return owner;
 }
 
 function adminConfig(env: Env, file: ConfigFile): AdminConfig {

@@ -193,7 +193,12 @@ const admin = z.strictObject({
     .optional(),
 });
 
-const audit = z.strictObject({ checkpointSeconds: positive.max(30 * 86_400).optional() });
+const audit = z.strictObject({
+  /** How often the worker signs a checkpoint (default 5 minutes). */
+  checkpointMinutes: positive.max(24 * 60).optional(),
+  /** The same in seconds (older setting; checkpointMinutes is preferred). */
+  checkpointSeconds: positive.max(30 * 86_400).optional(),
+});
 
 const cmpAlias = z.strictObject({
   name: z.union([z.literal(''), name('a CMP alias')]),
