@@ -17,6 +17,7 @@ import type { TokenRow } from '../db/repos/admin-tokens.ts';
 import { audit, type AuditResult } from '../db/repos/audit.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
+import type { AuthLimiter } from '../http/auth-limiter.ts';
 import { isRole, ROLES, type Role } from './roles.ts';
 
 /** Who acts, as the audit log records it. */
@@ -210,14 +211,9 @@ export async function bindCertificate(pool: Pool, who: Actor, name: string, seri
 export interface AuthSettings {
   idleSeconds: number;
   maxSessionSeconds: number;
-  /** Failed logins per user name, and per client address (which many users may share). */
-  throttle: { user: users.ThrottleRule; ip: users.ThrottleRule };
+  /** Failed logins per client address and per user name (src/http/auth-limiter.ts). */
+  limiter: AuthLimiter;
 }
-
-export const DEFAULT_THROTTLE: AuthSettings['throttle'] = {
-  user: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900 },
-  ip: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900 },
-};
 
 export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -250,52 +246,36 @@ async function openSession(
   return { cookie, csrfToken, user };
 }
 
-function throttled(seconds: number): CaError {
-  return new CaError('unavailable', `too many failed logins; try again in ${seconds} s`, {
-    rule: 'auth.throttled',
-    details: { retryAfter: seconds },
-  });
-}
-
 /**
  * Password login. Unknown users, wrong passwords and disabled users all get the same
- * answer (and an unknown user the time of a real verification); after too many failures
- * per user name or per client address, logins are refused for a while (429). Every
- * attempt is audited.
+ * answer (and an unknown user the time of a real verification). Attempts are counted per
+ * client address and per user name BEFORE the password is checked, so parallel guesses are
+ * counted too; over the limit they are refused (429) without a check (src/http/
+ * auth-limiter.ts). Every checked attempt is audited; refused ones are reported in one entry.
  */
 export async function login(
   pool: Pool,
   input: { name: string; password: string; ip?: string; userAgent?: string; requestId?: string },
   settings: AuthSettings,
 ): Promise<NewSession> {
-  const who: Actor = { actor: `user:${input.name.slice(0, 64)}`, role: null, requestId: input.requestId };
-  const keys = [`user:${input.name.slice(0, 64)}`, ...(input.ip ? [`ip:${input.ip}`] : [])];
-  for (const key of keys) {
-    const wait = await users.lockedFor(pool, key);
-    if (wait > 0) {
-      await record(pool, who, 'auth.login', input.name.slice(0, 64), { method: 'password', reason: 'throttled', ip: input.ip }, 'denied');
-      throw throttled(wait);
+  const name = input.name.slice(0, 64);
+  const who: Actor = { actor: `user:${name}`, role: null, requestId: input.requestId };
+  const user = await settings.limiter.guard('console', { address: input.ip, user: name }, async () => {
+    const found = NAME.test(input.name) ? await users.get(pool, input.name) : null;
+    const ok = found?.passwordHash ? await verifyPassword(input.password, found.passwordHash) : await verifyAgainstNothing(input.password);
+    if (!found || !ok || !found.enabled) {
+      await record(
+        pool,
+        { ...who, role: found?.role ?? null },
+        'auth.login',
+        name,
+        { method: 'password', reason: !found || !ok ? 'wrong user name or password' : 'user disabled', ip: input.ip },
+        'failed',
+      );
+      throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
     }
-  }
-  const user = NAME.test(input.name) ? await users.get(pool, input.name) : null;
-  const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await verifyAgainstNothing(input.password);
-  if (!user || !ok || !user.enabled) {
-    for (const key of keys) await users.recordFailure(pool, key, key.startsWith('ip:') ? settings.throttle.ip : settings.throttle.user);
-    await record(
-      pool,
-      { ...who, role: user?.role ?? null },
-      'auth.login',
-      input.name.slice(0, 64),
-      {
-        method: 'password',
-        reason: !user || !ok ? 'wrong user name or password' : 'user disabled',
-        ip: input.ip,
-      },
-      'failed',
-    );
-    throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
-  }
-  await users.clearFailures(pool, keys[0]!);
+    return found;
+  });
   const session = await openSession(pool, user, 'password', input, settings);
   await record(pool, { ...who, role: user.role }, 'auth.login', user.name, { method: 'password', ip: input.ip });
   return session;

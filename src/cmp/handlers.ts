@@ -53,6 +53,7 @@ import { withDeadline } from '../temporal/client.ts';
 import { changeStatusAndWait } from '../temporal/revocation.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
 import { asCaError, cmpError, statusInfoOf } from './errors.ts';
+import { guardAuthentication } from '../http/auth-limiter.ts';
 import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
 import { generalMessage } from './genm.ts';
 import type { CmpSigner } from './signer.ts';
@@ -70,13 +71,14 @@ const CERT_REQUESTS = new Set(['ir', 'cr', 'kur', 'p10cr']);
 const RESPONSE_TYPE = { ir: 'ip', cr: 'cp', kur: 'kup', p10cr: 'cp' } as const;
 
 /** Answers one CMP request message (DER) with a DER PKIMessage; never throws for the client's mistakes. */
-export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array): Promise<Uint8Array> {
+export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array, address?: string): Promise<Uint8Array> {
   let msg: PKIMessage | undefined;
   let identity: CmpIdentity | undefined;
   try {
     msg = PKIMessage.fromBER(der);
     checkHeader(msg);
-    identity = await authenticate(deps, msg, alias);
+    const m = msg;
+    identity = await guardAuthentication(deps, 'cmp', { address }, () => authenticate(deps, m, alias));
     checkTime(deps.config, msg);
     const x: Exchange = { pool: deps.pool, log: deps.log, signer: deps.signer(), msg, der, identity, alias: alias.name };
     return await dispatch(deps, alias, x);

@@ -69,6 +69,8 @@ export interface Config {
   issuance: IssuanceConfig;
   admin: AdminConfig;
   audit: AuditConfig;
+  /** Failed authentications allowed per client address (every front end) and per console user name. */
+  authFailures: AuthFailureLimits;
   cmp: CmpConfig;
   logLevel: string;
 }
@@ -89,6 +91,22 @@ export interface AdminConfig {
   maxSessionSeconds: number;
   /** Base URL of the Temporal Web UI, for links to workflows; undefined = none. */
   temporalUiUrl?: string;
+}
+
+/** A limit of failed authentications for one key (address or user name). */
+export interface FailureRule {
+  /** Failed attempts, and attempts being checked right now, allowed per window. */
+  maxFailures: number;
+  windowSeconds: number;
+  /** How long the key is refused once its failures reach maxFailures. */
+  lockSeconds: number;
+}
+
+export interface AuthFailureLimits {
+  /** Per client address (IPv6: per /64), counted separately by each front end: console login, EST Basic, CMP MAC. */
+  perAddress: FailureRule;
+  /** Per user name of the console login. */
+  perConsoleUser: FailureRule;
 }
 
 export interface AuditConfig {
@@ -369,6 +387,10 @@ export function loadConfig(env: Env = process.env): Config {
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: file.audit?.checkpointSeconds ?? (file.audit?.checkpointMinutes ?? 5) * 60 },
+    authFailures: {
+      perAddress: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perAddress },
+      perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
+    },
     cmp: cmpConfig(file, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };

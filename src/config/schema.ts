@@ -200,6 +200,17 @@ const audit = z.strictObject({
   checkpointSeconds: positive.max(30 * 86_400).optional(),
 });
 
+const failureRule = z
+  .strictObject({
+    maxFailures: positive.max(100_000),
+    windowSeconds: positive.max(7 * 86_400),
+    lockSeconds: positive.max(7 * 86_400),
+  })
+  .partial();
+
+/** Failed authentications (console login, EST Basic, CMP MAC): per client address, per console user name. */
+const authFailures = z.strictObject({ perAddress: failureRule.optional(), perConsoleUser: failureRule.optional() });
+
 const cmpAlias = z.strictObject({
   name: z.union([z.literal(''), name('a CMP alias')]),
   profile: z.string().optional(),
@@ -237,6 +248,7 @@ export const SECTIONS = {
   issuance: issuance.optional(),
   admin: admin.optional(),
   audit: audit.optional(),
+  authFailures: authFailures.optional(),
   cmp: cmp.optional(),
 };
 

@@ -11,6 +11,7 @@ import * as certificates from '../db/repos/certificates.ts';
 import type { CertificateRow } from '../db/repos/certificates.ts';
 import type { EstClientRow } from '../db/repos/est-clients.ts';
 import { describeCertificate, type CertSummary } from '../pki/index.ts';
+import { guardAuthentication } from '../http/auth-limiter.ts';
 import { authenticateBasic, parseBasicAuth } from './auth.ts';
 
 export type EstIdentity =
@@ -54,9 +55,9 @@ export async function certificateIdentity(ctx: Context, trust: CertTrust): Promi
 }
 
 /** The registered client of an HTTP Basic Authorization header; undefined without one (another scheme is no Basic). */
-export async function basicIdentity(ctx: Context, pool: Pool): Promise<EstIdentity | undefined> {
+export async function basicIdentity(ctx: Context, deps: Parameters<typeof guardAuthentication>[0]): Promise<EstIdentity | undefined> {
   const header = ctx.get('Authorization');
   if (!header || !parseBasicAuth(header)) return undefined;
-  const client = await authenticateBasic(pool, header);
+  const client = await guardAuthentication(deps, 'est', { address: ctx.ip }, () => authenticateBasic(deps.pool, header));
   return { type: 'basic', client, key: `basic:${client.name}`, name: client.name };
 }
