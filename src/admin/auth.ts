@@ -18,7 +18,8 @@ import { audit, type AuditResult } from '../db/repos/audit.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
 import type { AuthLimiter } from '../http/auth-limiter.ts';
-import { isRole, ROLES, type Role } from './roles.ts';
+import { checkGrant, covers, grantDetails } from './grants.ts';
+import { isRole, ROLES, ROLE_TITLES, type Role } from './roles.ts';
 
 /** Who acts, as the audit log records it. */
 export interface Actor {
@@ -99,6 +100,7 @@ export async function createUser(
     throw new CaError('malformed', 'a user needs a password or a client certificate to log in with', { rule: 'user.credentials' });
   }
   if (u.password !== undefined) checkPasswordPolicy(u.password);
+  await checkGrant(pool, who, 'user.add', u.name, role, `creating user "${u.name}"`);
   const passwordHash = u.password === undefined ? null : await hashPassword(u.password);
   return withTransaction(pool, async (tx) => {
     const certSerial = u.certSerial ? await certificateForLogin(tx, u.certSerial) : null;
@@ -110,15 +112,40 @@ export async function createUser(
       mustChangePassword: u.mustChangePassword,
       createdBy: who.actor,
     });
-    await record(tx, who, 'user.add', u.name, { role, certificateSerial: certSerial, passwordLogin: passwordHash !== null });
+    await record(tx, who, 'user.add', u.name, {
+      ...grantDetails(who, role),
+      certificateSerial: certSerial,
+      passwordLogin: passwordHash !== null,
+    });
     return row;
   });
 }
 
+/**
+ * A user whose role `who` may hand out: what enabling the user, setting its password or
+ * binding its login certificate amounts to (checked and audited by checkGrant). The caller
+ * re-reads the user in its transaction and refuses when the role changed meanwhile.
+ */
+async function userToTakeOver(pool: Pool, who: Actor, name: string, action: string, what: string): Promise<AdminUserRow> {
+  const user = await users.get(pool, name);
+  if (!user) throw unknownUser(name);
+  await checkGrant(pool, who, action, name, checkRole(user.role), what);
+  return user;
+}
+
+function sameRole(checked: AdminUserRow, now: AdminUserRow | null): AdminUserRow {
+  if (!now) throw unknownUser(checked.name);
+  if (now.role !== checked.role)
+    throw new CaError('conflict', `the role of "${checked.name}" changed meanwhile; try again`, { rule: 'user.changed' });
+  return now;
+}
+
 /** Disables or enables a user; disabling ends the user's sessions. The last enabled CA Administrator stays. */
 export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabled: boolean): Promise<AdminUserRow> {
+  // Enabling gives the user's role back: a grant. Disabling takes it away: anyone with users:manage.
+  const checked = enabled ? await userToTakeOver(pool, who, name, 'user.enable', `enabling "${name}"`) : undefined;
   return withTransaction(pool, async (tx) => {
-    const current = await users.get(tx, name);
+    const current = checked ? sameRole(checked, await users.get(tx, name)) : await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (!enabled && current.enabled && current.role === 'ca-admin') {
       await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
@@ -144,8 +171,11 @@ export async function resetPassword(
   opts: { temporary?: boolean } = {},
 ): Promise<AdminUserRow> {
   checkPasswordPolicy(password);
+  // Whoever sets a password can log in as the user: only for roles one may grant.
+  const checked = await userToTakeOver(pool, who, name, 'user.password.reset', `setting the password of "${name}"`);
   const passwordHash = await hashPassword(password);
   return withTransaction(pool, async (tx) => {
+    sameRole(checked, await users.get(tx, name));
     const row = await users.update(tx, name, { passwordHash, mustChangePassword: opts.temporary ?? true });
     if (!row) throw unknownUser(name);
     await sessions.removeForUser(tx, name);
@@ -180,6 +210,7 @@ export async function changeOwnPassword(
 
 export async function setUserRole(pool: Pool, who: Actor, name: string, role: string): Promise<AdminUserRow> {
   const newRole = checkRole(role);
+  await checkGrant(pool, who, 'user.role', name, newRole, `giving "${name}" the role`);
   return withTransaction(pool, async (tx) => {
     await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
     const current = await users.get(tx, name);
@@ -189,14 +220,17 @@ export async function setUserRole(pool: Pool, who: Actor, name: string, role: st
     }
     const row = (await users.update(tx, name, { role: newRole }))!;
     await sessions.removeForUser(tx, name);
-    await record(tx, who, 'user.role', name, { from: current.role, to: newRole });
+    await record(tx, who, 'user.role', name, { ...grantDetails(who, newRole), from: current.role, to: newRole });
     return row;
   });
 }
 
 /** Binds a client certificate of this CA to a user (null unbinds). */
 export async function bindCertificate(pool: Pool, who: Actor, name: string, serial: string | null): Promise<AdminUserRow> {
+  // A bound certificate logs in as the user: only for roles one may grant. Unbinding takes access away.
+  const checked = serial ? await userToTakeOver(pool, who, name, 'user.certificate.bind', `binding a certificate to "${name}"`) : undefined;
   return withTransaction(pool, async (tx) => {
+    if (checked) sameRole(checked, await users.get(tx, name));
     const certSerial = serial ? await certificateForLogin(tx, serial) : null;
     const row = await users.update(tx, name, { certSerial });
     if (!row) throw unknownUser(name);
@@ -356,28 +390,57 @@ export async function logout(pool: Pool, p: SessionPrincipal, requestId?: string
 }
 
 // ---------------------------------------------------------------------------------------
-// API tokens: "cft_<id>_<secret>"
+// API tokens: "cft_<id>_<secret>", each belonging to a console user
 
 const TOKEN = /^cft_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** Days an API token lives when its creator says nothing, and at most. */
+export const TOKEN_DEFAULT_DAYS = 90;
+export const TOKEN_MAX_DAYS = 365;
+
+/**
+ * Creates an API token for console user `t.owner` with role `t.role` (default: the owner's
+ * role). The token's role must be one the owner holds (its permissions a subset of the
+ * owner's) and one `who` may grant; it expires after `expiresDays` (default 90, at most 365).
+ */
 export async function createToken(
   pool: Pool,
   who: Actor,
-  t: { name: string; role: string; expiresDays?: number },
+  t: { name: string; owner: string; role?: string; expiresDays?: number },
 ): Promise<{ token: string; row: TokenRow }> {
-  const role = checkRole(t.role);
   if (!/^[\p{L}\p{N} ._@-]{1,64}$/u.test(t.name)) {
     throw new CaError('malformed', 'a token name is 1-64 letters, digits, spaces, ".", "_", "@" or "-"', { rule: 'token.name' });
   }
-  if (t.expiresDays !== undefined && (!Number.isInteger(t.expiresDays) || t.expiresDays < 1 || t.expiresDays > 3650)) {
-    throw new CaError('malformed', 'expiresDays must be a whole number of days from 1 to 3650', { rule: 'token.expires' });
+  const days = t.expiresDays ?? TOKEN_DEFAULT_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS) {
+    throw new CaError('malformed', `expiresDays must be a whole number of days from 1 to ${TOKEN_MAX_DAYS}`, { rule: 'token.expires' });
+  }
+  const owner = await users.get(pool, t.owner);
+  if (!owner?.enabled || !isRole(owner.role))
+    throw new CaError('notFound', `no enabled user named "${t.owner}" to own the token`, { rule: 'token.owner' });
+  const role = checkRole(t.role ?? owner.role);
+  await checkGrant(pool, who, 'token.create', owner.name, role, `creating a token for "${owner.name}"`);
+  if (!covers(owner.role, role)) {
+    throw new CaError(
+      'forbidden',
+      `a token of "${owner.name}" (${ROLE_TITLES[owner.role]}) cannot have the ${ROLE_TITLES[role]} role: a token holds at most its user's permissions`,
+      { rule: 'token.role' },
+    );
   }
   const id = randomBytes(12).toString('base64url').replace(/[-_]/g, '').padEnd(16, '0').slice(0, 16);
   const secret = randomBytes(32).toString('base64url');
-  const expiresAt = t.expiresDays ? new Date(Date.now() + t.expiresDays * 86_400_000) : null;
+  const expiresAt = new Date(Date.now() + days * 86_400_000);
   const row = await withTransaction(pool, async (tx) => {
-    const stored = await tokens.insert(tx, { id, name: t.name, role, secretHash: sha256Hex(secret), createdBy: who.actor, expiresAt });
-    await record(tx, who, 'token.create', id, { name: t.name, role, expiresAt });
+    const stored = await tokens.insert(tx, {
+      id,
+      name: t.name,
+      role,
+      owner: owner.name,
+      secretHash: sha256Hex(secret),
+      createdBy: who.actor,
+      expiresAt,
+    });
+    await record(tx, who, 'token.create', id, { ...grantDetails(who, role), name: t.name, owner: owner.name, expiresAt });
     return stored;
   });
   return { token: `cft_${id}_${secret}`, row };
@@ -397,6 +460,7 @@ export function tokenView(t: TokenRow) {
     id: t.id,
     name: t.name,
     role: t.role,
+    owner: t.owner,
     createdBy: t.createdBy,
     createdAt: t.createdAt,
     expiresAt: t.expiresAt,
@@ -416,6 +480,18 @@ export async function authenticateToken(pool: Pool, bearer: string): Promise<Tok
   if (row.expiresAt && row.expiresAt.getTime() <= Date.now())
     throw new CaError('unauthorized', `API token ${row.id} expired`, { rule: 'auth.token.expired' });
   if (!isRole(row.role)) throw new CaError('unauthorized', `API token ${row.id} has an unknown role`, { rule: 'auth.token' });
+  // A token lives only as long as its user, and never holds more than its user does now.
+  if (!row.owner)
+    throw new CaError('unauthorized', `API token ${row.id} belongs to no user: create a new one (\`certflow tokens create --user\`)`, {
+      rule: 'auth.token.owner',
+    });
+  const owner = await users.get(pool, row.owner);
+  if (!owner?.enabled)
+    throw new CaError('unauthorized', `API token ${row.id}: its user "${row.owner}" is disabled`, { rule: 'auth.token.owner' });
+  if (!isRole(owner.role) || !covers(owner.role, row.role))
+    throw new CaError('unauthorized', `API token ${row.id}: its user "${row.owner}" no longer holds the ${row.role} role`, {
+      rule: 'auth.token.owner',
+    });
   await tokens.touch(pool, row.id);
   return { kind: 'token', token: row, role: row.role };
 }

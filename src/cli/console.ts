@@ -27,6 +27,8 @@ import {
   revokeToken,
   setUserEnabled,
   setUserRole,
+  TOKEN_DEFAULT_DAYS,
+  TOKEN_MAX_DAYS,
   tokenView,
   userView,
   type Actor,
@@ -129,16 +131,19 @@ function registerUsers(root: Command, cli: CliContext): void {
 }
 
 function registerTokens(root: Command, cli: CliContext): void {
-  const group = root.command('tokens').description('API tokens of the admin API, each bound to one role');
+  const group = root.command('tokens').description('API tokens of the admin API, each belonging to a console user and bound to one role');
   group
     .command('create')
-    .description('create a token (printed once)')
+    .description('create a token for a console user (printed once); it works while that user is enabled and holds its role')
     .requiredOption('--name <name>', 'what it is for')
-    .addOption(new Option('--role <role>', 'role').choices([...ROLES]).makeOptionMandatory())
-    .addOption(new Option('--expires-days <n>', 'valid for n days (default: until revoked)').argParser(Number))
-    .action(async (opts: { name: string; role: string; expiresDays?: number }) => {
+    .requiredOption('--user <name>', 'the console user the token belongs to')
+    .addOption(new Option('--role <role>', "role (default: the user's; at most the user's permissions)").choices([...ROLES]))
+    .addOption(
+      new Option('--expires-days <n>', `valid for n days (default ${TOKEN_DEFAULT_DAYS}, at most ${TOKEN_MAX_DAYS})`).argParser(Number),
+    )
+    .action(async (opts: { name: string; user: string; role?: string; expiresDays?: number }) => {
       const { token, row } = await cli.withPool((pool) =>
-        createToken(pool, operator(), { name: opts.name, role: opts.role, expiresDays: opts.expiresDays }),
+        createToken(pool, operator(), { name: opts.name, owner: opts.user, role: opts.role, expiresDays: opts.expiresDays }),
       );
       if (cli.json()) cli.printJson({ ...tokenView(row), token });
       else {
@@ -152,7 +157,7 @@ function registerTokens(root: Command, cli: CliContext): void {
     .action(async () => {
       const rows = (await cli.withPool((pool) => tokens.list(pool))).map(tokenView);
       if (cli.json()) cli.printJson(rows);
-      else process.stdout.write(cli.table(rows, ['id', 'name', 'role', 'active', 'createdBy', 'expiresAt', 'lastUsedAt']));
+      else process.stdout.write(cli.table(rows, ['id', 'name', 'role', 'owner', 'active', 'createdBy', 'expiresAt', 'lastUsedAt']));
     });
   group
     .command('revoke <id>')

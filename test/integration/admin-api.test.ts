@@ -118,16 +118,22 @@ describe('admin API', () => {
     await cf.startAdmin();
     api = new AdminClient(cf.adminPort, stack.rootPem);
 
-    // The first CA Administrator comes from the CLI; the API creates the others.
+    // The first CA Administrator comes from the CLI, and so do the roles with permissions a
+    // CA Administrator does not hold (it grants only its own); the API creates the Auditor.
     const add = await cf.cli(['users', 'add', '--name', 'u-ca-admin', '--role', 'ca-admin', '--password', '-'], { input: `${PASSWORD}\n` });
     assert.equal(add.code, 0, add.stderr);
     sessions['ca-admin'] = await api.login('u-ca-admin', PASSWORD);
     for (const role of ROLES.filter((r) => r !== 'ca-admin')) {
-      const r = await api.call('POST', '/admin/api/v1/users', {
-        ...sessions['ca-admin'],
-        body: { name: `u-${role}`, role, password: PASSWORD, temporary: false },
-      });
-      assert.equal(r.status, 201, r.text);
+      if (role === 'auditor') {
+        const r = await api.call('POST', '/admin/api/v1/users', {
+          ...sessions['ca-admin'],
+          body: { name: `u-${role}`, role, password: PASSWORD, temporary: false },
+        });
+        assert.equal(r.status, 201, r.text);
+      } else {
+        const r = await cf.cli(['users', 'add', '--name', `u-${role}`, '--role', role, '--password', '-'], { input: `${PASSWORD}\n` });
+        assert.equal(r.code, 0, r.stderr);
+      }
       sessions[role] = await api.login(`u-${role}`, PASSWORD);
       assert.ok(sessions[role].cookie, `${role} logged in`);
     }
@@ -391,7 +397,7 @@ describe('admin API', () => {
       method: 'PUT',
       route: '/users/{name}/role',
       permission: 'users:manage',
-      request: () => ({ path: '/users/victim/role', body: { role: 'operator' } }),
+      request: () => ({ path: '/users/victim/role', body: { role: 'ca-admin' } }),
     },
     {
       method: 'PUT',
@@ -404,7 +410,7 @@ describe('admin API', () => {
       method: 'POST',
       route: '/tokens',
       permission: 'users:manage',
-      request: (role) => ({ path: '/tokens', body: { name: `walk-${role}`, role: 'operator', expiresDays: 1 } }),
+      request: (role) => ({ path: '/tokens', body: { name: `walk-${role}`, role: 'auditor', expiresDays: 1 } }),
     },
     { method: 'DELETE', route: '/tokens/{id}', permission: 'users:manage', request: () => ({ path: `/tokens/${fixtures.tokenIds[0]}` }) },
     { method: 'GET', route: '/backups', permission: 'backup:read', request: () => ({ path: '/backups' }) },
@@ -484,7 +490,7 @@ describe('admin API', () => {
     const order = await cf.pool.query('SELECT status FROM acme_orders WHERE id = $1', [fixtures.orderId]);
     assert.equal(order.rows[0].status, 'invalid', 'the canceled order is invalid');
     const victim = await cf.pool.query("SELECT role, cert_serial, enabled FROM admin_users WHERE name = 'victim'");
-    assert.deepEqual(victim.rows[0], { role: 'operator', cert_serial: fixtures.certs.bind, enabled: true });
+    assert.deepEqual(victim.rows[0], { role: 'ca-admin', cert_serial: fixtures.certs.bind, enabled: true });
     assert.ok(fixtures.backup, 'a backup was written');
 
     const audited = async (action: string, object: string) =>
@@ -653,7 +659,7 @@ describe('admin API', () => {
       body: { current: 'a temporary password', password: 'my own good password' },
     });
     assert.equal(changed.status, 200, changed.text);
-    assert.equal((await api.call('GET', '/admin/api/v1/dashboard', victim)).status, 200, 'victim (operator) may read the dashboard now');
+    assert.equal((await api.call('GET', '/admin/api/v1/dashboard', victim)).status, 200, 'victim (ca-admin) may read the dashboard now');
 
     const disable = await api.call('POST', '/admin/api/v1/users/victim/disable', ca);
     assert.equal(disable.status, 200);
@@ -664,7 +670,7 @@ describe('admin API', () => {
   });
 
   it('binds API tokens to one role; a revoked token stops working', async () => {
-    const made = await cf.cli(['--json', 'tokens', 'create', '--name', 'monitoring', '--role', 'auditor']);
+    const made = await cf.cli(['--json', 'tokens', 'create', '--name', 'monitoring', '--role', 'auditor', '--user', 'u-auditor']);
     assert.equal(made.code, 0, made.stderr);
     const { token, id } = JSON.parse(made.stdout) as { token: string; id: string };
     assert.equal((await api.call('GET', '/admin/api/v1/certificates', { token })).status, 200);
