@@ -49,6 +49,8 @@ export interface Config {
     taskQueue: string;
     signingTaskQueue: string;
   };
+  /** CERTFLOW_CMP_SECRETS_KEY: the key that encrypts CMP secrets and ACME EAB and nonce keys (else keys/cmp-secrets.key). */
+  secretsKey?: string;
   keys: {
     backend: 'software' | 'pkcs11';
     passphrase?: string;
@@ -354,6 +356,7 @@ export function loadConfig(env: Env = process.env): Config {
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
       signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
     },
+    secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
     keys: {
       backend,
       passphrase: env.CERTFLOW_KEY_PASSPHRASE || undefined,
