@@ -212,8 +212,7 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     await page.goto(`${base}/audit`);
     await page.click('text=verify the chain now');
     await page.waitForSelector('#verify-result');
-    // As the browser shows it: HTML collapses the template's line breaks.
-    assert.match(((await page.textContent('#verify-result')) ?? '').replace(/\s+/g, ' '), /ok .* entries and \d+ checkpoints verified/);
+    assert.match((await page.textContent('#verify-result')) ?? '', /ok\s+\d+ entries and \d+ checkpoints verified/);
     await shoot(page, 'audit-verified');
 
     // Operator: creates a backup.
