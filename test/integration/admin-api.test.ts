@@ -9,6 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -43,10 +44,13 @@ const MATRIX: Record<string, Role[]> = {
   'health:read': ['ca-admin', 'admin', 'operator'],
   'backup:read': ['ca-admin', 'operator'],
   'backup:manage': ['operator'],
+  'backup:recipient': ['ca-admin'],
   authenticated: [...ROLES],
 };
 
 const PASSWORD = 'walk the whole matrix';
+/** The backup recipient key the CA Administrator sets: backups are encrypted to it. */
+const RECIPIENT = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
 interface Case {
   method: string;
@@ -434,11 +438,19 @@ describe('admin API', () => {
     },
     { method: 'DELETE', route: '/tokens/{id}', permission: 'users:manage', request: () => ({ path: `/tokens/${fixtures.tokenIds[0]}` }) },
     { method: 'GET', route: '/backups', permission: 'backup:read', request: () => ({ path: '/backups' }) },
+    // The CA Administrator sets the recipient first: the Operator's backup below is encrypted to it.
+    { method: 'GET', route: '/backup/recipient', permission: 'backup:read', request: () => ({ path: '/backup/recipient' }) },
+    {
+      method: 'PUT',
+      route: '/backup/recipient',
+      permission: 'backup:recipient',
+      request: () => ({ path: '/backup/recipient', body: { publicKey: RECIPIENT } }),
+    },
     {
       method: 'POST',
       route: '/backups',
       permission: 'backup:manage',
-      request: () => ({ path: '/backups', body: { passphrase: PASSWORD } }),
+      request: () => ({ path: '/backups' }),
     },
     { method: 'GET', route: '/backups/{name}', permission: 'backup:manage', request: () => ({ path: `/backups/${fixtures.backup}` }) },
     {

@@ -8,6 +8,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -128,6 +129,11 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
       const r = await cf.cli(['users', 'add', '--name', `u-${role}`, '--role', role, '--password', '-'], { input: `${PASSWORD}\n` });
       assert.equal(r.code, 0, r.stderr);
     }
+    // Backups are encrypted to a recipient key, which a CA Administrator sets.
+    const recipient = join(cf.home, 'recipient.pem');
+    await writeFile(recipient, generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    const set = await cf.cli(['backup', 'recipient', 'set', recipient]);
+    assert.equal(set.code, 0, set.stderr);
     const csr = await opensslCsr(cf.home, 'victim', { subj: '/CN=victim.example.test', san: 'DNS:victim.example.test' });
     const issued = await cf.cli(['--json', 'cert', 'issue', '--csr', csr, '--out', join(cf.home, 'victim.pem')]);
     assert.equal(issued.code, 0, issued.stderr);
@@ -218,7 +224,6 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     // Operator: creates a backup.
     page = contexts.get('operator')!.page;
     await page.goto(`${base}/backup`);
-    await page.fill('#create-backup input[name="passphrase"]', 'a long backup passphrase');
     await page.click('#create-backup button[type="submit"]');
     await page.waitForSelector('#backups td a', { timeout: 60_000 });
     await shoot(page, 'backup-after');

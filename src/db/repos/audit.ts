@@ -431,14 +431,8 @@ export interface AuditKeyRow {
   createdAt: Date;
 }
 
-export interface CheckpointRow {
-  seq: number;
-  hash: string;
-  signedAt: Date;
-  keyId: string;
-  signAlg: string;
-  signature: Buffer;
-}
+/** A checkpoint as audit_checkpoints stores it: the same fields as one kept outside the database. */
+export type CheckpointRow = SignedCheckpoint;
 
 export async function getAuditKey(db: Queryable, keyId: string): Promise<AuditKeyRow | null> {
   const { rows } = await db.query('SELECT key_id, key_backend, key_alg, spki, created_at FROM audit_keys WHERE key_id = $1', [keyId]);
