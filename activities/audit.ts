@@ -14,7 +14,7 @@ import {
   appendOutsideCheckpoint,
   outsideCheckpointFile,
   pinnedAuditKeyFile,
-  readOutsideCheckpoints,
+  newestOutsideCheckpoint,
   readPinnedAuditKey,
   type SignedCheckpoint,
 } from '../src/core/audit-file.ts';
@@ -89,10 +89,7 @@ async function checkpoint(deps: SigningDeps, input: CheckpointInput): Promise<Ch
   const head = await auditLog.head(pool);
   if (head.seq === 0) return { seq: 0, hash: head.hash, keyId: AUDIT_KEY_ID, created: false, expired: expired.length };
   const file = outsideCheckpointFile(config.home);
-  const newest = (await readOutsideCheckpoints(file)).checkpoints.reduce<SignedCheckpoint | undefined>(
-    (a, c) => (!a || c.seq > a.seq ? c : a),
-    undefined,
-  );
+  const newest = await newestOutsideCheckpoint(file);
   if (newest && (await auditLog.entryHash(pool, newest.seq)) !== newest.hash) {
     log.error({ seq: newest.seq, file }, 'the audit log disagrees with the checkpoint kept outside the database: not signing');
     throw new CaError(

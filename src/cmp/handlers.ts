@@ -71,14 +71,14 @@ const CERT_REQUESTS = new Set(['ir', 'cr', 'kur', 'p10cr']);
 const RESPONSE_TYPE = { ir: 'ip', cr: 'cp', kur: 'kup', p10cr: 'cp' } as const;
 
 /** Answers one CMP request message (DER) with a DER PKIMessage; never throws for the client's mistakes. */
-export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array, address?: string): Promise<Uint8Array> {
+export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array, remote?: string): Promise<Uint8Array> {
   let msg: PKIMessage | undefined;
   let identity: CmpIdentity | undefined;
   try {
     msg = PKIMessage.fromBER(der);
     checkHeader(msg);
     const m = msg;
-    identity = await guardAuthentication(deps, 'cmp', { address }, () => authenticate(deps, m, alias));
+    identity = await guardAuthentication(deps, 'cmp', { address: remote }, () => authenticate(deps, m, alias));
     checkTime(deps.config, msg);
     const x: Exchange = { pool: deps.pool, log: deps.log, signer: deps.signer(), msg, der, identity, alias: alias.name };
     return await dispatch(deps, alias, x);

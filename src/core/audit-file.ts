@@ -91,6 +91,34 @@ export interface OutsideCheckpoints {
   problems: string[];
 }
 
+/**
+ * The newest checkpoint of the outside file (by sequence number, among its last lines),
+ * without reading the whole file: what the worker checks before it signs.
+ */
+export async function newestOutsideCheckpoint(file: string): Promise<SignedCheckpoint | undefined> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const { size } = await fh.stat();
+    const length = Math.min(size, 16 * 1024);
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, size - length);
+    const lines = buf.toString('utf8').split('\n');
+    if (length < size) lines.shift(); // the first one may be cut
+    return parseLines(file, lines.filter(Boolean)).checkpoints.reduce<SignedCheckpoint | undefined>(
+      (a, c) => (!a || c.seq > a.seq ? c : a),
+      undefined,
+    );
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The checkpoints of the outside file (none when it does not exist). */
 export async function readOutsideCheckpoints(file: string): Promise<OutsideCheckpoints> {
   let text: string;
@@ -100,10 +128,14 @@ export async function readOutsideCheckpoints(file: string): Promise<OutsideCheck
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, checkpoints: [], problems: [] };
     throw e;
   }
-  const checkpoints: SignedCheckpoint[] = [];
-  const problems: string[] = [];
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
+  return parseLines(file, lines);
+}
+
+function parseLines(file: string, lines: string[]): OutsideCheckpoints {
+  const checkpoints: SignedCheckpoint[] = [];
+  const problems: string[] = [];
   lines.forEach((line, i) => {
     try {
       const o = JSON.parse(line) as Record<string, unknown>;
