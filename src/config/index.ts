@@ -208,10 +208,13 @@ export interface AcmeConfig {
   /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
   caaRecheckSeconds: number;
   rateLimits: {
+    /** New orders and pre-authorizations (newAuthz) per account. */
     newOrdersPerAccountPerHour: number;
-    /** Orders that are not invalid, per registered domain (Public Suffix List) or IP address. */
+    /** Pending authorizations per account: new orders and pre-authorizations are refused at the limit. */
+    pendingAuthorizationsPerAccount: number;
+    /** Issued certificates (revoked ones too) per registered domain (Public Suffix List) or IP address. */
     certificatesPerDomainPerWeek: number;
-    /** Failed validations per account and identifier: new orders for it are refused meanwhile. */
+    /** Failed validations per account and identifier: new orders, pre-authorizations and challenge answers for it are refused meanwhile. */
     failedValidationsPerAccountPerIdentifierPerHour: number;
     newAccountsPerAddressPerHour: number;
   };
@@ -577,6 +580,7 @@ function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeC
     ...rest,
     rateLimits: {
       newOrdersPerAccountPerHour: 300,
+      pendingAuthorizationsPerAccount: 300,
       certificatesPerDomainPerWeek: 50,
       failedValidationsPerAccountPerIdentifierPerHour: 5,
       newAccountsPerAddressPerHour: 100,

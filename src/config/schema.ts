@@ -146,6 +146,7 @@ const acme = z.strictObject({
   rateLimits: z
     .strictObject({
       newOrdersPerAccountPerHour: count,
+      pendingAuthorizationsPerAccount: count,
       certificatesPerDomainPerWeek: count,
       failedValidationsPerAccountPerIdentifierPerHour: count,
       newAccountsPerAddressPerHour: count,
