@@ -17,6 +17,7 @@ import type { TokenRow } from '../db/repos/admin-tokens.ts';
 import { audit, type AuditResult } from '../db/repos/audit.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
+import { authenticationFailed } from '../http/auth-failures.ts';
 import type { AuthLimiter } from '../http/auth-limiter.ts';
 import { checkGrant, covers, grantDetails } from './grants.ts';
 import { isRole, ROLES, ROLE_TITLES, type Role } from './roles.ts';
@@ -298,6 +299,7 @@ export async function login(
     const found = NAME.test(input.name) ? await users.get(pool, input.name) : null;
     const ok = found?.passwordHash ? await verifyPassword(input.password, found.passwordHash) : await verifyAgainstNothing(input.password);
     if (!found || !ok || !found.enabled) {
+      authenticationFailed({ protocol: 'console', address: input.ip, credential: name });
       await record(
         pool,
         { ...who, role: found?.role ?? null },
