@@ -68,6 +68,9 @@ describe('attack: backups', () => {
     );
     const cmp = await a.cli(['cmp-client', 'add', '--ref', 'device-7', '--secret', '-'], { input: 'device seven secret\n' });
     assert.equal(cmp.code, 0, cmp.stderr);
+    // A checkpoint of the log so far, in the database and in the file outside it.
+    const checkpoint = await a.cli(['audit', 'checkpoint']);
+    assert.equal(checkpoint.code, 0, checkpoint.stderr);
     api = new AdminClient(a.adminPort, await readFile(join(a.home, 'ca', 'root.pem'), 'utf8'));
     operator = await api.login('op', PASSWORD);
     caAdmin = await api.login('boss', PASSWORD);
