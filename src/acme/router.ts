@@ -21,6 +21,7 @@ import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, ShellRoute, VerifiedR
 import { renewalInfoRoutes } from './ari.ts';
 import { verifyRequest } from './jws.ts';
 import { NonceStore } from './nonce.ts';
+import { secretsKey } from '../core/secrets.ts';
 import { AcmeProblem, problem, problemFromError, PROBLEM_CONTENT_TYPE, termsChanged } from './problems.ts';
 import { revokeRoutes } from './revoke.ts';
 
@@ -283,7 +284,11 @@ function checkRoutes(config: Config, routes: ShellRoute[]): void {
 export function acmeRouter(deps: AcmeDeps, resourceRoutes: Route[], opts: AcmeRouterOptions = {}): Router {
   const shell: Shell = {
     deps,
-    nonces: new NonceStore(deps.pool, { lifetimeSeconds: deps.config.acme.nonceLifetimeSeconds, log: deps.log }),
+    nonces: new NonceStore(deps.pool, {
+      lifetimeSeconds: deps.config.acme.nonceLifetimeSeconds,
+      secretsKey: () => secretsKey(deps.config),
+      log: deps.log,
+    }),
     baseUrlFrom: opts.baseUrlFrom ?? deps.config.acme.baseUrlFrom,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
   };

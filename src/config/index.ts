@@ -39,8 +39,14 @@ export interface Config {
   publicHttpsUrl: string;
   /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
   tlsNames: string[];
-  /** External Postgres; undefined = dev mode's embedded server. */
+  /** External Postgres (the runtime login: servers, workers, console, CLI); undefined = dev mode's embedded server. */
   databaseUrl?: string;
+  /**
+   * The same database as the owner login, which applies the migrations and owns the tables
+   * (CERTFLOW_DATABASE_OWNER_URL). Undefined: the embedded server's own owner, or (with an
+   * external DATABASE_URL) none — one login does both, see docs/operations.md "Database roles".
+   */
+  databaseOwnerUrl?: string;
   embeddedPostgresPort: number;
   temporal: {
     address: string;
@@ -51,6 +57,8 @@ export interface Config {
     taskQueue: string;
     signingTaskQueue: string;
   };
+  /** CERTFLOW_CMP_SECRETS_KEY: the key that encrypts CMP secrets and ACME EAB and nonce keys (else keys/cmp-secrets.key). */
+  secretsKey?: string;
   keys: {
     backend: 'software' | 'pkcs11';
     passphrase?: string;
@@ -72,6 +80,8 @@ export interface Config {
   stuck: StuckBounds;
   admin: AdminConfig;
   audit: AuditConfig;
+  /** Failed authentications allowed per client address (every front end) and per console user name. */
+  authFailures: AuthFailureLimits;
   cmp: CmpConfig;
   logLevel: string;
   /** The configuration file read ($CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json; it may not exist). */
@@ -125,8 +135,24 @@ export interface AdminConfig {
   temporalUiUrl?: string;
 }
 
+/** A limit of failed authentications for one key (address or user name). */
+export interface FailureRule {
+  /** Failed attempts, and attempts being checked right now, allowed per window. */
+  maxFailures: number;
+  windowSeconds: number;
+  /** How long the key is refused once its failures reach maxFailures. */
+  lockSeconds: number;
+}
+
+export interface AuthFailureLimits {
+  /** Per client address (IPv6: per /64), counted separately by each front end: console login, EST Basic, CMP MAC. */
+  perAddress: FailureRule;
+  /** Per user name of the console login. */
+  perConsoleUser: FailureRule;
+}
+
 export interface AuditConfig {
-  /** How often the worker signs a checkpoint of the audit chain's head. */
+  /** How often the worker signs a checkpoint of the audit chain's head (audit.checkpointMinutes, default 5). */
   checkpointSeconds: number;
 }
 
@@ -182,8 +208,6 @@ export interface CmpConfig {
    * (default 10 000; OpenSSL's client sends 500, its own limit is 100 000).
    */
   maxIterations: number;
-  /** CERTFLOW_CMP_SECRETS_KEY (base64, 32 bytes): encrypts CMP shared secrets at rest; else a key file. */
-  secretsKey?: string;
 }
 
 /** One ACME directory: /acme/directory ('' alias) or /acme/<alias>/directory. */
@@ -387,6 +411,7 @@ export function loadConfig(env: Env = processEnv()): Config {
     publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
     tlsNames,
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseOwnerUrl: ownerUrl(env),
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
       // TEMPORAL_ADDRESS names an existing cluster; without it dev mode starts its own
@@ -400,6 +425,7 @@ export function loadConfig(env: Env = processEnv()): Config {
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
       signingTaskQueue: signingTaskQueue(env.CERTFLOW_TASK_QUEUE || 'certflow'),
     },
+    secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
     keys: {
       backend,
       passphrase: env.CERTFLOW_KEY_PASSPHRASE || undefined,
@@ -433,8 +459,12 @@ export function loadConfig(env: Env = processEnv()): Config {
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     stuck: stuckBounds(file),
     admin: adminConfig(env, file),
-    audit: { checkpointSeconds: 3600, ...file.audit },
-    cmp: { ...cmpConfig(file, profiles), secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined },
+    audit: { checkpointSeconds: file.audit?.checkpointSeconds ?? (file.audit?.checkpointMinutes ?? 5) * 60 },
+    authFailures: {
+      perAddress: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perAddress },
+      perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
+    },
+    cmp: cmpConfig(file, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
     configFile: filePath,
     configFileFromEnv: Boolean(env.CERTFLOW_CONFIG),
@@ -443,6 +473,31 @@ export function loadConfig(env: Env = processEnv()): Config {
     temporalServerDir: env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server'),
     artifactsDir: env.CERTFLOW_ARTIFACTS_DIR || undefined,
   };
+}
+
+/** CERTFLOW_DATABASE_OWNER_URL: only together with DATABASE_URL, and for the same database. */
+function ownerUrl(env: Env): string | undefined {
+  const owner = env.CERTFLOW_DATABASE_OWNER_URL || undefined;
+  if (!owner) return undefined;
+  const rule = { rule: 'env.CERTFLOW_DATABASE_OWNER_URL' };
+  if (!env.DATABASE_URL)
+    throw new CaError('config', 'CERTFLOW_DATABASE_OWNER_URL is set, but DATABASE_URL (the runtime login) is not', rule);
+  const where = (url: string, name: string) => {
+    try {
+      const u = new URL(url);
+      return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+    } catch {
+      throw new CaError('config', `${name} is not a valid URL`, rule);
+    }
+  };
+  if (where(owner, 'CERTFLOW_DATABASE_OWNER_URL') !== where(env.DATABASE_URL, 'DATABASE_URL')) {
+    throw new CaError(
+      'config',
+      'CERTFLOW_DATABASE_OWNER_URL must name the same server and database as DATABASE_URL (only the login differs)',
+      rule,
+    );
+  }
+  return owner;
 }
 
 function stuckBounds(file: ConfigFile): StuckBounds {
@@ -495,7 +550,7 @@ function checkProfiles(profiles: Map<string, CertProfile>, names: string[], path
   for (const p of names) if (!profiles.has(p)) badReference(path, `unknown profile "${p}"`, rule);
 }
 
-function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): Omit<CmpConfig, 'secretsKey'> {
+function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
   const { aliases: entries, ...rest } = file.cmp ?? {};
   const aliases = new Map<string, CmpAlias>([['', { ...DEFAULT_CMP_ALIAS, clientCertProfiles: ['device'], kurAliases: [''] }]]);
   for (const [i, entry] of (entries ?? []).entries()) {
@@ -526,7 +581,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): Omit<C
       if (!aliases.has(a)) badReference(`cmp.aliases[${i}].kurAliases`, `unknown CMP alias "${a}"`, 'cmp.alias.kurAliases');
     }
   }
-  const cmp: Omit<CmpConfig, 'secretsKey'> = {
+  const cmp: CmpConfig = {
     aliases,
     waitSeconds: 30,
     confirmWaitSeconds: 300,

@@ -9,11 +9,14 @@ import { CaError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as orders from '../db/repos/acme-orders.ts';
 import * as requests from '../db/repos/requests.ts';
-import { describeDn } from '../pki/describe.ts';
+import { describeRequest } from '../pki/describe.ts';
 import { retryOrderValidation } from './acme.ts';
 import { executeUpdate, refusal, type RaTemporal } from './workflow.ts';
 
-/** The requests that wait for an operator, as the CLI and the console list them. */
+/**
+ * The requests that wait for an operator, as the CLI and the console list them: who asked,
+ * and what a decision would sign — subject, every subjectAltName, key type and profile.
+ */
 export async function awaitingApproval(db: Queryable, limit?: number) {
   const rows = await requests.list(db, { state: 'awaiting-approval', limit });
   return rows.map((r) => ({
@@ -23,7 +26,7 @@ export async function awaitingApproval(db: Queryable, limit?: number) {
     kind: r.kind,
     requester: r.requester,
     profile: r.profile,
-    subject: describeDn(r.csrDer),
+    ...describeRequest(r.csrDer),
     createdAt: r.createdAt,
     workflowId: r.workflowId,
   }));
