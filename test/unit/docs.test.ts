@@ -3,7 +3,7 @@
  * 200 lines; every relative link of README.md and docs/*.md reaches a file (and a heading,
  * when it names one); every environment variable src/config reads and every key of the
  * configuration file's schema is in docs/configuration.md; every `certflow` command is in
- * docs/cli.md; no link into the development machine's ../shared and no "issue N" a reader
+ * docs/cli.md with each of its options; no link into the development machine's ../shared and no "issue N" a reader
  * cannot follow. (The docs' runnable shell blocks are run by test/integration/readme.test.ts.)
  */
 import { describe, it } from 'node:test';
@@ -136,19 +136,29 @@ describe('documentation', () => {
     assert.deepEqual(missing, [], 'add these keys to "Every key" in docs/configuration.md');
   });
 
-  it('every certflow command is in docs/cli.md', () => {
-    const cli = read('docs/cli.md');
-    const commands: string[] = [];
+  it('every certflow command and each of its options is in docs/cli.md', () => {
+    const rows = read('docs/cli.md')
+      .split('\n')
+      .filter((l) => l.startsWith('| `certflow '));
+    const commands: Array<{ path: string; options: string[] }> = [];
     const walk = (c: Command, prefix: string[]): void => {
       for (const sub of c.commands) {
         const path = [...prefix, sub.name()];
         if (sub.commands.length) walk(sub, path);
-        else commands.push(path.join(' '));
+        else commands.push({ path: path.join(' '), options: sub.options.map((o) => o.long!).filter(Boolean) });
       }
     };
     walk(program(), []);
-    assert.ok(commands.includes('cert issue') && commands.includes('backup recipient set'), commands.join(', '));
-    const missing = commands.filter((c) => !new RegExp(`\`certflow ${c.replace(/[-]/g, '\\-')}[\\s\`]`).test(cli));
-    assert.deepEqual(missing, [], 'add these commands to docs/cli.md');
+    assert.ok(commands.some((c) => c.path === 'cert issue') && commands.some((c) => c.path === 'backup recipient set'));
+    const missing: string[] = [];
+    for (const { path, options } of commands) {
+      const row = rows.find((r) => r.startsWith(`| \`certflow ${path}\``) || r.startsWith(`| \`certflow ${path} `));
+      if (!row) missing.push(`certflow ${path}`);
+      else {
+        const first = row.split(' | ')[0]!;
+        for (const o of options) if (!new RegExp(`${o}(?![\\w-])`).test(first)) missing.push(`certflow ${path} ${o}`);
+      }
+    }
+    assert.deepEqual(missing, [], 'add these commands / options to the tables of docs/cli.md (first column)');
   });
 });
