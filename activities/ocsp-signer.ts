@@ -11,7 +11,7 @@ import type { PoolClient } from 'pg';
 import type { Logger } from '../src/core/logger.ts';
 import { listen } from '../src/db/listen.ts';
 import { withTransaction } from '../src/db/pool.ts';
-import { issuingCa, signOcspFor } from './revocation.ts';
+import { signingKey, signOcspFor } from './revocation.ts';
 import type { SigningDeps } from './signing.ts';
 
 export const OCSP_CHANNEL = 'certflow_ocsp';
@@ -40,14 +40,17 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
   /** One batch in one transaction: claim, sign, dequeue. */
   const batch = () =>
     withTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ serial: string; ca_name: string }>(
-        `SELECT q.serial, c.ca_name FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
+      const { rows } = await tx.query<{ serial: string; ca_name: string; ca_generation: number }>(
+        `SELECT q.serial, c.ca_name, c.ca_generation FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
          ORDER BY q.enqueued_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
         [BATCH],
       );
-      const byCa = new Map<string, string[]>();
-      for (const r of rows) byCa.set(r.ca_name, [...(byCa.get(r.ca_name) ?? []), r.serial]);
-      for (const [caName, serials] of byCa) await signOcspFor(deps, await issuingCa(pool, caName), serials);
+      const byKey = new Map<string, string[]>();
+      for (const r of rows) byKey.set(`${r.ca_generation}:${r.ca_name}`, [...(byKey.get(`${r.ca_generation}:${r.ca_name}`) ?? []), r.serial]);
+      for (const [key, serials] of byKey) {
+        const [generation, caName] = [Number(key.slice(0, key.indexOf(':'))), key.slice(key.indexOf(':') + 1)];
+        await signOcspFor(deps, await signingKey(pool, caName, generation), serials);
+      }
       if (rows.length) await tx.query('DELETE FROM ocsp_queue WHERE serial = ANY($1)', [rows.map((r) => r.serial)]);
       return rows.length;
     });

@@ -29,7 +29,7 @@ export interface RunningAdmin {
 
 export async function startAdmin(config: Config, log: Logger): Promise<RunningAdmin> {
   const pool = await openDatabase(config, log);
-  const { issuing, root } = await waitForCa(config, pool, log);
+  const { issuing, chain } = await waitForCa(config, pool, log);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
   const deps = { config, pool, temporal: temporal.client, log };
@@ -40,7 +40,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
   };
   const { routes, pages } = consoleAreas(settings);
   const app = adminApp(deps, { routes, pages, settings, version: certflowVersion() });
-  const clientCas = [pemEncode('CERTIFICATE', issuing.certDer), pemEncode('CERTIFICATE', root.certDer)];
+  const clientCas = chain.map((der) => pemEncode('CERTIFICATE', der));
   const server = https.createServer(
     { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas },
     app.callback(),

@@ -8,6 +8,7 @@
 import type { CmpAlias } from '../config/index.ts';
 import { getProfile } from '../config/index.ts';
 import * as cas from '../db/repos/cas.ts';
+import { caUrls } from '../ca/urls.ts';
 import * as revocation from '../db/repos/revocation.ts';
 import {
   CRLStatus,
@@ -62,7 +63,8 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(new InfoTypeAndValue(item.infoType, derSequence(keyAlgorithms(profile.keys, false))));
         break;
       case INFO_TYPES.currentCRL: {
-        const crl = await revocation.latestCrl(deps.pool, caName);
+        const active = await cas.get(deps.pool, caName);
+        const crl = active && (await revocation.latestCrl(deps.pool, caName, active.generation));
         out.push(new InfoTypeAndValue(item.infoType, crl ? new Uint8Array(crl.der) : undefined));
         break;
       }
@@ -107,16 +109,17 @@ function certReqTemplate(keys: ReturnType<typeof getProfile>['keys']): CertReqTe
 async function crls(deps: CmpDeps, value: Uint8Array | undefined): Promise<InfoTypeAndValue> {
   if (!value) throw cmpError('cmp.request', 'crlStatusList must carry a list of CRLStatus');
   const statuses = derSequenceItems(value, 'CRLStatusList').map((d) => CRLStatus.fromSchema(fromDer(d, 'CRLStatus')));
-  const all = await cas.list(deps.pool);
+  const all = await cas.allCertifiedKeys(deps.pool);
   const found: Uint8Array[] = [];
   for (const st of statuses) {
     const raw = Buffer.from(st.source.dpn ?? st.source.issuer ?? []);
-    const ca = all.find((c) => {
-      const url = `${deps.config.publicHttpUrl}/crl/${c.name}.crl`;
-      return raw.includes(Buffer.from(url)) || raw.includes(Buffer.from(describeCertificate(c.certDer).subjectDer));
+    // The newest key generation first: a CA name as issuer means its current CRL.
+    const ca = [...all].reverse().find((k) => {
+      const url = caUrls(deps.config, k.caName, k.generation).crl!;
+      return raw.includes(Buffer.from(url)) || raw.includes(Buffer.from(describeCertificate(k.certDer).subjectDer));
     });
     if (!ca) throw cmpError('cmp.request', 'a CRLStatus names a CRL source this CA does not publish', 'notFound');
-    const crl = await revocation.latestCrl(deps.pool, ca.name);
+    const crl = await revocation.latestCrl(deps.pool, ca.caName, ca.generation);
     if (!crl) continue;
     if (st.thisUpdate && describeCrl(crl.der).thisUpdate.getTime() <= st.thisUpdate.getTime()) continue;
     found.push(new Uint8Array(crl.der));

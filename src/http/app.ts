@@ -11,6 +11,7 @@ import type { Client } from '@temporalio/client';
 import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
+import { parseCaFile } from '../ca/urls.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { Config } from '../config/index.ts';
 import { estRouter } from '../est/router.ts';
@@ -44,16 +45,20 @@ function mountCmp(app: Koa, deps: AppDeps): void {
 /** Routes served on both listeners. */
 function commonRoutes(deps: AppDeps): Router {
   const router = new Router();
-  router.get('/ca/:file', async (ctx) => {
-    const m = /^(.+)\.(crt|pem)$/.exec(ctx.params.file ?? '');
-    const ca = m ? await cas.get(deps.pool, m[1]!) : undefined;
-    if (!m || !ca) throw new CaError('notFound', `no CA certificate at ${ctx.path}`);
-    if (m[2] === 'pem') {
+  // /ca/<name>.crt: the certificate of the CA's first key (what the AIA of its certificates
+  // names); /ca/<name>/<generation>.crt: of a later key (after a rollover).
+  router.get(/^\/ca\/(.+)$/, async (ctx) => {
+    const rest = ctx.path.slice('/ca/'.length);
+    const pem = rest.endsWith('.pem');
+    const file = parseCaFile(pem ? `${rest.slice(0, -4)}.crt` : rest, 'crt');
+    const key = file ? await cas.getKeyCached(deps.pool, file.name, file.generation) : undefined;
+    if (!file || !key) throw new CaError('notFound', `no CA certificate at ${ctx.path}`);
+    if (pem) {
       ctx.type = 'application/x-pem-file';
-      ctx.body = pemEncode('CERTIFICATE', ca.certDer);
+      ctx.body = pemEncode('CERTIFICATE', key.certDer);
     } else {
       ctx.type = 'application/pkix-cert';
-      ctx.body = Buffer.from(ca.certDer);
+      ctx.body = Buffer.from(key.certDer);
     }
     ctx.set('Cache-Control', 'public, max-age=3600');
   });

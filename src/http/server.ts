@@ -29,12 +29,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Waits until a worker has created the issuing CA; logs while it waits. */
+/** Waits until a worker has created the issuing CA; logs while it waits. Returns its chain, root last. */
 export async function waitForCa(config: Config, pool: Pool, log: Logger) {
   for (let i = 0; ; i++) {
     const issuing = await cas.get(pool, config.ca.issuingName);
-    const root = issuing?.parent ? await cas.get(pool, issuing.parent) : undefined;
-    if (issuing && root) return { issuing, root };
+    const chain = issuing?.parent ? await cas.issuingChain(pool, issuing.name, { includeRoot: true }) : [];
+    if (issuing && chain.length > 1) return { issuing, chain };
     if (i % 10 === 0) log.info(`waiting for a worker to create the CA hierarchy (issuing CA "${config.ca.issuingName}")`);
     await sleep(500);
   }
@@ -52,8 +52,8 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
-  const { issuing, root } = await waitForCa(config, pool, log);
-  await writeTrustFiles(config, root.certDer, [issuing.certDer]);
+  const { issuing, chain } = await waitForCa(config, pool, log);
+  await writeTrustFiles(config, chain);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 

@@ -64,7 +64,7 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
       urls: (name) => caUrls(config, name),
       log: (msg) => log.info(msg),
     });
-    await writeTrustFiles(config, result.root.certDer, [result.issuing.certDer]);
+    await writeTrustFiles(config, await cas.issuingChain(client, result.issuing.name, { includeRoot: true }));
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
     await ensureArchiveKey(client, keys, log);
   } finally {

@@ -15,6 +15,8 @@ export interface CertificateRow {
   requestId: string;
   protocol: string;
   caName: string;
+  /** The generation (key) of the CA that signed it. */
+  caGeneration: number;
   profile: string;
   status: CertStatus;
   subject: string;
@@ -39,6 +41,7 @@ export interface NewPendingCertificate {
   requestId: string;
   protocol: string;
   caName: string;
+  caGeneration: number;
   profile: string;
   subject: string;
   sans: string[];
@@ -55,6 +58,7 @@ interface DbCertificate {
   request_id: string;
   protocol: string;
   ca_name: string;
+  ca_generation: number;
   profile: string;
   status: CertStatus;
   subject: string;
@@ -73,7 +77,7 @@ interface DbCertificate {
 }
 
 const COLUMNS =
-  'serial, request_id, protocol, ca_name, profile, status, subject, sans, not_before, not_after, tbs_der, cert_der, ' +
+  'serial, request_id, protocol, ca_name, ca_generation, profile, status, subject, sans, not_before, not_after, tbs_der, cert_der, ' +
   'csr_der, requester, replaces, revoked_at, revocation_reason, created_at, issued_at';
 
 function toRow(r: DbCertificate): CertificateRow {
@@ -82,6 +86,7 @@ function toRow(r: DbCertificate): CertificateRow {
     requestId: r.request_id,
     protocol: r.protocol,
     caName: r.ca_name,
+    caGeneration: r.ca_generation,
     profile: r.profile,
     status: r.status,
     subject: r.subject,
@@ -145,8 +150,8 @@ export async function insertPending(db: Queryable, c: NewPendingCertificate): Pr
   try {
     const { rows } = await db.query<DbCertificate>(
       `INSERT INTO certificates (serial, request_id, protocol, ca_name, profile, status, subject, sans,
-                                 not_before, not_after, tbs_der, csr_der, requester, replaces)
-       VALUES ($1, $2, $3, $4, $5, 'signing', $6, $7, $8, $9, $10, $11, $12, $13)
+                                 not_before, not_after, tbs_der, csr_der, requester, replaces, ca_generation)
+       VALUES ($1, $2, $3, $4, $5, 'signing', $6, $7, $8, $9, $10, $11, $12, $13, $14)
        ON CONFLICT (request_id) DO NOTHING
        RETURNING ${COLUMNS}`,
       [
@@ -164,6 +169,7 @@ export async function insertPending(db: Queryable, c: NewPendingCertificate): Pr
         c.csrDer,
         c.requester ?? null,
         c.replaces ?? null,
+        c.caGeneration,
       ],
     );
     if (rows[0]) return toRow(rows[0]);
