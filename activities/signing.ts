@@ -122,6 +122,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
   const ca = await cas.get(pool, caName);
   if (!ca || ca.role !== 'issuing') throw new CaError('config', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
   assertCanSign(ca, new Date());
+  const ancestors = (await cas.issuingChainCached(pool, ca.name, { generation: ca.generation, includeRoot: true })).slice(1);
 
   for (let attempt = 1; ; attempt++) {
     const prepared = prepareCertificate({
@@ -131,6 +132,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       serial: randomSerial(),
       now: new Date(),
       urls: caUrls(config, ca.name, ca.generation),
+      ancestors,
     });
     const pending = {
       serial: prepared.serialHex,
@@ -180,7 +182,9 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     serial: row.serial,
     caName: row.caName,
     certPem: pemEncode('CERTIFICATE', row.certDer),
-    chainPem: (await cas.issuingChainCached(deps.pool, row.caName, { generation: row.caGeneration })).map((d) => pemEncode('CERTIFICATE', d)).join(''),
+    chainPem: (await cas.issuingChainCached(deps.pool, row.caName, { generation: row.caGeneration }))
+      .map((d) => pemEncode('CERTIFICATE', d))
+      .join(''),
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };
@@ -188,10 +192,10 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
 
 /**
  * Fault injection for tests: CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS pauses (heartbeating) after
- * the TBS is persisted (crash tests); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
+ * the TBS is persisted (crash tests; CA certificates too, see activities/ca.ts); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
  * long without any heartbeat of its own, like a busy HSM in C_Sign.
  */
-async function pauseBeforeSign(): Promise<void> {
+export async function pauseBeforeSign(): Promise<void> {
   const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
   for (let waited = 0; waited < pause; waited += 250) {
     Context.current().heartbeat();

@@ -7,3 +7,11 @@ export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, a
 export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
 export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
 export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';
+export {
+  caCreateWorkflow,
+  caImportWorkflow,
+  caRolloverWorkflow,
+  caActivationWorkflow,
+  caRevokeWorkflow,
+  caExpiryWatchWorkflow,
+} from './ca.ts';

@@ -12,5 +12,11 @@ export async function writeTrustFiles(config: Pick<Config, 'home'>, chainWithRoo
   const root = chainWithRoot.at(-1);
   if (!root) return;
   await writeFileAtomic(p.rootPem, pemEncode('CERTIFICATE', root));
-  await writeFileAtomic(p.chainPem, chainWithRoot.slice(0, -1).map((d) => pemEncode('CERTIFICATE', d)).join(''));
+  await writeFileAtomic(
+    p.chainPem,
+    chainWithRoot
+      .slice(0, -1)
+      .map((d) => pemEncode('CERTIFICATE', d))
+      .join(''),
+  );
 }

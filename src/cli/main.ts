@@ -31,6 +31,7 @@ import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerConsoleCommands } from './console.ts';
 import { registerCmpClientCommands } from './cmp-clients.ts';
+import { registerCaCommands } from './ca.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -111,30 +112,6 @@ function program(): Command {
         const { applied } = await migrate(pool);
         if (root.opts<GlobalOpts>().json) printJson({ applied });
         else say(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
-      });
-    });
-
-  const ca = root.command('ca').description('certificate authorities');
-  ca.command('list')
-    .description('list the CAs')
-    .action(async () => {
-      await withPool(async (pool) => {
-        const rows = await cas.list(pool);
-        if (root.opts<GlobalOpts>().json) printJson(rows);
-        else process.stdout.write(table(rows as never, ['name', 'role', 'parent', 'keyAlg', 'keyBackend', 'subject', 'notAfter']));
-      });
-    });
-  ca.command('export <name>')
-    .description("print a CA's certificate (PEM, or DER with --der)")
-    .option('--out <file>', 'write to a file instead of stdout')
-    .option('--der', 'DER instead of PEM')
-    .action(async (name: string, opts: { out?: string; der?: boolean }) => {
-      await withPool(async (pool) => {
-        const row = await cas.get(pool, name);
-        if (!row) throw new CaError('notFound', `no CA named "${name}" (see \`certflow ca list\`)`);
-        const out = opts.der ? Buffer.from(row.certDer) : pemEncode('CERTIFICATE', row.certDer);
-        if (opts.out) await writeFileAtomic(opts.out, out);
-        else process.stdout.write(out);
       });
     });
 
@@ -316,6 +293,7 @@ function program(): Command {
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
   registerCmpClientCommands(root, context);
+  registerCaCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

@@ -17,6 +17,10 @@ export interface CaConfig {
   issuingSubject: string;
   issuingValidityDays: number;
   keyAlg: KeyAlg;
+  /** PEM files of outside trust anchors (absolute paths). */
+  trustAnchors: string[];
+  /** Lead time of the CA expiry watch, in days. */
+  expiryWarningDays: number;
 }
 
 export interface Config {
@@ -300,7 +304,9 @@ export function loadConfig(env: Env = process.env): Config {
     issuingName: 'certflow-issuing',
     issuingSubject: 'CN=certflow Issuing CA 1,O=certflow',
     issuingValidityDays: 10 * 365,
+    expiryWarningDays: 30,
     ...file.ca,
+    trustAnchors: (file.ca?.trustAnchors ?? []).map((f) => resolve(home, f)),
     keyAlg,
   };
   for (const n of [ca.rootName, ca.issuingName]) {

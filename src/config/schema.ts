@@ -44,6 +44,13 @@ const ca = z.strictObject({
     .positive()
     .max(100 * 365)
     .optional(),
+  /**
+   * PEM files (relative paths: below $CERTFLOW_HOME) of the outside CAs that externally signed
+   * or imported CAs may chain to (`certflow ca import-cert`, `ca import`).
+   */
+  trustAnchors: z.array(z.string().min(1)).optional(),
+  /** A CA's expiry is reported this many days before its remaining validity falls below the longest profile it serves. */
+  expiryWarningDays: z.int().nonnegative().max(3650).optional(),
 });
 
 export const profileSchema = z.strictObject({

@@ -20,4 +20,8 @@ export const workflowIds = {
   est: (enrollmentId: string) => `est-${enrollmentId}`,
   cmp: (transactionIdHex: string) => `cmp-${transactionIdHex}`,
   revoke: (serialHex: string) => `revoke-${serialHex}`,
+  caCreate: (name: string) => `ca-create-${name}`,
+  caImport: (name: string) => `ca-import-${name}`,
+  caRollover: (name: string) => `ca-rollover-${name}`,
+  caRevoke: (name: string) => `ca-revoke-${name}`,
 };

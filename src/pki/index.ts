@@ -5,7 +5,7 @@
 export { OID } from './oids.ts';
 export { pemEncode, pemDecodeAll, toDer, type PemBlock } from './pem.ts';
 export { parseDn, formatDn, encodeName, attrOid, attrShortName, type RdnAttr } from './names.ts';
-export { parseCsr, buildCsr, CSR_PEM_LABELS, type ParsedCsr, type CsrExtension } from './csr.ts';
+export { parseCsr, buildCsr, csrInfo, assembleCsr, CSR_PEM_LABELS, type ParsedCsr, type CsrExtension } from './csr.ts';
 export { emptySans, sanCount, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
 export { describePublicKey, describeKeyKind, keyIdentifier, type PublicKeyKind } from './publickey.ts';
 export {
@@ -21,6 +21,13 @@ export {
   type CertExtensions,
   type CertSummary,
 } from './certificate.ts';
+export {
+  parseNameConstraint,
+  encodeNameConstraints,
+  decodeNameConstraints,
+  nameConstraintViolation,
+  type NameConstraints,
+} from './name-constraints.ts';
 export { randomSerial, serialToHex, assertValidSerial } from './serial.ts';
 export { signAlgInfo, signAlgFitsKey, verifySignedWith, type SignAlgInfo, type HashName } from './algorithms.ts';
 export {

@@ -1,5 +1,6 @@
 /** The audit checkpoint schedule, and a checkpoint on demand (`certflow audit checkpoint`). */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { ensureSchedule } from './schedules.ts';
 import type { CheckpointResult } from '../../activities/types.ts';
 import type { Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
@@ -13,18 +14,12 @@ export function auditScheduleId(config: Pick<Config, 'temporal'>): string {
 
 /** Ensures the checkpoint schedule exists (idempotent) and triggers it once now. */
 export async function ensureAuditSchedule(client: Client, config: Pick<Config, 'temporal' | 'audit'>): Promise<void> {
-  const scheduleId = auditScheduleId(config);
-  try {
-    await client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every: `${config.audit.checkpointSeconds} seconds` }] },
-      action: { type: 'startWorkflow', workflowType: 'auditCheckpointWorkflow', taskQueue: config.temporal.taskQueue, args: [{}] },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-    });
-  } catch (e) {
-    if (!(e instanceof ScheduleAlreadyRunning)) throw e;
-  }
-  await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
+  await ensureSchedule(client, config, {
+    scheduleId: auditScheduleId(config),
+    every: `${config.audit.checkpointSeconds} seconds`,
+    workflowType: 'auditCheckpointWorkflow',
+    args: [{}],
+  });
 }
 
 export async function checkpointAndWait(

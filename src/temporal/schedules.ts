@@ -12,16 +12,52 @@ export function revocationScheduleId(config: Pick<Config, 'temporal'>): string {
  * worker start: creation is idempotent and overlapping runs are skipped.
  */
 export async function ensureRevocationSchedule(client: Client, config: Pick<Config, 'temporal'>): Promise<void> {
-  const scheduleId = revocationScheduleId(config);
+  await ensureSchedule(client, config, {
+    scheduleId: revocationScheduleId(config),
+    every: '1 hour',
+    workflowType: 'crlWorkflow',
+    args: [{}],
+  });
+}
+
+/**
+ * Creates a schedule that starts `workflowType` on the main task queue every `every`
+ * (idempotent: an existing one is kept; overlapping runs are skipped) and triggers it once
+ * now. Safe to call from every worker start.
+ */
+export async function ensureSchedule(
+  client: Client,
+  config: Pick<Config, 'temporal'>,
+  s: { scheduleId: string; every: string; workflowType: string; args: unknown[]; catchupWindow?: string },
+): Promise<void> {
   try {
     await client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every: '1 hour' }] },
-      action: { type: 'startWorkflow', workflowType: 'crlWorkflow', taskQueue: config.temporal.taskQueue, args: [{}] },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+      scheduleId: s.scheduleId,
+      spec: { intervals: [{ every: s.every as '1 hour' }] },
+      action: { type: 'startWorkflow', workflowType: s.workflowType, taskQueue: config.temporal.taskQueue, args: s.args },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: (s.catchupWindow ?? '1 hour') as '1 hour' },
     });
   } catch (e) {
     if (!(e instanceof ScheduleAlreadyRunning)) throw e;
   }
-  await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
+  await client.schedule.getHandle(s.scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
+}
+
+/** Id of the schedule of the CA expiry watch (one per task queue). */
+export function caExpiryScheduleId(config: Pick<Config, 'temporal'>): string {
+  return `${config.temporal.taskQueue}-ca-expiry-watch`;
+}
+
+/**
+ * The daily CA expiry watch (src/ca/expiry.ts), triggered once at every worker start too so
+ * a CA that expires too soon is in the audit log at once.
+ */
+export async function ensureCaExpirySchedule(client: Client, config: Pick<Config, 'temporal'>): Promise<void> {
+  await ensureSchedule(client, config, {
+    scheduleId: caExpiryScheduleId(config),
+    every: '1 day',
+    workflowType: 'caExpiryWatchWorkflow',
+    args: [],
+    catchupWindow: '1 day',
+  });
 }

@@ -12,6 +12,7 @@ import { createAcmeActivities } from '../../activities/acme.ts';
 import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
+import { createCaActivities, createCaWatchActivities } from '../../activities/ca.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { caUrls } from '../ca/urls.ts';
@@ -25,7 +26,7 @@ import * as keyArchive from '../db/repos/key-archive.ts';
 import { ARCHIVE_KEY_ID } from '../est/archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
-import { ensureRevocationSchedule } from './schedules.ts';
+import { ensureCaExpirySchedule, ensureRevocationSchedule } from './schedules.ts';
 import { ensureAuditSchedule } from './audit.ts';
 import type { KeyStore } from '../keys/types.ts';
 
@@ -125,6 +126,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ...createStorageActivities({ pool }),
       ...createAcmeActivities({ config, pool, log }),
       ...createValidationActivities({ config, log }),
+      ...createCaWatchActivities({ config, pool, log }),
     },
   });
   const signing = await Worker.create({
@@ -135,12 +137,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ...createRevocationActivities({ config, pool, keys, log }),
       ...createAuditActivities({ config, pool, keys, log }),
       ...createKeyRecoveryActivities({ config, pool, keys, log }),
+      ...createCaActivities({ config, pool, keys, log }),
     },
   });
   const temporal = await connectTemporal(config);
   try {
     await ensureRevocationSchedule(temporal.client, config);
     await ensureAuditSchedule(temporal.client, config);
+    await ensureCaExpirySchedule(temporal.client, config);
   } finally {
     await temporal.close();
   }

@@ -383,7 +383,151 @@ export async function lockForSigning(
   db: Queryable,
   name: string,
 ): Promise<{ name: string; status: CaStatus; external: boolean; revokedAt: Date | null; revocationReason: string | null } | null> {
-  const { rows } = await db.query(`SELECT name, status, external, revoked_at, revocation_reason FROM cas WHERE name = $1 FOR SHARE`, [name]);
+  const { rows } = await db.query(`SELECT name, status, external, revoked_at, revocation_reason FROM cas WHERE name = $1 FOR SHARE`, [
+    name,
+  ]);
   const r = rows[0];
-  return r ? { name: r.name, status: r.status, external: r.external, revokedAt: r.revoked_at, revocationReason: r.revocation_reason } : null;
+  return r
+    ? { name: r.name, status: r.status, external: r.external, revokedAt: r.revoked_at, revocationReason: r.revocation_reason }
+    : null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle writes (the CA operation activities): every one is idempotent, so a retried
+// activity of the same workflow finds what its first attempt stored.
+
+/**
+ * Reserves a CA name for the workflow creating it (status pending). Returns false when the
+ * name is taken by another CA (or another workflow's creation).
+ */
+export async function reserve(
+  db: Queryable,
+  ca: { name: string; role: CaRole; parent: string | null; external?: boolean; workflowId: string; crlProfile?: string | null },
+): Promise<boolean> {
+  await db.query(
+    `INSERT INTO cas (name, role, parent, status, external, created_by_workflow, crl_profile) VALUES ($1, $2, $3, 'pending', $4, $5, $6)
+     ON CONFLICT (name) DO NOTHING`,
+    [ca.name, ca.role, ca.parent, ca.external ?? false, ca.workflowId, ca.crlProfile ?? null],
+  );
+  const { rows } = await db.query('SELECT created_by_workflow FROM cas WHERE name = $1', [ca.name]);
+  return rows[0]?.created_by_workflow === ca.workflowId;
+}
+
+/** Stores a new generation's key (no certificate yet) unless that generation exists; returns the stored row. */
+export async function insertKey(
+  db: Queryable,
+  k: {
+    caName: string;
+    generation: number;
+    keyId: string;
+    keyAlg: string;
+    keyBackend: KeyBackendName;
+    spki: Uint8Array;
+    subject: string;
+    activateAt?: Date;
+  },
+): Promise<CaKeyRow> {
+  await db.query(
+    `INSERT INTO ca_keys (ca_name, generation, key_id, key_alg, key_backend, spki, subject, activate_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
+     ON CONFLICT (ca_name, generation) DO NOTHING`,
+    [k.caName, k.generation, k.keyId, k.keyAlg, k.keyBackend, k.spki, k.subject, k.activateAt ?? null],
+  );
+  return (await getKey(db, k.caName, k.generation))!;
+}
+
+/** Stores the TBS of a generation's certificate once (the first writer wins); returns the stored row. */
+export async function setKeyTbs(db: Queryable, name: string, generation: number, tbs: Uint8Array, parentGeneration: number | null) {
+  await db.query('UPDATE ca_keys SET tbs_der = $3, parent_generation = $4 WHERE ca_name = $1 AND generation = $2 AND tbs_der IS NULL', [
+    name,
+    generation,
+    tbs,
+    parentGeneration,
+  ]);
+  return (await getKey(db, name, generation))!;
+}
+
+/** Stores the PKCS#10 request of an externally signed generation once. */
+export async function setKeyCsr(db: Queryable, name: string, generation: number, csr: Uint8Array) {
+  await db.query('UPDATE ca_keys SET csr_der = $3 WHERE ca_name = $1 AND generation = $2 AND csr_der IS NULL', [name, generation, csr]);
+  return (await getKey(db, name, generation))!;
+}
+
+/**
+ * Stores a generation's certificate once (and its root link certificates); returns false
+ * when it had one already. The first generation's certificate makes a pending CA active.
+ */
+export async function setKeyCertificate(
+  db: Queryable,
+  name: string,
+  generation: number,
+  c: {
+    certDer: Uint8Array;
+    serial: string;
+    subject: string;
+    notBefore: Date;
+    notAfter: Date;
+    parentGeneration?: number | null;
+    newWithOld?: Uint8Array | null;
+    oldWithNew?: Uint8Array | null;
+  },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE ca_keys SET cert_der = $3, serial = $4, subject = $5, not_before = $6, not_after = $7,
+            parent_generation = coalesce($8, parent_generation), new_with_old = $9, old_with_new = $10
+     WHERE ca_name = $1 AND generation = $2 AND cert_der IS NULL`,
+    [
+      name,
+      generation,
+      c.certDer,
+      c.serial,
+      c.subject,
+      c.notBefore,
+      c.notAfter,
+      c.parentGeneration ?? null,
+      c.newWithOld ?? null,
+      c.oldWithNew ?? null,
+    ],
+  );
+  await db.query(`UPDATE cas SET status = 'active' WHERE name = $1 AND status = 'pending'`, [name]);
+  return rowCount === 1;
+}
+
+/** Sets when a generation takes over issuance. */
+export async function setActivateAt(db: Queryable, name: string, generation: number, at: Date): Promise<void> {
+  await db.query('UPDATE ca_keys SET activate_at = $3 WHERE ca_name = $1 AND generation = $2', [name, generation, at]);
+}
+
+/** Marks a CA revoked (once: a second call keeps the first time and reason); returns the stored state. */
+export async function revoke(db: Queryable, name: string, reason: string): Promise<{ revokedAt: Date; reason: string }> {
+  await db.query(`UPDATE cas SET status = 'revoked', revoked_at = now(), revocation_reason = $2 WHERE name = $1 AND status <> 'revoked'`, [
+    name,
+    reason,
+  ]);
+  const { rows } = await db.query('SELECT revoked_at, revocation_reason FROM cas WHERE name = $1', [name]);
+  return { revokedAt: rows[0].revoked_at, reason: rows[0].revocation_reason };
+}
+
+/** The CAs directly below `name`. */
+export async function children(db: Queryable, name: string): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>('SELECT name FROM cas WHERE parent = $1 ORDER BY name', [name]);
+  return rows.map((r) => r.name);
+}
+
+/** CAs waiting for their certificate (an external CA's CSR), with the pending generation. */
+export async function listPending(db: Queryable): Promise<Array<{ name: string; role: CaRole; generation: number; key: CaKeyRow }>> {
+  const { rows } = await db.query<DbKey & { role: CaRole }>(
+    `SELECT c.role, ${KEY_COLUMNS} FROM ca_keys k JOIN cas c ON c.name = k.ca_name WHERE k.cert_der IS NULL ORDER BY k.ca_name, k.generation`,
+  );
+  return rows.map((r) => ({ name: r.ca_name, role: r.role, generation: r.generation, key: toKey(r) }));
+}
+
+/** Whether a key id is a CA key of any generation (key ids are unique per backend). */
+export async function keyInUse(
+  db: Queryable,
+  backend: KeyBackendName,
+  keyId: string,
+): Promise<{ caName: string; generation: number } | null> {
+  const { rows } = await db.query('SELECT ca_name, generation FROM ca_keys WHERE key_backend = $1 AND key_id = $2', [backend, keyId]);
+  return rows[0] ? { caName: rows[0].ca_name, generation: rows[0].generation } : null;
 }
