@@ -34,11 +34,12 @@ import {
   finalizeUpdate,
   respondChallengeUpdate,
 } from '../../workflows/index.ts';
-import type { AcmeAlias } from '../config/index.ts';
+import { getProfile, type AcmeAlias } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { withTransaction } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
+import { usableIssuingCa } from '../ca/references.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as orders from '../db/repos/acme-orders.ts';
 import { audit } from '../db/repos/audit.ts';
@@ -336,6 +337,14 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
     }
     profile = mapped;
   }
+  // A CA that cannot sign (revoked, expired) is named now, not after the challenges.
+  await usableIssuingCa(
+    deps.pool,
+    deps.config,
+    `ACME directory "${dir.alias.name || '(default)'}"`,
+    dir.alias.caName,
+    getProfile(deps.config, profile),
+  );
   let replacesSerial: string | undefined;
   let replaces: string | undefined;
   if (body.replaces !== undefined) {

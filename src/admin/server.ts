@@ -13,6 +13,7 @@ import type { Logger } from '../core/logger.ts';
 import { openDatabase } from '../db/open.ts';
 import * as sessions from '../db/repos/admin-sessions.ts';
 import { waitForCa } from '../http/server.ts';
+import { unknownCaReferences } from '../ca/references.ts';
 import { ensureServerCertificate } from '../http/tls-cert.ts';
 import { pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -30,6 +31,7 @@ export interface RunningAdmin {
 export async function startAdmin(config: Config, log: Logger): Promise<RunningAdmin> {
   const pool = await openDatabase(config, log);
   const { issuing, chain } = await waitForCa(config, pool, log);
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
   const deps = { config, pool, temporal: temporal.client, log };

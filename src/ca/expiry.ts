@@ -11,6 +11,7 @@ import type { Config } from '../config/index.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import { issuingCaName } from './authority.ts';
+import { unknownCaReferences } from './references.ts';
 
 export interface CaExpiry {
   ca: string;
@@ -101,4 +102,13 @@ export async function caExpiryReport(
   }
   const rank = { expired: 0, critical: 1, warning: 2 };
   return out.sort((a, b) => rank[a.level] - rank[b.level] || a.remainingDays - b.remainingDays);
+}
+
+/** What /healthz and the dashboard warn about: CAs that expire too soon and configured CA names that are no CA. */
+export async function caWarnings(
+  db: Queryable,
+  config: Parameters<typeof caExpiryReport>[1] & Parameters<typeof unknownCaReferences>[0],
+): Promise<string[]> {
+  const [expiry, unknown] = await Promise.all([caExpiryReport(db, config), unknownCaReferences(config, db)]);
+  return [...expiry.map((w) => w.message), ...unknown.map((r) => r.message)];
 }

@@ -17,6 +17,7 @@ import * as certificates from '../db/repos/certificates.ts';
 import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
+import { cannotSign, issuingCaName } from '../ca/authority.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
@@ -142,13 +143,16 @@ function program(): Command {
         });
         const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
         const profile = getProfile(config, opts.profile);
-        // An unknown CA is the operator's mistake here; inside the workflow it would be a server fault.
-        if (opts.ca) {
-          const named = opts.ca;
-          const ca = await withPool((pool) => cas.get(pool, named));
+        // An unknown CA, or one that cannot sign (revoked, expired), is the operator's mistake
+        // here; inside the workflow it would be a server fault.
+        await withPool(async (pool) => {
+          const name = issuingCaName(config, opts.ca, profile);
+          const ca = await cas.get(pool, name);
           if (!ca || ca.role !== 'issuing')
-            throw new CaError('notFound', `no issuing CA named "${named}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
-        }
+            throw new CaError('notFound', `no issuing CA named "${name}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
+          const why = cannotSign(ca, new Date());
+          if (why) throw new CaError('conflict', why.message, { rule: why.rule });
+        });
         const temporal = await connectTemporal(config, 5000);
         try {
           const requestId = opts.requestId ?? newId();

@@ -9,6 +9,7 @@ import type { CmpAlias } from '../config/index.ts';
 import { getProfile } from '../config/index.ts';
 import * as cas from '../db/repos/cas.ts';
 import { caUrls } from '../ca/urls.ts';
+import { issuingCaName } from '../ca/authority.ts';
 import * as revocation from '../db/repos/revocation.ts';
 import {
   CRLStatus,
@@ -38,7 +39,7 @@ const CURVE_OIDS: Record<string, string> = { 'P-256': '1.2.840.10045.3.1.7', 'P-
 export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: InfoTypeAndValue[]): Promise<InfoTypeAndValue[]> {
   if (items.length === 0) throw cmpError('cmp.request', 'the genm asks for nothing (no InfoTypeAndValue)');
   const profile = getProfile(deps.config, alias.profile);
-  const caName = alias.caName ?? profile.issuer ?? deps.config.ca.issuingName;
+  const caName = issuingCaName(deps.config, alias.caName, profile);
   const out: InfoTypeAndValue[] = [];
   const unsupported: string[] = [];
   for (const item of items) {

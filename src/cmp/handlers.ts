@@ -19,6 +19,7 @@ import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { workflowIds } from '../core/ids.ts';
 import * as cas from '../db/repos/cas.ts';
+import { usableIssuingCa } from '../ca/references.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as requests from '../db/repos/requests.ts';
 import type { CmpTransactionRow } from '../db/repos/cmp-transactions.ts';
@@ -190,7 +191,7 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
       mayEnroll(identity, alias);
     }
   }
-  getProfile(deps.config, profile);
+  await usableIssuingCa(deps.pool, deps.config, `CMP alias "${alias.name || '(default)'}"`, caName, getProfile(deps.config, profile));
   const implicitConfirm = implicitConfirmAsked(msg) && alias.implicitConfirm;
   const requireApproval =
     alias.requireApproval || Boolean(identity.type === 'mac' ? identity.client.requireApproval : identity.client?.requireApproval);

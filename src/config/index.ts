@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
-import { parseConfigFile, type ConfigFile } from './schema.ts';
+import { caReferencesOf, parseConfigFile, type CaReference, type ConfigFile } from './schema.ts';
 
 export type { CertProfile } from './profiles.ts';
 
@@ -68,6 +68,10 @@ export interface Config {
   admin: AdminConfig;
   audit: AuditConfig;
   cmp: CmpConfig;
+  /** The CA names the configuration file refers to (checked against the CAs at start: src/ca/references.ts). */
+  caReferences: CaReference[];
+  /** The configuration file read (undefined when there is none). */
+  configFile?: string;
   logLevel: string;
 }
 
@@ -369,6 +373,8 @@ export function loadConfig(env: Env = process.env): Config {
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
     cmp: cmpConfig(file, profiles),
+    caReferences: caReferencesOf(file),
+    configFile: existsSync(filePath) ? filePath : undefined,
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
 }

@@ -291,3 +291,30 @@ function unwrap(schema: z.ZodType): z.ZodType {
   while (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
   return s;
 }
+
+/** A CA name the configuration file refers to, with its JSON path (for messages). */
+export interface CaReference {
+  path: string;
+  name: string;
+}
+
+/**
+ * Every CA name the file refers to: ACME aliases, EST labels (and the CAs whose client
+ * certificates they accept), CMP aliases and profile issuers. CAs are created at run time
+ * (`certflow ca create`), so whether they exist is checked against the database when a
+ * server, worker or console starts (src/ca/references.ts), not here.
+ */
+export function caReferencesOf(file: ConfigFile): CaReference[] {
+  const refs: CaReference[] = [];
+  const add = (path: string, name: string | undefined) => {
+    if (name !== undefined) refs.push({ path, name });
+  };
+  file.acme?.aliases?.forEach((a, i) => add(`acme.aliases[${i}].caName`, a.caName));
+  file.est?.labels?.forEach((l, i) => {
+    add(`est.labels[${i}].caName`, l.caName);
+    l.clientCertCas?.forEach((c, j) => add(`est.labels[${i}].clientCertCas[${j}]`, c));
+  });
+  file.cmp?.aliases?.forEach((a, i) => add(`cmp.aliases[${i}].caName`, a.caName));
+  file.profiles?.forEach((p, i) => add(`profiles[${i}].issuer`, p.issuer));
+  return refs;
+}

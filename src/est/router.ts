@@ -12,6 +12,8 @@ import { getProfile, type Config, type EstLabel } from '../config/index.ts';
 import { CaError, ERROR_CONTRACT, errorMessage, isErrorKind, toCaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
+import { usableIssuingCa } from '../ca/references.ts';
+import { issuingCaName } from '../ca/authority.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as requests from '../db/repos/requests.ts';
 import {
@@ -73,8 +75,7 @@ function labelOf(config: Config, name: string): EstLabel {
 
 /** The chain a device needs to trust: the label's issuing CA up to the root (RFC 7030 4.1.3). */
 async function caChain(deps: EstDeps, label: EstLabel): Promise<Uint8Array[]> {
-  const profile = getProfile(deps.config, label.profile);
-  const name = label.caName ?? profile.issuer ?? deps.config.ca.issuingName;
+  const name = issuingCaName(deps.config, label.caName, getProfile(deps.config, label.profile));
   const chain = await cas.issuingChain(deps.pool, name, { includeRoot: true });
   if (!chain.length) throw new CaError('unavailable', `CA ${name} does not exist yet`);
   return chain;
@@ -191,6 +192,7 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
     identity = await enrollIdentity(ctx, deps, label);
     profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
   }
+  await usableIssuingCa(deps.pool, deps.config, `EST label "${label.name || '(default)'}"`, caName, getProfile(deps.config, profile));
   const csr = await readCsr(ctx);
   if (identity.type === 'cert' && kind === 'reenroll') {
     if (formatDn(csr.subject) !== identity.summary.subject || !sameSans(csr.sans, identity.summary.sans)) {
@@ -395,6 +397,7 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
   // The certificate is for the generated key; the device's request supplies subject and SANs.
   const csr = parseCsr(buildCsr({ subject: deviceCsr.subject, sans: deviceCsr.sans, privateKey: key }));
   const profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
+  await usableIssuingCa(deps.pool, deps.config, `EST label "${label.name || '(default)'}"`, label.caName, getProfile(deps.config, profile));
   const outcome = await enrollThroughWorkflow(deps, {
     identity,
     label,

@@ -12,6 +12,7 @@ import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import { parseCaFile } from '../ca/urls.ts';
+import { caWarnings } from '../ca/expiry.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { Config } from '../config/index.ts';
 import { estRouter } from '../est/router.ts';
@@ -71,7 +72,14 @@ function commonRoutes(deps: AppDeps): Router {
     ctx.status = down.length ? 503 : 200;
     if (down.length) ctx.set('Retry-After', '10');
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { status: down.length ? 'unavailable' : 'ok', ...(down.length ? { down } : {}), checks };
+    // Warnings (a CA that expires too soon, a configured CA name that is no CA) do not make it unhealthy.
+    const warnings = checks.postgres === 'ok' ? await warningsOf(deps) : [];
+    ctx.body = {
+      status: down.length ? 'unavailable' : 'ok',
+      ...(down.length ? { down } : {}),
+      checks,
+      ...(warnings.length ? { warnings } : {}),
+    };
   });
   return router;
 }
@@ -92,6 +100,16 @@ async function health(deps: AppDeps): Promise<Record<string, string>> {
     check(() => deps.temporal.workflowService.getSystemInfo({})),
   ]);
   return { postgres, temporal };
+}
+
+let warned: { at: number; list: string[] } | undefined;
+/** The CA warnings, computed at most once a minute per process (monitoring polls /healthz). */
+async function warningsOf(deps: AppDeps): Promise<string[]> {
+  if (!warned || Date.now() - warned.at > 60_000) {
+    const list = await caWarnings(deps.pool, deps.config).catch(() => warned?.list ?? []);
+    warned = { at: Date.now(), list };
+  }
+  return warned.list;
 }
 
 function baseApp(deps: AppDeps, listener: string): Koa {

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import { writeTrustFiles } from '../ca/trust-files.ts';
+import { unknownCaReferences } from '../ca/references.ts';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -54,6 +55,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
   const { issuing, chain } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, chain);
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 

@@ -15,6 +15,7 @@ import { createValidationActivities } from '../../activities/validation.ts';
 import { createCaActivities, createCaWatchActivities } from '../../activities/ca.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
+import { unknownCaReferences } from '../ca/references.ts';
 import { caUrls } from '../ca/urls.ts';
 import type { Config } from '../config/index.ts';
 import { enableArtifactRecording } from '../core/artifacts.ts';
@@ -109,6 +110,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
 
   let connection: NativeConnection;
   try {
