@@ -446,7 +446,20 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
   const entry = await cas.getEntry(pool, input.name);
   const generations = entry ? await cas.keys(pool, input.name) : [];
   const same = generations.find((g) => g.certDer && caSummary(g.certDer).fingerprintSha256 === cert.summary.fingerprintSha256);
-  if (entry && same) return resultOf(entry, same, `CA "${input.name}" has this certificate already (key generation ${same.generation})`);
+  // An outside CA certflow recorded for chains gets its key: it becomes a CA of certflow.
+  const adopt = Boolean(input.key && entry?.external && same);
+  if (entry && same && !adopt)
+    return resultOf(entry, same, `CA "${input.name}" has this certificate already (key generation ${same.generation})`);
+  if (input.key && !entry) {
+    const twin = (await cas.allCertifiedKeys(pool)).find((k) => caSummary(k.certDer).fingerprintSha256 === cert.summary.fingerprintSha256);
+    if (twin?.keyBackend === 'none') {
+      throw refuse(
+        `this certificate is CA "${twin.caName}" already (recorded as the parent of a CA); import it with --name ${twin.caName} to give it its key`,
+        'ca.exists',
+      );
+    }
+    if (twin) throw refuse(`this certificate is CA "${twin.caName}"'s already`, 'ca.exists');
+  }
 
   // The key: a pending generation's (import-cert), or an existing key in the store (import).
   let pending: CaKeyRow | undefined;
@@ -471,7 +484,7 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
         rule: 'ca.key',
       });
   } else {
-    if (entry) throw refuse(`a CA named "${input.name}" exists already`, 'ca.exists');
+    if (entry && !adopt) throw refuse(`a CA named "${input.name}" exists already`, 'ca.exists');
     const keyId = 'keyId' in input.key ? input.key.keyId : keyLabelOf(input.key.pkcs11Uri, config.keys.pkcs11.tokenLabel);
     if ('pkcs11Uri' in input.key && keys.backend !== 'pkcs11') {
       throw refuse('a pkcs11: URI needs CERTFLOW_KEY_BACKEND=pkcs11 on the worker', 'ca.import.backend');
@@ -559,6 +572,15 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
         notAfter: d.notAfter,
         parentGeneration: parent?.generation ?? null,
       });
+    } else if (adopt) {
+      await tx.query('UPDATE cas SET external = false WHERE name = $1', [input.name]);
+      await tx.query('UPDATE ca_keys SET key_id = $3, key_alg = $4, key_backend = $5 WHERE ca_name = $1 AND generation = $2', [
+        input.name,
+        same!.generation,
+        keyRef!.keyId,
+        keyRef!.keyAlg,
+        keys.backend,
+      ]);
     } else {
       await cas.insert(tx, {
         name: input.name,
@@ -582,7 +604,8 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
       action: pending ? 'ca.importCert' : 'ca.import',
       object: input.name,
       details: {
-        generation: pending?.generation ?? 1,
+        generation: pending?.generation ?? (adopt ? same!.generation : 1),
+        ...(adopt ? { adopted: true } : {}),
         subject: d.subject,
         serial: d.serialHex,
         notAfter: d.notAfter.toISOString(),
@@ -598,7 +621,7 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
       ? `CA "${input.name}" imported as a root`
       : `CA "${input.name}" ${pending ? 'activated' : 'imported'}, chained to "${anchor}"`;
   });
-  const generation = pending?.generation ?? 1;
+  const generation = pending?.generation ?? (adopt ? same!.generation : 1);
   log.info({ ca: input.name, generation }, message);
   await makeCrl(deps, await signingKey(pool, input.name, generation), input.requester).catch((e: unknown) =>
     log.warn(

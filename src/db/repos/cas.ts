@@ -291,7 +291,7 @@ export async function getKey(db: Queryable, name: string, generation: number): P
 
 const keyCaches = new WeakMap<object, Map<string, CertifiedKey>>();
 
-/** A certified generation, remembered per `db` (its certificate and key never change). */
+/** A certified generation, remembered per `db` (its certificate and key never change once certflow holds the key). */
 export async function getKeyCached(db: Queryable, name: string, generation: number): Promise<CertifiedKey | null> {
   let cache = keyCaches.get(db);
   if (!cache) keyCaches.set(db, (cache = new Map()));
@@ -300,6 +300,8 @@ export async function getKeyCached(db: Queryable, name: string, generation: numb
   if (hit) return hit;
   const row = await getKey(db, name, generation);
   if (!row?.certDer) return null;
+  // An outside CA's generation may still get its key (`ca import` of its certificate with the key).
+  if (row.keyBackend === 'none') return row as CertifiedKey;
   if (cache.size > 256) cache.clear();
   cache.set(id, row as CertifiedKey);
   return row as CertifiedKey;
