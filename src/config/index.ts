@@ -65,6 +65,7 @@ export interface Config {
   acme: AcmeConfig;
   validation: ValidationConfig;
   issuance: IssuanceConfig;
+  stuck: StuckBounds;
   admin: AdminConfig;
   audit: AuditConfig;
   cmp: CmpConfig;
@@ -79,6 +80,25 @@ export interface Config {
 export interface IssuanceConfig {
   faultRetryInitialSeconds: number;
   faultRetryMaxSeconds: number;
+}
+
+/**
+ * How long a request may make no progress in a state before it counts as stuck; the one
+ * definition of "stuck" (src/db/repos/stuck.ts) reads them. A request stalled by a server
+ * fault is stuck at once; one that waits for a person or its client is never stuck.
+ */
+export interface StuckBounds {
+  /** validating: a challenge validated past the retry window; processing: signing. */
+  acme: { validatingSeconds: number; processingSeconds: number };
+  est: EnrollmentBounds;
+  cmp: EnrollmentBounds;
+  operator: EnrollmentBounds;
+}
+
+/** pending: not yet taken up by a worker; signing: waiting for the signing activity. */
+export interface EnrollmentBounds {
+  pendingSeconds: number;
+  signingSeconds: number;
 }
 
 /** The operator console's listener (a process of its own: `certflow admin`) and sessions. */
@@ -170,10 +190,13 @@ export interface AcmeConfig {
   /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
   caaRecheckSeconds: number;
   rateLimits: {
+    /** New orders and pre-authorizations (newAuthz) per account. */
     newOrdersPerAccountPerHour: number;
-    /** Orders that are not invalid, per registered domain (Public Suffix List) or IP address. */
+    /** Pending authorizations per account: new orders and pre-authorizations are refused at the limit. */
+    pendingAuthorizationsPerAccount: number;
+    /** Issued certificates (revoked ones too) per registered domain (Public Suffix List) or IP address. */
     certificatesPerDomainPerWeek: number;
-    /** Failed validations per account and identifier: new orders for it are refused meanwhile. */
+    /** Failed validations per account and identifier: new orders, pre-authorizations and challenge answers for it are refused meanwhile. */
     failedValidationsPerAccountPerIdentifierPerHour: number;
     newAccountsPerAddressPerHour: number;
   };
@@ -230,6 +253,8 @@ export interface RevocationConfig {
 }
 
 type Env = Record<string, string | undefined>;
+
+const DEFAULT_RETRY_WINDOW_SECONDS = 60;
 
 function int(env: Env, name: string, dflt: number): number {
   const v = env[name];
@@ -365,17 +390,30 @@ export function loadConfig(env: Env = process.env): Config {
       tlsAlpn01Port: int(env, 'CERTFLOW_TLSALPN01_PORT', 443),
       dnsResolver: env.CERTFLOW_DNS_RESOLVER || undefined,
       allowLoopback: env.CERTFLOW_VALIDATION_ALLOW_LOOPBACK === '1',
-      retryWindowSeconds: 60,
+      retryWindowSeconds: DEFAULT_RETRY_WINDOW_SECONDS,
       attemptTimeoutSeconds: 10,
       ...file.validation,
     },
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
+    stuck: stuckBounds(file),
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
     cmp: cmpConfig(file, profiles),
     caReferences: caReferencesOf(file),
     configFile: existsSync(filePath) ? filePath : undefined,
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
+  };
+}
+
+function stuckBounds(file: ConfigFile): StuckBounds {
+  const enrollment = (b: Partial<EnrollmentBounds> | undefined): EnrollmentBounds => ({ pendingSeconds: 120, signingSeconds: 120, ...b });
+  // A validation is retried for the retry window; its last attempt may take a minute more.
+  const retryWindowSeconds = file.validation?.retryWindowSeconds ?? DEFAULT_RETRY_WINDOW_SECONDS;
+  return {
+    acme: { validatingSeconds: retryWindowSeconds + 60, processingSeconds: 120, ...file.stuck?.acme },
+    est: enrollment(file.stuck?.est),
+    cmp: enrollment(file.stuck?.cmp),
+    operator: enrollment(file.stuck?.operator),
   };
 }
 
@@ -497,6 +535,7 @@ function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeC
     ...rest,
     rateLimits: {
       newOrdersPerAccountPerHour: 300,
+      pendingAuthorizationsPerAccount: 300,
       certificatesPerDomainPerWeek: 50,
       failedValidationsPerAccountPerIdentifierPerHour: 5,
       newAccountsPerAddressPerHour: 100,
