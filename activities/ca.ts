@@ -198,6 +198,11 @@ async function prepareCreate(deps: SigningDeps, input: CaCreateInput): Promise<C
       asRefusal(e);
     }
   }
+  if (input.crlProfile && !config.crlProfiles.has(input.crlProfile)) {
+    throw new CaError('notFound', `no CRL profile "${input.crlProfile}" (see \`certflow profiles list --kind crl\`)`, {
+      rule: 'crlProfile.unknown',
+    });
+  }
   const reserved = await cas.reserve(pool, {
     name: input.name,
     role: input.root ? 'root' : 'issuing',

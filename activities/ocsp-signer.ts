@@ -46,7 +46,8 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
         [BATCH],
       );
       const byKey = new Map<string, string[]>();
-      for (const r of rows) byKey.set(`${r.ca_generation}:${r.ca_name}`, [...(byKey.get(`${r.ca_generation}:${r.ca_name}`) ?? []), r.serial]);
+      for (const r of rows)
+        byKey.set(`${r.ca_generation}:${r.ca_name}`, [...(byKey.get(`${r.ca_generation}:${r.ca_name}`) ?? []), r.serial]);
       for (const [key, serials] of byKey) {
         const [generation, caName] = [Number(key.slice(0, key.indexOf(':'))), key.slice(key.indexOf(':') + 1)];
         await signOcspFor(deps, await signingKey(pool, caName, generation), serials);

@@ -15,6 +15,7 @@ import * as cas from '../src/db/repos/cas.ts';
 import type { CaRow, CertifiedKey } from '../src/db/repos/cas.ts';
 import type { Queryable } from '../src/db/pool.ts';
 import { assertCanSign, cannotSign } from '../src/ca/authority.ts';
+import { crlPolicy } from '../src/ca/crl-policy.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
 import * as revocation from '../src/db/repos/revocation.ts';
 import { audit } from '../src/db/repos/audit.ts';
@@ -82,7 +83,10 @@ async function changeStatus(deps: RevocationDeps, input: StatusChangeInput): Pro
   });
   const ca = await signingKey(pool, row.caName, row.caGeneration);
   await signOcspFor(deps, ca, [row.serial]);
-  const crl = await makeCrl(deps, ca, input.requester ?? 'operator');
+  // With delta CRLs, a revocation or hold is published in a delta; a release (which the
+  // delta cannot take back without removeFromCRL) in a new complete CRL.
+  const delta = Boolean(crlPolicy(deps.config, ca.crlProfile).delta) && input.action !== 'release';
+  const crl = await makeCrl(deps, ca, input.requester ?? 'operator', { delta });
   log.info(
     { serial: row.serial, status: row.status, reason: row.revocationReason, crlNumber: String(crl.crlNumber) },
     'certificate status changed',
@@ -103,13 +107,21 @@ export interface SigningKey extends CertifiedKey {
   external: boolean;
   revokedAt: Date | null;
   revocationReason: string | null;
+  crlProfile: string | null;
 }
 
 /** The generation `generation` of CA `name` with the CA's current status (fresh: a revocation changes it). */
 export async function signingKey(pool: Queryable, name: string, generation: number): Promise<SigningKey> {
   const [entry, key] = await Promise.all([cas.getEntry(pool, name), cas.getKeyCached(pool, name, generation)]);
   if (!entry || !key) throw new CaError('internal', `CA ${name} (key generation ${generation}) is missing`);
-  return { ...key, status: entry.status, external: entry.external, revokedAt: entry.revokedAt, revocationReason: entry.revocationReason };
+  return {
+    ...key,
+    status: entry.status,
+    external: entry.external,
+    revokedAt: entry.revokedAt,
+    revocationReason: entry.revocationReason,
+    crlProfile: entry.crlProfile,
+  };
 }
 
 function signer(ca: CertifiedKey) {
@@ -120,21 +132,32 @@ function signer(ca: CertifiedKey) {
  * Signs and stores a new CRL of one key generation of a CA, listing its revoked and held,
  * unexpired certificates (and the revoked subordinate CAs it certified), audited (once per
  * CRL number) as crl.generate by `by`. `final`: the last CRL of a CA being revoked, valid
- * until the CA's own notAfter; after it the CA signs nothing.
+ * until the CA's own notAfter; after it the CA signs nothing. `delta`: a delta CRL (RFC
+ * 5280 5.2.4) of what changed since the latest complete CRL (a complete one if there is none).
  */
-export async function makeCrl(deps: RevocationDeps, ca: SigningKey, by: string, opts: { final?: boolean } = {}): Promise<revocation.CrlRow> {
+export async function makeCrl(
+  deps: RevocationDeps,
+  ca: SigningKey,
+  by: string,
+  opts: { final?: boolean; delta?: boolean } = {},
+): Promise<revocation.CrlRow> {
   const { pool, keys, config } = deps;
   const now = new Date();
   assertCanSign({ ...ca, name: ca.caName }, now, opts);
+  const policy = crlPolicy(config, ca.crlProfile);
+  const urls = caUrls(config, ca.caName, ca.generation, { delta: Boolean(policy.delta) });
   // The CRL number is taken under a per-CA lock so concurrent workers never reuse one.
   return withTransaction(pool, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:crl:${ca.caName}`]);
-    const entries = await revocation.revokedEntries(tx, ca.caName, now, ca.generation);
+    const base = opts.delta && policy.delta ? await revocation.latestCrl(tx, ca.caName, ca.generation) : null;
+    const entries = await revocation.revokedEntries(tx, ca.caName, now, ca.generation, base ? { since: base.thisUpdate } : {});
     const crlNumber = await revocation.nextCrlNumber(tx, ca.caName);
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = opts.final
       ? new Date(Math.max(thisUpdate.getTime() + 1000, Math.floor(ca.notAfter.getTime() / 1000) * 1000))
-      : new Date(thisUpdate.getTime() + config.revocation.crlValiditySeconds * 1000);
+      : base
+        ? new Date(Math.min(base.nextUpdate.getTime(), thisUpdate.getTime() + 2 * policy.delta!.intervalSeconds * 1000))
+        : new Date(thisUpdate.getTime() + policy.validitySeconds * 1000);
     const der = await signCrl(keys, signer(ca), {
       thisUpdate,
       nextUpdate,
@@ -144,9 +167,20 @@ export async function makeCrl(deps: RevocationDeps, ca: SigningKey, by: string, 
         revokedAt: e.revokedAt,
         reason: (e.reason ?? undefined) as RevocationReason | undefined,
       })),
-      idpUrl: caUrls(config, ca.caName, ca.generation).crl,
+      // A delta has its base's scope: the same distribution point (RFC 5280 5.2.4).
+      idpUrl: urls.crl,
+      ...(base ? { deltaBase: base.crlNumber } : urls.deltaCrl && !opts.final ? { freshestUrl: urls.deltaCrl } : {}),
     });
-    const row = { caName: ca.caName, generation: ca.generation, crlNumber, thisUpdate, nextUpdate, entries: entries.length, der: Buffer.from(der) };
+    const row = {
+      caName: ca.caName,
+      generation: ca.generation,
+      crlNumber,
+      thisUpdate,
+      nextUpdate,
+      entries: entries.length,
+      der: Buffer.from(der),
+      deltaBase: base?.crlNumber ?? null,
+    };
     await revocation.insertCrl(tx, row);
     await audit(tx, {
       actor: by,
@@ -158,6 +192,7 @@ export async function makeCrl(deps: RevocationDeps, ca: SigningKey, by: string, 
         entries: entries.length,
         nextUpdate: nextUpdate.toISOString(),
         ...(opts.final ? { final: true } : {}),
+        ...(base ? { deltaBase: base.crlNumber.toString() } : {}),
       },
     });
     return row;
@@ -169,7 +204,12 @@ export async function makeCrl(deps: RevocationDeps, ca: SigningKey, by: string, 
  * a CA, as their status is now. `final`: the last responses of a CA being revoked, valid
  * until the CA's notAfter.
  */
-export async function signOcspFor(deps: RevocationDeps, ca: SigningKey, serials: string[], opts: { final?: boolean } = {}): Promise<number> {
+export async function signOcspFor(
+  deps: RevocationDeps,
+  ca: SigningKey,
+  serials: string[],
+  opts: { final?: boolean } = {},
+): Promise<number> {
   const { pool, keys, config } = deps;
   assertCanSign({ ...ca, name: ca.caName }, new Date(), opts);
   const issuer = caSummary(ca.certDer);
@@ -214,7 +254,14 @@ async function crlSigners(pool: Queryable, caName: string | undefined, now: Date
   for (const key of await cas.allCertifiedKeys(pool)) {
     const ca = entries.get(key.caName);
     if (!ca || (caName && ca.name !== caName)) continue;
-    const signing: SigningKey = { ...key, status: ca.status, external: ca.external, revokedAt: ca.revokedAt, revocationReason: ca.revocationReason };
+    const signing: SigningKey = {
+      ...key,
+      status: ca.status,
+      external: ca.external,
+      revokedAt: ca.revokedAt,
+      revocationReason: ca.revocationReason,
+      crlProfile: ca.crlProfile,
+    };
     if (!cannotSign({ ...signing, name: ca.name }, now)) out.push(signing);
   }
   return out;
@@ -227,15 +274,27 @@ async function refresh(deps: RevocationDeps, input: RefreshInput): Promise<Refre
   if (input.caName && !signers.length) {
     const ca = await cas.getEntry(pool, input.caName);
     if (!ca) throw new CaError('notFound', `no CA named "${input.caName}"`);
-    throw new CaError('conflict', `CA "${input.caName}" signs no CRLs (${ca.status === 'revoked' ? 'revoked' : ca.external ? 'its key is outside certflow' : 'expired or pending'})`);
+    throw new CaError(
+      'conflict',
+      `CA "${input.caName}" signs no CRLs (${ca.status === 'revoked' ? 'revoked' : ca.external ? 'its key is outside certflow' : 'expired or pending'})`,
+    );
   }
   const crls: RefreshResult['crls'] = [];
   for (const ca of signers) {
+    const policy = crlPolicy(config, ca.crlProfile);
     const latest = await revocation.latestCrl(pool, ca.caName, ca.generation);
-    const due = !latest || now.getTime() - latest.thisUpdate.getTime() >= config.revocation.crlRefreshSeconds * 1000;
+    const due = !latest || now.getTime() - latest.thisUpdate.getTime() >= policy.refreshSeconds * 1000;
     if (input.force || due) {
       const crl = await makeCrl(deps, ca, input.requester ?? 'system');
       crls.push({ caName: ca.caName, crlNumber: crl.crlNumber.toString(), entries: crl.entries });
+    } else if (policy.delta) {
+      const delta = await revocation.latestCrl(pool, ca.caName, ca.generation, { delta: true });
+      const deltaDue =
+        !delta || delta.deltaBase !== latest.crlNumber || now.getTime() - delta.thisUpdate.getTime() >= policy.delta.intervalSeconds * 1000;
+      if (deltaDue) {
+        const crl = await makeCrl(deps, ca, input.requester ?? 'system', { delta: true });
+        crls.push({ caName: ca.caName, crlNumber: crl.crlNumber.toString(), entries: crl.entries });
+      }
     }
     Context.current().heartbeat();
   }

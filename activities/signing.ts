@@ -19,6 +19,7 @@ import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { assertCanSign, issuingCaName } from '../src/ca/authority.ts';
+import { crlPolicy } from '../src/ca/crl-policy.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
 import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
@@ -145,7 +146,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       ca: { name: ca.name, certDer: ca.certDer, keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
       serial: randomSerial(),
       now: new Date(),
-      urls: caUrls(config, ca.name, ca.generation),
+      urls: caUrls(config, ca.name, ca.generation, { delta: Boolean(crlPolicy(config, ca.crlProfile).delta) }),
       ancestors,
     });
     const pending = {

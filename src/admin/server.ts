@@ -10,10 +10,11 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { openDatabase } from '../db/open.ts';
+import { databaseUrl, openDatabase } from '../db/open.ts';
 import * as sessions from '../db/repos/admin-sessions.ts';
 import { waitForCa } from '../http/server.ts';
 import { unknownCaReferences } from '../ca/references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ca/managed-profiles.ts';
 import { ensureServerCertificate } from '../http/tls-cert.ts';
 import { pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -30,6 +31,8 @@ export interface RunningAdmin {
 
 export async function startAdmin(config: Config, log: Logger): Promise<RunningAdmin> {
   const pool = await openDatabase(config, log);
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
   const { issuing, chain } = await waitForCa(config, pool, log);
   for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
   const temporal = await connectTemporal(config);
@@ -89,6 +92,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
         server.closeAllConnections();
       });
       await temporal.close().catch(() => {});
+      await profileWatch.close().catch(() => {});
       await pool.end().catch(() => {});
     },
   };

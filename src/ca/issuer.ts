@@ -38,6 +38,8 @@ export interface CaUrls {
   crl?: string;
   ocsp?: string;
   caIssuers?: string;
+  /** Delta CRLs, when the CA publishes them (freshestCRL). */
+  deltaCrl?: string;
 }
 
 export interface PreparedCertificate {
@@ -139,6 +141,7 @@ export function prepareCertificate(args: {
       authorityKeyId: authorityKeyIdOf(issuer),
       // A URL the profile asks for but the deployment did not configure is left out.
       crlUrls: profile.crlDistributionPoint && urls.crl ? [urls.crl] : undefined,
+      deltaCrlUrls: profile.crlDistributionPoint && urls.deltaCrl ? [urls.deltaCrl] : undefined,
       ocspUrls: profile.aia.ocsp && urls.ocsp ? [urls.ocsp] : undefined,
       caIssuersUrls: profile.aia.caIssuers && urls.caIssuers ? [urls.caIssuers] : undefined,
       policies: profile.policies,

@@ -18,6 +18,7 @@ import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
 import { cannotSign, issuingCaName } from '../ca/authority.ts';
+import { loadManagedProfiles } from '../ca/managed-profiles.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
@@ -33,6 +34,7 @@ import { registerKeyCommands } from './keys.ts';
 import { registerConsoleCommands } from './console.ts';
 import { registerCmpClientCommands } from './cmp-clients.ts';
 import { registerCaCommands } from './ca.ts';
+import { registerProfileCommands } from './profiles.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -142,6 +144,7 @@ function program(): Command {
           throw new CaError('malformed', `cannot read ${opts.csr}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
         });
         const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
+        await withPool((pool) => loadManagedProfiles(config, pool));
         const profile = getProfile(config, opts.profile);
         // An unknown CA, or one that cannot sign (revoked, expired), is the operator's mistake
         // here; inside the workflow it would be a server fault.
@@ -298,6 +301,7 @@ function program(): Command {
   registerClusterCommands(root, context);
   registerCmpClientCommands(root, context);
   registerCaCommands(root, context);
+  registerProfileCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

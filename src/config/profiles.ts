@@ -97,6 +97,8 @@ export interface CertProfile {
   lint?: LintSet;
   /** certificatePolicies (OIDs); none = no extension. cabf-serverauth needs a CA/B Forum reserved one (2.23.140.1.2.x). */
   policies?: string[];
+  /** The named key profile `keys` came from, if any. */
+  keyProfile?: string;
 }
 
 const DAY = 86_400;

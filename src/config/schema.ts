@@ -53,9 +53,46 @@ const ca = z.strictObject({
   expiryWarningDays: z.int().nonnegative().max(3650).optional(),
 });
 
+/** Key types and sizes a certificate profile accepts: inline (`keys`) or a named key profile (`keyProfile`). */
+const keysSchema = z.strictObject({
+  rsa: z.strictObject({ minBits: z.int().min(1024).max(16384), maxBits: z.int().min(1024).max(16384) }).optional(),
+  ec: z.strictObject({ curves: z.array(curve).min(1) }).optional(),
+  ed25519: z.boolean().optional(),
+  ed448: z.boolean().optional(),
+});
+
+/** A named key profile (managed like certificate profiles): the algorithms and sizes allowed. */
+export const keyProfileSchema = keysSchema.extend({ name: name('a key profile name'), description: z.string().optional() });
+
+/**
+ * A named CRL profile, for the CAs that name it (`ca create --crl-profile`): a new complete
+ * CRL every intervalSeconds, valid overlapSeconds longer (nextUpdate = thisUpdate +
+ * interval + overlap), and delta CRLs (RFC 5280 5.2.4) every deltaIntervalSeconds if on.
+ */
+export const crlProfileSchema = z.strictObject({
+  name: name('a CRL profile name'),
+  description: z.string().optional(),
+  intervalSeconds: z
+    .int()
+    .min(60)
+    .max(365 * 86_400),
+  overlapSeconds: z
+    .int()
+    .nonnegative()
+    .max(365 * 86_400),
+  deltaCrls: z.boolean().optional(),
+  deltaIntervalSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .optional(),
+});
+
 export const profileSchema = z.strictObject({
   name: name('a profile name'),
   extends: z.string().optional(),
+  /** A named key profile (keyProfiles) instead of inline keys. */
+  keyProfile: name('a key profile name').optional(),
   description: z.string().optional(),
   issuer: name('a CA name').optional(),
   validitySeconds: seconds.optional(),
@@ -63,14 +100,7 @@ export const profileSchema = z.strictObject({
   keyUsage: z.array(z.enum(KEY_USAGES)).optional(),
   rsaKeyEncipherment: z.boolean().optional(),
   extKeyUsage: z.array(eku).optional(),
-  keys: z
-    .strictObject({
-      rsa: z.strictObject({ minBits: z.int().min(1024).max(16384), maxBits: z.int().min(1024).max(16384) }).optional(),
-      ec: z.strictObject({ curves: z.array(curve).min(1) }).optional(),
-      ed25519: z.boolean().optional(),
-      ed448: z.boolean().optional(),
-    })
-    .optional(),
+  keys: keysSchema.optional(),
   san: z
     .strictObject({
       dns: z.boolean(),
@@ -240,6 +270,8 @@ const cmp = z.strictObject({
 export const SECTIONS = {
   ca: ca.optional(),
   profiles: z.array(profileSchema).optional(),
+  keyProfiles: z.array(keyProfileSchema).optional(),
+  crlProfiles: z.array(crlProfileSchema).optional(),
   defaultProfile: z.string().optional(),
   tlsNames: z.array(z.string().min(1)).optional(),
   revocation: revocation.optional(),

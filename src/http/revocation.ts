@@ -47,8 +47,12 @@ export function revocationRoutes(router: Router, deps: { pool: Pool; log: Logger
     const file = parseCaFile(ctx.path.slice('/crl/'.length), 'crl');
     const key = file ? await cas.getKey(deps.pool, file.name, file.generation) : null;
     if (!file || !key?.certDer) throw new CaError('notFound', `no CRL at ${ctx.path}`);
-    const crl = await revocation.latestCrl(deps.pool, file.name, file.generation);
-    if (!crl) throw new CaError('unavailable', `the first CRL of ${file.name} has not been published yet`);
+    const crl = await revocation.latestCrl(deps.pool, file.name, file.generation, { delta: file.delta });
+    if (!crl)
+      throw new CaError(
+        file.delta ? 'notFound' : 'unavailable',
+        `the first ${file.delta ? 'delta ' : ''}CRL of ${file.name} has not been published yet`,
+      );
     ctx.type = 'application/pkix-crl';
     cacheUntil(ctx, crl.thisUpdate, crl.nextUpdate);
     ctx.body = crl.der;

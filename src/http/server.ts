@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { unknownCaReferences } from '../ca/references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ca/managed-profiles.ts';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -53,6 +54,8 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
   const { issuing, chain } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, chain);
   for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
@@ -113,6 +116,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         ),
       );
       await accountCache.close().catch(() => {});
+      await profileWatch.close().catch(() => {});
       await temporal.close().catch(() => {});
       await pool.end().catch(() => {});
     },

@@ -16,6 +16,7 @@ import { createCaActivities, createCaWatchActivities } from '../../activities/ca
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { unknownCaReferences } from '../ca/references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ca/managed-profiles.ts';
 import { caUrls } from '../ca/urls.ts';
 import type { Config } from '../config/index.ts';
 import { enableArtifactRecording } from '../core/artifacts.ts';
@@ -107,6 +108,8 @@ export interface RunningWorker {
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   enableArtifactRecording();
   const pool = await openDatabase(config, log);
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
   const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
@@ -156,6 +159,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
 
   const done = Promise.all([main.run(), signing.run()]).finally(async () => {
     await ocsp.close().catch(() => {});
+    await profileWatch.close().catch(() => {});
     await connection.close().catch(() => {});
     await keys.close().catch(() => {});
     await pool.end().catch(() => {});

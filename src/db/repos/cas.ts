@@ -246,9 +246,10 @@ export async function getEntry(
   createdByWorkflow: string | null;
   revokedAt: Date | null;
   revocationReason: string | null;
+  crlProfile: string | null;
 } | null> {
   const { rows } = await db.query(
-    `SELECT name, role, parent, status, external, created_by_workflow, revoked_at, revocation_reason FROM cas WHERE name = $1`,
+    `SELECT name, role, parent, status, external, created_by_workflow, revoked_at, revocation_reason, crl_profile FROM cas WHERE name = $1`,
     [name],
   );
   const r = rows[0];
@@ -262,6 +263,7 @@ export async function getEntry(
         createdByWorkflow: r.created_by_workflow,
         revokedAt: r.revoked_at,
         revocationReason: r.revocation_reason,
+        crlProfile: r.crl_profile,
       }
     : null;
 }
