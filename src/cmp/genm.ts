@@ -18,6 +18,7 @@ import {
   INFO_TYPES,
   InfoTypeAndValue,
   REG_CTRL,
+  RootCaKeyUpdateContent,
   algorithmIdentifier,
   derSequence,
   fromDer,
@@ -49,9 +50,21 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(new InfoTypeAndValue(item.infoType, derSequence(chain)));
         break;
       }
-      case INFO_TYPES.rootCaKeyUpdate:
+      case INFO_TYPES.rootCaKeyUpdate: {
+        // RFC 9483 4.3.2: the new root certificate and the link certificates while the
+        // alias's root is being rolled over; absent when no update is there.
+        const root = (await cas.chainPath(deps.pool, caName)).at(-1);
+        const update = root?.role === 'root' ? await cas.rootKeyUpdate(deps.pool, root.name) : null;
+        out.push(
+          new InfoTypeAndValue(
+            item.infoType,
+            update ? structureDer(new RootCaKeyUpdateContent(update.newWithNew, update.newWithOld, update.oldWithNew)) : undefined,
+          ),
+        );
+        break;
+      }
       case INFO_TYPES.caKeyUpdateInfo:
-        // No root CA key update is pending: the value is absent (RFC 9483 4.3.2).
+        // The deprecated form (RFC 4210): not offered; the value is absent.
         out.push(new InfoTypeAndValue(item.infoType));
         break;
       case INFO_TYPES.certReqTemplate:

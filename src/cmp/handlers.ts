@@ -284,7 +284,7 @@ async function outcomeFromReadModel(deps: CmpDeps, requestId: string): Promise<C
     default: {
       const cert = row.serial ? await certificates.get(deps.pool, row.serial) : null;
       if (!cert?.certDer) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-      const chain = await cas.issuingChain(deps.pool, cert.caName);
+      const chain = await cas.issuingChain(deps.pool, cert.caName, { generation: cert.caGeneration });
       return {
         status: 'issued',
         implicitConfirm: row.state === 'confirmed',

@@ -329,30 +329,95 @@ export async function getIssuing(db: Queryable, name?: string): Promise<CaRow | 
   return rows[0] ? toRow(rows[0]) : null;
 }
 
+/** One step of a chain: a CA generation and its certificate. */
+export interface ChainLink {
+  name: string;
+  generation: number;
+  role: CaRole;
+  certDer: Buffer;
+}
+
+/**
+ * A CA generation and its parents up to the root, leaf side first: each parent is the
+ * generation that signed the certificate below it. `generation` defaults to the active
+ * one. A CA missing from the chain ends it early.
+ */
+export async function chainPath(db: Queryable, caName: string, opts: { cached?: boolean; generation?: number } = {}): Promise<ChainLink[]> {
+  const path: ChainLink[] = [];
+  let generation = opts.generation ?? (await get(db, caName))?.generation;
+  for (let name: string | null = caName; name && generation !== undefined && path.length < 16;) {
+    const [entry, key]: [Awaited<ReturnType<typeof roleOf>>, CaKeyRow | null] = await Promise.all([
+      roleOf(db, name),
+      opts.cached ? getKeyCached(db, name, generation) : getKey(db, name, generation),
+    ]);
+    if (!entry || !key?.certDer) break;
+    path.push({ name, generation, role: entry.role, certDer: key.certDer });
+    if (entry.role === 'root') break;
+    name = entry.parent;
+    generation = key.parentGeneration ?? (name ? 1 : undefined);
+  }
+  return path;
+}
+
 /**
  * DER certificates of a CA and its parents, leaf side first: below the root (what a chain
  * file holds), or up to and including it with `includeRoot` (what EST /cacerts sends).
- * `generation` picks the CA's generation (default: the active one); each parent is the
- * generation that signed the certificate below it. A CA missing from the chain ends it early.
+ * `generation` picks the CA's generation (default: the active one).
  */
 export async function issuingChain(
   db: Queryable,
   caName: string,
   opts: { includeRoot?: boolean; cached?: boolean; generation?: number } = {},
 ): Promise<Buffer[]> {
-  const chain: Buffer[] = [];
-  let generation = opts.generation ?? (await get(db, caName))?.generation;
-  for (let name: string | null = caName; name && generation !== undefined;) {
-    const [entry, key]: [Awaited<ReturnType<typeof roleOf>>, CaKeyRow | null] = await Promise.all([
-      roleOf(db, name),
-      opts.cached ? getKeyCached(db, name, generation) : getKey(db, name, generation),
-    ]);
-    if (!entry || !key?.certDer || (entry.role === 'root' && !opts.includeRoot)) break;
-    chain.push(key.certDer);
-    name = entry.parent;
-    generation = key.parentGeneration ?? (name ? 1 : undefined);
-  }
-  return chain;
+  const path = await chainPath(db, caName, opts);
+  return path.filter((l) => opts.includeRoot || l.role !== 'root').map((l) => l.certDer);
+}
+
+/** A root key rollover (RFC 9810 4.4): the old and new root generations and the certificates linking them. */
+export interface RootKeyUpdate {
+  root: string;
+  oldGeneration: number;
+  newGeneration: number;
+  oldWithOld: Buffer;
+  newWithNew: Buffer;
+  newWithOld: Buffer;
+  oldWithNew: Buffer;
+}
+
+/**
+ * The latest key rollover of root `name` while both keys' certificates are valid: the
+ * newest generation with link certificates and the one before it. Null when none.
+ */
+export async function rootKeyUpdate(db: Queryable, name: string, now = new Date()): Promise<RootKeyUpdate | null> {
+  const all = (await keys(db, name)).filter((k) => k.certDer && k.notAfter! > now);
+  const newest = [...all].reverse().find((k) => k.newWithOld && k.oldWithNew);
+  const old = newest && all.find((k) => k.generation === newest.generation - 1);
+  if (!newest || !old) return null;
+  return {
+    root: name,
+    oldGeneration: old.generation,
+    newGeneration: newest.generation,
+    oldWithOld: old.certDer!,
+    newWithNew: newest.certDer!,
+    newWithOld: newest.newWithOld!,
+    oldWithNew: newest.oldWithNew!,
+  };
+}
+
+/**
+ * The chains of a certificate issued by CA generation (`caName`, `generation`): the default
+ * one (below the root), and while its root is being rolled over, an alternate ending in
+ * the link certificate to the other root key (ACME `Link: rel="alternate"`, RFC 8555 7.4.2).
+ */
+export async function certificateChains(db: Queryable, caName: string, generation: number): Promise<Buffer[][]> {
+  const path = await chainPath(db, caName, { cached: true, generation });
+  const below = path.filter((l) => l.role !== 'root').map((l) => l.certDer);
+  const root = path.at(-1);
+  const update = root?.role === 'root' ? await rootKeyUpdate(db, root.name) : null;
+  if (!root || !update) return [below];
+  if (root.generation === update.oldGeneration) return [below, [...below, update.oldWithNew]];
+  if (root.generation === update.newGeneration) return [below, [...below, update.newWithOld]];
+  return [below];
 }
 
 const roleCaches = new WeakMap<object, Map<string, { role: CaRole; parent: string | null }>>();
