@@ -600,3 +600,9 @@ export async function keyInUse(
   const { rows } = await db.query('SELECT ca_name, generation FROM ca_keys WHERE key_backend = $1 AND key_id = $2', [backend, keyId]);
   return rows[0] ? { caName: rows[0].ca_name, generation: rows[0].generation } : null;
 }
+
+/** The key store ids of every CA key certflow holds (all generations, pending ones included). */
+export async function allKeyIds(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ key_id: string }>(`SELECT key_id FROM ca_keys WHERE key_backend <> 'none' ORDER BY ca_name, generation`);
+  return rows.map((r) => r.key_id);
+}
