@@ -11,6 +11,8 @@ import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { CaOperationResult } from '../../activities/types.ts';
 import { runTool, type CliResult, type TestInstance } from './certflow.ts';
+import { clientEnv, type AcmeStack } from './acme.ts';
+import { CERTBOT, requireTool, runProgram } from './tools.ts';
 import { temporalAddress, temporalNamespace } from './stack.ts';
 
 /** Runs `certflow --json <args>` and returns the parsed output; fails the test on a non-zero exit. */
@@ -63,4 +65,46 @@ export async function recordHistory(workflowId: string, name: string): Promise<v
     const file = fileURLToPath(new URL(`../replay/histories/${name}.json`, import.meta.url));
     await writeFile(file, historyToJSON(await handle.fetchHistory()) + '\n');
   });
+}
+
+/**
+ * `certbot certonly --standalone` for one name against `stack`'s ACME directory (an alias
+ * when given), its state under `dir`; the certificate ends in `<dir>/config/live/<name>/`.
+ */
+export function certbotCertonly(
+  stack: AcmeStack,
+  dir: string,
+  name: string,
+  opts: { alias?: string; extra?: string[] } = {},
+): Promise<CliResult> {
+  return runProgram(
+    requireTool(CERTBOT),
+    [
+      'certonly',
+      '--standalone',
+      '--http-01-port',
+      String(stack.http01Port),
+      '--http-01-address',
+      '127.0.0.1',
+      '-d',
+      name,
+      '--cert-name',
+      name,
+      ...(opts.extra ?? []),
+      '--config-dir',
+      join(dir, 'config'),
+      '--work-dir',
+      join(dir, 'work'),
+      '--logs-dir',
+      join(dir, 'logs'),
+      '--server',
+      stack.directoryUrl(opts.alias),
+      '--non-interactive',
+      '--agree-tos',
+      '-m',
+      'test@example.test',
+      '--no-eff-email',
+    ],
+    { env: clientEnv(stack, { REQUESTS_CA_BUNDLE: stack.root }), timeoutMs: 120_000 },
+  );
 }

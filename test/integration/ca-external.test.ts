@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { opensslCsr, runTool } from '../helpers/certflow.ts';
-import { clientEnv, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
+import { startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { estDevice, firstCert } from '../helpers/est.ts';
-import { CERTBOT, CHALLTESTSRV, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
-import { cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
+import { CERTBOT, CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { certbotCertonly, cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
 import { makeOutsideCa, type OutsideCa } from '../helpers/outside-ca.ts';
 
 const skip = toolsSkip(CERTBOT, CHALLTESTSRV);
@@ -123,33 +123,7 @@ describe('an externally signed CA (root outside certflow)', { skip }, () => {
   it('certbot gets a certificate that openssl verifies against the outside root', async () => {
     const dir = join(stack.cf.home, 'certbot');
     await mkdir(dir, { recursive: true });
-    const r = await runProgram(
-      requireTool(CERTBOT),
-      [
-        'certonly',
-        '--standalone',
-        '--http-01-port',
-        String(stack.http01Port),
-        '--http-01-address',
-        '127.0.0.1',
-        '-d',
-        'ext.example.test',
-        '--config-dir',
-        join(dir, 'config'),
-        '--work-dir',
-        join(dir, 'work'),
-        '--logs-dir',
-        join(dir, 'logs'),
-        '--server',
-        stack.directoryUrl('ext'),
-        '--non-interactive',
-        '--agree-tos',
-        '-m',
-        'test@example.test',
-        '--no-eff-email',
-      ],
-      { env: clientEnv(stack, { REQUESTS_CA_BUNDLE: stack.root }), timeoutMs: 120_000 },
-    );
+    const r = await certbotCertonly(stack, dir, 'ext.example.test', { alias: 'ext' });
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const live = join(dir, 'config', 'live', 'ext.example.test');
     const v = await opensslVerify(['-CAfile', outside.cert, '-untrusted', join(live, 'chain.pem'), join(live, 'cert.pem')]);

@@ -16,11 +16,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runTool } from '../helpers/certflow.ts';
-import { clientEnv, serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
+import { serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { estDevice, firstCert, type EstDevice } from '../helpers/est.ts';
 import { opensslCmp, output, readMessages, type CmpPeer } from '../helpers/cmp.ts';
-import { CERTBOT, CHALLTESTSRV, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
-import { cliFails, cliJson, opensslVerify, pemFile, recordHistory, withTemporal } from '../helpers/ca.ts';
+import { CERTBOT, CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { certbotCertonly, cliFails, cliJson, opensslVerify, pemFile, recordHistory, withTemporal } from '../helpers/ca.ts';
 import { derSequenceItems, fromDer, RootCaKeyUpdateContent, type InfoTypeAndValue } from '../../src/pki/cmp/index.ts';
 import { pemDecodeAll, tbsSerialHex } from '../../src/pki/index.ts';
 
@@ -197,35 +197,7 @@ describe('CA rollover', { skip }, () => {
   it('ACME offers the chain through the link certificate as Link rel="alternate"; certbot --preferred-chain picks it', async () => {
     const dir = join(stack.cf.home, 'certbot');
     await mkdir(dir, { recursive: true });
-    const r = await runProgram(
-      requireTool(CERTBOT),
-      [
-        'certonly',
-        '--standalone',
-        '--http-01-port',
-        String(stack.http01Port),
-        '--http-01-address',
-        '127.0.0.1',
-        '-d',
-        'pref.example.test',
-        '--preferred-chain',
-        'certflow Root CA G2',
-        '--config-dir',
-        join(dir, 'config'),
-        '--work-dir',
-        join(dir, 'work'),
-        '--logs-dir',
-        join(dir, 'logs'),
-        '--server',
-        stack.directoryUrl(),
-        '--non-interactive',
-        '--agree-tos',
-        '-m',
-        'test@example.test',
-        '--no-eff-email',
-      ],
-      { env: clientEnv(stack, { REQUESTS_CA_BUNDLE: stack.root }), timeoutMs: 120_000 },
-    );
+    const r = await certbotCertonly(stack, dir, 'pref.example.test', { extra: ['--preferred-chain', 'certflow Root CA G2'] });
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const live = join(dir, 'config', 'live', 'pref.example.test');
     const chain = await readFile(join(live, 'chain.pem'), 'utf8');

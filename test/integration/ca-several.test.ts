@@ -14,11 +14,11 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { opensslCsr, runTool } from '../helpers/certflow.ts';
-import { clientEnv, serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
+import { serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { estDevice, firstCert, type EstDevice } from '../helpers/est.ts';
 import { newKey, opensslCmp, output, type CmpPeer } from '../helpers/cmp.ts';
-import { CERTBOT, CHALLTESTSRV, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
-import { cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
+import { CERTBOT, CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { certbotCertonly, cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
 
 const skip = toolsSkip(CERTBOT, CHALLTESTSRV);
 const PASSWORD = 'several cas test password';
@@ -31,37 +31,7 @@ describe('several issuing CAs, and revoking one', { skip }, () => {
   let dir: string;
   const issued: Record<string, string> = {};
 
-  function certbot(alias: string, name: string) {
-    return runProgram(
-      requireTool(CERTBOT),
-      [
-        'certonly',
-        '--standalone',
-        '--http-01-port',
-        String(stack.http01Port),
-        '--http-01-address',
-        '127.0.0.1',
-        '-d',
-        name,
-        '--cert-name',
-        name,
-        '--config-dir',
-        join(dir, 'config'),
-        '--work-dir',
-        join(dir, 'work'),
-        '--logs-dir',
-        join(dir, 'logs'),
-        '--server',
-        stack.directoryUrl(alias),
-        '--non-interactive',
-        '--agree-tos',
-        '-m',
-        'test@example.test',
-        '--no-eff-email',
-      ],
-      { env: clientEnv(stack, { REQUESTS_CA_BUNDLE: stack.root }), timeoutMs: 120_000 },
-    );
-  }
+  const certbot = (alias: string, name: string) => certbotCertonly(stack, dir, name, { alias: alias || undefined });
   const live = (name: string, file: string) => join(dir, 'config', 'live', name, file);
   const issuerCn = (pem: string) => /CN=([^\n,]+)/.exec(new X509Certificate(pem).issuer)?.[1];
 
