@@ -5,7 +5,7 @@
  */
 import type { CertProfile } from '../../config/index.ts';
 import { paths } from '../../config/index.ts';
-import { applyProfile, cloneProfile, profileView, retireProfile } from '../../ca/managed-profiles.ts';
+import { applyProfile, cloneProfile, profileUses, profileView, retireProfile } from '../../ca/managed-profiles.ts';
 import { PROFILE_KINDS, type ProfileKind } from '../../config/profile-set.ts';
 import { CaError } from '../../core/errors.ts';
 import * as stored from '../../db/repos/profiles.ts';
@@ -88,16 +88,6 @@ function profileCard(view: Awaited<ReturnType<typeof profileView>>, manage: bool
   </details>`;
 }
 
-function profileUse(deps: AdminDeps, name: string): string[] {
-  const uses: string[] = [];
-  if (deps.config.defaultProfile === name) uses.push('default');
-  for (const a of deps.config.acme.aliases.values())
-    if (a.profile === name || Object.values(a.profiles).includes(name)) uses.push(`ACME ${a.name ? `/acme/${a.name}` : '/acme'}`);
-  for (const l of deps.config.est.labels.values())
-    if (l.profile === name) uses.push(`EST ${l.name ? `/.well-known/est/${l.name}` : '/.well-known/est'}`);
-  return uses;
-}
-
 function keysText(p: CertProfile): string {
   const k = p.keys;
   return [
@@ -157,7 +147,14 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
       query: { kind: KIND_PROP },
       handler: async ({ deps, query }) => {
         const kind = (query.kind as ProfileKind | undefined) ?? 'certificate';
-        if (kind === 'certificate') return [...deps.config.profiles.values()].map((p) => ({ ...p, usedBy: profileUse(deps, p.name) }));
+        if (kind === 'certificate') {
+          return Promise.all(
+            [...deps.config.profiles.values()].map(async (p) => ({
+              ...p,
+              usedBy: await profileUses(deps.pool, deps.config, 'certificate', p.name),
+            })),
+          );
+        }
         return [...(kind === 'key' ? deps.config.keyProfiles : deps.config.crlProfiles).values()];
       },
     },
@@ -247,7 +244,7 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
                 .filter(([, v]) => v === true)
                 .map(([k]) => k)
                 .join(', '),
-              profileUse(deps, p.name).join(', '),
+              lists[0]!.views.find((v) => v.name === p.name)?.usedBy.join(', ') ?? '',
             ],
             { id: 'profiles' },
           )}
