@@ -39,21 +39,22 @@ export const PERMISSIONS = {
   'audit:read': 'audit log, its verification and signed checkpoints',
   'logs:read': 'application logs of the dev stack',
   'health:read': 'health of Postgres, Temporal and the workers',
-  'backup:read': 'list backups',
-  'backup:manage': 'create and download backups',
+  'backup:read': 'list backups and the backup recipient key',
+  'backup:manage': 'create and download backups (encrypted to the recipient key: whoever makes them cannot open them)',
+  'backup:recipient': 'set the backup recipient key, to which every backup is encrypted',
 } as const;
 export type Permission = keyof typeof PERMISSIONS;
 
 const ALL_READ: Permission[] = (Object.keys(PERMISSIONS) as Permission[]).filter((p) => p.endsWith(':read'));
 
 /**
- * CA Administrator: users and roles, settings, the CAs (create, import, roll over, revoke),
- * everything read. Administrator: profiles, external applications, EAB keys. Officer: certificate actions, approvals, CRLs,
+ * CA Administrator: users and roles, settings, the backup recipient, the CAs (create, import, roll over,
+ * revoke), everything read. Administrator: profiles, external applications, EAB keys. Officer: certificate actions, approvals, CRLs,
  * OCSP, key recovery. Auditor: read-only certificates, reports and the audit log.
- * Operator: hierarchy, health, backup.
+ * Operator: hierarchy, health, backup (made for the recipient: an Operator cannot open one).
  */
 export const MATRIX: Record<Role, readonly Permission[]> = {
-  'ca-admin': [...ALL_READ, 'users:manage', 'cas:manage'],
+  'ca-admin': [...ALL_READ, 'users:manage', 'backup:recipient', 'cas:manage'],
   admin: [
     'dashboard:read',
     'hierarchy:read',

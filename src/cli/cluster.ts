@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { loadConfig, paths, type Config } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
-import { databaseUrl } from '../db/open.ts';
+import { databaseUrl, ownerDatabaseUrl } from '../db/open.ts';
 import {
   DEFAULT_HISTORY_SHARDS,
   NAMESPACE_RETENTION_DAYS,
@@ -87,8 +87,10 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     const [ip, port] = splitAddress(config.temporal.address);
     let temporalLine: string;
     if (!config.temporal.external) {
-      const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
-      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards };
+      // Temporal's databases belong to the owner login (the runtime login may not create databases).
+      const temporalDbUrl = ownerDatabaseUrl(config) ?? env.DATABASE_URL;
+      const binaries = await prepareTemporal(config, temporalDbUrl, say);
+      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: temporalDbUrl, historyShards: opts.historyShards };
       say(
         `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`,
       );
@@ -217,13 +219,15 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
 
   cluster
     .command('setup')
-    .description("create Temporal's databases on the Postgres of DATABASE_URL, apply their schemas, write the server's config file")
+    .description(
+      "create Temporal's databases on the Postgres of DATABASE_URL (as CERTFLOW_DATABASE_OWNER_URL's login if set), apply their schemas, write the server's config file",
+    )
     .option('--ip <address>', 'address the Temporal server listens on and advertises', '127.0.0.1')
     .addOption(new Option('--port <n>', 'frontend port (the server uses it and the next 9)').default(7233).argParser(positive('--port')))
     .addOption(shardsOption())
     .action(async (opts: { ip: string; port: number; historyShards: number }) => {
       const config = loadConfig();
-      const url = databaseUrl(config);
+      const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
       const configFile = await writeTemporalConfig(join(config.home, 'temporal'), {
         ip: opts.ip,

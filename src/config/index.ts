@@ -4,7 +4,13 @@ import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import type { CertProfile } from './profiles.ts';
 import { buildProfileSet, entriesOf, type CrlProfile, type KeyProfile, type ProfileEntries } from './profile-set.ts';
-import { caReferencesOf, parseConfigFile, type CaReference, type ConfigFile } from './schema.ts';
+import { caReferencesOf, parseConfigFile, type CaReference, type ConfigFile, type ISSUING_PROTOCOLS } from './schema.ts';
+
+/** A protocol a certificate was issued over (certificates.protocol). */
+export type IssuingProtocol = (typeof ISSUING_PROTOCOLS)[number];
+
+/** Protocols whose certificates authenticate where nothing else is configured: never ACME's. */
+const CLIENT_CERT_PROTOCOLS: IssuingProtocol[] = ['est', 'cmp', 'operator'];
 
 export type { CertProfile } from './profiles.ts';
 
@@ -36,8 +42,14 @@ export interface Config {
   publicHttpsUrl: string;
   /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
   tlsNames: string[];
-  /** External Postgres; undefined = dev mode's embedded server. */
+  /** External Postgres (the runtime login: servers, workers, console, CLI); undefined = dev mode's embedded server. */
   databaseUrl?: string;
+  /**
+   * The same database as the owner login, which applies the migrations and owns the tables
+   * (CERTFLOW_DATABASE_OWNER_URL). Undefined: the embedded server's own owner, or (with an
+   * external DATABASE_URL) none — one login does both, see docs/operations.md "Database roles".
+   */
+  databaseOwnerUrl?: string;
   embeddedPostgresPort: number;
   temporal: {
     address: string;
@@ -48,6 +60,8 @@ export interface Config {
     taskQueue: string;
     signingTaskQueue: string;
   };
+  /** CERTFLOW_CMP_SECRETS_KEY: the key that encrypts CMP secrets and ACME EAB and nonce keys (else keys/cmp-secrets.key). */
+  secretsKey?: string;
   keys: {
     backend: 'software' | 'pkcs11';
     passphrase?: string;
@@ -78,6 +92,8 @@ export interface Config {
   stuck: StuckBounds;
   admin: AdminConfig;
   audit: AuditConfig;
+  /** Failed authentications allowed per client address (every front end) and per console user name. */
+  authFailures: AuthFailureLimits;
   cmp: CmpConfig;
   /** The CA names the configuration file refers to (checked against the CAs at start: src/ca/references.ts). */
   caReferences: CaReference[];
@@ -123,8 +139,24 @@ export interface AdminConfig {
   temporalUiUrl?: string;
 }
 
+/** A limit of failed authentications for one key (address or user name). */
+export interface FailureRule {
+  /** Failed attempts, and attempts being checked right now, allowed per window. */
+  maxFailures: number;
+  windowSeconds: number;
+  /** How long the key is refused once its failures reach maxFailures. */
+  lockSeconds: number;
+}
+
+export interface AuthFailureLimits {
+  /** Per client address (IPv6: per /64), counted separately by each front end: console login, EST Basic, CMP MAC. */
+  perAddress: FailureRule;
+  /** Per user name of the console login. */
+  perConsoleUser: FailureRule;
+}
+
 export interface AuditConfig {
-  /** How often the worker signs a checkpoint of the audit chain's head. */
+  /** How often the worker signs a checkpoint of the audit chain's head (audit.checkpointMinutes, default 5). */
   checkpointSeconds: number;
 }
 
@@ -148,8 +180,19 @@ export interface CmpAlias {
   requireApproval: boolean;
   /** kur: revoke the old certificate (superseded) once the new one is confirmed. */
   kurRevokesOld: boolean;
-  /** ir/cr signed with a certificate issued by this CA (not only MAC) are accepted. */
+  /**
+   * ir/cr/p10cr signed with a certificate of this CA that is not registered as a client are
+   * accepted (for the certificate's own names only; default false).
+   */
   allowCertificateEnrollment: boolean;
+  /** Profiles whose (unregistered) certificates may sign ir/cr/p10cr here; default: the alias's profile. */
+  clientCertProfiles: string[];
+  /** Protocols those certificates may have been issued over; default est, cmp, operator (never ACME unless listed). */
+  clientCertProtocols: IssuingProtocol[];
+  /** CMP aliases whose certificates kur updates here; default: this alias. */
+  kurAliases: string[];
+  /** Certificates of these profiles are updated here too, whatever issued them; default none. */
+  kurProfiles: string[];
   /** Overrides cmp.confirmWaitSeconds for this alias. */
   confirmWaitSeconds?: number;
 }
@@ -164,7 +207,10 @@ export interface CmpConfig {
   pollIntervalSeconds: number;
   /** messageTime may differ from the server's clock by at most this much. */
   messageTimeToleranceSeconds: number;
-  /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
+  /**
+   * Upper bound on PBM / PBKDF2 iteration counts: the work one MAC-protected message buys
+   * (default 10 000; OpenSSL's client sends 500, its own limit is 100 000).
+   */
   maxIterations: number;
 }
 
@@ -236,8 +282,18 @@ export interface EstLabel {
   caName?: string;
   /** Enrollments wait for `certflow approvals approve` (202 + Retry-After meanwhile). */
   requireApproval: boolean;
-  /** simpleenroll may authenticate with a TLS client certificate issued by this CA. */
+  /**
+   * simpleenroll and serverkeygen accept a TLS client certificate of this CA without HTTP
+   * Basic (for the certificate's own subject and SANs only); simplereenroll accepts the
+   * certificate alone (else a registered client must co-authenticate).
+   */
   allowCertAuth: boolean;
+  /** Profiles whose certificates authenticate simpleenroll/serverkeygen here; default: the label's profile. */
+  clientCertProfiles: string[];
+  /** Protocols those certificates may have been issued over; default est, cmp, operator (never ACME unless listed). */
+  clientCertProtocols: IssuingProtocol[];
+  /** EST labels whose certificates simplereenroll renews here; default: this label. */
+  reenrollLabels: string[];
   /** /serverkeygen is offered. */
   serverKeygen: boolean;
   /**
@@ -338,6 +394,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
     tlsNames,
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseOwnerUrl: ownerUrl(env),
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
       // TEMPORAL_ADDRESS names an existing cluster; without it dev mode starts its own
@@ -351,6 +408,7 @@ export function loadConfig(env: Env = process.env): Config {
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
       signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
     },
+    secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
     keys: {
       backend,
       passphrase: env.CERTFLOW_KEY_PASSPHRASE || undefined,
@@ -387,12 +445,41 @@ export function loadConfig(env: Env = process.env): Config {
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     stuck: stuckBounds(file),
     admin: adminConfig(env, file),
-    audit: { checkpointSeconds: 3600, ...file.audit },
+    audit: { checkpointSeconds: file.audit?.checkpointSeconds ?? (file.audit?.checkpointMinutes ?? 5) * 60 },
+    authFailures: {
+      perAddress: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perAddress },
+      perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
+    },
     cmp: cmpConfig(file, profiles),
     caReferences: caReferencesOf(file),
     configFile: existsSync(filePath) ? filePath : undefined,
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
+}
+
+/** CERTFLOW_DATABASE_OWNER_URL: only together with DATABASE_URL, and for the same database. */
+function ownerUrl(env: Env): string | undefined {
+  const owner = env.CERTFLOW_DATABASE_OWNER_URL || undefined;
+  if (!owner) return undefined;
+  const rule = { rule: 'env.CERTFLOW_DATABASE_OWNER_URL' };
+  if (!env.DATABASE_URL)
+    throw new CaError('config', 'CERTFLOW_DATABASE_OWNER_URL is set, but DATABASE_URL (the runtime login) is not', rule);
+  const where = (url: string, name: string) => {
+    try {
+      const u = new URL(url);
+      return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+    } catch {
+      throw new CaError('config', `${name} is not a valid URL`, rule);
+    }
+  };
+  if (where(owner, 'CERTFLOW_DATABASE_OWNER_URL') !== where(env.DATABASE_URL, 'DATABASE_URL')) {
+    throw new CaError(
+      'config',
+      'CERTFLOW_DATABASE_OWNER_URL must name the same server and database as DATABASE_URL (only the login differs)',
+      rule,
+    );
+  }
+  return owner;
 }
 
 function stuckBounds(file: ConfigFile): StuckBounds {
@@ -422,24 +509,43 @@ function adminConfig(env: Env, file: ConfigFile): AdminConfig {
   };
 }
 
-const DEFAULT_CMP_ALIAS: CmpAlias = {
+/** The default alias's settings; list-valued defaults that depend on the alias are filled in by cmpConfig. */
+const DEFAULT_CMP_ALIAS: Omit<CmpAlias, 'clientCertProfiles' | 'kurAliases'> = {
   name: '',
   profile: 'device',
   protection: ['mac', 'signature'],
   implicitConfirm: true,
   requireApproval: false,
   kurRevokesOld: true,
-  allowCertificateEnrollment: true,
+  allowCertificateEnrollment: false,
+  clientCertProtocols: CLIENT_CERT_PROTOCOLS,
+  kurProfiles: [],
 };
+
+/** A configuration mistake in a cross-reference, with the JSON path of the entry. */
+function badReference(path: string, message: string, rule: string): never {
+  throw new CaError('config', `${path}: ${message}`, { rule });
+}
+
+/** Every profile named in `names` is configured. */
+function checkProfiles(profiles: Map<string, CertProfile>, names: string[], path: string, rule: string): void {
+  for (const p of names) if (!profiles.has(p)) badReference(path, `unknown profile "${p}"`, rule);
+}
 
 function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
   const { aliases: entries, ...rest } = file.cmp ?? {};
-  const aliases = new Map<string, CmpAlias>([['', DEFAULT_CMP_ALIAS]]);
-  for (const entry of entries ?? []) {
+  const aliases = new Map<string, CmpAlias>([['', { ...DEFAULT_CMP_ALIAS, clientCertProfiles: ['device'], kurAliases: [''] }]]);
+  for (const [i, entry] of (entries ?? []).entries()) {
+    const path = `cmp.aliases[${i}]`;
     if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
       throw new CaError('config', `CMP alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'cmp.alias' });
     }
-    const alias: CmpAlias = { ...DEFAULT_CMP_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
+    const merged = { ...DEFAULT_CMP_ALIAS, ...entry };
+    const alias: CmpAlias = {
+      ...merged,
+      clientCertProfiles: merged.clientCertProfiles ?? [merged.profile],
+      kurAliases: merged.kurAliases ?? [merged.name],
+    };
     if (!profiles.has(alias.profile)) {
       throw new CaError('config', `CMP alias "${alias.name}" names unknown profile "${alias.profile}"`, { rule: 'cmp.alias.profile' });
     }
@@ -448,7 +554,14 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
         rule: 'cmp.alias.protection',
       });
     }
+    checkProfiles(profiles, alias.clientCertProfiles, `${path}.clientCertProfiles`, 'cmp.alias.clientCertProfiles');
+    checkProfiles(profiles, alias.kurProfiles, `${path}.kurProfiles`, 'cmp.alias.kurProfiles');
     aliases.set(alias.name, alias);
+  }
+  for (const [i, entry] of (entries ?? []).entries()) {
+    for (const a of entry.kurAliases ?? []) {
+      if (!aliases.has(a)) badReference(`cmp.aliases[${i}].kurAliases`, `unknown CMP alias "${a}"`, 'cmp.alias.kurAliases');
+    }
   }
   const cmp: CmpConfig = {
     aliases,
@@ -456,7 +569,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
     confirmWaitSeconds: 300,
     pollIntervalSeconds: 10,
     messageTimeToleranceSeconds: 600,
-    maxIterations: 100_000,
+    maxIterations: 10_000,
     ...rest,
   };
   for (const k of ['waitSeconds', 'confirmWaitSeconds', 'pollIntervalSeconds', 'messageTimeToleranceSeconds', 'maxIterations'] as const) {
@@ -465,25 +578,39 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
   return cmp;
 }
 
-const DEFAULT_EST_LABEL: EstLabel = {
+/** The default label's settings; list-valued defaults that depend on the label are filled in by estLabels. */
+const DEFAULT_EST_LABEL: Omit<EstLabel, 'clientCertProfiles' | 'reenrollLabels'> = {
   name: '',
   profile: 'device',
   requireApproval: false,
   allowCertAuth: true,
   serverKeygen: true,
   archiveServerKeys: false,
+  clientCertProtocols: CLIENT_CERT_PROTOCOLS,
 };
 
 function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
-  const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
-  for (const [i, entry] of (file.est?.labels ?? []).entries()) {
-    const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
+  const labels = new Map<string, EstLabel>([['', { ...DEFAULT_EST_LABEL, clientCertProfiles: ['device'], reenrollLabels: [''] }]]);
+  const entries = file.est?.labels ?? [];
+  for (const [i, entry] of entries.entries()) {
+    const merged = { ...DEFAULT_EST_LABEL, ...entry };
+    const label: EstLabel = {
+      ...merged,
+      clientCertProfiles: merged.clientCertProfiles ?? [merged.profile],
+      reenrollLabels: merged.reenrollLabels ?? [merged.name],
+    };
     if (!profiles.has(label.profile)) {
       throw new CaError('config', `est.labels[${i}].profile: EST label "${label.name}" names unknown profile "${label.profile}"`, {
         rule: 'est.label.profile',
       });
     }
+    checkProfiles(profiles, label.clientCertProfiles, `est.labels[${i}].clientCertProfiles`, 'est.label.clientCertProfiles');
     labels.set(label.name, label);
+  }
+  for (const [i, entry] of entries.entries()) {
+    for (const l of entry.reenrollLabels ?? []) {
+      if (!labels.has(l)) badReference(`est.labels[${i}].reenrollLabels`, `unknown EST label "${l}"`, 'est.label.reenrollLabels');
+    }
   }
   return labels;
 }

@@ -137,6 +137,11 @@ const revocation = z.strictObject({
   ocspRefreshSeconds: seconds.optional(),
 });
 
+/** Protocols a certificate may have been issued over (certificates.protocol). */
+export const ISSUING_PROTOCOLS = ['est', 'cmp', 'acme', 'operator'] as const;
+const issuingProtocols = z.array(z.enum(ISSUING_PROTOCOLS)).min(1);
+const profileNames = z.array(z.string().min(1)).min(1);
+
 const estLabel = z.strictObject({
   name: z.union([z.literal(''), name('an EST label')]),
   profile: z.string().optional(),
@@ -147,6 +152,12 @@ const estLabel = z.strictObject({
   archiveServerKeys: z.boolean().optional(),
   /** Issuing CAs whose certificates authenticate TLS clients here (default: every issuing CA of this certflow). */
   clientCertCas: z.array(name('a CA name')).optional(),
+  /** Profiles whose certificates authenticate simpleenroll/serverkeygen here without HTTP Basic (default: the label's profile). */
+  clientCertProfiles: profileNames.optional(),
+  /** Protocols those certificates may have been issued over (default: est, cmp, operator; ACME only when listed). */
+  clientCertProtocols: issuingProtocols.optional(),
+  /** EST labels whose certificates simplereenroll renews here (default: this label only). */
+  reenrollLabels: z.array(z.union([z.literal(''), name('an EST label')])).optional(),
 });
 
 const est = z.strictObject({ labels: z.array(estLabel).optional() });
@@ -240,7 +251,23 @@ const admin = z.strictObject({
     .optional(),
 });
 
-const audit = z.strictObject({ checkpointSeconds: positive.max(30 * 86_400).optional() });
+const audit = z.strictObject({
+  /** How often the worker signs a checkpoint (default 5 minutes). */
+  checkpointMinutes: positive.max(24 * 60).optional(),
+  /** The same in seconds (older setting; checkpointMinutes is preferred). */
+  checkpointSeconds: positive.max(30 * 86_400).optional(),
+});
+
+const failureRule = z
+  .strictObject({
+    maxFailures: positive.max(100_000),
+    windowSeconds: positive.max(7 * 86_400),
+    lockSeconds: positive.max(7 * 86_400),
+  })
+  .partial();
+
+/** Failed authentications (console login, EST Basic, CMP MAC): per client address, per console user name. */
+const authFailures = z.strictObject({ perAddress: failureRule.optional(), perConsoleUser: failureRule.optional() });
 
 const cmpAlias = z.strictObject({
   name: z.union([z.literal(''), name('a CMP alias')]),
@@ -254,6 +281,14 @@ const cmpAlias = z.strictObject({
   requireApproval: z.boolean().optional(),
   kurRevokesOld: z.boolean().optional(),
   allowCertificateEnrollment: z.boolean().optional(),
+  /** Profiles whose certificates sign ir/cr/p10cr here without a registration (default: the alias's profile). */
+  clientCertProfiles: profileNames.optional(),
+  /** Protocols those certificates may have been issued over (default: est, cmp, operator; ACME only when listed). */
+  clientCertProtocols: issuingProtocols.optional(),
+  /** CMP aliases whose certificates kur updates here (default: this alias only). */
+  kurAliases: z.array(z.union([z.literal(''), name('a CMP alias')])).optional(),
+  /** Certificates of these profiles are updated here too, whatever issued them (default: none). */
+  kurProfiles: profileNames.optional(),
   confirmWaitSeconds: positive.max(7 * 86_400).optional(),
 });
 
@@ -262,7 +297,12 @@ const cmp = z.strictObject({
   confirmWaitSeconds: positive.max(7 * 86_400).optional(),
   pollIntervalSeconds: positive.max(3600).optional(),
   messageTimeToleranceSeconds: positive.max(86_400).optional(),
-  maxIterations: positive.max(10_000_000).optional(),
+  /**
+   * Upper bound on PBM / PBMAC1 iteration counts, the work one MAC-protected message buys.
+   * At most 100 000: OpenSSL's own limit (OSSL_CRMF_PBM_MAX_ITERATION_COUNT, "if too large
+   * allows DoS"); at least RFC 4211's minimum of 100.
+   */
+  maxIterations: z.int().min(100).max(100_000).optional(),
   aliases: z.array(cmpAlias).optional(),
 });
 
@@ -282,6 +322,7 @@ export const SECTIONS = {
   stuck: stuck.optional(),
   admin: admin.optional(),
   audit: audit.optional(),
+  authFailures: authFailures.optional(),
   cmp: cmp.optional(),
 };
 

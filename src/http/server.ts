@@ -15,6 +15,7 @@ import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { databaseUrl, FRONT_END_POOL, openDatabase } from '../db/open.ts';
+import { sealPlaintextEabKeys } from '../acme/eab.ts';
 import { AccountCache } from '../acme/account-cache.ts';
 import * as cas from '../db/repos/cas.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -56,6 +57,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
   await loadManagedProfiles(config, pool, log);
   const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
+  const sealed = await sealPlaintextEabKeys(pool, config);
+  if (sealed) log.info({ sealed }, 'EAB MAC keys stored in clear by an older certflow are now encrypted under the secrets key');
   const { issuing, chain } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, chain);
   for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);

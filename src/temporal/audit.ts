@@ -12,11 +12,14 @@ export function auditScheduleId(config: Pick<Config, 'temporal'>): string {
   return `${config.temporal.taskQueue}-audit-checkpoint`;
 }
 
-/** Ensures the checkpoint schedule exists (idempotent) and triggers it once now. */
+/**
+ * Ensures the checkpoint schedule exists with the configured interval (created, or updated
+ * when audit.checkpointMinutes changed) and triggers it once now.
+ */
 export async function ensureAuditSchedule(client: Client, config: Pick<Config, 'temporal' | 'audit'>): Promise<void> {
   await ensureSchedule(client, config, {
     scheduleId: auditScheduleId(config),
-    every: `${config.audit.checkpointSeconds} seconds`,
+    everyMs: config.audit.checkpointSeconds * 1000,
     workflowType: 'auditCheckpointWorkflow',
     args: [{}],
   });

@@ -14,31 +14,37 @@ export function revocationScheduleId(config: Pick<Config, 'temporal'>): string {
 export async function ensureRevocationSchedule(client: Client, config: Pick<Config, 'temporal'>): Promise<void> {
   await ensureSchedule(client, config, {
     scheduleId: revocationScheduleId(config),
-    every: '1 hour',
+    everyMs: 3_600_000,
     workflowType: 'crlWorkflow',
     args: [{}],
   });
 }
 
 /**
- * Creates a schedule that starts `workflowType` on the main task queue every `every`
- * (idempotent: an existing one is kept; overlapping runs are skipped) and triggers it once
- * now. Safe to call from every worker start.
+ * Creates a schedule that starts `workflowType` on the main task queue every `everyMs`
+ * (idempotent: an existing one is kept, its interval brought to `everyMs` when the
+ * configuration changed; overlapping runs are skipped) and triggers it once now. Safe to
+ * call from every worker start.
  */
 export async function ensureSchedule(
   client: Client,
   config: Pick<Config, 'temporal'>,
-  s: { scheduleId: string; every: string; workflowType: string; args: unknown[]; catchupWindow?: string },
+  s: { scheduleId: string; everyMs: number; workflowType: string; args: unknown[]; catchupWindow?: string },
 ): Promise<void> {
   try {
     await client.schedule.create({
       scheduleId: s.scheduleId,
-      spec: { intervals: [{ every: s.every as '1 hour' }] },
+      spec: { intervals: [{ every: s.everyMs }] },
       action: { type: 'startWorkflow', workflowType: s.workflowType, taskQueue: config.temporal.taskQueue, args: s.args },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: (s.catchupWindow ?? '1 hour') as '1 hour' },
     });
   } catch (e) {
     if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+    const handle = client.schedule.getHandle(s.scheduleId);
+    const current = (await handle.describe()).spec.intervals ?? [];
+    if (current.length !== 1 || current[0]!.every !== s.everyMs) {
+      await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every: s.everyMs }] } }));
+    }
   }
   await client.schedule.getHandle(s.scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
 }
@@ -55,7 +61,7 @@ export function caExpiryScheduleId(config: Pick<Config, 'temporal'>): string {
 export async function ensureCaExpirySchedule(client: Client, config: Pick<Config, 'temporal'>): Promise<void> {
   await ensureSchedule(client, config, {
     scheduleId: caExpiryScheduleId(config),
-    every: '1 day',
+    everyMs: 86_400_000,
     workflowType: 'caExpiryWatchWorkflow',
     args: [],
     catchupWindow: '1 day',

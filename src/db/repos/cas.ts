@@ -603,6 +603,8 @@ export async function keyInUse(
 
 /** The key store ids of every CA key certflow holds (all generations, pending ones included). */
 export async function allKeyIds(db: Queryable): Promise<string[]> {
-  const { rows } = await db.query<{ key_id: string }>(`SELECT key_id FROM ca_keys WHERE key_backend <> 'none' ORDER BY ca_name, generation`);
+  const { rows } = await db.query<{ key_id: string }>(
+    `SELECT key_id FROM ca_keys WHERE key_backend <> 'none' ORDER BY ca_name, generation`,
+  );
   return rows.map((r) => r.key_id);
 }
