@@ -17,9 +17,10 @@ import { writeTrustFiles } from '../src/ca/trust-files.ts';
 import { CaError, errorMessage } from '../src/core/errors.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import * as cas from '../src/db/repos/cas.ts';
+import * as certs from '../src/db/repos/certificates.ts';
 import type { CaKeyRow } from '../src/db/repos/cas.ts';
 import { audit } from '../src/db/repos/audit.ts';
-import { ARCHIVE_KEY_ID } from '../src/est/archive.ts';
+import { ARCHIVE_KEY_ID } from '../src/core/key-archive.ts';
 import { keyLabelOf } from '../src/keys/pkcs11-uri.ts';
 import { defaultSignAlg, isKeyAlg, type KeyAlg } from '../src/keys/types.ts';
 import {
@@ -39,7 +40,7 @@ import { AUDIT_KEY_ID } from './audit.ts';
 import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import { makeCrl, signingKey, signOcspFor } from './revocation.ts';
-import { pauseBeforeSign, type SigningDeps } from './signing.ts';
+import type { SigningDeps } from './signing.ts';
 import type {
   CaActivities,
   CaCreateInput,
@@ -51,7 +52,7 @@ import type {
   CaWatchActivities,
   NameConstraintsInput,
 } from './types.ts';
-import { caExpiryReport } from '../src/ca/expiry.ts';
+import { caExpiryReport } from '../src/ra/ca-expiry.ts';
 
 /** CA names: used in URLs, file names and key ids. */
 const CA_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
@@ -73,7 +74,7 @@ function workflowId(): string {
   return Context.current().info.workflowExecution?.workflowId ?? Context.current().info.activityId;
 }
 
-export function checkCaName(name: string): void {
+function checkCaName(name: string): void {
   if (!CA_NAME.test(name)) {
     throw new CaError('malformed', `CA name "${name}" must be 1-48 letters, digits, ".", "_" or "-", starting with a letter or digit`, {
       rule: 'ca.name',
@@ -269,7 +270,6 @@ async function certify(
     key = await cas.setKeyTbs(pool, input.name, input.generation, t!.tbs, parentGeneration);
     parentGeneration = key.parentGeneration;
   }
-  await pauseBeforeSign();
   let signer: { keyId: string; keyAlg: KeyAlg } = { keyId: key.keyId, keyAlg: alg };
   if (parentGeneration !== null) {
     const parentKey = await signingKey(pool, entry.parent!, parentGeneration);
@@ -568,7 +568,7 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
     }
     const d = cert.summary;
     if (pending) {
-      await tx.query('UPDATE cas SET parent = $2 WHERE name = $1', [input.name, parent?.name ?? null]);
+      await cas.setParent(tx, input.name, parent?.name ?? null);
       await cas.setKeyCertificate(tx, input.name, pending.generation, {
         certDer: cert.der,
         serial: d.serialHex,
@@ -578,14 +578,7 @@ async function importCa(deps: SigningDeps, input: CaImportInput): Promise<CaOper
         parentGeneration: parent?.generation ?? null,
       });
     } else if (adopt) {
-      await tx.query('UPDATE cas SET external = false WHERE name = $1', [input.name]);
-      await tx.query('UPDATE ca_keys SET key_id = $3, key_alg = $4, key_backend = $5 WHERE ca_name = $1 AND generation = $2', [
-        input.name,
-        same!.generation,
-        keyRef!.keyId,
-        keyRef!.keyAlg,
-        keys.backend,
-      ]);
+      await cas.adoptKey(tx, input.name, same!.generation, { keyId: keyRef!.keyId, keyAlg: keyRef!.keyAlg, keyBackend: keys.backend });
     } else {
       await cas.insert(tx, {
         name: input.name,
@@ -715,22 +708,17 @@ async function revokeCa(deps: SigningDeps, input: CaRevokeInput): Promise<CaOper
   if (entry.status === 'pending') throw refuse(`CA "${input.name}" has no certificate yet; nothing to revoke`, 'ca.pending');
   const { revokedAt, certificates } = await withTransaction(pool, async (tx) => {
     // Waits for signatures in flight (they share-lock the row) and stops every later one.
-    await tx.query('SELECT 1 FROM cas WHERE name = $1 FOR UPDATE', [input.name]);
     const r = await cas.revoke(tx, input.name, reason);
-    const { rowCount } = await tx.query(
-      `UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE ca_name = $1 AND status IN ('valid', 'hold')`,
-      [input.name, r.revokedAt, r.reason],
-    );
-    await tx.query('DELETE FROM ocsp_queue q USING certificates c WHERE c.serial = q.serial AND c.ca_name = $1', [input.name]);
+    const rowCount = await certs.revokeAllOfCa(tx, input.name, r.revokedAt, r.reason);
     await audit(tx, {
       actor: input.requester,
       action: 'ca.revoke',
       object: input.name,
-      details: { reason: r.reason, revokedAt: r.revokedAt.toISOString(), certificatesRevoked: rowCount ?? 0, parent: entry.parent },
+      details: { reason: r.reason, revokedAt: r.revokedAt.toISOString(), certificatesRevoked: rowCount, parent: entry.parent },
       requestId: workflowId(),
       key: `ca.revoke:${input.name}`,
     });
-    return { revokedAt: r.revokedAt, certificates: rowCount ?? 0 };
+    return { revokedAt: r.revokedAt, certificates: rowCount };
   });
   log.warn({ ca: input.name, reason, certificates }, 'CA revoked');
   const key = (await cas.keys(pool, input.name)).filter((k) => k.certDer).at(-1)!;
@@ -754,17 +742,9 @@ async function publishRevocation(deps: SigningDeps, input: CaRevokeInput): Promi
   const notes: string[] = [];
   for (const g of generations) {
     const key = await signingKey(pool, input.name, g.generation);
-    const { rows } = await pool.query<{ serial: string }>(
-      `SELECT serial FROM certificates WHERE ca_name = $1 AND ca_generation = $2 AND status <> 'signing' AND not_after > now()`,
-      [input.name, g.generation],
-    );
-    for (let i = 0; i < rows.length; i += 200) {
-      await signOcspFor(
-        deps,
-        key,
-        rows.slice(i, i + 200).map((r) => r.serial),
-        { final: true },
-      );
+    const serials = await certs.unexpiredSerials(pool, input.name, g.generation);
+    for (let i = 0; i < serials.length; i += 200) {
+      await signOcspFor(deps, key, serials.slice(i, i + 200), { final: true });
       Context.current().heartbeat();
     }
     const crl = await makeCrl(deps, key, input.requester, { final: true });

@@ -7,24 +7,15 @@
  * them from the queue in the same transaction. A response is available moments after the
  * certificate; a signer that dies mid-batch leaves the batch queued for the next one.
  */
-import type { PoolClient } from 'pg';
 import type { Logger } from '../src/core/logger.ts';
 import { listen } from '../src/db/listen.ts';
 import { withTransaction } from '../src/db/pool.ts';
+import * as ocspQueue from '../src/db/repos/ocsp-queue.ts';
 import { signingKey, signOcspFor } from './revocation.ts';
 import type { SigningDeps } from './signing.ts';
 
-export const OCSP_CHANNEL = 'certflow_ocsp';
 const BATCH = 50;
 const SWEEP_MS = 5000;
-
-/** Queues a just-issued certificate for OCSP signing (inside the transaction that stores it). */
-export async function enqueueOcsp(tx: PoolClient, serial: string): Promise<void> {
-  await tx.query(
-    `WITH q AS (INSERT INTO ocsp_queue (serial) VALUES ($1) ON CONFLICT (serial) DO NOTHING RETURNING 1) SELECT pg_notify($2, '')`,
-    [serial, OCSP_CHANNEL],
-  );
-}
 
 export interface OcspSigner {
   /** Stops listening; waits for a batch under way. */
@@ -40,19 +31,20 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
   /** One batch in one transaction: claim, sign, dequeue. */
   const batch = () =>
     withTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ serial: string; ca_name: string; ca_generation: number }>(
-        `SELECT q.serial, c.ca_name, c.ca_generation FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
-         ORDER BY q.enqueued_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
-        [BATCH],
-      );
-      const byKey = new Map<string, string[]>();
-      for (const r of rows)
-        byKey.set(`${r.ca_generation}:${r.ca_name}`, [...(byKey.get(`${r.ca_generation}:${r.ca_name}`) ?? []), r.serial]);
-      for (const [key, serials] of byKey) {
-        const [generation, caName] = [Number(key.slice(0, key.indexOf(':'))), key.slice(key.indexOf(':') + 1)];
-        await signOcspFor(deps, await signingKey(pool, caName, generation), serials);
+      const rows = await ocspQueue.claim(tx, BATCH);
+      // Each certificate's OCSP response is signed by the key generation that issued it.
+      const byKey = new Map<string, { caName: string; generation: number; serials: string[] }>();
+      for (const r of rows) {
+        const k = `${r.caGeneration}:${r.caName}`;
+        const group = byKey.get(k) ?? { caName: r.caName, generation: r.caGeneration, serials: [] };
+        group.serials.push(r.serial);
+        byKey.set(k, group);
       }
-      if (rows.length) await tx.query('DELETE FROM ocsp_queue WHERE serial = ANY($1)', [rows.map((r) => r.serial)]);
+      for (const g of byKey.values()) await signOcspFor(deps, await signingKey(pool, g.caName, g.generation), g.serials);
+      await ocspQueue.remove(
+        tx,
+        rows.map((r) => r.serial),
+      );
       return rows.length;
     });
 
@@ -91,7 +83,7 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
 
   const listener = listen({
     url: deps.databaseUrl,
-    channel: OCSP_CHANNEL,
+    channel: ocspQueue.OCSP_CHANNEL,
     onNotify: () => void kick(),
     onConnectionChange: (connected) => {
       if (connected) void kick();

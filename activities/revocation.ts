@@ -10,6 +10,7 @@ import { signOcspResponse } from '../src/ca/ocsp.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { ocspCertId, REVOCATION_REASONS, type RevocationReason, type OcspCertStatus } from '../src/pki/index.ts';
 import type { KeyAlg } from '../src/keys/types.ts';
+import { lockForTransaction } from '../src/db/locks.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import * as cas from '../src/db/repos/cas.ts';
 import type { CaRow, CertifiedKey } from '../src/db/repos/cas.ts';
@@ -148,7 +149,7 @@ export async function makeCrl(
   const urls = caUrls(config, ca.caName, ca.generation, { delta: Boolean(policy.delta) });
   // The CRL number is taken under a per-CA lock so concurrent workers never reuse one.
   return withTransaction(pool, async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:crl:${ca.caName}`]);
+    await lockForTransaction(tx, `certflow:crl:${ca.caName}`);
     const base = opts.delta && policy.delta ? await revocation.latestCrl(tx, ca.caName, ca.generation) : null;
     const entries = await revocation.revokedEntries(tx, ca.caName, now, ca.generation, base ? { since: base.thisUpdate } : {});
     const crlNumber = await revocation.nextCrlNumber(tx, ca.caName);

@@ -26,13 +26,13 @@ import type {
   CaCreateInput,
   CaExpiryWatchResult,
   CaImportInput,
-  CaKeyStep,
   CaOperationResult,
   CaRevokeInput,
   CaRolloverInput,
   CaWatchActivities,
 } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
+import { signingTaskQueue, WORKFLOWS, type CaActivationInput } from './api.ts';
 import { SIGNING_ACTIVITY_OPTIONS } from './options.ts';
 
 /**
@@ -47,7 +47,7 @@ const CA_STEP_OPTIONS: ActivityOptions = {
 };
 
 function caActivities(): CaActivities {
-  return proxyActivities<CaActivities>({ ...CA_STEP_OPTIONS, taskQueue: `${workflowInfo().taskQueue}-signing` });
+  return proxyActivities<CaActivities>({ ...CA_STEP_OPTIONS, taskQueue: signingTaskQueue(workflowInfo().taskQueue) });
 }
 
 function failureMessage(e: unknown): string {
@@ -111,7 +111,7 @@ export async function caRolloverWorkflow(input: CaRolloverInput): Promise<CaOper
     setCurrentDetails(`rollover of CA **${input.name}**: certifying key generation ${step.generation}`);
     const r = await acts.caCertify({ ...step, rollover: input });
     await startChild(caActivationWorkflow, {
-      workflowId: `ca-activate-${input.name}-${step.generation}`,
+      workflowId: WORKFLOWS.caActivation.id(input.name, step.generation),
       args: [{ ...step, activateAt: r.activateAt! }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
     });
@@ -119,7 +119,7 @@ export async function caRolloverWorkflow(input: CaRolloverInput): Promise<CaOper
   });
 }
 
-export async function caActivationWorkflow(input: CaKeyStep & { activateAt: string }): Promise<CaOperationResult> {
+export async function caActivationWorkflow(input: CaActivationInput): Promise<CaOperationResult> {
   upsertSearchAttributes(searchAttributes({ protocol: 'operator', state: 'ca-activation-pending', account: input.requester }));
   const wait = Date.parse(input.activateAt) - Date.now();
   if (wait > 0) {

@@ -1,26 +1,25 @@
 /**
  * `certflow ca ...`: the CAs and their lifecycle. Listing and export read the database; every
  * change (create, import-cert, import, rollover, revoke) runs the operation's workflow
- * (src/temporal/ca.ts, workflows/ca.ts), which the worker holding the CA keys carries out,
+ * (src/ra/cas.ts, workflows/ca.ts), which the worker holding the CA keys carries out,
  * and waits for its result. `ca import --key <file>` runs where the worker's software key
  * store is (like `certflow keys recover`): the key is put into the store here and never
  * travels through Temporal.
  */
 import { Option, type Command } from 'commander';
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { CaCreateInput, CaOperationResult } from '../../activities/types.ts';
-import { caExpiryReport } from '../ca/expiry.ts';
+import { caExpiryReport } from '../ra/ca-expiry.ts';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as cas from '../db/repos/cas.ts';
-import { KEY_ALGS, SoftwareKeyStore, resolvePassphrase } from '../keys/index.ts';
-import { paths } from '../config/index.ts';
-import { describeCertificate, pemDecodeAll, pemEncode } from '../pki/index.ts';
+import { KEY_ALGS } from '../keys/types.ts';
+import { importKeyFile } from './ca-key-import.ts';
+import { pemEncode } from '../pki/index.ts';
 import { REVOKE_REASONS } from '../ca/status-change.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { runCaOperation, type CaOperation } from '../temporal/ca.ts';
+import { runCaOperation, type CaOperation } from '../ra/cas.ts';
 import type { CliContext } from './context.ts';
 import { writeFileAtomic } from './output.ts';
 
@@ -39,7 +38,7 @@ async function run(ctx: CliContext, operation: CaOperation, timeoutS: number): P
   const config = loadConfig();
   const temporal = await connectTemporal(config, 5000);
   try {
-    const r = await runCaOperation(temporal.client, config, operation, timeoutS * 1000);
+    const r = await runCaOperation({ temporal: temporal.client, config }, operation, timeoutS * 1000);
     if (ctx.json()) ctx.printJson(r);
     else ctx.say(r.message);
     return r;
@@ -277,48 +276,4 @@ export function registerCaCommands(root: Command, ctx: CliContext): void {
     .action(async (name: string, opts: { reason: string; timeout: number }) => {
       await run(ctx, { op: 'revoke', input: { name, reason: opts.reason, requester: operator() } }, opts.timeout);
     });
-}
-
-/**
- * Puts an existing CA's PKCS#8 key into the software key store under the CA's name, after
- * checking it is the certificate's key (the workflow checks again, with a signature).
- */
-async function importKeyFile(name: string, certPem: string, file: string, passphraseFile?: string): Promise<string> {
-  const config = loadConfig();
-  if (config.keys.backend !== 'software') {
-    throw new CaError(
-      'malformed',
-      'the worker keeps its keys in a PKCS#11 token: import the key into the token with your HSM tools, then use --pkcs11-uri',
-    );
-  }
-  const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
-    throw new CaError('malformed', `cannot read the key ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
-  const passphrase = passphraseFile ? (await readText(passphraseFile, 'passphrase file')).replace(/\r?\n$/, '') : undefined;
-  let key: KeyObject;
-  try {
-    const pem = bytes.toString('latin1').includes('-----BEGIN');
-    key = createPrivateKey(pem ? { key: bytes, format: 'pem', passphrase } : { key: bytes, format: 'der', type: 'pkcs8', passphrase });
-  } catch (e) {
-    throw new CaError(
-      'malformed',
-      `${file} is not a PKCS#8 private key${passphrase ? '' : ' (encrypted? give --key-passphrase-file)'}: ${(e as Error).message}`,
-    );
-  }
-  const cert = pemDecodeAll(certPem).find((b) => b.label === 'CERTIFICATE');
-  if (!cert) throw new CaError('malformed', 'the certificate file holds no PEM certificate');
-  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  if (!spki.equals(Buffer.from(describeCertificate(cert.der).spki))) {
-    throw new CaError('policy', `the key in ${file} does not match the certificate (another public key); nothing was imported`, {
-      rule: 'ca.import.keyMismatch',
-    });
-  }
-  const { passphrase: storePassphrase } = await resolvePassphrase(config);
-  const store = new SoftwareKeyStore({ dir: paths(config).keysDir, passphrase: storePassphrase });
-  try {
-    await store.importKey(name, key);
-  } finally {
-    await store.close();
-  }
-  return name;
 }

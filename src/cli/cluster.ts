@@ -28,11 +28,12 @@ import {
   type TemporalClusterConfig,
 } from '../temporal/cluster-server.ts';
 import { untilTemporalReady } from '../temporal/devserver.ts';
-import { ensureTemporalServer, temporalServerDir, TEMPORAL_SERVER_VERSION } from '../temporal/server-build.ts';
+import { ensureTemporalServer, TEMPORAL_SERVER_VERSION } from '../temporal/server-build.ts';
 import type { CliContext } from './context.ts';
 import { spawnCertflow } from './node-child.ts';
 import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
 import { Supervisor } from './supervisor.ts';
+import { processEnv } from '../config/env.ts';
 
 export interface ClusterOptions {
   servers: number;
@@ -43,7 +44,7 @@ export interface ClusterOptions {
 }
 
 /** The ports of server `i` (1-based): HTTPS and HTTP. */
-export function serverPorts(config: Config, i: number, portStep: number) {
+function serverPorts(config: Config, i: number, portStep: number) {
   const offset = (i - 1) * portStep;
   return { https: config.httpsPort + offset, http: config.httpPort + offset };
 }
@@ -59,12 +60,12 @@ export function clusterMaxConnections(opts: Pick<ClusterOptions, 'servers' | 'wo
 
 /** Builds (or finds) the Temporal server and prepares its databases; returns the binaries. */
 async function prepareTemporal(config: Config, url: string, say: (m: string) => void) {
-  const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: say });
+  const binaries = await ensureTemporalServer({ dir: config.temporalServerDir, log: say });
   await setupTemporalSchemas({ sqlTool: binaries.sqlTool, url, log: say });
   return binaries;
 }
 
-export async function startCluster(config: Config, opts: ClusterOptions, say: (m: string) => void): Promise<void> {
+async function startCluster(config: Config, opts: ClusterOptions, say: (m: string) => void): Promise<void> {
   const log = createLogger('supervisor', 'warn');
   const p = paths(config);
   await mkdir(p.logDir, { recursive: true });
@@ -77,7 +78,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
 
   try {
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...processEnv(),
       CERTFLOW_HOME: config.home,
       // Every certificate names the same CRL and AIA URLs, whichever worker signs it.
       CERTFLOW_PUBLIC_HTTP_URL: config.publicHttpUrl,
@@ -212,7 +213,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     )
     .action(async () => {
       const config = loadConfig();
-      const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: cli.say });
+      const binaries = await ensureTemporalServer({ dir: config.temporalServerDir, log: cli.say });
       if (cli.json()) cli.printJson(binaries);
       else cli.say(`Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}`);
     });

@@ -21,9 +21,9 @@ import type { CmpClientRow } from '../db/repos/cmp-clients.ts';
 import { encryptSecret, secretsKey } from '../cmp/secrets.ts';
 import { describeCertificate, toDer } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
-import { loadManagedProfiles } from '../ca/managed-profiles.ts';
+import { loadManagedProfiles } from '../ra/profiles.ts';
 
-export const MIN_SECRET_LENGTH = 8;
+const MIN_SECRET_LENGTH = 8;
 
 function checkRef(ref: string): void {
   if (!/^[\x21-\x7e]{1,128}$/.test(ref)) {

@@ -4,7 +4,7 @@
  * worker nor Temporal. Every change is audited (actor "operator") in the transaction that
  * makes it; passwords never reach the database, the audit log or the output.
  */
-import { loadManagedProfiles } from '../ca/managed-profiles.ts';
+import { loadManagedProfiles } from '../ra/profiles.ts';
 import type { CliContext } from './context.ts';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/index.ts';

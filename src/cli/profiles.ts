@@ -1,14 +1,14 @@
 /**
  * `certflow profiles ...`: certificate, key and CRL profiles. list and show read the
  * effective set (built-ins, the configuration file, managed versions); apply, clone and
- * retire make a new managed version (src/ca/managed-profiles.ts), checked against the
+ * retire make a new managed version (src/ra/profiles.ts), checked against the
  * configuration file's schema, audited with its diff, in effect in every running process
  * at once.
  */
 import { Option, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { applyProfile, cloneProfile, loadManagedProfiles, profileView, retireProfile } from '../ca/managed-profiles.ts';
+import { applyProfile, cloneProfile, loadManagedProfiles, profileView, retireProfile } from '../ra/profiles.ts';
 import { PROFILE_KINDS, type ProfileKind } from '../config/profile-set.ts';
 import { CaError } from '../core/errors.ts';
 import * as stored from '../db/repos/profiles.ts';

@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../core/files.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import { buildCsr, describeCertificate, pemDecodeAll } from '../pki/index.ts';
-import { issueAndWait } from '../temporal/issuance.ts';
+import { issueAndWait } from '../ra/enrollment.ts';
 
 export interface CmpSigner {
   key: KeyObject;
@@ -32,7 +32,7 @@ export interface CmpSigner {
   notAfter: Date;
 }
 
-export const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
+const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
 
 function files(config: Pick<Config, 'home'>) {
   const dir = join(config.home, 'cmp');
@@ -89,8 +89,7 @@ export async function ensureCmpSigner(args: {
   log.info({ requestId }, 'requesting the CMP signer certificate from the CA (workflow)');
   const csr = buildCsr({ subject: CMP_SIGNER_SUBJECT, privateKey: key });
   const result = await issueAndWait(
-    args.temporal,
-    config,
+    { temporal: args.temporal, config: config },
     { requestId, protocol: 'operator', csr: Buffer.from(csr).toString('base64'), profile: 'cmp-signer', requester: 'certflow-server' },
     args.timeoutMs ?? 120_000,
   );

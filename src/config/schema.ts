@@ -386,7 +386,7 @@ export interface CaReference {
  * Every CA name the file refers to: ACME aliases, EST labels (and the CAs whose client
  * certificates they accept), CMP aliases and profile issuers. CAs are created at run time
  * (`certflow ca create`), so whether they exist is checked against the database when a
- * server, worker or console starts (src/ca/references.ts), not here.
+ * server, worker or console starts (src/ra/ca-references.ts), not here.
  */
 export function caReferencesOf(file: ConfigFile): CaReference[] {
   const refs: CaReference[] = [];

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../core/files.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import { buildCsr, describeCertificate, pemDecodeAll, type SanSet } from '../pki/index.ts';
-import { issueAndWait } from '../temporal/issuance.ts';
+import { issueAndWait } from '../ra/enrollment.ts';
 
 export interface TlsMaterial {
   key: string;
@@ -25,7 +25,7 @@ export interface TlsMaterial {
   notAfter: Date;
 }
 
-export function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
+function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
   return [...new Set(['localhost', '127.0.0.1', '::1', ...config.tlsNames])];
 }
 
@@ -94,8 +94,7 @@ export async function ensureServerCertificate(args: {
   await writePrivate(f.pending, requestId);
   log.info({ requestId, names }, 'requesting the HTTPS certificate from the CA (workflow)');
   const result = await issueAndWait(
-    args.temporal,
-    config,
+    { temporal: args.temporal, config: config },
     {
       requestId,
       protocol: 'operator',

@@ -16,6 +16,7 @@ import { runCommand } from '../core/child.ts';
 import { CaError } from '../core/errors.ts';
 import { tryLockDir } from '../core/files.ts';
 import { isExecutable } from './cli.ts';
+import { processEnv } from '../config/env.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -44,11 +45,6 @@ export interface TemporalServerBuildOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Where the builds of a certflow home are kept: $CERTFLOW_TEMPORAL_SERVER_DIR or <home>/temporal-server. */
-export function temporalServerDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
-  return env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server');
-}
-
 function binariesIn(dir: string, version: string): TemporalServerBinaries {
   const bin = join(dir, version, 'bin');
   return { version, server: join(bin, 'temporal-server'), sqlTool: join(bin, 'temporal-sql-tool') };
@@ -65,7 +61,7 @@ export async function findTemporalServer(dir: string, version = TEMPORAL_SERVER_
 }
 
 /** The `go` command on PATH (GOTOOLCHAIN=local below: no other toolchain is downloaded). */
-export async function findGo(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function findGo(env: NodeJS.ProcessEnv = processEnv()): Promise<string | undefined> {
   for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
     if (await isExecutable(join(dir, 'go'))) return join(dir, 'go');
   }
@@ -87,7 +83,7 @@ export async function ensureTemporalServer(opts: TemporalServerBuildOptions): Pr
     if (done) return done;
   }
   try {
-    return (await findTemporalServer(opts.dir, version)) ?? (await build(opts.dir, version, log, opts.env ?? process.env));
+    return (await findTemporalServer(opts.dir, version)) ?? (await build(opts.dir, version, log, opts.env ?? processEnv()));
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }

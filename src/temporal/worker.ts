@@ -15,21 +15,21 @@ import { createValidationActivities } from '../../activities/validation.ts';
 import { createCaActivities, createCaWatchActivities } from '../../activities/ca.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
-import { unknownCaReferences } from '../ca/references.ts';
-import { loadManagedProfiles, watchManagedProfiles } from '../ca/managed-profiles.ts';
+import { unknownCaReferences } from '../ra/ca-references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ra/profiles.ts';
 import { caUrls } from '../ca/urls.ts';
 import type { Config } from '../config/index.ts';
 import { enableArtifactRecording } from '../core/artifacts.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { databaseUrl, openDatabase } from '../db/open.ts';
+import { lockSession, unlockSession } from '../db/locks.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as keyArchive from '../db/repos/key-archive.ts';
-import { ARCHIVE_KEY_ID } from '../est/archive.ts';
+import { ARCHIVE_KEY_ID } from '../core/key-archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
-import { ensureCaExpirySchedule, ensureRevocationSchedule } from './schedules.ts';
-import { ensureAuditSchedule } from './audit.ts';
+import { ensureSchedules } from './schedules.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
@@ -54,7 +54,7 @@ const quietBundlerLogger = {
 export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, log: Logger): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query("SELECT pg_advisory_lock(hashtext('certflow:ca-bootstrap'))");
+    await lockSession(client, 'certflow:ca-bootstrap');
     const result = await ensureHierarchy({
       ca: config.ca,
       keys,
@@ -71,7 +71,7 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
     await ensureArchiveKey(client, keys, log);
   } finally {
-    await client.query("SELECT pg_advisory_unlock(hashtext('certflow:ca-bootstrap'))").catch(() => {});
+    await unlockSession(client, 'certflow:ca-bootstrap').catch(() => {});
     client.release();
   }
 }
@@ -105,12 +105,18 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
-  enableArtifactRecording();
+export interface WorkerOptions {
+  /** Wraps the key store the worker signs with (tests inject slow or stalling tokens here: test/helpers/faulty-worker.ts). */
+  wrapKeyStore?: (keys: KeyStore) => KeyStore;
+}
+
+export async function startWorker(config: Config, log: Logger, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  enableArtifactRecording(config.artifactsDir);
   const pool = await openDatabase(config, log);
   await loadManagedProfiles(config, pool, log);
   const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
-  const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const opened = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const keys = opts.wrapKeyStore ? opts.wrapKeyStore(opened) : opened;
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
   for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
@@ -147,9 +153,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const temporal = await connectTemporal(config);
   try {
-    await ensureRevocationSchedule(temporal.client, config);
-    await ensureAuditSchedule(temporal.client, config);
-    await ensureCaExpirySchedule(temporal.client, config);
+    await ensureSchedules(temporal.client, config);
   } finally {
     await temporal.close();
   }

@@ -216,7 +216,7 @@ describe('CA rollover', { skip }, () => {
   it('survives SIGKILL of the worker while the new certificate is signed: one new key, one certificate', async () => {
     await cliJson(stack.cf, ['ca', 'create', '--name', 'roll-ca', '--parent', 'certflow-root']);
     await stack.worker.stop();
-    const doomed = await stack.cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '600000' });
+    const doomed = await stack.cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 600_000, activities: ['caCertify'] } });
     const rolling = stack.cf.cliStart(['--json', 'ca', 'rollover', 'roll-ca', '--timeout', '180']);
     let tbsSerial: string | undefined;
     for (let i = 0; i < 240 && !tbsSerial; i++) {

@@ -145,7 +145,7 @@ describe('subordinate CAs', () => {
 
   it('survives SIGKILL of the worker while the parent signs: one CA certificate, one key, one audit entry', async () => {
     await worker.stop();
-    const doomed = await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '600000' });
+    const doomed = await cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 600_000, activities: ['caCertify'] } });
     const creating = cf.cliStart(['--json', 'ca', 'create', '--name', 'crash-ca', '--parent', 'certflow-root', '--timeout', '180']);
     let tbsSerial: string | undefined;
     for (let i = 0; i < 240 && !tbsSerial; i++) {

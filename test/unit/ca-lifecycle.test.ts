@@ -11,7 +11,7 @@ import { cannotSign } from '../../src/ca/authority.ts';
 import { certificatePath } from '../../src/ca/chain-check.ts';
 import { crlPolicy } from '../../src/ca/crl-policy.ts';
 import { createRootCertificate, createSubordinateCertificate } from '../../src/ca/hierarchy.ts';
-import { profileDiff } from '../../src/ca/managed-profiles.ts';
+import { profileDiff } from '../../src/ra/profiles.ts';
 import { caUrls, parseCaFile } from '../../src/ca/urls.ts';
 import { buildProfileSet, overlay, retiredBuiltins, type StoredProfile } from '../../src/config/profile-set.ts';
 import { keyLabelOf, parsePkcs11Uri } from '../../src/keys/pkcs11-uri.ts';

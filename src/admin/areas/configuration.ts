@@ -1,11 +1,11 @@
 /**
  * Profiles — certificate, key and CRL profiles in effect (built-ins, the configuration file
  * as seed, managed versions), created, cloned, edited and retired by Administrators through
- * src/ca/managed-profiles.ts — and the effective settings.
+ * src/ra/profiles.ts — and the effective settings.
  */
 import type { CertProfile } from '../../config/index.ts';
 import { paths } from '../../config/index.ts';
-import { applyProfile, cloneProfile, profileUses, profileView, retireProfile } from '../../ca/managed-profiles.ts';
+import { applyProfile, cloneProfile, profileUses, profileView, retireProfile } from '../../ra/profiles.ts';
 import { PROFILE_KINDS, type ProfileKind } from '../../config/profile-set.ts';
 import { CaError } from '../../core/errors.ts';
 import * as stored from '../../db/repos/profiles.ts';

@@ -1,8 +1,9 @@
 /** Dashboard (certificates by state, issuance per day, expiry, stuck requests, CRL/OCSP freshness, health) and the health page. */
 import { errorMessage } from '../../core/errors.ts';
+import { ping } from '../../db/locks.ts';
 import * as cas from '../../db/repos/cas.ts';
-import { caExpiryReport } from '../../ca/expiry.ts';
-import { unknownCaReferences } from '../../ca/references.ts';
+import { caExpiryReport } from '../../ra/ca-expiry.ts';
+import { unknownCaReferences } from '../../ra/ca-references.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import { countStuckAndWaiting, describeDuration } from '../../db/repos/stuck.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
@@ -56,10 +57,10 @@ async function queue(deps: AdminDeps, taskQueue: string, kind: 'workflow' | 'act
   }
 }
 
-export async function health(deps: AdminDeps) {
+async function health(deps: AdminDeps) {
   const t = deps.config.temporal;
   const [postgres, temporal, ...workers] = await Promise.all([
-    timed(() => deps.pool.query('SELECT 1')),
+    timed(() => ping(deps.pool)),
     timed(() => deps.temporal.workflowService.getSystemInfo({})),
     queue(deps, t.taskQueue, 'workflow'),
     queue(deps, t.taskQueue, 'activity'),
@@ -69,7 +70,7 @@ export async function health(deps: AdminDeps) {
   return { status: ok ? 'ok' : 'degraded', postgres, temporal, workers };
 }
 
-export async function dashboard(deps: AdminDeps, role: Role) {
+async function dashboard(deps: AdminDeps, role: Role) {
   const { pool, config } = deps;
   const [byState, perDay, expiring, counts, stuck, waiting, issuingCas, crls, ocsp, healthStatus, caExpiry, unknownCas] = await Promise.all(
     [
@@ -114,9 +115,9 @@ export async function dashboard(deps: AdminDeps, role: Role) {
       };
     }),
     ocsp: ocsp.map((o) => ({ ...o, fresh: o.missingOrExpired === 0 })),
-    /** CAs whose remaining validity is shorter than (or within the lead time of) the longest profile they serve (src/ca/expiry.ts). */
+    /** CAs whose remaining validity is shorter than (or within the lead time of) the longest profile they serve (src/ra/ca-expiry.ts). */
     caExpiry,
-    /** Configured CA names that are no CA (src/ca/references.ts). */
+    /** Configured CA names that are no CA (src/ra/ca-references.ts). */
     unknownCas: unknownCas.map((r) => r.message),
     health: healthStatus,
   };
@@ -147,7 +148,7 @@ function issuanceChart(perDay: Array<{ day: string; protocol: string; count: num
   };
 }
 
-export function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
+function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
   const rows: Array<[string, string, string]> = [
     ['Postgres', h.postgres.status, h.postgres.detail ?? `${h.postgres.latencyMs} ms`],
     ['Temporal', h.temporal.status, h.temporal.detail ?? `${h.temporal.latencyMs} ms`],

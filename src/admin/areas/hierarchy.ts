@@ -8,10 +8,10 @@ import { describeCertificate, pemEncode } from '../../pki/index.ts';
 import { Download, type AdminDeps, type ApiRoute } from '../api.ts';
 import { apiForm, badge, fields, html, input, link, listInput, select, table, textarea, type Html } from '../html.ts';
 import { can } from '../roles.ts';
-import { caExpiryReport, type CaExpiry } from '../../ca/expiry.ts';
+import { caExpiryReport, type CaExpiry } from '../../ra/ca-expiry.ts';
 import { REVOKE_REASONS } from '../../ca/status-change.ts';
 import { KEY_ALGS } from '../../keys/types.ts';
-import { runCaOperation, type CaOperation } from '../../temporal/ca.ts';
+import { runCaOperation, type CaOperation } from '../../ra/cas.ts';
 import type { Page } from '../pages.ts';
 
 function caView(ca: CaRow, expiry?: CaExpiry) {
@@ -67,7 +67,7 @@ const KEY_ALG_PROP = { type: 'string', enum: KEY_ALGS } as const;
 
 /** Runs a CA operation's workflow for a console user; the answer carries the result (and its message). */
 async function caOperation(deps: AdminDeps, operation: CaOperation) {
-  return runCaOperation(deps.temporal, deps.config, operation, CA_ACTION_TIMEOUT_MS);
+  return runCaOperation(deps, operation, CA_ACTION_TIMEOUT_MS);
 }
 
 /** Key generation in an HSM and the parent's signature take a while. */
@@ -120,7 +120,7 @@ function caActions(ca: CaRow): Html {
     ${apiForm({
       method: 'POST',
       action: `${path}/revoke`,
-      id: `revoke-${ca.name}`,
+      id: `revoke-ca-${ca.name}`,
       submit: 'Revoke this CA',
       danger: true,
       confirm: `Revoke CA ${ca.name} and every certificate it issued? It never signs again.`,

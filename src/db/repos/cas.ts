@@ -567,8 +567,13 @@ export async function setActivateAt(db: Queryable, name: string, generation: num
   await db.query('UPDATE ca_keys SET activate_at = $3 WHERE ca_name = $1 AND generation = $2', [name, generation, at]);
 }
 
-/** Marks a CA revoked (once: a second call keeps the first time and reason); returns the stored state. */
+/**
+ * Marks a CA revoked (once: a second call keeps the first time and reason); returns the
+ * stored state. Inside a transaction, the row stays locked until it ends: signatures in
+ * flight (they share-lock it, lockForSigning) are waited for and every later one is stopped.
+ */
 export async function revoke(db: Queryable, name: string, reason: string): Promise<{ revokedAt: Date; reason: string }> {
+  await db.query('SELECT 1 FROM cas WHERE name = $1 FOR UPDATE', [name]);
   await db.query(`UPDATE cas SET status = 'revoked', revoked_at = now(), revocation_reason = $2 WHERE name = $1 AND status <> 'revoked'`, [
     name,
     reason,
@@ -577,9 +582,31 @@ export async function revoke(db: Queryable, name: string, reason: string): Promi
   return { revokedAt: rows[0].revoked_at, reason: rows[0].revocation_reason };
 }
 
-/** The CAs directly below `name`. */
-export async function children(db: Queryable, name: string): Promise<string[]> {
-  const { rows } = await db.query<{ name: string }>('SELECT name FROM cas WHERE parent = $1 ORDER BY name', [name]);
+/** Sets a CA's parent (an imported certificate names it). */
+export async function setParent(db: Queryable, name: string, parent: string | null): Promise<void> {
+  await db.query('UPDATE cas SET parent = $2 WHERE name = $1', [name, parent]);
+}
+
+/** A CA known only as an outside certificate gets its key in certflow (`ca import` of a CA that was an external parent). */
+export async function adoptKey(
+  db: Queryable,
+  name: string,
+  generation: number,
+  key: { keyId: string; keyAlg: string; keyBackend: string },
+): Promise<void> {
+  await db.query('UPDATE cas SET external = false WHERE name = $1', [name]);
+  await db.query('UPDATE ca_keys SET key_id = $3, key_alg = $4, key_backend = $5 WHERE ca_name = $1 AND generation = $2', [
+    name,
+    generation,
+    key.keyId,
+    key.keyAlg,
+    key.keyBackend,
+  ]);
+}
+
+/** The CAs whose CRLs follow CRL profile `profile`. */
+export async function withCrlProfile(db: Queryable, profile: string): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>('SELECT name FROM cas WHERE crl_profile = $1 ORDER BY name', [profile]);
   return rows.map((r) => r.name);
 }
 

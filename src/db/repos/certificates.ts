@@ -7,7 +7,7 @@ import { CaError } from '../../core/errors.ts';
 import type { Queryable } from '../pool.ts';
 
 export type CertStatus = 'signing' | 'valid' | 'revoked' | 'hold';
-export const CERT_STATUSES: readonly CertStatus[] = ['signing', 'valid', 'revoked', 'hold'];
+const CERT_STATUSES: readonly CertStatus[] = ['signing', 'valid', 'revoked', 'hold'];
 
 export interface CertificateRow {
   /** Lower-case hex. */
@@ -115,6 +115,28 @@ export function get(db: Queryable, serial: string): Promise<CertificateRow | nul
 }
 
 /** The certificates with these serials (unknown ones are left out). */
+/**
+ * Revokes every valid or held certificate CA `caName` issued (the CA itself is revoked),
+ * and drops their queued OCSP signing; returns how many.
+ */
+export async function revokeAllOfCa(db: Queryable, caName: string, revokedAt: Date, reason: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE ca_name = $1 AND status IN ('valid', 'hold')`,
+    [caName, revokedAt, reason],
+  );
+  await db.query('DELETE FROM ocsp_queue q USING certificates c WHERE c.serial = q.serial AND c.ca_name = $1', [caName]);
+  return rowCount ?? 0;
+}
+
+/** Serials of the signed, unexpired certificates of one key generation of a CA. */
+export async function unexpiredSerials(db: Queryable, caName: string, generation: number): Promise<string[]> {
+  const { rows } = await db.query<{ serial: string }>(
+    `SELECT serial FROM certificates WHERE ca_name = $1 AND ca_generation = $2 AND status <> 'signing' AND not_after > now()`,
+    [caName, generation],
+  );
+  return rows.map((r) => r.serial);
+}
+
 export async function getMany(db: Queryable, serials: string[]): Promise<CertificateRow[]> {
   const { rows } = await db.query<DbCertificate>(`SELECT ${COLUMNS} FROM certificates WHERE serial = ANY($1)`, [serials]);
   return rows.map(toRow);

@@ -31,6 +31,15 @@ function toRow(r: DbProfile): StoredProfile {
 }
 
 /** The latest version of every managed profile, in the order their names were first stored. */
+/** The registered EST and CMP clients that name certificate profile `profile` ("EST client x", "CMP client y"). */
+export async function clientsUsing(db: Queryable, profile: string): Promise<string[]> {
+  const { rows } = await db.query<{ who: string }>(
+    `SELECT 'EST client ' || name AS who FROM est_clients WHERE profile = $1 UNION ALL SELECT 'CMP client ' || ref FROM cmp_clients WHERE profile = $1`,
+    [profile],
+  );
+  return rows.map((r) => r.who);
+}
+
 export async function latest(db: Queryable): Promise<StoredProfile[]> {
   const { rows } = await db.query<DbProfile>(
     `SELECT DISTINCT ON (kind, name) kind, name, version, definition, retired, changed_by, changed_at,

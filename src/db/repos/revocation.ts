@@ -99,15 +99,6 @@ export async function revokedEntries(
   return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
 }
 
-/** The CRLs of a CA's key generation, newest first (for the console's CRL list). */
-export async function crlNumbers(db: Queryable, caName: string): Promise<Array<{ generation: number; crlNumber: bigint }>> {
-  const { rows } = await db.query<{ generation: number; crl_number: string }>(
-    'SELECT generation, crl_number::text FROM crls WHERE ca_name = $1 ORDER BY crl_number DESC',
-    [caName],
-  );
-  return rows.map((r) => ({ generation: r.generation, crlNumber: BigInt(r.crl_number) }));
-}
-
 export interface OcspRow {
   serial: string;
   hashAlg: string;

@@ -10,8 +10,8 @@
 import type { Config } from '../config/index.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
-import { issuingCaName } from './authority.ts';
-import { unknownCaReferences } from './references.ts';
+import { issuingCaName } from '../ca/authority.ts';
+import { unknownCaReferences } from './ca-references.ts';
 
 export interface CaExpiry {
   ca: string;
@@ -29,9 +29,7 @@ export interface CaExpiry {
 const DAY = 86_400_000;
 
 /** Profile -> the CA names that issue with it, over every surface (cert issue, ACME aliases, EST labels, CMP aliases). */
-export function servedProfiles(
-  config: Pick<Config, 'ca' | 'profiles' | 'acme' | 'est' | 'cmp'>,
-): Map<string, { name: string; seconds: number }> {
+function servedProfiles(config: Pick<Config, 'ca' | 'profiles' | 'acme' | 'est' | 'cmp'>): Map<string, { name: string; seconds: number }> {
   const longest = new Map<string, { name: string; seconds: number }>();
   const serve = (named: string | undefined, profileName: string) => {
     const profile = config.profiles.get(profileName);

@@ -79,7 +79,7 @@ export function watchManagedProfiles(config: ProfileConfig, deps: { url: string;
 }
 
 /** Parses a definition with the configuration file's schema for its kind; mistakes name their JSON path. */
-export function parseDefinition(kind: ProfileKind, definition: unknown): Record<string, unknown> {
+function parseDefinition(kind: ProfileKind, definition: unknown): Record<string, unknown> {
   const r = SCHEMAS[kind].safeParse(definition);
   if (r.success) return r.data as Record<string, unknown>;
   const problems = r.error.issues.map((i) => `${jsonPath(i.path)}: ${i.message.replace(/^Invalid input: /, '')}`);
@@ -228,16 +228,11 @@ export async function profileUses(
     for (const p of config.profiles.values())
       if (p.name !== name && config.profileSeed.profiles.find((e) => e.name === p.name)?.extends === name)
         uses.push(`profile ${p.name} (extends)`);
-    const { rows } = await db.query<{ who: string }>(
-      `SELECT 'EST client ' || name AS who FROM est_clients WHERE profile = $1 UNION ALL SELECT 'CMP client ' || ref FROM cmp_clients WHERE profile = $1`,
-      [name],
-    );
-    uses.push(...rows.map((r) => r.who));
+    uses.push(...(await stored.clientsUsing(db, name)));
   } else if (kind === 'key') {
     for (const p of config.profiles.values()) if (p.keyProfile === name) uses.push(`certificate profile ${p.name}`);
   } else {
-    const { rows } = await db.query<{ name: string }>('SELECT name FROM cas WHERE crl_profile = $1', [name]);
-    uses.push(...rows.map((r) => `CA ${r.name}`));
+    uses.push(...(await cas.withCrlProfile(db, name)).map((n) => `CA ${n}`));
   }
   return uses;
 }

@@ -19,7 +19,7 @@ import type { CertProfile } from '../config/profiles.ts';
 import { CaError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
-import { cannotSign, issuingCaName } from './authority.ts';
+import { cannotSign, issuingCaName } from '../ca/authority.ts';
 
 /** The configured CA names that are neither seeded nor in the database, each with a message naming its JSON path. */
 export async function unknownCaReferences(
