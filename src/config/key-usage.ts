@@ -3,10 +3,8 @@
  * e_key_usage_and_extended_key_usage_inconsistent checks them): the one rule the issuance
  * policy (src/ca/policy.ts) and the profile check (validateProfile) follow.
  */
-import type { KeyUsageName } from './profiles.ts';
-
 /** The key usages RFC 5280 4.2.1.12 names as consistent with each extended key usage (by OID). */
-const CONSISTENT: Record<string, readonly KeyUsageName[]> = {
+const CONSISTENT: Record<string, readonly string[]> = {
   // serverAuth: digitalSignature, keyEncipherment (TLS 1.2 RSA key exchange) or keyAgreement
   '1.3.6.1.5.5.7.3.1': ['digitalSignature', 'keyEncipherment', 'keyAgreement'],
   // clientAuth: digitalSignature and/or keyAgreement
@@ -21,11 +19,11 @@ const CONSISTENT: Record<string, readonly KeyUsageName[]> = {
 };
 
 /**
- * The key usages of `usages` that one of the extended key usages `ekuOids` permits, in
+ * The key usages (KEY_USAGES names) of `usages` that one of the extended key usages `ekuOids` permits, in
  * their order. With no extended key usage (any purpose) or one RFC 5280 does not describe,
  * nothing is left out: the purpose is not known.
  */
-export function usagesFittingPurposes(usages: readonly KeyUsageName[], ekuOids: readonly string[]): KeyUsageName[] {
+export function usagesFittingPurposes<U extends string>(usages: readonly U[], ekuOids: readonly string[]): U[] {
   if (ekuOids.length === 0 || ekuOids.some((oid) => !(oid in CONSISTENT))) return [...usages];
   return usages.filter((u) => ekuOids.some((oid) => CONSISTENT[oid]!.includes(u)));
 }
