@@ -95,7 +95,11 @@ describe('CA expiry watch', () => {
   });
 
   it("the console's dashboard shows them (to an Auditor's API token)", async () => {
-    const t = await cf.cli(['tokens', 'create', '--name', 'watch', '--role', 'auditor']);
+    const add = await cf.cli(['users', 'add', '--name', 'watcher', '--role', 'auditor', '--password', '-'], {
+      input: 'a long enough passphrase for the watcher\n',
+    });
+    assert.equal(add.code, 0, add.stderr);
+    const t = await cf.cli(['tokens', 'create', '--name', 'watch', '--user', 'watcher', '--role', 'auditor']);
     assert.equal(t.code, 0, t.stderr);
     const token = t.stdout.trim();
     const root = await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8');
