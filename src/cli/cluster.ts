@@ -28,7 +28,13 @@ import {
   type TemporalClusterConfig,
 } from '../temporal/cluster-server.ts';
 import { untilTemporalReady } from '../temporal/devserver.ts';
-import { ensureTemporalServer, temporalServerDir, TEMPORAL_SERVER_VERSION } from '../temporal/server-build.ts';
+import {
+  ensureTemporalServer,
+  ensureTemporalUi,
+  temporalServerDir,
+  TEMPORAL_SERVER_VERSION,
+  TEMPORAL_UI_VERSION,
+} from '../temporal/server-build.ts';
 import type { CliContext } from './context.ts';
 import { spawnCertflow } from './node-child.ts';
 import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
@@ -206,13 +212,18 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
   cluster
     .command('build')
     .description(
-      `build the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool from the Go module proxy, or find the earlier build`,
+      `build the Temporal server ${TEMPORAL_SERVER_VERSION}, temporal-sql-tool and the Temporal UI server ${TEMPORAL_UI_VERSION} from the Go module proxy, or find the earlier builds`,
     )
     .action(async () => {
       const config = loadConfig();
-      const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: cli.say });
-      if (cli.json()) cli.printJson(binaries);
-      else cli.say(`Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}`);
+      const build = { dir: temporalServerDir(config.home), log: cli.say };
+      const binaries = await ensureTemporalServer(build);
+      const ui = await ensureTemporalUi(build);
+      if (cli.json()) cli.printJson({ ...binaries, uiVersion: ui.version, uiServer: ui.uiServer });
+      else
+        cli.say(
+          `Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}; Temporal UI server ${ui.version}: ${ui.uiServer}`,
+        );
     });
 
   cluster

@@ -42,6 +42,8 @@ export interface Config {
     uiPort: number;
     taskQueue: string;
     signingTaskQueue: string;
+    /** mTLS to the frontend (`certflow cluster`); undefined: plain gRPC (dev mode). */
+    tls?: TemporalTlsFiles;
   };
   keys: {
     backend: 'software' | 'pkcs11';
@@ -67,6 +69,18 @@ export interface Config {
   logLevel: string;
 }
 
+/**
+ * The files of a TLS connection to Temporal: TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT,
+ * TEMPORAL_TLS_KEY and TEMPORAL_TLS_SERVER_NAME (the names the `temporal` CLI reads too), or
+ * those of $CERTFLOW_HOME/temporal-tls/ when `certflow cluster` made them there.
+ */
+export interface TemporalTlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  serverName: string;
+}
+
 /** Enrollment requests stalled by a server fault are signed again after these waits. */
 export interface IssuanceConfig {
   faultRetryInitialSeconds: number;
@@ -83,6 +97,12 @@ export interface AdminConfig {
   maxSessionSeconds: number;
   /** Base URL of the Temporal Web UI, for links to workflows; undefined = none. */
   temporalUiUrl?: string;
+  /**
+   * The Temporal UI server the console serves at /temporal/ to logged-in users
+   * (CERTFLOW_TEMPORAL_UI_PROXY, e.g. http://127.0.0.1:8233; `certflow cluster` sets it).
+   * Links then point there. Undefined: no /temporal/ route.
+   */
+  temporalUiProxy?: string;
 }
 
 export interface AuditConfig {
@@ -221,6 +241,9 @@ export interface RevocationConfig {
   ocspRefreshSeconds: number;
 }
 
+/** Where the console serves the Temporal UI (cluster mode), and the UI server's own public path. */
+export const TEMPORAL_UI_PATH = '/temporal';
+
 type Env = Record<string, string | undefined>;
 
 function int(env: Env, name: string, dflt: number): number {
@@ -328,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
       // cluster; the signing queue is always the main queue's name + "-signing".
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
       signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
+      tls: temporalTls(env, home),
     },
     keys: {
       backend,
@@ -367,18 +391,64 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
+/** Where `certflow cluster` keeps its Temporal mTLS files (made by src/ca/cluster-tls.ts). */
+export const temporalTlsDir = (home: string) => join(home, 'temporal-tls');
+
+/** The files of a cluster's Temporal mTLS, in one directory. */
+export function clusterTlsFiles(dir: string) {
+  return {
+    dir,
+    /** The cluster CA's certificate: the trust anchor of both sides. */
+    ca: join(dir, 'ca.pem'),
+    /** The Temporal server's certificate (frontend and internode; serverAuth + clientAuth) and key. */
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server-key.pem'),
+    /** certflow's processes' and the UI server's client certificate (clientAuth) and key. */
+    clientCert: join(dir, 'client.pem'),
+    clientKey: join(dir, 'client-key.pem'),
+  };
+}
+export type ClusterTlsFiles = ReturnType<typeof clusterTlsFiles>;
+
+/** The name clients check the Temporal server's certificate for (always among the SANs the cluster CA gives it). */
+export const TEMPORAL_TLS_SERVER_NAME = 'localhost';
+
+function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
+  const serverName = env.TEMPORAL_TLS_SERVER_NAME || TEMPORAL_TLS_SERVER_NAME;
+  if (env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY || env.TEMPORAL_TLS_CA) {
+    const missing = ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'].filter((n) => !env[n]);
+    if (missing.length) {
+      throw new CaError('config', `TLS to Temporal needs ${missing.join(' and ')} too`, { rule: 'env.TEMPORAL_TLS' });
+    }
+    return { caFile: env.TEMPORAL_TLS_CA!, certFile: env.TEMPORAL_TLS_CERT!, keyFile: env.TEMPORAL_TLS_KEY!, serverName };
+  }
+  // The CLI on a cluster's machine finds the cluster's client certificate by itself.
+  const f = clusterTlsFiles(temporalTlsDir(home));
+  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return { caFile: f.ca, certFile: f.clientCert, keyFile: f.clientKey, serverName };
+  return undefined;
+}
+
 function adminConfig(env: Env, file: ConfigFile): AdminConfig {
   const external = Boolean(env.TEMPORAL_ADDRESS);
   const uiPort = int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233);
   const idleSeconds = int(env, 'CERTFLOW_ADMIN_IDLE_SECONDS', file.admin?.idleSeconds ?? 900);
   if (idleSeconds < 60)
     throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
+  const temporalUiProxy = env.CERTFLOW_TEMPORAL_UI_PROXY?.replace(/\/$/, '') || undefined;
+  if (temporalUiProxy && !/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(temporalUiProxy)) {
+    // The UI server trusts whoever reaches it: it must listen on loopback only.
+    throw new CaError('config', `CERTFLOW_TEMPORAL_UI_PROXY=${temporalUiProxy} must be http://<loopback address>:<port>`, {
+      rule: 'env.CERTFLOW_TEMPORAL_UI_PROXY',
+    });
+  }
+  const defaultUi = temporalUiProxy ? TEMPORAL_UI_PATH : external ? '' : `http://127.0.0.1:${uiPort}`;
   return {
     port: int(env, 'CERTFLOW_ADMIN_PORT', 8444),
     bind: env.CERTFLOW_ADMIN_BIND || '127.0.0.1',
     idleSeconds,
     maxSessionSeconds: file.admin?.maxSessionSeconds ?? 12 * 3600,
-    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || (external ? '' : `http://127.0.0.1:${uiPort}`)).replace(/\/$/, '') || undefined,
+    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || defaultUi).replace(/\/$/, '') || undefined,
+    temporalUiProxy,
   };
 }
 

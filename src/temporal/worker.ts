@@ -25,6 +25,7 @@ import * as keyArchive from '../db/repos/key-archive.ts';
 import { ARCHIVE_KEY_ID } from '../est/archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
+import { temporalTlsOptions } from './tls.ts';
 import { ensureRevocationSchedule } from './schedules.ts';
 import { ensureAuditSchedule } from './audit.ts';
 import type { KeyStore } from '../keys/types.ts';
@@ -111,7 +112,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
 
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: config.temporal.address });
+    connection = await NativeConnection.connect({ address: config.temporal.address, tls: temporalTlsOptions(config.temporal.tls) });
   } catch (e) {
     throw new CaError('unavailable', `cannot reach Temporal at ${config.temporal.address}: ${errorMessage(e)}`, { cause: e });
   }
