@@ -19,7 +19,7 @@
  * runs, and in docker-compose.yml's `temporal-certs` service); every certificate issued is
  * audited. A certificate is renewed once two thirds of its lifetime have passed.
  */
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -172,7 +172,7 @@ export async function ensureClusterTls(args: {
   for (const leaf of leaves(files, args.serverNames ?? [])) {
     const key = await leafKey(leaf.keyFile);
     const current = certOf(leaf.certFile);
-    const spki = new Uint8Array(key.export({ type: 'spki', format: 'der' }) as Buffer);
+    const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
     const fits =
       current &&
       current.authorityKeyIdHex === ca.subjectKeyIdHex &&

@@ -12,7 +12,16 @@ import { announceFirstAdmin } from '../admin/first-admin.ts';
 import { Option, type Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadConfig, paths, type Config } from '../config/index.ts';
+import { existsSync } from 'node:fs';
+import {
+  clusterTlsFiles,
+  loadConfig,
+  paths,
+  temporalTlsDir,
+  clusterClientTls,
+  type ClusterTlsFiles,
+  type Config,
+} from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { databaseUrl } from '../db/open.ts';
@@ -36,7 +45,9 @@ import {
   TEMPORAL_UI_VERSION,
 } from '../temporal/server-build.ts';
 import type { CliContext } from './context.ts';
-import { spawnCertflow } from './node-child.ts';
+import { runCertflow, spawnCertflow } from './node-child.ts';
+import { temporalTlsOptions } from '../temporal/tls.ts';
+import { spawnTemporalUiServer, temporalUiUpstream } from '../temporal/ui-server.ts';
 import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -78,7 +89,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
   sup.refuseIfRunning(['server', 'worker'], 'a dev stack (`certflow start`)');
   const workers = Array.from({ length: opts.workers }, (_, i) => `worker-${i + 1}`);
   const servers = Array.from({ length: opts.servers }, (_, i) => `server-${i + 1}`);
-  await sup.reapStale(['admin', ...servers, ...workers, 'temporal', 'postgres']);
+  await sup.reapStale(['admin', ...servers, ...workers, 'temporal-ui', 'temporal', 'postgres']);
   stopOnSignals(sup, say);
 
   try {
@@ -94,9 +105,20 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     let temporalLine: string;
     if (!config.temporal.external) {
       const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
-      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards };
+      // Temporal's frontend and internode ports require a client certificate of certflow's
+      // cluster CA (src/ca/cluster-tls.ts); certflow's processes and the UI server get one.
+      say("certificates for Temporal's mTLS (certflow's cluster CA)");
+      const tls = await clusterCerts(config, env, ip, say);
+      const clientTls = clusterClientTls(tls);
+      Object.assign(env, {
+        TEMPORAL_TLS_CA: clientTls.caFile,
+        TEMPORAL_TLS_CERT: clientTls.certFile,
+        TEMPORAL_TLS_KEY: clientTls.keyFile,
+        TEMPORAL_TLS_SERVER_NAME: clientTls.serverName,
+      });
+      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards, tls };
       say(
-        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`,
+        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres, mTLS)`,
       );
       await sup.add({
         name: 'temporal',
@@ -108,9 +130,32 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
             namespace: config.temporal.namespace,
             logFile: join(p.logDir, 'temporal.log'),
             log: say,
+            clientTls: temporalTlsOptions(clientTls),
           }),
       });
-      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres)`;
+      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres, mTLS)`;
+
+      // The Temporal UI on loopback; operators reach it through the console at /temporal/.
+      const ui = await ensureTemporalUi({ dir: temporalServerDir(config.home), log: say });
+      const uiConfig = {
+        temporalAddress: config.temporal.address,
+        host: '127.0.0.1',
+        port: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        tls: clientTls,
+      };
+      say(`starting the Temporal UI server ${ui.version} (127.0.0.1:${uiConfig.port}, served by the console at /temporal/)`);
+      await sup.add({
+        name: 'temporal-ui',
+        start: () =>
+          spawnTemporalUiServer({
+            binary: ui,
+            config: uiConfig,
+            dir: join(config.home, 'temporal-ui'),
+            logFile: join(p.logDir, 'temporal-ui.log'),
+          }),
+      });
+      env.CERTFLOW_TEMPORAL_UI_PROXY = temporalUiUpstream(uiConfig);
     } else {
       say(`using the Temporal cluster at TEMPORAL_ADDRESS=${config.temporal.address}`);
       await registerNamespace(config, 60_000, say);
@@ -149,8 +194,9 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     const host = new URL(config.publicHttpsUrl).hostname;
     const directories = servers.map((_, i) => `https://${host}:${serverPorts(config, i + 1, opts.portStep).https}/acme/directory`);
     const consoleUrl = `https://localhost:${config.admin.port}/`;
+    const uiLine = env.CERTFLOW_TEMPORAL_UI_PROXY ? `; Temporal UI ${consoleUrl}temporal/ (after console login)` : '';
     say(
-      `certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`,
+      `certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}${uiLine}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`,
     );
   } catch (e) {
     say(`cluster start failed: ${errorMessage(e)}`);
@@ -164,7 +210,13 @@ async function registerNamespace(config: Config, timeoutMs: number, say: (m: str
   const { address, namespace } = config.temporal;
   try {
     const { created } = await untilTemporalReady(
-      { address, namespace, what: `Temporal at ${address}`, registerNamespaceDays: NAMESPACE_RETENTION_DAYS },
+      {
+        address,
+        namespace,
+        what: `Temporal at ${address}`,
+        registerNamespaceDays: NAMESPACE_RETENTION_DAYS,
+        tls: temporalTlsOptions(config.temporal.tls),
+      },
       timeoutMs,
     );
     say(
@@ -177,6 +229,20 @@ async function registerNamespace(config: Config, timeoutMs: number, say: (m: str
     throw new CaError('unavailable', `Temporal at ${address}: ${errorMessage(e)}`, { cause: e });
   }
 }
+
+/**
+ * Runs `certflow cluster certs` (a process of its own: it opens the CA key store) and
+ * returns the files. The Temporal server's certificate names its listening address too
+ * when that is not loopback.
+ */
+async function clusterCerts(config: Config, env: NodeJS.ProcessEnv, ip: string, say: (m: string) => void): Promise<ClusterTlsFiles> {
+  const names = isLoopback(ip) ? [] : ['--name', ip];
+  const out = await runCertflow(['cluster', 'certs', ...names], env);
+  for (const line of out.trim().split('\n')) if (line) say(line.replace(/^certflow: /, '  '));
+  return clusterTlsFiles(temporalTlsDir(config.home));
+}
+
+const isLoopback = (ip: string) => ip === 'localhost' || ip === '::1' || /^127\./.test(ip);
 
 const positive = (name: string) => (v: string) => {
   const n = Number(v);
@@ -227,6 +293,30 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     });
 
   cluster
+    .command('certs')
+    .description(
+      "issue or renew the certificates of Temporal's mTLS from certflow's cluster CA: the Temporal server's and the one certflow's processes and the UI server connect with",
+    )
+    .option('--name <name...>', 'more names the Temporal server is reached by (SANs of its certificate)', [])
+    .option('--dir <dir>', 'where the files go (default: $CERTFLOW_HOME/temporal-tls)')
+    .option('--force', 'renew both certificates now, even if they are current')
+    .option('--owner <uid:gid>', 'give the files to this user (containers whose Temporal server or UI server runs as another user)')
+    .action(async (opts: { name: string[]; dir?: string; force?: boolean; owner?: string }) => {
+      const owner = opts.owner === undefined ? undefined : /^(\d+):(\d+)$/.exec(opts.owner);
+      if (owner === null) throw new CaError('malformed', `--owner ${opts.owner} is not <uid>:<gid>`);
+      const { runClusterCerts } = await import('./cluster-certs.ts');
+      const r = await runClusterCerts(loadConfig(), {
+        names: opts.name,
+        dir: opts.dir,
+        force: Boolean(opts.force),
+        say: cli.say,
+        owner: owner ? { uid: Number(owner[1]), gid: Number(owner[2]) } : undefined,
+      });
+      if (cli.json()) cli.printJson(r);
+      else cli.say(r.issued.length ? `issued ${r.issued.join(', ')} into ${r.files.dir}` : `all current in ${r.files.dir}`);
+    });
+
+  cluster
     .command('setup')
     .description("create Temporal's databases on the Postgres of DATABASE_URL, apply their schemas, write the server's config file")
     .option('--ip <address>', 'address the Temporal server listens on and advertises', '127.0.0.1')
@@ -236,11 +326,14 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const url = databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
+      // With the files of `certflow cluster certs`, the server requires mTLS.
+      const tls = clusterTlsFiles(temporalTlsDir(config.home));
       const configFile = await writeTemporalConfig(join(config.home, 'temporal'), {
         ip: opts.ip,
         port: opts.port,
         databaseUrl: url,
         historyShards: opts.historyShards,
+        tls: existsSync(tls.serverCert) ? tls : undefined,
       });
       const command = [binaries.server, ...temporalServerArgs(configFile)];
       if (cli.json()) cli.printJson({ ...binaries, configFile, command, passwordEnv: TEMPORAL_DB_PASSWORD_ENV });

@@ -410,6 +410,11 @@ export function clusterTlsFiles(dir: string) {
 }
 export type ClusterTlsFiles = ReturnType<typeof clusterTlsFiles>;
 
+/** How a client connects with a cluster's files. */
+export function clusterClientTls(f: ClusterTlsFiles, serverName = TEMPORAL_TLS_SERVER_NAME): TemporalTlsFiles {
+  return { caFile: f.ca, certFile: f.clientCert, keyFile: f.clientKey, serverName };
+}
+
 /** The name clients check the Temporal server's certificate for (always among the SANs the cluster CA gives it). */
 export const TEMPORAL_TLS_SERVER_NAME = 'localhost';
 
@@ -424,7 +429,7 @@ function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
   }
   // The CLI on a cluster's machine finds the cluster's client certificate by itself.
   const f = clusterTlsFiles(temporalTlsDir(home));
-  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return { caFile: f.ca, certFile: f.clientCert, keyFile: f.clientKey, serverName };
+  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return clusterClientTls(f, serverName);
   return undefined;
 }
 

@@ -16,11 +16,12 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { freePort } from '../../src/core/net.ts';
 import { findGo, findTemporalUi, TEMPORAL_UI_VERSION } from '../../src/temporal/server-build.ts';
 import { spawnTemporalUiServer, type TemporalUiHandle } from '../../src/temporal/ui-server.ts';
-import { AdminClient, artifactsDir, CHROMIUM, chromiumArgs, type Credentials } from '../helpers/admin.ts';
+import { AdminClient, CHROMIUM, chromiumArgs, type Credentials } from '../helpers/admin.ts';
+import { consoleLogin, cspViolations, followWorkflowLink, watchErrors } from '../helpers/temporal-ui.ts';
 import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
 import { temporalAddress } from '../helpers/stack.ts';
 import { requireTool, toolsSkip } from '../helpers/tools.ts';
@@ -39,12 +40,6 @@ function uiSkip(): string | false {
 
 const PASSWORD = 'temporal ui test password';
 const ROLES = ['auditor', 'officer', 'operator'] as const;
-
-/** The little of the DOM the page functions use (the project compiles without the DOM library). */
-interface BrowserDocument {
-  cookie: string;
-  body: { innerText: string };
-}
 
 describe('Temporal UI behind the console', { skip: uiSkip() }, () => {
   let cf: TestInstance;
@@ -158,66 +153,31 @@ describe('Temporal UI behind the console', { skip: uiSkip() }, () => {
   it('an auditor logs in, opens a request, follows its workflow link and sees its history', async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     const page = await context.newPage();
-    const watch = (p: Page) => {
-      p.on('console', (m) => {
-        if (m.type() === 'error') consoleErrors.push(m.text());
-      });
-      p.on('pageerror', (e) => consoleErrors.push(e.message));
-    };
-    watch(page);
+    watchErrors(page, consoleErrors);
     // Straight to the UI: the login page first, then back to the UI.
     await page.goto(`${base}/temporal/namespaces/default/workflows`);
-    assert.equal(new URL(page.url()).pathname, '/login');
-    await page.fill('#login input[name="name"]', 'u-auditor');
-    await page.fill('#login input[name="password"]', PASSWORD);
-    await Promise.all([page.waitForURL((u) => u.pathname.startsWith('/temporal/')), page.click('#login button[type="submit"]')]);
+    await consoleLogin(page, 'u-auditor', PASSWORD, (u) => u.pathname.startsWith('/temporal/'));
 
     await page.goto(`${base}/requests`);
     const link = page.locator(`#enrollments a.workflow:text-is("${workflowId}")`);
     assert.equal(await link.getAttribute('href'), `/temporal/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
-    const [ui] = await Promise.all([context.waitForEvent('page'), link.click()]);
-    watch(ui);
-    await ui.waitForLoadState('domcontentloaded');
-    // The UI resolves the latest run of the workflow; its event history lists the events.
-    const pageText = () => ui.evaluate(() => (globalThis as unknown as { document: BrowserDocument }).document.body.innerText);
-    /** Waits until the page's text matches every pattern. */
-    const until = (what: string, patterns: RegExp[]) =>
-      ui
-        .waitForFunction(
-          (sources) => {
-            const text = (globalThis as unknown as { document: BrowserDocument }).document.body.innerText;
-            return sources.every((src) => new RegExp(src, 'i').test(text));
-          },
-          patterns.map((p) => p.source),
-          { timeout: 60_000 },
-        )
-        .catch(async (e: unknown) => {
-          await ui.screenshot({ path: join(artifactsDir('console'), 'temporal-ui-failed.png'), fullPage: true });
-          throw new Error(
-            `${what}: ${String(e)}\nat ${ui.url()}\npage text: ${(await pageText()).slice(0, 1500)}\nconsole: ${consoleErrors.join('\n')}`,
-          );
-        });
-    await until('the workflow page', [/enrollmentWorkflow/, /COMPLETED/]);
-    assert.ok((await pageText()).includes(workflowId));
-    await ui.getByRole('tab', { name: /Event History/ }).click();
-    await until('the event history', [/Workflow\s*Execution\s*Started/, /Workflow\s*Execution\s*Completed/]);
-    assert.match(new URL(ui.url()).pathname, new RegExp(`^/temporal/namespaces/default/workflows/${workflowId}/[0-9a-f-]{36}/history`));
-    await ui.screenshot({ path: join(artifactsDir('console'), 'temporal-ui-history.png'), fullPage: true });
+    const ui = await followWorkflowLink(
+      context,
+      link,
+      { workflowId, workflowType: 'enrollmentWorkflow', screenshot: 'temporal-ui-history' },
+      consoleErrors,
+    );
     // The auditor's UI offers no actions: the settings say so.
     const settings = (await ui.evaluate(async () => (await fetch('/temporal/api/v1/settings')).json())) as { DisableWriteActions: boolean };
     assert.equal(settings.DisableWriteActions, true);
     // And a write the UI would send is refused by the console, whatever the UI shows.
     const status = await ui.evaluate(async (path) => {
-      const csrf = /(?:^|; )_csrf=([^;]+)/.exec((globalThis as unknown as { document: BrowserDocument }).document.cookie)?.[1] ?? '';
+      const csrf = /(?:^|; )_csrf=([^;]+)/.exec((globalThis as unknown as { document: { cookie: string } }).document.cookie)?.[1] ?? '';
       const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: '{}' });
       return r.status;
     }, actionPath('terminate'));
     assert.equal(status, 403);
-    assert.deepEqual(
-      consoleErrors.filter((e) => /Content.Security.Policy|Refused to/i.test(e)),
-      [],
-      'no CSP violations in the UI',
-    );
+    assert.deepEqual(cspViolations(consoleErrors), [], 'no CSP violations in the UI');
     await context.close();
   });
 
