@@ -43,7 +43,7 @@ import * as certificates from '../db/repos/certificates.ts';
 import * as orders from '../db/repos/acme-orders.ts';
 import { audit } from '../db/repos/audit.ts';
 import type { AuthzRow, ChallengeRow, OrderRow } from '../db/repos/acme-orders.ts';
-import { parseCsr, pemEncode } from '../pki/index.ts';
+import { checkOrderNames, parseCsr, pemEncode } from '../pki/index.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
 import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
@@ -471,15 +471,6 @@ async function getOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   ctx.body = orderView(dir, o);
 }
 
-/** The names a CSR asks for (SANs plus a CN, which must be one of them) and its public key. */
-function csrContents(der: Uint8Array): { names: Set<string>; cn?: string; spki: Uint8Array } {
-  const csr = parseCsr(der);
-  const names = new Set([...csr.sans.dns.map((d) => `dns:${d.toLowerCase()}`), ...csr.sans.ip.map((ip) => `ip:${normalizeIp(ip)}`)]);
-  const cn = csr.subject.find((a) => a.type === '2.5.4.3')?.value;
-  if (csr.sans.email.length || csr.sans.uri.length) throw problem('badCSR', 'the CSR may only ask for DNS names and IP addresses');
-  return { names, cn, spki: csr.spki };
-}
-
 async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
   const acct = account(req);
   const o = orderNow(await ownedOrder(deps, acct, ctx.params.id!));
@@ -487,16 +478,10 @@ async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   const body = payloadObject(req);
   if (typeof body.csr !== 'string' || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw problem('malformed', 'csr must be base64url DER');
   const der = Buffer.from(body.csr, 'base64url');
-  const { names, cn, spki } = csrContents(der);
-  const wanted = new Set(o.identifiers.map((i) => `${i.type}:${i.value}`));
-  const extra = [...names].filter((n) => !wanted.has(n));
-  const missing = [...wanted].filter((n) => !names.has(n));
-  if (extra.length) throw problem('badCSR', `the CSR asks for names that are not in the order: ${extra.join(', ')}`);
-  if (missing.length) throw problem('badCSR', `the CSR lacks names of the order: ${missing.join(', ')}`);
-  if (cn && !names.has(`dns:${cn.toLowerCase()}`) && !names.has(`ip:${cn}`))
-    throw problem('badCSR', `the CSR's common name "${cn}" is not one of its names`);
+  const csr = parseCsr(der);
+  checkOrderNames(csr, o.identifiers, 'csr');
   const accountSpki = createPublicKey({ key: acct.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' });
-  if (Buffer.from(spki).equals(accountSpki))
+  if (Buffer.from(csr.spki).equals(accountSpki))
     throw problem('badCSR', "the CSR's public key is the account key; use a key of its own for the certificate (RFC 8555 11.1)");
 
   const handle = deps.temporal.workflow.getHandle(`acme-order-${o.id}`);

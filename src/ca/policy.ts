@@ -59,11 +59,21 @@ export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult
   }
   const sans = checkSans(csr.sans, profile);
   const subject = checkSubject(csr.subject, profile);
+  const cns = subject.filter((a) => a.type === CN);
+  if (cns.length > 1) {
+    // Each CN would be a name of the certificate (and, where the CN must be a SAN, a SAN too).
+    reject(
+      'policy',
+      profile,
+      'subject.cnCount',
+      `the subject has ${cns.length} common names (${cns.map((a) => `CN=${a.value}`).join(', ')}); profile "${profile.name}" allows one`,
+      { values: cns.map((a) => a.value) },
+    );
+  }
 
   if (profile.subject.cnFromFirstSan) addCnFromFirstSan(subject, sans, profile);
-  if (profile.subject.cnMustBeSan) {
-    for (const attr of subject) if (attr.type === CN) attr.value = ensureCnIsSan(attr.value, sans, profile);
-  }
+  const cn = subject.find((a) => a.type === CN);
+  if (cn && profile.subject.cnMustBeSan) cn.value = ensureCnIsSan(cn.value, sans, profile);
   for (const name of profile.subject.required) {
     if (!subject.some((a) => a.type === SUBJECT_ATTRS[name])) {
       reject('policy', profile, 'subject.required', `the subject must contain ${name}, required by profile "${profile.name}"`, {
@@ -306,13 +316,13 @@ function addCnFromFirstSan(subject: RdnAttr[], sans: SanSet, p: CertProfile): vo
 }
 
 /**
- * A CN must also be a SAN: a CN that is an IP address or DNS name missing from the SANs is
+ * The CN must also be a SAN: a CN that is an IP address or DNS name missing from the SANs is
  * added to them (first) when the profile allows that SAN kind. Returns the CN in the
  * SAN's canonical form (lower-case name, compressed IPv6).
  */
 function ensureCnIsSan(cn: string, sans: SanSet, p: CertProfile): string {
   const notSan = (why: string): never =>
-    reject('policy', p, 'subject.cnNotSan', `CN "${cn}" ${why}, but profile "${p.name}" requires every CN to be a SAN`, { value: cn });
+    reject('policy', p, 'subject.cnNotSan', `CN "${cn}" ${why}, but profile "${p.name}" requires the CN to be a SAN`, { value: cn });
   const ip = normalizeIp(cn);
   if (ip !== undefined) {
     if (sans.ip.includes(ip)) return ip;

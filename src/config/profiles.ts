@@ -87,7 +87,7 @@ export interface CertProfile {
     dropDisallowed: boolean;
     /** When the subject has no CN, use the first DNS SAN as CN (ACME style). */
     cnFromFirstSan: boolean;
-    /** Each CN must also be a SAN (a CN that is a DNS name is added to the SANs). */
+    /** The CN must also be a SAN (a CN that is a DNS name or IP address is added to the SANs). A subject has at most one CN. */
     cnMustBeSan: boolean;
   };
   /** Add a CRL distribution point pointing at the issuing CA's CRL. */

@@ -69,3 +69,4 @@ export {
 } from './csrattrs.ts';
 export { buildServerKeygenResponse, parseMultipart, type MimePart, type ServerKeygenResponse } from './multipart.ts';
 export { parseAcmeChallengeCertificate, ACME_IDENTIFIER_OID, type AcmeChallengeCertificate } from './acme-identifier.ts';
+export { checkOrderNames, type OrderIdentifier, type NamedSubject } from './order-names.ts';

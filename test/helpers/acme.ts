@@ -1,11 +1,14 @@
 /**
  * Shared by the ACME integration tests: a certflow instance whose validation authority
  * resolves names through pebble-challtestsrv and reaches challenge responders on loopback,
- * an http-01 responder, acme-client set up to trust certflow's root, raw JWS requests
- * (jose) for what acme-client cannot send, and ARI certificate ids.
+ * an http-01 responder (also serving a client's webroot), acme-client set up to trust
+ * certflow's root, raw JWS requests (jose) for what acme-client cannot send, ARI certificate
+ * ids, and the checks of what external clients saved (openssl verify, names, key type, OCSP,
+ * CRL).
  */
+import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -16,7 +19,7 @@ import type { Client, Order } from 'acme-client';
 import { exportJWK, FlattenedSign, type JWK } from 'jose';
 import * as pkijs from 'pkijs';
 import { freePort } from '../../src/core/net.ts';
-import { createInstance, type TestInstance } from './certflow.ts';
+import { createInstance, runTool, type CliResult, type TestInstance } from './certflow.ts';
 import { startChalltestsrv, type ChallTestSrv } from './challtestsrv.ts';
 
 export type AcmeClient = Client;
@@ -46,6 +49,7 @@ export interface AcmeStack {
 export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.ProcessEnv } = {}): Promise<AcmeStack> {
   const cts = await startChalltestsrv();
   let cf: TestInstance | undefined;
+  let configFile: string | undefined;
   try {
     const http01Port = await freePort();
     const env: NodeJS.ProcessEnv = {
@@ -55,9 +59,9 @@ export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.Proc
       ...opts.env,
     };
     if (opts.config !== undefined) {
-      const file = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-${process.pid}-${Date.now()}.json`);
-      await writeFile(file, JSON.stringify(opts.config));
-      env.CERTFLOW_CONFIG = file;
+      configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-acme-${process.pid}-${Date.now()}.json`);
+      await writeFile(configFile, JSON.stringify(opts.config));
+      env.CERTFLOW_CONFIG = configFile;
     }
     cf = await createInstance(env);
     const worker = await cf.startWorker();
@@ -80,11 +84,13 @@ export async function startAcmeStack(opts: { config?: unknown; env?: NodeJS.Proc
       async stop() {
         await instance.cleanup().catch(() => {});
         await cts.stop();
+        if (configFile) await rm(configFile, { force: true });
       },
     };
   } catch (e) {
     await cf?.cleanup().catch(() => {});
     await cts.stop();
+    if (configFile) await rm(configFile, { force: true });
     throw e;
   }
 }
@@ -175,15 +181,23 @@ export interface Http01Responder {
   close(): Promise<void>;
 }
 
-export async function startHttp01Responder(port: number): Promise<Http01Responder> {
+/**
+ * An http-01 responder on 127.0.0.1:`port`. With `webroot`, it also serves the files a client
+ * writes into that directory (a client's webroot, the directory a web server would map to
+ * /.well-known/acme-challenge/). Proxy-form request targets (`GET http://name/...`, from a
+ * client's self-check sent through http_proxy) are answered like origin-form ones.
+ */
+export async function startHttp01Responder(port: number, opts: { webroot?: string } = {}): Promise<Http01Responder> {
   const tokens = new Map<string, string>();
   const delays = new Map<string, number>();
   const requests: Http01Responder['requests'] = [];
   const server: Server = createServer(async (req, res) => {
-    requests.push({ path: req.url ?? '', host: req.headers.host });
-    const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const path = new URL(req.url ?? '', 'http://origin-form').pathname;
+    requests.push({ path, host: req.headers.host });
+    const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(path);
     if (m && delays.has(m[1]!)) await sleep(delays.get(m[1]!)!);
-    const body = m ? tokens.get(m[1]!) : undefined;
+    let body = m ? tokens.get(m[1]!) : undefined;
+    if (m && body === undefined && opts.webroot) body = await readFile(join(opts.webroot, m[1]!), 'utf8').catch(() => undefined);
     if (body === undefined) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
       return;
@@ -491,3 +505,76 @@ export async function eventually<T>(what: string, ms: number, fn: () => Promise<
 }
 
 export const ACME_ERROR = (type: string) => `urn:ietf:params:acme:error:${type}`;
+
+// ---- certificates external clients saved -------------------------------------------------
+
+/**
+ * Checks a certificate an external client saved, given as the PEM chain it wrote (leaf
+ * first, then intermediates): `openssl verify` against the stack's root, SANs exactly
+ * `names` as DNS names, the key type, and certflow's database row (an ACME certificate,
+ * still valid). Writes leaf.pem and intermediates.pem into `dir` for later openssl calls.
+ */
+export async function checkIssued(
+  stack: AcmeStack,
+  chainPem: string,
+  opts: { names: string[]; keyType: 'rsa' | 'ec'; dir: string },
+): Promise<{ cert: X509Certificate; leafFile: string; issuerFile: string; serial: string }> {
+  const [leaf, ...rest] = acme.crypto.splitPemChain(chainPem);
+  assert.ok(leaf && rest.length, `not a certificate followed by its intermediates:\n${chainPem}`);
+  const leafFile = join(opts.dir, 'leaf.pem');
+  const issuerFile = join(opts.dir, 'intermediates.pem');
+  await writeFile(leafFile, leaf);
+  await writeFile(issuerFile, rest.join('\n'));
+  const verified = await runTool('openssl', ['verify', '-CAfile', stack.root, '-untrusted', issuerFile, leafFile]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const cert = new X509Certificate(leaf);
+  const sans = (cert.subjectAltName ?? '').split(/,\s*/).sort();
+  assert.deepEqual(sans, opts.names.map((n) => `DNS:${n}`).sort(), `SANs of ${cert.subject}`);
+  assert.equal(cert.publicKey.asymmetricKeyType, opts.keyType);
+  const serial = serialHex(leaf);
+  const { rows } = await stack.cf.pool.query('SELECT protocol, status FROM certificates WHERE serial = $1', [serial]);
+  assert.deepEqual(rows, [{ protocol: 'acme', status: 'valid' }]);
+  return { cert, leafFile, issuerFile, serial };
+}
+
+/**
+ * certflow's OCSP answer for `certFile` (issued by the first certificate of `issuerFile`),
+ * asked with `openssl ocsp` and verified against the stack's root: the certificate's status
+ * ("good", "revoked", ...) and openssl's output.
+ */
+export async function ocspStatus(stack: AcmeStack, certFile: string, issuerFile: string): Promise<{ status: string; text: string }> {
+  const url = `http://127.0.0.1:${stack.cf.httpPort}/ocsp`;
+  const o = await runTool('openssl', ['ocsp', '-issuer', issuerFile, '-cert', certFile, '-url', url, '-CAfile', stack.root, '-no_nonce']);
+  const text = o.stdout + o.stderr;
+  assert.match(text, /Response verify OK/, text);
+  const status = /^\S+: (\w+)$/m.exec(o.stdout)?.[1];
+  assert.ok(status, text);
+  return { status, text };
+}
+
+/** Waits until certflow's OCSP responder says `certFile` is revoked; returns openssl's output. */
+export function ocspRevoked(stack: AcmeStack, certFile: string, issuerFile: string, ms = 15_000): Promise<string> {
+  return eventually('OCSP says revoked', ms, async () => {
+    const { status, text } = await ocspStatus(stack, certFile, issuerFile);
+    return status === 'revoked' ? text : undefined;
+  });
+}
+
+/**
+ * `openssl verify -crl_check` of `certFile` (chain to the stack's root) with the CRL
+ * downloaded from the certificate's own CRL distribution point, whose signature openssl
+ * checks too: its exit code and output ("certificate revoked" once a CRL lists it).
+ */
+export async function crlVerify(stack: AcmeStack, certFile: string, issuerFile: string, dir: string): Promise<CliResult> {
+  const ext = await runTool('openssl', ['x509', '-in', certFile, '-noout', '-ext', 'crlDistributionPoints']);
+  const url = /URI:(http:\S+)/.exec(ext.stdout)?.[1];
+  assert.ok(url, `no CRL distribution point: ${ext.stdout}${ext.stderr}`);
+  const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'));
+  assert.equal(res.status, 200, `${url}: HTTP ${res.status}`);
+  const crlFile = join(dir, 'crl.der');
+  await writeFile(crlFile, Buffer.from(await res.arrayBuffer()));
+  const crlPem = join(dir, 'crl.pem');
+  const converted = await runTool('openssl', ['crl', '-inform', 'DER', '-in', crlFile, '-out', crlPem]);
+  assert.equal(converted.code, 0, converted.stderr);
+  return runTool('openssl', ['verify', '-crl_check', '-CRLfile', crlPem, '-CAfile', stack.root, '-untrusted', issuerFile, certFile]);
+}

@@ -1,13 +1,14 @@
 /**
- * External programs the ACME tests drive (certbot, lego, pebble-challtestsrv): where to find
- * them, and the `skip` option for their tests — a reason outside CI when one is missing, and
- * false in CI, where the tests then run and fail loudly instead of passing by skipping
- * (the same rule as test/helpers/estclient.ts). .ci/run installs them from Debian
- * (`apt-get install certbot lego pebble`).
+ * External programs the ACME tests drive (certbot, lego, acme-tiny, acmetool, lacme,
+ * pebble-challtestsrv): where to find them, and the `skip` option for their tests — a reason
+ * outside CI when one is missing, and false in CI, where the tests then run and fail loudly
+ * instead of passing by skipping (the same rule as test/helpers/estclient.ts). .ci/run
+ * installs them from Debian (`apt-get install certbot lego pebble acme-tiny acmetool lacme`).
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { CliResult } from './certflow.ts';
 
@@ -32,6 +33,30 @@ export const LEGO: ExternalTool = {
   name: 'lego',
   envVar: 'CERTFLOW_TEST_LEGO',
   hint: 'install the Debian package: apt-get install lego (as .ci/run does)',
+};
+
+export const ACME_TINY: ExternalTool = {
+  name: 'acme-tiny',
+  envVar: 'CERTFLOW_TEST_ACME_TINY',
+  hint: 'install the Debian package: apt-get install acme-tiny (as .ci/run does)',
+};
+
+export const ACMETOOL: ExternalTool = {
+  name: 'acmetool',
+  envVar: 'CERTFLOW_TEST_ACMETOOL',
+  hint: 'install the Debian package: apt-get install acmetool (as .ci/run does)',
+};
+
+export const LACME: ExternalTool = {
+  name: 'lacme',
+  envVar: 'CERTFLOW_TEST_LACME',
+  hint: 'install the Debian packages: apt-get install lacme lacme-accountd (as .ci/run does)',
+};
+
+export const LACME_ACCOUNTD: ExternalTool = {
+  name: 'lacme-accountd',
+  envVar: 'CERTFLOW_TEST_LACME_ACCOUNTD',
+  hint: 'install the Debian package: apt-get install lacme-accountd (as .ci/run does)',
 };
 
 export const CHALLTESTSRV: ExternalTool = {
@@ -96,31 +121,63 @@ export function toolsSkip(...tools: ExternalTool[]): string | false {
 /**
  * Runs a program with a time limit; never throws for a non-zero exit (tests look at
  * `code`). A program killed at the limit gets code 124 and a note on stderr.
+ *
+ * `group`: the program runs in a process group of its own, for programs that fork helpers
+ * (lacme: its webserver, ACME client and lacme-accountd). At the limit the group gets SIGTERM
+ * (the program's own cleanup), then SIGKILL 5 s later; whatever of the group is still alive
+ * 3 s after the program exited is killed too, with a note on stderr, so no helper outlives a
+ * test.
  */
 export function runProgram(
   bin: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; group?: boolean } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(bin, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
+    /** Signals the program (its whole group with `group`); false when nothing was there to signal. */
+    const signal = (sig: NodeJS.Signals | 0): boolean => {
+      try {
+        if (opts.group && child.pid) process.kill(-child.pid, sig);
+        else if (sig !== 0) child.kill(sig);
+        return true;
+      } catch {
+        return false;
+      }
+    };
     let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      if (!opts.group) return void signal('SIGKILL');
+      signal('SIGTERM');
+      killTimer = setTimeout(() => signal('SIGKILL'), 5_000);
     }, opts.timeoutMs ?? 120_000);
     child.once('error', (e) => {
       clearTimeout(timer);
       resolve({ code: 127, stdout, stderr: `${stderr}\n[cannot run ${bin}: ${e.message}]` });
     });
-    child.once('close', (code, signal) => {
+    // On exit, not close: a helper left behind may hold the program's stdout open. Helpers
+    // the program ended may still be exiting (or be zombies until init reaps them): they get
+    // a grace period before they count as left behind.
+    const groupGone = new Promise<boolean>((done) => {
+      if (!opts.group) return done(false);
+      child.once('exit', async () => {
+        for (let i = 0; i < 30 && signal(0); i++) await sleep(100);
+        done(signal(0) && signal('SIGKILL'));
+      });
+    });
+    child.once('close', async (code, sig) => {
       clearTimeout(timer);
+      const leftBehind = await groupGone;
+      clearTimeout(killTimer);
       if (timedOut) stderr += `\n[killed after ${(opts.timeoutMs ?? 120_000) / 1000} s]`;
-      resolve({ code: timedOut ? 124 : (code ?? (signal ? 128 : 1)), stdout, stderr });
+      else if (leftBehind) stderr += `\n[${bin} exited and left processes of its group behind; killed them]`;
+      resolve({ code: timedOut ? 124 : (code ?? (sig ? 128 : 1)), stdout, stderr });
     });
   });
 }

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from '../helpers/certflow.ts';
-import { clientEnv, eventually, serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
+import { clientEnv, eventually, ocspRevoked, serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { CERTBOT, CHALLTESTSRV, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
 
 const skip = toolsSkip(CERTBOT, CHALLTESTSRV);
@@ -103,22 +103,7 @@ describe('ACME with certbot', { skip }, () => {
       return rows[0]?.status === 'revoked' ? rows[0] : undefined;
     });
     assert.deepEqual(row, { status: 'revoked', revocation_reason: 'keyCompromise' });
-    const ocsp = await eventually('OCSP says revoked', 15_000, async () => {
-      const o = await runTool('openssl', [
-        'ocsp',
-        '-issuer',
-        join(live(), 'chain.pem'),
-        '-cert',
-        certFile,
-        '-url',
-        `http://127.0.0.1:${stack.cf.httpPort}/ocsp`,
-        '-CAfile',
-        stack.root,
-        '-no_nonce',
-      ]);
-      assert.match(o.stdout + o.stderr, /Response verify OK/, o.stdout + o.stderr);
-      return /: revoked/.test(o.stdout) ? o.stdout : undefined;
-    });
+    const ocsp = await ocspRevoked(stack, certFile, join(live(), 'chain.pem'));
     assert.match(ocsp, /Reason: keyCompromise/);
     // The first certificate is untouched.
     const first = await stack.cf.pool.query('SELECT status FROM certificates WHERE serial = $1', [firstSerial]);

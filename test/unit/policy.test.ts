@@ -293,7 +293,7 @@ describe('subject rules', () => {
     assert.equal(formatDn(applyProfile(csr('/CN=s.example/L=Somewhere/OU=x'), tlsServer).subject), 'CN=s.example');
   });
 
-  it('rejects a CN that cannot be a SAN where every CN must be one', () => {
+  it('rejects a CN that cannot be a SAN where the CN must be one', () => {
     rejects(
       () => applyProfile(csr('/CN=My Web Server', 'DNS:web.example'), tlsServer),
       'policy',
@@ -309,6 +309,21 @@ describe('subject rules', () => {
       noIp,
       /IP SANs are not allowed/,
     );
+  });
+
+  it('refuses a subject with more than one CN, in every profile (each would be a name; tls-server would add each as a SAN)', () => {
+    for (const p of [tlsServer, tlsClient, device]) {
+      rejects(
+        () => applyProfile(csr('/CN=attacker.example/CN=victim.example', 'DNS:attacker.example'), p),
+        'policy',
+        'subject.cnCount',
+        p,
+        /2 common names \(CN=attacker\.example, CN=victim\.example\)/,
+      );
+    }
+    // One CN, also when it comes from the first SAN: the SANs are what was asked for plus that CN.
+    const r = applyProfile(csr('/CN=only.example', 'DNS:other.example'), tlsServer);
+    assert.deepEqual(r.sans.dns, ['only.example', 'other.example']);
   });
 
   it('validates attribute values', () => {
