@@ -20,13 +20,13 @@
  * audited. A certificate is renewed once two thirds of its lifetime have passed.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { clusterTlsFiles, TEMPORAL_TLS_SERVER_NAME, type ClusterTlsFiles } from '../config/index.ts';
 import type { CertProfile } from '../config/profiles.ts';
 import { CaError } from '../core/errors.ts';
-import { writeFileAtomic } from '../core/files.ts';
+import { createOnce, writeFileAtomic } from '../core/files.ts';
 import type { Queryable } from '../db/pool.ts';
 import { audit } from '../db/repos/audit.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../keys/types.ts';
@@ -95,21 +95,13 @@ export function renewalDue(notBefore: Date, notAfter: Date, now: Date): boolean 
   return now.getTime() >= notAfter.getTime() - (notAfter.getTime() - notBefore.getTime()) / 3;
 }
 
-/** A private key file, created once (a second process creating it at the same time reads the first one's). */
+/** A leaf's P-256 key, made once. */
 async function leafKey(file: string): Promise<KeyObject> {
-  if (!existsSync(file)) {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const tmp = `${file}.${process.pid}.new`;
-    await writeFileAtomic(tmp, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-    try {
-      linkSync(tmp, file); // fails if another process made it first
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  return createPrivateKey(await readFile(file, 'utf8'));
+  const pem = await createOnce(
+    file,
+    () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  );
+  return createPrivateKey(pem);
 }
 
 function certOf(file: string) {

@@ -22,6 +22,7 @@ import { issueAndWait } from '../temporal/issuance.ts';
 import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
+import { registerTlsCommands } from './tls.ts';
 import { registerOrderCommands } from './orders.ts';
 import { registerRequestCommands } from './requests.ts';
 import { cliContext } from './context.ts';
@@ -315,6 +316,7 @@ function program(): Command {
   registerKeyCommands(root, context);
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
+  registerTlsCommands(root, context);
   registerCmpClientCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');

@@ -31,6 +31,11 @@ export interface Config {
   publicHttpsUrl: string;
   /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
   tlsNames: string[];
+  /**
+   * How often servers look at their own certificates (CERTFLOW_TLS_CHECK_SECONDS, default
+   * 600): renew what is due, pick up what another server renewed, act on `certflow tls renew`.
+   */
+  tlsCheckSeconds: number;
   /** External Postgres; undefined = dev mode's embedded server. */
   databaseUrl?: string;
   embeddedPostgresPort: number;
@@ -338,6 +343,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicHttpUrl: (env.CERTFLOW_PUBLIC_HTTP_URL || `http://localhost:${httpPort}`).replace(/\/$/, ''),
     publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
     tlsNames,
+    tlsCheckSeconds: Math.max(1, int(env, 'CERTFLOW_TLS_CHECK_SECONDS', 600)),
     databaseUrl: env.DATABASE_URL || undefined,
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
