@@ -49,12 +49,26 @@ export function createSigningActivities(deps: SigningDeps): SigningActivities {
       try {
         return await issue(deps, input);
       } catch (e) {
-        throw toActivityFailure(e);
+        const failure = toActivityFailure(e);
+        if (input.acme && !failure.nonRetryable) await recordOrderFault(deps, input.acme.orderId, `${failure.type}: ${failure.message}`);
+        throw failure;
       } finally {
         stopHeartbeats();
       }
     },
   };
+}
+
+/**
+ * An ACME order's signing fault, which Temporal retries within the activity: the order stays
+ * processing, and operators see why it does not move (src/db/repos/stuck.ts). Best effort
+ * and brief: the fault may be the database itself.
+ */
+async function recordOrderFault(deps: SigningDeps, orderId: string, fault: string): Promise<void> {
+  const recorded = acmeOrders.recordSigningFault(deps.pool, orderId, fault).catch((e) => {
+    deps.log.warn({ orderId, err: e }, 'could not record the signing fault of the order');
+  });
+  await Promise.race([recorded, sleep(2000, undefined, { ref: false })]);
 }
 
 async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertificate> {

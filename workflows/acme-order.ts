@@ -13,7 +13,9 @@
  * Update too: it waits (inside the Update) for a validation that has already been recorded
  * but not yet seen here, so a client that finalizes the moment it reads its authorization
  * valid is never told "not ready"; then the signing activity issues the certificate and
- * records the order valid in the transaction that stores it.
+ * records the order valid in the transaction that stores it. While a server fault (HSM gone)
+ * holds the signing up, an operator's `retry` Update (`certflow orders retry`, the console)
+ * cancels the attempt or backoff under way and signs again at once.
  *
  * A single-name order is 5 workflow tasks: start, challenge accepted, validated (ready),
  * finalize accepted, issued. Authorizations reused from other orders arrive valid; one that
@@ -22,10 +24,12 @@
 import {
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   defineUpdate,
   proxyActivities,
   setCurrentDetails,
+  isCancellation,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -47,6 +51,7 @@ import {
   storageAfterUpdate,
   Validation,
 } from './acme-common.ts';
+import { retryUpdate } from './enrollment.ts';
 import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES } from './options.ts';
 
 export const finalizeUpdate = defineUpdate<FinalizeOutcome, [{ csr: string }]>('finalize');
@@ -65,6 +70,9 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   const authzs = new Map<string, AuthzState>(input.authzs.map((a) => [a.id, { ...a }]));
   const validations = new Map<string, Validation>();
   const all = () => [...authzs.values()];
+  /** The signing activity under way (while processing), and the operator's retries of it. */
+  let signingScope: CancellationScope | undefined;
+  let signingRetries = 0;
 
   // The expiry timer is never canceled: an order that ends earlier leaves it behind unseen.
   void sleep(msUntil(input.expiresAt)).then(() => {
@@ -175,16 +183,32 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
           });
         }
         const signing = proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
-        const cert = await signing.issueCertificate({
-          requestId: input.orderId,
-          protocol: 'acme',
-          csr,
-          profile: input.profile,
-          caName: input.caName,
-          requester: input.accountId,
-          replaces: input.replacesSerial,
-          acme: { orderId: input.orderId, authzIds: all().map((a) => a.id) },
-        });
+        const issue = () =>
+          signing.issueCertificate({
+            requestId: input.orderId,
+            protocol: 'acme',
+            csr,
+            profile: input.profile,
+            caName: input.caName,
+            requester: input.accountId,
+            replaces: input.replacesSerial,
+            acme: { orderId: input.orderId, authzIds: all().map((a) => a.id) },
+          });
+        // An operator's `retry` (a server fault fixed) cancels the attempt or backoff under
+        // way and signs again at once; the activity is idempotent per order.
+        let cert: Awaited<ReturnType<typeof issue>>;
+        for (let handled = 0; ;) {
+          signingScope = new CancellationScope();
+          try {
+            cert = await signingScope.run(issue);
+            break;
+          } catch (err) {
+            if (!(isCancellation(err) && signingRetries > handled)) throw err;
+            handled = signingRetries;
+          } finally {
+            signingScope = undefined;
+          }
+        }
         transition('valid', `certificate ${cert.serial} issued`);
         return { status: 'valid' as const, serial: cert.serial };
       } catch (err) {
@@ -251,6 +275,20 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
         if (![...validations.keys()].some((id) => !arg.authzId || id === arg.authzId)) {
           throw ApplicationFailure.nonRetryable(`order ${input.orderId} is ${status}: no authorization is being validated`, 'malformed');
         }
+      },
+    },
+  );
+
+  setHandler(
+    retryUpdate,
+    () => {
+      signingRetries++;
+      signingScope?.cancel();
+      return { state: 'signing' as const };
+    },
+    {
+      validator: (_by: { by: string }) => {
+        if (!signingScope) throw ApplicationFailure.nonRetryable(`order ${input.orderId} is ${status}, not being signed`, 'malformed');
       },
     },
   );

@@ -4,28 +4,31 @@ import { userInfo } from 'node:os';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as orders from '../db/repos/acme-orders.ts';
+import { workflowIds } from '../core/ids.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { cancelOrder, retryOrderValidation } from '../temporal/orders.ts';
+import { cancelOrder } from '../temporal/orders.ts';
+import { retryRequest } from '../temporal/retry.ts';
 import type { CliContext } from './context.ts';
+import { printConditions } from './stuck.ts';
 
 export function registerOrderCommands(root: Command, cli: CliContext): void {
   const cmd = root.command('orders').description('ACME orders: find stuck ones, look inside, retry validation, cancel');
   cmd
     .command('list')
-    .description('list orders, newest first')
+    .description('list orders, most recently changed first; --stuck / --waiting: longest first')
     .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'ready', 'processing', 'valid', 'invalid']))
-    .option(
-      '--stuck',
-      'only orders the server should have moved on (processing > 2 min, validating past the retry window, open past expiry)',
+    .addOption(
+      new Option(
+        '--stuck',
+        'only stuck orders (as `requests list --stuck`): validating past the retry window, processing past the signing bound, open past expiry',
+      ).conflicts('waiting'),
     )
+    .option('--waiting', 'only orders that wait for their client (a challenge answer, finalize), with how long')
     .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
-    .action(async (opts: { state?: string; stuck?: boolean; limit: number }) => {
-      await cli.withPool(async (pool, config) => {
-        const rows = await orders.findOrders(pool, {
-          status: opts.state,
-          stuck: opts.stuck ? { processingSeconds: 120, validatingSeconds: config.validation.retryWindowSeconds + 60 } : undefined,
-          limit: opts.limit,
-        });
+    .action(async (opts: { state?: string; stuck?: boolean; waiting?: boolean; limit: number }) => {
+      if (opts.stuck || opts.waiting) return printConditions(cli, opts.stuck ? 'stuck' : 'waiting', { ...opts, protocol: 'acme' });
+      await cli.withPool(async (pool) => {
+        const rows = await orders.findOrders(pool, { status: opts.state, limit: opts.limit });
         const view = rows.map((o) => ({
           id: o.id,
           status: o.status,
@@ -34,7 +37,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
           updated: o.updatedAt,
           expires: o.expiresAt,
           error: o.error?.detail,
-          workflow: `acme-order-${o.id}`,
+          workflow: workflowIds.acmeOrder(o.id),
         }));
         if (cli.json()) cli.printJson(view);
         else process.stdout.write(cli.table(view, ['id', 'status', 'identifiers', 'account', 'updated', 'expires', 'error']));
@@ -77,13 +80,16 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     });
   cmd
     .command('retry <id>')
-    .description("validate the order's challenges that are waiting for their next retry now")
+    .description('sign a processing order again now (a server fault fixed), or validate its challenges that wait for their next retry now')
     .action(async (id: string) => {
-      const config = loadConfig();
-      const temporal = await connectTemporal(config, 5000);
+      const temporal = await connectTemporal(loadConfig(), 5000);
       try {
-        const retried = await cli.withPool((pool) => retryOrderValidation(temporal.client, pool, id));
-        for (const authzId of retried) cli.say(`authorization ${authzId}: validating again now`);
+        const done = await cli.withPool((pool) =>
+          retryRequest(temporal.client, pool, { id, kind: 'order' }, `operator:${userInfo().username}`),
+        );
+        if (cli.json()) return cli.printJson(done);
+        for (const authzId of done.authorizations ?? []) cli.say(`authorization ${authzId}: validating again now`);
+        if (!done.authorizations) cli.say(done.message);
       } finally {
         await temporal.close();
       }

@@ -3,33 +3,21 @@
  * CMP, operator `cert issue`). A request that a server fault keeps from being signed (HSM
  * gone, CA key missing, database down) is `stalled`: it stays open, shows its last error
  * here and in the Temporal UI (CertflowLastError), is tried again with backoff, and
- * `requests retry` signs it at once once the fault is fixed.
+ * `requests retry` signs it at once once the fault is fixed. `list --stuck` and
+ * `list --waiting` show every protocol's requests (ACME orders too) by the one definition
+ * of src/db/repos/stuck.ts.
  */
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import { userInfo } from 'node:os';
-import { retryUpdate } from '../../workflows/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as requests from '../db/repos/requests.ts';
-import { connectTemporal, withDeadline } from '../temporal/client.ts';
+import { PROTOCOLS } from '../db/repos/stuck.ts';
+import { connectTemporal } from '../temporal/client.ts';
+import { retryRequest } from '../temporal/retry.ts';
 import type { CliContext } from './context.ts';
 import { describeDn } from './describe.ts';
-
-const STATES = [
-  'pending',
-  'awaiting-approval',
-  'signing',
-  'stalled',
-  'issued',
-  'confirmed',
-  'revoked',
-  'failed',
-  'rejected',
-  'abandoned',
-] as const;
-/** Pending or signing for longer than this counts as stuck. */
-const STUCK_AFTER_SECONDS = 120;
+import { printConditions } from './stuck.ts';
 
 export function registerRequestCommands(root: Command, cli: CliContext): void {
   const cmd = root
@@ -37,22 +25,23 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
     .description('issuance requests of every protocol (operator, EST, CMP), from the read model: find stuck ones, look inside, retry');
   cmd
     .command('list')
-    .description('list requests, newest first')
-    .addOption(new Option('--state <state>', 'only this state').choices([...STATES]))
-    .addOption(new Option('--protocol <protocol>', 'only this protocol').choices(['est', 'cmp', 'operator']))
-    .option(
-      '--stuck',
-      `only requests that should have moved on: stalled by a server fault, or pending/signing for over ${STUCK_AFTER_SECONDS} s`,
+    .description('list requests, newest first; --stuck / --waiting: those of every protocol (ACME orders too), longest first')
+    .addOption(new Option('--state <state>', 'only this state').choices([...requests.REQUEST_STATES]))
+    .addOption(new Option('--protocol <protocol>', 'only this protocol (acme: with --stuck or --waiting)').choices([...PROTOCOLS]))
+    .addOption(
+      new Option(
+        '--stuck',
+        'only stuck requests: stalled by a server fault, or without progress past the bound of their state (config "stuck")',
+      ).conflicts('waiting'),
     )
+    .option('--waiting', 'only requests that wait for a person (approval) or for their client, with how long')
     .addOption(new Option('--limit <n>', 'at most n').default(100).argParser(Number))
-    .action(async (opts: { state?: requests.RequestState; protocol?: string; stuck?: boolean; limit: number }) => {
+    .action(async (opts: { state?: requests.RequestState; protocol?: string; stuck?: boolean; waiting?: boolean; limit: number }) => {
+      if (opts.stuck || opts.waiting) return printConditions(cli, opts.stuck ? 'stuck' : 'waiting', opts);
+      if (opts.protocol === 'acme')
+        throw new CaError('malformed', 'ACME orders are listed by `certflow orders list`', { rule: 'cli.protocol' });
       await cli.withPool(async (pool) => {
-        const rows = await requests.list(pool, {
-          state: opts.state,
-          protocol: opts.protocol,
-          stuckAfterSeconds: opts.stuck ? STUCK_AFTER_SECONDS : undefined,
-          limit: opts.limit,
-        });
+        const rows = await requests.list(pool, { state: opts.state, protocol: opts.protocol, limit: opts.limit });
         const view = rows.map((r) => ({
           id: r.id,
           protocol: r.protocol,
@@ -88,21 +77,13 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
     });
   cmd
     .command('retry <id>')
-    .description('sign a stalled request now (after the server fault that stalled it was fixed)')
+    .description('sign a stalled request now, once the server fault that stalled it is fixed (an ACME order: as `orders retry`)')
     .action(async (id: string) => {
-      const row = await cli.withPool((pool) => requests.get(pool, id));
-      if (!row) throw new CaError('notFound', `no request ${id} (see \`certflow requests list --stuck\`)`);
-      if (row.state !== 'stalled') throw new CaError('conflict', `request ${id} is ${row.state}, not stalled`);
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
-        const handle = temporal.client.workflow.getHandle(row.workflowId);
-        await withDeadline(`workflow ${row.workflowId}`, 15_000, () =>
-          handle.executeUpdate(retryUpdate, { args: [{ by: `operator:${userInfo().username}` }] }),
-        );
-        cli.say(`request ${id}: signing again now`);
-      } catch (e) {
-        if (e instanceof WorkflowUpdateFailedError) throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message);
-        throw e;
+        const done = await cli.withPool((pool) => retryRequest(temporal.client, pool, { id }, `operator:${userInfo().username}`));
+        if (cli.json()) cli.printJson(done);
+        else cli.say(done.message);
       } finally {
         await temporal.close();
       }

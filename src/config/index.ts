@@ -68,6 +68,7 @@ export interface Config {
   acme: AcmeConfig;
   validation: ValidationConfig;
   issuance: IssuanceConfig;
+  stuck: StuckBounds;
   admin: AdminConfig;
   audit: AuditConfig;
   cmp: CmpConfig;
@@ -90,6 +91,25 @@ export interface TemporalTlsFiles {
 export interface IssuanceConfig {
   faultRetryInitialSeconds: number;
   faultRetryMaxSeconds: number;
+}
+
+/**
+ * How long a request may make no progress in a state before it counts as stuck; the one
+ * definition of "stuck" (src/db/repos/stuck.ts) reads them. A request stalled by a server
+ * fault is stuck at once; one that waits for a person or its client is never stuck.
+ */
+export interface StuckBounds {
+  /** validating: a challenge validated past the retry window; processing: signing. */
+  acme: { validatingSeconds: number; processingSeconds: number };
+  est: EnrollmentBounds;
+  cmp: EnrollmentBounds;
+  operator: EnrollmentBounds;
+}
+
+/** pending: not yet taken up by a worker; signing: waiting for the signing activity. */
+export interface EnrollmentBounds {
+  pendingSeconds: number;
+  signingSeconds: number;
 }
 
 /** The operator console's listener (a process of its own: `certflow admin`) and sessions. */
@@ -251,6 +271,8 @@ export const TEMPORAL_UI_PATH = '/temporal';
 
 type Env = Record<string, string | undefined>;
 
+const DEFAULT_RETRY_WINDOW_SECONDS = 60;
+
 function int(env: Env, name: string, dflt: number): number {
   const v = env[name];
   if (v === undefined || v === '') return dflt;
@@ -385,11 +407,12 @@ export function loadConfig(env: Env = process.env): Config {
       tlsAlpn01Port: int(env, 'CERTFLOW_TLSALPN01_PORT', 443),
       dnsResolver: env.CERTFLOW_DNS_RESOLVER || undefined,
       allowLoopback: env.CERTFLOW_VALIDATION_ALLOW_LOOPBACK === '1',
-      retryWindowSeconds: 60,
+      retryWindowSeconds: DEFAULT_RETRY_WINDOW_SECONDS,
       attemptTimeoutSeconds: 10,
       ...file.validation,
     },
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
+    stuck: stuckBounds(file),
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
     cmp: cmpConfig(file, profiles),
@@ -437,6 +460,18 @@ function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
   const f = clusterTlsFiles(temporalTlsDir(home));
   if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return clusterClientTls(f, serverName);
   return undefined;
+}
+
+function stuckBounds(file: ConfigFile): StuckBounds {
+  const enrollment = (b: Partial<EnrollmentBounds> | undefined): EnrollmentBounds => ({ pendingSeconds: 120, signingSeconds: 120, ...b });
+  // A validation is retried for the retry window; its last attempt may take a minute more.
+  const retryWindowSeconds = file.validation?.retryWindowSeconds ?? DEFAULT_RETRY_WINDOW_SECONDS;
+  return {
+    acme: { validatingSeconds: retryWindowSeconds + 60, processingSeconds: 120, ...file.stuck?.acme },
+    est: enrollment(file.stuck?.est),
+    cmp: enrollment(file.stuck?.cmp),
+    operator: enrollment(file.stuck?.operator),
+  };
 }
 
 function adminConfig(env: Env, file: ConfigFile): AdminConfig {

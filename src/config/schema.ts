@@ -179,6 +179,15 @@ const issuance = z.strictObject({
 
 const positive = z.int().positive();
 
+/** How long a request may make no progress in a state before it counts as stuck (src/db/repos/stuck.ts). */
+const enrollmentBounds = z.strictObject({ pendingSeconds: seconds.optional(), signingSeconds: seconds.optional() });
+const stuck = z.strictObject({
+  acme: z.strictObject({ validatingSeconds: seconds.optional(), processingSeconds: seconds.optional() }).optional(),
+  est: enrollmentBounds.optional(),
+  cmp: enrollmentBounds.optional(),
+  operator: enrollmentBounds.optional(),
+});
+
 const admin = z.strictObject({
   /** A console session ends after this long without a request (at least 60 s; CERTFLOW_ADMIN_IDLE_SECONDS wins). */
   idleSeconds: z
@@ -230,6 +239,7 @@ export const SECTIONS = {
   acme: acme.optional(),
   validation: validation.optional(),
   issuance: issuance.optional(),
+  stuck: stuck.optional(),
   admin: admin.optional(),
   audit: audit.optional(),
   cmp: cmp.optional(),

@@ -59,7 +59,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   let cmpSigner = await ensureCmpSigner({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
-  const metrics = createMetrics(pool);
+  const metrics = createMetrics(pool, config.stuck);
   const accountCache = new AccountCache(pool, { url: databaseUrl(config), log });
   const deps = { config, pool, temporal: temporal.client, log, metrics, accountCache, cmpSigner: () => cmpSigner };
   // Client certificates are asked for, not required: EST re-enrollment (and enrollment

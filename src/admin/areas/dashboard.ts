@@ -2,14 +2,12 @@
 import { errorMessage } from '../../core/errors.ts';
 import * as cas from '../../db/repos/cas.ts';
 import * as consoleDb from '../../db/repos/console.ts';
-import * as orders from '../../db/repos/acme-orders.ts';
+import { countStuckAndWaiting, describeDuration } from '../../db/repos/stuck.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
-import { badge, chart, fields, html, link, table, type Html } from '../html.ts';
+import { badge, chart, fields, html, table, type Html } from '../html.ts';
 import type { Page } from '../pages.ts';
-import { workflowLink } from './links.ts';
-
-/** Requests that have not moved for this long are "stuck". */
-export const STUCK_SECONDS = 300;
+import type { Role } from '../roles.ts';
+import { conditionsTable, conditionsView } from './stuck.ts';
 
 interface Check {
   status: 'ok' | 'error';
@@ -69,36 +67,34 @@ export async function health(deps: AdminDeps) {
   return { status: ok ? 'ok' : 'degraded', postgres, temporal, workers };
 }
 
-export async function dashboard(deps: AdminDeps) {
+export async function dashboard(deps: AdminDeps, role: Role) {
   const { pool, config } = deps;
-  const [byState, perDay, expiring, stuckOrders, stuckEnrollments, awaiting, issuingCas, crls, ocsp, healthStatus] = await Promise.all([
+  const [byState, perDay, expiring, counts, stuck, waiting, issuingCas, crls, ocsp, healthStatus] = await Promise.all([
     consoleDb.countByState(pool),
     consoleDb.issuancePerDay(pool, 30),
     consoleDb.expiringCounts(pool, [7 * 86_400, 30 * 86_400]),
-    orders.findOrders(pool, { stuck: { processingSeconds: 120, validatingSeconds: config.validation.retryWindowSeconds + 60 }, limit: 50 }),
-    consoleDb.listEnrollments(pool, { stuckSeconds: STUCK_SECONDS, onlyStuck: true, limit: 50 }),
-    consoleDb.listEnrollments(pool, { state: 'awaiting-approval', stuckSeconds: STUCK_SECONDS, limit: 1000 }),
+    countStuckAndWaiting(pool, config.stuck),
+    conditionsView(deps, role, 'stuck', { limit: 50 }),
+    conditionsView(deps, role, 'waiting', { limit: 20 }),
     cas.list(pool).then((all) => all.filter((c) => c.role === 'issuing')),
     consoleDb.listCrls(pool, { latestOnly: true }),
     consoleDb.ocspFreshness(pool, config.revocation.ocspRefreshSeconds),
     health(deps),
   ]);
   const now = Date.now();
+  const waitingOn = (on: 'person' | 'client') => {
+    const lines = counts.waiting.filter((w) => w.on === on);
+    const ages = lines.map((w) => w.oldestSeconds).filter((x): x is number => x !== null);
+    return { count: lines.reduce((n, w) => n + w.count, 0), oldestSeconds: ages.length ? Math.max(...ages) : null };
+  };
   return {
     certificates: byState,
     issuancePerDay: perDay,
     expiring: { in7Days: expiring[0] ?? 0, in30Days: expiring[1] ?? 0 },
-    stuck: {
-      orders: stuckOrders.map((o) => ({
-        id: o.id,
-        status: o.status,
-        updatedAt: o.updatedAt,
-        error: o.error?.detail ?? null,
-        workflowId: `acme-order-${o.id}`,
-      })),
-      enrollments: stuckEnrollments,
-      awaitingApproval: awaiting.length,
-    },
+    /** By the one definition (src/db/repos/stuck.ts): the count, by protocol and reason, and the longest stuck (at most 50). */
+    stuck: { count: counts.stuck.reduce((n, x) => n + x.count, 0), byReason: counts.stuck.filter((x) => x.count), requests: stuck },
+    /** Waiting for a person (approval) or for the client, with how long; the longest waiting (at most 20). */
+    waiting: { person: waitingOn('person'), client: waitingOn('client'), requests: waiting },
     crls: issuingCas.map((ca) => {
       const latest = crls.find((c) => c.caName === ca.name);
       const stale =
@@ -164,7 +160,7 @@ export function dashboardArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'dashboard:read',
       tag: 'dashboard',
       summary: 'Certificates by state, issuance per day and protocol (30 days), expiry, stuck requests, CRL/OCSP freshness, health',
-      handler: async ({ deps }) => dashboard(deps),
+      handler: async ({ deps, principal }) => dashboard(deps, principal.role),
     },
     {
       method: 'GET',
@@ -181,9 +177,10 @@ export function dashboardArea(): { routes: ApiRoute[]; pages: Page[] } {
       access: 'dashboard:read',
       title: 'Dashboard',
       menu: { id: 'dashboard', label: 'Dashboard', group: 'Overview' },
-      async render({ deps }) {
-        const d = await dashboard(deps);
+      async render({ deps, principal }) {
+        const d = await dashboard(deps, principal.role);
         const c = d.certificates;
+        const age = (seconds: number | null) => (seconds === null ? '' : ` (longest ${describeDuration(seconds)})`);
         const card = (label: string, value: number, href: string, id: string) =>
           html`<a class="card" href="${href}" id="${id}"><span class="n">${value}</span><span>${label}</span></a>`;
         return html`<section class="cards">
@@ -193,37 +190,16 @@ export function dashboardArea(): { routes: ApiRoute[]; pages: Page[] } {
             ${card('expired', c.expired, '/certificates?state=expired', 'count-expired')}
             ${card('expire within 7 days', d.expiring.in7Days, '/reports?type=expiring&days=7', 'expiring-7')}
             ${card('expire within 30 days', d.expiring.in30Days, '/reports?type=expiring&days=30', 'expiring-30')}
-            ${card('awaiting approval', d.stuck.awaitingApproval, '/approvals', 'awaiting-approval')}
-            ${card('stuck requests', d.stuck.orders.length + d.stuck.enrollments.length, '/requests?stuck=1', 'stuck')}
+            ${card('stuck requests', d.stuck.count, '/requests?stuck=1', 'stuck')}
+            ${card(`waiting for a person${age(d.waiting.person.oldestSeconds)}`, d.waiting.person.count, '/requests?waiting=person', 'waiting-person')}
+            ${card(`waiting for the client${age(d.waiting.client.oldestSeconds)}`, d.waiting.client.count, '/requests?waiting=client', 'waiting-client')}
           </section>
           <h2>Issued per day and protocol (30 days)</h2>
           ${chart('issuance-chart', issuanceChart(d.issuancePerDay))}
           <h2>Stuck requests</h2>
-          ${table(
-            [
-              ...d.stuck.orders.map((o) => ({
-                kind: 'ACME order',
-                id: o.id,
-                href: `/requests/orders/${encodeURIComponent(o.id)}`,
-                state: o.status,
-                since: o.updatedAt,
-                why: o.error ?? '',
-                wf: o.workflowId,
-              })),
-              ...d.stuck.enrollments.map((e) => ({
-                kind: `${e.protocol} request`,
-                id: e.id,
-                href: `/requests?protocol=${e.protocol}`,
-                state: e.state,
-                since: e.updatedAt,
-                why: e.error ?? '',
-                wf: e.workflowId,
-              })),
-            ],
-            ['Request', 'State', 'Since', 'Why', 'Workflow'],
-            (r) => [html`${r.kind} ${link(r.href, r.id)}`, badge(r.state), r.since, r.why, workflowLink(deps.config, r.wf)],
-            { empty: 'No stuck requests.', id: 'stuck-requests' },
-          )}
+          ${conditionsTable(deps, d.stuck.requests, 'stuck')}
+          <h2>Waiting for a person or the client</h2>
+          ${conditionsTable(deps, d.waiting.requests, 'waiting')}
           <h2>CRL and OCSP freshness</h2>
           ${table(d.crls, ['CA', 'CRL', 'This update', 'Next update', 'Fresh'], (x) => [x.ca, x.crlNumber ?? '-', x.thisUpdate, x.nextUpdate, badge(x.fresh ? 'fresh' : 'stale')], { id: 'crl-freshness' })}
           ${table(d.ocsp, ['CA', 'Certificates', 'Missing or expired responses', 'Due soon', 'Earliest next update', 'Fresh'], (o) => [o.caName, o.certificates, o.missingOrExpired, o.dueSoon, o.earliestNextUpdate, badge(o.fresh ? 'fresh' : 'stale')], { id: 'ocsp-freshness' })}

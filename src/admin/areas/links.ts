@@ -1,11 +1,9 @@
 /** Links shared by the pages: a workflow in the Temporal Web UI, a certificate. */
 import type { Config } from '../../config/index.ts';
+import { workflowUrl } from '../../temporal/ui.ts';
 import { html, link, type Html } from '../html.ts';
 
-export function workflowUrl(config: Config, workflowId: string): string | undefined {
-  const ui = config.admin.temporalUiUrl;
-  return ui ? `${ui}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined;
-}
+export { workflowUrl };
 
 /** The workflow id, linked to the Temporal UI when its URL is known. */
 export function workflowLink(config: Config, workflowId: string | null | undefined): Html {

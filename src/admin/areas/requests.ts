@@ -1,42 +1,54 @@
 /**
  * Requests: ACME orders and EST/CMP/operator enrollments with state filters, the stuck ones
- * first and why they wait; order retry and cancel (the order and authorization workflows'
- * Updates, as `certflow orders retry|cancel` sends them); the approvals queue (the
+ * (src/db/repos/stuck.ts) first and why they wait; the stuck and the waiting ones on their
+ * own; retry (src/temporal/retry.ts, as `certflow requests|orders retry`) and order cancel
+ * (the order workflow's Update, as `certflow orders cancel`); the approvals queue (the
  * enrollment workflow's decide Update, as `certflow approvals` sends it).
  */
 import { CaError, errorMessage } from '../../core/errors.ts';
+import { workflowIds } from '../../core/ids.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
+import { REQUEST_STATES } from '../../db/repos/requests.ts';
+import {
+  describeDuration,
+  PROTOCOLS,
+  STUCK_REASONS,
+  stuckRequests,
+  WAITING_ON,
+  waitingRequests,
+  type RequestCondition,
+} from '../../db/repos/stuck.ts';
 import { awaitingApproval, decideRequest } from '../../temporal/approvals.ts';
 import { withDeadline } from '../../temporal/client.ts';
-import { cancelOrder, retryOrderValidation } from '../../temporal/orders.ts';
+import { cancelOrder } from '../../temporal/orders.ts';
+import { retryRequest } from '../../temporal/retry.ts';
 import { searchAttributeKeys } from '../../temporal/search-attributes.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record, type Actor } from '../auth.ts';
 import { apiForm, badge, fields, html, input, link, select, table } from '../html.ts';
 import type { Page } from '../pages.ts';
 import { can } from '../roles.ts';
-import { STUCK_SECONDS } from './dashboard.ts';
 import { certLink, workflowLink } from './links.ts';
+import { conditionsTable, conditionsView } from './stuck.ts';
 
 const ORDER_STATES = ['pending', 'ready', 'processing', 'valid', 'invalid'] as const;
-const REQUEST_STATES = ['pending', 'awaiting-approval', 'signing', 'issued', 'failed', 'rejected'] as const;
 
-function stuckRule(deps: AdminDeps) {
-  return { processingSeconds: 120, validatingSeconds: deps.config.validation.retryWindowSeconds + 60 };
+/** The stuck ones among the orders (protocol acme) or the enrollments, by id. */
+async function stuckById(deps: AdminDeps, acme: boolean): Promise<Map<string, RequestCondition>> {
+  const stuck = await stuckRequests(deps.pool, deps.config.stuck, acme ? { protocol: 'acme' } : {});
+  return new Map(stuck.filter((e) => (e.kind === 'order') === acme).map((e) => [e.id, e]));
 }
 
 async function listOrders(deps: AdminDeps, q: { state?: string; stuck?: boolean; limit?: number }) {
-  const [stuck, all] = await Promise.all([
-    orders.findOrders(deps.pool, { status: q.state, stuck: stuckRule(deps), limit: q.limit ?? 100 }),
-    q.stuck ? Promise.resolve([]) : orders.findOrders(deps.pool, { status: q.state, limit: q.limit ?? 100 }),
-  ]);
-  const stuckIds = new Set(stuck.map((o) => o.id));
-  const rows = [...stuck, ...all.filter((o) => !stuckIds.has(o.id))];
+  const stuck = await stuckById(deps, true);
+  const ids = [...stuck.keys()];
+  const rows = await orders.findOrders(deps.pool, { status: q.state, ids: q.stuck ? ids : undefined, first: ids, limit: q.limit ?? 100 });
   return rows.map((o) => ({
     id: o.id,
     status: o.status,
-    stuck: stuckIds.has(o.id),
+    stuck: stuck.has(o.id),
+    stuckReason: stuck.get(o.id)?.reason ?? null,
     identifiers: o.identifiers.map((i) => `${i.type}:${i.value}`),
     account: o.accountId,
     profile: o.profile,
@@ -45,17 +57,31 @@ async function listOrders(deps: AdminDeps, q: { state?: string; stuck?: boolean;
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
     expiresAt: o.expiresAt,
-    workflowId: `acme-order-${o.id}`,
+    workflowId: workflowIds.acmeOrder(o.id),
   }));
+}
+
+async function listEnrollments(
+  deps: AdminDeps,
+  q: { state?: string; protocol?: string; stuck?: boolean; limit?: number; offset?: number },
+) {
+  const stuck = await stuckById(deps, false);
+  const ids = [...stuck.keys()];
+  const rows = await consoleDb.listEnrollments(deps.pool, { ...q, ids: q.stuck ? ids : undefined, first: ids });
+  return rows.map((e) => ({ ...e, stuck: stuck.has(e.id), stuckReason: stuck.get(e.id)?.reason ?? null }));
 }
 
 async function orderDetail(deps: AdminDeps, id: string) {
   const o = await orders.getOrder(deps.pool, id);
   if (!o) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
-  const authzs = await orders.getAuthzs(deps.pool, o.authzIds);
+  const [authzs, stuck, waiting] = await Promise.all([
+    orders.getAuthzs(deps.pool, o.authzIds),
+    stuckRequests(deps.pool, deps.config.stuck, { ids: [id], protocol: 'acme' }),
+    waitingRequests(deps.pool, deps.config.stuck, { ids: [id], protocol: 'acme' }),
+  ]);
   let lastError: string | null = null;
   try {
-    const d = await withDeadline('Temporal', 3000, () => deps.temporal.workflow.getHandle(`acme-order-${id}`).describe());
+    const d = await withDeadline('Temporal', 3000, () => deps.temporal.workflow.getHandle(workflowIds.acmeOrder(id)).describe());
     lastError = d.typedSearchAttributes.get(searchAttributeKeys.lastError) ?? null;
   } catch (e) {
     lastError = `(Temporal: ${errorMessage(e)})`;
@@ -65,17 +91,28 @@ async function orderDetail(deps: AdminDeps, id: string) {
     identifiers: o.identifiers.map((i) => `${i.type}:${i.value}`),
     error: o.error,
     lastError,
-    workflowId: `acme-order-${o.id}`,
+    /** Stuck or waiting, by the one definition (src/db/repos/stuck.ts); null: moving along or finished. */
+    condition: stuck[0] ?? waiting[0] ?? null,
+    workflowId: workflowIds.acmeOrder(o.id),
     // Authorizations an order created live in its workflow; the others have their own.
-    authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
+    authorizations: authzs.map((a) => ({
+      ...a,
+      workflowId: a.ownerOrderId === o.id ? workflowIds.acmeOrder(o.id) : workflowIds.acmeAuthz(a.id),
+    })),
   };
 }
 
-/** Validates the order's challenges that wait for their next retry now (as `certflow orders retry`). */
-async function retryOrder(deps: AdminDeps, who: Actor, id: string) {
-  const retried = await retryOrderValidation(deps.temporal, deps.pool, id);
-  await record(deps.pool, who, 'order.retry', id, { authorizations: retried });
-  return { message: `validating ${retried.length} authorization(s) of order ${id} again now`, authorizations: retried };
+/** Signs again or validates again now (as `certflow orders retry` / `requests retry`). */
+async function retry(deps: AdminDeps, who: Actor, kind: 'order' | 'request', id: string) {
+  const done = await retryRequest(deps.temporal, deps.pool, { id, kind }, who.actor);
+  await record(
+    deps.pool,
+    who,
+    kind === 'order' ? 'order.retry' : 'request.retry',
+    id,
+    done.authorizations ? { authorizations: done.authorizations } : {},
+  );
+  return done;
 }
 
 /** Makes an unfinished order invalid (as `certflow orders cancel`). */
@@ -101,7 +138,8 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       path: '/requests/orders',
       access: 'requests:read',
       tag: 'requests',
-      summary: 'ACME orders, stuck ones first (processing > 2 min, validating past the retry window, open past expiry)',
+      summary:
+        'ACME orders, stuck ones first (stuck: validating past the retry window, processing past the signing bound, open past expiry)',
       query: {
         state: { type: 'string', enum: ORDER_STATES },
         stuck: { type: 'boolean' },
@@ -123,8 +161,8 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       path: '/requests/orders/{id}/retry',
       access: 'requests:manage',
       tag: 'requests',
-      summary: "Validate the order's challenges that wait for their next retry now",
-      handler: async ({ deps, who, params }) => retryOrder(deps, who, params.id!),
+      summary: 'Sign a processing order again now (a server fault fixed), or validate its challenges that wait for their next retry now',
+      handler: async ({ deps, who, params }) => retry(deps, who, 'order', params.id!),
     },
     {
       method: 'POST',
@@ -144,16 +182,62 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       query: {
         state: { type: 'string', enum: REQUEST_STATES },
         protocol: { type: 'string', enum: ['est', 'cmp', 'operator'] },
+        stuck: { type: 'boolean' },
         limit: { type: 'integer', minimum: 1, maximum: 1000 },
         offset: { type: 'integer', minimum: 0 },
       },
       handler: async ({ deps, query }) =>
-        consoleDb.listEnrollments(deps.pool, {
+        listEnrollments(deps, {
           state: query.state as string,
           protocol: query.protocol as string,
-          stuckSeconds: STUCK_SECONDS,
+          stuck: query.stuck as boolean,
           limit: query.limit as number,
           offset: query.offset as number,
+        }),
+    },
+    {
+      method: 'POST',
+      path: '/requests/enrollments/{id}/retry',
+      access: 'requests:manage',
+      tag: 'requests',
+      summary: 'Sign a request stalled by a server fault again now (once the fault is fixed)',
+      handler: async ({ deps, who, params }) => retry(deps, who, 'request', params.id!),
+    },
+    {
+      method: 'GET',
+      path: '/requests/stuck',
+      access: 'requests:read',
+      tag: 'requests',
+      summary:
+        'Stuck requests of every protocol, longest stuck first: why (the last error), since when, the workflow and the actions your role allows',
+      query: {
+        protocol: { type: 'string', enum: PROTOCOLS },
+        reason: { type: 'string', enum: STUCK_REASONS },
+        limit: { type: 'integer', minimum: 1, maximum: 10000 },
+      },
+      handler: async ({ deps, principal, query }) =>
+        conditionsView(deps, principal.role, 'stuck', {
+          protocol: query.protocol as string,
+          reason: query.reason as (typeof STUCK_REASONS)[number],
+          limit: query.limit as number,
+        }),
+    },
+    {
+      method: 'GET',
+      path: '/requests/waiting',
+      access: 'requests:read',
+      tag: 'requests',
+      summary: 'Requests waiting for a person (approval) or for their client, longest waiting first, with how long',
+      query: {
+        protocol: { type: 'string', enum: PROTOCOLS },
+        on: { type: 'string', enum: WAITING_ON },
+        limit: { type: 'integer', minimum: 1, maximum: 10000 },
+      },
+      handler: async ({ deps, principal, query }) =>
+        conditionsView(deps, principal.role, 'waiting', {
+          protocol: query.protocol as string,
+          on: query.on as (typeof WAITING_ON)[number],
+          limit: query.limit as number,
         }),
     },
     {
@@ -190,87 +274,107 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
       title: 'Requests',
       menu: { id: 'requests', label: 'Requests', group: 'Certificates' },
       async render({ deps, query, principal }) {
-        const stuck = query.stuck === '1';
-        const [orderRows, enrollments] = await Promise.all([
-          listOrders(deps, { state: query.orderState || undefined, stuck }),
-          consoleDb.listEnrollments(deps.pool, {
-            state: query.state || undefined,
-            protocol: query.protocol || undefined,
-            stuckSeconds: STUCK_SECONDS,
-            onlyStuck: stuck,
-            limit: 200,
-          }),
+        const protocol = (PROTOCOLS as readonly string[]).includes(query.protocol ?? '') ? query.protocol : undefined;
+        const on = (WAITING_ON as readonly string[]).includes(query.waiting ?? '')
+          ? (query.waiting as (typeof WAITING_ON)[number])
+          : undefined;
+        const filters = html`<form class="filters" method="get" action="/requests">
+          ${select('protocol', 'Protocol', [['', 'any'], ...PROTOCOLS.map((p): [string, string] => [p, p === 'operator' ? p : p.toUpperCase()])], query.protocol)}
+          ${select(
+            'stuck',
+            'Only stuck',
+            [
+              ['', 'no'],
+              ['1', 'yes'],
+            ],
+            query.stuck,
+          )}
+          ${select(
+            'waiting',
+            'Only waiting for',
+            [
+              ['', '-'],
+              ['person', 'a person'],
+              ['client', 'the client'],
+            ],
+            query.waiting,
+          )}
+          ${select('orderState', 'Order state', [['', 'any'], ...ORDER_STATES.map((s): [string, string] => [s, s])], query.orderState)}
+          ${select('state', 'Enrollment state', [['', 'any'], ...REQUEST_STATES.map((s): [string, string] => [s, s])], query.state)}
+          <button type="submit">Filter</button>
+        </form>`;
+        // Only stuck / only waiting: the one definition's list, as on the dashboard and in `certflow requests list --stuck`.
+        if (query.stuck === '1' || on) {
+          const which = query.stuck === '1' ? 'stuck' : 'waiting';
+          const rows = await conditionsView(deps, principal.role, which, { protocol, on });
+          const title = which === 'stuck' ? 'Stuck requests' : on === 'person' ? 'Waiting for a person' : 'Waiting for the client';
+          return html`${filters}
+            <h2>${title}</h2>
+            ${conditionsTable(deps, rows, which)}`;
+        }
+        const showOrders = !protocol || protocol === 'acme';
+        const showEnrollments = protocol !== 'acme';
+        const [stuck, orderRows, enrollments] = await Promise.all([
+          conditionsView(deps, principal.role, 'stuck', { protocol, limit: 50 }),
+          showOrders ? listOrders(deps, { state: query.orderState || undefined }) : [],
+          showEnrollments ? listEnrollments(deps, { state: query.state || undefined, protocol, limit: 200 }) : [],
         ]);
         const manage = can(principal.role, 'requests:manage');
-        return html`<form class="filters" method="get" action="/requests">
-            ${select('orderState', 'Order state', [['', 'any'], ...ORDER_STATES.map((s): [string, string] => [s, s])], query.orderState)}
-            ${select('state', 'Enrollment state', [['', 'any'], ...REQUEST_STATES.map((s): [string, string] => [s, s])], query.state)}
-            ${select(
-              'protocol',
-              'Protocol',
-              [
-                ['', 'any'],
-                ['est', 'EST'],
-                ['cmp', 'CMP'],
-                ['operator', 'operator'],
-              ],
-              query.protocol,
-            )}
-            ${select(
-              'stuck',
-              'Only stuck',
-              [
-                ['', 'no'],
-                ['1', 'yes'],
-              ],
-              query.stuck,
-            )}
-            <button type="submit">Filter</button>
-          </form>
-          <h2>ACME orders</h2>
-          ${table(
-            orderRows,
-            ['Order', 'Status', 'Identifiers', 'Account', 'Updated', 'Why it waits', 'Certificate', 'Workflow', ''],
-            (o) => [
-              link(`/requests/orders/${encodeURIComponent(o.id)}`, o.id),
-              html`${badge(o.status)}${o.stuck ? badge('stuck') : ''}`,
-              o.identifiers.join(', '),
-              o.account,
-              o.updatedAt,
-              o.error,
-              certLink(o.serial),
-              workflowLink(deps.config, o.workflowId),
-              manage && ['pending', 'ready', 'processing'].includes(o.status)
-                ? apiForm({
-                    method: 'POST',
-                    action: `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}/cancel`,
-                    submit: 'Cancel',
-                    inline: true,
-                    danger: true,
-                    confirm: `Cancel order ${o.id}?`,
-                    body: html``,
-                  })
-                : '',
-            ],
-            { id: 'orders', empty: 'No ACME orders.' },
-          )}
-          <h2>EST, CMP and operator requests</h2>
-          ${table(
-            enrollments,
-            ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Why it waits / error', 'Certificate', 'Workflow'],
-            (e) => [
-              html`<code>${e.id}</code>`,
-              e.protocol,
-              html`${badge(e.state)}${e.stuck ? badge('stuck') : ''}`,
-              e.requester,
-              e.profile,
-              e.updatedAt,
-              e.error,
-              certLink(e.serial),
-              workflowLink(deps.config, e.workflowId),
-            ],
-            { id: 'enrollments', empty: 'No requests.' },
-          )}`;
+        return html`${filters}
+          <h2>Stuck requests</h2>
+          ${conditionsTable(deps, stuck, 'stuck')}
+          ${
+            showOrders
+              ? html`<h2>ACME orders</h2>
+                  ${table(
+                    orderRows,
+                    ['Order', 'Status', 'Identifiers', 'Account', 'Updated', 'Error', 'Certificate', 'Workflow', ''],
+                    (o) => [
+                      link(`/requests/orders/${encodeURIComponent(o.id)}`, o.id),
+                      html`${badge(o.status)}${o.stuck ? badge(o.stuckReason!, 'stuck') : ''}`,
+                      o.identifiers.join(', '),
+                      o.account,
+                      o.updatedAt,
+                      o.error,
+                      certLink(o.serial),
+                      workflowLink(deps.config, o.workflowId),
+                      manage && ['pending', 'ready'].includes(o.status)
+                        ? apiForm({
+                            method: 'POST',
+                            action: `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}/cancel`,
+                            submit: 'Cancel',
+                            inline: true,
+                            danger: true,
+                            confirm: `Cancel order ${o.id}?`,
+                            body: html``,
+                          })
+                        : '',
+                    ],
+                    { id: 'orders', empty: 'No ACME orders.' },
+                  )}`
+              : ''
+          }
+          ${
+            showEnrollments
+              ? html`<h2>EST, CMP and operator requests</h2>
+                  ${table(
+                    enrollments,
+                    ['Request', 'Protocol', 'State', 'Requester', 'Profile', 'Updated', 'Error', 'Certificate', 'Workflow'],
+                    (e) => [
+                      html`<code>${e.id}</code>`,
+                      e.protocol,
+                      html`${badge(e.state)}${e.stuck ? badge(e.stuckReason!, 'stuck') : ''}`,
+                      e.requester,
+                      e.profile,
+                      e.updatedAt,
+                      e.error,
+                      certLink(e.serial),
+                      workflowLink(deps.config, e.workflowId),
+                    ],
+                    { id: 'enrollments', empty: 'No requests.' },
+                  )}`
+              : ''
+          }`;
       },
     },
     {
@@ -282,8 +386,16 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
         const manage = can(principal.role, 'requests:manage');
         const open = ['pending', 'ready', 'processing'].includes(o.status);
         const api = `/admin/api/v1/requests/orders/${encodeURIComponent(o.id)}`;
+        const c = o.condition;
         return html`${fields([
             ['Status', badge(o.status)],
+            [
+              'Stuck / waiting',
+              c
+                ? html`${badge(c.condition === 'stuck' ? `stuck: ${c.reason}` : `waiting for ${c.on === 'person' ? 'a person' : 'the client'}`, c.condition)}
+                  ${c.why} — since ${c.since} (${describeDuration(c.seconds)})`
+                : 'neither: moving along or finished',
+            ],
             ['Identifiers', o.identifiers.join(', ')],
             ['Account', o.accountId],
             ['Profile', o.profile],
@@ -297,17 +409,15 @@ export function requestsArea(): { routes: ApiRoute[]; pages: Page[] } {
           ${
             manage && open
               ? html`<div class="actions">
-                  ${apiForm({ method: 'POST', action: `${api}/retry`, id: 'retry', submit: 'Retry validation now', body: html`` })}${apiForm(
-                    {
-                      method: 'POST',
-                      action: `${api}/cancel`,
-                      id: 'cancel',
-                      submit: 'Cancel order',
-                      danger: true,
-                      confirm: `Cancel order ${o.id}?`,
-                      body: input('reason', 'Reason'),
-                    },
-                  )}
+                  ${apiForm({ method: 'POST', action: `${api}/retry`, id: 'retry', submit: 'Retry now', body: html`` })}${apiForm({
+                    method: 'POST',
+                    action: `${api}/cancel`,
+                    id: 'cancel',
+                    submit: 'Cancel order',
+                    danger: true,
+                    confirm: `Cancel order ${o.id}?`,
+                    body: input('reason', 'Reason'),
+                  })}
                 </div>`
               : ''
           }

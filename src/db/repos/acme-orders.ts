@@ -94,25 +94,18 @@ export async function listOrders(db: Queryable, accountId: string, limit: number
 }
 
 /**
- * Orders for operators, newest first. `stuck`: orders the server should have moved on but
- * did not — processing for over `processingSeconds`, a challenge validating for over
- * `validatingSeconds`, or still open past their expiry (the expiry timer should have fired).
+ * Orders for operators, most recently changed first; `ids`: only these; `first`: these
+ * before the others (the stuck ones, from src/db/repos/stuck.ts).
  */
 export async function findOrders(
   db: Queryable,
-  opts: { status?: string; stuck?: { processingSeconds: number; validatingSeconds: number }; limit?: number },
+  opts: { status?: string; ids?: string[]; first?: string[]; limit?: number },
 ): Promise<OrderRow[]> {
   const { rows } = await db.query(
     `SELECT ${ORDER_COLUMNS} FROM acme_orders o
-     WHERE ($1::text IS NULL OR o.status = $1)
-       AND (NOT $2::boolean OR
-            (o.status = 'processing' AND o.updated_at < now() - make_interval(secs => $3)) OR
-            (o.status IN ('pending', 'ready', 'processing') AND o.expires_at < now() - interval '1 minute') OR
-            (o.status = 'pending' AND EXISTS (
-               SELECT 1 FROM acme_challenges c WHERE c.authz_id = ANY(o.authz_ids)
-                 AND c.status = 'processing' AND c.updated_at < now() - make_interval(secs => $4))))
-     ORDER BY o.updated_at DESC LIMIT $5`,
-    [opts.status ?? null, Boolean(opts.stuck), opts.stuck?.processingSeconds ?? 0, opts.stuck?.validatingSeconds ?? 0, opts.limit ?? 100],
+     WHERE ($1::text IS NULL OR o.status = $1) AND ($2::text[] IS NULL OR o.id = ANY($2))
+     ORDER BY o.id = ANY($4::text[]) DESC, o.updated_at DESC LIMIT $3`,
+    [opts.status ?? null, opts.ids ?? null, opts.limit ?? 100, opts.first ?? []],
   );
   return rows.map(toOrder);
 }
@@ -454,10 +447,13 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
  * caller's transaction then rolls the mark back. Call inside a transaction.
  */
 export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
-  // Marking the order processing locks its row (a retry finds it processing already).
-  await db.query(`UPDATE acme_orders SET status = 'processing', updated_at = now() WHERE id = $1 AND status IN ('ready', 'processing')`, [
-    orderId,
-  ]);
+  // Marking the order processing locks its row (a retry finds it processing already, and
+  // keeps the time it began: how long it has been processing is what makes it stuck).
+  await db.query(
+    `UPDATE acme_orders SET status = 'processing', updated_at = CASE WHEN status = 'processing' THEN updated_at ELSE now() END
+     WHERE id = $1 AND status IN ('ready', 'processing')`,
+    [orderId],
+  );
   const { rows } = await db.query<{ id: string; identifier_value: string; status: string; expired: boolean }>(
     `SELECT id, identifier_value, status, expires_at <= now() AS expired FROM acme_authzs WHERE id = ANY($1) FOR SHARE`,
     [authzIds],
@@ -469,6 +465,15 @@ export async function beginIssuance(db: Queryable, orderId: string, authzIds: st
       : 'an authorization is missing';
     throw new CaError('unauthorized', `${what}: the order can no longer be issued`, { rule: 'acme.order.authorization' });
   }
+}
+
+/**
+ * A server fault of the order's signing activity (HSM gone, database down), which the
+ * activity retries: the order stays processing and this says why (src/db/repos/stuck.ts).
+ * Best effort, by the failing attempt; it does not count as a change of the order.
+ */
+export async function recordSigningFault(db: Queryable, orderId: string, fault: string): Promise<void> {
+  await db.query(`UPDATE acme_orders SET signing_fault = $2 WHERE id = $1 AND status = 'processing'`, [orderId, fault.slice(0, 2000)]);
 }
 
 /** The order's certificate is issued (same transaction as the certificate itself). */

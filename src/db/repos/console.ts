@@ -1,6 +1,6 @@
 /**
  * Read-only queries of the operator console: certificate search, reports and statistics,
- * the dashboard's counts, CRL and OCSP freshness, stuck enrollments. A certificate's
+ * the dashboard's counts, CRL and OCSP freshness, enrollments (stuck ones: stuck.ts). A certificate's
  * console state is derived: active, suspended (on hold), revoked, expired, or signing.
  */
 import type { Queryable } from '../pool.ts';
@@ -246,29 +246,20 @@ export async function ocspFreshness(db: Queryable, dueSeconds: number): Promise<
 }
 
 /**
- * Enrollment requests (EST, CMP, operator), optionally of one state or protocol, stuck ones
- * (pending or signing, unchanged for `stuckSeconds`) first; only those with `onlyStuck`.
+ * Enrollment requests (EST, CMP, operator), optionally of one state or protocol, newest
+ * first; `ids`: only these; `first`: these before the others (the stuck ones, from
+ * src/db/repos/stuck.ts).
  */
 export async function listEnrollments(
   db: Queryable,
-  opts: { state?: string; protocol?: string; stuckSeconds: number; onlyStuck?: boolean; limit?: number; offset?: number },
+  opts: { state?: string; protocol?: string; ids?: string[]; first?: string[]; limit?: number; offset?: number },
 ) {
   const { rows } = await db.query(
-    `SELECT * FROM (
-       SELECT id, protocol, workflow_id, profile, state, requester, label, kind, serial, error, decided_by, decided_at, created_at, updated_at,
-              (state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $3)) AS stuck
-       FROM issuance_requests
-       WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR protocol = $2)) r
-     WHERE r.stuck OR NOT $6::boolean
-     ORDER BY stuck DESC, created_at DESC, id LIMIT $4 OFFSET $5`,
-    [
-      opts.state ?? null,
-      opts.protocol ?? null,
-      opts.stuckSeconds,
-      Math.min(opts.limit ?? 100, 1000),
-      opts.offset ?? 0,
-      Boolean(opts.onlyStuck),
-    ],
+    `SELECT id, protocol, workflow_id, profile, state, requester, label, kind, serial, error, decided_by, decided_at, created_at, updated_at
+     FROM issuance_requests
+     WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR protocol = $2) AND ($6::text[] IS NULL OR id = ANY($6))
+     ORDER BY id = ANY($5::text[]) DESC, created_at DESC, id LIMIT $3 OFFSET $4`,
+    [opts.state ?? null, opts.protocol ?? null, Math.min(opts.limit ?? 100, 1000), opts.offset ?? 0, opts.first ?? [], opts.ids ?? null],
   );
   return rows.map((r) => ({
     id: r.id as string,
@@ -285,7 +276,6 @@ export async function listEnrollments(
     decidedAt: r.decided_at as Date | null,
     createdAt: r.created_at as Date,
     updatedAt: r.updated_at as Date,
-    stuck: r.stuck as boolean,
   }));
 }
 

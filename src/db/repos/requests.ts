@@ -13,8 +13,19 @@ import type { Queryable } from '../pool.ts';
  * (EST serverkeygen after a timeout). CMP adds issued -> confirmed (certConf, implicit
  * confirmation) or issued -> revoked (rejected or missing certConf).
  */
-export type RequestState =
-  'pending' | 'awaiting-approval' | 'signing' | 'stalled' | 'issued' | 'failed' | 'rejected' | 'abandoned' | 'confirmed' | 'revoked';
+export const REQUEST_STATES = [
+  'pending',
+  'awaiting-approval',
+  'signing',
+  'stalled',
+  'issued',
+  'confirmed',
+  'revoked',
+  'failed',
+  'rejected',
+  'abandoned',
+] as const;
+export type RequestState = (typeof REQUEST_STATES)[number];
 
 export interface RequestRow {
   id: string;
@@ -37,6 +48,8 @@ export interface RequestRow {
   decidedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /** When it last made progress (entered a new state; see PROGRESS_AT). */
+  progressAt: Date;
 }
 
 export interface RequestUpsert {
@@ -75,11 +88,12 @@ interface DbRequest {
   decided_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  progress_at: Date;
 }
 
 const COLUMNS =
   'id, protocol, workflow_id, profile, state, csr_der, requester, serial, error, label, kind, request_hash, replaces, ' +
-  'decided_by, decided_at, created_at, updated_at';
+  'decided_by, decided_at, created_at, updated_at, progress_at';
 
 function toRow(r: DbRequest): RequestRow {
   return {
@@ -100,8 +114,21 @@ function toRow(r: DbRequest): RequestRow {
     decidedAt: r.decided_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    progressAt: r.progress_at,
   };
 }
+
+/**
+ * progress_at of a request that moves to `next` (SQL over the row as it was): a new state is
+ * progress; the same state projected again is not, and neither is a server fault's cycle
+ * (stalled -> signing again -> stalled): a request that keeps failing is stuck since its
+ * first fault, which is what "since when" means in src/db/repos/stuck.ts.
+ */
+const PROGRESS_AT = (next: string) => `CASE
+  WHEN ${next} = issuance_requests.state THEN issuance_requests.progress_at
+  WHEN issuance_requests.state = 'stalled' AND ${next} = 'signing' THEN issuance_requests.progress_at
+  WHEN issuance_requests.state = 'signing' AND ${next} = 'stalled' AND issuance_requests.error IS NOT NULL THEN issuance_requests.progress_at
+  ELSE now() END`;
 
 /**
  * Creates the request or moves it to `state`. A projection without a serial keeps the one
@@ -119,6 +146,7 @@ export async function upsert(db: Queryable, r: RequestUpsert): Promise<RequestRo
            error = EXCLUDED.error,
            decided_by = COALESCE(EXCLUDED.decided_by, issuance_requests.decided_by),
            decided_at = COALESCE(EXCLUDED.decided_at, issuance_requests.decided_at),
+           progress_at = ${PROGRESS_AT('EXCLUDED.state')},
            updated_at = now()
      RETURNING ${COLUMNS}`,
     [
@@ -151,7 +179,7 @@ export async function setState(
 ): Promise<RequestRow> {
   const { rows } = await db.query<DbRequest>(
     `UPDATE issuance_requests
-     SET state = $2, serial = COALESCE($3, serial), error = $4, updated_at = now()
+     SET state = $2, serial = COALESCE($3, serial), error = $4, progress_at = ${PROGRESS_AT('$2')}, updated_at = now()
      WHERE id = $1
      RETURNING ${COLUMNS}`,
     [id, state, opts.serial ?? null, opts.error ?? null],
@@ -165,14 +193,10 @@ export async function get(db: Queryable, id: string): Promise<RequestRow | null>
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-/**
- * Newest first; `limit` defaults to 100 (at most 1000). `stuckAfterSeconds` keeps only the
- * requests that should have moved on: stalled by a server fault, or pending / signing for
- * longer than that.
- */
+/** Newest first; `limit` defaults to 100 (at most 1000). Stuck ones: src/db/repos/stuck.ts. */
 export async function list(
   db: Queryable,
-  opts: { state?: RequestState; protocol?: string; stuckAfterSeconds?: number; limit?: number; offset?: number } = {},
+  opts: { state?: RequestState; protocol?: string; limit?: number; offset?: number } = {},
 ): Promise<RequestRow[]> {
   const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
   const offset = Math.max(opts.offset ?? 0, 0);
@@ -180,10 +204,8 @@ export async function list(
     `SELECT ${COLUMNS} FROM issuance_requests
      WHERE ($1::text IS NULL OR state = $1)
        AND ($4::text IS NULL OR protocol = $4)
-       AND ($5::int IS NULL OR state = 'stalled'
-            OR (state IN ('pending', 'signing') AND updated_at < now() - make_interval(secs => $5)))
      ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`,
-    [opts.state ?? null, limit, offset, opts.protocol ?? null, opts.stuckAfterSeconds ?? null],
+    [opts.state ?? null, limit, offset, opts.protocol ?? null],
   );
   return rows.map(toRow);
 }
