@@ -7,3 +7,4 @@ export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, a
 export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
 export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
 export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';
+export { notificationSweepWorkflow, notificationDeliveryWorkflow, notificationTestWorkflow } from './notifications.ts';

@@ -39,6 +39,8 @@ export const PERMISSIONS = {
   'health:read': 'health of Postgres, Temporal and the workers',
   'backup:read': 'list backups',
   'backup:manage': 'create and download backups',
+  'notifications:read': 'notification channels and thresholds, what was sent, dead letters',
+  'notifications:manage': 'send test notices, retry dead-lettered deliveries',
 } as const;
 export type Permission = keyof typeof PERMISSIONS;
 
@@ -65,6 +67,8 @@ export const MATRIX: Record<Role, readonly Permission[]> = {
     'applications:manage',
     'settings:read',
     'health:read',
+    'notifications:read',
+    'notifications:manage',
   ],
   officer: [
     'dashboard:read',

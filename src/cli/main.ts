@@ -23,6 +23,7 @@ import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerTlsCommands } from './tls.ts';
+import { registerNotificationCommands } from './notifications.ts';
 import { registerOrderCommands } from './orders.ts';
 import { registerRequestCommands } from './requests.ts';
 import { cliContext } from './context.ts';
@@ -317,6 +318,7 @@ function program(): Command {
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
   registerTlsCommands(root, context);
+  registerNotificationCommands(root, context);
   registerCmpClientCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');

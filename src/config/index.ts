@@ -4,6 +4,9 @@ import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
 import { parseConfigFile, type ConfigFile } from './schema.ts';
+import { notificationsConfig, type NotificationsConfig } from './notifications.ts';
+
+export type { NotificationsConfig, NoticeType } from './notifications.ts';
 
 export type { CertProfile } from './profiles.ts';
 
@@ -72,6 +75,7 @@ export interface Config {
   admin: AdminConfig;
   audit: AuditConfig;
   cmp: CmpConfig;
+  notifications: NotificationsConfig;
   logLevel: string;
 }
 
@@ -416,6 +420,7 @@ export function loadConfig(env: Env = process.env): Config {
     admin: adminConfig(env, file),
     audit: { checkpointSeconds: 3600, ...file.audit },
     cmp: cmpConfig(file, profiles),
+    notifications: notificationsConfig(file.notifications, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
   };
 }

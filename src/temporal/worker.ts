@@ -12,6 +12,7 @@ import { createAcmeActivities } from '../../activities/acme.ts';
 import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
+import { createNotificationActivities } from '../../activities/notifications.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
 import { caUrls } from '../ca/urls.ts';
@@ -28,6 +29,7 @@ import { connectTemporal } from './client.ts';
 import { temporalTlsOptions } from './tls.ts';
 import { ensureRevocationSchedule } from './schedules.ts';
 import { ensureAuditSchedule } from './audit.ts';
+import { ensureNotificationSchedule } from './notifications.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
@@ -126,6 +128,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ...createStorageActivities({ pool }),
       ...createAcmeActivities({ config, pool, log }),
       ...createValidationActivities({ config, log }),
+      ...createNotificationActivities({ config, pool, log }),
     },
   });
   const signing = await Worker.create({
@@ -142,6 +145,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   try {
     await ensureRevocationSchedule(temporal.client, config);
     await ensureAuditSchedule(temporal.client, config);
+    await ensureNotificationSchedule(temporal.client, config);
   } finally {
     await temporal.close();
   }
