@@ -31,6 +31,9 @@ describe('workflow replay', () => {
       'auditCheckpointWorkflow',
       'keyRecoveryWorkflow',
       'cmpWorkflow',
+      'notificationSweepWorkflow',
+      'notificationDeliveryWorkflow',
+      'notificationTestWorkflow',
     ]) {
       assert.ok(types.has(type), `${type} history recorded`);
     }
