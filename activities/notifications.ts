@@ -12,7 +12,7 @@ import { newId } from '../src/core/ids.ts';
 import type { Logger } from '../src/core/logger.ts';
 import * as repo from '../src/db/repos/notifications.ts';
 import { PermanentFailure, postWebhook, sendEmail } from '../src/notifications/channels.ts';
-import { testNotice } from '../src/notifications/notices.ts';
+import { nothingToTest, testNotice } from '../src/notifications/notices.ts';
 import { dueNotices, notificationsConfigured } from '../src/notifications/sources.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 
@@ -120,13 +120,8 @@ export function createNotificationActivities(deps: { config: Config; pool: Pool;
 
     async createTestNotice(input) {
       const notice = testNotice(config.notifications, input.channel, newId(), input.requester, new Date());
-      if (!notice.deliveries.length) {
-        const what =
-          input.channel === 'email'
-            ? 'no e-mail addresses (notifications.email) and mail server (notifications.smtp)'
-            : 'no webhooks (notifications.webhooks)';
-        throw ApplicationFailure.nonRetryable(`there is nothing to test: ${what} are configured`, 'config', { rule: 'notifications.none' });
-      }
+      const none = nothingToTest(config.notifications, input.channel);
+      if (none) throw ApplicationFailure.nonRetryable(none, 'config', { rule: 'notifications.none' });
       await repo.recordNotices(pool, [notice]);
       return { noticeId: notice.id, deliveries: notice.deliveries.map((x) => repo.deliveryId(notice.id, x.channel, x.target)), retry };
     },

@@ -8,6 +8,7 @@ import { userInfo } from 'node:os';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as repo from '../db/repos/notifications.ts';
+import { nothingToTest } from '../notifications/notices.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { retryDelivery, sweepAndWait, testAndWait } from '../temporal/notifications.ts';
 import type { CliContext } from './context.ts';
@@ -65,6 +66,9 @@ export function registerNotificationCommands(root: Command, cli: CliContext): vo
     .action(async (channel: string, opts: { timeout: number }) => {
       if (channel !== 'email' && channel !== 'webhook')
         throw new CaError('malformed', `channel must be "email" or "webhook", not "${channel}"`);
+      // Exit code 2 (configuration), not 1: nothing was tried.
+      const none = nothingToTest(loadConfig().notifications, channel);
+      if (none) throw new CaError('config', none, { rule: 'notifications.none' });
       const outcomes = await withTemporal((client) => testAndWait(client, loadConfig(), channel, operator(), opts.timeout * 1000));
       if (cli.json()) cli.printJson(outcomes);
       else for (const o of outcomes) cli.say(`${o.status === 'delivered' ? 'ok    ' : 'FAILED'} ${o.channel} ${o.target}: ${o.detail}`);

@@ -81,8 +81,8 @@ export interface Config {
 
 /**
  * The files of a TLS connection to Temporal: TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT,
- * TEMPORAL_TLS_KEY and TEMPORAL_TLS_SERVER_NAME (the names the `temporal` CLI reads too), or
- * those of $CERTFLOW_HOME/temporal-tls/ when `certflow cluster` made them there.
+ * TEMPORAL_TLS_KEY and TEMPORAL_TLS_SERVER_NAME (the names the Temporal UI server's image
+ * reads too), or those of $CERTFLOW_HOME/temporal-tls/ when `certflow cluster` made them there.
  */
 export interface TemporalTlsFiles {
   caFile: string;

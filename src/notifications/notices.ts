@@ -197,6 +197,20 @@ export function auditVerificationFailed(
   );
 }
 
+/** Every target of a channel, whatever event types a webhook takes: where a test goes. */
+export function testTargets(config: NotificationsConfig, channel: Channel): string[] {
+  if (channel === 'webhook') return config.webhooks.map((w) => w.url);
+  return config.smtp ? [...new Set(config.email.map((e) => e.toLowerCase()))] : [];
+}
+
+/** Why there is nothing to test on a channel (undefined: there is). */
+export function nothingToTest(config: NotificationsConfig, channel: Channel): string | undefined {
+  if (testTargets(config, channel).length) return undefined;
+  return channel === 'email'
+    ? 'there is nothing to test: configure notifications.smtp and notifications.email'
+    : 'there is nothing to test: configure notifications.webhooks';
+}
+
 /** A test notice for every configured target of one channel (`notifications test`, the console's button). */
 export function testNotice(config: NotificationsConfig, channel: Channel, id: string, requestedBy: string, now: Date): NewNotice {
   const n = notice(
@@ -207,8 +221,5 @@ export function testNotice(config: NotificationsConfig, channel: Channel, id: st
     { channel, requestedBy, at: now.toISOString() },
     config.email,
   );
-  // Every target of the channel, whatever event types a webhook takes.
-  const targets =
-    channel === 'webhook' ? config.webhooks.map((w) => w.url) : config.smtp ? [...new Set(config.email.map((e) => e.toLowerCase()))] : [];
-  return { ...n, deliveries: targets.map((target) => ({ channel, target })) };
+  return { ...n, deliveries: testTargets(config, channel).map((target) => ({ channel, target })) };
 }

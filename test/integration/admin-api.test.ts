@@ -8,6 +8,7 @@
  * leaves behind: audit entries with the user's role, none of it on the public listener.
  */
 import { after, before, describe, it } from 'node:test';
+import { deliveryId as repoDeliveryId } from '../../src/db/repos/notifications.ts';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -43,6 +44,8 @@ const MATRIX: Record<string, Role[]> = {
   'health:read': ['ca-admin', 'admin', 'operator'],
   'backup:read': ['ca-admin', 'operator'],
   'backup:manage': ['operator'],
+  'notifications:read': ['ca-admin', 'admin'],
+  'notifications:manage': ['admin'],
   authenticated: [...ROLES],
 };
 
@@ -68,6 +71,7 @@ describe('admin API', () => {
     approvals: [] as string[],
     stalled: '',
     tokenIds: [] as string[],
+    deadLetter: '',
     backup: '',
     crl: '',
   };
@@ -190,6 +194,13 @@ describe('admin API', () => {
     await writeFile(
       join(cf.home, 'logs', 'server.log'),
       `${JSON.stringify({ level: 30, time: new Date().toISOString(), component: 'server', msg: 'walk' })}\n`,
+    );
+    // A dead-lettered notification delivery (to a webhook this instance no longer has).
+    fixtures.deadLetter = repoDeliveryId('walk:notice', 'webhook', 'https://hooks.example.test/gone');
+    await cf.pool.query("INSERT INTO notices (id, type, subject, data) VALUES ('walk:notice', 'test', 'walk', '{}')");
+    await cf.pool.query(
+      "INSERT INTO notice_deliveries (id, notice_id, channel, target, status, attempts, last_error) VALUES ($1, 'walk:notice', 'webhook', 'https://hooks.example.test/gone', 'dead', 8, 'HTTP 500')",
+      [fixtures.deadLetter],
     );
     for (let i = 0; i < 1; i++) {
       const t = await api.call('POST', '/admin/api/v1/tokens', { ...sessions['ca-admin'], body: { name: `walk-${i}`, role: 'auditor' } });
@@ -427,6 +438,25 @@ describe('admin API', () => {
       request: (role) => ({ path: '/tokens', body: { name: `walk-${role}`, role: 'operator', expiresDays: 1 } }),
     },
     { method: 'DELETE', route: '/tokens/{id}', permission: 'users:manage', request: () => ({ path: `/tokens/${fixtures.tokenIds[0]}` }) },
+    { method: 'GET', route: '/notifications', permission: 'notifications:read', request: () => ({ path: '/notifications' }) },
+    {
+      method: 'GET',
+      route: '/notifications/deliveries',
+      permission: 'notifications:read',
+      request: () => ({ path: '/notifications/deliveries?status=dead' }),
+    },
+    {
+      method: 'POST',
+      route: '/notifications/test',
+      permission: 'notifications:manage',
+      request: () => ({ path: '/notifications/test', body: { channel: 'webhook' } }),
+    },
+    {
+      method: 'POST',
+      route: '/notifications/deliveries/{id}/retry',
+      permission: 'notifications:manage',
+      request: () => ({ path: `/notifications/deliveries/${fixtures.deadLetter}/retry` }),
+    },
     { method: 'GET', route: '/backups', permission: 'backup:read', request: () => ({ path: '/backups' }) },
     {
       method: 'POST',

@@ -4,6 +4,7 @@
  * per channel. Administrators manage it; CA Administrators may look.
  */
 import type { NotificationsConfig } from '../../config/index.ts';
+import { nothingToTest } from '../../notifications/notices.ts';
 import * as repo from '../../db/repos/notifications.ts';
 import { retryDelivery, testAndWait } from '../../temporal/notifications.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
@@ -40,6 +41,8 @@ export function notificationsView(n: NotificationsConfig) {
 const channelProp = { type: 'string', enum: ['email', 'webhook'] } as const;
 
 async function sendTest(deps: AdminDeps, who: { actor: string }, channel: 'email' | 'webhook') {
+  const none = nothingToTest(deps.config.notifications, channel);
+  if (none) return { ok: false, message: none, outcomes: [] };
   const outcomes = await testAndWait(deps.temporal, deps.config, channel, who.actor, 60_000);
   const failed = outcomes.filter((o) => o.status !== 'delivered');
   const message = failed.length
