@@ -11,7 +11,7 @@
  * (table ocsp_queue) and the worker's background signer (ocsp-signer.ts) signs its
  * responses within moments, off the request's path.
  */
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
@@ -19,7 +19,7 @@ import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
-import { parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
@@ -30,7 +30,7 @@ import type { IssueInput, IssuedCertificate, SigningActivities } from './types.t
 import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
-import { withTransaction } from '../src/db/pool.ts';
+import { withTransaction, type Queryable } from '../src/db/pool.ts';
 import { enqueueOcsp } from './ocsp-signer.ts';
 
 /** What the activities that use CA keys need (signing queue). */
@@ -158,7 +158,12 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       // The order's authorizations are checked in the transaction that stores the TBS:
       // a deactivation committed first stops the issuance; one that comes later waits.
       return await withTransaction(pool, async (tx) => {
-        await acmeOrders.beginIssuance(tx, orderId, authzIds);
+        const { authorized, limitKeys } = await acmeOrders.beginIssuance(tx, orderId, authzIds);
+        // The CA signs only what the RA authorized: the names of the TBSCertificate as the
+        // profile built them, against the authorizations (not the CSR). Refused, nothing is stored.
+        const tbs = inspectTbs(prepared.tbsDer);
+        checkOrderNames({ subject: tbs.subject, sans: tbs.decoded.sans }, authorized, 'certificate');
+        await enforceCertificateLimit(tx, config.acme.rateLimits.certificatesPerDomainPerWeek, limitKeys);
         return certificates.insertPending(tx, pending);
       });
     } catch (e) {
@@ -167,6 +172,22 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       throw e;
     }
   }
+}
+
+/**
+ * The per-domain certificate limit, exact: counted under the domains' locks in the
+ * transaction that stores the certificate, so that concurrent finalizes never issue more
+ * (new orders are refused early at the front end, src/acme/rate-limits.ts).
+ */
+async function enforceCertificateLimit(tx: Queryable, limit: number, limitKeys: string[]): Promise<void> {
+  const WEEK_MS = 7 * 86_400_000;
+  const full = await acmeOrders.domainAtCertificateLimit(tx, limitKeys, limit, new Date(Date.now() - WEEK_MS));
+  if (!full) return;
+  throw ApplicationFailure.create({
+    type: 'rateLimited',
+    message: `too many certificates for ${full.key}: at most ${limit} per week, and that many were issued; order again after ${new Date(full.oldest.getTime() + WEEK_MS).toISOString()}`,
+    nonRetryable: true,
+  });
 }
 
 function sanList(sans: { dns: string[]; ip: string[]; email: string[]; uri: string[] }): string[] {

@@ -1013,7 +1013,15 @@ async function benchCertflow(
   // account and hour) would refuse most of the run; the limit queries still run.
   writeFileSync(
     configFile,
-    JSON.stringify({ acme: { rateLimits: { newOrdersPerAccountPerHour: 1_000_000, certificatesPerDomainPerWeek: 1_000_000 } } }),
+    JSON.stringify({
+      acme: {
+        rateLimits: {
+          newOrdersPerAccountPerHour: 1_000_000,
+          pendingAuthorizationsPerAccount: 1_000_000,
+          certificatesPerDomainPerWeek: 1_000_000,
+        },
+      },
+    }),
   );
   const stack: BenchStack & { processes?: Record<string, number> } = await (
     topology === 'cluster' ? startClusterBenchStack : startBenchStack

@@ -223,14 +223,13 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
             return { status: 'valid' as const, serial };
           }
         }
+        // rateLimited: the per-domain certificate limit, counted when the certificate is stored.
         const type =
-          app?.type === 'caa'
-            ? 'caa'
-            : app?.type === 'unauthorized'
-              ? 'unauthorized'
-              : app && BAD_CSR_TYPES.includes(app.type ?? '')
-                ? 'badCSR'
-                : 'serverInternal';
+          app?.type === 'caa' || app?.type === 'unauthorized' || app?.type === 'rateLimited'
+            ? app.type
+            : app && BAD_CSR_TYPES.includes(app.type ?? '')
+              ? 'badCSR'
+              : 'serverInternal';
         const error = acmeProblem(
           type,
           type === 'serverInternal' ? `the certificate could not be issued: ${failureText(err)}` : app!.message,

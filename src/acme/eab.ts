@@ -39,6 +39,7 @@ export async function verifyExternalAccountBinding(
   const header = decodeHeader(jws, what);
   if (header.alg !== EAB_ALGORITHM)
     throw problem('malformed', `${what} must be MACed with ${EAB_ALGORITHM}, not ${JSON.stringify(header.alg)}`);
+  if (!jws.signature) throw problem('malformed', `${what} has no MAC`);
   if (typeof header.kid !== 'string' || !header.kid) throw problem('malformed', `${what} has no "kid" (the key id from the CA)`);
   if (header.nonce !== undefined) throw problem('malformed', `${what} must not contain a "nonce"`);
   if (header.url !== a.url) throw unauthorized(`"url" must be ${a.url}`);

@@ -73,7 +73,8 @@ export function parseFlattenedJws(value: unknown, what = 'the request body'): Fl
     if (typeof v !== 'string' || !BASE64URL.test(v)) throw malformed(`${what}: "${name}" must be a base64url string`);
   }
   if (!prot) throw malformed(`${what} has no protected header`);
-  if (!signature) throw malformed(`${what} has no signature`);
+  // An empty signature is checked after the algorithm (checkAlgorithm): alg "none" has
+  // one (RFC 7518 3.6), and its answer is badSignatureAlgorithm (RFC 8555 6.2).
   return { protected: prot as string, payload: payload as string, signature: signature as string };
 }
 
@@ -91,12 +92,16 @@ export function decodeHeader(jws: FlattenedJws, what = 'the JWS'): ProtectedHead
   return header as ProtectedHeaderParameters;
 }
 
-/** The header's alg when it is one of `allowed`; badSignatureAlgorithm (listing them) otherwise. */
-export function checkAlgorithm<A extends string>(alg: unknown, allowed: readonly A[]): A {
+/**
+ * The header's alg when it is one of `allowed` (badSignatureAlgorithm listing them
+ * otherwise: "none" and MACs among others), and the JWS has a signature (malformed otherwise).
+ */
+export function checkAlgorithm<A extends string>(jws: FlattenedJws, alg: unknown, allowed: readonly A[], what = 'the request body'): A {
   if (alg === undefined) throw malformed('the protected header has no "alg"');
   if (typeof alg !== 'string' || !allowed.includes(alg as A)) {
     throw badSignatureAlgorithm(`signature algorithm ${JSON.stringify(alg)} is not supported; use one of ${allowed.join(', ')}`, allowed);
   }
+  if (!jws.signature) throw malformed(`${what} has no signature`);
   return alg as A;
 }
 
@@ -265,7 +270,7 @@ async function requestKey(
 export async function verifyRequest(input: JwsRequestInput, deps: JwsVerifierDeps): Promise<VerifiedRequest> {
   const jws = parseFlattenedJws(parseBody(input));
   const header = decodeHeader(jws);
-  const alg = checkAlgorithm(header.alg, JWS_ALGORITHMS);
+  const alg = checkAlgorithm(jws, header.alg, JWS_ALGORITHMS);
   if (typeof header.nonce !== 'string' || !header.nonce) throw problem('badNonce', 'the protected header has no "nonce"');
   if (typeof header.url !== 'string' || !header.url) throw malformed('the protected header has no "url"');
   const key = await requestKey(header, input, deps);
@@ -297,7 +302,7 @@ export async function verifyInnerJws(
   const what = 'the inner JWS of the key change';
   const jws = parseFlattenedJws(value, what);
   const header = decodeHeader(jws, what);
-  const alg = checkAlgorithm(header.alg, JWS_ALGORITHMS);
+  const alg = checkAlgorithm(jws, header.alg, JWS_ALGORITHMS, what);
   if (header.kid !== undefined) throw malformed(`${what} must name the new key in "jwk", not "kid"`);
   if (header.jwk === undefined) throw malformed(`${what} has no "jwk" (the new account key)`);
   const { jwk, thumbprint } = await checkPublicJwk(header.jwk);

@@ -49,7 +49,7 @@ import { searchAttributes } from '../temporal/search-attributes.ts';
 import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
 import { parseAriCertId } from './ari.ts';
 import { compound, problem, PROBLEM_STATUS, problemTypeOf, subproblem, type Subproblem } from './problems.ts';
-import { enforceOrderLimits } from './rate-limits.ts';
+import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
 
 /** How long a handler waits for a workflow to take an Update (or to start) before answering 503. */
 const UPDATE_DEADLINE_MS = 10_000;
@@ -568,6 +568,7 @@ async function challenge(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
   if (a.challenges.some((x) => x.status !== 'pending')) {
     throw problem('malformed', 'another challenge of this authorization is being validated');
   }
+  await enforceValidationLimit(deps.pool, deps.config.acme.rateLimits, acct.id, a.identifier);
   const what = `authorization ${a.id}`;
   const args: [{ authzId: string; challengeId: string }] = [{ authzId: a.id, challengeId: c.id }];
   const updateId = `respond-${c.id}`;
@@ -634,6 +635,7 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
     validation: validationSettings(deps, dir, acct),
   };
   await withTransaction(deps.pool, async (tx) => {
+    await enforceAuthzLimits(tx, deps.config.acme.rateLimits, acct.id, record.identifier);
     await orders.insertAuthz(tx, record);
     await withWorkflow(`authorization ${record.id}`, () =>
       deps.temporal.workflow.start(acmeAuthzWorkflow, {

@@ -1,8 +1,10 @@
 /**
  * Certificate revocation through ACME (RFC 8555 7.6). Who may revoke: the account that
  * ordered the certificate, an account that holds valid authorizations for all of its
- * names, or anyone holding the certificate's private key (the request is then signed with
- * it, "jwk"). The revocation itself is the revocation workflow's (CRL and OCSP included).
+ * names (only for certificates issued through the same directory, and only for
+ * unspecified or cessationOfOperation), or anyone holding the certificate's private key
+ * (the request is then signed with it, "jwk"). The revocation itself is the revocation
+ * workflow's (CRL and OCSP included).
  */
 import type { Context } from 'koa';
 import { createPublicKey } from 'node:crypto';
@@ -11,7 +13,8 @@ import * as certificates from '../db/repos/certificates.ts';
 import type { CertificateRow } from '../db/repos/certificates.ts';
 import { describeCertificate, reasonFromCode, REVOCATION_REASONS, type CertSummary, type RevocationReason } from '../pki/index.ts';
 import { changeStatusAndWait } from '../temporal/revocation.ts';
-import type { AcmeAccount, AcmeDeps, VerifiedRequest } from './api.ts';
+import * as orders from '../db/repos/acme-orders.ts';
+import type { AcmeDeps, AcmeDirectory, VerifiedRequest } from './api.ts';
 import { jwkThumbprint } from './jws.ts';
 import { problem } from './problems.ts';
 import type { ShellRoute } from './router.ts';
@@ -68,33 +71,87 @@ function identifiersOf(summary: CertSummary): Array<{ type: 'dns' | 'ip'; value:
   ];
 }
 
-async function accountMayRevoke(deps: AcmeDeps, account: AcmeAccount, row: CertificateRow, summary: CertSummary): Promise<boolean> {
-  // Certificates of ACME orders carry the ordering account as requester.
-  if (row.protocol === 'acme' && row.requester === account.id) return true;
-  const identifiers = identifiersOf(summary);
-  return identifiers !== null && (await accounts.holdsValidAuthorizations(deps.pool, account.id, identifiers));
-}
-
 /** Whether `jwk` is the certificate's own public key (compared by RFC 7638 thumbprint). */
 async function isCertificateKey(jwk: NonNullable<VerifiedRequest['jwk']>, summary: CertSummary): Promise<boolean> {
   const certJwk = createPublicKey({ key: Buffer.from(summary.spki), format: 'der', type: 'spki' }).export({ format: 'jwk' });
   return (await jwkThumbprint(certJwk)) === (await jwkThumbprint(jwk));
 }
 
-async function checkAuthorized(deps: AcmeDeps, req: VerifiedRequest, row: CertificateRow, summary: CertSummary): Promise<string> {
-  if (req.account) {
-    if (await accountMayRevoke(deps, req.account, row, summary)) return req.account.id;
+/**
+ * Who asks (RFC 8555 7.6): the account that ordered the certificate (its subscriber), an
+ * account that holds valid authorizations for all of its names (control), or whoever holds
+ * the certificate's key.
+ */
+type Requester = { kind: 'subscriber' | 'control'; accountId: string } | { kind: 'certificateKey' };
+
+/**
+ * Whether an account's authorizations reach the certificate: only certificates issued over
+ * ACME through this very directory (alias), hence by the CA that alias issues from. Accounts
+ * and their authorizations belong to one directory; a directory with its own rules (EAB,
+ * CAA identities, CA) is not to be reached from another, nor EST/CMP/operator certificates,
+ * whose issuance proved something else than control of a domain.
+ */
+async function issuedThroughDirectory(deps: AcmeDeps, dir: AcmeDirectory, row: CertificateRow): Promise<boolean> {
+  if (row.protocol !== 'acme') return false;
+  return (await orders.getOrder(deps.pool, row.requestId))?.alias === dir.alias.name;
+}
+
+async function requesterOf(
+  deps: AcmeDeps,
+  dir: AcmeDirectory,
+  req: VerifiedRequest,
+  row: CertificateRow,
+  summary: CertSummary,
+): Promise<Requester> {
+  const account = req.account;
+  if (account) {
+    // Certificates of ACME orders carry the ordering account as requester.
+    if (row.protocol === 'acme' && row.requester === account.id) return { kind: 'subscriber', accountId: account.id };
+    if (!(await issuedThroughDirectory(deps, dir, row))) {
+      throw problem(
+        'unauthorized',
+        `certificate ${row.serial} was not issued through this ACME directory: an account's authorizations reach only certificates issued here; its key can revoke it (a JWS signed with it)`,
+      );
+    }
+    const identifiers = identifiersOf(summary);
+    if (identifiers !== null && (await accounts.holdsValidAuthorizations(deps.pool, account.id, identifiers)))
+      return { kind: 'control', accountId: account.id };
     throw problem('unauthorized', 'this account neither ordered the certificate nor holds valid authorizations for all of its names');
   }
-  if (req.jwk && (await isCertificateKey(req.jwk, summary))) return 'certificate-key';
+  if (req.jwk && (await isCertificateKey(req.jwk, summary))) return { kind: 'certificateKey' };
   throw problem('unauthorized', 'the request is signed neither by an account nor by the key of the certificate');
 }
 
-async function revokeCert(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined): Promise<void> {
+/**
+ * The reason recorded, as Boulder decides it: the subscriber and the key holder may give any
+ * subscriber reason; an account that only controls the names may say that the subscriber no
+ * longer does (unspecified or cessationOfOperation, recorded as cessationOfOperation), and
+ * a key compromise only with the key itself.
+ */
+function reasonFor(requester: Requester, reason: RevocationReason): RevocationReason {
+  if (requester.kind !== 'control') return reason;
+  if (reason === 'keyCompromise') {
+    throw problem(
+      'badRevocationReason',
+      'keyCompromise can only be claimed with the certificate\'s key: sign the request with it (a JWS with its "jwk")',
+    );
+  }
+  if (reason !== 'unspecified' && reason !== 'cessationOfOperation') {
+    throw problem(
+      'badRevocationReason',
+      `an account that is not the subscriber may revoke only for unspecified (0) or cessationOfOperation (5), not ${reason} (${REVOCATION_REASONS[reason]})`,
+    );
+  }
+  return 'cessationOfOperation';
+}
+
+async function revokeCert(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
   const payload = (req?.payload ?? {}) as Record<string, unknown>;
-  const reason = revocationReason(payload.reason);
+  const requested = revocationReason(payload.reason);
   const { row, summary } = await issuedCertificate(deps, payload.certificate);
-  const requester = await checkAuthorized(deps, req!, row, summary);
+  const who = await requesterOf(deps, dir, req!, row, summary);
+  const reason = reasonFor(who, requested);
+  const requester = who.kind === 'certificateKey' ? 'certificate-key' : who.accountId;
   if (row.status === 'revoked') {
     throw problem(
       'alreadyRevoked',
@@ -107,12 +164,15 @@ async function revokeCert(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | u
     { serial: row.serial, action: 'revoke', reason, requester },
     REVOCATION_DEADLINE_MS,
   );
-  deps.log.info({ serial: row.serial, reason, requester, crlNumber: result.crlNumber }, 'certificate revoked through ACME');
+  deps.log.info(
+    { serial: row.serial, reason, requested, requester, as: who.kind, crlNumber: result.crlNumber },
+    'certificate revoked through ACME',
+  );
   ctx.status = 200;
   ctx.body = '';
 }
 
 /** POST /revoke-cert: signed by an account ("kid") or by the certificate's key ("jwk"). */
 export function revokeRoutes(deps: AcmeDeps): ShellRoute[] {
-  return [{ method: 'POST', path: '/revoke-cert', auth: 'either', handler: (ctx, req) => revokeCert(deps, ctx, req) }];
+  return [{ method: 'POST', path: '/revoke-cert', auth: 'either', handler: (ctx, req, dir) => revokeCert(deps, ctx, req, dir) }];
 }

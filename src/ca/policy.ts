@@ -10,10 +10,10 @@
  * (key usage, basic constraints, ...) are ignored: the profile decides those.
  */
 import { CaError } from '../core/errors.ts';
+import { checkProfileKey } from '../config/key-limits.ts';
 import { EKU_OIDS, KEY_USAGES, SUBJECT_ATTRS, type CertProfile, type KeyUsageName } from '../config/profiles.ts';
 import {
   attrShortName,
-  describeKeyKind,
   emptySans,
   normalizeIp,
   sanCount,
@@ -45,7 +45,7 @@ function reject(
 }
 
 export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult {
-  checkKey(csr.key, profile);
+  checkProfileKey(csr.key, profile);
   if (csr.unsupportedSans?.length) {
     reject(
       'policy',
@@ -95,61 +95,6 @@ export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult
 
 // ---------------------------------------------------------------------------------------
 // Key
-
-function allowedKeysText(p: CertProfile): string {
-  const parts: string[] = [];
-  if (p.keys.rsa) parts.push(`RSA ${p.keys.rsa.minBits}-${p.keys.rsa.maxBits} bits`);
-  if (p.keys.ec) parts.push(`EC ${p.keys.ec.curves.join('/')}`);
-  if (p.keys.ed25519) parts.push('Ed25519');
-  if (p.keys.ed448) parts.push('Ed448');
-  return parts.join(', ') || 'none';
-}
-
-function checkKey(key: PublicKeyKind, p: CertProfile): void {
-  const typeNotAllowed = (): never =>
-    reject(
-      'badKey',
-      p,
-      'key.type',
-      `${describeKeyKind(key)} keys are not allowed by profile "${p.name}" (allowed: ${allowedKeysText(p)})`,
-      { key },
-    );
-  switch (key.type) {
-    case 'rsa': {
-      const rsa = p.keys.rsa ?? typeNotAllowed();
-      if (key.bits < rsa.minBits) {
-        reject('badKey', p, 'key.rsa.minBits', `RSA key of ${key.bits} bits is below the profile "${p.name}" minimum of ${rsa.minBits}`, {
-          key,
-        });
-      }
-      if (key.bits > rsa.maxBits) {
-        reject('badKey', p, 'key.rsa.maxBits', `RSA key of ${key.bits} bits is above the profile "${p.name}" maximum of ${rsa.maxBits}`, {
-          key,
-        });
-      }
-      return;
-    }
-    case 'ec': {
-      const ec = p.keys.ec ?? typeNotAllowed();
-      if (!ec.curves.includes(key.curve)) {
-        reject(
-          'badKey',
-          p,
-          'key.ec.curve',
-          `EC curve ${key.curve} is not allowed by profile "${p.name}" (allowed: ${ec.curves.join(', ')})`,
-          { key },
-        );
-      }
-      return;
-    }
-    case 'ed25519':
-      if (!p.keys.ed25519) typeNotAllowed();
-      return;
-    case 'ed448':
-      if (!p.keys.ed448) typeNotAllowed();
-      return;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // SANs

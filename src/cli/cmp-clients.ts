@@ -89,7 +89,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
       "a CMP alias it may use (repeatable; '' is /.well-known/cmp; default: all)",
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
     )
-    .option('--ra', 'a registration authority: may send raVerified proof of possession and revoke any certificate')
+    .option('--ra', 'a registration authority: may send raVerified proof of possession and revoke certificates issued through its aliases')
     .option('--require-approval', 'its certificate requests always wait for `certflow approvals approve`')
     .option('--email <address>', 'where notices about its certificates go (expiry; docs/notifications.md)')
     .action(

@@ -23,6 +23,11 @@ const FAILURE_BY_RULE: Record<string, FailureInfo> = {
   'cmp.transactionIdInUse': 'transactionIdInUse',
   'cmp.notAuthorized': 'notAuthorized',
   'cmp.signer': 'signerNotTrusted',
+  // src/authz/client-certificate.ts: the signer certificate does not authenticate.
+  'clientCert.unknown': 'signerNotTrusted',
+  'clientCert.status': 'signerNotTrusted',
+  'clientCert.validity': 'signerNotTrusted',
+  'clientCert.eku': 'signerNotTrusted',
   'cmp.request': 'badRequest',
   'cmp.certId': 'badCertId',
   'cmp.certConfirmed': 'certConfirmed',

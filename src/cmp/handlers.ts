@@ -14,6 +14,9 @@ import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/com
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { certConfUpdate, certDeliveredUpdate, cmpRequestUpdate, type CmpInput, type CmpOutcome } from '../../workflows/index.ts';
+import { checkRenewalNames } from '../authz/certificate-names.ts';
+import { raMayRevoke } from '../authz/cmp-client.ts';
+import { mayRenew } from '../authz/renewal.ts';
 import { getProfile, type CmpAlias, type Config } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -70,13 +73,13 @@ const CERT_REQUESTS = new Set(['ir', 'cr', 'kur', 'p10cr']);
 const RESPONSE_TYPE = { ir: 'ip', cr: 'cp', kur: 'kup', p10cr: 'cp' } as const;
 
 /** Answers one CMP request message (DER) with a DER PKIMessage; never throws for the client's mistakes. */
-export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array): Promise<Uint8Array> {
+export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint8Array, remote?: string): Promise<Uint8Array> {
   let msg: PKIMessage | undefined;
   let identity: CmpIdentity | undefined;
   try {
     msg = PKIMessage.fromBER(der);
     checkHeader(msg);
-    identity = await authenticate(deps, msg, alias);
+    identity = await authenticate(deps, msg, alias, remote);
     checkTime(deps.config, msg);
     const x: Exchange = { pool: deps.pool, log: deps.log, signer: deps.signer(), msg, der, identity, alias: alias.name };
     return await dispatch(deps, alias, x);
@@ -88,11 +91,11 @@ export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint
     else deps.log.info(fields, 'CMP request rejected');
     // Protected like the request where its protection was verified; else signed by the CMP signer.
     try {
-      return buildResponse(msg, identity, deps.signer(), errorAnswer(err)).toBER();
+      return (await buildResponse(msg, identity, deps.signer(), errorAnswer(err))).toBER();
     } catch (e2) {
       // Header fields too broken to echo (sender, nonces): answer without them.
       deps.log.warn({ err: errorMessage(e2) }, 'CMP error response without the request header fields');
-      return buildResponse(undefined, undefined, deps.signer(), errorAnswer(err)).toBER();
+      return (await buildResponse(undefined, undefined, deps.signer(), errorAnswer(err))).toBER();
     }
   }
 }
@@ -168,32 +171,26 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
   let certReqId = -1;
   let requestDer: Uint8Array;
   let replaces: string | undefined;
-  let profile = (identity.type === 'mac' ? identity.client.profile : identity.client?.profile) ?? alias.profile;
-  let caName = alias.caName;
+  const profile = identity.client?.profile ?? alias.profile;
+  const caName = alias.caName;
 
   if (bodyType === 'p10cr') {
-    mayEnroll(identity, alias);
     requestDer = msg.body.content as Uint8Array;
     csr = parseCsr(requestDer);
+    mayEnroll(identity, alias, csr);
   } else {
     const reqMsg = onlyRequest(msg.body.content as CertReqMessages);
     const req = readCertReqMsg(reqMsg, { allowRaVerified: isRa(identity) });
     csr = req.csr;
     certReqId = req.certReqId;
     requestDer = structureDer(reqMsg);
-    if (bodyType === 'kur') {
-      const old = keyUpdateTarget(identity, req);
-      replaces = old.serial;
-      profile = old.profile;
-      caName = old.caName;
-    } else {
-      mayEnroll(identity, alias);
-    }
+    // kur: the alias's profile and CA apply, as for a new certificate (issue 22 item 1).
+    if (bodyType === 'kur') replaces = keyUpdateTarget(identity, req, alias);
+    else mayEnroll(identity, alias, csr);
   }
   getProfile(deps.config, profile);
   const implicitConfirm = implicitConfirmAsked(msg) && alias.implicitConfirm;
-  const requireApproval =
-    alias.requireApproval || Boolean(identity.type === 'mac' ? identity.client.requireApproval : identity.client?.requireApproval);
+  const requireApproval = alias.requireApproval || Boolean(identity.client?.requireApproval);
   const input: CmpInput = {
     requestId,
     transactionId: Buffer.from(msg.header.transactionID!).toString('hex'),
@@ -220,8 +217,13 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
   return certAnswer(deps, x, RESPONSE_TYPE[bodyType], certReqId, outcome);
 }
 
-/** kur (RFC 9483 4.1.3): signed with the certificate to be updated, a new key, the same subject. */
-function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest): { serial: string; profile: string; caName: string } {
+/**
+ * kur (RFC 9483 4.1.3): signed with the certificate to be updated (one of this CA's, not a
+ * registered client's), a new key, exactly the old certificate's subject and SANs, and only
+ * for a certificate this alias updates (issued through CMP here or at an alias it lists in
+ * kurAliases, or of a profile in kurProfiles). Returns the serial it replaces.
+ */
+function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest, alias: CmpAlias): string {
   if (identity.type !== 'signature' || !identity.issued) {
     throw cmpError('cmp.notAuthorized', 'a kur must be signed with the certificate it updates (issued by this CA)', 'forbidden');
   }
@@ -235,11 +237,9 @@ function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest): { serial: str
   if (Buffer.from(req.csr.spki).equals(Buffer.from(identity.summary.spki))) {
     throw cmpError('crmf.template', 'a key update must request a new public key, not the key of the certificate being updated', 'badCSR');
   }
-  const oldSubject = nameAttrs(identity.summary.subjectDer, 'the old subject');
-  if (!sameSubject(req.csr.subject, oldSubject)) {
-    throw cmpError('crmf.template', `a key update must keep the subject "${identity.summary.subject}"`, 'badCSR');
-  }
-  return { serial: old.serial, profile: old.profile, caName: old.caName };
+  mayRenew(old, { protocol: 'cmp', name: alias.name, from: alias.kurAliases, profiles: alias.kurProfiles });
+  checkRenewalNames(req.csr, identity.summary, 'a key update');
+  return old.serial;
 }
 
 /** Starts the transaction's workflow (or attaches to it) and waits for its answer. */
@@ -449,21 +449,16 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
   const t = d.certDetails;
   if (!t.serialNumber || !t.issuer) throw cmpError('cmp.certId', 'certDetails must name the certificate by issuer and serialNumber');
   const serial = serialToHex(t.serialNumber);
-  const cert = await certificates.get(deps.pool, serial);
+  const cert = await certificates.getWithOrigin(deps.pool, serial);
   if (!cert?.certDer) throw cmpError('cmp.certId', `no certificate with serial ${serial} was issued by this CA`, 'notFound');
   if (!sameSubject(nameAttrs(t.issuer, 'the issuer'), nameAttrs(certIssuerAndSerial(cert.certDer).issuer, 'the certificate issuer'))) {
     throw cmpError('cmp.certId', `certificate ${serial} was not issued by the named issuer`, 'notFound');
   }
+  // Its own certificate (the rr signed with it), one the same client requested, or — for an
+  // RA — one issued through its aliases (issue 22 item 2).
   const id = x.identity;
-  const own = id.type === 'signature' ? id.issued?.serial === serial : false;
-  const requestedBySameClient = cert.requester === id.key;
-  if (!own && !requestedBySameClient && !isRa(id)) {
-    throw cmpError(
-      'cmp.notAuthorized',
-      `this client may not revoke certificate ${serial} (sign the rr with it, or use the client that requested it)`,
-      'forbidden',
-    );
-  }
+  const own = id.type === 'signature' && id.issued?.serial === serial;
+  if (!own && cert.requester !== id.key) raMayRevoke(id.client, cert);
   if (cert.status === 'revoked') {
     return rp(new PKIStatusInfo(PKIStatus.rejection, [`certificate ${serial} is already revoked`], ['certRevoked']));
   }

@@ -1,27 +1,37 @@
 /**
  * Who sent a CMP request, from its protection (RFC 9810 5.1.3, RFC 9483 3.2):
  *  - a MAC (PasswordBasedMac or PBMAC1) under the shared secret of the registered client
- *    whose reference is the senderKID;
- *  - a signature by the first certificate in extraCerts, which must be a valid certificate
- *    issued by this CA (a device's own, e.g. for kur and rr) or a certificate registered
- *    with `certflow cmp-client add --cert` (a registration authority).
- * Unknown references and wrong secrets get the same answer (badMessageCheck).
+ *    whose reference is the senderKID — derived in a worker thread (src/http/cpu-pool.ts), and only
+ *    for a registered reference: an unknown senderKID costs no hashing;
+ *  - a signature by the first certificate in extraCerts, which must be a certificate
+ *    registered with `certflow cmp-client add --cert` (a client such as an RA) or a
+ *    certificate of this CA (a device's own, e.g. for kur and rr), and pass the rule of
+ *    src/authz/client-certificate.ts: valid now, neither revoked nor on hold, clientAuth
+ *    (or id-kp-cmcRA for an RA).
+ * Registered clients are held to their aliases. Unknown references and wrong secrets get
+ * the same answer (badMessageCheck) and are reported as failed authentications.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { checkCertificateEnrollmentNames, type RequestedNames } from '../authz/certificate-names.ts';
+import { certificateMayEnroll } from '../authz/client-cert-scope.ts';
+import { clientCertificate } from '../authz/client-certificate.ts';
+import { cmpClientMayUse } from '../authz/cmp-client.ts';
 import type { CmpAlias, Config } from '../config/index.ts';
 import * as cmpClients from '../db/repos/cmp-clients.ts';
 import type { CmpClientRow } from '../db/repos/cmp-clients.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import type { CertificateRow } from '../db/repos/certificates.ts';
+import type { CertificateWithOrigin } from '../db/repos/certificates.ts';
+import { authenticationFailed } from '../http/auth-failures.ts';
+import { deriveMacKeyOffLoop } from '../http/cpu-pool.ts';
 import {
   describeProtection,
   macChoiceOf,
-  protectWithMac,
+  macKeyDerivation,
+  macWithKey,
   protectWithSignature,
-  verifyMac,
+  setMacProtection,
+  verifyMacWithKey,
   verifySignatureProtection,
-  computeMac,
   type MacChoice,
   type PKIMessage,
 } from '../pki/cmp/index.ts';
@@ -32,11 +42,25 @@ import type { CmpSigner } from './signer.ts';
 
 export type CmpIdentity =
   | { type: 'mac'; ref: string; client: CmpClientRow; secret: Buffer; mac: MacChoice; senderKID: Uint8Array; key: string }
-  | { type: 'signature'; certDer: Uint8Array; summary: CertSummary; issued?: CertificateRow; client?: CmpClientRow; key: string };
+  | {
+      type: 'signature';
+      certDer: Uint8Array;
+      summary: CertSummary;
+      /** The signer certificate as this CA stored it; null for a registered certificate of another CA. */
+      issued: CertificateWithOrigin | null;
+      /** The registration of the signer certificate, if any. */
+      client?: CmpClientRow;
+      key: string;
+    };
 
 const WRONG_MAC = 'the message protection does not verify (unknown reference or wrong secret)';
 
-export async function authenticate(deps: { config: Config; pool: Pool }, msg: PKIMessage, alias: CmpAlias): Promise<CmpIdentity> {
+export async function authenticate(
+  deps: { config: Config; pool: Pool },
+  msg: PKIMessage,
+  alias: CmpAlias,
+  remote?: string,
+): Promise<CmpIdentity> {
   const h = msg.header;
   if (!h.protectionAlg || !msg.protection)
     throw cmpError('cmp.protection', 'the message is not protected; MAC or signature protection is required', 'unauthorized');
@@ -44,28 +68,31 @@ export async function authenticate(deps: { config: Config; pool: Pool }, msg: PK
   if (p.type === 'signature') {
     if (!alias.protection.includes('signature'))
       throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept signature protection`, 'forbidden');
-    return signatureIdentity(deps.pool, msg, p);
+    return signatureIdentity(deps.pool, msg, p, alias);
   }
   if (!alias.protection.includes('mac'))
     throw cmpError('cmp.protection.kind', `alias "${alias.name}" does not accept MAC protection`, 'forbidden');
   if (!h.senderKID?.length) throw cmpError('cmp.protection', 'a MAC-protected message must name its secret in senderKID', 'unauthorized');
   const ref = Buffer.from(h.senderKID).toString('utf8');
   const client = await cmpClients.get(deps.pool, ref);
-  if (!client?.secretEnc) {
-    // The same work as a real check, so the answer time does not tell which references exist.
-    computeMac(p, randomBytes(16), msg.protectedPart());
-    throw cmpError('cmp.protection', WRONG_MAC, 'unauthorized');
-  }
+  const failed = () => {
+    authenticationFailed({ protocol: 'cmp', address: remote, credential: ref });
+    return cmpError('cmp.protection', WRONG_MAC, 'unauthorized');
+  };
+  // No derivation for a reference that is not registered: it would buy hashing for nothing.
+  if (!client?.secretEnc) throw failed();
   const secret = decryptSecret(await secretsKey(deps.config), ref, client.secretEnc);
-  if (!verifyMac(msg, p, secret)) throw cmpError('cmp.protection', WRONG_MAC, 'unauthorized');
-  if (!client.enabled) throw cmpError('cmp.notAuthorized', `CMP client "${ref}" is disabled`, 'forbidden');
-  if (client.aliases.length && !client.aliases.includes(alias.name)) {
-    throw cmpError('cmp.notAuthorized', `CMP client "${ref}" may not use alias "${alias.name || '(default)'}"`, 'forbidden');
-  }
+  if (!verifyMacWithKey(msg, p, await deriveMacKeyOffLoop(secret, macKeyDerivation(p)))) throw failed();
+  cmpClientMayUse(client, alias.name);
   return { type: 'mac', ref, client, secret, mac: macChoiceOf(p), senderKID: h.senderKID, key: `ref:${ref}` };
 }
 
-async function signatureIdentity(pool: Pool, msg: PKIMessage, p: Parameters<typeof verifySignatureProtection>[1]): Promise<CmpIdentity> {
+async function signatureIdentity(
+  pool: Pool,
+  msg: PKIMessage,
+  p: Parameters<typeof verifySignatureProtection>[1],
+  alias: CmpAlias,
+): Promise<CmpIdentity> {
   const certDer = msg.extraCerts?.[0];
   if (!certDer)
     throw cmpError('cmp.signer', 'a signature-protected message must carry its protection certificate first in extraCerts', 'unauthorized');
@@ -85,49 +112,54 @@ async function signatureIdentity(pool: Pool, msg: PKIMessage, p: Parameters<type
   if (summary.keyUsage.length && !summary.keyUsage.includes('digitalSignature')) {
     throw cmpError('cmp.signer', `the protection certificate ${summary.serialHex} does not allow digitalSignature`, 'unauthorized');
   }
-  const sha256 = createHash('sha256').update(certDer).digest('hex');
-  const client = await cmpClients.getByCertificate(pool, sha256);
+  const client = await cmpClients.getByCertificate(pool, createHash('sha256').update(certDer).digest('hex'));
   if (client) {
-    if (!client.enabled) throw cmpError('cmp.notAuthorized', `CMP client "${client.ref}" is disabled`, 'forbidden');
-    return { type: 'signature', certDer, summary, client, key: `ref:${client.ref}` };
+    const { issued } = await clientCertificate(pool, certDer, { registered: { ra: client.ra } });
+    cmpClientMayUse(client, alias.name);
+    return { type: 'signature', certDer, summary, issued, client, key: `ref:${client.ref}` };
   }
-  const issued = await certificates.get(pool, summary.serialHex);
-  if (!issued?.certDer || !Buffer.from(issued.certDer).equals(Buffer.from(certDer))) {
-    throw cmpError(
-      'cmp.signer',
-      `the protection certificate ${summary.subject} (serial ${summary.serialHex}) was not issued by this CA nor registered`,
-      'unauthorized',
-    );
-  }
-  if (issued.status !== 'valid')
-    throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is ${issued.status}`, 'unauthorized');
-  const now = Date.now();
-  if (issued.notAfter.getTime() < now || issued.notBefore.getTime() > now)
-    throw cmpError('cmp.signer', `the protection certificate ${issued.serial} is not within its validity`, 'unauthorized');
-  return { type: 'signature', certDer, summary, issued, key: `cert:${issued.serial}` };
-}
-
-/** Whether a client with this identity may use the alias for new certificates. */
-export function mayEnroll(identity: CmpIdentity, alias: CmpAlias): void {
-  if (identity.type === 'signature' && !identity.client && !alias.allowCertificateEnrollment) {
-    throw cmpError('cmp.notAuthorized', `alias "${alias.name || '(default)'}" issues certificates only to registered clients`, 'forbidden');
-  }
-}
-
-/** Whether the identity is a registration authority (may send raVerified, revoke any certificate). */
-export function isRa(identity: CmpIdentity): boolean {
-  return Boolean(identity.type === 'mac' ? identity.client.ra : identity.client?.ra);
+  const { issued } = await clientCertificate(pool, certDer);
+  return { type: 'signature', certDer, summary, issued, key: `cert:${issued!.serial}` };
 }
 
 /**
- * Protects a response like the request: MAC with the client's secret (fresh salt), or a
+ * Whether this identity may ask `alias` for a new certificate with these names (ir, cr,
+ * p10cr). Registered clients (MAC or certificate) may, within the profile; a certificate of
+ * this CA that is not registered only where the alias allows certificate enrollment, when
+ * it is of a profile and protocol the alias accepts, and for its own subject and SANs.
+ */
+export function mayEnroll(identity: CmpIdentity, alias: CmpAlias, names: RequestedNames): void {
+  if (identity.type !== 'signature' || identity.client) return;
+  const place = `alias "${alias.name || '(default)'}"`;
+  if (!alias.allowCertificateEnrollment) {
+    throw cmpError('cmp.notAuthorized', `${place} issues certificates only to registered clients`, 'forbidden');
+  }
+  certificateMayEnroll(identity.issued!, { place, profiles: alias.clientCertProfiles, protocols: alias.clientCertProtocols });
+  checkCertificateEnrollmentNames(names, identity.summary);
+}
+
+/** Whether the identity is a registration authority (may send raVerified, revoke certificates of its aliases). */
+export function isRa(identity: CmpIdentity): boolean {
+  return Boolean(identity.client?.ra);
+}
+
+/**
+ * Protects a response like the request: MAC with the client's secret (fresh salt, the
+ * request's algorithms and iteration count; the derivation runs off the event loop), or a
  * signature by the CMP signer, whose certificate and chain lead extraCerts.
  */
-export function protect(msg: PKIMessage, identity: CmpIdentity | undefined, signer: CmpSigner, extraCerts: Uint8Array[] = []): void {
+export async function protect(
+  msg: PKIMessage,
+  identity: CmpIdentity | undefined,
+  signer: CmpSigner,
+  extraCerts: Uint8Array[] = [],
+): Promise<void> {
   if (identity?.type === 'mac') {
     msg.header.senderKID = identity.senderKID;
     msg.extraCerts = extraCerts.length ? extraCerts : undefined;
-    protectWithMac(msg, identity.secret, identity.mac);
+    const p = setMacProtection(msg, identity.mac);
+    const key = await deriveMacKeyOffLoop(identity.secret, macKeyDerivation(p));
+    msg.protection = macWithKey(p, key, msg.protectedPart());
     return;
   }
   msg.header.senderKID = signer.keyId.length ? signer.keyId : undefined;

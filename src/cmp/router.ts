@@ -33,7 +33,7 @@ async function cmpPost(ctx: Context, deps: CmpDeps, alias: CmpAlias): Promise<vo
   if (type !== CMP_CONTENT_TYPE)
     throw httpError(415, `Content-Type must be ${CMP_CONTENT_TYPE}, not "${ctx.get('Content-Type') || '(none)'}"`);
   const body = await readBody(ctx);
-  const response = await handleCmpMessage(deps, alias, body);
+  const response = await handleCmpMessage(deps, alias, body, ctx.ip);
   ctx.status = 200;
   ctx.set('Content-Type', CMP_CONTENT_TYPE);
   // Responses are specific to one transaction and must not be cached (RFC 9811 3.4).

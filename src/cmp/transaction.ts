@@ -52,16 +52,16 @@ export function responseHeader(request: PKIMessage | undefined, signer: CmpSigne
 }
 
 /** Builds and protects the response message for an answer. */
-export function buildResponse(
+export async function buildResponse(
   request: PKIMessage | undefined,
   identity: CmpIdentity | undefined,
   signer: CmpSigner,
   answer: Answer,
-): PKIMessage {
+): Promise<PKIMessage> {
   const header = responseHeader(request, signer);
   if (answer.generalInfo?.length) header.generalInfo = answer.generalInfo;
   const msg = new PKIMessage(header, answer.body);
-  protect(msg, identity, signer, answer.extraCerts ?? []);
+  await protect(msg, identity, signer, answer.extraCerts ?? []);
   return msg;
 }
 
@@ -102,10 +102,10 @@ async function answerOnce(x: Exchange, hash: Buffer, compute: () => Promise<Answ
   } catch (e) {
     logRejection(x.log, { txid: Buffer.from(txid).toString('hex'), body: x.msg.body.type, client: x.identity.key }, e);
     // A service that did not answer: nothing is stored, the client may send the same request again.
-    if (CaError.is(e, 'unavailable')) return buildResponse(x.msg, x.identity, x.signer, errorAnswer(e)).toBER();
+    if (CaError.is(e, 'unavailable')) return (await buildResponse(x.msg, x.identity, x.signer, errorAnswer(e))).toBER();
     answer = errorAnswer(e);
   }
-  const response = buildResponse(x.msg, x.identity, x.signer, answer);
+  const response = await buildResponse(x.msg, x.identity, x.signer, answer);
   const der = response.toBER();
   const stored = await transactions.answer(x.pool, txid, hash, { der, senderNonce: response.header.senderNonce!, close: answer.close });
   return stored ?? der;

@@ -3,10 +3,16 @@ import { join, resolve } from 'node:path';
 import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
-import { parseConfigFile, type ConfigFile } from './schema.ts';
+import { parseConfigFile, type ConfigFile, type ISSUING_PROTOCOLS } from './schema.ts';
 import { notificationsConfig, type NotificationsConfig } from './notifications.ts';
 
 export type { NotificationsConfig, NoticeType } from './notifications.ts';
+
+/** A protocol a certificate was issued over (certificates.protocol). */
+export type IssuingProtocol = (typeof ISSUING_PROTOCOLS)[number];
+
+/** Protocols whose certificates authenticate where nothing else is configured: never ACME's. */
+const CLIENT_CERT_PROTOCOLS: IssuingProtocol[] = ['est', 'cmp', 'operator'];
 
 export type { CertProfile } from './profiles.ts';
 
@@ -159,8 +165,19 @@ export interface CmpAlias {
   requireApproval: boolean;
   /** kur: revoke the old certificate (superseded) once the new one is confirmed. */
   kurRevokesOld: boolean;
-  /** ir/cr signed with a certificate issued by this CA (not only MAC) are accepted. */
+  /**
+   * ir/cr/p10cr signed with a certificate of this CA that is not registered as a client are
+   * accepted (for the certificate's own names only; default false).
+   */
   allowCertificateEnrollment: boolean;
+  /** Profiles whose (unregistered) certificates may sign ir/cr/p10cr here; default: the alias's profile. */
+  clientCertProfiles: string[];
+  /** Protocols those certificates may have been issued over; default est, cmp, operator (never ACME unless listed). */
+  clientCertProtocols: IssuingProtocol[];
+  /** CMP aliases whose certificates kur updates here; default: this alias. */
+  kurAliases: string[];
+  /** Certificates of these profiles are updated here too, whatever issued them; default none. */
+  kurProfiles: string[];
   /** Overrides cmp.confirmWaitSeconds for this alias. */
   confirmWaitSeconds?: number;
 }
@@ -175,7 +192,10 @@ export interface CmpConfig {
   pollIntervalSeconds: number;
   /** messageTime may differ from the server's clock by at most this much. */
   messageTimeToleranceSeconds: number;
-  /** Upper bound on PBM / PBKDF2 iteration counts (work per message). */
+  /**
+   * Upper bound on PBM / PBKDF2 iteration counts: the work one MAC-protected message buys
+   * (default 10 000; OpenSSL's client sends 500, its own limit is 100 000).
+   */
   maxIterations: number;
 }
 
@@ -211,10 +231,13 @@ export interface AcmeConfig {
   /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
   caaRecheckSeconds: number;
   rateLimits: {
+    /** New orders and pre-authorizations (newAuthz) per account. */
     newOrdersPerAccountPerHour: number;
-    /** Orders that are not invalid, per registered domain (Public Suffix List) or IP address. */
+    /** Pending authorizations per account: new orders and pre-authorizations are refused at the limit. */
+    pendingAuthorizationsPerAccount: number;
+    /** Issued certificates (revoked ones too) per registered domain (Public Suffix List) or IP address. */
     certificatesPerDomainPerWeek: number;
-    /** Failed validations per account and identifier: new orders for it are refused meanwhile. */
+    /** Failed validations per account and identifier: new orders, pre-authorizations and challenge answers for it are refused meanwhile. */
     failedValidationsPerAccountPerIdentifierPerHour: number;
     newAccountsPerAddressPerHour: number;
   };
@@ -244,8 +267,18 @@ export interface EstLabel {
   caName?: string;
   /** Enrollments wait for `certflow approvals approve` (202 + Retry-After meanwhile). */
   requireApproval: boolean;
-  /** simpleenroll may authenticate with a TLS client certificate issued by this CA. */
+  /**
+   * simpleenroll and serverkeygen accept a TLS client certificate of this CA without HTTP
+   * Basic (for the certificate's own subject and SANs only); simplereenroll accepts the
+   * certificate alone (else a registered client must co-authenticate).
+   */
   allowCertAuth: boolean;
+  /** Profiles whose certificates authenticate simpleenroll/serverkeygen here; default: the label's profile. */
+  clientCertProfiles: string[];
+  /** Protocols those certificates may have been issued over; default est, cmp, operator (never ACME unless listed). */
+  clientCertProtocols: IssuingProtocol[];
+  /** EST labels whose certificates simplereenroll renews here; default: this label. */
+  reenrollLabels: string[];
   /** /serverkeygen is offered. */
   serverKeygen: boolean;
   /**
@@ -503,24 +536,43 @@ function adminConfig(env: Env, file: ConfigFile): AdminConfig {
   };
 }
 
-const DEFAULT_CMP_ALIAS: CmpAlias = {
+/** The default alias's settings; list-valued defaults that depend on the alias are filled in by cmpConfig. */
+const DEFAULT_CMP_ALIAS: Omit<CmpAlias, 'clientCertProfiles' | 'kurAliases'> = {
   name: '',
   profile: 'device',
   protection: ['mac', 'signature'],
   implicitConfirm: true,
   requireApproval: false,
   kurRevokesOld: true,
-  allowCertificateEnrollment: true,
+  allowCertificateEnrollment: false,
+  clientCertProtocols: CLIENT_CERT_PROTOCOLS,
+  kurProfiles: [],
 };
+
+/** A configuration mistake in a cross-reference, with the JSON path of the entry. */
+function badReference(path: string, message: string, rule: string): never {
+  throw new CaError('config', `${path}: ${message}`, { rule });
+}
+
+/** Every profile named in `names` is configured. */
+function checkProfiles(profiles: Map<string, CertProfile>, names: string[], path: string, rule: string): void {
+  for (const p of names) if (!profiles.has(p)) badReference(path, `unknown profile "${p}"`, rule);
+}
 
 function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpConfig {
   const { aliases: entries, ...rest } = file.cmp ?? {};
-  const aliases = new Map<string, CmpAlias>([['', DEFAULT_CMP_ALIAS]]);
-  for (const entry of entries ?? []) {
+  const aliases = new Map<string, CmpAlias>([['', { ...DEFAULT_CMP_ALIAS, clientCertProfiles: ['device'], kurAliases: [''] }]]);
+  for (const [i, entry] of (entries ?? []).entries()) {
+    const path = `cmp.aliases[${i}]`;
     if (entry.name !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
       throw new CaError('config', `CMP alias "${entry.name}" must be letters, digits, ".", "_" or "-"`, { rule: 'cmp.alias' });
     }
-    const alias: CmpAlias = { ...DEFAULT_CMP_ALIAS, ...(aliases.get(entry.name) ?? {}), ...entry };
+    const merged = { ...DEFAULT_CMP_ALIAS, ...entry };
+    const alias: CmpAlias = {
+      ...merged,
+      clientCertProfiles: merged.clientCertProfiles ?? [merged.profile],
+      kurAliases: merged.kurAliases ?? [merged.name],
+    };
     if (!profiles.has(alias.profile)) {
       throw new CaError('config', `CMP alias "${alias.name}" names unknown profile "${alias.profile}"`, { rule: 'cmp.alias.profile' });
     }
@@ -529,7 +581,14 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
         rule: 'cmp.alias.protection',
       });
     }
+    checkProfiles(profiles, alias.clientCertProfiles, `${path}.clientCertProfiles`, 'cmp.alias.clientCertProfiles');
+    checkProfiles(profiles, alias.kurProfiles, `${path}.kurProfiles`, 'cmp.alias.kurProfiles');
     aliases.set(alias.name, alias);
+  }
+  for (const [i, entry] of (entries ?? []).entries()) {
+    for (const a of entry.kurAliases ?? []) {
+      if (!aliases.has(a)) badReference(`cmp.aliases[${i}].kurAliases`, `unknown CMP alias "${a}"`, 'cmp.alias.kurAliases');
+    }
   }
   const cmp: CmpConfig = {
     aliases,
@@ -537,7 +596,7 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
     confirmWaitSeconds: 300,
     pollIntervalSeconds: 10,
     messageTimeToleranceSeconds: 600,
-    maxIterations: 100_000,
+    maxIterations: 10_000,
     ...rest,
   };
   for (const k of ['waitSeconds', 'confirmWaitSeconds', 'pollIntervalSeconds', 'messageTimeToleranceSeconds', 'maxIterations'] as const) {
@@ -546,25 +605,39 @@ function cmpConfig(file: ConfigFile, profiles: Map<string, CertProfile>): CmpCon
   return cmp;
 }
 
-const DEFAULT_EST_LABEL: EstLabel = {
+/** The default label's settings; list-valued defaults that depend on the label are filled in by estLabels. */
+const DEFAULT_EST_LABEL: Omit<EstLabel, 'clientCertProfiles' | 'reenrollLabels'> = {
   name: '',
   profile: 'device',
   requireApproval: false,
   allowCertAuth: true,
   serverKeygen: true,
   archiveServerKeys: false,
+  clientCertProtocols: CLIENT_CERT_PROTOCOLS,
 };
 
 function estLabels(file: ConfigFile, profiles: Map<string, CertProfile>): Map<string, EstLabel> {
-  const labels = new Map<string, EstLabel>([['', DEFAULT_EST_LABEL]]);
-  for (const [i, entry] of (file.est?.labels ?? []).entries()) {
-    const label: EstLabel = { ...DEFAULT_EST_LABEL, ...entry };
+  const labels = new Map<string, EstLabel>([['', { ...DEFAULT_EST_LABEL, clientCertProfiles: ['device'], reenrollLabels: [''] }]]);
+  const entries = file.est?.labels ?? [];
+  for (const [i, entry] of entries.entries()) {
+    const merged = { ...DEFAULT_EST_LABEL, ...entry };
+    const label: EstLabel = {
+      ...merged,
+      clientCertProfiles: merged.clientCertProfiles ?? [merged.profile],
+      reenrollLabels: merged.reenrollLabels ?? [merged.name],
+    };
     if (!profiles.has(label.profile)) {
       throw new CaError('config', `est.labels[${i}].profile: EST label "${label.name}" names unknown profile "${label.profile}"`, {
         rule: 'est.label.profile',
       });
     }
+    checkProfiles(profiles, label.clientCertProfiles, `est.labels[${i}].clientCertProfiles`, 'est.label.clientCertProfiles');
     labels.set(label.name, label);
+  }
+  for (const [i, entry] of entries.entries()) {
+    for (const l of entry.reenrollLabels ?? []) {
+      if (!labels.has(l)) badReference(`est.labels[${i}].reenrollLabels`, `unknown EST label "${l}"`, 'est.label.reenrollLabels');
+    }
   }
   return labels;
 }
@@ -606,6 +679,7 @@ function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeC
     ...rest,
     rateLimits: {
       newOrdersPerAccountPerHour: 300,
+      pendingAuthorizationsPerAccount: 300,
       certificatesPerDomainPerWeek: 50,
       failedValidationsPerAccountPerIdentifierPerHour: 5,
       newAccountsPerAddressPerHour: 100,

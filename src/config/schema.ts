@@ -101,6 +101,11 @@ const revocation = z.strictObject({
   ocspRefreshSeconds: seconds.optional(),
 });
 
+/** Protocols a certificate may have been issued over (certificates.protocol). */
+export const ISSUING_PROTOCOLS = ['est', 'cmp', 'acme', 'operator'] as const;
+const issuingProtocols = z.array(z.enum(ISSUING_PROTOCOLS)).min(1);
+const profileNames = z.array(z.string().min(1)).min(1);
+
 const estLabel = z.strictObject({
   name: z.union([z.literal(''), name('an EST label')]),
   profile: z.string().optional(),
@@ -111,6 +116,12 @@ const estLabel = z.strictObject({
   archiveServerKeys: z.boolean().optional(),
   /** Issuing CAs whose certificates authenticate TLS clients here (default: every issuing CA of this certflow). */
   clientCertCas: z.array(name('a CA name')).optional(),
+  /** Profiles whose certificates authenticate simpleenroll/serverkeygen here without HTTP Basic (default: the label's profile). */
+  clientCertProfiles: profileNames.optional(),
+  /** Protocols those certificates may have been issued over (default: est, cmp, operator; ACME only when listed). */
+  clientCertProtocols: issuingProtocols.optional(),
+  /** EST labels whose certificates simplereenroll renews here (default: this label only). */
+  reenrollLabels: z.array(z.union([z.literal(''), name('an EST label')])).optional(),
 });
 
 const est = z.strictObject({ labels: z.array(estLabel).optional() });
@@ -147,6 +158,7 @@ const acme = z.strictObject({
   rateLimits: z
     .strictObject({
       newOrdersPerAccountPerHour: count,
+      pendingAuthorizationsPerAccount: count,
       certificatesPerDomainPerWeek: count,
       failedValidationsPerAccountPerIdentifierPerHour: count,
       newAccountsPerAddressPerHour: count,
@@ -217,6 +229,14 @@ const cmpAlias = z.strictObject({
   requireApproval: z.boolean().optional(),
   kurRevokesOld: z.boolean().optional(),
   allowCertificateEnrollment: z.boolean().optional(),
+  /** Profiles whose certificates sign ir/cr/p10cr here without a registration (default: the alias's profile). */
+  clientCertProfiles: profileNames.optional(),
+  /** Protocols those certificates may have been issued over (default: est, cmp, operator; ACME only when listed). */
+  clientCertProtocols: issuingProtocols.optional(),
+  /** CMP aliases whose certificates kur updates here (default: this alias only). */
+  kurAliases: z.array(z.union([z.literal(''), name('a CMP alias')])).optional(),
+  /** Certificates of these profiles are updated here too, whatever issued them (default: none). */
+  kurProfiles: profileNames.optional(),
   confirmWaitSeconds: positive.max(7 * 86_400).optional(),
 });
 
@@ -225,7 +245,12 @@ const cmp = z.strictObject({
   confirmWaitSeconds: positive.max(7 * 86_400).optional(),
   pollIntervalSeconds: positive.max(3600).optional(),
   messageTimeToleranceSeconds: positive.max(86_400).optional(),
-  maxIterations: positive.max(10_000_000).optional(),
+  /**
+   * Upper bound on PBM / PBMAC1 iteration counts, the work one MAC-protected message buys.
+   * At most 100 000: OpenSSL's own limit (OSSL_CRMF_PBM_MAX_ITERATION_COUNT, "if too large
+   * allows DoS"); at least RFC 4211's minimum of 100.
+   */
+  maxIterations: z.int().min(100).max(100_000).optional(),
   aliases: z.array(cmpAlias).optional(),
 });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * A random, URL-safe identifier (128 bits) for requests, orders and enrollments. It never
@@ -10,6 +10,15 @@ export function newId(): string {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
   }
+}
+
+/**
+ * An identifier derived from `input` (26 base64url characters of its SHA-256), for requests
+ * whose id must be found again from the request itself (an EST device re-sending its CSR).
+ * Like newId it never starts with "-" (a leading "-" becomes "_").
+ */
+export function derivedId(input: string): string {
+  return createHash('sha256').update(input).digest('base64url').slice(0, 26).replace(/^-/, '_');
 }
 
 /** Workflow ids (shared CONTRACT): one workflow per request, derived from its id. */

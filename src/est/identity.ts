@@ -1,21 +1,22 @@
 /**
  * Who is asking: a registered client (HTTP Basic) or the holder of a certificate this CA
- * issued (TLS client authentication, verified by the TLS layer against our CA chain and
- * here against the certificate store: it must be the stored, valid, unexpired certificate).
+ * issued (TLS client authentication: the chain must verify in the TLS handshake, for client
+ * authentication, and the certificate must pass the rule of src/authz/client-certificate.ts
+ * — stored, valid now, neither revoked nor on hold, clientAuth).
  */
 import type { Context } from 'koa';
 import type { TLSSocket } from 'node:tls';
 import type { Pool } from 'pg';
+import { clientCertificate } from '../authz/client-certificate.ts';
 import { CaError } from '../core/errors.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import type { CertificateRow } from '../db/repos/certificates.ts';
+import type { CertificateWithOrigin } from '../db/repos/certificates.ts';
 import type { EstClientRow } from '../db/repos/est-clients.ts';
-import { describeCertificate, type CertSummary } from '../pki/index.ts';
+import { authenticationFailed } from '../http/auth-failures.ts';
+import type { CertSummary } from '../pki/index.ts';
 import { authenticateBasic, parseBasicAuth } from './auth.ts';
 
-export type EstIdentity =
-  | { type: 'basic'; client: EstClientRow; key: string; name: string }
-  | { type: 'cert'; cert: CertificateRow; summary: CertSummary; key: string; name: string };
+export type CertIdentity = { type: 'cert'; cert: CertificateWithOrigin; summary: CertSummary; key: string; name: string };
+export type EstIdentity = { type: 'basic'; client: EstClientRow; key: string; name: string } | CertIdentity;
 
 /** Which certificates may authenticate a TLS client: this CA's store, and which issuing CAs the label trusts. */
 export interface CertTrust {
@@ -24,39 +25,47 @@ export interface CertTrust {
 }
 
 /**
- * The TLS client certificate, if the client presented one. The TLS layer proved that the
- * client holds its key; that the certificate is one this certflow issued is proved here by
- * finding exactly these bytes in the certificate store (so certificates of every issuing CA
- * of this certflow work, whatever the listener's CA list); its issuing CA must be one the
- * label trusts, and it must be valid now and neither revoked nor on hold.
+ * The TLS client certificate, if the client presented one. The handshake asked for it
+ * without requiring it (EST serves Basic clients too), so its verification result is
+ * checked here: the chain must lead to one of this certflow's CAs and the certificate must
+ * be fit for TLS client authentication (OpenSSL's purpose check: clientAuth if it has an
+ * extended key usage). Its issuing CA must be one the label trusts.
  */
-export async function certificateIdentity(ctx: Context, trust: CertTrust): Promise<EstIdentity | undefined> {
+export async function certificateIdentity(ctx: Context, trust: CertTrust): Promise<CertIdentity | undefined> {
   const socket = ctx.req.socket as TLSSocket;
   if (!socket.encrypted) return undefined;
   const peer = socket.getPeerCertificate();
   if (!peer || !peer.raw) return undefined;
-  const summary = describeCertificate(peer.raw);
-  const row = await certificates.get(trust.pool, summary.serialHex);
-  if (!row || !row.certDer || !Buffer.from(row.certDer).equals(peer.raw)) {
-    throw new CaError('unauthorized', `the TLS client certificate ${summary.serialHex} is not one this CA issued`);
-  }
-  if (!trust.trusts(row.caName)) {
+  if (!socket.authorized) {
     throw new CaError(
-      'forbidden',
-      `the TLS client certificate ${row.serial} was issued by CA "${row.caName}", which this EST label does not trust`,
+      'unauthorized',
+      `the TLS client certificate ${peer.serialNumber?.toLowerCase() ?? ''} (${peer.subject?.CN ?? 'no CN'}) did not verify for TLS client ` +
+        `authentication (${String(socket.authorizationError)}): present a certificate of this CA with extended key usage clientAuth`,
+      { rule: 'clientCert.unverified' },
     );
   }
-  if (row.status !== 'valid') throw new CaError('forbidden', `the TLS client certificate ${row.serial} is ${row.status}`);
-  const now = Date.now();
-  if (row.notAfter.getTime() < now) throw new CaError('forbidden', `the TLS client certificate ${row.serial} has expired`);
-  if (row.notBefore.getTime() > now) throw new CaError('forbidden', `the TLS client certificate ${row.serial} is not valid yet`);
-  return { type: 'cert', cert: row, summary, key: `cert:${row.serial}`, name: `cert:${row.serial}` };
+  const { summary, issued } = await clientCertificate(trust.pool, peer.raw);
+  const cert = issued!;
+  if (!trust.trusts(cert.caName)) {
+    throw new CaError(
+      'forbidden',
+      `the TLS client certificate ${cert.serial} was issued by CA "${cert.caName}", which this EST label does not trust`,
+      { rule: 'clientCert.ca' },
+    );
+  }
+  return { type: 'cert', cert, summary, key: `cert:${cert.serial}`, name: `cert:${cert.serial}` };
 }
 
 /** The registered client of an HTTP Basic Authorization header; undefined without one (another scheme is no Basic). */
 export async function basicIdentity(ctx: Context, pool: Pool): Promise<EstIdentity | undefined> {
   const header = ctx.get('Authorization');
   if (!header || !parseBasicAuth(header)) return undefined;
-  const client = await authenticateBasic(pool, header);
+  let client: EstClientRow;
+  try {
+    client = await authenticateBasic(pool, header);
+  } catch (e) {
+    if (CaError.is(e, 'unauthorized')) authenticationFailed({ protocol: 'est', address: ctx.ip, credential: parseBasicAuth(header)?.user });
+    throw e;
+  }
   return { type: 'basic', client, key: `basic:${client.name}`, name: client.name };
 }

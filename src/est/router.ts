@@ -6,10 +6,15 @@
 import Router from '@koa/router';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { checkCertificateEnrollmentNames, checkRenewalNames } from '../authz/certificate-names.ts';
+import { certificateMayEnroll } from '../authz/client-cert-scope.ts';
+import { mayRenew } from '../authz/renewal.ts';
 import { getProfile, type Config, type EstLabel } from '../config/index.ts';
+import { checkProfileKey } from '../config/key-limits.ts';
 import { CaError, ERROR_CONTRACT, errorMessage, isErrorKind, toCaError } from '../core/errors.ts';
+import { derivedId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -22,13 +27,13 @@ import {
   csrAttrsForProfile,
   decodeBase64Body,
   describeCertificate,
-  formatDn,
   parseCsr,
   pemDecodeAll,
   type ParsedCsr,
-  type SanSet,
+  type PublicKeyKind,
 } from '../pki/index.ts';
 import { abandonUpdate, type EnrollmentResult } from '../../workflows/index.ts';
+import { generateKeyOffLoop } from '../http/cpu-pool.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { startIssuance } from '../temporal/issuance.ts';
 import { archiveKey } from './archive.ts';
@@ -136,12 +141,23 @@ async function basicClient(ctx: Context, deps: EstDeps, label: EstLabel): Promis
   return basic;
 }
 
-/** Basic auth (registered client) or, where the label allows it, a TLS client certificate. */
+/**
+ * Basic auth (registered client) or, where the label allows it, a TLS client certificate of
+ * a profile and protocol the label accepts (src/authz/client-cert-scope.ts); such a
+ * certificate asks for its own names only (checked on the request by the caller).
+ */
 async function enrollIdentity(ctx: Context, deps: EstDeps, label: EstLabel): Promise<EstIdentity> {
   const basic = await basicClient(ctx, deps, label);
   if (basic) return basic;
   const cert = label.allowCertAuth ? await certificateIdentity(ctx, certTrust(deps, label)) : undefined;
-  if (cert) return cert;
+  if (cert) {
+    certificateMayEnroll(cert.cert, {
+      place: `label "${label.name || '(default)'}"`,
+      profiles: label.clientCertProfiles,
+      protocols: label.clientCertProtocols,
+    });
+    return cert;
+  }
   throw new CaError(
     'unauthorized',
     label.allowCertAuth
@@ -150,60 +166,57 @@ async function enrollIdentity(ctx: Context, deps: EstDeps, label: EstLabel): Pro
   );
 }
 
-function sameSans(a: SanSet, b: SanSet): boolean {
-  const norm = (s: SanSet) =>
-    [
-      ...s.dns.map((v) => `dns:${v.toLowerCase()}`),
-      ...s.ip.map((v) => `ip:${v}`),
-      ...s.email.map((v) => `email:${v}`),
-      ...s.uri.map((v) => `uri:${v}`),
-    ]
-      .sort()
-      .join('\n');
-  return norm(a) === norm(b);
+/** The profile of a request: the registered client's, else the label's. */
+function profileFor(identity: EstIdentity | undefined, label: EstLabel): string {
+  return (identity?.type === 'basic' ? identity.client.profile : null) ?? label.profile;
+}
+
+/** Approval: where the label or the registered client asks for it. */
+function approvalFor(identity: EstIdentity | undefined, label: EstLabel): boolean {
+  return label.requireApproval || (identity?.type === 'basic' && identity.client.requireApproval);
 }
 
 async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 'enroll' | 'reenroll'): Promise<void> {
   let identity: EstIdentity;
-  let profile: string;
-  let caName = label.caName;
+  /** The registered client whose profile and approval apply (reenroll: the one that co-authenticates). */
+  let client: EstIdentity | undefined;
   let replaces: string | undefined;
   if (kind === 'reenroll') {
-    // RFC 7030 4.2.2: the client authenticates with the certificate it renews, which must
-    // come from a CA the label trusts. Where the label does not accept certificate
-    // authentication, a registered client (HTTP Basic) must vouch for it as well.
+    // RFC 7030 4.2.2: the client authenticates with the certificate it renews; it renews
+    // only certificates issued through this label (or those it names in reenrollLabels).
+    // Where the label does not accept certificate authentication alone, a registered client
+    // (HTTP Basic) must vouch for it as well; its profile and approval apply.
     const cert = await certificateIdentity(ctx, certTrust(deps, label));
-    if (!cert || cert.type !== 'cert') {
-      throw new CaError('unauthorized', 're-enrollment requires the current certificate as the TLS client certificate');
-    }
-    if (!label.allowCertAuth && !(await basicClient(ctx, deps, label))) {
+    if (!cert) throw new CaError('unauthorized', 're-enrollment requires the current certificate as the TLS client certificate');
+    client = await basicClient(ctx, deps, label);
+    if (!label.allowCertAuth && !client) {
       throw new CaError(
         'unauthorized',
         `label "${label.name || '(default)'}" does not accept certificate authentication alone: re-enrollment needs HTTP Basic of a registered client as well`,
       );
     }
+    mayRenew(cert.cert, { protocol: 'est', name: label.name, from: label.reenrollLabels });
     identity = cert;
-    // The renewal keeps the certificate's profile and issuing CA, whatever the label's.
-    profile = cert.cert.profile;
-    caName = cert.cert.caName;
     replaces = cert.cert.serial;
   } else {
     identity = await enrollIdentity(ctx, deps, label);
-    profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
+    client = identity;
   }
   const csr = await readCsr(ctx);
-  if (identity.type === 'cert' && kind === 'reenroll') {
-    if (formatDn(csr.subject) !== identity.summary.subject || !sameSans(csr.sans, identity.summary.sans)) {
-      throw new CaError(
-        'policy',
-        `re-enrollment must keep the subject and subjectAltName of the current certificate (RFC 7030 4.2.2): ` +
-          `expected "${identity.summary.subject}"`,
-        { rule: 'est.reenroll.identity' },
-      );
-    }
+  if (identity.type === 'cert') {
+    if (kind === 'reenroll') checkRenewalNames(csr, identity.summary, 'a re-enrollment');
+    else checkCertificateEnrollmentNames(csr, identity.summary);
   }
-  const requireApproval = label.requireApproval || (identity.type === 'basic' && identity.client.requireApproval);
-  const outcome = await enrollThroughWorkflow(deps, { identity, label, kind, csr, profile, caName, replaces, requireApproval });
+  const outcome = await enrollThroughWorkflow(deps, {
+    identity,
+    label,
+    kind,
+    csr,
+    profile: profileFor(client, label),
+    caName: label.caName,
+    replaces,
+    requireApproval: approvalFor(client, label),
+  });
   if (outcome.status === 'pending') {
     ctx.status = 202;
     ctx.set('Retry-After', String(outcome.retryAfter));
@@ -238,17 +251,14 @@ interface EnrollArgs {
  */
 async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outcome> {
   const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
-  let id = createHash('sha256')
-    .update(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`)
-    .digest('base64url')
-    .slice(0, 26);
+  let id = derivedId(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`);
   for (let generation = 0; ; generation++) {
     const row = await requests.get(deps.pool, id);
     if (row?.state === 'issued' && row.serial) {
       const outcome = await issued(deps, id, row.serial);
       if (outcome !== 'expired') return outcome;
       if (generation >= 10) throw new CaError('conflict', `enrollment ${id} was renewed too often with the same request; make a new one`);
-      id = createHash('sha256').update(`${id}\n${row.serial}`).digest('base64url').slice(0, 26);
+      id = derivedId(`${id}\n${row.serial}`);
       continue;
     }
     if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
@@ -372,29 +382,31 @@ async function issued(deps: EstDeps, requestId: string, serial: string): Promise
 
 // ---- server-side key generation (RFC 7030 4.4) ---------------------------------------
 
-/** A new key like the one in the device's request (same type and size); P-256 otherwise. */
-function generateKeyLike(csr: ParsedCsr): KeyObject {
+/** The key to generate for a device's request: the same type and size; P-256 for an EC curve this CA does not generate. */
+function keyLike(csr: ParsedCsr): PublicKeyKind {
   const k = csr.key;
-  if (k.type === 'rsa') return generateKeyPairSync('rsa', { modulusLength: k.bits }).privateKey;
-  if (k.type === 'ed25519') return generateKeyPairSync('ed25519').privateKey;
-  const curve = k.type === 'ec' && ['P-256', 'P-384', 'P-521'].includes(k.curve) ? k.curve : 'P-256';
-  return generateKeyPairSync('ec', { namedCurve: curve }).privateKey;
+  if (k.type === 'ec' && !['P-256', 'P-384', 'P-521'].includes(k.curve)) return { type: 'ec', curve: 'P-256' };
+  return k;
 }
 
 async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promise<void> {
   if (!label.serverKeygen)
     throw new CaError('forbidden', `server-side key generation is not enabled for label "${label.name || '(default)'}"`);
   const identity = await enrollIdentity(ctx, deps, label);
-  const requireApproval = label.requireApproval || (identity.type === 'basic' && identity.client.requireApproval);
-  if (requireApproval) {
+  if (approvalFor(identity, label)) {
     // The generated key exists only in this response: it cannot wait days for an operator.
     throw new CaError('forbidden', 'server-side key generation is not available where enrollments need approval');
   }
   const deviceCsr = await readCsr(ctx);
-  const key = generateKeyLike(deviceCsr);
+  if (identity.type === 'cert') checkCertificateEnrollmentNames(deviceCsr, identity.summary);
+  // The profile's key limits are checked before any work: a request for an RSA-16384 key
+  // must not buy minutes of key generation only to be refused afterwards.
+  const profile = profileFor(identity, label);
+  const kind = keyLike(deviceCsr);
+  checkProfileKey(kind, getProfile(deps.config, profile));
+  const key = await generateKeyOffLoop(kind);
   // The certificate is for the generated key; the device's request supplies subject and SANs.
   const csr = parseCsr(buildCsr({ subject: deviceCsr.subject, sans: deviceCsr.sans, privateKey: key }));
-  const profile = (identity.type === 'basic' ? identity.client.profile : null) ?? label.profile;
   const outcome = await enrollThroughWorkflow(deps, {
     identity,
     label,

@@ -5,6 +5,8 @@ import type { StuckBounds } from '../config/index.ts';
 import { countStuckAndWaiting, type ConditionCounts } from '../db/repos/stuck.ts';
 import { ocspFreshness, requestsByState } from '../db/repos/metrics.ts';
 import { caValidity, deliveryCounts, newestCrls } from '../db/repos/notifications.ts';
+import { authenticationFailures } from './auth-failures.ts';
+import { cpuPoolStats } from './cpu-pool.ts';
 
 /**
  * The process's Prometheus registry: default Node metrics, HTTP traffic, certificates by
@@ -66,6 +68,45 @@ export function createMetrics(pool: Pool, bounds: StuckBounds) {
       const { waiting } = await conditions();
       this.reset();
       for (const w of waiting) this.set({ protocol: w.protocol, on: w.on }, w.count);
+    },
+  });
+
+  // Work that requests buy (issue 16 item 3), counted where it is done.
+  new Counter({
+    name: 'certflow_cmp_mac_key_derivations_total',
+    help: 'PBM/PBMAC1 key derivations run for CMP messages (in worker threads; never for an unknown senderKID)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(cpuPoolStats().macKey);
+    },
+  });
+  new Counter({
+    name: 'certflow_est_server_keys_generated_total',
+    help: 'Key pairs generated for EST serverkeygen (in worker threads; only after the profile allowed the key)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(cpuPoolStats().keyPair);
+    },
+  });
+  new Counter({
+    name: 'certflow_cpu_work_refused_total',
+    help: 'Requests answered "busy, retry later" because too much CPU work was queued for the worker threads',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(cpuPoolStats().refused);
+    },
+  });
+  new Counter({
+    name: 'certflow_auth_failures_total',
+    help: 'Failed authentications by protocol (wrong EST password, CMP MAC that does not verify)',
+    labelNames: ['protocol'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [protocol, n] of authenticationFailures()) this.inc({ protocol }, n);
     },
   });
 

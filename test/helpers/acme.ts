@@ -506,6 +506,14 @@ export async function eventually<T>(what: string, ms: number, fn: () => Promise<
 
 export const ACME_ERROR = (type: string) => `urn:ietf:params:acme:error:${type}`;
 
+/** A rate-limit refusal: 429 rateLimited whose detail matches `pattern`, with a Retry-After. */
+export function assertRateLimited(r: RawResponse, pattern: RegExp): void {
+  assert.equal(r.status, 429, JSON.stringify(r.data));
+  assert.equal(r.data.type, ACME_ERROR('rateLimited'));
+  assert.match(r.data.detail, pattern);
+  assert.ok(Number(r.headers['retry-after']) > 0, JSON.stringify(r.headers));
+}
+
 // ---- certificates external clients saved -------------------------------------------------
 
 /**

@@ -21,6 +21,8 @@ export interface CurlOptions {
   cert?: [string, string];
   method?: string;
   headers?: string[];
+  /** curl --max-time (seconds): an answer that takes longer fails the request. */
+  maxTime?: number;
 }
 
 export interface EstDevice {
@@ -54,6 +56,7 @@ export function estDevice(dir: string, base: string, root: string, chain: string
         args.push('--data-binary', `@${out}.data`, '-H', `Content-Type: ${opts.type ?? 'application/pkcs10'}`);
       }
       if (opts.method) args.push('-X', opts.method);
+      if (opts.maxTime) args.push('--max-time', String(opts.maxTime));
       args.push(`${base}${path}`);
       const r = await runTool('curl', args);
       assert.equal(r.code, 0, `curl failed: ${r.stderr}`);

@@ -1,8 +1,9 @@
 /**
  * ACME rate limits that hold under concurrency (counted in the transaction that inserts the
- * order or account, under an advisory lock per key): new orders per account, orders per
- * registered domain (Public Suffix List: names under two different registrable domains of
- * one public suffix are counted apart; IP identifiers count too), failed validations per
+ * order or account, under an advisory lock per key): new orders per account, certificates
+ * per registered domain (Public Suffix List: names under two different registrable domains
+ * of one public suffix are counted apart; IP identifiers count too; counted when issued —
+ * test/security/acme-limits.test.ts races finalizes against it), failed validations per
  * account and identifier, and new accounts per client address. Every refusal is
  * rateLimited (429) with Retry-After.
  */
@@ -10,15 +11,16 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import {
-  ACME_ERROR,
+  assertRateLimited,
   directory,
+  issueHttp01,
   jwsPost,
   newAccount,
   startAcmeStack,
   startHttp01Responder,
+  type AcmeClient,
   type AcmeStack,
   type Http01Responder,
-  type RawResponse,
 } from '../helpers/acme.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
@@ -34,14 +36,14 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   let responder: Http01Responder;
   let dir: Record<string, string>;
   /** Hand-made requests: acme-client would sit out a 429's Retry-After. */
-  const accounts: Array<{ key: Buffer; kid: string }> = [];
+  const accounts: Array<{ client: AcmeClient; key: Buffer; kid: string }> = [];
 
   before(async () => {
     stack = await startAcmeStack({ config: { acme: { rateLimits: LIMITS } } });
     responder = await startHttp01Responder(stack.http01Port);
     for (let i = 0; i < 3; i++) {
       const { client, accountKey } = await newAccount(stack.directoryUrl());
-      accounts.push({ key: accountKey, kid: client.getAccountUrl() });
+      accounts.push({ client, key: accountKey, kid: client.getAccountUrl() });
       dir ??= (await directory(client)) as Record<string, string>;
     }
   });
@@ -54,29 +56,23 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   const post = (c: Account, url: string, payload: unknown) => jwsPost({ newNonce: dir.newNonce! }, url, payload, c.key, { kid: c.kid });
   const order = (c: Account, ...values: string[]) =>
     post(c, dir.newOrder!, { identifiers: values.map((value) => ({ type: /^[\d.]+$/.test(value) ? 'ip' : 'dns', value })) });
-  const assertLimited = (r: RawResponse, pattern: RegExp) => {
-    assert.equal(r.status, 429, JSON.stringify(r.data));
-    assert.equal(r.data.type, ACME_ERROR('rateLimited'));
-    assert.match(r.data.detail, pattern);
-    assert.ok(Number(r.headers['retry-after']) > 0, JSON.stringify(r.headers));
-  };
 
   it('32 concurrent new-orders of one account against a limit of 10: exactly 10 are created', async () => {
     const results = await Promise.all(Array.from({ length: 32 }, (_, i) => order(accounts[0]!, `burst-${i}.org-${i}.test`)));
     const created = results.filter((r) => r.status === 201);
     assert.equal(created.length, 10, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /per account per hour/);
+    for (const r of results.filter((x) => x.status !== 201)) assertRateLimited(r, /per account per hour/);
   });
 
-  it('orders per registered domain (Public Suffix List), concurrent ones included; IP identifiers count too', async () => {
+  it('certificates per registered domain (Public Suffix List), counted when issued; IP addresses count too', async () => {
     const c = accounts[1]!;
     // example.co.uk is the registered domain of all of these; example2.co.uk is another one.
-    const results = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((x) => order(c, `${x}.example.co.uk`)));
-    assert.equal(results.filter((r) => r.status === 201).length, 3, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /example\.co\.uk/);
+    for (const x of ['a', 'b', 'c']) await issueHttp01(c.client, responder, [`${x}.example.co.uk`]);
+    assertRateLimited(await order(c, 'd.example.co.uk'), /too many certificates for example\.co\.uk/);
     assert.equal((await order(c, 'www.example2.co.uk')).status, 201, 'another registered domain under the same public suffix');
-    for (let i = 0; i < 3; i++) assert.equal((await order(c, '127.0.0.9')).status, 201);
-    assertLimited(await order(c, '127.0.0.9'), /127\.0\.0\.9/);
+    const ip = { type: 'ip', value: '127.0.0.1' } as const;
+    for (let i = 0; i < 3; i++) await issueHttp01(c.client, responder, [ip.value], { identifiers: [ip] });
+    assertRateLimited(await order(c, '127.0.0.1'), /too many certificates for 127\.0\.0\.1/);
   });
 
   it('failed validations per account and identifier: after 2 in an hour, new orders for it are refused', async () => {
@@ -90,7 +86,7 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       const answered = await post(c, ch.url, {});
       assert.equal(answered.data.status, 'invalid', JSON.stringify(answered.data));
     }
-    assertLimited(await order(c, 'flaky.example.test'), /failed validations for flaky\.example\.test/);
+    assertRateLimited(await order(c, 'flaky.example.test'), /failed validations for flaky\.example\.test/);
     assert.equal((await order(c, 'steady.example.test')).status, 201, 'other identifiers are not affected');
   });
 
@@ -103,6 +99,6 @@ describe('ACME rate limits', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       }),
     );
     assert.equal(results.filter((r) => r.status === 201).length, 3, results.map((r) => r.status).join(' '));
-    for (const r of results.filter((x) => x.status !== 201)) assertLimited(r, /too many new accounts/);
+    for (const r of results.filter((x) => x.status !== 201)) assertRateLimited(r, /too many new accounts/);
   });
 });

@@ -36,7 +36,7 @@ describe('ACME atomic readiness under load', { skip: toolsSkip(CHALLTESTSRV) }, 
       config: {
         acme: {
           answerWaitSeconds: 0,
-          rateLimits: { newOrdersPerAccountPerHour: 10_000, certificatesPerDomainPerWeek: 10_000 },
+          rateLimits: { newOrdersPerAccountPerHour: 10_000, pendingAuthorizationsPerAccount: 10_000, certificatesPerDomainPerWeek: 10_000 },
         },
       },
     });

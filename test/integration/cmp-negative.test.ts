@@ -102,6 +102,8 @@ describe('CMP bad cases and fuzzing', () => {
     ]);
     assert.equal(r.code, 0, output(r));
     const cert = join(cf.home, 'seed.pem');
+    // Registered, the seed certificate signs requests for other names (cr) as a client.
+    assert.equal((await cf.cli(['cmp-client', 'add', '--ref', 'seed', '--cert', cert])).code, 0);
     const key2 = await newKey(peer, 'seed2');
     r = await opensslCmp(peer, [
       '-cmd',

@@ -180,10 +180,14 @@ describe('CMP server with openssl cmp', () => {
 
   let signerCert: string;
   let signerKey: string;
-  it('ir with signature protection by a certificate of this CA; extraCerts carry the chain', async () => {
+  it('ir with signature protection by a registered certificate of this CA; extraCerts carry the chain', async () => {
     const first = await enrollMac('bootstrap', '/CN=device-sig');
     signerCert = first.cert;
     signerKey = first.key;
+    // A certificate that is not registered enrolls only for its own names, and only where the
+    // alias allows it (test/security/cmp-client-cert.test.ts); registered, it is a client.
+    const reg = await cf.cli(['cmp-client', 'add', '--ref', 'device-sig', '--cert', signerCert]);
+    assert.equal(reg.code, 0, reg.stderr);
     const key = await newKey(peer, 'ir-sig');
     const r = await opensslCmp(peer, [
       '-cmd',

@@ -4,8 +4,8 @@
  * - a repeated request never hands out a certificate that was revoked or put on hold
  *   since, and one that expired starts a new enrollment;
  * - an Authorization header of another scheme does not block TLS client authentication;
- * - simplereenroll honours the label's allowCertAuth and keeps the certificate's profile
- *   and issuing CA; TLS client certificates of every issuing CA the label trusts work
+ * - simplereenroll honours the label's allowCertAuth and applies the label's profile and
+ *   issuing CA (issue 22); TLS client certificates of every issuing CA the label trusts work
  *   (after a second issuing CA is created), others are refused;
  * - serverkeygen that times out gives the enrollment up: the certificate signed after the
  *   key was thrown away is revoked, never left valid.
@@ -34,7 +34,7 @@ describe('EST hardening', () => {
     profiles: [{ name: 'shortlived', extends: 'device', validitySeconds: 4, backdateSeconds: 0 }],
     est: {
       labels: [
-        { name: 'strict', profile: 'tls-client', allowCertAuth: false, serverKeygen: false },
+        { name: 'strict', profile: 'tls-client', allowCertAuth: false, serverKeygen: false, reenrollLabels: ['', 'strict'] },
         { name: 'short', profile: 'shortlived' },
         { name: 'only2', profile: 'device', clientCertCas: ['second-issuing'] },
       ],
@@ -111,12 +111,13 @@ describe('EST hardening', () => {
   it('TLS client authentication works with an Authorization header of another scheme', async () => {
     deviceCert = await enroll('/simpleenroll', await device.csrBody('dev', '/CN=dev-1', { san: 'DNS:dev-1.example.test' }));
     const cert = await certFile('dev', deviceCert);
-    const body = await device.csrBody('dev-other', '/CN=dev-1-second');
+    // A certificate alone asks for its own names (test/security/est-client-cert.test.ts).
+    const body = await device.csrBody('dev-other', '/CN=dev-1', { san: 'DNS:dev-1.example.test' });
     const r = await device.curl('/simpleenroll', { data: body, cert, headers: ['Authorization: Bearer some-token'] });
     assert.equal(r.status, 200, r.body.toString());
   });
 
-  it("simplereenroll: the label's allowCertAuth, the certificate's profile and CA", async () => {
+  it("simplereenroll: the label's allowCertAuth, the label's profile and CA", async () => {
     const cert = await certFile('dev', deviceCert);
     const body = await device.csrBody('dev-renew', '/CN=dev-1', { san: 'DNS:dev-1.example.test' });
     const alone = await device.curl('/strict/simplereenroll', { data: body, cert });
@@ -129,8 +130,8 @@ describe('EST hardening', () => {
     );
     assert.deepEqual(
       rows[0],
-      { profile: 'device', ca_name: 'certflow-issuing', replaces: serialOf(deviceCert) },
-      "the renewal keeps the profile and CA, not the label's tls-client",
+      { profile: 'tls-client', ca_name: 'certflow-issuing', replaces: serialOf(deviceCert) },
+      "the renewal takes the label's profile (reenrollLabels lets 'strict' renew the default label's certificates)",
     );
   });
 
@@ -146,13 +147,14 @@ describe('EST hardening', () => {
     server = await cf.startServer();
     const oldCert = await certFile('dev', deviceCert);
     // Issued by the first CA: still accepted where the label trusts every CA.
-    const viaOld = await enroll('/simpleenroll', await device.csrBody('dev-more', '/CN=dev-1-more'), { cert: oldCert });
+    const own = { san: 'DNS:dev-1.example.test' };
+    const viaOld = await enroll('/simpleenroll', await device.csrBody('dev-more', '/CN=dev-1', own), { cert: oldCert });
     assert.match(new X509Certificate(viaOld).issuer, /Issuing CA 2/, 'new enrollments come from the new CA');
     const refused = await device.curl('/only2/simpleenroll', { data: await device.csrBody('x', '/CN=x'), cert: oldCert });
     assert.equal(refused.status, 403);
     assert.match(refused.body.toString(), /which this EST label does not trust/);
     const newCert = await certFile('dev-more', viaOld);
-    await enroll('/only2/simpleenroll', await device.csrBody('y', '/CN=y'), { cert: newCert });
+    await enroll('/only2/simpleenroll', await device.csrBody('y', '/CN=dev-1', own), { cert: newCert });
   });
 
   it('serverkeygen that times out: given up, and the certificate signed afterwards is revoked', async () => {

@@ -3,7 +3,9 @@
  * names exactly the identifiers its order authorized. The set of names a CSR asks for is its
  * SANs together with its CN; a CSR naming its identifier only in the CN (as acme-tiny makes
  * it) is issued with the name as a SAN; a second CN, or any name beyond the identifiers, is
- * refused with badCSR naming it at finalize.
+ * refused with badCSR naming it — at finalize, and again by the signing activity, which
+ * compares the names of the prepared TBSCertificate with what the order authorized (here
+ * reached by a finalize Update sent straight to the order's workflow, past the front end).
  *
  * The client is acme-client; the CSRs are made by `openssl req` (acme-client always copies
  * the CN into the SANs, which is exactly what an attacker does not do).
@@ -11,7 +13,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import acme from 'acme-client';
+import { finalizeUpdate } from '../../workflows/index.ts';
 import {
   ACME_ERROR,
   authorizeHttp01,
@@ -26,19 +30,25 @@ import {
   type Http01Responder,
 } from '../helpers/acme.ts';
 import { makeCsr } from '../helpers/openssl.ts';
+import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
 describe('ACME: a certificate names exactly what its order authorized', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   let stack: AcmeStack;
   let responder: Http01Responder;
   let client: AcmeClient;
+  let connection: Connection;
+  let temporal: Client;
 
   before(async () => {
     stack = await startAcmeStack();
     responder = await startHttp01Responder(stack.http01Port);
     ({ client } = await newAccount(stack.directoryUrl()));
+    connection = await Connection.connect({ address: temporalAddress() });
+    temporal = new Client({ connection, namespace: temporalNamespace() });
   });
   after(async () => {
+    await connection?.close();
     await responder?.close();
     await stack?.stop();
   });
@@ -119,5 +129,23 @@ describe('ACME: a certificate names exactly what its order authorized', { skip: 
     const order = await readyOrder('ip:127.0.0.1');
     const cert = await finalizeOk(order, csr('/CN=127.0.0.1'));
     assert.equal(cert.subjectAltName, 'IP Address:127.0.0.1');
+  });
+
+  it('the signing activity refuses names the order did not authorize, also when the front end is bypassed', async () => {
+    // A finalize Update sent straight to the order's workflow (anyone who reaches Temporal's
+    // frontend could): the front end's check never runs; the CA's must.
+    const order = await readyOrder('dns:bypass.example.test');
+    const der = makeCsr({ subj: '/CN=bypass.example.test', san: 'DNS:bypass.example.test,DNS:victim.example.test' }).der;
+    const outcome = await temporal.workflow
+      .getHandle(`acme-order-${orderId(order)}`)
+      .executeUpdate(finalizeUpdate, { args: [{ csr: Buffer.from(der).toString('base64') }], updateId: `attack-${orderId(order)}` });
+    assert.equal(outcome.status, 'invalid', JSON.stringify(outcome));
+    assert.equal(outcome.error?.type, ACME_ERROR('badCSR'), JSON.stringify(outcome));
+    assert.match(outcome.error!.detail, /dns:victim\.example\.test/);
+    assert.deepEqual(await certificatesOf(order), [], 'no certificate was issued');
+    const list = await stack.cf.cli(['--json', 'cert', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    const sans = (JSON.parse(list.stdout) as Array<{ sans: string[] }>).flatMap((c) => c.sans);
+    assert.ok(sans.length > 0 && !sans.includes('dns:victim.example.test'), `no certificate names the victim: ${sans.join(' ')}`);
   });
 });

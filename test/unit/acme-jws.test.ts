@@ -183,6 +183,12 @@ describe('ACME JWS: rejected requests', () => {
     const p = await rejects(verifyRequest(input(none), f.deps), 'badSignatureAlgorithm', 400);
     assert.deepEqual(p.algorithms, [...JWS_ALGORITHMS]);
     assert.deepEqual(p.toJSON().algorithms, [...JWS_ALGORITHMS]);
+    // As RFC 7518 3.6 makes it: an empty signature (before: malformed "no signature").
+    const noneEmpty = rawJws({ alg: 'none', jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, () => Buffer.alloc(0));
+    assert.equal(noneEmpty.signature, '');
+    await rejects(verifyRequest(input(noneEmpty), f.deps), 'badSignatureAlgorithm', 400, /"none"/);
+    const es256Empty = rawJws({ alg: 'ES256', jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, () => Buffer.alloc(0));
+    await rejects(verifyRequest(input(es256Empty), f.deps), 'malformed', 400, /no signature/);
     const hs = await new FlattenedSign(new TextEncoder().encode('{}'))
       .setProtectedHeader({ alg: 'HS256', jwk: k.jwk, nonce: f.nonce(), url: URL_NEW_ACCOUNT })
       .sign(randomBytes(32));

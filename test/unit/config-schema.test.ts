@@ -119,6 +119,41 @@ describe('configuration file schema', () => {
     );
   });
 
+  it('EST/CMP credential settings: safe defaults, and references that must exist (issues 16, 22)', async () => {
+    const c = await load({
+      est: { labels: [{ name: 'iot', profile: 'tls-client' }] },
+      cmp: { aliases: [{ name: 'fleet', profile: 'tls-client' }] },
+    });
+    for (const label of [c.est.labels.get('')!, c.est.labels.get('iot')!]) {
+      assert.deepEqual(label.clientCertProfiles, [label.profile]);
+      assert.deepEqual(label.clientCertProtocols, ['est', 'cmp', 'operator'], 'ACME certificates open no label by default');
+      assert.deepEqual(label.reenrollLabels, [label.name]);
+    }
+    for (const alias of [c.cmp.aliases.get('')!, c.cmp.aliases.get('fleet')!]) {
+      assert.equal(alias.allowCertificateEnrollment, false);
+      assert.deepEqual(alias.clientCertProfiles, [alias.profile]);
+      assert.ok(!alias.clientCertProtocols.includes('acme'));
+      assert.deepEqual(alias.kurAliases, [alias.name]);
+      assert.deepEqual(alias.kurProfiles, []);
+    }
+    assert.equal(c.cmp.maxIterations, 10_000);
+    await refused(
+      { est: { labels: [{ name: 'a', clientCertProfiles: ['nope'] }] } },
+      'est.labels[0].clientCertProfiles',
+      /unknown profile "nope"/,
+    );
+    await refused({ est: { labels: [{ name: 'a', reenrollLabels: ['b'] }] } }, 'est.labels[0].reenrollLabels', /unknown EST label "b"/);
+    await refused(
+      { est: { labels: [{ name: 'a', clientCertProtocols: ['ftp'] }] } },
+      'est.labels[0].clientCertProtocols[0]',
+      /expected one of/,
+    );
+    await refused({ cmp: { aliases: [{ name: 'a', kurAliases: ['b'] }] } }, 'cmp.aliases[0].kurAliases', /unknown CMP alias "b"/);
+    await refused({ cmp: { aliases: [{ name: 'a', kurProfiles: ['nope'] }] } }, 'cmp.aliases[0].kurProfiles', /unknown profile "nope"/);
+    await refused({ cmp: { maxIterations: 1_000_000 } }, 'cmp.maxIterations', /too big/i);
+    await refused({ cmp: { maxIterations: 50 } }, 'cmp.maxIterations', /too small/i);
+  });
+
   it("the README's JSON examples of the configuration file are valid", async () => {
     const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
     const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);

@@ -120,25 +120,61 @@ export async function openOrderIds(db: Queryable, accountId: string): Promise<st
 
 // ---- rate-limit counts (callers hold the matching advisory lock) ----
 
+/**
+ * Takes the transaction-scoped advisory lock of a rate-limit key (an account, a registered
+ * domain, a client address): counting and inserting under it make a limit exact under
+ * concurrency. Keys are locked in a fixed order (account first, then domains sorted).
+ */
+export async function lockRateKey(db: Queryable, key: string): Promise<void> {
+  await db.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:acme-rate:${key}`]);
+}
+
+/** New orders and pre-authorizations (newAuthz) of the account since `since`. */
 export async function countRecentOrders(db: Queryable, accountId: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
   const { rows } = await db.query<{ n: number; oldest: Date | null }>(
-    'SELECT count(*)::int AS n, min(created_at) AS oldest FROM acme_orders WHERE account_id = $1 AND created_at > $2',
+    `SELECT count(*)::int AS n, min(created_at) AS oldest FROM (
+       SELECT created_at FROM acme_orders WHERE account_id = $1 AND created_at > $2
+       UNION ALL
+       SELECT created_at FROM acme_authzs WHERE account_id = $1 AND created_at > $2 AND owner_order_id IS NULL) r`,
     [accountId, since],
   );
   return { count: rows[0]!.n, oldest: rows[0]!.oldest };
 }
 
-/**
- * Orders since `since` for names under the registered domain `domain` that are not
- * invalid: issued certificates and those being ordered (so that concurrent orders count).
- */
-export async function countOrdersForDomain(db: Queryable, domain: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
-  const { rows } = await db.query<{ n: number; oldest: Date | null }>(
-    `SELECT count(*)::int AS n, min(created_at) AS oldest FROM acme_orders
-     WHERE registered_domains @> ARRAY[$1] AND created_at > $2 AND status <> 'invalid'`,
-    [domain, since],
+/** Pending, unexpired authorizations of the account, and when the first of them expires. */
+export async function countPendingAuthzs(db: Queryable, accountId: string): Promise<{ count: number; firstExpiry: Date | null }> {
+  const { rows } = await db.query<{ n: number; first: Date | null }>(
+    `SELECT count(*)::int AS n, min(expires_at) AS first FROM acme_authzs WHERE account_id = $1 AND status = 'pending' AND expires_at > now()`,
+    [accountId],
   );
-  return { count: rows[0]!.n, oldest: rows[0]!.oldest };
+  return { count: rows[0]!.n, firstExpiry: rows[0]!.first };
+}
+
+/**
+ * The per-domain certificate limit, counted as Boulder does: certificates of ACME orders
+ * (issued, or stored and being signed: a stored TBS is always signed) whose names fall under
+ * the registered domain or IP address `key`, since `since`. Locks each key first (sorted),
+ * so that the caller's insert of a certificate is counted by the next one; returns the first
+ * key at `limit`, with the time of its oldest certificate, or undefined.
+ */
+export async function domainAtCertificateLimit(
+  db: Queryable,
+  keys: readonly string[],
+  limit: number,
+  since: Date,
+): Promise<{ key: string; oldest: Date } | undefined> {
+  for (const key of [...keys].sort()) {
+    await lockRateKey(db, `domain:${key}`);
+    // An order that got its certificate in the window was updated then (updated_at only grows).
+    const { rows } = await db.query<{ n: number; oldest: Date | null }>(
+      `SELECT count(*)::int AS n, min(c.created_at) AS oldest
+       FROM acme_orders o JOIN certificates c ON c.request_id = o.id
+       WHERE o.registered_domains @> ARRAY[$1] AND o.updated_at > $2 AND c.created_at > $2`,
+      [key, since],
+    );
+    if (rows[0]!.n >= limit) return { key, oldest: rows[0]!.oldest ?? new Date() };
+  }
+  return undefined;
 }
 
 /** Authorizations of the account for the identifier that failed validation since `since`. */
@@ -442,11 +478,18 @@ export async function deactivateAuthz(db: Queryable, authzId: string): Promise<D
 
 /**
  * Issuance of an order may start: marks the order 'processing' (which locks it), checks
- * that every authorization is still valid and unexpired (FOR SHARE: a deactivation waits,
- * or was first and wins). Throws 'unauthorized' when an authorization is not valid; the
- * caller's transaction then rolls the mark back. Call inside a transaction.
+ * that every authorization is still valid, unexpired and the order's account's (FOR SHARE:
+ * a deactivation waits, or was first and wins), and returns the identifiers they authorize
+ * (wildcards with their "*."): what the CA may sign; and the order's rate-limit keys
+ * (registered domains, IP addresses). Throws 'unauthorized' when an
+ * authorization is not valid; the caller's transaction then rolls the mark back. Call
+ * inside a transaction.
  */
-export async function beginIssuance(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
+export async function beginIssuance(
+  db: Queryable,
+  orderId: string,
+  authzIds: string[],
+): Promise<{ authorized: AcmeIdentifier[]; limitKeys: string[] }> {
   // Marking the order processing locks its row (a retry finds it processing already, and
   // keeps the time it began: how long it has been processing is what makes it stuck).
   await db.query(
@@ -454,9 +497,19 @@ export async function beginIssuance(db: Queryable, orderId: string, authzIds: st
      WHERE id = $1 AND status IN ('ready', 'processing')`,
     [orderId],
   );
-  const { rows } = await db.query<{ id: string; identifier_value: string; status: string; expired: boolean }>(
-    `SELECT id, identifier_value, status, expires_at <= now() AS expired FROM acme_authzs WHERE id = ANY($1) FOR SHARE`,
-    [authzIds],
+  const { rows } = await db.query<{
+    id: string;
+    identifier_type: AcmeIdentifier['type'];
+    identifier_value: string;
+    wildcard: boolean;
+    status: string;
+    expired: boolean;
+    registered_domains: string[];
+  }>(
+    `SELECT a.id, a.identifier_type, a.identifier_value, a.wildcard, a.status, a.expires_at <= now() AS expired, o.registered_domains
+     FROM acme_authzs a JOIN acme_orders o ON o.id = $2 AND o.account_id = a.account_id
+     WHERE a.id = ANY($1) FOR SHARE OF a`,
+    [authzIds, orderId],
   );
   const bad = rows.find((r) => r.status !== 'valid' || r.expired);
   if (bad || rows.length !== new Set(authzIds).size) {
@@ -465,6 +518,10 @@ export async function beginIssuance(db: Queryable, orderId: string, authzIds: st
       : 'an authorization is missing';
     throw new CaError('unauthorized', `${what}: the order can no longer be issued`, { rule: 'acme.order.authorization' });
   }
+  return {
+    authorized: rows.map((r) => ({ type: r.identifier_type, value: `${r.wildcard ? '*.' : ''}${r.identifier_value}` })),
+    limitKeys: rows[0]?.registered_domains ?? [],
+  };
 }
 
 /**

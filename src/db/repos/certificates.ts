@@ -115,6 +115,24 @@ export async function getMany(db: Queryable, serials: string[]): Promise<Certifi
   return rows.map(toRow);
 }
 
+/** A certificate and where it was issued: `via` is the EST label or CMP alias of its request (null for ACME and operator requests). */
+export interface CertificateWithOrigin extends CertificateRow {
+  via: string | null;
+}
+
+/** The certificate with this serial and the label or alias it was issued through (the read model's request). */
+export async function getWithOrigin(db: Queryable, serial: string): Promise<CertificateWithOrigin | null> {
+  const { rows } = await db.query<DbCertificate & { via: string | null }>(
+    `SELECT ${COLUMNS.split(', ')
+      .map((c) => `c.${c}`)
+      .join(', ')}, r.label AS via
+     FROM certificates c LEFT JOIN issuance_requests r ON r.id = c.request_id
+     WHERE c.serial = $1`,
+    [serial],
+  );
+  return rows[0] ? { ...toRow(rows[0]), via: rows[0].via } : null;
+}
+
 export function getByRequest(db: Queryable, requestId: string): Promise<CertificateRow | null> {
   return selectOne(db, 'request_id', requestId);
 }

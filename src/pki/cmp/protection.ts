@@ -3,21 +3,20 @@
  * PasswordBasedMac of RFC 4211 4.4 and PBMAC1 of RFC 8018 with PBKDF2), and signatures.
  * Protection is computed over ProtectedPart ::= SEQUENCE { header, body } as received.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, randomBytes, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature, type VerifyAlgorithm } from '../algorithms.ts';
 import { encodeDer } from '../der.ts';
 import type { SignAlg } from '../../keys/types.ts';
 import { Cursor, nodeOf, readOid, seq, oid, sequence, toDerBytes } from './asn1.ts';
+import { deriveMacKey, type Hash, type MacKeyDerivation } from './kdf.ts';
 import { PBMParameter, Pbmac1Params, type PKIMessage } from './structures.ts';
 
 export const PROTECTION_OIDS = {
   passwordBasedMac: '1.2.840.113533.7.66.13',
   pbmac1: '1.2.840.113549.1.5.14',
 } as const;
-
-type Hash = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
 
 const OWF: Record<string, Hash> = {
   '1.3.14.3.2.26': 'sha1',
@@ -98,24 +97,35 @@ export function describeProtection(protectionAlg: Uint8Array, maxIterations: num
   }
 }
 
-/** The MAC of `data` under the shared secret, as the protection algorithm says. */
-export function computeMac(p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>, secret: Uint8Array, data: Uint8Array): Uint8Array {
-  if (p.type === 'pbm') {
-    // RFC 4211 4.4: BASEKEY = OWF^iterationCount(secret || salt), MAC = HMAC(BASEKEY, data).
-    let key = createHash(p.owf).update(secret).update(p.params.salt).digest();
-    for (let i = 1; i < p.params.iterationCount; i++) key = createHash(p.owf).update(key).digest();
-    return new Uint8Array(createHmac(p.mac, key).update(data).digest());
-  }
+type MacProtection = Extract<Protection, { type: 'pbm' | 'pbmac1' }>;
+
+/** The key derivation a MAC protection asks for (the expensive part: see kdf.ts). */
+export function macKeyDerivation(p: MacProtection): MacKeyDerivation {
+  if (p.type === 'pbm') return { type: 'pbm', hash: p.owf, salt: p.params.salt, iterations: p.params.iterationCount, keyLength: 0 };
   const keyLength = p.params.keyLength ?? HASH_BYTES[p.mac];
-  const key = pbkdf2Sync(secret, p.params.salt, p.params.iterationCount, keyLength, p.prf);
+  return { type: 'pbmac1', hash: p.prf, salt: p.params.salt, iterations: p.params.iterationCount, keyLength };
+}
+
+/** The MAC of `data` under a derived key (cheap: one HMAC). */
+export function macWithKey(p: MacProtection, key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac(p.mac, key).update(data).digest());
 }
 
-/** Whether the message's MAC verifies under `secret` (constant-time comparison). */
-export function verifyMac(msg: PKIMessage, p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>, secret: Uint8Array): boolean {
+/** The MAC of `data` under the shared secret, as the protection algorithm says (derivation on this thread). */
+export function computeMac(p: MacProtection, secret: Uint8Array, data: Uint8Array): Uint8Array {
+  return macWithKey(p, deriveMacKey(secret, macKeyDerivation(p)), data);
+}
+
+/** Whether the message's MAC verifies under a key derived from the secret (constant-time comparison). */
+export function verifyMacWithKey(msg: PKIMessage, p: MacProtection, key: Uint8Array): boolean {
   if (!msg.protection) return false;
-  const expected = computeMac(p, secret, msg.protectedPart());
+  const expected = macWithKey(p, key, msg.protectedPart());
   return expected.length === msg.protection.length && timingSafeEqual(expected, msg.protection);
+}
+
+/** Whether the message's MAC verifies under `secret` (derivation on this thread). */
+export function verifyMac(msg: PKIMessage, p: MacProtection, secret: Uint8Array): boolean {
+  return verifyMacWithKey(msg, p, deriveMacKey(secret, macKeyDerivation(p)));
 }
 
 /** Whether the message's signature verifies with the public key `spki`. */
@@ -141,11 +151,14 @@ export function macChoiceOf(p: Extract<Protection, { type: 'pbm' | 'pbmac1' }>):
   return { type: 'pbmac1', hash: p.prf, mac: p.mac, iterations: p.params.iterationCount };
 }
 
-/** Sets header.protectionAlg for MAC protection and computes the protection. */
-export function protectWithMac(msg: PKIMessage, secret: Uint8Array, choice: MacChoice): void {
+/**
+ * Sets header.protectionAlg for MAC protection with a fresh salt and returns the protection
+ * to compute (macKeyDerivation, then macWithKey over protectedPart()).
+ */
+export function setMacProtection(msg: PKIMessage, choice: MacChoice): MacProtection {
   const salt = new Uint8Array(randomBytes(16));
   const macHash: Hash = choice.mac === 'hmac-sha1' ? 'sha1' : choice.mac;
-  let protection: Protection;
+  let protection: MacProtection;
   if (choice.type === 'pbm') {
     const params = new PBMParameter(salt, HASH_OIDS[choice.hash], choice.iterations, HMAC_OIDS[choice.mac]);
     msg.header.protectionAlg = toDerBytes(seq([oid(PROTECTION_OIDS.passwordBasedMac), params.toSchema()]));
@@ -156,7 +169,13 @@ export function protectWithMac(msg: PKIMessage, secret: Uint8Array, choice: MacC
     protection = { type: 'pbmac1', params, prf: choice.hash, mac: macHash, name: 'PBMAC1' };
   }
   msg.raw = undefined;
-  msg.protection = computeMac(protection, secret, msg.protectedPart());
+  return protection;
+}
+
+/** Sets header.protectionAlg for MAC protection and computes the protection (derivation on this thread). */
+export function protectWithMac(msg: PKIMessage, secret: Uint8Array, choice: MacChoice): void {
+  const p = setMacProtection(msg, choice);
+  msg.protection = computeMac(p, secret, msg.protectedPart());
 }
 
 /** Sets header.protectionAlg for a signature with `key` and signs; extraCerts are set by the caller. */
