@@ -1,7 +1,7 @@
 /**
  * The Temporal UI as the console serves it at /temporal/, in a real browser: log in through
  * the console's login page, follow a request's workflow link, wait for its event history.
- * Used by test/integration/temporal-ui.test.ts and cluster.test.ts.
+ * Used by test/security/temporal-ui.test.ts and cluster.test.ts.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
