@@ -12,7 +12,7 @@ import { announceFirstAdmin } from '../admin/first-admin.ts';
 import { Option, type Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, watchFile } from 'node:fs';
 import {
   clusterTlsFiles,
   loadConfig,
@@ -103,12 +103,14 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
 
     const [ip, port] = splitAddress(config.temporal.address);
     let temporalLine: string;
+    let tlsFiles: ClusterTlsFiles | undefined;
     if (!config.temporal.external) {
       const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
       // Temporal's frontend and internode ports require a client certificate of certflow's
       // cluster CA (src/ca/cluster-tls.ts); certflow's processes and the UI server get one.
       say("certificates for Temporal's mTLS (certflow's cluster CA)");
       const tls = await clusterCerts(config, env, ip, say);
+      tlsFiles = tls;
       const clientTls = clusterClientTls(tls);
       Object.assign(env, {
         TEMPORAL_TLS_CA: clientTls.caFile,
@@ -190,6 +192,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
     await sup.add(child('admin', 'admin', env));
     await announceFirstAdmin(config, log, say);
+    if (tlsFiles) keepClusterCertsCurrent({ sup, config, env, ip, files: tlsFiles, children: [...workers, ...servers, 'admin'], say });
 
     const host = new URL(config.publicHttpsUrl).hostname;
     const directories = servers.map((_, i) => `https://${host}:${serverPorts(config, i + 1, opts.portStep).https}/acme/directory`);
@@ -240,6 +243,49 @@ async function clusterCerts(config: Config, env: NodeJS.ProcessEnv, ip: string, 
   const out = await runCertflow(['cluster', 'certs', ...names], env);
   for (const line of out.trim().split('\n')) if (line) say(line.replace(/^certflow: /, '  '));
   return clusterTlsFiles(temporalTlsDir(config.home));
+}
+
+/**
+ * Temporal's mTLS certificates while the cluster runs: `certflow cluster certs` once a day
+ * renews what is due. When the client certificate changes (that renewal, or an operator's
+ * `certflow cluster certs --force`), certflow's processes are restarted one at a time, so
+ * that their connections use it before the old one expires; the others keep serving
+ * meanwhile. The Temporal server and the UI server read renewed files by themselves.
+ */
+function keepClusterCertsCurrent(args: {
+  sup: Supervisor;
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  ip: string;
+  files: ClusterTlsFiles;
+  children: string[];
+  say: (m: string) => void;
+}): void {
+  const { sup, files, say } = args;
+  const fingerprint = () => (existsSync(files.clientCert) ? readFileSync(files.clientCert, 'utf8') : '');
+  let current = fingerprint();
+  let restarting = false;
+  const restartIfRenewed = async () => {
+    if (restarting || fingerprint() === current || !fingerprint()) return;
+    restarting = true;
+    current = fingerprint();
+    say(`Temporal's client certificate was renewed: restarting ${args.children.join(', ')} one at a time`);
+    try {
+      for (const name of args.children) await sup.restart(name);
+      say("certflow's processes use the renewed Temporal client certificate");
+    } finally {
+      restarting = false;
+      void restartIfRenewed(); // renewed again meanwhile
+    }
+  };
+  watchFile(files.clientCert, { interval: 5000, persistent: false }, () => void restartIfRenewed());
+  setInterval(
+    () =>
+      void clusterCerts(args.config, args.env, args.ip, say)
+        .then(restartIfRenewed)
+        .catch((e: unknown) => say(`renewing Temporal's mTLS certificates failed (tried again tomorrow): ${errorMessage(e)}`)),
+    86_400_000,
+  ).unref();
 }
 
 const isLoopback = (ip: string) => ip === 'localhost' || ip === '::1' || /^127\./.test(ip);

@@ -427,6 +427,28 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
     },
   );
 
+  it("renews Temporal's client certificate while it runs: certflow's processes restart one at a time and keep issuing", async () => {
+    try {
+      const files = clusterTlsFiles(join(home, 'temporal-tls'));
+      const before = readFileSync(files.clientCert, 'utf8');
+      const names = ['worker-1', 'worker-2', 'server-1', 'server-2', 'admin'];
+      const pids = new Map(names.map((n) => [n, pidOf(n)]));
+      const from = cluster!.output().length;
+      const renewed = await runTool(process.execPath, [certflowBin, 'cluster', 'certs', '--force'], { env });
+      assert.equal(renewed.code, 0, renewed.stderr);
+      assert.notEqual(readFileSync(files.clientCert, 'utf8'), before, 'a new client certificate');
+      await cluster!.waitFor(/use the renewed Temporal client certificate/, 300_000, from);
+      for (const n of names) assert.notEqual(pidOf(n), pids.get(n), `${n} was restarted`);
+      // The restarted processes reach Temporal with the new certificate: an order is issued.
+      const { client } = await newAccount(lb('/acme/directory'));
+      const order = await driveOrder(client, responder!, 'after-renewal.clusterui.test', Date.now() + 120_000);
+      assert.match(order.certPem, /BEGIN CERTIFICATE/);
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+
   async function loadWithFaults(t: { diagnostic(msg: string): void }): Promise<void> {
     const answers = new Answers();
     const record = (status: number, type: string | undefined, retryAfter: unknown) => {
