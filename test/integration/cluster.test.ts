@@ -5,10 +5,12 @@
  * while the test SIGKILLs a worker, a server, the Temporal server and Postgres, one after
  * the other, each while requests are in flight. Every request ends with exactly one
  * certificate; every error a client saw on the way is a clean, retryable one; a nonce from
- * one server is accepted once by the other.
+ * one server is accepted once by the other. Temporal's frontend admits only certflow's
+ * cluster CA (mTLS); the Temporal UI is served by the console after login (chromium); a
+ * renewed client certificate makes the cluster restart its processes one at a time.
  *
- * Needs the Temporal server built (`npm run cluster -- build`, which .ci/run does where Go
- * is installed); without Go and without a build the suite is skipped, saying so.
+ * Needs the Temporal server and UI server built (`npm run cluster -- build`, which .ci/run
+ * does where Go is installed); without Go and without a build the suite is skipped, saying so.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +32,7 @@ import { embeddedDatabaseUrl } from '../../src/db/embedded.ts';
 import { buildCsr, decodeBase64Body, parseCertsOnly } from '../../src/pki/index.ts';
 import { clusterClientTls, clusterTlsFiles } from '../../src/config/index.ts';
 import { resolveTemporalCli } from '../../src/temporal/cli.ts';
-import { findGo, findTemporalServer, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
+import { findGo, findTemporalServer, findTemporalUi, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
 import { temporalTlsOptions } from '../../src/temporal/tls.ts';
 import {
   ACME_ERROR,
@@ -53,7 +55,7 @@ import { consoleLogin, cspViolations, followWorkflowLink, watchErrors } from '..
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const serverDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
-const built = await findTemporalServer(serverDir);
+const built = (await findTemporalServer(serverDir)) && (await findTemporalUi(serverDir));
 const go = await findGo();
 
 function clusterSkip(): string | false {
