@@ -5,7 +5,7 @@
  * delivery activity sends (channels.ts).
  */
 import type { NotificationsConfig, NoticeType } from '../config/index.ts';
-import type { Channel, NewNotice } from '../db/repos/notifications.ts';
+import type { Channel, ExpiringCertificate, NewNotice } from '../db/repos/notifications.ts';
 
 const DAY = 86_400_000;
 
@@ -44,21 +44,7 @@ export function certificateRule(config: NotificationsConfig, profile: string) {
   };
 }
 
-export function certificateExpiring(
-  config: NotificationsConfig,
-  c: {
-    serial: string;
-    subject: string;
-    sans: string[];
-    profile: string;
-    caName: string;
-    protocol: string;
-    requester: string | null;
-    notAfter: Date;
-    requesterEmails: string[];
-  },
-  now: Date,
-): NewNotice | undefined {
+export function certificateExpiring(config: NotificationsConfig, c: ExpiringCertificate, now: Date): NewNotice | undefined {
   const rule = certificateRule(config, c.profile);
   const daysLeft = (c.notAfter.getTime() - now.getTime()) / DAY;
   const threshold = thresholdCrossed(daysLeft, rule.expiringDays);
