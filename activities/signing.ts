@@ -19,7 +19,7 @@ import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
-import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial } from '../src/pki/index.ts';
+import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial, sanList } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
@@ -188,15 +188,6 @@ async function enforceCertificateLimit(tx: Queryable, limit: number, limitKeys: 
     message: `too many certificates for ${full.key}: at most ${limit} per week, and that many were issued; order again after ${new Date(full.oldest.getTime() + WEEK_MS).toISOString()}`,
     nonRetryable: true,
   });
-}
-
-function sanList(sans: { dns: string[]; ip: string[]; email: string[]; uri: string[] }): string[] {
-  return [
-    ...sans.dns.map((v) => `dns:${v}`),
-    ...sans.ip.map((v) => `ip:${v}`),
-    ...sans.email.map((v) => `email:${v}`),
-    ...sans.uri.map((v) => `uri:${v}`),
-  ];
 }
 
 async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedCertificate> {

@@ -147,6 +147,8 @@ async function main() {
       ...process.env,
       CERTFLOW_ARTIFACTS_DIR: artifacts,
       CERTFLOW_TEST_DATABASE_URL: stack.postgres.adminUrl,
+      // The runtime login (no superuser, owns nothing): test/helpers/stack.ts grants it its privileges per database.
+      CERTFLOW_TEST_DATABASE_APP_URL: stack.postgres.appUrl,
       CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
       CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
     };

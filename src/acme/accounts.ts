@@ -107,7 +107,11 @@ async function eabKidFor(deps: AcmeDeps, dir: AcmeDirectory, req: VerifiedReques
     }
     return null;
   }
-  return verifyExternalAccountBinding(deps.pool, binding, { alias: dir.alias.name, url: req.url, accountThumbprint: thumbprint });
+  return verifyExternalAccountBinding(deps.pool, deps.config, binding, {
+    alias: dir.alias.name,
+    url: req.url,
+    accountThumbprint: thumbprint,
+  });
 }
 
 async function newAccount(deps: AcmeDeps, ctx: Context, req: VerifiedRequest, dir: AcmeDirectory): Promise<void> {

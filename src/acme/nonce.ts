@@ -4,7 +4,7 @@
  * A nonce is `key id (1 byte) | issue time in ms (6 bytes) | random (9 bytes)` followed by an
  * HMAC-SHA256 (truncated to 16 bytes) of those 16 bytes, base64url: 43 characters. Every
  * server process shares the HMAC key (table acme_nonce_keys, created by the first process
- * that needs it), so any process can check a nonce that any other process issued. A nonce is
+ * that needs it, stored sealed under the secrets key: src/core/secrets.ts), so any process can check a nonce that any other process issued. A nonce is
  * written to Postgres only when it is used (table acme_used_nonces, primary key = its
  * authenticated part): the INSERT either adds the row (first use: accepted) or conflicts
  * (replay: refused), so a nonce is accepted once across any number of processes and across
@@ -15,8 +15,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../core/logger.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as nonces from '../db/repos/acme-nonces.ts';
+import { openSecret, sealSecret, type SecretsKey } from '../core/secrets.ts';
 
 const KEY_ID = 1;
+const NONCE_KEY_PURPOSE = `acme nonce key ${KEY_ID}`;
 const BODY_BYTES = 16;
 const MAC_BYTES = 16;
 /** 32 bytes in base64url without padding. */
@@ -26,6 +28,8 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
 
 export interface NonceStoreOptions {
   lifetimeSeconds: number;
+  /** The secrets key the shared HMAC key is stored under (src/core/secrets.ts). */
+  secretsKey: () => Promise<SecretsKey>;
   /** Expired used-nonce rows are purged after every this many uses (default 500). */
   cleanupEvery?: number;
   log?: Pick<Logger, 'warn'>;
@@ -39,6 +43,7 @@ export class NonceStore {
   readonly #cleanupEvery: number;
   readonly #log?: Pick<Logger, 'warn'>;
   readonly #now: () => number;
+  readonly #secretsKey: () => Promise<SecretsKey>;
   #key: Promise<Buffer> | undefined;
   #usedSinceCleanup = 0;
   #cleaning = false;
@@ -49,16 +54,19 @@ export class NonceStore {
     this.#cleanupEvery = Math.max(1, opts.cleanupEvery ?? 500);
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
+    this.#secretsKey = opts.secretsKey;
   }
 
   /** The shared HMAC key: read (or created) once per process; a failed read is retried next time. */
   #hmacKey(): Promise<Buffer> {
-    this.#key ??= nonces
-      .hmacKey(this.#db, KEY_ID, () => randomBytes(32))
-      .catch((e: unknown) => {
-        this.#key = undefined;
-        throw e;
-      });
+    this.#key ??= (async () => {
+      const k = await this.#secretsKey();
+      const sealed = await nonces.sealedHmacKey(this.#db, KEY_ID, () => sealSecret(k, NONCE_KEY_PURPOSE, randomBytes(32)));
+      return openSecret(k, NONCE_KEY_PURPOSE, sealed, 'the ACME nonce key');
+    })().catch((e: unknown) => {
+      this.#key = undefined;
+      throw e;
+    });
     return this.#key;
   }
 

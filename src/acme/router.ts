@@ -21,6 +21,7 @@ import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } fro
 import { renewalInfoRoutes } from './ari.ts';
 import { verifyRequest } from './jws.ts';
 import { NonceStore } from './nonce.ts';
+import { secretsKey } from '../core/secrets.ts';
 import { AcmeProblem, problem, problemFromError, PROBLEM_CONTENT_TYPE, termsChanged } from './problems.ts';
 import { revokeRoutes } from './revoke.ts';
 
@@ -290,7 +291,11 @@ export function acmeRouter(deps: AcmeDeps, resourceRoutes: Route[], opts: AcmeRo
   const envBase = process.env.CERTFLOW_ACME_BASE_URL;
   const shell: Shell = {
     deps,
-    nonces: new NonceStore(deps.pool, { lifetimeSeconds: deps.config.acme.nonceLifetimeSeconds, log: deps.log }),
+    nonces: new NonceStore(deps.pool, {
+      lifetimeSeconds: deps.config.acme.nonceLifetimeSeconds,
+      secretsKey: () => secretsKey(deps.config),
+      log: deps.log,
+    }),
     baseUrlFrom: opts.baseUrlFrom ?? (envBase === 'public' ? 'public' : 'host'),
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
   };

@@ -93,7 +93,7 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
       if (ctx.status >= 500 && err.rule !== 'auth.throttled')
         deps.log.error({ err: e, path: ctx.path, requestId: ctx.state.requestId }, 'admin request failed');
       else deps.log.info({ kind: err.kind, msg: err.message, path: ctx.path, requestId: ctx.state.requestId }, 'admin request refused');
-      const retryAfter = err.details?.retryAfter ?? (err.kind === 'unavailable' ? 5 : undefined);
+      const retryAfter = err.details?.retryAfterSeconds ?? (err.kind === 'unavailable' ? 5 : undefined);
       if (retryAfter !== undefined) ctx.set('Retry-After', String(retryAfter));
       if (isApi(ctx) || ctx.accepts('html', 'json') === 'json') {
         ctx.type = 'application/json';

@@ -17,7 +17,10 @@ import type { TokenRow } from '../db/repos/admin-tokens.ts';
 import { audit, type AuditResult } from '../db/repos/audit.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
-import { isRole, ROLES, type Role } from './roles.ts';
+import { authenticationFailed } from '../http/auth-failures.ts';
+import type { AuthLimiter } from '../http/auth-limiter.ts';
+import { checkGrant, covers, grantDetails } from './grants.ts';
+import { isRole, ROLES, ROLE_TITLES, type Role } from './roles.ts';
 
 /** Who acts, as the audit log records it. */
 export interface Actor {
@@ -98,6 +101,7 @@ export async function createUser(
     throw new CaError('malformed', 'a user needs a password or a client certificate to log in with', { rule: 'user.credentials' });
   }
   if (u.password !== undefined) checkPasswordPolicy(u.password);
+  await checkGrant(pool, who, 'user.add', u.name, role, `creating user "${u.name}"`);
   const passwordHash = u.password === undefined ? null : await hashPassword(u.password);
   return withTransaction(pool, async (tx) => {
     const certSerial = u.certSerial ? await certificateForLogin(tx, u.certSerial) : null;
@@ -109,15 +113,40 @@ export async function createUser(
       mustChangePassword: u.mustChangePassword,
       createdBy: who.actor,
     });
-    await record(tx, who, 'user.add', u.name, { role, certificateSerial: certSerial, passwordLogin: passwordHash !== null });
+    await record(tx, who, 'user.add', u.name, {
+      ...grantDetails(who, role),
+      certificateSerial: certSerial,
+      passwordLogin: passwordHash !== null,
+    });
     return row;
   });
 }
 
+/**
+ * A user whose role `who` may hand out: what enabling the user, setting its password or
+ * binding its login certificate amounts to (checked and audited by checkGrant). The caller
+ * re-reads the user in its transaction and refuses when the role changed meanwhile.
+ */
+async function userToTakeOver(pool: Pool, who: Actor, name: string, action: string, what: string): Promise<AdminUserRow> {
+  const user = await users.get(pool, name);
+  if (!user) throw unknownUser(name);
+  await checkGrant(pool, who, action, name, checkRole(user.role), what);
+  return user;
+}
+
+function sameRole(checked: AdminUserRow, now: AdminUserRow | null): AdminUserRow {
+  if (!now) throw unknownUser(checked.name);
+  if (now.role !== checked.role)
+    throw new CaError('conflict', `the role of "${checked.name}" changed meanwhile; try again`, { rule: 'user.changed' });
+  return now;
+}
+
 /** Disables or enables a user; disabling ends the user's sessions. The last enabled CA Administrator stays. */
 export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabled: boolean): Promise<AdminUserRow> {
+  // Enabling gives the user's role back: a grant. Disabling takes it away: anyone with users:manage.
+  const checked = enabled ? await userToTakeOver(pool, who, name, 'user.enable', `enabling "${name}"`) : undefined;
   return withTransaction(pool, async (tx) => {
-    const current = await users.get(tx, name);
+    const current = checked ? sameRole(checked, await users.get(tx, name)) : await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (!enabled && current.enabled && current.role === 'ca-admin') {
       await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
@@ -143,8 +172,11 @@ export async function resetPassword(
   opts: { temporary?: boolean } = {},
 ): Promise<AdminUserRow> {
   checkPasswordPolicy(password);
+  // Whoever sets a password can log in as the user: only for roles one may grant.
+  const checked = await userToTakeOver(pool, who, name, 'user.password.reset', `setting the password of "${name}"`);
   const passwordHash = await hashPassword(password);
   return withTransaction(pool, async (tx) => {
+    sameRole(checked, await users.get(tx, name));
     const row = await users.update(tx, name, { passwordHash, mustChangePassword: opts.temporary ?? true });
     if (!row) throw unknownUser(name);
     await sessions.removeForUser(tx, name);
@@ -179,6 +211,7 @@ export async function changeOwnPassword(
 
 export async function setUserRole(pool: Pool, who: Actor, name: string, role: string): Promise<AdminUserRow> {
   const newRole = checkRole(role);
+  await checkGrant(pool, who, 'user.role', name, newRole, `giving "${name}" the role`);
   return withTransaction(pool, async (tx) => {
     await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
     const current = await users.get(tx, name);
@@ -188,14 +221,17 @@ export async function setUserRole(pool: Pool, who: Actor, name: string, role: st
     }
     const row = (await users.update(tx, name, { role: newRole }))!;
     await sessions.removeForUser(tx, name);
-    await record(tx, who, 'user.role', name, { from: current.role, to: newRole });
+    await record(tx, who, 'user.role', name, { ...grantDetails(who, newRole), from: current.role, to: newRole });
     return row;
   });
 }
 
 /** Binds a client certificate of this CA to a user (null unbinds). */
 export async function bindCertificate(pool: Pool, who: Actor, name: string, serial: string | null): Promise<AdminUserRow> {
+  // A bound certificate logs in as the user: only for roles one may grant. Unbinding takes access away.
+  const checked = serial ? await userToTakeOver(pool, who, name, 'user.certificate.bind', `binding a certificate to "${name}"`) : undefined;
   return withTransaction(pool, async (tx) => {
+    if (checked) sameRole(checked, await users.get(tx, name));
     const certSerial = serial ? await certificateForLogin(tx, serial) : null;
     const row = await users.update(tx, name, { certSerial });
     if (!row) throw unknownUser(name);
@@ -210,14 +246,9 @@ export async function bindCertificate(pool: Pool, who: Actor, name: string, seri
 export interface AuthSettings {
   idleSeconds: number;
   maxSessionSeconds: number;
-  /** Failed logins per user name, and per client address (which many users may share). */
-  throttle: { user: users.ThrottleRule; ip: users.ThrottleRule };
+  /** Failed logins per client address and per user name (src/http/auth-limiter.ts). */
+  limiter: AuthLimiter;
 }
-
-export const DEFAULT_THROTTLE: AuthSettings['throttle'] = {
-  user: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900 },
-  ip: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900 },
-};
 
 export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -250,52 +281,37 @@ async function openSession(
   return { cookie, csrfToken, user };
 }
 
-function throttled(seconds: number): CaError {
-  return new CaError('unavailable', `too many failed logins; try again in ${seconds} s`, {
-    rule: 'auth.throttled',
-    details: { retryAfter: seconds },
-  });
-}
-
 /**
  * Password login. Unknown users, wrong passwords and disabled users all get the same
- * answer (and an unknown user the time of a real verification); after too many failures
- * per user name or per client address, logins are refused for a while (429). Every
- * attempt is audited.
+ * answer (and an unknown user the time of a real verification). Attempts are counted per
+ * client address and per user name BEFORE the password is checked, so parallel guesses are
+ * counted too; over the limit they are refused (429) without a check (src/http/
+ * auth-limiter.ts). Every checked attempt is audited; refused ones are reported in one entry.
  */
 export async function login(
   pool: Pool,
   input: { name: string; password: string; ip?: string; userAgent?: string; requestId?: string },
   settings: AuthSettings,
 ): Promise<NewSession> {
-  const who: Actor = { actor: `user:${input.name.slice(0, 64)}`, role: null, requestId: input.requestId };
-  const keys = [`user:${input.name.slice(0, 64)}`, ...(input.ip ? [`ip:${input.ip}`] : [])];
-  for (const key of keys) {
-    const wait = await users.lockedFor(pool, key);
-    if (wait > 0) {
-      await record(pool, who, 'auth.login', input.name.slice(0, 64), { method: 'password', reason: 'throttled', ip: input.ip }, 'denied');
-      throw throttled(wait);
+  const name = input.name.slice(0, 64);
+  const who: Actor = { actor: `user:${name}`, role: null, requestId: input.requestId };
+  const user = await settings.limiter.guard('console', { address: input.ip, user: name }, async () => {
+    const found = NAME.test(input.name) ? await users.get(pool, input.name) : null;
+    const ok = found?.passwordHash ? await verifyPassword(input.password, found.passwordHash) : await verifyAgainstNothing(input.password);
+    if (!found || !ok || !found.enabled) {
+      authenticationFailed({ protocol: 'console', address: input.ip, credential: name });
+      await record(
+        pool,
+        { ...who, role: found?.role ?? null },
+        'auth.login',
+        name,
+        { method: 'password', reason: !found || !ok ? 'wrong user name or password' : 'user disabled', ip: input.ip },
+        'failed',
+      );
+      throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
     }
-  }
-  const user = NAME.test(input.name) ? await users.get(pool, input.name) : null;
-  const ok = user?.passwordHash ? await verifyPassword(input.password, user.passwordHash) : await verifyAgainstNothing(input.password);
-  if (!user || !ok || !user.enabled) {
-    for (const key of keys) await users.recordFailure(pool, key, key.startsWith('ip:') ? settings.throttle.ip : settings.throttle.user);
-    await record(
-      pool,
-      { ...who, role: user?.role ?? null },
-      'auth.login',
-      input.name.slice(0, 64),
-      {
-        method: 'password',
-        reason: !user || !ok ? 'wrong user name or password' : 'user disabled',
-        ip: input.ip,
-      },
-      'failed',
-    );
-    throw new CaError('unauthorized', 'wrong user name or password', { rule: 'auth.wrong' });
-  }
-  await users.clearFailures(pool, keys[0]!);
+    return found;
+  });
   const session = await openSession(pool, user, 'password', input, settings);
   await record(pool, { ...who, role: user.role }, 'auth.login', user.name, { method: 'password', ip: input.ip });
   return session;
@@ -376,28 +392,57 @@ export async function logout(pool: Pool, p: SessionPrincipal, requestId?: string
 }
 
 // ---------------------------------------------------------------------------------------
-// API tokens: "cft_<id>_<secret>"
+// API tokens: "cft_<id>_<secret>", each belonging to a console user
 
 const TOKEN = /^cft_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** Days an API token lives when its creator says nothing, and at most. */
+export const TOKEN_DEFAULT_DAYS = 90;
+export const TOKEN_MAX_DAYS = 365;
+
+/**
+ * Creates an API token for console user `t.owner` with role `t.role` (default: the owner's
+ * role). The token's role must be one the owner holds (its permissions a subset of the
+ * owner's) and one `who` may grant; it expires after `expiresDays` (default 90, at most 365).
+ */
 export async function createToken(
   pool: Pool,
   who: Actor,
-  t: { name: string; role: string; expiresDays?: number },
+  t: { name: string; owner: string; role?: string; expiresDays?: number },
 ): Promise<{ token: string; row: TokenRow }> {
-  const role = checkRole(t.role);
   if (!/^[\p{L}\p{N} ._@-]{1,64}$/u.test(t.name)) {
     throw new CaError('malformed', 'a token name is 1-64 letters, digits, spaces, ".", "_", "@" or "-"', { rule: 'token.name' });
   }
-  if (t.expiresDays !== undefined && (!Number.isInteger(t.expiresDays) || t.expiresDays < 1 || t.expiresDays > 3650)) {
-    throw new CaError('malformed', 'expiresDays must be a whole number of days from 1 to 3650', { rule: 'token.expires' });
+  const days = t.expiresDays ?? TOKEN_DEFAULT_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > TOKEN_MAX_DAYS) {
+    throw new CaError('malformed', `expiresDays must be a whole number of days from 1 to ${TOKEN_MAX_DAYS}`, { rule: 'token.expires' });
+  }
+  const owner = await users.get(pool, t.owner);
+  if (!owner?.enabled || !isRole(owner.role))
+    throw new CaError('notFound', `no enabled user named "${t.owner}" to own the token`, { rule: 'token.owner' });
+  const role = checkRole(t.role ?? owner.role);
+  await checkGrant(pool, who, 'token.create', owner.name, role, `creating a token for "${owner.name}"`);
+  if (!covers(owner.role, role)) {
+    throw new CaError(
+      'forbidden',
+      `a token of "${owner.name}" (${ROLE_TITLES[owner.role]}) cannot have the ${ROLE_TITLES[role]} role: a token holds at most its user's permissions`,
+      { rule: 'token.role' },
+    );
   }
   const id = randomBytes(12).toString('base64url').replace(/[-_]/g, '').padEnd(16, '0').slice(0, 16);
   const secret = randomBytes(32).toString('base64url');
-  const expiresAt = t.expiresDays ? new Date(Date.now() + t.expiresDays * 86_400_000) : null;
+  const expiresAt = new Date(Date.now() + days * 86_400_000);
   const row = await withTransaction(pool, async (tx) => {
-    const stored = await tokens.insert(tx, { id, name: t.name, role, secretHash: sha256Hex(secret), createdBy: who.actor, expiresAt });
-    await record(tx, who, 'token.create', id, { name: t.name, role, expiresAt });
+    const stored = await tokens.insert(tx, {
+      id,
+      name: t.name,
+      role,
+      owner: owner.name,
+      secretHash: sha256Hex(secret),
+      createdBy: who.actor,
+      expiresAt,
+    });
+    await record(tx, who, 'token.create', id, { ...grantDetails(who, role), name: t.name, owner: owner.name, expiresAt });
     return stored;
   });
   return { token: `cft_${id}_${secret}`, row };
@@ -417,6 +462,7 @@ export function tokenView(t: TokenRow) {
     id: t.id,
     name: t.name,
     role: t.role,
+    owner: t.owner,
     createdBy: t.createdBy,
     createdAt: t.createdAt,
     expiresAt: t.expiresAt,
@@ -436,6 +482,18 @@ export async function authenticateToken(pool: Pool, bearer: string): Promise<Tok
   if (row.expiresAt && row.expiresAt.getTime() <= Date.now())
     throw new CaError('unauthorized', `API token ${row.id} expired`, { rule: 'auth.token.expired' });
   if (!isRole(row.role)) throw new CaError('unauthorized', `API token ${row.id} has an unknown role`, { rule: 'auth.token' });
+  // A token lives only as long as its user, and never holds more than its user does now.
+  if (!row.owner)
+    throw new CaError('unauthorized', `API token ${row.id} belongs to no user: create a new one (\`certflow tokens create --user\`)`, {
+      rule: 'auth.token.owner',
+    });
+  const owner = await users.get(pool, row.owner);
+  if (!owner?.enabled)
+    throw new CaError('unauthorized', `API token ${row.id}: its user "${row.owner}" is disabled`, { rule: 'auth.token.owner' });
+  if (!isRole(owner.role) || !covers(owner.role, row.role))
+    throw new CaError('unauthorized', `API token ${row.id}: its user "${row.owner}" no longer holds the ${row.role} role`, {
+      rule: 'auth.token.owner',
+    });
   await tokens.touch(pool, row.id);
   return { kind: 'token', token: row, role: row.role };
 }

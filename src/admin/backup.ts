@@ -4,16 +4,23 @@
  *
  * An archive holds: the database (every table of the schema, dumped in ONE repeatable-read,
  * read-only transaction, so it is consistent), the CA key material (software keys as the
- * encrypted PKCS#8 files they are, plus the dev-mode passphrase file if there is one;
- * PKCS#11 keys stay in the token and are referenced by token label and key id), the
- * configuration file and the trust files. Temporal's workflow histories are not in it:
- * requests in flight at backup time are not resumed after a restore.
+ * encrypted PKCS#8 files they are — never the key passphrase, not even the dev-mode
+ * passphrase file; PKCS#11 keys stay in the token and are referenced by token label and key
+ * id), the secrets key (keys/cmp-secrets.key: without it no CMP secret or EAB key could be
+ * read after a restore), the configuration file, the trust files, the pinned audit key and
+ * the audit checkpoints kept outside the database. Temporal's workflow histories are not
+ * in it: requests in flight at backup time are not resumed after a restore.
  *
- * Format: the line "CERTFLOW-BACKUP-1", a JSON header line (scrypt parameters, salt, nonce
- * prefix), then AES-256-GCM frames of at most 64 KiB: [u32 length][ciphertext][16-byte tag],
- * nonce = prefix || frame number, AAD = sha256(magic + header) || frame number || final
- * flag — frames cannot be reordered, dropped or cut off without the restore noticing.
- * The plaintext is a sequence of entries: 'B' + JSON meta, 'D' + data frames, 'E'; 'Z' ends it.
+ * Sealing: to the backup recipient (src/admin/backup-recipient.ts) when a CA Administrator
+ * set one — the file key is encrypted to that public key, so who makes a backup cannot open
+ * it — else (the CLI only) under a key derived from a passphrase (scrypt).
+ *
+ * Format: the line "CERTFLOW-BACKUP-1", a JSON header line (recipient or scrypt parameters,
+ * nonce prefix), then AES-256-GCM frames of at most 64 KiB: [u32 length][ciphertext][16-byte
+ * tag], nonce = prefix || frame number, AAD = sha256(magic + header) || frame number || final
+ * flag — frames cannot be reordered, dropped or cut off without the restore noticing. The
+ * plaintext is a sequence of entries: 'B' + JSON meta, 'D' + data frames, 'E'; 'Z' ends it.
+ * A restore reads and authenticates the whole archive before it writes anything.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt as scryptCb, type ScryptOptions } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -25,9 +32,20 @@ import { paths, type Config } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { appliedMigrations, assertEmptyDatabase, dumpDatabase, loadTables, restoreSequences, type DumpSummary } from '../db/dump.ts';
 import { loadMigrations, migrate } from '../db/migrate.ts';
-import * as auditLog from '../db/repos/audit.ts';
+import type * as auditLog from '../db/repos/audit.ts';
+import { verifyAuditLog } from './audit-verify.ts';
 import * as cas from '../db/repos/cas.ts';
 import { serviceKeys } from '../db/repos/console.ts';
+import { outsideCheckpointFile, pinnedAuditKeyFile } from '../core/audit-file.ts';
+import { secretsKey } from '../core/secrets.ts';
+import {
+  currentRecipient,
+  recipientFile,
+  unwrapFileKey,
+  wrapFileKey,
+  type RecipientHeader,
+  type RecipientKey,
+} from './backup-recipient.ts';
 
 const MAGIC = 'CERTFLOW-BACKUP-1\n';
 const FRAME = 64 * 1024;
@@ -41,6 +59,13 @@ export interface BackupMeta {
   host: string;
   home: string;
   keyBackend: 'software' | 'pkcs11';
+  /**
+   * Software keys: where their passphrase came from — CERTFLOW_KEY_PASSPHRASE ('env') or the
+   * dev-mode file keys/passphrase ('file'). Neither is in the archive.
+   */
+  keyPassphrase?: 'env' | 'file';
+  /** The recipient the archive is encrypted to (SHA-256 of its key), or none (a passphrase). */
+  recipient?: { fingerprint: string; type: string };
   /** PKCS#11: where the keys stay (the PIN is never stored). */
   pkcs11?: { module?: string; tokenLabel?: string };
   /** Key ids the installation uses (CA keys; key archive and audit keys). */
@@ -51,6 +76,11 @@ export interface BackupMeta {
 export interface BackupSummary extends DumpSummary {
   files: string[];
 }
+
+/** How a new archive is sealed: to the recipient, or (CLI, no recipient set) under a passphrase. */
+export type BackupSealing = { recipient: RecipientKey } | { passphrase: string };
+/** What opens an archive: the recipient's private key (PEM, and its passphrase if encrypted), or the passphrase. */
+export type BackupOpener = { privateKeyPem: string; keyPassphrase?: string } | { passphrase: string };
 
 function scrypt(passphrase: string, salt: Buffer, p: typeof KDF): Promise<Buffer> {
   const options: ScryptOptions = { N: p.N, r: p.r, p: p.p, maxmem: 256 * p.N * p.r };
@@ -92,11 +122,19 @@ class ArchiveWriter {
     private readonly headerHash: Buffer,
   ) {}
 
-  static async create(file: string, passphrase: string): Promise<ArchiveWriter> {
-    const salt = randomBytes(16);
+  static async create(file: string, sealing: BackupSealing): Promise<ArchiveWriter> {
     const prefix = randomBytes(8);
-    const header = `${JSON.stringify({ kdf: { name: 'scrypt', ...KDF, salt: salt.toString('base64') }, cipher: 'aes-256-gcm', frame: FRAME, noncePrefix: prefix.toString('base64') })}\n`;
-    const key = await scrypt(passphrase, salt, KDF);
+    let key: Buffer;
+    let keyHeader: Record<string, unknown>;
+    if ('recipient' in sealing) {
+      key = randomBytes(32);
+      keyHeader = { recipient: wrapFileKey(sealing.recipient, key) };
+    } else {
+      const salt = randomBytes(16);
+      key = await scrypt(sealing.passphrase, salt, KDF);
+      keyHeader = { kdf: { name: 'scrypt', ...KDF, salt: salt.toString('base64') } };
+    }
+    const header = `${JSON.stringify({ ...keyHeader, cipher: 'aes-256-gcm', frame: FRAME, noncePrefix: prefix.toString('base64') })}\n`;
     const fh = await open(file, 'wx', 0o600);
     await fh.write(MAGIC + header);
     return new ArchiveWriter(
@@ -176,13 +214,13 @@ class ArchiveReader {
     private readonly fh: FileHandle,
     private readonly key: Buffer,
     private readonly prefix: Buffer,
-    private readonly headerHash: Buffer,
+    readonly headerHash: Buffer,
     start: number,
   ) {
     this.pos = start;
   }
 
-  static async open(file: string, passphrase: string): Promise<ArchiveReader> {
+  static async open(file: string, opener: BackupOpener): Promise<ArchiveReader> {
     const fh = await open(file, 'r').catch((e: NodeJS.ErrnoException) => {
       throw new CaError('notFound', `cannot open ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
     });
@@ -194,10 +232,32 @@ class ArchiveReader {
       const nl = text.indexOf('\n', MAGIC.length);
       if (nl < 0) throw new CaError('malformed', `${file} has a damaged header`, { rule: 'backup.format' });
       const headerLine = text.slice(MAGIC.length, nl + 1);
-      const header = JSON.parse(headerLine) as { kdf: { N: number; r: number; p: number; salt: string }; noncePrefix: string };
-      if (header.kdf.N > 2 ** 20 || header.kdf.r > 16 || header.kdf.p > 4)
-        throw new CaError('malformed', `${file}: key derivation parameters out of range`, { rule: 'backup.format' });
-      const key = await scrypt(passphrase, Buffer.from(header.kdf.salt, 'base64'), header.kdf);
+      const header = JSON.parse(headerLine) as {
+        kdf?: { N: number; r: number; p: number; salt: string };
+        recipient?: RecipientHeader;
+        noncePrefix: string;
+      };
+      let key: Buffer;
+      if (header.recipient) {
+        if (!('privateKeyPem' in opener)) {
+          throw new CaError(
+            'malformed',
+            `${file} is encrypted to the backup recipient key ${header.recipient.fingerprint.slice(0, 16)}…: restore it with --key (the recipient's private key)`,
+            { rule: 'backup.recipientKey' },
+          );
+        }
+        key = unwrapFileKey(header.recipient, opener.privateKeyPem, opener.keyPassphrase);
+      } else if (header.kdf) {
+        if (!('passphrase' in opener))
+          throw new CaError('malformed', `${file} is encrypted under a passphrase, not to a recipient key: give the passphrase`, {
+            rule: 'backup.passphrase',
+          });
+        if (header.kdf.N > 2 ** 20 || header.kdf.r > 16 || header.kdf.p > 4)
+          throw new CaError('malformed', `${file}: key derivation parameters out of range`, { rule: 'backup.format' });
+        key = await scrypt(opener.passphrase, Buffer.from(header.kdf.salt, 'base64'), header.kdf);
+      } else {
+        throw new CaError('malformed', `${file} has a damaged header`, { rule: 'backup.format' });
+      }
       return new ArchiveReader(
         fh,
         key,
@@ -244,7 +304,7 @@ class ArchiveReader {
     throw new CaError(
       'malformed',
       this.index === 0
-        ? 'cannot decrypt the backup: wrong passphrase, or the file is damaged'
+        ? 'cannot decrypt the backup: wrong passphrase or key, or the file is damaged'
         : `the backup is damaged at frame ${this.index}`,
       { rule: this.index === 0 ? 'backup.passphrase' : 'backup.damaged' },
     );
@@ -313,6 +373,32 @@ export function configFile(config: Pick<Config, 'home'>, env: NodeJS.ProcessEnv 
 }
 
 /**
+ * How backups of this installation are sealed: to the recipient when one is set (a
+ * passphrase is then refused: it would let whoever makes the backup open it), else under
+ * the passphrase, which only the CLI passes.
+ */
+export async function backupSealing(config: Pick<Config, 'home'>, passphrase?: string): Promise<BackupSealing> {
+  const recipient = await currentRecipient(config.home);
+  if (recipient) {
+    if (passphrase !== undefined)
+      throw new CaError(
+        'malformed',
+        `backups are encrypted to the backup recipient key ${recipient.fingerprint.slice(0, 16)}… (${recipient.type}): give no passphrase`,
+        { rule: 'backup.recipient' },
+      );
+    return { recipient };
+  }
+  if (passphrase === undefined)
+    throw new CaError(
+      'conflict',
+      'no backup recipient key is set: a CA Administrator sets one (console Backup page, or `certflow backup recipient set`)',
+      { rule: 'backup.noRecipient' },
+    );
+  checkBackupPassphrase(passphrase);
+  return { passphrase };
+}
+
+/**
  * Writes a backup to `out` (a new file, mode 0600; written under a temporary name and
  * renamed when complete). Needs the database and, for software keys, the key directory.
  */
@@ -320,10 +406,9 @@ export async function createBackup(
   config: Config,
   pool: Pool,
   out: string,
-  passphrase: string,
-  version: string,
+  opts: { passphrase?: string; version: string },
 ): Promise<{ meta: BackupMeta; summary: BackupSummary; size: number }> {
-  checkBackupPassphrase(passphrase);
+  const sealing = await backupSealing(config, opts.passphrase);
   if (existsSync(out)) throw new CaError('conflict', `${out} exists; choose another file`, { rule: 'backup.exists' });
   await mkdir(dirname(out), { recursive: true });
   const caRows = await cas.list(pool);
@@ -332,10 +417,12 @@ export async function createBackup(
   const meta: BackupMeta = {
     format: 1,
     createdAt: new Date().toISOString(),
-    certflowVersion: version,
+    certflowVersion: opts.version,
     host: hostname(),
     home: config.home,
     keyBackend: config.keys.backend,
+    ...(config.keys.backend === 'software' ? { keyPassphrase: config.keys.passphrase ? 'env' : 'file' } : {}),
+    ...('recipient' in sealing ? { recipient: { fingerprint: sealing.recipient.fingerprint, type: sealing.recipient.type } } : {}),
     ...(config.keys.backend === 'pkcs11'
       ? { pkcs11: { module: config.keys.pkcs11.module, tokenLabel: config.keys.pkcs11.tokenLabel } }
       : {}),
@@ -343,7 +430,7 @@ export async function createBackup(
     migrations: applied,
   };
   const tmp = `${out}.${process.pid}.partial`;
-  const w = await ArchiveWriter.create(tmp, passphrase);
+  const w = await ArchiveWriter.create(tmp, sealing);
   try {
     await w.entry({ kind: 'meta' }, Buffer.from(JSON.stringify(meta), 'utf8'));
     const files: string[] = [];
@@ -357,10 +444,18 @@ export async function createBackup(
     await addFile(configFile(config), 'config.json', 0o644);
     await addFile(p.rootPem, 'ca/root.pem', 0o644);
     await addFile(p.chainPem, 'ca/chain.pem', 0o644);
+    await addFile(pinnedAuditKeyFile(config.home), 'ca/audit-key.pem', 0o644);
+    await addFile(recipientFile(config.home), 'ca/backup-recipient.pem', 0o644);
+    await addFile(outsideCheckpointFile(config.home), 'audit/checkpoints.jsonl', 0o600);
+    // The secrets key (CERTFLOW_CMP_SECRETS_KEY or the key file): CMP secrets and EAB keys are sealed under it.
+    await w.entry(
+      { kind: 'file', name: 'keys/cmp-secrets.key', mode: 0o600 },
+      Buffer.from(`${(await secretsKey(config)).key.toString('base64')}\n`),
+    );
+    files.push('keys/cmp-secrets.key');
     if (config.keys.backend === 'software') {
-      const keyFiles = (await readdir(p.keysDir).catch(() => [] as string[]))
-        .filter((f) => f.endsWith('.key.pem') || f === 'passphrase')
-        .sort();
+      // The key files only: their passphrase (the env or keys/passphrase) is never archived.
+      const keyFiles = (await readdir(p.keysDir).catch(() => [] as string[])).filter((f) => f.endsWith('.key.pem')).sort();
       for (const f of keyFiles) await addFile(join(p.keysDir, f), `keys/${f}`, 0o600);
       const missing = meta.keyIds.filter((id) => !keyFiles.includes(`${id}.key.pem`));
       if (missing.length) {
@@ -402,11 +497,46 @@ export function assertEmptyHome(config: Config): void {
   }
 }
 
+/**
+ * An archive read to its end. Its header (and so its key: frames of another archive do not
+ * decrypt) is what the restore must find again when it reads the file the second time.
+ */
+export interface AuthenticatedArchive {
+  headerHash: string;
+}
+
+/**
+ * Reads the whole archive once, writing nothing: every frame's tag, their order and the
+ * archive's end, and its structure (meta first, entries, summary, end mark). A wrong key
+ * or passphrase, a damaged or cut file is refused here, before a restore writes anything.
+ */
+export async function authenticateArchive(file: string, opener: BackupOpener): Promise<AuthenticatedArchive> {
+  const reader = await ArchiveReader.open(file, opener);
+  try {
+    const first = await reader.nextEntry();
+    if (first?.kind !== 'meta') throw new CaError('malformed', 'the backup has no meta entry', { rule: 'backup.format' });
+    let last: Record<string, unknown> = first;
+    for (let entry: Record<string, unknown> | undefined = first; entry; entry = await reader.nextEntry()) {
+      for await (const _ of reader.entryData()) {
+        // read (and so authenticate) every frame
+      }
+      last = entry;
+    }
+    if (last.kind !== 'summary')
+      throw new CaError('malformed', 'the backup has no summary entry (truncated?)', { rule: 'backup.truncated' });
+    return { headerHash: reader.headerHash.toString('hex') };
+  } finally {
+    await reader.close();
+  }
+}
+
 export interface RestoreTarget {
   config: Config;
   /** A pool on the (empty) target database; the caller starts and stops an embedded server if needed. */
   pool: Pool;
   log: (msg: string) => void;
+  /** What authenticateArchive() found when it read the whole archive (with the same opener); else it is read first. */
+  authenticated?: AuthenticatedArchive;
 }
 
 /**
@@ -417,14 +547,17 @@ export interface RestoreTarget {
  */
 export async function restoreBackup(
   file: string,
-  passphrase: string,
+  opener: BackupOpener,
   target: RestoreTarget,
 ): Promise<{ meta: BackupMeta; summary: BackupSummary; audit: auditLog.VerifyResult }> {
   const { config, pool, log } = target;
   assertEmptyHome(config);
   await assertEmptyDatabase(pool);
-  const reader = await ArchiveReader.open(file, passphrase);
+  const authenticated = target.authenticated ?? (await authenticateArchive(file, opener));
+  const reader = await ArchiveReader.open(file, opener);
   try {
+    if (reader.headerHash.toString('hex') !== authenticated.headerHash)
+      throw new CaError('malformed', `${file} changed while it was being restored`, { rule: 'backup.damaged' });
     const first = await reader.nextEntry();
     if (first?.kind !== 'meta') throw new CaError('malformed', 'the backup has no meta entry', { rule: 'backup.format' });
     const meta = JSON.parse((await reader.entryBytes()).toString('utf8')) as BackupMeta;
@@ -460,12 +593,12 @@ export async function restoreBackup(
       const dest =
         name === 'config.json'
           ? join(config.home, 'config.json')
-          : /^(ca|keys)\/[A-Za-z0-9._-]+$/.test(name)
+          : /^(ca|keys|audit)\/[A-Za-z0-9._-]+$/.test(name) && name !== 'keys/passphrase'
             ? join(config.home, name)
             : undefined;
       if (!dest) throw new CaError('malformed', `the backup has an unexpected file "${name}"`, { rule: 'backup.format' });
       const bytes = await reader.entryBytes();
-      await mkdir(dirname(dest), { recursive: true, mode: name.startsWith('keys/') ? 0o700 : 0o755 });
+      await mkdir(dirname(dest), { recursive: true, mode: /^(keys|audit)\//.test(name) ? 0o700 : 0o755 });
       await writeFile(dest, bytes, { mode: Number(entry.mode ?? 0o600) & 0o777, flag: 'wx' });
       files.push(name);
       entry = await reader.nextEntry();
@@ -505,7 +638,7 @@ export async function restoreBackup(
     await restoreSequences(pool, summary.sequences);
     const { applied } = await migrate(pool);
     if (applied.length) log(`applied newer migrations: ${applied.join(', ')}`);
-    const audit = await auditLog.verifyChain(pool);
+    const audit = await verifyAuditLog(pool, config.home);
     return { meta, summary, audit };
   } catch (e) {
     if (CaError.is(e)) throw e;

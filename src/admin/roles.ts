@@ -37,8 +37,9 @@ export const PERMISSIONS = {
   'audit:read': 'audit log, its verification and signed checkpoints',
   'logs:read': 'application logs of the dev stack',
   'health:read': 'health of Postgres, Temporal and the workers',
-  'backup:read': 'list backups',
-  'backup:manage': 'create and download backups',
+  'backup:read': 'list backups and the backup recipient key',
+  'backup:manage': 'create and download backups (encrypted to the recipient key: whoever makes them cannot open them)',
+  'backup:recipient': 'set the backup recipient key, to which every backup is encrypted',
   'notifications:read': 'notification channels and thresholds, what was sent, dead letters',
   'notifications:manage': 'send test notices, retry dead-lettered deliveries',
 } as const;
@@ -47,13 +48,13 @@ export type Permission = keyof typeof PERMISSIONS;
 const ALL_READ: Permission[] = (Object.keys(PERMISSIONS) as Permission[]).filter((p) => p.endsWith(':read'));
 
 /**
- * CA Administrator: users and roles, settings, everything read. Administrator: profiles,
+ * CA Administrator: users and roles, settings, the backup recipient, everything read. Administrator: profiles,
  * CAs, external applications, EAB keys. Officer: certificate actions, approvals, CRLs,
  * OCSP, key recovery. Auditor: read-only certificates, reports and the audit log.
- * Operator: hierarchy, health, backup.
+ * Operator: hierarchy, health, backup (made for the recipient: an Operator cannot open one).
  */
 export const MATRIX: Record<Role, readonly Permission[]> = {
-  'ca-admin': [...ALL_READ, 'users:manage'],
+  'ca-admin': [...ALL_READ, 'users:manage', 'backup:recipient'],
   admin: [
     'dashboard:read',
     'hierarchy:read',

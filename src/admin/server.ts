@@ -17,7 +17,8 @@ import { ensureServerCertificate } from '../http/tls-cert.ts';
 import { pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { adminApp } from './app.ts';
-import { DEFAULT_THROTTLE, type AuthSettings } from './auth.ts';
+import { AuthLimiter } from '../http/auth-limiter.ts';
+import type { AuthSettings } from './auth.ts';
 import { consoleAreas } from './areas/index.ts';
 import { certflowVersion } from './version.ts';
 
@@ -36,7 +37,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
   const settings: AuthSettings = {
     idleSeconds: config.admin.idleSeconds,
     maxSessionSeconds: config.admin.maxSessionSeconds,
-    throttle: DEFAULT_THROTTLE,
+    limiter: new AuthLimiter(pool, config.authFailures, log),
   };
   const { routes, pages } = consoleAreas(settings);
   const app = adminApp(deps, { routes, pages, settings, version: certflowVersion() });

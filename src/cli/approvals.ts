@@ -16,7 +16,13 @@ export function registerApprovalCommands(root: Command, cli: CliContext): void {
       await cli.withPool(async (pool) => {
         const view = (await awaitingApproval(pool, 100)).map(({ createdAt, workflowId: _, ...r }) => ({ ...r, created: createdAt }));
         if (cli.json()) cli.printJson(view);
-        else process.stdout.write(cli.table(view, ['id', 'protocol', 'label', 'kind', 'requester', 'profile', 'subject', 'created']));
+        else
+          process.stdout.write(
+            cli.table(
+              view.map((r) => ({ ...r, sans: r.sans.join(' ') })),
+              ['id', 'protocol', 'label', 'kind', 'requester', 'profile', 'subject', 'sans', 'keyType', 'created'],
+            ),
+          );
       });
     });
   const decision = (approve: boolean) => async (id: string, opts: { reason?: string }) => {

@@ -24,7 +24,7 @@ import {
 } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
-import { databaseUrl } from '../db/open.ts';
+import { databaseUrl, ownerDatabaseUrl } from '../db/open.ts';
 import {
   DEFAULT_HISTORY_SHARDS,
   NAMESPACE_RETENTION_DAYS,
@@ -105,7 +105,9 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
     let temporalLine: string;
     let tlsFiles: ClusterTlsFiles | undefined;
     if (!config.temporal.external) {
-      const binaries = await prepareTemporal(config, env.DATABASE_URL, say);
+      // Temporal's databases belong to the owner login (the runtime login may not create databases).
+      const temporalDbUrl = ownerDatabaseUrl(config) ?? env.DATABASE_URL;
+      const binaries = await prepareTemporal(config, temporalDbUrl, say);
       // Temporal's frontend and internode ports require a client certificate of certflow's
       // cluster CA (src/ca/cluster-tls.ts); certflow's processes and the UI server get one.
       say("certificates for Temporal's mTLS (certflow's cluster CA)");
@@ -118,7 +120,13 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
         TEMPORAL_TLS_KEY: clientTls.keyFile,
         TEMPORAL_TLS_SERVER_NAME: clientTls.serverName,
       });
-      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: env.DATABASE_URL, historyShards: opts.historyShards, tls };
+      const temporalConfig: TemporalClusterConfig = {
+        ip,
+        port,
+        databaseUrl: temporalDbUrl,
+        historyShards: opts.historyShards,
+        tls,
+      };
       say(
         `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres, mTLS)`,
       );
@@ -364,13 +372,15 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
 
   cluster
     .command('setup')
-    .description("create Temporal's databases on the Postgres of DATABASE_URL, apply their schemas, write the server's config file")
+    .description(
+      "create Temporal's databases on the Postgres of DATABASE_URL (as CERTFLOW_DATABASE_OWNER_URL's login if set), apply their schemas, write the server's config file",
+    )
     .option('--ip <address>', 'address the Temporal server listens on and advertises', '127.0.0.1')
     .addOption(new Option('--port <n>', 'frontend port (the server uses it and the next 9)').default(7233).argParser(positive('--port')))
     .addOption(shardsOption())
     .action(async (opts: { ip: string; port: number; historyShards: number }) => {
       const config = loadConfig();
-      const url = databaseUrl(config);
+      const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
       // With the files of `certflow cluster certs`, the server requires mTLS.
       const tls = clusterTlsFiles(temporalTlsDir(config.home));

@@ -9,16 +9,17 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { paths, loadConfig } from '../config/index.ts';
+import { paths, loadConfig, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import * as users from '../db/repos/admin-users.ts';
 import * as tokens from '../db/repos/admin-tokens.ts';
 import * as auditLog from '../db/repos/audit.ts';
-import { databaseUrl } from '../db/open.ts';
+import { databaseUrl, migrateDatabase, ownerDatabaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import { preparePostgres, spawnPostgres } from '../db/embedded.ts';
-import { assertEmptyHome, checkBackupPassphrase, createBackup, restoreBackup } from '../admin/backup.ts';
+import { assertEmptyHome, authenticateArchive, createBackup, restoreBackup, type BackupMeta, type BackupOpener } from '../admin/backup.ts';
+import { currentRecipient, setRecipient } from '../admin/backup-recipient.ts';
 import {
   bindCertificate,
   createToken,
@@ -27,11 +28,14 @@ import {
   revokeToken,
   setUserEnabled,
   setUserRole,
+  TOKEN_DEFAULT_DAYS,
+  TOKEN_MAX_DAYS,
   tokenView,
   userView,
   type Actor,
 } from '../admin/auth.ts';
 import { ROLES } from '../admin/roles.ts';
+import { verifyAuditLog } from '../admin/audit-verify.ts';
 import { certflowVersion } from '../admin/version.ts';
 import { pemDecodeAll, describeCertificate } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -128,16 +132,19 @@ function registerUsers(root: Command, cli: CliContext): void {
 }
 
 function registerTokens(root: Command, cli: CliContext): void {
-  const group = root.command('tokens').description('API tokens of the admin API, each bound to one role');
+  const group = root.command('tokens').description('API tokens of the admin API, each belonging to a console user and bound to one role');
   group
     .command('create')
-    .description('create a token (printed once)')
+    .description('create a token for a console user (printed once); it works while that user is enabled and holds its role')
     .requiredOption('--name <name>', 'what it is for')
-    .addOption(new Option('--role <role>', 'role').choices([...ROLES]).makeOptionMandatory())
-    .addOption(new Option('--expires-days <n>', 'valid for n days (default: until revoked)').argParser(Number))
-    .action(async (opts: { name: string; role: string; expiresDays?: number }) => {
+    .requiredOption('--user <name>', 'the console user the token belongs to')
+    .addOption(new Option('--role <role>', "role (default: the user's; at most the user's permissions)").choices([...ROLES]))
+    .addOption(
+      new Option('--expires-days <n>', `valid for n days (default ${TOKEN_DEFAULT_DAYS}, at most ${TOKEN_MAX_DAYS})`).argParser(Number),
+    )
+    .action(async (opts: { name: string; user: string; role?: string; expiresDays?: number }) => {
       const { token, row } = await cli.withPool((pool) =>
-        createToken(pool, operator(), { name: opts.name, role: opts.role, expiresDays: opts.expiresDays }),
+        createToken(pool, operator(), { name: opts.name, owner: opts.user, role: opts.role, expiresDays: opts.expiresDays }),
       );
       if (cli.json()) cli.printJson({ ...tokenView(row), token });
       else {
@@ -151,7 +158,7 @@ function registerTokens(root: Command, cli: CliContext): void {
     .action(async () => {
       const rows = (await cli.withPool((pool) => tokens.list(pool))).map(tokenView);
       if (cli.json()) cli.printJson(rows);
-      else process.stdout.write(cli.table(rows, ['id', 'name', 'role', 'active', 'createdBy', 'expiresAt', 'lastUsedAt']));
+      else process.stdout.write(cli.table(rows, ['id', 'name', 'role', 'owner', 'active', 'createdBy', 'expiresAt', 'lastUsedAt']));
     });
   group
     .command('revoke <id>')
@@ -166,16 +173,24 @@ function registerAudit(root: Command, cli: CliContext): void {
   const group = root.command('audit').description('the append-only, hash-chained audit log');
   group
     .command('verify')
-    .description('recompute the hash chain and check the signed checkpoints (exit code 4 when the log was altered)')
-    .option('--key <file>', 'PEM public key of the audit key to check the checkpoints against (default: the one in the database)')
-    .action(async (opts: { key?: string }) => {
-      const publicKeyPem = opts.key ? await readFile(opts.key, 'utf8') : undefined;
-      const r = await cli.withPool((pool) => auditLog.verifyChain(pool, { publicKeyPem }));
+    .description(
+      'recompute the hash chain; check the signed checkpoints against the pinned audit key and the checkpoints kept outside the database (exit code 4 when the log was altered)',
+    )
+    .option('--key <file>', 'PEM public key of the audit key (default: the pinned $CERTFLOW_HOME/ca/audit-key.pem)')
+    .option('--checkpoints <file>', 'the checkpoints kept outside the database (default: $CERTFLOW_HOME/audit/checkpoints.jsonl)')
+    .action(async (opts: { key?: string; checkpoints?: string }) => {
+      const r = await cli.withPool((pool, config) =>
+        verifyAuditLog(pool, config.home, { keyFile: opts.key, checkpointFile: opts.checkpoints }),
+      );
       if (cli.json()) cli.printJson(r);
       else if (r.ok) {
         const cp = r.latestVerifiedCheckpoint;
+        const outside = r.latestOutsideCheckpoint;
         cli.say(
-          `audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}`,
+          `audit log OK: ${r.entries} entries, head #${r.head.seq} ${r.head.hash}; ${r.checkpoints.length} signed checkpoint(s) verified${cp ? `, the newest at #${cp.seq} (${cp.signedAt.toISOString()})` : ''}` +
+            (outside
+              ? `; the newest kept outside the database: #${outside.seq} in ${outside.file}`
+              : '; no checkpoint outside the database yet'),
         );
       } else {
         if (r.firstBroken)
@@ -209,7 +224,9 @@ function registerAudit(root: Command, cli: CliContext): void {
     });
   group
     .command('checkpoint')
-    .description('have the worker sign a checkpoint of the chain head now (it does so every hour by itself)')
+    .description(
+      'have the worker sign a checkpoint of the chain head now, in the database and outside it (it does so every audit.checkpointMinutes by itself)',
+    )
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the worker').default('60').argParser(Number))
     .action(async (opts: { timeout: number }) => {
       const config = loadConfig();
@@ -229,29 +246,54 @@ function registerAudit(root: Command, cli: CliContext): void {
     });
 }
 
-/** The backup passphrase: --passphrase-file, --passphrase - (stdin), or CERTFLOW_BACKUP_PASSPHRASE. */
-async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: string }, say: (m: string) => void): Promise<string> {
-  let p: string | undefined;
-  if (opts.passphraseFile) p = (await readFile(opts.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
-  else if (opts.passphrase === '-') p = await readPassword('-', say);
-  else if (opts.passphrase !== undefined)
+/** A secret given as "-" (stdin) or a file, never on the command line; undefined when neither. */
+async function secretOption(value: string | undefined, file: string | undefined, what: string, say: (m: string) => void) {
+  if (file) return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  if (value === '-') return readPassword('-', say);
+  if (value !== undefined) throw new CaError('malformed', `give ${what} as - (stdin) or in a file, never on the command line`);
+  return undefined;
+}
+
+/** The backup passphrase: --passphrase-file, --passphrase - (stdin), or CERTFLOW_BACKUP_PASSPHRASE; undefined when none. */
+async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: string }, say: (m: string) => void) {
+  return (
+    (await secretOption(opts.passphrase, opts.passphraseFile, 'the passphrase', say)) ??
+    (process.env.CERTFLOW_BACKUP_PASSPHRASE || undefined)
+  );
+}
+
+interface RestoreOpts {
+  passphrase?: string;
+  passphraseFile?: string;
+  key?: string;
+  keyPassphrase?: string;
+  keyPassphraseFile?: string;
+}
+
+/** What opens the archive: the recipient's private key (--key), or the passphrase. */
+async function backupOpener(opts: RestoreOpts, say: (m: string) => void): Promise<BackupOpener> {
+  if (opts.key) {
+    return {
+      privateKeyPem: await readFile(opts.key, 'utf8'),
+      keyPassphrase: await secretOption(opts.keyPassphrase, opts.keyPassphraseFile, "the private key's passphrase", say),
+    };
+  }
+  const passphrase = await backupPassphrase(opts, say);
+  if (!passphrase)
     throw new CaError(
       'malformed',
-      'give the passphrase as --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE, never on the command line',
-    );
-  else p = process.env.CERTFLOW_BACKUP_PASSPHRASE || undefined;
-  if (!p)
-    throw new CaError(
-      'malformed',
-      'a backup passphrase is needed: --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE',
+      "give the recipient's private key (--key FILE) or, for a passphrase backup, --passphrase - (stdin), --passphrase-file FILE or CERTFLOW_BACKUP_PASSPHRASE",
       { rule: 'backup.passphrase' },
     );
-  checkBackupPassphrase(p);
-  return p;
+  return { passphrase };
 }
 
 function registerBackup(root: Command, cli: CliContext): void {
-  const group = root.command('backup').description('encrypted backups: database, CA key material, configuration, trust files');
+  const group = root
+    .command('backup')
+    .description(
+      'encrypted backups (to the backup recipient key, or under a passphrase): database, CA key files, secrets key, configuration, trust and audit files',
+    );
   const passOpts = (c: Command) =>
     c
       .option('--passphrase <->', 'read the passphrase from stdin ("-")')
@@ -259,39 +301,62 @@ function registerBackup(root: Command, cli: CliContext): void {
   passOpts(
     group
       .command('create')
-      .description("write a consistent, encrypted backup (run where the worker's key directory is, for software keys)")
+      .description(
+        "write a consistent, encrypted backup, to the backup recipient key if one is set, else under a passphrase (run where the worker's key directory is, for software keys)",
+      )
       .requiredOption('--out <file>', 'the archive to write (must not exist)'),
   ).action(async (opts: { out: string; passphrase?: string; passphraseFile?: string }) => {
     const passphrase = await backupPassphrase(opts, cli.say);
     const r = await cli.withPool(async (pool, config) => {
-      const result = await createBackup(config, pool, opts.out, passphrase, certflowVersion());
+      const result = await createBackup(config, pool, opts.out, { passphrase, version: certflowVersion() });
       await auditLog.audit(pool, {
         ...operator(),
         action: 'backup.create',
         object: opts.out,
-        details: { size: result.size, certificates: result.summary.certificates, auditHead: result.summary.auditHead.seq },
+        details: {
+          size: result.size,
+          certificates: result.summary.certificates,
+          auditHead: result.summary.auditHead.seq,
+          recipient: result.meta.recipient?.fingerprint ?? null,
+        },
       });
       return result;
     });
-    if (cli.json()) cli.printJson({ out: opts.out, size: r.size, ...r.summary, keyBackend: r.meta.keyBackend, keyIds: r.meta.keyIds });
+    if (cli.json())
+      cli.printJson({
+        out: opts.out,
+        size: r.size,
+        ...r.summary,
+        keyBackend: r.meta.keyBackend,
+        keyIds: r.meta.keyIds,
+        recipient: r.meta.recipient,
+      });
     else {
       cli.say(
         `backup written to ${opts.out} (${(r.size / 1024).toFixed(1)} KiB): ${r.summary.certificates} certificates, ${r.summary.tables.length} tables, audit head #${r.summary.auditHead.seq}, ` +
           (r.meta.keyBackend === 'software'
-            ? `${r.summary.files.filter((f) => f.startsWith('keys/')).length} key files (encrypted)`
-            : `PKCS#11 keys referenced in token "${r.meta.pkcs11?.tokenLabel}"`),
+            ? `${r.summary.files.filter((f) => f.endsWith('.key.pem')).length} key files (encrypted; their passphrase is not in the backup)`
+            : `PKCS#11 keys referenced in token "${r.meta.pkcs11?.tokenLabel}"`) +
+          (r.meta.recipient
+            ? `; encrypted to the recipient key ${r.meta.recipient.fingerprint} (${r.meta.recipient.type})`
+            : '; encrypted under the passphrase'),
       );
     }
   });
   passOpts(
     group
       .command('restore <file>')
-      .description('restore a backup into an empty CERTFLOW_HOME (and an empty DATABASE_URL database, or a new embedded Postgres)'),
-  ).action(async (file: string, opts: { passphrase?: string; passphraseFile?: string }) => {
-    const passphrase = await backupPassphrase(opts, cli.say);
+      .description('restore a backup into an empty CERTFLOW_HOME (and an empty DATABASE_URL database, or a new embedded Postgres)')
+      .option('--key <file>', "the backup recipient's private key (PEM) for a backup encrypted to it")
+      .option('--key-passphrase <->', 'read the private key\'s passphrase from stdin ("-")')
+      .option('--key-passphrase-file <file>', "read the private key's passphrase from a file"),
+  ).action(async (file: string, opts: RestoreOpts) => {
+    const opener = await backupOpener(opts, cli.say);
     const config = loadConfig();
     let pg: Awaited<ReturnType<typeof spawnPostgres>> | undefined;
     assertEmptyHome(config);
+    // Nothing is written (not even a new Postgres) before the whole archive is authenticated.
+    const authenticated = await authenticateArchive(file, opener);
     if (!config.databaseUrl) {
       if (existsSync(paths(config).pgData))
         throw new CaError('conflict', `${paths(config).pgData} exists: restore into an empty CERTFLOW_HOME`, {
@@ -307,10 +372,12 @@ function registerBackup(root: Command, cli: CliContext): void {
     }
     let pool: Pool | undefined;
     try {
-      const url = databaseUrl(config);
+      // The owner login loads the tables; the runtime login gets its privileges afterwards.
+      const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       await waitForDatabase(url, 30_000);
       pool = createPool(url);
-      const r = await restoreBackup(file, passphrase, { config, pool, log: cli.say });
+      const r = await restoreBackup(file, opener, { config, pool, log: cli.say, authenticated });
+      await migrateDatabase(config, cli.say);
       await auditLog.audit(pool, {
         ...operator(),
         action: 'backup.restore',
@@ -333,11 +400,7 @@ function registerBackup(root: Command, cli: CliContext): void {
             ? `audit log verified: ${r.audit.entries} entries`
             : `WARNING: the restored audit log does not verify: ${r.audit.problems[0]}`,
         );
-        cli.say(
-          r.meta.keyBackend === 'software'
-            ? 'the CA keys are encrypted as before: start with the same CERTFLOW_KEY_PASSPHRASE (dev mode: the passphrase file was restored)'
-            : `the CA keys stay in PKCS#11 token "${r.meta.pkcs11?.tokenLabel}": point CERTFLOW_PKCS11_* at it`,
-        );
+        cli.say(restoreNeeds(r.meta, config));
         cli.say('requests that were in flight when the backup was made are not resumed (Temporal histories are not in backups)');
       }
     } finally {
@@ -345,6 +408,50 @@ function registerBackup(root: Command, cli: CliContext): void {
       await pg?.stop();
     }
   });
+  const recipient = group
+    .command('recipient')
+    .description('the backup recipient key: backups are encrypted to it (set by a CA Administrator)');
+  recipient
+    .command('set <public-key.pem>')
+    .description('set (or replace) the recipient public key: RSA 3072+, EC P-256/P-384/P-521 or X25519, PEM')
+    .action(async (pemFile: string) => {
+      const r = await cli.withPool(async (pool, config) => {
+        const previous = await currentRecipient(config.home);
+        const set = await setRecipient(config.home, await readFile(pemFile, 'utf8'));
+        await auditLog.audit(pool, {
+          ...operator(),
+          action: 'backup.recipient.set',
+          object: set.fingerprint,
+          details: { type: set.type, previous: previous?.fingerprint ?? null },
+        });
+        return set;
+      });
+      if (cli.json()) cli.printJson(r);
+      else cli.say(`backups are now encrypted to ${r.type} key ${r.fingerprint}: keep its private key (and only it) where restores happen`);
+    });
+  recipient
+    .command('show')
+    .description('the recipient public key backups are encrypted to')
+    .action(async () => {
+      const r = await currentRecipient(loadConfig().home);
+      if (cli.json()) cli.printJson(r ?? null);
+      else if (!r) cli.say('no backup recipient is set: backups need a passphrase (CLI only)');
+      else {
+        process.stdout.write(r.pem);
+        cli.say(`${r.type}, SHA-256 ${r.fingerprint}`);
+      }
+    });
+}
+
+/** What the restored installation needs besides the archive (the README's "restore" list). */
+function restoreNeeds(meta: BackupMeta, config: Config): string {
+  if (meta.keyBackend === 'pkcs11')
+    return `the CA keys stay in PKCS#11 token "${meta.pkcs11?.tokenLabel}": point CERTFLOW_PKCS11_* at it (the PIN is not in backups)`;
+  const where =
+    meta.keyPassphrase === 'file' ? `the passphrase file keys/passphrase of ${meta.host}:${meta.home}` : 'CERTFLOW_KEY_PASSPHRASE';
+  return config.keys.passphrase
+    ? 'the CA key files are encrypted as before: CERTFLOW_KEY_PASSPHRASE is set, start as usual'
+    : `the CA key files are encrypted under their passphrase, which is never in a backup: set CERTFLOW_KEY_PASSPHRASE to it (it was ${where}), or copy that file to ${join(paths(config).keysDir, 'passphrase')}, before the worker starts`;
 }
 
 export function registerConsoleCommands(root: Command, cli: CliContext): void {

@@ -32,10 +32,10 @@ function createCommand(group: Command, cli: CliContext): void {
     .option('--alias <acme-alias>', "the ACME directory it is for ('' = /acme/directory)", '')
     .action(async (opts: { alias: string }) => {
       checkAlias(opts.alias);
-      const { kid, hmacKey } = newEabKey();
+      const { kid, hmacKey, hmacKeyEnc } = await newEabKey(loadConfig());
       const row = await cli.withPool((pool) =>
         withTransaction(pool, async (tx) => {
-          const stored = await eabKeys.insert(tx, { kid, alias: opts.alias, hmacKey });
+          const stored = await eabKeys.insert(tx, { kid, alias: opts.alias, hmacKeyEnc });
           // The audit entry names the key id only: the MAC key is a secret.
           await audit(tx, { actor: 'operator', action: 'acme.eab.create', object: kid, details: { alias: opts.alias } });
           return stored;

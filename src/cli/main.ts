@@ -10,11 +10,10 @@ import { getProfile, loadConfig, type Config } from '../config/index.ts';
 import { CaError, isRequestEnding } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
-import { databaseUrl } from '../db/open.ts';
+import { databaseUrl, migrateDatabase, ownerDatabaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
-import { migrate } from '../db/migrate.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -107,13 +106,15 @@ function program(): Command {
 
   root
     .command('migrate')
-    .description('apply pending database migrations')
+    .description(
+      'apply pending database migrations as the owner login (CERTFLOW_DATABASE_OWNER_URL, else DATABASE_URL) and grant the runtime login (DATABASE_URL) its privileges',
+    )
     .action(async () => {
-      await withPool(async (pool) => {
-        const { applied } = await migrate(pool);
-        if (root.opts<GlobalOpts>().json) printJson({ applied });
-        else say(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
-      });
+      const config = loadConfig();
+      await waitForDatabase(ownerDatabaseUrl(config) ?? databaseUrl(config), 10_000);
+      const applied = await migrateDatabase(config, say);
+      if (root.opts<GlobalOpts>().json) printJson({ applied });
+      else say(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
     });
 
   const ca = root.command('ca').description('certificate authorities');

@@ -56,6 +56,7 @@ import { withDeadline } from '../temporal/client.ts';
 import { changeStatusAndWait } from '../temporal/revocation.ts';
 import { searchAttributes } from '../temporal/search-attributes.ts';
 import { asCaError, cmpError, statusInfoOf } from './errors.ts';
+import { guardAuthentication } from '../http/auth-limiter.ts';
 import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
 import { generalMessage } from './genm.ts';
 import type { CmpSigner } from './signer.ts';
@@ -79,7 +80,8 @@ export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint
   try {
     msg = PKIMessage.fromBER(der);
     checkHeader(msg);
-    identity = await authenticate(deps, msg, alias, remote);
+    const m = msg;
+    identity = await guardAuthentication(deps, 'cmp', { address: remote }, () => authenticate(deps, m, alias, remote));
     checkTime(deps.config, msg);
     const x: Exchange = { pool: deps.pool, log: deps.log, signer: deps.signer(), msg, der, identity, alias: alias.name };
     return await dispatch(deps, alias, x);

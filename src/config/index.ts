@@ -45,8 +45,14 @@ export interface Config {
    * 600): renew what is due, pick up what another server renewed, act on `certflow tls renew`.
    */
   tlsCheckSeconds: number;
-  /** External Postgres; undefined = dev mode's embedded server. */
+  /** External Postgres (the runtime login: servers, workers, console, CLI); undefined = dev mode's embedded server. */
   databaseUrl?: string;
+  /**
+   * The same database as the owner login, which applies the migrations and owns the tables
+   * (CERTFLOW_DATABASE_OWNER_URL). Undefined: the embedded server's own owner, or (with an
+   * external DATABASE_URL) none — one login does both, see docs/operations.md "Database roles".
+   */
+  databaseOwnerUrl?: string;
   embeddedPostgresPort: number;
   temporal: {
     address: string;
@@ -59,6 +65,8 @@ export interface Config {
     /** mTLS to the frontend (`certflow cluster`); undefined: plain gRPC (dev mode). */
     tls?: TemporalTlsFiles;
   };
+  /** CERTFLOW_CMP_SECRETS_KEY: the key that encrypts CMP secrets and ACME EAB and nonce keys (else keys/cmp-secrets.key). */
+  secretsKey?: string;
   keys: {
     backend: 'software' | 'pkcs11';
     passphrase?: string;
@@ -80,6 +88,8 @@ export interface Config {
   stuck: StuckBounds;
   admin: AdminConfig;
   audit: AuditConfig;
+  /** Failed authentications allowed per client address (every front end) and per console user name. */
+  authFailures: AuthFailureLimits;
   cmp: CmpConfig;
   notifications: NotificationsConfig;
   logLevel: string;
@@ -140,8 +150,24 @@ export interface AdminConfig {
   temporalUiProxy?: string;
 }
 
+/** A limit of failed authentications for one key (address or user name). */
+export interface FailureRule {
+  /** Failed attempts, and attempts being checked right now, allowed per window. */
+  maxFailures: number;
+  windowSeconds: number;
+  /** How long the key is refused once its failures reach maxFailures. */
+  lockSeconds: number;
+}
+
+export interface AuthFailureLimits {
+  /** Per client address (IPv6: per /64), counted separately by each front end: console login, EST Basic, CMP MAC. */
+  perAddress: FailureRule;
+  /** Per user name of the console login. */
+  perConsoleUser: FailureRule;
+}
+
 export interface AuditConfig {
-  /** How often the worker signs a checkpoint of the audit chain's head. */
+  /** How often the worker signs a checkpoint of the audit chain's head (audit.checkpointMinutes, default 5). */
   checkpointSeconds: number;
 }
 
@@ -404,6 +430,7 @@ export function loadConfig(env: Env = process.env): Config {
     tlsNames,
     tlsCheckSeconds: Math.max(1, int(env, 'CERTFLOW_TLS_CHECK_SECONDS', 600)),
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseOwnerUrl: ownerUrl(env),
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
     temporal: {
       // TEMPORAL_ADDRESS names an existing cluster; without it dev mode starts its own
@@ -418,6 +445,7 @@ export function loadConfig(env: Env = process.env): Config {
       signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
       tls: temporalTls(env, home),
     },
+    secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
     keys: {
       backend,
       passphrase: env.CERTFLOW_KEY_PASSPHRASE || undefined,
@@ -451,7 +479,11 @@ export function loadConfig(env: Env = process.env): Config {
     issuance: { faultRetryInitialSeconds: 30, faultRetryMaxSeconds: 900, ...file.issuance },
     stuck: stuckBounds(file),
     admin: adminConfig(env, file),
-    audit: { checkpointSeconds: 3600, ...file.audit },
+    audit: { checkpointSeconds: file.audit?.checkpointSeconds ?? (file.audit?.checkpointMinutes ?? 5) * 60 },
+    authFailures: {
+      perAddress: { maxFailures: 30, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perAddress },
+      perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
+    },
     cmp: cmpConfig(file, profiles),
     notifications: notificationsConfig(file.notifications, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
@@ -498,6 +530,31 @@ function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
   const f = clusterTlsFiles(temporalTlsDir(home));
   if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return clusterClientTls(f, serverName);
   return undefined;
+}
+
+/** CERTFLOW_DATABASE_OWNER_URL: only together with DATABASE_URL, and for the same database. */
+function ownerUrl(env: Env): string | undefined {
+  const owner = env.CERTFLOW_DATABASE_OWNER_URL || undefined;
+  if (!owner) return undefined;
+  const rule = { rule: 'env.CERTFLOW_DATABASE_OWNER_URL' };
+  if (!env.DATABASE_URL)
+    throw new CaError('config', 'CERTFLOW_DATABASE_OWNER_URL is set, but DATABASE_URL (the runtime login) is not', rule);
+  const where = (url: string, name: string) => {
+    try {
+      const u = new URL(url);
+      return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+    } catch {
+      throw new CaError('config', `${name} is not a valid URL`, rule);
+    }
+  };
+  if (where(owner, 'CERTFLOW_DATABASE_OWNER_URL') !== where(env.DATABASE_URL, 'DATABASE_URL')) {
+    throw new CaError(
+      'config',
+      'CERTFLOW_DATABASE_OWNER_URL must name the same server and database as DATABASE_URL (only the login differs)',
+      rule,
+    );
+  }
+  return owner;
 }
 
 function stuckBounds(file: ConfigFile): StuckBounds {

@@ -215,7 +215,23 @@ const admin = z.strictObject({
     .optional(),
 });
 
-const audit = z.strictObject({ checkpointSeconds: positive.max(30 * 86_400).optional() });
+const audit = z.strictObject({
+  /** How often the worker signs a checkpoint (default 5 minutes). */
+  checkpointMinutes: positive.max(24 * 60).optional(),
+  /** The same in seconds (older setting; checkpointMinutes is preferred). */
+  checkpointSeconds: positive.max(30 * 86_400).optional(),
+});
+
+const failureRule = z
+  .strictObject({
+    maxFailures: positive.max(100_000),
+    windowSeconds: positive.max(7 * 86_400),
+    lockSeconds: positive.max(7 * 86_400),
+  })
+  .partial();
+
+/** Failed authentications (console login, EST Basic, CMP MAC): per client address, per console user name. */
+const authFailures = z.strictObject({ perAddress: failureRule.optional(), perConsoleUser: failureRule.optional() });
 
 const cmpAlias = z.strictObject({
   name: z.union([z.literal(''), name('a CMP alias')]),
@@ -268,6 +284,7 @@ export const SECTIONS = {
   stuck: stuck.optional(),
   admin: admin.optional(),
   audit: audit.optional(),
+  authFailures: authFailures.optional(),
   cmp: cmp.optional(),
   notifications: notificationsSchema.optional(),
 };

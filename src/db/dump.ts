@@ -28,7 +28,8 @@ export interface DumpSummary {
 async function userTables(db: PoolClient): Promise<string[]> {
   const { rows } = await db.query<{ name: string }>(
     `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'schema_migrations' ORDER BY 1`,
+     WHERE n.nspname = current_schema() AND c.relkind = 'r'
+       AND c.relname NOT IN ('schema_migrations', 'runtime_grants') ORDER BY 1`,
   );
   return rows.map((r) => r.name);
 }

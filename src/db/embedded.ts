@@ -9,6 +9,9 @@
  * Credentials: user "postgres", password generated at the first prepare and kept in
  * `<home>/postgres.password` (mode 0600, next to the data dir rather than inside it,
  * because initdb needs an empty directory and the password must exist before initdb).
+ * "postgres" is the owner login: it runs the migrations and owns the tables. Servers,
+ * workers, the console and the CLI use the runtime login "certflow_app" (password in
+ * `<home>/postgres.app.password`), which owns nothing (src/db/roles.ts).
  * Authentication is scram-sha-256; the server listens on 127.0.0.1 only and has no Unix
  * socket. When certflow runs as root, initdb and the server run as the system user
  * "postgres" (created if missing: Postgres refuses to run as root).
@@ -24,8 +27,11 @@ import { logTail, processAlive, spawnLogged, type ChildHandle } from '../core/ch
 import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
 import { waitForDatabase } from './pool.ts';
+import { ensureLoginRole } from './roles.ts';
 
 export const EMBEDDED_USER = 'postgres';
+/** The runtime login of the embedded server (src/db/roles.ts grants its privileges). */
+export const EMBEDDED_APP_USER = 'certflow_app';
 export const EMBEDDED_DATABASE = 'certflow';
 const HOST = '127.0.0.1';
 
@@ -55,8 +61,10 @@ export interface SpawnPostgresOptions {
 
 export interface PostgresHandle extends ChildHandle {
   port: number;
-  /** URL of the `certflow` database. */
+  /** URL of the `certflow` database (owner login). */
   url: string;
+  /** URL of the `certflow` database as the runtime login (EMBEDDED_APP_USER). */
+  appUrl: string;
   /** URL of the `postgres` maintenance database (to create and drop databases). */
   adminUrl: string;
 }
@@ -66,9 +74,23 @@ export function embeddedPasswordFile(config: Home): string {
   return `${paths(config).pgData}.password`;
 }
 
-/** URL of a database (default `certflow`) on the embedded server of `config.home`. */
-export function embeddedDatabaseUrl(config: Home, port: number, database: string = EMBEDDED_DATABASE): string {
-  const file = embeddedPasswordFile(config);
+/** Where the generated password of the runtime login (EMBEDDED_APP_USER) is kept. */
+export function embeddedAppPasswordFile(config: Home): string {
+  return `${paths(config).pgData}.app.password`;
+}
+
+/**
+ * URL of a database (default `certflow`) on the embedded server of `config.home`, as the
+ * owner login ("postgres") or as the runtime login.
+ */
+export function embeddedDatabaseUrl(
+  config: Home,
+  port: number,
+  database: string = EMBEDDED_DATABASE,
+  login: 'owner' | 'runtime' = 'owner',
+): string {
+  const file = login === 'owner' ? embeddedPasswordFile(config) : embeddedAppPasswordFile(config);
+  const user = login === 'owner' ? EMBEDDED_USER : EMBEDDED_APP_USER;
   let password: string;
   try {
     password = readFileSync(file, 'utf8').trim();
@@ -80,7 +102,7 @@ export function embeddedDatabaseUrl(config: Home, port: number, database: string
       { cause: e },
     );
   }
-  return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@${HOST}:${port}/${encodeURIComponent(database)}`;
+  return `postgres://${user}:${encodeURIComponent(password)}@${HOST}:${port}/${encodeURIComponent(database)}`;
 }
 
 /**
@@ -188,16 +210,18 @@ export async function spawnPostgres(config: Home, opts: SpawnPostgresOptions): P
     // ("smart") would wait for every pooled connection to go away.
     stopSignal: 'SIGINT',
   });
-  const handle: PostgresHandle = {
-    ...child,
-    port: opts.port,
-    url: embeddedDatabaseUrl(config, opts.port),
-    adminUrl: embeddedDatabaseUrl(config, opts.port, 'postgres'),
-  };
+  const adminUrl = embeddedDatabaseUrl(config, opts.port, 'postgres');
   try {
-    await untilReady(handle, opts);
-    await ensureDatabase(handle.adminUrl, EMBEDDED_DATABASE);
-    return handle;
+    await untilReady(child, adminUrl, opts);
+    await ensureDatabase(adminUrl, EMBEDDED_DATABASE);
+    await ensureLoginRole(adminUrl, EMBEDDED_APP_USER, appPassword(config));
+    return {
+      ...child,
+      port: opts.port,
+      url: embeddedDatabaseUrl(config, opts.port),
+      appUrl: embeddedDatabaseUrl(config, opts.port, EMBEDDED_DATABASE, 'runtime'),
+      adminUrl,
+    };
   } catch (e) {
     await child.stop(5000);
     const tail = await logTail(opts.logFile, 2000);
@@ -222,12 +246,23 @@ function serverArgs(pgData: string, opts: SpawnPostgresOptions): string[] {
   return ['-D', pgData, '-p', String(opts.port), ...settings.flatMap((s) => ['-c', s])];
 }
 
+/** The runtime login's password: generated (mode 0600) on first use, next to the owner's. */
+function appPassword(config: Home): string {
+  const file = embeddedAppPasswordFile(config);
+  try {
+    writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
 /** Waits for connections, failing early when the server process exits (port taken, bad data dir). */
-async function untilReady(handle: PostgresHandle, opts: SpawnPostgresOptions): Promise<void> {
-  const exitedEarly = handle.exited.then((code) => {
+async function untilReady(child: ChildHandle, adminUrl: string, opts: SpawnPostgresOptions): Promise<void> {
+  const exitedEarly = child.exited.then((code) => {
     throw new Error(`the postgres process exited with code ${code}`);
   });
-  await Promise.race([waitForDatabase(handle.adminUrl, opts.timeoutMs ?? 60_000), exitedEarly]);
+  await Promise.race([waitForDatabase(adminUrl, opts.timeoutMs ?? 60_000), exitedEarly]);
   exitedEarly.catch(() => {}); // it rejects later, when the server is stopped
 }
 

@@ -11,12 +11,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool, PoolClient } from 'pg';
 import { CaError } from '../core/errors.ts';
-import { withTransaction } from './pool.ts';
+import { withTransaction, type Queryable } from './pool.ts';
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** One key for all certflow migrations of a database (hashtext of a fixed name). */
-const LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('certflow:schema_migrations'))";
+export const MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('certflow:schema_migrations'))";
 
 export interface Migration {
   version: number;
@@ -63,6 +63,8 @@ export async function migrate(
 ): Promise<{ applied: string[] }> {
   // upTo: stop after this version (a backup is restored into the schema it was taken from).
   const migrations = loadMigrations(opts.dir).filter((m) => opts.upTo === undefined || m.version <= opts.upTo);
+  // Nothing to do (the usual start): no lock, no DDL — which a runtime login could not run anyway.
+  if (!(await pendingMigrations(pool, migrations, log)).length) return { applied: [] };
   await withTransaction(pool, async (client) => {
     await lock(client);
     await ensureTable(client);
@@ -97,11 +99,28 @@ async function applyOne(pool: Pool, migration: Migration, log: (msg: string) => 
   });
 }
 
+/**
+ * The migrations not applied yet, read without a lock or DDL (a runtime login may call
+ * it). An applied migration whose file changed is refused as in migrate().
+ */
+export async function pendingMigrations(
+  db: Queryable,
+  migrations = loadMigrations(),
+  log: (msg: string) => void = () => {},
+): Promise<Migration[]> {
+  const { rows } = await db.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  if (!rows[0]?.t) return migrations;
+  const applied = await appliedRows(db);
+  verifyApplied(migrations, applied, log);
+  const done = new Set(applied.map((r) => r.version));
+  return migrations.filter((m) => !done.has(m.version));
+}
+
 async function lock(client: PoolClient): Promise<void> {
   // Migrations may run longer than the pool's statement timeout, and so may the wait for
   // another process's migration: lift the limit for this transaction only.
   await client.query('SET LOCAL statement_timeout = 0');
-  await client.query(LOCK_SQL);
+  await client.query(MIGRATION_LOCK_SQL);
 }
 
 async function ensureTable(client: PoolClient): Promise<void> {
@@ -113,7 +132,7 @@ async function ensureTable(client: PoolClient): Promise<void> {
   )`);
 }
 
-async function appliedRows(client: PoolClient): Promise<AppliedRow[]> {
+async function appliedRows(client: Queryable): Promise<AppliedRow[]> {
   const { rows } = await client.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations ORDER BY version');
   return rows;
 }

@@ -12,6 +12,7 @@ import { CaError } from '../core/errors.ts';
 import type { CertificateWithOrigin } from '../db/repos/certificates.ts';
 import type { EstClientRow } from '../db/repos/est-clients.ts';
 import { authenticationFailed } from '../http/auth-failures.ts';
+import { guardAuthentication } from '../http/auth-limiter.ts';
 import type { CertSummary } from '../pki/index.ts';
 import { authenticateBasic, parseBasicAuth } from './auth.ts';
 
@@ -57,15 +58,18 @@ export async function certificateIdentity(ctx: Context, trust: CertTrust): Promi
 }
 
 /** The registered client of an HTTP Basic Authorization header; undefined without one (another scheme is no Basic). */
-export async function basicIdentity(ctx: Context, pool: Pool): Promise<EstIdentity | undefined> {
+export async function basicIdentity(ctx: Context, deps: Parameters<typeof guardAuthentication>[0]): Promise<EstIdentity | undefined> {
   const header = ctx.get('Authorization');
   if (!header || !parseBasicAuth(header)) return undefined;
-  let client: EstClientRow;
-  try {
-    client = await authenticateBasic(pool, header);
-  } catch (e) {
-    if (CaError.is(e, 'unauthorized')) authenticationFailed({ protocol: 'est', address: ctx.ip, credential: parseBasicAuth(header)?.user });
-    throw e;
-  }
+  // Failed attempts per address are limited before the password check (guard), and counted for /metrics.
+  const client = await guardAuthentication(deps, 'est', { address: ctx.ip }, async () => {
+    try {
+      return await authenticateBasic(deps.pool, header);
+    } catch (e) {
+      if (CaError.is(e, 'unauthorized'))
+        authenticationFailed({ protocol: 'est', address: ctx.ip, credential: parseBasicAuth(header)?.user });
+      throw e;
+    }
+  });
   return { type: 'basic', client, key: `basic:${client.name}`, name: client.name };
 }

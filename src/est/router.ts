@@ -132,7 +132,7 @@ function certTrust(deps: EstDeps, label: EstLabel): CertTrust {
 
 /** A registered client (HTTP Basic) allowed to use `label`, or undefined without Basic credentials. */
 async function basicClient(ctx: Context, deps: EstDeps, label: EstLabel): Promise<EstIdentity | undefined> {
-  const basic = await basicIdentity(ctx, deps.pool);
+  const basic = await basicIdentity(ctx, deps);
   if (basic?.type !== 'basic') return undefined;
   if (!basic.client.enabled) throw new CaError('forbidden', `EST client "${basic.name}" is disabled`);
   if (!clientMayUse(basic.client, label.name)) {

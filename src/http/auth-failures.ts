@@ -1,8 +1,8 @@
 /**
  * The one place the front ends report a failed authentication — a wrong EST password, a CMP
  * message whose MAC does not verify (unknown reference or wrong secret) — with the client's
- * address. Counted per protocol for /metrics (certflow_auth_failures_total); a limiter of
- * failed attempts per client address plugs in here.
+ * address. Counted per protocol for /metrics (certflow_auth_failures_total). Limiting them
+ * per client address (before the check) is src/http/auth-limiter.ts.
  */
 export interface AuthFailure {
   protocol: 'est' | 'cmp' | 'console';

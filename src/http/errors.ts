@@ -36,7 +36,7 @@ export function prepareErrorResponse(
   ctx.status = status;
   const override = err.details?.retryAfterSeconds;
   const retryAfter = typeof override === 'number' ? override : ERROR_CONTRACT[err.kind].retryAfterSeconds;
-  if (status === 503 || (retryAfter && status >= 500)) ctx.set('Retry-After', String(retryAfter ?? 10));
+  if (status === 503 || status === 429 || (retryAfter && status >= 500)) ctx.set('Retry-After', String(retryAfter ?? 10));
   const fields = { protocol: format.protocol, path: ctx.path, status, kind: err.kind, rule: err.rule, msg: err.message };
   if (err.kind === 'internal') log.error({ ...fields, err: err.cause ?? err }, `${format.protocol} request failed`);
   else if (status >= 500)

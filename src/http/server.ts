@@ -13,6 +13,7 @@ import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { databaseUrl, FRONT_END_POOL, openDatabase } from '../db/open.ts';
+import { sealPlaintextEabKeys } from '../acme/eab.ts';
 import { AccountCache } from '../acme/account-cache.ts';
 import * as cas from '../db/repos/cas.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -52,6 +53,8 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
+  const sealed = await sealPlaintextEabKeys(pool, config);
+  if (sealed) log.info({ sealed }, 'EAB MAC keys stored in clear by an older certflow are now encrypted under the secrets key');
   const { issuing, root } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, root.certDer, [issuing.certDer]);
   const temporal = await connectTemporal(config);

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Config } from '../config/index.ts';
-import { verifyChain } from '../db/repos/audit.ts';
+import { verifyAuditLog } from '../admin/audit-verify.ts';
 import * as repo from '../db/repos/notifications.ts';
 import { stuckRequests } from '../db/repos/stuck.ts';
 import { auditVerificationFailed, caExpiring, certificateExpiring, certificateRule, crlExpiring, requestStuck } from './notices.ts';
@@ -29,7 +29,8 @@ export async function dueNotices(deps: { config: Config; pool: Pool }, now = new
   for (const ca of await repo.caValidity(deps.pool)) out.push(caExpiring(n, ca, now));
   for (const crl of await repo.newestCrls(deps.pool)) out.push(crlExpiring(n, crl, now));
   for (const r of await stuckRequests(deps.pool, deps.config.stuck, { limit: 500 })) out.push(requestStuck(n, r));
-  const audit = await verifyChain(deps.pool);
+  // The check `certflow audit verify` and the console make: the pinned key, the outside checkpoints.
+  const audit = await verifyAuditLog(deps.pool, deps.config.home);
   if (!audit.ok) {
     const digest = createHash('sha256')
       .update(JSON.stringify(audit.firstBroken ? [audit.firstBroken.seq, audit.firstBroken.reason] : audit.problems.slice(0, 1)))

@@ -6,7 +6,7 @@ export { OID } from './oids.ts';
 export { pemEncode, pemDecodeAll, toDer, type PemBlock } from './pem.ts';
 export { parseDn, formatDn, encodeName, attrOid, attrShortName, type RdnAttr } from './names.ts';
 export { parseCsr, buildCsr, CSR_PEM_LABELS, type ParsedCsr, type CsrExtension } from './csr.ts';
-export { emptySans, sanCount, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
+export { emptySans, sanCount, sanList, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
 export { describePublicKey, describeKeyKind, keyIdentifier, type PublicKeyKind } from './publickey.ts';
 export {
   buildTbsCertificate,

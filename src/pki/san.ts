@@ -17,6 +17,16 @@ export function emptySans(): SanSet {
   return { dns: [], ip: [], email: [], uri: [] };
 }
 
+/** The names as certflow stores and shows them: dns:…, ip:…, email:…, uri:… */
+export function sanList(sans: SanSet): string[] {
+  return [
+    ...sans.dns.map((v) => `dns:${v}`),
+    ...sans.ip.map((v) => `ip:${v}`),
+    ...sans.email.map((v) => `email:${v}`),
+    ...sans.uri.map((v) => `uri:${v}`),
+  ];
+}
+
 export function sanCount(s: SanSet): number {
   return s.dns.length + s.ip.length + s.email.length + s.uri.length;
 }

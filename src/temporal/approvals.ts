@@ -4,10 +4,13 @@ import { decideUpdate, type Decision } from '../../workflows/index.ts';
 import { CaError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as requests from '../db/repos/requests.ts';
-import { describeDn } from '../cli/describe.ts';
+import { describeRequest } from '../cli/describe.ts';
 import { withDeadline } from './client.ts';
 
-/** The requests that wait for an operator, as the CLI and the console list them. */
+/**
+ * The requests that wait for an operator, as the CLI and the console list them: who asked,
+ * and what a decision would sign — subject, every subjectAltName, key type and profile.
+ */
 export async function awaitingApproval(db: Queryable, limit?: number) {
   const rows = await requests.list(db, { state: 'awaiting-approval', limit });
   return rows.map((r) => ({
@@ -17,7 +20,7 @@ export async function awaitingApproval(db: Queryable, limit?: number) {
     kind: r.kind,
     requester: r.requester,
     profile: r.profile,
-    subject: describeDn(r.csrDer),
+    ...describeRequest(r.csrDer),
     createdAt: r.createdAt,
     workflowId: r.workflowId,
   }));

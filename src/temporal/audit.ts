@@ -11,18 +11,27 @@ export function auditScheduleId(config: Pick<Config, 'temporal'>): string {
   return `${config.temporal.taskQueue}-audit-checkpoint`;
 }
 
-/** Ensures the checkpoint schedule exists (idempotent) and triggers it once now. */
+/**
+ * Ensures the checkpoint schedule exists with the configured interval (created, or updated
+ * when audit.checkpointMinutes changed) and triggers it once now.
+ */
 export async function ensureAuditSchedule(client: Client, config: Pick<Config, 'temporal' | 'audit'>): Promise<void> {
   const scheduleId = auditScheduleId(config);
+  const everyMs = config.audit.checkpointSeconds * 1000;
   try {
     await client.schedule.create({
       scheduleId,
-      spec: { intervals: [{ every: `${config.audit.checkpointSeconds} seconds` }] },
+      spec: { intervals: [{ every: everyMs }] },
       action: { type: 'startWorkflow', workflowType: 'auditCheckpointWorkflow', taskQueue: config.temporal.taskQueue, args: [{}] },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
     });
   } catch (e) {
     if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+    const handle = client.schedule.getHandle(scheduleId);
+    const current = (await handle.describe()).spec.intervals ?? [];
+    if (current.length !== 1 || current[0]!.every !== everyMs) {
+      await handle.update((previous) => ({ ...previous, spec: { intervals: [{ every: everyMs }] } }));
+    }
   }
   await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.SKIP);
 }

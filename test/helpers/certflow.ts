@@ -25,6 +25,7 @@ export interface CliResult {
 export interface TestInstance {
   home: string;
   env: NodeJS.ProcessEnv;
+  /** The database as its owner (the test's own access); the processes use the runtime login (env.DATABASE_URL). */
   databaseUrl: string;
   pool: Awaited<ReturnType<typeof testDatabase>>['pool'];
   httpsPort: number;
@@ -49,7 +50,8 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CERTFLOW_HOME: home,
-    DATABASE_URL: db.url,
+    // The runtime login, as servers and workers run in production; db.url is the owner's.
+    DATABASE_URL: db.appUrl,
     TEMPORAL_ADDRESS: temporalAddress(),
     CERTFLOW_TASK_QUEUE: `test-${randomBytes(6).toString('hex')}`,
     CERTFLOW_HTTPS_PORT: String(httpsPort),

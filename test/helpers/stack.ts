@@ -1,7 +1,9 @@
 /**
  * Access to the servers that scripts/test.js starts once per run. Each test file gets its
  * own database (created here, migrated, dropped by the caller), so files cannot see each
- * other's rows even though they share one Postgres.
+ * other's rows even though they share one Postgres. As in production, the database is
+ * migrated by its owner (the test server's superuser) and certflow's processes use the
+ * runtime login "certflow_app", which owns nothing (src/db/roles.ts).
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -9,11 +11,17 @@ import type { Pool } from 'pg';
 import { ensureDatabase } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
+import { grantRuntime } from '../../src/db/roles.ts';
 
 export interface TestDatabase {
-  /** URL of the fresh database. */
+  /** URL of the fresh database as its owner (the superuser of the test server): migrations, restores. */
   url: string;
-  /** Pool on it (closed by drop()). */
+  /**
+   * URL of the same database as the runtime login (no superuser, owns nothing), with the
+   * privileges src/db/roles.ts grants it: what the servers and workers of an instance use.
+   */
+  appUrl: string;
+  /** Pool on it as the owner (closed by drop()). */
   pool: Pool;
   /** Closes the pool and drops the database. */
   drop(): Promise<void>;
@@ -35,23 +43,28 @@ export function testDatabaseAdminUrl(): string {
   return requireEnv('CERTFLOW_TEST_DATABASE_URL');
 }
 
-/** The same server's URL for another database. */
-export function databaseUrlFor(database: string): string {
-  const url = new URL(testDatabaseAdminUrl());
+/** The same server's URL for another database (as the owner, or as the runtime login). */
+export function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'): string {
+  const url = new URL(login === 'owner' ? testDatabaseAdminUrl() : requireEnv('CERTFLOW_TEST_DATABASE_APP_URL'));
   url.pathname = `/${database}`;
   return url.toString();
 }
 
-/** A new, uniquely named, migrated database on the shared test server. */
+/** A new, uniquely named database on the shared test server, migrated by its owner (unless migrate: false). */
 export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `certflow_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   await ensureDatabase(testDatabaseAdminUrl(), name);
   const url = databaseUrlFor(name);
+  const appUrl = databaseUrlFor(name, 'runtime');
   const pool = createPool(url);
-  if (opts.migrate !== false) await migrate(pool);
+  if (opts.migrate !== false) {
+    await migrate(pool);
+    await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
+  }
   let dropped = false;
   return {
     url,
+    appUrl,
     pool,
     async drop() {
       if (dropped) return;

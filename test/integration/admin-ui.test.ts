@@ -8,11 +8,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
-import { AdminClient, artifactsDir, CHROMIUM, chromiumArgs } from '../helpers/admin.ts';
+import { artifactsDir, CHROMIUM, chromiumArgs } from '../helpers/admin.ts';
 import { requireTool, toolsSkip } from '../helpers/tools.ts';
 
 const ROLES = ['ca-admin', 'admin', 'officer', 'auditor', 'operator'] as const;
@@ -123,18 +124,16 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     await cf.startAdmin();
     base = `https://localhost:${cf.adminPort}`;
     shots = artifactsDir('console');
-    const ca = await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8');
-    const made = await cf.cli(['--json', 'tokens', 'create', '--name', 'ui-setup', '--role', 'ca-admin']);
-    assert.equal(made.code, 0, made.stderr);
-    const token = JSON.parse(made.stdout).token as string;
-    const api = new AdminClient(cf.adminPort, ca);
+    // Users come from the CLI (the root of trust: the console grants only its own permissions).
     for (const role of ROLES) {
-      const r = await api.call('POST', '/admin/api/v1/users', {
-        token,
-        body: { name: `u-${role}`, role, password: PASSWORD, temporary: false },
-      });
-      assert.equal(r.status, 201, r.text);
+      const r = await cf.cli(['users', 'add', '--name', `u-${role}`, '--role', role, '--password', '-'], { input: `${PASSWORD}\n` });
+      assert.equal(r.code, 0, r.stderr);
     }
+    // Backups are encrypted to a recipient key, which a CA Administrator sets.
+    const recipient = join(cf.home, 'recipient.pem');
+    await writeFile(recipient, generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    const set = await cf.cli(['backup', 'recipient', 'set', recipient]);
+    assert.equal(set.code, 0, set.stderr);
     const csr = await opensslCsr(cf.home, 'victim', { subj: '/CN=victim.example.test', san: 'DNS:victim.example.test' });
     const issued = await cf.cli(['--json', 'cert', 'issue', '--csr', csr, '--out', join(cf.home, 'victim.pem')]);
     assert.equal(issued.code, 0, issued.stderr);
@@ -225,7 +224,6 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     // Operator: creates a backup.
     page = contexts.get('operator')!.page;
     await page.goto(`${base}/backup`);
-    await page.fill('#create-backup input[name="passphrase"]', 'a long backup passphrase');
     await page.click('#create-backup button[type="submit"]');
     await page.waitForSelector('#backups td a', { timeout: 60_000 });
     await shoot(page, 'backup-after');

@@ -78,7 +78,9 @@ describe('cheap requests do not buy expensive work', () => {
 
   before(async () => {
     const config = join(process.env.TMPDIR ?? '/tmp', `certflow-cost-${process.pid}.json`);
-    await writeFile(config, JSON.stringify({ cmp: { maxIterations: CAP } }));
+    // What one key derivation costs is measured here, not the limit of failed MACs per address
+    // (auth-throttle.test.ts): every hostile message must reach the MAC check.
+    await writeFile(config, JSON.stringify({ cmp: { maxIterations: CAP }, authFailures: { perAddress: { maxFailures: 100_000 } } }));
     cf = await createInstance({ CERTFLOW_CONFIG: config, CERTFLOW_EST_WAIT_SECONDS: '20' });
     await cf.startWorker();
     await cf.startServer();

@@ -11,6 +11,12 @@ import type { Pool } from 'pg';
 import { CLOCK_SKEW_MS, NonceStore } from '../../src/acme/nonce.ts';
 import { createPool } from '../../src/db/pool.ts';
 import * as nonces from '../../src/db/repos/acme-nonces.ts';
+import { secretsKeyOf } from '../../src/core/secrets.ts';
+import { randomBytes } from 'node:crypto';
+
+/** The secrets key every store of a "server" shares (in production: keys/cmp-secrets.key). */
+const key = secretsKeyOf(randomBytes(32));
+const secretsKey = async () => key;
 import { testDatabase, type TestDatabase } from '../helpers/stack.ts';
 
 describe('ACME nonces', () => {
@@ -42,9 +48,9 @@ describe('ACME nonces', () => {
   }
 
   it('is 43 base64url characters, unique, accepted exactly once, and issuing writes nothing', async () => {
-    await new NonceStore(db.pool, { lifetimeSeconds: 60 }).issue(); // the key exists
+    await new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 }).issue(); // the key exists
     const c = counting(db.pool);
-    const store = new NonceStore(c.db, { lifetimeSeconds: 60 });
+    const store = new NonceStore(c.db, { secretsKey, lifetimeSeconds: 60 });
     const issued = await Promise.all(Array.from({ length: 50 }, () => store.issue()));
     for (const n of issued) assert.match(n, /^[A-Za-z0-9_-]{43}$/);
     assert.equal(new Set(issued).size, 50);
@@ -55,7 +61,7 @@ describe('ACME nonces', () => {
   });
 
   it('forged, garbled, unknown-key and malformed values are refused without a write', async () => {
-    const store = new NonceStore(db.pool, { lifetimeSeconds: 60 });
+    const store = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 });
     const good = await store.issue();
     const raw = Buffer.from(good, 'base64url');
     const flip = (i: number) => {
@@ -72,8 +78,8 @@ describe('ACME nonces', () => {
   });
 
   it('two pools (two server processes): issued by one, used once through the other', async () => {
-    const a = new NonceStore(db.pool, { lifetimeSeconds: 60 });
-    const b = new NonceStore(second, { lifetimeSeconds: 60 });
+    const a = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 });
+    const b = new NonceStore(second, { secretsKey, lifetimeSeconds: 60 });
     const n = await a.issue();
     assert.equal(await b.consume(n), true);
     assert.equal(await a.consume(n), false);
@@ -81,17 +87,17 @@ describe('ACME nonces', () => {
   });
 
   it('a restart (a new store, same database) keeps the key and the used set', async () => {
-    const n = await new NonceStore(db.pool, { lifetimeSeconds: 60 }).issue();
-    const m = await new NonceStore(db.pool, { lifetimeSeconds: 60 }).issue();
-    const restarted = new NonceStore(second, { lifetimeSeconds: 60 });
+    const n = await new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 }).issue();
+    const m = await new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 }).issue();
+    const restarted = new NonceStore(second, { secretsKey, lifetimeSeconds: 60 });
     assert.equal(await restarted.consume(n), true);
-    assert.equal(await new NonceStore(db.pool, { lifetimeSeconds: 60 }).consume(n), false);
-    assert.equal(await new NonceStore(db.pool, { lifetimeSeconds: 60 }).consume(m), true);
+    assert.equal(await new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 }).consume(n), false);
+    assert.equal(await new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 }).consume(m), true);
   });
 
   it('concurrent uses of one nonce through both pools: exactly one succeeds', async () => {
-    const a = new NonceStore(db.pool, { lifetimeSeconds: 60 });
-    const b = new NonceStore(second, { lifetimeSeconds: 60 });
+    const a = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 });
+    const b = new NonceStore(second, { secretsKey, lifetimeSeconds: 60 });
     for (let round = 0; round < 5; round++) {
       const n = await a.issue();
       const results = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).consume(n)));
@@ -101,7 +107,7 @@ describe('ACME nonces', () => {
 
   it('an expired nonce, or one from too far in the future, is refused', async () => {
     let now = Date.now();
-    const store = new NonceStore(db.pool, { lifetimeSeconds: 10, now: () => now });
+    const store = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 10, now: () => now });
     const n = await store.issue();
     now += 10_001;
     assert.equal(await store.consume(n), false);
@@ -113,10 +119,10 @@ describe('ACME nonces', () => {
   it('cleanup deletes only rows of nonces that can no longer be accepted, in bounded batches', async () => {
     await db.pool.query('DELETE FROM acme_used_nonces');
     let now = Date.now() - 3600_000;
-    const old = new NonceStore(db.pool, { lifetimeSeconds: 1, now: () => now });
+    const old = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 1, now: () => now });
     for (let i = 0; i < 5; i++) assert.equal(await old.consume(await old.issue()), true);
     now = Date.now();
-    const store = new NonceStore(db.pool, { lifetimeSeconds: 60 });
+    const store = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60 });
     assert.equal(await store.consume(await store.issue()), true);
     assert.equal(await store.cleanup(2), 2);
     assert.equal(await store.cleanup(), 3);
@@ -126,10 +132,10 @@ describe('ACME nonces', () => {
   it('every Nth use cleans up in the background', async () => {
     await db.pool.query('DELETE FROM acme_used_nonces');
     let now = Date.now() - 3600_000;
-    const old = new NonceStore(db.pool, { lifetimeSeconds: 1, now: () => now });
+    const old = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 1, now: () => now });
     for (let i = 0; i < 3; i++) await old.consume(await old.issue());
     now = Date.now();
-    const store = new NonceStore(db.pool, { lifetimeSeconds: 60, cleanupEvery: 4 });
+    const store = new NonceStore(db.pool, { secretsKey, lifetimeSeconds: 60, cleanupEvery: 4 });
     for (let i = 0; i < 3; i++) await store.consume(await store.issue());
     assert.equal(await nonces.countUsed(db.pool), 6, 'no cleanup before the 4th use');
     await store.consume(await store.issue());

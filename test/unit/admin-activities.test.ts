@@ -187,7 +187,7 @@ describe('audit entries from activities', () => {
     assert.equal(b.created, false, 'the same head is not signed twice');
     assert.equal(a.seq, (await auditLog.head(db.pool)).seq);
     const pem = readFileSync(join(home, 'ca', 'audit-key.pem'), 'utf8');
-    const v = await auditLog.verifyChain(db.pool, { publicKeyPem: pem });
+    const v = await auditLog.verifyChain(db.pool, { publicKey: pem });
     assert.equal(v.ok, true, v.problems.join('\n'));
     assert.equal(v.latestVerifiedCheckpoint?.seq, a.seq);
     assert.ok((await certificates.get(db.pool, cert.serial))!.status === 'valid', 'expiry is recorded, not a status change');

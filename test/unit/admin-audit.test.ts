@@ -126,6 +126,8 @@ describe('audit chain tampering', () => {
   let db: TestDatabase;
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+  /** The pinned key: verifiers trust only it, never a key read from the database. */
+  const publicKey = key.publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
   async function checkpoint(pool: Pool): Promise<number> {
     const h = await auditLog.head(pool);
@@ -145,23 +147,27 @@ describe('audit chain tampering', () => {
   after(async () => db?.drop());
 
   it('verifies the signed checkpoint, also against a pinned key', async () => {
-    const v = await auditLog.verifyChain(db.pool, { publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }) as string });
+    const v = await auditLog.verifyChain(db.pool, { publicKey });
     assert.equal(v.ok, true, v.problems.join('\n'));
     assert.deepEqual(v.latestVerifiedCheckpoint?.seq, 10);
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    const pinned = await auditLog.verifyChain(db.pool, { publicKeyPem: other });
+    const pinned = await auditLog.verifyChain(db.pool, { publicKey: other });
     assert.equal(pinned.ok, false);
-    assert.match(pinned.problems.join('\n'), /checkpoint #10 .*not the pinned public key/);
+    assert.match(pinned.problems.join('\n'), /checkpoint #10, .*does not verify with the pinned audit key/);
+    assert.match(pinned.problems.join('\n'), /audit key "test-audit" recorded in the database is not the pinned public key/);
+    const unpinned = await auditLog.verifyChain(db.pool);
+    assert.equal(unpinned.ok, false, 'without the pinned key no checkpoint counts, whatever audit_keys says');
+    assert.match(unpinned.problems.join('\n'), /checkpoint #10, .*not checked \(no pinned audit key\)/);
   });
 
   it('names the entry whose content was UPDATEd', async () => {
     await tamper(db.pool, `UPDATE audit_log SET details = '{"i": 99}' WHERE seq = 4`);
-    const v = await auditLog.verifyChain(db.pool);
+    const v = await auditLog.verifyChain(db.pool, { publicKey });
     assert.equal(v.ok, false);
     assert.equal(v.firstBroken?.seq, 4);
     assert.match(v.firstBroken!.reason, /content changed/);
     await tamper(db.pool, `UPDATE audit_log SET details = '{"i": 4}' WHERE seq = 4`);
-    assert.equal((await auditLog.verifyChain(db.pool)).ok, true, 'restoring the content restores the chain');
+    assert.equal((await auditLog.verifyChain(db.pool, { publicKey })).ok, true, 'restoring the content restores the chain');
   });
 
   it('names the entry after one whose hashes were recomputed by hand', async () => {
@@ -174,7 +180,7 @@ describe('audit chain tampering', () => {
       content,
       auditLog.chainHash(row!.prevHash, content),
     ]);
-    const v = await auditLog.verifyChain(db.pool);
+    const v = await auditLog.verifyChain(db.pool, { publicKey });
     assert.equal(v.firstBroken?.seq, 7);
     assert.match(v.firstBroken!.reason, /does not link/);
     await tamper(db.pool, `UPDATE audit_log SET actor = $1, content_hash = $2, hash = $3 WHERE seq = 6`, [
@@ -186,7 +192,7 @@ describe('audit chain tampering', () => {
 
   it('names a DELETEd entry, in the middle and at the end', async () => {
     await tamper(db.pool, 'DELETE FROM audit_log WHERE seq = 3');
-    let v = await auditLog.verifyChain(db.pool);
+    let v = await auditLog.verifyChain(db.pool, { publicKey });
     assert.equal(v.ok, false);
     assert.equal(v.firstBroken?.seq, 3);
     assert.match(v.firstBroken!.reason, /missing \(deleted\)/);
@@ -195,7 +201,7 @@ describe('audit chain tampering', () => {
     try {
       for (let i = 0; i < 3; i++) await audit(second.pool, { actor: 'system', action: 'x', object: `${i}` });
       await tamper(second.pool, 'DELETE FROM audit_log WHERE seq = 3');
-      v = await auditLog.verifyChain(second.pool);
+      v = await auditLog.verifyChain(second.pool, { publicKey });
       assert.equal(v.firstBroken?.seq, 3);
       assert.match(v.firstBroken!.reason, /chain head is at #3/);
     } finally {
@@ -223,10 +229,10 @@ describe('audit chain tampering', () => {
         await tx.query('ALTER TABLE audit_head ENABLE TRIGGER USER');
         await tx.query('ALTER TABLE audit_log ENABLE TRIGGER USER');
       });
-      const v = await auditLog.verifyChain(third.pool);
+      const v = await auditLog.verifyChain(third.pool, { publicKey });
       assert.equal(v.firstBroken, undefined, 'the chain itself is consistent');
       assert.equal(v.ok, false);
-      assert.match(v.problems.join('\n'), /checkpoint #5 .*no longer has the hash that was signed/);
+      assert.match(v.problems.join('\n'), /checkpoint #5, .*no longer has the hash that was signed/);
     } finally {
       await third.drop();
     }

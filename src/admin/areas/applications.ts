@@ -192,9 +192,9 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
             { rule: 'acme.alias.unknown' },
           );
         }
-        const { kid, hmacKey } = newEabKey();
+        const { kid, hmacKey, hmacKeyEnc } = await newEabKey(deps.config);
         await withTransaction(deps.pool, async (tx) => {
-          await eabKeys.insert(tx, { kid, alias, hmacKey });
+          await eabKeys.insert(tx, { kid, alias, hmacKeyEnc });
           await record(tx, who, 'acme.eab.create', kid, { alias });
         });
         return { kid, hmacKey: hmacKey.toString('base64url'), alias, message: 'copy the MAC key now: it is not shown again' };

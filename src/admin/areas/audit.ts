@@ -1,5 +1,6 @@
 /** The audit log: filter by actor, action, target, result and time; recompute the chain; the signed checkpoints. */
 import * as auditLog from '../../db/repos/audit.ts';
+import { verifyAuditLog } from '../audit-verify.ts';
 import type { AuditRow } from '../../db/repos/audit.ts';
 import { Download, type ApiRoute, type Prop } from '../api.ts';
 import { badge, fields, formatTime, html, input, link, query as qs, select, table, type Html } from '../html.ts';
@@ -92,8 +93,9 @@ export function auditArea(): { routes: ApiRoute[]; pages: Page[] } {
       path: '/audit/verify',
       access: 'audit:read',
       tag: 'audit',
-      summary: 'Recompute the hash chain and check the signed checkpoints; names the first broken entry',
-      handler: async ({ deps }) => auditLog.verifyChain(deps.pool),
+      summary:
+        'Recompute the hash chain; check the signed checkpoints against the pinned audit key and those kept outside the database; names the first broken entry',
+      handler: async ({ deps }) => verifyAuditLog(deps.pool, deps.config.home),
     },
     {
       method: 'GET',
@@ -128,7 +130,7 @@ export function auditArea(): { routes: ApiRoute[]; pages: Page[] } {
           auditLog.head(deps.pool),
           auditLog.listCheckpoints(deps.pool, { limit: 5 }),
         ]);
-        const verify = query.verify ? await auditLog.verifyChain(deps.pool) : undefined;
+        const verify = query.verify ? await verifyAuditLog(deps.pool, deps.config.home) : undefined;
         const latest = checkpoints[checkpoints.length - 1];
         const next =
           filter.offset! + rows.length < total ? link(`/audit${qs({ ...query, offset: filter.offset! + rows.length })}`, 'older →') : '';
@@ -139,7 +141,7 @@ export function auditArea(): { routes: ApiRoute[]; pages: Page[] } {
               'Latest signed checkpoint',
               latest
                 ? html`#${latest.seq} at ${formatTime(latest.signedAt)} (key ${latest.keyId})`
-                : 'none yet (the worker signs one every hour)',
+                : `none yet (the worker signs one every ${Math.round(deps.config.audit.checkpointSeconds / 60)} min)`,
             ],
             [
               'Verification',

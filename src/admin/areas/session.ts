@@ -7,6 +7,7 @@ import type { Page } from '../pages.ts';
 import { changeOwnPassword, login, loginWithCertificate, logout, type AuthSettings, type NewSession, type Principal } from '../auth.ts';
 import { SESSION_COOKIE } from '../app.ts';
 import { MATRIX, PERMISSIONS, ROLE_TITLES, ROLES, type Permission } from '../roles.ts';
+import { localRedirectTarget } from '../redirect.ts';
 import { verifiedPeer, type PeerCertificate } from '../tls-login.ts';
 
 /** Sets the session cookie of a login and answers with who logged in and the CSRF token. */
@@ -140,8 +141,7 @@ export function sessionArea(settings: AuthSettings): { routes: ApiRoute[]; pages
       access: 'public',
       title: 'Log in',
       async render({ deps, ctx }) {
-        const next =
-          typeof ctx.query.next === 'string' && ctx.query.next.startsWith('/') && !ctx.query.next.startsWith('//') ? ctx.query.next : '/';
+        const next = localRedirectTarget(ctx.query.next);
         let certLogin = html``;
         const peer = ctx.state.peer as PeerCertificate | undefined;
         if (peer) {

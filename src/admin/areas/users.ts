@@ -12,6 +12,8 @@ import {
   setUserEnabled,
   setUserRole,
   tokenView,
+  TOKEN_DEFAULT_DAYS,
+  TOKEN_MAX_DAYS,
   userView,
 } from '../auth.ts';
 import { apiForm, badge, html, input, select, table } from '../html.ts';
@@ -132,18 +134,25 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
       path: '/tokens',
       access: 'users:manage',
       tag: 'users',
-      summary: 'Create an API token bound to one role; the token is shown once',
+      summary:
+        'Create an API token of your own (it works while you are enabled and hold its role), bound to one role (default: yours) you hold; shown once',
       status: 201,
       body: {
         properties: {
           name: { type: 'string', maxLength: 64 },
           role: ROLE_PROP,
-          expiresDays: { type: 'integer', minimum: 1, maximum: 3650 },
+          expiresDays: { type: 'integer', minimum: 1, maximum: TOKEN_MAX_DAYS, description: `default ${TOKEN_DEFAULT_DAYS}` },
         },
-        required: ['name', 'role'],
+        required: ['name'],
       },
-      async handler({ deps, who, body }) {
-        const { token, row } = await createToken(deps.pool, who, { name: body.name, role: body.role, expiresDays: body.expiresDays });
+      async handler({ deps, who, body, principal }) {
+        const owner = principal.kind === 'session' ? principal.user.name : principal.token.owner!;
+        const { token, row } = await createToken(deps.pool, who, {
+          name: body.name,
+          owner,
+          role: body.role,
+          expiresDays: body.expiresDays,
+        });
         return { ...tokenView(row), token, message: 'copy the token now: it is not shown again' };
       },
     },
@@ -207,11 +216,12 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
           <h2>API tokens</h2>
           ${table(
             toks.map(tokenView),
-            ['Id', 'Name', 'Role', 'Created by', 'Expires', 'Last used', 'Status', ...(manage ? [''] : [])],
+            ['Id', 'Name', 'Role', 'User', 'Created by', 'Expires', 'Last used', 'Status', ...(manage ? [''] : [])],
             (t) => [
               html`<code>${t.id}</code>`,
               t.name,
               ROLE_TITLES[t.role as keyof typeof ROLE_TITLES] ?? t.role,
+              t.owner ?? '(none: not usable)',
               t.createdBy,
               t.expiresAt,
               t.lastUsedAt,
@@ -242,7 +252,7 @@ export function usersArea(): { routes: ApiRoute[]; pages: Page[] } {
                   id: 'create-token',
                   submit: 'Create API token',
                   then: 'show',
-                  body: html`${input('name', 'Name', { required: true })}${select('role', 'Role', roleOptions, 'auditor')}${input('expiresDays', 'Expires after (days)', { type: 'number' })}`,
+                  body: html`${input('name', 'Name', { required: true })}${select('role', 'Role (at most yours)', roleOptions, principal.role)}${input('expiresDays', `Expires after (days; default ${TOKEN_DEFAULT_DAYS}, at most ${TOKEN_MAX_DAYS})`, { type: 'number' })}`,
                 })
               : ''
           }

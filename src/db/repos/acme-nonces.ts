@@ -1,17 +1,20 @@
 /**
- * ACME nonces (RFC 8555 6.5): the HMAC key every server process shares (acme_nonce_keys)
+ * ACME nonces (RFC 8555 6.5): the HMAC key every server process shares (acme_nonce_keys, sealed)
  * and the set of used nonces (acme_used_nonces). Nonces themselves are not stored: see
  * src/acme/nonce.ts.
  */
 import type { Queryable } from '../pool.ts';
 
-/** The HMAC key `id`; the first caller stores `generate()`, concurrent callers all get that one. */
-export async function hmacKey(db: Queryable, id: number, generate: () => Buffer): Promise<Buffer> {
+/**
+ * The HMAC key `id`, as stored (sealed: src/acme/nonce.ts opens it); the first caller
+ * stores `generate()`, concurrent callers all get that one.
+ */
+export async function sealedHmacKey(db: Queryable, id: number, generate: () => string): Promise<string> {
   const read = async () =>
-    (await db.query<{ hmac_key: Buffer }>('SELECT hmac_key FROM acme_nonce_keys WHERE id = $1', [id])).rows[0]?.hmac_key;
+    (await db.query<{ hmac_key_enc: string }>('SELECT hmac_key_enc FROM acme_nonce_keys WHERE id = $1', [id])).rows[0]?.hmac_key_enc;
   const existing = await read();
   if (existing) return existing;
-  await db.query('INSERT INTO acme_nonce_keys (id, hmac_key) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, generate()]);
+  await db.query('INSERT INTO acme_nonce_keys (id, hmac_key_enc) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, generate()]);
   const stored = await read();
   if (!stored) throw new Error(`ACME nonce key ${id} vanished`);
   return stored;

@@ -1,6 +1,7 @@
 /**
- * API tokens of the console (table `admin_tokens`): for automation, each bound to one role.
- * The secret is 256 random bits, so a plain SHA-256 of it is what is stored.
+ * API tokens of the console (table `admin_tokens`): for automation, each bound to one role
+ * and to the console user it belongs to (owner). The secret is 256 random bits, so a plain
+ * SHA-256 of it is what is stored.
  */
 import type { Queryable } from '../pool.ts';
 
@@ -8,6 +9,8 @@ export interface TokenRow {
   id: string;
   name: string;
   role: string;
+  /** The console user the token belongs to (null: made before tokens had users; it does not work). */
+  owner: string | null;
   secretHash: string;
   createdBy: string;
   createdAt: Date;
@@ -16,7 +19,7 @@ export interface TokenRow {
   revokedAt: Date | null;
 }
 
-const COLUMNS = 'id, name, role, secret_hash, created_by, created_at, expires_at, last_used_at, revoked_at';
+const COLUMNS = 'id, name, role, owner, secret_hash, created_by, created_at, expires_at, last_used_at, revoked_at';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function toRow(r: any): TokenRow {
@@ -24,6 +27,7 @@ function toRow(r: any): TokenRow {
     id: r.id,
     name: r.name,
     role: r.role,
+    owner: r.owner,
     secretHash: r.secret_hash,
     createdBy: r.created_by,
     createdAt: r.created_at,
@@ -35,11 +39,11 @@ function toRow(r: any): TokenRow {
 
 export async function insert(
   db: Queryable,
-  t: { id: string; name: string; role: string; secretHash: string; createdBy: string; expiresAt: Date | null },
+  t: { id: string; name: string; role: string; owner: string; secretHash: string; createdBy: string; expiresAt: Date },
 ): Promise<TokenRow> {
   const { rows } = await db.query(
-    `INSERT INTO admin_tokens (id, name, role, secret_hash, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-    [t.id, t.name, t.role, t.secretHash, t.createdBy, t.expiresAt],
+    `INSERT INTO admin_tokens (id, name, role, owner, secret_hash, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+    [t.id, t.name, t.role, t.owner, t.secretHash, t.createdBy, t.expiresAt],
   );
   return toRow(rows[0]);
 }

@@ -1,5 +1,5 @@
 /**
- * Console users (table `admin_users`) and the login throttle (`admin_login_failures`).
+ * Console users (table `admin_users`); failed logins are counted by src/http/auth-limiter.ts.
  * Users are never deleted (audit entries name them); they are disabled.
  */
 import { CaError } from '../../core/errors.ts';
@@ -119,40 +119,4 @@ export async function update(
 
 export async function touchLogin(db: Queryable, name: string): Promise<void> {
   await db.query('UPDATE admin_users SET last_login_at = now() WHERE name = $1', [name]);
-}
-
-// ---- login throttling ----
-
-export interface ThrottleRule {
-  /** Failures allowed within the window before the key is locked. */
-  maxFailures: number;
-  windowSeconds: number;
-  lockSeconds: number;
-}
-
-/** Seconds until `key` may try again (0 = now). */
-export async function lockedFor(db: Queryable, key: string): Promise<number> {
-  const { rows } = await db.query<{ s: number }>(
-    'SELECT ceil(extract(epoch FROM locked_until - now()))::int AS s FROM admin_login_failures WHERE key = $1 AND locked_until > now()',
-    [key],
-  );
-  return rows[0]?.s ?? 0;
-}
-
-/** Counts a failure for `key`; locks it when the window's failures reach the limit. */
-export async function recordFailure(db: Queryable, key: string, rule: ThrottleRule): Promise<void> {
-  await db.query(
-    `INSERT INTO admin_login_failures AS f (key, failures, first_at) VALUES ($1, 1, now())
-     ON CONFLICT (key) DO UPDATE SET
-       failures = CASE WHEN f.first_at < now() - make_interval(secs => $2) THEN 1 ELSE f.failures + 1 END,
-       first_at = CASE WHEN f.first_at < now() - make_interval(secs => $2) THEN now() ELSE f.first_at END,
-       locked_until = CASE
-         WHEN f.first_at >= now() - make_interval(secs => $2) AND f.failures + 1 >= $3 THEN now() + make_interval(secs => $4)
-         ELSE f.locked_until END`,
-    [key, rule.windowSeconds, rule.maxFailures, rule.lockSeconds],
-  );
-}
-
-export async function clearFailures(db: Queryable, key: string): Promise<void> {
-  await db.query('DELETE FROM admin_login_failures WHERE key = $1', [key]);
 }

@@ -10,8 +10,11 @@
  * whole chain here, in JS, from the stored columns; signed checkpoints (audit_checkpoints,
  * signed by the worker's audit key) prove the head itself was not rewritten.
  */
-import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { checkpointSignatureValid, type OutsideCheckpoints, type SignedCheckpoint } from '../../core/audit-file.ts';
 import type { Queryable } from '../pool.ts';
+
+export { checkpointMessage } from '../../core/audit-file.ts';
 
 export type AuditResult = 'ok' | 'failed' | 'denied';
 
@@ -227,6 +230,12 @@ export interface ChainHead {
   hash: string;
 }
 
+/** The chain hash of entry `seq`, or undefined when there is no such entry. */
+export async function entryHash(db: Queryable, seq: number): Promise<string | undefined> {
+  const { rows } = await db.query<{ hash: string }>('SELECT hash FROM audit_log WHERE seq = $1', [seq]);
+  return rows[0]?.hash;
+}
+
 export async function head(db: Queryable): Promise<ChainHead> {
   const { rows } = await db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1');
   return { seq: Number(rows[0]?.seq ?? 0), hash: rows[0]?.hash ?? GENESIS_HASH };
@@ -274,6 +283,8 @@ export interface CheckpointCheck {
   seq: number;
   signedAt: Date;
   ok: boolean;
+  /** Where the checkpoint is kept: the database's audit_checkpoints, or the file outside it. */
+  where: 'database' | 'outside';
   reason?: string;
 }
 
@@ -287,16 +298,30 @@ export interface VerifyResult {
   checkpoints: CheckpointCheck[];
   /** The newest checkpoint that verified: the log up to it is proven unchanged since it was signed. */
   latestVerifiedCheckpoint?: { seq: number; signedAt: Date };
+  /** The newest checkpoint kept outside the database (its file), if any verified. */
+  latestOutsideCheckpoint?: { seq: number; signedAt: Date; file: string };
   problems: string[];
+}
+
+export interface VerifyOptions {
+  batch?: number;
+  /**
+   * The pinned public audit key (PEM or key): the only key checkpoints are checked
+   * against. Without it no checkpoint counts as verified (each is a problem).
+   */
+  publicKey?: string | KeyObject;
+  /** The checkpoints kept outside the database: the chain must reach and agree with every one. */
+  outside?: OutsideCheckpoints;
 }
 
 /**
  * Recomputes the chain from the first entry: every entry's content hash, link and chain
  * hash, gap-free sequence numbers, the head, and every signed checkpoint (signature under
- * the audit key, and the entry it names still having the hash it signed). `publicKeyPem`
- * pins the audit key (otherwise the key recorded in audit_keys is used).
+ * the pinned audit key, and the entry it names still having the hash it signed), those in
+ * audit_checkpoints and those kept outside the database. A chain that ends before an
+ * outside checkpoint, or disagrees with one, is broken there.
  */
-export async function verifyChain(db: Queryable, opts: { batch?: number; publicKeyPem?: string } = {}): Promise<VerifyResult> {
+export async function verifyChain(db: Queryable, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const batch = opts.batch ?? 5000;
   const problems: string[] = [];
   let firstBroken: BrokenEntry | undefined;
@@ -310,7 +335,7 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
   let entries = 0;
   const chainHead = await head(db);
   const { rows: cpRows } = await db.query<{ seq: string }>('SELECT seq FROM audit_checkpoints');
-  const wanted = new Set(cpRows.map((r) => Number(r.seq)));
+  const wanted = new Set([...cpRows.map((r) => Number(r.seq)), ...(opts.outside?.checkpoints ?? []).map((c) => c.seq)]);
 
   for (let after = 0; ;) {
     const { rows } = await db.query<DbAudit>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, batch]);
@@ -347,10 +372,42 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
   else if (chainHead.seq < lastSeq) problems.push(`the chain head (#${chainHead.seq}) is behind the last entry (#${lastSeq})`);
   else if (chainHead.hash !== prevHash) problems.push(`the chain head's hash differs from the last entry's (#${lastSeq})`);
 
-  const checkpoints = await verifyCheckpoints(db, hashes, lastSeq, opts.publicKeyPem);
-  for (const c of checkpoints) if (!c.ok) problems.push(`checkpoint #${c.seq} (${c.signedAt.toISOString()}): ${c.reason}`);
-  const good = checkpoints.filter((c) => c.ok);
-  const latest = good[good.length - 1];
+  const key = typeof opts.publicKey === 'string' ? createPublicKey(opts.publicKey) : opts.publicKey;
+  const recorded = key ? await recordedKeyMismatch(db, key) : [];
+  problems.push(...recorded);
+  const checkpoints = [
+    ...checkCheckpoints(await listCheckpoints(db), 'database', key, hashes, lastSeq),
+    ...checkCheckpoints(opts.outside?.checkpoints ?? [], 'outside', key, hashes, lastSeq),
+  ];
+  for (const c of checkpoints) {
+    if (c.ok) continue;
+    const where = c.where === 'outside' ? `checkpoint #${c.seq} kept outside the database (${opts.outside!.file})` : `checkpoint #${c.seq}`;
+    problems.push(`${where}, signed ${c.signedAt.toISOString()}: ${c.reason}`);
+  }
+  problems.push(...(opts.outside?.problems ?? []));
+  // The log must reach, and agree with, every checkpoint kept outside it: the first one it
+  // does not is where the chain breaks (entries deleted, or the log rewritten).
+  const outsideBad = checkpoints
+    .filter((c) => c.where === 'outside' && !c.ok && c.reason !== SIGNATURE_BAD)
+    .sort((a, b) => a.seq - b.seq)[0];
+  if (outsideBad) {
+    const at = Math.min(outsideBad.seq, lastSeq + 1);
+    if (!firstBroken || firstBroken.seq > at)
+      firstBroken = {
+        seq: at,
+        reason: `${outsideBad.reason} — checkpoint #${outsideBad.seq} kept outside the database (${opts.outside!.file}, signed ${outsideBad.signedAt.toISOString()})`,
+      };
+  }
+  const newest = (where: CheckpointCheck['where']) =>
+    checkpoints
+      .filter((c) => c.ok && c.where === where)
+      .sort((a, b) => a.seq - b.seq || a.signedAt.getTime() - b.signedAt.getTime())
+      .pop();
+  const latest = [newest('database'), newest('outside')]
+    .filter((c) => c !== undefined)
+    .sort((a, b) => a.seq - b.seq)
+    .pop();
+  const outside = newest('outside');
   return {
     ok: problems.length === 0,
     entries,
@@ -358,6 +415,7 @@ export async function verifyChain(db: Queryable, opts: { batch?: number; publicK
     firstBroken,
     checkpoints,
     latestVerifiedCheckpoint: latest ? { seq: latest.seq, signedAt: latest.signedAt } : undefined,
+    latestOutsideCheckpoint: outside ? { seq: outside.seq, signedAt: outside.signedAt, file: opts.outside!.file } : undefined,
     problems,
   };
 }
@@ -373,19 +431,8 @@ export interface AuditKeyRow {
   createdAt: Date;
 }
 
-export interface CheckpointRow {
-  seq: number;
-  hash: string;
-  signedAt: Date;
-  keyId: string;
-  signAlg: string;
-  signature: Buffer;
-}
-
-/** The bytes an audit checkpoint signs (openssl can verify them: see the README). */
-export function checkpointMessage(c: { seq: number; hash: string; signedAt: Date }): Buffer {
-  return Buffer.from(`certflow-audit-checkpoint-1\nseq=${c.seq}\nhash=${c.hash}\nsigned_at=${c.signedAt.toISOString()}\n`, 'utf8');
-}
+/** A checkpoint as audit_checkpoints stores it: the same fields as one kept outside the database. */
+export type CheckpointRow = SignedCheckpoint;
 
 export async function getAuditKey(db: Queryable, keyId: string): Promise<AuditKeyRow | null> {
   const { rows } = await db.query('SELECT key_id, key_backend, key_alg, spki, created_at FROM audit_keys WHERE key_id = $1', [keyId]);
@@ -432,51 +479,36 @@ export async function listCheckpoints(db: Queryable, opts: { limit?: number } = 
   }));
 }
 
-/** Node's name of the digest of a checkpoint's signature algorithm. */
-function digestOf(signAlg: string): string | undefined {
-  const m = /^(?:ecdsa|rsa-pkcs1)-(sha256|sha384|sha512)$/.exec(signAlg);
-  return m?.[1];
-}
+const SIGNATURE_BAD = 'the signature does not verify with the pinned audit key';
 
-async function verifyCheckpoints(
-  db: Queryable,
+/** Each checkpoint checked: signed by the pinned key, and the entry it names still there with the hash signed. */
+function checkCheckpoints(
+  list: SignedCheckpoint[],
+  where: CheckpointCheck['where'],
+  key: KeyObject | undefined,
   hashes: Map<number, string>,
   lastSeq: number,
-  pinnedPem?: string,
-): Promise<CheckpointCheck[]> {
-  const out: CheckpointCheck[] = [];
-  const keys = new Map<string, ReturnType<typeof createPublicKey> | undefined>();
-  for (const cp of await listCheckpoints(db)) {
-    const fail = (reason: string) => out.push({ seq: cp.seq, signedAt: cp.signedAt, ok: false, reason });
-    if (!keys.has(cp.keyId)) {
-      const row = await getAuditKey(db, cp.keyId);
-      keys.set(cp.keyId, row ? createPublicKey({ key: row.spki, format: 'der', type: 'spki' }) : undefined);
-    }
-    const recorded = keys.get(cp.keyId);
-    const key = pinnedPem ? createPublicKey(pinnedPem) : recorded;
-    if (!key) {
-      fail(`signed by unknown audit key "${cp.keyId}"`);
-      continue;
-    }
-    if (pinnedPem && recorded && !recorded.equals(key)) {
-      fail(`the audit key "${cp.keyId}" recorded in the database is not the pinned public key`);
-      continue;
-    }
-    const digest = digestOf(cp.signAlg);
-    if (!digest || !verifySignature(digest, checkpointMessage(cp), key, cp.signature)) {
-      fail('the signature does not verify');
-      continue;
-    }
-    if (cp.seq > lastSeq) {
-      fail(`names entry #${cp.seq}, but the log ends at #${lastSeq} (entries were deleted)`);
-      continue;
-    }
-    const actual = hashes.get(cp.seq);
-    if (actual !== cp.hash) {
-      fail(`entry #${cp.seq} no longer has the hash that was signed (the log was rewritten)`);
-      continue;
-    }
-    out.push({ seq: cp.seq, signedAt: cp.signedAt, ok: true });
-  }
-  return out;
+): CheckpointCheck[] {
+  return list.map((cp) => {
+    const result = (reason?: string): CheckpointCheck => ({
+      seq: cp.seq,
+      signedAt: cp.signedAt,
+      where,
+      ok: !reason,
+      ...(reason ? { reason } : {}),
+    });
+    if (!key) return result('not checked (no pinned audit key)');
+    if (!checkpointSignatureValid(cp, key)) return result(SIGNATURE_BAD);
+    if (cp.seq > lastSeq) return result(`the log ends at #${lastSeq}, but a checkpoint names entry #${cp.seq}: entries were deleted`);
+    if (hashes.get(cp.seq) !== cp.hash) return result(`entry #${cp.seq} no longer has the hash that was signed: the log was rewritten`);
+    return result();
+  });
+}
+
+/** A problem for each audit key recorded in the database that is not the pinned key (a key put there to sign forged checkpoints). */
+async function recordedKeyMismatch(db: Queryable, pinned: KeyObject): Promise<string[]> {
+  const { rows } = await db.query<{ key_id: string; spki: Buffer }>('SELECT key_id, spki FROM audit_keys ORDER BY created_at');
+  return rows
+    .filter((r) => !createPublicKey({ key: r.spki, format: 'der', type: 'spki' }).equals(pinned))
+    .map((r) => `the audit key "${r.key_id}" recorded in the database is not the pinned public key`);
 }
