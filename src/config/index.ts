@@ -526,9 +526,11 @@ function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
     }
     return { caFile: env.TEMPORAL_TLS_CA!, certFile: env.TEMPORAL_TLS_CERT!, keyFile: env.TEMPORAL_TLS_KEY!, serverName };
   }
-  // The CLI on a cluster's machine finds the cluster's client certificate by itself.
+  // The CLI on a cluster's machine finds the cluster's client certificate by itself — unless
+  // a dev stack (`certflow start`, run/server.pid) runs on this home: its dev server is plain.
   const f = clusterTlsFiles(temporalTlsDir(home));
-  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert)) return clusterClientTls(f, serverName);
+  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert) && !existsSync(join(home, 'run', 'server.pid')))
+    return clusterClientTls(f, serverName);
   return undefined;
 }
 
