@@ -1,4 +1,4 @@
-/** ACME workflow and activity types (pure types: workflows import them with `import type`). */
+/** ACME activity types and the domain types ACME workflows share (pure types: workflows import them with `import type`). */
 
 export interface AcmeIdentifier {
   type: 'dns' | 'ip';
@@ -48,56 +48,6 @@ export interface AuthzState {
   validatedAt?: string;
   /** Challenge type that validated it (CAA validationmethods). */
   method?: string;
-}
-
-/** acmeOrderWorkflow: one order, owning the authorizations it created. */
-export interface OrderInput {
-  orderId: string;
-  accountId: string;
-  alias: string;
-  identifiers: AcmeIdentifier[];
-  /** 'ready' when every authorization was reused valid. */
-  status: 'pending' | 'ready';
-  /** All authorizations of the order: new ones (pending, validated by this workflow) and reused ones (valid). */
-  authzs: AuthzState[];
-  expiresAt: string;
-  profile: string;
-  caName?: string;
-  /** Serial of the certificate this order replaces (ARI). */
-  replacesSerial?: string;
-  validation: ValidationSettings;
-  /** CAA is checked again at finalize for authorizations validated longer ago than this. */
-  caaRecheckSeconds: number;
-}
-
-/** acmeAuthzWorkflow: an authorization outside an open order (pre-authorization, after its order ended, deactivation). */
-export interface AuthzInput {
-  authz: AuthzState & { status: 'pending' | 'valid' };
-  accountId: string;
-  /** ISO time the authorization expires. */
-  expiresAt: string;
-  validation: ValidationSettings;
-}
-
-/** Sent to an order by the workflow that deactivated one of its authorizations. */
-export interface AuthzChange {
-  authzId: string;
-  status: AuthzStatus;
-}
-
-/** What answering a challenge came to (the respondChallenge Update's result). */
-export interface ChallengeOutcome {
-  status: 'valid' | 'invalid';
-  /** ISO time of validation. */
-  validated?: string;
-  error?: Problem;
-}
-
-/** What finalize came to (the finalize Update's result). */
-export interface FinalizeOutcome {
-  status: OrderStatus;
-  serial?: string;
-  error?: Problem;
 }
 
 // ---- records (the front end inserts them) ----

@@ -23,14 +23,15 @@ import { writeFileAtomic } from '../src/core/files.ts';
 import type { Logger } from '../src/core/logger.ts';
 import * as auditLog from '../src/db/repos/audit.ts';
 import { expiredWithoutAudit } from '../src/db/repos/console.ts';
-import { archiveAad, recoverArchivedKey } from '../src/est/archive.ts';
+import { archiveAad } from '../src/core/key-archive.ts';
+import { recoverArchivedKey } from './key-archive.ts';
 import type { KeyStore } from '../src/keys/types.ts';
 import { toActivityFailure } from './failures.ts';
 import type { SigningDeps } from './signing.ts';
 import type { AuditActivities, CheckpointInput, CheckpointResult, KeyRecoveryActivities } from './types.ts';
 
 /** The audit key's id in the key store. */
-export const AUDIT_KEY_ID = 'certflow-audit';
+const AUDIT_KEY_ID = 'certflow-audit';
 const AUDIT_KEY_ALG = 'ec-p256';
 const AUDIT_SIGN_ALG = 'ecdsa-sha256';
 

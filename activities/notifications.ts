@@ -15,43 +15,7 @@ import { PermanentFailure, postWebhook, sendEmail } from '../src/notifications/c
 import { nothingToTest, testNotice } from '../src/notifications/notices.ts';
 import { dueNotices, notificationsConfigured } from '../src/notifications/sources.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
-
-/** How a delivery's attempts are spaced (from the configuration; the workflow cannot read it). */
-export interface DeliveryRetry {
-  maxAttempts: number;
-  initialSeconds: number;
-  maxSeconds: number;
-}
-
-export interface SweepResult {
-  /** Notices recorded by this sweep. */
-  created: string[];
-  /** Deliveries not made yet (this sweep's and any an earlier sweep left). */
-  pending: string[];
-  retry: DeliveryRetry;
-}
-
-export interface DeliveryOutcome {
-  deliveryId: string;
-  channel: repo.Channel;
-  target: string;
-  status: 'delivered' | 'dead';
-  /** What the receiver said, or why it failed. */
-  detail: string;
-}
-
-/** The failure type of a delivery that no retry can cure (the workflow's retry policy stops on it). */
-export const PERMANENT_FAILURE = 'NotificationRefused';
-
-export interface NotificationActivities {
-  collectNotices(): Promise<SweepResult>;
-  deliverNotice(deliveryId: string): Promise<DeliveryOutcome>;
-  deadLetter(deliveryId: string, error: string): Promise<DeliveryOutcome>;
-  createTestNotice(input: {
-    channel: repo.Channel;
-    requester: string;
-  }): Promise<{ noticeId: string; deliveries: string[]; retry: DeliveryRetry }>;
-}
+import { PERMANENT_FAILURE, type DeliveryOutcome, type NotificationActivities } from './types.ts';
 
 export function createNotificationActivities(deps: { config: Config; pool: Pool; log: Logger }): NotificationActivities {
   const { config, pool, log } = deps;

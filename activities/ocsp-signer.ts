@@ -7,24 +7,15 @@
  * them from the queue in the same transaction. A response is available moments after the
  * certificate; a signer that dies mid-batch leaves the batch queued for the next one.
  */
-import type { PoolClient } from 'pg';
 import type { Logger } from '../src/core/logger.ts';
 import { listen } from '../src/db/listen.ts';
 import { withTransaction } from '../src/db/pool.ts';
+import * as ocspQueue from '../src/db/repos/ocsp-queue.ts';
 import { issuingCa, signOcspFor } from './revocation.ts';
 import type { SigningDeps } from './signing.ts';
 
-export const OCSP_CHANNEL = 'certflow_ocsp';
 const BATCH = 50;
 const SWEEP_MS = 5000;
-
-/** Queues a just-issued certificate for OCSP signing (inside the transaction that stores it). */
-export async function enqueueOcsp(tx: PoolClient, serial: string): Promise<void> {
-  await tx.query(
-    `WITH q AS (INSERT INTO ocsp_queue (serial) VALUES ($1) ON CONFLICT (serial) DO NOTHING RETURNING 1) SELECT pg_notify($2, '')`,
-    [serial, OCSP_CHANNEL],
-  );
-}
 
 export interface OcspSigner {
   /** Stops listening; waits for a batch under way. */
@@ -40,15 +31,14 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
   /** One batch in one transaction: claim, sign, dequeue. */
   const batch = () =>
     withTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ serial: string; ca_name: string }>(
-        `SELECT q.serial, c.ca_name FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
-         ORDER BY q.enqueued_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
-        [BATCH],
-      );
+      const rows = await ocspQueue.claim(tx, BATCH);
       const byCa = new Map<string, string[]>();
-      for (const r of rows) byCa.set(r.ca_name, [...(byCa.get(r.ca_name) ?? []), r.serial]);
+      for (const r of rows) byCa.set(r.caName, [...(byCa.get(r.caName) ?? []), r.serial]);
       for (const [caName, serials] of byCa) await signOcspFor(deps, await issuingCa(pool, caName), serials);
-      if (rows.length) await tx.query('DELETE FROM ocsp_queue WHERE serial = ANY($1)', [rows.map((r) => r.serial)]);
+      await ocspQueue.remove(
+        tx,
+        rows.map((r) => r.serial),
+      );
       return rows.length;
     });
 
@@ -87,7 +77,7 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
 
   const listener = listen({
     url: deps.databaseUrl,
-    channel: OCSP_CHANNEL,
+    channel: ocspQueue.OCSP_CHANNEL,
     onNotify: () => void kick(),
     onConnectionChange: (connected) => {
       if (connected) void kick();

@@ -11,6 +11,7 @@ import { signOcspResponse } from '../src/ca/ocsp.ts';
 import { caUrls } from '../src/ca/urls.ts';
 import { ocspCertId, REVOCATION_REASONS, type RevocationReason, type OcspCertStatus } from '../src/pki/index.ts';
 import type { KeyAlg } from '../src/keys/types.ts';
+import { lockForTransaction } from '../src/db/locks.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import * as cas from '../src/db/repos/cas.ts';
 import type { CaRow } from '../src/db/repos/cas.ts';
@@ -114,7 +115,7 @@ async function makeCrl(deps: RevocationDeps, ca: CaRow, by: string): Promise<rev
   const { pool, keys, config } = deps;
   // The CRL number is taken under a per-CA lock so concurrent workers never reuse one.
   return withTransaction(pool, async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:crl:${ca.name}`]);
+    await lockForTransaction(tx, `certflow:crl:${ca.name}`);
     const now = new Date();
     const entries = await revocation.revokedEntries(tx, ca.name, now);
     const crlNumber = await revocation.nextCrlNumber(tx, ca.name);

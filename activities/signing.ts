@@ -11,7 +11,7 @@
  * (table ocsp_queue) and the worker's background signer (ocsp-signer.ts) signs its
  * responses within moments, off the request's path.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getProfile, type Config } from '../src/config/index.ts';
@@ -31,7 +31,7 @@ import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
 import { withTransaction, type Queryable } from '../src/db/pool.ts';
-import { enqueueOcsp } from './ocsp-signer.ts';
+import * as ocspQueue from '../src/db/repos/ocsp-queue.ts';
 
 /** What the activities that use CA keys need (signing queue). */
 export interface SigningDeps {
@@ -82,7 +82,6 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const ca = await cas.getCached(pool, row.caName);
   if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
-  await pauseBeforeSign();
   const certDer = await signCertificate(
     keys,
     { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
@@ -94,7 +93,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const issued = await withTransaction(pool, async (tx) => {
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
-    await enqueueOcsp(tx, cert.serial);
+    await ocspQueue.enqueue(tx, cert.serial);
     // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
       actor: requesterActor(input.protocol, input.requester),
@@ -177,7 +176,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
 /**
  * The per-domain certificate limit, exact: counted under the domains' locks in the
  * transaction that stores the certificate, so that concurrent finalizes never issue more
- * (new orders are refused early at the front end, src/acme/rate-limits.ts).
+ * (new orders are refused early by the RA, src/ra/rate-limits.ts).
  */
 async function enforceCertificateLimit(tx: Queryable, limit: number, limitKeys: string[]): Promise<void> {
   const WEEK_MS = 7 * 86_400_000;
@@ -200,19 +199,4 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };
-}
-
-/**
- * Fault injection for tests: CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS pauses (heartbeating) after
- * the TBS is persisted (crash tests); CERTFLOW_FAULT_SLOW_TOKEN_MS makes signing take that
- * long without any heartbeat of its own, like a busy HSM in C_Sign.
- */
-async function pauseBeforeSign(): Promise<void> {
-  const pause = Number(process.env.CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS ?? 0) || 0;
-  for (let waited = 0; waited < pause; waited += 250) {
-    Context.current().heartbeat();
-    await sleep(250);
-  }
-  const slowToken = Number(process.env.CERTFLOW_FAULT_SLOW_TOKEN_MS ?? 0) || 0;
-  if (slowToken > 0) await sleep(slowToken);
 }

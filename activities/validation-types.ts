@@ -12,9 +12,6 @@
 
 export type ValidationChallengeType = 'http-01' | 'dns-01' | 'tls-alpn-01';
 
-export type ValidationProblemType =
-  'incorrectResponse' | 'unauthorized' | 'dns' | 'connection' | 'tls' | 'caa' | 'rejectedIdentifier' | 'malformed';
-
 export interface ValidateChallengeInput {
   type: ValidationChallengeType;
   identifier: { type: 'dns' | 'ip'; value: string };

@@ -779,7 +779,7 @@ function socketOwners(pids: Record<string, number>): Map<number, string> {
   const inodeOwner = new Map<string, string>();
   for (const [name, root] of Object.entries(pids)) {
     for (const pid of descendants(stats, root)) {
-      let fds: string[] = [];
+      let fds: string[];
       try {
         fds = readdirSync(`/proc/${pid}/fd`);
       } catch {
@@ -797,7 +797,7 @@ function socketOwners(pids: Record<string, number>): Map<number, string> {
   }
   const portOwner = new Map<number, string>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch {

@@ -20,17 +20,16 @@ import {
   setHandler,
   sleep,
 } from '@temporalio/workflow';
-import type { AuthzInput, AuthzState, AuthzStatus } from '../activities/acme-types.ts';
+import type { AuthzState, AuthzStatus } from '../activities/acme-types.ts';
+import { msUntil, storage, storageAfterUpdate, Validation } from './acme-common.ts';
 import {
   authzChangedSignal,
   deactivateAuthzUpdate,
-  msUntil,
   respondChallengeUpdate,
   retryValidationUpdate,
-  storage,
-  storageAfterUpdate,
-  Validation,
-} from './acme-common.ts';
+  WORKFLOWS,
+  type AuthzInput,
+} from './api.ts';
 
 /** How long a run started for a deactivation waits for it (the Update arrives with the start). */
 const DEACTIVATION_RUN_WAIT = '1 minute';
@@ -83,7 +82,10 @@ export async function acmeAuthzWorkflow(input: AuthzInput): Promise<AuthzStatus 
       describe('deactivated by the client');
       for (const orderId of r.orderIds) {
         try {
-          await getExternalWorkflowHandle(`acme-order-${orderId}`).signal(authzChangedSignal, { authzId: id, status: 'deactivated' });
+          await getExternalWorkflowHandle(WORKFLOWS.acmeOrder.id(orderId)).signal(authzChangedSignal, {
+            authzId: id,
+            status: 'deactivated',
+          });
         } catch {
           // The order has ended meanwhile: nothing left to stop.
         }

@@ -1,14 +1,12 @@
 /**
- * What the ACME order and authorization workflows share: their Updates and signal, the
- * validation of one authorization (one activity per attempt, with an operator's retry),
+ * What the ACME order and authorization workflows share (their Updates and signal are in
+ * api.ts): the validation of one authorization (one activity per attempt, with an operator's retry),
  * and the mapping of activity failures to problem documents.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  defineSignal,
-  defineUpdate,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -16,24 +14,13 @@ import {
 import {
   AUTHZ_GONE,
   type AcmeActivities,
-  type AuthzChange,
   type AuthzState,
   type AuthzStatus,
-  type ChallengeOutcome,
   type Problem,
   type ValidateAuthzResult,
   type ValidationSettings,
 } from '../activities/acme-types.ts';
 import { STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
-
-/** A client answers a challenge (RFC 8555 7.5.1). The order workflow takes `authzId`; the authorization workflow ignores it. */
-export const respondChallengeUpdate = defineUpdate<ChallengeOutcome, [{ authzId: string; challengeId: string }]>('respondChallenge');
-/** A client deactivates an authorization (RFC 8555 7.5.2): only the authorization workflow takes it. */
-export const deactivateAuthzUpdate = defineUpdate<{ status: AuthzStatus }, []>('deactivate');
-/** Operator (`certflow orders retry`): stop waiting for the next backoff and validate now. */
-export const retryValidationUpdate = defineUpdate<{ retried: string[] }, [{ authzId?: string }]>('retryValidation');
-/** Sent to the open orders that use an authorization when it is deactivated. */
-export const authzChangedSignal = defineSignal<[AuthzChange]>('authzChanged');
 
 /** Projections in the workflow task that needs them (see STORAGE_ACTIVITY_OPTIONS). */
 export const storage = proxyLocalActivities<AcmeActivities>(STORAGE_ACTIVITY_OPTIONS);

@@ -26,7 +26,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  defineUpdate,
   proxyActivities,
   setCurrentDetails,
   isCancellation,
@@ -35,28 +34,22 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AuthzState, FinalizeOutcome, OrderInput, OrderStatus, Problem } from '../activities/acme-types.ts';
+import type { AuthzState, OrderStatus, Problem } from '../activities/acme-types.ts';
 import type { SigningActivities } from '../activities/types.ts';
 import type { ValidationActivities } from '../activities/validation-types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
+import { acmeProblem, applicationFailure, failureText, msUntil, storage, storageAfterUpdate, Validation } from './acme-common.ts';
 import {
-  acmeProblem,
-  applicationFailure,
   authzChangedSignal,
-  failureText,
-  msUntil,
+  cancelOrderUpdate,
+  finalizeUpdate,
   respondChallengeUpdate,
+  retryUpdate,
   retryValidationUpdate,
-  storage,
-  storageAfterUpdate,
-  Validation,
-} from './acme-common.ts';
-import { retryUpdate } from './enrollment.ts';
+  signingTaskQueue,
+  type OrderInput,
+} from './api.ts';
 import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES } from './options.ts';
-
-export const finalizeUpdate = defineUpdate<FinalizeOutcome, [{ csr: string }]>('finalize');
-/** `by`: who cancels, as an audit actor (operator:<user>, user:<name>, acme:<account>). */
-export const cancelOrderUpdate = defineUpdate<{ status: OrderStatus }, [{ by: string; reason?: string }]>('cancel');
 
 const open = (s: OrderStatus) => s === 'pending' || s === 'ready';
 const notReady = (detail: string) => ApplicationFailure.nonRetryable(detail, 'orderNotReady');
@@ -182,7 +175,7 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
             caaIdentities: input.validation.caaIdentities,
           });
         }
-        const signing = proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: `${taskQueue}-signing` });
+        const signing = proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
         const issue = () =>
           signing.issueCertificate({
             requestId: input.orderId,

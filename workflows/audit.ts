@@ -11,10 +11,11 @@ import type {
   KeyRecoveryInput,
   RecoveredKey,
 } from '../activities/types.ts';
+import { signingTaskQueue } from './api.ts';
 import { SIGNING_ACTIVITY_OPTIONS } from './options.ts';
 
 export async function auditCheckpointWorkflow(input: CheckpointInput = {}): Promise<CheckpointResult> {
-  const acts = proxyActivities<AuditActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: `${workflowInfo().taskQueue}-signing` });
+  const acts = proxyActivities<AuditActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(workflowInfo().taskQueue) });
   const r = await acts.signAuditCheckpoint(input);
   setCurrentDetails(
     r.seq
@@ -32,7 +33,7 @@ export async function keyRecoveryWorkflow(input: KeyRecoveryInput): Promise<Reco
   const acts = proxyActivities<KeyRecoveryActivities>({
     ...SIGNING_ACTIVITY_OPTIONS,
     retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, maximumAttempts: 3 },
-    taskQueue: `${workflowInfo().taskQueue}-signing`,
+    taskQueue: signingTaskQueue(workflowInfo().taskQueue),
   });
   setCurrentDetails(`recovering the archived key of ${input.serial} for ${input.requester}`);
   return acts.recoverKeyForRecipient(input);

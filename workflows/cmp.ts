@@ -15,7 +15,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
-  defineUpdate,
   executeChild,
   patched,
   proxyActivities,
@@ -35,63 +34,27 @@ import type {
   StorageActivities,
 } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { onDecision, onRetry, type Decision } from './enrollment.ts';
+import {
+  certConfUpdate,
+  certDeliveredUpdate,
+  cmpRequestUpdate,
+  signingTaskQueue,
+  WORKFLOWS,
+  type CertConfDecision,
+  type CmpInput,
+  type CmpOutcome,
+  type Decision,
+} from './api.ts';
+import { onDecision, onRetry } from './enrollment.ts';
 import { ENROLLMENT_SIGNING_OPTIONS, REQUESTER_ERROR_TYPES, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 import { revocationWorkflow } from './revocation.ts';
-
-export interface CmpInput {
-  /** Issuance request id (= the workflow id, `cmp-<transactionID hex>`). */
-  requestId: string;
-  transactionId: string;
-  alias: string;
-  bodyType: 'ir' | 'cr' | 'kur' | 'p10cr';
-  /** base64 DER: a CertReqMsg (ir, cr, kur) or a PKCS#10 request (p10cr). */
-  request: string;
-  requestFormat: 'crmf' | 'pkcs10';
-  requestHash: string;
-  profile: string;
-  caName?: string;
-  /** ref:<senderKID> or cert:<serial>. */
-  requester: string;
-  /** kur: serial of the certificate being updated. */
-  replaces?: string;
-  /** kur: revoke the replaced certificate (superseded) once the new one is confirmed. */
-  revokeReplaced: boolean;
-  requireApproval: boolean;
-  /** How long an operator may take (default 30 days). */
-  approvalTimeout?: string;
-  /** The client asked for implicit confirmation and the alias grants it. */
-  implicitConfirm: boolean;
-  /** How long the certificate waits for certConf after it was handed out. */
-  confirmTimeout: string;
-  /** Backoff of signing after a server fault (the `issuance` settings); default 30 s doubling to 900 s. */
-  faultRetrySeconds?: { initial: number; max: number };
-}
-
-export type CmpOutcome =
-  | ({ status: 'issued'; implicitConfirm: boolean } & IssuedCertificate)
-  | { status: 'waiting'; reason: string }
-  | { status: 'rejected'; kind: string; message: string; rule?: string };
-
-export interface CertConfDecision {
-  accepted: boolean;
-  /** Why the client rejected it (statusInfo text / failInfo), or that certHash did not match. */
-  reason?: string;
-}
-
-/** The first request's answer (Update-with-Start): returns once there is one to give. */
-export const cmpRequestUpdate = defineUpdate<CmpOutcome, []>('request');
-/** The client's certConf; only a transaction waiting for confirmation accepts it. */
-export const certConfUpdate = defineUpdate<{ state: RequestState }, [CertConfDecision]>('certConf');
-/** The certificate was handed out on a later pollReq: the confirmation period starts again. */
-export const certDeliveredUpdate = defineUpdate<{ state: RequestState }, []>('delivered');
 
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
 const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
 
 export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   const { workflowId, taskQueue } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: `${taskQueue}-signing` });
+  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
   const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: 'cmp',
@@ -179,7 +142,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
     afterUpdate = true;
   }
 
-  await transition('signing', `waiting for the signing activity on ${taskQueue}-signing`);
+  await transition('signing', `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
   await (afterUpdate ? storageAfterUpdate : storage).projectRequest({ ...base, state });
   let cert: IssuedCertificate;
   for (let delay = input.faultRetrySeconds?.initial ?? 30; ; delay = Math.min(delay * 2, input.faultRetrySeconds?.max ?? 900)) {
@@ -264,7 +227,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
     const args: StatusChangeInput = { serial, action: 'revoke', reason, requester: `cmp:${input.transactionId}`, protocol: 'cmp' };
     for (let attempt = 1; ; attempt++) {
       try {
-        await executeChild(revocationWorkflow, { workflowId: `revoke-${serial}`, taskQueue, args: [args] });
+        await executeChild(revocationWorkflow, { workflowId: WORKFLOWS.revocation.id(serial), taskQueue, args: [args] });
         return;
       } catch (e) {
         if (attempt >= 30) throw e;

@@ -9,7 +9,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
-  defineUpdate,
   executeChild,
   patched,
   proxyActivities,
@@ -19,60 +18,20 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type {
-  IssuedCertificate,
-  IssueInput,
-  Protocol,
-  RequestProjection,
-  RequestState,
-  SigningActivities,
-  StorageActivities,
-} from '../activities/types.ts';
+import type { RequestProjection, RequestState, SigningActivities, StorageActivities } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
+import {
+  abandonUpdate,
+  decideUpdate,
+  retryUpdate,
+  signingTaskQueue,
+  WORKFLOWS,
+  type Decision,
+  type EnrollmentInput,
+  type EnrollmentResult,
+} from './api.ts';
 import { ENROLLMENT_SIGNING_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
 import { revocationWorkflow } from './revocation.ts';
-
-export interface EnrollmentInput extends IssueInput {
-  protocol: Protocol;
-  /** EST label / CMP alias. */
-  label?: string;
-  /** enroll | reenroll | serverkeygen | issue */
-  kind?: string;
-  /** sha256 (hex) of the request as the client sent it. */
-  requestHash?: string;
-  /** Wait for an operator's decision before signing. */
-  requireApproval?: boolean;
-  /** How long an approval may take before the request is rejected (default 30 days). */
-  approvalTimeout?: string;
-  /**
-   * After a server fault (HSM gone, CA key missing, database down) the request is `stalled`
-   * and signing is tried again after this many seconds, doubling up to `max` (defaults
-   * 30 s and 15 min), or at once on the `retry` Update (`certflow requests retry`).
-   */
-  faultRetrySeconds?: { initial: number; max: number };
-}
-
-export type EnrollmentResult = ({ status: 'issued' } & IssuedCertificate) | { status: 'rejected'; kind: string; message: string };
-
-export interface Decision {
-  approve: boolean;
-  /** Who decided (operator name). */
-  by: string;
-  reason?: string;
-}
-
-/** The operator's approval or rejection; validated so only a waiting request accepts it. */
-export const decideUpdate = defineUpdate<{ state: RequestState }, [Decision]>('decide');
-
-/** An operator's "sign now" for a request stalled by a server fault; only a stalled request accepts it. */
-export const retryUpdate = defineUpdate<{ state: RequestState }, [{ by: string }]>('retry');
-
-/**
- * The requester gave up (EST serverkeygen: the generated key was not handed out in time).
- * The request ends `abandoned`; a certificate signed meanwhile is revoked, so that no valid
- * certificate exists whose private key was thrown away. Refused once the request has ended.
- */
-export const abandonUpdate = defineUpdate<{ state: RequestState }, [{ reason: string }]>('abandon');
 
 const FINAL_STATES: readonly RequestState[] = ['issued', 'failed', 'rejected', 'abandoned'];
 
@@ -220,7 +179,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   async function abandon(reason: string, serial?: string): Promise<EnrollmentResult> {
     if (serial) {
       await executeChild(revocationWorkflow, {
-        workflowId: `revoke-${serial}`,
+        workflowId: WORKFLOWS.revocation.id(serial),
         args: [{ serial, action: 'revoke', reason: 'cessationOfOperation', requester: `${input.protocol}:abandoned` }],
       });
     }
@@ -235,9 +194,4 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
     upsertSearchAttributes(searchAttributes({ protocol: input.protocol, state: s, account: input.requester, lastError }));
     setCurrentDetails(`**${s}** — ${details}`);
   }
-}
-
-/** The signing queue belongs to the workflow's queue: `certflow` -> `certflow-signing`. */
-function signingTaskQueue(taskQueue: string): string {
-  return `${taskQueue}-signing`;
 }

@@ -1,10 +1,12 @@
-export { enrollmentWorkflow, decideUpdate, retryUpdate, abandonUpdate } from './enrollment.ts';
-export type { EnrollmentInput, EnrollmentResult, Decision } from './enrollment.ts';
-export { revocationWorkflow, crlWorkflow } from './revocation.ts';
-export { acmeOrderWorkflow, finalizeUpdate, cancelOrderUpdate } from './acme-order.ts';
+/**
+ * The workflow bundle's entry (src/temporal/worker.ts): every function exported here is a
+ * workflow type, under its export name. Callers take names, ids, inputs and Updates from
+ * api.ts, never from here.
+ */
 export { acmeAuthzWorkflow } from './acme-authz.ts';
-export { respondChallengeUpdate, deactivateAuthzUpdate, retryValidationUpdate, authzChangedSignal } from './acme-common.ts';
+export { acmeOrderWorkflow } from './acme-order.ts';
 export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
-export { cmpWorkflow, cmpRequestUpdate, certConfUpdate, certDeliveredUpdate } from './cmp.ts';
-export type { CmpInput, CmpOutcome, CertConfDecision } from './cmp.ts';
-export { notificationSweepWorkflow, notificationDeliveryWorkflow, notificationTestWorkflow } from './notifications.ts';
+export { cmpWorkflow } from './cmp.ts';
+export { enrollmentWorkflow } from './enrollment.ts';
+export { notificationDeliveryWorkflow, notificationSweepWorkflow, notificationTestWorkflow } from './notifications.ts';
+export { crlWorkflow, revocationWorkflow } from './revocation.ts';

@@ -17,9 +17,8 @@ import {
   ApplicationFailure,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
-import type { DeliveryOutcome, DeliveryRetry, NotificationActivities } from '../activities/notifications.ts';
-
-const PERMANENT_FAILURE = 'NotificationRefused';
+import { PERMANENT_FAILURE, type NotificationActivities } from '../activities/types.ts';
+import { WORKFLOWS, type DeliveryInput, type DeliveryOutcome, type DeliveryRetry, type SweepOutcome, type TestNoticeInput } from './api.ts';
 
 const { collectNotices, createTestNotice } = proxyActivities<NotificationActivities>({
   startToCloseTimeout: '5 minutes',
@@ -32,15 +31,13 @@ const { collectNotices, createTestNotice } = proxyActivities<NotificationActivit
   },
 });
 
-export const deliveryWorkflowId = (deliveryId: string) => `notify-${deliveryId}`;
-
-export async function notificationSweepWorkflow(): Promise<{ created: number; started: number }> {
+export async function notificationSweepWorkflow(): Promise<SweepOutcome> {
   const sweep = await collectNotices();
   let started = 0;
   for (const deliveryId of sweep.pending) {
     try {
       await startChild(notificationDeliveryWorkflow, {
-        workflowId: deliveryWorkflowId(deliveryId),
+        workflowId: WORKFLOWS.notificationDelivery.id(deliveryId),
         args: [{ deliveryId, retry: sweep.retry }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
@@ -55,7 +52,7 @@ export async function notificationSweepWorkflow(): Promise<{ created: number; st
   return { created: sweep.created.length, started };
 }
 
-export async function notificationDeliveryWorkflow(input: { deliveryId: string; retry: DeliveryRetry }): Promise<DeliveryOutcome> {
+export async function notificationDeliveryWorkflow(input: DeliveryInput): Promise<DeliveryOutcome> {
   const { deliverNotice, deadLetter } = proxyActivities<NotificationActivities>({
     startToCloseTimeout: '2 minutes',
     // A worker killed while it sends is noticed within seconds; the attempt is made again.
@@ -81,12 +78,15 @@ export async function notificationDeliveryWorkflow(input: { deliveryId: string; 
 }
 
 /** One test notice to every target of `channel`; the outcome of each (fewer, quicker attempts than a real notice). */
-export async function notificationTestWorkflow(input: { channel: 'email' | 'webhook'; requester: string }): Promise<DeliveryOutcome[]> {
+export async function notificationTestWorkflow(input: TestNoticeInput): Promise<DeliveryOutcome[]> {
   const test = await createTestNotice(input);
   const retry: DeliveryRetry = { maxAttempts: Math.min(test.retry.maxAttempts, 2), initialSeconds: 1, maxSeconds: 1 };
   return Promise.all(
     test.deliveries.map((deliveryId) =>
-      executeChild(notificationDeliveryWorkflow, { workflowId: deliveryWorkflowId(deliveryId), args: [{ deliveryId, retry }] }),
+      executeChild(notificationDeliveryWorkflow, {
+        workflowId: WORKFLOWS.notificationDelivery.id(deliveryId),
+        args: [{ deliveryId, retry }],
+      }),
     ),
   );
 }

@@ -6,10 +6,11 @@
 import { proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { RefreshInput, RefreshResult, RevocationActivities, StatusChangeInput, StatusChangeResult } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
+import { signingTaskQueue } from './api.ts';
 import { SIGNING_ACTIVITY_OPTIONS } from './options.ts';
 
 function revocationActivities(): RevocationActivities {
-  return proxyActivities<RevocationActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: `${workflowInfo().taskQueue}-signing` });
+  return proxyActivities<RevocationActivities>({ ...SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(workflowInfo().taskQueue) });
 }
 
 export async function revocationWorkflow(input: StatusChangeInput): Promise<StatusChangeResult> {

@@ -12,7 +12,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../core/logger.ts';
 import { listen, type Listener } from '../db/listen.ts';
 import * as accounts from '../db/repos/acme-accounts.ts';
-import type { AcmeAccount } from './api.ts';
+import type { AcmeAccount } from '../db/repos/acme-accounts.ts';
 
 export interface AccountCacheOptions {
   /** Database URL for the LISTEN connection. */

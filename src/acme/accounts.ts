@@ -3,7 +3,6 @@
  * binding), the account resource (fetch, update contacts, agree to new terms, deactivate)
  * and key-change. Accounts live in Postgres only: no workflow is involved.
  */
-import { cancelOpenOrders } from './orders.ts';
 import type { Context } from 'koa';
 import type { JWK } from 'jose';
 import { newId } from '../core/ids.ts';
@@ -12,20 +11,19 @@ import * as accounts from '../db/repos/acme-accounts.ts';
 import { KeyInUseError } from '../db/repos/acme-accounts.ts';
 import * as eabKeys from '../db/repos/acme-eab.ts';
 import { audit } from '../db/repos/audit.ts';
-import type { AcmeAccount, AcmeDeps, AcmeDirectory, VerifiedRequest } from './api.ts';
+import type { AcmeAccount, AcmeDeps, AcmeDirectory, ShellRoute, VerifiedRequest } from './api.ts';
 import { verifyExternalAccountBinding } from './eab.ts';
 import { checkPublicJwk, jwkThumbprint, verifyInnerJws } from './jws.ts';
 import { AcmeProblem, problem } from './problems.ts';
-import { enforceAccountLimit } from './rate-limits.ts';
-import type { ShellRoute } from './router.ts';
+import { enforceAccountLimit } from '../ra/rate-limits.ts';
 
 /** More would be a mailing list, not a contact. */
-export const MAX_CONTACTS = 10;
+const MAX_CONTACTS = 10;
 
 // ---- views and helpers -----------------------------------------------------------------
 
 /** The account object (RFC 8555 7.1.2). */
-export function accountView(dir: AcmeDirectory, a: AcmeAccount) {
+function accountView(dir: AcmeDirectory, a: AcmeAccount) {
   return {
     status: a.status,
     contact: a.contact,
@@ -191,7 +189,7 @@ async function accountResource(deps: AcmeDeps, ctx: Context, req: VerifiedReques
   if (!updated) throw problem('unauthorized', `account ${account.id} is no longer valid`);
   if (changes.status) {
     deps.log.info({ account: account.id }, 'ACME account deactivated');
-    await cancelOpenOrders(deps, account.id);
+    await deps.ra.cancelOpenOrders(account.id);
   }
   sendAccount(ctx, dir, updated, 200);
 }

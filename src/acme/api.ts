@@ -3,36 +3,26 @@
  * nonces, JWS verification, problem documents, accounts) serves Routes; resource modules
  * (orders.ts: orders, authorizations, challenges, finalize, certificates) provide them.
  */
-import type { Client } from '@temporalio/client';
 import type { JWK, ProtectedHeaderParameters } from 'jose';
 import type { Context } from 'koa';
 import type { Pool } from 'pg';
 import type { AcmeAlias, Config } from '../config/index.ts';
 import type { Logger } from '../core/logger.ts';
+import type { AcmeRa } from '../ra/acme.ts';
+import type { AcmeAccount } from '../db/repos/acme-accounts.ts';
 import type { AccountCache } from './account-cache.ts';
 
 export interface AcmeDeps {
   config: Config;
   pool: Pool;
-  temporal: Client;
+  /** The registration authority: workflows and the read-model transactions that go with them. */
+  ra: AcmeRa;
   log: Logger;
   /** Accounts cached in this process (server); without it every look-up reads Postgres. */
   accountCache?: AccountCache;
 }
 
-/** An ACME account as stored (table acme_accounts). */
-export interface AcmeAccount {
-  id: string;
-  alias: string;
-  jwk: JWK;
-  /** RFC 7638 thumbprint (base64url) of the account key: the key authorization's suffix. */
-  thumbprint: string;
-  status: 'valid' | 'deactivated' | 'revoked';
-  contact: string[];
-  tosAgreed: string | null;
-  eabKid: string | null;
-  createdAt: Date;
-}
+export type { AcmeAccount };
 
 /** The directory a request came through. */
 export interface AcmeDirectory {
@@ -75,4 +65,10 @@ export interface Route {
    * renders problem documents, adds Replay-Nonce, Link rel="index" and Cache-Control.
    */
   handler(ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void>;
+}
+
+/** A Route of the shell itself, with what only the shell's own resources need. */
+export interface ShellRoute extends Route {
+  /** Served even when the account has not agreed to the current terms (the account resource). */
+  termsExempt?: boolean;
 }

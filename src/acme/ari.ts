@@ -6,12 +6,11 @@ import type { Context } from 'koa';
 import * as certificates from '../db/repos/certificates.ts';
 import type { CertificateRow } from '../db/repos/certificates.ts';
 import { describeCertificate, serialToHex } from '../pki/index.ts';
-import type { AcmeDeps } from './api.ts';
+import type { AcmeDeps, ShellRoute } from './api.ts';
 import { problem } from './problems.ts';
-import type { ShellRoute } from './router.ts';
 
 /** How often a client should ask again (RFC 9773 4.3.3 suggests hours). */
-export const ARI_RETRY_AFTER_SECONDS = 6 * 3600;
+const ARI_RETRY_AFTER_SECONDS = 6 * 3600;
 
 const B64URL_PART = /^[A-Za-z0-9_-]+$/;
 

@@ -16,9 +16,9 @@ import { problem } from './problems.ts';
 type SecretsConfig = Pick<Config, 'home' | 'secretsKey'>;
 
 /** RFC 8555 7.3.4 names HS256 as the MAC every server must support; certflow keys are for it only. */
-export const EAB_ALGORITHM = 'HS256';
+const EAB_ALGORITHM = 'HS256';
 /** 256-bit keys: HS256's own strength. */
-export const EAB_KEY_BYTES = 32;
+const EAB_KEY_BYTES = 32;
 
 const purpose = (kid: string) => `acme eab key ${kid}`;
 

@@ -13,7 +13,7 @@ import { AcmeProblem, badSignatureAlgorithm, problem } from './problems.ts';
 export const JWS_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'EdDSA'] as const;
 export type JwsAlgorithm = (typeof JWS_ALGORITHMS)[number];
 
-export const JOSE_CONTENT_TYPE = 'application/jose+json';
+const JOSE_CONTENT_TYPE = 'application/jose+json';
 
 /** Which key each algorithm needs; a mismatch would only fail later, less clearly. */
 const KEY_FOR_ALG: Record<JwsAlgorithm, { kty: string; crv?: string }> = {
@@ -28,9 +28,9 @@ const KEY_FOR_ALG: Record<JwsAlgorithm, { kty: string; crv?: string }> = {
 /** Coordinate length (bytes) of each supported curve. */
 const CURVE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66, Ed25519: 32 };
 
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 /** Larger keys only cost verification time; no ACME client makes them. */
-export const MAX_RSA_BITS = 8192;
+const MAX_RSA_BITS = 8192;
 
 /** JWK members that carry private key material (RFC 7518 6.2.2, 6.3.2, 6.4; RFC 8037). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'];
@@ -96,7 +96,7 @@ export function decodeHeader(jws: FlattenedJws, what = 'the JWS'): ProtectedHead
  * The header's alg when it is one of `allowed` (badSignatureAlgorithm listing them
  * otherwise: "none" and MACs among others), and the JWS has a signature (malformed otherwise).
  */
-export function checkAlgorithm<A extends string>(jws: FlattenedJws, alg: unknown, allowed: readonly A[], what = 'the request body'): A {
+function checkAlgorithm<A extends string>(jws: FlattenedJws, alg: unknown, allowed: readonly A[], what = 'the request body'): A {
   if (alg === undefined) throw malformed('the protected header has no "alg"');
   if (typeof alg !== 'string' || !allowed.includes(alg as A)) {
     throw badSignatureAlgorithm(`signature algorithm ${JSON.stringify(alg)} is not supported; use one of ${allowed.join(', ')}`, allowed);
@@ -174,7 +174,7 @@ export function jwkThumbprint(jwk: JWK): Promise<string> {
   return calculateJwkThumbprint(jwk, 'sha256');
 }
 
-export function checkKeyFitsAlgorithm(jwk: JWK, alg: JwsAlgorithm): void {
+function checkKeyFitsAlgorithm(jwk: JWK, alg: JwsAlgorithm): void {
   const need = KEY_FOR_ALG[alg];
   if (jwk.kty !== need.kty || (need.crv && jwk.crv !== need.crv)) {
     const have = jwk.crv ? `${jwk.kty} ${jwk.crv}` : String(jwk.kty);
@@ -183,7 +183,7 @@ export function checkKeyFitsAlgorithm(jwk: JWK, alg: JwsAlgorithm): void {
 }
 
 /** Verifies the signature and returns the payload bytes. */
-export async function verifySignature(jws: FlattenedJws, jwk: JWK, alg: string, what = 'the JWS'): Promise<Uint8Array> {
+async function verifySignature(jws: FlattenedJws, jwk: JWK, alg: string, what = 'the JWS'): Promise<Uint8Array> {
   try {
     const { payload } = await flattenedVerify(jws, jwk, { algorithms: [alg] });
     return payload;
@@ -193,7 +193,7 @@ export async function verifySignature(jws: FlattenedJws, jwk: JWK, alg: string, 
 }
 
 /** The payload: undefined when empty (POST-as-GET, RFC 8555 6.3), else a JSON object. */
-export function parsePayload(bytes: Uint8Array, what = 'the JWS payload'): Record<string, unknown> | undefined {
+function parsePayload(bytes: Uint8Array, what = 'the JWS payload'): Record<string, unknown> | undefined {
   if (bytes.length === 0) return undefined;
   let value: unknown;
   try {

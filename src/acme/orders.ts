@@ -2,57 +2,23 @@
  * ACME resources of RFC 8555 section 7.1.3-7.5: orders, authorizations, challenges,
  * finalize, certificate download, pre-authorization and the account's order list.
  *
- * Reads come from the read model (Postgres). A new order is inserted, with the
- * authorizations it creates, in the transaction that counts it against the rate limits and
- * starts its workflow; every later change is an Update to the order's workflow (or, for an
- * authorization outside an open order, to its own workflow, started on demand with
- * Update-with-Start), with an update id derived from the request and a deadline. A
- * challenge answer and a finalize wait briefly (acme.answerWaitSeconds) for their outcome,
- * so that most clients read `valid` in the answer itself.
+ * The front end's half (Boulder's WFE): parse and check the request, authorize it (the
+ * account owns what it names), call the registration authority (src/ra/acme.ts: workflows,
+ * rate limits, read-model transactions) and render its answer as RFC 8555 JSON. Reads come
+ * from the read model through the RA too.
  */
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import type { Context } from 'koa';
-import { createHash, createPublicKey, randomBytes, type JsonWebKey } from 'node:crypto';
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { isIP } from 'node:net';
-import type {
-  AcmeIdentifier,
-  AuthzInput,
-  AuthzRecord,
-  AuthzState,
-  ChallengeOutcome,
-  ChallengeType,
-  FinalizeOutcome,
-  OrderInput,
-  Problem,
-  ValidationSettings,
-} from '../../activities/acme-types.ts';
-import {
-  acmeAuthzWorkflow,
-  acmeOrderWorkflow,
-  cancelOrderUpdate,
-  deactivateAuthzUpdate,
-  finalizeUpdate,
-  respondChallengeUpdate,
-} from '../../workflows/index.ts';
+import type { AcmeIdentifier, ChallengeType, Problem } from '../../activities/acme-types.ts';
 import type { AcmeAlias } from '../config/index.ts';
-import { CaError } from '../core/errors.ts';
-import { newId } from '../core/ids.ts';
-import { withTransaction } from '../db/pool.ts';
-import * as cas from '../db/repos/cas.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import * as orders from '../db/repos/acme-orders.ts';
-import { audit } from '../db/repos/audit.ts';
 import type { AuthzRow, ChallengeRow, OrderRow } from '../db/repos/acme-orders.ts';
 import { checkOrderNames, parseCsr, pemEncode } from '../pki/index.ts';
-import { withDeadline } from '../temporal/client.ts';
-import { searchAttributes } from '../temporal/search-attributes.ts';
+import type { AcmeRequester, OrderIdentifier } from '../ra/acme.ts';
 import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
 import { parseAriCertId } from './ari.ts';
 import { compound, problem, PROBLEM_STATUS, problemTypeOf, subproblem, type Subproblem } from './problems.ts';
-import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
 
-/** How long a handler waits for a workflow to take an Update (or to start) before answering 503. */
-const UPDATE_DEADLINE_MS = 10_000;
 const ORDERS_PAGE = 100;
 
 // ---- JSON views (RFC 8555 7.1.3, 7.1.4) ------------------------------------------------
@@ -116,14 +82,13 @@ function orderView(dir: AcmeDirectory, row: OrderRow) {
 
 const LDH_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
-interface CheckedIdentifier {
-  identifier: AcmeIdentifier; // as requested (wildcards keep "*.")
-  base: AcmeIdentifier; // what is validated (without "*.")
-  wildcard: boolean;
-}
+type CheckedIdentifier = Omit<OrderIdentifier, 'challengeTypes'>;
 
-/** Validates and normalizes the identifiers of a new order; all problems at once, as subproblems. */
-function checkIdentifiers(alias: AcmeAlias, raw: unknown): CheckedIdentifier[] {
+/**
+ * Validates and normalizes the identifiers of a new order, with the challenges offered
+ * for each; all problems at once, as subproblems.
+ */
+function checkIdentifiers(alias: AcmeAlias, raw: unknown): OrderIdentifier[] {
   if (!Array.isArray(raw) || raw.length === 0) throw problem('malformed', 'identifiers must be a non-empty array');
   if (raw.length > 100) throw problem('rejectedIdentifier', 'at most 100 identifiers per order');
   const out = new Map<string, CheckedIdentifier>();
@@ -164,7 +129,7 @@ function checkIdentifiers(alias: AcmeAlias, raw: unknown): CheckedIdentifier[] {
     }
   }
   if (subproblems.length) throw compound('some identifiers cannot be ordered', subproblems);
-  return [...out.values()];
+  return [...out.values()].map((c) => ({ ...c, challengeTypes: challengeTypesFor(alias, c) }));
 }
 
 function normalizeIp(ip: string): string {
@@ -187,6 +152,11 @@ function account(req: VerifiedRequest | undefined): AcmeAccount {
   return req.account;
 }
 
+/** The account and directory of a request, as the RA takes them. */
+function requester(acct: AcmeAccount, dir: AcmeDirectory): AcmeRequester {
+  return { accountId: acct.id, accountUri: dir.accountUrl(acct.id), alias: dir.alias };
+}
+
 function payloadObject(req: VerifiedRequest | undefined): Record<string, unknown> {
   const p = req?.payload;
   if (p === undefined || p === null || typeof p !== 'object' || Array.isArray(p))
@@ -195,126 +165,17 @@ function payloadObject(req: VerifiedRequest | undefined): Record<string, unknown
 }
 
 async function ownedOrder(deps: AcmeDeps, acct: AcmeAccount, id: string): Promise<OrderRow> {
-  const o = await orders.getOrder(deps.pool, id);
+  const o = await deps.ra.getOrder(id);
   if (!o) throw problem('malformed', `no order ${id}`, { status: 404 });
   if (o.accountId !== acct.id) throw problem('unauthorized', `order ${id} belongs to another account`);
   return o;
 }
 
 async function ownedAuthz(deps: AcmeDeps, acct: AcmeAccount, id: string): Promise<AuthzRow> {
-  const a = await orders.getAuthz(deps.pool, id);
+  const a = await deps.ra.getAuthz(id);
   if (!a) throw problem('malformed', `no authorization ${id}`, { status: 404 });
   if (a.accountId !== acct.id) throw problem('unauthorized', `authorization ${id} belongs to another account`);
   return a;
-}
-
-/** A workflow call refused or not answered, as a problem. */
-function updateProblem(what: string, e: unknown): unknown {
-  if (e instanceof WorkflowUpdateFailedError) {
-    const cause = e.cause as { type?: string; message?: string } | undefined;
-    return problem(cause?.type === 'orderNotReady' ? 'orderNotReady' : 'malformed', cause?.message ?? e.message);
-  }
-  if (CaError.is(e, 'unavailable')) {
-    return problem('serverInternal', `${what} is not answering (no worker?); try again`, { status: 503, headers: { 'Retry-After': '10' } });
-  }
-  return e;
-}
-
-/** Runs a workflow call (start, Update) with a deadline; refusals and silence become problems. */
-async function withWorkflow<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await withDeadline(what, UPDATE_DEADLINE_MS, fn);
-  } catch (e) {
-    throw updateProblem(what, e);
-  }
-}
-
-/**
- * An Update whose outcome the client would otherwise poll for: waits up to
- * acme.answerWaitSeconds for it. When it takes longer, confirms with `accepted` (same update
- * id: no second Update) that the workflow took it, and returns undefined: the answer is then
- * "processing" with Retry-After.
- */
-async function updateWithin<R>(
-  deps: AcmeDeps,
-  what: string,
-  run: () => Promise<R>,
-  accepted: () => Promise<unknown>,
-): Promise<R | undefined> {
-  const waitMs = deps.config.acme.answerWaitSeconds * 1000;
-  if (waitMs > 0) {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), waitMs);
-    try {
-      return await deps.temporal.withAbortSignal(ac.signal, run);
-    } catch (e) {
-      if (!ac.signal.aborted) throw updateProblem(what, e);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  await withWorkflow(what, accepted);
-  return undefined;
-}
-
-function newChallenges(types: ChallengeType[]) {
-  return types.map((type) => ({ id: newId(), type, token: randomBytes(32).toString('base64url') }));
-}
-
-function validationSettings(deps: AcmeDeps, dir: AcmeDirectory, acct: AcmeAccount): ValidationSettings {
-  const v = deps.config.validation;
-  // Backoff 1, 2, 4, 8, then 10 s: four attempts cover the first 15 s, one more each 10 s.
-  return {
-    accountUri: dir.accountUrl(acct.id),
-    caaIdentities: dir.alias.caaIdentities,
-    maxAttempts: 4 + Math.ceil(Math.max(0, v.retryWindowSeconds - 15) / 10),
-    attemptTimeoutSeconds: v.attemptTimeoutSeconds,
-    validLifetimeSeconds: deps.config.acme.validAuthzLifetimeSeconds,
-  };
-}
-
-function authzRecord(acct: AcmeAccount, dir: AcmeDirectory, c: CheckedIdentifier, expiresAt: Date): AuthzRecord {
-  return {
-    id: newId(),
-    accountId: acct.id,
-    alias: dir.alias.name,
-    identifier: c.base,
-    wildcard: c.wildcard,
-    status: 'pending',
-    expiresAt: expiresAt.toISOString(),
-    challenges: newChallenges(challengeTypesFor(dir.alias, c)),
-  };
-}
-
-/** What the authorization workflow needs to take over an authorization from the read model. */
-function authzInput(deps: AcmeDeps, dir: AcmeDirectory, acct: AcmeAccount, a: AuthzRow, status: 'pending' | 'valid'): AuthzInput {
-  return {
-    authz: {
-      id: a.id,
-      identifier: a.identifier,
-      wildcard: a.wildcard,
-      status,
-      challenges: a.challenges.map((c) => ({ id: c.id, type: c.type as ChallengeType, token: c.token })),
-    },
-    accountId: acct.id,
-    expiresAt: a.expiresAt.toISOString(),
-    validation: validationSettings(deps, dir, acct),
-  };
-}
-
-function authzWorkflowStart(deps: AcmeDeps, input: AuthzInput) {
-  return new WithStartWorkflowOperation(acmeAuthzWorkflow, {
-    workflowId: `acme-authz-${input.authz.id}`,
-    taskQueue: deps.config.temporal.taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: searchAttributes({
-      protocol: 'acme',
-      state: `authz-${input.authz.status}`,
-      account: input.accountId,
-      identifiers: [`${input.authz.identifier.type}:${input.authz.wildcard ? '*.' : ''}${input.authz.identifier.value}`],
-    }),
-  });
 }
 
 // ---- handlers --------------------------------------------------------------------------
@@ -325,7 +186,7 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   if (body.notBefore !== undefined || body.notAfter !== undefined) {
     throw problem('malformed', 'notBefore and notAfter are not supported: the profile sets the validity');
   }
-  const ids = checkIdentifiers(dir.alias, body.identifiers);
+  const identifiers = checkIdentifiers(dir.alias, body.identifiers);
   let profile = dir.alias.profile;
   let acmeProfile: string | undefined;
   if (body.profile !== undefined) {
@@ -336,133 +197,15 @@ async function newOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
     }
     profile = mapped;
   }
-  let replacesSerial: string | undefined;
-  let replaces: string | undefined;
+  let replaces: { certId: string; serialHex: string } | undefined;
   if (body.replaces !== undefined) {
-    replaces = String(body.replaces);
-    const { serialHex } = parseAriCertId(replaces);
-    const old = await certificates.get(deps.pool, serialHex);
-    if (!old || old.requester !== acct.id) throw problem('malformed', `"replaces" names no certificate of this account`);
-    replacesSerial = old.serial;
+    const certId = String(body.replaces);
+    replaces = { certId, serialHex: parseAriCertId(certId).serialHex };
   }
-
-  const now = Date.now();
-  const orderId = newId();
-  const orderExpires = new Date(now + deps.config.acme.orderLifetimeSeconds * 1000);
-  const authzExpires = new Date(Math.max(now + deps.config.acme.pendingAuthzLifetimeSeconds * 1000, orderExpires.getTime()));
-  const authzs: AuthzState[] = [];
-  const identifiers = ids.map((i) => i.identifier);
-  try {
-    await withTransaction(deps.pool, async (tx) => {
-      const limitKeys = await enforceOrderLimits(tx, deps.config.acme.rateLimits, acct.id, identifiers);
-      const reusable = await orders.lockReusableAuthzs(tx, {
-        accountId: acct.id,
-        alias: dir.alias.name,
-        identifiers: ids.map((c) => ({ identifier: c.base, wildcard: c.wildcard })),
-        until: orderExpires,
-      });
-      for (const c of ids) {
-        const reused = reusable.get(orders.reuseKey(c.base, c.wildcard));
-        if (reused) {
-          authzs.push({
-            id: reused.id,
-            identifier: c.base,
-            wildcard: c.wildcard,
-            status: 'valid',
-            challenges: [],
-            validatedAt: reused.validatedAt?.toISOString(),
-            method: reused.method ?? undefined,
-          });
-          continue;
-        }
-        const record = authzRecord(acct, dir, c, authzExpires);
-        await orders.insertAuthz(tx, { ...record, ownerOrderId: orderId });
-        authzs.push({ id: record.id, identifier: c.base, wildcard: c.wildcard, status: 'pending', challenges: record.challenges });
-      }
-      const status = authzs.every((a) => a.status === 'valid') ? 'ready' : 'pending';
-      await orders.insertOrder(tx, {
-        id: orderId,
-        accountId: acct.id,
-        alias: dir.alias.name,
-        status,
-        identifiers,
-        authzIds: authzs.map((a) => a.id),
-        expiresAt: orderExpires.toISOString(),
-        profile,
-        acmeProfile,
-        replaces,
-        registeredDomains: limitKeys,
-      });
-      const input: OrderInput = {
-        orderId,
-        accountId: acct.id,
-        alias: dir.alias.name,
-        identifiers,
-        status,
-        authzs,
-        expiresAt: orderExpires.toISOString(),
-        profile,
-        caName: dir.alias.caName,
-        replacesSerial,
-        validation: validationSettings(deps, dir, acct),
-        caaRecheckSeconds: deps.config.acme.caaRecheckSeconds,
-      };
-      // Started before the commit: if Temporal does not take it, nothing is stored; once the
-      // rows are visible (to a deactivation that must tell the order), the workflow exists.
-      await withWorkflow(`order ${orderId}`, () =>
-        deps.temporal.workflow.start(acmeOrderWorkflow, {
-          workflowId: `acme-order-${orderId}`,
-          taskQueue: deps.config.temporal.taskQueue,
-          args: [input],
-          workflowIdConflictPolicy: 'FAIL',
-          typedSearchAttributes: searchAttributes({
-            protocol: 'acme',
-            state: status,
-            account: acct.id,
-            identifiers: identifiers.map((i) => `${i.type}:${i.value}`),
-          }),
-        }),
-      );
-      // Last: the audit chain's head stays locked until the commit.
-      await audit(tx, {
-        actor: `acme:${acct.id}`,
-        action: 'acme.order.create',
-        object: orderId,
-        requestId: orderId,
-        details: {
-          alias: dir.alias.name,
-          identifiers: identifiers.map((i) => `${i.type}:${i.value}`),
-          profile,
-          status,
-          reusedAuthzs: authzs.filter((a) => a.status === 'valid').map((a) => a.id),
-          replaces: replacesSerial,
-        },
-      });
-    });
-  } catch (e) {
-    if (e instanceof orders.AlreadyReplacedError)
-      throw problem('alreadyReplaced', `certificate ${replacesSerial} has already been replaced`, { status: 409 });
-    throw e;
-  }
-  const row: OrderRow = {
-    id: orderId,
-    accountId: acct.id,
-    alias: dir.alias.name,
-    status: authzs.every((a) => a.status === 'valid') ? 'ready' : 'pending',
-    identifiers,
-    authzIds: authzs.map((a) => a.id),
-    expiresAt: orderExpires,
-    profile,
-    acmeProfile: acmeProfile ?? null,
-    replaces: replaces ?? null,
-    error: null,
-    serial: null,
-    createdAt: new Date(now),
-    updatedAt: new Date(now),
-  };
+  const order = await deps.ra.newOrder(requester(acct, dir), { identifiers, profile, acmeProfile, replaces });
   ctx.status = 201;
-  ctx.set('Location', dir.url(`/order/${orderId}`));
-  ctx.body = orderView(dir, row);
+  ctx.set('Location', dir.url(`/order/${order.id}`));
+  ctx.body = orderView(dir, order);
 }
 
 async function getOrder(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
@@ -484,28 +227,7 @@ async function finalize(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   if (Buffer.from(csr.spki).equals(accountSpki))
     throw problem('badCSR', "the CSR's public key is the account key; use a key of its own for the certificate (RFC 8555 11.1)");
 
-  const handle = deps.temporal.workflow.getHandle(`acme-order-${o.id}`);
-  const options = {
-    args: [{ csr: der.toString('base64') }] as [{ csr: string }],
-    updateId: `finalize-${o.id}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}`,
-  };
-  const what = `order ${o.id}`;
-  let outcome: FinalizeOutcome | undefined;
-  try {
-    outcome = await updateWithin(
-      deps,
-      what,
-      () => handle.executeUpdate(finalizeUpdate, options),
-      async () => {
-        await handle.startUpdate(finalizeUpdate, { ...options, waitForStage: WorkflowUpdateStage.ACCEPTED });
-        // Accepted (durable): what the client reads next says so, until the workflow writes on.
-        await orders.markOrderProcessing(deps.pool, o.id);
-      },
-    );
-  } catch (e) {
-    if (e instanceof WorkflowNotFoundError) throw problem('orderNotReady', `order ${o.id} is no longer ready`);
-    throw e;
-  }
+  const outcome = await deps.ra.finalize(o.id, der);
   ctx.set('Location', dir.url(`/order/${o.id}`));
   if (!outcome || outcome.status === 'processing') ctx.set('Retry-After', '1');
   ctx.body = orderView(
@@ -520,7 +242,7 @@ async function listOrders(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | u
   const acct = account(req);
   if (ctx.params.id !== acct.id) throw problem('unauthorized', 'the orders of another account');
   const page = Math.max(0, Number(ctx.query.page ?? 0) || 0);
-  const rows = await orders.listOrders(deps.pool, acct.id, ORDERS_PAGE + 1, page * ORDERS_PAGE);
+  const rows = await deps.ra.listOrders(acct.id, ORDERS_PAGE + 1, page * ORDERS_PAGE);
   if (rows.length > ORDERS_PAGE) ctx.append('Link', `<${dir.url(`/acct/${acct.id}/orders`)}?page=${page + 1}>;rel="next"`);
   ctx.body = { orders: rows.slice(0, ORDERS_PAGE).map((o) => dir.url(`/order/${o.id}`)) };
 }
@@ -541,14 +263,7 @@ async function getOrDeactivateAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedR
     return;
   }
   if (now !== 'pending' && now !== 'valid') throw problem('malformed', `an authorization that is ${now} cannot be deactivated`);
-  // Its own workflow deactivates it (refused while it is validated) and stops the open
-  // orders that use it; Update-with-Start finds a pre-authorization's running workflow.
-  await withWorkflow(`authorization ${a.id}`, () =>
-    deps.temporal.workflow.executeUpdateWithStart(deactivateAuthzUpdate, {
-      updateId: `deactivate-${a.id}`,
-      startWorkflowOperation: authzWorkflowStart(deps, authzInput(deps, dir, acct, a, now)),
-    }),
-  );
+  await deps.ra.deactivateAuthz(requester(acct, dir), a, now);
   ctx.body = authzView(dir, { ...a, status: 'deactivated' });
 }
 
@@ -568,50 +283,7 @@ async function challenge(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | un
   if (a.challenges.some((x) => x.status !== 'pending')) {
     throw problem('malformed', 'another challenge of this authorization is being validated');
   }
-  await enforceValidationLimit(deps.pool, deps.config.acme.rateLimits, acct.id, a.identifier);
-  const what = `authorization ${a.id}`;
-  const args: [{ authzId: string; challengeId: string }] = [{ authzId: a.id, challengeId: c.id }];
-  const updateId = `respond-${c.id}`;
-  const accepted = () => orders.markChallengeProcessing(deps.pool, c.id);
-  const viaAuthzWorkflow = () => {
-    const startWorkflowOperation = authzWorkflowStart(deps, authzInput(deps, dir, acct, a, 'pending'));
-    return updateWithin<ChallengeOutcome>(
-      deps,
-      what,
-      () => deps.temporal.workflow.executeUpdateWithStart(respondChallengeUpdate, { args, updateId, startWorkflowOperation }),
-      async () => {
-        await deps.temporal.workflow.startUpdateWithStart(respondChallengeUpdate, {
-          args,
-          updateId,
-          waitForStage: WorkflowUpdateStage.ACCEPTED,
-          startWorkflowOperation: authzWorkflowStart(deps, authzInput(deps, dir, acct, a, 'pending')),
-        });
-        await accepted();
-      },
-    );
-  };
-  let outcome: ChallengeOutcome | undefined;
-  if (a.ownerOrderId && a.ownerOrderStatus === 'pending') {
-    // Its order is open: the order's workflow validates it.
-    const handle = deps.temporal.workflow.getHandle(`acme-order-${a.ownerOrderId}`);
-    try {
-      outcome = await updateWithin(
-        deps,
-        what,
-        () => handle.executeUpdate(respondChallengeUpdate, { args, updateId }),
-        async () => {
-          await handle.startUpdate(respondChallengeUpdate, { args, updateId, waitForStage: WorkflowUpdateStage.ACCEPTED });
-          await accepted();
-        },
-      );
-    } catch (e) {
-      // The order ended just now: the authorization lives on in a workflow of its own.
-      if (!(e instanceof WorkflowNotFoundError)) throw e;
-      outcome = await viaAuthzWorkflow();
-    }
-  } else {
-    outcome = await viaAuthzWorkflow();
-  }
+  const outcome = await deps.ra.respondChallenge(requester(acct, dir), a, c.id);
   if (!outcome) ctx.set('Retry-After', '1');
   ctx.body = challengeView(dir, a.id, {
     ...c,
@@ -627,57 +299,19 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   const body = payloadObject(req);
   const [c] = checkIdentifiers(dir.alias, [body.identifier]);
   if (c!.wildcard) throw problem('rejectedIdentifier', 'wildcard identifiers cannot be pre-authorized (RFC 8555 7.4.1)');
-  const record = authzRecord(acct, dir, c!, new Date(Date.now() + deps.config.acme.pendingAuthzLifetimeSeconds * 1000));
-  const input: AuthzInput = {
-    authz: { id: record.id, identifier: record.identifier, wildcard: false, status: 'pending', challenges: record.challenges },
-    accountId: acct.id,
-    expiresAt: record.expiresAt,
-    validation: validationSettings(deps, dir, acct),
-  };
-  await withTransaction(deps.pool, async (tx) => {
-    await enforceAuthzLimits(tx, deps.config.acme.rateLimits, acct.id, record.identifier);
-    await orders.insertAuthz(tx, record);
-    await withWorkflow(`authorization ${record.id}`, () =>
-      deps.temporal.workflow.start(acmeAuthzWorkflow, {
-        workflowId: `acme-authz-${record.id}`,
-        taskQueue: deps.config.temporal.taskQueue,
-        args: [input],
-        typedSearchAttributes: searchAttributes({
-          protocol: 'acme',
-          state: 'authz-pending',
-          account: acct.id,
-          identifiers: [`${record.identifier.type}:${record.identifier.value}`],
-        }),
-      }),
-    );
-    await audit(tx, {
-      actor: `acme:${acct.id}`,
-      action: 'acme.authz.create',
-      object: record.id,
-      details: { alias: dir.alias.name, identifier: `${record.identifier.type}:${record.identifier.value}` },
-    });
-  });
+  const authz = await deps.ra.newAuthz(requester(acct, dir), c!);
   ctx.status = 201;
-  ctx.set('Location', dir.url(`/authz/${record.id}`));
-  ctx.body = authzView(dir, {
-    ...record,
-    expiresAt: new Date(record.expiresAt),
-    ownerOrderId: null,
-    ownerOrderStatus: null,
-    validatedAt: null,
-    challenges: record.challenges.map((ch) => ({ ...ch, authzId: record.id, status: 'pending', validatedAt: null, error: null })),
-  });
+  ctx.set('Location', dir.url(`/authz/${authz.id}`));
+  ctx.body = authzView(dir, authz);
 }
 
 async function certificate(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined): Promise<void> {
   const acct = account(req);
-  const cert = await certificates.get(deps.pool, String(ctx.params.serial));
-  if (!cert?.certDer || cert.protocol !== 'acme') throw problem('malformed', `no certificate ${ctx.params.serial}`, { status: 404 });
+  const cert = await deps.ra.getCertificate(String(ctx.params.serial));
+  if (!cert) throw problem('malformed', `no certificate ${ctx.params.serial}`, { status: 404 });
   if (cert.requester !== acct.id) throw problem('unauthorized', 'the certificate belongs to another account');
   ctx.type = 'application/pem-certificate-chain';
-  ctx.body =
-    pemEncode('CERTIFICATE', cert.certDer) +
-    (await cas.issuingChainCached(deps.pool, cert.caName)).map((d) => pemEncode('CERTIFICATE', d)).join('');
+  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + cert.chain.map((d) => pemEncode('CERTIFICATE', d)).join('');
 }
 
 /** The resource routes, for the protocol shell (router.ts). */
@@ -696,24 +330,4 @@ export function orderRoutes(deps: AcmeDeps): Route[] {
     { method: 'POST', path: '/chall/:authz/:id', postAsGet: true, handler: h(challenge) },
     { method: 'POST', path: '/cert/:serial', postAsGet: true, readOnly: true, handler: (ctx, req) => certificate(deps, ctx, req) },
   ];
-}
-
-/**
- * RFC 8555 7.3.6: a deactivated account's pending orders are canceled (best effort: an
- * order whose workflow does not answer is logged and expires by its own timer).
- */
-export async function cancelOpenOrders(deps: AcmeDeps, accountId: string): Promise<void> {
-  for (const id of await orders.openOrderIds(deps.pool, accountId)) {
-    const handle = deps.temporal.workflow.getHandle(`acme-order-${id}`);
-    try {
-      await withDeadline(`order ${id}`, UPDATE_DEADLINE_MS, () =>
-        handle.executeUpdate(cancelOrderUpdate, {
-          args: [{ by: `acme:${accountId}`, reason: 'the account was deactivated' }],
-          updateId: `cancel-${id}`,
-        }),
-      );
-    } catch (e) {
-      deps.log.warn({ order: id, err: (e as Error).message }, 'could not cancel the order of a deactivated account');
-    }
-  }
 }

@@ -117,7 +117,7 @@ export class AcmeProblem extends Error {
   }
 }
 
-export function problemUrn(type: AcmeProblemType): string {
+function problemUrn(type: AcmeProblemType): string {
   return `${URN_PREFIX}${type}`;
 }
 
@@ -149,11 +149,6 @@ export function compound(detail: string, subproblems: Subproblem[]): AcmeProblem
   return new AcmeProblem('compound', detail, { subproblems });
 }
 
-/** rateLimited with the time (seconds) after which the client may try again. */
-export function rateLimited(detail: string, retryAfterSeconds: number): AcmeProblem {
-  return new AcmeProblem('rateLimited', detail, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } });
-}
-
 /** userActionRequired for terms of service that changed (RFC 8555 7.3.3). */
 export function termsChanged(termsUrl: string): AcmeProblem {
   return new AcmeProblem(
@@ -172,9 +167,6 @@ export function badSignatureAlgorithm(detail: string, algorithms: readonly strin
 
 // ---- CaError -> problem ----------------------------------------------------------------
 
-/** How long a client should wait when a dependency (Postgres, Temporal, a worker) does not answer. */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = ERROR_CONTRACT.unavailable.retryAfterSeconds!;
-
 /**
  * The one mapping of CaError kinds to ACME problems: the error contract's ACME column
  * (src/core/errors.ts), checked here against RFC 8555's problem types.
@@ -186,6 +178,17 @@ const KIND_TO_PROBLEM = Object.fromEntries(
     return [kind, { type: c.acme.type as AcmeProblemType, status: c.acme.status }];
   }),
 ) as Record<ErrorKind, { type: AcmeProblemType; status: number }>;
+
+/**
+ * Refusals of the registration authority (src/ra: CaError rules) that have an ACME problem
+ * type of their own, sent with that type's status (and Retry-After from
+ * details.retryAfterSeconds).
+ */
+const RULE_TO_PROBLEM: Record<string, AcmeProblemType> = {
+  'acme.rateLimited': 'rateLimited',
+  'acme.alreadyReplaced': 'alreadyReplaced',
+  'acme.orderNotReady': 'orderNotReady',
+};
 
 /**
  * Any error thrown while serving an ACME request, as a problem. Errors of dependencies (a
@@ -200,6 +203,14 @@ export function problemFromError(e: unknown, log: Pick<Logger, 'error' | 'warn'>
     return e;
   }
   const err = toCaError(e);
+  const ruleType = err.rule ? RULE_TO_PROBLEM[err.rule] : undefined;
+  if (ruleType) {
+    const retry = err.details?.retryAfterSeconds;
+    return new AcmeProblem(ruleType, err.message, {
+      ...(typeof retry === 'number' ? { headers: { 'Retry-After': String(retry) } } : {}),
+      cause: err,
+    });
+  }
   const { type, status } = KIND_TO_PROBLEM[err.kind];
   const httpStatus = typeof err.details?.httpStatus === 'number' ? err.details.httpStatus : status;
   const retryAfter = ERROR_CONTRACT[err.kind].retryAfterSeconds;

@@ -12,15 +12,13 @@ import * as accounts from '../db/repos/acme-accounts.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import type { CertificateRow } from '../db/repos/certificates.ts';
 import { describeCertificate, reasonFromCode, REVOCATION_REASONS, type CertSummary, type RevocationReason } from '../pki/index.ts';
-import { changeStatusAndWait } from '../temporal/revocation.ts';
 import * as orders from '../db/repos/acme-orders.ts';
-import type { AcmeDeps, AcmeDirectory, VerifiedRequest } from './api.ts';
+import type { AcmeDeps, AcmeDirectory, ShellRoute, VerifiedRequest } from './api.ts';
 import { jwkThumbprint } from './jws.ts';
 import { problem } from './problems.ts';
-import type { ShellRoute } from './router.ts';
 
 /** How long the request waits for the revocation workflow (CRL signed, OCSP renewed). */
-export const REVOCATION_DEADLINE_MS = 30_000;
+const REVOCATION_DEADLINE_MS = 30_000;
 
 /**
  * The RFC 5280 reasons a subscriber may give. certificateHold is not a revocation (and ACME
@@ -158,12 +156,7 @@ async function revokeCert(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | u
       `certificate ${row.serial} was revoked on ${row.revokedAt?.toISOString()} (${row.revocationReason ?? 'unspecified'})`,
     );
   }
-  const result = await changeStatusAndWait(
-    deps.temporal,
-    deps.config,
-    { serial: row.serial, action: 'revoke', reason, requester },
-    REVOCATION_DEADLINE_MS,
-  );
+  const result = await deps.ra.revoke({ serial: row.serial, action: 'revoke', reason, requester }, REVOCATION_DEADLINE_MS);
   deps.log.info(
     { serial: row.serial, reason, requested, requester, as: who.kind, crlNumber: result.crlNumber },
     'certificate revoked through ACME',

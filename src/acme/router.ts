@@ -17,7 +17,7 @@ import type { AcmeAlias, Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as accounts from '../db/repos/acme-accounts.ts';
 import { accountRoutes } from './accounts.ts';
-import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, VerifiedRequest } from './api.ts';
+import type { AcmeAccount, AcmeDeps, AcmeDirectory, Route, ShellRoute, VerifiedRequest } from './api.ts';
 import { renewalInfoRoutes } from './ari.ts';
 import { verifyRequest } from './jws.ts';
 import { NonceStore } from './nonce.ts';
@@ -25,14 +25,8 @@ import { secretsKey } from '../core/secrets.ts';
 import { AcmeProblem, problem, problemFromError, PROBLEM_CONTENT_TYPE, termsChanged } from './problems.ts';
 import { revokeRoutes } from './revoke.ts';
 
-/** A Route of the shell itself, with what only the shell's own resources need. */
-export interface ShellRoute extends Route {
-  /** Served even when the account has not agreed to the current terms (the account resource). */
-  termsExempt?: boolean;
-}
-
 /** Resource paths below a directory's base, as announced in the directory (RFC 8555 7.1.1). */
-export const ACME_PATHS = {
+const ACME_PATHS = {
   newNonce: '/new-nonce',
   newAccount: '/new-account',
   newOrder: '/new-order',
@@ -56,7 +50,7 @@ const ACCOUNT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const FALLBACK = 'acme-fallback';
 
 /** Path prefix of an alias's directory. */
-export function aliasPrefix(alias: Pick<AcmeAlias, 'name'>): string {
+function aliasPrefix(alias: Pick<AcmeAlias, 'name'>): string {
   return alias.name ? `/acme/${alias.name}` : '/acme';
 }
 
@@ -288,7 +282,6 @@ function checkRoutes(config: Config, routes: ShellRoute[]): void {
 
 /** The router of every configured ACME directory; mount with app.use(r.routes()). */
 export function acmeRouter(deps: AcmeDeps, resourceRoutes: Route[], opts: AcmeRouterOptions = {}): Router {
-  const envBase = process.env.CERTFLOW_ACME_BASE_URL;
   const shell: Shell = {
     deps,
     nonces: new NonceStore(deps.pool, {
@@ -296,7 +289,7 @@ export function acmeRouter(deps: AcmeDeps, resourceRoutes: Route[], opts: AcmeRo
       secretsKey: () => secretsKey(deps.config),
       log: deps.log,
     }),
-    baseUrlFrom: opts.baseUrlFrom ?? (envBase === 'public' ? 'public' : 'host'),
+    baseUrlFrom: opts.baseUrlFrom ?? deps.config.acme.baseUrlFrom,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
   };
   const routes: ShellRoute[] = [...accountRoutes(deps), ...revokeRoutes(deps), ...renewalInfoRoutes(deps), ...resourceRoutes];

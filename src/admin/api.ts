@@ -115,7 +115,7 @@ function checkProp(name: string, p: Prop, v: unknown, where: string): void {
   if (p.format === 'date-time' && Number.isNaN(Date.parse(v))) fail(`${what} is not a date`, 'api.input.date');
 }
 
-export function validateBody(schema: BodySchema, body: unknown): Record<string, unknown> {
+function validateBody(schema: BodySchema, body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) fail('the request body must be a JSON object', 'api.input.body');
   const obj = body as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
@@ -128,7 +128,7 @@ export function validateBody(schema: BodySchema, body: unknown): Record<string, 
   return obj;
 }
 
-export function parseQuery(spec: Record<string, Prop> | undefined, raw: Record<string, string | string[] | undefined>) {
+function parseQuery(spec: Record<string, Prop> | undefined, raw: Record<string, string | string[] | undefined>) {
   const out: Record<string, string | number | boolean | undefined> = {};
   for (const [key, prop] of Object.entries(spec ?? {})) {
     const v = Array.isArray(raw[key]) ? raw[key]![0] : raw[key];

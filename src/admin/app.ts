@@ -61,7 +61,7 @@ function statusOf(err: CaError): number {
 
 export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Page[]; settings: AuthSettings; version: string }): Koa {
   const app = new Koa();
-  app.proxy = process.env.CERTFLOW_TRUST_PROXY === '1';
+  app.proxy = deps.config.trustProxy;
   app.silent = true;
   const files = assets();
   const openapi = openApiDocument(opts.routes, opts.version);

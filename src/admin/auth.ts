@@ -8,42 +8,27 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
 import { CaError } from '../core/errors.ts';
+import { lockForTransaction } from '../db/locks.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
 import * as users from '../db/repos/admin-users.ts';
 import type { AdminUserRow } from '../db/repos/admin-users.ts';
 import * as sessions from '../db/repos/admin-sessions.ts';
 import * as tokens from '../db/repos/admin-tokens.ts';
 import type { TokenRow } from '../db/repos/admin-tokens.ts';
-import { audit, type AuditResult } from '../db/repos/audit.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { checkPasswordPolicy, hashPassword, verifyAgainstNothing, verifyPassword } from '../est/password.ts';
 import { authenticationFailed } from '../http/auth-failures.ts';
 import type { AuthLimiter } from '../http/auth-limiter.ts';
+import { record, type Actor } from './actor.ts';
 import { checkGrant, covers, grantDetails } from './grants.ts';
 import { isRole, ROLES, ROLE_TITLES, type Role } from './roles.ts';
 
 /** Who acts, as the audit log records it. */
-export interface Actor {
-  /** user:<name> | token:<id> | operator:<os user> */
-  actor: string;
-  role: string | null;
-  requestId?: string;
-}
-
-export async function record(
-  db: Queryable,
-  who: Actor,
-  action: string,
-  object: string | null,
-  details: Record<string, unknown> = {},
-  result: AuditResult = 'ok',
-) {
-  await audit(db, { actor: who.actor, role: who.role, action, object, details, result, requestId: who.requestId });
-}
+export { record, type Actor };
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
-export function checkUserName(name: string): void {
+function checkUserName(name: string): void {
   if (!NAME.test(name)) {
     throw new CaError(
       'malformed',
@@ -55,7 +40,7 @@ export function checkUserName(name: string): void {
   }
 }
 
-export function checkRole(role: string): Role {
+function checkRole(role: string): Role {
   if (!isRole(role)) throw new CaError('malformed', `"${role}" is not a role (one of ${ROLES.join(', ')})`, { rule: 'user.role' });
   return role;
 }
@@ -149,7 +134,7 @@ export async function setUserEnabled(pool: Pool, who: Actor, name: string, enabl
     const current = checked ? sameRole(checked, await users.get(tx, name)) : await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (!enabled && current.enabled && current.role === 'ca-admin') {
-      await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+      await lockForTransaction(tx, 'certflow:admin-users');
       if ((await users.countEnabled(tx, 'ca-admin')) <= 1) {
         throw new CaError('conflict', `"${name}" is the last enabled CA Administrator; create another before disabling it`, {
           rule: 'user.lastCaAdmin',
@@ -213,7 +198,7 @@ export async function setUserRole(pool: Pool, who: Actor, name: string, role: st
   const newRole = checkRole(role);
   await checkGrant(pool, who, 'user.role', name, newRole, `giving "${name}" the role`);
   return withTransaction(pool, async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock(hashtext('certflow:admin-users'))");
+    await lockForTransaction(tx, 'certflow:admin-users');
     const current = await users.get(tx, name);
     if (!current) throw unknownUser(name);
     if (current.role === 'ca-admin' && newRole !== 'ca-admin' && current.enabled && (await users.countEnabled(tx, 'ca-admin')) <= 1) {
@@ -250,7 +235,7 @@ export interface AuthSettings {
   limiter: AuthLimiter;
 }
 
-export const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+const sha256Hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 export interface NewSession {
   /** The cookie value (shown to the browser only). */

@@ -56,7 +56,7 @@ function bad(message: string): never {
 }
 
 /** Checks a recipient public key (PEM) and describes it. */
-export function parseRecipientKey(pem: string): RecipientKey {
+function parseRecipientKey(pem: string): RecipientKey {
   let key: KeyObject;
   try {
     key = createPublicKey(pem);

@@ -50,7 +50,7 @@ import {
 const MAGIC = 'CERTFLOW-BACKUP-1\n';
 const FRAME = 64 * 1024;
 const KDF = { N: 2 ** 15, r: 8, p: 1 };
-export const MIN_BACKUP_PASSPHRASE = 12;
+const MIN_BACKUP_PASSPHRASE = 12;
 
 export interface BackupMeta {
   format: 1;
@@ -87,7 +87,7 @@ function scrypt(passphrase: string, salt: Buffer, p: typeof KDF): Promise<Buffer
   return new Promise((resolve, reject) => scryptCb(passphrase.normalize('NFC'), salt, 32, options, (e, k) => (e ? reject(e) : resolve(k))));
 }
 
-export function checkBackupPassphrase(passphrase: string): void {
+function checkBackupPassphrase(passphrase: string): void {
   if (passphrase.length < MIN_BACKUP_PASSPHRASE) {
     throw new CaError('malformed', `the backup passphrase must have at least ${MIN_BACKUP_PASSPHRASE} characters`, {
       rule: 'backup.passphrase',
@@ -368,16 +368,12 @@ async function readIfExists(file: string): Promise<Buffer | undefined> {
   }
 }
 
-export function configFile(config: Pick<Config, 'home'>, env: NodeJS.ProcessEnv = process.env): string {
-  return env.CERTFLOW_CONFIG || join(config.home, 'config.json');
-}
-
 /**
  * How backups of this installation are sealed: to the recipient when one is set (a
  * passphrase is then refused: it would let whoever makes the backup open it), else under
  * the passphrase, which only the CLI passes.
  */
-export async function backupSealing(config: Pick<Config, 'home'>, passphrase?: string): Promise<BackupSealing> {
+async function backupSealing(config: Pick<Config, 'home'>, passphrase?: string): Promise<BackupSealing> {
   const recipient = await currentRecipient(config.home);
   if (recipient) {
     if (passphrase !== undefined)
@@ -441,7 +437,7 @@ export async function createBackup(
       files.push(name);
     };
     const p = paths(config);
-    await addFile(configFile(config), 'config.json', 0o644);
+    await addFile(config.configFile, 'config.json', 0o644);
     await addFile(p.rootPem, 'ca/root.pem', 0o644);
     await addFile(p.chainPem, 'ca/chain.pem', 0o644);
     await addFile(pinnedAuditKeyFile(config.home), 'ca/audit-key.pem', 0o644);
@@ -603,7 +599,7 @@ export async function restoreBackup(
       files.push(name);
       entry = await reader.nextEntry();
     }
-    if (files.includes('config.json') && process.env.CERTFLOW_CONFIG)
+    if (files.includes('config.json') && config.configFileFromEnv)
       log(`the configuration is restored to ${join(config.home, 'config.json')} (CERTFLOW_CONFIG points elsewhere)`);
     if (!existsSync(p.keysDir) && config.keys.backend === 'software')
       throw new CaError('malformed', 'the backup has no software keys', { rule: 'backup.keys' });

@@ -13,11 +13,11 @@
  */
 import { CaError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { record, type Actor } from './auth.ts';
+import { record, type Actor } from './actor.ts';
 import { isRole, MATRIX, ROLE_TITLES, type Permission, type Role } from './roles.ts';
 
 /** The permissions of `role` that a principal of role `granter` does not hold ([] = it may grant it). */
-export function missingToGrant(granter: string | null, role: Role): Permission[] {
+function missingToGrant(granter: string | null, role: Role): Permission[] {
   // The CLI and `certflow start` (the first CA Administrator) run on the CA host: the root of trust.
   if (granter === 'cli' || granter === 'system') return [];
   const held: readonly Permission[] = isRole(granter) ? MATRIX[granter] : [];

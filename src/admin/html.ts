@@ -10,7 +10,7 @@ export class Html {
   }
 }
 
-export function escapeHtml(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
@@ -134,7 +134,7 @@ export function select(name: string, label: string, options: Array<string | [str
 }
 
 /** Data for console.js (charts): JSON in a non-executed script element (allowed by the CSP). */
-export function jsonData(id: string, data: unknown): Html {
+function jsonData(id: string, data: unknown): Html {
   return raw(`<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`);
 }
 

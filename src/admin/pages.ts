@@ -32,7 +32,7 @@ export interface Page {
   render(req: PageRequest): Promise<Html | Download>;
 }
 
-export function menuFor(principal: Principal, pages: Page[]): Page[] {
+function menuFor(principal: Principal, pages: Page[]): Page[] {
   return pages.filter((p) => p.menu && (p.access === 'authenticated' || p.access === 'public' || can(principal.role, p.access)));
 }
 

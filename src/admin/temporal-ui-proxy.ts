@@ -40,7 +40,7 @@ const WORKFLOW_QUERY = new RegExp(`^${API}namespaces/[^/]+/workflows/[^/]+/query
  * Classifies a request by method and raw (still percent-encoded) path: one segment is one
  * segment, as the UI server's router sees it. The rule every role check calls.
  */
-export function temporalUiAccess(method: string, rawPath: string): TemporalUiAccess {
+function temporalUiAccess(method: string, rawPath: string): TemporalUiAccess {
   if (method === 'GET' || method === 'HEAD') return { kind: 'read' };
   if (method === 'POST' && WORKFLOW_QUERY.test(rawPath)) return { kind: 'read' };
   const m = method === 'POST' ? WORKFLOW_ACTION.exec(rawPath) : null;
@@ -91,7 +91,7 @@ function forwardedCookies(header: string | undefined, sessionCookie: string): st
  * a public path, because rewriting the page changes its inline script; the same policy is
  * restored here with the hash of the script as served.
  */
-export function indexPolicy(html: string): string {
+function indexPolicy(html: string): string {
   const hashes = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map(
     (m) => `'sha256-${createHash('sha256').update(m[1]!, 'utf8').digest('base64')}'`,
   );

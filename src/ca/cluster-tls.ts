@@ -16,8 +16,9 @@
  * processes that connect to Temporal read them). Issuance happens here, not through a
  * workflow: Temporal cannot be reached without these certificates. Run by the one-shot
  * `certflow cluster certs` (before the Temporal server starts, daily while the cluster
- * runs, and in docker-compose.yml's `temporal-certs` service); every certificate issued is
- * audited. A certificate is renewed once two thirds of its lifetime have passed.
+ * runs, and in docker-compose.yml's `temporal-certs` service, through
+ * src/temporal/cluster-certs.ts, which audits every certificate issued). A certificate is
+ * renewed once two thirds of its lifetime have passed.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -25,18 +26,15 @@ import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { clusterTlsFiles, TEMPORAL_TLS_SERVER_NAME, type ClusterTlsFiles } from '../config/index.ts';
 import type { CertProfile } from '../config/profiles.ts';
-import { CaError } from '../core/errors.ts';
 import { createOnce, writeFileAtomic } from '../core/files.ts';
-import type { Queryable } from '../db/pool.ts';
-import { audit } from '../db/repos/audit.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../keys/types.ts';
 import { buildCsr, describeCertificate, parseCsr, pemDecodeAll, pemEncode, randomSerial, type SanSet } from '../pki/index.ts';
 import { createRootCertificate } from './hierarchy.ts';
 import { prepareCertificate, signCertificate } from './issuer.ts';
 
 /** Key id of the cluster CA in the key store. */
-export const CLUSTER_CA_KEY_ID = 'certflow-cluster-ca';
-export const CLUSTER_CA_SUBJECT = 'CN=certflow cluster CA,O=certflow';
+const CLUSTER_CA_KEY_ID = 'certflow-cluster-ca';
+const CLUSTER_CA_SUBJECT = 'CN=certflow cluster CA,O=certflow';
 const CLUSTER_CA_VALIDITY_DAYS = 10 * 365;
 const LEAF_VALIDITY_SECONDS = 365 * 86_400;
 
@@ -126,8 +124,8 @@ export async function ensureClusterTls(args: {
   dir: string;
   keys: KeyStore;
   keyAlg: KeyAlg;
-  /** Where issuance is audited. */
-  db: Queryable;
+  /** Told of every certificate issued (the caller audits it). */
+  onIssued: (purpose: string, serial: string, details: Record<string, unknown>) => Promise<void>;
   serverNames?: string[];
   force?: boolean;
   now?: Date;
@@ -156,7 +154,7 @@ export async function ensureClusterTls(args: {
     await writeFileAtomic(files.ca, pemEncode('CERTIFICATE', der));
     ca = describeCertificate(der);
     issued.push('ca');
-    await record(args.db, 'ca', ca.serialHex, { subject: ca.subject, notAfter: ca.notAfter.toISOString() });
+    await args.onIssued('ca', ca.serialHex, { subject: ca.subject, notAfter: ca.notAfter.toISOString() });
     args.log?.(`cluster CA certificate ${ca.serialHex} written to ${files.ca}`);
   }
   const caDer = pemDecodeAll(readFileSync(files.ca, 'utf8'))[0]!.der;
@@ -184,7 +182,7 @@ export async function ensureClusterTls(args: {
     const der = await signCertificate(args.keys, { keyId: CLUSTER_CA_KEY_ID, keyAlg: caAlg }, prepared.tbsDer, defaultSignAlg(caAlg));
     await writeFileAtomic(leaf.certFile, pemEncode('CERTIFICATE', der));
     issued.push(leaf.purpose);
-    await record(args.db, leaf.purpose, prepared.serialHex, {
+    await args.onIssued(leaf.purpose, prepared.serialHex, {
       subject: prepared.subject,
       sans: [...prepared.sans.dns, ...prepared.sans.ip],
       notAfter: prepared.notAfter.toISOString(),
@@ -193,23 +191,4 @@ export async function ensureClusterTls(args: {
     args.log?.(`${leaf.purpose} certificate ${prepared.serialHex} (until ${prepared.notAfter.toISOString()}) written to ${leaf.certFile}`);
   }
   return { files, issued };
-}
-
-async function record(db: Queryable, purpose: string, serial: string, details: Record<string, unknown>): Promise<void> {
-  await audit(db, {
-    actor: 'system:cluster',
-    action: 'cluster-tls.issue',
-    object: serial,
-    details: { purpose, ...details },
-  });
-}
-
-/** Checks that the files of a cluster's mTLS are all there (a clear error instead of a TLS failure later). */
-export function assertClusterTlsFiles(files: ClusterTlsFiles): void {
-  const missing = [files.ca, files.serverCert, files.serverKey, files.clientCert, files.clientKey].filter((f) => !existsSync(f));
-  if (missing.length) {
-    throw new CaError('config', `the Temporal mTLS files ${missing.join(', ')} are missing: run \`certflow cluster certs\``, {
-      rule: 'cluster.tls',
-    });
-  }
 }

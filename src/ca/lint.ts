@@ -447,7 +447,7 @@ export const LINT_RULES: readonly LintRule[] = [
 ];
 
 /** The rules a profile is linted with: RFC 5280, plus its `lint` set; those for CA or end-entity certificates. */
-export function rulesFor(profile: Pick<CertProfile, 'lint'>, ca = false): LintRule[] {
+function rulesFor(profile: Pick<CertProfile, 'lint'>, ca = false): LintRule[] {
   return LINT_RULES.filter((r) => (r.set === 'rfc5280' || r.set === profile.lint) && (r.ca === undefined || r.ca === ca));
 }
 

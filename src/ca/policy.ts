@@ -241,6 +241,7 @@ function checkAttrValue(name: string, value: string, p: CertProfile): string {
   const fail = (why: string): never =>
     reject('policy', p, 'subject.value', `subject attribute ${name}="${value}" ${why}; profile "${p.name}"`, { attribute: name });
   if (value.trim() === '') fail('is empty');
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
   if (/[\x00-\x1f\x7f]/.test(value)) fail('contains control characters');
   const max = MAX_LENGTH[name];
   if (name === 'C') {

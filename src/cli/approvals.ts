@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { userInfo } from 'node:os';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
-import { awaitingApproval, decideRequest } from '../temporal/approvals.ts';
+import { awaitingApproval, decideRequest } from '../ra/approvals.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import type { CliContext } from './context.ts';
 
@@ -31,7 +31,11 @@ export function registerApprovalCommands(root: Command, cli: CliContext): void {
     try {
       const state = await cli
         .withPool((pool) =>
-          decideRequest(pool, temporal.client, id, { approve, by: `operator:${userInfo().username}`, reason: opts.reason }),
+          decideRequest({ pool, temporal: temporal.client, config }, id, {
+            approve,
+            by: `operator:${userInfo().username}`,
+            reason: opts.reason,
+          }),
         )
         .catch((e: unknown) => {
           throw CaError.is(e, 'notFound') ? new CaError('notFound', `${e.message} (see \`certflow approvals list\`)`, { rule: e.rule }) : e;

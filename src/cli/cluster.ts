@@ -37,19 +37,14 @@ import {
   type TemporalClusterConfig,
 } from '../temporal/cluster-server.ts';
 import { untilTemporalReady } from '../temporal/devserver.ts';
-import {
-  ensureTemporalServer,
-  ensureTemporalUi,
-  temporalServerDir,
-  TEMPORAL_SERVER_VERSION,
-  TEMPORAL_UI_VERSION,
-} from '../temporal/server-build.ts';
+import { ensureTemporalServer, ensureTemporalUi, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from '../temporal/server-build.ts';
 import type { CliContext } from './context.ts';
 import { runCertflow, spawnCertflow } from './node-child.ts';
 import { temporalTlsOptions } from '../temporal/tls.ts';
 import { spawnTemporalUiServer, temporalUiUpstream } from '../temporal/ui-server.ts';
 import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
 import { Supervisor } from './supervisor.ts';
+import { processEnv } from '../config/env.ts';
 
 export interface ClusterOptions {
   servers: number;
@@ -60,7 +55,7 @@ export interface ClusterOptions {
 }
 
 /** The ports of server `i` (1-based): HTTPS and HTTP. */
-export function serverPorts(config: Config, i: number, portStep: number) {
+function serverPorts(config: Config, i: number, portStep: number) {
   const offset = (i - 1) * portStep;
   return { https: config.httpsPort + offset, http: config.httpPort + offset };
 }
@@ -76,12 +71,12 @@ export function clusterMaxConnections(opts: Pick<ClusterOptions, 'servers' | 'wo
 
 /** Builds (or finds) the Temporal server and prepares its databases; returns the binaries. */
 async function prepareTemporal(config: Config, url: string, say: (m: string) => void) {
-  const binaries = await ensureTemporalServer({ dir: temporalServerDir(config.home), log: say });
+  const binaries = await ensureTemporalServer({ dir: config.temporalServerDir, log: say });
   await setupTemporalSchemas({ sqlTool: binaries.sqlTool, url, log: say });
   return binaries;
 }
 
-export async function startCluster(config: Config, opts: ClusterOptions, say: (m: string) => void): Promise<void> {
+async function startCluster(config: Config, opts: ClusterOptions, say: (m: string) => void): Promise<void> {
   const log = createLogger('supervisor', 'warn');
   const p = paths(config);
   await mkdir(p.logDir, { recursive: true });
@@ -94,7 +89,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
 
   try {
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...processEnv(),
       CERTFLOW_HOME: config.home,
       // Every certificate names the same CRL and AIA URLs, whichever worker signs it.
       CERTFLOW_PUBLIC_HTTP_URL: config.publicHttpUrl,
@@ -146,7 +141,7 @@ export async function startCluster(config: Config, opts: ClusterOptions, say: (m
       temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres, mTLS)`;
 
       // The Temporal UI on loopback; operators reach it through the console at /temporal/.
-      const ui = await ensureTemporalUi({ dir: temporalServerDir(config.home), log: say });
+      const ui = await ensureTemporalUi({ dir: config.temporalServerDir, log: say });
       const uiConfig = {
         temporalAddress: config.temporal.address,
         host: '127.0.0.1',
@@ -336,7 +331,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     )
     .action(async () => {
       const config = loadConfig();
-      const build = { dir: temporalServerDir(config.home), log: cli.say };
+      const build = { dir: config.temporalServerDir, log: cli.say };
       const binaries = await ensureTemporalServer(build);
       const ui = await ensureTemporalUi(build);
       if (cli.json()) cli.printJson({ ...binaries, uiVersion: ui.version, uiServer: ui.uiServer });
@@ -358,7 +353,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     .action(async (opts: { name: string[]; dir?: string; force?: boolean; owner?: string }) => {
       const owner = opts.owner === undefined ? undefined : /^(\d+):(\d+)$/.exec(opts.owner);
       if (owner === null) throw new CaError('malformed', `--owner ${opts.owner} is not <uid>:<gid>`);
-      const { runClusterCerts } = await import('./cluster-certs.ts');
+      const { runClusterCerts } = await import('../temporal/cluster-certs.ts');
       const r = await runClusterCerts(loadConfig(), {
         names: opts.name,
         dir: opts.dir,

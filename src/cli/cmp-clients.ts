@@ -23,7 +23,7 @@ import { encryptSecret, secretsKey } from '../cmp/secrets.ts';
 import { describeCertificate, toDer } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
 
-export const MIN_SECRET_LENGTH = 8;
+const MIN_SECRET_LENGTH = 8;
 
 function checkRef(ref: string): void {
   if (!/^[\x21-\x7e]{1,128}$/.test(ref)) {

@@ -39,7 +39,7 @@ import { verifyAuditLog } from '../admin/audit-verify.ts';
 import { certflowVersion } from '../admin/version.ts';
 import { pemDecodeAll, describeCertificate } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { checkpointAndWait } from '../temporal/audit.ts';
+import { checkpointAndWait } from '../ra/audit.ts';
 import type { CliContext } from './context.ts';
 import { readPassword } from './est-clients.ts';
 import { normalizeSerial } from './output.ts';
@@ -232,7 +232,7 @@ function registerAudit(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await checkpointAndWait(temporal.client, config, opts.timeout * 1000);
+        const r = await checkpointAndWait({ temporal: temporal.client, config }, opts.timeout * 1000);
         if (cli.json()) cli.printJson(r);
         else
           cli.say(
@@ -256,10 +256,7 @@ async function secretOption(value: string | undefined, file: string | undefined,
 
 /** The backup passphrase: --passphrase-file, --passphrase - (stdin), or CERTFLOW_BACKUP_PASSPHRASE; undefined when none. */
 async function backupPassphrase(opts: { passphrase?: string; passphraseFile?: string }, say: (m: string) => void) {
-  return (
-    (await secretOption(opts.passphrase, opts.passphraseFile, 'the passphrase', say)) ??
-    (process.env.CERTFLOW_BACKUP_PASSPHRASE || undefined)
-  );
+  return (await secretOption(opts.passphrase, opts.passphraseFile, 'the passphrase', say)) ?? loadConfig().backupPassphrase;
 }
 
 interface RestoreOpts {

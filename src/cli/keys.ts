@@ -7,8 +7,7 @@
 import type { Command } from 'commander';
 import { createPrivateKey } from 'node:crypto';
 import { audit } from '../db/repos/audit.ts';
-import { recoverArchivedKey } from '../est/archive.ts';
-import { openKeyStore } from '../keys/index.ts';
+import { recoverWithLocalKeyStore } from '../../activities/key-archive.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
 import { normalizeSerial, writeFileAtomic } from './output.ts';
@@ -22,14 +21,7 @@ export function registerKeyCommands(root: Command, ctx: CliContext): void {
     .action(async (serialArg: string, opts: { out: string }) => {
       const serial = normalizeSerial(serialArg);
       await ctx.withPool(async (pool, config) => {
-        const store = await openKeyStore(config, { warn: () => undefined });
-        let recovered: Awaited<ReturnType<typeof recoverArchivedKey>>;
-        try {
-          recovered = await recoverArchivedKey(pool, store, serial);
-        } finally {
-          await store.close();
-        }
-        const { pkcs8, requestId, keyId } = recovered;
+        const { pkcs8, requestId, keyId } = await recoverWithLocalKeyStore(config, pool, serial);
         // A sanity check that what was archived is a private key.
         const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
         await writeFileAtomic(opts.out, pemEncode('PRIVATE KEY', pkcs8), 0o600);

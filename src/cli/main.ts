@@ -3,6 +3,7 @@
  * Exit codes: 0 success, 1 internal error, 2 bad input or request refused, 3 a service
  * (Postgres, Temporal, a worker) did not answer.
  */
+import { debugEnabled } from '../config/env.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
@@ -17,8 +18,8 @@ import * as certificates from '../db/repos/certificates.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { issueAndWait } from '../temporal/issuance.ts';
-import { changeStatusAndWait, refreshAndWait } from '../temporal/revocation.ts';
+import { issueAndWait } from '../ra/enrollment.ts';
+import { changeStatusAndWait, refreshAndWait } from '../ra/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
 import { registerTlsCommands } from './tls.ts';
@@ -179,8 +180,7 @@ function program(): Command {
         try {
           const requestId = opts.requestId ?? newId();
           const result = await issueAndWait(
-            temporal.client,
-            config,
+            { temporal: temporal.client, config: config },
             {
               requestId,
               protocol: 'operator',
@@ -297,8 +297,7 @@ function program(): Command {
       const temporal = await connectTemporal(config, 5000);
       try {
         const r = await changeStatusAndWait(
-          temporal.client,
-          config,
+          { temporal: temporal.client, config: config },
           { serial, action: name, reason: opts.reason, requester: 'operator' },
           opts.timeout * 1000,
         );
@@ -336,7 +335,11 @@ function program(): Command {
       const config = loadConfig();
       const temporal = await connectTemporal(config, 5000);
       try {
-        const r = await refreshAndWait(temporal.client, config, { force: true, caName, requester: 'operator' }, opts.timeout * 1000);
+        const r = await refreshAndWait(
+          { temporal: temporal.client, config: config },
+          { force: true, caName, requester: 'operator' },
+          opts.timeout * 1000,
+        );
         if (root.opts<GlobalOpts>().json) printJson(r);
         else
           for (const c of r.crls)
@@ -371,11 +374,11 @@ async function main(): Promise<void> {
     if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
     if (e instanceof CaError) {
       say(`error: ${e.message}${e.rule ? ` [rule ${e.rule}]` : ''}`);
-      if (e.kind === 'internal' || process.env.CERTFLOW_DEBUG) console.error(e.cause ?? e);
+      if (e.kind === 'internal' || debugEnabled()) console.error(e.cause ?? e);
       process.exit(exitCodeFor(e));
     }
     say(`error: ${(e as Error)?.message ?? String(e)}`);
-    if (process.env.CERTFLOW_DEBUG) console.error(e);
+    if (debugEnabled()) console.error(e);
     process.exit(1);
   }
 }

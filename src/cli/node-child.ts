@@ -30,9 +30,11 @@ export async function spawnCertflow(args: {
   env: NodeJS.ProcessEnv;
   logFile: string;
   readyTimeoutMs: number;
+  /** What node runs instead of `bin/certflow.js <command>` (tests: a worker with injected faults). */
+  argv?: string[];
 }): Promise<ChildHandle & { ready: ReadyMessage }> {
   const fd = openSync(args.logFile, 'a');
-  const child = spawn(process.execPath, [bin, ...args.command], {
+  const child = spawn(process.execPath, args.argv ?? [bin, ...args.command], {
     env: args.env,
     stdio: ['ignore', fd, fd, 'ipc'],
   });

@@ -10,7 +10,7 @@ import { CaError } from '../core/errors.ts';
 import * as repo from '../db/repos/notifications.ts';
 import { nothingToTest } from '../notifications/notices.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { retryDelivery, sweepAndWait, testAndWait } from '../temporal/notifications.ts';
+import { retryDelivery, sweepAndWait, testAndWait } from '../ra/notifications.ts';
 import type { CliContext } from './context.ts';
 
 const operator = () => `operator:${userInfo().username}`;
@@ -69,7 +69,9 @@ export function registerNotificationCommands(root: Command, cli: CliContext): vo
       // Exit code 2 (configuration), not 1: nothing was tried.
       const none = nothingToTest(loadConfig().notifications, channel);
       if (none) throw new CaError('config', none, { rule: 'notifications.none' });
-      const outcomes = await withTemporal((client) => testAndWait(client, loadConfig(), channel, operator(), opts.timeout * 1000));
+      const outcomes = await withTemporal((temporal) =>
+        testAndWait({ temporal, config: loadConfig() }, { channel, requester: operator() }, opts.timeout * 1000),
+      );
       if (cli.json()) cli.printJson(outcomes);
       else for (const o of outcomes) cli.say(`${o.status === 'delivered' ? 'ok    ' : 'FAILED'} ${o.channel} ${o.target}: ${o.detail}`);
       if (outcomes.some((o) => o.status !== 'delivered')) process.exitCode = 1;
@@ -79,7 +81,7 @@ export function registerNotificationCommands(root: Command, cli: CliContext): vo
     .description('look now (as the schedule does every notifications.intervalMinutes): record new notices and deliver them')
     .addOption(new Option('--timeout <seconds>', 'how long to wait for the sweep').default(120).argParser(Number))
     .action(async (opts: { timeout: number }) => {
-      const r = await withTemporal((client) => sweepAndWait(client, loadConfig(), opts.timeout * 1000));
+      const r = await withTemporal((temporal) => sweepAndWait({ temporal, config: loadConfig() }, opts.timeout * 1000));
       if (cli.json()) cli.printJson(r);
       else cli.say(`${r.created} new notice(s); ${r.started} deliver${r.started === 1 ? 'y' : 'ies'} started`);
     });
@@ -88,7 +90,7 @@ export function registerNotificationCommands(root: Command, cli: CliContext): vo
     .description('try a dead-lettered delivery again (after fixing the receiver or the mail settings)')
     .action(async (deliveryId: string) => {
       const config = loadConfig();
-      const r = await withTemporal((client) => cli.withPool((pool) => retryDelivery(client, pool, config, deliveryId)));
+      const r = await withTemporal((temporal) => cli.withPool((pool) => retryDelivery({ temporal, pool, config }, deliveryId)));
       if (cli.json()) cli.printJson(r);
       else cli.say(`delivery ${deliveryId} is pending again (workflow ${r.workflowId})`);
     });

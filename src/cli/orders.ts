@@ -4,10 +4,10 @@ import { userInfo } from 'node:os';
 import { loadConfig } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as orders from '../db/repos/acme-orders.ts';
-import { workflowIds } from '../core/ids.ts';
+import { authzWorkflowId, WORKFLOWS } from '../../workflows/api.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { cancelOrder } from '../temporal/orders.ts';
-import { retryRequest } from '../temporal/retry.ts';
+import { cancelOrder } from '../ra/acme.ts';
+import { retryRequest } from '../ra/approvals.ts';
 import type { CliContext } from './context.ts';
 import { printConditions } from './stuck.ts';
 
@@ -37,7 +37,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
           updated: o.updatedAt,
           expires: o.expiresAt,
           error: o.error?.detail,
-          workflow: workflowIds.acmeOrder(o.id),
+          workflow: WORKFLOWS.acmeOrder.id(o.id),
         }));
         if (cli.json()) cli.printJson(view);
         else process.stdout.write(cli.table(view, ['id', 'status', 'identifiers', 'account', 'updated', 'expires', 'error']));
@@ -53,8 +53,8 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
         const authzs = await orders.getAuthzs(pool, o.authzIds);
         const view = {
           ...o,
-          workflowId: `acme-order-${o.id}`,
-          authorizations: authzs.map((a) => ({ ...a, workflowId: a.ownerOrderId === o.id ? `acme-order-${o.id}` : `acme-authz-${a.id}` })),
+          workflowId: WORKFLOWS.acmeOrder.id(o.id),
+          authorizations: authzs.map((a) => ({ ...a, workflowId: authzWorkflowId(o.id, a) })),
         };
         if (cli.json()) return cli.printJson(view);
         const line = (k: string, v: unknown) =>
@@ -85,7 +85,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
         const done = await cli.withPool((pool) =>
-          retryRequest(temporal.client, pool, { id, kind: 'order' }, `operator:${userInfo().username}`),
+          retryRequest({ temporal: temporal.client }, pool, { id, kind: 'order' }, `operator:${userInfo().username}`),
         );
         if (cli.json()) return cli.printJson(done);
         for (const authzId of done.authorizations ?? []) cli.say(`authorization ${authzId}: validating again now`);
@@ -101,7 +101,7 @@ export function registerOrderCommands(root: Command, cli: CliContext): void {
     .action(async (id: string, opts: { reason?: string }) => {
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
-        await cancelOrder(temporal.client, id, `operator:${userInfo().username}`, opts.reason);
+        await cancelOrder({ temporal: temporal.client }, id, `operator:${userInfo().username}`, opts.reason);
         cli.say(`order ${id} canceled`);
       } finally {
         await temporal.close();

@@ -14,9 +14,9 @@ import { CaError } from '../core/errors.ts';
 import * as requests from '../db/repos/requests.ts';
 import { PROTOCOLS } from '../db/repos/stuck.ts';
 import { connectTemporal } from '../temporal/client.ts';
-import { retryRequest } from '../temporal/retry.ts';
+import { retryRequest } from '../ra/approvals.ts';
 import type { CliContext } from './context.ts';
-import { describeDn } from './describe.ts';
+import { describeDn } from '../pki/describe.ts';
 import { printConditions } from './stuck.ts';
 
 export function registerRequestCommands(root: Command, cli: CliContext): void {
@@ -81,7 +81,9 @@ export function registerRequestCommands(root: Command, cli: CliContext): void {
     .action(async (id: string) => {
       const temporal = await connectTemporal(loadConfig(), 5000);
       try {
-        const done = await cli.withPool((pool) => retryRequest(temporal.client, pool, { id }, `operator:${userInfo().username}`));
+        const done = await cli.withPool((pool) =>
+          retryRequest({ temporal: temporal.client }, pool, { id }, `operator:${userInfo().username}`),
+        );
         if (cli.json()) cli.printJson(done);
         else cli.say(done.message);
       } finally {

@@ -14,6 +14,7 @@ import { spawnTemporalDevServer } from '../temporal/devserver.ts';
 import { spawnCertflow } from './node-child.ts';
 import { Supervisor } from './supervisor.ts';
 import { announceFirstAdmin } from '../admin/first-admin.ts';
+import { processEnv } from '../config/env.ts';
 
 export async function startDevStack(config: Config, log: Logger, opts: { say: (m: string) => void }): Promise<void> {
   const { say } = opts;
@@ -26,7 +27,7 @@ export async function startDevStack(config: Config, log: Logger, opts: { say: (m
   stopOnSignals(sup, say);
 
   try {
-    const env: NodeJS.ProcessEnv = { ...process.env, CERTFLOW_HOME: config.home };
+    const env: NodeJS.ProcessEnv = { ...processEnv(), CERTFLOW_HOME: config.home };
     env.DATABASE_URL = await startDatabase(config, log, sup, say);
 
     if (!config.temporal.external) {

@@ -15,7 +15,7 @@ function command(action: RequestAction, e: RequestCondition): string {
   return `certflow ${e.kind === 'order' ? 'orders' : 'requests'} ${action} ${e.id}`;
 }
 
-export function conditionView(config: Config, e: RequestCondition) {
+function conditionView(config: Config, e: RequestCondition) {
   return {
     id: e.id,
     kind: e.kind,

@@ -22,7 +22,6 @@ import {
   certHash,
   directoryName,
   protectWithMac,
-  protectWithSignature,
   structureDer,
   type MacChoice,
   type PKIBodyContent,
@@ -66,12 +65,6 @@ export function macProtect(
   choice: MacChoice = { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 },
 ): Uint8Array {
   protectWithMac(msg, new TextEncoder().encode(secret), choice);
-  return msg.toBER();
-}
-
-export function signProtect(msg: PKIMessage, key: KeyObject, chain: Uint8Array[]): Uint8Array {
-  msg.extraCerts = chain;
-  protectWithSignature(msg, key, 'ecdsa-sha256');
   return msg.toBER();
 }
 

@@ -28,7 +28,7 @@ import {
 } from '../pki/cmp/index.ts';
 import { describeCertificate, describeCrl } from '../pki/index.ts';
 import { cmpError } from './errors.ts';
-import type { CmpDeps } from './handlers.ts';
+import type { CmpDeps } from './api.ts';
 
 const EC_PUBLIC_KEY = '1.2.840.10045.2.1';
 const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';

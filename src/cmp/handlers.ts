@@ -1,29 +1,17 @@
 /**
  * CMP requests (RFC 9810 5.3, profiled by RFC 9483): parse, check the header, authenticate,
  * then one handler per body type. Certificate requests (ir, cr, kur, p10cr) run as the
- * `cmp-<transactionID hex>` workflow; rr goes through the revocation workflow; genm is
- * answered from the CA's data; certConf and pollReq follow up on a transaction.
+ * `cmp-<transactionID hex>` workflow; rr goes through the revocation workflow (both through
+ * the registration authority, src/ra/cmp.ts); genm is answered from the CA's data; certConf
+ * and pollReq follow up on a transaction.
  */
-import {
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowUpdateFailedError,
-  type Client,
-} from '@temporalio/client';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { createHash } from 'node:crypto';
-import type { Pool } from 'pg';
-import { certConfUpdate, certDeliveredUpdate, cmpRequestUpdate, type CmpInput, type CmpOutcome } from '../../workflows/index.ts';
+import type { CmpInput, CmpOutcome } from '../../workflows/api.ts';
 import { checkRenewalNames } from '../authz/certificate-names.ts';
 import { raMayRevoke } from '../authz/cmp-client.ts';
 import { mayRenew } from '../authz/renewal.ts';
 import { getProfile, type CmpAlias, type Config } from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
-import type { Logger } from '../core/logger.ts';
-import { workflowIds } from '../core/ids.ts';
-import * as cas from '../db/repos/cas.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import * as requests from '../db/repos/requests.ts';
 import type { CmpTransactionRow } from '../db/repos/cmp-transactions.ts';
 import {
   CertConfirmContent,
@@ -51,24 +39,13 @@ import {
   type CrmfRequest,
   type RevReqContent,
 } from '../pki/cmp/index.ts';
-import { formatDn, parseCsr, pemDecodeAll, pemEncode, reasonFromCode, serialToHex, type ParsedCsr } from '../pki/index.ts';
-import { withDeadline } from '../temporal/client.ts';
-import { changeStatusAndWait } from '../temporal/revocation.ts';
-import { searchAttributes } from '../temporal/search-attributes.ts';
+import { formatDn, parseCsr, pemDecodeAll, reasonFromCode, serialToHex, type ParsedCsr } from '../pki/index.ts';
+import type { CmpDeps } from './api.ts';
 import { asCaError, cmpError, statusInfoOf } from './errors.ts';
 import { guardAuthentication } from '../http/auth-limiter.ts';
 import { authenticate, isRa, mayEnroll, type CmpIdentity } from './identity.ts';
 import { generalMessage } from './genm.ts';
-import type { CmpSigner } from './signer.ts';
 import { buildResponse, errorAnswer, firstMessage, followUp, type Answer, type Exchange } from './transaction.ts';
-
-export interface CmpDeps {
-  config: Config;
-  pool: Pool;
-  temporal: Client;
-  log: Logger;
-  signer: () => CmpSigner;
-}
 
 const CERT_REQUESTS = new Set(['ir', 'cr', 'kur', 'p10cr']);
 const RESPONSE_TYPE = { ir: 'ip', cr: 'cp', kur: 'kup', p10cr: 'cp' } as const;
@@ -133,7 +110,7 @@ async function dispatch(deps: CmpDeps, alias: CmpAlias, x: Exchange): Promise<Ui
     case 'cr':
     case 'kur':
     case 'p10cr': {
-      const requestId = workflowIds.cmp(txHex);
+      const requestId = deps.ra.requestId(txHex);
       return firstMessage(x, { requestId }, () => enroll(deps, alias, x, requestId));
     }
     case 'rr':
@@ -166,7 +143,8 @@ function onlyRequest(content: CertReqMessages): CertReqMsg {
   return content.messages[0]!;
 }
 
-async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: string): Promise<Answer> {
+/** A certificate request (ir, cr, kur, p10cr) of an authenticated client, through the RA (exported for the handler's unit tests). */
+export async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: string): Promise<Answer> {
   const { msg, identity } = x;
   const bodyType = msg.body.type as 'ir' | 'cr' | 'kur' | 'p10cr';
   let csr: ParsedCsr;
@@ -215,7 +193,7 @@ async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, requestId: st
     { transactionId: input.transactionId, body: bodyType, client: identity.key, subject: formatDn(csr.subject), profile },
     'CMP certificate request',
   );
-  const outcome = await runTransaction(deps, input);
+  const outcome = await deps.ra.requestCertificate(input);
   return certAnswer(deps, x, RESPONSE_TYPE[bodyType], certReqId, outcome);
 }
 
@@ -244,62 +222,6 @@ function keyUpdateTarget(identity: CmpIdentity, req: CrmfRequest, alias: CmpAlia
   return old.serial;
 }
 
-/** Starts the transaction's workflow (or attaches to it) and waits for its answer. */
-async function runTransaction(deps: CmpDeps, input: CmpInput): Promise<CmpOutcome> {
-  const workflowId = input.requestId;
-  const start = new WithStartWorkflowOperation('cmpWorkflow', {
-    workflowId,
-    taskQueue: deps.config.temporal.taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    typedSearchAttributes: searchAttributes({ protocol: 'cmp', state: 'pending', account: input.requester }),
-  });
-  try {
-    return (await withDeadline(`CMP transaction ${workflowId}`, deps.config.cmp.waitSeconds * 1000, () =>
-      deps.temporal.workflow.executeUpdateWithStart(cmpRequestUpdate, { startWorkflowOperation: start }),
-    )) as CmpOutcome;
-  } catch (e) {
-    if (CaError.is(e, 'unavailable')) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-    if (e instanceof WorkflowExecutionAlreadyStartedError) return outcomeFromReadModel(deps, workflowId);
-    throw e;
-  }
-}
-
-/** The answer of a transaction whose workflow has finished, from the read model. */
-async function outcomeFromReadModel(deps: CmpDeps, requestId: string): Promise<CmpOutcome> {
-  const row = await requests.get(deps.pool, requestId);
-  if (!row) return { status: 'waiting', reason: 'the request is being processed' };
-  switch (row.state) {
-    case 'pending':
-    case 'signing':
-      return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-    case 'awaiting-approval':
-      return { status: 'waiting', reason: 'the request waits for approval by an operator' };
-    case 'failed':
-      return { status: 'rejected', kind: 'policy', message: row.error ?? 'refused by the CA' };
-    case 'rejected':
-      return { status: 'rejected', kind: 'forbidden', message: row.error ?? 'rejected by an operator' };
-    case 'revoked':
-      return { status: 'rejected', kind: 'conflict', message: row.error ?? 'the certificate was revoked', rule: 'cmp.certRevoked' };
-    default: {
-      const cert = row.serial ? await certificates.get(deps.pool, row.serial) : null;
-      if (!cert?.certDer) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-      const chain = await cas.issuingChain(deps.pool, cert.caName);
-      return {
-        status: 'issued',
-        implicitConfirm: row.state === 'confirmed',
-        serial: cert.serial,
-        caName: cert.caName,
-        certPem: pemEncode('CERTIFICATE', cert.certDer),
-        chainPem: chain.map((d) => pemEncode('CERTIFICATE', d)).join(''),
-        notBefore: cert.notBefore.toISOString(),
-        notAfter: cert.notAfter.toISOString(),
-      };
-    }
-  }
-}
-
 /** ip / cp / kup for an outcome: the certificate, "waiting", or a rejection. */
 async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup', certReqId: number, outcome: CmpOutcome): Promise<Answer> {
   if (outcome.status === 'waiting') {
@@ -312,7 +234,7 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   }
   const certDer = pemDecodeAll(outcome.certPem)[0]!.der;
   const chain = pemDecodeAll(outcome.chainPem).map((b) => b.der);
-  const root = type === 'ip' && x.identity.type === 'mac' ? await rootOf(deps, outcome.caName) : undefined;
+  const root = type === 'ip' && x.identity.type === 'mac' ? await deps.ra.rootOf(outcome.caName) : undefined;
   const response = new CertResponse(certReqId, new PKIStatusInfo(PKIStatus.accepted), new CertifiedKeyPair(certDer));
   const generalInfo = outcome.implicitConfirm
     ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([0x05, 0x00]))]
@@ -330,12 +252,6 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   };
 }
 
-/** For an ir with MAC protection, caPubs carries the root: the client may trust it directly (RFC 9810 5.3.2). */
-async function rootOf(deps: CmpDeps, caName: string): Promise<Uint8Array | undefined> {
-  const chain = await cas.issuingChain(deps.pool, caName, { includeRoot: true });
-  return chain.at(-1);
-}
-
 // ---- certConf, pollReq, error -------------------------------------------------------
 
 function pkiconf(): Answer {
@@ -345,9 +261,7 @@ function pkiconf(): Answer {
 async function transactionCertificate(deps: CmpDeps, row: CmpTransactionRow) {
   if (!row.requestId || !CERT_REQUESTS.has(row.bodyType))
     throw cmpError('cmp.request', `transaction ${row.transactionId.toString('hex')} is not a certificate request`);
-  const request = await requests.get(deps.pool, row.requestId);
-  const cert = request?.serial ? await certificates.get(deps.pool, request.serial) : null;
-  return { request, cert };
+  return deps.ra.transactionCertificate(row.requestId);
 }
 
 async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, content: CertConfirmContent): Promise<Answer> {
@@ -365,23 +279,8 @@ async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, cont
     : rejected
       ? { accepted: false, reason: [...(st.statusInfo!.statusString ?? []), ...(st.statusInfo!.failInfo ?? [])].join('; ') || 'rejected' }
       : { accepted: true };
-  const handle = deps.temporal.workflow.getHandle(row.requestId!);
   const updateId = `certconf-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`;
-  try {
-    await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
-      handle.executeUpdate(certConfUpdate, { args: [decision], updateId }),
-    );
-  } catch (e) {
-    if (CaError.is(e, 'unavailable'))
-      throw new CaError('unavailable', 'the CA did not take the confirmation in time; send the certConf again');
-    const now = await requests.get(deps.pool, row.requestId!);
-    if (now?.state === 'revoked')
-      throw cmpError('cmp.certRevoked', `the certificate ${cert.serial} was not confirmed in time and has been revoked`, 'conflict');
-    if (now?.state === 'confirmed') throw cmpError('cmp.certConfirmed', `the certificate ${cert.serial} is confirmed already`, 'conflict');
-    if (e instanceof WorkflowUpdateFailedError)
-      throw new CaError('conflict', (e.cause as Error | undefined)?.message ?? e.message, { rule: 'cmp.request' });
-    throw e;
-  }
+  await deps.ra.confirm(row.requestId!, cert.serial, decision, updateId);
   if (!hashOk) throw cmpError('cmp.certId', 'certHash does not match the issued certificate; it has been revoked');
   return pkiconf();
 }
@@ -406,19 +305,11 @@ async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Prom
   if (!request || request.state === 'pending' || request.state === 'signing') return waiting('the certificate is being issued');
   if (request.state === 'awaiting-approval') return waiting('the request waits for approval by an operator');
   if (request.state === 'stalled') return waiting('the CA cannot sign right now and tries again');
-  const outcome = await outcomeFromReadModel(deps, request.id);
+  const outcome = await deps.ra.outcome(request.id);
   if (outcome.status === 'issued' && request.state === 'issued' && cert) {
     // Handed out now: the confirmation period starts again (the client may have polled for long).
-    try {
-      await withDeadline(`CMP transaction ${request.id}`, deps.config.cmp.waitSeconds * 1000, () =>
-        deps.temporal.workflow
-          .getHandle(request.id)
-          .executeUpdate(certDeliveredUpdate, { updateId: `deliver-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}` }),
-      );
-    } catch (e) {
-      if (CaError.is(e, 'unavailable')) throw e;
-      deps.log.warn({ requestId: request.id, err: errorMessage(e) }, 'CMP delivery update refused');
-    }
+    const refused = await deps.ra.delivered(request.id, `deliver-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`);
+    if (refused) deps.log.warn({ requestId: request.id, err: refused }, 'CMP delivery update refused');
   }
   if (outcome.status === 'issued') outcome.implicitConfirm = request.state === 'confirmed';
   return certAnswer(deps, x, type, certReqId, outcome);
@@ -428,15 +319,13 @@ async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Prom
 async function clientError(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Promise<Answer> {
   const content = x.msg.body.content as { pKIStatusInfo: PKIStatusInfo };
   if (row.requestId && CERT_REQUESTS.has(row.bodyType)) {
-    const request = await requests.get(deps.pool, row.requestId);
+    const { request, cert } = await deps.ra.transactionCertificate(row.requestId);
     if (request?.state === 'issued') {
       const reason = `the client sent an error: ${[...(content.pKIStatusInfo.statusString ?? []), ...(content.pKIStatusInfo.failInfo ?? [])].join('; ')}`;
-      await withDeadline(`CMP transaction ${row.requestId}`, deps.config.cmp.waitSeconds * 1000, () =>
-        deps.temporal.workflow.getHandle(row.requestId!).executeUpdate(certConfUpdate, {
-          args: [{ accepted: false, reason }],
-          updateId: `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`,
-        }),
-      ).catch((e) => deps.log.warn({ requestId: row.requestId, err: errorMessage(e) }, 'CMP abort not taken'));
+      const updateId = `error-${Buffer.from(x.msg.header.senderNonce!).toString('hex')}`;
+      await deps.ra
+        .confirm(row.requestId, cert?.serial ?? '', { accepted: false, reason }, updateId)
+        .catch((e) => deps.log.warn({ requestId: row.requestId, err: errorMessage(e) }, 'CMP abort not taken'));
     }
   }
   return pkiconf();
@@ -451,7 +340,7 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
   const t = d.certDetails;
   if (!t.serialNumber || !t.issuer) throw cmpError('cmp.certId', 'certDetails must name the certificate by issuer and serialNumber');
   const serial = serialToHex(t.serialNumber);
-  const cert = await certificates.getWithOrigin(deps.pool, serial);
+  const cert = await deps.ra.certificate(serial);
   if (!cert?.certDer) throw cmpError('cmp.certId', `no certificate with serial ${serial} was issued by this CA`, 'notFound');
   if (!sameSubject(nameAttrs(t.issuer, 'the issuer'), nameAttrs(certIssuerAndSerial(cert.certDer).issuer, 'the certificate issuer'))) {
     throw cmpError('cmp.certId', `certificate ${serial} was not issued by the named issuer`, 'notFound');
@@ -472,12 +361,7 @@ async function revoke(deps: CmpDeps, x: Exchange, content: RevReqContent): Promi
       `revocation reason code ${code} is not accepted (RFC 5280 reasons except certificateHold and removeFromCRL)`,
     );
   }
-  await changeStatusAndWait(
-    deps.temporal,
-    deps.config,
-    { serial, action: 'revoke', reason, requester: `cmp:${id.key}`, protocol: 'cmp' },
-    deps.config.cmp.waitSeconds * 1000,
-  );
+  await deps.ra.revoke({ serial, action: 'revoke', reason, requester: `cmp:${id.key}`, protocol: 'cmp' });
   return rp(new PKIStatusInfo(PKIStatus.accepted));
 }
 

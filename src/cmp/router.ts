@@ -9,9 +9,10 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CmpAlias } from '../config/index.ts';
 import { cmpHttpErrors, httpError } from './errors.ts';
-import { handleCmpMessage, type CmpDeps } from './handlers.ts';
+import type { CmpDeps } from './api.ts';
+import { handleCmpMessage } from './handlers.ts';
 
-export const CMP_CONTENT_TYPE = 'application/pkixcmp';
+const CMP_CONTENT_TYPE = 'application/pkixcmp';
 const MAX_BODY = 64 * 1024;
 
 export function cmpRouter(deps: CmpDeps): Router {

@@ -7,7 +7,7 @@
  */
 import { openSecret, sealSecret, type SecretsKey } from '../core/secrets.ts';
 
-export { secretsKey, secretsKeyFile, type SecretsKey } from '../core/secrets.ts';
+export { secretsKey, type SecretsKey } from '../core/secrets.ts';
 
 export function encryptSecret(k: SecretsKey, ref: string, secret: Uint8Array): string {
   return sealSecret(k, `cmp client ${ref}`, secret);

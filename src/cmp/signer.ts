@@ -28,7 +28,7 @@ export interface CmpSigner {
   notAfter: Date;
 }
 
-export const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
+const CMP_SIGNER_SUBJECT = 'CN=certflow CMP signer,O=certflow';
 
 /** The signer's key and certificate, shared by the servers of an installation (own-certificates.ts). */
 export function cmpSignerCertificate(config: Pick<Config, 'home'>): OwnCertificateSpec {

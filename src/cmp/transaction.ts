@@ -38,7 +38,7 @@ export interface Exchange {
 }
 
 /** A response header: same transaction, our fresh senderNonce, their senderNonce as recipNonce. */
-export function responseHeader(request: PKIMessage | undefined, signer: CmpSigner): PKIHeader {
+function responseHeader(request: PKIMessage | undefined, signer: CmpSigner): PKIHeader {
   const h = request?.header;
   return new PKIHeader({
     pvno: h?.pvno === 3 ? 3 : 2,
@@ -74,7 +74,7 @@ export function errorAnswer(e: unknown): Answer {
   };
 }
 
-export function requestHash(der: Uint8Array): Buffer {
+function requestHash(der: Uint8Array): Buffer {
   return createHash('sha256').update(der).digest();
 }
 

@@ -7,6 +7,8 @@ import { parseConfigFile, type ConfigFile, type ISSUING_PROTOCOLS } from './sche
 import { notificationsConfig, type NotificationsConfig } from './notifications.ts';
 
 export type { NotificationsConfig, NoticeType } from './notifications.ts';
+import { signingTaskQueue } from '../../workflows/api.ts';
+import { processEnv, type Env } from './env.ts';
 
 /** A protocol a certificate was issued over (certificates.protocol). */
 export type IssuingProtocol = (typeof ISSUING_PROTOCOLS)[number];
@@ -93,6 +95,18 @@ export interface Config {
   cmp: CmpConfig;
   notifications: NotificationsConfig;
   logLevel: string;
+  /** The configuration file read ($CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json; it may not exist). */
+  configFile: string;
+  /** CERTFLOW_CONFIG names the file (a restore then says where the restored one went). */
+  configFileFromEnv: boolean;
+  /** CERTFLOW_TRUST_PROXY=1: behind a reverse proxy, X-Forwarded-For/-Proto/-Host are trusted (client address, URLs). */
+  trustProxy: boolean;
+  /** CERTFLOW_BACKUP_PASSPHRASE: the backup passphrase when the command line gives none. */
+  backupPassphrase?: string;
+  /** Where `certflow cluster` builds and finds the Temporal server ($CERTFLOW_TEMPORAL_SERVER_DIR). */
+  temporalServerDir: string;
+  /** Tests: the worker writes every certificate, CRL and OCSP response it signs here ($CERTFLOW_ARTIFACTS_DIR). */
+  artifactsDir?: string;
 }
 
 /**
@@ -256,6 +270,8 @@ export interface AcmeConfig {
   answerWaitSeconds: number;
   /** CAA is checked again at finalize for authorizations validated longer ago than this (RFC 8659 3). */
   caaRecheckSeconds: number;
+  /** CERTFLOW_ACME_BASE_URL: ACME URLs from the request's Host header ('host') or from publicHttpsUrl ('public'). */
+  baseUrlFrom: 'host' | 'public';
   rateLimits: {
     /** New orders and pre-authorizations (newAuthz) per account. */
     newOrdersPerAccountPerHour: number;
@@ -332,8 +348,6 @@ export interface RevocationConfig {
 /** Where the console serves the Temporal UI (cluster mode), and the UI server's own public path. */
 export const TEMPORAL_UI_PATH = '/temporal';
 
-type Env = Record<string, string | undefined>;
-
 const DEFAULT_RETRY_WINDOW_SECONDS = 60;
 
 function int(env: Env, name: string, dflt: number): number {
@@ -384,7 +398,7 @@ function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
  * Loads the configuration from the environment (see shared CONTRACT) and the optional JSON
  * file at $CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json.
  */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = processEnv()): Config {
   const home = resolve(env.CERTFLOW_HOME || '.certflow');
   const filePath = env.CERTFLOW_CONFIG || join(home, 'config.json');
   const file: ConfigFile = existsSync(filePath) ? readConfigFile(filePath) : {};
@@ -440,9 +454,9 @@ export function loadConfig(env: Env = process.env): Config {
       namespace: env.TEMPORAL_NAMESPACE || 'default',
       uiPort: int(env, 'CERTFLOW_TEMPORAL_UI_PORT', 8233),
       // Overridable so that tests (and staged roll-outs) can run isolated workers on one
-      // cluster; the signing queue is always the main queue's name + "-signing".
+      // cluster; the signing queue derives from it (workflows/api.ts).
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
-      signingTaskQueue: `${env.CERTFLOW_TASK_QUEUE || 'certflow'}-signing`,
+      signingTaskQueue: signingTaskQueue(env.CERTFLOW_TASK_QUEUE || 'certflow'),
       tls: temporalTls(env, home),
     },
     secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
@@ -466,7 +480,7 @@ export function loadConfig(env: Env = process.env): Config {
       ...file.revocation,
     },
     est: { labels: estLabels(file, profiles), waitSeconds: int(env, 'CERTFLOW_EST_WAIT_SECONDS', 30) },
-    acme: acmeConfig(file, profiles),
+    acme: { ...acmeConfig(file, profiles), baseUrlFrom: env.CERTFLOW_ACME_BASE_URL === 'public' ? 'public' : 'host' },
     validation: {
       http01Port: int(env, 'CERTFLOW_HTTP01_PORT', 80),
       tlsAlpn01Port: int(env, 'CERTFLOW_TLSALPN01_PORT', 443),
@@ -487,6 +501,12 @@ export function loadConfig(env: Env = process.env): Config {
     cmp: cmpConfig(file, profiles),
     notifications: notificationsConfig(file.notifications, profiles),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
+    configFile: filePath,
+    configFileFromEnv: Boolean(env.CERTFLOW_CONFIG),
+    trustProxy: env.CERTFLOW_TRUST_PROXY === '1',
+    backupPassphrase: env.CERTFLOW_BACKUP_PASSPHRASE || undefined,
+    temporalServerDir: env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server'),
+    artifactsDir: env.CERTFLOW_ARTIFACTS_DIR || undefined,
   };
 }
 
@@ -713,7 +733,7 @@ const DEFAULT_ACME_ALIAS: AcmeAlias = {
   preAuthorization: true,
 };
 
-function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): AcmeConfig {
+function acmeConfig(file: ConfigFile, profiles: Map<string, CertProfile>): Omit<AcmeConfig, 'baseUrlFrom'> {
   const { aliases: aliasEntries, rateLimits, ...rest } = file.acme ?? {};
   const aliases = new Map<string, AcmeAlias>([['', DEFAULT_ACME_ALIAS]]);
   for (const [i, entry] of (aliasEntries ?? []).entries()) {

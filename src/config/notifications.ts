@@ -20,7 +20,7 @@ export type NoticeType = (typeof NOTICE_TYPES)[number];
 
 const days = z.array(z.int().positive().max(36_500));
 /** An address notices can be sent to (no display name, no list). */
-export const EMAIL_ADDRESS = /^[^\s@<>,;"]+@[^\s@<>,;"]+\.[^\s@<>,;"]+$/;
+const EMAIL_ADDRESS = /^[^\s@<>,;"]+@[^\s@<>,;"]+\.[^\s@<>,;"]+$/;
 const address = z.string().regex(EMAIL_ADDRESS, 'expected an e-mail address');
 
 /** The e-mail address of an EST or CMP client (--email, the console's form). */
@@ -96,7 +96,7 @@ export interface NotificationsConfig {
   retry: { maxAttempts: number; initialSeconds: number; maxSeconds: number };
 }
 
-export const DEFAULT_EXPIRING_DAYS = [30, 7];
+const DEFAULT_EXPIRING_DAYS = [30, 7];
 
 export function notificationsConfig(
   file: z.infer<typeof notificationsSchema> | undefined,

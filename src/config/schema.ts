@@ -47,7 +47,7 @@ const ca = z.strictObject({
     .optional(),
 });
 
-export const profileSchema = z.strictObject({
+const profileSchema = z.strictObject({
   name: name('a profile name'),
   extends: z.string().optional(),
   description: z.string().optional(),
@@ -294,7 +294,7 @@ export const configFileSchema = z.strictObject(SECTIONS);
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
 /** "est.labels[1].profile" */
-export function jsonPath(path: ReadonlyArray<PropertyKey>): string {
+function jsonPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
   return out || '(top level)';

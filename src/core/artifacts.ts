@@ -12,9 +12,9 @@ export type ArtifactKind = 'cert' | 'ca' | 'crl' | 'ocsp';
 
 let dir: string | undefined;
 
-/** Turns recording on in this process when CERTFLOW_ARTIFACTS_DIR is set (the worker calls it). */
-export function enableArtifactRecording(env: NodeJS.ProcessEnv = process.env): void {
-  dir = env.CERTFLOW_ARTIFACTS_DIR || undefined;
+/** Turns recording on in this process when config.artifactsDir (CERTFLOW_ARTIFACTS_DIR) is set (the worker calls it). */
+export function enableArtifactRecording(artifactsDir: string | undefined): void {
+  dir = artifactsDir;
   if (dir) mkdirSync(dir, { recursive: true });
 }
 

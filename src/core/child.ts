@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CaError, errorMessage } from './errors.ts';
+import { processEnv } from '../config/env.ts';
 
 /** Whether process `pid` exists (EPERM: it does, owned by another user). */
 export function processAlive(pid: number): boolean {
@@ -44,7 +45,7 @@ export function spawnLogged(command: string, args: string[], opts: SpawnLoggedOp
   const fd = openSync(opts.logFile, 'a');
   const options: SpawnOptions = {
     stdio: ['ignore', fd, fd],
-    env: opts.env ?? process.env,
+    env: opts.env ?? processEnv(),
     cwd: opts.cwd,
     uid: opts.uid,
     gid: opts.gid,
@@ -127,7 +128,7 @@ export interface RunCommandOptions {
 export function runCommand(cmd: string, args: string[], opts: RunCommandOptions): Promise<string> {
   const hint = opts.hint ? ` ${opts.hint}` : '';
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ?? processEnv(), cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const keep = (chunk: Buffer) => {
       const text = chunk.toString('utf8');

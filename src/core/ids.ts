@@ -20,13 +20,3 @@ export function newId(): string {
 export function derivedId(input: string): string {
   return createHash('sha256').update(input).digest('base64url').slice(0, 26).replace(/^-/, '_');
 }
-
-/** Workflow ids (shared CONTRACT): one workflow per request, derived from its id. */
-export const workflowIds = {
-  operatorIssue: (requestId: string) => `operator-${requestId}`,
-  acmeOrder: (orderId: string) => `acme-order-${orderId}`,
-  acmeAuthz: (authzId: string) => `acme-authz-${authzId}`,
-  est: (enrollmentId: string) => `est-${enrollmentId}`,
-  cmp: (transactionIdHex: string) => `cmp-${transactionIdHex}`,
-  revoke: (serialHex: string) => `revoke-${serialHex}`,
-};

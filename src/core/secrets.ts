@@ -23,7 +23,7 @@ export interface SecretsKey {
 
 const cache = new Map<string, Promise<SecretsKey>>();
 
-export function secretsKeyFile(config: Pick<Config, 'home'>): string {
+function secretsKeyFile(config: Pick<Config, 'home'>): string {
   return join(paths(config).keysDir, 'cmp-secrets.key');
 }
 

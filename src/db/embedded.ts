@@ -28,10 +28,11 @@ import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
 import { waitForDatabase } from './pool.ts';
 import { ensureLoginRole } from './roles.ts';
+import { processEnv } from '../config/env.ts';
 
-export const EMBEDDED_USER = 'postgres';
+const EMBEDDED_USER = 'postgres';
 /** The runtime login of the embedded server (src/db/roles.ts grants its privileges). */
-export const EMBEDDED_APP_USER = 'certflow_app';
+const EMBEDDED_APP_USER = 'certflow_app';
 export const EMBEDDED_DATABASE = 'certflow';
 const HOST = '127.0.0.1';
 
@@ -70,12 +71,12 @@ export interface PostgresHandle extends ChildHandle {
 }
 
 /** Where the generated password of the embedded server's "postgres" user is kept. */
-export function embeddedPasswordFile(config: Home): string {
+function embeddedPasswordFile(config: Home): string {
   return `${paths(config).pgData}.password`;
 }
 
 /** Where the generated password of the runtime login (EMBEDDED_APP_USER) is kept. */
-export function embeddedAppPasswordFile(config: Home): string {
+function embeddedAppPasswordFile(config: Home): string {
   return `${paths(config).pgData}.app.password`;
 }
 
@@ -203,7 +204,7 @@ export async function spawnPostgres(config: Home, opts: SpawnPostgresOptions): P
   const child = spawnLogged(binary, serverArgs(pgData, opts), {
     logFile: opts.logFile,
     // initdb was told the same: messages in English whatever the machine's locale.
-    env: { ...process.env, LC_MESSAGES: 'C' },
+    env: { ...processEnv(), LC_MESSAGES: 'C' },
     cwd: pgData,
     ...ids,
     // SIGINT is Postgres's "fast" shutdown: it disconnects clients and checkpoints. SIGTERM

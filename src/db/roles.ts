@@ -19,7 +19,7 @@ import { withTransaction, type Queryable } from './pool.ts';
 import { MIGRATION_LOCK_SQL } from './migrate.ts';
 
 /** What the runtime login may do per table; every other table: read and write rows. */
-export const RUNTIME_TABLE_PRIVILEGES: Readonly<Record<string, string>> = {
+const RUNTIME_TABLE_PRIVILEGES: Readonly<Record<string, string>> = {
   audit_log: 'SELECT, INSERT',
   audit_checkpoints: 'SELECT, INSERT',
   audit_keys: 'SELECT, INSERT',
@@ -30,7 +30,7 @@ export const RUNTIME_TABLE_PRIVILEGES: Readonly<Record<string, string>> = {
 const DEFAULT_PRIVILEGES = 'SELECT, INSERT, UPDATE, DELETE';
 
 /** The tables whose owner could rewrite the audit log (runtimeLoginProblems checks them). */
-export const AUDIT_TABLES = ['audit_log', 'audit_checkpoints', 'audit_keys', 'audit_head'] as const;
+const AUDIT_TABLES = ['audit_log', 'audit_checkpoints', 'audit_keys', 'audit_head'] as const;
 
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 

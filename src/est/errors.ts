@@ -9,7 +9,7 @@ import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { protocolErrors, renderPlainText } from '../http/errors.ts';
 
-export const EST_REALM = 'Basic realm="certflow EST", charset="UTF-8"';
+const EST_REALM = 'Basic realm="certflow EST", charset="UTF-8"';
 
 /** A CaError with an HTTP status other than its kind's default (415, 405, ...). */
 export function estError(kind: ErrorKind, status: number, message: string): CaError {

@@ -21,9 +21,9 @@ const KEY_BYTES = 32;
  */
 const LIMITS = { maxN: 2 ** 17, maxR: 16, maxP: 4, maxMemory: 128 * 2 ** 20, minSalt: 8, maxSalt: 64, minKey: 16, maxKey: 64 };
 
-export const MIN_PASSWORD_LENGTH = 12;
+const MIN_PASSWORD_LENGTH = 12;
 /** Far above any sensible password; keeps scrypt's input and the Basic header small. */
-export const MAX_PASSWORD_LENGTH = 1024;
+const MAX_PASSWORD_LENGTH = 1024;
 
 interface ScryptParams {
   n: number;

@@ -1,24 +1,20 @@
 /**
  * EST (RFC 7030, RFC 8951) under /.well-known/est/ and /.well-known/est/<label>/.
- * Every enrollment is an `est-<id>` workflow; this router authenticates, parses, and
- * either answers from the read model or starts/attaches to the workflow and waits for it.
+ * Every enrollment is an `est-<id>` workflow; this router authenticates and parses the
+ * request, the registration authority (src/ra/enrollment.ts) answers from the read model
+ * or starts/attaches to the workflow and waits for it, and the router renders the answer.
  */
 import Router from '@koa/router';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Context } from 'koa';
-import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { checkCertificateEnrollmentNames, checkRenewalNames } from '../authz/certificate-names.ts';
 import { certificateMayEnroll } from '../authz/client-cert-scope.ts';
 import { mayRenew } from '../authz/renewal.ts';
 import { getProfile, type Config, type EstLabel } from '../config/index.ts';
 import { checkProfileKey } from '../config/key-limits.ts';
-import { CaError, ERROR_CONTRACT, errorMessage, isErrorKind, toCaError } from '../core/errors.ts';
-import { derivedId } from '../core/ids.ts';
+import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
-import * as certificates from '../db/repos/certificates.ts';
-import * as requests from '../db/repos/requests.ts';
 import {
   base64Body,
   buildCertsOnly,
@@ -28,15 +24,11 @@ import {
   decodeBase64Body,
   describeCertificate,
   parseCsr,
-  pemDecodeAll,
   type ParsedCsr,
   type PublicKeyKind,
 } from '../pki/index.ts';
-import { abandonUpdate, type EnrollmentResult } from '../../workflows/index.ts';
 import { generateKeyOffLoop } from '../http/cpu-pool.ts';
-import { withDeadline } from '../temporal/client.ts';
-import { startIssuance } from '../temporal/issuance.ts';
-import { archiveKey } from './archive.ts';
+import type { EstEnrollment, EstRa } from '../ra/enrollment.ts';
 import { clientMayUse } from './auth.ts';
 import { estError, estErrors } from './errors.ts';
 import { basicIdentity, certificateIdentity, type CertTrust, type EstIdentity } from './identity.ts';
@@ -44,7 +36,8 @@ import { basicIdentity, certificateIdentity, type CertTrust, type EstIdentity } 
 export interface EstDeps {
   config: Config;
   pool: Pool;
-  temporal: Client;
+  /** The registration authority: the enrollment workflow and its read model. */
+  ra: EstRa;
   log: Logger;
 }
 
@@ -202,16 +195,30 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
     identity = await enrollIdentity(ctx, deps, label);
     client = identity;
   }
+  await enrollAs(ctx, deps, label, kind, { identity, client, replaces });
+}
+
+/**
+ * An (re-)enrollment of an authenticated requester: reads the CSR, checks the names a
+ * certificate holder may ask for, asks the RA and renders its answer (the handler's unit
+ * tests call it with a fake RA). `client`: the registered client whose profile and approval
+ * apply.
+ */
+export async function enrollAs(
+  ctx: Context,
+  deps: EstDeps,
+  label: EstLabel,
+  kind: 'enroll' | 'reenroll',
+  who: { identity: EstIdentity; client?: EstIdentity; replaces?: string },
+): Promise<void> {
+  const { identity, client, replaces } = who;
   const csr = await readCsr(ctx);
   if (identity.type === 'cert') {
     if (kind === 'reenroll') checkRenewalNames(csr, identity.summary, 'a re-enrollment');
     else checkCertificateEnrollmentNames(csr, identity.summary);
   }
-  const outcome = await enrollThroughWorkflow(deps, {
-    identity,
-    label,
-    kind,
-    csr,
+  const outcome = await deps.ra.enroll({
+    ...enrollment(identity, label, kind, csr),
     profile: profileFor(client, label),
     caName: label.caName,
     replaces,
@@ -227,157 +234,9 @@ async function simpleenroll(ctx: Context, deps: EstDeps, label: EstLabel, kind: 
   sendBase64(ctx, CERTS_ONLY, buildCertsOnly([outcome.certDer]));
 }
 
-type Outcome = { status: 'issued'; certDer: Uint8Array; requestId: string } | { status: 'pending'; retryAfter: number; message: string };
-
-interface EnrollArgs {
-  identity: EstIdentity;
-  label: EstLabel;
-  kind: string;
-  csr: ParsedCsr;
-  profile: string;
-  caName?: string;
-  replaces?: string;
-  requireApproval: boolean;
-  waitMs?: number;
-  /** serverkeygen: the key exists only in this request; give the enrollment up when it is not ready in time. */
-  abandonOnTimeout?: boolean;
-}
-
-/**
- * The enrollment's id is derived from who asks, where, and the request's bytes: a device
- * that re-sends the same CSR while it polls (RFC 7030 4.2.3) finds its enrollment again.
- * A repeated request never returns a certificate that was revoked or put on hold since
- * (403); one that expired starts a new enrollment (its id also covers the expired serial).
- */
-async function enrollThroughWorkflow(deps: EstDeps, a: EnrollArgs): Promise<Outcome> {
-  const requestHash = createHash('sha256').update(a.csr.der).digest('hex');
-  let id = derivedId(`est\n${a.label.name}\n${a.kind}\n${a.identity.key}\n${requestHash}`);
-  for (let generation = 0; ; generation++) {
-    const row = await requests.get(deps.pool, id);
-    if (row?.state === 'issued' && row.serial) {
-      const outcome = await issued(deps, id, row.serial);
-      if (outcome !== 'expired') return outcome;
-      if (generation >= 10) throw new CaError('conflict', `enrollment ${id} was renewed too often with the same request; make a new one`);
-      id = derivedId(`${id}\n${row.serial}`);
-      continue;
-    }
-    if (row?.state === 'failed') throw new CaError('policy', `the CA refused the request: ${row.error ?? 'policy'}`);
-    if (row?.state === 'rejected') throw new CaError('forbidden', `the enrollment was ${row.error ?? 'rejected'}`);
-    if (row?.state === 'abandoned')
-      throw new CaError('conflict', `enrollment ${id} was given up: ${row.error ?? 'abandoned'}; make a new request`);
-    if (row?.state === 'awaiting-approval') return awaitingApproval(id);
-    if (row?.state === 'stalled') {
-      // A server fault (HSM, CA key, database): the request is kept and signed once it is fixed.
-      throw new CaError('unavailable', `enrollment ${id} is kept, but the CA cannot sign it right now; send the same request again later`, {
-        details: { retryAfterSeconds: 60 },
-      });
-    }
-    return startAndWait(deps, a, id, requestHash, row);
-  }
-}
-
-async function startAndWait(
-  deps: EstDeps,
-  a: EnrollArgs,
-  id: string,
-  requestHash: string,
-  row: requests.RequestRow | null,
-): Promise<Outcome> {
-  const handle = await startIssuance(deps.temporal, deps.config, {
-    requestId: id,
-    protocol: 'est',
-    csr: Buffer.from(a.csr.der).toString('base64'),
-    profile: a.profile,
-    caName: a.caName,
-    requester: a.identity.name,
-    replaces: a.replaces,
-    label: a.label.name,
-    kind: a.kind,
-    requestHash,
-    requireApproval: a.requireApproval,
-  });
-  if (a.requireApproval && (!row || row.state === 'pending')) return awaitingApproval(id);
-  const waitMs = a.waitMs ?? deps.config.est.waitSeconds * 1000;
-  let result: EnrollmentResult;
-  try {
-    result = await withDeadline(`enrollment ${id}`, waitMs, (signal) => deps.temporal.withAbortSignal(signal, () => handle.result()));
-  } catch (e) {
-    if (!CaError.is(e, 'unavailable')) throw workflowFault(deps, id, e);
-    if (!a.abandonOnTimeout)
-      return { status: 'pending', retryAfter: 10, message: `enrollment ${id} is being processed; send the same request again` };
-    result = await abandon(deps, handle, id);
-  }
-  if (result.status === 'rejected') {
-    const kind = isErrorKind(result.kind) ? result.kind : 'policy';
-    throw new CaError(kind, ERROR_CONTRACT[kind].fault === 'requester' ? `the CA refused the request: ${result.message}` : result.message);
-  }
-  const certDer = pemDecodeAll(result.certPem)[0]!.der;
-  return { status: 'issued', certDer, requestId: id };
-}
-
-/**
- * serverkeygen that was not signed in time: the generated key is about to be thrown away,
- * so the enrollment is given up (a certificate signed meanwhile is revoked by the
- * workflow). If it completed in the meantime, its result is used after all.
- */
-async function abandon(deps: EstDeps, handle: Awaited<ReturnType<typeof startIssuance>>, id: string): Promise<EnrollmentResult> {
-  try {
-    await withDeadline(`enrollment ${id}`, 10_000, (signal) =>
-      deps.temporal.withAbortSignal(signal, () =>
-        handle.executeUpdate(abandonUpdate, {
-          args: [{ reason: 'the generated key was not handed out in time' }],
-          updateId: `abandon-${id}`,
-        }),
-      ),
-    );
-  } catch (e) {
-    if (!(e instanceof WorkflowUpdateFailedError)) {
-      deps.log.error(
-        { err: e, requestId: id },
-        'giving up a serverkeygen enrollment failed; its certificate may have to be revoked by hand',
-      );
-      throw new CaError('unavailable', 'the certificate was not ready in time; send the request again', { cause: e });
-    }
-    // Refused because the enrollment has ended: it was issued just now.
-    return (await withDeadline(`enrollment ${id}`, 10_000, () => handle.result())) as EnrollmentResult;
-  }
-  throw new CaError('unavailable', 'the certificate was not ready in time; send the request again (a new key will be generated)');
-}
-
-/** A workflow that failed or cannot be reached is the CA's fault: 503 + Retry-After, and a log line for the operator. */
-function workflowFault(deps: EstDeps, id: string, e: unknown): CaError {
-  const err = toCaError(e);
-  if (err.kind === 'unavailable') return err;
-  deps.log.error({ err: e, requestId: id }, 'EST enrollment workflow failed');
-  return new CaError('unavailable', `enrollment ${id} cannot be completed right now; try again later`, { cause: e });
-}
-
-function awaitingApproval(id: string): Outcome {
-  return {
-    status: 'pending',
-    retryAfter: 60,
-    message: `enrollment ${id} waits for approval by an operator; send the same request again later`,
-  };
-}
-
-/** The certificate of an issued enrollment, if it is still good to hand out. */
-async function issued(deps: EstDeps, requestId: string, serial: string): Promise<Outcome | 'expired'> {
-  const cert = await certificates.get(deps.pool, serial);
-  if (!cert?.certDer) throw new CaError('internal', `certificate ${serial} of an issued enrollment is missing`);
-  if (cert.status === 'revoked') {
-    throw new CaError(
-      'forbidden',
-      `certificate ${serial} issued for this request was revoked (${cert.revocationReason ?? 'unspecified'}); enroll with a new key`,
-      {
-        rule: 'est.repeat.revoked',
-      },
-    );
-  }
-  if (cert.status === 'hold') {
-    throw new CaError('forbidden', `certificate ${serial} issued for this request is on hold`, { rule: 'est.repeat.hold' });
-  }
-  if (cert.notAfter.getTime() <= Date.now()) return 'expired';
-  return { status: 'issued', certDer: cert.certDer, requestId };
+/** What every enrollment tells the RA: who asks, where, what kind, for which request. */
+function enrollment(identity: EstIdentity, label: EstLabel, kind: EstEnrollment['kind'], csr: ParsedCsr) {
+  return { requester: { key: identity.key, name: identity.name }, label: label.name, kind, csrDer: csr.der };
 }
 
 // ---- server-side key generation (RFC 7030 4.4) ---------------------------------------
@@ -407,11 +266,8 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
   const key = await generateKeyOffLoop(kind);
   // The certificate is for the generated key; the device's request supplies subject and SANs.
   const csr = parseCsr(buildCsr({ subject: deviceCsr.subject, sans: deviceCsr.sans, privateKey: key }));
-  const outcome = await enrollThroughWorkflow(deps, {
-    identity,
-    label,
-    kind: 'serverkeygen',
-    csr,
+  const outcome = await deps.ra.enroll({
+    ...enrollment(identity, label, 'serverkeygen', csr),
     profile,
     caName: label.caName,
     requireApproval: false,
@@ -424,7 +280,7 @@ async function serverkeygen(ctx: Context, deps: EstDeps, label: EstLabel): Promi
     // Archived before it is handed out: a key the CA could not archive never leaves it.
     const serial = describeCertificate(outcome.certDer).serialHex;
     try {
-      await archiveKey(deps.pool, { serial, requestId: outcome.requestId, pkcs8 });
+      await deps.ra.archiveServerKey({ serial, requestId: outcome.requestId, pkcs8 });
     } catch (e) {
       deps.log.error({ err: e, serial, requestId: outcome.requestId }, 'key archival failed');
       throw CaError.is(e, 'unavailable')

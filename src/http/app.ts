@@ -1,8 +1,8 @@
 /**
  * Koa applications of the two listeners. HTTPS carries the enrollment protocols; HTTP
  * carries what relying parties fetch without TLS (CA certificates, CRLs, OCSP) plus
- * health and metrics. Front ends read Postgres and talk to Temporal; they never touch
- * CA keys.
+ * health and metrics. Front ends reach workflows and the read model through the
+ * registration authority (src/ra); they never touch CA keys.
  */
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -10,6 +10,7 @@ import type { Pool } from 'pg';
 import type { Client } from '@temporalio/client';
 import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { ping } from '../db/locks.ts';
 import * as cas from '../db/repos/cas.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { Config } from '../config/index.ts';
@@ -22,6 +23,9 @@ import { errorMiddleware } from './errors.ts';
 import { revocationRoutes } from './revocation.ts';
 import type { createMetrics } from './metrics.ts';
 import type { AccountCache } from '../acme/account-cache.ts';
+import { acmeRa } from '../ra/acme.ts';
+import { cmpRa } from '../ra/cmp.ts';
+import { estRa } from '../ra/enrollment.ts';
 
 export interface AppDeps {
   config: Config;
@@ -37,7 +41,7 @@ export interface AppDeps {
 
 /** CMP (RFC 9811) is served on both listeners. */
 function mountCmp(app: Koa, deps: AppDeps): void {
-  const cmp = cmpRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, signer: deps.cmpSigner });
+  const cmp = cmpRouter({ config: deps.config, pool: deps.pool, ra: cmpRa(deps), log: deps.log, signer: deps.cmpSigner });
   app.use(cmp.routes()).use(cmp.allowedMethods());
 }
 
@@ -83,7 +87,7 @@ async function health(deps: AppDeps): Promise<Record<string, string>> {
     }
   };
   const [postgres, temporal] = await Promise.all([
-    check(() => deps.pool.query('SELECT 1')),
+    check(() => ping(deps.pool)),
     check(() => deps.temporal.workflowService.getSystemInfo({})),
   ]);
   return { postgres, temporal };
@@ -91,7 +95,7 @@ async function health(deps: AppDeps): Promise<Record<string, string>> {
 
 function baseApp(deps: AppDeps, listener: string): Koa {
   const app = new Koa();
-  app.proxy = process.env.CERTFLOW_TRUST_PROXY === '1';
+  app.proxy = deps.config.trustProxy;
   app.silent = true; // errors are logged by errorMiddleware
   app.use(deps.metrics.middleware(listener));
   app.use(errorMiddleware(deps.log));
@@ -114,10 +118,10 @@ export function httpApp(deps: AppDeps): Koa {
 export function httpsApp(deps: AppDeps): Koa {
   const app = baseApp(deps, 'https');
   const router = commonRoutes(deps);
-  const est = estRouter({ config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log });
+  const est = estRouter({ config: deps.config, pool: deps.pool, ra: estRa(deps), log: deps.log });
   app.use(router.routes()).use(router.allowedMethods());
   app.use(est.routes()).use(est.allowedMethods());
-  const acmeDeps = { config: deps.config, pool: deps.pool, temporal: deps.temporal, log: deps.log, accountCache: deps.accountCache };
+  const acmeDeps = { config: deps.config, pool: deps.pool, ra: acmeRa(deps), log: deps.log, accountCache: deps.accountCache };
   app.use(acmeRouter(acmeDeps, orderRoutes(acmeDeps)).routes());
   mountCmp(app, deps);
   return app;

@@ -27,7 +27,7 @@ export type AuthFrontEnd = 'console' | 'est' | 'cmp';
  * The address part of a key: IPv4 as it is (also when mapped into IPv6), IPv6 by its /64
  * prefix (one subscriber usually holds a whole /64).
  */
-export function addressKey(ip: string): string {
+function addressKey(ip: string): string {
   const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (v4) return v4[1]!;
   if (!ip.includes(':')) return ip;
@@ -41,7 +41,7 @@ export function addressKey(ip: string): string {
     .join(':')}::/64`;
 }
 
-export function throttledError(frontEnd: AuthFrontEnd, retryAfter: number): CaError {
+function throttledError(frontEnd: AuthFrontEnd, retryAfter: number): CaError {
   return new CaError('unauthorized', `too many failed authentications; try again in ${retryAfter} s`, {
     rule: 'auth.throttled',
     details: { httpStatus: 429, retryAfterSeconds: retryAfter, frontEnd },

@@ -19,13 +19,13 @@ export interface ProtocolErrorFormat {
 }
 
 /** The status of an error in a protocol that uses HTTP statuses: details.httpStatus, else the contract's. */
-export function httpStatusOf(err: CaError): number {
+function httpStatusOf(err: CaError): number {
   const override = err.details?.httpStatus;
   return typeof override === 'number' ? override : ERROR_CONTRACT[err.kind].http;
 }
 
 /** Sets status and Retry-After of a server fault, logs the error; returns the status. */
-export function prepareErrorResponse(
+function prepareErrorResponse(
   ctx: Context,
   e: unknown,
   format: Pick<ProtocolErrorFormat, 'protocol' | 'status'>,

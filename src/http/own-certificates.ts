@@ -25,7 +25,7 @@ import { CaError } from '../core/errors.ts';
 import { createOnce, writeFileAtomic } from '../core/files.ts';
 import type { Logger } from '../core/logger.ts';
 import { buildCsr, describeCertificate, pemDecodeAll, type CertSummary, type SanSet } from '../pki/index.ts';
-import { issueAndWait } from '../temporal/issuance.ts';
+import { issueAndWait } from '../ra/enrollment.ts';
 
 /** One of certflow's own certificates: where it lives and what it says. */
 export interface OwnCertificateSpec {
@@ -53,7 +53,7 @@ export const renewalMarker = (certFile: string) => `${certFile}.renew`;
 const sanNames = (sans: SanSet) => [...sans.dns, ...sans.ip, ...sans.email, ...sans.uri];
 
 /** Why the stored certificate will not do, or undefined when it does. */
-export function whyRenew(
+function whyRenew(
   leaf: CertSummary,
   spec: Pick<OwnCertificateSpec, 'sans'>,
   keySpki: Uint8Array,
@@ -84,7 +84,7 @@ function readLeaf(certFile: string): { pem: string; leaf: CertSummary } | undefi
  * The fixed request id of the next certificate: a renewal of the current one, or the first
  * one for this key, these names and this CA.
  */
-export function ownRequestId(
+function ownRequestId(
   spec: Pick<OwnCertificateSpec, 'name' | 'sans'>,
   replaces: string | undefined,
   keySpki: Uint8Array,
@@ -132,8 +132,7 @@ export async function ensureOwnCertificate(args: {
     log.info({ requestId, reason: why, certificate: spec.name }, `requesting the ${spec.name} certificate from the CA: ${why} (workflow)`);
     const csr = buildCsr({ subject: spec.subject, sans: spec.sans, privateKey: key });
     const result = await issueAndWait(
-      args.temporal,
-      args.config,
+      { temporal: args.temporal, config: args.config },
       {
         requestId,
         protocol: 'operator',

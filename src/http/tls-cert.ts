@@ -19,7 +19,7 @@ export interface TlsMaterial {
   serial: string;
 }
 
-export function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
+function tlsNames(config: Pick<Config, 'tlsNames'>): string[] {
   return [...new Set(['localhost', '127.0.0.1', '::1', ...config.tlsNames])];
 }
 

@@ -17,7 +17,7 @@ export interface SignAlgParts {
 const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48, sha512: 64 };
 
 /** Splits e.g. 'rsa-pss-sha384' into { scheme: 'rsa-pss', hash: 'sha384' }. */
-export function signAlgParts(alg: SignAlg): SignAlgParts {
+function signAlgParts(alg: SignAlg): SignAlgParts {
   const cut = alg.lastIndexOf('-');
   return { scheme: alg.slice(0, cut) as SignScheme, hash: alg.slice(cut + 1) as HashName };
 }

@@ -10,11 +10,8 @@ import { resolvePassphrase, SoftwareKeyStore } from './software.ts';
 import type { KeyStore } from './types.ts';
 
 export * from './types.ts';
-export { SoftwareKeyStore, resolvePassphrase, type ResolvedPassphrase, type SoftwareKeyStoreOptions } from './software.ts';
-export { Pkcs11KeyStore, DEFAULT_PKCS11_SESSIONS, type Pkcs11KeyStoreOptions } from './pkcs11.ts';
-export { isValidKeyId, assertKeyId } from './key-id.ts';
-export { ReopeningKeyStore } from './reopening.ts';
-
+export { SoftwareKeyStore, resolvePassphrase } from './software.ts';
+export { Pkcs11KeyStore } from './pkcs11.ts';
 export interface OpenKeyStoreOptions {
   /** Receives operational warnings (e.g. the dev-mode passphrase file). */
   warn?: (msg: string) => void;

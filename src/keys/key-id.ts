@@ -8,7 +8,7 @@ import { CaError } from '../core/errors.ts';
  */
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export function isValidKeyId(id: string): boolean {
+function isValidKeyId(id: string): boolean {
   return KEY_ID.test(id);
 }
 

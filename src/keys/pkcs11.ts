@@ -339,7 +339,7 @@ function mgf1Sha256(seed: Buffer, length: number): Buffer {
 }
 
 /** The message of an OAEP-encoded block EM (k bytes), or undefined when it does not decode. */
-export function oaepDecodeSha256(em: Buffer): Buffer | undefined {
+function oaepDecodeSha256(em: Buffer): Buffer | undefined {
   const hLen = 32;
   const k = em.length;
   if (k < 2 * hLen + 2) return undefined;

@@ -4,7 +4,7 @@
  * JSON, signed as the shared CONTRACT says). Each send either succeeds, fails for a reason
  * that a retry may cure, or fails for good (the receiver refused it): PermanentFailure.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import nodemailer from 'nodemailer';
 import type { NotificationsConfig } from '../config/index.ts';
@@ -16,30 +16,16 @@ export class PermanentFailure extends Error {
   override name = 'PermanentFailure';
 }
 
-export const SIGNATURE_HEADER = 'Certflow-Signature';
+const SIGNATURE_HEADER = 'Certflow-Signature';
 
 /** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the webhook's secret (shared CONTRACT). */
-export function webhookSignature(secret: string, body: string, unixSeconds: number): string {
+function webhookSignature(secret: string, body: string, unixSeconds: number): string {
   const v1 = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
   return `t=${unixSeconds},v1=${v1}`;
 }
 
-/**
- * What a receiver does: true when `header` signs `body` under `secret` and its time is within
- * `toleranceSeconds` of now (a replayed old delivery is refused). Receivers in other
- * languages do the same; docs/notifications.md shows how.
- */
-export function verifyWebhookSignature(secret: string, body: string, header: string, toleranceSeconds = 300, now = Date.now()): boolean {
-  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=', 2) as [string, string]));
-  const t = Number(parts.t);
-  if (!Number.isInteger(t) || !parts.v1 || Math.abs(now / 1000 - t) > toleranceSeconds) return false;
-  const expected = Buffer.from(webhookSignature(secret, body, t).split('v1=')[1]!, 'hex');
-  const given = Buffer.from(parts.v1, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 /** The JSON body of a webhook delivery: {"type", "id", "time", "data"}. */
-export function webhookBody(n: NoticeRow): string {
+function webhookBody(n: NoticeRow): string {
   return JSON.stringify({ type: n.type, id: n.id, time: n.createdAt.toISOString(), data: n.data });
 }
 
@@ -64,7 +50,7 @@ export async function postWebhook(url: string, secret: string, n: NoticeRow, del
       },
     });
   } catch (e) {
-    throw new Error(`POST ${url}: ${errorMessage(e)}`);
+    throw new Error(`POST ${url}: ${errorMessage(e)}`, { cause: e });
   }
   await res.body?.cancel().catch(() => {});
   if (res.status >= 200 && res.status < 300) return `HTTP ${res.status}`;
@@ -75,7 +61,7 @@ export async function postWebhook(url: string, secret: string, n: NoticeRow, del
 }
 
 /** The plain-text mail of a notice: its subject line, then every detail. */
-export function emailText(n: NoticeRow): string {
+function emailText(n: NoticeRow): string {
   const lines = Object.entries(n.data).map(
     ([k, v]) => `  ${k}: ${Array.isArray(v) ? v.join(', ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`,
   );
@@ -113,8 +99,8 @@ export async function sendEmail(
     const code = (e as { responseCode?: number }).responseCode;
     const detail = `SMTP to ${to}: ${errorMessage(e)}`;
     // 5xx: the server refuses the message or the recipient for good.
-    if (code !== undefined && code >= 500) throw new PermanentFailure(detail);
-    throw new Error(detail);
+    if (code !== undefined && code >= 500) throw new PermanentFailure(detail, { cause: e });
+    throw new Error(detail, { cause: e });
   } finally {
     transport.close();
   }

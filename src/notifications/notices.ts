@@ -10,7 +10,7 @@ import type { Channel, ExpiringCertificate, NewNotice } from '../db/repos/notifi
 const DAY = 86_400_000;
 
 /** The tightest threshold crossed: the smallest t with left <= t; undefined if none is. */
-export function thresholdCrossed(left: number, thresholds: number[]): number | undefined {
+function thresholdCrossed(left: number, thresholds: number[]): number | undefined {
   const crossed = thresholds.filter((t) => left <= t);
   return crossed.length ? Math.min(...crossed) : undefined;
 }
@@ -184,7 +184,7 @@ export function auditVerificationFailed(
 }
 
 /** Every target of a channel, whatever event types a webhook takes: where a test goes. */
-export function testTargets(config: NotificationsConfig, channel: Channel): string[] {
+function testTargets(config: NotificationsConfig, channel: Channel): string[] {
   if (channel === 'webhook') return config.webhooks.map((w) => w.url);
   return config.smtp ? [...new Set(config.email.map((e) => e.toLowerCase()))] : [];
 }

@@ -12,7 +12,7 @@ import { bytesOf, parseDer, wrapAsn1 } from './der.ts';
 import { OID } from './oids.ts';
 import { decodeGeneralNames, emptySans, type SanSet } from './san.ts';
 
-export const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
+const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
 
 export interface AcmeChallengeCertificate {
   /** Subject alternative names (IP addresses in canonical text); empty without the extension. */

@@ -40,7 +40,7 @@ export interface ParsedCsr {
   unsupportedSans?: string[];
 }
 
-export const CSR_PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'];
+const CSR_PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'];
 
 function badCsr(why: string, rule = 'csr.syntax'): never {
   throw new CaError('badCSR', `the certification request ${why}`, { rule });

@@ -168,7 +168,8 @@ export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 
       case OID.basicConstraints: {
         const fields = items();
         if (fields.length > 2) throw new CaError(kind, `${what} (basicConstraints) has ${fields.length} fields`);
-        let [first, second] = fields;
+        const [first] = fields;
+        let [, second] = fields;
         if (first?.tag === 0x01) {
           if (first.content.length !== 1) throw new CaError(kind, `${what} (basicConstraints) has a malformed cA BOOLEAN`);
           r.isCa = first.content[0] !== 0;

@@ -50,7 +50,7 @@ export function attrShortName(oid: string): string | undefined {
 }
 
 /** OID of a short name (case-insensitive) or of a dotted OID, undefined when unknown. */
-export function attrOid(nameOrOid: string): string | undefined {
+function attrOid(nameOrOid: string): string | undefined {
   const s = nameOrOid.trim();
   const dotted = /^(?:oid\.)?(\d+(?:\.\d+)+)$/i.exec(s);
   if (dotted) return dotted[1];
@@ -193,6 +193,7 @@ function escapeDnValue(v: string): string {
 // DER
 
 const PRINTABLE_RE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+// eslint-disable-next-line no-control-regex -- IA5String is the whole 7-bit range, controls included
 const IA5_RE = /^[\x00-\x7f]*$/;
 
 /** ASN.1 string type per attribute: PrintableString for C and serialNumber (RFC 5280), IA5String

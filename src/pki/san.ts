@@ -139,7 +139,7 @@ export interface DecodedNames {
 }
 
 /** SanSet from parsed GeneralNames; malformed IP lengths throw CaError(kind). */
-export function sansFromGeneralNames(names: readonly pkijs.GeneralName[], kind: ErrorKind): DecodedNames {
+function sansFromGeneralNames(names: readonly pkijs.GeneralName[], kind: ErrorKind): DecodedNames {
   const sans = emptySans();
   const other: string[] = [];
   for (const n of names) {

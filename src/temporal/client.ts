@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config/index.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import { CaError, errorMessage, isRequestEnding, type ErrorKind } from '../core/errors.ts';
@@ -41,8 +41,6 @@ export async function withDeadline<T>(what: string, ms: number, fn: (signal: Abo
     clearTimeout(timer);
   }
 }
-
-export { WorkflowExecutionAlreadyStartedError };
 
 /**
  * A workflow that failed because of a requester mistake carries the CaError kind as the

@@ -21,6 +21,7 @@ import { untilTemporalReady } from './devserver.ts';
 import type { TemporalServerBinaries } from './server-build.ts';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
 import { TEMPORAL_TLS_SERVER_NAME, type ClusterTlsFiles } from '../config/index.ts';
+import { processEnv } from '../config/env.ts';
 
 /** Names of Temporal's two databases, next to certflow's on the same Postgres server. */
 export const TEMPORAL_DATABASES = { default: 'temporal', visibility: 'temporal_visibility' } as const;
@@ -44,7 +45,7 @@ export interface PostgresTarget {
 }
 
 /** The server of a postgres:// URL (the database name in it is not used). */
-export function postgresTarget(url: string): PostgresTarget {
+function postgresTarget(url: string): PostgresTarget {
   let u: URL;
   try {
     u = new URL(url);
@@ -110,7 +111,7 @@ export async function setupTemporalSchemas(args: { sqlTool: string; url: string;
     }
     const schema = `postgresql/v12/${kind === 'default' ? 'temporal' : 'visibility'}`;
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...processEnv(),
       SQL_PLUGIN: 'postgres12',
       SQL_HOST: target.host,
       SQL_PORT: String(target.port),
@@ -155,10 +156,10 @@ export interface TemporalClusterConfig {
  * Temporal keeps its members' ports in a smallint column (cluster_membership.rpc_port): a
  * membership port of 32768 or more makes the server fail at start.
  */
-export const TEMPORAL_MAX_PORT = 32767 - 9;
+const TEMPORAL_MAX_PORT = 32767 - 9;
 
 /** The ports a server on `port` uses, for messages and for checking that they are free. */
-export function temporalPorts(port: number) {
+function temporalPorts(port: number) {
   if (!Number.isInteger(port) || port < 1 || port > TEMPORAL_MAX_PORT) {
     throw new CaError(
       'config',
@@ -189,7 +190,7 @@ const yamlString = (s: string) => JSON.stringify(s);
  * store, so the server holds at most 4 × (10 + 3) = 52 connections (TEMPORAL_POOLS);
  * history does most of the writing.
  */
-export function renderTemporalConfig(c: TemporalClusterConfig, dynamicConfigFile: string): string {
+function renderTemporalConfig(c: TemporalClusterConfig, dynamicConfigFile: string): string {
   const target = postgresTarget(c.databaseUrl);
   const p = temporalPorts(c.port);
   const attrs = Object.entries(target.connectAttributes);
@@ -356,7 +357,7 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
   const address = `${config.ip.includes(':') ? `[${config.ip}]` : config.ip}:${config.port}`;
   const child = spawnLogged(opts.binaries.server, temporalServerArgs(configFile), {
     logFile: opts.logFile,
-    env: { ...process.env, [TEMPORAL_DB_PASSWORD_ENV]: postgresTarget(config.databaseUrl).password },
+    env: { ...processEnv(), [TEMPORAL_DB_PASSWORD_ENV]: postgresTarget(config.databaseUrl).password },
   });
   try {
     const { created } = await untilTemporalReady(

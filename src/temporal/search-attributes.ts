@@ -20,8 +20,6 @@ export const SEARCH_ATTRIBUTES = {
   CertflowLastError: 'Text',
 } as const satisfies Record<string, 'Keyword' | 'KeywordList' | 'Text'>;
 
-export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;
-
 /** Typed keys for `typedSearchAttributes` and `upsertSearchAttributes`. */
 export const searchAttributeKeys = {
   protocol: defineSearchAttributeKey('CertflowProtocol', SearchAttributeType.KEYWORD),

@@ -22,6 +22,7 @@ import { runCommand } from '../core/child.ts';
 import { CaError } from '../core/errors.ts';
 import { tryLockDir } from '../core/files.ts';
 import { isExecutable } from './cli.ts';
+import { processEnv } from '../config/env.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -88,11 +89,6 @@ export interface TemporalServerBuildOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Where the builds of a certflow home are kept: $CERTFLOW_TEMPORAL_SERVER_DIR or <home>/temporal-server. */
-export function temporalServerDir(home: string, env: NodeJS.ProcessEnv = process.env): string {
-  return env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server');
-}
-
 const binDir = (dir: string, p: GoProgram) => join(dir, p.subdir, 'bin');
 
 /** True when every binary of `p` was built and the first says its version when asked. */
@@ -118,7 +114,7 @@ export async function findTemporalUi(dir: string): Promise<TemporalUiBinary | un
 }
 
 /** The `go` command on PATH (GOTOOLCHAIN=local below: no other toolchain is downloaded). */
-export async function findGo(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function findGo(env: NodeJS.ProcessEnv = processEnv()): Promise<string | undefined> {
   for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {
     if (await isExecutable(join(dir, 'go'))) return join(dir, 'go');
   }
@@ -148,7 +144,7 @@ async function ensureBuilt(opts: TemporalServerBuildOptions, p: GoProgram): Prom
     if (await built(opts.dir, p)) return;
   }
   try {
-    if (!(await built(opts.dir, p))) await build(opts.dir, p, log, opts.env ?? process.env);
+    if (!(await built(opts.dir, p))) await build(opts.dir, p, log, opts.env ?? processEnv());
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }

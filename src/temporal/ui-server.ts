@@ -26,7 +26,7 @@ import type { TemporalUiBinary } from './server-build.ts';
  * every role; certflow's own commands and console do them with their checks and audit.
  * What remains — cancel, terminate, pause — is for the roles that may act on requests.
  */
-export const TEMPORAL_UI_DISABLED_ACTIONS = [
+const TEMPORAL_UI_DISABLED_ACTIONS = [
   'startWorkflowDisabled',
   'batchActionsDisabled',
   'workflowSignalDisabled',
@@ -92,7 +92,7 @@ export function renderTemporalUiConfig(c: TemporalUiConfig): string {
 const CONFIG_ENV = 'certflow';
 
 /** Writes <dir>/config/certflow.yaml; returns the UI server's arguments. */
-export async function writeTemporalUiConfig(dir: string, c: TemporalUiConfig): Promise<string[]> {
+async function writeTemporalUiConfig(dir: string, c: TemporalUiConfig): Promise<string[]> {
   mkdirSync(join(dir, 'config'), { recursive: true });
   await writeFileAtomic(join(dir, 'config', `${CONFIG_ENV}.yaml`), renderTemporalUiConfig(c));
   return ['--root', dir, '--config', 'config', '--env', CONFIG_ENV, 'start'];

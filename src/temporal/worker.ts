@@ -21,15 +21,14 @@ import { enableArtifactRecording } from '../core/artifacts.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { databaseUrl, openDatabase } from '../db/open.ts';
+import { lockSession, unlockSession } from '../db/locks.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as keyArchive from '../db/repos/key-archive.ts';
-import { ARCHIVE_KEY_ID } from '../est/archive.ts';
+import { ARCHIVE_KEY_ID } from '../core/key-archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
+import { ensureSchedules } from './schedules.ts';
 import { temporalTlsOptions } from './tls.ts';
-import { ensureRevocationSchedule } from './schedules.ts';
-import { ensureAuditSchedule } from './audit.ts';
-import { ensureNotificationSchedule } from './notifications.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
@@ -54,7 +53,7 @@ const quietBundlerLogger = {
 export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, log: Logger): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query("SELECT pg_advisory_lock(hashtext('certflow:ca-bootstrap'))");
+    await lockSession(client, 'certflow:ca-bootstrap');
     const result = await ensureHierarchy({
       ca: config.ca,
       keys,
@@ -71,7 +70,7 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
     await ensureArchiveKey(client, keys, log);
   } finally {
-    await client.query("SELECT pg_advisory_unlock(hashtext('certflow:ca-bootstrap'))").catch(() => {});
+    await unlockSession(client, 'certflow:ca-bootstrap').catch(() => {});
     client.release();
   }
 }
@@ -105,10 +104,16 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
-  enableArtifactRecording();
+export interface WorkerOptions {
+  /** Wraps the key store the worker signs with (tests inject slow or stalling tokens here: test/helpers/faulty-worker.ts). */
+  wrapKeyStore?: (keys: KeyStore) => KeyStore;
+}
+
+export async function startWorker(config: Config, log: Logger, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  enableArtifactRecording(config.artifactsDir);
   const pool = await openDatabase(config, log);
-  const keys = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const opened = await openKeyStore(config, { warn: (m) => log.warn(m) });
+  const keys = opts.wrapKeyStore ? opts.wrapKeyStore(opened) : opened;
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
 
@@ -143,9 +148,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const temporal = await connectTemporal(config);
   try {
-    await ensureRevocationSchedule(temporal.client, config);
-    await ensureAuditSchedule(temporal.client, config);
-    await ensureNotificationSchedule(temporal.client, config);
+    await ensureSchedules(temporal.client, config);
   } finally {
     await temporal.close();
   }

@@ -19,7 +19,7 @@ export interface ResolvedTarget {
 }
 
 /** A failure to establish the TCP connection: the next address may still work. */
-export class ConnectError extends ValidationError {}
+class ConnectError extends ValidationError {}
 
 /**
  * Resolves `host` (or takes it as it is, when it is an IP address) and filters the addresses
@@ -44,7 +44,7 @@ export async function resolveTarget(ctx: VaContext, host: string, deadline: Dead
 const RETRY_NEXT_ADDRESS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'ETIMEDOUT']);
 
 /** One TCP connection to address:port within timeoutMs. */
-export function connectTcp(address: string, port: number, timeoutMs: number): Promise<Socket> {
+function connectTcp(address: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: address, port, noDelay: true });
     const timer = setTimeout(() => {

@@ -16,7 +16,7 @@ export interface RedirectPorts {
  * section 8.3): otherwise a challenge responder could aim the CA at any service port of
  * any host it can name.
  */
-export const DEFAULT_REDIRECT_PORTS: RedirectPorts = { http: 80, https: 443 };
+const DEFAULT_REDIRECT_PORTS: RedirectPorts = { http: 80, https: 443 };
 
 export interface VaContext {
   config: ValidationConfig;

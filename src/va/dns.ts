@@ -52,7 +52,7 @@ export interface DnsClientOptions {
   timeoutMs: number;
 }
 
-export const MAX_CNAME_HOPS = 8;
+const MAX_CNAME_HOPS = 8;
 
 /** Result of one query: records, or which of the two "nothing there" answers came back. */
 type Answer<T> = { kind: 'records'; records: T } | { kind: 'nxdomain' } | { kind: 'nodata' };

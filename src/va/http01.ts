@@ -16,9 +16,9 @@ import { Deadline, type VaContext } from './context.ts';
 import { quote, ValidationError } from './errors.ts';
 import { normalizeIdentifier, urlHost, type Identifier } from './identifier.ts';
 
-export const MAX_REDIRECTS = 10;
+const MAX_REDIRECTS = 10;
 /** A key authorization is ~87 bytes; anything much larger is not one (and is not read). */
-export const MAX_BODY_BYTES = 8192;
+const MAX_BODY_BYTES = 8192;
 
 export interface Http01Input {
   identifier: Identifier;

@@ -12,31 +12,14 @@ import type { Identifier } from './identifier.ts';
 import { validateTlsAlpn01 } from './tlsalpn01.ts';
 
 export { ValidationError, type ProblemType } from './errors.ts';
-export { createVaContext, Deadline, DEFAULT_REDIRECT_PORTS, type VaContext, type VaOverrides, type RedirectPorts } from './context.ts';
-export {
-  createDnsClient,
-  dnsClientFromConfig,
-  MAX_CNAME_HOPS,
-  type DnsClient,
-  type DnsClientOptions,
-  type CaaRecord,
-  type TxtLookup,
-  type LookupOptions,
-} from './dns.ts';
-export { addressRefusal, isAddressAllowed, assertAddressAllowed, type AddressPolicy } from './ssrf.ts';
-export { validateHttp01, MAX_REDIRECTS, MAX_BODY_BYTES, type Http01Record } from './http01.ts';
-export { validateDns01, dns01TxtValue, type Dns01Record } from './dns01.ts';
-export { validateTlsAlpn01, ACME_TLS_ALPN, type TlsAlpn01Record } from './tlsalpn01.ts';
-export {
-  evaluateCaa,
-  findRelevantCaa,
-  parseIssueValue,
-  type CaaRequest,
-  type CaaDecision,
-  type RelevantCaa,
-  type IssueValue,
-} from './caa.ts';
-export { normalizeIdentifier, reverseDnsName, type Identifier } from './identifier.ts';
+export { createVaContext, Deadline, type VaContext, type RedirectPorts } from './context.ts';
+export { createDnsClient, type DnsClient, type CaaRecord } from './dns.ts';
+export { addressRefusal, assertAddressAllowed } from './ssrf.ts';
+export { validateHttp01 } from './http01.ts';
+export { validateDns01, dns01TxtValue } from './dns01.ts';
+export { validateTlsAlpn01 } from './tlsalpn01.ts';
+export { evaluateCaa, findRelevantCaa, parseIssueValue, type CaaRequest, type CaaDecision } from './caa.ts';
+export { reverseDnsName, type Identifier } from './identifier.ts';
 
 export type ChallengeType = 'http-01' | 'dns-01' | 'tls-alpn-01';
 

@@ -92,10 +92,6 @@ function refusalOf(bytes: Uint8Array, policy: AddressPolicy): string | undefined
   return r.what;
 }
 
-export function isAddressAllowed(address: string, policy: AddressPolicy): boolean {
-  return addressRefusal(address, policy) === undefined;
-}
-
 /**
  * Throws a final ValidationError when the VA must not connect to `address`.
  * @param what what the address is for, in the message ("example.test", "the redirect to ...")

@@ -15,7 +15,7 @@ import { Deadline, type VaContext } from './context.ts';
 import { ValidationError } from './errors.ts';
 import { hostPort, normalizeIdentifier, reverseDnsName, type Identifier } from './identifier.ts';
 
-export const ACME_TLS_ALPN = 'acme-tls/1';
+const ACME_TLS_ALPN = 'acme-tls/1';
 
 export interface TlsAlpn01Input {
   identifier: Identifier;

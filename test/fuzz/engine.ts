@@ -51,7 +51,7 @@ export interface FuzzReport {
 // ---- randomness ---------------------------------------------------------------------------
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function rng(seed: number) {
+function rng(seed: number) {
   let a = seed >>> 0;
   const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -72,7 +72,7 @@ const INTERESTING_BYTES = [
 ];
 
 /** Byte-level mutations (AFL style) of `input`: flips, interesting bytes, inserts, deletes, splices, length fields. */
-export function mutateBytes(r: Rng, input: Buffer): Buffer {
+function mutateBytes(r: Rng, input: Buffer): Buffer {
   let b = Buffer.from(input);
   const rounds = 1 + r.int(4);
   for (let i = 0; i < rounds; i++) {
@@ -140,7 +140,7 @@ const WEIRD_STRINGS = [
 ];
 
 /** A random JSON value, biased towards what parsers trip over. */
-export function weirdJson(r: Rng, depth = 0): unknown {
+function weirdJson(r: Rng, depth = 0): unknown {
   switch (r.int(depth > 2 ? 6 : 9)) {
     case 0:
       return null;

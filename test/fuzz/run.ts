@@ -21,7 +21,7 @@ const seed = Number(values.seed);
 const say = (m: string) => process.stderr.write(`fuzz: ${m}\n`);
 
 const stack = await startBenchStack({ env: { CERTFLOW_EST_WAIT_SECONDS: '5' } });
-let failed = true;
+let failed: boolean;
 try {
   const password = 'fuzzing password 123';
   const added = await stack.cli(['est-client', 'add', '--name', 'fuzzer', '--password', password]);

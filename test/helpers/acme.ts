@@ -156,7 +156,7 @@ export interface RawResponse {
   data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export const internals = (client: AcmeClient) => client as unknown as AcmeInternals;
+const internals = (client: AcmeClient) => client as unknown as AcmeInternals;
 
 /** A kid-signed POST (payload null = POST-as-GET) through acme-client; any status is returned. */
 export function signedPost(client: AcmeClient, url: string, payload: unknown): Promise<RawResponse> {

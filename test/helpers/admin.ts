@@ -4,7 +4,7 @@
  * own JavaScript sends them) or API tokens.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,7 +90,7 @@ export class AdminClient {
 }
 
 /** "name=value" of the session cookie a response set. */
-export function sessionCookie(r: AdminResponse): string {
+function sessionCookie(r: AdminResponse): string {
   const set = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
   const c = set.find((s) => s.startsWith('__Host-certflow_session='));
   if (!c) throw new Error(`no session cookie in ${JSON.stringify(r.headers)}`);
@@ -130,8 +130,4 @@ export function artifactsDir(sub: string): string {
   const dir = join(base, sub);
   mkdirSync(dir, { recursive: true });
   return dir;
-}
-
-export function readPem(file: string): string {
-  return readFileSync(file, 'utf8');
 }

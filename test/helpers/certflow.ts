@@ -12,9 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../../src/core/net.ts';
 import { spawnCertflow } from '../../src/cli/node-child.ts';
+import type { SigningFaults } from './faulty-worker.ts';
 import { temporalAddress, testDatabase } from './stack.ts';
 
 export const certflowBin = fileURLToPath(new URL('../../bin/certflow.js', import.meta.url));
+const runTs = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
+const faultyWorker = fileURLToPath(new URL('./faulty-worker.ts', import.meta.url));
 
 export interface CliResult {
   code: number;
@@ -32,7 +35,8 @@ export interface TestInstance {
   httpPort: number;
   /** Port of the operator console (`certflow admin`). */
   adminPort: number;
-  startWorker(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
+  /** `certflow worker`; with signingFaults, a worker whose certificate signatures misbehave (faulty-worker.ts). */
+  startWorker(extraEnv?: NodeJS.ProcessEnv, opts?: { signingFaults?: SigningFaults }): ReturnType<typeof spawnCertflow>;
   startServer(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   startAdmin(extraEnv?: NodeJS.ProcessEnv): ReturnType<typeof spawnCertflow>;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
@@ -65,12 +69,13 @@ export async function createInstance(extraEnv: NodeJS.ProcessEnv = {}): Promise<
   const children: Array<{ stop(): Promise<void> }> = [];
   const run =
     (cmd: string) =>
-    async (more: NodeJS.ProcessEnv = {}) => {
+    async (more: NodeJS.ProcessEnv = {}, opts: { signingFaults?: SigningFaults } = {}) => {
       const child = await spawnCertflow({
         command: [cmd],
         env: { ...env, ...more },
         logFile: join(home, `${cmd}.log`),
         readyTimeoutMs: 120_000,
+        argv: opts.signingFaults ? [runTs, faultyWorker, JSON.stringify(opts.signingFaults)] : undefined,
       });
       children.push(child);
       return child;

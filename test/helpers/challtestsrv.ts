@@ -117,7 +117,7 @@ export async function startChalltestsrv(): Promise<ChallTestSrv> {
     try {
       res = await fetch(`${managementUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
     } catch (e) {
-      throw new Error(`pebble-challtestsrv ${path}: ${(e as Error).message}; its output:\n${output}`);
+      throw new Error(`pebble-challtestsrv ${path}: ${(e as Error).message}; its output:\n${output}`, { cause: e });
     }
     const text = await res.text();
     if (!res.ok) throw new Error(`pebble-challtestsrv ${path} ${JSON.stringify(body)}: HTTP ${res.status} ${text}`);
@@ -139,7 +139,7 @@ export async function startChalltestsrv(): Promise<ChallTestSrv> {
     } catch (e) {
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`pebble-challtestsrv not ready after 15 s (${(e as Error).message}):\n${output}`);
+        throw new Error(`pebble-challtestsrv not ready after 15 s (${(e as Error).message}):\n${output}`, { cause: e });
       }
       await sleep(100);
     }

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { runProgram } from './tools.ts';
 import type { CliResult } from './certflow.ts';
 import http from 'node:http';
-import { createHash } from 'node:crypto';
 import { PKIMessage } from '../../src/pki/cmp/index.ts';
-export { buildIr, buildCertConf, macProtect, signProtect, failure } from '../../src/cmp/client.ts';
+export { buildIr, buildCertConf, macProtect, failure } from '../../src/cmp/client.ts';
 
 export interface CmpPeer {
   /** host:port of the HTTP listener. */
@@ -83,8 +82,4 @@ export function postCmp(
     req.on('error', reject);
     req.end(Buffer.from(der));
   });
-}
-
-export function sha256(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { CliResult } from './certflow.ts';
 
 /** Where .ci/run puts the binary. */
-export const projectEstclient = fileURLToPath(new URL('../../.certflow/go/bin/estclient', import.meta.url));
+const projectEstclient = fileURLToPath(new URL('../../.certflow/go/bin/estclient', import.meta.url));
 
 /** How to build it by hand, the way .ci/run does (`go install ...@latest` is refused by the proxy). */
 export const estclientBuildHint =

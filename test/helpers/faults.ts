@@ -16,7 +16,7 @@ import { processAlive } from '../../src/core/child.ts';
 import { freePort } from '../../src/core/net.ts';
 
 /** The pids of `pid` and all its descendants (from /proc). */
-export function processTree(pid: number): number[] {
+function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

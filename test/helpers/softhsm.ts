@@ -20,12 +20,12 @@ const MODULE_CANDIDATES = [
   '/usr/lib64/pkcs11/libsofthsm2.so',
 ];
 
-export function findSoftHsmModule(): string | undefined {
+function findSoftHsmModule(): string | undefined {
   return MODULE_CANDIDATES.find((p) => existsSync(p));
 }
 
 /** True when `command` is an executable on $PATH. */
-export function commandAvailable(command: string): boolean {
+function commandAvailable(command: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
     try {
       accessSync(join(dir, command), constants.X_OK);

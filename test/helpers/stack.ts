@@ -44,7 +44,7 @@ export function testDatabaseAdminUrl(): string {
 }
 
 /** The same server's URL for another database (as the owner, or as the runtime login). */
-export function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'): string {
+function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'): string {
   const url = new URL(login === 'owner' ? testDatabaseAdminUrl() : requireEnv('CERTFLOW_TEST_DATABASE_APP_URL'));
   url.pathname = `/${database}`;
   return url.toString();

@@ -88,7 +88,7 @@ function executable(path: string): boolean {
 }
 
 /** $<envVar>, else `name` on $PATH (and /usr/bin, /usr/sbin); undefined when not found. */
-export function toolPath(tool: ExternalTool): string | undefined {
+function toolPath(tool: ExternalTool): string | undefined {
   const explicit = process.env[tool.envVar];
   if (explicit) return executable(explicit) ? explicit : undefined;
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin', ...(tool.dirs ?? [])];

@@ -20,7 +20,7 @@ export function vaConfig(overrides: Partial<ValidationConfig> = {}): ValidationC
 }
 
 /** POSTs to a challtestsrv management endpoint (host names must be fully qualified). */
-export async function manage(srv: ChallTestSrv, path: string, body: unknown): Promise<void> {
+async function manage(srv: ChallTestSrv, path: string, body: unknown): Promise<void> {
   const res = await fetch(`${srv.managementUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
   const text = await res.text();
   if (!res.ok) throw new Error(`challtestsrv ${path} ${JSON.stringify(body)}: HTTP ${res.status} ${text}`);

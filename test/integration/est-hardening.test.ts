@@ -160,7 +160,7 @@ describe('EST hardening', () => {
   it('serverkeygen that times out: given up, and the certificate signed afterwards is revoked', async () => {
     await worker.stop();
     // Signing takes 14 s; serverkeygen waits 10 s, then gives up.
-    worker = await cf.startWorker({ CERTFLOW_FAULT_SLOW_TOKEN_MS: '14000' });
+    worker = await cf.startWorker({}, { signingFaults: { slowTokenMs: 14_000 } });
     const r = await device.curl('/serverkeygen', { data: await device.csrBody('kg', '/CN=keygen-timeout'), user });
     assert.equal(r.status, 503, r.body.toString());
     assert.ok(Number(r.headers['retry-after']) > 0);

@@ -216,7 +216,8 @@ describe('EST server', () => {
     assert.equal((await curl('/approve/simpleenroll', { data: other, user: `device-maker:${password}` })).status, 202);
     const pending = JSON.parse((await cf.cli(['--json', 'approvals', 'list'])).stdout) as Array<{ id: string; subject: string }>;
     const victim = pending.find((p) => p.subject === 'CN=will-be-rejected')!;
-    assert.equal((await cf.cli(['approvals', 'reject', victim.id, '--reason', 'unknown device'])).code, 0);
+    const rejecting = await cf.cli(['approvals', 'reject', victim.id, '--reason', 'unknown device']);
+    assert.equal(rejecting.code, 0, rejecting.stderr);
     let rejected: HttpResult | undefined;
     for (let i = 0; i < 40; i++) {
       rejected = await curl('/approve/simpleenroll', { data: other, user: `device-maker:${password}` });
@@ -236,7 +237,7 @@ describe('EST server', () => {
 
   it('enrollments waiting for signing when the worker is killed all complete after a restart', async () => {
     await worker.stop();
-    const doomed = await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '600000' });
+    const doomed = await cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 600_000 } });
     const bodies = await Promise.all([1, 2, 3, 4, 5].map((i) => csrBody(`crash${i}`, `/CN=crash-device-${i}`)));
     const firstAnswers = await Promise.all(bodies.map((data) => curl('/simpleenroll', { data, user: `device-maker:${password}` })));
     for (const a of firstAnswers) assert.equal(a.status, 202, 'the certificate is not ready: come back later');

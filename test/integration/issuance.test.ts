@@ -234,7 +234,7 @@ describe('issuance through the workflow', () => {
   it('survives SIGKILL of the worker while signing is pending: exactly one certificate', async () => {
     await worker.stop();
     // This worker pauses after persisting the TBS, so the activity is pending when it dies.
-    const doomed = await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '600000' });
+    const doomed = await cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 600_000 } });
     const csr = await opensslCsr(cf.home, 'crash', { subj: '/CN=crash.example.test', san: 'DNS:crash.example.test' });
     const out = join(cf.home, 'crash.pem');
     const requestId = `crash-${Date.now()}`;

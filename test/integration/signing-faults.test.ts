@@ -51,7 +51,7 @@ describe('signing with a slow or disappearing HSM (SoftHSM2)', { skip }, () => {
   it('a token slower than the heartbeat timeout: one attempt, one certificate', async () => {
     // 8 s per signature, with the heartbeat timeout at 5 s: without heartbeats Temporal
     // would time the attempt out and start a second one while the first is still signing.
-    const slow = await cf.startWorker({ CERTFLOW_FAULT_SLOW_TOKEN_MS: '8000' });
+    const slow = await cf.startWorker({}, { signingFaults: { slowTokenMs: 8000 } });
     try {
       const r = await cf.cli([
         'cert',

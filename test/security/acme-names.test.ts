@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import acme from 'acme-client';
-import { finalizeUpdate } from '../../workflows/index.ts';
+import { finalizeUpdate } from '../../workflows/api.ts';
 import {
   ACME_ERROR,
   authorizeHttp01,

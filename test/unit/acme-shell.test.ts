@@ -15,7 +15,6 @@ import {
   problem,
   problemFromError,
   problemTypeOf,
-  rateLimited,
   subproblem,
   termsChanged,
   type AcmeProblemType,
@@ -78,8 +77,20 @@ describe('ACME problems', () => {
     assert.equal(problem('malformed', 'gone', { status: 404 }).status, 404);
   });
 
-  it('rateLimited carries Retry-After; terms changes carry the terms Link and instance', () => {
-    assert.equal(rateLimited('slow down', 12.2).headers?.['Retry-After'], '13');
+  it('RA refusals with a problem type of their own keep it (rateLimited with Retry-After); terms changes carry the terms Link', () => {
+    const log = silentLog();
+    const limited = problemFromError(
+      new CaError('forbidden', 'slow down', { rule: 'acme.rateLimited', details: { retryAfterSeconds: 13 } }),
+      log,
+    );
+    assert.equal(limited.type, 'rateLimited');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers?.['Retry-After'], '13');
+    assert.equal(limited.detail, 'slow down');
+    const replaced = problemFromError(new CaError('conflict', 'replaced', { rule: 'acme.alreadyReplaced' }), log);
+    assert.deepEqual([replaced.type, replaced.status], ['alreadyReplaced', 409]);
+    const notReady = problemFromError(new CaError('forbidden', 'the order is pending', { rule: 'acme.orderNotReady' }), log);
+    assert.deepEqual([notReady.type, notReady.status], ['orderNotReady', 403]);
     const t = termsChanged('https://ca.example/tos/v2');
     assert.equal(t.type, 'userActionRequired');
     assert.equal(t.status, 403);

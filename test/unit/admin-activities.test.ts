@@ -21,7 +21,8 @@ import { loadConfig, type Config } from '../../src/config/index.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import * as auditLog from '../../src/db/repos/audit.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
-import { archiveAad, archiveKey } from '../../src/est/archive.ts';
+import { archiveAad } from '../../src/core/key-archive.ts';
+import { archiveServerKey } from '../../src/ra/enrollment.ts';
 import { bootstrapCa } from '../../src/temporal/worker.ts';
 import { makeCsr } from '../helpers/openssl.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
@@ -151,7 +152,7 @@ describe('audit entries from activities', () => {
       signing.issueCertificate({ requestId: 'req-archived', protocol: 'est', csr: csr('archived.example.test'), profile: 'tls-server' }),
     );
     const deviceKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'der' });
-    await archiveKey(db.pool, { serial: cert.serial, requestId: 'req-archived', pkcs8: deviceKey });
+    await archiveServerKey(db, { serial: cert.serial, requestId: 'req-archived', pkcs8: deviceKey });
     const recipient = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const recovery = createKeyRecoveryActivities(deps);
     const input = {

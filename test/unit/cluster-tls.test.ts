@@ -1,5 +1,6 @@
 /**
- * The cluster CA and Temporal's mTLS certificates (src/ca/cluster-tls.ts): made once,
+ * The cluster CA and Temporal's mTLS certificates (src/ca/cluster-tls.ts, audited by
+ * src/temporal/cluster-certs.ts): made once,
  * left alone while current, renewed when due or forced, each issuance audited; the
  * certificates verify with openssl against the cluster CA, with the purposes each side needs.
  * (test/integration/cluster.test.ts shows the frontend refusing a device's certificate.)
@@ -11,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { ensureClusterTls, renewalDue } from '../../src/ca/cluster-tls.ts';
+import { renewalDue } from '../../src/ca/cluster-tls.ts';
+import { ensureAuditedClusterTls as ensureClusterTls } from '../../src/temporal/cluster-certs.ts';
 import { clusterTlsFiles } from '../../src/config/index.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { runTool } from '../helpers/certflow.ts';

@@ -18,7 +18,15 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { IssuedCertificate, RequestProjection, StatusChangeInput } from '../../activities/types.ts';
 import { REQUEST_ENDING_KINDS, SERVER_FAULT_KINDS } from '../../src/core/errors.ts';
 import { workflowBundle } from '../../src/temporal/worker.ts';
-import { abandonUpdate, retryUpdate, type EnrollmentInput, type EnrollmentResult } from '../../workflows/index.ts';
+import {
+  abandonUpdate,
+  retryUpdate,
+  signingTaskQueue,
+  WORKFLOWS,
+  type EnrollmentInput,
+  type EnrollmentResult,
+  type WorkflowOf,
+} from '../../workflows/api.ts';
 import { REQUESTER_ERROR_TYPES } from '../../workflows/options.ts';
 import { eventually } from '../helpers/acme.ts';
 import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
@@ -60,7 +68,7 @@ describe('enrollment workflow: server faults keep the request, requester mistake
       }),
       await Worker.create({
         ...common,
-        taskQueue: `${taskQueue}-signing`,
+        taskQueue: signingTaskQueue(taskQueue),
         activities: {
           async issueCertificate(input: { requestId: string }) {
             const next = plan.get(input.requestId)?.shift();
@@ -101,9 +109,9 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     await connection?.close();
   });
 
-  function start(requestId: string, extra: Partial<EnrollmentInput> = {}): Promise<WorkflowHandle> {
-    return client.workflow.start('enrollmentWorkflow', {
-      workflowId: `est-${requestId}`,
+  function start(requestId: string, extra: Partial<EnrollmentInput> = {}) {
+    return client.workflow.start<WorkflowOf<typeof WORKFLOWS.enrollment>>(WORKFLOWS.enrollment.type, {
+      workflowId: WORKFLOWS.enrollment.id('est', requestId),
       taskQueue,
       args: [
         {

@@ -22,7 +22,7 @@ import type { Page } from '../pages.ts';
 import { can } from '../roles.ts';
 
 /** The table CMP clients live in once CMP (issue 9) lands. */
-export const CMP_CLIENTS_TABLE = 'cmp_clients';
+const CMP_CLIENTS_TABLE = 'cmp_clients';
 
 function estView(c: EstClientRow) {
   const { passwordHash: _hidden, ...rest } = c;

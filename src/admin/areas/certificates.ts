@@ -16,8 +16,9 @@ import * as requests from '../../db/repos/requests.ts';
 import * as revocationDb from '../../db/repos/revocation.ts';
 import * as cas from '../../db/repos/cas.ts';
 import { describeCertificate, describeKeyKind, describePublicKey, pemEncode } from '../../pki/index.ts';
-import { issueAndWait } from '../../temporal/issuance.ts';
-import { changeStatusAndWait } from '../../temporal/revocation.ts';
+import { requestWorkflowId as workflowIdOfRequest } from '../../../workflows/api.ts';
+import { issueAndWait } from '../../ra/enrollment.ts';
+import { changeStatusAndWait } from '../../ra/revocation.ts';
 import { Download, type AdminDeps, type ApiRequest, type ApiRoute, type Prop } from '../api.ts';
 import type { Actor, Principal } from '../auth.ts';
 import { apiForm, badge, fields, formatTime, html, input, link, query as qs, select, table, type Html } from '../html.ts';
@@ -38,7 +39,7 @@ export function normalizeSerial(s: string): string {
   return hex;
 }
 
-export const SEARCH_QUERY: Record<string, Prop> = {
+const SEARCH_QUERY: Record<string, Prop> = {
   serial: { type: 'string', description: 'hex prefix of the serial (colons allowed)', maxLength: 100 },
   subject: { type: 'string', description: 'part of the subject DN', maxLength: 200 },
   san: { type: 'string', description: 'part of a subject alternative name', maxLength: 200 },
@@ -57,7 +58,7 @@ export const SEARCH_QUERY: Record<string, Prop> = {
 
 const date = (v: unknown) => (typeof v === 'string' && v ? new Date(v) : undefined);
 
-export function searchFromQuery(q: Record<string, string | number | boolean | undefined>): consoleDb.CertificateSearch {
+function searchFromQuery(q: Record<string, string | number | boolean | undefined>): consoleDb.CertificateSearch {
   return {
     serial: q.serial ? normalizeSerial(String(q.serial)) : undefined,
     subject: q.subject as string | undefined,
@@ -87,7 +88,7 @@ async function getCert(deps: AdminDeps, serialArg: string): Promise<CertificateR
 async function requestWorkflowId(deps: AdminDeps, row: CertificateRow): Promise<string> {
   const request = await requests.get(deps.pool, row.requestId);
   if (request) return request.workflowId;
-  return row.protocol === 'acme' ? `acme-order-${row.requestId}` : `${row.protocol}-${row.requestId}`;
+  return workflowIdOfRequest(row.protocol, row.requestId);
 }
 
 function consoleState(row: CertificateRow): consoleDb.CertState {
@@ -106,7 +107,7 @@ function allowedActions(principal: Principal, row: CertificateRow): string[] {
   return [];
 }
 
-export async function certificateDetail(deps: AdminDeps, principal: Principal, serialArg: string) {
+async function certificateDetail(deps: AdminDeps, principal: Principal, serialArg: string) {
   const row = await getCert(deps, serialArg);
   const d = row.certDer ? describeCertificate(row.certDer) : undefined;
   const workflowId = await requestWorkflowId(deps, row);
@@ -154,12 +155,11 @@ export async function certificateDetail(deps: AdminDeps, principal: Principal, s
 }
 
 /** Revoke / hold / release through the revocation workflow; waits for the new CRL and OCSP responses. */
-export async function changeStatus(deps: AdminDeps, who: Actor, serialArg: string, action: StatusAction, reason?: string) {
+async function changeStatus(deps: AdminDeps, who: Actor, serialArg: string, action: StatusAction, reason?: string) {
   const row = await getCert(deps, serialArg);
   checkStatusChange(row, action);
   const r = await changeStatusAndWait(
-    deps.temporal,
-    deps.config,
+    deps,
     { serial: row.serial, action, reason: action === 'revoke' ? (reason ?? 'unspecified') : undefined, requester: who.actor },
     ACTION_TIMEOUT_MS,
   );
@@ -175,8 +175,7 @@ async function renew(deps: AdminDeps, who: Actor, serialArg: string) {
     });
   const requestId = `renew-${newId()}`;
   const result = await issueAndWait(
-    deps.temporal,
-    deps.config,
+    deps,
     {
       requestId,
       protocol: 'operator',

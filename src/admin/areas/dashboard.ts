@@ -1,5 +1,6 @@
 /** Dashboard (certificates by state, issuance per day, expiry, stuck requests, CRL/OCSP freshness, health) and the health page. */
 import { errorMessage } from '../../core/errors.ts';
+import { ping } from '../../db/locks.ts';
 import * as cas from '../../db/repos/cas.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import { countStuckAndWaiting, describeDuration } from '../../db/repos/stuck.ts';
@@ -54,10 +55,10 @@ async function queue(deps: AdminDeps, taskQueue: string, kind: 'workflow' | 'act
   }
 }
 
-export async function health(deps: AdminDeps) {
+async function health(deps: AdminDeps) {
   const t = deps.config.temporal;
   const [postgres, temporal, ...workers] = await Promise.all([
-    timed(() => deps.pool.query('SELECT 1')),
+    timed(() => ping(deps.pool)),
     timed(() => deps.temporal.workflowService.getSystemInfo({})),
     queue(deps, t.taskQueue, 'workflow'),
     queue(deps, t.taskQueue, 'activity'),
@@ -67,7 +68,7 @@ export async function health(deps: AdminDeps) {
   return { status: ok ? 'ok' : 'degraded', postgres, temporal, workers };
 }
 
-export async function dashboard(deps: AdminDeps, role: Role) {
+async function dashboard(deps: AdminDeps, role: Role) {
   const { pool, config } = deps;
   const [byState, perDay, expiring, counts, stuck, waiting, issuingCas, crls, ocsp, healthStatus] = await Promise.all([
     consoleDb.countByState(pool),
@@ -137,7 +138,7 @@ function issuanceChart(perDay: Array<{ day: string; protocol: string; count: num
   };
 }
 
-export function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
+function healthTable(h: Awaited<ReturnType<typeof health>>): Html {
   const rows: Array<[string, string, string]> = [
     ['Postgres', h.postgres.status, h.postgres.detail ?? `${h.postgres.latencyMs} ms`],
     ['Temporal', h.temporal.status, h.temporal.detail ?? `${h.temporal.latencyMs} ms`],

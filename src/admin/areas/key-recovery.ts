@@ -7,14 +7,11 @@
  */
 import { constants as cryptoConstants, createDecipheriv, createPrivateKey, generateKeyPair, privateDecrypt } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { RecoveredKey } from '../../../activities/types.ts';
 import { CaError } from '../../core/errors.ts';
-import { newId } from '../../core/ids.ts';
 import * as certificates from '../../db/repos/certificates.ts';
 import * as consoleDb from '../../db/repos/console.ts';
-import { archiveAad } from '../../est/archive.ts';
-import { unwrapWorkflowFailure, withDeadline } from '../../temporal/client.ts';
-import { searchAttributes } from '../../temporal/search-attributes.ts';
+import { archiveAad } from '../../core/key-archive.ts';
+import { recoverKey } from '../../ra/audit.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import type { Actor } from '../auth.ts';
 import { apiForm, badge, html, input, table } from '../html.ts';
@@ -27,19 +24,10 @@ async function recover(deps: AdminDeps, who: Actor, serialArg: string, passphras
   if (!(await certificates.get(deps.pool, serial)))
     throw new CaError('notFound', `no certificate with serial ${serial}`, { rule: 'certificate.unknown' });
   const recipient = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  const workflowId = `key-recovery-${newId()}`;
-  const handle = await deps.temporal.workflow.start('keyRecoveryWorkflow', {
-    workflowId,
-    taskQueue: deps.config.temporal.taskQueue,
-    args: [{ serial, requester: who.actor, recipientSpki: recipient.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') }],
-    typedSearchAttributes: searchAttributes({ protocol: 'operator', state: 'key-recovery', account: who.actor }),
-  });
-  const r = await withDeadline(`workflow ${workflowId}`, ACTION_TIMEOUT_MS, () => handle.result() as Promise<RecoveredKey>).catch(
-    (e: unknown) => {
-      throw CaError.is(e, 'unavailable')
-        ? new CaError('unavailable', `no worker answered within ${ACTION_TIMEOUT_MS / 1000} s (workflow ${workflowId})`)
-        : unwrapWorkflowFailure(e);
-    },
+  const r = await recoverKey(
+    deps,
+    { serial, requester: who.actor, recipientSpki: recipient.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') },
+    ACTION_TIMEOUT_MS,
   );
   const aesKey = privateDecrypt(
     { key: recipient.privateKey, padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
@@ -57,7 +45,7 @@ async function recover(deps: AdminDeps, who: Actor, serialArg: string, passphras
     serial,
     requestId: r.requestId,
     keyType: key.asymmetricKeyType,
-    workflowId,
+    workflowId: r.workflowId,
     encryptedPrivateKey: pem,
     message: `recovered the ${key.asymmetricKeyType} key of ${serial}, encrypted under your passphrase:\n${pem}`,
   };

@@ -6,7 +6,7 @@
 import type { NotificationsConfig } from '../../config/index.ts';
 import { nothingToTest } from '../../notifications/notices.ts';
 import * as repo from '../../db/repos/notifications.ts';
-import { retryDelivery, testAndWait } from '../../temporal/notifications.ts';
+import { retryDelivery, testAndWait } from '../../ra/notifications.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record } from '../auth.ts';
 import { apiForm, badge, fields, html, table } from '../html.ts';
@@ -14,7 +14,7 @@ import type { Page } from '../pages.ts';
 import { can } from '../roles.ts';
 
 /** The configuration as shown: addresses and URLs, never the SMTP password or a webhook secret. */
-export function notificationsView(n: NotificationsConfig) {
+function notificationsView(n: NotificationsConfig) {
   const smtp = n.smtp && new URL(n.smtp.url);
   return {
     smtp: smtp
@@ -43,7 +43,7 @@ const channelProp = { type: 'string', enum: ['email', 'webhook'] } as const;
 async function sendTest(deps: AdminDeps, who: { actor: string }, channel: 'email' | 'webhook') {
   const none = nothingToTest(deps.config.notifications, channel);
   if (none) return { ok: false, message: none, outcomes: [] };
-  const outcomes = await testAndWait(deps.temporal, deps.config, channel, who.actor, 60_000);
+  const outcomes = await testAndWait(deps, { channel, requester: who.actor }, 60_000);
   const failed = outcomes.filter((o) => o.status !== 'delivered');
   const message = failed.length
     ? `test FAILED for ${failed.map((o) => `${o.target} (${o.detail})`).join('; ')}`
@@ -109,7 +109,7 @@ export function notificationsArea(): { routes: ApiRoute[]; pages: Page[] } {
       tag: 'notifications',
       summary: 'Try a dead-lettered delivery again (after fixing the receiver or the mail settings)',
       async handler({ deps, who, params }) {
-        const r = await retryDelivery(deps.temporal, deps.pool, deps.config, params.id!);
+        const r = await retryDelivery(deps, params.id!);
         await record(deps.pool, who, 'notifications.retry', params.id!, { workflowId: r.workflowId });
         return { ...r, message: `delivery ${params.id} is being tried again` };
       },

@@ -11,7 +11,7 @@ import type { Page, PageRequest } from '../pages.ts';
 import { certLink } from './links.ts';
 import { toCsv } from './csv.ts';
 
-export const REPORT_TYPES = ['all', 'active', 'revoked', 'suspended', 'expired', 'expiring'] as const;
+const REPORT_TYPES = ['all', 'active', 'revoked', 'suspended', 'expired', 'expiring'] as const;
 type ReportType = (typeof REPORT_TYPES)[number];
 
 const REPORT_QUERY: Record<string, Prop> = {
@@ -58,7 +58,7 @@ function searchFor(q: Record<string, string | number | boolean | undefined>): { 
   return { type, search };
 }
 
-export async function certificateReport(deps: AdminDeps, q: Record<string, string | number | boolean | undefined>) {
+async function certificateReport(deps: AdminDeps, q: Record<string, string | number | boolean | undefined>) {
   const { type, search } = searchFor(q);
   const [result, byCa, byProfile, byMonth] = await Promise.all([
     consoleDb.searchCertificates(deps.pool, search),

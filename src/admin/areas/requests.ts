@@ -1,12 +1,12 @@
 /**
  * Requests: ACME orders and EST/CMP/operator enrollments with state filters, the stuck ones
  * (src/db/repos/stuck.ts) first and why they wait; the stuck and the waiting ones on their
- * own; retry (src/temporal/retry.ts, as `certflow requests|orders retry`) and order cancel
+ * own; retry (src/ra/approvals.ts, as `certflow requests|orders retry`) and order cancel
  * (the order workflow's Update, as `certflow orders cancel`); the approvals queue (the
  * enrollment workflow's decide Update, as `certflow approvals` sends it).
  */
 import { CaError, errorMessage } from '../../core/errors.ts';
-import { workflowIds } from '../../core/ids.ts';
+import { authzWorkflowId, WORKFLOWS } from '../../../workflows/api.ts';
 import * as orders from '../../db/repos/acme-orders.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import { REQUEST_STATES } from '../../db/repos/requests.ts';
@@ -19,11 +19,8 @@ import {
   waitingRequests,
   type RequestCondition,
 } from '../../db/repos/stuck.ts';
-import { awaitingApproval, decideRequest } from '../../temporal/approvals.ts';
-import { withDeadline } from '../../temporal/client.ts';
-import { cancelOrder } from '../../temporal/orders.ts';
-import { retryRequest } from '../../temporal/retry.ts';
-import { searchAttributeKeys } from '../../temporal/search-attributes.ts';
+import { cancelOrder, orderLastError } from '../../ra/acme.ts';
+import { awaitingApproval, decideRequest, retryRequest } from '../../ra/approvals.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record, type Actor } from '../auth.ts';
 import { apiForm, badge, fields, html, input, link, select, table } from '../html.ts';
@@ -57,7 +54,7 @@ async function listOrders(deps: AdminDeps, q: { state?: string; stuck?: boolean;
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
     expiresAt: o.expiresAt,
-    workflowId: workflowIds.acmeOrder(o.id),
+    workflowId: WORKFLOWS.acmeOrder.id(o.id),
   }));
 }
 
@@ -79,10 +76,9 @@ async function orderDetail(deps: AdminDeps, id: string) {
     stuckRequests(deps.pool, deps.config.stuck, { ids: [id], protocol: 'acme' }),
     waitingRequests(deps.pool, deps.config.stuck, { ids: [id], protocol: 'acme' }),
   ]);
-  let lastError: string | null = null;
+  let lastError: string | null;
   try {
-    const d = await withDeadline('Temporal', 3000, () => deps.temporal.workflow.getHandle(workflowIds.acmeOrder(id)).describe());
-    lastError = d.typedSearchAttributes.get(searchAttributeKeys.lastError) ?? null;
+    lastError = await orderLastError(deps, id);
   } catch (e) {
     lastError = `(Temporal: ${errorMessage(e)})`;
   }
@@ -93,18 +89,15 @@ async function orderDetail(deps: AdminDeps, id: string) {
     lastError,
     /** Stuck or waiting, by the one definition (src/db/repos/stuck.ts); null: moving along or finished. */
     condition: stuck[0] ?? waiting[0] ?? null,
-    workflowId: workflowIds.acmeOrder(o.id),
+    workflowId: WORKFLOWS.acmeOrder.id(o.id),
     // Authorizations an order created live in its workflow; the others have their own.
-    authorizations: authzs.map((a) => ({
-      ...a,
-      workflowId: a.ownerOrderId === o.id ? workflowIds.acmeOrder(o.id) : workflowIds.acmeAuthz(a.id),
-    })),
+    authorizations: authzs.map((a) => ({ ...a, workflowId: authzWorkflowId(o.id, a) })),
   };
 }
 
 /** Signs again or validates again now (as `certflow orders retry` / `requests retry`). */
 async function retry(deps: AdminDeps, who: Actor, kind: 'order' | 'request', id: string) {
-  const done = await retryRequest(deps.temporal, deps.pool, { id, kind }, who.actor);
+  const done = await retryRequest(deps, deps.pool, { id, kind }, who.actor);
   await record(
     deps.pool,
     who,
@@ -118,14 +111,14 @@ async function retry(deps: AdminDeps, who: Actor, kind: 'order' | 'request', id:
 /** Makes an unfinished order invalid (as `certflow orders cancel`). */
 async function cancel(deps: AdminDeps, who: Actor, id: string, reason?: string) {
   if (!(await orders.getOrder(deps.pool, id))) throw new CaError('notFound', `no ACME order ${id}`, { rule: 'order.unknown' });
-  await cancelOrder(deps.temporal, id, who.actor, reason);
+  await cancelOrder(deps, id, who.actor, reason);
   await record(deps.pool, who, 'order.cancel', id, { reason });
   return { message: `order ${id} canceled` };
 }
 
 async function decideAsUser(deps: AdminDeps, who: Actor, id: string, approve: boolean, reason?: string) {
   // Audited by the workflow's projection (request.approve / request.reject, actor = who.actor).
-  const state = await decideRequest(deps.pool, deps.temporal, id, { approve, by: who.actor, reason });
+  const state = await decideRequest(deps, id, { approve, by: who.actor, reason });
   return { id, state, message: approve ? `approved ${id}: it is being signed` : `rejected ${id}` };
 }
 

@@ -3,7 +3,7 @@ import { CaError } from '../../core/errors.ts';
 import * as cas from '../../db/repos/cas.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import { pemEncode } from '../../pki/index.ts';
-import { refreshAndWait } from '../../temporal/revocation.ts';
+import { refreshAndWait } from '../../ra/revocation.ts';
 import { Download, type AdminDeps, type ApiRoute } from '../api.ts';
 import type { Actor } from '../auth.ts';
 import { apiForm, badge, fields, html, link, select, table } from '../html.ts';
@@ -17,7 +17,7 @@ async function generate(deps: AdminDeps, who: Actor, caName?: string) {
     const ca = await cas.get(deps.pool, caName);
     if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `no issuing CA named "${caName}"`, { rule: 'ca.unknown' });
   }
-  const r = await refreshAndWait(deps.temporal, deps.config, { force: true, caName, requester: who.actor }, ACTION_TIMEOUT_MS);
+  const r = await refreshAndWait(deps, { force: true, caName, requester: who.actor }, ACTION_TIMEOUT_MS);
   return {
     ...r,
     message:

@@ -24,7 +24,7 @@ function actionPath(action: RequestAction, e: Pick<RequestCondition, 'kind' | 'i
 }
 
 /** The actions of the request that `role` may use (every one needs requests:manage). */
-export function allowedActions(role: Role, e: RequestCondition): Array<{ action: RequestAction; method: 'POST'; path: string }> {
+function allowedActions(role: Role, e: RequestCondition): Array<{ action: RequestAction; method: 'POST'; path: string }> {
   if (!can(role, 'requests:manage')) return [];
   return e.actions.map((action) => ({ action, method: 'POST' as const, path: actionPath(action, e) }));
 }

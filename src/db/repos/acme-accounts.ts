@@ -4,10 +4,23 @@
  * the RFC 7638 thumbprint of its key, which is unique per ACME alias.
  */
 import type { JWK } from 'jose';
-import type { AcmeAccount } from '../../acme/api.ts';
 import { CaError } from '../../core/errors.ts';
 import { notify } from '../listen.ts';
 import type { Queryable } from '../pool.ts';
+
+/** An ACME account as stored (table acme_accounts). */
+export interface AcmeAccount {
+  id: string;
+  alias: string;
+  jwk: JWK;
+  /** RFC 7638 thumbprint (base64url) of the account key: the key authorization's suffix. */
+  thumbprint: string;
+  status: 'valid' | 'deactivated' | 'revoked';
+  contact: string[];
+  tosAgreed: string | null;
+  eabKid: string | null;
+  createdAt: Date;
+}
 
 export type AcmeAccountStatus = AcmeAccount['status'];
 

@@ -9,6 +9,7 @@
  * validation (beginValidation / completeValidation), deactivation and issuance
  * (lockForIssuance). Whoever commits first wins; the loser sees the winner's result.
  */
+import { lockForTransaction } from '../locks.ts';
 import type { Queryable } from '../pool.ts';
 import { CaError } from '../../core/errors.ts';
 import type { AcmeIdentifier, AuthzRecord, AuthzStatus, OrderRecord, OrderStatus, Problem } from '../../../activities/acme-types.ts';
@@ -126,7 +127,7 @@ export async function openOrderIds(db: Queryable, accountId: string): Promise<st
  * concurrency. Keys are locked in a fixed order (account first, then domains sorted).
  */
 export async function lockRateKey(db: Queryable, key: string): Promise<void> {
-  await db.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`certflow:acme-rate:${key}`]);
+  await lockForTransaction(db, `certflow:acme-rate:${key}`);
 }
 
 /** New orders and pre-authorizations (newAuthz) of the account since `since`. */
@@ -316,18 +317,6 @@ export async function insertOrder(db: Queryable, o: OrderRecord & { registeredDo
     if (pgErr.code === '23505' && pgErr.constraint === 'acme_orders_replaces_uniq') throw new AlreadyReplacedError(o.replaces ?? '', e);
     throw e;
   }
-}
-
-/** Removes an order (and the authorizations it created) whose workflow could not be started. */
-export async function deleteUnstartedOrder(db: Queryable, orderId: string, authzIds: string[]): Promise<void> {
-  await db.query('DELETE FROM acme_orders WHERE id = $1', [orderId]);
-  await deleteUnstartedAuthzs(db, authzIds);
-}
-
-export async function deleteUnstartedAuthzs(db: Queryable, authzIds: string[]): Promise<void> {
-  if (!authzIds.length) return;
-  await db.query('DELETE FROM acme_challenges WHERE authz_id = ANY($1)', [authzIds]);
-  await db.query('DELETE FROM acme_authzs WHERE id = ANY($1)', [authzIds]);
 }
 
 // ---- validation (the validation activity) ----

@@ -62,7 +62,7 @@ export interface AuditRow {
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The role recorded for actors that are not console users: what kind of actor it is. */
-export function defaultRole(actor: string): string | null {
+function defaultRole(actor: string): string | null {
   const kind = actor.split(':')[0];
   if (kind === 'operator') return 'cli';
   if (kind === 'acme' || kind === 'est' || kind === 'cmp') return 'client';

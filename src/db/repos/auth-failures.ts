@@ -40,11 +40,3 @@ export async function settle(
   const r = rows[0]!;
   return { lockedNow: r.locked_now, failures: r.failures, lockedUntil: r.locked_until };
 }
-
-/** Forgets every count (tests, and an operator who unlocks everything). */
-export async function clear(db: Queryable, keyPrefix = ''): Promise<number> {
-  const { rowCount } = await db.query("DELETE FROM auth_failures WHERE key LIKE $1 || '%'", [
-    keyPrefix.replace(/[\\%_]/g, (c) => `\\${c}`),
-  ]);
-  return rowCount ?? 0;
-}

@@ -7,7 +7,7 @@ import { CaError } from '../../core/errors.ts';
 import type { Queryable } from '../pool.ts';
 
 export type CertStatus = 'signing' | 'valid' | 'revoked' | 'hold';
-export const CERT_STATUSES: readonly CertStatus[] = ['signing', 'valid', 'revoked', 'hold'];
+const CERT_STATUSES: readonly CertStatus[] = ['signing', 'valid', 'revoked', 'hold'];
 
 export interface CertificateRow {
   /** Lower-case hex. */

@@ -130,11 +130,3 @@ export async function answer(
   const stored = await get(db, transactionId);
   return stored && stored.lastRequestHash.equals(Buffer.from(requestHash)) ? stored.lastResponse : null;
 }
-
-/** Newest first. */
-export async function list(db: Queryable, opts: { limit?: number } = {}): Promise<CmpTransactionRow[]> {
-  const { rows } = await db.query<DbRow>(`SELECT ${COLUMNS} FROM cmp_transactions ORDER BY created_at DESC LIMIT $1`, [
-    Math.min(Math.max(opts.limit ?? 100, 1), 1000),
-  ]);
-  return rows.map(toRow);
-}

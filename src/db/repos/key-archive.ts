@@ -1,6 +1,6 @@
 /**
  * Key archive (tables `archive_keys`, `archived_keys`): the public halves of the archive
- * keys, and server-generated private keys encrypted under them (see src/est/archive.ts).
+ * keys, and server-generated private keys encrypted under them (sealed by src/ra/enrollment.ts, opened by activities/key-archive.ts).
  */
 import type { Queryable } from '../pool.ts';
 

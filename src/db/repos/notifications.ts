@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import type { NotificationChannel } from '../../../activities/types.ts';
 import { withTransaction, type Queryable } from '../pool.ts';
 
-export type Channel = 'email' | 'webhook';
+export type Channel = NotificationChannel;
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
 
 export interface NewNotice {
@@ -170,16 +171,6 @@ export async function listDeliveries(
     [q.status ?? null, q.channel ?? null, q.noticeIds ?? null, Math.min(Math.max(q.limit ?? 100, 1), 10_000)],
   );
   return rows.map((r) => ({ ...toDelivery(r), type: r.type as string, subject: r.subject as string }));
-}
-
-export async function listAttempts(
-  db: Queryable,
-  deliveryId: string,
-): Promise<Array<{ attempt: number; at: Date; ok: boolean; detail: string }>> {
-  const { rows } = await db.query('SELECT attempt, at, ok, detail FROM notice_attempts WHERE delivery_id = $1 ORDER BY attempt', [
-    deliveryId,
-  ]);
-  return rows as Array<{ attempt: number; at: Date; ok: boolean; detail: string }>;
 }
 
 /** Deliveries by channel and status, and how long the oldest pending one has waited (/metrics). */

@@ -22,7 +22,7 @@
  * one query), and classifyRequest() applies them to one request without a database.
  */
 import type { StuckBounds } from '../../config/index.ts';
-import { workflowIds } from '../../core/ids.ts';
+import { WORKFLOWS } from '../../../workflows/api.ts';
 import type { Queryable } from '../pool.ts';
 
 export const PROTOCOLS = ['acme', 'est', 'cmp', 'operator'] as const;
@@ -220,7 +220,7 @@ async function conditions(db: Queryable, bounds: StuckBounds, which: 'stuck' | '
       seconds: Math.max(0, Math.round(r.seconds)),
       boundSeconds: stuck ? Number(r.after_seconds) : 0,
       lastError: r.last_error,
-      workflowId: r.workflow_id ?? workflowIds.acmeOrder(r.id),
+      workflowId: r.workflow_id ?? WORKFLOWS.acmeOrder.id(r.id),
       label: r.label,
       requester: r.requester,
       profile: r.profile,

@@ -11,8 +11,7 @@ import { bytesOf, encodeDer, parseDer } from '../der.ts';
 
 export type Node = asn1js.AsnType;
 
-export const UNIVERSAL = 1;
-export const CONTEXT = 3;
+const CONTEXT = 3;
 
 /** A structure that cannot be read: CaError('malformed', rule cmp.asn1). */
 export function bad(what: string, why: string): never {

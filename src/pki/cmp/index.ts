@@ -22,27 +22,24 @@ import {
   toDerBytes,
   fromDer,
   derOf,
-  readTime,
   generalizedTime,
   nullNode,
 } from './asn1.ts';
 export { fromDer } from './asn1.ts';
-import { AttributeTypeAndValue, CertTemplate } from '../crmf/structures.ts';
+import { AttributeTypeAndValue } from '../crmf/structures.ts';
 
 export * from './structures.ts';
 export * from './protection.ts';
 export {
-  CertId,
   CertReqMessages,
   CertReqMsg,
   CertRequest,
   CertTemplate,
   AttributeTypeAndValue,
-  OptionalValidity,
   POPOSigningKey,
   ProofOfPossession,
 } from '../crmf/structures.ts';
-export { readCertReqMsg, parseCrmfRequest, nameAttrs, sameSubject, OLD_CERT_ID_OID, type CrmfRequest } from '../crmf/request.ts';
+export { readCertReqMsg, parseCrmfRequest, nameAttrs, sameSubject, type CrmfRequest } from '../crmf/request.ts';
 
 /** id-it-* InfoTypeAndValue types (RFC 9810 5.3.19, RFC 9483 4.3). */
 export const INFO_TYPES = {
@@ -68,8 +65,6 @@ export const INFO_TYPES = {
   crlStatusList: '1.3.6.1.5.5.7.4.22',
   crls: '1.3.6.1.5.5.7.4.23',
 } as const;
-
-export const INFO_TYPE_NAMES: Record<string, string> = Object.fromEntries(Object.entries(INFO_TYPES).map(([n, o]) => [o, n]));
 
 /** id-regCtrl-algId and id-regCtrl-rsaKeyLen (RFC 9483 4.3.3) for certReqTemplate keySpec. */
 export const REG_CTRL = { algId: '1.3.6.1.5.5.7.5.1.11', rsaKeyLen: '1.3.6.1.5.5.7.5.1.12' } as const;
@@ -106,16 +101,6 @@ export function certIssuerAndSerial(certDer: Uint8Array): { issuer: Uint8Array; 
 /** GeneralName directoryName [4] of a DER Name. */
 export function directoryName(nameDer: Uint8Array): Uint8Array {
   return toDerBytes(ctxExplicit(4, nodeOf(nameDer)));
-}
-
-/** The DER Name inside a GeneralName, when it is a directoryName. */
-export function directoryNameOf(generalNameDer: Uint8Array): Uint8Array | undefined {
-  try {
-    const gn = new pkijs.GeneralName({ schema: fromDer(generalNameDer, 'a GeneralName') });
-    return gn.type === 4 ? encodeDer((gn.value as pkijs.RelativeDistinguishedNames).toSchema()) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** DER SEQUENCE OF CMPCertificate (the value of caCerts, crls). */
@@ -156,19 +141,9 @@ export function utf8Sequence(texts: string[]): Uint8Array {
   return toDerBytes(seq(texts.map((t) => utf8(t))));
 }
 
-/** A certificate template with only extensions set (certReqTemplate). */
-export function templateWithExtensions(extensionsDer: Uint8Array | undefined, subjectDer?: Uint8Array): CertTemplate {
-  return new CertTemplate({ extensions: extensionsDer, subject: subjectDer });
-}
-
 /** AttributeTypeAndValue for a keySpec entry. */
 export function keySpec(type: string, valueDer: Uint8Array): AttributeTypeAndValue {
   return new AttributeTypeAndValue(type, valueDer);
-}
-
-/** Reads a Time (UTCTime/GeneralizedTime) DER. */
-export function readTimeDer(der: Uint8Array): Date {
-  return readTime(fromDer(der, 'a time'), 'a time');
 }
 
 /** The reasonCode (RFC 5280 5.3.1) of an rr's crlEntryDetails, if present. */
@@ -187,16 +162,6 @@ export function crlEntryReasonCode(extensionsDer: Uint8Array | undefined): numbe
   const v = (node as { valueBlock?: { valueDec?: number } }).valueBlock?.valueDec;
   if (typeof v !== 'number') throw new CaError('malformed', 'reasonCode is not an ENUMERATED', { rule: 'cmp.asn1' });
   return v;
-}
-
-/** A DER reasonCode extension list for an rr (clients, tests). */
-export function crlEntryDetailsFor(reasonCode: number): Uint8Array {
-  const ext = new pkijs.Extension({
-    extnID: '2.5.29.21',
-    critical: false,
-    extnValue: toDerBytes(new asn1js.Enumerated({ value: reasonCode })).slice().buffer,
-  });
-  return toDerBytes(seq([ext.toSchema()]));
 }
 
 /** DER of a structure (a CertReqMsg keeps the received bytes of its certReq). */

@@ -13,7 +13,7 @@ import { Cursor, nodeOf, readOid, seq, oid, sequence, toDerBytes } from './asn1.
 import { deriveMacKey, type Hash, type MacKeyDerivation } from './kdf.ts';
 import { PBMParameter, Pbmac1Params, type PKIMessage } from './structures.ts';
 
-export const PROTECTION_OIDS = {
+const PROTECTION_OIDS = {
   passwordBasedMac: '1.2.840.113533.7.66.13',
   pbmac1: '1.2.840.113549.1.5.14',
 } as const;
@@ -36,8 +36,8 @@ const HMAC: Record<string, Hash> = {
   '1.2.840.113549.2.11': 'sha512',
 };
 
-export const HASH_OIDS: Record<Hash, string> = Object.fromEntries(Object.entries(OWF).map(([o, h]) => [h, o])) as Record<Hash, string>;
-export const HMAC_OIDS: Record<'hmac-sha1' | Hash, string> = {
+const HASH_OIDS: Record<Hash, string> = Object.fromEntries(Object.entries(OWF).map(([o, h]) => [h, o])) as Record<Hash, string>;
+const HMAC_OIDS: Record<'hmac-sha1' | Hash, string> = {
   'hmac-sha1': '1.3.6.1.5.5.8.1.2',
   sha1: '1.2.840.113549.2.7',
   sha224: '1.2.840.113549.2.8',
@@ -49,7 +49,7 @@ export const HMAC_OIDS: Record<'hmac-sha1' | Hash, string> = {
 const HASH_BYTES: Record<Hash, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
 
 /** RFC 4211 4.4 requires at least 100 iterations; the maximum bounds the work one message can cause. */
-export const MIN_ITERATIONS = 100;
+const MIN_ITERATIONS = 100;
 
 export type Protection =
   | { type: 'pbm'; params: PBMParameter; owf: Hash; mac: Hash; name: string }

@@ -18,9 +18,9 @@ import { fromDer } from '../cmp/asn1.ts';
 import { CertId, CertReqMsg, type CertTemplate } from './structures.ts';
 
 /** id-regCtrl-oldCertID (RFC 4211 6.5): the certificate a kur replaces. */
-export const OLD_CERT_ID_OID = '1.3.6.1.5.5.7.5.1.5';
+const OLD_CERT_ID_OID = '1.3.6.1.5.5.7.5.1.5';
 
-export function badTemplate(why: string): never {
+function badTemplate(why: string): never {
   throw new CaError('badCSR', `the certificate template ${why}`, { rule: 'crmf.template' });
 }
 

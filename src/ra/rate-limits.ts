@@ -1,5 +1,6 @@
 /**
- * ACME rate limits, counted atomically: each limit takes a transaction-scoped advisory lock
+ * ACME rate limits (owned by the RA: checked in the transactions that insert orders,
+ * authorizations and accounts), counted atomically: each limit takes a transaction-scoped advisory lock
  * on its key (the account, the registered domain, the client address), counts, and the
  * caller inserts the new row in the same transaction, so that N concurrent requests against
  * a limit of L give exactly L successes. Keys are locked in a fixed order (account first,
@@ -14,10 +15,10 @@
 import { getDomain } from 'tldts';
 import type { AcmeIdentifier } from '../../activities/acme-types.ts';
 import type { AcmeConfig } from '../config/index.ts';
+import { CaError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import * as accounts from '../db/repos/acme-accounts.ts';
 import * as orders from '../db/repos/acme-orders.ts';
-import { rateLimited } from './problems.ts';
 
 const HOUR = 3600_000;
 const WEEK = 7 * 24 * HOUR;
@@ -25,13 +26,21 @@ const WEEK = 7 * 24 * HOUR;
 type Limits = AcmeConfig['rateLimits'];
 
 /** The registered domain (eTLD+1) of a DNS name; the name itself when it has none (e.g. "localhost"). */
-export function registeredDomain(name: string): string {
+function registeredDomain(name: string): string {
   return getDomain(name, { allowPrivateDomains: true }) ?? name;
 }
 
 /** The per-domain limit keys of an order's identifiers: registered domains and IP addresses, sorted. */
-export function limitKeys(identifiers: AcmeIdentifier[]): string[] {
+function limitKeys(identifiers: AcmeIdentifier[]): string[] {
   return [...new Set(identifiers.map((i) => (i.type === 'dns' ? registeredDomain(i.value.replace(/^\*\./, '')) : i.value)))].sort();
+}
+
+/** A refusal by a rate limit: ACME renders the rule as rateLimited, with Retry-After from details.retryAfterSeconds. */
+function rateLimited(detail: string, retryAfterSeconds: number): CaError {
+  return new CaError('forbidden', detail, {
+    rule: 'acme.rateLimited',
+    details: { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterSeconds)) },
+  });
 }
 
 function check(count: { count: number; oldest: Date | null }, limit: number, windowMs: number, what: string): void {

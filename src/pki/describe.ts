@@ -1,5 +1,5 @@
-import { describeKeyKind, formatDn, parseCsr, sanList, type ParsedCsr } from '../pki/index.ts';
-import { parseCrmfRequest } from '../pki/cmp/index.ts';
+import { describeKeyKind, formatDn, parseCsr, sanList, type ParsedCsr } from './index.ts';
+import { parseCrmfRequest } from './cmp/index.ts';
 
 /** A stored request (PKCS#10, or a CMP CertReqMsg), or undefined when it cannot be read. */
 function parseRequest(csrDer: Uint8Array): ParsedCsr | undefined {

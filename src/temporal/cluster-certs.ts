@@ -1,9 +1,9 @@
 /**
  * `certflow cluster certs`: the cluster CA's certificates for Temporal's mTLS
- * (src/ca/cluster-tls.ts), issued or renewed as needed, under a cluster-wide lock. A
- * process of its own (the supervisor runs it before the Temporal server starts and once a
- * day; docker-compose.yml's temporal-certs service runs it once): it opens the CA key
- * store, which the supervisor itself never does.
+ * (src/ca/cluster-tls.ts), issued or renewed as needed, under a cluster-wide lock, each
+ * one audited. A process of its own (the supervisor runs it before the Temporal server
+ * starts and once a day; docker-compose.yml's temporal-certs service runs it once): like
+ * the worker, it opens the CA key store, which the supervisor and the servers never do.
  */
 import { chownSync } from 'node:fs';
 import type { Config } from '../config/index.ts';
@@ -12,7 +12,22 @@ import { ensureClusterTls, type ClusterTlsResult } from '../ca/cluster-tls.ts';
 import { createLogger } from '../core/logger.ts';
 import { withAdvisoryLock } from '../db/locks.ts';
 import { openDatabase } from '../db/open.ts';
+import type { Queryable } from '../db/pool.ts';
+import { audit } from '../db/repos/audit.ts';
 import { openKeyStore } from '../keys/index.ts';
+
+/** ensureClusterTls with every certificate it issues written to the audit log (`cluster-tls.issue`). */
+export function ensureAuditedClusterTls(
+  args: Omit<Parameters<typeof ensureClusterTls>[0], 'onIssued'> & { db: Queryable },
+): Promise<ClusterTlsResult> {
+  const { db, ...rest } = args;
+  return ensureClusterTls({
+    ...rest,
+    onIssued: async (purpose, serial, details) => {
+      await audit(db, { actor: 'system:cluster', action: 'cluster-tls.issue', object: serial, details: { purpose, ...details } });
+    },
+  });
+}
 
 export async function runClusterCerts(
   config: Config,
@@ -24,7 +39,7 @@ export async function runClusterCerts(
     const keys = await openKeyStore(config, { warn: (m) => opts.say(m) });
     try {
       const result = await withAdvisoryLock(pool, 'cluster-tls', () =>
-        ensureClusterTls({
+        ensureAuditedClusterTls({
           dir: opts.dir ?? temporalTlsDir(config.home),
           keys,
           keyAlg: config.ca.keyAlg,

@@ -1,0 +1,55 @@
+/**
+ * `certflow worker` with a misbehaving key store, for tests (faults stay out of the
+ * product): run by TestInstance.startWorker(env, { signingFaults }) as
+ * `node bin/run-ts.js test/helpers/faulty-worker.ts '<SigningFaults JSON>'`. The faults hit
+ * only the certificate signatures of the issueCertificate activity (not CRLs, OCSP or the
+ * CA bootstrap), inside the production signing path, which heartbeats while it waits.
+ */
+import { Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { notifyReady } from '../../src/cli/node-child.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import type { KeyStore } from '../../src/keys/types.ts';
+import { startWorker } from '../../src/temporal/worker.ts';
+
+export interface SigningFaults {
+  /** A signature waits this long before the token is asked (the TBS is persisted by then: crash tests kill the worker here). */
+  pauseBeforeSignMs?: number;
+  /** A signature takes this long, like a busy HSM in C_Sign (longer than the heartbeat timeout). */
+  slowTokenMs?: number;
+}
+
+function inIssueCertificate(): boolean {
+  try {
+    return Context.current().info.activityType === 'issueCertificate';
+  } catch {
+    return false; // not in an activity (CA bootstrap)
+  }
+}
+
+export function faultyKeyStore(keys: KeyStore, faults: SigningFaults): KeyStore {
+  return {
+    backend: keys.backend,
+    generate: (...a) => keys.generate(...a),
+    get: (...a) => keys.get(...a),
+    decrypt: (...a) => keys.decrypt(...a),
+    close: () => keys.close(),
+    async sign(id, alg, data) {
+      if (inIssueCertificate()) await sleep((faults.pauseBeforeSignMs ?? 0) + (faults.slowTokenMs ?? 0));
+      return keys.sign(id, alg, data);
+    },
+  };
+}
+
+if (process.argv[1]?.endsWith('faulty-worker.ts')) {
+  const faults = JSON.parse(process.argv[2] ?? '{}') as SigningFaults;
+  const config = loadConfig();
+  const log = createLogger('worker', config.logLevel);
+  const worker = await startWorker(config, log, { wrapKeyStore: (keys) => faultyKeyStore(keys, faults) });
+  process.once('SIGTERM', () => void worker.shutdown());
+  process.once('SIGINT', () => void worker.shutdown());
+  notifyReady();
+  await worker.done;
+  process.exit(0);
+}
