@@ -234,7 +234,7 @@ describe('notifications by e-mail and webhook', () => {
   it('tells a stuck request and an audit log that no longer verifies, once each', async () => {
     // A worker that takes a minute to sign: the request stays in "signing" past its 2 s bound.
     await worker.stop();
-    const slow = await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '60000' });
+    const slow = await cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 60_000 } });
     const csr = await opensslCsr(cf.home, 'slow', { subj: '/CN=slow.example.test', san: 'DNS:slow.example.test' });
     const pending = cf.cliStart(['--json', 'cert', 'issue', '--csr', csr, '--timeout', '120']);
     const deadline = Date.now() + 30_000;
@@ -329,7 +329,12 @@ describe('notifications by e-mail and webhook', () => {
     "Settings -> Notifications: Administrators see dead letters, send a test, retry; others can't",
     { skip: toolsSkip(CHROMIUM) },
     async () => {
-      const made = await json(['tokens', 'create', '--name', 'setup', '--role', 'ca-admin']);
+      // API tokens belong to a console user.
+      const setup = await cf.cli(['users', 'add', '--name', 'n-setup', '--role', 'ca-admin', '--password', '-'], {
+        input: `${PASSWORD}\n`,
+      });
+      assert.equal(setup.code, 0, setup.stderr);
+      const made = await json(['tokens', 'create', '--name', 'setup', '--user', 'n-setup']);
       const api = new AdminClient(cf.adminPort, await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8'));
       for (const [name, role] of [
         ['n-admin', 'admin'],

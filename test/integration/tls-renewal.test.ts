@@ -34,7 +34,7 @@ describe('own certificates shared by two servers: one renewal, both serve it', (
     cf = await createInstance({ CERTFLOW_TLS_CHECK_SECONDS: '1' });
     // Signing takes a moment longer than the servers' checks are apart, so that both
     // servers see a renewal due before either has finished it: the race, every time.
-    await cf.startWorker({ CERTFLOW_FAULT_PAUSE_BEFORE_SIGN_MS: '2500' });
+    await cf.startWorker({}, { signingFaults: { pauseBeforeSignMs: 2500 } });
     await cf.startServer();
     ports = [cf.httpsPort, await freePort()];
     await cf.startServer({ CERTFLOW_HTTPS_PORT: String(ports[1]), CERTFLOW_HTTP_PORT: String(await freePort()) });

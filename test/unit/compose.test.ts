@@ -5,8 +5,9 @@
  * Temporal release, history shards, pools and dynamic config, the namespace and search
  * attributes registered by certflow itself, 2 servers and 2 workers, mTLS to Temporal with
  * certflow's cluster CA for every process that connects to it, the Temporal UI server of
- * the same release with certflow's config on the console's loopback, and only environment
- * variables that certflow reads.
+ * the same release with certflow's config on the console's loopback, two database logins
+ * (the owner migrates, every other certflow process runs as a runtime login that owns
+ * nothing), and only environment variables that certflow reads.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -41,7 +42,10 @@ const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as {
   configs: Record<string, { content: string }>;
 };
 const services = compose.services;
-const certflowServices = Object.entries(services).filter(([, s]) => s.build !== undefined && s.command?.[0] !== 'cluster');
+/** certflow's long-running processes (the one-shot jobs `cluster ...` and `migrate` aside). */
+const certflowServices = Object.entries(services).filter(
+  ([, s]) => s.build !== undefined && s.command?.[0] !== 'cluster' && s.command?.[0] !== 'migrate',
+);
 
 /** All TypeScript sources of certflow, for "is this variable read anywhere". */
 function sources(dir: string): string {
@@ -116,6 +120,37 @@ describe('docker-compose.yml', () => {
         String(v).replace(/\$\{(\w+)(?::?([-?]))?([^}]*)\}/g, (_, _name, op, rest) => (op === '-' ? rest : 'set')),
       ]),
     );
+
+  it('migrates as the owner login in a one-shot job; every other certflow process connects as the runtime login', () => {
+    const migrate = services.migrate!;
+    assert.deepEqual(migrate.command, ['migrate', '--create-runtime-login']);
+    const jobConfig = loadConfig({ ...environmentOf(migrate), CERTFLOW_HOME: '/nonexistent' });
+    const owner = new URL(jobConfig.databaseOwnerUrl!);
+    const runtime = new URL(jobConfig.databaseUrl!);
+    assert.notEqual(runtime.username, owner.username, 'two logins');
+    assert.equal(
+      owner.username,
+      services.postgres!.environment!.POSTGRES_USER,
+      "the owner is the Postgres image's superuser, which creates the runtime login",
+    );
+    assert.equal(runtime.pathname, owner.pathname, 'one database');
+
+    const others = Object.entries(services).filter(([name, s]) => s.build !== undefined && name !== 'migrate');
+    assert.ok(others.some(([name]) => name === 'temporal-certs') && others.some(([name]) => name === 'worker'));
+    for (const [name, s] of others) {
+      const env = environmentOf(s);
+      assert.equal(env.CERTFLOW_DATABASE_OWNER_URL, undefined, `${name} does not get the owner's login`);
+      if (env.DATABASE_URL === undefined) continue; // temporal-setup: no database
+      const config = loadConfig({ ...env, CERTFLOW_HOME: '/nonexistent' });
+      assert.equal(config.databaseUrl, jobConfig.databaseUrl, `${name} connects as the runtime login the migrate job creates`);
+      const deps = s.depends_on as Record<string, { condition: string }>;
+      const after = (n: string): boolean => {
+        const d = services[n]!.depends_on as Record<string, { condition: string }> | undefined;
+        return d?.migrate?.condition === 'service_completed_successfully' || Object.keys(d ?? {}).some(after);
+      };
+      assert.ok(after(name), `${name} starts after the migrate job (${JSON.stringify(deps)})`);
+    }
+  });
 
   /** Where the temporal-tls volume is mounted, and the files `certflow cluster certs --dir` puts there. */
   const TLS_DIR = '/var/lib/certflow-temporal-tls';
