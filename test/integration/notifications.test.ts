@@ -329,23 +329,15 @@ describe('notifications by e-mail and webhook', () => {
     "Settings -> Notifications: Administrators see dead letters, send a test, retry; others can't",
     { skip: toolsSkip(CHROMIUM) },
     async () => {
-      // API tokens belong to a console user.
-      const setup = await cf.cli(['users', 'add', '--name', 'n-setup', '--role', 'ca-admin', '--password', '-'], {
-        input: `${PASSWORD}\n`,
-      });
-      assert.equal(setup.code, 0, setup.stderr);
-      const made = await json(['tokens', 'create', '--name', 'setup', '--user', 'n-setup']);
-      const api = new AdminClient(cf.adminPort, await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8'));
+      // Console users with roles are made on the CA host.
       for (const [name, role] of [
         ['n-admin', 'admin'],
         ['n-officer', 'officer'],
       ]) {
-        const r = await api.call('POST', '/admin/api/v1/users', {
-          token: made.token,
-          body: { name, role, password: PASSWORD, temporary: false },
-        });
-        assert.equal(r.status, 201, r.text);
+        const r = await cf.cli(['users', 'add', '--name', name!, '--role', role!, '--password', '-'], { input: `${PASSWORD}\n` });
+        assert.equal(r.code, 0, r.stderr);
       }
+      const api = new AdminClient(cf.adminPort, await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8'));
       const officer = await api.login('n-officer', PASSWORD);
       assert.equal((await api.call('GET', '/admin/api/v1/notifications', officer)).status, 403);
       assert.equal((await api.call('POST', '/admin/api/v1/notifications/test', { ...officer, body: { channel: 'webhook' } })).status, 403);

@@ -50,7 +50,9 @@ describe('own certificates shared by two servers: one renewal, both serve it', (
         "SELECT serial, request_id FROM certificates WHERE requester = 'certflow-server' AND profile = 'tls-server' ORDER BY issued_at",
       )
     ).rows;
-  const untilBothServe = async (serial: string) => {
+  const untilBothServe = async (stored: string) => {
+    // The database keeps the serial as DER bytes in hex (a leading 0 nibble included).
+    const serial = stored.toLowerCase().replace(/^0+/, '');
     const deadline = Date.now() + 60_000;
     for (;;) {
       const served = await Promise.all(ports.map((p) => servedSerial(p, ca)));
