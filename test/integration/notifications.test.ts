@@ -28,6 +28,7 @@ import { createInstance, opensslCsr, type TestInstance } from '../helpers/certfl
 import { estDevice } from '../helpers/est.ts';
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from '../helpers/notify-sinks.ts';
 import { temporalAddress } from '../helpers/stack.ts';
+import { scheduleIds } from '../../workflows/api.ts';
 import { requireTool, toolsSkip } from '../helpers/tools.ts';
 import { consoleLogin } from '../helpers/temporal-ui.ts';
 
@@ -94,6 +95,16 @@ describe('notifications by e-mail and webhook', () => {
     worker = await cf.startWorker();
     await cf.startServer();
     await cf.startAdmin();
+    // The worker made the sweep's schedule (every 15 minutes, on the clock): paused here, so
+    // that each sweep of this test is its own and counts only what it found.
+    const connection = await Connection.connect({ address: temporalAddress() });
+    try {
+      const schedule = new Client({ connection }).schedule.getHandle(scheduleIds.notificationSweep(cf.env.CERTFLOW_TASK_QUEUE!));
+      assert.equal((await schedule.describe()).spec.intervals?.[0]?.every, 15 * 60_000);
+      await schedule.pause('the test sweeps by itself');
+    } finally {
+      await connection.close();
+    }
 
     // Certificates: an EST device's (short: 5 days left), with its own address; one of the
     // medium profile (20 days); one renewed (only the newer is worth a notice); a 90-day one.

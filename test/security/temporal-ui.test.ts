@@ -67,20 +67,18 @@ describe('Temporal UI behind the console', { skip: uiSkip() }, () => {
     base = `https://localhost:${cf.adminPort}`;
     const ca = await readFile(join(cf.home, 'ca', 'root.pem'), 'utf8');
     api = new AdminClient(cf.adminPort, ca);
-    const made = await cf.cli(['--json', 'tokens', 'create', '--name', 'ui-setup', '--role', 'ca-admin']);
-    assert.equal(made.code, 0, made.stderr);
-    const token = JSON.parse(made.stdout).token as string;
-    sessions.set('token', { token });
+    // Console users with roles are made on the CA host (`certflow users add`).
     for (const role of ROLES) {
-      const r = await api.call('POST', '/admin/api/v1/users', {
-        token,
-        body: { name: `u-${role}`, role, password: PASSWORD, temporary: false },
-      });
-      assert.equal(r.status, 201, r.text);
+      const added = await cf.cli(['users', 'add', '--name', `u-${role}`, '--role', role, '--password', '-'], { input: `${PASSWORD}\n` });
+      assert.equal(added.code, 0, added.stderr);
       const s = await api.login(`u-${role}`, PASSWORD);
       assert.equal(s.response.status, 200, s.response.text);
       sessions.set(role, s);
     }
+    // An API token of a role that may look at requests: still no way into the UI.
+    const made = await cf.cli(['--json', 'tokens', 'create', '--name', 'ui-script', '--user', 'u-auditor']);
+    assert.equal(made.code, 0, made.stderr);
+    sessions.set('token', { token: JSON.parse(made.stdout).token as string });
     const csr = await opensslCsr(cf.home, 'looked-at', { subj: '/CN=looked-at.example.test', san: 'DNS:looked-at.example.test' });
     const issued = await cf.cli(['--json', 'cert', 'issue', '--csr', csr]);
     assert.equal(issued.code, 0, issued.stderr);
