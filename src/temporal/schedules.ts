@@ -1,8 +1,8 @@
 /**
  * The worker's schedules (ids and workflow types from workflows/api.ts): the hourly
- * renewal of CRLs and OCSP responses, the periodic signed audit checkpoint and the
- * notification sweep. Safe to call from every worker start: creation is idempotent and
- * overlapping runs are skipped.
+ * renewal of CRLs and OCSP responses, the periodic signed audit checkpoint, the daily CA
+ * expiry watch and the notification sweep. Safe to call from every worker start: creation
+ * is idempotent and overlapping runs are skipped.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { scheduleIds, WORKFLOWS } from '../../workflows/api.ts';
@@ -53,6 +53,15 @@ export async function ensureSchedules(client: Client, config: Pick<Config, 'temp
     scheduleId: scheduleIds.auditCheckpoint(queue),
     workflowType: WORKFLOWS.auditCheckpoint.type,
     everyMs: config.audit.checkpointSeconds * 1000,
+    args: [{}],
+    catchupWindow: '1 hour',
+    triggerNow: true,
+  });
+  // Daily; triggered at every worker start too, so a CA that expires too soon is in the audit log at once.
+  await ensureSchedule(client, config, {
+    scheduleId: scheduleIds.caExpiryWatch(queue),
+    workflowType: WORKFLOWS.caExpiryWatch.type,
+    everyMs: 86_400_000,
     args: [{}],
     catchupWindow: '1 hour',
     triggerNow: true,

@@ -34,6 +34,12 @@ describe('workflow replay', () => {
       'notificationSweepWorkflow',
       'notificationDeliveryWorkflow',
       'notificationTestWorkflow',
+      'caCreateWorkflow',
+      'caImportWorkflow',
+      'caRolloverWorkflow',
+      'caActivationWorkflow',
+      'caRevokeWorkflow',
+      'caExpiryWatchWorkflow',
     ]) {
       assert.ok(types.has(type), `${type} history recorded`);
     }

@@ -24,6 +24,12 @@ const implementations: Implementations = {
   notificationSweep: workflows.notificationSweepWorkflow,
   notificationDelivery: workflows.notificationDeliveryWorkflow,
   notificationTest: workflows.notificationTestWorkflow,
+  caCreate: workflows.caCreateWorkflow,
+  caImport: workflows.caImportWorkflow,
+  caRollover: workflows.caRolloverWorkflow,
+  caActivation: workflows.caActivationWorkflow,
+  caRevoke: workflows.caRevokeWorkflow,
+  caExpiryWatch: workflows.caExpiryWatchWorkflow,
 };
 
 describe('workflows/api.ts', () => {
@@ -53,6 +59,12 @@ describe('workflows/api.ts', () => {
       notificationSweep: 'notificationSweepWorkflow',
       notificationDelivery: 'notificationDeliveryWorkflow',
       notificationTest: 'notificationTestWorkflow',
+      caCreate: 'caCreateWorkflow',
+      caImport: 'caImportWorkflow',
+      caRollover: 'caRolloverWorkflow',
+      caActivation: 'caActivationWorkflow',
+      caRevoke: 'caRevokeWorkflow',
+      caExpiryWatch: 'caExpiryWatchWorkflow',
     });
     assert.deepEqual(
       [
@@ -69,6 +81,11 @@ describe('workflows/api.ts', () => {
         api.WORKFLOWS.notificationDelivery.id('d'),
         api.WORKFLOWS.notificationDelivery.id('d', 3),
         api.WORKFLOWS.notificationTest.id('x'),
+        api.WORKFLOWS.caCreate.id('n'),
+        api.WORKFLOWS.caImport.id('n'),
+        api.WORKFLOWS.caRollover.id('n'),
+        api.WORKFLOWS.caActivation.id('n', 2),
+        api.WORKFLOWS.caRevoke.id('n'),
       ],
       [
         'acme-order-o',
@@ -84,6 +101,11 @@ describe('workflows/api.ts', () => {
         'notify-d',
         'notify-d-retry-3',
         'notification-test-x',
+        'ca-create-n',
+        'ca-import-n',
+        'ca-rollover-n',
+        'ca-activate-n-2',
+        'ca-revoke-n',
       ],
     );
     const names = [
@@ -116,8 +138,13 @@ describe('workflows/api.ts', () => {
     ]);
     assert.equal(api.signingTaskQueue('certflow'), 'certflow-signing');
     assert.deepEqual(
-      [api.scheduleIds.revocationRefresh('q'), api.scheduleIds.auditCheckpoint('q'), api.scheduleIds.notificationSweep('q')],
-      ['q-revocation-refresh', 'q-audit-checkpoint', 'q-notifications'],
+      [
+        api.scheduleIds.revocationRefresh('q'),
+        api.scheduleIds.auditCheckpoint('q'),
+        api.scheduleIds.caExpiryWatch('q'),
+        api.scheduleIds.notificationSweep('q'),
+      ],
+      ['q-revocation-refresh', 'q-audit-checkpoint', 'q-ca-expiry-watch', 'q-notifications'],
     );
   });
 });
