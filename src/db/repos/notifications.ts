@@ -240,11 +240,20 @@ export async function expiringCertificates(db: Queryable, days: number, limit = 
   }));
 }
 
-/** Every CA's certificate validity (root, issuing and whatever other roles the table holds). */
+/**
+ * The validity of every CA's certificate in use (root, issuing and whatever other roles the
+ * table holds): the newest generation that has a certificate and has taken over (migration
+ * 070); revoked CAs are left out.
+ */
 export async function caValidity(
   db: Queryable,
 ): Promise<Array<{ name: string; role: string; subject: string; serial: string; notAfter: Date }>> {
-  const { rows } = await db.query('SELECT name, role, subject, serial, not_after FROM cas ORDER BY name');
+  const { rows } = await db.query(
+    `SELECT DISTINCT ON (c.name) c.name, c.role, k.subject, k.serial, k.not_after
+       FROM cas c JOIN ca_keys k ON k.ca_name = c.name
+      WHERE c.status <> 'revoked' AND k.cert_der IS NOT NULL AND k.activate_at <= now()
+      ORDER BY c.name, k.generation DESC`,
+  );
   return rows.map((r) => ({ name: r.name, role: r.role, subject: r.subject, serial: r.serial, notAfter: r.not_after }));
 }
 
