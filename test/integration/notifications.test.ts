@@ -161,7 +161,7 @@ describe('notifications by e-mail and webhook', () => {
     assert.deepEqual(
       ids.sort(),
       [
-        `ca.expiring:certflow-issuing:${(await cf.pool.query("SELECT serial FROM cas WHERE name = 'certflow-issuing'")).rows[0].serial}:4000d`,
+        `ca.expiring:certflow-issuing:${(await cf.pool.query("SELECT serial FROM ca_keys WHERE ca_name = 'certflow-issuing' ORDER BY generation DESC LIMIT 1")).rows[0].serial}:4000d`,
         `certificate.expiring:${serials.medium}:30d`,
         `certificate.expiring:${serials.device}:7d`,
         `certificate.expiring:${serials.renewedNew}:7d`,
