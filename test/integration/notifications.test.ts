@@ -165,9 +165,10 @@ describe('notifications by e-mail and webhook', () => {
         `certificate.expiring:${serials.medium}:30d`,
         `certificate.expiring:${serials.device}:7d`,
         `certificate.expiring:${serials.renewedNew}:7d`,
-        ...(
-          await cf.pool.query("SELECT ca_name, crl_number FROM crls WHERE ca_name = 'certflow-issuing' ORDER BY crl_number DESC LIMIT 1")
-        ).rows.map((c) => `crl.expiring:${c.ca_name}:${c.crl_number}:200h`),
+        ...// The newest CRL of every CA (root and issuing publish 7-day CRLs).
+        (await cf.pool.query('SELECT DISTINCT ON (ca_name) ca_name, crl_number FROM crls ORDER BY ca_name, crl_number DESC')).rows.map(
+          (c) => `crl.expiring:${c.ca_name}:${c.crl_number}:200h`,
+        ),
       ].sort(),
     );
     assert.equal(first.created, ids.length);
