@@ -109,7 +109,9 @@ describe('documentation', () => {
     const names = new Set<string>();
     for (const f of readdirSync(join(repo, 'src/config')).filter((f) => f.endsWith('.ts'))) {
       const src = read(`src/config/${f}`);
-      for (const m of src.matchAll(/\benv\??\.([A-Z][A-Z0-9_]+)\b|\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]|\(env, '([A-Z][A-Z0-9_]+)'/g)) {
+      for (const m of src.matchAll(
+        /(?<!['"\w.])env\??\.([A-Z][A-Z0-9_]+)\b|(?<!['"\w.])env\[['"]([A-Z][A-Z0-9_]+)['"]\]|\(env, '([A-Z][A-Z0-9_]+)'/g,
+      )) {
         names.add((m[1] ?? m[2] ?? m[3])!);
       }
     }
