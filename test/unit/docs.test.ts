@@ -136,6 +136,12 @@ describe('documentation', () => {
     assert.ok(keys.includes('est.labels[].allowCertAuth') && keys.length > 100, keys.join(' '));
     const missing = keys.filter((k) => !configuration.includes(`\`${k}\``));
     assert.deepEqual(missing, [], 'add these keys to "Every key" in docs/configuration.md');
+    // And the other way round: a key the page names is one the schema has (or a part of one).
+    const known = new Set(keys.flatMap((k) => k.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))));
+    const sections = Object.keys(configFileSchema.shape);
+    const named = [...configuration.matchAll(/`([A-Za-z]+(?:\[\])?(?:\.[A-Za-z0-9]+(?:\[\])?)+)`/g)].map((m) => m[1]!);
+    const stale = named.filter((k) => sections.includes(k.split(/[.[]/)[0]!) && !known.has(k) && !known.has(k.replace(/\[\]$/, '')));
+    assert.deepEqual(stale, [], 'docs/configuration.md names keys the configuration file no longer has');
   });
 
   it('every certflow command and each of its options is in docs/cli.md', () => {
