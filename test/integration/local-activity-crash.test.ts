@@ -6,11 +6,18 @@
  * cannot complete first) and a worker without faults takes over: the task runs again with
  * the same Update, the activities find what they stored, and the request ends with exactly
  * one certificate, its audit entries written once, and the client's answers as usual.
+ *
+ * CERTFLOW_RECORD_HISTORIES=1 writes the two workflows' histories (a task timed out, run
+ * again with its Update and local activity) for the replay test.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import acme from 'acme-client';
 import {
@@ -25,7 +32,22 @@ import {
 } from '../helpers/acme.ts';
 import { opensslCsr } from '../helpers/certflow.ts';
 import type { SigningFaults } from '../helpers/faulty-worker.ts';
+import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { WORKFLOWS } from '../../workflows/api.ts';
+
+async function recordHistory(workflowId: string, name: string): Promise<void> {
+  if (process.env.CERTFLOW_RECORD_HISTORIES !== '1') return;
+  const connection = await Connection.connect({ address: temporalAddress() });
+  try {
+    const handle = new Client({ connection, namespace: temporalNamespace() }).workflow.getHandle(workflowId);
+    await handle.result();
+    const file = fileURLToPath(new URL(`../replay/histories/${name}.json`, import.meta.url));
+    await writeFile(file, historyToJSON(await handle.fetchHistory()) + '\n');
+  } finally {
+    await connection.close();
+  }
+}
 
 const HOLD = { pauseAfterValidateMs: 600_000, pauseAfterIssueMs: 600_000 } satisfies SigningFaults;
 
@@ -105,6 +127,7 @@ describe('a worker killed between a local activity commit and its workflow task 
     ]);
     const [order] = await query<{ status: string; serial: string }>('SELECT status, serial FROM acme_orders WHERE id = $1', [orderId]);
     assert.deepEqual(order, { status: 'valid', serial });
+    await recordHistory(WORKFLOWS.acmeOrder.id(orderId), 'acme-order-signing-queue-worker-killed-after-commits');
   });
 
   it('enrollment (`certflow cert issue`): after the certificate commits: one certificate, audited once', async () => {
@@ -135,5 +158,6 @@ describe('a worker killed between a local activity commit and its workflow task 
       requestId,
     ]);
     assert.equal(n, 1);
+    await recordHistory(WORKFLOWS.enrollment.id('operator', requestId), 'enrollment-signing-queue-worker-killed-after-commit');
   });
 });
