@@ -39,7 +39,6 @@ import {
   proxyActivities,
   setCurrentDetails,
   isCancellation,
-  patched,
   proxyLocalActivities,
   setHandler,
   sleep,
@@ -55,7 +54,6 @@ import {
   authzChangedSignal,
   cancelOrderUpdate,
   finalizeUpdate,
-  onSigningTaskQueue,
   respondChallengeUpdate,
   retryUpdate,
   retryValidationUpdate,
@@ -64,6 +62,7 @@ import {
 } from './api.ts';
 import { applicationFailure, failureText } from './failures.ts';
 import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES, LOCAL_ACME_SIGNING_OPTIONS } from './options.ts';
+import { worksLocally } from './local-work.ts';
 
 const open = (s: OrderStatus) => s === 'pending' || s === 'ready';
 const notReady = (detail: string) => ApplicationFailure.nonRetryable(detail, 'orderNotReady');
@@ -71,7 +70,7 @@ const notReady = (detail: string) => ApplicationFailure.nonRetryable(detail, 'or
 export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus> {
   const { taskQueue } = workflowInfo();
   /** Validation, CAA and signing as local activities in their Updates' tasks (see above). */
-  const local = onSigningTaskQueue(taskQueue) && patched('order-work-in-update-task');
+  const local = worksLocally('order-work-in-update-task');
   let status: OrderStatus = input.status;
   let expired = false;
   /** Why the order must stop (an authorization was deactivated), handled by the main loop. */

@@ -37,7 +37,6 @@ import {
   certConfUpdate,
   certDeliveredUpdate,
   cmpRequestUpdate,
-  onSigningTaskQueue,
   signingTaskQueue,
   WORKFLOWS,
   type CertConfDecision,
@@ -53,6 +52,7 @@ import {
   STORAGE_ACTIVITY_OPTIONS,
   STORAGE_AFTER_UPDATE_OPTIONS,
 } from './options.ts';
+import { worksLocally } from './local-work.ts';
 import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
@@ -64,7 +64,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   // On the signing queue (new runs since issue 18) the worker running this workflow holds the
   // CA keys: signing is a local activity in the workflow task that needs the certificate (a
   // task lost after its commit runs again; the activity returns the stored certificate).
-  const local = onSigningTaskQueue(taskQueue) && patched('cmp-sign-in-workflow-task');
+  const local = worksLocally('cmp-sign-in-workflow-task');
   const signing = local
     ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
     : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });

@@ -22,7 +22,6 @@ import {
   abandonUpdate,
   decideUpdate,
   retryUpdate,
-  onSigningTaskQueue,
   signingTaskQueue,
   WORKFLOWS,
   type Decision,
@@ -36,6 +35,7 @@ import {
   STORAGE_AFTER_UPDATE_OPTIONS,
   REQUESTER_ERROR_TYPES,
 } from './options.ts';
+import { worksLocally } from './local-work.ts';
 import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
@@ -83,7 +83,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   // On the signing queue (new runs since issue 18) the worker running this workflow holds the
   // CA keys: signing is a local activity in the workflow task that needs the certificate (a
   // task lost after its commit runs again; the activity returns the stored certificate).
-  const local = onSigningTaskQueue(taskQueue) && patched('sign-in-workflow-task');
+  const local = worksLocally('sign-in-workflow-task');
   const signing = local
     ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
     : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
