@@ -66,7 +66,8 @@ async function withPool<T>(fn: (pool: Pool, config: Config) => Promise<T>): Prom
   }
 }
 
-function program(): Command {
+/** The whole command tree (bin/certflow.js runs it; the docs test lists it against docs/cli.md). */
+export function program(): Command {
   const root = new Command('certflow')
     .description('certflow: a certificate authority whose issuance is durable (ACME, EST, CMP on Temporal)')
     .option('--json', 'print machine-readable JSON')
@@ -358,7 +359,7 @@ function exitCodeFor(e: CaError): number {
   return isRequestEnding(e.kind) || e.kind === 'config' ? 2 : 1;
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   try {
     await program().parseAsync(process.argv);
   } catch (e) {
@@ -373,5 +374,3 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 }
-
-await main();
