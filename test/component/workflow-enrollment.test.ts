@@ -167,7 +167,11 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     const id = `approval-${randomBytes(3).toString('hex')}`;
     const handle = await start(id, { requireApproval: true, approvalTimeout: '2 days' });
     const result = (await handle.result()) as EnrollmentResult;
-    assert.deepEqual(result, { status: 'rejected', kind: 'forbidden', message: 'rejected by timeout: no decision within the approval period' });
+    assert.deepEqual(result, {
+      status: 'rejected',
+      kind: 'forbidden',
+      message: 'rejected by timeout: no decision within the approval period',
+    });
     const d = await handle.describe();
     const days = (d.closeTime!.getTime() - d.startTime.getTime()) / DAY;
     assert.ok(days >= 2 && days < 2.01, `rejected ${days} days after the request`);
