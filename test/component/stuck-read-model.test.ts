@@ -7,21 +7,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { type StuckBounds } from '../../src/config/index.ts';
 import * as accounts from '../../src/db/repos/acme-accounts.ts';
 import * as orders from '../../src/db/repos/acme-orders.ts';
 import * as requests from '../../src/db/repos/requests.ts';
 import { classifyRequest, countStuckAndWaiting, stuckRequests, waitingRequests } from '../../src/db/repos/stuck.ts';
 import { testDatabase, type TestDatabase } from '../helpers/stack.ts';
+import { ago, BOUNDS, NOW } from '../helpers/stuck.ts';
 
-const BOUNDS: StuckBounds = {
-  acme: { validatingSeconds: 75, processingSeconds: 120 },
-  est: { pendingSeconds: 30, signingSeconds: 40 },
-  cmp: { pendingSeconds: 50, signingSeconds: 60 },
-  operator: { pendingSeconds: 70, signingSeconds: 80 },
-};
-const NOW = new Date('2030-01-01T12:00:00.000Z');
-const ago = (ms: number) => new Date(NOW.getTime() - ms);
 describe('stuck: the read model (Postgres)', () => {
   let db: TestDatabase;
   const hex = () => randomBytes(6).toString('hex');

@@ -12,18 +12,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, type StuckBounds } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { CaError } from '../../src/core/errors.ts';
 import { actionsFor, classifyRequest, EXPIRY_GRACE_SECONDS, rules, type Condition } from '../../src/db/repos/stuck.ts';
+import { ago, BOUNDS, NOW } from '../helpers/stuck.ts';
 
-const BOUNDS: StuckBounds = {
-  acme: { validatingSeconds: 75, processingSeconds: 120 },
-  est: { pendingSeconds: 30, signingSeconds: 40 },
-  cmp: { pendingSeconds: 50, signingSeconds: 60 },
-  operator: { pendingSeconds: 70, signingSeconds: 80 },
-};
-const NOW = new Date('2030-01-01T12:00:00.000Z');
-const ago = (ms: number) => new Date(NOW.getTime() - ms);
 const classify = (protocol: string, phase: string, sinceMs: number) =>
   classifyRequest({ protocol, phase, since: ago(sinceMs) }, BOUNDS, NOW);
 
