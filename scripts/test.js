@@ -106,8 +106,13 @@ function exitCodeFor(signal) {
   return signal === 'SIGTERM' ? 143 : 130;
 }
 
-function runTests(files, nodeFlags, env) {
-  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...nodeFlags, ...files];
+function runTests(files, nodeFlags, env, serverless) {
+  // Two files at a time (on 2 cores): most of an integration file's time is spent waiting on
+  // child processes, clients, timers and heartbeats, and every file has its own database,
+  // task queue, ports and CERTFLOW_HOME, so files never see each other's state. Serverless
+  // runs (test/unit) are CPU-bound and run one at a time. `--test-concurrency=N` overrides.
+  const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency')) ? [] : [`--test-concurrency=${serverless ? 1 : 2}`];
+  const args = ['--import', 'tsx', '--test', ...concurrency, '--test-reporter=spec', ...nodeFlags, ...files];
   const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: repo });
   const exited = new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
@@ -165,7 +170,7 @@ async function main() {
       });
     }
     say(`running ${files.length} test file(s): ${files.map((f) => relative(repo, f)).join(' ')}`);
-    tests = runTests(files, nodeFlags, env);
+    tests = runTests(files, nodeFlags, env, serverless);
     code = await tests.exited;
     if (interrupted) return exitCodeFor(interrupted);
     const lint = lintArtifacts(artifacts);
