@@ -167,7 +167,7 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       );
       const gaps = tries.slice(1).map((t, i) => t.atMs - tries[i]!.atMs);
       [1000, 2000, 4000].forEach((backoff, i) =>
-        assert.ok(gaps[i]! >= backoff && gaps[i]! < backoff + 1000, `retry ${i + 1} came ${gaps[i]} ms after the attempt before`),
+        assert.ok(gaps[i]! >= backoff && gaps[i]! < backoff + 1500, `retry ${i + 1} came ${gaps[i]} ms after the attempt before`),
       );
       const done = await handle.executeUpdate(finalizeUpdate, { args: [{ csr: 'AA==' }] });
       assert.equal(done.status, 'valid');
@@ -192,19 +192,19 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
 
     it("retry: the operator's retryValidation cancels the backoff under way and validates afresh at once", async () => {
       const a = authz('pending');
-      script.plan(a.id, ['fail:connection', 'fail:connection', 'hold']);
+      script.plan(a.id, Array(4).fill('fail:connection'));
       const { handle } = await startOrder([a]);
       const answer = handle.executeUpdate(respondChallengeUpdate, { args: [{ authzId: a.id, challengeId: a.challenges[0]!.id }] });
-      // Time is locked: the second attempt comes 1 s later, then the retry policy waits 2 s.
-      await eventually('two failed attempts', 30_000, async () => (attemptsOf('validateAuthz', a.id).length >= 2 ? true : undefined));
+      // Four attempts (1, 2 and 4 s apart) in skipped time; then the retry policy waits 8 s, time locked.
+      await wt.advance(7_500);
+      await eventually('four failed attempts', 30_000, async () => (attemptsOf('validateAuthz', a.id).length >= 4 ? true : undefined));
       const before = attemptsOf('validateAuthz', a.id).at(-1)!;
       const r = await handle.executeUpdate(retryValidationUpdate, { args: [{}] });
       assert.deepEqual(r.retried, [a.id]);
-      script.release(a.id);
       assert.equal((await answer).status, 'valid');
       const fresh = attemptsOf('validateAuthz', a.id).at(-1)!;
-      assert.equal(fresh.attempt, 1, 'a new activity, not the retry policy’s next attempt');
-      assert.ok(fresh.atMs - before.atMs < 2000, 'before the 2 s backoff was over');
+      assert.equal(fresh.attempt, 1, 'a new activity, not the retry policy’s fifth attempt');
+      assert.ok(fresh.atMs - before.atMs < 8000, 'before the 8 s backoff was over');
       await assert.rejects(
         handle.executeUpdate(retryValidationUpdate, { args: [{}] }),
         updateRefusal(/no authorization is being validated/),
@@ -236,10 +236,12 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
 
     it('stall and retry: signing held up by a server fault is processing, cannot be canceled, and the retry Update signs again at once', async () => {
       const { orderId, handle } = await startOrder([authz('valid', new Date(await wt.now()).toISOString())]);
-      script.plan(orderId, ['fail:unavailable', 'fail:unavailable', 'hold']);
+      script.plan(orderId, Array(4).fill('fail:unavailable'));
       const finalized = handle.executeUpdate(finalizeUpdate, { args: [{ csr: 'AA==' }] });
-      await eventually('two failed signing attempts', 30_000, async () =>
-        attemptsOf('issueCertificate', orderId).length >= 2 ? true : undefined,
+      // Four attempts (1, 2 and 4 s apart) in skipped time; then the retry policy waits 8 s, time locked.
+      await wt.advance(7_500);
+      await eventually('four failed signing attempts', 30_000, async () =>
+        attemptsOf('issueCertificate', orderId).length >= 4 ? true : undefined,
       );
       await assert.rejects(
         handle.executeUpdate(cancelOrderUpdate, { args: [{ by: 'operator:x' }] }),
@@ -247,11 +249,10 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       );
       const before = attemptsOf('issueCertificate', orderId).at(-1)!;
       assert.deepEqual(await handle.executeUpdate(retryUpdate, { args: [{ by: 'operator:x' }] }), { state: 'signing' });
-      script.release(orderId);
       assert.equal((await finalized).status, 'valid');
       const fresh = attemptsOf('issueCertificate', orderId).at(-1)!;
-      assert.equal(fresh.attempt, 1);
-      assert.ok(fresh.atMs - before.atMs < 2000, 'before the 2 s backoff was over');
+      assert.equal(fresh.attempt, 1, 'a new activity, not the retry policy’s fifth attempt');
+      assert.ok(fresh.atMs - before.atMs < 8000, 'before the 8 s backoff was over');
       assert.equal(await handle.result(), 'valid');
       await assert.rejects(handle.executeUpdate(retryUpdate, { args: [{ by: 'operator:x' }] }));
     });

@@ -157,7 +157,7 @@ describe('CMP and revocation workflows with mocked activities, time skipping', {
       const tries = script.of('issueCertificate', id);
       assert.equal(tries.length, 8);
       const backoff = tries[4]!.atMs - tries[3]!.atMs;
-      assert.ok(backoff >= 30_000 && backoff < 32_000, `signed again ${backoff / 1000} s after the stall`);
+      assert.ok(backoff >= 30_000 && backoff < 33_000, `signed again ${backoff / 1000} s after the stall`);
       assert.deepEqual(await handle.executeUpdate(retryUpdate, { args: [{ by: 'operator:bob' }] }), { state: 'signing' });
       const outcome = (await handle.result()) as CmpOutcome;
       assert.equal(outcome.status, 'issued');
@@ -206,8 +206,8 @@ describe('CMP and revocation workflows with mocked activities, time skipping', {
         tries.map((t) => t.attempt),
         [1, 2, 3, 4],
       );
-      const gaps = tries.slice(1).map((t, i) => Math.round((t.atMs - tries[i]!.atMs) / 1000));
-      assert.deepEqual(gaps, [1, 2, 4]);
+      const gaps = tries.slice(1).map((t, i) => t.atMs - tries[i]!.atMs);
+      [1000, 2000, 4000].forEach((b, i) => assert.ok(gaps[i]! >= b && gaps[i]! < b + 1500, `retry ${i + 1} came ${gaps[i]} ms later`));
       assert.deepEqual(revocationsOf(serial), [['revoke', 'keyCompromise']]);
     });
 
