@@ -157,6 +157,7 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       const { orderId, handle } = await startOrder([a]);
       const answer = handle.executeUpdate(respondChallengeUpdate, { args: [{ authzId: a.id, challengeId: a.challenges[0]!.id }] });
       // 10 s of server time: the backoffs pass, the order's expiry (7 days) does not.
+      await script.called('validateAuthz', a.id);
       await wt.advance(10_000);
       const outcome = await answer;
       assert.equal(outcome.status, 'valid');
@@ -196,6 +197,7 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       const { handle } = await startOrder([a]);
       const answer = handle.executeUpdate(respondChallengeUpdate, { args: [{ authzId: a.id, challengeId: a.challenges[0]!.id }] });
       // Four attempts (1, 2 and 4 s apart) in skipped time; then the retry policy waits 8 s, time locked.
+      await script.called('validateAuthz', a.id);
       await wt.advance(7_500);
       await eventually('four failed attempts', 30_000, async () => (attemptsOf('validateAuthz', a.id).length >= 4 ? true : undefined));
       const before = attemptsOf('validateAuthz', a.id).at(-1)!;
@@ -239,6 +241,7 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       script.plan(orderId, Array(4).fill('fail:unavailable'));
       const finalized = handle.executeUpdate(finalizeUpdate, { args: [{ csr: 'AA==' }] });
       // Four attempts (1, 2 and 4 s apart) in skipped time; then the retry policy waits 8 s, time locked.
+      await script.called('issueCertificate', orderId);
       await wt.advance(7_500);
       await eventually('four failed signing attempts', 30_000, async () =>
         attemptsOf('issueCertificate', orderId).length >= 4 ? true : undefined,
@@ -320,6 +323,26 @@ describe('ACME workflows with mocked activities, time skipping', { skip: timeSki
       await assert.rejects(handle.executeUpdate(deactivateAuthzUpdate, { args: [] }), updateRefusal(/being validated/));
       script.release(a.id);
       assert.equal((await answer).status, 'valid');
+      assert.equal(await handle.result(), 'valid');
+    });
+
+    it("backoff and retry: transient failures are retried with backoff; the operator's retryValidation validates afresh at once", async () => {
+      const a = authz('pending');
+      script.plan(a.id, Array(4).fill('fail:dns'));
+      const handle = await startAuthz(a);
+      await assert.rejects(handle.executeUpdate(retryValidationUpdate, { args: [{}] }), updateRefusal(/is pending, not being validated/));
+      const answer = handle.executeUpdate(respondChallengeUpdate, { args: [{ authzId: a.id, challengeId: a.challenges[0]!.id }] });
+      await script.called('validateAuthz', a.id);
+      await wt.advance(7_500);
+      await eventually('four failed attempts', 30_000, async () => (attemptsOf('validateAuthz', a.id).length >= 4 ? true : undefined));
+      const tries = attemptsOf('validateAuthz', a.id);
+      [1000, 2000, 4000].forEach((b, i) => {
+        const gap = tries[i + 1]!.atMs - tries[i]!.atMs;
+        assert.ok(gap >= b && gap < b + 1500, `retry ${i + 1} came ${gap} ms later`);
+      });
+      assert.deepEqual(await handle.executeUpdate(retryValidationUpdate, { args: [{}] }), { retried: [a.id] });
+      assert.equal((await answer).status, 'valid');
+      assert.equal(attemptsOf('validateAuthz', a.id).at(-1)!.attempt, 1, 'a new activity, not the fifth attempt');
       assert.equal(await handle.result(), 'valid');
     });
 

@@ -144,13 +144,16 @@ describe('CMP and revocation workflows with mocked activities, time skipping', {
 
     it('stall, backoff and retry: a server fault answers "waiting", signing is retried after 30 s, then on the retry Update', async () => {
       const { id, handle } = await startCmp({ implicitConfirm: true }, [...fourTimes('unavailable'), ...fourTimes('unavailable')]);
+      await script.called('issueCertificate', id);
       await wt.advance(10_000);
       await waitFor(id, 'stalled');
       const answer = await handle.executeUpdate(cmpRequestUpdate, { args: [] });
       assert.equal(answer.status, 'waiting');
       await assert.rejects(handle.executeUpdate(certConfUpdate, { args: [{ accepted: true }] }), updateRefusal(/not waiting for certConf/));
       // The 30 s backoff passes (and the second signing activity's 1 + 2 + 4 s): stalled again, now for 60 s.
-      await wt.advance(40_000);
+      await wt.advance(31_000);
+      await script.called('issueCertificate', id, 5);
+      await wt.advance(10_000);
       await eventually('stalled twice', 30_000, async () =>
         projections.filter((p) => p.id === id && p.state === 'stalled').length === 2 ? true : undefined,
       );

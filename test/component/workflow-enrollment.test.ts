@@ -114,6 +114,7 @@ describe('enrollment workflow: server faults keep the request, requester mistake
       // 4 attempts inside the activity (its retry policy), then the workflow stalls for an hour.
       script.plan(id, fourTimes(kind));
       const handle = await start(id);
+      await script.called('issueCertificate', id);
       await wt.advance(10_000);
       const stalled = await eventually('stalled', 30_000, async () => (stateOf(id)?.state === 'stalled' ? stateOf(id) : undefined));
       assert.match(stalled.error!, new RegExp(`${kind}: fake ${kind} fault`));
@@ -224,6 +225,7 @@ describe('enrollment workflow: server faults keep the request, requester mistake
     const id = `abandon2-${randomBytes(3).toString('hex')}`;
     script.plan(id, fourTimes('unavailable'));
     const handle = await start(id);
+    await script.called('issueCertificate', id);
     await wt.advance(10_000);
     await eventually('stalled', 30_000, async () => (stateOf(id)?.state === 'stalled' ? true : undefined));
     await handle.executeUpdate(abandonUpdate, { args: [{ reason: 'gave up' }] });

@@ -148,6 +148,18 @@ export class ActivityScript {
     return this.attempts.filter((a) => a.activity === activity && a.key === key);
   }
 
+  /**
+   * Waits (real time, up to 30 s) until `activity` was called `n` times for `key`. Before
+   * advance(): time skipped before the workflow reached its activity is lost for it.
+   */
+  async called(activity: string, key: string, n = 1): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (this.of(activity, key).length < n) {
+      if (Date.now() > deadline) throw new Error(`${activity}(${key}) was called ${this.of(activity, key).length} times, not ${n}`);
+      await sleep(20);
+    }
+  }
+
   /** Called by a mocked activity: records the attempt, then does the key's next step (default 'ok'). */
   async step(activity: string, key: string): Promise<void> {
     this.attempts.push({ activity, key, attempt: Context.current().info.attempt, atMs: await this.now() });
