@@ -21,7 +21,8 @@ const workflowNamesOutsideApi = [
     message: 'The signing queue is derived by signingTaskQueue() (workflows/api.ts).',
   },
   {
-    selector: 'TemplateElement[value.raw=/^(acme-order|acme-authz|est|cmp|operator|revoke|crl|audit-checkpoint|key-recovery)-$/]',
+    selector:
+      'TemplateElement[value.raw=/^(acme-order|acme-authz|est|cmp|operator|revoke|crl|audit-checkpoint|key-recovery|ca-create|ca-import|ca-rollover|ca-activate|ca-revoke|ca-expiry-watch)-$/]',
     message: 'Workflow ids are built by WORKFLOWS.x.id() (workflows/api.ts).',
   },
 ];

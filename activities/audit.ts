@@ -31,7 +31,7 @@ import type { SigningDeps } from './signing.ts';
 import type { AuditActivities, CheckpointInput, CheckpointResult, KeyRecoveryActivities } from './types.ts';
 
 /** The audit key's id in the key store. */
-const AUDIT_KEY_ID = 'certflow-audit';
+export const AUDIT_KEY_ID = 'certflow-audit';
 const AUDIT_KEY_ALG = 'ec-p256';
 const AUDIT_SIGN_ALG = 'ecdsa-sha256';
 

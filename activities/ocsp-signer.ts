@@ -11,7 +11,7 @@ import type { Logger } from '../src/core/logger.ts';
 import { listen } from '../src/db/listen.ts';
 import { withTransaction } from '../src/db/pool.ts';
 import * as ocspQueue from '../src/db/repos/ocsp-queue.ts';
-import { issuingCa, signOcspFor } from './revocation.ts';
+import { signingKey, signOcspFor } from './revocation.ts';
 import type { SigningDeps } from './signing.ts';
 
 const BATCH = 50;
@@ -32,9 +32,15 @@ export function startOcspSigner(deps: SigningDeps & { databaseUrl: string; log: 
   const batch = () =>
     withTransaction(pool, async (tx) => {
       const rows = await ocspQueue.claim(tx, BATCH);
-      const byCa = new Map<string, string[]>();
-      for (const r of rows) byCa.set(r.caName, [...(byCa.get(r.caName) ?? []), r.serial]);
-      for (const [caName, serials] of byCa) await signOcspFor(deps, await issuingCa(pool, caName), serials);
+      // Each certificate's OCSP response is signed by the key generation that issued it.
+      const byKey = new Map<string, { caName: string; generation: number; serials: string[] }>();
+      for (const r of rows) {
+        const k = `${r.caGeneration}:${r.caName}`;
+        const group = byKey.get(k) ?? { caName: r.caName, generation: r.caGeneration, serials: [] };
+        group.serials.push(r.serial);
+        byKey.set(k, group);
+      }
+      for (const g of byKey.values()) await signOcspFor(deps, await signingKey(pool, g.caName, g.generation), g.serials);
       await ocspQueue.remove(
         tx,
         rows.map((r) => r.serial),

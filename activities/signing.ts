@@ -18,6 +18,8 @@ import { getProfile, type Config } from '../src/config/index.ts';
 import { asServerFault, CaError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { caUrls } from '../src/ca/urls.ts';
+import { assertCanSign, issuingCaName } from '../src/ca/authority.ts';
+import { crlPolicy } from '../src/ca/crl-policy.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
 import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial, sanList } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
@@ -79,18 +81,24 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
     return toResult(deps, row);
   }
   row ??= await persistTbs(deps, input);
-  const ca = await cas.getCached(pool, row.caName);
-  if (!ca) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
+  // The key of the CA generation the TBS was built for (its issuer name and AKI).
+  const key = await cas.getKeyCached(pool, row.caName, row.caGeneration);
+  if (!key) throw new CaError('config', `CA ${row.caName} of certificate ${row.serial} is missing`, { rule: 'ca.unknown' });
 
-  const certDer = await signCertificate(
-    keys,
-    { keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
-    row.tbsDer,
-    defaultSignAlg(ca.keyAlg as KeyAlg),
-  );
   const stored = row;
   // One commit: the certificate, its audit entry, its OCSP queue entry and (ACME) the order.
+  // The signature is made inside it, with the CA's row share-locked: a revocation of the
+  // CA either came first (nothing is signed) or waits for this certificate.
   const issued = await withTransaction(pool, async (tx) => {
+    const ca = await cas.lockForSigning(tx, stored.caName);
+    if (!ca) throw new CaError('config', `CA ${stored.caName} of certificate ${stored.serial} is missing`, { rule: 'ca.unknown' });
+    assertCanSign({ ...ca, keyBackend: key.keyBackend, notAfter: key.notAfter }, new Date());
+    const certDer = await signCertificate(
+      keys,
+      { keyId: key.keyId, keyAlg: key.keyAlg as KeyAlg },
+      stored.tbsDer,
+      defaultSignAlg(key.keyAlg as KeyAlg),
+    );
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
     await ocspQueue.enqueue(tx, cert.serial);
@@ -123,9 +131,12 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
   } catch (e) {
     throw asServerFault(e, 'the configuration names a profile that does not exist');
   }
-  const caName = input.caName ?? profile.issuer ?? config.ca.issuingName;
-  const ca = await cas.getCached(pool, caName);
+  const caName = issuingCaName(config, input.caName, profile);
+  // Fresh, not cached: the active generation moves at a rollover, the status at a revocation.
+  const ca = await cas.get(pool, caName);
   if (!ca || ca.role !== 'issuing') throw new CaError('config', `unknown issuing CA "${caName}"`, { rule: 'ca.unknown' });
+  assertCanSign(ca, new Date());
+  const ancestors = (await cas.issuingChainCached(pool, ca.name, { generation: ca.generation, includeRoot: true })).slice(1);
 
   for (let attempt = 1; ; attempt++) {
     const prepared = prepareCertificate({
@@ -134,13 +145,15 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       ca: { name: ca.name, certDer: ca.certDer, keyId: ca.keyId, keyAlg: ca.keyAlg as KeyAlg },
       serial: randomSerial(),
       now: new Date(),
-      urls: caUrls(config, ca.name),
+      urls: caUrls(config, ca.name, ca.generation, { delta: Boolean(crlPolicy(config, ca.crlProfile).delta) }),
+      ancestors,
     });
     const pending = {
       serial: prepared.serialHex,
       requestId: input.requestId,
       protocol: input.protocol,
       caName: ca.name,
+      caGeneration: ca.generation,
       profile: profile.name,
       subject: prepared.subject,
       sans: sanList(prepared.sans),
@@ -195,7 +208,9 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
     serial: row.serial,
     caName: row.caName,
     certPem: pemEncode('CERTIFICATE', row.certDer),
-    chainPem: (await cas.issuingChainCached(deps.pool, row.caName)).map((d) => pemEncode('CERTIFICATE', d)).join(''),
+    chainPem: (await cas.issuingChainCached(deps.pool, row.caName, { generation: row.caGeneration }))
+      .map((d) => pemEncode('CERTIFICATE', d))
+      .join(''),
     notBefore: row.notBefore.toISOString(),
     notAfter: row.notAfter.toISOString(),
   };

@@ -162,3 +162,131 @@ export interface KeyRecoveryActivities {
   /** Decrypts the archived key of a certificate with the key-archive key and re-encrypts it to the recipient. */
   recoverKeyForRecipient(input: KeyRecoveryInput): Promise<RecoveredKey>;
 }
+
+// ---- CA lifecycle (issue 19) ------------------------------------------------------------
+
+/** Name constraints of a new CA: typed strings ("dns:example.com", "ip:10.0.0.0/8", "email:…", "uri:…"). */
+export interface NameConstraintsInput {
+  permitted: string[];
+  excluded: string[];
+}
+
+export interface CaCreateInput {
+  name: string;
+  /** The certflow CA that signs the new CA's certificate. */
+  parent?: string;
+  /** A self-signed root. */
+  root?: boolean;
+  /** Signed outside certflow: a PKCS#10 request is made, `ca import-cert` brings the certificate. */
+  external?: boolean;
+  /** DN text; default CN=<name>. */
+  subject?: string;
+  keyAlg?: string;
+  validityDays?: number;
+  pathLen?: number;
+  nameConstraints?: NameConstraintsInput;
+  /** Name of a managed CRL profile for the new CA. */
+  crlProfile?: string;
+  requester: string;
+}
+
+/** What a CA operation did, for the CLI, the API and the console. */
+export interface CaOperationResult {
+  name: string;
+  generation: number;
+  status: 'pending' | 'active' | 'revoked';
+  subject: string;
+  parent: string | null;
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  /** The new generation's certificate (PEM). */
+  certPem?: string;
+  /** An external CA's request (PEM), to be signed outside certflow. */
+  csrPem?: string;
+  /** When the generation takes over issuance (rollover). */
+  activateAt?: string;
+  /** Root rollover link certificates (PEM). */
+  newWithOldPem?: string;
+  oldWithNewPem?: string;
+  /** One line for humans. */
+  message: string;
+}
+
+export interface CaImportInput {
+  name: string;
+  /** The CA certificate (PEM). */
+  certPem: string;
+  /** Certificates between it and a trust anchor (PEM), when the anchor did not sign it directly. */
+  chainPem?: string;
+  /**
+   * Import of an existing CA: where its key is. Absent: the certificate of a pending CA
+   * (`ca create --external` / an external rollover) whose key certflow made.
+   */
+  key?: { keyId: string } | { pkcs11Uri: string };
+  requester: string;
+}
+
+export interface CaRolloverInput {
+  name: string;
+  /** ISO time at which issuance moves to the new key (default: at once). */
+  activateAt?: string;
+  keyAlg?: string;
+  validityDays?: number;
+  /** DN text of the new certificate; default: the current one's. */
+  subject?: string;
+  requester: string;
+}
+
+export interface CaRevokeInput {
+  name: string;
+  /** RFC 5280 reason; default cACompromise. */
+  reason?: string;
+  requester: string;
+}
+
+export interface CaKeyStep {
+  name: string;
+  generation: number;
+  requester: string;
+}
+
+export interface CaFailureInput {
+  operation: string;
+  name: string;
+  requester: string;
+  error: string;
+}
+
+export interface CaExpiryWatchResult {
+  /** CAs whose remaining validity is below what they must cover. */
+  warnings: number;
+  /** Entries written to the audit log by this run (one per CA generation and level, ever). */
+  recorded: number;
+}
+
+export interface CaActivities {
+  /** Validates a creation, reserves the name and makes (or finds) the new CA's key. */
+  caPrepareCreate(input: CaCreateInput): Promise<CaKeyStep>;
+  /** Makes (or finds) the key of a rollover's new generation. */
+  caPrepareRollover(input: CaRolloverInput): Promise<CaKeyStep>;
+  /** Has the parent (or the key itself, for a root) certify a generation; the TBS is stored first, so one certificate ever. */
+  caCertify(input: CaKeyStep & { create?: CaCreateInput; rollover?: CaRolloverInput }): Promise<CaOperationResult>;
+  /** The PKCS#10 request of an externally signed generation, signed by its key. */
+  caMakeCsr(input: CaKeyStep & { subject?: string }): Promise<CaOperationResult>;
+  /** Checks and stores a CA certificate: for a pending CA, or an existing CA with its key. */
+  caImport(input: CaImportInput): Promise<CaOperationResult>;
+  /** After a rollover's activation time: audit it and publish the new generation's first CRL. */
+  caActivated(input: CaKeyStep): Promise<CaOperationResult>;
+  /** Marks a CA and its certificates revoked (one transaction); then nothing signs for it. */
+  caRevoke(input: CaRevokeInput): Promise<CaOperationResult>;
+  /** The revoked CA's last CRL and OCSP responses, and its parent's CRL listing it. */
+  caPublishRevocation(input: CaRevokeInput): Promise<CaOperationResult>;
+  /** Records a CA operation that failed for good. */
+  caRecordFailure(input: CaFailureInput): Promise<void>;
+}
+
+export interface CaWatchActivities {
+  /** Records CAs about to expire (remaining validity below the longest profile they serve) in the audit log. */
+  caExpiryWatch(): Promise<CaExpiryWatchResult>;
+}

@@ -18,6 +18,13 @@ import type { Workflow } from '@temporalio/common';
 import { defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AcmeIdentifier, AuthzState, AuthzStatus, OrderStatus, Problem, ValidationSettings } from '../activities/acme-types.ts';
 import type {
+  CaCreateInput,
+  CaExpiryWatchResult,
+  CaImportInput,
+  CaKeyStep,
+  CaOperationResult,
+  CaRevokeInput,
+  CaRolloverInput,
   CheckpointInput,
   CheckpointResult,
   IssuedCertificate,
@@ -34,6 +41,7 @@ import type {
 
 export type { CheckpointInput, CheckpointResult, KeyRecoveryInput, RecoveredKey, RefreshInput, RefreshResult };
 export type { StatusChangeInput, StatusChangeResult };
+export type { CaCreateInput, CaImportInput, CaOperationResult, CaRevokeInput, CaRolloverInput };
 
 // ---- task queues -------------------------------------------------------------------------
 
@@ -52,6 +60,8 @@ export const scheduleIds = {
   revocationRefresh: (mainQueue: string) => `${mainQueue}-revocation-refresh`,
   /** The periodic signed audit checkpoint (auditCheckpointWorkflow). */
   auditCheckpoint: (mainQueue: string) => `${mainQueue}-audit-checkpoint`,
+  /** The daily CA expiry watch (caExpiryWatchWorkflow). */
+  caExpiryWatch: (mainQueue: string) => `${mainQueue}-ca-expiry-watch`,
 };
 
 // ---- workflow definitions ----------------------------------------------------------------
@@ -229,6 +239,11 @@ export const certConfUpdate = defineUpdate<{ state: RequestState }, [CertConfDec
 /** The certificate was handed out on a later pollReq: the confirmation period starts again. */
 export const certDeliveredUpdate = defineUpdate<{ state: RequestState }, []>('delivered');
 
+// ---- CA lifecycle (issue 19; docs/ca-hierarchy.md) ----
+
+/** caActivationWorkflow: a rolled-over key generation takes over issuance at `activateAt` (ISO time). */
+export type CaActivationInput = CaKeyStep & { activateAt: string };
+
 // ---- every workflow ----
 
 export const WORKFLOWS = {
@@ -263,6 +278,24 @@ export const WORKFLOWS = {
     'keyRecoveryWorkflow',
     (runId: string) => `key-recovery-${runId}`,
   ),
+  /** Create a CA: root, subordinate, or external (key and PKCS#10 request) (`ca-create-<name>`; a failed one may be run again). */
+  caCreate: define<(input: CaCreateInput) => Promise<CaOperationResult>>()('caCreateWorkflow', (name: string) => `ca-create-${name}`),
+  /** Import a pending CA's certificate (`ca import-cert`) or an existing CA with its key (`ca import`) (`ca-import-<name>`). */
+  caImport: define<(input: CaImportInput) => Promise<CaOperationResult>>()('caImportWorkflow', (name: string) => `ca-import-${name}`),
+  /** New key and certificate for a CA name (`ca-rollover-<name>`); starts the activation as a child. */
+  caRollover: define<(input: CaRolloverInput) => Promise<CaOperationResult>>()(
+    'caRolloverWorkflow',
+    (name: string) => `ca-rollover-${name}`,
+  ),
+  /** A rolled-over key generation takes over issuance at its time (`ca-activate-<name>-<generation>`, child of the rollover). */
+  caActivation: define<(input: CaActivationInput) => Promise<CaOperationResult>>()(
+    'caActivationWorkflow',
+    (name: string, generation: number) => `ca-activate-${name}-${generation}`,
+  ),
+  /** Revoke a CA (`ca-revoke-<name>`). */
+  caRevoke: define<(input: CaRevokeInput) => Promise<CaOperationResult>>()('caRevokeWorkflow', (name: string) => `ca-revoke-${name}`),
+  /** CAs about to expire, into the audit log (started by the schedule scheduleIds.caExpiryWatch only). */
+  caExpiryWatch: define<() => Promise<CaExpiryWatchResult>>()('caExpiryWatchWorkflow', (runId: string) => `ca-expiry-watch-${runId}`),
 };
 
 /** The workflow of a certificate request, by the protocol it came through (certificates.request_id). */

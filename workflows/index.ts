@@ -6,6 +6,14 @@
 export { acmeAuthzWorkflow } from './acme-authz.ts';
 export { acmeOrderWorkflow } from './acme-order.ts';
 export { auditCheckpointWorkflow, keyRecoveryWorkflow } from './audit.ts';
+export {
+  caActivationWorkflow,
+  caCreateWorkflow,
+  caExpiryWatchWorkflow,
+  caImportWorkflow,
+  caRevokeWorkflow,
+  caRolloverWorkflow,
+} from './ca.ts';
 export { cmpWorkflow } from './cmp.ts';
 export { enrollmentWorkflow } from './enrollment.ts';
 export { crlWorkflow, revocationWorkflow } from './revocation.ts';

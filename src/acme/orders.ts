@@ -305,13 +305,26 @@ async function newAuthz(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | und
   ctx.body = authzView(dir, authz);
 }
 
-async function certificate(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined): Promise<void> {
+/**
+ * The certificate with the chain of the CA key that signed it. While that chain's root is
+ * being rolled over, the chain through the link certificate to the other root key is
+ * offered as well: `Link: <…/cert/<serial>/1>;rel="alternate"` (RFC 8555 7.4.2).
+ */
+async function certificate(deps: AcmeDeps, ctx: Context, req: VerifiedRequest | undefined, dir: AcmeDirectory): Promise<void> {
   const acct = account(req);
   const cert = await deps.ra.getCertificate(String(ctx.params.serial));
   if (!cert) throw problem('malformed', `no certificate ${ctx.params.serial}`, { status: 404 });
   if (cert.requester !== acct.id) throw problem('unauthorized', 'the certificate belongs to another account');
+  const chains = [cert.chain, ...cert.alternates];
+  const serial = String(ctx.params.serial);
+  const index = ctx.params.alt === undefined ? 0 : Number(ctx.params.alt);
+  const chain = Number.isInteger(index) ? chains[index] : undefined;
+  if (!chain) throw problem('malformed', `no alternate chain ${ctx.params.alt} of certificate ${serial}`, { status: 404 });
+  chains.forEach((_c, i) => {
+    if (i !== index) ctx.append('Link', `<${dir.url(i === 0 ? `/cert/${serial}` : `/cert/${serial}/${i}`)}>;rel="alternate"`);
+  });
   ctx.type = 'application/pem-certificate-chain';
-  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + cert.chain.map((d) => pemEncode('CERTIFICATE', d)).join('');
+  ctx.body = pemEncode('CERTIFICATE', cert.certDer) + chain.map((d) => pemEncode('CERTIFICATE', d)).join('');
 }
 
 /** The resource routes, for the protocol shell (router.ts). */
@@ -328,6 +341,7 @@ export function orderRoutes(deps: AcmeDeps): Route[] {
     { method: 'POST', path: '/acct/:id/orders', postAsGet: true, readOnly: true, handler: h(listOrders) },
     { method: 'POST', path: '/authz/:id', postAsGet: true, handler: h(getOrDeactivateAuthz) },
     { method: 'POST', path: '/chall/:authz/:id', postAsGet: true, handler: h(challenge) },
-    { method: 'POST', path: '/cert/:serial', postAsGet: true, readOnly: true, handler: (ctx, req) => certificate(deps, ctx, req) },
+    { method: 'POST', path: '/cert/:serial', postAsGet: true, readOnly: true, handler: h(certificate) },
+    { method: 'POST', path: '/cert/:serial/:alt', postAsGet: true, readOnly: true, handler: h(certificate) },
   ];
 }

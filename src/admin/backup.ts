@@ -407,7 +407,7 @@ export async function createBackup(
   const sealing = await backupSealing(config, opts.passphrase);
   if (existsSync(out)) throw new CaError('conflict', `${out} exists; choose another file`, { rule: 'backup.exists' });
   await mkdir(dirname(out), { recursive: true });
-  const caRows = await cas.list(pool);
+  const caKeyIds = await cas.allKeyIds(pool);
   const applied = await appliedMigrations(pool);
   const others = await serviceKeys(pool);
   const meta: BackupMeta = {
@@ -422,7 +422,7 @@ export async function createBackup(
     ...(config.keys.backend === 'pkcs11'
       ? { pkcs11: { module: config.keys.pkcs11.module, tokenLabel: config.keys.pkcs11.tokenLabel } }
       : {}),
-    keyIds: [...new Set([...caRows.map((c) => c.keyId), ...others.map((k) => k.keyId)])],
+    keyIds: [...new Set([...caKeyIds, ...others.map((k) => k.keyId)])],
     migrations: applied,
   };
   const tmp = `${out}.${process.pid}.partial`;

@@ -121,6 +121,30 @@ export function input(
   /></label>`;
 }
 
+/** A multi-line text field (PEM, JSON). */
+export function textarea(
+  name: string,
+  label: string,
+  opts: { value?: string; rows?: number; required?: boolean; placeholder?: string } = {},
+): Html {
+  return html`<label
+    >${label}
+    <textarea
+      name="${name}"
+      rows="${String(opts.rows ?? 8)}"
+      ${opts.required ? raw(' required') : ''}${opts.placeholder ? raw(` placeholder="${escapeHtml(opts.placeholder)}"`) : ''}
+    >
+${opts.value ?? ''}</textarea>
+  </label>`;
+}
+
+/** A text field whose value console.js sends as an array (comma separated). */
+export function listInput(name: string, label: string, placeholder?: string): Html {
+  return html`<label
+    >${label} <input name="${name}" type="text" data-type="array" ${placeholder ? raw(` placeholder="${escapeHtml(placeholder)}"`) : ''}
+  /></label>`;
+}
+
 export function select(name: string, label: string, options: Array<string | [string, string]>, selected?: string): Html {
   return html`<label
     >${label}

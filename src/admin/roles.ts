@@ -28,7 +28,9 @@ export const PERMISSIONS = {
   'crls:manage': 'sign a new CRL and renew due OCSP responses now',
   'keys:recover': 'recover archived private keys (EST serverkeygen)',
   'reports:read': 'certificate, CRL and statistics reports (table, CSV, JSON)',
-  'profiles:read': 'certificate profiles (effective configuration)',
+  'cas:manage': 'create, import, roll over and revoke CAs',
+  'profiles:read': 'certificate, key and CRL profiles and their versions',
+  'profiles:manage': 'create, clone, edit and retire certificate, key and CRL profiles',
   'applications:read': 'external applications: EST clients, CMP clients, EAB keys',
   'applications:manage': 'register, disable, enable and remove EST clients; create EAB keys',
   'users:read': 'console users, API tokens, the role matrix',
@@ -46,13 +48,13 @@ export type Permission = keyof typeof PERMISSIONS;
 const ALL_READ: Permission[] = (Object.keys(PERMISSIONS) as Permission[]).filter((p) => p.endsWith(':read'));
 
 /**
- * CA Administrator: users and roles, settings, the backup recipient, everything read. Administrator: profiles,
- * CAs, external applications, EAB keys. Officer: certificate actions, approvals, CRLs,
+ * CA Administrator: users and roles, settings, the backup recipient, the CAs (create, import, roll over,
+ * revoke), everything read. Administrator: profiles, external applications, EAB keys. Officer: certificate actions, approvals, CRLs,
  * OCSP, key recovery. Auditor: read-only certificates, reports and the audit log.
  * Operator: hierarchy, health, backup (made for the recipient: an Operator cannot open one).
  */
 export const MATRIX: Record<Role, readonly Permission[]> = {
-  'ca-admin': [...ALL_READ, 'users:manage', 'backup:recipient'],
+  'ca-admin': [...ALL_READ, 'users:manage', 'backup:recipient', 'cas:manage'],
   admin: [
     'dashboard:read',
     'hierarchy:read',
@@ -62,6 +64,7 @@ export const MATRIX: Record<Role, readonly Permission[]> = {
     'crls:read',
     'reports:read',
     'profiles:read',
+    'profiles:manage',
     'applications:read',
     'applications:manage',
     'settings:read',

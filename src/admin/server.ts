@@ -10,9 +10,11 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { openDatabase } from '../db/open.ts';
+import { databaseUrl, openDatabase } from '../db/open.ts';
 import * as sessions from '../db/repos/admin-sessions.ts';
 import { waitForCa } from '../http/server.ts';
+import { unknownCaReferences } from '../ra/ca-references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ra/profiles.ts';
 import { ensureServerCertificate } from '../http/tls-cert.ts';
 import { pemEncode } from '../pki/index.ts';
 import { connectTemporal } from '../temporal/client.ts';
@@ -30,7 +32,10 @@ export interface RunningAdmin {
 
 export async function startAdmin(config: Config, log: Logger): Promise<RunningAdmin> {
   const pool = await openDatabase(config, log);
-  const { issuing, root } = await waitForCa(config, pool, log);
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
+  const { issuing, chain } = await waitForCa(config, pool, log);
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
   const deps = { config, pool, temporal: temporal.client, log };
@@ -41,7 +46,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
   };
   const { routes, pages } = consoleAreas(settings);
   const app = adminApp(deps, { routes, pages, settings, version: certflowVersion() });
-  const clientCas = [pemEncode('CERTIFICATE', issuing.certDer), pemEncode('CERTIFICATE', root.certDer)];
+  const clientCas = chain.map((der) => pemEncode('CERTIFICATE', der));
   const server = https.createServer(
     { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: clientCas },
     app.callback(),
@@ -88,6 +93,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
         server.closeAllConnections();
       });
       await temporal.close().catch(() => {});
+      await profileWatch.close().catch(() => {});
       await pool.end().catch(() => {});
     },
   };

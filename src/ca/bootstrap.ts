@@ -16,7 +16,7 @@ export interface CaRecord {
   parent: string | null;
   keyId: string;
   keyAlg: string;
-  keyBackend: string;
+  keyBackend: 'software' | 'pkcs11' | 'none';
   subject: string;
   serial: string;
   notBefore: Date;
@@ -30,7 +30,8 @@ export interface CaStore {
 }
 
 export interface BootstrapResult {
-  root: CaRecord;
+  /** The configured root, or undefined when the default issuing CA existed already (its chain says which root it has). */
+  root?: CaRecord;
   issuing: CaRecord;
   created: string[];
 }
@@ -46,6 +47,14 @@ export async function ensureHierarchy(args: {
   const { ca, keys, store, log } = args;
   const now = args.now ?? new Date();
   const created: string[] = [];
+
+  // An issuing CA that exists is checked, whatever its parent: it may have been created or
+  // imported under another root (an offline or outside root whose key is not here).
+  const existing = await store.get(ca.issuingName);
+  if (existing) {
+    await checkKey(keys, existing);
+    return { issuing: existing, created };
+  }
 
   let root = await store.get(ca.rootName);
   if (!root) {
@@ -104,6 +113,7 @@ async function keyFor(keys: KeyStore, id: string, alg: KeyAlg): Promise<string> 
 }
 
 async function checkKey(keys: KeyStore, ca: CaRecord): Promise<void> {
+  if (ca.keyBackend === 'none') return; // a CA outside certflow (an external root)
   if (ca.keyBackend !== keys.backend) {
     throw new CaError('config', `CA "${ca.name}" has its key in the ${ca.keyBackend} key store, but CERTFLOW_KEY_BACKEND=${keys.backend}`);
   }

@@ -16,9 +16,13 @@ export interface CrlParams {
   entries: CrlEntry[];
   /** URL the CRL is published at (critical issuingDistributionPoint), when wanted. */
   idpUrl?: string;
+  /** A delta CRL: its base CRL's number. */
+  deltaBase?: bigint;
+  /** Where the delta CRLs of a complete CRL are (freshestCRL). */
+  freshestUrl?: string;
 }
 
-/** Builds, signs and verifies a complete v2 CRL of `ca`; returns its DER. */
+/** Builds, signs and verifies a v2 CRL (complete, or a delta with deltaBase) of `ca`; returns its DER. */
 export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Promise<Uint8Array> {
   const ctx = await caSigningContext(keys, ca, 'cRLSign');
   const { issuer, sigAlg } = ctx;
@@ -31,6 +35,8 @@ export async function signCrl(keys: KeyStore, ca: SigningCa, p: CrlParams): Prom
     sigAlg,
     entries: p.entries,
     idpUrl: p.idpUrl,
+    deltaBase: p.deltaBase,
+    freshestUrl: p.freshestUrl,
   });
   return signVerified(keys, ca, ctx, tbs, {
     assemble: (signature) => assembleCrl(tbs, sigAlg, signature),

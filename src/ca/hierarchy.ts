@@ -5,8 +5,17 @@
  */
 import { CaError } from '../core/errors.ts';
 import type { KeyUsageName } from '../config/profiles.ts';
-import { defaultSignAlg, type KeyAlg, type KeyInfo, type KeyStore } from '../keys/types.ts';
-import { buildTbsCertificate, encodeName, keyIdentifier, parseDn, randomSerial } from '../pki/index.ts';
+import { defaultSignAlg, type KeyAlg, type KeyInfo, type KeyStore, type SignAlg } from '../keys/types.ts';
+import {
+  buildTbsCertificate,
+  describeCertificate,
+  encodeName,
+  keyIdentifier,
+  parseDn,
+  randomSerial,
+  truncateToSecond,
+  type NameConstraints,
+} from '../pki/index.ts';
 import { assertLintClean } from './lint.ts';
 import { authorityKeyIdOf, issuerSummary, signCertificate, validityWindow, type CaUrls, type IssuingCa } from './issuer.ts';
 
@@ -30,7 +39,7 @@ async function caKey(keys: KeyStore, keyId: string, keyAlg: KeyAlg): Promise<Key
   return key;
 }
 
-function subjectDer(subject: string): Uint8Array {
+export function subjectDer(subject: string): Uint8Array {
   const attrs = parseDn(subject);
   if (attrs.length === 0) throw new CaError('config', 'a CA certificate needs a non-empty subject', { rule: 'ca.subject' });
   return encodeName(attrs);
@@ -42,17 +51,19 @@ function validDays(days: number): number {
   return days;
 }
 
+/** A CA certificate's TBS and the signature algorithm it was built for. */
+export interface CaTbs {
+  tbs: Uint8Array;
+  sigAlg: SignAlg;
+}
+
 /**
- * Self-signed root CA certificate: basicConstraints CA:true (critical, no path length),
- * keyUsage digitalSignature+keyCertSign+cRLSign (critical), SKI and AKI = SKI.
+ * Self-signed root CA TBS: basicConstraints CA:true (critical, no path length), keyUsage
+ * digitalSignature+keyCertSign+cRLSign (critical), SKI and AKI = SKI; linted.
  */
-export async function createRootCertificate(
-  keys: KeyStore,
-  args: { keyId: string; keyAlg: KeyAlg; subject: string; validityDays: number; now: Date },
-): Promise<Uint8Array> {
-  const key = await caKey(keys, args.keyId, args.keyAlg);
+export function rootTbs(args: { spki: Uint8Array; keyAlg: KeyAlg; subject: string; validityDays: number; now: Date }): CaTbs {
   const name = subjectDer(args.subject);
-  const ski = keyIdentifier(key.spki);
+  const ski = keyIdentifier(args.spki);
   const sigAlg = defaultSignAlg(args.keyAlg);
   const now = args.now.getTime();
   const tbs = buildTbsCertificate({
@@ -61,20 +72,129 @@ export async function createRootCertificate(
     subject: name,
     notBefore: new Date(now - CA_BACKDATE_SECONDS * 1000),
     notAfter: new Date(now + validDays(args.validityDays) * DAY_SECONDS * 1000),
-    spki: key.spki,
+    spki: args.spki,
     sigAlg,
     extensions: { basicConstraints: { ca: true }, keyUsage: CA_KEY_USAGE, subjectKeyId: ski, authorityKeyId: ski },
   });
   assertLintClean(tbs, { profile: { name: 'root CA' }, issuer: 'self', expectedEku: [], ca: true });
-  return signCertificate(keys, { keyId: args.keyId, keyAlg: args.keyAlg }, tbs, sigAlg);
+  return { tbs, sigAlg };
+}
+
+/** The pathLen a new subordinate of `issuer` gets: `wanted` (default 0), checked against the issuer's (RFC 5280 4.2.1.9). */
+export function subordinatePathLen(issuer: { name: string; pathLen?: number }, wanted: number | undefined): number {
+  if (issuer.pathLen === 0) {
+    throw new CaError('config', `CA "${issuer.name}" has pathLen 0 and cannot issue subordinate CAs`, { rule: 'ca.pathLen' });
+  }
+  const pathLen = wanted ?? 0;
+  if (!Number.isInteger(pathLen) || pathLen < 0)
+    throw new CaError('config', `pathLen ${pathLen} is not a non-negative integer`, { rule: 'ca.pathLen' });
+  if (issuer.pathLen !== undefined && pathLen >= issuer.pathLen) {
+    // Each CA below an issuer with pathLen n may allow at most n - 1 more CAs.
+    throw new CaError('config', `pathLen ${pathLen} must be below the pathLen ${issuer.pathLen} of CA "${issuer.name}"`, {
+      rule: 'ca.pathLen',
+    });
+  }
+  return pathLen;
 }
 
 /**
- * Subordinate CA certificate issued by `issuer` (normally the root): basicConstraints
- * CA:true with pathLen (default 0: it may only issue end-entity certificates), CA key
- * usages, SKI, AKI = the issuer's SKI, and CRL distribution point / AIA from `urls` (the
- * issuer's URLs) when given. Never outlives the issuer.
+ * Subordinate CA TBS issued by `issuer`: basicConstraints CA:true with pathLen (default 0:
+ * it may only issue end-entity certificates), CA key usages, name constraints when given,
+ * SKI, AKI = the issuer's SKI, and CRL distribution point / AIA from `urls` (the issuer's
+ * URLs) when given. Never outlives the issuer; linted.
  */
+export function subordinateTbs(args: {
+  issuer: Pick<IssuingCa, 'name' | 'certDer' | 'keyAlg'>;
+  spki: Uint8Array;
+  subject: string;
+  validityDays: number;
+  now: Date;
+  pathLen?: number;
+  nameConstraints?: NameConstraints;
+  urls: CaUrls;
+}): CaTbs {
+  const issuer = issuerSummary(args.issuer, args.now);
+  const pathLen = subordinatePathLen({ name: args.issuer.name, pathLen: issuer.pathLen }, args.pathLen);
+  const sigAlg = defaultSignAlg(args.issuer.keyAlg);
+  const { notBefore, notAfter } = validityWindow(args.now, CA_BACKDATE_SECONDS, validDays(args.validityDays) * DAY_SECONDS, issuer);
+  const tbs = buildTbsCertificate({
+    serial: randomSerial(),
+    issuer: issuer.subjectDer,
+    subject: subjectDer(args.subject),
+    notBefore,
+    notAfter,
+    spki: args.spki,
+    sigAlg,
+    extensions: {
+      basicConstraints: { ca: true, pathLen },
+      keyUsage: CA_KEY_USAGE,
+      nameConstraints: args.nameConstraints,
+      subjectKeyId: keyIdentifier(args.spki),
+      authorityKeyId: authorityKeyIdOf(issuer),
+      crlUrls: args.urls.crl ? [args.urls.crl] : undefined,
+      ocspUrls: args.urls.ocsp ? [args.urls.ocsp] : undefined,
+      caIssuersUrls: args.urls.caIssuers ? [args.urls.caIssuers] : undefined,
+    },
+  });
+  assertLintClean(tbs, { profile: { name: 'subordinate CA' }, issuer, expectedEku: [], ca: true });
+  return { tbs, sigAlg };
+}
+
+/**
+ * A root key rollover's link certificate (RFC 9810 4.4): the key of `subject` (one root
+ * generation) certified by the key of `issuer` (the other), with `subject`'s name, valid
+ * from now until the old key's certificate expires. newWithOld: subject = the new root,
+ * issuer = the old one; oldWithNew: the other way round. A client that trusts either root
+ * builds a path to certificates of the other through it.
+ */
+export function linkTbs(args: {
+  subjectCertDer: Uint8Array;
+  issuer: Pick<IssuingCa, 'name' | 'certDer' | 'keyAlg'>;
+  notAfter: Date;
+  now: Date;
+  urls: CaUrls;
+}): CaTbs {
+  const subject = describeCertificate(args.subjectCertDer);
+  const issuer = issuerSummary(args.issuer, args.now);
+  const sigAlg = defaultSignAlg(args.issuer.keyAlg);
+  const notBefore = new Date(Math.max(truncateToSecond(args.now).getTime() - CA_BACKDATE_SECONDS * 1000, issuer.notBefore.getTime()));
+  const notAfter = new Date(Math.min(truncateToSecond(args.notAfter).getTime(), truncateToSecond(issuer.notAfter).getTime()));
+  const tbs = buildTbsCertificate({
+    serial: randomSerial(),
+    issuer: issuer.subjectDer,
+    subject: subject.subjectDer,
+    notBefore,
+    notAfter,
+    spki: subject.spki,
+    sigAlg,
+    extensions: {
+      basicConstraints: subject.pathLen === undefined ? { ca: true } : { ca: true, pathLen: subject.pathLen },
+      keyUsage: CA_KEY_USAGE,
+      subjectKeyId: keyIdentifier(subject.spki),
+      authorityKeyId: authorityKeyIdOf(issuer),
+      crlUrls: args.urls.crl ? [args.urls.crl] : undefined,
+      caIssuersUrls: args.urls.caIssuers ? [args.urls.caIssuers] : undefined,
+    },
+  });
+  assertLintClean(tbs, { profile: { name: 'root link certificate' }, issuer, expectedEku: [], ca: true });
+  return { tbs, sigAlg };
+}
+
+/** Signs a CA TBS with `signer`'s key (checked and verified, see signCertificate). */
+export function signCaTbs(keys: KeyStore, signer: { keyId: string; keyAlg: KeyAlg }, t: CaTbs): Promise<Uint8Array> {
+  return signCertificate(keys, signer, t.tbs, t.sigAlg);
+}
+
+/** Self-signed root CA certificate with a key of the store (see rootTbs). */
+export async function createRootCertificate(
+  keys: KeyStore,
+  args: { keyId: string; keyAlg: KeyAlg; subject: string; validityDays: number; now: Date },
+): Promise<Uint8Array> {
+  const key = await caKey(keys, args.keyId, args.keyAlg);
+  return signCaTbs(keys, { keyId: args.keyId, keyAlg: args.keyAlg }, rootTbs({ ...args, spki: key.spki }));
+}
+
+/** Subordinate CA certificate for a key of the store, issued by `issuer` (see subordinateTbs). */
 export async function createSubordinateCertificate(
   keys: KeyStore,
   args: {
@@ -85,43 +205,11 @@ export async function createSubordinateCertificate(
     validityDays: number;
     now: Date;
     pathLen?: number;
+    nameConstraints?: NameConstraints;
     urls: CaUrls;
   },
 ): Promise<Uint8Array> {
   const key = await caKey(keys, args.keyId, args.keyAlg);
-  const issuer = issuerSummary(args.issuer, args.now);
-  if (issuer.pathLen === 0) {
-    throw new CaError('config', `CA "${args.issuer.name}" has pathLen 0 and cannot issue subordinate CAs`, { rule: 'ca.pathLen' });
-  }
-  const pathLen = args.pathLen ?? 0;
-  if (!Number.isInteger(pathLen) || pathLen < 0)
-    throw new CaError('config', `pathLen ${pathLen} is not a non-negative integer`, { rule: 'ca.pathLen' });
-  if (issuer.pathLen !== undefined && pathLen >= issuer.pathLen) {
-    // RFC 5280 4.2.1.9: each CA below an issuer with pathLen n may allow at most n - 1 more CAs.
-    throw new CaError('config', `pathLen ${pathLen} must be below the pathLen ${issuer.pathLen} of CA "${args.issuer.name}"`, {
-      rule: 'ca.pathLen',
-    });
-  }
-  const sigAlg = defaultSignAlg(args.issuer.keyAlg);
-  const { notBefore, notAfter } = validityWindow(args.now, CA_BACKDATE_SECONDS, validDays(args.validityDays) * DAY_SECONDS, issuer);
-  const tbs = buildTbsCertificate({
-    serial: randomSerial(),
-    issuer: issuer.subjectDer,
-    subject: subjectDer(args.subject),
-    notBefore,
-    notAfter,
-    spki: key.spki,
-    sigAlg,
-    extensions: {
-      basicConstraints: { ca: true, pathLen },
-      keyUsage: CA_KEY_USAGE,
-      subjectKeyId: keyIdentifier(key.spki),
-      authorityKeyId: authorityKeyIdOf(issuer),
-      crlUrls: args.urls.crl ? [args.urls.crl] : undefined,
-      ocspUrls: args.urls.ocsp ? [args.urls.ocsp] : undefined,
-      caIssuersUrls: args.urls.caIssuers ? [args.urls.caIssuers] : undefined,
-    },
-  });
-  assertLintClean(tbs, { profile: { name: 'subordinate CA' }, issuer, expectedEku: [], ca: true });
-  return signCertificate(keys, { keyId: args.issuer.keyId, keyAlg: args.issuer.keyAlg }, tbs, sigAlg);
+  const t = subordinateTbs({ ...args, spki: key.spki });
+  return signCaTbs(keys, { keyId: args.issuer.keyId, keyAlg: args.issuer.keyAlg }, t);
 }

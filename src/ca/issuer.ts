@@ -14,6 +14,7 @@ import {
   encodeName,
   formatDn,
   keyIdentifier,
+  nameConstraintViolation,
   serialToHex,
   signAlgFitsKey,
   truncateToSecond,
@@ -37,6 +38,8 @@ export interface CaUrls {
   crl?: string;
   ocsp?: string;
   caIssuers?: string;
+  /** Delta CRLs, when the CA publishes them (freshestCRL). */
+  deltaCrl?: string;
 }
 
 export interface PreparedCertificate {
@@ -104,10 +107,21 @@ export function prepareCertificate(args: {
   serial: Uint8Array;
   now: Date;
   urls: CaUrls;
+  /** The CA certificates above the issuing CA (DER): their name constraints bind it too (RFC 5280 4.2.1.10). */
+  ancestors?: Uint8Array[];
 }): PreparedCertificate {
   const { csr, profile, ca, urls } = args;
   const policy = applyProfile(csr, profile);
   const issuer = issuerSummary(ca, args.now);
+  for (const c of [issuer, ...(args.ancestors ?? []).map(caSummary)]) {
+    const outside = c.nameConstraints && nameConstraintViolation(c.nameConstraints, policy.sans);
+    if (outside) {
+      throw new CaError('policy', `${outside} is outside the name constraints of CA "${c === issuer ? ca.name : c.subject}"`, {
+        rule: 'ca.nameConstraints',
+        details: { name: outside, nameConstraints: c.nameConstraints },
+      });
+    }
+  }
   const sigAlg = defaultSignAlg(ca.keyAlg);
   const { notBefore, notAfter } = validityWindow(args.now, profile.backdateSeconds, profile.validitySeconds, issuer);
   const tbsDer = buildTbsCertificate({
@@ -127,6 +141,7 @@ export function prepareCertificate(args: {
       authorityKeyId: authorityKeyIdOf(issuer),
       // A URL the profile asks for but the deployment did not configure is left out.
       crlUrls: profile.crlDistributionPoint && urls.crl ? [urls.crl] : undefined,
+      deltaCrlUrls: profile.crlDistributionPoint && urls.deltaCrl ? [urls.deltaCrl] : undefined,
       ocspUrls: profile.aia.ocsp && urls.ocsp ? [urls.ocsp] : undefined,
       caIssuersUrls: profile.aia.caIssuers && urls.caIssuers ? [urls.caIssuers] : undefined,
       policies: profile.policies,

@@ -11,6 +11,7 @@
  */
 import { CaError } from '../core/errors.ts';
 import { checkProfileKey } from '../config/key-limits.ts';
+import { usagesFittingPurposes } from '../config/key-usage.ts';
 import { EKU_OIDS, KEY_USAGES, SUBJECT_ATTRS, type CertProfile, type KeyUsageName } from '../config/profiles.ts';
 import {
   attrShortName,
@@ -90,7 +91,8 @@ export function applyProfile(csr: ParsedCsr, profile: CertProfile): PolicyResult
       `the request has neither a subject nor SANs; profile "${profile.name}" cannot issue a certificate that names nothing`,
     );
   }
-  return { subject, sans, keyUsage: keyUsages(csr.key, profile), extKeyUsage: extKeyUsages(profile, sans) };
+  const extKeyUsage = extKeyUsages(profile, sans);
+  return { subject, sans, keyUsage: keyUsages(csr.key, profile, extKeyUsage), extKeyUsage };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,11 +290,19 @@ function ensureCnIsSan(cn: string, sans: SanSet, p: CertProfile): string {
 // ---------------------------------------------------------------------------------------
 // Usages
 
-function keyUsages(key: PublicKeyKind, p: CertProfile): KeyUsageName[] {
+/**
+ * The profile's key usages, plus keyEncipherment for an RSA key where the profile asks for
+ * it (TLS 1.2 RSA key exchange encrypts the premaster secret with the certificate's key),
+ * keeping only those the certificate's extended key usages permit: a device certificate
+ * whose serverAuth was left out (no server name) gets no keyEncipherment.
+ */
+function keyUsages(key: PublicKeyKind, p: CertProfile, ekuOids: string[]): KeyUsageName[] {
   const usages = new Set<KeyUsageName>(p.keyUsage);
-  // TLS 1.2 RSA key exchange encrypts the premaster secret with the certificate's key.
   if (key.type === 'rsa' && p.rsaKeyEncipherment) usages.add('keyEncipherment');
-  return KEY_USAGES.filter((u) => usages.has(u));
+  return usagesFittingPurposes(
+    KEY_USAGES.filter((u) => usages.has(u)),
+    ekuOids,
+  );
 }
 
 /**

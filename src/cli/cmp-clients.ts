@@ -21,6 +21,7 @@ import type { CmpClientRow } from '../db/repos/cmp-clients.ts';
 import { encryptSecret, secretsKey } from '../cmp/secrets.ts';
 import { describeCertificate, toDer } from '../pki/index.ts';
 import type { CliContext } from './context.ts';
+import { loadManagedProfiles } from '../ra/profiles.ts';
 
 const MIN_SECRET_LENGTH = 8;
 
@@ -104,6 +105,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
         if (Boolean(opts.secret) === Boolean(opts.cert))
           throw new CaError('malformed', 'give exactly one of --secret and --cert', { rule: 'cmpClient.auth' });
         const config = loadConfig();
+        if (opts.profile) await cli.withPool((pool) => loadManagedProfiles(config, pool));
         if (opts.profile && !config.profiles.has(opts.profile))
           throw new CaError('notFound', `unknown certificate profile "${opts.profile}"`, { rule: 'profile.unknown' });
         const aliases = checkAliases(config, opts.alias ?? []);

@@ -4,6 +4,7 @@
  * worker nor Temporal. Every change is audited (actor "operator") in the transaction that
  * makes it; passwords never reach the database, the audit log or the output.
  */
+import { loadManagedProfiles } from '../ra/profiles.ts';
 import type { CliContext } from './context.ts';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/index.ts';
@@ -124,6 +125,7 @@ function addCommand(group: Command, root: Command, helpers: CliHelpers): void {
     .action(async (opts: { name: string; password: string; profile?: string; label?: string[]; requireApproval?: boolean }) => {
       checkClientName(opts.name);
       const config = loadConfig();
+      if (opts.profile) await helpers.withPool((pool) => loadManagedProfiles(config, pool));
       checkProfile(config, opts.profile);
       const labels = checkLabels(config, opts.label ?? []);
       const passwordHash = await newPasswordHash(opts.password, helpers.say);

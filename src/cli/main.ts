@@ -17,6 +17,8 @@ import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { describeCertificate, parseCsr, pemEncode } from '../pki/index.ts';
 import { checkStatusChange, REVOKE_REASONS } from '../ca/status-change.ts';
+import { cannotSign, issuingCaName } from '../ca/authority.ts';
+import { loadManagedProfiles } from '../ra/profiles.ts';
 import { connectTemporal } from '../temporal/client.ts';
 import { issueAndWait } from '../ra/enrollment.ts';
 import { changeStatusAndWait, refreshAndWait } from '../ra/revocation.ts';
@@ -31,6 +33,8 @@ import { registerEabCommands } from './eab.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerConsoleCommands } from './console.ts';
 import { registerCmpClientCommands } from './cmp-clients.ts';
+import { registerCaCommands } from './ca.ts';
+import { registerProfileCommands } from './profiles.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -116,30 +120,6 @@ function program(): Command {
       else say(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
     });
 
-  const ca = root.command('ca').description('certificate authorities');
-  ca.command('list')
-    .description('list the CAs')
-    .action(async () => {
-      await withPool(async (pool) => {
-        const rows = await cas.list(pool);
-        if (root.opts<GlobalOpts>().json) printJson(rows);
-        else process.stdout.write(table(rows as never, ['name', 'role', 'parent', 'keyAlg', 'keyBackend', 'subject', 'notAfter']));
-      });
-    });
-  ca.command('export <name>')
-    .description("print a CA's certificate (PEM, or DER with --der)")
-    .option('--out <file>', 'write to a file instead of stdout')
-    .option('--der', 'DER instead of PEM')
-    .action(async (name: string, opts: { out?: string; der?: boolean }) => {
-      await withPool(async (pool) => {
-        const row = await cas.get(pool, name);
-        if (!row) throw new CaError('notFound', `no CA named "${name}" (see \`certflow ca list\`)`);
-        const out = opts.der ? Buffer.from(row.certDer) : pemEncode('CERTIFICATE', row.certDer);
-        if (opts.out) await writeFileAtomic(opts.out, out);
-        else process.stdout.write(out);
-      });
-    });
-
   const cert = root.command('cert').description('certificates');
   cert
     .command('issue')
@@ -166,14 +146,18 @@ function program(): Command {
           throw new CaError('malformed', `cannot read ${opts.csr}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
         });
         const csr = parseCsr(input); // a malformed CSR fails here, before any workflow starts
+        await withPool((pool) => loadManagedProfiles(config, pool));
         const profile = getProfile(config, opts.profile);
-        // An unknown CA is the operator's mistake here; inside the workflow it would be a server fault.
-        if (opts.ca) {
-          const named = opts.ca;
-          const ca = await withPool((pool) => cas.get(pool, named));
+        // An unknown CA, or one that cannot sign (revoked, expired), is the operator's mistake
+        // here; inside the workflow it would be a server fault.
+        await withPool(async (pool) => {
+          const name = issuingCaName(config, opts.ca, profile);
+          const ca = await cas.get(pool, name);
           if (!ca || ca.role !== 'issuing')
-            throw new CaError('notFound', `no issuing CA named "${named}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
-        }
+            throw new CaError('notFound', `no issuing CA named "${name}" (see \`certflow ca list\`)`, { rule: 'ca.unknown' });
+          const why = cannotSign(ca, new Date());
+          if (why) throw new CaError('conflict', why.message, { rule: why.rule });
+        });
         const temporal = await connectTemporal(config, 5000);
         try {
           const requestId = opts.requestId ?? newId();
@@ -316,6 +300,8 @@ function program(): Command {
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
   registerCmpClientCommands(root, context);
+  registerCaCommands(root, context);
+  registerProfileCommands(root, context);
 
   statusCommand('revoke', 'revoke a certificate (publishes a new CRL and OCSP response)');
   statusCommand('hold', 'suspend a certificate (certificateHold); undo with release');

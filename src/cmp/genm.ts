@@ -8,6 +8,8 @@
 import type { CmpAlias } from '../config/index.ts';
 import { getProfile } from '../config/index.ts';
 import * as cas from '../db/repos/cas.ts';
+import { caUrls } from '../ca/urls.ts';
+import { issuingCaName } from '../ca/authority.ts';
 import * as revocation from '../db/repos/revocation.ts';
 import {
   CRLStatus,
@@ -16,6 +18,7 @@ import {
   INFO_TYPES,
   InfoTypeAndValue,
   REG_CTRL,
+  RootCaKeyUpdateContent,
   algorithmIdentifier,
   derSequence,
   fromDer,
@@ -37,7 +40,7 @@ const CURVE_OIDS: Record<string, string> = { 'P-256': '1.2.840.10045.3.1.7', 'P-
 export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: InfoTypeAndValue[]): Promise<InfoTypeAndValue[]> {
   if (items.length === 0) throw cmpError('cmp.request', 'the genm asks for nothing (no InfoTypeAndValue)');
   const profile = getProfile(deps.config, alias.profile);
-  const caName = alias.caName ?? profile.issuer ?? deps.config.ca.issuingName;
+  const caName = issuingCaName(deps.config, alias.caName, profile);
   const out: InfoTypeAndValue[] = [];
   const unsupported: string[] = [];
   for (const item of items) {
@@ -47,9 +50,21 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(new InfoTypeAndValue(item.infoType, derSequence(chain)));
         break;
       }
-      case INFO_TYPES.rootCaKeyUpdate:
+      case INFO_TYPES.rootCaKeyUpdate: {
+        // RFC 9483 4.3.2: the new root certificate and the link certificates while the
+        // alias's root is being rolled over; absent when no update is there.
+        const root = (await cas.chainPath(deps.pool, caName)).at(-1);
+        const update = root?.role === 'root' ? await cas.rootKeyUpdate(deps.pool, root.name) : null;
+        out.push(
+          new InfoTypeAndValue(
+            item.infoType,
+            update ? structureDer(new RootCaKeyUpdateContent(update.newWithNew, update.newWithOld, update.oldWithNew)) : undefined,
+          ),
+        );
+        break;
+      }
       case INFO_TYPES.caKeyUpdateInfo:
-        // No root CA key update is pending: the value is absent (RFC 9483 4.3.2).
+        // The deprecated form (RFC 4210): not offered; the value is absent.
         out.push(new InfoTypeAndValue(item.infoType));
         break;
       case INFO_TYPES.certReqTemplate:
@@ -62,7 +77,8 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(new InfoTypeAndValue(item.infoType, derSequence(keyAlgorithms(profile.keys, false))));
         break;
       case INFO_TYPES.currentCRL: {
-        const crl = await revocation.latestCrl(deps.pool, caName);
+        const active = await cas.get(deps.pool, caName);
+        const crl = active && (await revocation.latestCrl(deps.pool, caName, active.generation));
         out.push(new InfoTypeAndValue(item.infoType, crl ? new Uint8Array(crl.der) : undefined));
         break;
       }
@@ -107,16 +123,17 @@ function certReqTemplate(keys: ReturnType<typeof getProfile>['keys']): CertReqTe
 async function crls(deps: CmpDeps, value: Uint8Array | undefined): Promise<InfoTypeAndValue> {
   if (!value) throw cmpError('cmp.request', 'crlStatusList must carry a list of CRLStatus');
   const statuses = derSequenceItems(value, 'CRLStatusList').map((d) => CRLStatus.fromSchema(fromDer(d, 'CRLStatus')));
-  const all = await cas.list(deps.pool);
+  const all = await cas.allCertifiedKeys(deps.pool);
   const found: Uint8Array[] = [];
   for (const st of statuses) {
     const raw = Buffer.from(st.source.dpn ?? st.source.issuer ?? []);
-    const ca = all.find((c) => {
-      const url = `${deps.config.publicHttpUrl}/crl/${c.name}.crl`;
-      return raw.includes(Buffer.from(url)) || raw.includes(Buffer.from(describeCertificate(c.certDer).subjectDer));
+    // The newest key generation first: a CA name as issuer means its current CRL.
+    const ca = [...all].reverse().find((k) => {
+      const url = caUrls(deps.config, k.caName, k.generation).crl!;
+      return raw.includes(Buffer.from(url)) || raw.includes(Buffer.from(describeCertificate(k.certDer).subjectDer));
     });
     if (!ca) throw cmpError('cmp.request', 'a CRLStatus names a CRL source this CA does not publish', 'notFound');
-    const crl = await revocation.latestCrl(deps.pool, ca.name);
+    const crl = await revocation.latestCrl(deps.pool, ca.caName, ca.generation);
     if (!crl) continue;
     if (st.thisUpdate && describeCrl(crl.der).thisUpdate.getTime() <= st.thisUpdate.getTime()) continue;
     found.push(new Uint8Array(crl.der));

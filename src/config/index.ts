@@ -2,8 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CaError } from '../core/errors.ts';
 import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
-import { DEFAULT_PROFILES, validateProfile, type CertProfile } from './profiles.ts';
-import { parseConfigFile, type ConfigFile, type ISSUING_PROTOCOLS } from './schema.ts';
+import type { CertProfile } from './profiles.ts';
+import { buildProfileSet, entriesOf, type CrlProfile, type KeyProfile, type ProfileEntries } from './profile-set.ts';
+import { caReferencesOf, parseConfigFile, type CaReference, type ConfigFile, type ISSUING_PROTOCOLS } from './schema.ts';
 import { signingTaskQueue } from '../../workflows/api.ts';
 import { processEnv, type Env } from './env.ts';
 
@@ -25,6 +26,10 @@ export interface CaConfig {
   issuingSubject: string;
   issuingValidityDays: number;
   keyAlg: KeyAlg;
+  /** PEM files of outside trust anchors (absolute paths). */
+  trustAnchors: string[];
+  /** Lead time of the CA expiry watch, in days. */
+  expiryWarningDays: number;
 }
 
 export interface Config {
@@ -65,7 +70,16 @@ export interface Config {
     pkcs11: { module?: string; tokenLabel?: string; pin?: string };
   };
   ca: CaConfig;
+  /**
+   * The effective certificate profiles: built-ins, the configuration file (the seed) and the
+   * managed versions in the database (src/ra/profiles.ts keeps these maps current in
+   * every process, without a restart).
+   */
   profiles: Map<string, CertProfile>;
+  keyProfiles: Map<string, KeyProfile>;
+  crlProfiles: Map<string, CrlProfile>;
+  /** The configuration file's profile entries, which managed versions override. */
+  profileSeed: ProfileEntries;
   /** Profile used when a request names none. */
   defaultProfile: string;
   revocation: RevocationConfig;
@@ -83,6 +97,8 @@ export interface Config {
   /** Failed authentications allowed per client address (every front end) and per console user name. */
   authFailures: AuthFailureLimits;
   cmp: CmpConfig;
+  /** The CA names the configuration file refers to (checked against the CAs at start: src/ra/ca-references.ts). */
+  caReferences: CaReference[];
   logLevel: string;
   /** The configuration file read ($CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json; it may not exist). */
   configFile: string;
@@ -338,30 +354,6 @@ function readConfigFile(path: string): ConfigFile {
   return parseConfigFile(value, path);
 }
 
-function mergeProfiles(file: ConfigFile): Map<string, CertProfile> {
-  const profiles = new Map<string, CertProfile>(DEFAULT_PROFILES.map((p) => [p.name, structuredClone(p)]));
-  for (const [i, entry] of (file.profiles ?? []).entries()) {
-    const { extends: base, ...rest } = entry;
-    const parent = profiles.get(base ?? entry.name) ?? profiles.get('tls-server')!;
-    if (base && !profiles.has(base)) {
-      throw new CaError('config', `profiles[${i}].extends: profile "${entry.name}" extends unknown profile "${base}"`, {
-        rule: 'profile.extends',
-      });
-    }
-    const merged: CertProfile = {
-      ...structuredClone(parent),
-      ...rest,
-      name: entry.name,
-      keys: structuredClone(rest.keys ?? parent.keys),
-      san: { ...parent.san, ...(rest.san ?? {}) },
-      subject: { ...parent.subject, ...(rest.subject ?? {}) },
-      aia: { ...parent.aia, ...(rest.aia ?? {}) },
-    };
-    profiles.set(entry.name, validateProfile(merged, `profiles[${i}]`));
-  }
-  return profiles;
-}
-
 /**
  * Loads the configuration from the environment (see shared CONTRACT) and the optional JSON
  * file at $CERTFLOW_CONFIG or $CERTFLOW_HOME/config.json.
@@ -383,7 +375,8 @@ export function loadConfig(env: Env = processEnv()): Config {
   if (backend !== 'software' && backend !== 'pkcs11') {
     throw new CaError('config', `CERTFLOW_KEY_BACKEND=${backend} is not "software" or "pkcs11"`, { rule: 'env.CERTFLOW_KEY_BACKEND' });
   }
-  const profiles = mergeProfiles(file);
+  const profileSeed = entriesOf(file);
+  const { profiles, keyProfiles, crlProfiles } = buildProfileSet(profileSeed);
   const defaultProfile = file.defaultProfile ?? 'tls-server';
   if (!profiles.has(defaultProfile)) {
     throw new CaError('config', `defaultProfile: "${defaultProfile}" is not a configured profile`, { rule: 'defaultProfile' });
@@ -395,7 +388,9 @@ export function loadConfig(env: Env = processEnv()): Config {
     issuingName: 'certflow-issuing',
     issuingSubject: 'CN=certflow Issuing CA 1,O=certflow',
     issuingValidityDays: 10 * 365,
+    expiryWarningDays: 30,
     ...file.ca,
+    trustAnchors: (file.ca?.trustAnchors ?? []).map((f) => resolve(home, f)),
     keyAlg,
   };
   for (const n of [ca.rootName, ca.issuingName]) {
@@ -437,6 +432,9 @@ export function loadConfig(env: Env = processEnv()): Config {
     },
     ca,
     profiles,
+    keyProfiles,
+    crlProfiles,
+    profileSeed,
     defaultProfile,
     revocation: {
       crlValiditySeconds: 7 * 86_400,
@@ -465,6 +463,7 @@ export function loadConfig(env: Env = processEnv()): Config {
       perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
     },
     cmp: cmpConfig(file, profiles),
+    caReferences: caReferencesOf(file),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
     configFile: filePath,
     configFileFromEnv: Boolean(env.CERTFLOW_CONFIG),

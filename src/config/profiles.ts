@@ -1,4 +1,5 @@
 import { CaError } from '../core/errors.ts';
+import { usagesFittingPurposes } from './key-usage.ts';
 
 export const KEY_USAGES = [
   'digitalSignature',
@@ -55,7 +56,10 @@ export interface CertProfile {
   /** notBefore is set this many seconds in the past to absorb client clock skew. */
   backdateSeconds: number;
   keyUsage: KeyUsageName[];
-  /** For RSA keys only: keyEncipherment is added (TLS 1.2 RSA key exchange). */
+  /**
+   * For RSA keys only: keyEncipherment is added (TLS 1.2 RSA key exchange) where the
+   * certificate's extended key usages permit it (serverAuth, emailProtection, or none).
+   */
   rsaKeyEncipherment: boolean;
   /** Extended key usages, names from EKU_OIDS or dotted OIDs. Empty = no EKU extension. */
   extKeyUsage: string[];
@@ -97,6 +101,8 @@ export interface CertProfile {
   lint?: LintSet;
   /** certificatePolicies (OIDs); none = no extension. cabf-serverauth needs a CA/B Forum reserved one (2.23.140.1.2.x). */
   policies?: string[];
+  /** The named key profile `keys` came from, if any. */
+  keyProfile?: string;
 }
 
 const DAY = 86_400;
@@ -213,6 +219,10 @@ export function validateProfile(p: CertProfile, where = 'profile'): CertProfile 
   // 7.1.2.7): serverAuth is only issued with one (see applyProfile), so a profile whose only
   // usage is serverAuth must allow and require them.
   const ekus = p.extKeyUsage.map((e) => EKU_OIDS[e] ?? e);
+  // Key usage follows the purposes (RFC 5280 4.2.1.12); rsaKeyEncipherment is added only where they permit it.
+  const fitting = usagesFittingPurposes(p.keyUsage, ekus);
+  for (const ku of p.keyUsage.filter((u) => !fitting.includes(u)))
+    bad('keyUsage', `has "${ku}", which none of the extended key usages (${p.extKeyUsage.join(', ')}) permits (RFC 5280 4.2.1.12)`);
   if (ekus.length === 1 && ekus[0] === EKU_OIDS.serverAuth) {
     if (!p.san.dns && !p.san.ip) bad('san', 'must allow DNS or IP SANs where serverAuth is the only extKeyUsage');
     if (!p.san.required)

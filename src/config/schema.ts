@@ -44,11 +44,55 @@ const ca = z.strictObject({
     .positive()
     .max(100 * 365)
     .optional(),
+  /**
+   * PEM files (relative paths: below $CERTFLOW_HOME) of the outside CAs that externally signed
+   * or imported CAs may chain to (`certflow ca import-cert`, `ca import`).
+   */
+  trustAnchors: z.array(z.string().min(1)).optional(),
+  /** A CA's expiry is reported this many days before its remaining validity falls below the longest profile it serves. */
+  expiryWarningDays: z.int().nonnegative().max(3650).optional(),
 });
 
-const profileSchema = z.strictObject({
+/** Key types and sizes a certificate profile accepts: inline (`keys`) or a named key profile (`keyProfile`). */
+const keysSchema = z.strictObject({
+  rsa: z.strictObject({ minBits: z.int().min(1024).max(16384), maxBits: z.int().min(1024).max(16384) }).optional(),
+  ec: z.strictObject({ curves: z.array(curve).min(1) }).optional(),
+  ed25519: z.boolean().optional(),
+  ed448: z.boolean().optional(),
+});
+
+/** A named key profile (managed like certificate profiles): the algorithms and sizes allowed. */
+export const keyProfileSchema = keysSchema.extend({ name: name('a key profile name'), description: z.string().optional() });
+
+/**
+ * A named CRL profile, for the CAs that name it (`ca create --crl-profile`): a new complete
+ * CRL every intervalSeconds, valid overlapSeconds longer (nextUpdate = thisUpdate +
+ * interval + overlap), and delta CRLs (RFC 5280 5.2.4) every deltaIntervalSeconds if on.
+ */
+export const crlProfileSchema = z.strictObject({
+  name: name('a CRL profile name'),
+  description: z.string().optional(),
+  intervalSeconds: z
+    .int()
+    .min(60)
+    .max(365 * 86_400),
+  overlapSeconds: z
+    .int()
+    .nonnegative()
+    .max(365 * 86_400),
+  deltaCrls: z.boolean().optional(),
+  deltaIntervalSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .optional(),
+});
+
+export const profileSchema = z.strictObject({
   name: name('a profile name'),
   extends: z.string().optional(),
+  /** A named key profile (keyProfiles) instead of inline keys. */
+  keyProfile: name('a key profile name').optional(),
   description: z.string().optional(),
   issuer: name('a CA name').optional(),
   validitySeconds: seconds.optional(),
@@ -56,14 +100,7 @@ const profileSchema = z.strictObject({
   keyUsage: z.array(z.enum(KEY_USAGES)).optional(),
   rsaKeyEncipherment: z.boolean().optional(),
   extKeyUsage: z.array(eku).optional(),
-  keys: z
-    .strictObject({
-      rsa: z.strictObject({ minBits: z.int().min(1024).max(16384), maxBits: z.int().min(1024).max(16384) }).optional(),
-      ec: z.strictObject({ curves: z.array(curve).min(1) }).optional(),
-      ed25519: z.boolean().optional(),
-      ed448: z.boolean().optional(),
-    })
-    .optional(),
+  keys: keysSchema.optional(),
   san: z
     .strictObject({
       dns: z.boolean(),
@@ -273,6 +310,8 @@ const cmp = z.strictObject({
 export const SECTIONS = {
   ca: ca.optional(),
   profiles: z.array(profileSchema).optional(),
+  keyProfiles: z.array(keyProfileSchema).optional(),
+  crlProfiles: z.array(crlProfileSchema).optional(),
   defaultProfile: z.string().optional(),
   tlsNames: z.array(z.string().min(1)).optional(),
   revocation: revocation.optional(),
@@ -292,7 +331,7 @@ export const configFileSchema = z.strictObject(SECTIONS);
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
 /** "est.labels[1].profile" */
-function jsonPath(path: ReadonlyArray<PropertyKey>): string {
+export function jsonPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
   return out || '(top level)';
@@ -335,4 +374,31 @@ function unwrap(schema: z.ZodType): z.ZodType {
   let s = schema;
   while (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
   return s;
+}
+
+/** A CA name the configuration file refers to, with its JSON path (for messages). */
+export interface CaReference {
+  path: string;
+  name: string;
+}
+
+/**
+ * Every CA name the file refers to: ACME aliases, EST labels (and the CAs whose client
+ * certificates they accept), CMP aliases and profile issuers. CAs are created at run time
+ * (`certflow ca create`), so whether they exist is checked against the database when a
+ * server, worker or console starts (src/ra/ca-references.ts), not here.
+ */
+export function caReferencesOf(file: ConfigFile): CaReference[] {
+  const refs: CaReference[] = [];
+  const add = (path: string, name: string | undefined) => {
+    if (name !== undefined) refs.push({ path, name });
+  };
+  file.acme?.aliases?.forEach((a, i) => add(`acme.aliases[${i}].caName`, a.caName));
+  file.est?.labels?.forEach((l, i) => {
+    add(`est.labels[${i}].caName`, l.caName);
+    l.clientCertCas?.forEach((c, j) => add(`est.labels[${i}].clientCertCas[${j}]`, c));
+  });
+  file.cmp?.aliases?.forEach((a, i) => add(`cmp.aliases[${i}].caName`, a.caName));
+  file.profiles?.forEach((p, i) => add(`profiles[${i}].issuer`, p.issuer));
+  return refs;
 }

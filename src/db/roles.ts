@@ -26,6 +26,8 @@ const RUNTIME_TABLE_PRIVILEGES: Readonly<Record<string, string>> = {
   audit_head: 'SELECT, UPDATE',
   schema_migrations: 'SELECT',
   runtime_grants: 'SELECT',
+  // Profile versions are appended, never rewritten: the history an audit entry's diff refers to.
+  managed_profiles: 'SELECT, INSERT',
 };
 const DEFAULT_PRIVILEGES = 'SELECT, INSERT, UPDATE, DELETE';
 

@@ -15,6 +15,7 @@ import { checkProfileKey } from '../config/key-limits.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
+import { issuingCaName } from '../ca/authority.ts';
 import {
   base64Body,
   buildCertsOnly,
@@ -69,12 +70,23 @@ function labelOf(config: Config, name: string): EstLabel {
 
 // ---- CA certificates and CSR attributes -------------------------------------------
 
-/** The chain a device needs to trust: the label's issuing CA up to the root (RFC 7030 4.1.3). */
+/**
+ * The chain a device needs to trust: the label's issuing CA (its active key) up to the
+ * root, and while that root is being rolled over, both root certificates and the two link
+ * certificates (RFC 7030 4.1.3: OldWithOld, OldWithNew, NewWithOld, NewWithNew).
+ */
 async function caChain(deps: EstDeps, label: EstLabel): Promise<Uint8Array[]> {
-  const profile = getProfile(deps.config, label.profile);
-  const name = label.caName ?? profile.issuer ?? deps.config.ca.issuingName;
-  const chain = await cas.issuingChain(deps.pool, name, { includeRoot: true });
-  if (!chain.length) throw new CaError('unavailable', `CA ${name} does not exist yet`);
+  const name = issuingCaName(deps.config, label.caName, getProfile(deps.config, label.profile));
+  const path = await cas.chainPath(deps.pool, name);
+  if (!path.length) throw new CaError('unavailable', `CA ${name} does not exist yet`);
+  const chain: Uint8Array[] = path.map((l) => l.certDer);
+  const root = path.at(-1)!;
+  const update = root.role === 'root' ? await cas.rootKeyUpdate(deps.pool, root.name) : null;
+  if (update) {
+    for (const c of [update.oldWithOld, update.oldWithNew, update.newWithOld, update.newWithNew]) {
+      if (!chain.some((d) => Buffer.from(d).equals(c))) chain.push(c);
+    }
+  }
   return chain;
 }
 

@@ -12,6 +12,8 @@ import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { ping } from '../db/locks.ts';
 import * as cas from '../db/repos/cas.ts';
+import { parseCaFile } from '../ca/urls.ts';
+import { caWarnings } from '../ra/ca-expiry.ts';
 import { pemEncode } from '../pki/index.ts';
 import type { Config } from '../config/index.ts';
 import { estRouter } from '../est/router.ts';
@@ -48,16 +50,20 @@ function mountCmp(app: Koa, deps: AppDeps): void {
 /** Routes served on both listeners. */
 function commonRoutes(deps: AppDeps): Router {
   const router = new Router();
-  router.get('/ca/:file', async (ctx) => {
-    const m = /^(.+)\.(crt|pem)$/.exec(ctx.params.file ?? '');
-    const ca = m ? await cas.get(deps.pool, m[1]!) : undefined;
-    if (!m || !ca) throw new CaError('notFound', `no CA certificate at ${ctx.path}`);
-    if (m[2] === 'pem') {
+  // /ca/<name>.crt: the certificate of the CA's first key (what the AIA of its certificates
+  // names); /ca/<name>/<generation>.crt: of a later key (after a rollover).
+  router.get(/^\/ca\/(.+)$/, async (ctx) => {
+    const rest = ctx.path.slice('/ca/'.length);
+    const pem = rest.endsWith('.pem');
+    const file = parseCaFile(pem ? `${rest.slice(0, -4)}.crt` : rest, 'crt');
+    const key = file ? await cas.getKeyCached(deps.pool, file.name, file.generation) : undefined;
+    if (!file || !key) throw new CaError('notFound', `no CA certificate at ${ctx.path}`);
+    if (pem) {
       ctx.type = 'application/x-pem-file';
-      ctx.body = pemEncode('CERTIFICATE', ca.certDer);
+      ctx.body = pemEncode('CERTIFICATE', key.certDer);
     } else {
       ctx.type = 'application/pkix-cert';
-      ctx.body = Buffer.from(ca.certDer);
+      ctx.body = Buffer.from(key.certDer);
     }
     ctx.set('Cache-Control', 'public, max-age=3600');
   });
@@ -70,7 +76,14 @@ function commonRoutes(deps: AppDeps): Router {
     ctx.status = down.length ? 503 : 200;
     if (down.length) ctx.set('Retry-After', '10');
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { status: down.length ? 'unavailable' : 'ok', ...(down.length ? { down } : {}), checks };
+    // Warnings (a CA that expires too soon, a configured CA name that is no CA) do not make it unhealthy.
+    const warnings = checks.postgres === 'ok' ? await warningsOf(deps) : [];
+    ctx.body = {
+      status: down.length ? 'unavailable' : 'ok',
+      ...(down.length ? { down } : {}),
+      checks,
+      ...(warnings.length ? { warnings } : {}),
+    };
   });
   return router;
 }
@@ -91,6 +104,16 @@ async function health(deps: AppDeps): Promise<Record<string, string>> {
     check(() => deps.temporal.workflowService.getSystemInfo({})),
   ]);
   return { postgres, temporal };
+}
+
+let warned: { at: number; list: string[] } | undefined;
+/** The CA warnings, computed at most once a minute per process (monitoring polls /healthz). */
+async function warningsOf(deps: AppDeps): Promise<string[]> {
+  if (!warned || Date.now() - warned.at > 60_000) {
+    const list = await caWarnings(deps.pool, deps.config).catch(() => warned?.list ?? []);
+    warned = { at: Date.now(), list };
+  }
+  return warned.list;
 }
 
 function baseApp(deps: AppDeps, listener: string): Koa {

@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import { CaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import * as cas from '../db/repos/cas.ts';
+import { parseCaFile } from '../ca/urls.ts';
 import * as revocation from '../db/repos/revocation.ts';
 import {
   certIdMatches,
@@ -41,12 +42,17 @@ async function readBody(ctx: Context, limit: number): Promise<Buffer> {
 }
 
 export function revocationRoutes(router: Router, deps: { pool: Pool; log: Logger }): void {
-  router.get('/crl/:file', async (ctx) => {
-    const m = /^(.+)\.crl$/.exec(ctx.params.file ?? '');
-    const ca = m ? await cas.get(deps.pool, m[1]!) : null;
-    if (!m || !ca) throw new CaError('notFound', `no CRL at ${ctx.path}`);
-    const crl = await revocation.latestCrl(deps.pool, ca.name);
-    if (!crl) throw new CaError('unavailable', `the first CRL of ${ca.name} has not been published yet`);
+  // /crl/<ca>.crl: the CRL of the CA's first key; /crl/<ca>/<generation>.crl: of a later one (after a rollover).
+  router.get(/^\/crl\/(.+)$/, async (ctx) => {
+    const file = parseCaFile(ctx.path.slice('/crl/'.length), 'crl');
+    const key = file ? await cas.getKey(deps.pool, file.name, file.generation) : null;
+    if (!file || !key?.certDer) throw new CaError('notFound', `no CRL at ${ctx.path}`);
+    const crl = await revocation.latestCrl(deps.pool, file.name, file.generation, { delta: file.delta });
+    if (!crl)
+      throw new CaError(
+        file.delta ? 'notFound' : 'unavailable',
+        `the first ${file.delta ? 'delta ' : ''}CRL of ${file.name} has not been published yet`,
+      );
     ctx.type = 'application/pkix-crl';
     cacheUntil(ctx, crl.thisUpdate, crl.nextUpdate);
     ctx.body = crl.der;
@@ -100,10 +106,10 @@ export function revocationRoutes(router: Router, deps: { pool: Pool; log: Logger
 }
 
 let cached: { at: number; list: CertSummary[] } | undefined;
-/** Issuing CA certificates, cached briefly: OCSP is the hottest path of a CA. */
+/** The certificates of every CA key generation, cached briefly: OCSP is the hottest path of a CA. */
 async function issuerSummaries(pool: Pool): Promise<CertSummary[]> {
-  if (cached && Date.now() - cached.at < 60_000) return cached.list;
-  const list = (await cas.list(pool)).map((c) => describeCertificate(c.certDer));
+  if (cached && Date.now() - cached.at < 10_000) return cached.list;
+  const list = (await cas.allCertifiedKeys(pool)).map((k) => describeCertificate(k.certDer));
   cached = { at: Date.now(), list };
   return list;
 }

@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import { writeTrustFiles } from '../ca/trust-files.ts';
+import { unknownCaReferences } from '../ra/ca-references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ra/profiles.ts';
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -30,12 +32,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Waits until a worker has created the issuing CA; logs while it waits. */
+/** Waits until a worker has created the issuing CA; logs while it waits. Returns its chain, root last. */
 export async function waitForCa(config: Config, pool: Pool, log: Logger) {
   for (let i = 0; ; i++) {
     const issuing = await cas.get(pool, config.ca.issuingName);
-    const root = issuing?.parent ? await cas.get(pool, issuing.parent) : undefined;
-    if (issuing && root) return { issuing, root };
+    const chain = issuing?.parent ? await cas.issuingChain(pool, issuing.name, { includeRoot: true }) : [];
+    if (issuing && chain.length > 1) return { issuing, chain };
     if (i % 10 === 0) log.info(`waiting for a worker to create the CA hierarchy (issuing CA "${config.ca.issuingName}")`);
     await sleep(500);
   }
@@ -53,10 +55,13 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const pool = await openDatabase(config, log, { pool: FRONT_END_POOL });
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
   const sealed = await sealPlaintextEabKeys(pool, config);
   if (sealed) log.info({ sealed }, 'EAB MAC keys stored in clear by an older certflow are now encrypted under the secrets key');
-  const { issuing, root } = await waitForCa(config, pool, log);
-  await writeTrustFiles(config, root.certDer, [issuing.certDer]);
+  const { issuing, chain } = await waitForCa(config, pool, log);
+  await writeTrustFiles(config, chain);
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
   const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
@@ -114,6 +119,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         ),
       );
       await accountCache.close().catch(() => {});
+      await profileWatch.close().catch(() => {});
       await temporal.close().catch(() => {});
       await pool.end().catch(() => {});
     },

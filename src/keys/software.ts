@@ -85,6 +85,28 @@ export class SoftwareKeyStore implements KeyStore {
     return { id, alg, spki: loaded.spki.slice() };
   }
 
+  /**
+   * Stores an existing private key (an imported CA's) under `id`, encrypted like generated
+   * keys. Importing the same key again is a no-op; another key under that id is a conflict.
+   */
+  async importKey(id: string, privateKey: KeyObject): Promise<KeyInfo> {
+    assertKeyId(id);
+    const alg = keyAlgOf(id, privateKey);
+    const spki = spkiOf(privateKey);
+    const existing = await this.load(id);
+    if (existing) {
+      if (!Buffer.from(existing.spki).equals(Buffer.from(spki))) throw conflict(id);
+      return { id, alg: existing.alg, spki: existing.spki.slice() };
+    }
+    await ensurePrivateDir(this.dir);
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: this.passphrase }) as string;
+    await writeNewFile(this.keyFile(id), pem, () => conflict(id));
+    const meta: KeyMetadata = { id, alg, created: new Date().toISOString() };
+    await replaceFile(this.metaFile(id), `${JSON.stringify(meta, null, 2)}\n`);
+    this.cache.set(id, Promise.resolve({ alg, privateKey, spki }));
+    return { id, alg, spki: spki.slice() };
+  }
+
   async get(id: string): Promise<KeyInfo | undefined> {
     assertKeyId(id);
     const key = await this.load(id);

@@ -29,6 +29,7 @@ import { buildExtensions, readExtensions, type CertExtensions, type RawExtension
 import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
 import { describePublicKey, type PublicKeyKind } from './publickey.ts';
 import type { SanSet } from './san.ts';
+import type { NameConstraints } from './name-constraints.ts';
 import { assertValidSerial, serialToHex } from './serial.ts';
 
 export type { CertExtensions } from './extensions.ts';
@@ -152,6 +153,8 @@ export interface CertSummary {
   crlUrls: string[];
   ocspUrls: string[];
   caIssuersUrls: string[];
+  /** nameConstraints of a CA certificate. */
+  nameConstraints?: NameConstraints;
 }
 
 export function describeCertificate(der: Uint8Array): CertSummary {
@@ -178,6 +181,7 @@ export function describeCertificate(der: Uint8Array): CertSummary {
       caIssuersUrls: ext.caIssuersUrls,
     };
     if (ext.pathLen !== undefined) summary.pathLen = ext.pathLen;
+    if (ext.nameConstraints) summary.nameConstraints = ext.nameConstraints;
     if (ext.subjectKeyId) summary.subjectKeyIdHex = toHex(ext.subjectKeyId);
     if (ext.authorityKeyId) summary.authorityKeyIdHex = toHex(ext.authorityKeyId);
     return summary;

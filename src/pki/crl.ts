@@ -17,6 +17,7 @@ import { bytesEqual, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitStr
 import { bigintFromInteger, integerFromBigint, integerFromHex } from './integer.ts';
 import { attrsFromRdns, formatDn } from './names.ts';
 import { OID } from './oids.ts';
+import { encodeCrlDistributionPoints } from './extensions.ts';
 import { assertValidSerial, serialToHex } from './serial.ts';
 
 /** CRL-specific extension OIDs (RFC 5280 5.2 and 5.3). */
@@ -114,6 +115,10 @@ export interface TbsCrlParams {
   entries: CrlEntry[];
   /** URL the CRL is published at; written as a critical issuingDistributionPoint fullName. */
   idpUrl?: string;
+  /** A delta CRL (RFC 5280 5.2.4): the number of the complete CRL it updates (critical deltaCRLIndicator). */
+  deltaBase?: bigint;
+  /** A complete CRL whose deltas are published: where (freshestCRL, RFC 5280 5.2.6). */
+  freshestUrl?: string;
 }
 
 /**
@@ -175,6 +180,10 @@ function crlExtensions(p: TbsCrlParams): asn1js.Sequence {
     const idp = new pkijs.IssuingDistributionPoint({ distributionPoint: [new pkijs.GeneralName({ type: 6, value: p.idpUrl })] });
     exts.push(extension(CRL_OID.issuingDistributionPoint, true, encodeDer(idp.toSchema())));
   }
+  if (p.deltaBase !== undefined) {
+    exts.push(extension(OID.deltaCrlIndicator, true, encodeDer(new asn1js.Integer({ valueHex: crlNumberBytes(p.deltaBase) }))));
+  }
+  if (p.freshestUrl !== undefined) exts.push(extension(OID.freshestCrl, false, encodeCrlDistributionPoints([p.freshestUrl])));
   return new asn1js.Sequence({ value: exts });
 }
 

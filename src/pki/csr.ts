@@ -210,3 +210,33 @@ export function buildCsr(args: { subject: string | RdnAttr[]; sans?: SanSet; pri
   });
   return encodeDer(csr);
 }
+
+/**
+ * The CertificationRequestInfo (DER, what gets signed) of a request for a CA key held in a
+ * key store: subject and public key, no attributes. Sign it with the store and finish the
+ * request with assembleCsr.
+ */
+export function csrInfo(subject: string | RdnAttr[], spki: Uint8Array): Uint8Array {
+  const name = encodeName(typeof subject === 'string' ? parseDn(subject) : subject);
+  const info = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 0 }),
+      parseDer(name, 'the subject', 'internal'),
+      parseDer(spki, 'the public key', 'internal'),
+      new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [] }),
+    ],
+  });
+  return encodeDer(info);
+}
+
+/** The PKCS#10 request from its info and the key store's signature over it (see csrInfo). */
+export function assembleCsr(info: Uint8Array, sigAlg: SignAlg, signature: Uint8Array): Uint8Array {
+  const csr = new asn1js.Sequence({
+    value: [
+      parseDer(info, 'the request info', 'internal'),
+      signatureAlgorithmIdentifier(sigAlg).toSchema(),
+      new asn1js.BitString({ valueHex: signature }),
+    ],
+  });
+  return encodeDer(csr);
+}

@@ -9,6 +9,7 @@ import { CaError, type ErrorKind } from '../core/errors.ts';
 import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
 import { derChildren, derElement, derOid, encodeDer, parseDer, type DerElement } from './der.ts';
 import { OID } from './oids.ts';
+import { decodeNameConstraints, encodeNameConstraints, type NameConstraints } from './name-constraints.ts';
 import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
 
 export interface CertExtensions {
@@ -24,6 +25,10 @@ export interface CertExtensions {
   caIssuersUrls?: string[];
   /** certificatePolicies: policy OIDs without qualifiers. */
   policies?: string[];
+  /** nameConstraints of a CA certificate (critical), typed strings (name-constraints.ts). */
+  nameConstraints?: NameConstraints;
+  /** freshestCRL (RFC 5280 4.2.1.15): where the delta CRLs are. */
+  deltaCrlUrls?: string[];
 }
 
 function extension(extnID: string, critical: boolean, value: Uint8Array): pkijs.Extension {
@@ -38,6 +43,9 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
   const out: pkijs.Extension[] = [];
   if (e.basicConstraints) out.push(basicConstraints(e.basicConstraints));
   if (e.keyUsage?.length) out.push(extension(OID.keyUsage, true, encodeKeyUsage(e.keyUsage)));
+  if (e.nameConstraints && (e.nameConstraints.permitted.length || e.nameConstraints.excluded.length)) {
+    out.push(extension(OID.nameConstraints, true, encodeNameConstraints(e.nameConstraints)));
+  }
   if (e.extKeyUsage?.length) {
     out.push(extension(OID.extKeyUsage, false, encodeDer(new pkijs.ExtKeyUsage({ keyPurposes: [...e.extKeyUsage] }).toSchema())));
   }
@@ -55,6 +63,7 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
   }
   if (e.sans && hasSans) out.push(extension(OID.subjectAltName, subjectEmpty, encodeGeneralNames(e.sans)));
   if (e.crlUrls?.length) out.push(extension(OID.crlDistributionPoints, false, encodeCrlDistributionPoints(e.crlUrls)));
+  if (e.deltaCrlUrls?.length) out.push(extension(OID.freshestCrl, false, encodeCrlDistributionPoints(e.deltaCrlUrls)));
   const aia = [
     ...(e.ocspUrls ?? []).map((u) => accessDescription(OID.adOcsp, u)),
     ...(e.caIssuersUrls ?? []).map((u) => accessDescription(OID.adCaIssuers, u)),
@@ -108,7 +117,7 @@ function uriName(url: string): pkijs.GeneralName {
   return new pkijs.GeneralName({ type: 6, value: url });
 }
 
-function encodeCrlDistributionPoints(urls: string[]): Uint8Array {
+export function encodeCrlDistributionPoints(urls: string[]): Uint8Array {
   // One distribution point holding all URLs as alternative locations of the same CRL.
   const dp = new pkijs.DistributionPoint({ distributionPoint: urls.map(uriName) });
   return encodeDer(new pkijs.CRLDistributionPoints({ distributionPoints: [dp] }).toSchema());
@@ -133,6 +142,8 @@ export interface ReadExtensions {
   ocspUrls: string[];
   caIssuersUrls: string[];
   policies: string[];
+  nameConstraints?: NameConstraints;
+  deltaCrlUrls: string[];
 }
 
 /** An extension as it appears in a certificate: its OID, criticality and the DER of extnValue's contents. */
@@ -158,6 +169,7 @@ export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 
     ocspUrls: [],
     caIssuersUrls: [],
     policies: [],
+    deltaCrlUrls: [],
   };
   for (const ext of exts) {
     const what = `the certificate's extension ${ext.oid}`;
@@ -205,12 +217,17 @@ export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 
         break;
       }
       case OID.crlDistributionPoints:
+      case OID.freshestCrl:
         for (const dp of items()) {
           // DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames } }
           const dpName = derChildren(dp, what, kind).find((e) => e.tag === 0xa0);
           const fullName = dpName && derChildren(dpName, what, kind).find((e) => e.tag === 0xa0);
-          if (fullName) r.crlUrls.push(...derChildren(fullName, what, kind).flatMap((n) => uri(n) ?? []));
+          const urls = fullName ? derChildren(fullName, what, kind).flatMap((n) => uri(n) ?? []) : [];
+          (ext.oid === OID.freshestCrl ? r.deltaCrlUrls : r.crlUrls).push(...urls);
         }
+        break;
+      case OID.nameConstraints:
+        r.nameConstraints = decodeNameConstraints(ext.value, kind);
         break;
       case OID.certificatePolicies:
         r.policies = items().map((p) => derOid(derChildren(p, what, kind)[0], what, kind));

@@ -5,7 +5,7 @@
 export { OID } from './oids.ts';
 export { pemEncode, pemDecodeAll, toDer } from './pem.ts';
 export { parseDn, formatDn, encodeName, attrShortName, type RdnAttr } from './names.ts';
-export { parseCsr, buildCsr, type ParsedCsr } from './csr.ts';
+export { parseCsr, buildCsr, csrInfo, assembleCsr, type ParsedCsr } from './csr.ts';
 export { emptySans, sanCount, sanList, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
 export { describePublicKey, describeKeyKind, keyIdentifier, type PublicKeyKind } from './publickey.ts';
 export {
@@ -20,6 +20,13 @@ export {
   type TbsParams,
   type CertSummary,
 } from './certificate.ts';
+export {
+  parseNameConstraint,
+  encodeNameConstraints,
+  decodeNameConstraints,
+  nameConstraintViolation,
+  type NameConstraints,
+} from './name-constraints.ts';
 export { randomSerial, serialToHex, assertValidSerial } from './serial.ts';
 export { signAlgFitsKey, verifySignedWith } from './algorithms.ts';
 export {

@@ -40,7 +40,7 @@ import {
   type OrderInput,
   type StatusChangeInput,
 } from '../../workflows/api.ts';
-import type { AcmeAlias, Config } from '../config/index.ts';
+import { getProfile, type AcmeAlias, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
@@ -52,6 +52,7 @@ import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { searchAttributeKeys } from '../temporal/search-attributes.ts';
+import { usableIssuingCa } from './ca-references.ts';
 import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
 import { changeStatusAndWait } from './revocation.ts';
 import { executeUpdate, refusal, refusalType, startOperation, startOrAttach, WORKFLOW_DEADLINE_MS, type RaTemporal } from './workflow.ts';
@@ -99,11 +100,16 @@ const getAuthz = (ra: Pick<AcmeRaDeps, 'pool'>, id: string) => orders.getAuthz(r
 const listOrders = (ra: Pick<AcmeRaDeps, 'pool'>, accountId: string, limit: number, offset: number) =>
   orders.listOrders(ra.pool, accountId, limit, offset);
 
-/** An ACME certificate and its issuing chain (for download), or null. */
+/**
+ * An ACME certificate with the chain of the CA key generation that signed it, and (while
+ * that chain's root is being rolled over) the alternate chains through a link certificate
+ * to the other root key (RFC 8555 7.4.2), or null.
+ */
 async function getCertificate(ra: Pick<AcmeRaDeps, 'pool'>, serial: string) {
   const cert = await certificates.get(ra.pool, serial);
   if (!cert?.certDer || cert.protocol !== 'acme') return null;
-  return { certDer: cert.certDer, requester: cert.requester, chain: await cas.issuingChainCached(ra.pool, cert.caName) };
+  const [chain = [], ...alternates] = await cas.certificateChains(ra.pool, cert.caName, cert.caGeneration);
+  return { certDer: cert.certDer, requester: cert.requester, chain, alternates };
 }
 
 // ---- workflow calls ----------------------------------------------------------------------
@@ -227,6 +233,14 @@ function authzWorkflowStart(ra: AcmeRaDeps, input: AuthzInput) {
  */
 async function newOrder(ra: AcmeRaDeps, who: AcmeRequester, req: NewOrder): Promise<OrderRow> {
   const accountId = who.accountId;
+  // A CA that cannot sign (revoked, expired) is named now, not after the challenges.
+  await usableIssuingCa(
+    ra.pool,
+    ra.config,
+    `ACME directory "${who.alias.name || '(default)'}"`,
+    who.alias.caName,
+    getProfile(ra.config, req.profile),
+  );
   let replacesSerial: string | undefined;
   if (req.replaces) {
     const old = await certificates.get(ra.pool, req.replaces.serialHex);

@@ -16,13 +16,14 @@ import {
   type StatusChangeInput,
 } from '../../workflows/api.ts';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Config } from '../config/index.ts';
+import { getProfile, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as requests from '../db/repos/requests.ts';
 import { pemEncode } from '../pki/index.ts';
 import { withDeadline } from '../temporal/client.ts';
+import { usableIssuingCa } from './ca-references.ts';
 import { changeStatusAndWait } from './revocation.ts';
 import { executeUpdate, refusal, startOperation, type RaTemporal } from './workflow.ts';
 
@@ -40,6 +41,13 @@ const waitMs = (ra: CmpRaDeps) => ra.config.cmp.waitSeconds * 1000;
 
 /** Starts the transaction's workflow (or attaches to it) and waits for its answer. */
 async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promise<CmpOutcome> {
+  await usableIssuingCa(
+    ra.pool,
+    ra.config,
+    `CMP alias "${input.alias || '(default)'}"`,
+    input.caName,
+    getProfile(ra.config, input.profile),
+  );
   const start = startOperation(ra, WORKFLOWS.cmp, {
     key: [input.transactionId],
     args: [input],
@@ -75,7 +83,7 @@ async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Promise<C
     default: {
       const cert = row.serial ? await certificates.get(ra.pool, row.serial) : null;
       if (!cert?.certDer) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-      const chain = await cas.issuingChain(ra.pool, cert.caName);
+      const chain = await cas.issuingChain(ra.pool, cert.caName, { generation: cert.caGeneration });
       return {
         status: 'issued',
         implicitConfirm: row.state === 'confirmed',

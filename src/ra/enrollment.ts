@@ -8,7 +8,7 @@
 import type { Pool } from 'pg';
 import { createHash, constants as cryptoConstants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { abandonUpdate, WORKFLOWS, type EnrollmentInput, type EnrollmentResult } from '../../workflows/api.ts';
-import type { Config } from '../config/index.ts';
+import { getProfile, type Config } from '../config/index.ts';
 import { CaError, ERROR_CONTRACT, isErrorKind, toCaError } from '../core/errors.ts';
 import { derivedId } from '../core/ids.ts';
 import { archiveAad } from '../core/key-archive.ts';
@@ -18,6 +18,7 @@ import * as keyArchive from '../db/repos/key-archive.ts';
 import * as requests from '../db/repos/requests.ts';
 import { pemDecodeAll } from '../pki/index.ts';
 import { withDeadline } from '../temporal/client.ts';
+import { usableIssuingCa } from './ca-references.ts';
 import { executeUpdate, refusal, startOrAttach, type RaTemporal } from './workflow.ts';
 
 type IssuanceConfig = Pick<Config, 'temporal'> & Partial<Pick<Config, 'issuance'>>;
@@ -132,6 +133,8 @@ async function startAndWait(
   requestHash: string,
   row: requests.RequestRow | null,
 ): Promise<EstOutcome> {
+  // A CA that exists but cannot sign (revoked, expired) is named before any workflow starts.
+  await usableIssuingCa(ra.pool, ra.config, `EST label "${a.label || '(default)'}"`, a.caName, getProfile(ra.config, a.profile));
   const handle = await startEnrollment(ra, {
     requestId: id,
     protocol: 'est',

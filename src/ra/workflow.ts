@@ -39,9 +39,19 @@ export interface Start<D extends AnyDef> {
   search: CertflowSearchValues;
   /** A run with this id is running: attach to it (default) or refuse (WorkflowExecutionAlreadyStartedError). */
   ifRunning?: 'attach' | 'refuse';
-  /** A run with this id has ended: attach to it (default: one request, one run, ever) or start another run. */
-  ifClosed?: 'attach' | 'rerun';
+  /**
+   * A run with this id has ended: attach to it (default: one request, one run, ever), start
+   * another run, or start another run only when the ended one failed (else
+   * WorkflowExecutionAlreadyStartedError: the operation was done).
+   */
+  ifClosed?: 'attach' | 'rerun' | 'rerun-failed';
 }
+
+const REUSE = {
+  attach: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+  rerun: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+  'rerun-failed': WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+} as const;
 
 function startOptions<D extends AnyDef>(t: RaTemporal, def: D, s: Start<D>) {
   return {
@@ -49,7 +59,7 @@ function startOptions<D extends AnyDef>(t: RaTemporal, def: D, s: Start<D>) {
     taskQueue: t.config.temporal.taskQueue,
     args: s.args,
     workflowIdConflictPolicy: s.ifRunning === 'refuse' ? WorkflowIdConflictPolicy.FAIL : WorkflowIdConflictPolicy.USE_EXISTING,
-    workflowIdReusePolicy: s.ifClosed === 'rerun' ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    workflowIdReusePolicy: REUSE[s.ifClosed ?? 'attach'],
     typedSearchAttributes: searchAttributes(s.search),
   };
 }
@@ -72,7 +82,7 @@ export async function startOrAttach<D extends AnyDef>(
     );
   } catch (e) {
     // REJECT_DUPLICATE: the run has ended; its result is the request's answer.
-    if (e instanceof WorkflowExecutionAlreadyStartedError && s.ifRunning !== 'refuse' && s.ifClosed !== 'rerun') {
+    if (e instanceof WorkflowExecutionAlreadyStartedError && s.ifRunning !== 'refuse' && (s.ifClosed ?? 'attach') === 'attach') {
       return t.temporal.workflow.getHandle<WorkflowOf<D>>(options.workflowId);
     }
     throw e;

@@ -1,7 +1,7 @@
 /**
  * The worker's schedules (ids and workflow types from workflows/api.ts): the hourly
- * renewal of CRLs and OCSP responses, and the periodic signed audit checkpoint. Safe to
- * call from every worker start: creation is idempotent and overlapping runs are skipped.
+ * renewal of CRLs and OCSP responses, the periodic signed audit checkpoint and the daily CA
+ * expiry watch. Safe to call from every worker start: creation is idempotent and overlapping runs are skipped.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { scheduleIds, WORKFLOWS } from '../../workflows/api.ts';
@@ -40,4 +40,6 @@ export async function ensureSchedules(client: Client, config: Pick<Config, 'temp
     WORKFLOWS.auditCheckpoint.type,
     config.audit.checkpointSeconds * 1000,
   );
+  // Daily; triggered at every worker start too, so a CA that expires too soon is in the audit log at once.
+  await ensureSchedule(client, config, scheduleIds.caExpiryWatch(queue), WORKFLOWS.caExpiryWatch.type, 86_400_000);
 }

@@ -16,8 +16,11 @@ import { createAcmeActivities } from '../../activities/acme.ts';
 import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
+import { createCaActivities, createCaWatchActivities } from '../../activities/ca.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
+import { unknownCaReferences } from '../ra/ca-references.ts';
+import { loadManagedProfiles, watchManagedProfiles } from '../ra/profiles.ts';
 import { caUrls } from '../ca/urls.ts';
 import type { Config } from '../config/index.ts';
 import { enableArtifactRecording } from '../core/artifacts.ts';
@@ -118,7 +121,7 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
       urls: (name) => caUrls(config, name),
       log: (msg) => log.info(msg),
     });
-    await writeTrustFiles(config, result.root.certDer, [result.issuing.certDer]);
+    await writeTrustFiles(config, await cas.issuingChain(client, result.issuing.name, { includeRoot: true }));
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
     await ensureArchiveKey(client, keys, log);
   } finally {
@@ -164,10 +167,13 @@ export interface WorkerOptions {
 export async function startWorker(config: Config, log: Logger, opts: WorkerOptions = {}): Promise<RunningWorker> {
   enableArtifactRecording(config.artifactsDir);
   const pool = await openDatabase(config, log);
+  await loadManagedProfiles(config, pool, log);
+  const profileWatch = watchManagedProfiles(config, { url: databaseUrl(config), pool, log });
   const opened = await openKeyStore(config, { warn: (m) => log.warn(m) });
   const keys = opts.wrapKeyStore ? opts.wrapKeyStore(opened) : opened;
   await bootstrapCa(config, pool, keys, log);
   await ensureAuditKey({ config, pool, keys, log });
+  for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
 
   let connection: NativeConnection;
   try {
@@ -185,6 +191,7 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
       ...createStorageActivities({ pool }),
       ...createAcmeActivities({ config, pool, log }),
       ...createValidationActivities({ config, log }),
+      ...createCaWatchActivities({ config, pool, log }),
     },
   });
   const signing = await Worker.create({
@@ -195,6 +202,7 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
       ...createRevocationActivities({ config, pool, keys, log }),
       ...createAuditActivities({ config, pool, keys, log }),
       ...createKeyRecoveryActivities({ config, pool, keys, log }),
+      ...createCaActivities({ config, pool, keys, log }),
     },
   });
   const temporal = await connectTemporal(config);
@@ -209,6 +217,7 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
 
   const done = Promise.all([main.run(), signing.run()]).finally(async () => {
     await ocsp.close().catch(() => {});
+    await profileWatch.close().catch(() => {});
     await connection.close().catch(() => {});
     await keys.close().catch(() => {});
     await pool.end().catch(() => {});

@@ -46,6 +46,7 @@ function pending(caName: string, requestId = `req-${hex(6)}`, serial = hex()): c
     requestId,
     protocol: 'operator',
     caName,
+    caGeneration: 1,
     profile: 'tls-server',
     subject: 'CN=example.com',
     sans: ['dns:example.com', 'ip:127.0.0.1'],

@@ -2,7 +2,7 @@
  * `certflow worker` with a misbehaving key store, for tests (faults stay out of the
  * product): run by TestInstance.startWorker(env, { signingFaults }) as
  * `node bin/run-ts.js test/helpers/faulty-worker.ts '<SigningFaults JSON>'`. The faults hit
- * only the certificate signatures of the issueCertificate activity (not CRLs, OCSP or the
+ * only the signatures of the issueCertificate activity (or of the activities named; not the
  * CA bootstrap), inside the production signing path, which heartbeats while it waits.
  */
 import { Context } from '@temporalio/activity';
@@ -18,11 +18,13 @@ export interface SigningFaults {
   pauseBeforeSignMs?: number;
   /** A signature takes this long, like a busy HSM in C_Sign (longer than the heartbeat timeout). */
   slowTokenMs?: number;
+  /** The activities whose signatures misbehave (default issueCertificate; `caCertify`: a CA certificate, after its TBS is stored). */
+  activities?: string[];
 }
 
-function inIssueCertificate(): boolean {
+function inActivity(types: string[]): boolean {
   try {
-    return Context.current().info.activityType === 'issueCertificate';
+    return types.includes(Context.current().info.activityType);
   } catch {
     return false; // not in an activity (CA bootstrap)
   }
@@ -36,7 +38,7 @@ export function faultyKeyStore(keys: KeyStore, faults: SigningFaults): KeyStore 
     decrypt: (...a) => keys.decrypt(...a),
     close: () => keys.close(),
     async sign(id, alg, data) {
-      if (inIssueCertificate()) await sleep((faults.pauseBeforeSignMs ?? 0) + (faults.slowTokenMs ?? 0));
+      if (inActivity(faults.activities ?? ['issueCertificate'])) await sleep((faults.pauseBeforeSignMs ?? 0) + (faults.slowTokenMs ?? 0));
       return keys.sign(id, alg, data);
     },
   };

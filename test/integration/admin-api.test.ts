@@ -9,13 +9,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { opensslCsr, type TestInstance } from '../helpers/certflow.ts';
 import { eventually, newAccount, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { AdminClient, type Credentials } from '../helpers/admin.ts';
+import { makeOutsideCa, type OutsideCa } from '../helpers/outside-ca.ts';
+import { SoftwareKeyStore } from '../../src/keys/index.ts';
 
 const ROLES = ['ca-admin', 'admin', 'officer', 'auditor', 'operator'] as const;
 type Role = (typeof ROLES)[number];
@@ -34,6 +37,8 @@ const MATRIX: Record<string, Role[]> = {
   'keys:recover': ['officer'],
   'reports:read': ['ca-admin', 'admin', 'officer', 'auditor'],
   'profiles:read': ['ca-admin', 'admin', 'officer', 'auditor'],
+  'profiles:manage': ['admin'],
+  'cas:manage': ['ca-admin'],
   'applications:read': ['ca-admin', 'admin'],
   'applications:manage': ['admin'],
   'users:read': ['ca-admin'],
@@ -74,7 +79,12 @@ describe('admin API', () => {
     tokenIds: [] as string[],
     backup: '',
     crl: '',
+    /** The certificate an outside root issued for the pending CA walk-ext's request. */
+    extCert: '',
+    /** An existing CA's certificate whose key is in the worker's key store (walk-imported). */
+    importedCert: '',
   };
+  let outside: OutsideCa;
 
   async function issue(name: string, profile = 'tls-server'): Promise<string> {
     const csr = await opensslCsr(cf.home, name, { subj: `/CN=${name}.example.test`, san: `DNS:${name}.example.test` });
@@ -112,8 +122,10 @@ describe('admin API', () => {
   }
 
   before(async () => {
+    outside = await makeOutsideCa(await mkdtemp(join(tmpdir(), 'certflow-walk-outside-')));
     stack = await startAcmeStack({
       config: {
+        ca: { trustAnchors: [outside.cert] },
         validation: { retryWindowSeconds: 900 },
         est: {
           labels: [
@@ -201,6 +213,17 @@ describe('admin API', () => {
       join(cf.home, 'logs', 'server.log'),
       `${JSON.stringify({ level: 30, time: new Date().toISOString(), component: 'server', msg: 'walk' })}\n`,
     );
+    // CA operations: a pending external CA (its request signed by an outside root), and an
+    // existing CA whose key an operator put into the worker's key store.
+    const extCsr = join(cf.home, 'walk-ext.csr');
+    const ext = await cf.cli(['ca', 'create', '--name', 'walk-ext', '--external', '--csr-out', extCsr]);
+    assert.equal(ext.code, 0, ext.stderr);
+    fixtures.extCert = await readFile(await outside.signCa(extCsr, join(cf.home, 'walk-ext.pem')), 'utf8');
+    const importedCsr = await opensslCsr(cf.home, 'walk-imported', { subj: '/CN=Walk Imported CA' });
+    fixtures.importedCert = await readFile(await outside.signCa(importedCsr, join(cf.home, 'walk-imported.pem')), 'utf8');
+    const store = new SoftwareKeyStore({ dir: join(cf.home, 'keys'), passphrase: cf.env.CERTFLOW_KEY_PASSPHRASE! });
+    await store.importKey('walk-imported', createPrivateKey(await readFile(join(cf.home, 'walk-imported.key'))));
+    await store.close();
     for (let i = 0; i < 1; i++) {
       const t = await api.call('POST', '/admin/api/v1/tokens', { ...sessions['ca-admin'], body: { name: `walk-${i}`, role: 'auditor' } });
       assert.equal(t.status, 201, t.text);
@@ -224,6 +247,37 @@ describe('admin API', () => {
       request: () => ({ path: '/cas/certflow-root/certificate' }),
     },
     { method: 'GET', route: '/cas/{name}/chain', permission: 'hierarchy:read', request: () => ({ path: '/cas/certflow-issuing/chain' }) },
+    { method: 'GET', route: '/cas/{name}/csr', permission: 'hierarchy:read', request: () => ({ path: '/cas/walk-ext/csr' }) },
+    {
+      method: 'POST',
+      route: '/cas',
+      permission: 'cas:manage',
+      request: () => ({ path: '/cas', body: { name: 'walk-sub', parent: 'certflow-root', permitted: ['dns:walk.example.test'] } }),
+    },
+    {
+      method: 'POST',
+      route: '/cas/{name}/certificate',
+      permission: 'cas:manage',
+      request: () => ({ path: '/cas/walk-ext/certificate', body: { certificate: fixtures.extCert } }),
+    },
+    {
+      method: 'POST',
+      route: '/cas/import',
+      permission: 'cas:manage',
+      request: () => ({ path: '/cas/import', body: { name: 'walk-imported', certificate: fixtures.importedCert, key: 'walk-imported' } }),
+    },
+    {
+      method: 'POST',
+      route: '/cas/{name}/rollover',
+      permission: 'cas:manage',
+      request: () => ({ path: '/cas/walk-sub/rollover', body: {} }),
+    },
+    {
+      method: 'POST',
+      route: '/cas/{name}/revoke',
+      permission: 'cas:manage',
+      request: () => ({ path: '/cas/walk-sub/revoke', body: { reason: 'cessationOfOperation' } }),
+    },
     { method: 'GET', route: '/keys', permission: 'keys:read', request: () => ({ path: '/keys' }) },
     {
       method: 'GET',
@@ -400,7 +454,34 @@ describe('admin API', () => {
       permission: 'applications:manage',
       request: () => ({ path: '/applications/eab-keys', body: { alias: '' } }),
     },
-    { method: 'GET', route: '/profiles', permission: 'profiles:read', request: () => ({ path: '/profiles' }) },
+    { method: 'GET', route: '/profiles', permission: 'profiles:read', request: () => ({ path: '/profiles?kind=certificate' }) },
+    {
+      method: 'GET',
+      route: '/profiles/{kind}/{name}',
+      permission: 'profiles:read',
+      request: () => ({ path: '/profiles/certificate/device' }),
+    },
+    {
+      method: 'POST',
+      route: '/profiles',
+      permission: 'profiles:manage',
+      request: () => ({
+        path: '/profiles',
+        body: { kind: 'certificate', definition: JSON.stringify({ name: 'walk-profile', extends: 'device', validitySeconds: 86_400 }) },
+      }),
+    },
+    {
+      method: 'POST',
+      route: '/profiles/{kind}/{name}/clone',
+      permission: 'profiles:manage',
+      request: () => ({ path: '/profiles/certificate/walk-profile/clone', body: { as: 'walk-clone' } }),
+    },
+    {
+      method: 'POST',
+      route: '/profiles/{kind}/{name}/retire',
+      permission: 'profiles:manage',
+      request: () => ({ path: '/profiles/certificate/walk-clone/retire' }),
+    },
     { method: 'GET', route: '/settings', permission: 'settings:read', request: () => ({ path: '/settings' }) },
     { method: 'GET', route: '/users', permission: 'users:read', request: () => ({ path: '/users' }) },
     {
@@ -544,6 +625,26 @@ describe('admin API', () => {
         .n >= 1,
       true,
     );
+    // CA operations by the CA Administrator, profile changes by the Administrator.
+    const cas = await cf.pool.query("SELECT name, status FROM cas WHERE name LIKE 'walk-%' ORDER BY name");
+    assert.deepEqual(cas.rows, [
+      { name: 'walk-ext', status: 'active' },
+      { name: 'walk-imported', status: 'active' },
+      { name: 'walk-sub', status: 'revoked' },
+    ]);
+    const generations = await cf.pool.query("SELECT count(*)::int AS n FROM ca_keys WHERE ca_name = 'walk-sub' AND cert_der IS NOT NULL");
+    assert.equal(generations.rows[0].n, 2, 'walk-sub was rolled over before its revocation');
+    for (const [action, object] of [
+      ['ca.create', 'walk-sub'],
+      ['ca.importCert', 'walk-ext'],
+      ['ca.import', 'walk-imported'],
+      ['ca.rollover', 'walk-sub'],
+      ['ca.revoke', 'walk-sub'],
+    ]) {
+      assert.deepEqual(await audited(action!, object!), [{ actor: 'user:u-ca-admin', role: 'ca-admin', result: 'ok' }], action);
+    }
+    assert.deepEqual(await audited('profile.create', 'certificate:walk-profile'), [{ actor: 'user:u-admin', role: 'admin', result: 'ok' }]);
+    assert.deepEqual(await audited('profile.retire', 'certificate:walk-clone'), [{ actor: 'user:u-admin', role: 'admin', result: 'ok' }]);
     const v = await cf.cli(['audit', 'verify']);
     assert.equal(v.code, 0, v.stderr);
   });

@@ -238,6 +238,56 @@ describe('console in chromium', { skip: toolsSkip(CHROMIUM) }, () => {
     ]);
   });
 
+  it('the CA Administrator creates and rolls over a CA, the Administrator edits a profile; the Auditor only reads them', async () => {
+    let page = contexts.get('ca-admin')!.page;
+    await page.goto(`${base}/hierarchy`);
+    await page.fill('#create-ca input[name="name"]', 'ui-sub');
+    await page.selectOption('#create-ca select[name="parent"]', 'certflow-root');
+    await page.fill('#create-ca input[name="permitted"]', 'dns:ui.example.test');
+    await page.click('#create-ca button[type="submit"]');
+    await page.waitForFunction(
+      () => /certified/.test((globalThis as unknown as { document: BrowserDocument }).document.querySelector('#flash')?.textContent ?? ''),
+      undefined,
+      { timeout: 120_000 },
+    );
+    await page.goto(`${base}/hierarchy`);
+    await page.click('li[data-ca="ui-sub"] > details.ca-actions > summary');
+    await page.click('#rollover-ui-sub button[type="submit"]');
+    await page.waitForSelector('li[data-ca="ui-sub"] dd:has-text("generation 2")', { timeout: 120_000 });
+    await shoot(page, 'hierarchy-after');
+
+    page = contexts.get('admin')!.page;
+    await page.goto(`${base}/profiles`);
+    await page.selectOption('#new-profile select[name="kind"]', 'certificate');
+    await page.fill(
+      '#new-profile textarea[name="definition"]',
+      JSON.stringify({ name: 'ui-profile', extends: 'device', validitySeconds: 86_400 }),
+    );
+    await page.click('#new-profile button[type="submit"]');
+    await page.waitForSelector('details[data-profile="certificate:ui-profile"]', { timeout: 60_000 });
+    await shoot(page, 'profiles-after');
+
+    page = contexts.get('auditor')!.page;
+    for (const [path, forms] of [
+      ['/hierarchy', ['#create-ca', '#import-ca', 'details.ca-actions']],
+      ['/profiles', ['#new-profile', '#edit-certificate-ui-profile']],
+    ] as const) {
+      await page.goto(`${base}${path}`);
+      await page.waitForSelector('body[data-ready="1"]');
+      for (const f of forms) assert.equal(await page.$(f), null, `no ${f} for the Auditor on ${path}`);
+    }
+    assert.ok(await page.$('details[data-profile="certificate:ui-profile"]'), 'the Auditor reads the profile');
+
+    const { rows } = await cf.pool.query(
+      "SELECT action, actor, role FROM audit_log WHERE action IN ('ca.create', 'ca.rollover', 'profile.create') AND object IN ('ui-sub', 'certificate:ui-profile') ORDER BY seq",
+    );
+    assert.deepEqual(rows, [
+      { action: 'ca.create', actor: 'user:u-ca-admin', role: 'ca-admin' },
+      { action: 'ca.rollover', actor: 'user:u-ca-admin', role: 'ca-admin' },
+      { action: 'profile.create', actor: 'user:u-admin', role: 'admin' },
+    ]);
+  });
+
   it('the officer revokes a certificate from the UI: openssl ocsp and the next CRL say revoked', async () => {
     const page = contexts.get('officer')!.page;
     await page.goto(`${base}/certificates?subject=victim`);

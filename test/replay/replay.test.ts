@@ -31,6 +31,12 @@ describe('workflow replay', () => {
       'auditCheckpointWorkflow',
       'keyRecoveryWorkflow',
       'cmpWorkflow',
+      'caCreateWorkflow',
+      'caImportWorkflow',
+      'caRolloverWorkflow',
+      'caActivationWorkflow',
+      'caRevokeWorkflow',
+      'caExpiryWatchWorkflow',
     ]) {
       assert.ok(types.has(type), `${type} history recorded`);
     }

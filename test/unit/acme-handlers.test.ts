@@ -280,13 +280,13 @@ describe('ACME handlers against a fake RA', () => {
 
   it("certificate: the chain as PEM for its account; another account's certificate is refused", async () => {
     const { ra } = fakeRa({
-      getCertificate: async () => ({ certDer: Buffer.from([1, 2, 3]), requester: 'acct1', chain: [Buffer.from([4, 5])] }),
+      getCertificate: async () => ({ certDer: Buffer.from([1, 2, 3]), requester: 'acct1', chain: [Buffer.from([4, 5])], alternates: [] }),
     });
     const ctx = fakeCtx({ serial: '0abc' });
     await handler(ra, 'POST', '/cert/:serial')(ctx as unknown as Context, signed(undefined), dir);
     assert.equal(ctx.type, 'application/pem-certificate-chain');
     assert.equal((ctx.body as string).match(/BEGIN CERTIFICATE/g)?.length, 2);
-    const foreign = fakeRa({ getCertificate: async () => ({ certDer: Buffer.from([1]), requester: 'other', chain: [] }) });
+    const foreign = fakeRa({ getCertificate: async () => ({ certDer: Buffer.from([1]), requester: 'other', chain: [], alternates: [] }) });
     const p = await problemOf(
       handler(foreign.ra, 'POST', '/cert/:serial')(fakeCtx({ serial: '0abc' }) as unknown as Context, signed(undefined), dir),
     );

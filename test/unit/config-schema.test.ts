@@ -103,6 +103,11 @@ describe('configuration file schema', () => {
   it('an impossible value', async () => {
     await refused({ profiles: [{ name: 'p', validitySeconds: -5 }] }, 'profiles[0].validitySeconds', /too small/i);
     await refused({ profiles: [{ name: 'p', keyUsage: ['signEverything'] }] }, 'profiles[0].keyUsage[0]', /expected one of/);
+    await refused(
+      { profiles: [{ name: 'p', extends: 'tls-client', keyUsage: ['digitalSignature', 'keyEncipherment'] }] },
+      'profiles[0].keyUsage',
+      /"keyEncipherment", which none of the extended key usages \(clientAuth\) permits/,
+    );
     await refused({ profiles: [{ name: 'p', keys: { ec: { curves: ['P-192'] } } }] }, 'profiles[0].keys.ec.curves[0]', /expected one of/);
     await refused({ profiles: [{ name: 'p', lint: 'strict' }] }, 'profiles[0].lint', /expected one of "rfc5280"\|"cabf-serverauth"/);
     await refused({ validation: { http01Port: 70000 } }, 'validation.http01Port', /too big/i);

@@ -1,4 +1,9 @@
 import { describe, it, before } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { CaError } from '../../src/core/errors.ts';
 import { DEFAULT_PROFILES, type CertProfile } from '../../src/config/profiles.ts';
@@ -165,6 +170,31 @@ describe('profiles end to end', () => {
     const text = x509Text(der);
     assert.match(section(text, 'X509v3 Key Usage'), /critical\s+Digital Signature, Key Encipherment/);
     assert.match(section(text, 'X509v3 Extended Key Usage'), /TLS Web Client Authentication, TLS Web Server Authentication/);
+  });
+
+  it('key usage follows the extended key usages: an RSA device certificate without a DNS or IP SAN (no serverAuth) has no keyEncipherment, and zlint finds no KU/EKU inconsistency', async () => {
+    const zlint = fileURLToPath(new URL('../../.certflow/go/bin/zlint', import.meta.url));
+    assert.ok(existsSync(zlint), `zlint is not installed at ${zlint} (.ci/run installs it)`);
+    const lint = (der: Uint8Array) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'certflow-zlint-')), 'cert.der');
+      writeFileSync(file, der);
+      const out = JSON.parse(execFileSync(zlint, ['-format', 'der', '-includeSources', 'RFC5280', file], { encoding: 'utf8' }));
+      return out as Record<string, { result: string; details?: string }>;
+    };
+    // Without a DNS or IP SAN the device profile leaves serverAuth out (clientAuth only), and
+    // keyEncipherment belongs to serverAuth (TLS 1.2 RSA key exchange), not to clientAuth.
+    const bare = makeCsr({ key: 'rsa:2048', subj: '/CN=sensor-2/serialNumber=SN2', san: 'URI:urn:dev:sensor-2' });
+    const { der } = await issue(h, bare.pem, profile('device'));
+    const r = lint(der)['e_key_usage_and_extended_key_usage_inconsistent'];
+    assert.equal(r?.result, 'pass', JSON.stringify(r));
+    const text = x509Text(der);
+    assert.match(section(text, 'X509v3 Extended Key Usage'), /^\s*X509v3 Extended Key Usage:\s*\n\s*TLS Web Client Authentication\s*$/);
+    assert.match(section(text, 'X509v3 Key Usage'), /critical\s+Digital Signature\s*$/);
+    // With a server name it keeps serverAuth, and with it keyEncipherment, still consistent.
+    const named = makeCsr({ key: 'rsa:2048', subj: '/CN=sensor-3', san: 'DNS:sensor-3.example.test' });
+    const server = await issue(h, named.pem, profile('device'));
+    assert.match(section(x509Text(server.der), 'X509v3 Key Usage'), /critical\s+Digital Signature, Key Encipherment/);
+    assert.equal(lint(server.der)['e_key_usage_and_extended_key_usage_inconsistent']?.result, 'pass');
   });
 
   it('an ACME-style request (empty subject) gets the CN from its first SAN', async () => {

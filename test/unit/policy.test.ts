@@ -110,7 +110,13 @@ describe('default profiles', () => {
     assert.equal(formatDn(r.subject), 'CN=sensor-17,serialNumber=SN-0017,O=Acme');
     assert.deepEqual(r.sans.ip, ['10.0.0.17']);
     assert.deepEqual(r.extKeyUsage, ['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.1']);
-    assert.deepEqual(applyProfile(csr('/CN=sensor-18', undefined, 'rsa:2048'), device).keyUsage, ['digitalSignature', 'keyEncipherment']);
+    // An RSA key: keyEncipherment with serverAuth (a server name), not without (clientAuth only: RFC 5280 4.2.1.12).
+    const named = applyProfile(csr('/CN=sensor-18', 'DNS:sensor-18.example.test', 'rsa:2048'), device);
+    assert.deepEqual(named.extKeyUsage, ['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.1']);
+    assert.deepEqual(named.keyUsage, ['digitalSignature', 'keyEncipherment']);
+    const bare = applyProfile(csr('/CN=sensor-19', undefined, 'rsa:2048'), device);
+    assert.deepEqual(bare.extKeyUsage, ['1.3.6.1.5.5.7.3.2']);
+    assert.deepEqual(bare.keyUsage, ['digitalSignature']);
   });
 
   it('deduplicates SANs after normalisation', () => {

@@ -21,6 +21,12 @@ const implementations: Implementations = {
   crl: workflows.crlWorkflow,
   auditCheckpoint: workflows.auditCheckpointWorkflow,
   keyRecovery: workflows.keyRecoveryWorkflow,
+  caCreate: workflows.caCreateWorkflow,
+  caImport: workflows.caImportWorkflow,
+  caRollover: workflows.caRolloverWorkflow,
+  caActivation: workflows.caActivationWorkflow,
+  caRevoke: workflows.caRevokeWorkflow,
+  caExpiryWatch: workflows.caExpiryWatchWorkflow,
 };
 
 describe('workflows/api.ts', () => {
@@ -47,6 +53,12 @@ describe('workflows/api.ts', () => {
       crl: 'crlWorkflow',
       auditCheckpoint: 'auditCheckpointWorkflow',
       keyRecovery: 'keyRecoveryWorkflow',
+      caCreate: 'caCreateWorkflow',
+      caImport: 'caImportWorkflow',
+      caRollover: 'caRolloverWorkflow',
+      caActivation: 'caActivationWorkflow',
+      caRevoke: 'caRevokeWorkflow',
+      caExpiryWatch: 'caExpiryWatchWorkflow',
     });
     assert.deepEqual(
       [
@@ -59,8 +71,28 @@ describe('workflows/api.ts', () => {
         api.WORKFLOWS.crl.id('x'),
         api.WORKFLOWS.auditCheckpoint.id('x'),
         api.WORKFLOWS.keyRecovery.id('x'),
+        api.WORKFLOWS.caCreate.id('n'),
+        api.WORKFLOWS.caImport.id('n'),
+        api.WORKFLOWS.caRollover.id('n'),
+        api.WORKFLOWS.caActivation.id('n', 2),
+        api.WORKFLOWS.caRevoke.id('n'),
       ],
-      ['acme-order-o', 'acme-authz-a', 'operator-r', 'est-e', 'cmp-0a', 'revoke-5e', 'crl-x', 'audit-checkpoint-x', 'key-recovery-x'],
+      [
+        'acme-order-o',
+        'acme-authz-a',
+        'operator-r',
+        'est-e',
+        'cmp-0a',
+        'revoke-5e',
+        'crl-x',
+        'audit-checkpoint-x',
+        'key-recovery-x',
+        'ca-create-n',
+        'ca-import-n',
+        'ca-rollover-n',
+        'ca-activate-n-2',
+        'ca-revoke-n',
+      ],
     );
     const names = [
       api.respondChallengeUpdate,
@@ -92,8 +124,8 @@ describe('workflows/api.ts', () => {
     ]);
     assert.equal(api.signingTaskQueue('certflow'), 'certflow-signing');
     assert.deepEqual(
-      [api.scheduleIds.revocationRefresh('q'), api.scheduleIds.auditCheckpoint('q')],
-      ['q-revocation-refresh', 'q-audit-checkpoint'],
+      [api.scheduleIds.revocationRefresh('q'), api.scheduleIds.auditCheckpoint('q'), api.scheduleIds.caExpiryWatch('q')],
+      ['q-revocation-refresh', 'q-audit-checkpoint', 'q-ca-expiry-watch'],
     );
   });
 });

@@ -235,7 +235,9 @@ export function certificatesArea(): { routes: ApiRoute[]; pages: Page[] } {
         const row = await getCert(deps, params.serial!);
         if (!row.certDer) throw new CaError('conflict', `certificate ${row.serial} is still being signed`);
         const chain = query.chain
-          ? (await cas.issuingChain(deps.pool, row.caName)).map((der) => pemEncode('CERTIFICATE', der)).join('')
+          ? (await cas.issuingChain(deps.pool, row.caName, { generation: row.caGeneration }))
+              .map((der) => pemEncode('CERTIFICATE', der))
+              .join('')
           : '';
         return new Download('application/x-pem-file', pemEncode('CERTIFICATE', row.certDer) + chain, `${row.serial}.pem`);
       },

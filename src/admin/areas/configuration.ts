@@ -1,21 +1,91 @@
 /**
- * Certificate profiles (the effective configuration: built-ins merged with the
- * configuration file; read-only — edit the file and restart) and the effective settings.
+ * Profiles — certificate, key and CRL profiles in effect (built-ins, the configuration file
+ * as seed, managed versions), created, cloned, edited and retired by Administrators through
+ * src/ra/profiles.ts — and the effective settings.
  */
 import type { CertProfile } from '../../config/index.ts';
 import { paths } from '../../config/index.ts';
+import { applyProfile, cloneProfile, profileUses, profileView, retireProfile } from '../../ra/profiles.ts';
+import { PROFILE_KINDS, type ProfileKind } from '../../config/profile-set.ts';
+import { CaError } from '../../core/errors.ts';
+import * as stored from '../../db/repos/profiles.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
-import { fields, html, table } from '../html.ts';
+import { apiForm, fields, html, input, select, table, textarea, type Html } from '../html.ts';
 import type { Page } from '../pages.ts';
+import { can } from '../roles.ts';
 
-function profileUse(deps: AdminDeps, name: string): string[] {
-  const uses: string[] = [];
-  if (deps.config.defaultProfile === name) uses.push('default');
-  for (const a of deps.config.acme.aliases.values())
-    if (a.profile === name || Object.values(a.profiles).includes(name)) uses.push(`ACME ${a.name ? `/acme/${a.name}` : '/acme'}`);
-  for (const l of deps.config.est.labels.values())
-    if (l.profile === name) uses.push(`EST ${l.name ? `/.well-known/est/${l.name}` : '/.well-known/est'}`);
-  return uses;
+const KIND_PROP = { type: 'string', enum: PROFILE_KINDS } as const;
+
+function kindOf(value: string | undefined): ProfileKind {
+  if (!PROFILE_KINDS.includes(value as ProfileKind)) throw new CaError('notFound', `no profile kind "${value}" (certificate, key, crl)`);
+  return value as ProfileKind;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CaError('malformed', `the definition is not JSON: ${(e as Error).message}`, { rule: 'profile.json' });
+  }
+}
+
+/** The profiles of one kind in effect, with their source and version. */
+async function profileList(deps: AdminDeps, kind: ProfileKind) {
+  const latest = (await stored.latest(deps.pool)).filter((s) => s.kind === kind);
+  const names =
+    kind === 'certificate'
+      ? [...deps.config.profiles.keys()]
+      : kind === 'key'
+        ? [...deps.config.keyProfiles.keys()]
+        : [...deps.config.crlProfiles.keys()];
+  return Promise.all(names.map((name) => profileView(deps.pool, deps.config, kind, name))).then((views) => ({
+    views,
+    retired: latest
+      .filter((s) => s.retired)
+      .map((s) => ({ name: s.name, version: s.version, changedBy: s.changedBy, changedAt: s.changedAt })),
+  }));
+}
+
+/** One profile's card: what is in effect, its versions, and the Administrator's actions. */
+function profileCard(view: Awaited<ReturnType<typeof profileView>>, manage: boolean): Html {
+  const base = `/admin/api/v1/profiles/${view.kind}/${encodeURIComponent(view.name)}`;
+  const definition = JSON.stringify(view.definition ?? { name: view.name, extends: view.name }, null, 2);
+  return html`<details class="profile" data-profile="${view.kind}:${view.name}">
+    <summary><strong>${view.name}</strong> <small>${view.source}; used by ${view.usedBy.join(', ') || 'nothing'}</small></summary>
+    <pre>${JSON.stringify(view.effective, null, 2)}</pre>
+    ${
+      view.versions.length
+        ? table(
+            view.versions,
+            ['Version', 'By', 'At', 'Change'],
+            (v) => [
+              String(v.version),
+              v.changedBy,
+              v.changedAt,
+              v.retired ? 'retired' : v.diff.map((d) => `${d.path}: ${JSON.stringify(d.from)} → ${JSON.stringify(d.to)}`).join('; '),
+            ],
+            { id: `versions-${view.kind}-${view.name}` },
+          )
+        : ''
+    }
+    ${
+      manage
+        ? html`${apiForm({
+            method: 'POST',
+            action: '/admin/api/v1/profiles',
+            id: `edit-${view.kind}-${view.name}`,
+            submit: 'Save as a new version',
+            body: html`<input
+                type="hidden"
+                name="kind"
+                value="${view.kind}"
+              />${textarea('definition', "Definition (the configuration file's schema)", { value: definition, rows: 12 })}`,
+          })}
+          ${apiForm({ method: 'POST', action: `${base}/clone`, id: `clone-${view.kind}-${view.name}`, submit: 'Clone', body: input('as', 'New name', { required: true }) })}
+          ${apiForm({ method: 'POST', action: `${base}/retire`, id: `retire-${view.kind}-${view.name}`, submit: 'Retire', danger: true, confirm: `Retire ${view.name}?`, body: html`` })}`
+        : ''
+    }
+  </details>`;
 }
 
 function keysText(p: CertProfile): string {
@@ -73,8 +143,68 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
       path: '/profiles',
       access: 'profiles:read',
       tag: 'configuration',
-      summary: 'Certificate profiles as configured (built-ins merged with the configuration file), and where each is used',
-      handler: async ({ deps }) => [...deps.config.profiles.values()].map((p) => ({ ...p, usedBy: profileUse(deps, p.name) })),
+      summary: 'Profiles in effect (certificate by default; kind=key or crl), and where each is used',
+      query: { kind: KIND_PROP },
+      handler: async ({ deps, query }) => {
+        const kind = (query.kind as ProfileKind | undefined) ?? 'certificate';
+        if (kind === 'certificate') {
+          return Promise.all(
+            [...deps.config.profiles.values()].map(async (p) => ({
+              ...p,
+              usedBy: await profileUses(deps.pool, deps.config, 'certificate', p.name),
+            })),
+          );
+        }
+        return [...(kind === 'key' ? deps.config.keyProfiles : deps.config.crlProfiles).values()];
+      },
+    },
+    {
+      method: 'GET',
+      path: '/profiles/{kind}/{name}',
+      access: 'profiles:read',
+      tag: 'configuration',
+      summary: 'A profile: its definition, what is in effect, where it comes from and is used, every version with its diff',
+      handler: async ({ deps, params }) => profileView(deps.pool, deps.config, kindOf(params.kind), params.name!),
+    },
+    {
+      method: 'POST',
+      path: '/profiles',
+      access: 'profiles:manage',
+      tag: 'configuration',
+      summary:
+        "Create or update a profile (a new version): `definition` is the profile as JSON, in the configuration file's schema; checked before it is saved, audited with the diff, in effect at once",
+      body: {
+        properties: {
+          kind: KIND_PROP,
+          definition: { type: 'string', minLength: 2, maxLength: 65_536, description: 'JSON of the profile' },
+          expectedVersion: { type: 'integer', minimum: 0, description: 'refuse the change if the profile is at another version' },
+        },
+        required: ['kind', 'definition'],
+      },
+      handler: async ({ deps, body, who }) =>
+        applyProfile(deps.pool, deps.config, body.kind, parseJson(body.definition), who.actor, { expectedVersion: body.expectedVersion }),
+    },
+    {
+      method: 'POST',
+      path: '/profiles/{kind}/{name}/clone',
+      access: 'profiles:manage',
+      tag: 'configuration',
+      summary: 'Copy a profile under a new name',
+      status: 201,
+      body: {
+        properties: { as: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } },
+        required: ['as'],
+      },
+      handler: async ({ deps, params, body, who }) =>
+        cloneProfile(deps.pool, deps.config, kindOf(params.kind), params.name!, body.as, who.actor),
+    },
+    {
+      method: 'POST',
+      path: '/profiles/{kind}/{name}/retire',
+      access: 'profiles:manage',
+      tag: 'configuration',
+      summary: 'Retire a profile that nothing uses (its versions are kept)',
+      handler: async ({ deps, params, who }) => retireProfile(deps.pool, deps.config, kindOf(params.kind), params.name!, who.actor),
     },
     {
       method: 'GET',
@@ -89,13 +219,17 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
     {
       path: '/profiles',
       access: 'profiles:read',
-      title: 'Certificate profiles',
+      title: 'Profiles',
       menu: { id: 'profiles', label: 'Profiles', group: 'Administration' },
-      async render({ deps }) {
+      async render({ deps, principal }) {
+        const manage = can(principal.role, 'profiles:manage');
         const profiles = [...deps.config.profiles.values()];
+        const lists = await Promise.all(PROFILE_KINDS.map((k) => profileList(deps, k)));
+        const titles: Record<ProfileKind, string> = { certificate: 'Certificate profiles', key: 'Key profiles', crl: 'CRL profiles' };
         return html`<p class="hint">
-            Read-only: profiles come from the built-ins and the configuration file (<code>${deps.config.home}/config.json</code> or
-            <code>CERTFLOW_CONFIG</code>); change the file and restart the worker and server.
+            Built-in profiles and the configuration file (<code>${deps.config.configFile ?? `${deps.config.home}/config.json`}</code>) are
+            the seed; ${manage ? 'changes here' : 'Administrators change them here (or with `certflow profiles apply`); changes'} are new
+            versions, checked against the configuration file's schema, audited with their diff and in effect at once, without a restart.
           </p>
           ${table(
             profiles,
@@ -110,17 +244,37 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
                 .filter(([, v]) => v === true)
                 .map(([k]) => k)
                 .join(', '),
-              profileUse(deps, p.name).join(', '),
+              lists[0]!.views.find((v) => v.name === p.name)?.usedBy.join(', ') ?? '',
             ],
             { id: 'profiles' },
           )}
-          ${profiles.map(
-            (p) =>
-              html`<details>
-                <summary>${p.name}: effective configuration</summary>
-                <pre>${JSON.stringify(p, null, 2)}</pre>
-              </details>`,
-          )}`;
+          ${PROFILE_KINDS.map(
+            (k, i) =>
+              html`<section id="profiles-${k}">
+                <h2>${titles[k]}</h2>
+                ${lists[i]!.views.map((v) => profileCard(v, manage))}
+                ${lists[i]!.retired.length ? html`<p class="hint">Retired: ${lists[i]!.retired.map((r) => `${r.name} (version ${r.version})`).join(', ')}</p>` : ''}
+              </section>`,
+          )}
+          ${
+            manage
+              ? html`<section id="profile-new">
+                  <h2>New profile</h2>
+                  ${apiForm({
+                    method: 'POST',
+                    action: '/admin/api/v1/profiles',
+                    id: 'new-profile',
+                    submit: 'Create',
+                    body: html`${select(
+                      'kind',
+                      'Kind',
+                      PROFILE_KINDS.map((k): [string, string] => [k, titles[k]]),
+                    )}
+                    ${textarea('definition', 'Definition (JSON)', { rows: 10, placeholder: '{ "name": "iot", "extends": "device", "validitySeconds": 31536000 }' })}`,
+                  })}
+                </section>`
+              : ''
+          }`;
       },
     },
     {

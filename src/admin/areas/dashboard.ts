@@ -2,6 +2,8 @@
 import { errorMessage } from '../../core/errors.ts';
 import { ping } from '../../db/locks.ts';
 import * as cas from '../../db/repos/cas.ts';
+import { caExpiryReport } from '../../ra/ca-expiry.ts';
+import { unknownCaReferences } from '../../ra/ca-references.ts';
 import * as consoleDb from '../../db/repos/console.ts';
 import { countStuckAndWaiting, describeDuration } from '../../db/repos/stuck.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
@@ -70,18 +72,22 @@ async function health(deps: AdminDeps) {
 
 async function dashboard(deps: AdminDeps, role: Role) {
   const { pool, config } = deps;
-  const [byState, perDay, expiring, counts, stuck, waiting, issuingCas, crls, ocsp, healthStatus] = await Promise.all([
-    consoleDb.countByState(pool),
-    consoleDb.issuancePerDay(pool, 30),
-    consoleDb.expiringCounts(pool, [7 * 86_400, 30 * 86_400]),
-    countStuckAndWaiting(pool, config.stuck),
-    conditionsView(deps, role, 'stuck', { limit: 50 }),
-    conditionsView(deps, role, 'waiting', { limit: 20 }),
-    cas.list(pool).then((all) => all.filter((c) => c.role === 'issuing')),
-    consoleDb.listCrls(pool, { latestOnly: true }),
-    consoleDb.ocspFreshness(pool, config.revocation.ocspRefreshSeconds),
-    health(deps),
-  ]);
+  const [byState, perDay, expiring, counts, stuck, waiting, issuingCas, crls, ocsp, healthStatus, caExpiry, unknownCas] = await Promise.all(
+    [
+      consoleDb.countByState(pool),
+      consoleDb.issuancePerDay(pool, 30),
+      consoleDb.expiringCounts(pool, [7 * 86_400, 30 * 86_400]),
+      countStuckAndWaiting(pool, config.stuck),
+      conditionsView(deps, role, 'stuck', { limit: 50 }),
+      conditionsView(deps, role, 'waiting', { limit: 20 }),
+      cas.list(pool).then((all) => all.filter((c) => c.role === 'issuing')),
+      consoleDb.listCrls(pool, { latestOnly: true }),
+      consoleDb.ocspFreshness(pool, config.revocation.ocspRefreshSeconds),
+      health(deps),
+      caExpiryReport(pool, config),
+      unknownCaReferences(config, pool),
+    ],
+  );
   const now = Date.now();
   const waitingOn = (on: 'person' | 'client') => {
     const lines = counts.waiting.filter((w) => w.on === on);
@@ -109,6 +115,10 @@ async function dashboard(deps: AdminDeps, role: Role) {
       };
     }),
     ocsp: ocsp.map((o) => ({ ...o, fresh: o.missingOrExpired === 0 })),
+    /** CAs whose remaining validity is shorter than (or within the lead time of) the longest profile they serve (src/ra/ca-expiry.ts). */
+    caExpiry,
+    /** Configured CA names that are no CA (src/ra/ca-references.ts). */
+    unknownCas: unknownCas.map((r) => r.message),
     health: healthStatus,
   };
 }
@@ -184,7 +194,9 @@ export function dashboardArea(): { routes: ApiRoute[]; pages: Page[] } {
         const age = (seconds: number | null) => (seconds === null ? '' : ` (longest ${describeDuration(seconds)})`);
         const card = (label: string, value: number, href: string, id: string) =>
           html`<a class="card" href="${href}" id="${id}"><span class="n">${value}</span><span>${label}</span></a>`;
-        return html`<section class="cards">
+        const warnings = [...d.caExpiry.map((w) => w.message), ...d.unknownCas];
+        return html`${warnings.length ? html`<div class="warning" id="ca-warnings">${warnings.map((w) => html`<p>${w}</p>`)}</div>` : ''}
+          <section class="cards">
             ${card('active', c.active, '/certificates?state=active', 'count-active')}
             ${card('suspended', c.suspended, '/certificates?state=suspended', 'count-suspended')}
             ${card('revoked', c.revoked, '/certificates?state=revoked', 'count-revoked')}

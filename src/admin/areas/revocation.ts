@@ -10,12 +10,13 @@ import { apiForm, badge, fields, html, link, select, table } from '../html.ts';
 import type { Page } from '../pages.ts';
 import { can } from '../roles.ts';
 import { ACTION_TIMEOUT_MS } from './certificates.ts';
+import { caUrls } from '../../ca/urls.ts';
 
 /** A new CRL now (one CA or all issuing CAs) and the OCSP responses that are due, as `certflow crl generate` does. */
 async function generate(deps: AdminDeps, who: Actor, caName?: string) {
   if (caName) {
     const ca = await cas.get(deps.pool, caName);
-    if (!ca || ca.role !== 'issuing') throw new CaError('notFound', `no issuing CA named "${caName}"`, { rule: 'ca.unknown' });
+    if (!ca) throw new CaError('notFound', `no CA named "${caName}"`, { rule: 'ca.unknown' });
   }
   const r = await refreshAndWait(deps, { force: true, caName, requester: who.actor }, ACTION_TIMEOUT_MS);
   return {
@@ -42,7 +43,7 @@ export function revocationArea(): { routes: ApiRoute[]; pages: Page[] } {
       query: { ca: { type: 'string', maxLength: 100 }, latest: { type: 'boolean' } },
       async handler({ deps, query }) {
         const rows = await consoleDb.listCrls(deps.pool, { ca: query.ca as string, latestOnly: query.latest as boolean });
-        return rows.map((c) => ({ ...c, fresh: freshness(deps, c), url: `${deps.config.publicHttpUrl}/crl/${c.caName}.crl` }));
+        return rows.map((c) => ({ ...c, fresh: freshness(deps, c), url: caUrls(deps.config, c.caName, c.generation).crl }));
       },
     },
     {

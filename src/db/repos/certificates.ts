@@ -15,6 +15,8 @@ export interface CertificateRow {
   requestId: string;
   protocol: string;
   caName: string;
+  /** The generation (key) of the CA that signed it. */
+  caGeneration: number;
   profile: string;
   status: CertStatus;
   subject: string;
@@ -39,6 +41,7 @@ export interface NewPendingCertificate {
   requestId: string;
   protocol: string;
   caName: string;
+  caGeneration: number;
   profile: string;
   subject: string;
   sans: string[];
@@ -55,6 +58,7 @@ interface DbCertificate {
   request_id: string;
   protocol: string;
   ca_name: string;
+  ca_generation: number;
   profile: string;
   status: CertStatus;
   subject: string;
@@ -73,7 +77,7 @@ interface DbCertificate {
 }
 
 const COLUMNS =
-  'serial, request_id, protocol, ca_name, profile, status, subject, sans, not_before, not_after, tbs_der, cert_der, ' +
+  'serial, request_id, protocol, ca_name, ca_generation, profile, status, subject, sans, not_before, not_after, tbs_der, cert_der, ' +
   'csr_der, requester, replaces, revoked_at, revocation_reason, created_at, issued_at';
 
 function toRow(r: DbCertificate): CertificateRow {
@@ -82,6 +86,7 @@ function toRow(r: DbCertificate): CertificateRow {
     requestId: r.request_id,
     protocol: r.protocol,
     caName: r.ca_name,
+    caGeneration: r.ca_generation,
     profile: r.profile,
     status: r.status,
     subject: r.subject,
@@ -110,6 +115,28 @@ export function get(db: Queryable, serial: string): Promise<CertificateRow | nul
 }
 
 /** The certificates with these serials (unknown ones are left out). */
+/**
+ * Revokes every valid or held certificate CA `caName` issued (the CA itself is revoked),
+ * and drops their queued OCSP signing; returns how many.
+ */
+export async function revokeAllOfCa(db: Queryable, caName: string, revokedAt: Date, reason: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE ca_name = $1 AND status IN ('valid', 'hold')`,
+    [caName, revokedAt, reason],
+  );
+  await db.query('DELETE FROM ocsp_queue q USING certificates c WHERE c.serial = q.serial AND c.ca_name = $1', [caName]);
+  return rowCount ?? 0;
+}
+
+/** Serials of the signed, unexpired certificates of one key generation of a CA. */
+export async function unexpiredSerials(db: Queryable, caName: string, generation: number): Promise<string[]> {
+  const { rows } = await db.query<{ serial: string }>(
+    `SELECT serial FROM certificates WHERE ca_name = $1 AND ca_generation = $2 AND status <> 'signing' AND not_after > now()`,
+    [caName, generation],
+  );
+  return rows.map((r) => r.serial);
+}
+
 export async function getMany(db: Queryable, serials: string[]): Promise<CertificateRow[]> {
   const { rows } = await db.query<DbCertificate>(`SELECT ${COLUMNS} FROM certificates WHERE serial = ANY($1)`, [serials]);
   return rows.map(toRow);
@@ -163,8 +190,8 @@ export async function insertPending(db: Queryable, c: NewPendingCertificate): Pr
   try {
     const { rows } = await db.query<DbCertificate>(
       `INSERT INTO certificates (serial, request_id, protocol, ca_name, profile, status, subject, sans,
-                                 not_before, not_after, tbs_der, csr_der, requester, replaces)
-       VALUES ($1, $2, $3, $4, $5, 'signing', $6, $7, $8, $9, $10, $11, $12, $13)
+                                 not_before, not_after, tbs_der, csr_der, requester, replaces, ca_generation)
+       VALUES ($1, $2, $3, $4, $5, 'signing', $6, $7, $8, $9, $10, $11, $12, $13, $14)
        ON CONFLICT (request_id) DO NOTHING
        RETURNING ${COLUMNS}`,
       [
@@ -182,6 +209,7 @@ export async function insertPending(db: Queryable, c: NewPendingCertificate): Pr
         c.csrDer,
         c.requester ?? null,
         c.replaces ?? null,
+        c.caGeneration,
       ],
     );
     if (rows[0]) return toRow(rows[0]);

@@ -181,19 +181,28 @@ export interface CrlInfo {
   nextUpdate: Date;
   entries: number;
   size: number;
+  /** The CA key generation that signed it. */
+  generation: number;
+  /** A delta CRL: the number of its base CRL. */
+  deltaBase: string | null;
 }
 
 /** CRLs, newest first; only the latest per CA with `latestOnly`. */
 export async function listCrls(db: Queryable, opts: { ca?: string; latestOnly?: boolean; limit?: number } = {}): Promise<CrlInfo[]> {
   const { rows } = await db.query(
-    `SELECT ca_name, crl_number::text AS crl_number, this_update, next_update, entries, octet_length(der) AS size FROM crls k
+    `SELECT ca_name, generation, delta_base::text AS delta_base, crl_number::text AS crl_number, this_update, next_update, entries,
+            octet_length(der) AS size FROM crls k
      WHERE ($1::text IS NULL OR ca_name = $1)
-       AND (NOT $2::boolean OR crl_number = (SELECT max(crl_number) FROM crls l WHERE l.ca_name = k.ca_name))
+       AND (NOT $2::boolean OR crl_number = (SELECT max(crl_number) FROM crls l
+                                             WHERE l.ca_name = k.ca_name AND l.generation = k.generation
+                                               AND (l.delta_base IS NULL) = (k.delta_base IS NULL)))
      ORDER BY this_update DESC, ca_name, crl_number DESC LIMIT $3`,
     [opts.ca ?? null, Boolean(opts.latestOnly), opts.limit ?? 200],
   );
   return rows.map((r) => ({
     caName: r.ca_name,
+    generation: r.generation,
+    deltaBase: r.delta_base,
     crlNumber: r.crl_number,
     thisUpdate: r.this_update,
     nextUpdate: r.next_update,

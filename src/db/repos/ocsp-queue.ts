@@ -16,14 +16,14 @@ export async function enqueue(tx: Queryable, serial: string): Promise<void> {
   );
 }
 
-/** Claims up to `limit` queued serials (oldest first) for this transaction; other signers skip them. */
-export async function claim(tx: Queryable, limit: number): Promise<Array<{ serial: string; caName: string }>> {
-  const { rows } = await tx.query<{ serial: string; ca_name: string }>(
-    `SELECT q.serial, c.ca_name FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
+/** Claims up to `limit` queued serials (oldest first, with the CA key generation that signed each) for this transaction; other signers skip them. */
+export async function claim(tx: Queryable, limit: number): Promise<Array<{ serial: string; caName: string; caGeneration: number }>> {
+  const { rows } = await tx.query<{ serial: string; ca_name: string; ca_generation: number }>(
+    `SELECT q.serial, c.ca_name, c.ca_generation FROM ocsp_queue q JOIN certificates c ON c.serial = q.serial
      ORDER BY q.enqueued_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
     [limit],
   );
-  return rows.map((r) => ({ serial: r.serial, caName: r.ca_name }));
+  return rows.map((r) => ({ serial: r.serial, caName: r.ca_name, caGeneration: r.ca_generation }));
 }
 
 /** Dequeues signed serials. */

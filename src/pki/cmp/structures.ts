@@ -804,6 +804,29 @@ export class Pbmac1Params {
 const PBKDF2_OID = '1.2.840.113549.1.5.12';
 const HMAC_SHA1_OID = '1.2.840.113549.2.7';
 
+/** RootCaKeyUpdateContent ::= SEQUENCE { newWithNew CMPCertificate, newWithOld [0] CMPCertificate OPTIONAL, oldWithNew [1] CMPCertificate OPTIONAL } */
+export class RootCaKeyUpdateContent {
+  constructor(
+    public newWithNew: Uint8Array,
+    public newWithOld?: Uint8Array,
+    public oldWithNew?: Uint8Array,
+  ) {}
+  static fromSchema(node: Node, what = 'RootCaKeyUpdateContent'): RootCaKeyUpdateContent {
+    const c = new Cursor(sequence(node, what), what);
+    const nn = derOf(c.take());
+    const no = c.takeContext(0);
+    const on = c.takeContext(1);
+    c.end();
+    return new RootCaKeyUpdateContent(nn, no ? derOf(explicit(no, 0, what)) : undefined, on ? derOf(explicit(on, 1, what)) : undefined);
+  }
+  toSchema(): asn1js.Sequence {
+    const items: Node[] = [nodeOf(this.newWithNew)];
+    if (this.newWithOld) items.push(ctxExplicit(0, nodeOf(this.newWithOld)));
+    if (this.oldWithNew) items.push(ctxExplicit(1, nodeOf(this.oldWithNew)));
+    return seq(items);
+  }
+}
+
 /** CertReqTemplateContent ::= SEQUENCE { certTemplate CertTemplate, keySpec Controls OPTIONAL } */
 export class CertReqTemplateContent {
   constructor(
