@@ -163,6 +163,50 @@ export interface KeyRecoveryActivities {
   recoverKeyForRecipient(input: KeyRecoveryInput): Promise<RecoveredKey>;
 }
 
+// ---- notifications (activities/notifications.ts) ----
+
+export type NotificationChannel = 'email' | 'webhook';
+
+/** The failure type of a delivery that no retry can cure (the delivery workflow's retry policy stops on it). */
+export const PERMANENT_FAILURE = 'NotificationRefused';
+
+/** How a delivery's attempts are spaced (from the configuration; the workflow cannot read it). */
+export interface DeliveryRetry {
+  maxAttempts: number;
+  initialSeconds: number;
+  maxSeconds: number;
+}
+
+export interface SweepResult {
+  /** Notices recorded by this sweep. */
+  created: string[];
+  /** Deliveries not made yet (this sweep's and any an earlier sweep left). */
+  pending: string[];
+  retry: DeliveryRetry;
+}
+
+export interface DeliveryOutcome {
+  deliveryId: string;
+  channel: NotificationChannel;
+  target: string;
+  status: 'delivered' | 'dead';
+  /** What the receiver said, or why it failed. */
+  detail: string;
+}
+
+/** One test notice through every target of a channel. */
+export interface TestNoticeInput {
+  channel: NotificationChannel;
+  requester: string;
+}
+
+export interface NotificationActivities {
+  collectNotices(): Promise<SweepResult>;
+  deliverNotice(deliveryId: string): Promise<DeliveryOutcome>;
+  deadLetter(deliveryId: string, error: string): Promise<DeliveryOutcome>;
+  createTestNotice(input: TestNoticeInput): Promise<{ noticeId: string; deliveries: string[]; retry: DeliveryRetry }>;
+}
+
 // ---- CA lifecycle (issue 19) ------------------------------------------------------------
 
 /** Name constraints of a new CA: typed strings ("dns:example.com", "ip:10.0.0.0/8", "email:…", "uri:…"). */

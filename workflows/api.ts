@@ -27,6 +27,8 @@ import type {
   CaRolloverInput,
   CheckpointInput,
   CheckpointResult,
+  DeliveryOutcome,
+  DeliveryRetry,
   IssuedCertificate,
   IssueInput,
   KeyRecoveryInput,
@@ -37,10 +39,12 @@ import type {
   RequestState,
   StatusChangeInput,
   StatusChangeResult,
+  TestNoticeInput,
 } from '../activities/types.ts';
 
 export type { CheckpointInput, CheckpointResult, KeyRecoveryInput, RecoveredKey, RefreshInput, RefreshResult };
 export type { StatusChangeInput, StatusChangeResult };
+export type { DeliveryOutcome, DeliveryRetry, TestNoticeInput };
 export type { CaCreateInput, CaImportInput, CaOperationResult, CaRevokeInput, CaRolloverInput };
 
 // ---- task queues -------------------------------------------------------------------------
@@ -60,6 +64,8 @@ export const scheduleIds = {
   revocationRefresh: (mainQueue: string) => `${mainQueue}-revocation-refresh`,
   /** The periodic signed audit checkpoint (auditCheckpointWorkflow). */
   auditCheckpoint: (mainQueue: string) => `${mainQueue}-audit-checkpoint`,
+  /** The notification sweep, every notifications.intervalMinutes (notificationSweepWorkflow). */
+  notificationSweep: (mainQueue: string) => `${mainQueue}-notifications`,
   /** The daily CA expiry watch (caExpiryWatchWorkflow). */
   caExpiryWatch: (mainQueue: string) => `${mainQueue}-ca-expiry-watch`,
 };
@@ -239,6 +245,19 @@ export const certConfUpdate = defineUpdate<{ state: RequestState }, [CertConfDec
 /** The certificate was handed out on a later pollReq: the confirmation period starts again. */
 export const certDeliveredUpdate = defineUpdate<{ state: RequestState }, []>('delivered');
 
+// ---- notifications ----
+
+/** One delivery of a notice to one target; `retry` spaces its attempts. */
+export interface DeliveryInput {
+  deliveryId: string;
+  retry: DeliveryRetry;
+}
+
+/** What a sweep came to. */
+export interface SweepOutcome {
+  created: number;
+  started: number;
+}
 // ---- CA lifecycle (issue 19; docs/ca-hierarchy.md) ----
 
 /** caActivationWorkflow: a rolled-over key generation takes over issuance at `activateAt` (ISO time). */
@@ -277,6 +296,22 @@ export const WORKFLOWS = {
   keyRecovery: define<(input: KeyRecoveryInput) => Promise<RecoveredKey>>()(
     'keyRecoveryWorkflow',
     (runId: string) => `key-recovery-${runId}`,
+  ),
+  /** A notification sweep (`notification-sweep-<random id>` on demand; the schedule starts its own runs). */
+  notificationSweep: define<() => Promise<SweepOutcome>>()('notificationSweepWorkflow', (runId: string) => `notification-sweep-${runId}`),
+  /**
+   * One notification delivery (`notify-<delivery id>`: one run per delivery, ever), or an
+   * operator's retry of a dead-lettered one (`notify-<delivery id>-retry-<attempts so far>`).
+   */
+  notificationDelivery: define<(input: DeliveryInput) => Promise<DeliveryOutcome>>()(
+    'notificationDeliveryWorkflow',
+    (deliveryId: string, retryAfterAttempts?: number) =>
+      retryAfterAttempts === undefined ? `notify-${deliveryId}` : `notify-${deliveryId}-retry-${retryAfterAttempts}`,
+  ),
+  /** A test notice through every target of a channel (`notification-test-<random id>`). */
+  notificationTest: define<(input: TestNoticeInput) => Promise<DeliveryOutcome[]>>()(
+    'notificationTestWorkflow',
+    (runId: string) => `notification-test-${runId}`,
   ),
   /** Create a CA: root, subordinate, or external (key and PKCS#10 request) (`ca-create-<name>`; a failed one may be run again). */
   caCreate: define<(input: CaCreateInput) => Promise<CaOperationResult>>()('caCreateWorkflow', (name: string) => `ca-create-${name}`),

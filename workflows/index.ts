@@ -16,4 +16,5 @@ export {
 } from './ca.ts';
 export { cmpWorkflow } from './cmp.ts';
 export { enrollmentWorkflow } from './enrollment.ts';
+export { notificationDeliveryWorkflow, notificationSweepWorkflow, notificationTestWorkflow } from './notifications.ts';
 export { crlWorkflow, revocationWorkflow } from './revocation.ts';

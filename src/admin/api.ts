@@ -150,7 +150,13 @@ function parseQuery(spec: Record<string, Prop> | undefined, raw: Record<string, 
 }
 
 /** The 403 of a principal without the permission; audited as access.denied. */
-async function deny(deps: AdminDeps, principal: Principal, permission: Permission, what: string, requestId?: string): Promise<never> {
+export async function deny(
+  deps: AdminDeps,
+  principal: Principal,
+  permission: Permission,
+  what: string,
+  requestId?: string,
+): Promise<never> {
   await record(deps.pool, actorOf(principal, requestId), 'access.denied', what, { permission }, 'denied');
   const roles = rolesWith(permission).map((r) => ROLE_TITLES[r]);
   throw new CaError(

@@ -19,6 +19,8 @@ import { authenticateToken, resolveSession, type AuthSettings, type Principal } 
 import { html } from './html.ts';
 import { layout, pageRouter, type Page } from './pages.ts';
 import { peerCertificate } from './tls-login.ts';
+import { temporalUiProxy } from './temporal-ui-proxy.ts';
+import { TEMPORAL_UI_PATH } from '../config/index.ts';
 
 export const SESSION_COOKIE = '__Host-certflow_session';
 
@@ -75,7 +77,9 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
     ctx.set('Cross-Origin-Resource-Policy', 'same-origin');
     await next();
-    if (!ctx.path.startsWith('/assets/')) ctx.set('Cache-Control', 'no-store');
+    // Static files may be cached: ours, and the Temporal UI's content-hashed bundles.
+    if (!ctx.path.startsWith('/assets/') && !ctx.path.startsWith(`${TEMPORAL_UI_PATH}/_app/immutable/`))
+      ctx.set('Cache-Control', 'no-store');
   });
 
   app.use(async (ctx, next) => {
@@ -140,6 +144,9 @@ export function adminApp(deps: AdminDeps, opts: { routes: ApiRoute[]; pages: Pag
     ctx.state.peer = peerCertificate(ctx.req.socket as TLSSocket);
     await next();
   });
+
+  // The Temporal UI at /temporal/ (cluster mode): logged-in users with the right role only.
+  if (deps.config.admin.temporalUiProxy) app.use(temporalUiProxy(deps, deps.config.admin.temporalUiProxy, SESSION_COOKIE));
 
   // JSON bodies for the API (64 KiB at most; other media types are refused).
   app.use(async (ctx, next) => {

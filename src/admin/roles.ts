@@ -42,6 +42,8 @@ export const PERMISSIONS = {
   'backup:read': 'list backups and the backup recipient key',
   'backup:manage': 'create and download backups (encrypted to the recipient key: whoever makes them cannot open them)',
   'backup:recipient': 'set the backup recipient key, to which every backup is encrypted',
+  'notifications:read': 'notification channels and thresholds, what was sent, dead letters',
+  'notifications:manage': 'send test notices, retry dead-lettered deliveries',
 } as const;
 export type Permission = keyof typeof PERMISSIONS;
 
@@ -69,6 +71,8 @@ export const MATRIX: Record<Role, readonly Permission[]> = {
     'applications:manage',
     'settings:read',
     'health:read',
+    'notifications:read',
+    'notifications:manage',
   ],
   officer: [
     'dashboard:read',

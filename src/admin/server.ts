@@ -59,16 +59,28 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
     });
   });
 
-  let notAfter = tls.notAfter;
+  let serial = tls.serial;
+  let checking = false;
+  const renewal = setInterval(async () => {
+    if (checking) return; // a renewal in flight takes longer than the interval
+    checking = true;
+    try {
+      const next = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
+      if (next.serial !== serial) {
+        server.setSecureContext({ key: next.key, cert: next.cert, ca: clientCas });
+        serial = next.serial;
+        log.info({ serial, notAfter: next.notAfter }, 'admin HTTPS certificate replaced');
+      }
+    } catch (e) {
+      log.warn({ err: errorMessage(e) }, 'admin HTTPS certificate renewal failed; will retry');
+    } finally {
+      checking = false;
+    }
+  }, config.tlsCheckSeconds * 1000);
+  renewal.unref();
   const housekeeping = setInterval(async () => {
     try {
       await sessions.sweep(pool, config.admin.idleSeconds);
-      const next = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log, name: 'admin' });
-      if (next.notAfter.getTime() !== notAfter.getTime()) {
-        server.setSecureContext({ key: next.key, cert: next.cert, ca: clientCas });
-        notAfter = next.notAfter;
-        log.info({ notAfter }, 'admin HTTPS certificate renewed');
-      }
     } catch (e) {
       log.warn({ err: errorMessage(e) }, 'admin housekeeping failed; will retry');
     }
@@ -88,6 +100,7 @@ export async function startAdmin(config: Config, log: Logger): Promise<RunningAd
     port,
     async close() {
       clearInterval(housekeeping);
+      clearInterval(renewal);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

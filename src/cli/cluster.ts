@@ -12,7 +12,16 @@ import { announceFirstAdmin } from '../admin/first-admin.ts';
 import { Option, type Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadConfig, paths, type Config } from '../config/index.ts';
+import { existsSync, readFileSync, watchFile } from 'node:fs';
+import {
+  clusterTlsFiles,
+  loadConfig,
+  paths,
+  temporalTlsDir,
+  clusterClientTls,
+  type ClusterTlsFiles,
+  type Config,
+} from '../config/index.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { databaseUrl, ownerDatabaseUrl } from '../db/open.ts';
@@ -28,9 +37,11 @@ import {
   type TemporalClusterConfig,
 } from '../temporal/cluster-server.ts';
 import { untilTemporalReady } from '../temporal/devserver.ts';
-import { ensureTemporalServer, TEMPORAL_SERVER_VERSION } from '../temporal/server-build.ts';
+import { ensureTemporalServer, ensureTemporalUi, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from '../temporal/server-build.ts';
 import type { CliContext } from './context.ts';
-import { spawnCertflow } from './node-child.ts';
+import { runCertflow, spawnCertflow } from './node-child.ts';
+import { temporalTlsOptions } from '../temporal/tls.ts';
+import { spawnTemporalUiServer, temporalUiUpstream } from '../temporal/ui-server.ts';
 import { splitAddress, startDatabase, stopOnSignals } from './start.ts';
 import { Supervisor } from './supervisor.ts';
 import { processEnv } from '../config/env.ts';
@@ -73,7 +84,7 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
   sup.refuseIfRunning(['server', 'worker'], 'a dev stack (`certflow start`)');
   const workers = Array.from({ length: opts.workers }, (_, i) => `worker-${i + 1}`);
   const servers = Array.from({ length: opts.servers }, (_, i) => `server-${i + 1}`);
-  await sup.reapStale(['admin', ...servers, ...workers, 'temporal', 'postgres']);
+  await sup.reapStale(['admin', ...servers, ...workers, 'temporal-ui', 'temporal', 'postgres']);
   stopOnSignals(sup, say);
 
   try {
@@ -87,13 +98,32 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
 
     const [ip, port] = splitAddress(config.temporal.address);
     let temporalLine: string;
+    let tlsFiles: ClusterTlsFiles | undefined;
     if (!config.temporal.external) {
       // Temporal's databases belong to the owner login (the runtime login may not create databases).
       const temporalDbUrl = ownerDatabaseUrl(config) ?? env.DATABASE_URL;
       const binaries = await prepareTemporal(config, temporalDbUrl, say);
-      const temporalConfig: TemporalClusterConfig = { ip, port, databaseUrl: temporalDbUrl, historyShards: opts.historyShards };
+      // Temporal's frontend and internode ports require a client certificate of certflow's
+      // cluster CA (src/ca/cluster-tls.ts); certflow's processes and the UI server get one.
+      say("certificates for Temporal's mTLS (certflow's cluster CA)");
+      const tls = await clusterCerts(config, env, ip, say);
+      tlsFiles = tls;
+      const clientTls = clusterClientTls(tls);
+      Object.assign(env, {
+        TEMPORAL_TLS_CA: clientTls.caFile,
+        TEMPORAL_TLS_CERT: clientTls.certFile,
+        TEMPORAL_TLS_KEY: clientTls.keyFile,
+        TEMPORAL_TLS_SERVER_NAME: clientTls.serverName,
+      });
+      const temporalConfig: TemporalClusterConfig = {
+        ip,
+        port,
+        databaseUrl: temporalDbUrl,
+        historyShards: opts.historyShards,
+        tls,
+      };
       say(
-        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres)`,
+        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres, mTLS)`,
       );
       await sup.add({
         name: 'temporal',
@@ -105,9 +135,32 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
             namespace: config.temporal.namespace,
             logFile: join(p.logDir, 'temporal.log'),
             log: say,
+            clientTls: temporalTlsOptions(clientTls),
           }),
       });
-      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres)`;
+      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres, mTLS)`;
+
+      // The Temporal UI on loopback; operators reach it through the console at /temporal/.
+      const ui = await ensureTemporalUi({ dir: config.temporalServerDir, log: say });
+      const uiConfig = {
+        temporalAddress: config.temporal.address,
+        host: '127.0.0.1',
+        port: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        tls: clientTls,
+      };
+      say(`starting the Temporal UI server ${ui.version} (127.0.0.1:${uiConfig.port}, served by the console at /temporal/)`);
+      await sup.add({
+        name: 'temporal-ui',
+        start: () =>
+          spawnTemporalUiServer({
+            binary: ui,
+            config: uiConfig,
+            dir: join(config.home, 'temporal-ui'),
+            logFile: join(p.logDir, 'temporal-ui.log'),
+          }),
+      });
+      env.CERTFLOW_TEMPORAL_UI_PROXY = temporalUiUpstream(uiConfig);
     } else {
       say(`using the Temporal cluster at TEMPORAL_ADDRESS=${config.temporal.address}`);
       await registerNamespace(config, 60_000, say);
@@ -142,12 +195,14 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
     say(`starting the operator console (HTTPS ${config.admin.bind}:${config.admin.port})`);
     await sup.add(child('admin', 'admin', env));
     await announceFirstAdmin(config, log, say);
+    if (tlsFiles) keepClusterCertsCurrent({ sup, config, env, ip, files: tlsFiles, children: [...workers, ...servers, 'admin'], say });
 
     const host = new URL(config.publicHttpsUrl).hostname;
     const directories = servers.map((_, i) => `https://${host}:${serverPorts(config, i + 1, opts.portStep).https}/acme/directory`);
     const consoleUrl = `https://localhost:${config.admin.port}/`;
+    const uiLine = env.CERTFLOW_TEMPORAL_UI_PROXY ? `; Temporal UI ${consoleUrl}temporal/ (after console login)` : '';
     say(
-      `certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`,
+      `certflow cluster ready — ACME directories ${directories.join(', ')}; console ${consoleUrl}${uiLine}; trust anchor ${p.rootPem}; ${temporalLine}; logs in ${p.logDir}`,
     );
   } catch (e) {
     say(`cluster start failed: ${errorMessage(e)}`);
@@ -161,7 +216,13 @@ async function registerNamespace(config: Config, timeoutMs: number, say: (m: str
   const { address, namespace } = config.temporal;
   try {
     const { created } = await untilTemporalReady(
-      { address, namespace, what: `Temporal at ${address}`, registerNamespaceDays: NAMESPACE_RETENTION_DAYS },
+      {
+        address,
+        namespace,
+        what: `Temporal at ${address}`,
+        registerNamespaceDays: NAMESPACE_RETENTION_DAYS,
+        tls: temporalTlsOptions(config.temporal.tls),
+      },
       timeoutMs,
     );
     say(
@@ -174,6 +235,63 @@ async function registerNamespace(config: Config, timeoutMs: number, say: (m: str
     throw new CaError('unavailable', `Temporal at ${address}: ${errorMessage(e)}`, { cause: e });
   }
 }
+
+/**
+ * Runs `certflow cluster certs` (a process of its own: it opens the CA key store) and
+ * returns the files. The Temporal server's certificate names its listening address too
+ * when that is not loopback.
+ */
+async function clusterCerts(config: Config, env: NodeJS.ProcessEnv, ip: string, say: (m: string) => void): Promise<ClusterTlsFiles> {
+  const names = isLoopback(ip) ? [] : ['--name', ip];
+  const out = await runCertflow(['cluster', 'certs', ...names], env);
+  for (const line of out.trim().split('\n')) if (line) say(line.replace(/^certflow: /, '  '));
+  return clusterTlsFiles(temporalTlsDir(config.home));
+}
+
+/**
+ * Temporal's mTLS certificates while the cluster runs: `certflow cluster certs` once a day
+ * renews what is due. When the client certificate changes (that renewal, or an operator's
+ * `certflow cluster certs --force`), certflow's processes are restarted one at a time, so
+ * that their connections use it before the old one expires; the others keep serving
+ * meanwhile. The Temporal server and the UI server read renewed files by themselves.
+ */
+function keepClusterCertsCurrent(args: {
+  sup: Supervisor;
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  ip: string;
+  files: ClusterTlsFiles;
+  children: string[];
+  say: (m: string) => void;
+}): void {
+  const { sup, files, say } = args;
+  const fingerprint = () => (existsSync(files.clientCert) ? readFileSync(files.clientCert, 'utf8') : '');
+  let current = fingerprint();
+  let restarting = false;
+  const restartIfRenewed = async () => {
+    if (restarting || fingerprint() === current || !fingerprint()) return;
+    restarting = true;
+    current = fingerprint();
+    say(`Temporal's client certificate was renewed: restarting ${args.children.join(', ')} one at a time`);
+    try {
+      for (const name of args.children) await sup.restart(name);
+      say("certflow's processes use the renewed Temporal client certificate");
+    } finally {
+      restarting = false;
+      void restartIfRenewed(); // renewed again meanwhile
+    }
+  };
+  watchFile(files.clientCert, { interval: 5000, persistent: false }, () => void restartIfRenewed());
+  setInterval(
+    () =>
+      void clusterCerts(args.config, args.env, args.ip, say)
+        .then(restartIfRenewed)
+        .catch((e: unknown) => say(`renewing Temporal's mTLS certificates failed (tried again tomorrow): ${errorMessage(e)}`)),
+    86_400_000,
+  ).unref();
+}
+
+const isLoopback = (ip: string) => ip === 'localhost' || ip === '::1' || /^127\./.test(ip);
 
 const positive = (name: string) => (v: string) => {
   const n = Number(v);
@@ -209,13 +327,42 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
   cluster
     .command('build')
     .description(
-      `build the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool from the Go module proxy, or find the earlier build`,
+      `build the Temporal server ${TEMPORAL_SERVER_VERSION}, temporal-sql-tool and the Temporal UI server ${TEMPORAL_UI_VERSION} from the Go module proxy, or find the earlier builds`,
     )
     .action(async () => {
       const config = loadConfig();
-      const binaries = await ensureTemporalServer({ dir: config.temporalServerDir, log: cli.say });
-      if (cli.json()) cli.printJson(binaries);
-      else cli.say(`Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}`);
+      const build = { dir: config.temporalServerDir, log: cli.say };
+      const binaries = await ensureTemporalServer(build);
+      const ui = await ensureTemporalUi(build);
+      if (cli.json()) cli.printJson({ ...binaries, uiVersion: ui.version, uiServer: ui.uiServer });
+      else
+        cli.say(
+          `Temporal server ${binaries.version}: ${binaries.server}; schema tool: ${binaries.sqlTool}; Temporal UI server ${ui.version}: ${ui.uiServer}`,
+        );
+    });
+
+  cluster
+    .command('certs')
+    .description(
+      "issue or renew the certificates of Temporal's mTLS from certflow's cluster CA: the Temporal server's and the one certflow's processes and the UI server connect with",
+    )
+    .option('--name <name...>', 'more names the Temporal server is reached by (SANs of its certificate)', [])
+    .option('--dir <dir>', 'where the files go (default: $CERTFLOW_HOME/temporal-tls)')
+    .option('--force', 'renew both certificates now, even if they are current')
+    .option('--owner <uid:gid>', 'give the files to this user (containers whose Temporal server or UI server runs as another user)')
+    .action(async (opts: { name: string[]; dir?: string; force?: boolean; owner?: string }) => {
+      const owner = opts.owner === undefined ? undefined : /^(\d+):(\d+)$/.exec(opts.owner);
+      if (owner === null) throw new CaError('malformed', `--owner ${opts.owner} is not <uid>:<gid>`);
+      const { runClusterCerts } = await import('../temporal/cluster-certs.ts');
+      const r = await runClusterCerts(loadConfig(), {
+        names: opts.name,
+        dir: opts.dir,
+        force: Boolean(opts.force),
+        say: cli.say,
+        owner: owner ? { uid: Number(owner[1]), gid: Number(owner[2]) } : undefined,
+      });
+      if (cli.json()) cli.printJson(r);
+      else cli.say(r.issued.length ? `issued ${r.issued.join(', ')} into ${r.files.dir}` : `all current in ${r.files.dir}`);
     });
 
   cluster
@@ -230,11 +377,14 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
       const config = loadConfig();
       const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
+      // With the files of `certflow cluster certs`, the server requires mTLS.
+      const tls = clusterTlsFiles(temporalTlsDir(config.home));
       const configFile = await writeTemporalConfig(join(config.home, 'temporal'), {
         ip: opts.ip,
         port: opts.port,
         databaseUrl: url,
         historyShards: opts.historyShards,
+        tls: existsSync(tls.serverCert) ? tls : undefined,
       });
       const command = [binaries.server, ...temporalServerArgs(configFile)];
       if (cli.json()) cli.printJson({ ...binaries, configFile, command, passwordEnv: TEMPORAL_DB_PASSWORD_ENV });

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { loadConfig, type Config } from '../config/index.ts';
+import { checkEmailAddress } from '../config/notifications.ts';
 import { CaError } from '../core/errors.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
 import { audit } from '../db/repos/audit.ts';
@@ -91,6 +92,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
     )
     .option('--ra', 'a registration authority: may send raVerified proof of possession and revoke certificates issued through its aliases')
     .option('--require-approval', 'its certificate requests always wait for `certflow approvals approve`')
+    .option('--email <address>', 'where notices about its certificates go (expiry; docs/notifications.md)')
     .action(
       async (opts: {
         ref: string;
@@ -100,8 +102,10 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
         alias?: string[];
         ra?: boolean;
         requireApproval?: boolean;
+        email?: string;
       }) => {
         checkRef(opts.ref);
+        if (opts.email !== undefined) checkEmailAddress(opts.email);
         if (Boolean(opts.secret) === Boolean(opts.cert))
           throw new CaError('malformed', 'give exactly one of --secret and --cert', { rule: 'cmpClient.auth' });
         const config = loadConfig();
@@ -127,6 +131,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
               aliases,
               ra: opts.ra,
               requireApproval: opts.requireApproval,
+              email: opts.email,
             });
             await audit(tx, {
               actor: 'operator',
@@ -139,6 +144,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
                 aliases,
                 ra: stored.ra,
                 requireApproval: stored.requireApproval,
+                email: stored.email,
               },
             });
             return stored;
@@ -163,7 +169,7 @@ export function registerCmpClientCommands(root: Command, cli: CliContext): void 
         aliases: r.aliases.length ? r.aliases.map((a) => a || "''") : ['(all)'],
       }));
       process.stdout.write(
-        cli.table(shown as never, ['ref', 'auth', 'enabled', 'profile', 'aliases', 'ra', 'requireApproval', 'createdAt']),
+        cli.table(shown as never, ['ref', 'auth', 'enabled', 'profile', 'aliases', 'ra', 'requireApproval', 'email', 'createdAt']),
       );
     });
   const change = (name: string, description: string, action: string, fn: (db: Queryable, ref: string) => Promise<boolean>, done: string) =>

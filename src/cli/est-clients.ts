@@ -8,6 +8,7 @@ import { loadManagedProfiles } from '../ra/profiles.ts';
 import type { CliContext } from './context.ts';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/index.ts';
+import { checkEmailAddress } from '../config/notifications.ts';
 import { CaError } from '../core/errors.ts';
 import { withTransaction, type Queryable } from '../db/pool.ts';
 import { audit } from '../db/repos/audit.ts';
@@ -122,38 +123,43 @@ function addCommand(group: Command, root: Command, helpers: CliHelpers): void {
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
     )
     .option('--require-approval', 'its enrollments always wait for `certflow approvals approve` (default: the label decides)')
-    .action(async (opts: { name: string; password: string; profile?: string; label?: string[]; requireApproval?: boolean }) => {
-      checkClientName(opts.name);
-      const config = loadConfig();
-      if (opts.profile) await helpers.withPool((pool) => loadManagedProfiles(config, pool));
-      checkProfile(config, opts.profile);
-      const labels = checkLabels(config, opts.label ?? []);
-      const passwordHash = await newPasswordHash(opts.password, helpers.say);
-      const row = await helpers.withPool((pool) =>
-        withTransaction(pool, async (tx) => {
-          const stored = await estClients.insert(tx, {
-            name: opts.name,
-            passwordHash,
-            profile: opts.profile ?? null,
-            labels,
-            requireApproval: Boolean(opts.requireApproval),
-          });
-          await audit(tx, {
-            actor: 'operator',
-            action: 'estClient.add',
-            object: opts.name,
-            details: { profile: stored.profile, labels, requireApproval: stored.requireApproval },
-          });
-          return stored;
-        }),
-      );
-      if (root.opts<{ json?: boolean }>().json) printJson(view(row));
-      else {
-        helpers.say(
-          `EST client "${row.name}" added (profile: ${row.profile ?? "the label's"}, labels: ${formatLabels(row.labels)}, approval: ${row.requireApproval ? 'always' : 'as the label says'})`,
+    .option('--email <address>', 'where notices about its certificates go (expiry; docs/notifications.md)')
+    .action(
+      async (opts: { name: string; password: string; profile?: string; label?: string[]; requireApproval?: boolean; email?: string }) => {
+        checkClientName(opts.name);
+        if (opts.email !== undefined) checkEmailAddress(opts.email);
+        const config = loadConfig();
+        if (opts.profile) await helpers.withPool((pool) => loadManagedProfiles(config, pool));
+        checkProfile(config, opts.profile);
+        const labels = checkLabels(config, opts.label ?? []);
+        const passwordHash = await newPasswordHash(opts.password, helpers.say);
+        const row = await helpers.withPool((pool) =>
+          withTransaction(pool, async (tx) => {
+            const stored = await estClients.insert(tx, {
+              name: opts.name,
+              passwordHash,
+              profile: opts.profile ?? null,
+              labels,
+              requireApproval: Boolean(opts.requireApproval),
+              email: opts.email,
+            });
+            await audit(tx, {
+              actor: 'operator',
+              action: 'estClient.add',
+              object: opts.name,
+              details: { profile: stored.profile, labels, requireApproval: stored.requireApproval, email: stored.email },
+            });
+            return stored;
+          }),
         );
-      }
-    });
+        if (root.opts<{ json?: boolean }>().json) printJson(view(row));
+        else {
+          helpers.say(
+            `EST client "${row.name}" added (profile: ${row.profile ?? "the label's"}, labels: ${formatLabels(row.labels)}, approval: ${row.requireApproval ? 'always' : 'as the label says'})`,
+          );
+        }
+      },
+    );
 }
 
 function listCommand(group: Command, root: Command, helpers: CliHelpers): void {
@@ -167,7 +173,9 @@ function listCommand(group: Command, root: Command, helpers: CliHelpers): void {
         return;
       }
       const shown = rows.map((r) => ({ ...view(r), profile: r.profile ?? '(label)', labels: formatLabels(r.labels) }));
-      process.stdout.write(table(shown as never, ['name', 'enabled', 'profile', 'labels', 'requireApproval', 'createdAt', 'updatedAt']));
+      process.stdout.write(
+        table(shown as never, ['name', 'enabled', 'profile', 'labels', 'requireApproval', 'email', 'createdAt', 'updatedAt']),
+      );
     });
 }
 

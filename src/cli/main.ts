@@ -11,7 +11,7 @@ import { getProfile, loadConfig, type Config } from '../config/index.ts';
 import { CaError, isRequestEnding } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { createLogger } from '../core/logger.ts';
-import { databaseUrl, migrateDatabase, ownerDatabaseUrl } from '../db/open.ts';
+import { createRuntimeLogin, databaseUrl, migrateDatabase, ownerDatabaseUrl } from '../db/open.ts';
 import { createPool, waitForDatabase } from '../db/pool.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
@@ -24,6 +24,8 @@ import { issueAndWait } from '../ra/enrollment.ts';
 import { changeStatusAndWait, refreshAndWait } from '../ra/revocation.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerClusterCommands } from './cluster.ts';
+import { registerTlsCommands } from './tls.ts';
+import { registerNotificationCommands } from './notifications.ts';
 import { registerOrderCommands } from './orders.ts';
 import { registerRequestCommands } from './requests.ts';
 import { cliContext } from './context.ts';
@@ -112,8 +114,13 @@ function program(): Command {
     .description(
       'apply pending database migrations as the owner login (CERTFLOW_DATABASE_OWNER_URL, else DATABASE_URL) and grant the runtime login (DATABASE_URL) its privileges',
     )
-    .action(async () => {
+    .option(
+      '--create-runtime-login',
+      "first create the runtime login of DATABASE_URL (name and password from the URL) with the owner login, or set its password (docker-compose.yml's migrate job)",
+    )
+    .action(async (opts: { createRuntimeLogin?: boolean }) => {
       const config = loadConfig();
+      if (opts.createRuntimeLogin) say(`runtime login "${await createRuntimeLogin(config)}" is in place`);
       await waitForDatabase(ownerDatabaseUrl(config) ?? databaseUrl(config), 10_000);
       const applied = await migrateDatabase(config, say);
       if (root.opts<GlobalOpts>().json) printJson({ applied });
@@ -299,6 +306,8 @@ function program(): Command {
   registerKeyCommands(root, context);
   registerConsoleCommands(root, context);
   registerClusterCommands(root, context);
+  registerTlsCommands(root, context);
+  registerNotificationCommands(root, context);
   registerCmpClientCommands(root, context);
   registerCaCommands(root, context);
   registerProfileCommands(root, context);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildHandle } from './supervisor.ts';
+import { runCommand } from '../core/child.ts';
 
 const bin = fileURLToPath(new URL('../../bin/certflow.js', import.meta.url));
 
@@ -79,4 +80,9 @@ export async function spawnCertflow(args: {
       clearTimeout(timer);
     },
   };
+}
+
+/** Runs a one-shot `certflow <command>` to completion; resolves with its output, fails with its end. */
+export function runCertflow(command: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return runCommand(process.execPath, [bin, ...command], { env, what: `certflow ${command.join(' ')}` });
 }

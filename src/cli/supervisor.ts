@@ -25,7 +25,7 @@ export interface ChildSpec {
 export type Say = (msg: string) => void;
 
 export class Supervisor {
-  private readonly children: Array<{ spec: ChildSpec; handle?: ChildHandle }> = [];
+  private readonly children: Array<{ spec: ChildSpec; handle?: ChildHandle; restart?: () => void }> = [];
   private stopping = false;
 
   constructor(
@@ -81,12 +81,24 @@ export class Supervisor {
     return handle;
   }
 
-  private async watch(entry: { spec: ChildSpec; handle?: ChildHandle }): Promise<void> {
+  private async watch(entry: { spec: ChildSpec; handle?: ChildHandle; restart?: () => void }): Promise<void> {
     let backoff = 1000;
     for (;;) {
       const startedAt = Date.now();
       const code = await entry.handle!.exited;
       if (this.stopping) return;
+      if (entry.restart) {
+        // Stopped on purpose by restart(): started again at once.
+        const done = entry.restart;
+        entry.restart = undefined;
+        entry.handle = await this.launch(entry.spec).catch((e: unknown) => {
+          this.say(`${entry.spec.name} failed to restart: ${(e as Error).message}`);
+          return { pid: undefined, exited: Promise.resolve(null), stop: async () => {} };
+        });
+        if (entry.handle.pid) this.say(`${entry.spec.name} restarted (pid ${entry.handle.pid})`);
+        done();
+        continue;
+      }
       this.say(
         `${entry.spec.name} exited unexpectedly (${code === null ? 'killed by a signal' : `code ${code}`}); restarting in ${backoff / 1000} s`,
       );
@@ -102,6 +114,15 @@ export class Supervisor {
         entry.handle = { pid: undefined, exited: Promise.resolve(null), stop: async () => {} };
       }
     }
+  }
+
+  /** Stops a child and starts it again; resolves once the new one is ready (or failed to start). */
+  async restart(name: string): Promise<void> {
+    const entry = this.children.find((c) => c.spec.name === name);
+    if (!entry?.handle || this.stopping) return;
+    const restarted = new Promise<void>((resolve) => (entry.restart = resolve));
+    await entry.handle.stop();
+    await restarted;
   }
 
   /** Stops children in reverse start order. */

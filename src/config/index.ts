@@ -5,6 +5,9 @@ import { isKeyAlg, type KeyAlg } from '../keys/types.ts';
 import type { CertProfile } from './profiles.ts';
 import { buildProfileSet, entriesOf, type CrlProfile, type KeyProfile, type ProfileEntries } from './profile-set.ts';
 import { caReferencesOf, parseConfigFile, type CaReference, type ConfigFile, type ISSUING_PROTOCOLS } from './schema.ts';
+import { notificationsConfig, type NotificationsConfig } from './notifications.ts';
+
+export type { NotificationsConfig, NoticeType } from './notifications.ts';
 import { signingTaskQueue } from '../../workflows/api.ts';
 import { processEnv, type Env } from './env.ts';
 
@@ -44,6 +47,11 @@ export interface Config {
   publicHttpsUrl: string;
   /** Names in the HTTPS listener's certificate besides localhost, 127.0.0.1 and ::1. */
   tlsNames: string[];
+  /**
+   * How often servers look at their own certificates (CERTFLOW_TLS_CHECK_SECONDS, default
+   * 600): renew what is due, pick up what another server renewed, act on `certflow tls renew`.
+   */
+  tlsCheckSeconds: number;
   /** External Postgres (the runtime login: servers, workers, console, CLI); undefined = dev mode's embedded server. */
   databaseUrl?: string;
   /**
@@ -61,6 +69,8 @@ export interface Config {
     uiPort: number;
     taskQueue: string;
     signingTaskQueue: string;
+    /** mTLS to the frontend (`certflow cluster`); undefined: plain gRPC (dev mode). */
+    tls?: TemporalTlsFiles;
   };
   /** CERTFLOW_CMP_SECRETS_KEY: the key that encrypts CMP secrets and ACME EAB and nonce keys (else keys/cmp-secrets.key). */
   secretsKey?: string;
@@ -97,6 +107,7 @@ export interface Config {
   /** Failed authentications allowed per client address (every front end) and per console user name. */
   authFailures: AuthFailureLimits;
   cmp: CmpConfig;
+  notifications: NotificationsConfig;
   /** The CA names the configuration file refers to (checked against the CAs at start: src/ra/ca-references.ts). */
   caReferences: CaReference[];
   logLevel: string;
@@ -112,6 +123,18 @@ export interface Config {
   temporalServerDir: string;
   /** Tests: the worker writes every certificate, CRL and OCSP response it signs here ($CERTFLOW_ARTIFACTS_DIR). */
   artifactsDir?: string;
+}
+
+/**
+ * The files of a TLS connection to Temporal: TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT,
+ * TEMPORAL_TLS_KEY and TEMPORAL_TLS_SERVER_NAME (the names the Temporal UI server's image
+ * reads too), or those of $CERTFLOW_HOME/temporal-tls/ when `certflow cluster` made them there.
+ */
+export interface TemporalTlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  serverName: string;
 }
 
 /** Enrollment requests stalled by a server fault are signed again after these waits. */
@@ -149,6 +172,12 @@ export interface AdminConfig {
   maxSessionSeconds: number;
   /** Base URL of the Temporal Web UI, for links to workflows; undefined = none. */
   temporalUiUrl?: string;
+  /**
+   * The Temporal UI server the console serves at /temporal/ to logged-in users
+   * (CERTFLOW_TEMPORAL_UI_PROXY, e.g. http://127.0.0.1:8233; `certflow cluster` sets it).
+   * Links then point there. Undefined: no /temporal/ route.
+   */
+  temporalUiProxy?: string;
 }
 
 /** A limit of failed authentications for one key (address or user name). */
@@ -332,6 +361,9 @@ export interface RevocationConfig {
   ocspRefreshSeconds: number;
 }
 
+/** Where the console serves the Temporal UI (cluster mode), and the UI server's own public path. */
+export const TEMPORAL_UI_PATH = '/temporal';
+
 const DEFAULT_RETRY_WINDOW_SECONDS = 60;
 
 function int(env: Env, name: string, dflt: number): number {
@@ -405,6 +437,7 @@ export function loadConfig(env: Env = processEnv()): Config {
     publicHttpUrl: (env.CERTFLOW_PUBLIC_HTTP_URL || `http://localhost:${httpPort}`).replace(/\/$/, ''),
     publicHttpsUrl: (env.CERTFLOW_PUBLIC_HTTPS_URL || `https://localhost:${httpsPort}`).replace(/\/$/, ''),
     tlsNames,
+    tlsCheckSeconds: Math.max(1, int(env, 'CERTFLOW_TLS_CHECK_SECONDS', 600)),
     databaseUrl: env.DATABASE_URL || undefined,
     databaseOwnerUrl: ownerUrl(env),
     embeddedPostgresPort: int(env, 'CERTFLOW_POSTGRES_PORT', 5433),
@@ -419,6 +452,7 @@ export function loadConfig(env: Env = processEnv()): Config {
       // cluster; the signing queue derives from it (workflows/api.ts).
       taskQueue: env.CERTFLOW_TASK_QUEUE || 'certflow',
       signingTaskQueue: signingTaskQueue(env.CERTFLOW_TASK_QUEUE || 'certflow'),
+      tls: temporalTls(env, home),
     },
     secretsKey: env.CERTFLOW_CMP_SECRETS_KEY || undefined,
     keys: {
@@ -463,6 +497,7 @@ export function loadConfig(env: Env = processEnv()): Config {
       perConsoleUser: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, ...file.authFailures?.perConsoleUser },
     },
     cmp: cmpConfig(file, profiles),
+    notifications: notificationsConfig(file.notifications, profiles),
     caReferences: caReferencesOf(file),
     logLevel: env.CERTFLOW_LOG_LEVEL || 'info',
     configFile: filePath,
@@ -472,6 +507,50 @@ export function loadConfig(env: Env = processEnv()): Config {
     temporalServerDir: env.CERTFLOW_TEMPORAL_SERVER_DIR || join(home, 'temporal-server'),
     artifactsDir: env.CERTFLOW_ARTIFACTS_DIR || undefined,
   };
+}
+
+/** Where `certflow cluster` keeps its Temporal mTLS files (made by src/ca/cluster-tls.ts). */
+export const temporalTlsDir = (home: string) => join(home, 'temporal-tls');
+
+/** The files of a cluster's Temporal mTLS, in one directory. */
+export function clusterTlsFiles(dir: string) {
+  return {
+    dir,
+    /** The cluster CA's certificate: the trust anchor of both sides. */
+    ca: join(dir, 'ca.pem'),
+    /** The Temporal server's certificate (frontend and internode; serverAuth + clientAuth) and key. */
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server-key.pem'),
+    /** certflow's processes' and the UI server's client certificate (clientAuth) and key. */
+    clientCert: join(dir, 'client.pem'),
+    clientKey: join(dir, 'client-key.pem'),
+  };
+}
+export type ClusterTlsFiles = ReturnType<typeof clusterTlsFiles>;
+
+/** How a client connects with a cluster's files. */
+export function clusterClientTls(f: ClusterTlsFiles, serverName = TEMPORAL_TLS_SERVER_NAME): TemporalTlsFiles {
+  return { caFile: f.ca, certFile: f.clientCert, keyFile: f.clientKey, serverName };
+}
+
+/** The name clients check the Temporal server's certificate for (always among the SANs the cluster CA gives it). */
+export const TEMPORAL_TLS_SERVER_NAME = 'localhost';
+
+function temporalTls(env: Env, home: string): TemporalTlsFiles | undefined {
+  const serverName = env.TEMPORAL_TLS_SERVER_NAME || TEMPORAL_TLS_SERVER_NAME;
+  if (env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY || env.TEMPORAL_TLS_CA) {
+    const missing = ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'].filter((n) => !env[n]);
+    if (missing.length) {
+      throw new CaError('config', `TLS to Temporal needs ${missing.join(' and ')} too`, { rule: 'env.TEMPORAL_TLS' });
+    }
+    return { caFile: env.TEMPORAL_TLS_CA!, certFile: env.TEMPORAL_TLS_CERT!, keyFile: env.TEMPORAL_TLS_KEY!, serverName };
+  }
+  // The CLI on a cluster's machine finds the cluster's client certificate by itself — unless
+  // a dev stack (`certflow start`, run/server.pid) runs on this home: its dev server is plain.
+  const f = clusterTlsFiles(temporalTlsDir(home));
+  if (!env.TEMPORAL_ADDRESS && existsSync(f.clientCert) && !existsSync(join(home, 'run', 'server.pid')))
+    return clusterClientTls(f, serverName);
+  return undefined;
 }
 
 /** CERTFLOW_DATABASE_OWNER_URL: only together with DATABASE_URL, and for the same database. */
@@ -517,12 +596,21 @@ function adminConfig(env: Env, file: ConfigFile): AdminConfig {
   const idleSeconds = int(env, 'CERTFLOW_ADMIN_IDLE_SECONDS', file.admin?.idleSeconds ?? 900);
   if (idleSeconds < 60)
     throw new CaError('config', `CERTFLOW_ADMIN_IDLE_SECONDS=${idleSeconds} is below 60`, { rule: 'env.CERTFLOW_ADMIN_IDLE_SECONDS' });
+  const temporalUiProxy = env.CERTFLOW_TEMPORAL_UI_PROXY?.replace(/\/$/, '') || undefined;
+  if (temporalUiProxy && !/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(temporalUiProxy)) {
+    // The UI server trusts whoever reaches it: it must listen on loopback only.
+    throw new CaError('config', `CERTFLOW_TEMPORAL_UI_PROXY=${temporalUiProxy} must be http://<loopback address>:<port>`, {
+      rule: 'env.CERTFLOW_TEMPORAL_UI_PROXY',
+    });
+  }
+  const defaultUi = temporalUiProxy ? TEMPORAL_UI_PATH : external ? '' : `http://127.0.0.1:${uiPort}`;
   return {
     port: int(env, 'CERTFLOW_ADMIN_PORT', 8444),
     bind: env.CERTFLOW_ADMIN_BIND || '127.0.0.1',
     idleSeconds,
     maxSessionSeconds: file.admin?.maxSessionSeconds ?? 12 * 3600,
-    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || (external ? '' : `http://127.0.0.1:${uiPort}`)).replace(/\/$/, '') || undefined,
+    temporalUiUrl: (env.CERTFLOW_TEMPORAL_UI_URL || defaultUi).replace(/\/$/, '') || undefined,
+    temporalUiProxy,
   };
 }
 

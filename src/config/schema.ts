@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { CaError } from '../core/errors.ts';
 import { EKU_OIDS, KEY_USAGES, LINT_SETS, SUBJECT_ATTRS } from './profiles.ts';
+import { notificationsSchema } from './notifications.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const name = (what: string) =>
@@ -324,6 +325,7 @@ export const SECTIONS = {
   audit: audit.optional(),
   authFailures: authFailures.optional(),
   cmp: cmp.optional(),
+  notifications: notificationsSchema.optional(),
 };
 
 export const configFileSchema = z.strictObject(SECTIONS);

@@ -1,5 +1,5 @@
-import { mkdirSync, rmSync, statSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -28,4 +28,24 @@ export function tryLockDir(lock: string, staleMs: number): boolean {
     if (since !== undefined && Date.now() - since > staleMs) rmSync(lock, { recursive: true, force: true });
     return false;
   }
+}
+
+/**
+ * A file created once with `content()`, never replaced: two processes creating it at the
+ * same time both end up reading the first one's (link() of a complete temp file fails when
+ * the name exists). For the private keys that several servers share.
+ */
+export async function createOnce(file: string, content: () => string, mode = 0o600): Promise<string> {
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.new`;
+    await writeFileAtomic(tmp, content(), mode);
+    try {
+      linkSync(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  return readFile(file, 'utf8');
 }

@@ -3,6 +3,7 @@
  * spells them in SQL. Transaction-scoped locks end with the transaction; session locks
  * must be released on the same connection.
  */
+import type { Pool } from 'pg';
 import type { Queryable } from './pool.ts';
 
 /** Waits for the lock `name` until the transaction `tx` ends. */
@@ -22,4 +23,19 @@ export async function unlockSession(conn: Queryable, name: string): Promise<void
 /** A cheap round trip: the database answers (health checks). */
 export async function ping(db: Queryable): Promise<void> {
   await db.query('SELECT 1');
+}
+
+/** Runs `fn` while holding the session lock `certflow:<name>` (waits for it): mutual exclusion between certflow processes. */
+export async function withAdvisoryLock<T>(pool: Pool, name: string, fn: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await lockSession(client, `certflow:${name}`);
+    try {
+      return await fn();
+    } finally {
+      await unlockSession(client, `certflow:${name}`).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import { EMBEDDED_DATABASE, embeddedDatabaseUrl } from './embedded.ts';
 import { migrate, pendingMigrations } from './migrate.ts';
 import { createPool, waitForDatabase, type PoolOptions } from './pool.ts';
-import { currentLogin, grantRuntime, runtimeLoginProblems } from './roles.ts';
+import { currentLogin, ensureLoginRole, grantRuntime, runtimeLoginProblems } from './roles.ts';
 
 /** The runtime login: DATABASE_URL, or the dev stack's embedded Postgres as "certflow_app". */
 export function databaseUrl(config: Config): string {
@@ -67,6 +67,46 @@ export async function migrateDatabase(config: Config, log: (msg: string) => void
   } finally {
     await owner.end().catch(() => {});
   }
+}
+
+/**
+ * Creates the runtime login of DATABASE_URL (its name and password), or brings an existing
+ * one to that password and to no special attribute, with the owner login
+ * (CERTFLOW_DATABASE_OWNER_URL, which must be allowed to create roles): for deployments
+ * that make both logins themselves, as docker-compose.yml's `migrate` job does
+ * (`certflow migrate --create-runtime-login`). Returns the login's name.
+ */
+export async function createRuntimeLogin(config: Config): Promise<string> {
+  const rule = { rule: 'db.runtimeLogin' };
+  if (!config.databaseUrl || !config.databaseOwnerUrl) {
+    throw new CaError(
+      'config',
+      'creating the runtime login needs DATABASE_URL (the login to create, with its password) and CERTFLOW_DATABASE_OWNER_URL (a login that may create roles)',
+      rule,
+    );
+  }
+  const runtime = new URL(config.databaseUrl);
+  const name = decodeURIComponent(runtime.username);
+  const password = decodeURIComponent(runtime.password);
+  if (!name || !password)
+    throw new CaError('config', 'DATABASE_URL must name the runtime login and its password (postgres://<login>:<password>@…)', rule);
+  if (name === decodeURIComponent(new URL(config.databaseOwnerUrl).username)) {
+    throw new CaError(
+      'config',
+      `DATABASE_URL and CERTFLOW_DATABASE_OWNER_URL both use the login "${name}": the runtime login must be another one`,
+      rule,
+    );
+  }
+  await waitForDatabase(config.databaseOwnerUrl, 30_000);
+  await ensureLoginRole(config.databaseOwnerUrl, name, password).catch((e: unknown) => {
+    if ((e as { code?: string }).code !== '42501') throw e;
+    throw new CaError(
+      'config',
+      `the owner login may not create the runtime login "${name}": give it CREATEROLE, or create "${name}" yourself (docs/operations.md, "Database roles")`,
+      { ...rule, cause: e },
+    );
+  });
+  return name;
 }
 
 /** Connects (waiting for the server), applies pending migrations, returns the pool of the runtime login. */

@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { StuckBounds } from '../config/index.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import { countStuckAndWaiting, type ConditionCounts } from '../db/repos/stuck.ts';
+import { ocspFreshness, requestsByState } from '../db/repos/metrics.ts';
+import { caValidity, deliveryCounts, newestCrls } from '../db/repos/notifications.ts';
 import { authenticationFailures } from './auth-failures.ts';
 import { cpuPoolStats } from './cpu-pool.ts';
 
@@ -108,6 +110,8 @@ export function createMetrics(pool: Pool, bounds: StuckBounds) {
     },
   });
 
+  operationalGauges(registry, pool);
+
   const middleware = (listener: string): Middleware =>
     async function metrics(ctx, next) {
       const end = duration.startTimer();
@@ -121,4 +125,109 @@ export function createMetrics(pool: Pool, bounds: StuckBounds) {
       }
     };
   return { registry, middleware };
+}
+
+const unix = (d: Date) => d.getTime() / 1000;
+
+/**
+ * What operators alert on (deploy/prometheus/alerts.yml, deploy/grafana/certflow.json):
+ * requests by protocol and state, CA and CRL expiry, OCSP freshness, notification
+ * deliveries. Read from Postgres at most every 15 s, whatever the scrape rate.
+ */
+function operationalGauges(registry: Registry, pool: Pool): void {
+  let snapshot: { at: number; data: ReturnType<typeof read> } | undefined;
+  const read = async () => {
+    const [requests, cas, crls, ocsp, deliveries] = await Promise.all([
+      requestsByState(pool),
+      caValidity(pool),
+      newestCrls(pool),
+      ocspFreshness(pool),
+      deliveryCounts(pool),
+    ]);
+    return { requests, cas, crls, ocsp, deliveries };
+  };
+  const data = () => {
+    if (!snapshot || Date.now() - snapshot.at > 15_000) {
+      snapshot = { at: Date.now(), data: read() };
+      snapshot.data.catch(() => (snapshot = undefined));
+    }
+    return snapshot.data;
+  };
+  const gauge = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: L[],
+    fill: (g: Gauge<L>, d: Awaited<ReturnType<typeof read>>) => void,
+  ) =>
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const d = await data();
+        this.reset();
+        fill(this, d);
+      },
+    });
+  gauge(
+    'certflow_requests',
+    'Requests by protocol and state (ACME orders: protocol acme, their status), from the read model',
+    ['protocol', 'state'],
+    (g, d) => {
+      for (const r of d.requests) g.set({ protocol: r.protocol, state: r.state }, r.count);
+    },
+  );
+  gauge('certflow_ca_not_after_timestamp_seconds', 'When each CA certificate expires (unix time)', ['ca', 'role'], (g, d) => {
+    for (const ca of d.cas) g.set({ ca: ca.name, role: ca.role }, unix(ca.notAfter));
+  });
+  gauge(
+    'certflow_crl_next_update_timestamp_seconds',
+    "nextUpdate of each CA's newest CRL (unix time): relying parties reject it after that",
+    ['ca'],
+    (g, d) => {
+      for (const c of d.crls) g.set({ ca: c.caName }, unix(c.nextUpdate));
+    },
+  );
+  gauge(
+    'certflow_crl_this_update_timestamp_seconds',
+    "thisUpdate of each CA's newest CRL (unix time): when it was signed",
+    ['ca'],
+    (g, d) => {
+      for (const c of d.crls) g.set({ ca: c.caName }, unix(c.thisUpdate));
+    },
+  );
+  gauge('certflow_ocsp_certificates_without_response', 'Unexpired certificates without a current pre-signed OCSP response', [], (g, d) => {
+    g.set(d.ocsp.withoutResponse);
+  });
+  gauge(
+    'certflow_ocsp_next_update_min_timestamp_seconds',
+    'The earliest nextUpdate among the OCSP responses of unexpired certificates (unix time)',
+    [],
+    (g, d) => {
+      if (d.ocsp.earliestNextUpdate) g.set(unix(d.ocsp.earliestNextUpdate));
+    },
+  );
+  gauge('certflow_ocsp_this_update_min_timestamp_seconds', 'When the stalest current OCSP response was signed (unix time)', [], (g, d) => {
+    if (d.ocsp.oldestThisUpdate) g.set(unix(d.ocsp.oldestThisUpdate));
+  });
+  gauge(
+    'certflow_notification_deliveries',
+    'Notification deliveries by channel and status (dead: dead-lettered after the last attempt)',
+    ['channel', 'status'],
+    (g, d) => {
+      for (const c of ['email', 'webhook'] as const)
+        for (const st of ['pending', 'delivered', 'dead'] as const) g.set({ channel: c, status: st }, 0);
+      for (const x of d.deliveries) g.set({ channel: x.channel, status: x.status }, x.count);
+    },
+  );
+  gauge(
+    'certflow_notification_oldest_pending_seconds',
+    'Age of the oldest notification delivery not made yet, by channel',
+    ['channel'],
+    (g, d) => {
+      for (const c of ['email', 'webhook'] as const)
+        g.set({ channel: c }, d.deliveries.find((x) => x.channel === c && x.status === 'pending')?.oldestSeconds ?? 0);
+    },
+  );
 }

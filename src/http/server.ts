@@ -82,21 +82,27 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const httpsPort = await listen(httpsServer, config.httpsPort, config.bind);
   const httpPort = await listen(httpServer, config.httpPort, config.bind);
 
-  // Renewal: check twice a day; the new certificate applies to new connections at once.
-  let notAfter = tls.notAfter;
+  // Own certificates: renewed when due or asked for (`certflow tls renew`), or picked up
+  // from the file another server renewed; a new one applies to new connections at once.
+  let serial = tls.serial;
+  let checking = false;
   const renew = setInterval(async () => {
+    if (checking) return; // a renewal in flight takes longer than the interval
+    checking = true;
     try {
       const next = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
-      if (next.notAfter.getTime() !== notAfter.getTime()) {
+      if (next.serial !== serial) {
         httpsServer.setSecureContext({ key: next.key, cert: next.cert, ca: clientCas });
-        notAfter = next.notAfter;
-        log.info({ notAfter }, 'HTTPS certificate renewed');
+        serial = next.serial;
+        log.info({ serial, notAfter: next.notAfter }, 'HTTPS certificate replaced');
       }
       cmpSigner = await ensureCmpSigner({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
     } catch (e) {
       log.warn({ err: errorMessage(e) }, 'HTTPS certificate renewal failed; will retry');
+    } finally {
+      checking = false;
     }
-  }, 12 * 3600_000);
+  }, config.tlsCheckSeconds * 1000);
   renew.unref();
 
   const host = 'localhost';

@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config/index.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import { CaError, errorMessage, isRequestEnding, type ErrorKind } from '../core/errors.ts';
+import { temporalTlsOptions } from './tls.ts';
 
 export interface TemporalClient {
   client: Client;
@@ -12,7 +13,11 @@ export interface TemporalClient {
 /** Connects to the Temporal frontend, failing with a clear 'unavailable' error after `timeoutMs`. */
 export async function connectTemporal(config: Pick<Config, 'temporal'>, timeoutMs = 10_000): Promise<TemporalClient> {
   try {
-    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: timeoutMs });
+    const connection = await Connection.connect({
+      address: config.temporal.address,
+      connectTimeout: timeoutMs,
+      tls: temporalTlsOptions(config.temporal.tls),
+    });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     return { client, connection, close: () => connection.close() };
   } catch (e) {

@@ -19,6 +19,8 @@ import { assertPortFree } from '../core/net.ts';
 import { ensureDatabase } from '../db/embedded.ts';
 import { untilTemporalReady } from './devserver.ts';
 import type { TemporalServerBinaries } from './server-build.ts';
+import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
+import { TEMPORAL_TLS_SERVER_NAME, type ClusterTlsFiles } from '../config/index.ts';
 import { processEnv } from '../config/env.ts';
 
 /** Names of Temporal's two databases, next to certflow's on the same Postgres server. */
@@ -143,6 +145,11 @@ export interface TemporalClusterConfig {
   databaseUrl: string;
   historyShards: number;
   logLevel?: string;
+  /**
+   * mTLS with certificates of certflow's cluster CA (src/ca/cluster-tls.ts): the frontend
+   * (gRPC and HTTP API) and the internode ports require a client certificate of that CA.
+   */
+  tls?: ClusterTlsFiles;
 }
 
 /**
@@ -210,6 +217,7 @@ function renderTemporalConfig(c: TemporalClusterConfig, dynamicConfigFile: strin
       `      bindOnIP: ${yamlString(c.ip)}`,
       ...(http ? [`      httpPort: ${http}`] : []),
     ].join('\n');
+  const tls = c.tls ? renderTls(c.tls) : '';
   return `# enable-template
 # Written by \`certflow cluster\` at every start: edit the command's options, not this file.
 # The database password comes from the environment variable ${TEMPORAL_DB_PASSWORD_ENV}.
@@ -237,7 +245,7 @@ global:
       framework: "tally"
       timerType: "histogram"
       listenAddress: ${yamlString(`${c.ip}:${p.metrics}`)}
-
+${tls}
 services:
 ${service('frontend', p.frontend, p.frontendMembership, p.http)}
 ${service('history', p.history, p.historyMembership)}
@@ -266,6 +274,31 @@ dynamicConfigClient:
 }
 
 /**
+ * global.tls: one certificate of the cluster CA serves the frontend and the internode
+ * ports, and is the client certificate of internode calls and of the server's own system
+ * workers calling the frontend; clients must present a certificate of the cluster CA (and
+ * only that CA: a certificate of certflow's issuing CA, which devices get, opens nothing).
+ * The files are read again every minute, so renewed certificates apply without a restart.
+ */
+function renderTls(f: ClusterTlsFiles): string {
+  const server = [
+    '      server:',
+    `        certFile: ${yamlString(f.serverCert)}`,
+    `        keyFile: ${yamlString(f.serverKey)}`,
+    '        requireClientAuth: true',
+    `        clientCaFiles: [${yamlString(f.ca)}]`,
+  ];
+  const client = [
+    '      client:',
+    `        serverName: ${yamlString(TEMPORAL_TLS_SERVER_NAME)}`,
+    `        rootCaFiles: [${yamlString(f.ca)}]`,
+  ];
+  return ['  tls:', '    refreshInterval: "1m"', '    internode:', ...server, ...client, '    frontend:', ...server, ...client, ''].join(
+    '\n',
+  );
+}
+
+/**
  * Dynamic config: the transfer queue's poll rate raised as in dev mode (its default of 20
  * polls/s per shard leaves new tasks waiting when many workflows start at once).
  */
@@ -285,7 +318,8 @@ export async function writeTemporalConfig(dir: string, c: TemporalClusterConfig)
 
 /** The command line that runs the server from a config file (also for systemd units). */
 export function temporalServerArgs(configFile: string): string[] {
-  // No authorizer: the frontend listens on the configured address only; see the README.
+  // No authorizer: who may call the frontend is decided by mTLS (a certificate of the
+  // cluster CA) and the address it listens on; see docs/operations.md.
   return ['--config-file', configFile, '--allow-no-auth', 'start'];
 }
 
@@ -305,6 +339,8 @@ export interface SpawnTemporalClusterOptions {
   /** How long to wait for the frontend, the namespace and the search attributes (default 120 s). */
   timeoutMs?: number;
   log?: (msg: string) => void;
+  /** The client side of the mTLS (when config.tls is set). */
+  clientTls?: TLSConfig;
 }
 
 /**
@@ -331,6 +367,7 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
         exited: child.exited,
         what: 'the Temporal server',
         registerNamespaceDays: NAMESPACE_RETENTION_DAYS,
+        tls: opts.clientTls,
       },
       opts.timeoutMs ?? 120_000,
     );

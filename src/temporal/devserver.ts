@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
+import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
 import { msToTs } from '@temporalio/common/lib/time.js';
 // The SDK exports these (un-indexed) "for use in tests to register search attributes".
 import { encodeSearchAttributeIndexedValueType as encodeType, _ as decodeType } from '@temporalio/common/lib/search-attributes.js';
@@ -104,6 +105,8 @@ export interface TemporalReadyTarget {
   what: string;
   /** Registers the namespace with this retention when it does not exist (a fresh cluster). */
   registerNamespaceDays?: number;
+  /** mTLS (a cluster's frontend). */
+  tls?: TLSConfig;
 }
 
 /**
@@ -123,7 +126,7 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
-      await withConnection(target.address, Math.min(5000, deadline - Date.now()), async (connection) => {
+      await withConnection(target.address, target.tls, Math.min(5000, deadline - Date.now()), async (connection) => {
         if (
           target.registerNamespaceDays !== undefined &&
           (await registerNamespace(connection, target.namespace, target.registerNamespaceDays))
@@ -171,8 +174,13 @@ async function registerNamespace(connection: Connection, namespace: string, rete
   }
 }
 
-async function withConnection<T>(address: string, timeoutMs: number, fn: (c: Connection) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address, connectTimeout: Math.max(timeoutMs, 500) });
+async function withConnection<T>(
+  address: string,
+  tls: TLSConfig | undefined,
+  timeoutMs: number,
+  fn: (c: Connection) => Promise<T>,
+): Promise<T> {
+  const connection = await Connection.connect({ address, tls, connectTimeout: Math.max(timeoutMs, 500) });
   try {
     return await connection.withDeadline(Date.now() + Math.max(timeoutMs, 500), () => fn(connection));
   } finally {

@@ -16,6 +16,7 @@ import { createAcmeActivities } from '../../activities/acme.ts';
 import { createAuditActivities, createKeyRecoveryActivities, ensureAuditKey } from '../../activities/audit.ts';
 import { startOcspSigner } from '../../activities/ocsp-signer.ts';
 import { createValidationActivities } from '../../activities/validation.ts';
+import { createNotificationActivities } from '../../activities/notifications.ts';
 import { createCaActivities, createCaWatchActivities } from '../../activities/ca.ts';
 import { ensureHierarchy } from '../ca/bootstrap.ts';
 import { writeTrustFiles } from '../ca/trust-files.ts';
@@ -34,6 +35,7 @@ import { ARCHIVE_KEY_ID } from '../core/key-archive.ts';
 import { openKeyStore } from '../keys/index.ts';
 import { connectTemporal } from './client.ts';
 import { ensureSchedules } from './schedules.ts';
+import { temporalTlsOptions } from './tls.ts';
 import type { KeyStore } from '../keys/types.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -177,7 +179,7 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
 
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: config.temporal.address });
+    connection = await NativeConnection.connect({ address: config.temporal.address, tls: temporalTlsOptions(config.temporal.tls) });
   } catch (e) {
     throw new CaError('unavailable', `cannot reach Temporal at ${config.temporal.address}: ${errorMessage(e)}`, { cause: e });
   }
@@ -191,6 +193,7 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
       ...createStorageActivities({ pool }),
       ...createAcmeActivities({ config, pool, log }),
       ...createValidationActivities({ config, log }),
+      ...createNotificationActivities({ config, pool, log }),
       ...createCaWatchActivities({ config, pool, log }),
     },
   });

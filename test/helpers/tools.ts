@@ -65,6 +65,12 @@ export const CHALLTESTSRV: ExternalTool = {
   hint: 'install the Debian package: apt-get install pebble (as .ci/run does)',
 };
 
+export const PROMTOOL: ExternalTool = {
+  name: 'promtool',
+  envVar: 'CERTFLOW_TEST_PROMTOOL',
+  hint: 'install the Debian package: apt-get install prometheus (as .ci/run does; only its promtool is used)',
+};
+
 export const CHECK_JSONSCHEMA: ExternalTool = {
   name: 'check-jsonschema',
   envVar: 'CERTFLOW_TEST_CHECK_JSONSCHEMA',

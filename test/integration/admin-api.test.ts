@@ -8,6 +8,7 @@
  * leaves behind: audit entries with the user's role, none of it on the public listener.
  */
 import { after, before, describe, it } from 'node:test';
+import { deliveryId as repoDeliveryId } from '../../src/db/repos/notifications.ts';
 import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -49,6 +50,8 @@ const MATRIX: Record<string, Role[]> = {
   'health:read': ['ca-admin', 'admin', 'operator'],
   'backup:read': ['ca-admin', 'operator'],
   'backup:manage': ['operator'],
+  'notifications:read': ['ca-admin', 'admin'],
+  'notifications:manage': ['admin'],
   'backup:recipient': ['ca-admin'],
   authenticated: [...ROLES],
 };
@@ -77,6 +80,7 @@ describe('admin API', () => {
     approvals: [] as string[],
     stalled: '',
     tokenIds: [] as string[],
+    deadLetter: '',
     backup: '',
     crl: '',
     /** The certificate an outside root issued for the pending CA walk-ext's request. */
@@ -212,6 +216,13 @@ describe('admin API', () => {
     await writeFile(
       join(cf.home, 'logs', 'server.log'),
       `${JSON.stringify({ level: 30, time: new Date().toISOString(), component: 'server', msg: 'walk' })}\n`,
+    );
+    // A dead-lettered notification delivery (to a webhook this instance no longer has).
+    fixtures.deadLetter = repoDeliveryId('walk:notice', 'webhook', 'https://hooks.example.test/gone');
+    await cf.pool.query("INSERT INTO notices (id, type, subject, data) VALUES ('walk:notice', 'test', 'walk', '{}')");
+    await cf.pool.query(
+      "INSERT INTO notice_deliveries (id, notice_id, channel, target, status, attempts, last_error) VALUES ($1, 'walk:notice', 'webhook', 'https://hooks.example.test/gone', 'dead', 8, 'HTTP 500')",
+      [fixtures.deadLetter],
     );
     // CA operations: a pending external CA (its request signed by an outside root), and an
     // existing CA whose key an operator put into the worker's key store.
@@ -518,6 +529,25 @@ describe('admin API', () => {
       request: (role) => ({ path: '/tokens', body: { name: `walk-${role}`, role: 'auditor', expiresDays: 1 } }),
     },
     { method: 'DELETE', route: '/tokens/{id}', permission: 'users:manage', request: () => ({ path: `/tokens/${fixtures.tokenIds[0]}` }) },
+    { method: 'GET', route: '/notifications', permission: 'notifications:read', request: () => ({ path: '/notifications' }) },
+    {
+      method: 'GET',
+      route: '/notifications/deliveries',
+      permission: 'notifications:read',
+      request: () => ({ path: '/notifications/deliveries?status=dead' }),
+    },
+    {
+      method: 'POST',
+      route: '/notifications/test',
+      permission: 'notifications:manage',
+      request: () => ({ path: '/notifications/test', body: { channel: 'webhook' } }),
+    },
+    {
+      method: 'POST',
+      route: '/notifications/deliveries/{id}/retry',
+      permission: 'notifications:manage',
+      request: () => ({ path: `/notifications/deliveries/${fixtures.deadLetter}/retry` }),
+    },
     { method: 'GET', route: '/backups', permission: 'backup:read', request: () => ({ path: '/backups' }) },
     // The CA Administrator sets the recipient first: the Operator's backup below is encrypted to it.
     { method: 'GET', route: '/backup/recipient', permission: 'backup:read', request: () => ({ path: '/backup/recipient' }) },

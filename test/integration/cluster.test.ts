@@ -5,10 +5,12 @@
  * while the test SIGKILLs a worker, a server, the Temporal server and Postgres, one after
  * the other, each while requests are in flight. Every request ends with exactly one
  * certificate; every error a client saw on the way is a clean, retryable one; a nonce from
- * one server is accepted once by the other.
+ * one server is accepted once by the other. Temporal's frontend admits only certflow's
+ * cluster CA (mTLS); the Temporal UI is served by the console after login (chromium); a
+ * renewed client certificate makes the cluster restart its processes one at a time.
  *
- * Needs the Temporal server built (`npm run cluster -- build`, which .ci/run does where Go
- * is installed); without Go and without a build the suite is skipped, saying so.
+ * Needs the Temporal server and UI server built (`npm run cluster -- build`, which .ci/run
+ * does where Go is installed); without Go and without a build the suite is skipped, saying so.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,14 +22,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import acme from 'acme-client';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { exportJWK, FlattenedSign } from 'jose';
 import pg from 'pg';
 import { freePort, freePortRange } from '../../src/core/net.ts';
 import { embeddedDatabaseUrl } from '../../src/db/embedded.ts';
 import { buildCsr, decodeBase64Body, parseCertsOnly } from '../../src/pki/index.ts';
-import { findGo, findTemporalServer, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
+import { clusterClientTls, clusterTlsFiles } from '../../src/config/index.ts';
+import { resolveTemporalCli } from '../../src/temporal/cli.ts';
+import { findGo, findTemporalServer, findTemporalUi, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
+import { temporalTlsOptions } from '../../src/temporal/tls.ts';
 import {
   ACME_ERROR,
   driveOrder,
@@ -43,11 +49,13 @@ import {
 import { startBalancer, type Balancer } from '../helpers/balancer.ts';
 import { alive, certflowBin, runTool, startSupervised, type SupervisedStack } from '../helpers/certflow.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../helpers/challtestsrv.ts';
-import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { CHALLTESTSRV, requireTool, toolsSkip } from '../helpers/tools.ts';
+import { artifactsDir, CHROMIUM, chromiumArgs } from '../helpers/admin.ts';
+import { consoleLogin, cspViolations, followWorkflowLink, watchErrors } from '../helpers/temporal-ui.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const serverDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
-const built = await findTemporalServer(serverDir);
+const built = (await findTemporalServer(serverDir)) && (await findTemporalUi(serverDir));
 const go = await findGo();
 
 function clusterSkip(): string | false {
@@ -99,6 +107,8 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
   let failed = false;
 
   const pidOf = (name: string) => Number(readFileSync(join(home, 'run', `${name}.pid`), 'utf8'));
+  /** The cluster's own client side of Temporal's mTLS. */
+  const clusterTls = () => temporalTlsOptions(clusterClientTls(clusterTlsFiles(join(home, 'temporal-tls'))));
   const lb = (path: string) => `https://localhost:${balancer!.port}${path}`;
 
   before(async () => {
@@ -125,6 +135,7 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       CERTFLOW_ADMIN_PORT: String(base + 2),
       CERTFLOW_POSTGRES_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_PORT: String(temporalPort),
+      CERTFLOW_TEMPORAL_UI_PORT: String(await freePort()),
       CERTFLOW_TEMPORAL_SERVER_DIR: serverDir,
       CERTFLOW_KEY_PASSPHRASE: 'cluster-test-passphrase',
       CERTFLOW_HTTP01_PORT: String(http01Port),
@@ -167,9 +178,9 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
 
   it('runs a Temporal server with 4 history shards on Postgres, 2 servers and 2 workers, with pid files', async () => {
     try {
-      for (const name of ['postgres', 'temporal', 'server-1', 'server-2', 'worker-1', 'worker-2'])
+      for (const name of ['postgres', 'temporal', 'temporal-ui', 'server-1', 'server-2', 'worker-1', 'worker-2', 'admin'])
         assert.ok(alive(pidOf(name)), `${name} running`);
-      const connection = await Connection.connect({ address: temporalAddress });
+      const connection = await Connection.connect({ address: temporalAddress, tls: clusterTls() });
       try {
         const info = await connection.workflowService.getClusterInfo({});
         assert.equal(info.historyShardCount, 4);
@@ -182,6 +193,103 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       for (const port of httpsPorts) {
         const r = await fetchAcme(`https://localhost:${port}/healthz`);
         assert.equal(r.status, 200, r.text);
+      }
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+
+  it("Temporal's frontend admits only the cluster CA's client certificate: no TLS, no certificate or a device certificate cannot start a workflow", async () => {
+    try {
+      const files = clusterTlsFiles(join(home, 'temporal-tls'));
+      const ca = readFileSync(files.ca);
+      // A clientAuth certificate of certflow's issuing CA, as any EST/CMP device gets one.
+      const csr = join(home, 'intruder.csr');
+      const made = await runTool('openssl', [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(home, 'intruder.key'),
+        '-subj',
+        '/CN=intruder',
+        '-out',
+        csr,
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      const issued = await runTool(process.execPath, [certflowBin, '--json', 'cert', 'issue', '--csr', csr, '--profile', 'device'], {
+        env,
+      });
+      assert.equal(issued.code, 0, issued.stderr);
+      const device = { crt: Buffer.from(JSON.parse(issued.stdout).certificate), key: readFileSync(join(home, 'intruder.key')) };
+      assert.ok(
+        new X509Certificate(device.crt).toLegacyObject().ext_key_usage?.includes('1.3.6.1.5.5.7.3.2'),
+        'the device certificate has clientAuth',
+      );
+
+      const attempts: Array<[string, Parameters<typeof Connection.connect>[0]]> = [
+        ['no TLS', { address: temporalAddress }],
+        [
+          'TLS without a client certificate',
+          { address: temporalAddress, tls: { serverRootCACertificate: ca, serverNameOverride: 'localhost' } },
+        ],
+        [
+          "a device certificate of certflow's issuing CA",
+          { address: temporalAddress, tls: { serverRootCACertificate: ca, serverNameOverride: 'localhost', clientCertPair: device } },
+        ],
+      ];
+      for (const [what, options] of attempts) {
+        const attempt = async () => {
+          const connection = await Connection.connect({ ...options, connectTimeout: 5000 });
+          try {
+            await new Client({ connection }).workflow.start('keyRecoveryWorkflow', {
+              taskQueue: 'certflow',
+              workflowId: `intruder-${what.replace(/\W+/g, '-')}`,
+              args: [{ serial: '00', requester: 'intruder' }],
+            });
+          } finally {
+            await connection.close();
+          }
+        };
+        await assert.rejects(attempt, (e: Error) => !/already started/i.test(e.message), what);
+      }
+      // The temporal CLI without TLS, and the frontend's HTTP API without a client certificate.
+      const cli = await resolveTemporalCli({ home: join(repo, '.certflow'), log: () => {} });
+      const started = await runTool(cli, [
+        'workflow',
+        'start',
+        '--address',
+        temporalAddress,
+        '--namespace',
+        'default',
+        '--task-queue',
+        'certflow',
+        '--type',
+        'keyRecoveryWorkflow',
+        '--workflow-id',
+        'intruder-cli',
+        '--command-timeout',
+        '10s',
+      ]);
+      assert.notEqual(started.code, 0, `temporal workflow start without TLS: ${started.stdout}${started.stderr}`);
+      const httpApi = `https://localhost:${Number(temporalAddress.split(':')[1]) + 8}/api/v1/namespaces/default/workflows`;
+      const curl = await runTool('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', files.ca, httpApi]);
+      assert.notEqual(curl.code, 0, `curl without a client certificate: HTTP ${curl.stdout}`);
+      // The cluster's own certificate opens it, and nothing was started by the intruders.
+      const connection = await Connection.connect({ address: temporalAddress, tls: clusterTls() });
+      try {
+        const { count } = await connection.workflowService.countWorkflowExecutions({
+          namespace: 'default',
+          query: "WorkflowId STARTS_WITH 'intruder'",
+        });
+        assert.equal(Number(count), 0);
+      } finally {
+        await connection.close();
       }
     } catch (e) {
       failed = true;
@@ -228,6 +336,115 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
   it('ACME and EST through both servers survive SIGKILL of a worker, a server, Temporal and Postgres: one certificate each', async (t) => {
     try {
       await loadWithFaults(t);
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+
+  it(
+    "serves the Temporal UI through the console only after login: an ACME order's workflow link shows its history (chromium)",
+    { skip: toolsSkip(CHROMIUM) },
+    async () => {
+      const errors: string[] = [];
+      const base = `https://localhost:${env.CERTFLOW_ADMIN_PORT}`;
+      const rootPem = join(home, 'ca', 'root.pem');
+      let browser: Browser | undefined;
+      let consolePage: Page | undefined;
+      try {
+        // Without a session: curl gets the login page, the UI's API 401; the UI server itself
+        // listens on loopback only.
+        const page = await runTool('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code} %{redirect_url}',
+          '--cacert',
+          rootPem,
+          `${base}/temporal/`,
+        ]);
+        assert.match(page.stdout, /^302 .*\/login\?next=%2Ftemporal%2F$/);
+        const settings = await runTool('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--cacert',
+          rootPem,
+          `${base}/temporal/api/v1/settings`,
+        ]);
+        assert.equal(settings.stdout, '401');
+        const uiPort = Number(env.CERTFLOW_TEMPORAL_UI_PORT);
+        assert.match(readFileSync(join(home, 'temporal-ui', 'config', 'certflow.yaml'), 'utf8'), /^host: "127\.0\.0\.1"$/m);
+        assert.equal((await fetch(`http://127.0.0.1:${uiPort}/temporal/healthz`)).status, 200, 'the UI server is on loopback');
+
+        const password = 'cluster ui password';
+        const add = await runTool(
+          process.execPath,
+          [certflowBin, 'users', 'add', '--name', 'ui-officer', '--role', 'officer', '--password', password],
+          { env },
+        );
+        assert.equal(add.code, 0, add.stderr);
+        browser = await chromium.launch({
+          executablePath: requireTool(CHROMIUM),
+          headless: true,
+          args: chromiumArgs(readFileSync(join(home, 'tls', 'admin.pem'), 'utf8')),
+        });
+        const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+        const console = await context.newPage();
+        consolePage = console;
+        watchErrors(console, errors);
+        await console.goto(`${base}/requests`);
+        await consoleLogin(console, 'ui-officer', password, (u) => u.pathname === '/requests');
+        // An ACME order of its own, its page in the console, its workflow link.
+        const { client } = await newAccount(lb('/acme/directory'));
+        const driven = await driveOrder(client, responder!, 'ui.clusterui.test', Date.now() + 120_000);
+        const orderId = driven.order.url.split('/').at(-1)!;
+        await console.goto(`${base}/requests`);
+        await Promise.all([console.waitForURL(/\/requests\/orders\//), console.click(`#orders a:text-is("${orderId}")`)]);
+        const link = console.locator('dl a.workflow');
+        const workflowId = (await link.textContent())!.trim();
+        assert.match(workflowId, /^acme-order-/);
+        await followWorkflowLink(
+          context,
+          link,
+          { workflowId, workflowType: 'acmeOrderWorkflow', screenshot: 'cluster-temporal-ui-history' },
+          errors,
+        );
+        assert.deepEqual(cspViolations(errors), []);
+      } catch (e) {
+        failed = true;
+        if (consolePage) {
+          await consolePage
+            .screenshot({ path: join(artifactsDir('console'), 'cluster-console-failed.png'), fullPage: true })
+            .catch(() => {});
+          process.stderr.write(`console page at ${consolePage.url()} when the test failed (screenshot cluster-console-failed.png)\n`);
+        }
+        throw e;
+      } finally {
+        await browser?.close();
+      }
+    },
+  );
+
+  it("renews Temporal's client certificate while it runs: certflow's processes restart one at a time and keep issuing", async () => {
+    try {
+      const files = clusterTlsFiles(join(home, 'temporal-tls'));
+      const before = readFileSync(files.clientCert, 'utf8');
+      const names = ['worker-1', 'worker-2', 'server-1', 'server-2', 'admin'];
+      const pids = new Map(names.map((n) => [n, pidOf(n)]));
+      const from = cluster!.output().length;
+      const renewed = await runTool(process.execPath, [certflowBin, 'cluster', 'certs', '--force'], { env });
+      assert.equal(renewed.code, 0, renewed.stderr);
+      assert.notEqual(readFileSync(files.clientCert, 'utf8'), before, 'a new client certificate');
+      await cluster!.waitFor(/use the renewed Temporal client certificate/, 300_000, from);
+      for (const n of names) assert.notEqual(pidOf(n), pids.get(n), `${n} was restarted`);
+      // The restarted processes reach Temporal with the new certificate: an order is issued.
+      const { client } = await newAccount(lb('/acme/directory'));
+      const order = await driveOrder(client, responder!, 'after-renewal.clusterui.test', Date.now() + 120_000);
+      assert.match(order.certPem, /BEGIN CERTIFICATE/);
     } catch (e) {
       failed = true;
       throw e;
@@ -368,7 +585,7 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
 
     // certflow's search attributes work on Postgres visibility: Keyword and KeywordList
     // queries find the requests (visibility is written a moment later), a Text one is accepted.
-    const connection = await Connection.connect({ address: temporalAddress });
+    const connection = await Connection.connect({ address: temporalAddress, tls: clusterTls() });
     try {
       const count = async (query: string) =>
         Number((await connection.workflowService.countWorkflowExecutions({ namespace: 'default', query })).count);

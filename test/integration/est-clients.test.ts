@@ -55,7 +55,7 @@ describe('certflow est-client', () => {
   });
   after(async () => cf?.cleanup());
 
-  it('adds a client with profile, labels (the root label too) and approval', async () => {
+  it('adds a client with profile, labels (the root label too), approval and a notification address', async () => {
     const r = await cf.cli([
       'est-client',
       'add',
@@ -70,6 +70,8 @@ describe('certflow est-client', () => {
       '--label',
       '',
       '--require-approval',
+      '--email',
+      'router-owner@example.test',
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '');
@@ -83,6 +85,7 @@ describe('certflow est-client', () => {
         labels: ['iot', ''],
         requireApproval: true,
         enabled: true,
+        email: 'router-owner@example.test',
         createdAt: undefined,
         updatedAt: undefined,
       },
@@ -113,7 +116,7 @@ describe('certflow est-client', () => {
     const r = await cf.cli(['est-client', 'list']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^NAME\s+ENABLED\s+PROFILE\s+LABELS\s+REQUIREAPPROVAL\s+CREATEDAT\s+UPDATEDAT$/);
+    assert.match(lines[0]!, /^NAME\s+ENABLED\s+PROFILE\s+LABELS\s+REQUIREAPPROVAL\s+EMAIL\s+CREATEDAT\s+UPDATEDAT$/);
     assert.match(lines[1]!, /^plain\s+true\s+\(label\)\s+\(all\)\s+false\s/);
     assert.match(lines[2]!, /^router1\s+true\s+device\s+iot,''\s+true\s/);
     assert.ok(!r.stdout.includes('scrypt'));
@@ -140,6 +143,7 @@ describe('certflow est-client', () => {
       [['--name', 'new1', '--password', '-'], /error: the password must have at least 12 characters/, 'short\n'],
       [['--name', 'new1', '--password', '-'], /error: the password must not contain control characters/, 'two\nlines of password\n'],
       [['--name', 'a:b', '--password', password], /error: EST client name "a:b" must be/],
+      [['--name', 'new1', '--password', password, '--email', 'not an address'], /error: "not an address" is not an e-mail address/],
       [['--name', 'new1'], /required option '--password <password>' not specified/],
     ];
     for (const [args, message, input] of cases) {

@@ -33,6 +33,7 @@ const client: CmpClientRow = {
   ra: false,
   requireApproval: true,
   enabled: true,
+  email: null,
   createdAt: new Date(),
   updatedAt: new Date(),
 };

@@ -38,6 +38,7 @@ const client: EstClientRow = {
   labels: [],
   requireApproval: false,
   enabled: true,
+  email: null,
   createdAt: new Date(),
   updatedAt: new Date(),
 };

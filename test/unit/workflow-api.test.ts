@@ -21,6 +21,9 @@ const implementations: Implementations = {
   crl: workflows.crlWorkflow,
   auditCheckpoint: workflows.auditCheckpointWorkflow,
   keyRecovery: workflows.keyRecoveryWorkflow,
+  notificationSweep: workflows.notificationSweepWorkflow,
+  notificationDelivery: workflows.notificationDeliveryWorkflow,
+  notificationTest: workflows.notificationTestWorkflow,
   caCreate: workflows.caCreateWorkflow,
   caImport: workflows.caImportWorkflow,
   caRollover: workflows.caRolloverWorkflow,
@@ -53,6 +56,9 @@ describe('workflows/api.ts', () => {
       crl: 'crlWorkflow',
       auditCheckpoint: 'auditCheckpointWorkflow',
       keyRecovery: 'keyRecoveryWorkflow',
+      notificationSweep: 'notificationSweepWorkflow',
+      notificationDelivery: 'notificationDeliveryWorkflow',
+      notificationTest: 'notificationTestWorkflow',
       caCreate: 'caCreateWorkflow',
       caImport: 'caImportWorkflow',
       caRollover: 'caRolloverWorkflow',
@@ -71,6 +77,10 @@ describe('workflows/api.ts', () => {
         api.WORKFLOWS.crl.id('x'),
         api.WORKFLOWS.auditCheckpoint.id('x'),
         api.WORKFLOWS.keyRecovery.id('x'),
+        api.WORKFLOWS.notificationSweep.id('x'),
+        api.WORKFLOWS.notificationDelivery.id('d'),
+        api.WORKFLOWS.notificationDelivery.id('d', 3),
+        api.WORKFLOWS.notificationTest.id('x'),
         api.WORKFLOWS.caCreate.id('n'),
         api.WORKFLOWS.caImport.id('n'),
         api.WORKFLOWS.caRollover.id('n'),
@@ -87,6 +97,10 @@ describe('workflows/api.ts', () => {
         'crl-x',
         'audit-checkpoint-x',
         'key-recovery-x',
+        'notification-sweep-x',
+        'notify-d',
+        'notify-d-retry-3',
+        'notification-test-x',
         'ca-create-n',
         'ca-import-n',
         'ca-rollover-n',
@@ -124,8 +138,13 @@ describe('workflows/api.ts', () => {
     ]);
     assert.equal(api.signingTaskQueue('certflow'), 'certflow-signing');
     assert.deepEqual(
-      [api.scheduleIds.revocationRefresh('q'), api.scheduleIds.auditCheckpoint('q'), api.scheduleIds.caExpiryWatch('q')],
-      ['q-revocation-refresh', 'q-audit-checkpoint', 'q-ca-expiry-watch'],
+      [
+        api.scheduleIds.revocationRefresh('q'),
+        api.scheduleIds.auditCheckpoint('q'),
+        api.scheduleIds.caExpiryWatch('q'),
+        api.scheduleIds.notificationSweep('q'),
+      ],
+      ['q-revocation-refresh', 'q-audit-checkpoint', 'q-ca-expiry-watch', 'q-notifications'],
     );
   });
 });

@@ -13,6 +13,7 @@ import * as eabKeys from '../../db/repos/acme-eab.ts';
 import * as estClients from '../../db/repos/est-clients.ts';
 import type { EstClientRow } from '../../db/repos/est-clients.ts';
 import { checkClientName } from '../../est/auth.ts';
+import { checkEmailAddress } from '../../config/notifications.ts';
 import { checkPasswordPolicy, hashPassword } from '../../est/password.ts';
 import type { AdminDeps, ApiRoute } from '../api.ts';
 import { record, type Actor } from '../auth.ts';
@@ -87,11 +88,13 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
           profile: { type: 'string', maxLength: 100 },
           labels: { type: 'array', maxItems: 50, maxLength: 100, description: "EST labels it may use ('' = /.well-known/est/); none: all" },
           requireApproval: { type: 'boolean' },
+          email: { type: 'string', maxLength: 254, description: 'where notices about its certificates go (expiry)' },
         },
         required: ['name', 'password'],
       },
       async handler({ deps, who, body }) {
         checkClientName(body.name);
+        if (body.email) checkEmailAddress(body.email);
         checkProfile(deps.config, body.profile || undefined);
         const labels = checkLabels(deps.config, body.labels ?? []);
         checkPasswordPolicy(body.password);
@@ -103,8 +106,14 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
             profile: body.profile || null,
             labels,
             requireApproval: Boolean(body.requireApproval),
+            email: body.email || null,
           });
-          await record(tx, who, 'estClient.add', body.name, { profile: stored.profile, labels, requireApproval: stored.requireApproval });
+          await record(tx, who, 'estClient.add', body.name, {
+            profile: stored.profile,
+            labels,
+            requireApproval: stored.requireApproval,
+            email: stored.email,
+          });
           return stored;
         });
         return { ...estView(row), message: `EST client "${row.name}" registered` };
@@ -221,13 +230,14 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
         return html`<h2>EST clients</h2>
           ${table(
             est,
-            ['Name', 'Enabled', 'Profile', 'Labels', 'Approval', 'Created', ...(manage ? [''] : [])],
+            ['Name', 'Enabled', 'Profile', 'Labels', 'Approval', 'Notices to', 'Created', ...(manage ? [''] : [])],
             (c) => [
               c.name,
               badge(c.enabled ? 'enabled' : 'disabled'),
               c.profile ?? "(the label's)",
               c.labels.length ? c.labels.map((l) => l || "''").join(', ') : '(all)',
               c.requireApproval ? 'always' : 'as the label says',
+              c.email ?? '-',
               c.createdAt,
               ...(manage ? [estActions(c)] : []),
             ],
@@ -243,6 +253,7 @@ export function applicationsArea(): { routes: ApiRoute[]; pages: Page[] } {
                   body: html`${input('name', 'Name', { required: true })}${input('password', 'Password (12+ characters)', { type: 'password', required: true, autocomplete: 'new-password' })}
                     ${select('profile', 'Profile', [['', "the label's"], ...profiles.map((p): [string, string] => [p, p])])}
                     <label>Labels <input name="labels" data-type="array" placeholder="comma separated; empty: all" /></label>
+                    ${input('email', 'Notices to (e-mail, optional)', { type: 'email' })}
                     <label><input type="checkbox" name="requireApproval" /> always require approval</label>`,
                 })
               : ''

@@ -287,6 +287,10 @@ export function configurationArea(): { routes: ApiRoute[]; pages: Page[] } {
         return html`<p class="hint">
             Effective settings of this console process (environment and configuration file); secrets are never shown.
           </p>
+          <p>
+            <a href="/settings/notifications" id="notifications-link">Notifications</a>: channels, thresholds, what was sent, dead letters,
+            send a test.
+          </p>
           ${fields([
             ['State directory', s.home],
             ['HTTPS / HTTP / console', `${s.listeners.https} / ${s.listeners.http} / ${s.listeners.admin}`],

@@ -16,6 +16,7 @@ import { requestsArea } from './requests.ts';
 import { revocationArea } from './revocation.ts';
 import { sessionArea } from './session.ts';
 import { usersArea } from './users.ts';
+import { notificationsArea } from './notifications.ts';
 
 /** The menu, top to bottom (within the groups of MENU_GROUPS). */
 const MENU_ORDER = [
@@ -55,6 +56,7 @@ export function consoleAreas(settings: AuthSettings): { routes: ApiRoute[]; page
     logsArea(),
     applicationsArea(),
     configurationArea(),
+    notificationsArea(),
     usersArea(),
     backupArea(),
   ];

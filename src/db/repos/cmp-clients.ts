@@ -18,6 +18,8 @@ export interface CmpClientRow {
   ra: boolean;
   requireApproval: boolean;
   enabled: boolean;
+  /** Where notices about its certificates (expiry) go; null: nowhere. */
+  email: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -30,6 +32,7 @@ export interface NewCmpClient {
   aliases?: string[];
   ra?: boolean;
   requireApproval?: boolean;
+  email?: string | null;
 }
 
 interface DbRow {
@@ -41,11 +44,12 @@ interface DbRow {
   ra: boolean;
   require_approval: boolean;
   enabled: boolean;
+  email: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = 'ref, secret_enc, cert_sha256, profile, aliases, ra, require_approval, enabled, created_at, updated_at';
+const COLUMNS = 'ref, secret_enc, cert_sha256, profile, aliases, ra, require_approval, enabled, email, created_at, updated_at';
 
 function toRow(r: DbRow): CmpClientRow {
   return {
@@ -57,6 +61,7 @@ function toRow(r: DbRow): CmpClientRow {
     ra: r.ra,
     requireApproval: r.require_approval,
     enabled: r.enabled,
+    email: r.email,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -64,11 +69,20 @@ function toRow(r: DbRow): CmpClientRow {
 
 export async function insert(db: Queryable, c: NewCmpClient): Promise<CmpClientRow> {
   const { rows } = await db.query<DbRow>(
-    `INSERT INTO cmp_clients (ref, secret_enc, cert_sha256, profile, aliases, ra, require_approval)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO cmp_clients (ref, secret_enc, cert_sha256, profile, aliases, ra, require_approval, email)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT DO NOTHING
      RETURNING ${COLUMNS}`,
-    [c.ref, c.secretEnc ?? null, c.certSha256 ?? null, c.profile ?? null, c.aliases ?? [], c.ra ?? false, c.requireApproval ?? false],
+    [
+      c.ref,
+      c.secretEnc ?? null,
+      c.certSha256 ?? null,
+      c.profile ?? null,
+      c.aliases ?? [],
+      c.ra ?? false,
+      c.requireApproval ?? false,
+      c.email ?? null,
+    ],
   );
   if (!rows[0])
     throw new CaError('conflict', `CMP client "${c.ref}" (or a client with that certificate) exists`, { rule: 'cmpClient.exists' });

@@ -17,6 +17,8 @@ export interface EstClientRow {
   /** Every enrollment waits for operator approval; false: the label decides. */
   requireApproval: boolean;
   enabled: boolean;
+  /** Where notices about its certificates (expiry) go; null: nowhere. */
+  email: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -28,6 +30,7 @@ export interface NewEstClient {
   labels?: string[];
   requireApproval?: boolean;
   enabled?: boolean;
+  email?: string | null;
 }
 
 interface DbEstClient {
@@ -37,11 +40,12 @@ interface DbEstClient {
   labels: string[];
   require_approval: boolean;
   enabled: boolean;
+  email: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = 'name, password_hash, profile, labels, require_approval, enabled, created_at, updated_at';
+const COLUMNS = 'name, password_hash, profile, labels, require_approval, enabled, email, created_at, updated_at';
 
 function toRow(r: DbEstClient): EstClientRow {
   return {
@@ -51,6 +55,7 @@ function toRow(r: DbEstClient): EstClientRow {
     labels: r.labels,
     requireApproval: r.require_approval,
     enabled: r.enabled,
+    email: r.email,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -61,12 +66,12 @@ export async function insert(db: Queryable, c: NewEstClient): Promise<EstClientR
   // ON CONFLICT DO NOTHING instead of catching 23505: inside a caller's transaction a
   // unique violation would abort the transaction, this leaves it usable.
   const { rows } = await db.query<DbEstClient>(
-    `INSERT INTO est_clients (name, password_hash, profile, labels, require_approval, enabled)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO est_clients (name, password_hash, profile, labels, require_approval, enabled, email)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (name) DO NOTHING
      RETURNING ${COLUMNS}`,
     // pg sends a JS string array as a text[] literal ('' included, as "").
-    [c.name, c.passwordHash, c.profile ?? null, c.labels ?? [], c.requireApproval ?? false, c.enabled ?? true],
+    [c.name, c.passwordHash, c.profile ?? null, c.labels ?? [], c.requireApproval ?? false, c.enabled ?? true, c.email ?? null],
   );
   if (!rows[0]) throw new CaError('conflict', `EST client "${c.name}" exists`, { rule: 'estClient.exists', details: { name: c.name } });
   return toRow(rows[0]);
