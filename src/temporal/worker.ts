@@ -48,8 +48,8 @@ let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
  * runs the same code (webpack takes seconds; every worker start, and every test file with a
  * worker, would build it again): node_modules/.cache/certflow/workflow-bundle-<key>.json,
  * where the key hashes every file the bundle may take code from (workflows/, activities/,
- * src/) and the SDK's version, so any change of them builds a new one. The cache is only a
- * cache: where it cannot be written, the bundle is built each time.
+ * src/), the SDK's version and package-lock.json, so any change of them builds a new one.
+ * The cache is only a cache: where it cannot be written, the bundle is built each time.
  */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundlePromise ??= cachedBundle();
@@ -86,6 +86,8 @@ async function bundleKey(): Promise<string> {
   const hash = createHash('sha256');
   const sdk = createRequire(import.meta.url)('@temporalio/worker/package.json') as { version: string };
   hash.update(`@temporalio ${sdk.version}\n`);
+  // The versions of every other package the bundle may take code from.
+  hash.update(await readFile(join(repo, 'package-lock.json')).catch(() => ''));
   for (const dir of ['workflows', 'activities', 'src']) {
     const files = (await readdir(join(repo, dir), { recursive: true, withFileTypes: true }))
       .filter((e) => e.isFile())
