@@ -64,8 +64,6 @@ export const notificationsSchema = z.strictObject({
       z.strictObject({ expiringDays: days.optional(), email: z.array(address).optional(), requesters: z.boolean().optional() }),
     )
     .optional(),
-  /** CA certificates: a notice when fewer days than each of these are left. */
-  caExpiringDays: days.optional(),
   /** CRLs: a notice when the newest CRL of a CA expires in fewer hours than each of these (it is not being renewed). */
   crlExpiringHours: z.array(z.int().positive().max(8760)).optional(),
   /** Stuck requests (src/db/repos/stuck.ts): a notice once a request has been stuck this long (0: as soon as it is). */
@@ -89,7 +87,6 @@ export interface NotificationsConfig {
   expiringDays: number[];
   requesters: boolean;
   profiles: Record<string, { expiringDays?: number[]; email?: string[]; requesters?: boolean }>;
-  caExpiringDays: number[];
   crlExpiringHours: number[];
   stuckMinutes: number;
   intervalMinutes: number;
@@ -124,7 +121,6 @@ export function notificationsConfig(
     expiringDays: n.expiringDays ?? DEFAULT_EXPIRING_DAYS,
     requesters: n.requesters ?? true,
     profiles: n.profiles ?? {},
-    caExpiringDays: n.caExpiringDays ?? [180, 90, 30],
     crlExpiringHours: n.crlExpiringHours ?? [72, 24],
     stuckMinutes: n.stuckMinutes ?? 30,
     intervalMinutes: n.intervalMinutes ?? 15,

@@ -6,6 +6,7 @@
  */
 import type { NotificationsConfig, NoticeType } from '../config/index.ts';
 import type { Channel, ExpiringCertificate, NewNotice } from '../db/repos/notifications.ts';
+import type { CaExpiry } from '../ra/ca-expiry.ts';
 
 const DAY = 86_400_000;
 
@@ -72,28 +73,25 @@ export function certificateExpiring(config: NotificationsConfig, c: ExpiringCert
   );
 }
 
-export function caExpiring(
-  config: NotificationsConfig,
-  ca: { name: string; role: string; subject: string; serial: string; notAfter: Date },
-  now: Date,
-): NewNotice | undefined {
-  const daysLeft = (ca.notAfter.getTime() - now.getTime()) / DAY;
-  const threshold = thresholdCrossed(daysLeft, config.caExpiringDays);
-  if (threshold === undefined) return undefined;
-  const left = Math.max(0, Math.floor(daysLeft));
+/** A CA the expiry watch reports (src/ra/ca-expiry.ts: the one definition), told once per key generation and level. */
+export function caExpiring(config: NotificationsConfig, ca: CaExpiry): NewNotice {
+  const left = Math.max(0, ca.remainingDays);
   return notice(
     config,
     'ca.expiring',
-    `${ca.name}:${ca.serial}:${threshold}d`,
-    `CA ${ca.name} expires in ${left} day${left === 1 ? '' : 's'} (${ca.notAfter.toISOString().slice(0, 10)}): plan its rollover`,
+    `${ca.ca}:${ca.generation}:${ca.level}`,
+    ca.level === 'expired'
+      ? `CA ${ca.ca} expired on ${ca.notAfter.slice(0, 10)}`
+      : `CA ${ca.ca} expires in ${left} day${left === 1 ? '' : 's'} (${ca.notAfter.slice(0, 10)}): ${ca.level === 'critical' ? 'certificates are cut short' : 'plan its rollover'}`,
     {
-      ca: ca.name,
-      role: ca.role,
-      subject: ca.subject,
-      serial: ca.serial,
-      notAfter: ca.notAfter.toISOString(),
+      message: ca.message,
+      ca: ca.ca,
+      generation: ca.generation,
+      level: ca.level,
+      notAfter: ca.notAfter,
       daysLeft: left,
-      thresholdDays: threshold,
+      longestProfile: ca.longestProfile,
+      external: ca.external,
     },
     config.email,
   );

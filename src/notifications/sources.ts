@@ -1,5 +1,6 @@
 /**
- * The sweep's questions: which certificates, CAs and CRLs are about to expire, which
+ * The sweep's questions: which certificates, CAs (the CA expiry watch's
+ * report, src/ra/ca-expiry.ts) and CRLs are about to expire, which
  * requests are stuck (the one definition, src/db/repos/stuck.ts), whether the audit log
  * still verifies (the check `certflow audit verify` makes). Each answer becomes the notices
  * of notices.ts; recording them (once) and delivering them is the caller's.
@@ -10,6 +11,7 @@ import type { Config } from '../config/index.ts';
 import { verifyAuditLog } from '../admin/audit-verify.ts';
 import * as repo from '../db/repos/notifications.ts';
 import { stuckRequests } from '../db/repos/stuck.ts';
+import { caExpiryReport } from '../ra/ca-expiry.ts';
 import { auditVerificationFailed, caExpiring, certificateExpiring, certificateRule, crlExpiring, requestStuck } from './notices.ts';
 
 /** True when there is somewhere to send notices to. */
@@ -26,7 +28,7 @@ export async function dueNotices(deps: { config: Config; pool: Pool }, now = new
   // The longest certificate threshold of any profile bounds the query.
   const maxDays = Math.max(0, ...n.expiringDays, ...[...deps.config.profiles.keys()].flatMap((p) => certificateRule(n, p).expiringDays));
   if (maxDays > 0) for (const c of await repo.expiringCertificates(deps.pool, maxDays)) out.push(certificateExpiring(n, c, now));
-  for (const ca of await repo.caValidity(deps.pool)) out.push(caExpiring(n, ca, now));
+  for (const ca of await caExpiryReport(deps.pool, deps.config, now)) out.push(caExpiring(n, ca));
   for (const crl of await repo.newestCrls(deps.pool)) out.push(crlExpiring(n, crl, now));
   for (const r of await stuckRequests(deps.pool, deps.config.stuck, { limit: 500 })) out.push(requestStuck(n, r));
   // The check `certflow audit verify` and the console make: the pinned key, the outside checkpoints.

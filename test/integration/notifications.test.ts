@@ -74,6 +74,8 @@ describe('notifications by e-mail and webhook', () => {
       ],
       // An operator request that has not been signed within 2 s is stuck.
       stuck: { operator: { signingSeconds: 2 } },
+      // The CA expiry watch reports the 10-year issuing CA (not the 20-year root) 3650 days ahead.
+      ca: { expiryWarningDays: 3650 },
       notifications: {
         smtp: { url: `smtp://certflow:mail%20password@localhost:${smtp.port}`, from: 'certflow@ca.example.test', caFile: smtp.caFile },
         email: ['pki-ops@example.test'],
@@ -84,8 +86,7 @@ describe('notifications by e-mail and webhook', () => {
         expiringDays: [30, 7],
         // The medium profile's certificates concern another team.
         profiles: { medium: { email: ['iot-team@example.test'] } },
-        // The 10-year issuing CA (not the 20-year root) and the 7-day CRL are "about to expire".
-        caExpiringDays: [4000],
+        // The 7-day CRLs are "about to expire".
         crlExpiringHours: [200],
         stuckMinutes: 0,
         retry: { maxAttempts: 2, initialSeconds: 1, maxSeconds: 2 },
@@ -161,7 +162,7 @@ describe('notifications by e-mail and webhook', () => {
     assert.deepEqual(
       ids.sort(),
       [
-        `ca.expiring:certflow-issuing:${(await cf.pool.query("SELECT serial FROM ca_keys WHERE ca_name = 'certflow-issuing' ORDER BY generation DESC LIMIT 1")).rows[0].serial}:4000d`,
+        `ca.expiring:certflow-issuing:${(await cf.pool.query("SELECT generation FROM ca_keys WHERE ca_name = 'certflow-issuing' ORDER BY generation DESC LIMIT 1")).rows[0].generation}:warning`,
         `certificate.expiring:${serials.medium}:30d`,
         `certificate.expiring:${serials.device}:7d`,
         `certificate.expiring:${serials.renewedNew}:7d`,
@@ -186,8 +187,9 @@ describe('notifications by e-mail and webhook', () => {
     assert.deepEqual(mails(`certificate.expiring:${serials.renewedNew}:7d`), ['pki-ops@example.test']);
     assert.deepEqual(mails(`certificate.expiring:${serials.medium}:30d`), ['iot-team@example.test']);
     const ca = smtp.accepted.find((m) => m.event === 'ca.expiring')!;
-    assert.match(ca.subject, /^\[certflow\] CA certflow-issuing expires in \d+ days/);
-    assert.match(ca.body, /thresholdDays: 4000/);
+    assert.match(ca.subject, /^\[certflow\] CA certflow-issuing expires in \d+ days \(\d{4}-\d\d-\d\d\): plan its rollover$/);
+    assert.match(ca.body, /level: warning/);
+    assert.match(ca.body, /longestProfile: \{"days":730,"name":"device"\}/);
 
     // Webhooks: every notice once at /ok, signed; certificate notices also at /fail, which fails.
     assert.deepEqual(hooks.badSignatures, []);

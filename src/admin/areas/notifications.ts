@@ -30,7 +30,6 @@ function notificationsView(n: NotificationsConfig) {
     expiringDays: n.expiringDays,
     requesters: n.requesters,
     profiles: n.profiles,
-    caExpiringDays: n.caExpiringDays,
     crlExpiringHours: n.crlExpiringHours,
     stuckMinutes: n.stuckMinutes,
     intervalMinutes: n.intervalMinutes,
@@ -171,7 +170,8 @@ export function notificationsArea(): { routes: ApiRoute[]; pages: Page[] } {
               s.webhooks.map((w) => `${w.url} (${typeof w.events === 'string' ? 'all events' : w.events.join(', ')})`).join('; ') || 'none',
             ],
             ['Certificates', `${s.expiringDays.join(', ')} days before expiry${s.requesters ? ', also to their requesters' : ''}`],
-            ['CAs / CRLs', `${s.caExpiringDays.join(', ')} days / ${s.crlExpiringHours.join(', ')} hours before expiry`],
+            ['CAs', 'when the CA expiry watch reports them (ca.expiryWarningDays)'],
+            ['CRLs', `${s.crlExpiringHours.join(', ')} hours before expiry`],
             ['Stuck requests', `once stuck for ${s.stuckMinutes} minutes`],
             [
               'Retries',
