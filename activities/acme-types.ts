@@ -127,4 +127,9 @@ export interface AcmeActivities {
   projectAuthz(p: { id: string; status: AuthzStatus }): Promise<void>;
   /** The serial of the certificate issued for the order, if one was (after a signing fault). */
   issuedSerial(p: { orderId: string }): Promise<string | null>;
+  /**
+   * Which of these authorizations the read model has valid, with when and how: a validation
+   * that committed in a local activity whose workflow task was then lost with its Update.
+   */
+  validAuthzs(p: { authzIds: string[] }): Promise<Array<{ id: string; validatedAt: string; method?: string }>>;
 }

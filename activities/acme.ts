@@ -150,6 +150,14 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
       });
     },
     projectAuthz: (p) => orders.updateAuthz(pool, p),
+    validAuthzs: async ({ authzIds }) =>
+      (await orders.getAuthzs(pool, authzIds))
+        .filter((a) => a.status === 'valid')
+        .map((a) => ({
+          id: a.id,
+          validatedAt: (a.validatedAt ?? new Date()).toISOString(),
+          method: a.challenges.find((c) => c.status === 'valid')?.type,
+        })),
     issuedSerial: async ({ orderId }) => {
       const row = await certificates.getByRequest(pool, orderId);
       return row?.certDer ? row.serial : null;

@@ -8,6 +8,8 @@ import { Context } from '@temporalio/activity';
  */
 export function heartbeatWhileRunning(everyMs = 1000): () => void {
   const ctx = Context.current();
+  // A local activity has no heartbeats: the worker that runs it keeps its workflow task alive.
+  if (ctx.info.isLocal) return () => {};
   // No beat at once: work done within `everyMs` (almost every signature) costs no heartbeat RPC.
   const timer = setInterval(() => ctx.heartbeat(), everyMs);
   return () => clearInterval(timer);

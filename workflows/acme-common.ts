@@ -3,14 +3,7 @@
  * api.ts): the validation of one authorization (one activity per attempt, with an operator's retry),
  * and the mapping of activity failures to problem documents.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  isCancellation,
-  proxyActivities,
-  proxyLocalActivities,
-} from '@temporalio/workflow';
+import { CancellationScope, isCancellation, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import {
   AUTHZ_GONE,
   type AcmeActivities,
@@ -20,6 +13,7 @@ import {
   type ValidateAuthzResult,
   type ValidationSettings,
 } from '../activities/acme-types.ts';
+import { applicationFailure, failureText } from './failures.ts';
 import { STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
 
 /** Projections in the workflow task that needs them (see STORAGE_ACTIVITY_OPTIONS). */
@@ -28,18 +22,6 @@ export const storage = proxyLocalActivities<AcmeActivities>(STORAGE_ACTIVITY_OPT
 export const storageAfterUpdate = proxyActivities<AcmeActivities>(STORAGE_AFTER_UPDATE_OPTIONS);
 
 export const acmeProblem = (type: string, detail: string): Problem => ({ type: `urn:ietf:params:acme:error:${type}`, detail });
-
-/** The ApplicationFailure behind an activity failure, if there is one. */
-export function applicationFailure(err: unknown): ApplicationFailure | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-}
-
-/** An activity failure's innermost message (e.g. "activity StartToClose timeout"). */
-export function failureText(err: unknown): string {
-  let e = err as Error | undefined;
-  while (e?.cause instanceof Error) e = e.cause;
-  return e?.message || String(err);
-}
 
 export function msUntil(iso: string): number {
   return Math.max(0, new Date(iso).getTime() - Date.now());
@@ -59,6 +41,16 @@ export class Validation {
   #scope: CancellationScope | undefined;
   #retries = 0;
 
+  /**
+   * @param local the first attempt runs as a local activity inside the workflow task of the
+   *   challenge Update (workflows on the signing queue; see acme-order.ts): most validations
+   *   succeed or fail for good at once, and then the Update costs no task of its own. A
+   *   transient failure (no answer, DNS timeout) goes on as before, one activity task per
+   *   attempt, so that the Update is accepted and an operator's retry is taken at once while
+   *   the retries wait.
+   */
+  constructor(private readonly local = false) {}
+
   get running(): boolean {
     return this.#scope !== undefined;
   }
@@ -70,15 +62,18 @@ export class Validation {
 
   async run(authz: AuthzState, challengeId: string, settings: ValidationSettings, orderId?: string): Promise<ValidationOutcome> {
     const challenge = authz.challenges.find((c) => c.id === challengeId)!;
+    const startToCloseTimeout = `${settings.attemptTimeoutSeconds * 2 + 5} seconds`;
+    const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' };
     const va = proxyActivities<AcmeActivities>({
-      startToCloseTimeout: `${settings.attemptTimeoutSeconds * 2 + 5} seconds`,
-      retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: settings.maxAttempts },
+      startToCloseTimeout,
+      retry: { ...retry, maximumAttempts: Math.max(1, settings.maxAttempts - (this.local ? 1 : 0)) },
     });
-    for (let handled = 0; ;) {
+    const firstAttempt = proxyLocalActivities<AcmeActivities>({ startToCloseTimeout, retry: { ...retry, maximumAttempts: 1 } });
+    for (let handled = 0, local = this.local; ; local = false) {
       this.#scope = new CancellationScope();
       try {
         const result = await this.#scope.run(() =>
-          va.validateAuthz({
+          (local ? firstAttempt : va).validateAuthz({
             orderId,
             authzId: authz.id,
             challenge,
@@ -96,6 +91,7 @@ export class Validation {
           continue;
         }
         const app = applicationFailure(err);
+        if (local && !app?.nonRetryable && !isCancellation(err)) continue; // transient: retried as activity tasks
         if (app?.type === AUTHZ_GONE) {
           const gone = ((app.details?.[0] as { authzStatus?: AuthzStatus } | undefined)?.authzStatus ?? 'deactivated') as AuthzStatus;
           return { ok: false, gone, error: acmeProblem('unauthorized', `the authorization for ${authz.identifier.value} is ${gone}`) };

@@ -20,6 +20,16 @@
  * A single-name order is 5 workflow tasks: start, challenge accepted, validated (ready),
  * finalize accepted, issued. Authorizations reused from other orders arrive valid; one that
  * is deactivated elsewhere is reported by signal and stops the order.
+ *
+ * On the signing queue (new runs since issue 18; the worker running the workflow holds the
+ * CA keys) an order is 3 workflow tasks: start, challenge (validation as a local activity
+ * in the Update's own task), finalize (CAA and signing as local activities, likewise). A
+ * local activity commits before its task completes; when the worker dies in between, the
+ * task runs again with the same Update and the idempotent activities return what they
+ * recorded (the validation, the certificate). When the Update itself is lost (Temporal
+ * restarted before the task completed), the read model is ahead of the workflow: finalize
+ * takes the authorizations the read model has valid, and an order whose certificate was
+ * issued ends valid, never invalid.
  */
 import {
   allHandlersFinished,
@@ -29,6 +39,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   isCancellation,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -38,7 +49,7 @@ import type { AuthzState, OrderStatus, Problem } from '../activities/acme-types.
 import type { SigningActivities } from '../activities/types.ts';
 import type { ValidationActivities } from '../activities/validation-types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
-import { acmeProblem, applicationFailure, failureText, msUntil, storage, storageAfterUpdate, Validation } from './acme-common.ts';
+import { acmeProblem, msUntil, storage, storageAfterUpdate, Validation } from './acme-common.ts';
 import {
   authzChangedSignal,
   cancelOrderUpdate,
@@ -49,13 +60,17 @@ import {
   signingTaskQueue,
   type OrderInput,
 } from './api.ts';
-import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES } from './options.ts';
+import { applicationFailure, failureText } from './failures.ts';
+import { ACME_SIGNING_ACTIVITY_OPTIONS, BAD_CSR_TYPES, LOCAL_ACME_SIGNING_OPTIONS } from './options.ts';
+import { worksLocally } from './local-work.ts';
 
 const open = (s: OrderStatus) => s === 'pending' || s === 'ready';
 const notReady = (detail: string) => ApplicationFailure.nonRetryable(detail, 'orderNotReady');
 
 export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus> {
   const { taskQueue } = workflowInfo();
+  /** Validation, CAA and signing as local activities in their Updates' tasks (see above). */
+  const local = worksLocally('order-work-in-update-task');
   let status: OrderStatus = input.status;
   let expired = false;
   /** Why the order must stop (an authorization was deactivated), handled by the main loop. */
@@ -82,6 +97,15 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
    * projection runs locally unless an Update was accepted in this task.
    */
   const fail = async (error: Problem, details: string, afterUpdate = false, actor?: string) => {
+    if (local && status === 'ready') {
+      // A finalize lost with its task after the certificate was stored: the order has it.
+      const serial = await storage.issuedSerial({ orderId: input.orderId });
+      if (serial) {
+        transition('valid', `certificate ${serial} issued`);
+        await storage.projectOrder({ id: input.orderId, status: 'valid', serial });
+        return;
+      }
+    }
     transition('invalid', details, error.detail);
     await (afterUpdate ? storageAfterUpdate : storage).projectOrder({ id: input.orderId, status: 'invalid', error, actor });
   };
@@ -97,7 +121,7 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
     async ({ authzId, challengeId }) => {
       const authz = authzs.get(authzId)!;
       authz.status = 'processing';
-      const validation = new Validation();
+      const validation = new Validation(local);
       validations.set(authzId, validation);
       setCurrentDetails(`**${status}** — validating ${authz.identifier.value}`);
       const outcome = await validation.run(authz, challengeId, input.validation, input.orderId);
@@ -147,6 +171,7 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
   setHandler(
     finalizeUpdate,
     async ({ csr }) => {
+      if (local && status === 'pending') await takeValidatedFromReadModel();
       // Validations recorded as valid (the client read them) but not yet seen here end first.
       await condition(() => status !== 'pending');
       if (status !== 'ready') throw notReady(`the order is ${status}, not ready`);
@@ -160,10 +185,11 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
         );
         if (stale.length) {
           // Authorizations validated long ago: CAA may have changed since (RFC 8659 3).
-          const va = proxyActivities<ValidationActivities>({
+          const caaOptions = {
             startToCloseTimeout: `${input.validation.attemptTimeoutSeconds + 5} seconds`,
             retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5 },
-          });
+          } as const;
+          const va = local ? proxyLocalActivities<ValidationActivities>(caaOptions) : proxyActivities<ValidationActivities>(caaOptions);
           await va.checkCaa({
             identifiers: stale.map((a) => ({
               type: 'dns' as const,
@@ -175,7 +201,9 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
             caaIdentities: input.validation.caaIdentities,
           });
         }
-        const signing = proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
+        const signing = local
+          ? proxyLocalActivities<SigningActivities>(LOCAL_ACME_SIGNING_OPTIONS)
+          : proxyActivities<SigningActivities>({ ...ACME_SIGNING_ACTIVITY_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
         const issue = () =>
           signing.issueCertificate({
             requestId: input.orderId,
@@ -235,8 +263,10 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
       validator: (_req: { csr: string }) => {
         if (expired) throw notReady('the order has expired');
         if (status === 'ready') return;
-        // Every authorization valid or being validated: finalize waits for the outcome.
-        if (status === 'pending' && all().every((a) => a.status === 'valid' || a.status === 'processing')) return;
+        // Every authorization valid or being validated: finalize waits for the outcome. On the
+        // signing queue, a pending one may be valid in the read model (the front end sends
+        // finalize only for an order the read model has ready): the handler looks.
+        if (status === 'pending' && (local || all().every((a) => a.status === 'valid' || a.status === 'processing'))) return;
         throw notReady(`the order is ${status}, not ready`);
       },
     },
@@ -284,6 +314,27 @@ export async function acmeOrderWorkflow(input: OrderInput): Promise<OrderStatus>
       },
     },
   );
+
+  /**
+   * Takes the validations the read model has recorded but this run has not seen (their
+   * challenge Update was lost with its task after the local activity committed); refuses
+   * finalize when an authorization is still pending in both.
+   */
+  async function takeValidatedFromReadModel(): Promise<void> {
+    const unseen = all().filter((a) => a.status === 'pending');
+    if (!unseen.length) return;
+    const valid = new Map((await storage.validAuthzs({ authzIds: unseen.map((a) => a.id) })).map((v) => [v.id, v]));
+    for (const a of unseen) {
+      const v = valid.get(a.id);
+      if (!v) continue;
+      a.status = 'valid';
+      a.validatedAt = v.validatedAt;
+      a.method = v.method;
+    }
+    if (status !== 'pending') return; // ended meanwhile
+    if (all().some((a) => a.status === 'pending')) throw notReady('the order is pending, not ready');
+    if (all().every((a) => a.status === 'valid')) transition('ready', 'every authorization is valid; waiting for finalize');
+  }
 
   setHandler(authzChangedSignal, ({ authzId, status: authzStatus }) => {
     const authz = authzs.get(authzId);

@@ -49,13 +49,26 @@ export type { CaCreateInput, CaImportInput, CaOperationResult, CaRevokeInput, Ca
 
 // ---- task queues -------------------------------------------------------------------------
 
+const SIGNING_SUFFIX = '-signing';
+
 /**
  * The signing queue of a main task queue (`certflow` -> `certflow-signing`): only workers
- * that hold CA keys poll it. Workflows run on the main queue and send their signing
- * activities here.
+ * that hold CA keys poll it. Most workflows run on the main queue and send their signing
+ * activities here; the request workflows that sign (definitions with `onSigningQueue`) run
+ * here themselves, and the signing queue of the signing queue is itself.
  */
-export function signingTaskQueue(mainQueue: string): string {
-  return `${mainQueue}-signing`;
+export function signingTaskQueue(queue: string): string {
+  return onSigningTaskQueue(queue) ? queue : `${queue}${SIGNING_SUFFIX}`;
+}
+
+/**
+ * Whether a workflow runs on a signing task queue, i.e. on a worker that holds the CA keys:
+ * there its signing (and the work before it) runs as local activities inside the workflow
+ * task that needs them, instead of as activity tasks with workflow tasks of their own
+ * (issue 18; ../shared/temporal-floor rows G and H).
+ */
+export function onSigningTaskQueue(queue: string): boolean {
+  return queue.endsWith(SIGNING_SUFFIX);
 }
 
 /** Schedules, one per main task queue. */
@@ -80,13 +93,23 @@ export interface WorkflowDef<F extends Workflow, K extends unknown[]> {
   readonly id: (...key: K) => string;
   /** Type-level only: the workflow function's signature. */
   readonly signature?: F;
+  /**
+   * New runs start on the signing task queue (only workers holding CA keys poll it), so that
+   * the workflow signs with a local activity in the workflow task that needs the
+   * certificate. Runs started on the main queue before keep running there as they did.
+   */
+  readonly onSigningQueue?: boolean;
 }
 
 /** The signature of a definition's workflow (for typed starts: `client.workflow.start<WorkflowOf<D>>`). */
 export type WorkflowOf<D> = D extends { readonly signature?: infer F } ? Exclude<F, undefined> : never;
 
 function define<F extends Workflow>() {
-  return <K extends unknown[]>(type: string, id: (...key: K) => string): WorkflowDef<F, K> => ({ type, id });
+  return <K extends unknown[]>(type: string, id: (...key: K) => string, opts: { onSigningQueue?: boolean } = {}): WorkflowDef<F, K> => ({
+    type,
+    id,
+    ...opts,
+  });
 }
 
 // ---- ACME ----
@@ -267,7 +290,9 @@ export type CaActivationInput = CaKeyStep & { activateAt: string };
 
 export const WORKFLOWS = {
   /** One ACME order (`acme-order-<order id>`). */
-  acmeOrder: define<(input: OrderInput) => Promise<OrderStatus>>()('acmeOrderWorkflow', (orderId: string) => `acme-order-${orderId}`),
+  acmeOrder: define<(input: OrderInput) => Promise<OrderStatus>>()('acmeOrderWorkflow', (orderId: string) => `acme-order-${orderId}`, {
+    onSigningQueue: true,
+  }),
   /** An ACME authorization outside an open order (`acme-authz-<authz id>`). */
   acmeAuthz: define<(input: AuthzInput) => Promise<AuthzStatus | 'processing'>>()(
     'acmeAuthzWorkflow',
@@ -277,9 +302,12 @@ export const WORKFLOWS = {
   enrollment: define<(input: EnrollmentInput) => Promise<EnrollmentResult>>()(
     'enrollmentWorkflow',
     (protocol: 'operator' | 'est', requestId: string) => `${protocol}-${requestId}`,
+    { onSigningQueue: true },
   ),
   /** One CMP certificate transaction (`cmp-<transactionID hex>`); the id is also the request id. */
-  cmp: define<(input: CmpInput) => Promise<CmpOutcome>>()('cmpWorkflow', (transactionIdHex: string) => `cmp-${transactionIdHex}`),
+  cmp: define<(input: CmpInput) => Promise<CmpOutcome>>()('cmpWorkflow', (transactionIdHex: string) => `cmp-${transactionIdHex}`, {
+    onSigningQueue: true,
+  }),
   /** Revoke, hold or release one certificate (`revoke-<serial hex>`; one at a time, reused over time). */
   revocation: define<(input: StatusChangeInput) => Promise<StatusChangeResult>>()(
     'revocationWorkflow',

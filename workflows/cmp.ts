@@ -12,7 +12,6 @@
  * validator, so only a transaction waiting for confirmation takes one.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
   condition,
   executeChild,
@@ -46,7 +45,15 @@ import {
   type Decision,
 } from './api.ts';
 import { onDecision, onRetry } from './enrollment.ts';
-import { ENROLLMENT_SIGNING_OPTIONS, REQUESTER_ERROR_TYPES, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS } from './options.ts';
+import {
+  ENROLLMENT_SIGNING_OPTIONS,
+  LOCAL_ENROLLMENT_SIGNING_OPTIONS,
+  REQUESTER_ERROR_TYPES,
+  STORAGE_ACTIVITY_OPTIONS,
+  STORAGE_AFTER_UPDATE_OPTIONS,
+} from './options.ts';
+import { worksLocally } from './local-work.ts';
+import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
 const storage = proxyLocalActivities<StorageActivities>(STORAGE_ACTIVITY_OPTIONS);
@@ -54,7 +61,13 @@ const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDA
 
 export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   const { workflowId, taskQueue } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
+  // On the signing queue (new runs since issue 18) the worker running this workflow holds the
+  // CA keys: signing is a local activity in the workflow task that needs the certificate (a
+  // task lost after its commit runs again; the activity returns the stored certificate).
+  const local = worksLocally('cmp-sign-in-workflow-task');
+  const signing = local
+    ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
+    : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
   const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: 'cmp',
@@ -159,7 +172,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
       });
       break;
     } catch (err) {
-      const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      const app = applicationFailure(err);
       if (app && REQUESTER_ERROR_TYPES.includes(app.type ?? '')) {
         await transition('failed', `refused: ${app.message}`, app.message);
         await storage.projectRequest({ ...base, state, error: app.message });
@@ -167,11 +180,11 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
         outcome = { status: 'rejected', kind: app.type ?? 'policy', message: app.message, ...(rule ? { rule } : {}) };
         return outcome;
       }
-      if (!(err instanceof ActivityFailure) || !patched('cmp-stall-on-server-fault')) throw err;
+      if (!isActivityFailure(err) || !patched('cmp-stall-on-server-fault')) throw err;
       // A server fault (HSM gone, CA key missing): as in enrollment.ts, the transaction stays
       // open and visible as stalled, the client polls, and signing is tried again after a
       // backoff or at once on `certflow requests retry`.
-      const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
+      const fault = `${app?.type ?? 'signing'}: ${faultText(err)}`;
       await transition(
         'stalled',
         `signing failed (${fault}); next attempt in ${delay} s or on \`certflow requests retry ${input.requestId}\``,

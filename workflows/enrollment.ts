@@ -6,8 +6,6 @@
  * approval first: it then waits (durably, for days if needed) for the `decide` Update.
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
   condition,
   executeChild,
   patched,
@@ -30,7 +28,15 @@ import {
   type EnrollmentInput,
   type EnrollmentResult,
 } from './api.ts';
-import { ENROLLMENT_SIGNING_OPTIONS, STORAGE_ACTIVITY_OPTIONS, STORAGE_AFTER_UPDATE_OPTIONS, REQUESTER_ERROR_TYPES } from './options.ts';
+import {
+  ENROLLMENT_SIGNING_OPTIONS,
+  LOCAL_ENROLLMENT_SIGNING_OPTIONS,
+  STORAGE_ACTIVITY_OPTIONS,
+  STORAGE_AFTER_UPDATE_OPTIONS,
+  REQUESTER_ERROR_TYPES,
+} from './options.ts';
+import { worksLocally } from './local-work.ts';
+import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
 const FINAL_STATES: readonly RequestState[] = ['issued', 'failed', 'rejected', 'abandoned'];
@@ -74,7 +80,13 @@ const storageAfterUpdate = proxyActivities<StorageActivities>(STORAGE_AFTER_UPDA
 
 export async function enrollmentWorkflow(input: EnrollmentInput): Promise<EnrollmentResult> {
   const { workflowId, taskQueue } = workflowInfo();
-  const signing = proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
+  // On the signing queue (new runs since issue 18) the worker running this workflow holds the
+  // CA keys: signing is a local activity in the workflow task that needs the certificate (a
+  // task lost after its commit runs again; the activity returns the stored certificate).
+  const local = worksLocally('sign-in-workflow-task');
+  const signing = local
+    ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
+    : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
   const base: Omit<RequestProjection, 'state'> = {
     id: input.requestId,
     protocol: input.protocol,
@@ -146,7 +158,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
       await storage.projectRequest({ ...base, state, serial: cert.serial });
       return { status: 'issued', ...cert };
     } catch (err) {
-      const app = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      const app = applicationFailure(err);
       if (app && REQUESTER_ERROR_TYPES.includes(app.type ?? '')) {
         // The request itself is wrong (bad CSR, policy): a final answer, not a stuck request.
         state = 'failed';
@@ -154,10 +166,10 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
         await storage.projectRequest({ ...base, state, error: app.message });
         return { status: 'rejected', kind: app.type ?? 'policy', message: app.message };
       }
-      if (!(err instanceof ActivityFailure) || !patched('stall-on-server-fault')) throw err;
+      if (!isActivityFailure(err) || !patched('stall-on-server-fault')) throw err;
       // A server fault: the request stays open and visible, and signing is tried again.
       if (abandoned !== undefined) return abandon(abandoned);
-      const fault = `${app?.type ?? 'signing'}: ${(err.cause ?? err).message}`;
+      const fault = `${app?.type ?? 'signing'}: ${faultText(err)}`;
       state = 'stalled';
       await transition(
         state,

@@ -49,6 +49,20 @@ export const ACME_SIGNING_ACTIVITY_OPTIONS: ActivityOptions = {
   retry: { ...SIGNING_ACTIVITY_OPTIONS.retry, nonRetryableErrorTypes: [...REQUESTER_ERROR_TYPES, 'config'] },
 };
 
+/**
+ * The same signing as a local activity, for workflows on the signing queue (the worker that
+ * runs the workflow holds the keys): no heartbeat (the worker keeps its workflow task alive
+ * while the activity runs; a killed worker is noticed when the task times out, and the task
+ * is run again, with the activity, elsewhere), the same timeouts and retries otherwise. The
+ * activity commits before the task completes: a task lost after the commit is run again and
+ * the activity, idempotent per request, returns the stored certificate.
+ */
+function local({ heartbeatTimeout: _, ...o }: ActivityOptions): LocalActivityOptions {
+  return o;
+}
+export const LOCAL_ENROLLMENT_SIGNING_OPTIONS: LocalActivityOptions = local(ENROLLMENT_SIGNING_OPTIONS);
+export const LOCAL_ACME_SIGNING_OPTIONS: LocalActivityOptions = local(ACME_SIGNING_ACTIVITY_OPTIONS);
+
 /** Signing failures that mean the CSR is at fault (ACME badCSR); every other kind is a server fault. */
 export const BAD_CSR_TYPES: string[] = ['badCSR', 'badKey', 'policy', 'malformed'];
 

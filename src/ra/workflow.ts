@@ -18,7 +18,7 @@ import type { Config } from '../config/index.ts';
 import { withDeadline } from '../temporal/client.ts';
 import { searchAttributes, type CertflowSearchValues } from '../temporal/search-attributes.ts';
 
-/** What starting a workflow needs: the Temporal client and the main task queue. */
+/** What starting a workflow needs: the Temporal client and the task queues. */
 export interface RaTemporal {
   temporal: Client;
   config: Pick<Config, 'temporal'>;
@@ -56,7 +56,7 @@ const REUSE = {
 function startOptions<D extends AnyDef>(t: RaTemporal, def: D, s: Start<D>) {
   return {
     workflowId: def.id(...s.key),
-    taskQueue: t.config.temporal.taskQueue,
+    taskQueue: def.onSigningQueue ? t.config.temporal.signingTaskQueue : t.config.temporal.taskQueue,
     args: s.args,
     workflowIdConflictPolicy: s.ifRunning === 'refuse' ? WorkflowIdConflictPolicy.FAIL : WorkflowIdConflictPolicy.USE_EXISTING,
     workflowIdReusePolicy: REUSE[s.ifClosed ?? 'attach'],

@@ -1,9 +1,16 @@
 /**
  * The certflow worker: bootstraps the CA hierarchy on first start, then polls both task
- * queues — `certflow` (workflows, storage activities) and `certflow-signing` (signing
+ * queues — `certflow` (workflows, storage and validation activities) and `certflow-signing`
+ * (the request workflows that sign, with the same activities run locally, and the signing
  * activities, the only code using CA keys).
  */
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type WorkerOptions as TemporalWorkerOptions,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -166,6 +173,8 @@ export interface RunningWorker {
 export interface WorkerOptions {
   /** Wraps the key store the worker signs with (tests inject slow or stalling tokens here: test/helpers/faulty-worker.ts). */
   wrapKeyStore?: (keys: KeyStore) => KeyStore;
+  /** Options of both Temporal workers (tests add activity interceptors here: test/helpers/faulty-worker.ts). */
+  workerOptions?: Pick<TemporalWorkerOptions, 'interceptors'>;
 }
 
 export async function startWorker(config: Config, log: Logger, opts: WorkerOptions = {}): Promise<RunningWorker> {
@@ -185,24 +194,29 @@ export async function startWorker(config: Config, log: Logger, opts: WorkerOptio
   } catch (e) {
     throw new CaError('unavailable', `cannot reach Temporal at ${config.temporal.address}: ${errorMessage(e)}`, { cause: e });
   }
-  const common = { connection, namespace: config.temporal.namespace };
+  const common = { connection, namespace: config.temporal.namespace, workflowBundle: await workflowBundle(), ...opts.workerOptions };
+  // Storage (read-model projections, run as local activities) and ACME validation.
+  const requestActivities = {
+    ...createStorageActivities({ pool }),
+    ...createAcmeActivities({ config, pool, log }),
+    ...createValidationActivities({ config, log }),
+  };
   const main = await Worker.create({
     ...common,
     taskQueue: config.temporal.taskQueue,
-    workflowBundle: await workflowBundle(),
-    // Storage (read-model projections, run as local activities) and ACME validation.
     activities: {
-      ...createStorageActivities({ pool }),
-      ...createAcmeActivities({ config, pool, log }),
-      ...createValidationActivities({ config, log }),
+      ...requestActivities,
       ...createNotificationActivities({ config, pool, log }),
       ...createCaWatchActivities({ config, pool, log }),
     },
   });
+  // The signing queue runs the request workflows that sign (WORKFLOWS' onSigningQueue): their
+  // projections, validations and signing are local activities of this worker.
   const signing = await Worker.create({
     ...common,
     taskQueue: config.temporal.signingTaskQueue,
     activities: {
+      ...requestActivities,
       ...createSigningActivities({ config, pool, keys, log }),
       ...createRevocationActivities({ config, pool, keys, log }),
       ...createAuditActivities({ config, pool, keys, log }),

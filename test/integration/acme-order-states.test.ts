@@ -9,7 +9,7 @@
  *
  * It also records the replay histories of these paths: run
  *   CERTFLOW_RECORD_HISTORIES=1 node scripts/test.js test/integration/acme-order-states.test.ts
- * after a deliberate workflow change, and commit test/replay/histories/acme-*.json.
+ * after a deliberate workflow change, and commit test/replay/histories/acme-*-signing-queue.json.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,6 +42,11 @@ import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
 
 const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
 const RECORD = process.env.CERTFLOW_RECORD_HISTORIES === '1';
+/**
+ * Orders run on the signing queue since issue 18 (patched 'order-work-in-update-task'): their
+ * histories are recorded under names of their own, next to those of the runs before.
+ */
+const SIGNING_QUEUE_RUN = '-signing-queue';
 
 describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   let stack: AcmeStack;
@@ -100,7 +105,7 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
       100,
     );
     const history = await handle.fetchHistory();
-    if (RECORD && name) await writeFile(join(HISTORIES, `${name}.json`), historyToJSON(history) + '\n');
+    if (RECORD && name) await writeFile(join(HISTORIES, `${name}${SIGNING_QUEUE_RUN}.json`), historyToJSON(history) + '\n');
     const events = history.events ?? [];
     return {
       events: events.length,

@@ -31,14 +31,17 @@ async function withTemporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
 
 /**
  * CERTFLOW_RECORD_HISTORIES=1 writes the histories of the workflows these tests run to
- * test/replay/histories/cmp-*.json (for the replay test), once each transaction is done.
+ * test/replay/histories/cmp-*-signing-queue.json (for the replay test), once each
+ * transaction is done. Transactions run on the signing queue since issue 18 (patched
+ * 'cmp-sign-in-workflow-task'); the histories of the runs before keep their names.
  */
+const SIGNING_QUEUE_RUN = '-signing-queue';
 async function recordHistory(workflowId: string, name: string): Promise<void> {
   if (process.env.CERTFLOW_RECORD_HISTORIES !== '1') return;
   await withTemporal(async (client) => {
     const handle = client.workflow.getHandle(workflowId);
     await handle.result();
-    const file = fileURLToPath(new URL(`../replay/histories/${name}.json`, import.meta.url));
+    const file = fileURLToPath(new URL(`../replay/histories/${name}${SIGNING_QUEUE_RUN}.json`, import.meta.url));
     await writeFile(file, historyToJSON(await handle.fetchHistory()) + '\n');
   });
 }
@@ -111,9 +114,12 @@ describe('CMP server with openssl cmp', () => {
     assert.equal(v.code, 0, v.stdout + v.stderr);
     const [ir] = await readMessages(cf.home, ['ir.der']);
     const txid = Buffer.from(ir!.header.transactionID!).toString('hex');
-    const row = await requests.get(cf.pool, `cmp-${txid}`);
-    assert.equal(row?.state, 'confirmed');
-    assert.equal(row?.protocol, 'cmp');
+    // pkiconf answers once the certConf Update is taken; the workflow projects `confirmed` after it.
+    const row = await until('the transaction confirmed in the read model', async () => {
+      const r = await requests.get(cf.pool, `cmp-${txid}`);
+      return r?.state === 'confirmed' && r;
+    });
+    assert.equal(row.protocol, 'cmp');
     await recordHistory(`cmp-${txid}`, 'cmp-ir-confirmed');
     const audited = await cf.pool.query('SELECT action, actor FROM audit_log WHERE request_id = $1 ORDER BY seq', [`cmp-${txid}`]);
     assert.deepEqual(
@@ -529,7 +535,7 @@ describe('CMP server with openssl cmp', () => {
       // Stalled, retried, stalled again: the workflow is still running, its history so far replays.
       await until('stalled again', async () => (await requests.get(cf.pool, stalled.id))?.state === 'stalled' && (await sleep(500), true));
       await withTemporal(async (c) => {
-        const file = fileURLToPath(new URL('../replay/histories/cmp-stalled-retried.json', import.meta.url));
+        const file = fileURLToPath(new URL(`../replay/histories/cmp-stalled-retried${SIGNING_QUEUE_RUN}.json`, import.meta.url));
         await writeFile(file, historyToJSON(await c.workflow.getHandle(stalled.id).fetchHistory()) + '\n');
       });
     }
