@@ -3,9 +3,16 @@
 // for the whole run, runs node's test runner on test/**/*.test.ts with their addresses in
 // the environment, then stops both servers and exits with the tests' exit code.
 //
-//   node scripts/test.js                          all tests
-//   node scripts/test.js test/unit/db.test.ts     some files or directories
-//   node scripts/test.js --test-name-pattern=x    flags starting with "--" go to `node --test`
+//   node scripts/test.js                              all tests
+//   node scripts/test.js test/component/db.test.ts    some files or directories
+//   node scripts/test.js test/unit                    (`npm run test:unit`) no servers at all
+//   node scripts/test.js --test-name-pattern=x        flags starting with "--" go to `node --test`
+//
+// The test directories: test/unit needs no server (no Postgres, Temporal, sockets or server
+// processes), so a run of only those starts none; test/component needs Postgres or Temporal
+// (or starts a server of its own: the workflow tests' time-skipping test server, the VA's
+// challenge responders) but not certflow's processes; test/integration and test/security run
+// certflow's servers and workers against real clients; test/replay replays recorded histories.
 //
 // Tests reach the servers through CERTFLOW_TEST_DATABASE_URL (admin URL: create a database
 // per test file, see test/helpers/stack.ts) and CERTFLOW_TEST_TEMPORAL_ADDRESS.
@@ -25,6 +32,8 @@ const { freePort } = await import('../src/core/net.ts');
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (msg) => process.stderr.write(`test: ${msg}\n`);
+/** Tests that need no server: a run of only these starts neither Postgres nor Temporal. */
+const SERVERLESS_DIRS = ['test/unit/', 'test/replay/'];
 
 /** Files named *.test.ts under `dir`, sorted, skipping node_modules and dot directories. */
 function collect(dir) {
@@ -97,8 +106,13 @@ function exitCodeFor(signal) {
   return signal === 'SIGTERM' ? 143 : 130;
 }
 
-function runTests(files, nodeFlags, env) {
-  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...nodeFlags, ...files];
+function runTests(files, nodeFlags, env, serverless) {
+  // Two files at a time (on 2 cores): most of an integration file's time is spent waiting on
+  // child processes, clients, timers and heartbeats, and every file has its own database,
+  // task queue, ports and CERTFLOW_HOME, so files never see each other's state. Serverless
+  // runs (test/unit) are CPU-bound and run one at a time. `--test-concurrency=N` overrides.
+  const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency')) ? [] : [`--test-concurrency=${serverless ? 1 : 2}`];
+  const args = ['--import', 'tsx', '--test', ...concurrency, '--test-reporter=spec', ...nodeFlags, ...files];
   const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: repo });
   const exited = new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
@@ -126,6 +140,7 @@ async function main() {
   }
   const work = mkdtempSync(join(tmpdir(), 'certflow-test-'));
   const artifacts = join(work, 'artifacts');
+  const serverless = files.every((f) => SERVERLESS_DIRS.some((d) => relative(repo, f).startsWith(d)));
   let servers = [];
   let tests;
   let interrupted;
@@ -140,20 +155,22 @@ async function main() {
   process.on('SIGTERM', onSignal);
   let code = 1;
   try {
-    const stack = await startServers(work);
-    servers = stack.servers;
-    if (interrupted) return exitCodeFor(interrupted);
-    const env = {
-      ...process.env,
-      CERTFLOW_ARTIFACTS_DIR: artifacts,
-      CERTFLOW_TEST_DATABASE_URL: stack.postgres.adminUrl,
-      // The runtime login (no superuser, owns nothing): test/helpers/stack.ts grants it its privileges per database.
-      CERTFLOW_TEST_DATABASE_APP_URL: stack.postgres.appUrl,
-      CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
-      CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
-    };
+    const env = { ...process.env, CERTFLOW_ARTIFACTS_DIR: artifacts };
+    if (serverless) say('only test/unit and test/replay: no Postgres, no Temporal');
+    else {
+      const stack = await startServers(work);
+      servers = stack.servers;
+      if (interrupted) return exitCodeFor(interrupted);
+      Object.assign(env, {
+        CERTFLOW_TEST_DATABASE_URL: stack.postgres.adminUrl,
+        // The runtime login (no superuser, owns nothing): test/helpers/stack.ts grants it its privileges per database.
+        CERTFLOW_TEST_DATABASE_APP_URL: stack.postgres.appUrl,
+        CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
+        CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
+      });
+    }
     say(`running ${files.length} test file(s): ${files.map((f) => relative(repo, f)).join(' ')}`);
-    tests = runTests(files, nodeFlags, env);
+    tests = runTests(files, nodeFlags, env, serverless);
     code = await tests.exited;
     if (interrupted) return exitCodeFor(interrupted);
     const lint = lintArtifacts(artifacts);

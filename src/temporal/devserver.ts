@@ -195,6 +195,11 @@ const SDK_TYPES = {
   Text: SearchAttributeType.TEXT,
 } as const;
 
+/** certflow's search attributes with their types as OperatorService.AddSearchAttributes takes them. */
+export function searchAttributeIndexedTypes(): Record<string, number> {
+  return Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, encodeType(SDK_TYPES[type])!]));
+}
+
 /**
  * Registers the missing certflow search attributes in `namespace` and returns their names
  * (idempotent: [] when all exist). One with the right name but another type is a
@@ -204,8 +209,8 @@ const SDK_TYPES = {
 export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const missing: Record<string, number> = {};
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
-    const wanted = encodeType(SDK_TYPES[type])!;
+  for (const [name, wanted] of Object.entries(searchAttributeIndexedTypes())) {
+    const type = SEARCH_ATTRIBUTES[name as keyof typeof SEARCH_ATTRIBUTES];
     const actual = existing.customAttributes?.[name];
     if (actual === undefined || actual === null) missing[name] = wanted;
     else if (actual !== wanted) {

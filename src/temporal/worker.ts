@@ -11,6 +11,10 @@ import {
   type WorkerOptions as TemporalWorkerOptions,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
 import type { Queryable } from '../db/pool.ts';
@@ -41,13 +45,65 @@ import { ensureSchedules } from './schedules.ts';
 import { temporalTlsOptions } from './tls.ts';
 import type { KeyStore } from '../keys/types.ts';
 
-const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const workflowsPath = join(repo, 'workflows', 'index.ts');
+const bundleCacheDir = join(repo, 'node_modules', '.cache', 'certflow');
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** The workflow bundle, built once per process (webpack takes a few seconds). */
+/**
+ * The workflow bundle, built once per process and kept on disk for the next process that
+ * runs the same code (webpack takes seconds; every worker start, and every test file with a
+ * worker, would build it again): node_modules/.cache/certflow/workflow-bundle-<key>.json,
+ * where the key hashes every file the bundle may take code from (workflows/, activities/,
+ * src/), the SDK's version and package-lock.json, so any change of them builds a new one.
+ * The cache is only a cache: where it cannot be written, the bundle is built each time.
+ */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  bundlePromise ??= cachedBundle();
   return bundlePromise;
+}
+
+async function cachedBundle(): Promise<WorkflowBundleWithSourceMap> {
+  const file = join(bundleCacheDir, `workflow-bundle-${await bundleKey()}.json`);
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as WorkflowBundleWithSourceMap;
+  } catch {
+    // Not built yet for this code.
+  }
+  const bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  try {
+    await mkdir(bundleCacheDir, { recursive: true });
+    // Written aside and renamed: a process reading it never sees half a file.
+    const partial = `${file}.${process.pid}.partial`;
+    await writeFile(partial, JSON.stringify({ code: bundle.code, sourceMap: bundle.sourceMap }));
+    await rename(partial, file);
+    // Bundles of older code are never read again.
+    for (const old of await readdir(bundleCacheDir)) {
+      if (old.startsWith('workflow-bundle-') && old.endsWith('.json') && join(bundleCacheDir, old) !== file) {
+        await rm(join(bundleCacheDir, old), { force: true });
+      }
+    }
+  } catch {
+    // A read-only installation: no cache, the bundle is built by each process.
+  }
+  return bundle;
+}
+
+async function bundleKey(): Promise<string> {
+  const hash = createHash('sha256');
+  const sdk = createRequire(import.meta.url)('@temporalio/worker/package.json') as { version: string };
+  hash.update(`@temporalio ${sdk.version}\n`);
+  // The versions of every other package the bundle may take code from.
+  hash.update(await readFile(join(repo, 'package-lock.json')).catch(() => ''));
+  for (const dir of ['workflows', 'activities', 'src']) {
+    const files = (await readdir(join(repo, dir), { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      // parentPath: Node >= 20.12; path before that.
+      .map((e) => join(e.parentPath ?? (e as { path?: string }).path, e.name))
+      .sort();
+    for (const f of files) hash.update(`${relative(repo, f)}\n`).update(await readFile(f));
+  }
+  return hash.digest('hex').slice(0, 32);
 }
 
 const quietBundlerLogger = {

@@ -32,7 +32,7 @@ function requireEnv(name: string): string {
   if (!value) {
     throw new Error(
       `${name} is not set: run the tests through \`npm test\` (or \`node scripts/test.js <file>\`), ` +
-        'which starts Postgres and Temporal for them',
+        'which starts Postgres and Temporal for them (not for test/unit: a test that needs a server belongs in test/component)',
     );
   }
   return value;

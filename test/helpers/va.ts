@@ -1,5 +1,5 @@
 /**
- * Helpers of the validation-authority tests (test/unit/va-*.test.ts): a ValidationConfig,
+ * Helpers of the validation-authority tests (test/component/va-*.test.ts): a ValidationConfig,
  * the challtestsrv management calls test/helpers/challtestsrv.ts does not wrap (AAAA,
  * CNAME, SERVFAIL, default addresses), local HTTP/TLS servers, a DNS server that never
  * answers, and an assertion for ValidationError. Everything listens on loopback only.
