@@ -19,7 +19,6 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import * as cas from '../../src/db/repos/cas.ts';
 import {
   authorizeHttp01,
   csrFor,
@@ -282,11 +281,11 @@ describe('stuck requests: one set on every surface', { skip }, () => {
     // The CMP client has given up polling by now: it will not confirm the certificate.
     const gaveUp = await cmpClient!;
     assert.notEqual(gaveUp.code, 0, 'no certificate while the CA is missing');
-    // The token comes back and the missing CA is created (a copy of the issuing CA: its key is in the token).
+    // The token comes back and the operator creates the missing CA (a subordinate of the root).
     await rename(join(token.dir, 'away'), join(token.dir, 'tokens', tokenDir));
     tokenDir = '';
-    const issuing = (await cas.get(stack.cf.pool, 'certflow-issuing'))!;
-    assert.ok(await cas.insert(stack.cf.pool, { ...issuing, name: 'no-such-ca' }));
+    const created = await stack.cf.cli(['ca', 'create', '--name', 'no-such-ca', '--parent', 'certflow-root']);
+    assert.equal(created.code, 0, created.stderr);
 
     // ACME from the CLI: the order's `retry` Update signs again at once.
     const retried = await stack.cf.cli(['orders', 'retry', ids.acme]);
