@@ -1,5 +1,5 @@
 /**
- * The layering of certflow, checked by `npm run lint:deps` (and test/unit/design-rules.test.ts
+ * The layering of certflow, checked by `npm run lint` (and test/unit/design-rules.test.ts
  * in `npm test`). dependency-cruiser resolves every import to a file, type-only imports
  * included, so a rule holds however deep the relative path and whatever the import kind.
  * docs/architecture.md explains the layers.
