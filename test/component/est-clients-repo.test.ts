@@ -46,6 +46,7 @@ describe('est_clients repository and authenticateBasic', () => {
         labels: ['', 'iot'],
         requireApproval: false,
         enabled: true,
+        email: null,
         createdAt: undefined,
         updatedAt: undefined,
       },
