@@ -83,7 +83,11 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   // On the signing queue (new runs since issue 18) the worker running this workflow holds the
   // CA keys: signing is a local activity in the workflow task that needs the certificate (a
   // task lost after its commit runs again; the activity returns the stored certificate).
-  const local = worksLocally('sign-in-workflow-task');
+  // Not for EST serverkeygen: its device waits on the line and the server gives the request
+  // up (the abandon Update) when signing is slow; an Update reaches a workflow only between
+  // its tasks, and a task that signs locally would end the request issued before the Update
+  // is seen, leaving a certificate whose key nobody received unrevoked.
+  const local = input.kind !== 'serverkeygen' && worksLocally('sign-in-workflow-task');
   const signing = local
     ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
     : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
