@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -159,11 +159,27 @@ describe('configuration file schema', () => {
     await refused({ cmp: { maxIterations: 50 } }, 'cmp.maxIterations', /too small/i);
   });
 
-  it("the README's JSON examples of the configuration file are valid", async () => {
-    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
-    const examples = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
-    assert.ok(examples.length >= 3);
-    for (const example of examples) await load(example);
+  it("the docs' JSON examples of the configuration file are valid", async () => {
+    // Every ```json block of README.md and docs/*.md that is a configuration file (only
+    // sections as its keys) or one section of it (`"name": {...}`) loads.
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const files = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => join('docs', f)),
+    ];
+    const examples: Array<{ file: string; config: Record<string, unknown> }> = [];
+    for (const file of files) {
+      for (const m of readFileSync(join(root, file), 'utf8').matchAll(/```json\n([\s\S]*?)```/g)) {
+        const text = m[1]!.trim();
+        const parsed = JSON.parse(text.startsWith('"') ? `{${text}}` : text) as unknown;
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) continue;
+        if (Object.keys(parsed).every((k) => k in SECTIONS)) examples.push({ file, config: parsed as Record<string, unknown> });
+      }
+    }
+    assert.ok(examples.length >= 10, `${examples.length} examples`);
+    for (const { file, config } of examples) await load(config).catch((e: unknown) => assert.fail(`${file}: ${String(e)}`));
   });
 
   it('every section of the schema is optional and strict', () => {
