@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import acme from 'acme-client';
 import {
+  eventually,
   driveOrder,
   newAccount,
   serialHex,
@@ -67,13 +67,7 @@ describe('a worker killed between a local activity commit and its workflow task 
   });
 
   const query = async <T>(sql: string, args: unknown[]) => (await stack.cf.pool.query(sql, args)).rows as T[];
-  async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-    for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) {
-      const v = await probe();
-      if (v !== undefined) return v;
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  }
+  const until = <T>(what: string, probe: () => Promise<T | undefined>) => eventually(what, 60_000, probe, 50);
   /** Kills the worker (it holds an activity's result back) and starts one with `faults` (or none). */
   async function replaceWorker(faults?: SigningFaults) {
     process.kill(stack.worker.pid!, 'SIGKILL');
