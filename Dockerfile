@@ -15,6 +15,8 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY tsconfig.json ./
+# Builds the compiled command (bin/bundle.js) into the image, so containers start without compiling.
+RUN node bin/certflow.js --help > /dev/null
 
 ENV NODE_ENV=production \
     CERTFLOW_HOME=/var/lib/certflow

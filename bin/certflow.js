@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Entry point of the `certflow` command. The sources are TypeScript run through tsx's
-// loader, so there is no build step between `npm ci` and a running CA.
-import { register } from 'tsx/esm/api';
+// Entry point of the `certflow` command. The sources are TypeScript; there is no build step
+// between `npm ci` and a running CA: bin/bundle.js compiles them on first use and keeps the
+// result as a cache (or runs them through tsx where it cannot).
+import { cliMain } from './bundle.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const main = await cliMain();
 await main();

@@ -29,6 +29,7 @@ const { preparePostgres, spawnPostgres } = await import('../src/db/embedded.ts')
 const { resolveTemporalCli } = await import('../src/temporal/cli.ts');
 const { spawnTemporalDevServer } = await import('../src/temporal/devserver.ts');
 const { freePort } = await import('../src/core/net.ts');
+const { createTemplateDatabase } = await import('../test/helpers/stack.ts');
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (msg) => process.stderr.write(`test: ${msg}\n`);
@@ -167,6 +168,8 @@ async function main() {
         CERTFLOW_TEST_DATABASE_APP_URL: stack.postgres.appUrl,
         CERTFLOW_TEST_TEMPORAL_ADDRESS: stack.temporal.address,
         CERTFLOW_TEST_TEMPORAL_NAMESPACE: stack.temporal.namespace,
+        // Migrated once; each test file's database is a copy of it.
+        CERTFLOW_TEST_DATABASE_TEMPLATE: await createTemplateDatabase(stack.postgres.adminUrl, stack.postgres.appUrl),
       });
     }
     say(`running ${files.length} test file(s): ${files.map((f) => relative(repo, f)).join(' ')}`);

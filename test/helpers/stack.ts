@@ -50,14 +50,41 @@ function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'):
   return url.toString();
 }
 
-/** A new, uniquely named database on the shared test server, migrated by its owner (unless migrate: false). */
+/**
+ * Makes the database every migrated test database is copied from, once per run
+ * (scripts/test.js): migrated by its owner, the runtime login granted its privileges.
+ * Copying it (CREATE DATABASE ... TEMPLATE) takes a fraction of the time and CPU of
+ * running every migration again for each test file.
+ */
+export async function createTemplateDatabase(adminUrl: string, appUrl: string): Promise<string> {
+  const name = 'certflow_test_template';
+  await ensureDatabase(adminUrl, name);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const pool = createPool(url.toString());
+  try {
+    await migrate(pool);
+    await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
+  } finally {
+    // A template with an open connection cannot be copied.
+    await pool.end();
+  }
+  return name;
+}
+
+/**
+ * A new, uniquely named database on the shared test server, migrated by its owner (unless
+ * migrate: false): a copy of the run's template database when there is one.
+ */
 export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `certflow_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  await ensureDatabase(testDatabaseAdminUrl(), name);
+  const template = opts.migrate !== false ? process.env.CERTFLOW_TEST_DATABASE_TEMPLATE : undefined;
+  if (template) await createDatabaseFrom(template, name);
+  else await ensureDatabase(testDatabaseAdminUrl(), name);
   const url = databaseUrlFor(name);
   const appUrl = databaseUrlFor(name, 'runtime');
   const pool = createPool(url);
-  if (opts.migrate !== false) {
+  if (opts.migrate !== false && !template) {
     await migrate(pool);
     await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
   }
@@ -73,6 +100,16 @@ export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<Te
       await dropDatabase(name);
     },
   };
+}
+
+async function createDatabaseFrom(template: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testDatabaseAdminUrl() });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(template)}`);
+  } finally {
+    await client.end();
+  }
 }
 
 async function dropDatabase(name: string): Promise<void> {

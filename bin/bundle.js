@@ -1,0 +1,103 @@
+// The `certflow` command's code, compiled once into plain JavaScript and kept on disk.
+//
+// The sources are TypeScript. Running them through tsx's loader works with no build step,
+// but every process then resolves and transpiles ~300 modules through loader hooks: about
+// 1.7 s of CPU before a command does anything, for every CLI call, server and worker. So
+// the first process builds an esbuild bundle of src/cli/main.ts (code-split: a command
+// loads only the chunks and packages it imports) into
+// node_modules/.cache/certflow/cli-<key>/, where the key hashes every source file the
+// bundle takes code from, this file and package-lock.json; any change of them builds a new
+// one. Like the workflow bundle (src/temporal/worker.ts), it is only a cache: where it
+// cannot be built or written, the sources run through tsx as before.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, existsSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const cacheDir = join(repo, 'node_modules', '.cache', 'certflow');
+const SOURCE_DIRS = ['src', 'workflows', 'activities'];
+
+/** Hash of everything the bundle is made of. */
+function bundleKey() {
+  const hash = createHash('sha256');
+  for (const file of [fileURLToPath(import.meta.url), join(repo, 'package-lock.json')]) {
+    hash.update(readFileSync(file));
+  }
+  for (const dir of SOURCE_DIRS) {
+    const files = readdirSync(join(repo, dir), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath ?? e.path, e.name))
+      .sort();
+    for (const f of files) hash.update(`${relative(repo, f)}\n`).update(readFileSync(f));
+  }
+  return hash.digest('hex').slice(0, 24);
+}
+
+/**
+ * esbuild plugin: `import.meta.url` keeps meaning the source file's own URL (the code finds
+ * its assets, migrations, package.json and bin/ relative to it), not the bundle's.
+ */
+const sourceUrls = {
+  name: 'source-import-meta-url',
+  setup(build) {
+    build.onLoad({ filter: /\.[cm]?ts$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
+      loader: 'ts',
+    }));
+  },
+};
+
+async function build(outdir) {
+  const { build: esbuild } = await import('esbuild');
+  const partial = `${outdir}.${process.pid}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  await esbuild({
+    entryPoints: { main: join(repo, 'src', 'cli', 'main.ts') },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // Packages stay in node_modules, loaded by Node as usual.
+    packages: 'external',
+    sourcemap: true,
+    outdir: partial,
+    logLevel: 'silent',
+    plugins: [sourceUrls],
+  });
+  try {
+    // Written aside and renamed: another process never sees half a bundle.
+    renameSync(partial, outdir);
+  } catch (e) {
+    rmSync(partial, { recursive: true, force: true });
+    // Another process renamed its identical bundle first.
+    if (!existsSync(join(outdir, 'main.js'))) throw e;
+  }
+  for (const old of readdirSync(cacheDir)) {
+    if (old.startsWith('cli-') && join(cacheDir, old) !== outdir) rmSync(join(cacheDir, old), { recursive: true, force: true });
+  }
+}
+
+/** The CLI's main(), from the bundle (built first if needed), or from the sources through tsx. */
+export async function cliMain() {
+  let entry;
+  try {
+    const outdir = join(cacheDir, `cli-${bundleKey()}`);
+    entry = join(outdir, 'main.js');
+    if (!existsSync(entry)) {
+      mkdirSync(dirname(outdir), { recursive: true });
+      await build(outdir);
+    }
+  } catch {
+    entry = undefined;
+  }
+  if (entry) {
+    // Stack traces name the TypeScript sources.
+    process.setSourceMapsEnabled(true);
+    return (await import(pathToFileURL(entry).href)).main;
+  }
+  const { register } = await import('tsx/esm/api');
+  register();
+  return (await import('../src/cli/main.ts')).main;
+}
