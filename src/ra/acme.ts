@@ -16,7 +16,7 @@
  * Refusals are CaErrors; the ones with an ACME problem type of their own carry a rule
  * (acme.rateLimited, acme.alreadyReplaced, acme.orderNotReady).
  */
-import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import type { Client, WorkflowUpdateStage } from '@temporalio/client';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import type {
@@ -50,7 +50,7 @@ import type { AuthzRow, OrderRow } from '../db/repos/acme-orders.ts';
 import { audit } from '../db/repos/audit.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
-import { withDeadline } from '../temporal/client.ts';
+import { temporalClientSdk, withDeadline } from '../temporal/client.ts';
 import { searchAttributeKeys } from '../temporal/search-attributes.ts';
 import { usableIssuingCa } from './ca-references.ts';
 import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
@@ -114,11 +114,14 @@ async function getCertificate(ra: Pick<AcmeRaDeps, 'pool'>, serial: string) {
 
 // ---- workflow calls ----------------------------------------------------------------------
 
+/** An Update's answer once the workflow has taken it (WorkflowUpdateStage.ACCEPTED, without loading the client SDK for a constant). */
+const ACCEPTED = 'ACCEPTED' satisfies WorkflowUpdateStage;
+
 /** A workflow call refused or not answered, as a CaError (ACME: malformed / orderNotReady / 503 serverInternal). */
-function updateError(what: string, e: unknown): unknown {
-  const refused = refusal(e);
+async function updateError(what: string, e: unknown): Promise<unknown> {
+  const refused = await refusal(e);
   if (refused !== undefined) {
-    return refusalType(e) === 'orderNotReady'
+    return (await refusalType(e)) === 'orderNotReady'
       ? new CaError('forbidden', refused, { rule: 'acme.orderNotReady' })
       : new CaError('malformed', refused);
   }
@@ -131,7 +134,7 @@ async function withWorkflow<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await withDeadline(what, WORKFLOW_DEADLINE_MS, fn);
   } catch (e) {
-    throw updateError(what, e);
+    throw await updateError(what, e);
   }
 }
 
@@ -154,7 +157,7 @@ async function updateWithin<R>(
     try {
       return await ra.temporal.withAbortSignal(ac.signal, run);
     } catch (e) {
-      if (!ac.signal.aborted) throw updateError(what, e);
+      if (!ac.signal.aborted) throw await updateError(what, e);
     } finally {
       clearTimeout(timer);
     }
@@ -412,13 +415,13 @@ async function finalize(ra: AcmeRaDeps, orderId: string, csrDer: Uint8Array): Pr
       `order ${orderId}`,
       () => handle.executeUpdate(finalizeUpdate, options),
       async () => {
-        await handle.startUpdate(finalizeUpdate, { ...options, waitForStage: WorkflowUpdateStage.ACCEPTED });
+        await handle.startUpdate(finalizeUpdate, { ...options, waitForStage: ACCEPTED });
         // Accepted (durable): what the client reads next says so, until the workflow writes on.
         await orders.markOrderProcessing(ra.pool, orderId);
       },
     );
   } catch (e) {
-    if (e instanceof WorkflowNotFoundError)
+    if (e instanceof (await temporalClientSdk()).WorkflowNotFoundError)
       throw new CaError('forbidden', `order ${orderId} is no longer ready`, { rule: 'acme.orderNotReady' });
     throw e;
   }
@@ -444,18 +447,18 @@ async function respondChallenge(
     updateWithin<ChallengeOutcome>(
       ra,
       what,
-      () =>
+      async () =>
         ra.temporal.workflow.executeUpdateWithStart(respondChallengeUpdate, {
           args,
           updateId,
-          startWorkflowOperation: authzWorkflowStart(ra, authzInput(ra, who, a, 'pending')),
+          startWorkflowOperation: await authzWorkflowStart(ra, authzInput(ra, who, a, 'pending')),
         }),
       async () => {
         await ra.temporal.workflow.startUpdateWithStart(respondChallengeUpdate, {
           args,
           updateId,
-          waitForStage: WorkflowUpdateStage.ACCEPTED,
-          startWorkflowOperation: authzWorkflowStart(ra, authzInput(ra, who, a, 'pending')),
+          waitForStage: ACCEPTED,
+          startWorkflowOperation: await authzWorkflowStart(ra, authzInput(ra, who, a, 'pending')),
         });
         await accepted();
       },
@@ -469,13 +472,13 @@ async function respondChallenge(
       what,
       () => handle.executeUpdate(respondChallengeUpdate, { args, updateId }),
       async () => {
-        await handle.startUpdate(respondChallengeUpdate, { args, updateId, waitForStage: WorkflowUpdateStage.ACCEPTED });
+        await handle.startUpdate(respondChallengeUpdate, { args, updateId, waitForStage: ACCEPTED });
         await accepted();
       },
     );
   } catch (e) {
     // The order ended just now: the authorization lives on in a workflow of its own.
-    if (!(e instanceof WorkflowNotFoundError)) throw e;
+    if (!(e instanceof (await temporalClientSdk()).WorkflowNotFoundError)) throw e;
     return viaAuthzWorkflow();
   }
 }
@@ -486,10 +489,10 @@ async function respondChallenge(
  * finds a pre-authorization's running workflow.
  */
 async function deactivateAuthz(ra: AcmeRaDeps, who: AcmeRequester, a: AuthzRow, status: 'pending' | 'valid'): Promise<void> {
-  await withWorkflow(`authorization ${a.id}`, () =>
+  await withWorkflow(`authorization ${a.id}`, async () =>
     ra.temporal.workflow.executeUpdateWithStart(deactivateAuthzUpdate, {
       updateId: `deactivate-${a.id}`,
-      startWorkflowOperation: authzWorkflowStart(ra, authzInput(ra, who, a, status)),
+      startWorkflowOperation: await authzWorkflowStart(ra, authzInput(ra, who, a, status)),
     }),
   );
 }
@@ -519,7 +522,7 @@ async function operatorUpdate<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const refused = refusal(e);
+    const refused = await refusal(e);
     if (refused !== undefined) throw new CaError('conflict', refused);
     throw e;
   }
@@ -542,7 +545,7 @@ export async function retryOrderValidation(ra: Pick<RaTemporal, 'temporal'>, db:
       try {
         return a.ownerOrderId ? (await retry(WORKFLOWS.acmeOrder.id(a.ownerOrderId)), true) : false;
       } catch (e) {
-        if (e instanceof WorkflowNotFoundError || refusal(e) !== undefined) return false;
+        if (e instanceof (await temporalClientSdk()).WorkflowNotFoundError || (await refusal(e)) !== undefined) return false;
         throw e;
       }
     };

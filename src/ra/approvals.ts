@@ -45,7 +45,7 @@ async function update<T>(workflowId: string, timeoutMs: number, fn: () => Promis
   try {
     return await fn();
   } catch (e) {
-    const refused = refusal(e);
+    const refused = await refusal(e);
     if (refused !== undefined) throw new CaError('conflict', refused);
     if (noWorker && CaError.is(e, 'unavailable')) {
       throw new CaError('unavailable', `no worker answered for ${workflowId} within ${timeoutMs / 1000} s; is a certflow worker running?`);

@@ -4,7 +4,6 @@
  * an operation that is already running attaches to it (a CLI interrupted and run again
  * waits for the same operation); a creation or revocation that ended well is not done twice.
  */
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   WORKFLOWS,
@@ -15,7 +14,7 @@ import {
   type CaRolloverInput,
 } from '../../workflows/api.ts';
 import { CaError, ERROR_CONTRACT, type ErrorKind } from '../core/errors.ts';
-import { withDeadline } from '../temporal/client.ts';
+import { temporalClientSdk, withDeadline } from '../temporal/client.ts';
 import { startOrAttach, type RaTemporal } from './workflow.ts';
 
 export type CaOperation =
@@ -62,7 +61,7 @@ export async function runCaOperation(
   try {
     handle = await start(ra, operation);
   } catch (e) {
-    if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    if (!(e instanceof (await temporalClientSdk()).WorkflowExecutionAlreadyStartedError)) throw e;
     throw new CaError('conflict', `CA "${operation.input.name}": the ${operation.op} was done already (workflow ${e.workflowId})`, {
       rule: `ca.${operation.op}.done`,
     });

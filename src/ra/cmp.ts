@@ -15,14 +15,13 @@ import {
   type CmpOutcome,
   type StatusChangeInput,
 } from '../../workflows/api.ts';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { getProfile, type Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
 import * as requests from '../db/repos/requests.ts';
 import { pemEncode } from '../pki/index.ts';
-import { withDeadline } from '../temporal/client.ts';
+import { temporalClientSdk, withDeadline } from '../temporal/client.ts';
 import { usableIssuingCa } from './ca-references.ts';
 import { changeStatusAndWait } from './revocation.ts';
 import { executeUpdate, refusal, startOperation, type RaTemporal } from './workflow.ts';
@@ -48,7 +47,7 @@ async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promise<CmpOu
     input.caName,
     getProfile(ra.config, input.profile),
   );
-  const start = startOperation(ra, WORKFLOWS.cmp, {
+  const start = await startOperation(ra, WORKFLOWS.cmp, {
     key: [input.transactionId],
     args: [input],
     search: { protocol: 'cmp', state: 'pending', account: input.requester },
@@ -59,7 +58,7 @@ async function requestCertificate(ra: CmpRaDeps, input: CmpInput): Promise<CmpOu
     );
   } catch (e) {
     if (CaError.is(e, 'unavailable')) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-    if (e instanceof WorkflowExecutionAlreadyStartedError) return outcomeFromReadModel(ra, input.requestId);
+    if (e instanceof (await temporalClientSdk()).WorkflowExecutionAlreadyStartedError) return outcomeFromReadModel(ra, input.requestId);
     throw e;
   }
 }
@@ -133,7 +132,7 @@ async function confirm(ra: CmpRaDeps, requestId: string, serial: string, decisio
       });
     if (now?.state === 'confirmed')
       throw new CaError('conflict', `the certificate ${serial} is confirmed already`, { rule: 'cmp.certConfirmed' });
-    const refused = refusal(e);
+    const refused = await refusal(e);
     if (refused !== undefined) throw new CaError('conflict', refused, { rule: 'cmp.request' });
     throw e;
   }

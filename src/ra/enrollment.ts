@@ -180,7 +180,7 @@ async function abandon(ra: EstRaDeps, workflowId: string, id: string): Promise<E
       what: `enrollment ${id}`,
     });
   } catch (e) {
-    if (refusal(e) === undefined) {
+    if ((await refusal(e)) === undefined) {
       ra.log.error({ err: e, requestId: id }, 'giving up a serverkeygen enrollment failed; its certificate may have to be revoked by hand');
       throw new CaError('unavailable', 'the certificate was not ready in time; send the request again', { cause: e });
     }

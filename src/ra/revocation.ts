@@ -3,11 +3,10 @@
  * demand (`crl-<id>`): start the workflow, wait for its result with a deadline. ACME
  * revokeCert, CMP rr, the console and the CLI all come through here.
  */
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WORKFLOWS, type RefreshInput, type RefreshResult, type StatusChangeInput, type StatusChangeResult } from '../../workflows/api.ts';
 import { CaError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
-import { unwrapWorkflowFailure, withDeadline } from '../temporal/client.ts';
+import { temporalClientSdk, unwrapWorkflowFailure, withDeadline } from '../temporal/client.ts';
 import { startOrAttach, type RaTemporal } from './workflow.ts';
 
 function noWorker(ra: RaTemporal, workflowId: string, ms: number): CaError {
@@ -32,7 +31,7 @@ export async function changeStatusAndWait(ra: RaTemporal, input: StatusChangeInp
       ifClosed: 'rerun',
     });
   } catch (e) {
-    if (e instanceof WorkflowExecutionAlreadyStartedError) {
+    if (e instanceof (await temporalClientSdk()).WorkflowExecutionAlreadyStartedError) {
       throw new CaError('conflict', `another status change of ${input.serial} is in progress (workflow ${workflowId})`);
     }
     throw e;

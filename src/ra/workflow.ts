@@ -5,17 +5,11 @@
  * through startOrAttach (or startOperation, its Update-with-Start form), so ids, the task
  * queue, the search attributes at start and the id policies are decided here once.
  */
-import {
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import type { Client, WithStartWorkflowOperation, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type UpdateDefinition, type Workflow } from '@temporalio/common';
 import type { WorkflowDef, WorkflowOf } from '../../workflows/api.ts';
 import type { Config } from '../config/index.ts';
-import { withDeadline } from '../temporal/client.ts';
+import { temporalClientSdk, withDeadline } from '../temporal/client.ts';
 import { searchAttributes, type CertflowSearchValues } from '../temporal/search-attributes.ts';
 
 /** What starting a workflow needs: the Temporal client and the task queues. */
@@ -82,6 +76,7 @@ export async function startOrAttach<D extends AnyDef>(
     );
   } catch (e) {
     // REJECT_DUPLICATE: the run has ended; its result is the request's answer.
+    const { WorkflowExecutionAlreadyStartedError } = await temporalClientSdk();
     if (e instanceof WorkflowExecutionAlreadyStartedError && s.ifRunning !== 'refuse' && (s.ifClosed ?? 'attach') === 'attach') {
       return t.temporal.workflow.getHandle<WorkflowOf<D>>(options.workflowId);
     }
@@ -94,12 +89,13 @@ export async function startOrAttach<D extends AnyDef>(
  * attached to. With ifClosed 'attach', an ended run makes the call fail with
  * WorkflowExecutionAlreadyStartedError (the caller answers from the read model).
  */
-export function startOperation<D extends AnyDef>(
+export async function startOperation<D extends AnyDef>(
   t: RaTemporal,
   def: D,
   s: Omit<Start<D>, 'ifRunning'>,
-): WithStartWorkflowOperation<WorkflowOf<D>> {
+): Promise<WithStartWorkflowOperation<WorkflowOf<D>>> {
   const options = startOptions(t, def, s);
+  const { WithStartWorkflowOperation } = await temporalClientSdk();
   return new WithStartWorkflowOperation<WorkflowOf<D>>(def.type, {
     ...options,
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
@@ -124,12 +120,14 @@ export async function executeUpdate<Ret, Args extends unknown[]>(
 }
 
 /** The reason a workflow's Update validator gave for refusing, or undefined when `e` is no refusal. */
-export function refusal(e: unknown): string | undefined {
+export async function refusal(e: unknown): Promise<string | undefined> {
+  const { WorkflowUpdateFailedError } = await temporalClientSdk();
   if (!(e instanceof WorkflowUpdateFailedError)) return undefined;
   return (e.cause as Error | undefined)?.message ?? e.message;
 }
 
 /** The ApplicationFailure type of a refused Update (e.g. 'orderNotReady'), if it has one. */
-export function refusalType(e: unknown): string | undefined {
+export async function refusalType(e: unknown): Promise<string | undefined> {
+  const { WorkflowUpdateFailedError } = await temporalClientSdk();
   return e instanceof WorkflowUpdateFailedError ? (e.cause as { type?: string } | undefined)?.type : undefined;
 }

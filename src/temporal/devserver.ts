@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
 import { msToTs } from '@temporalio/common/lib/time.js';
@@ -15,6 +15,7 @@ import { spawnLogged, logTail, type ChildHandle } from '../core/child.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { assertPortFree } from '../core/net.ts';
 import { SEARCH_ATTRIBUTES } from './search-attributes.ts';
+import { temporalClientSdk } from './client.ts';
 
 export interface TemporalDevServerOptions {
   /** Path of the `temporal` CLI (resolveTemporalCli). */
@@ -180,6 +181,7 @@ async function withConnection<T>(
   timeoutMs: number,
   fn: (c: Connection) => Promise<T>,
 ): Promise<T> {
+  const { Connection } = await temporalClientSdk();
   const connection = await Connection.connect({ address, tls, connectTimeout: Math.max(timeoutMs, 500) });
   try {
     return await connection.withDeadline(Date.now() + Math.max(timeoutMs, 500), () => fn(connection));
