@@ -19,7 +19,7 @@
 // Server logs are kept in a temp directory when a run fails, and removed otherwise.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
@@ -108,11 +108,15 @@ function exitCodeFor(signal) {
 }
 
 function runTests(files, nodeFlags, env, serverless) {
-  // Two files at a time (on 2 cores): most of an integration file's time is spent waiting on
-  // child processes, clients, timers and heartbeats, and every file has its own database,
-  // task queue, ports and CERTFLOW_HOME, so files never see each other's state. Serverless
-  // runs (test/unit) are CPU-bound and run one at a time. `--test-concurrency=N` overrides.
-  const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency')) ? [] : [`--test-concurrency=${serverless ? 1 : 2}`];
+  // One file per core for serverless runs (test/unit, test/replay: CPU-bound), one more than
+  // that for runs with servers: most of an integration file's time is spent waiting on child
+  // processes, clients, timers and heartbeats, and every file has its own database, task
+  // queue, ports and CERTFLOW_HOME, so files never see each other's state (3 on the 2-core
+  // CI machines). `--test-concurrency=N` overrides.
+  const cores = Math.max(2, availableParallelism());
+  const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency'))
+    ? []
+    : [`--test-concurrency=${serverless ? cores : cores + 1}`];
   const args = ['--import', 'tsx', '--test', ...concurrency, '--test-reporter=spec', ...nodeFlags, ...files];
   const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: repo });
   const exited = new Promise((resolveExit) => {
