@@ -35,39 +35,52 @@ function bundleKey() {
 }
 
 /**
- * esbuild plugin: `import.meta.url` keeps meaning the source file's own URL (the code finds
- * its assets, migrations, package.json and bin/ relative to it), not the bundle's.
+ * esbuild plugin: `import.meta.url` (and .dirname, .filename) keep meaning the source file's
+ * own location (the code finds its assets, migrations, package.json and bin/ relative to
+ * it), not the bundle's.
  */
 const sourceUrls = {
   name: 'source-import-meta-url',
   setup(build) {
     build.onLoad({ filter: /\.[cm]?ts$/ }, (args) => ({
-      contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
+      contents: readFileSync(args.path, 'utf8')
+        .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
+        .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)))
+        .replaceAll('import.meta.filename', JSON.stringify(args.path)),
       loader: 'ts',
     }));
   },
 };
 
-async function build(outdir) {
+/**
+ * Compiles TypeScript entry points into ESM chunks under `outdir` with esbuild: bundled,
+ * code-split, packages left in node_modules (the output must lie inside this repository for
+ * Node to find them), `import.meta.url` kept as each source file's own URL. Also used by
+ * scripts/test.js for the test files.
+ */
+export async function compile(entryPoints, outdir) {
   const { build: esbuild } = await import('esbuild');
-  const partial = `${outdir}.${process.pid}.partial`;
-  rmSync(partial, { recursive: true, force: true });
   await esbuild({
-    entryPoints: { main: join(repo, 'src', 'cli', 'main.ts') },
+    entryPoints,
     bundle: true,
     splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    // Packages stay in node_modules, loaded by Node as usual.
     packages: 'external',
     // Beside the chunks; NODE_OPTIONS=--enable-source-maps makes stack traces name the
     // TypeScript sources (not on by default: reading the maps costs every process ~70 ms).
     sourcemap: true,
-    outdir: partial,
+    outdir,
     logLevel: 'silent',
     plugins: [sourceUrls],
   });
+}
+
+async function build(outdir) {
+  const partial = `${outdir}.${process.pid}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  await compile({ main: join(repo, 'src', 'cli', 'main.ts') }, partial);
   try {
     // Written aside and renamed: another process never sees half a bundle.
     renameSync(partial, outdir);
