@@ -1,4 +1,5 @@
 import { Client, Connection, type ConnectionLike } from '@temporalio/client';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import type { Config } from '../config/index.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import { CaError, errorMessage, isRequestEnding, type ErrorKind } from '../core/errors.ts';
@@ -15,9 +16,8 @@ export interface TemporalClient {
  *
  * `native`: through the SDK's Rust core (NativeConnection, as the worker connects) instead
  * of grpc-js; for long-lived processes that make many calls (`certflow server`: a call costs
- * the process about a quarter of the CPU; issue 18). Loaded only then: one-shot commands do
- * not load the Rust core. Such a connection ignores abort signals: calls that must end at a
- * deadline go through callWithin().
+ * the process about a fifth of the CPU; issue 18). Such a connection ignores abort signals:
+ * calls that must end at a deadline go through callWithin().
  */
 export async function connectTemporal(
   config: Pick<Config, 'temporal'>,
@@ -29,8 +29,7 @@ export async function connectTemporal(
   try {
     let connection: ConnectionLike;
     if (opts.native) {
-      const { NativeConnection, Runtime } = await import('@temporalio/worker');
-      installRuntime(Runtime);
+      installRuntime();
       connection = await withDeadline(`Temporal at ${address}`, timeoutMs, () => NativeConnection.connect({ address, tls }));
     } else {
       connection = await Connection.connect({ address, connectTimeout: timeoutMs, tls });
@@ -47,9 +46,9 @@ export async function connectTemporal(
  * installs by default (the process's own handlers stop it). A worker process (or a second
  * connection) finds it installed already.
  */
-function installRuntime(runtime: typeof import('@temporalio/worker').Runtime): void {
+function installRuntime(): void {
   try {
-    runtime.install({ shutdownSignals: [] });
+    Runtime.install({ shutdownSignals: [] });
   } catch {
     /* installed already */
   }
