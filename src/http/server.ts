@@ -62,8 +62,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { issuing, chain } = await waitForCa(config, pool, log);
   await writeTrustFiles(config, chain);
   for (const r of await unknownCaReferences(config, pool)) log.error({ path: r.path, ca: r.name }, r.message);
-  // Through the SDK's Rust core: every ACME order, EST and CMP request makes Temporal calls.
-  const temporal = await connectTemporal(config, undefined, { native: true });
+  const temporal = await connectTemporal(config);
   const tls = await ensureServerCertificate({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });
 
   let cmpSigner = await ensureCmpSigner({ config, temporal: temporal.client, issuingCaDer: issuing.certDer, log });

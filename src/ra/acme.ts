@@ -50,7 +50,7 @@ import type { AuthzRow, OrderRow } from '../db/repos/acme-orders.ts';
 import { audit } from '../db/repos/audit.ts';
 import * as cas from '../db/repos/cas.ts';
 import * as certificates from '../db/repos/certificates.ts';
-import { callWithin, deadlinePassed, withDeadline } from '../temporal/client.ts';
+import { withDeadline } from '../temporal/client.ts';
 import { searchAttributeKeys } from '../temporal/search-attributes.ts';
 import { usableIssuingCa } from './ca-references.ts';
 import { enforceAuthzLimits, enforceOrderLimits, enforceValidationLimit } from './rate-limits.ts';
@@ -149,10 +149,14 @@ async function updateWithin<R>(
 ): Promise<R | undefined> {
   const waitMs = ra.config.acme.answerWaitSeconds * 1000;
   if (waitMs > 0) {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), waitMs);
     try {
-      return await callWithin(ra.temporal, what, waitMs, run);
+      return await ra.temporal.withAbortSignal(ac.signal, run);
     } catch (e) {
-      if (!deadlinePassed(e)) throw updateError(what, e);
+      if (!ac.signal.aborted) throw updateError(what, e);
+    } finally {
+      clearTimeout(timer);
     }
   }
   await withWorkflow(what, accepted);

@@ -17,7 +17,7 @@ import * as certificates from '../db/repos/certificates.ts';
 import * as keyArchive from '../db/repos/key-archive.ts';
 import * as requests from '../db/repos/requests.ts';
 import { pemDecodeAll } from '../pki/index.ts';
-import { callWithin, withDeadline } from '../temporal/client.ts';
+import { withDeadline } from '../temporal/client.ts';
 import { usableIssuingCa } from './ca-references.ts';
 import { executeUpdate, refusal, startOrAttach, type RaTemporal } from './workflow.ts';
 
@@ -152,7 +152,7 @@ async function startAndWait(
   const waitMs = a.waitMs ?? ra.config.est.waitSeconds * 1000;
   let result: EnrollmentResult;
   try {
-    result = await callWithin(ra.temporal, `enrollment ${id}`, waitMs, () => handle.result());
+    result = await withDeadline(`enrollment ${id}`, waitMs, (signal) => ra.temporal.withAbortSignal(signal, () => handle.result()));
   } catch (e) {
     if (!CaError.is(e, 'unavailable')) throw workflowFault(ra, id, e);
     if (!a.abandonOnTimeout)

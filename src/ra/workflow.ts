@@ -15,7 +15,7 @@ import {
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type UpdateDefinition, type Workflow } from '@temporalio/common';
 import type { WorkflowDef, WorkflowOf } from '../../workflows/api.ts';
 import type { Config } from '../config/index.ts';
-import { callWithin } from '../temporal/client.ts';
+import { withDeadline } from '../temporal/client.ts';
 import { searchAttributes, type CertflowSearchValues } from '../temporal/search-attributes.ts';
 
 /** What starting a workflow needs: the Temporal client and the task queues. */
@@ -77,8 +77,8 @@ export async function startOrAttach<D extends AnyDef>(
 ): Promise<WorkflowHandle<WorkflowOf<D>>> {
   const options = startOptions(t, def, s);
   try {
-    return await callWithin(t.temporal, `Temporal (starting ${options.workflowId})`, deadlineMs, () =>
-      t.temporal.workflow.start<WorkflowOf<D>>(def.type, options as never),
+    return await withDeadline(`Temporal (starting ${options.workflowId})`, deadlineMs, (signal) =>
+      t.temporal.withAbortSignal(signal, () => t.temporal.workflow.start<WorkflowOf<D>>(def.type, options as never)),
     );
   } catch (e) {
     // REJECT_DUPLICATE: the run has ended; its result is the request's answer.
@@ -118,8 +118,8 @@ export async function executeUpdate<Ret, Args extends unknown[]>(
 ): Promise<Ret> {
   const handle = t.temporal.workflow.getHandle(workflowId);
   const options = { args: opts.args, ...(opts.updateId ? { updateId: opts.updateId } : {}) };
-  return callWithin(t.temporal, opts.what ?? `workflow ${workflowId}`, opts.deadlineMs ?? WORKFLOW_DEADLINE_MS, () =>
-    handle.executeUpdate(update as unknown as UpdateDefinition<Ret, [unknown]>, options as never),
+  return withDeadline(opts.what ?? `workflow ${workflowId}`, opts.deadlineMs ?? WORKFLOW_DEADLINE_MS, (signal) =>
+    t.temporal.withAbortSignal(signal, () => handle.executeUpdate(update as unknown as UpdateDefinition<Ret, [unknown]>, options as never)),
   );
 }
 
