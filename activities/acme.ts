@@ -56,7 +56,8 @@ export function createAcmeActivities(deps: AcmeActivityDeps): AcmeActivities {
   return {
     async validateAuthz(input): Promise<ValidateAuthzResult> {
       const { challenge, identifier, wildcard } = input;
-      const begun = await withTransaction(pool, (tx) => orders.beginValidation(tx, { authzId: input.authzId, challengeId: challenge.id }));
+      // One statement, atomic on its own: no BEGIN/COMMIT around it.
+      const begun = await orders.beginValidation(pool, { authzId: input.authzId, challengeId: challenge.id });
       if (begun.state === 'authzGone') {
         throw ApplicationFailure.create({
           type: AUTHZ_GONE,

@@ -21,7 +21,7 @@ import { caUrls } from '../src/ca/urls.ts';
 import { assertCanSign, issuingCaName } from '../src/ca/authority.ts';
 import { crlPolicy } from '../src/ca/crl-policy.ts';
 import { prepareCertificate, signCertificate } from '../src/ca/issuer.ts';
-import { checkOrderNames, inspectTbs, parseCsr, pemEncode, randomSerial, sanList } from '../src/pki/index.ts';
+import { checkOrderNames, parseCsr, pemEncode, randomSerial, sanList } from '../src/pki/index.ts';
 import { parseCrmfRequest } from '../src/pki/cmp/index.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../src/keys/types.ts';
 import * as cas from '../src/db/repos/cas.ts';
@@ -173,8 +173,7 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
         const { authorized, limitKeys } = await acmeOrders.beginIssuance(tx, orderId, authzIds);
         // The CA signs only what the RA authorized: the names of the TBSCertificate as the
         // profile built them, against the authorizations (not the CSR). Refused, nothing is stored.
-        const tbs = inspectTbs(prepared.tbsDer);
-        checkOrderNames({ subject: tbs.subject, sans: tbs.decoded.sans }, authorized, 'certificate');
+        checkOrderNames({ subject: prepared.tbs.subject, sans: prepared.tbs.decoded.sans }, authorized, 'certificate');
         await enforceCertificateLimit(tx, config.acme.rateLimits.certificatesPerDomainPerWeek, limitKeys);
         return certificates.insertPending(tx, pending);
       });

@@ -22,6 +22,7 @@ import {
   type CertSummary,
   type ParsedCsr,
   type SanSet,
+  type TbsView,
 } from '../pki/index.ts';
 import { assertLintClean } from './lint.ts';
 import { applyProfile } from './policy.ts';
@@ -44,6 +45,8 @@ export interface CaUrls {
 
 export interface PreparedCertificate {
   tbsDer: Uint8Array;
+  /** tbsDer decoded (by the pre-issuance lint): what the certificate will say. */
+  tbs: TbsView;
   serialHex: string;
   /** DN text (encoding order) */
   subject: string;
@@ -148,9 +151,10 @@ export function prepareCertificate(args: {
     },
   });
   // Nothing is signed that the linter refuses (Boulder's pre-issuance linting).
-  assertLintClean(tbsDer, { profile, issuer, expectedEku: policy.extKeyUsage });
+  const tbs = assertLintClean(tbsDer, { profile, issuer, expectedEku: policy.extKeyUsage });
   return {
     tbsDer,
+    tbs,
     serialHex: serialToHex(args.serial),
     subject: formatDn(policy.subject),
     sans: policy.sans,

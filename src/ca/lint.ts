@@ -452,7 +452,10 @@ function rulesFor(profile: Pick<CertProfile, 'lint'>, ca = false): LintRule[] {
 }
 
 export function lintTbs(tbsDer: Uint8Array, ctx: LintContext): LintFinding[] {
-  const tbs = inspectTbs(tbsDer);
+  return lintView(inspectTbs(tbsDer), ctx);
+}
+
+function lintView(tbs: TbsView, ctx: LintContext): LintFinding[] {
   const issuer =
     ctx.issuer === 'self'
       ? {
@@ -470,10 +473,15 @@ export function lintTbs(tbsDer: Uint8Array, ctx: LintContext): LintFinding[] {
   return findings;
 }
 
-/** Lints and refuses: CaError('config') naming every broken rule; the certificate is not signed. */
-export function assertLintClean(tbsDer: Uint8Array, ctx: LintContext): void {
-  const findings = lintTbs(tbsDer, ctx);
-  if (!findings.length) return;
+/**
+ * Lints and refuses: CaError('config') naming every broken rule; the certificate is not
+ * signed. Returns the decoded TBSCertificate it linted (the issuer checks its names on it
+ * rather than decoding the same bytes again).
+ */
+export function assertLintClean(tbsDer: Uint8Array, ctx: LintContext): TbsView {
+  const tbs = inspectTbs(tbsDer);
+  const findings = lintView(tbs, ctx);
+  if (!findings.length) return tbs;
   const list = findings.map((f) => `${f.rule} (${f.source}): ${f.message}`).join('; ');
   throw new CaError('config', `pre-issuance lint refused the certificate of profile "${ctx.profile.name}": ${list}`, {
     rule: `lint.${findings[0]!.rule}`,

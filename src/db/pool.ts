@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CaError, dependencyFault, errorMessage } from '../core/errors.ts';
 
@@ -62,11 +63,11 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   // activity — never as an internal error. Queries on the pool, checked-out clients and
   // connect() all map it; after such a failure the pool fails fast for `failFastMs`.
   const watch = watchAvailability(opts.failFastMs ?? 1000);
-  mapUnavailable(pool, 'query', watch);
+  mapUnavailable(pool, 'query', watch, prepareStatement);
   mapUnavailable(pool, 'connect', watch);
   pool.on('connect', (client) => {
     // Inside a checked-out client (a transaction) the query runs: no fail-fast check.
-    mapUnavailable(client, 'query', { ...watch, check: () => {} });
+    mapUnavailable(client, 'query', { ...watch, check: () => {} }, prepareStatement);
     // pg-pool listens for errors of idle clients only: a checked-out client whose server
     // went away between two queries would emit an unheard 'error' and kill the process.
     // Its next query fails instead (as unavailable) and the pool discards it on release.
@@ -115,19 +116,62 @@ function watchAvailability(failFastMs: number): Watch {
   };
 }
 
+/** Distinct statement texts run as prepared statements per process (and so per connection), at most. */
+const MAX_PREPARED = 500;
+/** Statement text -> its prepared statement's name (a hash of the text: one name, one text). */
+const preparedNames = new Map<string, string>();
+/** Texts that must run unnamed: their prepared plan broke (a migration changed their result type). */
+const unprepared = new Set<string>();
+/** `SELECT *`-like results change shape with the table: such texts are never prepared. */
+const STAR_RESULT = /(SELECT|RETURNING)\s+(\w+\.)?\*|\w\.\*/i;
+
+/**
+ * A parameterized query runs as a named (prepared) statement: Postgres parses and plans
+ * its text once per connection instead of at every execution (issue 18: certflow's
+ * statements are few, short and run thousands of times). Texts without parameters (BEGIN,
+ * COMMIT, migrations) run as they are; a process prepares at most MAX_PREPARED texts.
+ */
+function prepareStatement(args: unknown[]): unknown[] {
+  const [text, values] = args;
+  if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0 || unprepared.has(text)) return args;
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    if (preparedNames.size >= MAX_PREPARED || STAR_RESULT.test(text)) return args;
+    name = `certflow_${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
+    preparedNames.set(text, name);
+  }
+  return [{ name, text, values }, ...args.slice(2)];
+}
+
+/** A prepared statement whose plan a schema change invalidated: its text runs unnamed from now on. */
+function forgetBrokenPlan(args: unknown[], e: unknown): void {
+  const text = args[0] as { name?: string; text?: string } | string;
+  if (typeof text === 'object' && text?.name && (e as { code?: string }).code === '0A000' && text.text) {
+    unprepared.add(text.text);
+    preparedNames.delete(text.text);
+  }
+}
+
 /**
  * Wraps a promise-returning method (callback calls pass through): its failures that mean
  * "the database is unavailable" become CaError('unavailable', dependency "the database").
+ * `rewrite` changes the arguments of promise calls (prepareStatement).
  */
-function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect', watch: Watch): void {
+function mapUnavailable<T extends object>(
+  target: T,
+  method: 'query' | 'connect',
+  watch: Watch,
+  rewrite: (args: unknown[]) => unknown[] = (args) => args,
+): void {
   const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
-  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
-    if (typeof args[args.length - 1] === 'function') return original.apply(target, args);
+  (target as Record<string, unknown>)[method] = function (this: unknown, ...given: unknown[]) {
+    if (typeof given[given.length - 1] === 'function') return original.apply(target, given);
     try {
       watch.check();
     } catch (e) {
       return Promise.reject(e);
     }
+    const args = rewrite(given);
     const result = original.apply(target, args);
     if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
     return (result as Promise<unknown>).then(
@@ -136,6 +180,7 @@ function mapUnavailable<T extends object>(target: T, method: 'query' | 'connect'
         return v;
       },
       (e: unknown) => {
+        forgetBrokenPlan(args, e);
         if (e instanceof CaError || !isDatabaseUnavailable(e)) throw e; // an answer of the database: the caller's business
         watch.failed(e);
         throw new CaError('unavailable', `the database is unavailable: ${connectError(e)}`, {

@@ -274,15 +274,24 @@ export function reuseKey(identifier: AcmeIdentifier, wildcard: boolean): string 
 // ---- creation (front end, inside the rate-limit transaction) ----
 
 export async function insertAuthz(db: Queryable, a: AuthzRecord & { ownerOrderId?: string }): Promise<void> {
+  // One statement: the authorization and its challenges (the foreign key is checked at its end).
   await db.query(
-    `INSERT INTO acme_authzs (id, account_id, alias, identifier_type, identifier_value, wildcard, status, expires_at, owner_order_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [a.id, a.accountId, a.alias, a.identifier.type, a.identifier.value, a.wildcard, a.status, a.expiresAt, a.ownerOrderId ?? null],
-  );
-  await db.query(
-    `INSERT INTO acme_challenges (id, authz_id, type, token, status)
-     SELECT x.id, $1, x.type, x.token, 'pending' FROM jsonb_to_recordset($2::jsonb) AS x(id text, type text, token text)`,
-    [a.id, JSON.stringify(a.challenges.map((c) => ({ id: c.id, type: c.type, token: c.token })))],
+    `WITH a AS (INSERT INTO acme_authzs (id, account_id, alias, identifier_type, identifier_value, wildcard, status, expires_at, owner_order_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
+     INSERT INTO acme_challenges (id, authz_id, type, token, status)
+     SELECT x.id, a.id, x.type, x.token, 'pending' FROM a, jsonb_to_recordset($10::jsonb) AS x(id text, type text, token text)`,
+    [
+      a.id,
+      a.accountId,
+      a.alias,
+      a.identifier.type,
+      a.identifier.value,
+      a.wildcard,
+      a.status,
+      a.expiresAt,
+      a.ownerOrderId ?? null,
+      JSON.stringify(a.challenges.map((c) => ({ id: c.id, type: c.type, token: c.token }))),
+    ],
   );
 }
 
