@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { CaError } from './errors.ts';
 
@@ -16,12 +17,26 @@ function bindOnce(host: string, port: number): Promise<number> {
 }
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks it for a listener we
- * close at once. Another process may take it before the caller binds it; the launchers
- * accept that small race because every user of this (tests, dev stack) runs on one machine.
+ * A TCP port on `host` that was free a moment ago, for a listener the caller starts next.
+ * Picked at random below the kernel's ephemeral range (ephemeralPortStart()), not by the
+ * kernel (a port-0 listener gets a port from that range): the kernel hands the ports of
+ * that range to every outgoing connection as its source port, so a port it picked and we
+ * released could be taken by some process's next connection before the caller binds it
+ * (seen as EADDRINUSE when several test files run at once). Below the range only another
+ * caller of this function can take it, with a chance of about 1 in 20,000.
  */
 export function freePort(host = '127.0.0.1'): Promise<number> {
-  return bindOnce(host, 0);
+  return freePortRange(1, { host, below: ephemeralPortStart() });
+}
+
+/** The first port of the kernel's ephemeral range (Linux: ip_local_port_range; 32768 elsewhere or when unreadable). */
+function ephemeralPortStart(): number {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return first > 20_000 ? first : 32768;
+  } catch {
+    return 32768;
+  }
 }
 
 /**
