@@ -127,7 +127,7 @@ const STAR_RESULT = /(SELECT|RETURNING)\s+(\w+\.)?\*|\w\.\*/i;
 
 /**
  * A parameterized query runs as a named (prepared) statement: Postgres parses and plans
- * its text once per connection instead of at every execution (issue 18: certflow's
+ * its text once per connection instead of at every execution (certflow's
  * statements are few, short and run thousands of times). Texts without parameters (BEGIN,
  * COMMIT, migrations) run as they are; a process prepares at most MAX_PREPARED texts.
  */
