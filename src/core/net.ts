@@ -26,7 +26,7 @@ function bindOnce(host: string, port: number): Promise<number> {
  * caller of this function can take it, with a chance of about 1 in 20,000.
  */
 export function freePort(host = '127.0.0.1'): Promise<number> {
-  return freePortRange(1, { host, below: ephemeralPortStart() });
+  return freePortRange(1, { host });
 }
 
 /** The first port of the kernel's ephemeral range (Linux: ip_local_port_range; 32768 elsewhere or when unreadable). */
@@ -62,19 +62,19 @@ export async function assertPortFree(host: string, port: number, what: string): 
 /**
  * The first of `count` consecutive TCP ports on `host` that were all free a moment ago (for
  * a server that takes a block of ports, like the Temporal server or a cluster's listeners).
- * With `below`, the block ends below that port (the kernel's own picks come from the
- * ephemeral range, usually 32768 and up): random blocks from 10000 up are tried.
+ * Random blocks from 10000 up are tried, ending below `below` (default: the start of the
+ * kernel's ephemeral range, whose ports any outgoing connection may take; see freePort()).
  */
 export async function freePortRange(count: number, opts: { host?: string; below?: number } = {}): Promise<number> {
   const host = opts.host ?? '127.0.0.1';
+  const below = Math.min(opts.below ?? Infinity, ephemeralPortStart());
   const isFree = (p: number) =>
     bindOnce(host, p).then(
       () => true,
       () => false,
     );
   for (let tries = 0; tries < 100; tries++) {
-    const first = opts.below ? 10_000 + Math.floor(Math.random() * (opts.below - count - 10_000)) : await bindOnce(host, 0);
-    if (first + count > (opts.below ?? 65536)) continue;
+    const first = 10_000 + Math.floor(Math.random() * (below - count - 10_000));
     let free = true;
     for (let p = first; p < first + count && free; p++) free = await isFree(p);
     if (free) return first;
