@@ -3,13 +3,21 @@
 // The sources are TypeScript. Running them through tsx's loader works with no build step,
 // but every process then resolves and transpiles ~300 modules through loader hooks: about
 // 1.7 s of CPU before a command does anything, for every CLI call, server and worker. So
-// the first process builds an esbuild bundle of src/cli/main.ts (code-split: a command
-// loads only the chunks and packages it imports) into
-// node_modules/.cache/certflow/cli-<key>/, where the key hashes every source file the
+// the first process builds an esbuild bundle of src/cli/main.ts into
+// node_modules/.cache/certflow/cli-<key>/main.cjs, where the key hashes every source file the
 // bundle takes code from, this file and package-lock.json; any change of them builds a new
 // one. Like the workflow bundle (src/temporal/worker.ts), it is only a cache: where it
 // cannot be built or written, the sources run through tsx as before.
+//
+// The bundle is CommonJS: a module's code and the packages it requires are loaded when the
+// module is first used (esbuild's lazy module wrappers), so a command loads only what it
+// runs, and Node loads the CommonJS packages (Temporal's, pg) directly instead of scanning
+// each for its named exports as an ES module importing them must (~0.15 s per process for
+// Temporal's protobuf code). The ES-module-only packages (jose, pkijs, asn1js) are
+// require()d, which Node does from 20.19 on (process.features.require_module); older Nodes
+// run the sources through tsx.
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -53,18 +61,19 @@ const sourceUrls = {
 };
 
 /**
- * Compiles TypeScript entry points into ESM chunks under `outdir` with esbuild: bundled,
- * code-split, packages left in node_modules (the output must lie inside this repository for
- * Node to find them), `import.meta.url` kept as each source file's own URL. Also used by
- * scripts/test.js for the test files.
+ * Compiles TypeScript entry points with esbuild into `outdir`: bundled, packages left in
+ * node_modules (the output must lie inside this repository for Node to find them),
+ * `import.meta.url` kept as each source file's own URL. Format 'esm' is code-split into
+ * chunks (scripts/test.js compiles the test files so); 'cjs' gives one .cjs file per entry.
  */
-export async function compile(entryPoints, outdir) {
+export async function compile(entryPoints, outdir, format = 'esm') {
   const { build: esbuild } = await import('esbuild');
   await esbuild({
     entryPoints,
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    splitting: format === 'esm',
+    format,
+    outExtension: format === 'cjs' ? { '.js': '.cjs' } : {},
     platform: 'node',
     target: 'node20',
     packages: 'external',
@@ -80,14 +89,14 @@ export async function compile(entryPoints, outdir) {
 async function build(outdir) {
   const partial = `${outdir}.${process.pid}.partial`;
   rmSync(partial, { recursive: true, force: true });
-  await compile({ main: join(repo, 'src', 'cli', 'main.ts') }, partial);
+  await compile({ main: join(repo, 'src', 'cli', 'main.ts') }, partial, 'cjs');
   try {
     // Written aside and renamed: another process never sees half a bundle.
     renameSync(partial, outdir);
   } catch (e) {
     rmSync(partial, { recursive: true, force: true });
     // Another process renamed its identical bundle first.
-    if (!existsSync(join(outdir, 'main.js'))) throw e;
+    if (!existsSync(join(outdir, 'main.cjs'))) throw e;
   }
   for (const old of readdirSync(cacheDir)) {
     if (old.startsWith('cli-') && join(cacheDir, old) !== outdir) rmSync(join(cacheDir, old), { recursive: true, force: true });
@@ -98,8 +107,9 @@ async function build(outdir) {
 export async function cliMain() {
   let entry;
   try {
+    if (!process.features.require_module) throw new Error('this Node cannot require() ES modules');
     const outdir = join(cacheDir, `cli-${bundleKey()}`);
-    entry = join(outdir, 'main.js');
+    entry = join(outdir, 'main.cjs');
     if (!existsSync(entry)) {
       mkdirSync(dirname(outdir), { recursive: true });
       await build(outdir);
@@ -107,9 +117,7 @@ export async function cliMain() {
   } catch {
     entry = undefined;
   }
-  if (entry) {
-    return (await import(pathToFileURL(entry).href)).main;
-  }
+  if (entry) return createRequire(import.meta.url)(entry).main;
   const { register } = await import('tsx/esm/api');
   register();
   return (await import('../src/cli/main.ts')).main;
