@@ -98,8 +98,11 @@ async function build(outdir) {
     // Another process renamed its identical bundle first.
     if (!existsSync(join(outdir, 'main.cjs'))) throw e;
   }
+  // Bundles of older code are never loaded again; another process's build in progress (.partial) is left to it.
   for (const old of readdirSync(cacheDir)) {
-    if (old.startsWith('cli-') && join(cacheDir, old) !== outdir) rmSync(join(cacheDir, old), { recursive: true, force: true });
+    if (old.startsWith('cli-') && !old.endsWith('.partial') && join(cacheDir, old) !== outdir) {
+      rmSync(join(cacheDir, old), { recursive: true, force: true });
+    }
   }
 }
 

@@ -45,9 +45,19 @@ export function testDatabaseAdminUrl(): string {
 
 /** The same server's URL for another database (as the owner, or as the runtime login). */
 function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'): string {
-  const url = new URL(login === 'owner' ? testDatabaseAdminUrl() : requireEnv('CERTFLOW_TEST_DATABASE_APP_URL'));
+  return withDatabase(login === 'owner' ? testDatabaseAdminUrl() : requireEnv('CERTFLOW_TEST_DATABASE_APP_URL'), database);
+}
+
+function withDatabase(serverUrl: string, database: string): string {
+  const url = new URL(serverUrl);
   url.pathname = `/${database}`;
   return url.toString();
+}
+
+/** Migrations by the owner (`pool`), then the runtime login of `appUrl` granted its privileges (src/db/roles.ts). */
+async function migrateAsOwner(pool: Pool, appUrl: string): Promise<void> {
+  await migrate(pool);
+  await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
 }
 
 /**
@@ -59,12 +69,9 @@ function databaseUrlFor(database: string, login: 'owner' | 'runtime' = 'owner'):
 export async function createTemplateDatabase(adminUrl: string, appUrl: string): Promise<string> {
   const name = 'certflow_test_template';
   await ensureDatabase(adminUrl, name);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = createPool(url.toString());
+  const pool = createPool(withDatabase(adminUrl, name));
   try {
-    await migrate(pool);
-    await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
+    await migrateAsOwner(pool, appUrl);
   } finally {
     // A template with an open connection cannot be copied.
     await pool.end();
@@ -79,15 +86,12 @@ export async function createTemplateDatabase(adminUrl: string, appUrl: string): 
 export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `certflow_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const template = opts.migrate !== false ? process.env.CERTFLOW_TEST_DATABASE_TEMPLATE : undefined;
-  if (template) await createDatabaseFrom(template, name);
+  if (template) await adminStatement((c) => `CREATE DATABASE ${c.escapeIdentifier(name)} TEMPLATE ${c.escapeIdentifier(template)}`);
   else await ensureDatabase(testDatabaseAdminUrl(), name);
   const url = databaseUrlFor(name);
   const appUrl = databaseUrlFor(name, 'runtime');
   const pool = createPool(url);
-  if (opts.migrate !== false && !template) {
-    await migrate(pool);
-    await grantRuntime(pool, decodeURIComponent(new URL(appUrl).username));
-  }
+  if (opts.migrate !== false && !template) await migrateAsOwner(pool, appUrl);
   let dropped = false;
   return {
     url,
@@ -97,27 +101,18 @@ export async function testDatabase(opts: { migrate?: boolean } = {}): Promise<Te
       if (dropped) return;
       dropped = true;
       await pool.end();
-      await dropDatabase(name);
+      // FORCE: a pool another helper opened on the database must not make the drop fail.
+      await adminStatement((c) => `DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
     },
   };
 }
 
-async function createDatabaseFrom(template: string, name: string): Promise<void> {
+/** Runs one statement (CREATE/DROP DATABASE: not inside a transaction or pool) on the server's admin database. */
+async function adminStatement(sql: (client: pg.Client) => string): Promise<void> {
   const client = new pg.Client({ connectionString: testDatabaseAdminUrl() });
   await client.connect();
   try {
-    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(template)}`);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropDatabase(name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: testDatabaseAdminUrl() });
-  await client.connect();
-  try {
-    // FORCE: a pool another helper opened on the database must not make the drop fail.
-    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+    await client.query(sql(client));
   } finally {
     await client.end();
   }
