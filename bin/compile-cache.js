@@ -64,7 +64,8 @@ function writeCache(file, entries) {
 /**
  * Reads the cache file `<dir>/v8-<node>-<arch>.bin` (if any) and makes the CommonJS loader use
  * and extend it for the rest of this process. Returns the counts of modules loaded from the
- * cache and compiled from source so far (undefined where Node caches by itself).
+ * cache and compiled from source so far (undefined where Node caches by itself, or source maps
+ * are on).
  */
 export function enableCompileCache(dir) {
   if (Module.enableCompileCache) {
@@ -72,6 +73,9 @@ export function enableCompileCache(dir) {
     Module.enableCompileCache(join(dir, 'node'));
     return undefined;
   }
+  // With --enable-source-maps (debugging) Node's own compiler runs: it registers each
+  // module's source map, which stack traces then use.
+  if (process.sourceMapsEnabled) return undefined;
   const counts = { cached: 0, compiled: 0 };
   const file = join(dir, `v8-${process.version}-${process.arch}.bin`);
   const entries = readCache(file);

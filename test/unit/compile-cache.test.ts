@@ -23,8 +23,10 @@ describe('the compile cache', { skip: !ownCache && 'this Node caches compiled co
   let dir: string;
   let cacheDir: string;
   /** One process: enables the cache, require()s main.cjs and awaits its run(). */
-  const run = (): Run =>
-    JSON.parse(execFileSync(process.execPath, [join(dir, 'driver.mjs'), cacheDir, join(dir, 'main.cjs')], { encoding: 'utf8' })) as Run;
+  const run = (nodeFlags: string[] = []): Run =>
+    JSON.parse(
+      execFileSync(process.execPath, [...nodeFlags, join(dir, 'driver.mjs'), cacheDir, join(dir, 'main.cjs')], { encoding: 'utf8' }),
+    ) as Run;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'certflow-compile-cache-'));
@@ -85,6 +87,12 @@ exports.run = async () => ({
     assert.equal((changed.result as { value: string }).value, 'two');
     assert.deepEqual(changed.counts, { cached: 1, compiled: 1 });
     assert.deepEqual(run().counts, { cached: 2, compiled: 0 });
+  });
+
+  it('with --enable-source-maps Node compiles by itself, so that stack traces name the sources', () => {
+    const mapped = run(['--enable-source-maps']);
+    assert.equal((mapped.result as { value: string }).value, 'two');
+    assert.equal(mapped.counts, undefined);
   });
 
   it('a damaged cache file is ignored and replaced', () => {
