@@ -39,16 +39,20 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const selfUs = new Map<number, number>();
 profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
 
+/** certflow's processes run from the compiled bundle (bin/bundle.js): its functions are ours. */
+const BUNDLE = /node_modules\/\.cache\/certflow\/cli-[^/]+\//;
+
 /** A package name, a node: module, or a path inside the repository. */
 function where(url: string): string {
   if (!url) return '(native)';
+  if (BUNDLE.test(url)) return 'certflow (bundle)';
   const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   if (url.startsWith('node:')) return url;
   const repo = /\/(src|activities|workflows|bench|bin)\/(.*)$/.exec(url);
   return repo ? `${repo[1]}/${repo[2]}` : url;
 }
-const isOurs = (url: string) => /\/(src|activities|workflows)\//.test(url) && !url.includes('node_modules');
+const isOurs = (url: string) => BUNDLE.test(url) || (/\/(src|activities|workflows)\//.test(url) && !url.includes('node_modules'));
 const label = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
 
 let busyUs = 0;
