@@ -28,7 +28,8 @@ import {
   type TbsParams,
 } from '../../src/pki/index.ts';
 import { encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
-import { sequenceElements } from '../../src/pki/der.ts';
+import { parseDer, sequenceElements } from '../../src/pki/der.ts';
+import { decodeGeneralNames } from '../../src/pki/san.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
 
@@ -260,6 +261,51 @@ describe('IP addresses', () => {
     assert.equal(normalizeIp('example.com'), undefined);
     assert.equal(normalizeIp('fe80::1%eth0'), undefined);
     assert.equal(ipToText(ipFromText('2001:db8::1')!), '2001:db8::1');
+  });
+});
+
+describe('GeneralNames (a SAN extension value)', () => {
+  const tlv = (tag: number, body: Uint8Array | number[]) => {
+    const b = Uint8Array.from(body);
+    assert.ok(b.length < 128);
+    return [tag, b.length, ...b];
+  };
+  const ascii = (t: string) => [...Buffer.from(t, 'latin1')];
+  const names = (...items: number[][]) => new Uint8Array(tlv(0x30, items.flat()));
+  const decode = (der: Uint8Array) => decodeGeneralNames(der, parseDer(der, 'the SAN', 'badCSR'), 'badCSR');
+
+  it('dNSName, iPAddress, rfc822Name and URI are read as pkijs reads them, in order, bytes one character each', () => {
+    const der = names(
+      tlv(0x82, ascii('a.example')),
+      tlv(0x87, [192, 0, 2, 1]),
+      tlv(0x87, [...ipFromText('2001:db8::1')!]),
+      tlv(0x81, ascii('x@example.com')),
+      tlv(0x86, ascii('https://e.example/')),
+      tlv(0x82, ascii('caf\u00e9.example')),
+      tlv(0x82, []),
+    );
+    assert.deepEqual(decode(der), {
+      sans: {
+        dns: ['a.example', 'caf\u00e9.example', ''],
+        ip: ['192.0.2.1', '2001:db8::1'],
+        email: ['x@example.com'],
+        uri: ['https://e.example/'],
+      },
+      other: [],
+    });
+    throwsCa(() => decode(names(tlv(0x82, ascii('a.example')), tlv(0x87, [1, 2, 3, 4, 5]))), 'badCSR', /5 bytes/, 'san.ipSyntax');
+  });
+
+  it('other kinds of names go through pkijs: described, or refused when malformed', () => {
+    const directoryName = tlv(0xa4, tlv(0x30, tlv(0x31, tlv(0x30, [...tlv(0x06, [0x55, 0x04, 0x03]), ...tlv(0x0c, ascii('x'))]))));
+    assert.deepEqual(decode(names(tlv(0x82, ascii('a.example')), directoryName)), {
+      sans: { dns: ['a.example'], ip: [], email: [], uri: [] },
+      other: ['directoryName CN=x'],
+    });
+    // A dNSName with the constructed bit, a universal tag, an empty SEQUENCE: not GeneralNames.
+    for (const bad of [names(tlv(0xa2, tlv(0x16, ascii('a')))), names(tlv(0x16, ascii('a'))), names()]) {
+      throwsCa(() => decode(bad), 'badCSR', /subjectAltName extension is malformed/, 'san.syntax');
+    }
   });
 });
 
