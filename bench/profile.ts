@@ -11,12 +11,15 @@
  * The profile samples wall time on the main thread: on a busy machine a function is charged
  * for the time its thread waited for a core, so compare shares, not milliseconds.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
 interface Profile {
@@ -33,26 +36,45 @@ if (positionals.length !== 1 || !(top > 0)) {
 }
 const profile = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile;
 
+// certflow's processes run from the compiled bundle (bin/bundle.js, with the ES-module
+// packages inside it): its frames are mapped back to their sources through its source map.
+const sourceMaps = new Map<string, { map: SourceMap; dir: string } | null>();
+function sourceMapOf(url: string): { map: SourceMap; dir: string } | null {
+  if (!sourceMaps.has(url)) {
+    const file = fileURLToPath(url);
+    sourceMaps.set(
+      url,
+      existsSync(`${file}.map`) ? { map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))), dir: dirname(file) } : null,
+    );
+  }
+  return sourceMaps.get(url)!;
+}
+for (const n of profile.nodes) {
+  const f = n.callFrame;
+  const sm = f.url.startsWith('file://') && /\/node_modules\/\.cache\/certflow\/cli-[^/]+\//.test(f.url) ? sourceMapOf(f.url) : null;
+  const entry = sm?.map.findEntry(f.lineNumber, f.columnNumber);
+  if (entry && 'originalSource' in entry && entry.originalSource) {
+    f.url = resolve(sm!.dir, entry.originalSource.replace(/^file:\/\//, ''));
+    f.lineNumber = entry.originalLine;
+  }
+}
+
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 const selfUs = new Map<number, number>();
 profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
 
-/** certflow's processes run from the compiled bundle (bin/bundle.js): its functions are ours. */
-const BUNDLE = /node_modules\/\.cache\/certflow\/cli-[^/]+\//;
-
 /** A package name, a node: module, or a path inside the repository. */
 function where(url: string): string {
   if (!url) return '(native)';
-  if (BUNDLE.test(url)) return 'certflow (bundle)';
   const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   if (url.startsWith('node:')) return url;
   const repo = /\/(src|activities|workflows|bench|bin)\/(.*)$/.exec(url);
   return repo ? `${repo[1]}/${repo[2]}` : url;
 }
-const isOurs = (url: string) => BUNDLE.test(url) || (/\/(src|activities|workflows)\//.test(url) && !url.includes('node_modules'));
+const isOurs = (url: string) => /\/(src|activities|workflows)\//.test(url) && !url.includes('node_modules');
 const label = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
 
 let busyUs = 0;
