@@ -127,15 +127,16 @@ async function compileTests(files, outdir) {
 }
 
 function runTests(files, nodeFlags, env, serverless) {
-  // One file per core for serverless runs (test/unit, test/replay: CPU-bound), one more than
+  // One file per core for serverless runs (test/unit, test/replay: CPU-bound), two more than
   // that for runs with servers: most of an integration file's time is spent waiting on child
-  // processes, clients, timers and heartbeats, and every file has its own database, task
-  // queue, ports and CERTFLOW_HOME, so files never see each other's state (3 on the 2-core
+  // processes, clients, timers and heartbeats (a full run: 1042 s with 3 files at once, 958 s
+  // with 4, both beside the same other load), and every file has its own database, task
+  // queue, ports and CERTFLOW_HOME, so files never see each other's state (4 on the 2-core
   // CI machines). `--test-concurrency=N` overrides.
   const cores = Math.max(2, availableParallelism());
   const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency'))
     ? []
-    : [`--test-concurrency=${serverless ? cores : cores + 1}`];
+    : [`--test-concurrency=${serverless ? cores : cores + 2}`];
   // Compiled files: stack traces name the TypeScript sources.
   const loader = files.every((f) => f.endsWith('.js')) ? ['--enable-source-maps'] : ['--import', 'tsx'];
   const args = [...loader, '--test', ...concurrency, '--test-reporter=spec', ...nodeFlags, ...files];

@@ -32,6 +32,7 @@ import {
   signedPost,
   startAcmeStack,
   startHttp01Responder,
+  waitValid,
   type AcmeClient,
   type AcmeOrder,
   type AcmeStack,
@@ -361,7 +362,9 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const ch = (r.data.challenges as Array<{ type: string; url: string; token: string }>).find((x) => x.type === 'http-01')!;
     responder.set(ch.token, await client.getChallengeKeyAuthorization(ch as never));
     const answered = await signedPost(client, ch.url, {});
-    assert.equal(answered.data.status, 'valid', JSON.stringify(answered.data));
+    // Valid at once, or (a machine slower than acme.answerWaitSeconds) processing, then valid.
+    assert.ok(['valid', 'processing'].includes(answered.data.status as string), JSON.stringify(answered.data));
+    assert.equal((await waitValid(client, { url: r.headers.location!, status: answered.data.status as string })).status, 'valid');
     await settle(`acme-authz-${idOf(r.headers.location!)}`, 'acme-authz-preauth-valid');
     const order = await newOrder(['preauth.example.test']);
     assert.equal(order.status, 'ready');
@@ -380,7 +383,9 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const goodCh = good.challenges.find((x) => x.type === 'http-01')!;
     responder.set(goodCh.token, await client.getChallengeKeyAuthorization(goodCh));
     const answered = await signedPost(client, goodCh.url, {});
-    assert.equal(answered.data.status, 'valid', JSON.stringify(answered.data));
+    // Valid at once, or (a machine slower than acme.answerWaitSeconds) processing, then valid.
+    assert.ok(['valid', 'processing'].includes(answered.data.status), JSON.stringify(answered.data));
+    assert.equal((await waitValid(client, good)).status, 'valid');
     await settle(`acme-authz-${good.url.split('/').at(-1)}`, 'acme-authz-after-order-ended');
     assert.equal((await newOrder(['ended-a.example.test'])).status, 'ready');
   });
