@@ -28,7 +28,8 @@ import * as cas from '../src/db/repos/cas.ts';
 import * as certificates from '../src/db/repos/certificates.ts';
 import type { CertificateRow } from '../src/db/repos/certificates.ts';
 import { audit, requesterActor } from '../src/db/repos/audit.ts';
-import type { IssueInput, IssuedCertificate, SigningActivities } from './types.ts';
+import type { IssueInput, IssuedCertificate, RequestProjection, RequestState, SigningActivities } from './types.ts';
+import { auditTransition, project, projectState } from './storage.ts';
 import { toActivityFailure } from './failures.ts';
 import { heartbeatWhileRunning } from './heartbeat.ts';
 import * as acmeOrders from '../src/db/repos/acme-orders.ts';
@@ -77,6 +78,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
   const { pool, keys, log } = deps;
   let row = await certificates.getByRequest(pool, input.requestId);
   if (row?.certDer) {
+    // input.project: the final projection was committed with the certificate.
     log.info({ requestId: input.requestId, serial: row.serial }, 'certificate already issued for this request');
     return toResult(deps, row);
   }
@@ -102,6 +104,8 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
     const cert = await certificates.markIssued(tx, stored.serial, certDer);
     if (input.acme) await acmeOrders.markOrderValid(tx, input.acme.orderId, cert.serial);
     await ocspQueue.enqueue(tx, cert.serial);
+    const final = input.project && projection(input, input.project.final, cert.serial);
+    if (final) await projectState(tx, final);
     // Last before the commit: the audit chain's head stays locked until then.
     await audit(tx, {
       actor: requesterActor(input.protocol, input.requester),
@@ -112,6 +116,8 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
       // A zombie attempt that finds the certificate stored writes no second entry.
       key: `cert.issue:${cert.serial}`,
     });
+    // A CMP certificate confirmed implicitly: its confirmation is audited after its issuance.
+    if (final) await auditTransition(tx, final);
     return cert;
   });
   log.info({ requestId: input.requestId, serial: issued.serial, profile: issued.profile }, 'certificate issued');
@@ -121,6 +127,7 @@ async function issue(deps: SigningDeps, input: IssueInput): Promise<IssuedCertif
 /** Applies the profile, draws the serial and stores the TBS for the request (first attempt only). */
 async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<CertificateRow> {
   const { config, pool } = deps;
+  if (input.project) await project(pool, projection(input, 'signing'));
   const csrDer = Buffer.from(input.csr, 'base64');
   const csr = input.requestFormat === 'crmf' ? parseCrmfRequest(csrDer) : parseCsr(csrDer);
   // The front ends check what a requester names; a profile or CA missing here is the
@@ -183,6 +190,25 @@ async function persistTbs(deps: SigningDeps, input: IssueInput): Promise<Certifi
       throw e;
     }
   }
+}
+
+/** The request's projection in `state` (IssueInput.project). */
+function projection(input: IssueInput, state: RequestState, serial?: string): RequestProjection {
+  const p = input.project!;
+  return {
+    id: input.requestId,
+    protocol: input.protocol,
+    workflowId: p.workflowId,
+    profile: input.profile,
+    state,
+    csr: input.csr,
+    requester: input.requester,
+    serial,
+    label: p.label,
+    kind: p.kind,
+    requestHash: p.requestHash,
+    replaces: input.replaces,
+  };
 }
 
 /**

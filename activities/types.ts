@@ -26,6 +26,23 @@ export interface IssueInput {
    * the transaction that stores the certificate.
    */
   acme?: { orderId: string; authzIds: string[] };
+  /**
+   * An enrollment or CMP transaction signing in its first workflow task (issue 18): the
+   * activity writes the request's projections itself instead of two local activities of
+   * their own, `signing` when it stores the TBS and `final` in the transaction that stores
+   * the certificate. The projection's other fields are the input's.
+   */
+  project?: IssueProjection;
+}
+
+/** What a projection needs beyond IssueInput's fields (see IssueInput.project). */
+export interface IssueProjection {
+  workflowId: string;
+  label?: string;
+  kind?: string;
+  requestHash?: string;
+  /** The state the request is in once its certificate is stored. */
+  final: 'issued' | 'confirmed';
 }
 
 export interface IssuedCertificate {

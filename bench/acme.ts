@@ -81,6 +81,8 @@ import {
   tsMs,
   withPg,
   type TimestampLike,
+  dumpProfiles,
+  profilerEnv,
 } from './measure.ts';
 import { startClusterBenchStack } from './cluster-stack.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
@@ -899,52 +901,6 @@ function statementProfile(log: string, owners: Map<number, string>, orders: numb
   );
 }
 
-// ---- V8 CPU profiles of the certflow processes (--cpu-prof DIR) ---------------------------------
-
-/**
- * A module for NODE_OPTIONS=--import (--cpu-prof itself is not allowed there): profiles the
- * main thread from the start; each SIGWINCH writes (SIGUSR2 would stop a Temporal worker) <dir>/<pid>-<n>.cpuprofile and starts anew.
- */
-function writeProfilerPreload(tmp: string, outDir: string): string {
-  const file = join(tmp, 'cpu-profiler.mjs');
-  writeFileSync(
-    file,
-    `import { Session } from 'node:inspector';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { isMainThread } from 'node:worker_threads';
-if (isMainThread) {
-  const session = new Session();
-  session.connect();
-  let n = 0;
-  const start = () => session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 500 }, () => session.post('Profiler.start')));
-  start();
-  process.on('SIGWINCH', () => {
-    session.post('Profiler.stop', (err, result) => {
-      if (!err) {
-        mkdirSync(${JSON.stringify(outDir)}, { recursive: true });
-        writeFileSync(${JSON.stringify(outDir)} + '/' + process.pid + '-' + n++ + '.cpuprofile', JSON.stringify(result.profile));
-      }
-      start();
-    });
-  });
-}
-`,
-  );
-  return file;
-}
-
-async function dumpProfiles(pids: number[]): Promise<void> {
-  if (!pids.length) return;
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGWINCH');
-    } catch {
-      /* gone */
-    }
-  }
-  await sleep(1500);
-}
-
 // ---- per-target runs -----------------------------------------------------------------------
 
 interface LevelRun {
@@ -1031,9 +987,7 @@ async function benchCertflow(
       CERTFLOW_VALIDATION_ALLOW_LOOPBACK: '1',
       CERTFLOW_DNS_RESOLVER: cts.resolver,
       CERTFLOW_CONFIG: configFile,
-      ...(values['cpu-prof']
-        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${writeProfilerPreload(dir, values['cpu-prof'])}`.trim() }
-        : {}),
+      ...(values['cpu-prof'] ? profilerEnv(values['cpu-prof']) : {}),
     },
   });
   onStop(stack.stop);

@@ -10,7 +10,10 @@
  * Answers are checked (certflow: the certificate is for the request's key); anything else
  * counts as an error.
  *
- *   npm run bench:cmp [-- --requests 100] [--concurrency 1,16] [--target certflow|mock|both]
+ *   npm run bench:cmp [-- --requests 100] [--concurrency 1,16] [--target certflow|mock|both] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR: V8 CPU profiles of certflow's worker and server (<pid>-0 start-up, then one
+ * per mode and level, in order; summarize with `npm run bench:profile`).
  *
  * Prints one JSON document on stdout; progress goes to stderr.
  */
@@ -25,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { buildCertConf, buildIr, failure, macProtect } from '../src/cmp/client.ts';
 import { freePort } from '../src/core/net.ts';
 import { PKIMessage, type CertRepMessage } from '../src/pki/cmp/index.ts';
-import { cpuSeconds, percentile } from './measure.ts';
+import { cpuSeconds, dumpProfiles, percentile, profilerEnv } from './measure.ts';
 import { startBenchStack } from './stack.ts';
 
 const { values } = parseArgs({
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,16' },
     target: { type: 'string', default: 'both' },
     warmup: { type: 'string', default: '5' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const requests = Number(values.requests);
@@ -204,10 +208,12 @@ async function main(): Promise<void> {
     }
   }
   if (values.target !== 'mock') {
-    const stack = await startBenchStack();
+    const stack = await startBenchStack(values['cpu-prof'] ? { env: profilerEnv(values['cpu-prof']) } : {});
+    const profiled = values['cpu-prof'] ? [stack.pids.worker, stack.pids.server] : [];
     try {
       const add = await stack.cli(['cmp-client', 'add', '--ref', 'bench', '--secret', SECRET]);
       if (add.code !== 0) throw new Error(add.stderr);
+      await dumpProfiles(profiled);
       const t: Target = {
         name: 'certflow',
         port: stack.httpPort,
@@ -221,6 +227,7 @@ async function main(): Promise<void> {
         for (const c of levels) {
           progress(`certflow: ${mode}, concurrency ${c}`);
           results.push(await level(t, mode, c, (base += 10_000)));
+          await dumpProfiles(profiled);
         }
     } finally {
       await stack.stop();

@@ -4,7 +4,10 @@
  * server): HTTP Basic enrollments of pre-generated P-256 CSRs, with 1 and 16 parallel
  * clients by default, over keep-alive HTTPS connections.
  *
- *   npm run bench:est [-- --requests 200] [--concurrency 1,16] [--warmup 10] [--max-seconds 600]
+ *   npm run bench:est [-- --requests 200] [--concurrency 1,16] [--warmup 10] [--max-seconds 600] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR: V8 CPU profiles of certflow's worker and server (<pid>-0 start-up, then one
+ * per level, in order; summarize with `npm run bench:profile`).
  *
  * Every request is a new enrollment (a new key, a new CSR), i.e. one enrollment workflow
  * and one certificate. Anything but 200 counts as an error: a 202 means the certificate
@@ -30,6 +33,8 @@ import {
   TICKS_PER_SEC,
   tsMs,
   type TimestampLike,
+  dumpProfiles,
+  profilerEnv,
 } from './measure.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 
@@ -42,6 +47,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,16' },
     warmup: { type: 'string', default: '10' },
     'max-seconds': { type: 'string', default: '600' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const requestsPerLevel = Number(values.requests);
@@ -434,7 +440,8 @@ async function main(): Promise<void> {
   });
   progress(`  done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  const stack = await startBenchStack();
+  const stack = await startBenchStack(values['cpu-prof'] ? { env: profilerEnv(values['cpu-prof']) } : {});
+  const profiled = values['cpu-prof'] ? [stack.pids.worker, stack.pids.server] : [];
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -453,9 +460,11 @@ async function main(): Promise<void> {
     const auth = `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`;
 
     const results: LevelResult[] = [];
+    await dumpProfiles(profiled);
     for (const [l, concurrency] of levels.entries()) {
       if (interrupted) return;
       results.push(await runLevel(stack, auth, concurrency, perLevel[l]!.warm, perLevel[l]!.work));
+      await dumpProfiles(profiled);
     }
     if (interrupted) return;
     progress('reading enrollment workflow histories ...');

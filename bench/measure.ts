@@ -2,7 +2,10 @@
  * Measurement helpers shared by the benchmarks (bench/est.ts, bench/acme.ts): percentiles,
  * CPU accounting from Linux /proc, Postgres commit and WAL counters, Temporal event times.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
 // ---- statistics ------------------------------------------------------------------------
@@ -159,4 +162,62 @@ export function tsMs(t: TimestampLike | null | undefined): number {
   const s = t.seconds;
   const secs = s == null ? 0 : typeof s === 'object' ? s.toNumber() : Number(s);
   return secs * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+// ---- V8 CPU profiles of the certflow processes (--cpu-prof DIR) ---------------------------------
+
+/**
+ * A module for NODE_OPTIONS=--import (--cpu-prof itself is not allowed there): profiles the
+ * main thread from the start; each SIGWINCH writes (SIGUSR2 would stop a Temporal worker) <dir>/<pid>-<n>.cpuprofile and starts anew.
+ */
+export function writeProfilerPreload(tmp: string, outDir: string): string {
+  const file = join(tmp, 'cpu-profiler.mjs');
+  writeFileSync(
+    file,
+    `import { Session } from 'node:inspector';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+if (isMainThread) {
+  const session = new Session();
+  session.connect();
+  let n = 0;
+  const start = () => session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 500 }, () => session.post('Profiler.start')));
+  start();
+  process.on('SIGWINCH', () => {
+    session.post('Profiler.stop', (err, result) => {
+      if (!err) {
+        mkdirSync(${JSON.stringify(outDir)}, { recursive: true });
+        writeFileSync(${JSON.stringify(outDir)} + '/' + process.pid + '-' + n++ + '.cpuprofile', JSON.stringify(result.profile));
+      }
+      start();
+    });
+  });
+}
+`,
+  );
+  return file;
+}
+
+export async function dumpProfiles(pids: number[]): Promise<void> {
+  if (!pids.length) return;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGWINCH');
+    } catch {
+      /* gone */
+    }
+  }
+  await sleep(1500);
+}
+
+/**
+ * The environment that makes a bench stack's certflow processes write V8 CPU profiles into
+ * `outDir` (`--cpu-prof DIR` of bench:acme, bench:est, bench:cmp): <pid>-0 from the start
+ * to the first dumpProfiles(), then one file per dump.
+ */
+export function profilerEnv(outDir: string): { NODE_OPTIONS: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-prof-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const preload = writeProfilerPreload(dir, outDir);
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim() };
 }

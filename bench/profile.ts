@@ -11,12 +11,15 @@
  * The profile samples wall time on the main thread: on a busy machine a function is charged
  * for the time its thread waited for a core, so compare shares, not milliseconds.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
 interface Profile {
@@ -32,6 +35,29 @@ if (positionals.length !== 1 || !(top > 0)) {
   process.exit(2);
 }
 const profile = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile;
+
+// certflow's processes run from the compiled bundle (bin/bundle.js, with the ES-module
+// packages inside it): its frames are mapped back to their sources through its source map.
+const sourceMaps = new Map<string, { map: SourceMap; dir: string } | null>();
+function sourceMapOf(url: string): { map: SourceMap; dir: string } | null {
+  if (!sourceMaps.has(url)) {
+    const file = fileURLToPath(url);
+    sourceMaps.set(
+      url,
+      existsSync(`${file}.map`) ? { map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))), dir: dirname(file) } : null,
+    );
+  }
+  return sourceMaps.get(url)!;
+}
+for (const n of profile.nodes) {
+  const f = n.callFrame;
+  const sm = f.url.startsWith('file://') && /\/node_modules\/\.cache\/certflow\/cli-[^/]+\//.test(f.url) ? sourceMapOf(f.url) : null;
+  const entry = sm?.map.findEntry(f.lineNumber, f.columnNumber);
+  if (entry && 'originalSource' in entry && entry.originalSource) {
+    f.url = resolve(sm!.dir, entry.originalSource.replace(/^file:\/\//, ''));
+    f.lineNumber = entry.originalLine;
+  }
+}
 
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();

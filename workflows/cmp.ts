@@ -52,7 +52,7 @@ import {
   STORAGE_ACTIVITY_OPTIONS,
   STORAGE_AFTER_UPDATE_OPTIONS,
 } from './options.ts';
-import { worksLocally } from './local-work.ts';
+import { localWorkVersion } from './local-work.ts';
 import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
@@ -64,7 +64,10 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   // On the signing queue (new runs since issue 18) the worker running this workflow holds the
   // CA keys: signing is a local activity in the workflow task that needs the certificate (a
   // task lost after its commit runs again; the activity returns the stored certificate).
-  const local = worksLocally('cmp-sign-in-workflow-task');
+  // Since the third round (patch 'cmp-projections-in-signing', which implies local signing)
+  // the signing activity also writes the projections of its task (below).
+  const version = localWorkVersion(['cmp-projections-in-signing', 'cmp-sign-in-workflow-task']);
+  const local = version !== undefined;
   const signing = local
     ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
     : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
@@ -156,7 +159,11 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
   }
 
   await transition('signing', `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
-  await (afterUpdate ? storageAfterUpdate : storage).projectRequest({ ...base, state });
+  // Signing in the first task: the signing activity writes the `signing` projection and the
+  // one after it (confirmed, or issued while certConf is awaited) itself, one local activity
+  // instead of three, as in enrollment.ts. Not after an Update (approval, retry).
+  let projectedBySigning = version === 'cmp-projections-in-signing' && !afterUpdate;
+  if (!projectedBySigning) await (afterUpdate ? storageAfterUpdate : storage).projectRequest({ ...base, state });
   let cert: IssuedCertificate;
   for (let delay = input.faultRetrySeconds?.initial ?? 30; ; delay = Math.min(delay * 2, input.faultRetrySeconds?.max ?? 900)) {
     try {
@@ -169,6 +176,17 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
         caName: input.caName,
         requester: input.requester,
         replaces: input.replaces,
+        ...(projectedBySigning
+          ? {
+              project: {
+                workflowId,
+                label: input.alias,
+                kind: input.bodyType,
+                requestHash: input.requestHash,
+                final: input.implicitConfirm ? 'confirmed' : 'issued',
+              },
+            }
+          : {}),
       });
       break;
     } catch (err) {
@@ -184,6 +202,7 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
       // A server fault (HSM gone, CA key missing): as in enrollment.ts, the transaction stays
       // open and visible as stalled, the client polls, and signing is tried again after a
       // backoff or at once on `certflow requests retry`.
+      projectedBySigning = false;
       const fault = `${app?.type ?? 'signing'}: ${faultText(err)}`;
       await transition(
         'stalled',
@@ -201,14 +220,14 @@ export async function cmpWorkflow(input: CmpInput): Promise<CmpOutcome> {
 
   if (input.implicitConfirm) {
     await transition('confirmed', `issued certificate ${cert.serial} (implicit confirmation)`);
-    await storage.projectRequest({ ...base, state, serial: cert.serial });
+    if (!projectedBySigning) await storage.projectRequest({ ...base, state, serial: cert.serial });
     outcome = { status: 'issued', implicitConfirm: true, ...cert };
     await revokeReplaced();
     return outcome;
   }
 
   await transition('issued', `issued certificate ${cert.serial}; waiting up to ${input.confirmTimeout} for certConf`);
-  await storage.projectRequest({ ...base, state, serial: cert.serial });
+  if (!projectedBySigning) await storage.projectRequest({ ...base, state, serial: cert.serial });
   outcome = { status: 'issued', implicitConfirm: false, ...cert };
 
   let seen = deliveries;

@@ -16,7 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RequestProjection, RequestState, SigningActivities, StorageActivities } from '../activities/types.ts';
+import type { IssueProjection, RequestProjection, RequestState, SigningActivities, StorageActivities } from '../activities/types.ts';
 import { searchAttributes } from '../src/temporal/search-attributes.ts';
 import {
   abandonUpdate,
@@ -35,7 +35,7 @@ import {
   STORAGE_AFTER_UPDATE_OPTIONS,
   REQUESTER_ERROR_TYPES,
 } from './options.ts';
-import { worksLocally } from './local-work.ts';
+import { localWorkVersion } from './local-work.ts';
 import { applicationFailure, faultText, isActivityFailure } from './failures.ts';
 import { revocationWorkflow } from './revocation.ts';
 
@@ -87,7 +87,11 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
   // up (the abandon Update) when signing is slow; an Update reaches a workflow only between
   // its tasks, and a task that signs locally would end the request issued before the Update
   // is seen, leaving a certificate whose key nobody received unrevoked.
-  const local = input.kind !== 'serverkeygen' && worksLocally('sign-in-workflow-task');
+  // Since the third round (patch 'enrollment-projections-in-signing', which implies local
+  // signing) the signing activity also writes the projections of its task (below).
+  const version =
+    input.kind === 'serverkeygen' ? undefined : localWorkVersion(['enrollment-projections-in-signing', 'sign-in-workflow-task']);
+  const local = version !== undefined;
   const signing = local
     ? proxyLocalActivities<SigningActivities>(LOCAL_ENROLLMENT_SIGNING_OPTIONS)
     : proxyActivities<SigningActivities>({ ...ENROLLMENT_SIGNING_OPTIONS, taskQueue: signingTaskQueue(taskQueue) });
@@ -151,15 +155,19 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
 
   state = 'signing';
   await transition(state, `waiting for the signing activity on ${signingTaskQueue(taskQueue)}`);
-  await (input.requireApproval ? storageAfterUpdate : storage).projectRequest({ ...base, state });
+  // Signing in the first task: the signing activity writes the `signing` and `issued`
+  // projections itself (one local activity instead of three). Not after an Update (the
+  // approval, a retry): those projections go through regular activities.
+  let projectedBySigning = version === 'enrollment-projections-in-signing' && !input.requireApproval;
+  if (!projectedBySigning) await (input.requireApproval ? storageAfterUpdate : storage).projectRequest({ ...base, state });
   let delay = input.faultRetrySeconds?.initial ?? 30;
   for (;;) {
     try {
-      const cert = await signing.issueCertificate(input);
+      const cert = await signing.issueCertificate(projectedBySigning ? { ...input, project: projectionFields('issued') } : input);
       if (abandoned !== undefined) return abandon(abandoned, cert.serial);
       state = 'issued';
       await transition(state, `issued certificate ${cert.serial}`);
-      await storage.projectRequest({ ...base, state, serial: cert.serial });
+      if (!projectedBySigning) await storage.projectRequest({ ...base, state, serial: cert.serial });
       return { status: 'issued', ...cert };
     } catch (err) {
       const app = applicationFailure(err);
@@ -172,6 +180,7 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
       }
       if (!isActivityFailure(err) || !patched('stall-on-server-fault')) throw err;
       // A server fault: the request stays open and visible, and signing is tried again.
+      projectedBySigning = false;
       if (abandoned !== undefined) return abandon(abandoned);
       const fault = `${app?.type ?? 'signing'}: ${faultText(err)}`;
       state = 'stalled';
@@ -204,6 +213,10 @@ export async function enrollmentWorkflow(input: EnrollmentInput): Promise<Enroll
     await transition(state, message, message);
     await storageAfterUpdate.projectRequest({ ...base, state, error: message, serial });
     return { status: 'rejected', kind: 'unavailable', message };
+  }
+
+  function projectionFields(final: 'issued'): IssueProjection {
+    return { workflowId, label: input.label, kind: input.kind, requestHash: input.requestHash, final };
   }
 
   async function transition(s: string, details: string, lastError?: string): Promise<void> {

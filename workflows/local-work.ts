@@ -12,6 +12,16 @@ import { onSigningTaskQueue } from './api.ts';
  * history decides.
  */
 export function worksLocally(patchId: string): boolean {
+  return localWorkVersion([patchId]) !== undefined;
+}
+
+/**
+ * The same for a workflow whose local work changed again: `patchIds` newest first, each a
+ * change of the local path (a new run takes the first and records only its marker; a run
+ * started before takes the one whose marker its history has). Undefined: no local work.
+ */
+export function localWorkVersion<Id extends string>(patchIds: readonly Id[]): Id | undefined {
   const info = workflowInfo();
-  return (onSigningTaskQueue(info.taskQueue) || info.unsafe.isReplaying) && patched(patchId);
+  if (!(onSigningTaskQueue(info.taskQueue) || info.unsafe.isReplaying)) return undefined;
+  return patchIds.find((id) => patched(id));
 }

@@ -8,8 +8,9 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
-import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature } from './algorithms.ts';
 import {
+  assertDerFraming,
   bytesEqual,
   bytesOf,
   derChildren,
@@ -17,7 +18,6 @@ import {
   derOid,
   encodeDer,
   parseDer,
-  parseDerExact,
   toHex,
   wrapAsn1,
   bitString,
@@ -53,40 +53,59 @@ export function truncateToSecond(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
-/** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950). */
-function certTime(d: Date): pkijs.Time {
-  const year = d.getUTCFullYear();
-  const type = year >= 1950 && year <= 2049 ? pkijs.TimeType.UTCTime : pkijs.TimeType.GeneralizedTime;
-  return new pkijs.Time({ type, value: truncateToSecond(d) });
+/** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950); whole seconds. */
+function certTime(d: Date): Uint8Array {
+  const t = truncateToSecond(d);
+  const year = t.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new CaError('internal', `${t.toISOString()} is outside the years a certificate time can hold`);
+  const iso = t.toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
+  const utc = year >= 1950 && year <= 2049;
+  return tlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
 }
 
-/** A Name that pkijs will re-emit from these exact bytes (no re-encoding of its attributes). */
-function exactName(der: Uint8Array, what: string): pkijs.RelativeDistinguishedNames {
-  parseDerExact(der, what, 'malformed');
-  return new pkijs.RelativeDistinguishedNames({ valueBeforeDecode: der.slice().buffer });
-}
-
+/** [0] EXPLICIT INTEGER 2: version v3. */
+const VERSION_3 = new Uint8Array([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const EMPTY_NAME = new Uint8Array([0x30, 0x00]);
 
-/** DER TBSCertificate (v3). Dates are truncated to whole seconds. */
+/**
+ * DER TBSCertificate (v3). Dates are truncated to whole seconds. Assembled from DER pieces,
+ * like assembleCertificate: the names and the key go in as the exact bytes given (each one
+ * DER element, checked), the extensions as pkijs encodes them. A pkijs Certificate parsed
+ * both names and the key again to encode them, about a millisecond per certificate.
+ */
 export function buildTbsCertificate(p: TbsParams): Uint8Array {
   assertValidSerial(p.serial);
   if (!(p.notAfter.getTime() > p.notBefore.getTime())) {
     throw new CaError('internal', `notAfter ${p.notAfter.toISOString()} is not after notBefore ${p.notBefore.toISOString()}`);
   }
-  const spki = parseDerExact(p.spki, 'the subject public key', 'malformed');
-  const cert = new pkijs.Certificate({
-    version: 2,
-    serialNumber: new asn1js.Integer({ valueHex: p.serial }),
-    signature: signatureAlgorithmIdentifier(p.sigAlg),
-    issuer: exactName(p.issuer, 'the issuer name'),
-    notBefore: certTime(p.notBefore),
-    notAfter: certTime(p.notAfter),
-    subject: exactName(p.subject, 'the subject name'),
-    subjectPublicKeyInfo: wrapAsn1('malformed', 'the subject public key', () => new pkijs.PublicKeyInfo({ schema: spki })),
-    extensions: buildExtensions(p.extensions, bytesEqual(p.subject, EMPTY_NAME)),
-  });
-  return encodeDer(cert.encodeTBS());
+  const element = (der: Uint8Array, what: string) => {
+    try {
+      const el = derElement(der, what, 'malformed', 0x30);
+      assertDerFraming(el, what, 'malformed');
+      return el;
+    } catch (e) {
+      throw new CaError('malformed', `${what} is not valid DER (${(e as Error).message})`, { cause: e });
+    }
+  };
+  element(p.issuer, 'the issuer name');
+  element(p.subject, 'the subject name');
+  const [algorithm, key, ...more] = derChildren(element(p.spki, 'the subject public key'), 'the subject public key', 'malformed');
+  if (algorithm?.tag !== 0x30 || key?.tag !== 0x03 || more.length) {
+    throw new CaError('malformed', 'the subject public key is not a SubjectPublicKeyInfo');
+  }
+  const extensions = buildExtensions(p.extensions, bytesEqual(p.subject, EMPTY_NAME)).map((e) => encodeDer(e.toSchema()));
+  return tlv(
+    0x30,
+    VERSION_3,
+    tlv(0x02, p.serial),
+    signatureAlgorithmDer(p.sigAlg),
+    p.issuer,
+    tlv(0x30, certTime(p.notBefore), certTime(p.notAfter)),
+    p.subject,
+    p.spki,
+    tlv(0xa3, tlv(0x30, ...extensions)),
+  );
 }
 
 /** The elements of a TBSCertificate SEQUENCE, skipping the optional [0] version. */

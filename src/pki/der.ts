@@ -119,6 +119,18 @@ export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?:
   return el;
 }
 
+/**
+ * Checks that `el`, and every element inside its constructed elements, has the shortest
+ * length encoding (DER): what parseDerExact guarantees of an element embedded as is into a
+ * structure we sign, without building asn1js objects.
+ */
+export function assertDerFraming(el: DerElement, what: string, kind: ErrorKind): void {
+  let lengthOctets = 1;
+  if (el.content.length >= 0x80) for (let l = el.content.length; l > 0; l = Math.floor(l / 256)) lengthOctets++;
+  if (el.bytes.length - el.content.length !== 1 + lengthOctets) throw new CaError(kind, `${what} is not DER (a length is not minimal)`);
+  if (el.tag & 0x20) for (const child of derChildren(el, what, kind)) assertDerFraming(child, what, kind);
+}
+
 /** The elements inside a constructed element (SEQUENCE, SET, [n] EXPLICIT). */
 export function derChildren(el: DerElement, what: string, kind: ErrorKind): DerElement[] {
   if (!(el.tag & 0x20)) throw new CaError(kind, `${what} is not a constructed element`);

@@ -33,9 +33,11 @@ async function withTemporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
  * CERTFLOW_RECORD_HISTORIES=1 writes the histories of the workflows these tests run to
  * test/replay/histories/cmp-*-signing-queue.json (for the replay test), once each
  * transaction is done. Transactions run on the signing queue since issue 18 (patched
- * 'cmp-sign-in-workflow-task'); the histories of the runs before keep their names.
+ * 'cmp-sign-in-workflow-task'), and their signing activity writes the projections of its
+ * task since its third round (patched 'cmp-projections-in-signing': the suffix
+ * `-signing-queue-projected`); the histories of the runs before keep their names.
  */
-const SIGNING_QUEUE_RUN = '-signing-queue';
+const SIGNING_QUEUE_RUN = '-signing-queue-projected';
 async function recordHistory(workflowId: string, name: string): Promise<void> {
   if (process.env.CERTFLOW_RECORD_HISTORIES !== '1') return;
   await withTemporal(async (client) => {

@@ -13,7 +13,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -124,34 +124,56 @@ describe('a worker killed between a local activity commit and its workflow task 
     await recordHistory(WORKFLOWS.acmeOrder.id(orderId), 'acme-order-signing-queue-worker-killed-after-commits');
   });
 
-  it('enrollment (`certflow cert issue`): after the certificate commits: one certificate, audited once', async () => {
-    await replaceWorker({ pauseAfterIssueMs: HOLD.pauseAfterIssueMs });
-    const csr = await opensslCsr(stack.cf.home, 'la-crash', { subj: '/CN=la-enroll.example.test', san: 'DNS:la-enroll.example.test' });
-    const out = join(stack.cf.home, 'la-crash.pem');
-    const requestId = `la-crash-${Date.now()}`;
-    const issuing = stack.cf.cliStart(['cert', 'issue', '--csr', csr, '--out', out, '--request-id', requestId, '--timeout', '120']);
-    const serial = await until('the certificate to commit', async () => {
-      const [c] = await query<{ serial: string }>(`SELECT serial FROM certificates WHERE request_id = $1 AND status = 'valid'`, [
+  // The enrollment's one local activity writes the `signing` projection and the TBS, then the
+  // certificate with the `issued` projection: killed after either commit, the request ends
+  // issued with one certificate and one audit entry.
+  for (const point of [
+    {
+      name: 'after the TBS and the signing projection commit, before the signature',
+      faults: { pauseBeforeSignMs: 600_000 } satisfies SigningFaults,
+      committed: { certificate: 'signing', request: 'signing' },
+      history: 'enrollment-signing-queue-worker-killed-before-signature',
+    },
+    {
+      name: 'after the certificate and the issued projection commit',
+      faults: { pauseAfterIssueMs: HOLD.pauseAfterIssueMs } satisfies SigningFaults,
+      committed: { certificate: 'valid', request: 'issued' },
+      history: 'enrollment-signing-queue-worker-killed-after-commit-projected',
+    },
+  ]) {
+    it(`enrollment (\`certflow cert issue\`): ${point.name}: one certificate, audited once`, async () => {
+      await replaceWorker(point.faults);
+      const csr = await opensslCsr(stack.cf.home, 'la-crash', { subj: '/CN=la-enroll.example.test', san: 'DNS:la-enroll.example.test' });
+      const out = join(stack.cf.home, 'la-crash.pem');
+      const requestId = `la-crash-${Date.now()}`;
+      const issuing = stack.cf.cliStart(['cert', 'issue', '--csr', csr, '--out', out, '--request-id', requestId, '--timeout', '120']);
+      const serial = await until('the commit', async () => {
+        const [c] = await query<{ serial: string; state: string }>(
+          `SELECT c.serial, r.state FROM certificates c JOIN issuance_requests r ON r.id = c.request_id
+            WHERE c.request_id = $1 AND c.status = $2`,
+          [requestId, point.committed.certificate],
+        );
+        return c?.state === point.committed.request ? c.serial : undefined;
+      });
+      await replaceWorker();
+      const r = await issuing.done;
+      assert.equal(r.code, 0, r.stderr);
+      const certs = await query<{ serial: string; status: string }>('SELECT serial, status FROM certificates WHERE request_id = $1', [
         requestId,
       ]);
-      return c?.serial;
+      assert.deepEqual(certs, [{ serial, status: 'valid' }]);
+      const [request] = await query<{ state: string; serial: string }>('SELECT state, serial FROM issuance_requests WHERE id = $1', [
+        requestId,
+      ]);
+      assert.deepEqual(request, { state: 'issued', serial });
+      const [{ n }] = await query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM audit_log WHERE request_id = $1 AND action = 'cert.issue'`,
+        [requestId],
+      );
+      assert.equal(n, 1);
+      const strip = (h: string) => h.toLowerCase().replace(/^0+/, '');
+      assert.equal(strip(new X509Certificate(await readFile(out)).serialNumber), strip(serial));
+      await recordHistory(WORKFLOWS.enrollment.id('operator', requestId), point.history);
     });
-    await replaceWorker();
-    const r = await issuing.done;
-    assert.equal(r.code, 0, r.stderr);
-    const certs = await query<{ serial: string }>('SELECT serial FROM certificates WHERE request_id = $1', [requestId]);
-    assert.deepEqual(
-      certs.map((c) => c.serial),
-      [serial],
-    );
-    const [request] = await query<{ state: string; serial: string }>('SELECT state, serial FROM issuance_requests WHERE id = $1', [
-      requestId,
-    ]);
-    assert.deepEqual(request, { state: 'issued', serial });
-    const [{ n }] = await query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log WHERE request_id = $1 AND action = 'cert.issue'`, [
-      requestId,
-    ]);
-    assert.equal(n, 1);
-    await recordHistory(WORKFLOWS.enrollment.id('operator', requestId), 'enrollment-signing-queue-worker-killed-after-commit');
-  });
+  }
 });

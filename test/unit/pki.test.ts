@@ -27,8 +27,12 @@ import {
   verifyCertificateSignature,
   type TbsParams,
 } from '../../src/pki/index.ts';
-import { encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
-import { sequenceElements } from '../../src/pki/der.ts';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { signatureAlgorithmIdentifier } from '../../src/pki/algorithms.ts';
+import { buildExtensions, encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
+import { parseDer, sequenceElements } from '../../src/pki/der.ts';
+import { decodeGeneralNames } from '../../src/pki/san.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
 
@@ -263,6 +267,51 @@ describe('IP addresses', () => {
   });
 });
 
+describe('GeneralNames (a SAN extension value)', () => {
+  const tlv = (tag: number, body: Uint8Array | number[]) => {
+    const b = Uint8Array.from(body);
+    assert.ok(b.length < 128);
+    return [tag, b.length, ...b];
+  };
+  const ascii = (t: string) => [...Buffer.from(t, 'latin1')];
+  const names = (...items: number[][]) => new Uint8Array(tlv(0x30, items.flat()));
+  const decode = (der: Uint8Array) => decodeGeneralNames(der, parseDer(der, 'the SAN', 'badCSR'), 'badCSR');
+
+  it('dNSName, iPAddress, rfc822Name and URI are read as pkijs reads them, in order, bytes one character each', () => {
+    const der = names(
+      tlv(0x82, ascii('a.example')),
+      tlv(0x87, [192, 0, 2, 1]),
+      tlv(0x87, [...ipFromText('2001:db8::1')!]),
+      tlv(0x81, ascii('x@example.com')),
+      tlv(0x86, ascii('https://e.example/')),
+      tlv(0x82, ascii('caf\u00e9.example')),
+      tlv(0x82, []),
+    );
+    assert.deepEqual(decode(der), {
+      sans: {
+        dns: ['a.example', 'caf\u00e9.example', ''],
+        ip: ['192.0.2.1', '2001:db8::1'],
+        email: ['x@example.com'],
+        uri: ['https://e.example/'],
+      },
+      other: [],
+    });
+    throwsCa(() => decode(names(tlv(0x82, ascii('a.example')), tlv(0x87, [1, 2, 3, 4, 5]))), 'badCSR', /5 bytes/, 'san.ipSyntax');
+  });
+
+  it('other kinds of names go through pkijs: described, or refused when malformed', () => {
+    const directoryName = tlv(0xa4, tlv(0x30, tlv(0x31, tlv(0x30, [...tlv(0x06, [0x55, 0x04, 0x03]), ...tlv(0x0c, ascii('x'))]))));
+    assert.deepEqual(decode(names(tlv(0x82, ascii('a.example')), directoryName)), {
+      sans: { dns: ['a.example'], ip: [], email: [], uri: [] },
+      other: ['directoryName CN=x'],
+    });
+    // A dNSName with the constructed bit, a universal tag, an empty SEQUENCE: not GeneralNames.
+    for (const bad of [names(tlv(0xa2, tlv(0x16, ascii('a')))), names(tlv(0x16, ascii('a'))), names()]) {
+      throwsCa(() => decode(bad), 'badCSR', /subjectAltName extension is malformed/, 'san.syntax');
+    }
+  });
+});
+
 describe('parseCsr', () => {
   it('reads the EC fixture', () => {
     const der = fixture('csr-ec-p256.der');
@@ -456,6 +505,102 @@ describe('serial numbers', () => {
     throwsCa(() => assertValidSerial(new Uint8Array(21).fill(1)), 'malformed', /at most 20/);
     throwsCa(() => assertValidSerial(new Uint8Array([0x00, 0x01])), 'malformed', /leading zero/);
     throwsCa(() => assertValidSerial(new Uint8Array([0x00])), 'malformed', /zero/);
+  });
+});
+
+describe('buildTbsCertificate', () => {
+  /** What buildTbsCertificate encoded until issue 18's third round: a pkijs Certificate's encodeTBS. */
+  function pkijsTbs(p: TbsParams): Uint8Array {
+    const time = (d: Date) => {
+      const year = d.getUTCFullYear();
+      const type = year >= 1950 && year <= 2049 ? pkijs.TimeType.UTCTime : pkijs.TimeType.GeneralizedTime;
+      return new pkijs.Time({ type, value: new Date(Math.floor(d.getTime() / 1000) * 1000) });
+    };
+    const cert = new pkijs.Certificate({
+      version: 2,
+      serialNumber: new asn1js.Integer({ valueHex: p.serial }),
+      signature: signatureAlgorithmIdentifier(p.sigAlg),
+      issuer: new pkijs.RelativeDistinguishedNames({ valueBeforeDecode: p.issuer.slice().buffer }),
+      notBefore: time(p.notBefore),
+      notAfter: time(p.notAfter),
+      subject: new pkijs.RelativeDistinguishedNames({ valueBeforeDecode: p.subject.slice().buffer }),
+      subjectPublicKeyInfo: new pkijs.PublicKeyInfo({ schema: asn1js.fromBER(p.spki).result }),
+      extensions: buildExtensions(p.extensions, p.subject.length === 2),
+    });
+    return new Uint8Array(cert.encodeTBS().toBER(false));
+  }
+  const spkiOf = (type: 'ec' | 'rsa' | 'ed25519') =>
+    new Uint8Array(
+      (type === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
+        : type === 'rsa'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : generateKeyPairSync('ed25519')
+      ).publicKey.export({ type: 'spki', format: 'der' }),
+    );
+  const base = (): TbsParams => ({
+    serial: randomSerial(),
+    issuer: encodeName(parseDn('CN=Test Issuing CA,O=certflow,C=DE')),
+    subject: encodeName(parseDn('CN=a.example')),
+    notBefore: new Date('2026-12-06T16:40:00.250Z'),
+    notAfter: new Date('2027-03-06T16:40:00.999Z'),
+    spki: spkiOf('ec'),
+    sigAlg: 'ecdsa-sha256',
+    extensions: {
+      basicConstraints: { ca: false },
+      keyUsage: ['digitalSignature'],
+      extKeyUsage: ['1.3.6.1.5.5.7.3.1'],
+      sans: { dns: ['a.example', 'b.example'], ip: ['192.0.2.1'], email: [], uri: [] },
+      subjectKeyId: new Uint8Array(20).fill(1),
+      authorityKeyId: new Uint8Array(20).fill(2),
+      crlUrls: ['http://ca.example/crl'],
+      deltaCrlUrls: ['http://ca.example/delta'],
+      ocspUrls: ['http://ca.example/ocsp'],
+      caIssuersUrls: ['http://ca.example/ca.crt'],
+      policies: ['2.23.140.1.2.1'],
+    },
+  });
+
+  it('encodes the same bytes as a pkijs Certificate did, for every kind of key, time and extension set', () => {
+    const cases: Array<Partial<TbsParams>> = [
+      {},
+      { spki: spkiOf('rsa'), sigAlg: 'rsa-pkcs1-sha256' },
+      { spki: spkiOf('ed25519') },
+      { sigAlg: 'ecdsa-sha384', notBefore: new Date('2049-12-31T23:59:59.900Z'), notAfter: new Date('2050-01-01T00:00:00Z') },
+      { notBefore: new Date('1949-06-01T00:00:00Z'), notAfter: new Date('9999-12-31T23:59:59Z') },
+      {
+        subject: encodeName([]),
+        extensions: {
+          ...base().extensions,
+          sans: { dns: ['c.example'], ip: ['2001:db8::1'], email: ['x@example.com'], uri: ['https://u.example/'] },
+        },
+      },
+      { serial: Uint8Array.of(0x01), extensions: { subjectKeyId: new Uint8Array(20).fill(3) } },
+      {
+        extensions: {
+          basicConstraints: { ca: true, pathLen: 0 },
+          keyUsage: ['keyCertSign', 'cRLSign'],
+          subjectKeyId: new Uint8Array(20).fill(4),
+          nameConstraints: { permitted: ['example.com'], excluded: [] },
+        } as never,
+      },
+    ];
+    for (const [i, over] of cases.entries()) {
+      const p = { ...base(), ...over };
+      assert.equal(hex(buildTbsCertificate(p)), hex(pkijsTbs(p)), `case ${i}`);
+    }
+  });
+
+  it('refuses a name or key that is not one DER element with minimal lengths', () => {
+    const longForm = (der: Uint8Array) => Uint8Array.of(der[0]!, 0x81, der[1]!, ...der.subarray(2)); // a short length written long
+    const name = encodeName(parseDn('CN=a.example'));
+    throwsCa(() => buildTbsCertificate({ ...base(), issuer: longForm(name) }), 'malformed', /issuer name is not valid DER.*not minimal/);
+    throwsCa(
+      () => buildTbsCertificate({ ...base(), subject: Uint8Array.of(...name, 0) }),
+      'malformed',
+      /subject name is not valid DER.*trailing data/,
+    );
+    throwsCa(() => buildTbsCertificate({ ...base(), spki: name }), 'malformed', /not a SubjectPublicKeyInfo/);
   });
 });
 

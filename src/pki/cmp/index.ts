@@ -15,7 +15,7 @@ import {
   ctxImplicitConstructed,
   utf8,
   int,
-  nodeOf,
+  rawNode,
   oid,
   seq,
   sequenceOf,
@@ -100,12 +100,12 @@ export function certIssuerAndSerial(certDer: Uint8Array): { issuer: Uint8Array; 
 
 /** GeneralName directoryName [4] of a DER Name. */
 export function directoryName(nameDer: Uint8Array): Uint8Array {
-  return toDerBytes(ctxExplicit(4, nodeOf(nameDer)));
+  return toDerBytes(ctxExplicit(4, rawNode(nameDer)));
 }
 
 /** DER SEQUENCE OF CMPCertificate (the value of caCerts, crls). */
 export function derSequence(items: Uint8Array[]): Uint8Array {
-  return toDerBytes(seq(items.map((i) => nodeOf(i))));
+  return toDerBytes(seq(items.map((i) => rawNode(i))));
 }
 
 /** The elements of a DER SEQUENCE OF. */

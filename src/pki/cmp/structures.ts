@@ -17,7 +17,7 @@ import {
   generalizedTime,
   int,
   isContext,
-  nodeOf,
+  rawNode,
   nullNode,
   octets,
   oid,
@@ -150,7 +150,7 @@ export class InfoTypeAndValue {
     return new InfoTypeAndValue(type, value ? derOf(value) : undefined);
   }
   toSchema(): asn1js.Sequence {
-    return seq(this.infoValue ? [oid(this.infoType), nodeOf(this.infoValue)] : [oid(this.infoType)]);
+    return seq(this.infoValue ? [oid(this.infoType), rawNode(this.infoValue)] : [oid(this.infoType)]);
   }
 }
 
@@ -229,9 +229,9 @@ export class PKIHeader {
   }
 
   toSchema(): asn1js.Sequence {
-    const items: Node[] = [int(this.pvno), nodeOf(this.sender), nodeOf(this.recipient)];
+    const items: Node[] = [int(this.pvno), rawNode(this.sender), rawNode(this.recipient)];
     if (this.messageTime) items.push(ctxExplicit(0, generalizedTime(this.messageTime)));
-    if (this.protectionAlg) items.push(ctxExplicit(1, nodeOf(this.protectionAlg)));
+    if (this.protectionAlg) items.push(ctxExplicit(1, rawNode(this.protectionAlg)));
     if (this.senderKID) items.push(ctxExplicit(2, octets(this.senderKID)));
     if (this.recipKID) items.push(ctxExplicit(3, octets(this.recipKID)));
     if (this.transactionID) items.push(ctxExplicit(4, octets(this.transactionID)));
@@ -271,9 +271,9 @@ export class CertifiedKeyPair {
     return kp;
   }
   toSchema(): asn1js.Sequence {
-    const items: Node[] = [this.certificate ? ctxExplicit(0, nodeOf(this.certificate)) : nodeOf(this.certOrEncCert!)];
-    if (this.privateKey) items.push(ctxExplicit(0, nodeOf(this.privateKey)));
-    if (this.publicationInfo) items.push(ctxExplicit(1, nodeOf(this.publicationInfo)));
+    const items: Node[] = [this.certificate ? ctxExplicit(0, rawNode(this.certificate)) : rawNode(this.certOrEncCert!)];
+    if (this.privateKey) items.push(ctxExplicit(0, rawNode(this.privateKey)));
+    if (this.publicationInfo) items.push(ctxExplicit(1, rawNode(this.publicationInfo)));
     return seq(items);
   }
 }
@@ -328,7 +328,7 @@ export class CertRepMessage {
   }
   toSchema(): asn1js.Sequence {
     const items: Node[] = [];
-    if (this.caPubs?.length) items.push(ctxExplicit(1, seq(this.caPubs.map((c) => nodeOf(c)))));
+    if (this.caPubs?.length) items.push(ctxExplicit(1, seq(this.caPubs.map((c) => rawNode(c)))));
     items.push(seq(this.response.map((r) => r.toSchema())));
     return seq(items);
   }
@@ -350,7 +350,7 @@ export class RevDetails {
     return new RevDetails(details, ext ? derOf(ext) : undefined);
   }
   toSchema(): asn1js.Sequence {
-    return seq(this.crlEntryDetails ? [this.certDetails.toSchema(), nodeOf(this.crlEntryDetails)] : [this.certDetails.toSchema()]);
+    return seq(this.crlEntryDetails ? [this.certDetails.toSchema(), rawNode(this.crlEntryDetails)] : [this.certDetails.toSchema()]);
   }
 }
 
@@ -389,7 +389,7 @@ export class RevRepContent {
   toSchema(): asn1js.Sequence {
     const items: Node[] = [seq(this.status.map((s) => s.toSchema()))];
     if (this.revCerts?.length) items.push(ctxExplicit(0, seq(this.revCerts.map((r) => r.toSchema()))));
-    if (this.crls?.length) items.push(ctxExplicit(1, seq(this.crls.map((c) => nodeOf(c)))));
+    if (this.crls?.length) items.push(ctxExplicit(1, seq(this.crls.map((c) => rawNode(c)))));
     return seq(items);
   }
 }
@@ -420,7 +420,7 @@ export class CertStatus {
   toSchema(): asn1js.Sequence {
     const items: Node[] = [octets(this.certHash), int(this.certReqId)];
     if (this.statusInfo) items.push(this.statusInfo.toSchema());
-    if (this.hashAlg) items.push(ctxExplicit(0, nodeOf(this.hashAlg)));
+    if (this.hashAlg) items.push(ctxExplicit(0, rawNode(this.hashAlg)));
     return seq(items);
   }
 }
@@ -638,10 +638,10 @@ export const PKIBody = {
         inner = GenContent.toSchema(body.content);
         break;
       case 'p10cr':
-        inner = nodeOf(body.content);
+        inner = rawNode(body.content);
         break;
       default:
-        inner = body.content instanceof Uint8Array ? nodeOf(body.content) : (body.content as { toSchema(): Node }).toSchema();
+        inner = body.content instanceof Uint8Array ? rawNode(body.content) : (body.content as { toSchema(): Node }).toSchema();
     }
     return ctxExplicit(tag, inner);
   },
@@ -704,11 +704,11 @@ export class PKIMessage {
 
   toSchema(): asn1js.Sequence {
     const items: Node[] = [
-      this.raw ? nodeOf(this.raw.header) : this.header.toSchema(),
-      this.raw ? nodeOf(this.raw.body) : PKIBody.toSchema(this.body),
+      this.raw ? rawNode(this.raw.header) : this.header.toSchema(),
+      this.raw ? rawNode(this.raw.body) : PKIBody.toSchema(this.body),
     ];
     if (this.protection) items.push(ctxExplicit(0, bitString(this.protection)));
-    if (this.extraCerts?.length) items.push(ctxExplicit(1, seq(this.extraCerts.map((c) => nodeOf(c)))));
+    if (this.extraCerts?.length) items.push(ctxExplicit(1, seq(this.extraCerts.map((c) => rawNode(c)))));
     return seq(items);
   }
 
@@ -820,9 +820,9 @@ export class RootCaKeyUpdateContent {
     return new RootCaKeyUpdateContent(nn, no ? derOf(explicit(no, 0, what)) : undefined, on ? derOf(explicit(on, 1, what)) : undefined);
   }
   toSchema(): asn1js.Sequence {
-    const items: Node[] = [nodeOf(this.newWithNew)];
-    if (this.newWithOld) items.push(ctxExplicit(0, nodeOf(this.newWithOld)));
-    if (this.oldWithNew) items.push(ctxExplicit(1, nodeOf(this.oldWithNew)));
+    const items: Node[] = [rawNode(this.newWithNew)];
+    if (this.newWithOld) items.push(ctxExplicit(0, rawNode(this.newWithOld)));
+    if (this.oldWithNew) items.push(ctxExplicit(1, rawNode(this.oldWithNew)));
     return seq(items);
   }
 }
@@ -872,7 +872,7 @@ export class CRLStatus {
     return new CRLStatus(source, tu ? readTime(tu, `${what}.thisUpdate`) : undefined);
   }
   toSchema(): asn1js.Sequence {
-    const src = this.source.dpn ? ctxExplicit(0, nodeOf(this.source.dpn)) : ctxExplicit(1, nodeOf(this.source.issuer!));
+    const src = this.source.dpn ? ctxExplicit(0, rawNode(this.source.dpn)) : ctxExplicit(1, rawNode(this.source.issuer!));
     return seq(this.thisUpdate ? [src, generalizedTime(this.thisUpdate)] : [src]);
   }
 }

@@ -20,6 +20,7 @@ import {
   intBytes,
   integerFromBytes,
   nodeOf,
+  rawNode,
   oid,
   readBitString,
   readIntegerBytes,
@@ -50,7 +51,7 @@ export class AttributeTypeAndValue {
     return new AttributeTypeAndValue(type, value);
   }
   toSchema(): asn1js.Sequence {
-    return seq([oid(this.type), nodeOf(this.value)]);
+    return seq([oid(this.type), rawNode(this.value)]);
   }
 }
 
@@ -158,9 +159,9 @@ export class CertTemplate {
     if (this.version !== undefined) out.push(ctxImplicitPrimitive(0, int(this.version).valueBlock.valueHexView));
     if (this.serialNumber) out.push(ctxImplicitPrimitive(1, this.serialNumber));
     if (this.signingAlg) out.push(ctxImplicitConstructed(2, sequenceItems(this.signingAlg, 'signingAlg')));
-    if (this.issuer) out.push(ctxExplicit(3, nodeOf(this.issuer)));
+    if (this.issuer) out.push(ctxExplicit(3, rawNode(this.issuer)));
     if (this.validity) out.push(ctxImplicitConstructed(4, this.validity.items()));
-    if (this.subject) out.push(ctxExplicit(5, nodeOf(this.subject)));
+    if (this.subject) out.push(ctxExplicit(5, rawNode(this.subject)));
     if (this.publicKey) out.push(ctxImplicitConstructed(6, sequenceItems(this.publicKey, 'publicKey')));
     if (this.issuerUID) out.push(ctxImplicitPrimitive(7, this.issuerUID));
     if (this.subjectUID) out.push(ctxImplicitPrimitive(8, this.subjectUID));
@@ -189,7 +190,7 @@ export class CertId {
     return new CertId(issuer, serial);
   }
   toSchema(): asn1js.Sequence {
-    return seq([nodeOf(this.issuer), intBytes(this.serialNumber)]);
+    return seq([rawNode(this.issuer), intBytes(this.serialNumber)]);
   }
 }
 
@@ -241,8 +242,8 @@ export class POPOSigningKey {
   }
   items(): Node[] {
     const out: Node[] = [];
-    if (this.poposkInput) out.push(nodeOf(this.poposkInput));
-    out.push(nodeOf(this.algorithmIdentifier), bitString(this.signature));
+    if (this.poposkInput) out.push(rawNode(this.poposkInput));
+    out.push(rawNode(this.algorithmIdentifier), bitString(this.signature));
     return out;
   }
 }
@@ -285,9 +286,9 @@ export class ProofOfPossession {
       case 'signature':
         return ctxImplicitConstructed(1, this.signature!.items());
       case 'keyEncipherment':
-        return ctxExplicit(2, nodeOf(this.privKey!));
+        return ctxExplicit(2, rawNode(this.privKey!));
       case 'keyAgreement':
-        return ctxExplicit(3, nodeOf(this.privKey!));
+        return ctxExplicit(3, rawNode(this.privKey!));
     }
   }
 }
@@ -315,7 +316,7 @@ export class CertReqMsg {
     return new CertReqMsg(certReq, popo, regInfo, derOf(reqNode));
   }
   toSchema(): asn1js.Sequence {
-    const items: Node[] = [this.certReqDer ? nodeOf(this.certReqDer) : this.certReq.toSchema()];
+    const items: Node[] = [this.certReqDer ? rawNode(this.certReqDer) : this.certReq.toSchema()];
     if (this.popo) items.push(this.popo.toSchema());
     if (this.regInfo) items.push(seq(this.regInfo.map((r) => r.toSchema())));
     return seq(items);
