@@ -25,6 +25,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createInstance, opensslCsr, runTool, type CliResult, type TestInstance } from '../helpers/certflow.ts';
 import { AdminClient } from '../helpers/admin.ts';
 import { temporalAddress } from '../helpers/stack.ts';
+import { scheduleIds } from '../../workflows/api.ts';
 
 /** psql as a real client: one or more statements in one session, stopping at the first error. */
 function psql(url: string, sql: string): Promise<CliResult> {
@@ -74,6 +75,17 @@ describe('attack: cutting the audit log with database access', () => {
     appUrl = cf.env.DATABASE_URL!;
     ownerUrl = cf.databaseUrl;
     await cf.startWorker();
+    // The worker made the checkpoint schedule (every 2 minutes, on the clock): paused here, so
+    // that no checkpoint of its own lands between the entries this test cuts (the verdict then
+    // names the scheduled checkpoint, not the test's).
+    const connection = await Connection.connect({ address: temporalAddress() });
+    try {
+      await new Client({ connection }).schedule
+        .getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!))
+        .pause('the test checkpoints by itself');
+    } finally {
+      await connection.close();
+    }
     for (const name of ['one', 'two', 'three']) {
       const csr = await opensslCsr(cf.home, name, { subj: `/CN=${name}.example.test`, san: `DNS:${name}.example.test` });
       const r = await cf.cli(['cert', 'issue', '--csr', csr, '--out', join(cf.home, `${name}.pem`)]);
@@ -113,7 +125,9 @@ describe('attack: cutting the audit log with database access', () => {
 
     const connection = await Connection.connect({ address: temporalAddress() });
     try {
-      const schedule = await new Client({ connection }).schedule.getHandle(`${cf.env.CERTFLOW_TASK_QUEUE}-audit-checkpoint`).describe();
+      const schedule = await new Client({ connection }).schedule
+        .getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!))
+        .describe();
       assert.deepEqual(
         schedule.spec.intervals?.map((i) => i.every),
         [120_000],
