@@ -10,7 +10,7 @@ import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature } from './algorithms.ts';
 import {
-  assertDerFraming,
+  derElementExact,
   bytesEqual,
   bytesOf,
   derChildren,
@@ -27,7 +27,7 @@ import {
 } from './der.ts';
 import { buildExtensions, readExtensions, type CertExtensions, type RawExtension, type ReadExtensions } from './extensions.ts';
 import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
-import { describePublicKey, type PublicKeyKind } from './publickey.ts';
+import { describePublicKey, spkiParts, type PublicKeyKind } from './publickey.ts';
 import type { SanSet } from './san.ts';
 import type { NameConstraints } from './name-constraints.ts';
 import { assertValidSerial, serialToHex } from './serial.ts';
@@ -81,19 +81,14 @@ export function buildTbsCertificate(p: TbsParams): Uint8Array {
   }
   const element = (der: Uint8Array, what: string) => {
     try {
-      const el = derElement(der, what, 'malformed', 0x30);
-      assertDerFraming(el, what, 'malformed');
-      return el;
+      return derElementExact(der, what, 'malformed', 0x30);
     } catch (e) {
       throw new CaError('malformed', `${what} is not valid DER (${(e as Error).message})`, { cause: e });
     }
   };
   element(p.issuer, 'the issuer name');
   element(p.subject, 'the subject name');
-  const [algorithm, key, ...more] = derChildren(element(p.spki, 'the subject public key'), 'the subject public key', 'malformed');
-  if (algorithm?.tag !== 0x30 || key?.tag !== 0x03 || more.length) {
-    throw new CaError('malformed', 'the subject public key is not a SubjectPublicKeyInfo');
-  }
+  spkiParts(element(p.spki, 'the subject public key'), 'the subject public key');
   const extensions = buildExtensions(p.extensions, bytesEqual(p.subject, EMPTY_NAME)).map((e) => encodeDer(e.toSchema()));
   return tlv(
     0x30,

@@ -15,7 +15,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
-import { assertDerFraming, derChildren, derElement, parseDer, tlv, wrapAsn1, type DerElement } from './der.ts';
+import { derChildren, derElementExact, parseDer, tlv, wrapAsn1, type DerElement } from './der.ts';
 
 /** CMS content types (RFC 5652 section 4 and 5, RFC 5083, RFC 5652 9.1). */
 const CMS_OID = {
@@ -85,9 +85,7 @@ function checkedCertificate(der: Uint8Array, index: number): Uint8Array {
   };
   let fields: DerElement[] = [];
   try {
-    const cert = derElement(der, what, 'internal', 0x30);
-    assertDerFraming(cert, what, 'internal');
-    fields = derChildren(cert, what, 'internal');
+    fields = derChildren(derElementExact(der, what, 'internal', 0x30), what, 'internal');
   } catch (e) {
     fail(e);
   }

@@ -120,11 +120,21 @@ export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?:
 }
 
 /**
+ * The single element spanning `der` (derElement), with the shortest length encoding
+ * throughout (assertDerFraming): an element embedded as is into a structure we sign.
+ */
+export function derElementExact(der: Uint8Array, what: string, kind: ErrorKind, tag?: number): DerElement {
+  const el = derElement(der, what, kind, tag);
+  assertDerFraming(el, what, kind);
+  return el;
+}
+
+/**
  * Checks that `el`, and every element inside its constructed elements, has the shortest
  * length encoding (DER): what parseDerExact guarantees of an element embedded as is into a
  * structure we sign, without building asn1js objects.
  */
-export function assertDerFraming(el: DerElement, what: string, kind: ErrorKind): void {
+function assertDerFraming(el: DerElement, what: string, kind: ErrorKind): void {
   let lengthOctets = 1;
   if (el.content.length >= 0x80) for (let l = el.content.length; l > 0; l = Math.floor(l / 256)) lengthOctets++;
   if (el.bytes.length - el.content.length !== 1 + lengthOctets) throw new CaError(kind, `${what} is not DER (a length is not minimal)`);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { derChildren, derElement, parseDer, wrapAsn1 } from './der.ts';
+import { derChildren, derElement, parseDer, wrapAsn1, type DerElement } from './der.ts';
 import { CURVE_NAMES, OID } from './oids.ts';
 
 export type PublicKeyKind =
@@ -96,9 +96,15 @@ export function keyIdentifier(spki: Uint8Array): Uint8Array {
   // On the bytes (der.ts), not through pkijs: issuance computes it several times per
   // certificate (subject key id, its lint, OCSP responder id), and pkijs' schema is slow.
   const what = 'the public key';
-  const [algorithm, key, ...extra] = derChildren(derElement(spki, what, 'malformed', 0x30), what, 'malformed');
-  if (algorithm?.tag !== 0x30 || key?.tag !== 0x03 || key.content.length === 0 || extra.length) {
-    throw new CaError('malformed', 'the public key is not a SubjectPublicKeyInfo');
-  }
+  const { key } = spkiParts(derElement(spki, what, 'malformed', 0x30), what);
   return new Uint8Array(createHash('sha1').update(key.content.subarray(1)).digest());
+}
+
+/** The algorithm and the subjectPublicKey BIT STRING of a SubjectPublicKeyInfo; anything else is CaError('malformed'). */
+export function spkiParts(spki: DerElement, what: string): { algorithm: DerElement; key: DerElement } {
+  const [algorithm, key, ...extra] = derChildren(spki, what, 'malformed');
+  if (algorithm?.tag !== 0x30 || key?.tag !== 0x03 || key.content.length === 0 || extra.length) {
+    throw new CaError('malformed', `${what} is not a SubjectPublicKeyInfo`);
+  }
+  return { algorithm, key };
 }
