@@ -122,6 +122,16 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     );
   const actorOf = (c: AcmeClient = client) => `acme:${idOf(c.getAccountUrl())}`;
 
+  /**
+   * Answers a challenge whose validation succeeds: valid at once, or (a machine slower than
+   * acme.answerWaitSeconds) processing, then valid when its authorization is polled.
+   */
+  const answerUntilValid = async (challengeUrl: string, authzUrl: string) => {
+    const answered = await signedPost(client, challengeUrl, {});
+    assert.ok(['valid', 'processing'].includes(answered.data.status as string), JSON.stringify(answered.data));
+    assert.equal((await waitValid(client, { url: authzUrl, status: answered.data.status as string })).status, 'valid');
+  };
+
   const orderStatus = async (url: string, want: string, ms = 20_000) =>
     eventually(`order ${want}`, ms, async () => {
       const o = await get(url);
@@ -361,10 +371,7 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     assert.equal(r.status, 201, JSON.stringify(r.data));
     const ch = (r.data.challenges as Array<{ type: string; url: string; token: string }>).find((x) => x.type === 'http-01')!;
     responder.set(ch.token, await client.getChallengeKeyAuthorization(ch as never));
-    const answered = await signedPost(client, ch.url, {});
-    // Valid at once, or (a machine slower than acme.answerWaitSeconds) processing, then valid.
-    assert.ok(['valid', 'processing'].includes(answered.data.status as string), JSON.stringify(answered.data));
-    assert.equal((await waitValid(client, { url: r.headers.location!, status: answered.data.status as string })).status, 'valid');
+    await answerUntilValid(ch.url, r.headers.location!);
     await settle(`acme-authz-${idOf(r.headers.location!)}`, 'acme-authz-preauth-valid');
     const order = await newOrder(['preauth.example.test']);
     assert.equal(order.status, 'ready');
@@ -382,10 +389,7 @@ describe('ACME order states', { skip: toolsSkip(CHALLTESTSRV) }, () => {
     const good = authzs.find((a) => a.identifier.value === 'ended-a.example.test')!;
     const goodCh = good.challenges.find((x) => x.type === 'http-01')!;
     responder.set(goodCh.token, await client.getChallengeKeyAuthorization(goodCh));
-    const answered = await signedPost(client, goodCh.url, {});
-    // Valid at once, or (a machine slower than acme.answerWaitSeconds) processing, then valid.
-    assert.ok(['valid', 'processing'].includes(answered.data.status), JSON.stringify(answered.data));
-    assert.equal((await waitValid(client, good)).status, 'valid');
+    await answerUntilValid(goodCh.url, good.url);
     await settle(`acme-authz-${good.url.split('/').at(-1)}`, 'acme-authz-after-order-ended');
     assert.equal((await newOrder(['ended-a.example.test'])).status, 'ready');
   });
