@@ -5,8 +5,9 @@
  * authority), which takes all of it from here; the workflows take their definitions from
  * here too. Nothing else builds a workflow id, names a workflow type or derives a queue.
  *
- * Workflow-safe: imports only @temporalio/workflow, @temporalio/common and pure types, so
- * it is bundled into the workflow sandbox as well.
+ * Workflow-safe: imports only types (of @temporalio/common and the
+ * activities), so it is bundled into the workflow sandbox as well, and loading it (the
+ * config takes the queue names from here) loads no SDK code.
  *
  * NAMES ARE RECORDED IN HISTORY. A workflow type (the name of the function workflows/index.ts
  * exports), an Update or signal name and an id scheme are part of every running workflow
@@ -14,8 +15,7 @@
  * (test/unit/workflow-api.test.ts checks that every definition here is exported there
  * under its name, with its signature).
  */
-import type { Workflow } from '@temporalio/common';
-import { defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { SignalDefinition, UpdateDefinition, Workflow } from '@temporalio/common';
 import type { AcmeIdentifier, AuthzState, AuthzStatus, OrderStatus, Problem, ValidationSettings } from '../activities/acme-types.ts';
 import type {
   CaCreateInput,
@@ -46,6 +46,24 @@ export type { CheckpointInput, CheckpointResult, KeyRecoveryInput, RecoveredKey,
 export type { StatusChangeInput, StatusChangeResult };
 export type { DeliveryOutcome, DeliveryRetry, TestNoticeInput };
 export type { CaCreateInput, CaImportInput, CaOperationResult, CaRevokeInput, CaRolloverInput };
+
+// ---- definitions ---------------------------------------------------------------------------
+
+/*
+ * An Update or signal definition is the plain object the SDK's defineUpdate()/defineSignal()
+ * return ({ type, name }). Made here, importing this file (every CLI call does, through the
+ * config) does not load @temporalio/workflow's runtime (~40 ms of CPU per process);
+ * test/unit/workflow-api.test.ts checks each against the SDK's own.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the SDK's own signature
+function defineUpdate<Ret, Args extends any[] = [], Name extends string = string>(name: Name): UpdateDefinition<Ret, Args, Name> {
+  return { type: 'update', name } as UpdateDefinition<Ret, Args, Name>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the SDK's own signature
+function defineSignal<Args extends any[] = [], Name extends string = string>(name: Name): SignalDefinition<Args, Name> {
+  return { type: 'signal', name } as SignalDefinition<Args, Name>;
+}
 
 // ---- task queues -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { defineSignal, defineUpdate } from '@temporalio/workflow';
 import * as api from '../../workflows/api.ts';
 import * as workflows from '../../workflows/index.ts';
 
@@ -108,7 +109,7 @@ describe('workflows/api.ts', () => {
         'ca-revoke-n',
       ],
     );
-    const names = [
+    const definitions = [
       api.respondChallengeUpdate,
       api.deactivateAuthzUpdate,
       api.retryValidationUpdate,
@@ -121,21 +122,26 @@ describe('workflows/api.ts', () => {
       api.certConfUpdate,
       api.certDeliveredUpdate,
       api.authzChangedSignal,
-    ].map((d) => d.name);
-    assert.deepEqual(names, [
-      'respondChallenge',
-      'deactivate',
-      'retryValidation',
-      'finalize',
-      'cancel',
-      'decide',
-      'retry',
-      'abandon',
-      'request',
-      'certConf',
-      'delivered',
-      'authzChanged',
-    ]);
+    ];
+    // Each is what the SDK's own defineUpdate()/defineSignal() makes of its name.
+    for (const d of definitions) assert.deepEqual(d, d.type === 'update' ? defineUpdate(d.name) : defineSignal(d.name), d.name);
+    assert.deepEqual(
+      definitions.map((d) => d.name),
+      [
+        'respondChallenge',
+        'deactivate',
+        'retryValidation',
+        'finalize',
+        'cancel',
+        'decide',
+        'retry',
+        'abandon',
+        'request',
+        'certConf',
+        'delivered',
+        'authzChanged',
+      ],
+    );
     assert.equal(api.signingTaskQueue('certflow'), 'certflow-signing');
     assert.deepEqual(
       [
