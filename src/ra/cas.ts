@@ -4,7 +4,6 @@
  * an operation that is already running attaches to it (a CLI interrupted and run again
  * waits for the same operation); a creation or revocation that ended well is not done twice.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import {
   WORKFLOWS,
   type CaCreateInput,
@@ -14,7 +13,7 @@ import {
   type CaRolloverInput,
 } from '../../workflows/api.ts';
 import { CaError, ERROR_CONTRACT, type ErrorKind } from '../core/errors.ts';
-import { temporalClientSdk, withDeadline } from '../temporal/client.ts';
+import { isApplicationFailure, temporalClientSdk, withDeadline } from '../temporal/client.ts';
 import { startOrAttach, type RaTemporal } from './workflow.ts';
 
 export type CaOperation =
@@ -27,7 +26,7 @@ export type CaOperation =
 function caFailure(e: unknown): unknown {
   let cause: unknown = e;
   while (cause instanceof Error && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure && cause.type && cause.type in ERROR_CONTRACT) {
+  if (isApplicationFailure(cause) && cause.type && cause.type in ERROR_CONTRACT) {
     const rule = (cause.details?.[0] as { rule?: string } | undefined)?.rule;
     return new CaError(cause.type as ErrorKind, cause.message, rule ? { rule } : {});
   }
