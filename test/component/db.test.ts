@@ -16,6 +16,7 @@ import { createPool, waitForDatabase, withTransaction } from '../../src/db/pool.
 import { audit, list as listAudit } from '../../src/db/repos/audit.ts';
 import * as cas from '../../src/db/repos/cas.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
+import * as notifications from '../../src/db/repos/notifications.ts';
 import * as requests from '../../src/db/repos/requests.ts';
 import { testDatabase, type TestDatabase } from '../helpers/stack.ts';
 
@@ -323,6 +324,32 @@ describe('repositories', () => {
       const row = await certificates.insertPending(pool, { ...pending('test-issuing'), profile });
       return certificates.markIssued(pool, row.serial, new Uint8Array(randomBytes(100)));
     }
+  });
+
+  describe('notifications.expiringCertificates', () => {
+    it('leaves out a certificate renewed by a copy made after it, even one expiring at the same second', async () => {
+      const name = `renewed-${hex(4)}.example.test`;
+      const notAfter = new Date(Math.floor((Date.now() + 5 * 86_400_000) / 1000) * 1000);
+      const issue = async (shift = 0) => {
+        const row = await certificates.insertPending(pool, {
+          ...pending('test-issuing'),
+          subject: `CN=${name}`,
+          sans: [`dns:${name}`],
+          notAfter: new Date(notAfter.getTime() + shift),
+        });
+        await certificates.markIssued(pool, row.serial, new Uint8Array(randomBytes(300)));
+        return row.serial;
+      };
+      const listed = async () =>
+        (await notifications.expiringCertificates(pool, 30)).filter((c) => c.subject === `CN=${name}`).map((c) => c.serial);
+      const first = await issue();
+      assert.deepEqual(await listed(), [first]);
+      const sameSecond = await issue();
+      assert.deepEqual(await listed(), [sameSecond]);
+      // One made later that expires earlier replaces nothing: the later expiry still does.
+      await issue(-60_000);
+      assert.deepEqual(await listed(), [sameSecond]);
+    });
   });
 
   describe('issuance requests', () => {

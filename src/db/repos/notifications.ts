@@ -207,7 +207,8 @@ export interface ExpiringCertificate {
 /**
  * Valid certificates that expire within `days` and that nothing newer replaces (a valid
  * certificate with the same subject and names, or one that says it replaces it, expiring
- * later): a renewed certificate is not worth a notice.
+ * later, or at the same second but made after it): a renewed certificate is not worth a
+ * notice, even when its renewal was issued within the same second.
  */
 export async function expiringCertificates(db: Queryable, days: number, limit = 5000): Promise<ExpiringCertificate[]> {
   const { rows } = await db.query(
@@ -222,7 +223,7 @@ export async function expiringCertificates(db: Queryable, days: number, limit = 
       WHERE c.status = 'valid' AND c.not_after > now() AND c.not_after <= now() + make_interval(days => $1)
         AND NOT EXISTS (
           SELECT 1 FROM certificates n
-           WHERE n.status = 'valid' AND n.not_after > c.not_after
+           WHERE n.status = 'valid' AND (n.not_after, n.created_at, n.serial) > (c.not_after, c.created_at, c.serial)
              AND (n.replaces = c.serial OR (n.subject = c.subject AND n.sans = c.sans AND n.profile = c.profile)))
       ORDER BY c.not_after, c.serial LIMIT $2`,
     [days, limit],
