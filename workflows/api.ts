@@ -5,9 +5,9 @@
  * authority), which takes all of it from here; the workflows take their definitions from
  * here too. Nothing else builds a workflow id, names a workflow type or derives a queue.
  *
- * Workflow-safe: imports only types (of @temporalio/common and the
- * activities), so it is bundled into the workflow sandbox as well, and loading it (the
- * config takes the queue names from here) loads no SDK code.
+ * Workflow-safe: imports only types (of @temporalio/common and the activities), so it is
+ * bundled into the workflow sandbox as well, and loading it (the config takes the queue
+ * names from here) loads no SDK code.
  *
  * NAMES ARE RECORDED IN HISTORY. A workflow type (the name of the function workflows/index.ts
  * exports), an Update or signal name and an id scheme are part of every running workflow

@@ -57,8 +57,8 @@ export async function withDeadline<T>(what: string, ms: number, fn: (signal: Abo
 
 /**
  * `e instanceof ApplicationFailure`, answered as the SDK answers it (a marker symbol its
- * error classes carry, so that the check holds across realms) without loading
- * @temporalio/common (~45 files) into every CLI call for one instanceof.
+ * error classes carry, so that the check holds across realms) without importing
+ * @temporalio/common's runtime here for one instanceof (test/unit/temporal-failures.test.ts).
  */
 export function isApplicationFailure(e: unknown): e is ApplicationFailure {
   return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[Symbol.for('__temporal_isApplicationFailure')] === true;
