@@ -64,7 +64,25 @@ async function freeDnsPort(): Promise<number> {
   throw new Error('no port free for both TCP and UDP on 127.0.0.1');
 }
 
+/** Thrown when a port chosen free was taken before the server bound it. */
+class PortTaken extends Error {}
+
+/**
+ * Starts pebble-challtestsrv on free loopback ports. A port found free can still be taken
+ * before the server binds it (another test file picking the same one at the same moment):
+ * then it starts again on other ports, up to three times.
+ */
 export async function startChalltestsrv(): Promise<ChallTestSrv> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce();
+    } catch (e) {
+      if (!(e instanceof PortTaken) || attempt === 3) throw e;
+    }
+  }
+}
+
+async function startOnce(): Promise<ChallTestSrv> {
   const bin = requireTool(CHALLTESTSRV);
   const dnsPort = await freeDnsPort();
   const mgmtPort = await freePort();
@@ -130,7 +148,7 @@ export async function startChalltestsrv(): Promise<ChallTestSrv> {
     if (exited) throw new Error(`pebble-challtestsrv exited at start:\n${output}`);
     if (/address already in use|bind:/.test(output)) {
       await stop();
-      throw new Error(`pebble-challtestsrv could not bind its ports:\n${output}`);
+      throw new PortTaken(`pebble-challtestsrv could not bind its ports:\n${output}`);
     }
     try {
       await post('/clear-txt', { host: 'ready.challtestsrv.test.' });
