@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { CaOperationResult } from '../../activities/types.ts';
 import { runTool, type CliResult, type TestInstance } from './certflow.ts';
 import { clientEnv, type AcmeStack } from './acme.ts';
 import { CERTBOT, requireTool, runProgram } from './tools.ts';
-import { temporalAddress, temporalNamespace } from './stack.ts';
+import { withTemporal } from './temporal.ts';
 
 /** Runs `certflow --json <args>` and returns the parsed output; fails the test on a non-zero exit. */
 export async function cliJson<T = CaOperationResult & { workflowId: string }>(
@@ -45,15 +44,6 @@ export async function pemFile(cf: TestInstance, name: string, pem: string): Prom
 /** `openssl verify`; returns the result (tests assert on code and output). */
 export function opensslVerify(args: string[]): Promise<CliResult> {
   return runTool('openssl', ['verify', ...args]);
-}
-
-export async function withTemporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address: temporalAddress() });
-  try {
-    return await fn(new Client({ connection, namespace: temporalNamespace() }));
-  } finally {
-    await connection.close();
-  }
 }
 
 /** With CERTFLOW_RECORD_HISTORIES=1: writes the finished workflow's history to test/replay/histories/<name>.json. */

@@ -12,7 +12,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createInstance, type TestInstance } from '../helpers/certflow.ts';
-import { cliJson, recordHistory, withTemporal } from '../helpers/ca.ts';
+import { cliJson, recordHistory } from '../helpers/ca.ts';
+import { withTemporal } from '../helpers/temporal.ts';
 
 function adminGet(port: number, path: string, token: string, ca: string): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {

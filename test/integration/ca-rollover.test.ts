@@ -20,7 +20,8 @@ import { serialHex, startAcmeStack, type AcmeStack } from '../helpers/acme.ts';
 import { estDevice, firstCert, type EstDevice } from '../helpers/est.ts';
 import { opensslCmp, output, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import { CERTBOT, CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
-import { certbotCertonly, cliFails, cliJson, opensslVerify, pemFile, recordHistory, withTemporal } from '../helpers/ca.ts';
+import { certbotCertonly, cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
+import { withTemporal } from '../helpers/temporal.ts';
 import { derSequenceItems, fromDer, RootCaKeyUpdateContent, type InfoTypeAndValue } from '../../src/pki/cmp/index.ts';
 import { pemDecodeAll, tbsSerialHex } from '../../src/pki/index.ts';
 

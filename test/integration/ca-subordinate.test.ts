@@ -13,7 +13,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
-import { cliFails, cliJson, opensslVerify, pemFile, recordHistory, withTemporal } from '../helpers/ca.ts';
+import { cliFails, cliJson, opensslVerify, pemFile, recordHistory } from '../helpers/ca.ts';
+import { withTemporal } from '../helpers/temporal.ts';
 import { tbsSerialHex } from '../../src/pki/index.ts';
 
 describe('subordinate CAs', () => {

@@ -14,20 +14,9 @@ import { createInstance, runTool, type TestInstance } from '../helpers/certflow.
 import { newKey, opensslCmp, output, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import * as requests from '../../src/db/repos/requests.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
-import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { fileURLToPath } from 'node:url';
-import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
-
-/** Runs fn with a Temporal client of the test's namespace. */
-async function withTemporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const connection = await Connection.connect({ address: temporalAddress() });
-  try {
-    return await fn(new Client({ connection, namespace: temporalNamespace() }));
-  } finally {
-    await connection.close();
-  }
-}
+import { withTemporal } from '../helpers/temporal.ts';
 
 /**
  * CERTFLOW_RECORD_HISTORIES=1 writes the histories of the workflows these tests run to

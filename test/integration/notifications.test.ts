@@ -20,14 +20,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { Client, Connection } from '@temporalio/client';
 import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 import { AdminClient, CHROMIUM, chromiumArgs } from '../helpers/admin.ts';
 import { createInstance, opensslCsr, type TestInstance } from '../helpers/certflow.ts';
 import { estDevice } from '../helpers/est.ts';
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from '../helpers/notify-sinks.ts';
-import { temporalAddress } from '../helpers/stack.ts';
+import { withTemporal } from '../helpers/temporal.ts';
 import { scheduleIds } from '../../workflows/api.ts';
 import { requireTool, toolsSkip } from '../helpers/tools.ts';
 import { consoleLogin } from '../helpers/temporal-ui.ts';
@@ -98,14 +97,11 @@ describe('notifications by e-mail and webhook', () => {
     await cf.startAdmin();
     // The worker made the sweep's schedule (every 15 minutes, on the clock): paused here, so
     // that each sweep of this test is its own and counts only what it found.
-    const connection = await Connection.connect({ address: temporalAddress() });
-    try {
-      const schedule = new Client({ connection }).schedule.getHandle(scheduleIds.notificationSweep(cf.env.CERTFLOW_TASK_QUEUE!));
+    await withTemporal(async (client) => {
+      const schedule = client.schedule.getHandle(scheduleIds.notificationSweep(cf.env.CERTFLOW_TASK_QUEUE!));
       assert.equal((await schedule.describe()).spec.intervals?.[0]?.every, 15 * 60_000);
       await schedule.pause('the test sweeps by itself');
-    } finally {
-      await connection.close();
-    }
+    });
 
     // Certificates: an EST device's (short: 5 days left), with its own address; one of the
     // medium profile (20 days); one renewed (only the newer is worth a notice); a 90-day one.
@@ -414,9 +410,7 @@ describe('notifications by e-mail and webhook', () => {
     'records the histories of the notification workflows for the replay tests (CERTFLOW_RECORD_HISTORIES=1)',
     { skip: process.env.CERTFLOW_RECORD_HISTORIES !== '1' },
     async () => {
-      const connection = await Connection.connect({ address: temporalAddress() });
-      try {
-        const client = new Client({ connection });
+      await withTemporal(async (client) => {
         const dir = fileURLToPath(new URL('../replay/histories/', import.meta.url));
         const find = async (query: string) => {
           for await (const w of client.workflow.list({ query })) return w.workflowId;
@@ -453,9 +447,7 @@ describe('notifications by e-mail and webhook', () => {
         await writeFile(join(dir, 'notification-sweep.json'), most.json + '\n');
         const already = sweeps.find((x) => x.failed > 0);
         if (already) await writeFile(join(dir, 'notification-sweep-already-started.json'), already.json + '\n');
-      } finally {
-        await connection.close();
-      }
+      });
     },
   );
 });

@@ -21,10 +21,9 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { createInstance, opensslCsr, runTool, type CliResult, type TestInstance } from '../helpers/certflow.ts';
 import { AdminClient } from '../helpers/admin.ts';
-import { temporalAddress } from '../helpers/stack.ts';
+import { withTemporal } from '../helpers/temporal.ts';
 import { scheduleIds } from '../../workflows/api.ts';
 
 /** psql as a real client: one or more statements in one session, stopping at the first error. */
@@ -78,14 +77,9 @@ describe('attack: cutting the audit log with database access', () => {
     // The worker made the checkpoint schedule (every 2 minutes, on the clock): paused here, so
     // that no checkpoint of its own lands between the entries this test cuts (the verdict then
     // names the scheduled checkpoint, not the test's).
-    const connection = await Connection.connect({ address: temporalAddress() });
-    try {
-      await new Client({ connection }).schedule
-        .getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!))
-        .pause('the test checkpoints by itself');
-    } finally {
-      await connection.close();
-    }
+    await withTemporal((client) =>
+      client.schedule.getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!)).pause('the test checkpoints by itself'),
+    );
     for (const name of ['one', 'two', 'three']) {
       const csr = await opensslCsr(cf.home, name, { subj: `/CN=${name}.example.test`, san: `DNS:${name}.example.test` });
       const r = await cf.cli(['cert', 'issue', '--csr', csr, '--out', join(cf.home, `${name}.pem`)]);
@@ -123,19 +117,14 @@ describe('attack: cutting the audit log with database access', () => {
     ]);
     assert.match(v.stdout, /Verified OK/, v.stderr);
 
-    const connection = await Connection.connect({ address: temporalAddress() });
-    try {
-      const schedule = await new Client({ connection }).schedule
-        .getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!))
-        .describe();
-      assert.deepEqual(
-        schedule.spec.intervals?.map((i) => i.every),
-        [120_000],
-        'audit.checkpointMinutes: 2',
-      );
-    } finally {
-      await connection.close();
-    }
+    const schedule = await withTemporal((client) =>
+      client.schedule.getHandle(scheduleIds.auditCheckpoint(cf.env.CERTFLOW_TASK_QUEUE!)).describe(),
+    );
+    assert.deepEqual(
+      schedule.spec.intervals?.map((i) => i.every),
+      [120_000],
+      'audit.checkpointMinutes: 2',
+    );
   });
 
   it("the application's login cannot disable the triggers, delete, truncate or reset the head", async () => {
