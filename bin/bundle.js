@@ -65,11 +65,7 @@ function bundleKey() {
     // none yet, or unreadable: computed below
   }
   const hash = createHash('sha256');
-  for (const [i, f] of inputs.entries()) {
-    // The two first are hashed by content only, as before.
-    if (i >= 2) hash.update(`${relative(repo, f)}\n`);
-    hash.update(readFileSync(f));
-  }
+  for (const f of inputs) hash.update(`${relative(repo, f)}\n`).update(readFileSync(f));
   const key = hash.digest('hex').slice(0, 24);
   try {
     mkdirSync(cacheDir, { recursive: true });
