@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """pkilint over everything a test run signed (issue 11, item 4).
 
-    lint-artifacts.py <dir>
+    lint-artifacts.py <dir> [<shard>/<shards>]
 
 <dir> holds the DER files the worker wrote with CERTFLOW_ARTIFACTS_DIR set:
 cert-*.der (end-entity and CA certificates: lint_pkix_cert), crl-*.der (lint_crl, PKIX
 profile) and ocsp-*.der (lint_ocsp_response). One process for all files (pkilint's own
 commands start Python once per file). Prints every finding of severity ERROR or above and
-a JSON summary line; exits 1 if there was any.
+a JSON summary line; exits 1 if there was any. With <shard>/<shards> (0/2, 1/2), only every
+<shards>-th file from the <shard>-th on: scripts/test.js runs one process per core.
 
 Two kinds of findings are counted apart and do not fail the run: dev mode names its own
 host "localhost" (the HTTPS certificate's SAN, the CRL/AIA URLs), and pkilint's PKIX
@@ -33,11 +34,11 @@ COMMANDS = {
 DEV_MODE = re.compile(r'"(https?://)?localhost(:\d+)?(/[^"]*)?"|invalid_domain_name_syntax \(ERROR\): Invalid domain name syntax: "\*\.[a-z0-9.-]+"')
 
 
-def main(directory: str) -> int:
+def main(directory: str, shard: int = 0, shards: int = 1) -> int:
     counts = {kind: 0 for kind in COMMANDS}
     bad = []
     dev_mode = 0
-    for name in sorted(os.listdir(directory)):
+    for name in sorted(os.listdir(directory))[shard::shards]:
         kind = name.split("-", 1)[0]
         if kind not in COMMANDS:
             continue
@@ -62,4 +63,5 @@ def main(directory: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    shard, shards = (int(n) for n in (sys.argv[2] if len(sys.argv) > 2 else "0/1").split("/"))
+    sys.exit(main(sys.argv[1], shard, shards))

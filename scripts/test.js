@@ -17,7 +17,7 @@
 // Tests reach the servers through CERTFLOW_TEST_DATABASE_URL (admin URL: create a database
 // per test file, see test/helpers/stack.ts) and CERTFLOW_TEST_TEMPORAL_ADDRESS.
 // Server logs are kept in a temp directory when a run fails, and removed otherwise.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -204,7 +204,7 @@ async function main() {
     tests = runTests(compiled ?? files, nodeFlags, env, serverless);
     code = await tests.exited;
     if (interrupted) return exitCodeFor(interrupted);
-    const lint = lintArtifacts(artifacts);
+    const lint = await lintArtifacts(artifacts);
     if (code === 0 && !lint) code = 1;
     return code;
   } catch (e) {
@@ -225,7 +225,7 @@ async function main() {
  * pkilint into .certflow/venv); without them the check is skipped outside CI and fails in
  * CI. Returns false when a linter found an error.
  */
-function lintArtifacts(dir) {
+async function lintArtifacts(dir) {
   const files = existsSync(dir) ? readdirSync(dir).sort() : [];
   if (!files.length) return true;
   const zlint = [join(repo, '.certflow/go/bin/zlint')].find((p) => existsSync(p));
@@ -235,16 +235,23 @@ function lintArtifacts(dir) {
     say(`lint: ${files.length} signed objects not linted: ${!zlint ? 'zlint' : 'pkilint'} is not installed (.ci/run installs it)`);
     return !process.env.CI;
   }
-  let ok = true;
+  // After the tests the machine is idle: pkilint (~5 ms of CPU per object, a few thousand
+  // objects) runs in one process per core, zlint beside them.
+  const shards = Math.max(2, availableParallelism());
+  const pkilint = Promise.all(
+    Array.from({ length: shards }, (_, i) =>
+      run(python, [join(repo, 'scripts/lint-artifacts.py'), dir, `${i}/${shards}`]).then(
+        (stdout) => ({ ok: true, stdout }),
+        (e) => ({ ok: false, stdout: String(e.stdout ?? e.message) }),
+      ),
+    ),
+  );
   let zlintErrors = 0;
   const certs = files.filter((f) => f.startsWith('cert-'));
   // zlint lints the files it is given one after the other, a JSON line each: a few hundred per call.
   for (let i = 0; i < certs.length; i += 200) {
     const batch = certs.slice(i, i + 200);
-    const lines = execFileSync(zlint, ['-format', 'der', '-includeSources', 'RFC5280', ...batch.map((f) => join(dir, f))], {
-      encoding: 'utf8',
-      maxBuffer: 256 << 20,
-    })
+    const lines = (await run(zlint, ['-format', 'der', '-includeSources', 'RFC5280', ...batch.map((f) => join(dir, f))]))
       .trim()
       .split('\n');
     if (lines.length !== batch.length) throw new Error(`zlint answered ${lines.length} lines for ${batch.length} certificates`);
@@ -257,17 +264,39 @@ function lintArtifacts(dir) {
     });
   }
   say(`lint: zlint (RFC 5280): ${certs.length} certificates, ${zlintErrors} with errors`);
-  if (zlintErrors) ok = false;
-  try {
-    const summary = execFileSync(python, [join(repo, 'scripts/lint-artifacts.py'), dir], { encoding: 'utf8' });
-    say(`lint: ${summary.trim().split('\n').at(-1)}`);
-  } catch (e) {
-    process.stderr.write(String(e.stdout ?? ''));
-    say('lint: pkilint found errors');
-    ok = false;
+  let ok = zlintErrors === 0;
+  // Each shard prints its findings, then its JSON summary as the last line.
+  const total = { pkilint: {}, errors: 0, localhostOrWildcardFindings: 0 };
+  for (const shard of await pkilint) {
+    const lines = shard.stdout.trim().split('\n');
+    let summary;
+    try {
+      summary = JSON.parse(lines.at(-1));
+    } catch {
+      summary = undefined;
+    }
+    if (!shard.ok || !summary) {
+      process.stderr.write(`${shard.stdout}\n`);
+      ok = false;
+    }
+    if (!summary) continue;
+    for (const [kind, n] of Object.entries(summary.pkilint)) total.pkilint[kind] = (total.pkilint[kind] ?? 0) + n;
+    total.errors += summary.errors;
+    total.localhostOrWildcardFindings += summary.localhostOrWildcardFindings;
   }
+  say(`lint: ${JSON.stringify(total)}`);
+  if (total.errors) say('lint: pkilint found errors');
   if (!ok) say(`lint: the signed objects are kept in ${dir}`);
   return ok;
+}
+
+/** Runs a program to its end; resolves with its standard output, rejects (with .stdout) if it fails. */
+function run(cmd, args) {
+  return new Promise((resolveRun, reject) =>
+    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 }, (e, stdout) =>
+      e ? reject(Object.assign(e, { stdout })) : resolveRun(stdout),
+    ),
+  );
 }
 
 function spawnOk(cmd, args) {
