@@ -9,9 +9,10 @@
 //
 // It is only a cache, next to the bundle it belongs to (node_modules/.cache/certflow/cli-<key>/,
 // whose key already changes with every source file and package-lock.json):
-// - an entry is used only for the same file with the same content (SHA-1), compiled by the
-//   same Node and V8 (the file's name carries them; V8 also refuses data from another
-//   version or other flags, and the module is then compiled from source);
+// - an entry is used only for the same file with the same content (SHA-1; the bundle's own
+//   files, in a directory named by their content, by name), compiled by the same Node and V8
+//   (the file's name carries them; V8 also refuses data from another version or other flags,
+//   and the module is then compiled from source);
 // - ES modules, modules that may use import() (in Node 20, V8 loses a script's dynamic-import
 //   callback when it comes from cached data) and anything that fails to compile this way go
 //   through Node's own compiler;
@@ -110,7 +111,10 @@ export function enableCompileCache(dir) {
     if ((format !== undefined && format !== 'commonjs') || mayImport) {
       return original.call(this, content, filename, format);
     }
-    const hash = digest(content);
+    // The bundle's own files never change: their directory is named by the hash of what they
+    // were built from and renamed into place whole (bin/bundle.js). Hashing its ~4 MB would
+    // cost every process ~8 ms; a package's file is checked by its content.
+    const hash = filename.startsWith(dir) ? 'bundle' : digest(content);
     const cached = entries.get(filename);
     let script;
     try {
