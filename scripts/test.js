@@ -20,6 +20,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
@@ -247,10 +248,12 @@ async function lintArtifacts(dir) {
   // After the tests the machine is idle: pkilint (~5 ms of CPU per object, a few thousand
   // objects) runs in one process per core, zlint beside them.
   const shards = Math.max(2, availableParallelism());
+  // Resolves with { stdout }; a failed run rejects with an error carrying its stdout.
+  const run = (cmd, args) => promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
   const pkilint = Promise.all(
     Array.from({ length: shards }, (_, i) =>
       run(python, [join(repo, 'scripts/lint-artifacts.py'), dir, `${i}/${shards}`]).then(
-        (stdout) => ({ ok: true, stdout }),
+        ({ stdout }) => ({ ok: true, stdout }),
         (e) => ({ ok: false, stdout: String(e.stdout ?? e.message) }),
       ),
     ),
@@ -260,9 +263,8 @@ async function lintArtifacts(dir) {
   // zlint lints the files it is given one after the other, a JSON line each: a few hundred per call.
   for (let i = 0; i < certs.length; i += 200) {
     const batch = certs.slice(i, i + 200);
-    const lines = (await run(zlint, ['-format', 'der', '-includeSources', 'RFC5280', ...batch.map((f) => join(dir, f))]))
-      .trim()
-      .split('\n');
+    const { stdout } = await run(zlint, ['-format', 'der', '-includeSources', 'RFC5280', ...batch.map((f) => join(dir, f))]);
+    const lines = stdout.trim().split('\n');
     if (lines.length !== batch.length) throw new Error(`zlint answered ${lines.length} lines for ${batch.length} certificates`);
     batch.forEach((f, k) => {
       const bad = Object.entries(JSON.parse(lines[k])).filter(([, r]) => r.result === 'error' || r.result === 'fatal');
@@ -297,15 +299,6 @@ async function lintArtifacts(dir) {
   if (total.errors) say('lint: pkilint found errors');
   if (!ok) say(`lint: the signed objects are kept in ${dir}`);
   return ok;
-}
-
-/** Runs a program to its end; resolves with its standard output, rejects (with .stdout) if it fails. */
-function run(cmd, args) {
-  return new Promise((resolveRun, reject) =>
-    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 }, (e, stdout) =>
-      e ? reject(Object.assign(e, { stdout })) : resolveRun(stdout),
-    ),
-  );
 }
 
 function spawnOk(cmd, args) {
