@@ -229,13 +229,16 @@ async function issued(ra: EstRaDeps, requestId: string, serial: string): Promise
  * Key archival for EST server-side key generation (RFC 7030 4.4), before the key is handed
  * out. The front end holds only the archive key's public half: the PKCS#8 is encrypted
  * with a fresh AES-256-GCM key, and that key is wrapped with RSA-OAEP-SHA256 under the
- * newest archive key (archive_keys, created by the worker's bootstrap). Unwrapping needs
- * the CA key store (activities/key-archive.ts).
+ * newest archive key (archive_keys, created by the worker's bootstrap once a label archives
+ * keys). Unwrapping needs the CA key store (activities/key-archive.ts).
  */
 export async function archiveServerKey(ra: { pool: Pool }, a: { serial: string; requestId: string; pkcs8: Uint8Array }): Promise<void> {
   const archive = await keyArchive.newestArchiveKey(ra.pool);
   if (!archive) {
-    throw new CaError('unavailable', 'no key-archive key exists yet (the worker creates it at start); the key was not handed out');
+    throw new CaError(
+      'unavailable',
+      'no key-archive key exists yet: a worker creates it when it starts with a label that archives server keys (archiveServerKeys); the key was not handed out',
+    );
   }
   const aesKey = randomBytes(32);
   const iv = randomBytes(12);

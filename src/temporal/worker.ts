@@ -134,7 +134,12 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
     });
     await writeTrustFiles(config, await cas.issuingChain(client, result.issuing.name, { includeRoot: true }));
     if (result.created.length) log.info({ created: result.created }, 'CA hierarchy created');
-    await ensureArchiveKey(client, keys, log);
+    await ensureArchiveKey(
+      client,
+      keys,
+      log,
+      [...config.est.labels.values()].some((l) => l.archiveServerKeys),
+    );
   } finally {
     await unlockSession(client, 'certflow:ca-bootstrap').catch(() => {});
     client.release();
@@ -143,10 +148,12 @@ export async function bootstrapCa(config: Config, pool: Pool, keys: KeyStore, lo
 
 /**
  * The key-archive key (EST serverkeygen with archiveServerKeys): an RSA-3072 decryption key
- * in the key store, whose public half the front end encrypts to. A key left by a start
- * that crashed before recording it is reused.
+ * in the key store, whose public half the front end encrypts to. Created at the first start
+ * whose configuration has a label that archives keys (`wanted`); a configuration without one
+ * needs none, and an RSA-3072 key costs ~0.7 s of CPU to generate. Once it exists it is
+ * checked at every start. A key left by a start that crashed before recording it is reused.
  */
-async function ensureArchiveKey(db: Queryable, keys: KeyStore, log: Logger): Promise<void> {
+async function ensureArchiveKey(db: Queryable, keys: KeyStore, log: Logger, wanted: boolean): Promise<void> {
   const existing = await keys.get(ARCHIVE_KEY_ID);
   if (existing && existing.alg !== 'rsa-3072') {
     throw new CaError(
@@ -154,9 +161,10 @@ async function ensureArchiveKey(db: Queryable, keys: KeyStore, log: Logger): Pro
       `key "${ARCHIVE_KEY_ID}" exists in the ${keys.backend} key store with algorithm ${existing.alg}, not rsa-3072`,
     );
   }
+  const row = await keyArchive.getArchiveKey(db, ARCHIVE_KEY_ID);
+  if (!existing && !row && !wanted) return;
   const key = existing ?? (await keys.generate(ARCHIVE_KEY_ID, 'rsa-3072', 'decrypt'));
   if (!existing) log.info({ keyId: ARCHIVE_KEY_ID, keyBackend: keys.backend }, 'key-archive key created');
-  const row = await keyArchive.getArchiveKey(db, ARCHIVE_KEY_ID);
   if (!row) {
     await keyArchive.insertArchiveKey(db, { keyId: ARCHIVE_KEY_ID, keyBackend: keys.backend, spki: key.spki });
   } else if (!row.spki.equals(Buffer.from(key.spki)) || row.keyBackend !== keys.backend) {

@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
@@ -72,10 +73,21 @@ describe('EST serverkeygen with key archival', () => {
 
   const spkiPem = (key: Parameters<typeof createPublicKey>[0]) => createPublicKey(key).export({ type: 'spki', format: 'pem' });
 
+  /** What the first worker, whose configuration archives nothing, left: rows of archive_keys, key files. */
+  let withoutArchivingLabel: { rows: number; keyFile: boolean };
+
   before(async () => {
     const configFile = join(process.env.TMPDIR ?? '/tmp', `certflow-est-archive-${process.pid}.json`);
     await writeFile(configFile, JSON.stringify({ est: { labels: [{ name: 'archive', profile: 'device', archiveServerKeys: true }] } }));
+    const plainConfig = `${configFile}.plain.json`;
+    await writeFile(plainConfig, JSON.stringify({ est: { labels: [{ name: 'plain', profile: 'device' }] } }));
     cf = await createInstance({ CERTFLOW_CONFIG: configFile });
+    const plain = await cf.startWorker({ CERTFLOW_CONFIG: plainConfig });
+    await plain.stop();
+    withoutArchivingLabel = {
+      rows: (await cf.pool.query('SELECT count(*)::int AS n FROM archive_keys')).rows[0].n,
+      keyFile: existsSync(join(cf.home, 'keys', 'certflow-archive.key.pem')),
+    };
     await cf.startWorker();
     await cf.startServer();
     root = join(cf.home, 'ca', 'root.pem');
@@ -85,7 +97,9 @@ describe('EST serverkeygen with key archival', () => {
   });
   after(async () => cf?.cleanup());
 
-  it('the worker created the key-archive key; without it, archiving labels answer 503', async () => {
+  it('the worker created the key-archive key once a label archives keys; without it, archiving labels answer 503', async () => {
+    assert.deepEqual(withoutArchivingLabel, { rows: 0, keyFile: false }, 'a configuration that archives nothing makes no key-archive key');
+    assert.ok(existsSync(join(cf.home, 'keys', 'certflow-archive.key.pem')));
     const { rows } = await cf.pool.query('SELECT key_id, key_backend, spki FROM archive_keys');
     assert.equal(rows.length, 1);
     assert.equal(rows[0].key_id, 'certflow-archive');
