@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, createDecipheriv, generateKeyPairSync, privateDecrypt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -57,7 +57,10 @@ describe('audit entries from activities', () => {
   before(async () => {
     db = await testDatabase();
     home = mkdtempSync(join(tmpdir(), 'certflow-admin-act-'));
-    config = loadConfig({ CERTFLOW_HOME: home });
+    // A label that archives server keys: the bootstrap then creates the key-archive key (key recovery below).
+    const configFile = join(home, 'config.json');
+    writeFileSync(configFile, JSON.stringify({ est: { labels: [{ name: 'archive', profile: 'device', archiveServerKeys: true }] } }));
+    config = loadConfig({ CERTFLOW_HOME: home, CERTFLOW_CONFIG: configFile });
     deps = { config, pool: db.pool, keys, log };
     await new MockActivityEnvironment().run(() => bootstrapCa(config, db.pool, keys, log));
     await ensureAuditKey(deps);
