@@ -231,10 +231,14 @@ function mountDirectory(shell: Shell, router: Router, alias: AcmeAlias): void {
     ),
   );
   // RFC 8555 7.2: HEAD answers 200, GET 204; both must not be cached (a cached nonce is a used one).
+  // The HEAD answer says Content-Length: 0. Without a length, Node's HTTP client (acme-client,
+  // which asks for a nonce before every signed request) closes its keep-alive connection after
+  // the answer, and every signed request then cost both sides a TLS handshake.
   router.get(
     `${prefix}${ACME_PATHS.newNonce}`,
     handle(shell, alias, async (ctx) => {
       ctx.status = ctx.method === 'HEAD' ? 200 : 204;
+      if (ctx.method === 'HEAD') ctx.length = 0;
       ctx.set('Cache-Control', 'no-store');
     }),
   );

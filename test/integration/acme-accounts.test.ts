@@ -188,6 +188,30 @@ describe('ACME accounts, nonces and the protocol shell', () => {
         assert.equal(r.headers.link, `<${dirUrl()}/directory>;rel="index"`);
       }
       assert.notEqual(head.headers['replay-nonce'], get.headers['replay-nonce']);
+      assert.equal(head.headers['content-length'], '0');
+    });
+
+    it("new-nonce: a keep-alive client (Node's, as acme-client) keeps its connection for the signed request after the HEAD", async () => {
+      const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 1 });
+      const reused: boolean[] = [];
+      const send = (method: string, url: string) =>
+        new Promise<void>((resolve, reject) => {
+          const req = https.request(url, { method, agent, headers: { 'Content-Type': 'application/jose+json' } }, (res) => {
+            reused.push(req.reusedSocket);
+            res.resume();
+            res.on('end', resolve);
+          });
+          req.on('error', reject);
+          req.end(method === 'POST' ? '{}' : undefined);
+        });
+      try {
+        await send('HEAD', `${dirUrl()}/new-nonce`);
+        await send('POST', `${dirUrl()}/new-account`);
+        await send('HEAD', `${dirUrl()}/new-nonce`);
+      } finally {
+        agent.destroy();
+      }
+      assert.deepEqual(reused, [false, true, true]);
     });
   });
 
