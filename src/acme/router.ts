@@ -232,8 +232,8 @@ function mountDirectory(shell: Shell, router: Router, alias: AcmeAlias): void {
   );
   // RFC 8555 7.2: HEAD answers 200, GET 204; both must not be cached (a cached nonce is a used one).
   // The HEAD answer says Content-Length: 0. Without a length, Node's HTTP client (acme-client,
-  // which asks for a nonce before every signed request) closes its keep-alive connection after
-  // the answer, and every signed request then cost both sides a TLS handshake.
+  // which asks for a nonce before every signed request) drops its keep-alive connection after
+  // the answer and opens a new TLS connection for the signed request that follows.
   router.get(
     `${prefix}${ACME_PATHS.newNonce}`,
     handle(shell, alias, async (ctx) => {
