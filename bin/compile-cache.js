@@ -106,15 +106,16 @@ export function enableCompileCache(dir) {
 
   const original = Module.prototype._compile;
   Module.prototype._compile = function compileCached(content, filename, format) {
+    const bundleFile = filename.startsWith(dir);
     // The bundle (in `dir`) is built without import(); a package's file may use it.
-    const mayImport = !filename.startsWith(dir) && content.includes('import(');
+    const mayImport = !bundleFile && content.includes('import(');
     if ((format !== undefined && format !== 'commonjs') || mayImport) {
       return original.call(this, content, filename, format);
     }
     // The bundle's own files never change: their directory is named by the hash of what they
     // were built from and renamed into place whole (bin/bundle.js). Hashing its ~4 MB would
     // cost every process ~8 ms; a package's file is checked by its content.
-    const hash = filename.startsWith(dir) ? 'bundle' : digest(content);
+    const hash = bundleFile ? 'bundle' : digest(content);
     const cached = entries.get(filename);
     let script;
     try {
