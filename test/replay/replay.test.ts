@@ -3,7 +3,7 @@
  * that would break running workflows (a different sequence of commands) fails here;
  * guard such changes with patched() and record a new history next to the old ones.
  */
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -47,18 +47,15 @@ describe('workflow replay', () => {
 
   // One replay worker for all histories, one after the other, as runReplayHistory() does for
   // one: a replay worker's start (its workflow thread loading the bundle) costs ~0.3 s of CPU.
-  let replayed: Promise<Map<string, ReplayResult>> | undefined;
-  const replayAll = () =>
-    (replayed ??= (async () => {
-      const histories = files.map((file) => ({ workflowId: file, history: historyFromJSON(JSON.parse(readFileSync(dir + file, 'utf8'))) }));
-      const results = new Map<string, ReplayResult>();
-      for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) results.set(r.workflowId, r);
-      return results;
-    })());
+  const replayed = new Map<string, ReplayResult>();
+  before(async () => {
+    const histories = files.map((file) => ({ workflowId: file, history: historyFromJSON(JSON.parse(readFileSync(dir + file, 'utf8'))) }));
+    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) replayed.set(r.workflowId, r);
+  });
 
   for (const file of files) {
-    it(`replays ${file}`, async () => {
-      const result = (await replayAll()).get(file);
+    it(`replays ${file}`, () => {
+      const result = replayed.get(file);
       assert.ok(result, `${file} was replayed`);
       if (result.error) throw result.error;
     });
