@@ -93,15 +93,17 @@ describe('notifications by e-mail and webhook', () => {
     };
     await writeFile(join(cf.home, 'config.json'), JSON.stringify(config, null, 2));
     worker = await cf.startWorker();
-    await cf.startServer();
-    await cf.startAdmin();
     // The worker made the sweep's schedule (every 15 minutes, on the clock): paused here, so
-    // that each sweep of this test is its own and counts only what it found.
+    // that each sweep of this test is its own and counts only what it found. Paused at once:
+    // with the server and the console started first, a quarter hour that struck meanwhile
+    // sometimes swept the CA and CRL notices before the test did (the first test: 3 !== 6).
     await withTemporal(async (client) => {
       const schedule = client.schedule.getHandle(scheduleIds.notificationSweep(cf.env.CERTFLOW_TASK_QUEUE!));
       assert.equal((await schedule.describe()).spec.intervals?.[0]?.every, 15 * 60_000);
       await schedule.pause('the test sweeps by itself');
     });
+    await cf.startServer();
+    await cf.startAdmin();
 
     // Certificates: an EST device's (short: 5 days left), with its own address; one of the
     // medium profile (20 days); one renewed (only the newer is worth a notice); a 90-day one.
