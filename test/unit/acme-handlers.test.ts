@@ -17,6 +17,7 @@ import { CaError } from '../../src/core/errors.ts';
 import type { AuthzRow, OrderRow } from '../../src/db/repos/acme-orders.ts';
 import { buildCsr } from '../../src/pki/index.ts';
 import type { AcmeRa } from '../../src/ra/acme.ts';
+import { jwkOf } from '../helpers/jwk.ts';
 
 const config = loadConfig({ CERTFLOW_HOME: '/tmp/certflow-unit-acme-handlers' });
 const dir = makeDirectory('https://ca.test', config.acme.aliases.get('')!);
@@ -24,7 +25,7 @@ const accountKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const account: AcmeAccount = {
   id: 'acct1',
   alias: '',
-  jwk: accountKey.publicKey.export({ format: 'jwk' }) as AcmeAccount['jwk'],
+  jwk: jwkOf(accountKey.publicKey) as AcmeAccount['jwk'],
   thumbprint: 'thumb',
   status: 'valid',
   contact: [],

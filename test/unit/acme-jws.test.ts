@@ -10,6 +10,7 @@ import { FlattenedSign, type JWK } from 'jose';
 import type { AcmeAccount } from '../../src/acme/api.ts';
 import { checkPublicJwk, JWS_ALGORITHMS, verifyInnerJws, verifyRequest, type JwsAuth, type JwsRequestInput } from '../../src/acme/jws.ts';
 import { AcmeProblem, type AcmeProblemType } from '../../src/acme/problems.ts';
+import { jwkOf } from '../helpers/jwk.ts';
 
 const BASE = 'https://ca.test:8443/acme';
 const URL_NEW_ACCOUNT = `${BASE}/new-account`;
@@ -31,7 +32,7 @@ function keyFor(alg: string): TestKey {
           : alg === 'EdDSA'
             ? generateKeyPairSync('ed25519')
             : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { alg, privateKey: pair.privateKey, jwk: pair.publicKey.export({ format: 'jwk' }) as JWK };
+  return { alg, privateKey: pair.privateKey, jwk: jwkOf(pair.publicKey) };
 }
 
 const keys = new Map<string, TestKey>();
@@ -263,13 +264,11 @@ describe('ACME JWS: rejected requests', () => {
 
   it('a jwk with private key material: malformed; an RSA key under 2048 bits: badPublicKey', async () => {
     const f = new Fakes();
-    const privateJwk = k.privateKey.export({ format: 'jwk' }) as JWK;
+    const privateJwk = jwkOf(k.privateKey);
     await rejects(verifyRequest(input(await signed(f, { jwk: privateJwk })), f.deps), 'malformed', 400, /private/);
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    const smallJws = rawJws(
-      { alg: 'RS256', jwk: small.publicKey.export({ format: 'jwk' }), nonce: f.nonce(), url: URL_NEW_ACCOUNT },
-      {},
-      (data) => nodeSign('sha256', data, small.privateKey),
+    const smallJws = rawJws({ alg: 'RS256', jwk: jwkOf(small.publicKey), nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, (data) =>
+      nodeSign('sha256', data, small.privateKey),
     );
     await rejects(verifyRequest(input(smallJws), f.deps), 'badPublicKey', 400, /1024/);
     await rejects(verifyRequest(input(await signed(f, { jwk: { kty: 'oct', kk: 'x' } })), f.deps), 'badPublicKey', 400);
