@@ -361,7 +361,16 @@ describe('admin API', () => {
       method: 'POST',
       route: '/requests/enrollments/{id}/retry',
       permission: 'requests:manage',
-      request: () => ({ path: `/requests/enrollments/${fixtures.stalled}/retry` }),
+      // The workflow retries a stalled request by itself (30 s, then doubling): while that
+      // attempt runs the request is `signing` and a retry is refused (409). On a loaded
+      // machine the walk could land in that window; it waits for the stall to be read again.
+      request: async () => {
+        await eventually('the enrollment stalled (again)', 60_000, async () => {
+          const { rows } = await cf.pool.query('SELECT state FROM issuance_requests WHERE id = $1', [fixtures.stalled]);
+          return rows[0]?.state === 'stalled' || undefined;
+        });
+        return { path: `/requests/enrollments/${fixtures.stalled}/retry` };
+      },
     },
     { method: 'GET', route: '/requests/stuck', permission: 'requests:read', request: () => ({ path: '/requests/stuck?protocol=est' }) },
     { method: 'GET', route: '/requests/waiting', permission: 'requests:read', request: () => ({ path: '/requests/waiting?on=person' }) },
