@@ -8,13 +8,14 @@
  * of two with a 1 MB young generation, and did not in six runs when the JWK came from a copy
  * of the key made through DER, as here (nor with PEM or DER exports alone).
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
+import { publicKeyFromSpki } from './signatures.ts';
 
 export function jwkOf(key: KeyObject): JWK {
   const copy =
     key.type === 'private'
       ? createPrivateKey({ key: key.export({ type: 'pkcs8', format: 'der' }), format: 'der', type: 'pkcs8' })
-      : createPublicKey({ key: key.export({ type: 'spki', format: 'der' }), format: 'der', type: 'spki' });
+      : publicKeyFromSpki(key.export({ type: 'spki', format: 'der' }));
   return copy.export({ format: 'jwk' }) as JWK;
 }

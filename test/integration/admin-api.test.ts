@@ -9,6 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import { deliveryId as repoDeliveryId } from '../../src/db/repos/notifications.ts';
+import * as requests from '../../src/db/repos/requests.ts';
 import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -366,8 +367,8 @@ describe('admin API', () => {
       // machine the walk could land in that window; it waits for the stall to be read again.
       request: async () => {
         await eventually('the enrollment stalled (again)', 60_000, async () => {
-          const { rows } = await cf.pool.query('SELECT state FROM issuance_requests WHERE id = $1', [fixtures.stalled]);
-          return rows[0]?.state === 'stalled' || undefined;
+          // As retryRequest (src/ra/approvals.ts) reads it.
+          return (await requests.get(cf.pool, fixtures.stalled))?.state === 'stalled' || undefined;
         });
         return { path: `/requests/enrollments/${fixtures.stalled}/retry` };
       },
