@@ -47,7 +47,8 @@ import { Client as TemporalClient, Connection } from '@temporalio/client';
 import acme from 'acme-client';
 import type { Authorization, Client as AcmeClient, Order } from 'acme-client';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../src/pki/keygen.ts';
 import {
   closeSync,
   mkdtempSync,

@@ -18,7 +18,8 @@
  * Prints one JSON document on stdout; progress goes to stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync } from '../src/pki/keygen.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';

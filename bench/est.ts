@@ -19,7 +19,8 @@
  * Prints one JSON document on stdout; progress goes to stderr.
  */
 import { Client, Connection } from '@temporalio/client';
-import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../src/pki/keygen.ts';
 import https from 'node:https';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';

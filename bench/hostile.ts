@@ -12,7 +12,8 @@
  * (victims' p50/p99/max and errors for both phases, what the hostile messages were answered);
  * progress goes to stderr.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from '../src/pki/keygen.ts';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';

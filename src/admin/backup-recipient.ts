@@ -16,13 +16,13 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   privateDecrypt,
   publicEncrypt,
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { generateKeyPairSync } from '../pki/keygen.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CaError } from '../core/errors.ts';

@@ -20,7 +20,8 @@
  * src/temporal/cluster-certs.ts, which audits every certificate issued). A certificate is
  * renewed once two thirds of its lifetime have passed.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../pki/keygen.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';

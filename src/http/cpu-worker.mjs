@@ -3,18 +3,17 @@
 // small thread pool (which DNS lookups, files and database connections need).
 // Plain JavaScript: a worker does not inherit the main thread's tsx loader, so it registers
 // its own before importing the TypeScript module.
-import { generateKeyPairSync } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
 register();
 const { deriveMacKey } = await import('../pki/cmp/kdf.ts');
+const { generateDerKeyPairSync } = await import('../pki/keygen.ts');
 
 function run(task) {
   if (task.kind === 'macKey') return deriveMacKey(task.secret, task.derivation);
   if (task.kind === 'keyPair') {
-    const { privateKey } = generateKeyPairSync(task.type, task.options);
-    return new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
+    return new Uint8Array(generateDerKeyPairSync(task.type, task.options).privateKey);
   }
   throw new Error(`unknown task ${task.kind}`);
 }

@@ -16,7 +16,8 @@
  * serial to replace) that the running servers act on at their next check.
  */
 import type { Client } from '@temporalio/client';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { generateKeyPairSync } from '../pki/keygen.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';

@@ -11,7 +11,6 @@ import {
   constants as cryptoConstants,
   createPrivateKey,
   createPublicKey,
-  generateKeyPair as generateKeyPairCb,
   privateDecrypt,
   randomBytes,
   sign as signCb,
@@ -24,9 +23,9 @@ import { CaError } from '../core/errors.ts';
 import { paths, type Config } from '../config/index.ts';
 import { assertSignAlgFits, hashLength, keyFamily, rsaBits, rsaKeyAlg } from './algs.ts';
 import { assertKeyId } from './key-id.ts';
+import { generateKeyPair } from '../pki/keygen.ts';
 import type { DecryptAlg, KeyAlg, KeyInfo, KeyStore, KeyUsage, SignAlg } from './types.ts';
 
-const generateKeyPair = promisify(generateKeyPairCb);
 // crypto.sign with a callback runs in the libuv thread pool, so RSA-4096 signing does not
 // stall the event loop (the synchronous form would).
 const signAsync = promisify(signCb) as (alg: string, data: Uint8Array, key: Parameters<typeof signCb>[2]) => Promise<Buffer>;

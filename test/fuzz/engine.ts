@@ -10,11 +10,11 @@
  * Used by test/integration/fuzz.test.ts (npm test, >= 1,000 cases per front end) and by
  * `npm run fuzz -- --cases 20000 [--seed n]` (test/fuzz/run.ts) for long runs.
  */
-import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { Agent, request } from 'node:https';
 import { FlattenedSign, type JWK } from 'jose';
 import { buildCsr, emptySans } from '../../src/pki/index.ts';
-import { jwkOf } from '../helpers/jwk.ts';
 
 export interface FuzzTarget {
   /** https://localhost:<port> */
@@ -234,7 +234,7 @@ async function acmeSetup(target: FuzzTarget, agent: Agent): Promise<AcmeSetup> {
   const dirAnswer = await send(target, agent, 'GET', '/acme/directory', {});
   const dir = JSON.parse(dirAnswer.body.toString()) as Record<string, string>;
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const jwk = jwkOf(createPublicKey(key));
+  const jwk = createPublicKey(key).export({ format: 'jwk' }) as JWK;
   const body = await signed(
     { alg: 'ES256', jwk, nonce: await nonce(target, agent, dir), url: dir.newAccount },
     { termsOfServiceAgreed: true, contact: ['mailto:fuzz@example.test'] },

@@ -3,7 +3,8 @@
  * the KeyStore contract demands (ECDSA as DER Ecdsa-Sig-Value, RSA raw; PSS with MGF1 of
  * the same hash and salt = hash length). `tamper` lets a test simulate a faulty HSM.
  */
-import { constants, generateKeyPairSync, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+import { constants, privateDecrypt, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { CaError } from '../../src/core/errors.ts';
 import type { DecryptAlg, KeyAlg, KeyInfo, KeyStore, SignAlg } from '../../src/keys/types.ts';
 

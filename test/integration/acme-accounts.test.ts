@@ -8,7 +8,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -18,7 +19,6 @@ import { FlattenedSign, type JWK } from 'jose';
 import { ariCertId } from '../../src/acme/ari.ts';
 import { describeCertificate } from '../../src/pki/index.ts';
 import { createInstance, opensslCsr, type TestInstance } from '../helpers/certflow.ts';
-import { jwkOf } from '../helpers/jwk.ts';
 
 interface Reply {
   status: number;
@@ -36,7 +36,7 @@ interface Signer {
 
 function ecKey(): Signer {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { privateKey, jwk: jwkOf(publicKey), alg: 'ES256' };
+  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) as JWK, alg: 'ES256' };
 }
 
 describe('ACME accounts, nonces and the protocol shell', () => {
@@ -326,7 +326,7 @@ describe('ACME accounts, nonces and the protocol shell', () => {
 
     it('an unsupported algorithm: badSignatureAlgorithm with the accepted list', async () => {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-      const rsa = { privateKey, jwk: jwkOf(publicKey), alg: 'RS384' };
+      const rsa = { privateKey, jwk: publicKey.export({ format: 'jwk' }) as JWK, alg: 'RS384' };
       const url = `${dirUrl()}/new-account`;
       const r = await post(url, await jws(url, rsa, {}));
       assertProblem(r, 400, 'badSignatureAlgorithm');

@@ -18,7 +18,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInstance, opensslCsr, runTool, type CliResult, type TestInstance } from '../helpers/certflow.ts';

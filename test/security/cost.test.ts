@@ -12,7 +12,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, get } from 'node:https';
 import { fileURLToPath } from 'node:url';

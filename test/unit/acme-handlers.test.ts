@@ -5,7 +5,7 @@
  * Temporal: the RA's side is tested by the integration tests.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { describe, it } from 'node:test';
 import type { Context } from 'koa';
 import type { AcmeAccount, AcmeDeps, Route, VerifiedRequest } from '../../src/acme/api.ts';
@@ -17,7 +17,6 @@ import { CaError } from '../../src/core/errors.ts';
 import type { AuthzRow, OrderRow } from '../../src/db/repos/acme-orders.ts';
 import { buildCsr } from '../../src/pki/index.ts';
 import type { AcmeRa } from '../../src/ra/acme.ts';
-import { jwkOf } from '../helpers/jwk.ts';
 
 const config = loadConfig({ CERTFLOW_HOME: '/tmp/certflow-unit-acme-handlers' });
 const dir = makeDirectory('https://ca.test', config.acme.aliases.get('')!);
@@ -25,7 +24,7 @@ const accountKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const account: AcmeAccount = {
   id: 'acct1',
   alias: '',
-  jwk: jwkOf(accountKey.publicKey) as AcmeAccount['jwk'],
+  jwk: accountKey.publicKey.export({ format: 'jwk' }) as AcmeAccount['jwk'],
   thumbprint: 'thumb',
   status: 'valid',
   contact: [],

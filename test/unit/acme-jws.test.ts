@@ -4,13 +4,13 @@
  * 6.2-6.5 with its problem type and status, and the six accepted algorithms.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
+import { randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { describe, it } from 'node:test';
 import { FlattenedSign, type JWK } from 'jose';
 import type { AcmeAccount } from '../../src/acme/api.ts';
 import { checkPublicJwk, JWS_ALGORITHMS, verifyInnerJws, verifyRequest, type JwsAuth, type JwsRequestInput } from '../../src/acme/jws.ts';
 import { AcmeProblem, type AcmeProblemType } from '../../src/acme/problems.ts';
-import { jwkOf } from '../helpers/jwk.ts';
 
 const BASE = 'https://ca.test:8443/acme';
 const URL_NEW_ACCOUNT = `${BASE}/new-account`;
@@ -32,7 +32,7 @@ function keyFor(alg: string): TestKey {
           : alg === 'EdDSA'
             ? generateKeyPairSync('ed25519')
             : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { alg, privateKey: pair.privateKey, jwk: jwkOf(pair.publicKey) };
+  return { alg, privateKey: pair.privateKey, jwk: pair.publicKey.export({ format: 'jwk' }) as JWK };
 }
 
 const keys = new Map<string, TestKey>();
@@ -264,11 +264,13 @@ describe('ACME JWS: rejected requests', () => {
 
   it('a jwk with private key material: malformed; an RSA key under 2048 bits: badPublicKey', async () => {
     const f = new Fakes();
-    const privateJwk = jwkOf(k.privateKey);
+    const privateJwk = k.privateKey.export({ format: 'jwk' }) as JWK;
     await rejects(verifyRequest(input(await signed(f, { jwk: privateJwk })), f.deps), 'malformed', 400, /private/);
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    const smallJws = rawJws({ alg: 'RS256', jwk: jwkOf(small.publicKey), nonce: f.nonce(), url: URL_NEW_ACCOUNT }, {}, (data) =>
-      nodeSign('sha256', data, small.privateKey),
+    const smallJws = rawJws(
+      { alg: 'RS256', jwk: small.publicKey.export({ format: 'jwk' }) as JWK, nonce: f.nonce(), url: URL_NEW_ACCOUNT },
+      {},
+      (data) => nodeSign('sha256', data, small.privateKey),
     );
     await rejects(verifyRequest(input(smallJws), f.deps), 'badPublicKey', 400, /1024/);
     await rejects(verifyRequest(input(await signed(f, { jwk: { kty: 'oct', kk: 'x' } })), f.deps), 'badPublicKey', 400);

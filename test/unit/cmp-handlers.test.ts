@@ -6,7 +6,7 @@
  * PKIFailureInfo, or the certificate with its chain). No server, database or Temporal.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { describe, it } from 'node:test';
 import { createRootCertificate } from '../../src/ca/hierarchy.ts';
 import type { CmpDeps } from '../../src/cmp/api.ts';

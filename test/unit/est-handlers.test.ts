@@ -5,7 +5,7 @@
  * 202 + Retry-After). No server, database or Temporal.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { Context } from 'koa';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { sign, verify } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { test } from 'node:test';
 import { ecdsaRawToDer } from '../../src/keys/ecdsa-der.ts';
 

@@ -7,7 +7,7 @@
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { createRootCertificate, createSubordinateCertificate } from '../../src/ca/hierarchy.ts';
 import { issuerSummary, prepareCertificate, type IssuingCa } from '../../src/ca/issuer.ts';
 import { LINT_RULES, lintTbs, type LintContext } from '../../src/ca/lint.ts';

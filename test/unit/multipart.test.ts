@@ -1,6 +1,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
+import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFileSync } from 'node:fs';
 import { CaError } from '../../src/core/errors.ts';
 import {

@@ -5,8 +5,8 @@
  * the worker returns the key encrypted to it, and the officer gets it as an encrypted
  * PKCS#8 (PBES2, AES-256-CBC) under the passphrase they give. Audited as key.recover.
  */
-import { constants as cryptoConstants, createDecipheriv, createPrivateKey, generateKeyPair, privateDecrypt } from 'node:crypto';
-import { promisify } from 'node:util';
+import { constants as cryptoConstants, createDecipheriv, createPrivateKey, privateDecrypt } from 'node:crypto';
+import { generateKeyPair } from '../../pki/keygen.ts';
 import { CaError } from '../../core/errors.ts';
 import * as certificates from '../../db/repos/certificates.ts';
 import * as consoleDb from '../../db/repos/console.ts';
@@ -23,7 +23,7 @@ async function recover(deps: AdminDeps, who: Actor, serialArg: string, passphras
   const serial = normalizeSerial(serialArg);
   if (!(await certificates.get(deps.pool, serial)))
     throw new CaError('notFound', `no certificate with serial ${serial}`, { rule: 'certificate.unknown' });
-  const recipient = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  const recipient = await generateKeyPair('rsa', { modulusLength: 2048 });
   const r = await recoverKey(
     deps,
     { serial, requester: who.actor, recipientSpki: recipient.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') },
