@@ -147,9 +147,13 @@ function runTests(files, nodeFlags, env, serverless) {
   const concurrency = nodeFlags.some((f) => f.startsWith('--test-concurrency'))
     ? []
     : [`--test-concurrency=${serverless ? cores : cores + 2}`];
+  // A time limit for every file and test: a file that hangs (a deadlocked process waits for
+  // ever and node --test has no other limit) fails after 10 minutes, with the rest of the run
+  // reported, instead of holding CI until its own limit. The longest file takes ~1.5 minutes.
+  const timeout = nodeFlags.some((f) => f.startsWith('--test-timeout')) ? [] : ['--test-timeout=600000'];
   // Compiled files: stack traces name the TypeScript sources.
   const loader = files.every((f) => f.endsWith('.js')) ? ['--enable-source-maps'] : ['--import', 'tsx'];
-  const args = [...loader, '--test', ...concurrency, '--test-reporter=spec', ...nodeFlags, ...files];
+  const args = [...loader, '--test', ...concurrency, ...timeout, '--test-reporter=spec', ...nodeFlags, ...files];
   const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: repo });
   const exited = new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
