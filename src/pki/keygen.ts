@@ -38,12 +38,13 @@ export interface KeyPair {
   privateKey: KeyObject;
 }
 
-const DER = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } } as const;
 /** A key pair as DER: SubjectPublicKeyInfo and PKCS#8. */
 export interface EncodedKeyPair {
   publicKey: Buffer;
   privateKey: Buffer;
 }
+
+const DER = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } } as const;
 const generateAsync = promisify(generateCb) as unknown as (type: KeyPairType, options: object) => Promise<EncodedKeyPair>;
 
 function keyObjects(encoded: EncodedKeyPair): KeyPair {
