@@ -716,7 +716,7 @@ interface OrderHistories {
 }
 
 async function fetchHistories(stack: BenchStack, outcomes: OrderOutcome[]): Promise<OrderHistories[]> {
-  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const connection = await Connection.connect({ address: stack.temporalAddress, tls: stack.temporalTls });
   try {
     const client = new TemporalClient({ connection, namespace: stack.temporalNamespace });
     const get = async (workflowId: string) => ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map(nameEvent);
@@ -1141,6 +1141,12 @@ function timeline(outcomes: OrderOutcome[], histories: OrderHistories[]) {
 
 // ---- main ------------------------------------------------------------------------------------
 
+/** Sum of one topology's CPU per order over another's, the benchmark client left out of both. */
+function cpuRatio(a: Record<string, number> | undefined, b: Record<string, number> | undefined): number | null {
+  const certflowCpu = (x: Record<string, number>) => Object.entries(x).reduce((t, [k, v]) => (k === 'benchClient' ? t : t + v), 0);
+  return a && b && certflowCpu(b) > 0 ? round(certflowCpu(a) / certflowCpu(b), 3) : null;
+}
+
 /** The commit measured ("+dirty" when the work tree differs from it). */
 function gitCommit(): string | null {
   try {
@@ -1237,6 +1243,8 @@ async function main(): Promise<void> {
               ? {
                   cluster: brief(kr) ?? null,
                   clusterToDevRatio: kr && cr && cr.ordersPerSec > 0 ? round(kr.ordersPerSec / cr.ordersPerSec, 3) : null,
+                  // Issue's target: the production topology's CPU per order within 1.3x of the dev stack's.
+                  clusterToDevCpuRatio: cpuRatio(kr?.cpuMsPerOrder, cr?.cpuMsPerOrder),
                 }
               : {}),
           };

@@ -13,9 +13,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../src/config/index.ts';
 import { freePort, freePortRange } from '../src/core/net.ts';
 import { embeddedDatabaseUrl } from '../src/db/embedded.ts';
 import { findTemporalServer, TEMPORAL_SERVER_VERSION } from '../src/temporal/server-build.ts';
+import { temporalTlsOptions } from '../src/temporal/tls.ts';
 import { startBalancer } from '../test/helpers/balancer.ts';
 import { certflowCli, inheritedEnv, seconds, type BenchStack, type BenchStackOptions } from './stack.ts';
 
@@ -104,6 +106,8 @@ export async function startClusterBenchStack(opts: BenchStackOptions = {}): Prom
       rootPem: readFileSync(rootPemFile, 'utf8'),
       rootPemFile,
       temporalAddress: `127.0.0.1:${env.CERTFLOW_TEMPORAL_PORT}`,
+      // The cluster's client certificate, found in its home as the CLI finds it.
+      temporalTls: temporalTlsOptions(loadConfig(env).temporal.tls),
       temporalNamespace: 'default',
       databaseUrl: embeddedDatabaseUrl({ home }, postgresPort),
       pids: {

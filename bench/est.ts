@@ -393,7 +393,7 @@ async function histories(
   lengthSamples: number,
   perLevel: number,
 ): Promise<HistoryReport> {
-  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const connection = await Connection.connect({ address: stack.temporalAddress, tls: stack.temporalTls });
   try {
     const client = new Client({ connection, namespace: stack.temporalNamespace });
     const listed: Array<{ workflowId: string; start: number }> = [];

@@ -21,6 +21,7 @@ import { freePort } from '../src/core/net.ts';
 import { preparePostgres, spawnPostgres, type PostgresHandle } from '../src/db/embedded.ts';
 import { resolveTemporalCli } from '../src/temporal/cli.ts';
 import { spawnTemporalDevServer, type TemporalDevServerHandle } from '../src/temporal/devserver.ts';
+import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const certflowBin = join(repo, 'bin', 'certflow.js');
@@ -52,6 +53,8 @@ export interface BenchStack {
   /** Path of root.pem (for curl/openssl). */
   rootPemFile: string;
   temporalAddress: string;
+  /** TLS of a connection to that Temporal: the cluster's client certificate (mTLS); none for the dev server. */
+  temporalTls?: TLSConfig;
   temporalNamespace: string;
   /** URL of the `certflow` database. */
   databaseUrl: string;
