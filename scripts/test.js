@@ -18,7 +18,7 @@
 // per test file, see test/helpers/stack.ts) and CERTFLOW_TEST_TEMPORAL_ADDRESS.
 // Server logs are kept in a temp directory when a run fails, and removed otherwise.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -113,6 +113,39 @@ async function stopAll(servers) {
   await Promise.all(servers.map((s) => s.stop().catch((e) => say(`stopping pid ${s.pid}: ${e.message}`))));
 }
 
+/**
+ * Every process of the run carries this variable (the tests pass their environment on), so
+ * that what a test file left behind can be found after the run: a file killed at its time
+ * limit cannot stop the servers and workers it started, nor can one that crashed.
+ */
+const RUN_MARKER = 'CERTFLOW_TEST_RUNNER_PID';
+
+/** Stops the processes of this run still alive once the tests and servers are done (Linux: /proc). */
+function stopStrays() {
+  if (!existsSync('/proc')) return;
+  const mark = `${RUN_MARKER}=${process.pid}`;
+  const strays = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(mark)) continue;
+      strays.push({ pid, name: readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').slice(0, 3).join(' ').trim() });
+    } catch {
+      // Gone already, or not ours to read.
+    }
+  }
+  for (const p of strays) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  if (strays.length)
+    say(`stopped ${strays.length} process(es) the tests left running: ${strays.map((p) => `${p.pid} ${p.name}`).join('; ')}`);
+}
+
 /** The shell's convention: 128 + signal number. */
 function exitCodeFor(signal) {
   return signal === 'SIGTERM' ? 143 : 130;
@@ -197,7 +230,7 @@ async function main() {
   process.on('SIGTERM', onSignal);
   let code = 1;
   try {
-    const env = { ...process.env, CERTFLOW_ARTIFACTS_DIR: artifacts };
+    const env = { ...process.env, CERTFLOW_ARTIFACTS_DIR: artifacts, [RUN_MARKER]: String(process.pid) };
     // Tests reach only loopback addresses and trust only the CAs they make. Node 20 parses
     // NODE_EXTRA_CA_CERTS when a process starts: set machine-wide to the system's bundle (as
     // on these machines), that is ~90 ms of CPU in each of the ~700 Node processes of a run.
@@ -231,6 +264,7 @@ async function main() {
   } finally {
     rmSync(compiledDir, { recursive: true, force: true });
     await stopAll(servers);
+    stopStrays();
     if (code === 0 && !interrupted) rmSync(work, { recursive: true, force: true });
     else say(`server logs kept in ${work}`);
   }
