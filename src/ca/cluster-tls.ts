@@ -21,7 +21,7 @@
  * renewed once two thirds of its lifetime have passed.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { generateKeyPairSync } from '../pki/keygen.ts';
+import { generateDerKeyPairSync } from '../pki/keygen.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -96,10 +96,7 @@ export function renewalDue(notBefore: Date, notAfter: Date, now: Date): boolean 
 
 /** A leaf's P-256 key, made once. */
 async function leafKey(file: string): Promise<KeyObject> {
-  const pem = await createOnce(
-    file,
-    () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-  );
+  const pem = await createOnce(file, () => pemEncode('PRIVATE KEY', generateDerKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey));
   return createPrivateKey(pem);
 }
 
