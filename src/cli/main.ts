@@ -37,6 +37,7 @@ import { registerConsoleCommands } from './console.ts';
 import { registerCmpClientCommands } from './cmp-clients.ts';
 import { registerCaCommands } from './ca.ts';
 import { registerProfileCommands } from './profiles.ts';
+import { certflowVersion } from '../admin/version.ts';
 import { normalizeSerial, printJson, table, writeFileAtomic } from './output.ts';
 
 const say = (msg: string) => process.stderr.write(`certflow: ${msg}\n`);
@@ -71,6 +72,7 @@ export function program(): Command {
   const root = new Command('certflow')
     .description('certflow: a certificate authority whose issuance is durable (ACME, EST, CMP on Temporal)')
     .option('--json', 'print machine-readable JSON')
+    .version(certflowVersion(), '-V, --version', "print certflow's version")
     .showHelpAfterError()
     .exitOverride();
 

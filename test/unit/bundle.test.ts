@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 const bundle = new URL('../../bin/bundle.js', import.meta.url).href;
@@ -39,5 +40,11 @@ describe('the CLI bundle', () => {
       files.filter((f) => /node_modules[\\/](pg|pg-[a-z-]+|commander)[\\/]/.test(f)),
       [],
     );
+  });
+
+  it("`certflow --version` and `-V` print package.json's version and exit 0", () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const cli = new URL('../../bin/certflow.js', import.meta.url).pathname;
+    for (const flag of ['--version', '-V']) assert.equal(execFileSync(process.execPath, [cli, flag], { encoding: 'utf8' }), `${version}\n`);
   });
 });
