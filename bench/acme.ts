@@ -1151,16 +1151,8 @@ function timeline(outcomes: OrderOutcome[], histories: OrderHistories[]) {
 
 /** The median of the values measured; null when there are none. */
 function medianOrNull(xs: (number | null)[]): number | null {
-  const v = xs.filter((x): x is number => x !== null);
-  return v.length
-    ? round(
-        percentile(
-          v.sort((x, y) => x - y),
-          50,
-        ),
-        3,
-      )
-    : null;
+  const sorted = xs.filter((x): x is number => x !== null).sort((x, y) => x - y);
+  return sorted.length ? round(percentile(sorted, 50), 3) : null;
 }
 
 /** Sum of one topology's CPU per order over another's, the benchmark client left out of both. */
