@@ -1260,6 +1260,7 @@ async function main(): Promise<void> {
           const cr = c?.runs.find((r) => r.concurrency === level)?.result;
           const pr = p?.runs.find((r) => r.concurrency === level)?.result;
           const kr = k?.runs.find((r) => r.concurrency === level)?.result;
+          const ratios = pairRatios(level);
           return {
             concurrency: level,
             certflow: brief(cr) ?? null,
@@ -1271,8 +1272,8 @@ async function main(): Promise<void> {
                   clusterToDevRatio: kr && cr && cr.ordersPerSec > 0 ? round(kr.ordersPerSec / cr.ordersPerSec, 3) : null,
                   // Issue's target: the production topology's CPU per order within 1.3x of the dev
                   // stack's; with --pairs, the median of the pairs' ratios.
-                  clusterToDevCpuRatio: medianOrNull(pairRatios(level)),
-                  ...(pairs > 1 ? { clusterToDevCpuRatioPerPair: pairRatios(level) } : {}),
+                  clusterToDevCpuRatio: medianOrNull(ratios),
+                  ...(pairs > 1 ? { clusterToDevCpuRatioPerPair: ratios } : {}),
                 }
               : {}),
           };
