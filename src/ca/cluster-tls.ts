@@ -20,14 +20,14 @@
  * src/temporal/cluster-certs.ts, which audits every certificate issued). A certificate is
  * renewed once two thirds of its lifetime have passed.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { generateDerKeyPairSync } from '../pki/keygen.ts';
+import { createPublicKey } from 'node:crypto';
+import { p256KeyFile } from '../pki/keygen.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { clusterTlsFiles, TEMPORAL_TLS_SERVER_NAME, type ClusterTlsFiles } from '../config/index.ts';
 import type { CertProfile } from '../config/profiles.ts';
-import { createOnce, writeFileAtomic } from '../core/files.ts';
+import { writeFileAtomic } from '../core/files.ts';
 import { defaultSignAlg, type KeyAlg, type KeyStore } from '../keys/types.ts';
 import { buildCsr, describeCertificate, parseCsr, pemDecodeAll, pemEncode, randomSerial, type SanSet } from '../pki/index.ts';
 import { createRootCertificate } from './hierarchy.ts';
@@ -94,12 +94,6 @@ export function renewalDue(notBefore: Date, notAfter: Date, now: Date): boolean 
   return now.getTime() >= notAfter.getTime() - (notAfter.getTime() - notBefore.getTime()) / 3;
 }
 
-/** A leaf's P-256 key, made once. */
-async function leafKey(file: string): Promise<KeyObject> {
-  const pem = await createOnce(file, () => pemEncode('PRIVATE KEY', generateDerKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey));
-  return createPrivateKey(pem);
-}
-
 function certOf(file: string) {
   if (!existsSync(file)) return undefined;
   const [first] = pemDecodeAll(readFileSync(file, 'utf8'));
@@ -158,7 +152,7 @@ export async function ensureClusterTls(args: {
   const caDer = pemDecodeAll(readFileSync(files.ca, 'utf8'))[0]!.der;
 
   for (const leaf of leaves(files, args.serverNames ?? [])) {
-    const key = await leafKey(leaf.keyFile);
+    const { key } = await p256KeyFile(leaf.keyFile);
     const current = certOf(leaf.certFile);
     const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
     const fits =

@@ -16,16 +16,16 @@
  * serial to replace) that the running servers act on at their next check.
  */
 import type { Client } from '@temporalio/client';
-import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
-import { generateDerKeyPairSync } from '../pki/keygen.ts';
+import { createHash, createPublicKey } from 'node:crypto';
+import { p256KeyFile } from '../pki/keygen.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { CaError } from '../core/errors.ts';
-import { createOnce, writeFileAtomic } from '../core/files.ts';
+import { writeFileAtomic } from '../core/files.ts';
 import type { Logger } from '../core/logger.ts';
-import { buildCsr, describeCertificate, pemDecodeAll, pemEncode, type CertSummary, type SanSet } from '../pki/index.ts';
+import { buildCsr, describeCertificate, pemDecodeAll, type CertSummary, type SanSet } from '../pki/index.ts';
 import { issueAndWait } from '../ra/enrollment.ts';
 
 /** One of certflow's own certificates: where it lives and what it says. */
@@ -112,10 +112,7 @@ export async function ensureOwnCertificate(args: {
 }): Promise<OwnCertificate> {
   const { spec, log } = args;
   await mkdir(dirname(spec.keyFile), { recursive: true, mode: 0o700 });
-  const keyPem = await createOnce(spec.keyFile, () =>
-    pemEncode('PRIVATE KEY', generateDerKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
-  );
-  const key = createPrivateKey(keyPem);
+  const { pem: keyPem, key } = await p256KeyFile(spec.keyFile);
   const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
   const marker = existsSync(renewalMarker(spec.certFile)) ? readFileSync(renewalMarker(spec.certFile), 'utf8').trim() : undefined;
 

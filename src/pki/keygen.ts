@@ -21,6 +21,8 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { promisify } from 'node:util';
+import { createOnce } from '../core/files.ts';
+import { pemEncode } from './pem.ts';
 
 export type KeyPairType = 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'x25519';
 
@@ -67,4 +69,14 @@ export function generateKeyPairSync(type: KeyPairType, options: KeyPairOptions =
 /** A new key pair, generated in libuv's thread pool. */
 export async function generateKeyPair(type: KeyPairType, options: KeyPairOptions = {}): Promise<KeyPair> {
   return keyObjects(await generateAsync(type, { ...options, ...DER }));
+}
+
+/**
+ * The P-256 private key in `file` (PKCS#8 PEM), made and written once (mode 0600) when the
+ * file does not exist yet: the key of a certificate certflow keeps for itself (its HTTPS
+ * and cluster TLS leaves).
+ */
+export async function p256KeyFile(file: string): Promise<{ pem: string; key: KeyObject }> {
+  const pem = await createOnce(file, () => pemEncode('PRIVATE KEY', generateDerKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey));
+  return { pem, key: createPrivateKey(pem) };
 }
