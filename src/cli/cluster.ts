@@ -51,7 +51,18 @@ export interface ClusterOptions {
   workers: number;
   /** Server i listens on the base ports + (i - 1) × portStep. */
   portStep: number;
-  historyShards: number;
+  /** History shards of a new Temporal cluster (DEFAULT_HISTORY_SHARDS when not given); an existing one keeps its own. */
+  historyShards?: number;
+}
+
+/**
+ * What to tell an operator whose `--history-shards` an existing cluster did not take
+ * (Temporal keeps the number a cluster was created with and only logs that it ignored the
+ * config's); undefined when there is nothing to say.
+ */
+export function historyShardsNote(requested: number | undefined, actual: number): string | undefined {
+  if (requested === undefined || requested === actual) return undefined;
+  return `--history-shards ${requested} applies only to a new Temporal cluster: this one was created with ${actual} history shards and keeps them`;
 }
 
 /** The ports of server `i` (1-based): HTTPS and HTTP. */
@@ -119,16 +130,15 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
         ip,
         port,
         databaseUrl: temporalDbUrl,
-        historyShards: opts.historyShards,
+        historyShards: opts.historyShards ?? DEFAULT_HISTORY_SHARDS,
         tls,
       };
-      say(
-        `starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, ${opts.historyShards} history shards, on Postgres, mTLS)`,
-      );
+      say(`starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, on Postgres, mTLS)`);
+      let historyShards = 0;
       await sup.add({
         name: 'temporal',
-        start: () =>
-          spawnTemporalClusterServer({
+        start: async () => {
+          const server = await spawnTemporalClusterServer({
             binaries,
             config: temporalConfig,
             configDir: join(config.home, 'temporal'),
@@ -136,9 +146,14 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
             logFile: join(p.logDir, 'temporal.log'),
             log: say,
             clientTls: temporalTlsOptions(clientTls),
-          }),
+          });
+          historyShards = server.historyShards;
+          return server;
+        },
       });
-      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${opts.historyShards} history shards on Postgres, mTLS)`;
+      const note = historyShardsNote(opts.historyShards, historyShards);
+      if (note) say(note);
+      temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${historyShards} history shards on Postgres, mTLS)`;
 
       // The Temporal UI on loopback; operators reach it through the console at /temporal/.
       const ui = await ensureTemporalUi({ dir: config.temporalServerDir, log: say });
@@ -304,9 +319,10 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     .command('cluster')
     .description(`the production topology on this machine: a Temporal server ${TEMPORAL_SERVER_VERSION} on Postgres, 2 servers, 2 workers`);
   const shardsOption = () =>
-    new Option('--history-shards <n>', 'history shards of a NEW Temporal cluster (fixed once created)')
-      .default(DEFAULT_HISTORY_SHARDS)
-      .argParser(positive('--history-shards'));
+    new Option(
+      '--history-shards <n>',
+      `history shards of a NEW Temporal cluster, fixed once created (default: ${DEFAULT_HISTORY_SHARDS}; an existing cluster keeps its own)`,
+    ).argParser(positive('--history-shards'));
 
   cluster
     .command('run', { isDefault: true })
@@ -373,7 +389,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
     .option('--ip <address>', 'address the Temporal server listens on and advertises', '127.0.0.1')
     .addOption(new Option('--port <n>', 'frontend port (the server uses it and the next 9)').default(7233).argParser(positive('--port')))
     .addOption(shardsOption())
-    .action(async (opts: { ip: string; port: number; historyShards: number }) => {
+    .action(async (opts: { ip: string; port: number; historyShards?: number }) => {
       const config = loadConfig();
       const url = ownerDatabaseUrl(config) ?? databaseUrl(config);
       const binaries = await prepareTemporal(config, url, cli.say);
@@ -383,7 +399,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
         ip: opts.ip,
         port: opts.port,
         databaseUrl: url,
-        historyShards: opts.historyShards,
+        historyShards: opts.historyShards ?? DEFAULT_HISTORY_SHARDS,
         tls: existsSync(tls.serverCert) ? tls : undefined,
       });
       const command = [binaries.server, ...temporalServerArgs(configFile)];

@@ -327,6 +327,8 @@ export interface TemporalClusterServerHandle extends ChildHandle {
   /** host:port of the frontend. */
   address: string;
   namespace: string;
+  /** The history shards the cluster was created with (Temporal ignores a config that says otherwise). */
+  historyShards: number;
 }
 
 export interface SpawnTemporalClusterOptions {
@@ -360,7 +362,7 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
     env: { ...processEnv(), [TEMPORAL_DB_PASSWORD_ENV]: postgresTarget(config.databaseUrl).password },
   });
   try {
-    const { created } = await untilTemporalReady(
+    const { created, historyShards } = await untilTemporalReady(
       {
         address,
         namespace: opts.namespace,
@@ -372,7 +374,7 @@ export async function spawnTemporalClusterServer(opts: SpawnTemporalClusterOptio
       opts.timeoutMs ?? 120_000,
     );
     if (created.length) opts.log?.(`registered ${created.join(', ')}`);
-    return { ...child, address, namespace: opts.namespace };
+    return { ...child, address, namespace: opts.namespace, historyShards };
   } catch (e) {
     await child.stop(10_000);
     const tail = await logTail(opts.logFile, 3000);

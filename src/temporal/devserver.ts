@@ -112,9 +112,13 @@ export interface TemporalReadyTarget {
 
 /**
  * Waits until the frontend answers for the namespace (registering it first where asked),
- * then makes sure certflow's search attributes exist. Returns what it created.
+ * then makes sure certflow's search attributes exist. Returns what it created and the
+ * cluster's number of history shards (the one it was created with, whatever a config says now).
  */
-export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs: number): Promise<{ created: string[] }> {
+export async function untilTemporalReady(
+  target: TemporalReadyTarget,
+  timeoutMs: number,
+): Promise<{ created: string[]; historyShards: number }> {
   let exitCode: number | null | undefined;
   void target.exited?.then((code) => {
     exitCode = code;
@@ -124,6 +128,7 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
   // Kept across attempts: a namespace registered by one attempt can still be unknown to the
   // frontend's cache in the next (it refreshes every few seconds).
   const created: string[] = [];
+  let historyShards = 0;
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`${target.what} exited with code ${exitCode}`);
     try {
@@ -136,11 +141,12 @@ export async function untilTemporalReady(target: TemporalReadyTarget, timeoutMs:
         }
         await connection.workflowService.describeNamespace({ namespace: target.namespace });
         created.push(...(await ensureSearchAttributes(connection, target.namespace)));
+        historyShards = (await connection.workflowService.getClusterInfo({})).historyShardCount ?? 0;
       });
       // Each service caches namespaces and their search attributes (refreshed every 2 s): a
       // workflow started at once could still be refused. Let all of them see the new ones.
       if (created.length) await sleep(5000);
-      return { created };
+      return { created, historyShards };
     } catch (e) {
       if (CaError.is(e, 'config')) throw e;
       lastError = e;

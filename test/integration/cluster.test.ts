@@ -185,6 +185,8 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
       try {
         const info = await connection.workflowService.getClusterInfo({});
         assert.equal(info.historyShardCount, 4);
+        // The ready line names the shards the cluster has, not those a config asked for.
+        assert.match(cluster!.output(), /certflow cluster ready .*\(4 history shards on Postgres, mTLS\)/);
         assert.equal(info.persistenceStore, 'postgres12');
         assert.equal(info.visibilityStore, 'postgres12');
         assert.equal(info.serverVersion, TEMPORAL_SERVER_VERSION.replace(/^v/, ''));
