@@ -52,18 +52,7 @@ import type { Authorization, Client as AcmeClient, Order } from 'acme-client';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { generateKeyPairSync } from '../src/pki/keygen.ts';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  readSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Agent } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -75,21 +64,19 @@ import { buildCsr, pemEncode } from '../src/pki/index.ts';
 import { startChalltestsrv, type ChallTestSrv } from '../test/helpers/challtestsrv.ts';
 import {
   cpuSeconds,
-  descendants,
   machineTicks,
   percentile,
   postgresCounters,
   postgresPerUnit,
-  readProcStats,
   TICKS_PER_SEC,
   tsMs,
-  withPg,
   type TimestampLike,
   dumpProfiles,
   profilerEnv,
 } from './measure.ts';
 import { startClusterBenchStack } from './cluster-stack.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
+import { recordStatements } from './statements.ts';
 
 const ORDER_TIMEOUT_MS = 120_000;
 
@@ -781,134 +768,6 @@ function anatomyReport(histories: NamedEvent[][]) {
   };
 }
 
-// ---- Postgres statement profile ----------------------------------------------------------
-
-/** Local TCP port -> pid, for the sockets of the given processes (and their descendants). */
-function socketOwners(pids: Record<string, number>): Map<number, string> {
-  const stats = readProcStats();
-  const inodeOwner = new Map<string, string>();
-  for (const [name, root] of Object.entries(pids)) {
-    for (const pid of descendants(stats, root)) {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${pid}/fd`);
-      } catch {
-        continue;
-      }
-      for (const fd of fds) {
-        try {
-          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-          if (m) inodeOwner.set(m[1]!, name);
-        } catch {
-          /* closed meanwhile */
-        }
-      }
-    }
-  }
-  const portOwner = new Map<number, string>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const owner = inodeOwner.get(f[9]!);
-      if (owner) portOwner.set(parseInt(f[1]!.split(':')[1]!, 16), owner);
-    }
-  }
-  return portOwner;
-}
-
-/** Postgres backend pid -> owning process name (server, worker, bench). */
-async function backendOwners(stack: BenchStack): Promise<Map<number, string>> {
-  const ports = socketOwners({ server: stack.pids.server, worker: stack.pids.worker });
-  return withPg(stack.databaseUrl, async (c) => {
-    const { rows } = await c.query<{ pid: number; port: number | null; me: boolean }>(
-      'SELECT pid, client_port AS port, pid = pg_backend_pid() AS me FROM pg_stat_activity WHERE datname = current_database()',
-    );
-    const owners = new Map<number, string>();
-    for (const r of rows) owners.set(r.pid, r.me ? 'bench' : (r.port != null && ports.get(r.port)) || 'other');
-    return owners;
-  });
-}
-
-async function setStatementLogging(stack: BenchStack, on: boolean): Promise<void> {
-  await withPg(stack.databaseUrl, async (c) => {
-    if (on) {
-      await c.query('ALTER SYSTEM SET log_min_duration_statement = 0');
-      await c.query("ALTER SYSTEM SET log_line_prefix = '%m [%p] '");
-      await c.query('ALTER SYSTEM SET log_parameter_max_length = 0');
-    } else {
-      await c.query('ALTER SYSTEM RESET log_min_duration_statement');
-      await c.query('ALTER SYSTEM RESET log_line_prefix');
-      await c.query('ALTER SYSTEM RESET log_parameter_max_length');
-    }
-    await c.query('SELECT pg_reload_conf()');
-  });
-  await sleep(300); // backends pick up the new settings between statements
-}
-
-function readFrom(file: string, offset: number): string {
-  const size = statSync(file).size;
-  if (size <= offset) return '';
-  const buf = Buffer.alloc(size - offset);
-  const fd = openSync(file, 'r');
-  try {
-    readSync(fd, buf, 0, buf.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf.toString('utf8');
-}
-
-/** Short, parameter-free text of a statement, for grouping. */
-function statementKey(sql: string): string {
-  return sql.replace(/\s+/g, ' ').trim().slice(0, 90);
-}
-
-function statementProfile(log: string, owners: Map<number, string>, orders: number) {
-  const line = /^\S+ \S+ \S+ \[(\d+)\] LOG:\s+duration: ([\d.]+) ms\s+(parse|bind|execute|statement)[^:]*: (.*)$/;
-  const queries: Record<string, Record<string, number>> = {};
-  const dbMs: Record<string, number> = {};
-  const commits: Record<string, number> = {};
-  for (const l of log.split('\n')) {
-    const m = line.exec(l);
-    if (!m) continue;
-    const phase = m[3]!;
-    const sql = statementKey(m[4]!);
-    // The benchmark's own connections (counters, ALTER SYSTEM) are not the server's.
-    const owner = /^(ALTER SYSTEM|SELECT pg_reload_conf|SELECT pid, client_port)/.test(sql)
-      ? 'bench'
-      : (owners.get(Number(m[1])) ?? 'other');
-    dbMs[owner] = (dbMs[owner] ?? 0) + Number(m[2]);
-    if (phase === 'parse' || phase === 'bind') continue;
-    (queries[owner] ??= {})[sql] = ((queries[owner] ??= {})[sql] ?? 0) + 1;
-    if (/^COMMIT/i.test(sql)) commits[owner] = (commits[owner] ?? 0) + 1;
-  }
-  const perOrder = (n: number) => round(n / Math.max(orders, 1), 2);
-  return Object.fromEntries(
-    Object.entries(queries)
-      .filter(([owner]) => owner !== 'bench')
-      .map(([owner, byText]) => [
-        owner,
-        {
-          statementsPerOrder: perOrder(Object.values(byText).reduce((a, b) => a + b, 0)),
-          explicitTransactionsPerOrder: perOrder(commits[owner] ?? 0),
-          postgresMsPerOrder: perOrder(dbMs[owner] ?? 0),
-          byStatement: Object.fromEntries(
-            Object.entries(byText)
-              .sort((a, b) => b[1] - a[1])
-              .map(([sql, n]) => [sql, perOrder(n)]),
-          ),
-        },
-      ]),
-  );
-}
-
 // ---- per-target runs -----------------------------------------------------------------------
 
 interface LevelRun {
@@ -1064,20 +923,16 @@ async function benchCertflow(
 
     let profile: unknown;
     if (withProfile && profileOrders && !interrupted && topology === 'certflow') {
-      const logFile = join(stack.home, 'postgres.log');
-      const owners = await backendOwners(stack);
-      await setStatementLogging(stack, true);
-      const offset = statSync(logFile).size;
-      const pass = await sequentialPass('certflow', clients[0]!, responder, work.profile);
-      for (const [pid, owner] of await backendOwners(stack)) owners.set(pid, owner);
-      await setStatementLogging(stack, false);
-      const log = readFrom(logFile, offset);
+      const { result: pass, postgres } = await recordStatements(stack, 'Order', async () => {
+        const pass = await sequentialPass('certflow', clients[0]!, responder, work.profile);
+        return { result: pass, units: pass.outcomes.length };
+      });
       const histories = await fetchHistories(stack, pass.outcomes).catch(
         (e: Error) => (progress(`cannot read histories: ${e.message}`), [] as OrderHistories[]),
       );
       profile = {
         ...pass.summary,
-        postgres: statementProfile(log, owners, pass.outcomes.length),
+        postgres,
         orderWorkflow: anatomyReport(histories.map((h) => h.order)),
         authzWorkflow: anatomyReport(histories.flatMap((h) => h.authzs)),
         timeline: timeline(pass.outcomes, histories),

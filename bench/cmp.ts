@@ -10,7 +10,11 @@
  * Answers are checked (certflow: the certificate is for the request's key); anything else
  * counts as an error.
  *
- *   npm run bench:cmp [-- --requests 100] [--concurrency 1,16] [--target certflow|mock|both] [--cpu-prof DIR]
+ *   npm run bench:cmp [-- --requests 100] [--concurrency 1,16] [--target certflow|mock|both] [--profile-requests 20] [--cpu-prof DIR]
+ *
+ * --profile-requests N: after certflow's levels, N transactions of each shape one at a time
+ * with every Postgres statement logged: the statements, transactions and Postgres time per
+ * transaction of the server and of the worker, by statement (0: none).
  *
  * --cpu-prof DIR: V8 CPU profiles of certflow's worker and server (<pid>-0 start-up, then one
  * per mode and level, in order; summarize with `npm run bench:profile`).
@@ -31,6 +35,7 @@ import { freePort } from '../src/core/net.ts';
 import { PKIMessage, type CertRepMessage } from '../src/pki/cmp/index.ts';
 import { cpuSeconds, dumpProfiles, percentile, profilerEnv } from './measure.ts';
 import { startBenchStack } from './stack.ts';
+import { recordStatements } from './statements.ts';
 
 const { values } = parseArgs({
   options: {
@@ -38,12 +43,18 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,16' },
     target: { type: 'string', default: 'both' },
     warmup: { type: 'string', default: '5' },
+    'profile-requests': { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
   },
 });
 const requests = Number(values.requests);
 const levels = values.concurrency.split(',').map(Number);
 const warmup = Number(values.warmup);
+const profileRequests = Number(values['profile-requests']);
+if (!Number.isInteger(profileRequests) || profileRequests < 0 || profileRequests > 1000) {
+  console.error('bench/cmp.ts: --profile-requests takes a whole number from 0 to 1000');
+  process.exit(2);
+}
 const SECRET = 'bench-secret-1';
 const progress = (m: string) => process.stderr.write(`${m}\n`);
 
@@ -185,6 +196,7 @@ async function startMock(dir: string): Promise<{ port: number; child: ChildProce
 
 async function main(): Promise<void> {
   const results: unknown[] = [];
+  const profile: Partial<Record<Mode, unknown>> = {};
   const modes: Mode[] = ['implicit', 'certConf'];
   if (values.target !== 'certflow') {
     const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-cmp-'));
@@ -230,6 +242,16 @@ async function main(): Promise<void> {
           results.push(await level(t, mode, c, (base += 10_000)));
           await dumpProfiles(profiled);
         }
+      for (const mode of profileRequests ? modes : []) {
+        progress(`certflow: profile, ${profileRequests} ${mode} transactions one at a time, every Postgres statement logged`);
+        const first = (base += 10_000);
+        const { result: errors, postgres } = await recordStatements(stack, 'Transaction', async () => {
+          let errors = 0;
+          for (let i = 0; i < profileRequests; i++) await transaction(t, mode, first + i).catch(() => errors++);
+          return { result: errors, units: profileRequests - errors };
+        });
+        profile[mode] = { transactions: profileRequests, errors, postgres };
+      }
     } finally {
       await stack.stop();
     }
@@ -251,7 +273,7 @@ async function main(): Promise<void> {
     ),
   );
   process.stdout.write(
-    `${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, requestsPerLevel: requests, results, certflowToMockRatio: ratios }, null, 2)}\n`,
+    `${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, requestsPerLevel: requests, results, certflowToMockRatio: ratios, profile }, null, 2)}\n`,
   );
 }
 

@@ -4,7 +4,11 @@
  * server): HTTP Basic enrollments of pre-generated P-256 CSRs, with 1 and 16 parallel
  * clients by default, over keep-alive HTTPS connections.
  *
- *   npm run bench:est [-- --requests 200] [--concurrency 1,16] [--warmup 10] [--max-seconds 600] [--cpu-prof DIR]
+ *   npm run bench:est [-- --requests 200] [--concurrency 1,16] [--warmup 10] [--profile-requests 20] [--max-seconds 600] [--cpu-prof DIR]
+ *
+ * --profile-requests N: after the levels, N enrollments one at a time with every Postgres
+ * statement logged: the statements, transactions and Postgres time per enrollment of the
+ * server and of the worker, by statement (0: none).
  *
  * --cpu-prof DIR: V8 CPU profiles of certflow's worker and server (<pid>-0 start-up, then one
  * per level, in order; summarize with `npm run bench:profile`).
@@ -38,6 +42,7 @@ import {
   profilerEnv,
 } from './measure.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
+import { recordStatements } from './statements.ts';
 
 const GOAL = { concurrency: 16, enrollmentsPerSec: 100 };
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -47,6 +52,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '1,16' },
     warmup: { type: 'string', default: '10' },
+    'profile-requests': { type: 'string', default: '20' },
     'max-seconds': { type: 'string', default: '600' },
     'cpu-prof': { type: 'string' },
   },
@@ -54,6 +60,7 @@ const { values } = parseArgs({
 const requestsPerLevel = Number(values.requests);
 const levels = values.concurrency.split(',').map((s) => Number(s.trim()));
 const warmup = Number(values.warmup);
+const profileRequests = Number(values['profile-requests']);
 const maxSeconds = Number(values['max-seconds']);
 if (
   !Number.isInteger(requestsPerLevel) ||
@@ -63,9 +70,14 @@ if (
   levels.some((c) => !Number.isInteger(c) || c < 1 || c > 256) ||
   !Number.isInteger(warmup) ||
   warmup < 0 ||
+  !Number.isInteger(profileRequests) ||
+  profileRequests < 0 ||
+  profileRequests > 1000 ||
   !(maxSeconds > 0)
 ) {
-  console.error('usage: bench/est.ts [--requests N] [--concurrency 1,16] [--warmup N] [--max-seconds S]');
+  console.error(
+    'usage: bench/est.ts [--requests N] [--concurrency 1,16] [--warmup N] [--profile-requests N] [--max-seconds S] [--cpu-prof DIR]',
+  );
   process.exit(2);
 }
 
@@ -387,6 +399,21 @@ function phaseReport(sequences: Array<Array<{ event: string; ms: number }>>): Ph
  * Lists the enrollment workflows, fetches the histories of up to `perLevel` of each level's
  * timed requests (by start time), and the lengths of the first `lengthSamples`.
  */
+/** `work` one at a time, every Postgres statement logged (--profile-requests). */
+async function statementPass(stack: BenchStack, auth: string, work: Enrollment[]) {
+  progress(`profile: ${work.length} enrollments one at a time, every Postgres statement logged ...`);
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: stack.rootPem });
+  try {
+    const { result: answers, postgres } = await recordStatements(stack, 'Enrollment', async () => {
+      const answers = await runRequests(agent, stack, auth, work, 1, performance.now() + maxSeconds * 1000);
+      return { result: answers, units: answers.filter((a) => a?.status === 200).length };
+    });
+    return { enrollments: work.length, errors: answers.filter((a) => a?.status !== 200).length, postgres };
+  } finally {
+    agent.destroy();
+  }
+}
+
 async function histories(
   stack: BenchStack,
   windows: Array<{ concurrency: number; from: number; to: number }>,
@@ -439,6 +466,7 @@ async function main(): Promise<void> {
     const all = makeEnrollments(warmup + requestsPerLevel, `${tag}-${l}`);
     return { warm: all.slice(0, warmup), work: all.slice(warmup) };
   });
+  const profileWork = makeEnrollments(profileRequests, `${tag}-profile`);
   progress(`  done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   const stack = await startBenchStack(values['cpu-prof'] ? { env: profilerEnv(values['cpu-prof']) } : {});
@@ -468,6 +496,8 @@ async function main(): Promise<void> {
       await dumpProfiles(profiled);
     }
     if (interrupted) return;
+    const profile = profileRequests ? await statementPass(stack, auth, profileWork) : undefined;
+    if (interrupted) return;
     progress('reading enrollment workflow histories ...');
     const windows = results.map((r) => ({ concurrency: r.concurrency, ...r.window! }));
     for (const r of results) delete r.window;
@@ -492,6 +522,7 @@ async function main(): Promise<void> {
       levels: results,
       historyEventsPerEnrollment: hist?.historyEventsPerEnrollment ?? null,
       history: hist ?? null,
+      profile: profile ?? null,
       goal: `${GOAL.enrollmentsPerSec} enrollments/s at concurrency ${GOAL.concurrency}`,
       goalMet: atGoal ? atGoal.errors === 0 && atGoal.enrollmentsPerSec >= GOAL.enrollmentsPerSec : null,
     };
