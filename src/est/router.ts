@@ -77,7 +77,8 @@ function labelOf(config: Config, name: string): EstLabel {
  */
 async function caChain(deps: EstDeps, label: EstLabel): Promise<Uint8Array[]> {
   const name = issuingCaName(deps.config, label.caName, getProfile(deps.config, label.profile));
-  const path = await cas.chainPath(deps.pool, name);
+  // The active generation is read fresh; the certificates of a generation never change.
+  const path = await cas.chainPath(deps.pool, name, { cached: true });
   if (!path.length) throw new CaError('unavailable', `CA ${name} does not exist yet`);
   const chain: Uint8Array[] = path.map((l) => l.certDer);
   const root = path.at(-1)!;

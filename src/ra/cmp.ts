@@ -82,7 +82,7 @@ async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Promise<C
     default: {
       const cert = row.serial ? await certificates.get(ra.pool, row.serial) : null;
       if (!cert?.certDer) return { status: 'waiting', reason: 'the certificate is being issued; poll for it' };
-      const chain = await cas.issuingChain(ra.pool, cert.caName, { generation: cert.caGeneration });
+      const chain = await cas.issuingChainCached(ra.pool, cert.caName, { generation: cert.caGeneration });
       return {
         status: 'issued',
         implicitConfirm: row.state === 'confirmed',
@@ -104,9 +104,10 @@ async function transactionCertificate(ra: CmpRaDeps, requestId: string) {
   return { request, cert };
 }
 
-/** The root of an issuing CA (caPubs of an ir under MAC protection). */
+/** The root of an issuing CA's active generation (caPubs of an ir under MAC protection). */
 async function rootOf(ra: CmpRaDeps, caName: string): Promise<Uint8Array | undefined> {
-  const chain = await cas.issuingChain(ra.pool, caName, { includeRoot: true });
+  // The active generation is read fresh; the certificates of a generation never change.
+  const chain = await cas.issuingChainCached(ra.pool, caName, { includeRoot: true });
   return chain.at(-1);
 }
 
