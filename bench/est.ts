@@ -395,10 +395,6 @@ function phaseReport(sequences: Array<Array<{ event: string; ms: number }>>): Ph
   };
 }
 
-/**
- * Lists the enrollment workflows, fetches the histories of up to `perLevel` of each level's
- * timed requests (by start time), and the lengths of the first `lengthSamples`.
- */
 /** `work` one at a time, every Postgres statement logged (--profile-requests). */
 async function statementPass(stack: BenchStack, auth: string, work: Enrollment[]) {
   progress(`profile: ${work.length} enrollments one at a time, every Postgres statement logged ...`);
@@ -414,6 +410,10 @@ async function statementPass(stack: BenchStack, auth: string, work: Enrollment[]
   }
 }
 
+/**
+ * Lists the enrollment workflows, fetches the histories of up to `perLevel` of each level's
+ * timed requests (by start time), and the lengths of the first `lengthSamples`.
+ */
 async function histories(
   stack: BenchStack,
   windows: Array<{ concurrency: number; from: number; to: number }>,
