@@ -68,6 +68,7 @@ import {
   percentile,
   postgresCounters,
   postgresPerUnit,
+  serverSideCpu,
   TICKS_PER_SEC,
   tsMs,
   type TimestampLike,
@@ -1012,8 +1013,7 @@ function medianOrNull(xs: (number | null)[]): number | null {
 
 /** Sum of one topology's CPU per order over another's, the benchmark client left out of both. */
 function cpuRatio(a: Record<string, number> | undefined, b: Record<string, number> | undefined): number | null {
-  const certflowCpu = (x: Record<string, number>) => Object.entries(x).reduce((t, [k, v]) => (k === 'benchClient' ? t : t + v), 0);
-  return a && b && certflowCpu(b) > 0 ? round(certflowCpu(a) / certflowCpu(b), 3) : null;
+  return a && b && serverSideCpu(b) > 0 ? round(serverSideCpu(a) / serverSideCpu(b), 3) : null;
 }
 
 /** The commit measured ("+dirty" when the work tree differs from it). */

@@ -19,6 +19,7 @@
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { serverSideCpu } from './measure.ts';
 
 const { values } = parseArgs({
   options: {
@@ -57,8 +58,7 @@ function run(script: string, args: string[]): Promise<Record<string, unknown>> {
 
 type Cpu = Record<string, number>;
 /** CPU ms per request of the server side: every process but the benchmark client (and a reference's own). */
-const serverCpu = (cpu: Cpu | undefined) =>
-  cpu ? Math.round(Object.entries(cpu).reduce((n, [k, v]) => (k === 'benchClient' ? n : n + v), 0) * 10) / 10 : null;
+const serverCpu = (cpu: Cpu | undefined) => (cpu ? Math.round(serverSideCpu(cpu) * 10) / 10 : null);
 
 interface Target {
   target: string;

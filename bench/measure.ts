@@ -82,6 +82,11 @@ export function cpuSeconds(pids: Record<string, number>): Record<string, number>
   return result;
 }
 
+/** The server side's share of a cpuSeconds()-shaped record: every process but the benchmark client. */
+export function serverSideCpu(cpu: Record<string, number>): number {
+  return Object.entries(cpu).reduce((sum, [name, v]) => (name === 'benchClient' ? sum : sum + v), 0);
+}
+
 /** Busy and total CPU time of the whole machine (first line of /proc/stat), in ticks. */
 export function machineTicks(): { busy: number; total: number } | undefined {
   try {
