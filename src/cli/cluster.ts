@@ -28,6 +28,7 @@ import { databaseUrl, ownerDatabaseUrl } from '../db/open.ts';
 import {
   DEFAULT_HISTORY_SHARDS,
   NAMESPACE_RETENTION_DAYS,
+  recordedHistoryShards,
   setupTemporalSchemas,
   spawnTemporalClusterServer,
   TEMPORAL_DB_PASSWORD_ENV,
@@ -63,6 +64,18 @@ export interface ClusterOptions {
 export function historyShardsNote(requested: number | undefined, actual: number): string | undefined {
   if (requested === undefined || requested === actual) return undefined;
   return `--history-shards ${requested} applies only to a new Temporal cluster: this one was created with ${actual} history shards and keeps them`;
+}
+
+/**
+ * The history shards to write into Temporal's config: those the cluster recorded when it was
+ * created, so that the file says what the server does; for a new cluster the requested
+ * number (default DEFAULT_HISTORY_SHARDS). Tells the operator when the request is not taken.
+ */
+async function historyShardsToWrite(url: string, requested: number | undefined, say: (m: string) => void): Promise<number> {
+  const recorded = await recordedHistoryShards(url);
+  const note = recorded === undefined ? undefined : historyShardsNote(requested, recorded);
+  if (note) say(note);
+  return recorded ?? requested ?? DEFAULT_HISTORY_SHARDS;
 }
 
 /** The ports of server `i` (1-based): HTTPS and HTTP. */
@@ -130,7 +143,7 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
         ip,
         port,
         databaseUrl: temporalDbUrl,
-        historyShards: opts.historyShards ?? DEFAULT_HISTORY_SHARDS,
+        historyShards: await historyShardsToWrite(temporalDbUrl, opts.historyShards, say),
         tls,
       };
       say(`starting the Temporal server ${binaries.version} (${ip}:${port} and the next 9 ports, on Postgres, mTLS)`);
@@ -151,8 +164,6 @@ async function startCluster(config: Config, opts: ClusterOptions, say: (m: strin
           return server;
         },
       });
-      const note = historyShardsNote(opts.historyShards, historyShards);
-      if (note) say(note);
       temporalLine = `Temporal ${binaries.version} at ${config.temporal.address} (${historyShards} history shards on Postgres, mTLS)`;
 
       // The Temporal UI on loopback; operators reach it through the console at /temporal/.
@@ -399,7 +410,7 @@ export function registerClusterCommands(root: Command, cli: CliContext): void {
         ip: opts.ip,
         port: opts.port,
         databaseUrl: url,
-        historyShards: opts.historyShards ?? DEFAULT_HISTORY_SHARDS,
+        historyShards: await historyShardsToWrite(url, opts.historyShards, cli.say),
         tls: existsSync(tls.serverCert) ? tls : undefined,
       });
       const command = [binaries.server, ...temporalServerArgs(configFile)];

@@ -11,12 +11,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
+import protobuf from 'protobufjs/minimal.js';
 import { join } from 'node:path';
 import { spawnLogged, logTail, runCommand, type ChildHandle } from '../core/child.ts';
 import { CaError, errorMessage } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/files.ts';
 import { assertPortFree } from '../core/net.ts';
 import { ensureDatabase } from '../db/embedded.ts';
+import { clusterMetadata } from '../db/temporal-metadata.ts';
 import { untilTemporalReady } from './devserver.ts';
 import type { TemporalServerBinaries } from './server-build.ts';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
@@ -88,6 +90,41 @@ async function databaseExists(url: string): Promise<boolean> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** The cluster name certflow's Temporal config gives the cluster (clusterMetadata). */
+const CLUSTER_NAME = 'active';
+
+/**
+ * The history shard count Temporal recorded when it first started on the server of `url`
+ * (the ClusterMetadata row of its database), or undefined when it never has (no database,
+ * no row yet). Temporal keeps that number whatever a later config says.
+ */
+export async function recordedHistoryShards(url: string): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: databaseUrlOn(url, TEMPORAL_DATABASES.default), connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const metadata = await clusterMetadata(client, CLUSTER_NAME);
+    return metadata && historyShardCountOf(metadata);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === '3D000' || code === '42P01') return undefined; // no database, no schema yet
+    throw e;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Field 2 (history_shard_count, varint) of Temporal's persistence ClusterMetadata message. */
+export function historyShardCountOf(message: Uint8Array): number | undefined {
+  const reader = protobuf.Reader.create(message);
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag === ((2 << 3) | 0)) return reader.int32();
+    reader.skipType(tag & 7);
+  }
+  return undefined;
 }
 
 /**
@@ -226,7 +263,7 @@ log:
   level: ${yamlString(c.logLevel ?? 'info')}
 
 persistence:
-  # Fixed when the cluster is created: a later change is refused by the server.
+  # Fixed when the cluster is created: Temporal keeps the number it recorded then.
   numHistoryShards: ${c.historyShards}
   defaultStore: postgres-default
   visibilityStore: postgres-visibility
@@ -255,10 +292,10 @@ ${service('worker', p.worker, p.workerMembership)}
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
-  masterClusterName: "active"
-  currentClusterName: "active"
+  masterClusterName: "${CLUSTER_NAME}"
+  currentClusterName: "${CLUSTER_NAME}"
   clusterInformation:
-    active:
+    ${CLUSTER_NAME}:
       enabled: true
       initialFailoverVersion: 1
       rpcName: "frontend"

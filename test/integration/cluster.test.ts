@@ -197,6 +197,20 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
         const r = await fetchAcme(`https://localhost:${port}/healthz`);
         assert.equal(r.status, 200, r.text);
       }
+      // `cluster setup` against the existing cluster's database: its config keeps the 4 shards
+      // Temporal recorded, and the operator is told that 8 is not taken.
+      const configFile = join(home, 'temporal', 'config.yaml');
+      const setup = await runTool(
+        process.execPath,
+        [certflowBin, 'cluster', 'setup', '--history-shards', '8', '--port', temporalAddress.split(':')[1]!],
+        { env },
+      );
+      assert.equal(setup.code, 0, setup.stderr);
+      assert.match(
+        setup.stdout + setup.stderr,
+        /--history-shards 8 applies only to a new Temporal cluster: this one was created with 4 history shards/,
+      );
+      assert.match(readFileSync(configFile, 'utf8'), /^ {2}numHistoryShards: 4$/m);
     } catch (e) {
       failed = true;
       throw e;
