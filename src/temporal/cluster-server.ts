@@ -77,18 +77,25 @@ function databaseUrlOn(url: string, database: string): string {
   return u.toString();
 }
 
-/** True when the database of `url` exists (a user without rights on "postgres" can still use it). */
-async function databaseExists(url: string): Promise<boolean> {
+/** Runs `fn` on a short-lived connection to the database of `url`. */
+async function onDatabase<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   client.on('error', () => {});
   try {
     await client.connect();
-    return true;
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** True when the database of `url` exists (a user without rights on "postgres" can still use it). */
+async function databaseExists(url: string): Promise<boolean> {
+  try {
+    return await onDatabase(url, async () => true);
   } catch (e) {
     if ((e as { code?: string }).code === '3D000') return false; // invalid_catalog_name
     throw e;
-  } finally {
-    await client.end().catch(() => {});
   }
 }
 
@@ -97,23 +104,13 @@ const CLUSTER_NAME = 'active';
 
 /**
  * The history shard count Temporal recorded when it first started on the server of `url`
- * (the ClusterMetadata row of its database), or undefined when it never has (no database,
- * no row yet). Temporal keeps that number whatever a later config says.
+ * (the ClusterMetadata row of its database), or undefined when it never has. Read after
+ * setupTemporalSchemas, which creates the database and its tables. Temporal keeps that
+ * number whatever a later config says.
  */
 export async function recordedHistoryShards(url: string): Promise<number | undefined> {
-  const client = new pg.Client({ connectionString: databaseUrlOn(url, TEMPORAL_DATABASES.default), connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    const metadata = await clusterMetadata(client, CLUSTER_NAME);
-    return metadata && historyShardCountOf(metadata);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === '3D000' || code === '42P01') return undefined; // no database, no schema yet
-    throw e;
-  } finally {
-    await client.end().catch(() => {});
-  }
+  const metadata = await onDatabase(databaseUrlOn(url, TEMPORAL_DATABASES.default), (client) => clusterMetadata(client, CLUSTER_NAME));
+  return metadata && historyShardCountOf(metadata);
 }
 
 /** Field 2 (history_shard_count, varint) of Temporal's persistence ClusterMetadata message. */
