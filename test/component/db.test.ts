@@ -14,6 +14,9 @@ import { freePort } from '../../src/core/net.ts';
 import { loadMigrations, migrate, MIGRATIONS_DIR } from '../../src/db/migrate.ts';
 import { createPool, waitForDatabase, withTransaction } from '../../src/db/pool.ts';
 import { audit, list as listAudit } from '../../src/db/repos/audit.ts';
+import * as acmeOrders from '../../src/db/repos/acme-orders.ts';
+import * as adminTokens from '../../src/db/repos/admin-tokens.ts';
+import * as adminUsers from '../../src/db/repos/admin-users.ts';
 import * as cas from '../../src/db/repos/cas.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
 import * as notifications from '../../src/db/repos/notifications.ts';
@@ -407,6 +410,50 @@ describe('repositories', () => {
       });
       assert.equal(n, 42);
       assert.equal((await listAudit(pool, { object: 'tx-2' })).length, 1);
+    });
+
+    it('looks up the role of console users and tokens, and runs the hot statements on cached plans', async () => {
+      await adminUsers.insert(pool, { name: 'plan-officer', role: 'officer', passwordHash: null, createdBy: 'test' });
+      await adminTokens.insert(pool, {
+        id: 'plan-token',
+        name: 'plans',
+        role: 'auditor',
+        owner: 'plan-officer',
+        secretHash: hex(),
+        createdBy: 'test',
+        expiresAt: new Date(NOW.getTime() + YEAR),
+      });
+      const client = await pool.connect();
+      try {
+        // Postgres tries a prepared statement's plan for the given values 5 times, then keeps
+        // its generic plan unless a plan for the values looks cheaper: a statement that
+        // branches on a parameter is planned again at every execution.
+        for (let i = 0; i < 8; i++) {
+          await audit(client, { actor: 'system', action: 'plan.test', object: `plan-${i}` });
+          await audit(client, { actor: 'system', action: 'plan.test', object: `plan-${i}`, key: `plan-${i}-${hex(4)}` });
+          await audit(client, { actor: 'user:plan-officer', role: null, action: 'plan.test', object: `plan-${i}` });
+          await audit(client, { actor: 'token:plan-token', action: 'plan.test', object: `plan-${i}` });
+          await audit(client, { actor: 'user:nobody', action: 'plan.test', object: `plan-${i}` });
+          await cas.get(client, 'test-issuing');
+          await cas.getIssuing(client, 'test-issuing');
+          await acmeOrders.getAuthz(client, `no-such-authz-${i}`);
+        }
+        const { rows } = await client.query<{ statement: string; generic_plans: string; custom_plans: string }>(
+          'SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements',
+        );
+        const ran = rows.filter((r) => Number(r.generic_plans) + Number(r.custom_plans) >= 8);
+        for (const r of ran) assert.ok(Number(r.custom_plans) <= 5, `planned anew at every execution:\n${r.statement}`);
+        assert.ok(ran.length >= 7, `the statements were prepared: ${ran.length}`);
+      } finally {
+        client.release();
+      }
+      const roles = new Map((await listAudit(pool, { action: 'plan.test' })).map((e) => [e.actor, e.role]));
+      assert.deepEqual(Object.fromEntries(roles), {
+        system: 'system',
+        'user:plan-officer': 'officer',
+        'token:plan-token': 'auditor',
+        'user:nobody': null,
+      });
     });
   });
 });

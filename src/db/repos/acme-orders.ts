@@ -237,8 +237,13 @@ export async function getAuthzs(db: Queryable, ids: string[]): Promise<AuthzRow[
   return ids.map((id) => byId.get(id)).filter((a): a is AuthzRow => a !== undefined);
 }
 
+/**
+ * One authorization: `= $1`, not `= ANY($1)`, whose plan Postgres would make anew at every
+ * call (a one-element array looks cheaper than its generic plan's guess of ten).
+ */
 export async function getAuthz(db: Queryable, id: string): Promise<AuthzRow | null> {
-  return (await getAuthzs(db, [id]))[0] ?? null;
+  const { rows } = await db.query(`${AUTHZ_SELECT} WHERE a.id = $1`, [id]);
+  return rows[0] ? toAuthz(rows[0]) : null;
 }
 
 /**

@@ -76,13 +76,27 @@ export function requesterActor(protocol: string, requester: string | null | unde
   return ['acme', 'est', 'cmp'].includes(protocol) ? `${protocol}:${requester}` : requester;
 }
 
-// The role of a console user or API token that is not given is looked up in the same statement.
-const APPEND_SQL = `
+/**
+ * Where the role of an entry comes from: given ($2), or looked up in the same statement for a
+ * console user ($2 = the user's name) or an API token ($2 = the token's id).
+ */
+const ROLE_SOURCES = {
+  given: '$2::text',
+  user: '(SELECT u.role FROM admin_users u WHERE u.name = $2::text)',
+  token: '(SELECT t.role FROM admin_tokens t WHERE t.id = $2::text)',
+} as const;
+
+/**
+ * The append: one text per role source and with or without the exactly-once check, each
+ * without a branch on a parameter. Postgres plans a prepared statement anew at every
+ * execution as long as a plan for the given values looks cheaper than its generic plan; a
+ * text that folded away branches on $1/$8 (the role lookups, the dedup check) was planned
+ * anew every time, 0.45 ms of the backend's CPU per append.
+ */
+function appendSql(role: keyof typeof ROLE_SOURCES, keyed: boolean): string {
+  return `
 WITH r AS (
-  SELECT coalesce($2::text,
-           (SELECT u.role FROM admin_users u WHERE u.name = CASE WHEN $1 LIKE 'user:%' THEN substr($1, 6) END),
-           (SELECT t.role FROM admin_tokens t WHERE t.id = CASE WHEN $1 LIKE 'token:%' THEN substr($1, 7) END)) AS role,
-         date_trunc('milliseconds', clock_timestamp()) AS at
+  SELECT ${ROLE_SOURCES[role]} AS role, date_trunc('milliseconds', clock_timestamp()) AS at
 ), head AS (
   UPDATE audit_head h
      SET seq = h.seq + 1,
@@ -91,24 +105,40 @@ WITH r AS (
                   certflow_audit_canonical(h.seq + 1, r.at, $1, r.role, $3, $4, $5, $6, $7::jsonb))),
          updated_at = r.at
     FROM r
-   WHERE h.id = 1
-     AND ($8::text IS NULL OR NOT EXISTS (SELECT 1 FROM audit_log WHERE dedup_key = $8))
+   WHERE h.id = 1 ${keyed ? 'AND NOT EXISTS (SELECT 1 FROM audit_log WHERE dedup_key = $8)' : ''}
   RETURNING h.seq, h.prev_hash, h.hash, r.at, r.role
 )
 INSERT INTO audit_log (seq, at, actor, role, action, object, result, request_id, details, dedup_key, prev_hash, content_hash, hash)
-SELECT seq, at, $1, role, $3, $4, $5, $6, $7::jsonb, $8, prev_hash,
+SELECT seq, at, $1, role, $3, $4, $5, $6, $7::jsonb, $8::text, prev_hash,
        certflow_sha256_hex(certflow_audit_canonical(seq, at, $1, role, $3, $4, $5, $6, $7::jsonb)), hash
   FROM head
 RETURNING seq`;
+}
+
+const APPEND_SQL = {
+  given: [appendSql('given', false), appendSql('given', true)],
+  user: [appendSql('user', false), appendSql('user', true)],
+  token: [appendSql('token', false), appendSql('token', true)],
+} as const;
+
+/** The role's source and $2 for an entry (see ROLE_SOURCES). */
+function roleSource(entry: AuditEntry): [keyof typeof ROLE_SOURCES, string | null] {
+  const role = entry.role === undefined ? defaultRole(entry.actor) : entry.role;
+  if (role !== null) return ['given', role];
+  if (entry.actor.startsWith('user:')) return ['user', entry.actor.slice('user:'.length)];
+  if (entry.actor.startsWith('token:')) return ['token', entry.actor.slice('token:'.length)];
+  return ['given', null];
+}
 
 /**
  * Appends an entry. Pass the transaction's client to make the entry commit (or roll back)
  * with the change it describes. Returns false when an entry with `entry.key` exists already.
  */
 export async function audit(db: Queryable, entry: AuditEntry): Promise<boolean> {
+  const [source, role] = roleSource(entry);
   const values = [
     entry.actor,
-    entry.role === undefined ? defaultRole(entry.actor) : entry.role,
+    role,
     entry.action,
     entry.object ?? null,
     entry.result ?? 'ok',
@@ -118,7 +148,7 @@ export async function audit(db: Queryable, entry: AuditEntry): Promise<boolean> 
     entry.key ?? null,
   ];
   try {
-    const { rowCount } = await db.query(APPEND_SQL, values);
+    const { rowCount } = await db.query(APPEND_SQL[source][entry.key ? 1 : 0], values);
     return rowCount === 1;
   } catch (e) {
     // Two attempts with the same key at the same moment: the second loses on the unique key.

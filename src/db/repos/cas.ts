@@ -119,17 +119,37 @@ interface DbCa {
   created_at: Date;
 }
 
-const KEY_COLUMNS =
-  'k.ca_name, k.generation, k.parent_generation, k.key_id, k.key_alg, k.key_backend, k.spki, k.subject, k.serial, k.not_before, ' +
-  'k.not_after, k.cert_der, k.tbs_der, k.csr_der, k.activate_at, k.new_with_old, k.old_with_new, k.created_at';
+const KEY_COLUMN_NAMES = [
+  'ca_name',
+  'generation',
+  'parent_generation',
+  'key_id',
+  'key_alg',
+  'key_backend',
+  'spki',
+  'subject',
+  'serial',
+  'not_before',
+  'not_after',
+  'cert_der',
+  'tbs_der',
+  'csr_der',
+  'activate_at',
+  'new_with_old',
+  'old_with_new',
+  'created_at',
+];
+const keyColumns = (alias: string) => KEY_COLUMN_NAMES.map((column) => `${alias}.${column}`).join(', ');
+const KEY_COLUMNS = keyColumns('k');
 const CA_COLUMNS = 'c.name, c.role, c.parent, c.status, c.external, c.revoked_at, c.revocation_reason, c.crl_profile, c.created_at';
 
 /**
  * The active generation of CA `c`: the newest certified one whose activate_at has come, or
- * (when none has come yet) the oldest certified one.
+ * (when none has come yet) the oldest certified one. Its columns are named: the pool never
+ * prepares a text with `SELECT *`, and these statements run for every issuance.
  */
 const ACTIVE_KEY = `LEFT JOIN LATERAL (
-    SELECT * FROM ca_keys x WHERE x.ca_name = c.name AND x.cert_der IS NOT NULL
+    SELECT ${keyColumns('x')} FROM ca_keys x WHERE x.ca_name = c.name AND x.cert_der IS NOT NULL
     ORDER BY (x.activate_at <= now()) DESC, CASE WHEN x.activate_at <= now() THEN -x.generation ELSE x.generation END
     LIMIT 1) k ON true`;
 
