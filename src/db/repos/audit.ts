@@ -136,6 +136,7 @@ function roleSource(entry: AuditEntry): [keyof typeof ROLE_SOURCES, string | nul
  */
 export async function audit(db: Queryable, entry: AuditEntry): Promise<boolean> {
   const [source, role] = roleSource(entry);
+  const key = entry.key ?? null;
   const values = [
     entry.actor,
     role,
@@ -145,10 +146,10 @@ export async function audit(db: Queryable, entry: AuditEntry): Promise<boolean> 
     entry.requestId ?? null,
     // Through JSON once, so that what is hashed is what jsonb stores (no undefined, Dates as strings).
     JSON.stringify(entry.details ?? {}),
-    entry.key ?? null,
+    key,
   ];
   try {
-    const { rowCount } = await db.query(APPEND_SQL[source][entry.key ? 1 : 0], values);
+    const { rowCount } = await db.query(APPEND_SQL[source][key === null ? 0 : 1], values);
     return rowCount === 1;
   } catch (e) {
     // Two attempts with the same key at the same moment: the second loses on the unique key.
