@@ -187,6 +187,7 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
         assert.equal(info.historyShardCount, 4);
         // The ready line names the shards the cluster has, not those a config asked for.
         assert.match(cluster!.output(), /certflow cluster ready .*\(4 history shards on Postgres, mTLS\)/);
+        // The store's name; the driver (pgx) is the config's pluginName, checked below.
         assert.equal(info.persistenceStore, 'postgres12');
         assert.equal(info.visibilityStore, 'postgres12');
         assert.equal(info.serverVersion, TEMPORAL_SERVER_VERSION.replace(/^v/, ''));
@@ -210,7 +211,9 @@ describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures
         setup.stdout + setup.stderr,
         /--history-shards 8 applies only to a new Temporal cluster: this one was created with 4 history shards/,
       );
-      assert.match(readFileSync(configFile, 'utf8'), /^ {2}numHistoryShards: 4$/m);
+      const config = readFileSync(configFile, 'utf8');
+      assert.match(config, /^ {2}numHistoryShards: 4$/m);
+      assert.equal(config.match(/^ {8}pluginName: "postgres12_pgx"$/gm)?.length, 2, 'both stores through pgx');
     } catch (e) {
       failed = true;
       throw e;
