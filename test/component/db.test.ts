@@ -17,6 +17,7 @@ import { audit, list as listAudit } from '../../src/db/repos/audit.ts';
 import * as acmeOrders from '../../src/db/repos/acme-orders.ts';
 import * as adminTokens from '../../src/db/repos/admin-tokens.ts';
 import * as adminUsers from '../../src/db/repos/admin-users.ts';
+import * as authFailures from '../../src/db/repos/auth-failures.ts';
 import * as cas from '../../src/db/repos/cas.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
 import * as notifications from '../../src/db/repos/notifications.ts';
@@ -437,6 +438,9 @@ describe('repositories', () => {
           await cas.get(client, 'test-issuing');
           await cas.getIssuing(client, 'test-issuing');
           await acmeOrders.getAuthz(client, `no-such-authz-${i}`);
+          const rule = { maxFailures: 100, windowSeconds: 60, lockSeconds: 60 };
+          assert.equal((await authFailures.attempt(client, 'plan-test', rule)).allowed, true);
+          await authFailures.settle(client, 'plan-test', true, rule);
         }
         const { rows } = await client.query<{ statement: string; generic_plans: string; custom_plans: string }>(
           'SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements',
@@ -444,6 +448,11 @@ describe('repositories', () => {
         const ran = rows.filter((r) => Number(r.generic_plans) + Number(r.custom_plans) >= 8);
         for (const r of ran) assert.ok(Number(r.custom_plans) <= 5, `planned anew at every execution:\n${r.statement}`);
         assert.ok(ran.length >= 7, `the statements were prepared: ${ran.length}`);
+        for (const text of ['INSERT INTO audit_log', 'FROM cas c', 'WHERE a.id = $1', 'certflow_auth_attempt', 'certflow_auth_settle'])
+          assert.ok(
+            ran.some((r) => r.statement.includes(text)),
+            `a prepared statement with ${text}`,
+          );
       } finally {
         client.release();
       }

@@ -19,7 +19,8 @@ export interface Attempt {
 /** Takes a slot for an attempt of `key` (before the credentials are checked). */
 export async function attempt(db: Queryable, key: string, rule: FailureRule): Promise<Attempt> {
   const { rows } = await db.query<{ allowed: boolean; retry_after: number; report_refused: number; report_since: Date | null }>(
-    'SELECT * FROM certflow_auth_attempt($1, $2, $3)',
+    // Named columns: the pool prepares no text with `SELECT *`, and this runs for every request.
+    'SELECT allowed, retry_after, report_refused, report_since FROM certflow_auth_attempt($1, $2, $3)',
     [key, rule.maxFailures, rule.windowSeconds],
   );
   const r = rows[0]!;
@@ -34,7 +35,7 @@ export async function settle(
   rule: FailureRule,
 ): Promise<{ lockedNow: boolean; failures: number; lockedUntil: Date | null }> {
   const { rows } = await db.query<{ locked_now: boolean; failures: number; locked_until: Date | null }>(
-    'SELECT * FROM certflow_auth_settle($1, $2, $3, $4)',
+    'SELECT locked_now, failures, locked_until FROM certflow_auth_settle($1, $2, $3, $4)',
     [key, ok, rule.maxFailures, rule.lockSeconds],
   );
   const r = rows[0]!;
