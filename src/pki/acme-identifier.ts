@@ -43,7 +43,7 @@ export function parseAcmeChallengeCertificate(der: Uint8Array): AcmeChallengeCer
       seen.add(ext.extnID);
       const raw = bytesOf(ext.extnValue.valueBlock.valueHexView);
       if (ext.extnID === OID.subjectAltName) {
-        const names = decodeGeneralNames(raw, parseDer(raw, 'the subjectAltName extension', 'malformed'), 'malformed');
+        const names = decodeGeneralNames(raw, 'malformed');
         out.sans = names.sans;
         out.otherSans = names.other;
       } else if (ext.extnID === ACME_IDENTIFIER_OID) {

@@ -8,6 +8,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { KeyAlg, SignAlg } from '../keys/types.ts';
+import { derChildren, derElement, derOid, parseDer, wrapAsn1 } from './der.ts';
 import { OID } from './oids.ts';
 
 export type HashName = 'sha256' | 'sha384' | 'sha512';
@@ -117,10 +118,20 @@ const SHA1_ALGORITHMS: Record<string, string> = {
 };
 
 /**
- * Interprets a signature AlgorithmIdentifier. Throws CaError(kind, rule
- * signature.algorithm) for anything not supported, SHA-1 included.
+ * Interprets a signature AlgorithmIdentifier, parsed or as DER. Throws CaError(kind, rule
+ * signature.algorithm) for anything not supported, SHA-1 included. The DER of an algorithm
+ * without parameters (ECDSA, EdDSA, PKCS#1 with NULL) is read on its bytes; the rest
+ * (RSASSA-PSS parameters, refusals) through pkijs' schema.
  */
-export function readSignatureAlgorithm(algId: pkijs.AlgorithmIdentifier, kind: ErrorKind): VerifyAlgorithm {
+export function readSignatureAlgorithm(algId: pkijs.AlgorithmIdentifier | Uint8Array, kind: ErrorKind): VerifyAlgorithm {
+  if (algId instanceof Uint8Array) {
+    const what = 'the signature algorithm';
+    const [oidEl, params, ...extra] = derChildren(derElement(algId, what, kind, 0x30), what, kind);
+    const simple = SIMPLE_ALGORITHMS[derOid(oidEl, what, kind)];
+    if (simple && !extra.length && (!params || (params.tag === 0x05 && params.content.length === 0))) return { ...simple };
+    const node = parseDer(algId, what, kind);
+    algId = wrapAsn1(kind, `${what} is malformed`, () => new pkijs.AlgorithmIdentifier({ schema: node }));
+  }
   const oid = algId.algorithmId;
   const unsupported = (why: string): never => {
     throw new CaError(kind, `unsupported signature algorithm: ${why}`, { rule: 'signature.algorithm', details: { oid } });

@@ -26,7 +26,7 @@ import {
   type DerElement,
 } from './der.ts';
 import { buildExtensions, readExtensions, type CertExtensions, type RawExtension, type ReadExtensions } from './extensions.ts';
-import { attrsFromRdns, formatDn, type RdnAttr } from './names.ts';
+import { attrsFromRdns, formatDn, readName, type RdnAttr } from './names.ts';
 import { describePublicKey, spkiParts, type PublicKeyKind } from './publickey.ts';
 import type { SanSet } from './san.ts';
 import type { NameConstraints } from './name-constraints.ts';
@@ -285,14 +285,7 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
     return { oid: derOid(oid, what, 'internal'), critical: critical && second!.content[0] !== 0, value: value!.content };
   });
   const extensions = raw.map((e) => ({ oid: e.oid, critical: e.critical }));
-  const name = (n: DerElement) =>
-    attrsFromRdns(
-      wrapAsn1(
-        'internal',
-        `${what} has a malformed name`,
-        () => new pkijs.RelativeDistinguishedNames({ schema: parseDer(n.bytes, what, 'internal') }),
-      ),
-    );
+  const name = (n: DerElement) => readName(n, `${what}'s name`, 'internal');
   const spkiDer = spki!.bytes.slice();
   return {
     version,

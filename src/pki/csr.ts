@@ -9,8 +9,8 @@ import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signAlgInfo, signatureAlgorithmIdentifier, verifySignature, type HashName } from './algorithms.ts';
-import { encodeDer, parseDer, wrapAsn1 } from './der.ts';
-import { attrsFromRdns, encodeName, parseDn, type RdnAttr } from './names.ts';
+import { derChildren, derElementExact, derOid, encodeDer, parseDer, type DerElement } from './der.ts';
+import { derStringText, encodeName, parseDn, readName, type RdnAttr } from './names.ts';
 import { OID } from './oids.ts';
 import { toDer } from './pem.ts';
 import { describeKeyKind, describePublicKey, type PublicKeyKind } from './publickey.ts';
@@ -49,49 +49,53 @@ function badCsr(why: string, rule = 'csr.syntax'): never {
 /**
  * Parses and verifies a certification request given as PEM ("CERTIFICATE REQUEST" or
  * "NEW CERTIFICATE REQUEST"), DER, or base64/base64url text.
+ *
+ * Read on its bytes (der.ts), not through asn1js and pkijs' schema, which cost more than
+ * the rest of an issuance's checks together. The request must be DER, as RFC 2986, RFC 8555
+ * and RFC 7030 say it is: definite, minimal lengths throughout (BER is refused with the
+ * reason). Inside extension values, only what certflow reads is read.
  */
 export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const der = toDer(input, CSR_PEM_LABELS, 'badCSR');
-  const node = parseDer(der, 'the certification request', 'badCSR');
-  const csr = toCertificationRequest(node);
-  return wrapAsn1('badCSR', 'the certification request is malformed', () => readVerifiedCsr(der, csr));
-}
-
-function toCertificationRequest(node: asn1js.AsnType): pkijs.CertificationRequest {
-  try {
-    return new pkijs.CertificationRequest({ schema: node });
-  } catch {
+  const what = 'the certification request';
+  if (der.length === 0) badCsr('is empty');
+  const csr = derElementExact(der, what, 'badCSR', 0x30);
+  const [info, sigAlg, sigValue, ...extra] = derChildren(csr, what, 'badCSR');
+  const fields = info?.tag === 0x30 ? derChildren(info, what, 'badCSR') : [];
+  const [version, subject, spki, attributes, ...more] = fields;
+  const shaped =
+    sigAlg?.tag === 0x30 &&
+    sigValue?.tag === 0x03 &&
+    !extra.length &&
+    version?.tag === 0x02 &&
+    subject?.tag === 0x30 &&
+    spki?.tag === 0x30 &&
+    (attributes === undefined || attributes.tag === 0xa0) &&
+    !more.length;
+  if (!shaped) {
     // A common mistake is sending a certificate; say so instead of "not a PKCS#10".
-    let isCertificate = false;
-    try {
-      new pkijs.Certificate({ schema: node });
-      isCertificate = true;
-    } catch {
-      /* neither */
-    }
-    return badCsr(isCertificate ? 'is an X.509 certificate, not a PKCS#10 request' : 'is not a PKCS#10 certification request');
+    const isCertificate = sigAlg?.tag === 0x30 && sigValue?.tag === 0x03 && (fields[0]?.tag === 0xa0 || fields.length >= 6);
+    badCsr(isCertificate ? 'is an X.509 certificate, not a PKCS#10 request' : 'is not a PKCS#10 certification request');
   }
-}
-
-function readVerifiedCsr(der: Uint8Array, csr: pkijs.CertificationRequest): ParsedCsr {
-  if (csr.version !== 0) badCsr(`has version ${csr.version}; PKCS#10 defines only version 0 (v1)`);
+  if (version!.content.length !== 1 || version!.content[0] !== 0) {
+    const v = version!.content.length === 1 ? String((version!.content[0]! << 24) >> 24) : 'other than 0';
+    badCsr(`has version ${v}; PKCS#10 defines only version 0 (v1)`);
+  }
   // The algorithm first: "unsupported" is a more useful answer than "does not verify".
-  const alg = readSignatureAlgorithm(csr.signatureAlgorithm, 'badCSR');
-  const key = describePublicKey(csr.subjectPublicKeyInfo, 'badCSR');
-  const spki = encodeDer(csr.subjectPublicKeyInfo.toSchema());
+  const alg = readSignatureAlgorithm(sigAlg!.bytes, 'badCSR');
+  const key = describePublicKey(spki!.bytes, 'badCSR');
   if (alg.keyFamily !== key.type) {
     badCsr(`is signed with ${alg.name}, which cannot be made with its ${describeKeyKind(key)} public key`, 'csr.signature');
   }
-  const sig = csr.signatureValue.valueBlock;
-  if (sig.unusedBits !== 0) badCsr('has a signature BIT STRING with unused bits', 'csr.signature');
-  if (!verifySignature(spki, alg, csr.tbsView, sig.valueHexView)) {
+  if (sigValue!.content.length === 0 || sigValue!.content[0] !== 0) badCsr('has a signature BIT STRING with unused bits', 'csr.signature');
+  if (!verifySignature(spki!.bytes, alg, info!.bytes, sigValue!.content.subarray(1))) {
     badCsr(`signature (${alg.name}) does not verify: the request was altered or not signed by the key it contains`, 'csr.signature');
   }
-  const attrs = readAttributes(csr.attributes ?? []);
+  const attrs = readAttributes(attributes ? derChildren(attributes, what, 'badCSR') : []);
   const parsed: ParsedCsr = {
     der,
-    subject: attrsFromRdns(csr.subject),
-    spki,
+    subject: readName(subject!, `${what}'s subject`, 'badCSR'),
+    spki: spki!.bytes.slice(),
     key,
     sans: attrs.sans,
     extensions: attrs.extensions,
@@ -101,53 +105,69 @@ function readVerifiedCsr(der: Uint8Array, csr: pkijs.CertificationRequest): Pars
   return parsed;
 }
 
-interface CsrAttributes {
+export interface RequestedExtensions {
   extensions: CsrExtension[];
   sans: SanSet;
+  /** Requested SANs of kinds a SanSet cannot hold, described (ParsedCsr.unsupportedSans). */
   unsupportedSans: string[];
+}
+
+interface CsrAttributes extends RequestedExtensions {
   challengePassword?: string;
 }
 
-function readAttributes(attributes: readonly pkijs.Attribute[]): CsrAttributes {
-  const out: CsrAttributes = { extensions: [], sans: emptySans(), unsupportedSans: [] };
+/** The request's attributes (each SEQUENCE { type, SET OF value }): extensionRequest and challengePassword. */
+function readAttributes(attributes: readonly DerElement[]): CsrAttributes {
+  const what = 'the certification request';
+  let out: CsrAttributes = { extensions: [], sans: emptySans(), unsupportedSans: [] };
   const seen = new Set<string>();
   for (const attr of attributes) {
-    if (seen.has(attr.type)) badCsr(`has the attribute ${attr.type} twice`);
-    seen.add(attr.type);
-    if (attr.type === OID.extensionRequest) {
-      if (attr.values.length !== 1) badCsr(`has an extensionRequest attribute with ${attr.values.length} values, expected 1`);
-      out.extensions = readRequestedExtensions(attr.values[0]);
-      const san = out.extensions.find((e) => e.oid === OID.subjectAltName);
-      if (san) {
-        const names = decodeGeneralNames(san.valueDer, parseDer(san.valueDer, 'the requested subjectAltName', 'badCSR'), 'badCSR');
-        out.sans = names.sans;
-        out.unsupportedSans = names.other;
-      }
-    } else if (attr.type === OID.challengePassword) {
-      const value: unknown = attr.values[0];
-      if (attr.values.length !== 1 || !(value instanceof asn1js.BaseStringBlock)) {
-        badCsr('has a challengePassword attribute that is not a single string');
-      }
-      out.challengePassword = value.getValue();
+    const [typeEl, valueSet, ...extra] = attr.tag === 0x30 ? derChildren(attr, what, 'badCSR') : [];
+    if (valueSet?.tag !== 0x31 || extra.length) badCsr('has an attribute that is not a type and a SET of values');
+    const type = derOid(typeEl, `${what}'s attribute type`, 'badCSR');
+    if (seen.has(type)) badCsr(`has the attribute ${type} twice`);
+    seen.add(type);
+    const values = derChildren(valueSet!, what, 'badCSR');
+    if (type === OID.extensionRequest) {
+      if (values.length !== 1) badCsr(`has an extensionRequest attribute with ${values.length} values, expected 1`);
+      out = { ...out, ...readRequestedExtensions(values[0]!, badCsr) };
+    } else if (type === OID.challengePassword) {
+      const text = values.length === 1 ? derStringText(values[0]!, `${what}'s challengePassword`, 'badCSR') : undefined;
+      if (text === undefined) badCsr('has a challengePassword attribute that is not a single string');
+      out.challengePassword = text;
     }
     // Other attributes (unstructuredName, ...) carry nothing we use.
   }
   return out;
 }
 
-function readRequestedExtensions(value: asn1js.AsnType): CsrExtension[] {
-  // openssl writes an empty SEQUENCE when no extensions are requested; pkijs' schema wants >= 1.
-  if (value instanceof asn1js.Sequence && value.valueBlock.value.length === 0) return [];
-  let exts: pkijs.Extensions;
-  try {
-    exts = new pkijs.Extensions({ schema: value });
-  } catch {
-    return badCsr('has a malformed extensionRequest attribute');
-  }
-  const out: CsrExtension[] = [];
-  for (const e of exts.extensions) {
-    if (out.some((o) => o.oid === e.extnID)) badCsr(`requests the extension ${e.extnID} twice`);
-    out.push({ oid: e.extnID, critical: e.critical, valueDer: e.extnValue.valueBlock.valueHexView.slice() });
+/**
+ * Extensions a request asks for (a CSR's extensionRequest, a CRMF template's extensions):
+ * SEQUENCE OF Extension, each OID once, the requested SANs decoded. `bad` refuses, given
+ * what is wrong ("requests the extension … twice").
+ */
+export function readRequestedExtensions(exts: DerElement, bad: (why: string) => never): RequestedExtensions {
+  const out: RequestedExtensions = { extensions: [], sans: emptySans(), unsupportedSans: [] };
+  const what = 'the requested extensions';
+  if (exts.tag !== 0x30) bad('has requested extensions that are not a SEQUENCE');
+  // openssl writes an empty SEQUENCE when no extensions are requested.
+  for (const ext of derChildren(exts, what, 'badCSR')) {
+    const [oidEl, second, third, ...extra] = ext.tag === 0x30 ? derChildren(ext, what, 'badCSR') : [];
+    const hasCritical = second?.tag === 0x01;
+    const value = hasCritical ? third : second;
+    if (value?.tag !== 0x04 || (hasCritical ? extra.length : third !== undefined)) bad('has a malformed requested extension');
+    if (hasCritical && (second!.content.length !== 1 || (second!.content[0] !== 0 && second!.content[0] !== 0xff))) {
+      bad('has a requested extension whose critical flag is not a DER BOOLEAN');
+    }
+    const oid = derOid(oidEl, `${what}' OID`, 'badCSR');
+    if (out.extensions.some((o) => o.oid === oid)) bad(`requests the extension ${oid} twice`);
+    const valueDer = value!.content.slice();
+    out.extensions.push({ oid, critical: hasCritical && second!.content[0] === 0xff, valueDer });
+    if (oid === OID.subjectAltName) {
+      const names = decodeGeneralNames(valueDer, 'badCSR');
+      out.sans = names.sans;
+      out.unsupportedSans = names.other;
+    }
   }
   return out;
 }

@@ -90,30 +90,37 @@ export interface DerElement {
 
 /** Reads the element at `offset` of `der`; malformed input is CaError(kind) naming `what`. */
 function readElement(der: Uint8Array, offset: number, what: string, kind: ErrorKind): DerElement {
-  const fail = (): never => {
-    throw new CaError(kind, `${what} is not DER`);
+  const fail = (why: string): never => {
+    throw new CaError(kind, `${what} is not valid DER (${why})`);
   };
-  if (offset + 2 > der.length) fail();
+  if (offset + 2 > der.length) fail('it ends inside an element');
   const tag = der[offset]!;
-  if ((tag & 0x1f) === 0x1f) fail();
+  if ((tag & 0x1f) === 0x1f) fail('a tag number above 30');
+  if (tag === 0) fail('a tag of 0, which ends BER contents');
+  // Universal class: SEQUENCE and SET are always constructed, everything else primitive in DER.
+  if (tag < 0x40 && (tag & 0x20 ? tag !== 0x30 && tag !== 0x31 : tag === 0x10 || tag === 0x11))
+    fail(`tag 0x${tag.toString(16)}, a ${tag & 0x20 ? 'constructed string (BER)' : 'primitive SEQUENCE or SET'}`);
   let len = der[offset + 1]!;
   let contentStart = offset + 2;
   if (len & 0x80) {
     const n = len & 0x7f;
-    if (n === 0 || n > 4 || contentStart + n > der.length) fail();
+    if (n === 0) fail('an indefinite length, which is BER');
+    if (n > 4) fail(`a length of ${n} octets`);
+    if (contentStart + n > der.length) fail('it ends inside a length');
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + der[contentStart + i]!;
     contentStart += n;
   }
   const end = contentStart + len;
-  if (end > der.length) fail();
+  if (end > der.length) fail('it ends inside an element');
   return { tag, bytes: der.subarray(offset, end), content: der.subarray(contentStart, end) };
 }
 
 /** The single element that spans all of `der`, with tag `tag` when one is given. */
 export function derElement(der: Uint8Array, what: string, kind: ErrorKind, tag?: number): DerElement {
   const el = readElement(der, 0, what, kind);
-  if (el.bytes.length !== der.length) throw new CaError(kind, `${what} has trailing data after the DER element`);
+  const extra = der.length - el.bytes.length;
+  if (extra) throw new CaError(kind, `${what} has ${extra} byte${extra === 1 ? '' : 's'} of trailing data after the DER element`);
   if (tag !== undefined && el.tag !== tag)
     throw new CaError(kind, `${what} has tag 0x${el.tag.toString(16)}, expected 0x${tag.toString(16)}`);
   return el;
@@ -137,7 +144,8 @@ export function derElementExact(der: Uint8Array, what: string, kind: ErrorKind, 
 function assertDerFraming(el: DerElement, what: string, kind: ErrorKind): void {
   let lengthOctets = 1;
   if (el.content.length >= 0x80) for (let l = el.content.length; l > 0; l = Math.floor(l / 256)) lengthOctets++;
-  if (el.bytes.length - el.content.length !== 1 + lengthOctets) throw new CaError(kind, `${what} is not DER (a length is not minimal)`);
+  if (el.bytes.length - el.content.length !== 1 + lengthOctets)
+    throw new CaError(kind, `${what} is not valid DER (a length is not minimal)`);
   if (el.tag & 0x20) for (const child of derChildren(el, what, kind)) assertDerFraming(child, what, kind);
 }
 

@@ -7,7 +7,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
-import { derChildren, derElement, derOid, encodeDer, parseDer, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, encodeDer, type DerElement } from './der.ts';
 import { OID } from './oids.ts';
 import { decodeNameConstraints, encodeNameConstraints, type NameConstraints } from './name-constraints.ts';
 import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
@@ -206,7 +206,7 @@ export function readExtensions(exts: readonly RawExtension[], kind: ErrorKind = 
         r.extKeyUsage = items().map((e) => derOid(e, what, kind));
         break;
       case OID.subjectAltName:
-        r.sans = decodeGeneralNames(ext.value, parseDer(ext.value, what, kind), kind).sans;
+        r.sans = decodeGeneralNames(ext.value, kind).sans;
         break;
       case OID.subjectKeyIdentifier:
         r.subjectKeyId = value(0x04).content.slice();

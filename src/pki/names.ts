@@ -14,9 +14,9 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { CaError } from '../core/errors.ts';
+import { CaError, type ErrorKind } from '../core/errors.ts';
 import { SUBJECT_ATTRS } from '../config/profiles.ts';
-import { encodeDer, toHex } from './der.ts';
+import { derChildren, derOid, encodeDer, toHex, type DerElement } from './der.ts';
 
 export type RdnAttr = { type: string /* OID */; short?: string; value: string };
 
@@ -240,4 +240,70 @@ export function attrsFromRdns(rdns: pkijs.RelativeDistinguishedNames): RdnAttr[]
 function attributeValueText(v: pkijs.AttributeValueType | asn1js.AsnType): string {
   if (v instanceof asn1js.BaseStringBlock) return v.getValue();
   return `#${toHex(encodeDer(v))}`;
+}
+
+/**
+ * Attributes of a DER Name (RDNSequence), read on its bytes (der.ts) like attrsFromRdns
+ * reads a parsed one: multi-valued RDNs flattened in order, strings as their text, other
+ * values as "#" + hex of their DER. Malformed names, and strings that are not what their
+ * type says (a UTF8String that is not UTF-8, a lone surrogate), are CaError(kind).
+ */
+export function readName(name: DerElement, what: string, kind: ErrorKind): RdnAttr[] {
+  const fail = (why: string): never => {
+    throw new CaError(kind, `${what} ${why}`);
+  };
+  if (name.tag !== 0x30) fail('is not a Name (a SEQUENCE of RDNs)');
+  const out: RdnAttr[] = [];
+  for (const rdn of derChildren(name, what, kind)) {
+    if (rdn.tag !== 0x31) fail('has a relative distinguished name that is not a SET');
+    const atvs = derChildren(rdn, what, kind);
+    if (atvs.length === 0) fail('has an empty relative distinguished name');
+    for (const atv of atvs) {
+      const [type, value, ...extra] = atv.tag === 0x30 ? derChildren(atv, what, kind) : [];
+      if (!value || extra.length) fail('has an attribute that is not a type and a value');
+      out.push(attr(derOid(type, `${what}'s attribute type`, kind), derStringText(value!, what, kind) ?? `#${toHex(value!.bytes)}`));
+    }
+  }
+  return out;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Tags of the ASN.1 string types whose octets are one character each (as asn1js reads them). */
+const BYTE_STRING_TAGS = new Set([0x12, 0x13, 0x14, 0x15, 0x16, 0x19, 0x1a, 0x1b, 0x1d]);
+
+/**
+ * The text of an ASN.1 string element (UTF8String, BMPString, UniversalString, and the
+ * byte-per-character types: PrintableString, IA5String, TeletexString, ...), undefined for
+ * an element of another type. Octets that are no text in their type are CaError(kind).
+ */
+export function derStringText(el: DerElement, what: string, kind: ErrorKind): string | undefined {
+  const bad = (type: string): never => {
+    throw new CaError(kind, `${what} has a ${type} that is not valid text`);
+  };
+  const bytes = Buffer.from(el.content.buffer, el.content.byteOffset, el.content.byteLength);
+  switch (el.tag) {
+    case 0x0c:
+      try {
+        return strictUtf8.decode(bytes);
+      } catch {
+        return bad('UTF8String');
+      }
+    case 0x1e: {
+      if (bytes.length % 2) bad('BMPString');
+      const text = Buffer.from(bytes).swap16().toString('utf16le');
+      return /\p{Cs}/u.test(text) ? bad('BMPString') : text;
+    }
+    case 0x1c: {
+      if (bytes.length % 4) bad('UniversalString');
+      let text = '';
+      for (let i = 0; i < bytes.length; i += 4) {
+        const cp = bytes.readUInt32BE(i);
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) bad('UniversalString');
+        text += String.fromCodePoint(cp);
+      }
+      return text;
+    }
+    default:
+      return BYTE_STRING_TAGS.has(el.tag) ? bytes.toString('latin1') : undefined;
+  }
 }

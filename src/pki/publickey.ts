@@ -1,9 +1,8 @@
 /** Public keys (SubjectPublicKeyInfo): what kind of key it is, and its key identifier. */
 import { createHash } from 'node:crypto';
-import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { derChildren, derElement, parseDer, wrapAsn1, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, encodeDer, parseDer, wrapAsn1, type DerElement } from './der.ts';
 import { CURVE_NAMES, OID } from './oids.ts';
 
 export type PublicKeyKind =
@@ -15,32 +14,32 @@ export function parseSpki(spki: Uint8Array, kind: ErrorKind): pkijs.PublicKeyInf
   return wrapAsn1(kind, 'the public key is not a SubjectPublicKeyInfo', () => new pkijs.PublicKeyInfo({ schema: node }));
 }
 
-/** Bytes of the subjectPublicKey BIT STRING (without the unused-bits octet). */
-function publicKeyBits(info: pkijs.PublicKeyInfo): Uint8Array {
-  return info.subjectPublicKey.valueBlock.valueHexView;
-}
-
 /**
- * Classifies a public key by its algorithm OID. RSA-PSS-only keys (id-RSASSA-PSS) count as
- * RSA. EC keys with explicit curve parameters report curve "explicit parameters", which no
- * profile allows.
+ * Classifies a public key by its algorithm OID, on the SubjectPublicKeyInfo's bytes
+ * (der.ts). RSA-PSS-only keys (id-RSASSA-PSS) count as RSA. EC keys with explicit curve
+ * parameters report curve "explicit parameters", which no profile allows.
  * @param kind CaError kind for keys that cannot be decoded ('badKey' by default); unsupported
  *   key algorithms are always CaError('badKey', rule key.type)
  */
 export function describePublicKey(spki: Uint8Array | pkijs.PublicKeyInfo, kind: ErrorKind = 'badKey'): PublicKeyKind {
-  const info = spki instanceof Uint8Array ? parseSpki(spki, kind) : spki;
-  const oid = info.algorithm.algorithmId;
+  const what = 'the public key';
+  const der = spki instanceof Uint8Array ? spki : encodeDer(spki.toSchema());
+  if (der.length === 0) throw new CaError(kind, `${what} is empty`);
+  const { algorithm, key } = spkiParts(derElement(der, what, kind, 0x30), what, kind);
+  const [oidEl, params] = derChildren(algorithm, what, kind);
+  const oid = derOid(oidEl, `${what}'s algorithm`, kind);
+  const bits = key.content.subarray(1); // after the unused-bits octet
   switch (oid) {
     case OID.rsaEncryption:
     case OID.rsassaPss:
-      return { type: 'rsa', bits: rsaModulusBits(info, kind) };
+      return { type: 'rsa', bits: rsaModulusBits(bits, kind) };
     case OID.ecPublicKey:
-      return { type: 'ec', curve: ecCurveName(info) };
+      return { type: 'ec', curve: params?.tag === 0x06 ? ecCurveName(derOid(params, `${what}'s curve`, kind)) : 'explicit parameters' };
     case OID.ed25519:
-      expectKeyLength(info, 32, 'Ed25519', kind);
+      expectKeyLength(bits, 32, 'Ed25519', kind);
       return { type: 'ed25519' };
     case OID.ed448:
-      expectKeyLength(info, 57, 'Ed448', kind);
+      expectKeyLength(bits, 57, 'Ed448', kind);
       return { type: 'ed448' };
     default:
       // Well-formed but not a kind of key we issue for: a key policy matter, whatever `kind` says.
@@ -51,25 +50,24 @@ export function describePublicKey(spki: Uint8Array | pkijs.PublicKeyInfo, kind: 
   }
 }
 
-function rsaModulusBits(info: pkijs.PublicKeyInfo, kind: ErrorKind): number {
-  const node = parseDer(publicKeyBits(info), 'the RSA public key', kind);
-  const key = wrapAsn1(kind, 'the RSA public key is malformed', () => new pkijs.RSAPublicKey({ schema: node }));
-  const modulus = key.modulus.valueBlock.valueHexView;
+/** Bits of an RSAPublicKey's modulus (its DER: SEQUENCE { modulus INTEGER, publicExponent INTEGER }). */
+function rsaModulusBits(rsaPublicKey: Uint8Array, kind: ErrorKind): number {
+  const what = 'the RSA public key';
+  const [n, e, ...extra] = derChildren(derElement(rsaPublicKey, what, kind, 0x30), what, kind);
+  if (n?.tag !== 0x02 || e?.tag !== 0x02 || extra.length) throw new CaError(kind, `${what} is malformed`);
+  const modulus = n.content;
   let i = 0;
   while (i < modulus.length && modulus[i] === 0) i++;
   if (i === modulus.length) throw new CaError(kind, 'the RSA public key has a zero modulus', { rule: 'key.rsa' });
-  return (modulus.length - i - 1) * 8 + (32 - Math.clz32(modulus[i]));
+  return (modulus.length - i - 1) * 8 + (32 - Math.clz32(modulus[i]!));
 }
 
-function ecCurveName(info: pkijs.PublicKeyInfo): string {
-  const params: unknown = info.algorithm.algorithmParams;
-  if (!(params instanceof asn1js.ObjectIdentifier)) return 'explicit parameters';
-  const oid = params.getValue();
+function ecCurveName(oid: string): string {
   return CURVE_NAMES[oid] ?? oid;
 }
 
-function expectKeyLength(info: pkijs.PublicKeyInfo, bytes: number, name: string, kind: ErrorKind): void {
-  const len = publicKeyBits(info).length;
+function expectKeyLength(bits: Uint8Array, bytes: number, name: string, kind: ErrorKind): void {
+  const len = bits.length;
   if (len !== bytes) throw new CaError(kind, `the ${name} public key is ${len} bytes long, expected ${bytes}`, { rule: 'key.length' });
 }
 
@@ -100,11 +98,11 @@ export function keyIdentifier(spki: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha1').update(key.content.subarray(1)).digest());
 }
 
-/** The algorithm and the subjectPublicKey BIT STRING of a SubjectPublicKeyInfo; anything else is CaError('malformed'). */
-export function spkiParts(spki: DerElement, what: string): { algorithm: DerElement; key: DerElement } {
-  const [algorithm, key, ...extra] = derChildren(spki, what, 'malformed');
+/** The algorithm and the subjectPublicKey BIT STRING of a SubjectPublicKeyInfo; anything else is CaError(kind). */
+export function spkiParts(spki: DerElement, what: string, kind: ErrorKind = 'malformed'): { algorithm: DerElement; key: DerElement } {
+  const [algorithm, key, ...extra] = derChildren(spki, what, kind);
   if (algorithm?.tag !== 0x30 || key?.tag !== 0x03 || key.content.length === 0 || extra.length) {
-    throw new CaError('malformed', `${what} is not a SubjectPublicKeyInfo`);
+    throw new CaError(kind, `${what} is not a SubjectPublicKeyInfo`);
   }
   return { algorithm, key };
 }

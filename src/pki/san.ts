@@ -3,7 +3,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { encodeDer, toHex } from './der.ts';
+import { derChildren, derElement, encodeDer, parseDer, toHex, type DerElement } from './der.ts';
 import { attrsFromRdns, formatDn } from './names.ts';
 
 export interface SanSet {
@@ -178,19 +178,24 @@ function readPkijsName(n: pkijs.GeneralName): ReadName {
 
 /**
  * The names of a GeneralNames that holds only rfc822Name, dNSName, URI and iPAddress
- * entries (what a SAN carries in practice), read from the parsed DER without pkijs'
+ * entries (what a SAN carries in practice), read on its bytes (der.ts) without pkijs'
  * GeneralName schema, whose nine alternatives (a Name among them) cost about a millisecond
  * per extension. Undefined for anything else: pkijs reads it (and refuses what is malformed).
  * The text is the IA5String's bytes one character each, as asn1js decodes an IA5String.
  */
-function readSimpleNames(node: asn1js.AsnType): ReadName[] | undefined {
-  if (!(node instanceof asn1js.Sequence) || node.valueBlock.value.length === 0) return undefined;
+function readSimpleNames(der: Uint8Array): ReadName[] | undefined {
+  let items: DerElement[];
+  try {
+    items = derChildren(derElement(der, 'the GeneralNames', 'malformed', 0x30), 'the GeneralNames', 'malformed');
+  } catch {
+    return undefined;
+  }
+  if (items.length === 0) return undefined;
   const out: ReadName[] = [];
-  for (const item of node.valueBlock.value) {
-    const { tagClass, tagNumber, isConstructed } = item.idBlock;
-    // tagClass 3: context-specific; the four kinds are IMPLICIT primitives.
-    if (tagClass !== 3 || isConstructed || !(item instanceof asn1js.Primitive)) return undefined;
-    const bytes = item.valueBlock.valueHexView;
+  for (const item of items) {
+    // 0x80 | n: context-specific, primitive; the four kinds are IMPLICIT primitives.
+    const tagNumber = item.tag ^ 0x80;
+    const bytes = item.content;
     if (tagNumber === GN.iPAddress) out.push({ type: GN.iPAddress, bytes });
     else if (tagNumber === GN.dNSName || tagNumber === GN.rfc822Name || tagNumber === GN.uri)
       out.push({ type: tagNumber, text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1') });
@@ -220,9 +225,10 @@ function describeOtherName(n: pkijs.GeneralName): string {
 }
 
 /** Parses a DER GeneralNames (a SAN extension value). */
-export function decodeGeneralNames(der: Uint8Array, node: asn1js.AsnType, kind: ErrorKind): DecodedNames {
-  const simple = readSimpleNames(node);
+export function decodeGeneralNames(der: Uint8Array, kind: ErrorKind): DecodedNames {
+  const simple = readSimpleNames(der);
   if (simple) return sansFromGeneralNames(simple, kind);
+  const node = parseDer(der, 'the subjectAltName extension', kind);
   let parsed: pkijs.GeneralNames;
   try {
     parsed = new pkijs.GeneralNames({ schema: node });

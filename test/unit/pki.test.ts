@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { randomInt, sign as nodeSign } from 'node:crypto';
 import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError } from '../../src/core/errors.ts';
@@ -30,10 +30,12 @@ import {
 } from '../../src/pki/index.ts';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { signatureAlgorithmIdentifier } from '../../src/pki/algorithms.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from '../../src/pki/algorithms.ts';
 import { buildExtensions, encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
-import { parseDer, sequenceElements } from '../../src/pki/der.ts';
-import { decodeGeneralNames } from '../../src/pki/san.ts';
+import { bitString, encodeDer, parseDer, sequenceElements, tlv } from '../../src/pki/der.ts';
+import { decodeGeneralNames, emptySans } from '../../src/pki/san.ts';
+import { attrsFromRdns, type RdnAttr } from '../../src/pki/names.ts';
+import { OID } from '../../src/pki/oids.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
 
@@ -276,7 +278,7 @@ describe('GeneralNames (a SAN extension value)', () => {
   };
   const ascii = (t: string) => [...Buffer.from(t, 'latin1')];
   const names = (...items: number[][]) => new Uint8Array(tlv(0x30, items.flat()));
-  const decode = (der: Uint8Array) => decodeGeneralNames(der, parseDer(der, 'the SAN', 'badCSR'), 'badCSR');
+  const decode = (der: Uint8Array) => decodeGeneralNames(der, 'badCSR');
 
   it('dNSName, iPAddress, rfc822Name and URI are read as pkijs reads them, in order, bytes one character each', () => {
     const der = names(
@@ -456,6 +458,200 @@ describe('parseCsr', () => {
         );
       }
     }
+  });
+});
+
+describe('parseCsr on its bytes, against a reading through pkijs', () => {
+  // The reading parseCsr replaced: asn1js' BER parser and pkijs' schema. Kept here as the
+  // reference that every request both accept must read the same through.
+  function pkijsRead(der: Uint8Array): object {
+    const csr = new pkijs.CertificationRequest({ schema: parseDer(der, 'the request', 'badCSR') });
+    if (csr.version !== 0) throw new Error('version');
+    const alg = readSignatureAlgorithm(csr.signatureAlgorithm, 'badCSR');
+    const spki = new Uint8Array(csr.subjectPublicKeyInfo.toSchema().toBER(false));
+    const sig = csr.signatureValue.valueBlock;
+    if (sig.unusedBits !== 0 || !verifySignature(spki, alg, csr.tbsView, sig.valueHexView)) throw new Error('signature');
+    // Text: the string types of a DirectoryString and of PKCS#9 (asn1js reads times and
+    // TIME as strings too, a time as empty text); any other value as "#" + its DER in hex.
+    const subject = attrsFromRdns(csr.subject).map((a, i) => {
+      const v = csr.subject.typesAndValues[i]!.value as asn1js.BaseBlock;
+      const text = v.idBlock.tagClass === 1 && [12, 18, 19, 20, 21, 22, 25, 26, 27, 28, 29, 30].includes(v.idBlock.tagNumber);
+      return text ? a : { ...a, value: `#${Buffer.from(v.valueBeforeDecodeView).toString('hex')}` };
+    });
+    const out: Record<string, unknown> = { subject, spki, sans: emptySans(), extensions: [] };
+    const seen = new Set<string>();
+    for (const attr of csr.attributes ?? []) {
+      if (seen.has(attr.type)) throw new Error('attribute twice');
+      seen.add(attr.type);
+      if (attr.type === OID.extensionRequest) {
+        if (attr.values.length !== 1) throw new Error('values');
+        const v = attr.values[0] as asn1js.Sequence;
+        if (v instanceof asn1js.Sequence && v.valueBlock.value.length === 0) continue;
+        const exts = new pkijs.Extensions({ schema: v }).extensions.map((e) => ({
+          oid: e.extnID,
+          critical: e.critical,
+          valueDer: e.extnValue.valueBlock.valueHexView.slice(),
+        }));
+        if (new Set(exts.map((e) => e.oid)).size !== exts.length) throw new Error('extension twice');
+        out.extensions = exts;
+        const san = exts.find((e) => e.oid === OID.subjectAltName);
+        if (san) {
+          const names = decodeGeneralNames(san.valueDer, 'badCSR');
+          out.sans = names.sans;
+          if (names.other.length) out.unsupportedSans = names.other;
+        }
+      } else if (attr.type === OID.challengePassword) {
+        if (attr.values.length !== 1 || !(attr.values[0] instanceof asn1js.BaseStringBlock)) throw new Error('password');
+        out.challengePassword = (attr.values[0] as asn1js.BaseStringBlock).getValue();
+      }
+    }
+    return out;
+  }
+
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+  const ascii = (t: string) => new Uint8Array(Buffer.from(t, 'latin1'));
+  const oid = (dotted: string) => encodeDer(new asn1js.ObjectIdentifier({ value: dotted }));
+  const atv = (type: string, value: Uint8Array) => tlv(0x31, tlv(0x30, oid(type), value));
+  const subject = tlv(
+    0x30,
+    atv('2.5.4.3', tlv(0x0c, new Uint8Array(Buffer.from('diff.example ü', 'utf8')))),
+    tlv(
+      0x31,
+      tlv(0x30, oid('2.5.4.10'), tlv(0x13, ascii('Org'))),
+      tlv(0x30, oid('2.5.4.11'), tlv(0x1e, Buffer.from('ünit', 'utf16le').swap16())),
+    ),
+    atv('2.5.4.7', tlv(0x1c, Uint8Array.of(0, 0, 0, 0x5a, 0, 0, 0, 0xfc, 0, 1, 0xd1, 0x1e))),
+    atv('1.2.840.113549.1.9.1', tlv(0x16, ascii('a@b.example'))),
+    atv('2.5.4.5', tlv(0x14, ascii('T\xe9l'))),
+    atv('2.5.4.99', tlv(0x02, Uint8Array.of(5))),
+  );
+  const generalNames = tlv(
+    0x30,
+    tlv(0x82, ascii('a.diff.example')),
+    tlv(0x87, Uint8Array.of(192, 0, 2, 1)),
+    tlv(0x81, ascii('x@diff.example')),
+    tlv(0x86, ascii('https://diff.example/')),
+    tlv(0xa4, tlv(0x30, atv('2.5.4.3', tlv(0x0c, ascii('dir'))))),
+  );
+  const extension = (type: string, critical: boolean | undefined, value: Uint8Array) =>
+    tlv(0x30, oid(type), ...(critical === undefined ? [] : [tlv(0x01, Uint8Array.of(critical ? 0xff : 0))]), tlv(0x04, value));
+  const attributes = tlv(
+    0xa0,
+    tlv(0x30, oid(OID.challengePassword), tlv(0x31, tlv(0x13, ascii('pw-123')))),
+    tlv(
+      0x30,
+      oid(OID.extensionRequest),
+      tlv(
+        0x31,
+        tlv(
+          0x30,
+          extension(OID.subjectAltName, undefined, generalNames),
+          extension(OID.basicConstraints, true, tlv(0x30)),
+          extension(OID.keyUsage, false, Uint8Array.of(0x03, 0x02, 0x07, 0x80)),
+        ),
+      ),
+    ),
+    tlv(0x30, oid('1.2.840.113549.1.9.2'), tlv(0x31, tlv(0x16, ascii('unstructured')))),
+  );
+  const info = tlv(0x30, Uint8Array.of(0x02, 0x01, 0x00), subject, spki, attributes);
+  const signed = (tbs: Uint8Array) =>
+    tlv(
+      0x30,
+      tbs,
+      signatureAlgorithmDer('ecdsa-sha256'),
+      bitString(new Uint8Array(nodeSign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' }))),
+    );
+  const outcome = (read: () => object): object | Error => {
+    try {
+      const r = read() as Record<string, unknown>;
+      delete r.der;
+      delete r.key;
+      return r;
+    } catch (e) {
+      return e as Error;
+    }
+  };
+
+  it('reads a request with every kind of string, a multi-valued RDN and all attributes as pkijs does', () => {
+    const der = signed(info);
+    const got = outcome(() => parseCsr(der));
+    assert.deepEqual(
+      got,
+      outcome(() => pkijsRead(der)),
+    );
+    assert.deepEqual(
+      (got as { subject: RdnAttr[] }).subject.map((a) => [a.short ?? a.type, a.value]),
+      [
+        ['CN', 'diff.example ü'],
+        ['O', 'Org'],
+        ['OU', 'ünit'],
+        ['L', 'Zü\u{1d11e}'],
+        ['emailAddress', 'a@b.example'],
+        ['serialNumber', 'Tél'],
+        ['2.5.4.99', '#020105'],
+      ],
+    );
+    assert.deepEqual((got as { unsupportedSans: string[] }).unsupportedSans, ['directoryName CN=dir']);
+    assert.equal((got as { challengePassword: string }).challengePassword, 'pw-123');
+  });
+
+  it('agrees with pkijs on every mutated request both read, and refuses only BER or wrong text where pkijs reads', () => {
+    const counts = { same: 0, bothRefuse: 0, onlyPkijsReads: 0, onlyParseCsrReads: 0 };
+    for (let i = 0; i < 1500; i++) {
+      let tbs = info.slice();
+      for (let n = 1 + (i % 2); n > 0; n--) {
+        const at = randomInt(tbs.length);
+        switch (randomInt(4)) {
+          case 0:
+            tbs[at] = randomInt(256);
+            break;
+          case 1:
+            tbs[at] = [0x00, 0x01, 0x04, 0x0c, 0x13, 0x14, 0x16, 0x1c, 0x1e, 0x30, 0x31, 0x80, 0x81, 0x82, 0xa0, 0xff][randomInt(16)]!;
+            break;
+          case 2:
+            tbs = new Uint8Array([...tbs.subarray(0, at), ...tbs.subarray(at + 1)]);
+            break;
+          default:
+            tbs = new Uint8Array([...tbs.subarray(0, at), randomInt(256), ...tbs.subarray(at)]);
+        }
+      }
+      const der = signed(tbs);
+      const got = outcome(() => parseCsr(der));
+      const want = outcome(() => pkijsRead(der));
+      const hex = Buffer.from(tbs).toString('hex');
+      if (got instanceof Error) {
+        assert.ok(CaError.is(got) && (got.kind === 'badCSR' || got.kind === 'badKey'), `${hex}: ${got.name}: ${got.message}`);
+        if (want instanceof Error) counts.bothRefuse++;
+        else {
+          // What parseCsr refuses and pkijs read: BER, octets that are no text in their string
+          // type, a time as a challengePassword, empty OIDs, and elements after an attribute's
+          // or extension's value (which pkijs ignores).
+          assert.match(
+            got.message,
+            /not valid DER|not a DER BOOLEAN|not valid text|empty relative distinguished name|malformed requested extension|not an OBJECT IDENTIFIER|not a type and a|not a single string/,
+            `${hex}: ${got.message}`,
+          );
+          counts.onlyPkijsReads++;
+        }
+      } else {
+        if (want instanceof Error) {
+          // asn1js checks the value of every string, integer and time it meets, also inside
+          // attributes certflow does not read; parseCsr reads those only as far as their framing.
+          assert.match(
+            want.message,
+            /must be a multiple of|Too big integer|Wrong input string|is reserved|End of input reached|Unused bits/,
+            `${hex}: parseCsr read what pkijs refuses (${want.message})`,
+          );
+          counts.onlyParseCsrReads++;
+        } else {
+          assert.deepEqual(got, want, hex);
+          counts.same++;
+        }
+      }
+    }
+    // The mutations reach past the framing: some requests are still read, some refused by both.
+    assert.ok(counts.same > 50 && counts.bothRefuse > 50, JSON.stringify(counts));
   });
 });
 

@@ -4,15 +4,13 @@
  * Errors are CaErrors whose rule names the CMP failure: crmf.template -> badCertTemplate,
  * crmf.pop -> badPOP.
  */
-import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm, verifySignature } from '../algorithms.ts';
-import type { CsrExtension, ParsedCsr } from '../csr.ts';
-import { encodeDer, parseDer } from '../der.ts';
-import { attrsFromRdns, type RdnAttr } from '../names.ts';
-import { OID } from '../oids.ts';
+import { readRequestedExtensions, type ParsedCsr, type RequestedExtensions } from '../csr.ts';
+import { derElement, encodeDer } from '../der.ts';
+import { readName, type RdnAttr } from '../names.ts';
 import { describePublicKey } from '../publickey.ts';
-import { decodeGeneralNames, emptySans } from '../san.ts';
+import { emptySans } from '../san.ts';
 import { serialToHex } from '../serial.ts';
 import { fromDer } from '../cmp/asn1.ts';
 import { CertId, CertReqMsg, type CertTemplate } from './structures.ts';
@@ -30,11 +28,10 @@ function badPop(why: string): never {
 
 /** A Name (DER RDNSequence) as attributes. */
 export function nameAttrs(der: Uint8Array, what: string): RdnAttr[] {
-  const node = parseDer(der, what, 'badCSR');
   try {
-    return attrsFromRdns(new pkijs.RelativeDistinguishedNames({ schema: node }));
-  } catch {
-    return badTemplate(`has a malformed ${what}`);
+    return readName(derElement(der, what, 'badCSR'), what, 'badCSR');
+  } catch (e) {
+    return badTemplate(`has a malformed ${what}: ${(e as Error).message}`);
   }
 }
 
@@ -49,31 +46,9 @@ export interface CrmfRequest {
 }
 
 /** Extensions of a template, checked like a CSR's extensionRequest. */
-function templateExtensions(der: Uint8Array | undefined): {
-  extensions: CsrExtension[];
-  sans: ParsedCsr['sans'];
-  unsupportedSans: string[];
-} {
-  const out = { extensions: [] as CsrExtension[], sans: emptySans(), unsupportedSans: [] as string[] };
-  if (!der) return out;
-  let exts: pkijs.Extensions;
-  try {
-    exts = new pkijs.Extensions({ schema: parseDer(der, 'the template extensions', 'badCSR') });
-  } catch (e) {
-    if (CaError.is(e)) throw e;
-    return badTemplate('has malformed extensions');
-  }
-  for (const e of exts.extensions) {
-    if (out.extensions.some((o) => o.oid === e.extnID)) badTemplate(`requests the extension ${e.extnID} twice`);
-    const valueDer = e.extnValue.valueBlock.valueHexView.slice();
-    out.extensions.push({ oid: e.extnID, critical: e.critical, valueDer });
-    if (e.extnID === OID.subjectAltName) {
-      const names = decodeGeneralNames(valueDer, parseDer(valueDer, 'the requested subjectAltName', 'badCSR'), 'badCSR');
-      out.sans = names.sans;
-      out.unsupportedSans = names.other;
-    }
-  }
-  return out;
+function templateExtensions(der: Uint8Array | undefined): RequestedExtensions {
+  if (!der) return { extensions: [], sans: emptySans(), unsupportedSans: [] };
+  return readRequestedExtensions(derElement(der, 'the template extensions', 'badCSR'), badTemplate);
 }
 
 /**
@@ -126,10 +101,7 @@ function checkPop(msg: CertReqMsg, spki: Uint8Array, opts: { allowRaVerified: bo
   if (sig.poposkInput) badPop('uses poposkInput, which RFC 9483 does not allow (the template must carry subject and key)');
   let alg;
   try {
-    alg = readSignatureAlgorithm(
-      new pkijs.AlgorithmIdentifier({ schema: parseDer(sig.algorithmIdentifier, 'the POP algorithm', 'badCSR') }),
-      'badCSR',
-    );
+    alg = readSignatureAlgorithm(sig.algorithmIdentifier, 'badCSR');
   } catch (e) {
     return badPop(`algorithm is not accepted: ${(e as Error).message}`);
   }
