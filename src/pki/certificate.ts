@@ -71,8 +71,9 @@ const EMPTY_NAME = new Uint8Array([0x30, 0x00]);
 /**
  * DER TBSCertificate (v3). Dates are truncated to whole seconds. Assembled from DER pieces,
  * like assembleCertificate: the names and the key go in as the exact bytes given (each one
- * DER element, checked), the extensions as pkijs encodes them. A pkijs Certificate parsed
- * both names and the key again to encode them, about a millisecond per certificate.
+ * DER element, checked), the extensions from DER pieces too (extensions.ts). A pkijs
+ * Certificate parsed both names and the key again to encode them, about a millisecond per
+ * certificate.
  */
 export function buildTbsCertificate(p: TbsParams): Uint8Array {
   assertValidSerial(p.serial);
@@ -89,7 +90,7 @@ export function buildTbsCertificate(p: TbsParams): Uint8Array {
   element(p.issuer, 'the issuer name');
   element(p.subject, 'the subject name');
   spkiParts(element(p.spki, 'the subject public key'), 'the subject public key');
-  const extensions = buildExtensions(p.extensions, bytesEqual(p.subject, EMPTY_NAME)).map((e) => encodeDer(e.toSchema()));
+  const extensions = buildExtensions(p.extensions, bytesEqual(p.subject, EMPTY_NAME));
   return tlv(
     0x30,
     VERSION_3,

@@ -209,6 +209,38 @@ export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
   return out;
 }
 
+const oidCache = new Map<string, Uint8Array>();
+
+/** The OBJECT IDENTIFIER element of dotted text ("2.5.29.17"), encoded once per OID. */
+export function oidDer(dotted: string): Uint8Array {
+  let der = oidCache.get(dotted);
+  if (der) return der;
+  const arcs = dotted.split('.').map((a) => {
+    if (!/^\d+$/.test(a)) throw new CaError('internal', `"${dotted}" is not a dotted OID`);
+    return BigInt(a);
+  });
+  if (arcs.length < 2 || arcs[0]! > 2n || (arcs[0]! < 2n && arcs[1]! > 39n))
+    throw new CaError('internal', `"${dotted}" is not a dotted OID`);
+  const content: number[] = [];
+  for (const arc of [arcs[0]! * 40n + arcs[1]!, ...arcs.slice(2)]) {
+    const bytes = [Number(arc & 0x7fn)];
+    for (let v = arc >> 7n; v > 0n; v >>= 7n) bytes.unshift(Number(v & 0x7fn) | 0x80);
+    content.push(...bytes);
+  }
+  der = tlv(0x06, Uint8Array.from(content));
+  if (oidCache.size < 1000) oidCache.set(dotted, der);
+  return der;
+}
+
+/** A non-negative INTEGER element, minimal (a leading zero octet only before a set high bit). */
+export function smallIntegerDer(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new CaError('internal', `${n} is not a non-negative integer`);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
+  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0);
+  return tlv(0x02, Uint8Array.from(bytes));
+}
+
 /** A BIT STRING with no unused bits (signatures, public keys). */
 export function bitString(bytes: Uint8Array): Uint8Array {
   return tlv(0x03, Uint8Array.of(0), bytes);

@@ -3,11 +3,9 @@
  * Criticality follows RFC 5280: basicConstraints and keyUsage critical, SAN critical only
  * when the subject is empty, everything else non-critical.
  */
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
-import { derChildren, derElement, derOid, encodeDer, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, oidDer, smallIntegerDer, tlv, type DerElement } from './der.ts';
 import { OID } from './oids.ts';
 import { decodeNameConstraints, encodeNameConstraints, type NameConstraints } from './name-constraints.ts';
 import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
@@ -31,29 +29,32 @@ export interface CertExtensions {
   deltaCrlUrls?: string[];
 }
 
-function extension(extnID: string, critical: boolean, value: Uint8Array): pkijs.Extension {
-  return new pkijs.Extension({ extnID, critical, extnValue: value.slice().buffer });
+const TRUE = Uint8Array.of(0x01, 0x01, 0xff);
+
+/** One Extension element: criticality written only when TRUE (DER omits a DEFAULT). */
+function extension(extnID: string, critical: boolean, value: Uint8Array): Uint8Array {
+  return critical ? tlv(0x30, oidDer(extnID), TRUE, tlv(0x04, value)) : tlv(0x30, oidDer(extnID), tlv(0x04, value));
 }
 
+const ascii = (text: string) => new Uint8Array(Buffer.from(text, 'latin1'));
+
 /**
- * The extensions in the order they appear in the certificate.
+ * The extensions (each a DER Extension) in the order they appear in the certificate,
+ * assembled from DER pieces (der.ts): pkijs' schemas cost about a millisecond per
+ * certificate to encode them. test/unit/pki.test.ts compares them with pkijs' encoding.
  * @param subjectEmpty whether the certificate's subject is an empty Name (SAN becomes critical)
  */
-export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs.Extension[] {
-  const out: pkijs.Extension[] = [];
+export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): Uint8Array[] {
+  const out: Uint8Array[] = [];
   if (e.basicConstraints) out.push(basicConstraints(e.basicConstraints));
   if (e.keyUsage?.length) out.push(extension(OID.keyUsage, true, encodeKeyUsage(e.keyUsage)));
   if (e.nameConstraints && (e.nameConstraints.permitted.length || e.nameConstraints.excluded.length)) {
     out.push(extension(OID.nameConstraints, true, encodeNameConstraints(e.nameConstraints)));
   }
-  if (e.extKeyUsage?.length) {
-    out.push(extension(OID.extKeyUsage, false, encodeDer(new pkijs.ExtKeyUsage({ keyPurposes: [...e.extKeyUsage] }).toSchema())));
-  }
-  out.push(extension(OID.subjectKeyIdentifier, false, encodeDer(new asn1js.OctetString({ valueHex: e.subjectKeyId }))));
-  if (e.authorityKeyId) {
-    const aki = new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: e.authorityKeyId }) });
-    out.push(extension(OID.authorityKeyIdentifier, false, encodeDer(aki.toSchema())));
-  }
+  if (e.extKeyUsage?.length) out.push(extension(OID.extKeyUsage, false, tlv(0x30, ...e.extKeyUsage.map(oidDer))));
+  out.push(extension(OID.subjectKeyIdentifier, false, tlv(0x04, e.subjectKeyId)));
+  // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+  if (e.authorityKeyId) out.push(extension(OID.authorityKeyIdentifier, false, tlv(0x30, tlv(0x80, e.authorityKeyId))));
   const hasSans = e.sans !== undefined && sanCount(e.sans) > 0;
   if (subjectEmpty && !hasSans) {
     // RFC 5280 4.1.2.6: an empty subject is only allowed with a (critical) SAN.
@@ -64,36 +65,30 @@ export function buildExtensions(e: CertExtensions, subjectEmpty: boolean): pkijs
   if (e.sans && hasSans) out.push(extension(OID.subjectAltName, subjectEmpty, encodeGeneralNames(e.sans)));
   if (e.crlUrls?.length) out.push(extension(OID.crlDistributionPoints, false, encodeCrlDistributionPoints(e.crlUrls)));
   if (e.deltaCrlUrls?.length) out.push(extension(OID.freshestCrl, false, encodeCrlDistributionPoints(e.deltaCrlUrls)));
+  // AccessDescription ::= SEQUENCE { accessMethod OID, accessLocation GeneralName (a URI) }
   const aia = [
-    ...(e.ocspUrls ?? []).map((u) => accessDescription(OID.adOcsp, u)),
-    ...(e.caIssuersUrls ?? []).map((u) => accessDescription(OID.adCaIssuers, u)),
+    ...(e.ocspUrls ?? []).map((u) => tlv(0x30, oidDer(OID.adOcsp), uriName(u))),
+    ...(e.caIssuersUrls ?? []).map((u) => tlv(0x30, oidDer(OID.adCaIssuers), uriName(u))),
   ];
-  if (aia.length)
-    out.push(extension(OID.authorityInfoAccess, false, encodeDer(new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema())));
-  if (e.policies?.length) {
-    const policies = new pkijs.CertificatePolicies({
-      certificatePolicies: e.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })),
-    });
-    out.push(extension(OID.certificatePolicies, false, encodeDer(policies.toSchema())));
-  }
+  if (aia.length) out.push(extension(OID.authorityInfoAccess, false, tlv(0x30, ...aia)));
+  // PolicyInformation ::= SEQUENCE { policyIdentifier OID } (no qualifiers)
+  if (e.policies?.length) out.push(extension(OID.certificatePolicies, false, tlv(0x30, ...e.policies.map((p) => tlv(0x30, oidDer(p))))));
   return out;
 }
 
-function basicConstraints(bc: { ca: boolean; pathLen?: number }): pkijs.Extension {
-  if (bc.pathLen === undefined)
-    return extension(OID.basicConstraints, true, encodeDer(new pkijs.BasicConstraints({ cA: bc.ca }).toSchema()));
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL } */
+function basicConstraints(bc: { ca: boolean; pathLen?: number }): Uint8Array {
+  if (bc.pathLen === undefined) return extension(OID.basicConstraints, true, bc.ca ? tlv(0x30, TRUE) : tlv(0x30));
   if (!bc.ca || !Number.isInteger(bc.pathLen) || bc.pathLen < 0) {
     throw new CaError('internal', `basicConstraints pathLen ${bc.pathLen} is only valid as a non-negative integer on a CA certificate`);
   }
-  // Only passed when wanted: pkijs turns a present pathLenConstraint key holding undefined into 0.
-  const value = new pkijs.BasicConstraints({ cA: true, pathLenConstraint: bc.pathLen });
-  return extension(OID.basicConstraints, true, encodeDer(value.toSchema()));
+  return extension(OID.basicConstraints, true, tlv(0x30, TRUE, smallIntegerDer(bc.pathLen)));
 }
 
 /**
  * KeyUsage BIT STRING in DER: bit 0 (digitalSignature) is the most significant bit of the
  * first octet; trailing zero bits are removed and counted in the unused-bits octet
- * (X.690 11.2.2), which asn1js does not do for us.
+ * (X.690 11.2.2).
  */
 export function encodeKeyUsage(usages: readonly KeyUsageName[]): Uint8Array {
   const bits = usages.map((u) => {
@@ -106,25 +101,24 @@ export function encodeKeyUsage(usages: readonly KeyUsageName[]): Uint8Array {
   const bytes = new Uint8Array((highest >> 3) + 1);
   for (const b of bits) bytes[b >> 3] |= 0x80 >> (b & 7);
   const unusedBits = bytes.length * 8 - (highest + 1);
-  return encodeDer(new asn1js.BitString({ valueHex: bytes, unusedBits }));
+  return tlv(0x03, Uint8Array.of(unusedBits), bytes);
 }
 
 function decodeKeyUsage(bytes: Uint8Array): KeyUsageName[] {
   return KEY_USAGES.filter((_u, i) => ((bytes[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0);
 }
 
-function uriName(url: string): pkijs.GeneralName {
-  return new pkijs.GeneralName({ type: 6, value: url });
+/** A uniformResourceIdentifier GeneralName: [6] IMPLICIT IA5String. */
+function uriName(url: string): Uint8Array {
+  return tlv(0x86, ascii(url));
 }
 
+/**
+ * CRLDistributionPoints with one DistributionPoint holding all URLs as alternative
+ * locations of the same CRL: SEQUENCE { SEQUENCE { [0] { [0] IMPLICIT GeneralNames } } }.
+ */
 export function encodeCrlDistributionPoints(urls: string[]): Uint8Array {
-  // One distribution point holding all URLs as alternative locations of the same CRL.
-  const dp = new pkijs.DistributionPoint({ distributionPoint: urls.map(uriName) });
-  return encodeDer(new pkijs.CRLDistributionPoints({ distributionPoints: [dp] }).toSchema());
-}
-
-function accessDescription(method: string, url: string): pkijs.AccessDescription {
-  return new pkijs.AccessDescription({ accessMethod: method, accessLocation: uriName(url) });
+  return tlv(0x30, tlv(0x30, tlv(0xa0, tlv(0xa0, ...urls.map(uriName)))));
 }
 
 // ---------------------------------------------------------------------------------------

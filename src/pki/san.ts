@@ -3,7 +3,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { derChildren, derElement, encodeDer, parseDer, toHex, type DerElement } from './der.ts';
+import { derChildren, derElement, parseDer, tlv, toHex, type DerElement } from './der.ts';
 import { attrsFromRdns, formatDn } from './names.ts';
 
 export interface SanSet {
@@ -111,19 +111,20 @@ export function normalizeIp(text: string): string | undefined {
 // ---------------------------------------------------------------------------------------
 // GeneralNames <-> SanSet
 
-/** DER GeneralNames for a SanSet, in the order DNS, IP, email, URI. */
+/** DER GeneralNames for a SanSet, in the order DNS, IP, email, URI (IMPLICIT tags [2], [7], [1], [6]). */
 export function encodeGeneralNames(sans: SanSet): Uint8Array {
-  const names: pkijs.GeneralName[] = [
-    ...sans.dns.map((v) => new pkijs.GeneralName({ type: GN.dNSName, value: v })),
-    ...sans.ip.map((v) => new pkijs.GeneralName({ type: GN.iPAddress, value: new asn1js.OctetString({ valueHex: ipBytesOrThrow(v) }) })),
-    ...sans.email.map((v) => new pkijs.GeneralName({ type: GN.rfc822Name, value: v })),
-    ...sans.uri.map((v) => new pkijs.GeneralName({ type: GN.uri, value: v })),
-  ];
   for (const v of [...sans.dns, ...sans.email, ...sans.uri]) {
     // dNSName, rfc822Name and URI are IA5String: ASCII only (IDNs must be punycode).
     if (!/^[\x21-\x7e]+$/.test(v)) throw new CaError('malformed', `SAN "${v}" is not printable ASCII`, { rule: 'san.ascii' });
   }
-  return encodeDer(new pkijs.GeneralNames({ names }).toSchema());
+  const text = (tag: number) => (v: string) => tlv(tag, new Uint8Array(Buffer.from(v, 'latin1')));
+  return tlv(
+    0x30,
+    ...sans.dns.map(text(0x80 | GN.dNSName)),
+    ...sans.ip.map((v) => tlv(0x80 | GN.iPAddress, ipBytesOrThrow(v))),
+    ...sans.email.map(text(0x80 | GN.rfc822Name)),
+    ...sans.uri.map(text(0x80 | GN.uri)),
+  );
 }
 
 function ipBytesOrThrow(text: string): Uint8Array {

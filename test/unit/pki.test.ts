@@ -31,11 +31,12 @@ import {
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from '../../src/pki/algorithms.ts';
-import { buildExtensions, encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
+import { encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
 import { bitString, encodeDer, parseDer, sequenceElements, tlv } from '../../src/pki/der.ts';
 import { decodeGeneralNames, emptySans } from '../../src/pki/san.ts';
 import { attrsFromRdns, type RdnAttr } from '../../src/pki/names.ts';
 import { OID } from '../../src/pki/oids.ts';
+import { encodeNameConstraints } from '../../src/pki/name-constraints.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
 
@@ -706,6 +707,63 @@ describe('serial numbers', () => {
 });
 
 describe('buildTbsCertificate', () => {
+  /** The extensions as pkijs' schemas encode them: what buildExtensions wrote until the tenth round. */
+  function pkijsExtensions(e: TbsParams['extensions'], subjectEmpty: boolean): pkijs.Extension[] {
+    const ext = (extnID: string, critical: boolean, value: Uint8Array | asn1js.BaseBlock) =>
+      new pkijs.Extension({
+        extnID,
+        critical,
+        extnValue: (value instanceof Uint8Array ? value : new Uint8Array(value.toBER(false))).slice().buffer,
+      });
+    const uri = (value: string) => new pkijs.GeneralName({ type: 6, value });
+    const crlDps = (urls: string[]) =>
+      new pkijs.CRLDistributionPoints({
+        distributionPoints: [new pkijs.DistributionPoint({ distributionPoint: urls.map(uri) })],
+      }).toSchema();
+    const out: pkijs.Extension[] = [];
+    const bc = e.basicConstraints;
+    if (bc) {
+      const value =
+        bc.pathLen === undefined
+          ? new pkijs.BasicConstraints({ cA: bc.ca })
+          : new pkijs.BasicConstraints({ cA: true, pathLenConstraint: bc.pathLen });
+      out.push(ext(OID.basicConstraints, true, value.toSchema()));
+    }
+    if (e.keyUsage?.length) {
+      const bits = encodeKeyUsage(e.keyUsage); // checked against openssl's bytes below
+      out.push(ext(OID.keyUsage, true, new asn1js.BitString({ valueHex: bits.subarray(3), unusedBits: bits[2] })));
+    }
+    if (e.nameConstraints) out.push(ext(OID.nameConstraints, true, encodeNameConstraints(e.nameConstraints)));
+    if (e.extKeyUsage?.length) out.push(ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [...e.extKeyUsage] }).toSchema()));
+    out.push(ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: e.subjectKeyId })));
+    if (e.authorityKeyId) {
+      const aki = new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: e.authorityKeyId }) });
+      out.push(ext(OID.authorityKeyIdentifier, false, aki.toSchema()));
+    }
+    const s = e.sans;
+    if (s && s.dns.length + s.ip.length + s.email.length + s.uri.length) {
+      const names = [
+        ...s.dns.map((value) => new pkijs.GeneralName({ type: 2, value })),
+        ...s.ip.map((v) => new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipFromText(v)! }) })),
+        ...s.email.map((value) => new pkijs.GeneralName({ type: 1, value })),
+        ...s.uri.map(uri),
+      ];
+      out.push(ext(OID.subjectAltName, subjectEmpty, new pkijs.GeneralNames({ names }).toSchema()));
+    }
+    if (e.crlUrls?.length) out.push(ext(OID.crlDistributionPoints, false, crlDps(e.crlUrls)));
+    if (e.deltaCrlUrls?.length) out.push(ext(OID.freshestCrl, false, crlDps(e.deltaCrlUrls)));
+    const aia = [
+      ...(e.ocspUrls ?? []).map((u) => new pkijs.AccessDescription({ accessMethod: OID.adOcsp, accessLocation: uri(u) })),
+      ...(e.caIssuersUrls ?? []).map((u) => new pkijs.AccessDescription({ accessMethod: OID.adCaIssuers, accessLocation: uri(u) })),
+    ];
+    if (aia.length) out.push(ext(OID.authorityInfoAccess, false, new pkijs.InfoAccess({ accessDescriptions: aia }).toSchema()));
+    if (e.policies?.length) {
+      const policies = e.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier }));
+      out.push(ext(OID.certificatePolicies, false, new pkijs.CertificatePolicies({ certificatePolicies: policies }).toSchema()));
+    }
+    return out;
+  }
+
   /** What buildTbsCertificate encoded until issue 18's third round: a pkijs Certificate's encodeTBS. */
   function pkijsTbs(p: TbsParams): Uint8Array {
     const time = (d: Date) => {
@@ -722,7 +780,7 @@ describe('buildTbsCertificate', () => {
       notAfter: time(p.notAfter),
       subject: new pkijs.RelativeDistinguishedNames({ valueBeforeDecode: p.subject.slice().buffer }),
       subjectPublicKeyInfo: new pkijs.PublicKeyInfo({ schema: asn1js.fromBER(p.spki).result }),
-      extensions: buildExtensions(p.extensions, p.subject.length === 2),
+      extensions: pkijsExtensions(p.extensions, p.subject.length === 2),
     });
     return new Uint8Array(cert.encodeTBS().toBER(false));
   }
@@ -780,6 +838,22 @@ describe('buildTbsCertificate', () => {
           subjectKeyId: new Uint8Array(20).fill(4),
           nameConstraints: { permitted: ['example.com'], excluded: [] },
         } as never,
+      },
+      { extensions: { basicConstraints: { ca: true }, keyUsage: ['keyCertSign'], subjectKeyId: new Uint8Array(20).fill(5) } },
+      ...[1, 127, 128, 200, 255, 256, 300, 70000].map((pathLen) => ({
+        extensions: { basicConstraints: { ca: true, pathLen }, subjectKeyId: new Uint8Array(20).fill(6) },
+      })),
+      {
+        extensions: {
+          ...base().extensions,
+          keyUsage: ['digitalSignature', 'keyEncipherment', 'decipherOnly'],
+          extKeyUsage: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2', '1.2.840.113549.1.9.16.1.99999999999'],
+          sans: { dns: Array.from({ length: 40 }, (_, k) => `host-${k}.long.example`), ip: ['10.0.0.1', '::1'], email: [], uri: [] },
+          crlUrls: ['http://ca.example/a.crl', 'http://ca2.example/a.crl'],
+          ocspUrls: ['http://ocsp.example/', 'http://ocsp2.example/'],
+          caIssuersUrls: [],
+          policies: ['2.23.140.1.2.1', '1.3.6.1.4.1.99999.1.2.3'],
+        },
       },
     ];
     for (const [i, over] of cases.entries()) {
