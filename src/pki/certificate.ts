@@ -53,14 +53,18 @@ export function truncateToSecond(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
-/** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950); whole seconds. */
-function certTime(d: Date): Uint8Array {
+/**
+ * A time element with whole seconds. `rfc5280` (certificates, RFC 5280 4.1.2.5): UTCTime
+ * through 2049, GeneralizedTime from 2050 (and before 1950); `generalized`: always
+ * GeneralizedTime (OCSP, RFC 6960).
+ */
+export function timeDer(d: Date, form: 'rfc5280' | 'generalized' = 'rfc5280'): Uint8Array {
   const t = truncateToSecond(d);
   const year = t.getUTCFullYear();
   if (year < 0 || year > 9999) throw new CaError('internal', `${t.toISOString()} is outside the years a certificate time can hold`);
   const iso = t.toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
   const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
-  const utc = year >= 1950 && year <= 2049;
+  const utc = form === 'rfc5280' && year >= 1950 && year <= 2049;
   return tlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
 }
 
@@ -97,7 +101,7 @@ export function buildTbsCertificate(p: TbsParams): Uint8Array {
     tlv(0x02, p.serial),
     signatureAlgorithmDer(p.sigAlg),
     p.issuer,
-    tlv(0x30, certTime(p.notBefore), certTime(p.notAfter)),
+    tlv(0x30, timeDer(p.notBefore), timeDer(p.notAfter)),
     p.subject,
     p.spki,
     tlv(0xa3, tlv(0x30, ...extensions)),

@@ -13,9 +13,9 @@ import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature } from './algorithms.ts';
-import { truncateToSecond } from './certificate.ts';
+import { timeDer } from './certificate.ts';
 import { readReasonNode, reasonToEncode, type RevocationReason } from './crl.ts';
-import { bytesEqual, bytesOf, encodeDer, parseDer, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
+import { bytesEqual, bytesOf, encodeDer, oidDer, parseDer, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
 import { integerFromHex } from './integer.ts';
 import { OID } from './oids.ts';
 import { parseSpki } from './publickey.ts';
@@ -32,9 +32,6 @@ const OCSP_OID = {
  * attempt to have us sign arbitrary data, and is refused.
  */
 const MAX_NONCE_OCTETS = 128;
-
-const tagged = (tagNumber: number, value: asn1js.BaseBlock[]): asn1js.Constructed =>
-  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
 
 // ---------------------------------------------------------------------------------------
 // Requests
@@ -209,71 +206,65 @@ export interface OcspResponseDataParams {
 }
 
 /** GeneralizedTime with whole seconds (RFC 5280 4.1.2.5.2, which OCSP times follow). */
-function ocspTime(d: Date): asn1js.GeneralizedTime {
-  return new asn1js.GeneralizedTime({ valueDate: truncateToSecond(d) });
+function ocspTime(d: Date): Uint8Array {
+  return timeDer(d, 'generalized');
 }
 
 /** The CertID of a request, re-encoded; hash AlgorithmIdentifier with NULL parameters as OpenSSL writes it. */
-function certIdNode(id: OcspCertId): asn1js.Sequence {
-  return new asn1js.Sequence({
-    value: [
-      new pkijs.AlgorithmIdentifier({ algorithmId: id.hashAlgorithm, algorithmParams: new asn1js.Null() }).toSchema(),
-      new asn1js.OctetString({ valueHex: id.issuerNameHash }),
-      new asn1js.OctetString({ valueHex: id.issuerKeyHash }),
-      new asn1js.Integer({ valueHex: integerFromHex(id.serialHex, 'OCSP CertID serial number') }),
-    ],
-  });
+function certIdDer(id: OcspCertId): Uint8Array {
+  return tlv(
+    0x30,
+    tlv(0x30, oidDer(id.hashAlgorithm), NULL),
+    tlv(0x04, id.issuerNameHash),
+    tlv(0x04, id.issuerKeyHash),
+    tlv(0x02, integerFromHex(id.serialHex, 'OCSP CertID serial number')),
+  );
 }
 
+const NULL = Uint8Array.of(0x05, 0x00);
+
 /** CertStatus: good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL. */
-function certStatusNode(s: OcspCertStatus, serialHex: string): asn1js.BaseBlock {
+function certStatusDer(s: OcspCertStatus, serialHex: string): Uint8Array {
   switch (s.status) {
     case 'good':
-      return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
+      return Uint8Array.of(0x80, 0x00);
     case 'unknown':
-      return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } });
+      return Uint8Array.of(0x82, 0x00);
     case 'revoked': {
-      const info: asn1js.BaseBlock[] = [ocspTime(s.revokedAt)];
       // Same rule as CRL entries: "unspecified" is expressed by leaving the reason out.
       const code = reasonToEncode(s.reason, serialHex);
-      if (code !== undefined) info.push(tagged(0, [new asn1js.Enumerated({ value: code })]));
-      return tagged(1, info);
+      // revocationReason [0] EXPLICIT CRLReason (an ENUMERATED of one octet: codes 0-10).
+      return tlv(0xa1, ocspTime(s.revokedAt), ...(code === undefined ? [] : [tlv(0xa0, tlv(0x0a, Uint8Array.of(code)))]));
     }
   }
 }
 
-function singleResponseNode(r: OcspSingleResponse): asn1js.Sequence {
+function singleResponseDer(r: OcspSingleResponse): Uint8Array {
   if (!(r.nextUpdate.getTime() > r.thisUpdate.getTime())) {
     throw new CaError('internal', `OCSP nextUpdate ${r.nextUpdate.toISOString()} is not after thisUpdate ${r.thisUpdate.toISOString()}`);
   }
-  return new asn1js.Sequence({
-    value: [
-      certIdNode(r.certId),
-      certStatusNode(r.status, r.certId.serialHex),
-      ocspTime(r.thisUpdate),
-      tagged(0, [ocspTime(r.nextUpdate)]),
-    ],
-  });
+  return tlv(
+    0x30,
+    certIdDer(r.certId),
+    certStatusDer(r.status, r.certId.serialHex),
+    ocspTime(r.thisUpdate),
+    tlv(0xa0, ocspTime(r.nextUpdate)),
+  );
 }
 
 /**
  * DER ResponseData: version v1 (DEFAULT, so not written), responderID byKey, producedAt,
  * one SingleResponse per entry, and the nonce extension when the request had one.
+ * Assembled from DER pieces (der.ts), like a TBSCertificate.
  */
 export function buildOcspResponseData(p: OcspResponseDataParams): Uint8Array {
   if (p.responderKeyId.length !== 20)
     throw new CaError('internal', `the OCSP responder key id is ${p.responderKeyId.length} octets, a SHA-1 hash has 20`);
   if (p.responses.length === 0) throw new CaError('internal', 'an OCSP response needs at least one SingleResponse');
-  const fields: asn1js.BaseBlock[] = [
-    tagged(2, [new asn1js.OctetString({ valueHex: p.responderKeyId })]),
-    ocspTime(p.producedAt),
-    new asn1js.Sequence({ value: p.responses.map(singleResponseNode) }),
-  ];
-  if (p.nonce !== undefined) {
-    const nonce = new pkijs.Extension({ extnID: OCSP_OID.nonce, critical: false, extnValue: p.nonce.slice().buffer });
-    fields.push(tagged(1, [new asn1js.Sequence({ value: [nonce.toSchema()] })]));
-  }
-  return encodeDer(new asn1js.Sequence({ value: fields }));
+  const fields = [tlv(0xa2, tlv(0x04, p.responderKeyId)), ocspTime(p.producedAt), tlv(0x30, ...p.responses.map(singleResponseDer))];
+  // responseExtensions [1] EXPLICIT Extensions: the nonce, not critical.
+  if (p.nonce !== undefined) fields.push(tlv(0xa1, tlv(0x30, tlv(0x30, oidDer(OCSP_OID.nonce), tlv(0x04, p.nonce)))));
+  return tlv(0x30, ...fields);
 }
 
 export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'sigRequired' | 'unauthorized';
@@ -302,7 +293,7 @@ export function assembleOcspResponse(responseData: Uint8Array, sigAlg: SignAlg, 
     certs.forEach((c, i) => sequenceElements(c, `certificate ${i + 1} of the OCSP response`));
     basic.push(tlv(0xa0, tlv(0x30, ...certs)));
   }
-  const responseBytes = tlv(0x30, encodeDer(new asn1js.ObjectIdentifier({ value: OCSP_OID.basic })), tlv(0x04, tlv(0x30, ...basic)));
+  const responseBytes = tlv(0x30, oidDer(OCSP_OID.basic), tlv(0x04, tlv(0x30, ...basic)));
   return tlv(0x30, tlv(0x0a, Uint8Array.of(RESPONSE_STATUS_CODES.successful)), tlv(0xa0, responseBytes));
 }
 

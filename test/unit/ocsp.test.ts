@@ -1,6 +1,8 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 import { CaError } from '../../src/core/errors.ts';
 import { signOcspResponse } from '../../src/ca/ocsp.ts';
 import {
@@ -19,6 +21,7 @@ import {
   type OcspCertStatus,
   type OcspErrorStatus,
 } from '../../src/pki/index.ts';
+import { integerFromHex } from '../../src/pki/integer.ts';
 import { tmpFile, writePem } from '../helpers/openssl.ts';
 import { hierarchy, issueLeaf, opensslAll, writeDer, type Hierarchy } from '../helpers/revocation.ts';
 
@@ -282,6 +285,83 @@ describe('OCSP request parsing and error responses', () => {
     }
     const r = opensslAll(['ocsp', '-respin', writeDer('err.der', ocspErrorResponse('malformedRequest')), '-resp_text', '-noverify']);
     assert.match(r.out, /Responder Error: malformedRequest \(1\)/i);
+  });
+
+  it('buildOcspResponseData writes the bytes asn1js and pkijs encoded, for every status, time and nonce', () => {
+    // What buildOcspResponseData encoded until the tenth round of issue 18: asn1js nodes.
+    const tagged = (tagNumber: number, value: asn1js.BaseBlock[]) => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
+    const time = (d: Date) => new asn1js.GeneralizedTime({ valueDate: second(d) });
+    const reasons: Record<string, number> = {
+      keyCompromise: 1,
+      cACompromise: 2,
+      affiliationChanged: 3,
+      superseded: 4,
+      cessationOfOperation: 5,
+      certificateHold: 6,
+      privilegeWithdrawn: 9,
+      aACompromise: 10,
+    };
+    const status = (st: OcspCertStatus): asn1js.BaseBlock => {
+      if (st.status !== 'revoked') return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: st.status === 'good' ? 0 : 2 } });
+      const code = st.reason && st.reason !== 'unspecified' ? reasons[st.reason] : undefined;
+      return tagged(1, [time(st.revokedAt), ...(code === undefined ? [] : [tagged(0, [new asn1js.Enumerated({ value: code })])])]);
+    };
+    const reference = (p: Parameters<typeof buildOcspResponseData>[0]) => {
+      const fields: asn1js.BaseBlock[] = [
+        tagged(2, [new asn1js.OctetString({ valueHex: p.responderKeyId })]),
+        time(p.producedAt),
+        new asn1js.Sequence({
+          value: p.responses.map(
+            (r) =>
+              new asn1js.Sequence({
+                value: [
+                  new asn1js.Sequence({
+                    value: [
+                      new pkijs.AlgorithmIdentifier({ algorithmId: r.certId.hashAlgorithm, algorithmParams: new asn1js.Null() }).toSchema(),
+                      new asn1js.OctetString({ valueHex: r.certId.issuerNameHash }),
+                      new asn1js.OctetString({ valueHex: r.certId.issuerKeyHash }),
+                      new asn1js.Integer({ valueHex: integerFromHex(r.certId.serialHex, 'serial') }),
+                    ],
+                  }),
+                  status(r.status),
+                  time(r.thisUpdate),
+                  tagged(0, [time(r.nextUpdate)]),
+                ],
+              }),
+          ),
+        }),
+      ];
+      if (p.nonce) {
+        const ext = new pkijs.Extension({ extnID: '1.3.6.1.5.5.7.48.1.2', critical: false, extnValue: p.nonce.slice().buffer });
+        fields.push(tagged(1, [new asn1js.Sequence({ value: [ext.toSchema()] })]));
+      }
+      return Buffer.from(new asn1js.Sequence({ value: fields }).toBER(false)).toString('hex');
+    };
+    const issuer = describeCertificate(h.issuing.certDer);
+    const at = new Date('2049-12-31T23:59:59.750Z');
+    const single = (serial: string, hash: 'sha1' | 'sha256', st: OcspCertStatus) => ({
+      certId: ocspCertId(issuer, serial, hash),
+      status: st,
+      thisUpdate: at,
+      nextUpdate: new Date('2050-01-07T00:00:00Z'),
+    });
+    const cases = [
+      [single('01', 'sha1', { status: 'good' })],
+      [single('7f'.repeat(20), 'sha256', { status: 'unknown' }), single('80', 'sha1', { status: 'good' })],
+      ...[undefined, 'unspecified', 'keyCompromise', 'certificateHold', 'aACompromise'].map((reason) => [
+        single('00ff', 'sha256', {
+          status: 'revoked',
+          revokedAt: new Date('1999-03-04T05:06:07Z'),
+          ...(reason ? { reason } : {}),
+        } as OcspCertStatus),
+      ]),
+    ];
+    for (const [i, responses] of cases.entries()) {
+      for (const nonce of [undefined, Uint8Array.of(0x04, 0x02, 0xab, 0xcd), new Uint8Array(128).fill(7)]) {
+        const p = { responderKeyId: keyIdentifier(issuer.spki), producedAt: at, responses, ...(nonce ? { nonce } : {}) };
+        assert.equal(Buffer.from(buildOcspResponseData(p)).toString('hex'), reference(p), `case ${i}, nonce ${nonce?.length}`);
+      }
+    }
   });
 
   it('buildOcspResponseData validates its input', () => {
