@@ -425,6 +425,23 @@ describe('parseCsr', () => {
     throwsCa(() => parseCsr('MIIB!!'), 'badCSR', /not valid base64 \(character "!"\)/);
     throwsCa(() => parseCsr(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])), 'badCSR', /not a PKCS#10 certification request/);
     throwsCa(() => parseCsr(new Uint8Array(0)), 'badCSR', /empty/);
+    // BER: the same request with its outer length in a longer form than needed, or indefinite.
+    assert.equal(der[0], 0x30);
+    const body = der.subarray(der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2);
+    const longer = new Uint8Array([
+      0x30,
+      0x84,
+      ...Buffer.alloc(4)
+        .fill(0)
+        .map((_, i) => (body.length >> (8 * (3 - i))) & 0xff),
+      ...body,
+    ]);
+    throwsCa(() => parseCsr(longer), 'badCSR', /is not valid DER \(a length is not minimal\)/);
+    throwsCa(
+      () => parseCsr(new Uint8Array([0x30, 0x80, ...body, 0, 0])),
+      'badCSR',
+      /is not valid DER \(an indefinite length, which is BER\)/,
+    );
     const cert = openssl(['req', '-x509', '-new', '-key', keyFile('ec:P-256'), '-subj', '/CN=c', '-days', '1', '-outform', 'DER']);
     throwsCa(
       () => parseCsr(new Uint8Array(Buffer.from(cert.stdout, 'latin1'))),
