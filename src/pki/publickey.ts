@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { derChildren, derElement, derOid, encodeDer, parseDer, wrapAsn1, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, parseDer, wrapAsn1, type DerElement } from './der.ts';
 import { CURVE_NAMES, OID } from './oids.ts';
 
 export type PublicKeyKind =
@@ -21,11 +21,10 @@ export function parseSpki(spki: Uint8Array, kind: ErrorKind): pkijs.PublicKeyInf
  * @param kind CaError kind for keys that cannot be decoded ('badKey' by default); unsupported
  *   key algorithms are always CaError('badKey', rule key.type)
  */
-export function describePublicKey(spki: Uint8Array | pkijs.PublicKeyInfo, kind: ErrorKind = 'badKey'): PublicKeyKind {
+export function describePublicKey(spki: Uint8Array, kind: ErrorKind = 'badKey'): PublicKeyKind {
   const what = 'the public key';
-  const der = spki instanceof Uint8Array ? spki : encodeDer(spki.toSchema());
-  if (der.length === 0) throw new CaError(kind, `${what} is empty`);
-  const { algorithm, key } = spkiParts(derElement(der, what, kind, 0x30), what, kind);
+  if (spki.length === 0) throw new CaError(kind, `${what} is empty`);
+  const { algorithm, key } = spkiParts(derElement(spki, what, kind, 0x30), what, kind);
   const [oidEl, params] = derChildren(algorithm, what, kind);
   const oid = derOid(oidEl, `${what}'s algorithm`, kind);
   const bits = key.content.subarray(1); // after the unused-bits octet
@@ -33,8 +32,10 @@ export function describePublicKey(spki: Uint8Array | pkijs.PublicKeyInfo, kind: 
     case OID.rsaEncryption:
     case OID.rsassaPss:
       return { type: 'rsa', bits: rsaModulusBits(bits, kind) };
-    case OID.ecPublicKey:
-      return { type: 'ec', curve: params?.tag === 0x06 ? ecCurveName(derOid(params, `${what}'s curve`, kind)) : 'explicit parameters' };
+    case OID.ecPublicKey: {
+      const curve = params?.tag === 0x06 ? derOid(params, `${what}'s curve`, kind) : undefined;
+      return { type: 'ec', curve: curve === undefined ? 'explicit parameters' : (CURVE_NAMES[curve] ?? curve) };
+    }
     case OID.ed25519:
       expectKeyLength(bits, 32, 'Ed25519', kind);
       return { type: 'ed25519' };
@@ -60,10 +61,6 @@ function rsaModulusBits(rsaPublicKey: Uint8Array, kind: ErrorKind): number {
   while (i < modulus.length && modulus[i] === 0) i++;
   if (i === modulus.length) throw new CaError(kind, 'the RSA public key has a zero modulus', { rule: 'key.rsa' });
   return (modulus.length - i - 1) * 8 + (32 - Math.clz32(modulus[i]!));
-}
-
-function ecCurveName(oid: string): string {
-  return CURVE_NAMES[oid] ?? oid;
 }
 
 function expectKeyLength(bits: Uint8Array, bytes: number, name: string, kind: ErrorKind): void {

@@ -22,6 +22,7 @@ import {
   type OcspErrorStatus,
 } from '../../src/pki/index.ts';
 import { integerFromHex } from '../../src/pki/integer.ts';
+import { REVOCATION_REASONS } from '../../src/pki/crl.ts';
 import { tmpFile, writePem } from '../helpers/openssl.ts';
 import { hierarchy, issueLeaf, opensslAll, writeDer, type Hierarchy } from '../helpers/revocation.ts';
 
@@ -291,19 +292,9 @@ describe('OCSP request parsing and error responses', () => {
     // What buildOcspResponseData encoded until the tenth round of issue 18: asn1js nodes.
     const tagged = (tagNumber: number, value: asn1js.BaseBlock[]) => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
     const time = (d: Date) => new asn1js.GeneralizedTime({ valueDate: second(d) });
-    const reasons: Record<string, number> = {
-      keyCompromise: 1,
-      cACompromise: 2,
-      affiliationChanged: 3,
-      superseded: 4,
-      cessationOfOperation: 5,
-      certificateHold: 6,
-      privilegeWithdrawn: 9,
-      aACompromise: 10,
-    };
     const status = (st: OcspCertStatus): asn1js.BaseBlock => {
       if (st.status !== 'revoked') return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: st.status === 'good' ? 0 : 2 } });
-      const code = st.reason && st.reason !== 'unspecified' ? reasons[st.reason] : undefined;
+      const code = st.reason && st.reason !== 'unspecified' ? REVOCATION_REASONS[st.reason] : undefined;
       return tagged(1, [time(st.revokedAt), ...(code === undefined ? [] : [tagged(0, [new asn1js.Enumerated({ value: code })])])]);
     };
     const reference = (p: Parameters<typeof buildOcspResponseData>[0]) => {
