@@ -18,7 +18,7 @@ import { readReasonNode, reasonToEncode, type RevocationReason } from './crl.ts'
 import { bytesEqual, bytesOf, encodeDer, oidDer, parseDer, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
 import { integerFromHex } from './integer.ts';
 import { OID } from './oids.ts';
-import { parseSpki } from './publickey.ts';
+import { subjectPublicKeyBits } from './publickey.ts';
 import { serialToHex } from './serial.ts';
 
 const OCSP_OID = {
@@ -152,7 +152,7 @@ function issuerHashes(issuer: IssuerKey, hash: OcspHashName): { nameHash: Uint8A
   if (!byHash) issuerHashCache.set(issuer, (byHash = new Map()));
   let hashes = byHash.get(hash);
   if (!hashes) {
-    const keyBits = parseSpki(issuer.spki, 'internal').subjectPublicKey.valueBlock.valueHexView;
+    const keyBits = subjectPublicKeyBits(issuer.spki, 'internal');
     const digest = (data: Uint8Array) => new Uint8Array(createHash(hash).update(data).digest());
     hashes = { nameHash: digest(issuer.subjectDer), keyHash: digest(keyBits) };
     byHash.set(hash, hashes);

@@ -1,18 +1,11 @@
 /** Public keys (SubjectPublicKeyInfo): what kind of key it is, and its key identifier. */
 import { createHash } from 'node:crypto';
-import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
-import { derChildren, derElement, derOid, parseDer, wrapAsn1, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, type DerElement } from './der.ts';
 import { CURVE_NAMES, OID } from './oids.ts';
 
 export type PublicKeyKind =
   { type: 'rsa'; bits: number } | { type: 'ec'; curve: 'P-256' | 'P-384' | 'P-521' | string } | { type: 'ed25519' } | { type: 'ed448' };
-
-/** Parses DER SubjectPublicKeyInfo; errors become CaError(kind). */
-export function parseSpki(spki: Uint8Array, kind: ErrorKind): pkijs.PublicKeyInfo {
-  const node = parseDer(spki, 'the public key', kind);
-  return wrapAsn1(kind, 'the public key is not a SubjectPublicKeyInfo', () => new pkijs.PublicKeyInfo({ schema: node }));
-}
 
 /**
  * Classifies a public key by its algorithm OID, on the SubjectPublicKeyInfo's bytes
@@ -88,11 +81,16 @@ export function describeKeyKind(key: PublicKeyKind): string {
  * subjectKeyIdentifier=hash.
  */
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  // On the bytes (der.ts), not through pkijs: issuance computes it several times per
-  // certificate (subject key id, its lint, OCSP responder id), and pkijs' schema is slow.
+  return new Uint8Array(createHash('sha1').update(subjectPublicKeyBits(spki)).digest());
+}
+
+/**
+ * The subjectPublicKey BIT STRING's contents without the unused-bits octet (what key
+ * identifiers and OCSP issuerKeyHash are hashes of), read on the bytes (der.ts).
+ */
+export function subjectPublicKeyBits(spki: Uint8Array, kind: ErrorKind = 'malformed'): Uint8Array {
   const what = 'the public key';
-  const { key } = spkiParts(derElement(spki, what, 'malformed', 0x30), what);
-  return new Uint8Array(createHash('sha1').update(key.content.subarray(1)).digest());
+  return spkiParts(derElement(spki, what, kind, 0x30), what, kind).key.content.subarray(1);
 }
 
 /** The algorithm and the subjectPublicKey BIT STRING of a SubjectPublicKeyInfo; anything else is CaError(kind). */
