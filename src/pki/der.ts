@@ -232,15 +232,6 @@ export function oidDer(dotted: string): Uint8Array {
   return der;
 }
 
-/** A non-negative INTEGER element, minimal (a leading zero octet only before a set high bit). */
-export function smallIntegerDer(n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new CaError('internal', `${n} is not a non-negative integer`);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0);
-  return tlv(0x02, Uint8Array.from(bytes));
-}
-
 /** A BIT STRING with no unused bits (signatures, public keys). */
 export function bitString(bytes: Uint8Array): Uint8Array {
   return tlv(0x03, Uint8Array.of(0), bytes);

@@ -5,7 +5,8 @@
  */
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import { KEY_USAGES, type KeyUsageName } from '../config/profiles.ts';
-import { derChildren, derElement, derOid, oidDer, smallIntegerDer, tlv, type DerElement } from './der.ts';
+import { derChildren, derElement, derOid, oidDer, tlv, type DerElement } from './der.ts';
+import { integerFromBigint } from './integer.ts';
 import { OID } from './oids.ts';
 import { decodeNameConstraints, encodeNameConstraints, type NameConstraints } from './name-constraints.ts';
 import { decodeGeneralNames, emptySans, encodeGeneralNames, sanCount, type SanSet } from './san.ts';
@@ -82,7 +83,7 @@ function basicConstraints(bc: { ca: boolean; pathLen?: number }): Uint8Array {
   if (!bc.ca || !Number.isInteger(bc.pathLen) || bc.pathLen < 0) {
     throw new CaError('internal', `basicConstraints pathLen ${bc.pathLen} is only valid as a non-negative integer on a CA certificate`);
   }
-  return extension(OID.basicConstraints, true, tlv(0x30, TRUE, smallIntegerDer(bc.pathLen)));
+  return extension(OID.basicConstraints, true, tlv(0x30, TRUE, tlv(0x02, integerFromBigint(BigInt(bc.pathLen), 'pathLenConstraint'))));
 }
 
 /**
