@@ -98,16 +98,16 @@ async function transaction(t: Target, mode: Mode, i: number): Promise<void> {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const ir = buildIr({ key, subject: `CN=bench-${i}`, ref: 'bench', implicitConfirm: mode === 'implicit' });
   const irDer = macProtect(ir, SECRET);
-  const ip = PKIMessage.fromBER(new Uint8Array(await post(t, irDer)));
-  if (ip.body.type !== 'ip') throw new Error(`${ip.body.type}: ${failure(ip.toBER()).text}`);
+  const ip = PKIMessage.fromDer(new Uint8Array(await post(t, irDer)));
+  if (ip.body.type !== 'ip') throw new Error(`${ip.body.type}: ${failure(ip.toDer()).text}`);
   const resp = (ip.body.content as CertRepMessage).response[0]!;
   const cert = resp.certifiedKeyPair?.certificate;
   if (resp.status.status !== 0 || !cert) throw new Error(`status ${resp.status.status}: ${resp.status.statusString?.join(' ')}`);
   if (t.checkKey && !new X509Certificate(Buffer.from(cert)).checkPrivateKey(key))
     throw new Error('the certificate is not for the request key');
   if (mode === 'certConf') {
-    const conf = PKIMessage.fromBER(new Uint8Array(await post(t, macProtect(buildCertConf(ir, ip, cert), SECRET))));
-    if (conf.body.type !== 'pkiconf') throw new Error(`certConf answered ${conf.body.type}: ${failure(conf.toBER()).text}`);
+    const conf = PKIMessage.fromDer(new Uint8Array(await post(t, macProtect(buildCertConf(ir, ip, cert), SECRET))));
+    if (conf.body.type !== 'pkiconf') throw new Error(`certConf answered ${conf.body.type}: ${failure(conf.toDer()).text}`);
   }
 }
 

@@ -83,7 +83,7 @@ async function victims(url: string, ca: string) {
 function hostileMessage(ref: string, choice: Omit<MacChoice, 'iterations'>): Uint8Array {
   const msg = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=hostile', ref });
   protectWithMac(msg, new Uint8Array(randomBytes(16)), { ...choice, iterations });
-  return msg.toBER();
+  return msg.toDer();
 }
 
 function post(port: number, der: Uint8Array, agent: http.Agent): Promise<string> {

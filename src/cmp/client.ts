@@ -22,7 +22,6 @@ import {
   certHash,
   directoryName,
   protectWithMac,
-  structureDer,
   type MacChoice,
   type PKIBodyContent,
 } from '../pki/cmp/index.ts';
@@ -41,7 +40,7 @@ export function buildIr(args: {
   const subjectDer = encodeName(parseDn(args.subject));
   const spki = new Uint8Array(createPublicKey(args.key).export({ type: 'spki', format: 'der' }));
   const certReq = new CertRequest(0, new CertTemplate({ subject: subjectDer, publicKey: spki }));
-  const certReqDer = structureDer(certReq);
+  const certReqDer = certReq.toDer();
   const signature = new Uint8Array(sign('sha256', certReqDer, { key: args.key, dsaEncoding: 'der' }));
   const ecdsaSha256 = new Uint8Array(Buffer.from('300a06082a8648ce3d040302', 'hex'));
   const popo = new ProofOfPossession('signature', new POPOSigningKey(ecdsaSha256, signature));
@@ -65,12 +64,12 @@ export function macProtect(
   choice: MacChoice = { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 },
 ): Uint8Array {
   protectWithMac(msg, new TextEncoder().encode(secret), choice);
-  return msg.toBER();
+  return msg.toDer();
 }
 
 /** The failure bits and texts of a response (error message or rejected certificate response). */
 export function failure(der: Uint8Array): { type: string; failInfo: string[]; text: string } {
-  const msg = PKIMessage.fromBER(der);
+  const msg = PKIMessage.fromDer(der);
   const b = msg.body;
   const si =
     b.type === 'error'

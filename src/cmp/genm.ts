@@ -27,7 +27,6 @@ import {
   oidSequence,
   utf8Sequence,
   derSequenceItems,
-  structureDer,
 } from '../pki/cmp/index.ts';
 import { describeCertificate, describeCrl } from '../pki/index.ts';
 import { cmpError } from './errors.ts';
@@ -58,7 +57,7 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(
           new InfoTypeAndValue(
             item.infoType,
-            update ? structureDer(new RootCaKeyUpdateContent(update.newWithNew, update.newWithOld, update.oldWithNew)) : undefined,
+            update ? new RootCaKeyUpdateContent(update.newWithNew, update.newWithOld, update.oldWithNew).toDer() : undefined,
           ),
         );
         break;
@@ -68,7 +67,7 @@ export async function generalMessage(deps: CmpDeps, alias: CmpAlias, items: Info
         out.push(new InfoTypeAndValue(item.infoType));
         break;
       case INFO_TYPES.certReqTemplate:
-        out.push(new InfoTypeAndValue(item.infoType, structureDer(certReqTemplate(profile.keys))));
+        out.push(new InfoTypeAndValue(item.infoType, certReqTemplate(profile.keys).toDer()));
         break;
       case INFO_TYPES.signKeyPairTypes:
         out.push(new InfoTypeAndValue(item.infoType, derSequence(keyAlgorithms(profile.keys, true))));
@@ -122,7 +121,7 @@ function certReqTemplate(keys: ReturnType<typeof getProfile>['keys']): CertReqTe
  */
 async function crls(deps: CmpDeps, value: Uint8Array | undefined): Promise<InfoTypeAndValue> {
   if (!value) throw cmpError('cmp.request', 'crlStatusList must carry a list of CRLStatus');
-  const statuses = derSequenceItems(value, 'CRLStatusList').map((d) => CRLStatus.fromSchema(fromDer(d, 'CRLStatus')));
+  const statuses = derSequenceItems(value, 'CRLStatusList').map((d) => CRLStatus.read(fromDer(d, 'CRLStatus')));
   const all = await cas.allCertifiedKeys(deps.pool);
   const found: Uint8Array[] = [];
   for (const st of statuses) {

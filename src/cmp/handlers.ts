@@ -28,7 +28,6 @@ import {
   CertReqMsg,
   certHash,
   certIssuerAndSerial,
-  structureDer,
   crlEntryReasonCode,
   fromDer,
   generalizedTimeDer,
@@ -55,7 +54,7 @@ export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint
   let msg: PKIMessage | undefined;
   let identity: CmpIdentity | undefined;
   try {
-    msg = PKIMessage.fromBER(der);
+    msg = PKIMessage.fromDer(der);
     checkHeader(msg);
     const m = msg;
     identity = await guardAuthentication(deps, 'cmp', { address: remote }, () => authenticate(deps, m, alias, remote));
@@ -70,11 +69,11 @@ export async function handleCmpMessage(deps: CmpDeps, alias: CmpAlias, der: Uint
     else deps.log.info(fields, 'CMP request rejected');
     // Protected like the request where its protection was verified; else signed by the CMP signer.
     try {
-      return (await buildResponse(msg, identity, deps.signer(), errorAnswer(err))).toBER();
+      return (await buildResponse(msg, identity, deps.signer(), errorAnswer(err))).toDer();
     } catch (e2) {
       // Header fields too broken to echo (sender, nonces): answer without them.
       deps.log.warn({ err: errorMessage(e2) }, 'CMP error response without the request header fields');
-      return (await buildResponse(undefined, undefined, deps.signer(), errorAnswer(err))).toBER();
+      return (await buildResponse(undefined, undefined, deps.signer(), errorAnswer(err))).toDer();
     }
   }
 }
@@ -163,7 +162,7 @@ export async function enroll(deps: CmpDeps, alias: CmpAlias, x: Exchange, reques
     const req = readCertReqMsg(reqMsg, { allowRaVerified: isRa(identity) });
     csr = req.csr;
     certReqId = req.certReqId;
-    requestDer = structureDer(reqMsg);
+    requestDer = reqMsg.toDer();
     // kur: the alias's profile and CA apply, as for a new certificate (issue 22 item 1).
     if (bodyType === 'kur') replaces = keyUpdateTarget(identity, req, alias);
     else mayEnroll(identity, alias, csr);
@@ -287,7 +286,7 @@ async function certConf(deps: CmpDeps, x: Exchange, row: CmpTransactionRow, cont
 
 /** The certReqId of the stored CertReqMsg (0 in practice). */
 function certReqIdOf(der: Buffer): number {
-  return CertReqMsg.fromSchema(fromDer(der, 'the stored CertReqMsg')).certReq.certReqId;
+  return CertReqMsg.read(fromDer(der, 'the stored CertReqMsg')).certReq.certReqId;
 }
 
 async function pollReq(deps: CmpDeps, x: Exchange, row: CmpTransactionRow): Promise<Answer> {

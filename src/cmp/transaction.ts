@@ -102,11 +102,11 @@ async function answerOnce(x: Exchange, hash: Buffer, compute: () => Promise<Answ
   } catch (e) {
     logRejection(x.log, { txid: Buffer.from(txid).toString('hex'), body: x.msg.body.type, client: x.identity.key }, e);
     // A service that did not answer: nothing is stored, the client may send the same request again.
-    if (CaError.is(e, 'unavailable')) return (await buildResponse(x.msg, x.identity, x.signer, errorAnswer(e))).toBER();
+    if (CaError.is(e, 'unavailable')) return (await buildResponse(x.msg, x.identity, x.signer, errorAnswer(e))).toDer();
     answer = errorAnswer(e);
   }
   const response = await buildResponse(x.msg, x.identity, x.signer, answer);
-  const der = response.toBER();
+  const der = response.toDer();
   const stored = await transactions.answer(x.pool, txid, hash, { der, senderNonce: response.header.senderNonce!, close: answer.close });
   return stored ?? der;
 }

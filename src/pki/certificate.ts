@@ -16,12 +16,14 @@ import {
   derChildren,
   derElement,
   derOid,
+  derTime,
   encodeDer,
   parseDer,
   toHex,
   wrapAsn1,
   bitString,
   sequenceElements,
+  timeDer,
   tlv,
   type DerElement,
 } from './der.ts';
@@ -46,26 +48,6 @@ export interface TbsParams {
   spki: Uint8Array;
   sigAlg: SignAlg;
   extensions: CertExtensions;
-}
-
-/** Dates in certificates have whole seconds (RFC 5280 forbids fractional GeneralizedTime). */
-export function truncateToSecond(d: Date): Date {
-  return new Date(Math.floor(d.getTime() / 1000) * 1000);
-}
-
-/**
- * A time element with whole seconds. `rfc5280` (certificates, RFC 5280 4.1.2.5): UTCTime
- * through 2049, GeneralizedTime from 2050 (and before 1950); `generalized`: always
- * GeneralizedTime (OCSP, RFC 6960).
- */
-export function timeDer(d: Date, form: 'rfc5280' | 'generalized' = 'rfc5280'): Uint8Array {
-  const t = truncateToSecond(d);
-  const year = t.getUTCFullYear();
-  if (year < 0 || year > 9999) throw new CaError('internal', `${t.toISOString()} is outside the years a certificate time can hold`);
-  const iso = t.toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
-  const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
-  const utc = form === 'rfc5280' && year >= 1950 && year <= 2049;
-  return tlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
 }
 
 /** [0] EXPLICIT INTEGER 2: version v3. */
@@ -278,7 +260,7 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
   if (serial!.tag !== 0x02) fail('has a serialNumber that is not an INTEGER');
   const times = derChildren(validity!, what, 'internal');
   if (times.length !== 2) fail('has a malformed validity');
-  const [notBefore, notAfter] = times.map((t) => derTime(t, what));
+  const [notBefore, notAfter] = times.map((t) => derTime(t, what, 'internal'));
   const exts = rest.find((e) => e.tag === 0xa3);
   const raw: RawExtension[] = (
     exts ? derChildren(derChildren(exts, what, 'internal')[0] ?? fail('has empty extensions'), what, 'internal') : []
@@ -311,25 +293,4 @@ export function inspectTbs(tbs: Uint8Array): TbsView {
     has: (oid: string) => extensions.some((e) => e.oid === oid),
     critical: (oid: string) => extensions.find((e) => e.oid === oid)?.critical ?? false,
   };
-}
-
-/** A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), the only forms RFC 5280 4.1.2.5 allows. */
-function derTime(el: DerElement, what: string): { date: Date; type: TbsView['notBeforeType'] } {
-  const text = Buffer.from(el.content).toString('latin1');
-  const m = (
-    el.tag === 0x17
-      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
-      : el.tag === 0x18
-        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
-        : undefined
-  )?.exec(text);
-  if (!m) throw new CaError('internal', `${what} has a validity time that is neither YYMMDDHHMMSSZ nor YYYYMMDDHHMMSSZ: "${text}"`);
-  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  // RFC 5280 4.1.2.5.1: a UTCTime year YY >= 50 is 19YY, else 20YY.
-  const year = el.tag === 0x17 ? (y >= 50 ? 1900 + y : 2000 + y) : y;
-  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, sec));
-  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || sec > 59) {
-    throw new CaError('internal', `${what} has a validity time that is no date: "${text}"`);
-  }
-  return { date, type: el.tag === 0x17 ? 'UTCTime' : 'GeneralizedTime' };
 }

@@ -12,8 +12,18 @@ import * as pkijs from 'pkijs';
 import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from './algorithms.ts';
-import { truncateToSecond } from './certificate.ts';
-import { bytesEqual, encodeDer, parseDer, parseDerExact, toHex, wrapAsn1, bitString, sequenceElements, tlv } from './der.ts';
+import {
+  bytesEqual,
+  encodeDer,
+  parseDer,
+  parseDerExact,
+  toHex,
+  wrapAsn1,
+  bitString,
+  sequenceElements,
+  tlv,
+  truncateToSecond,
+} from './der.ts';
 import { bigintFromInteger, integerFromBigint, integerFromHex } from './integer.ts';
 import { attrsFromRdns, formatDn } from './names.ts';
 import { OID } from './oids.ts';

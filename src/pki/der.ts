@@ -1,5 +1,6 @@
 /**
- * Small DER helpers shared by the pki modules. Internal: not re-exported from the index.
+ * Small DER helpers shared by the pki modules. Internal: only truncateToSecond is re-exported
+ * from the index.
  *
  * asn1js is a BER parser that reports errors through `offset === -1` instead of throwing and
  * silently ignores bytes after the first element. Everything that reads untrusted input goes
@@ -235,4 +236,58 @@ export function oidDer(dotted: string): Uint8Array {
 /** A BIT STRING with no unused bits (signatures, public keys). */
 export function bitString(bytes: Uint8Array): Uint8Array {
   return tlv(0x03, Uint8Array.of(0), bytes);
+}
+
+/** Dates in certificates have whole seconds (RFC 5280 forbids fractional GeneralizedTime). */
+export function truncateToSecond(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
+}
+
+/**
+ * A time element with whole seconds. `rfc5280` (certificates, RFC 5280 4.1.2.5): UTCTime
+ * through 2049, GeneralizedTime from 2050 (and before 1950); `generalized`: always
+ * GeneralizedTime (OCSP, RFC 6960; CMP).
+ */
+export function timeDer(d: Date, form: 'rfc5280' | 'generalized' = 'rfc5280'): Uint8Array {
+  const t = truncateToSecond(d);
+  const year = t.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new CaError('internal', `${t.toISOString()} is outside the years a certificate time can hold`);
+  const iso = t.toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
+  const utc = form === 'rfc5280' && year >= 1950 && year <= 2049;
+  return tlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
+}
+
+/**
+ * A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), the only forms RFC 5280
+ * 4.1.2.5 allows; with `fractions`, a GeneralizedTime may also carry fractions of a second
+ * (YYYYMMDDHHMMSS.fffZ, as DER writes them: CMP's messageTime).
+ */
+export function derTime(
+  el: DerElement,
+  what: string,
+  kind: ErrorKind,
+  opts: { fractions?: boolean } = {},
+): { date: Date; type: 'UTCTime' | 'GeneralizedTime' } {
+  const text = Buffer.from(el.content).toString('latin1');
+  const m = (
+    el.tag === 0x17
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})()Z$/
+      : el.tag === 0x18
+        ? opts.fractions
+          ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,9}))?Z$/
+          : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})()Z$/
+        : undefined
+  )?.exec(text);
+  const forms = opts.fractions ? 'YYMMDDHHMMSSZ nor YYYYMMDDHHMMSS[.f]Z' : 'YYMMDDHHMMSSZ nor YYYYMMDDHHMMSSZ';
+  if (!m) throw new CaError(kind, `${what} has a time that is neither ${forms}: "${text}"`);
+  const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  // RFC 5280 4.1.2.5.1: a UTCTime year YY >= 50 is 19YY, else 20YY.
+  const year = el.tag === 0x17 ? (y >= 50 ? 1900 + y : 2000 + y) : y;
+  const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, sec, ms));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || sec > 59) {
+    throw new CaError(kind, `${what} has a time that is no date: "${text}"`);
+  }
+  return { date, type: el.tag === 0x17 ? 'UTCTime' : 'GeneralizedTime' };
 }

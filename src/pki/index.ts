@@ -7,6 +7,7 @@ export { pemEncode, pemDecodeAll, toDer } from './pem.ts';
 export { parseDn, formatDn, encodeName, attrShortName, type RdnAttr } from './names.ts';
 export { parseCsr, buildCsr, csrInfo, assembleCsr, type ParsedCsr } from './csr.ts';
 export { emptySans, sanCount, sanList, ipToText, ipFromText, normalizeIp, type SanSet } from './san.ts';
+export { truncateToSecond } from './der.ts';
 export { describePublicKey, describeKeyKind, keyIdentifier, type PublicKeyKind } from './publickey.ts';
 export {
   buildTbsCertificate,
@@ -14,7 +15,6 @@ export {
   describeCertificate,
   verifyCertificateSignature,
   tbsSerialHex,
-  truncateToSecond,
   inspectTbs,
   type TbsView,
   type TbsParams,

@@ -42,7 +42,7 @@ export async function newKey(peer: CmpPeer, name: string): Promise<string> {
 
 /** The PKIMessages saved by -reqout / -rspout (comma-separated files). */
 export async function readMessages(dir: string, files: string[]): Promise<PKIMessage[]> {
-  return Promise.all(files.map(async (f) => PKIMessage.fromBER(new Uint8Array(await readFile(join(dir, f))))));
+  return Promise.all(files.map(async (f) => PKIMessage.fromDer(new Uint8Array(await readFile(join(dir, f))))));
 }
 
 /** What openssl printed, for assertion messages. */

@@ -123,7 +123,7 @@ export async function startSecurityStack(config: unknown, env: NodeJS.ProcessEnv
         const rsp = `attempt-${++saved}.der`;
         const r = await opensslCmp(cmp, [...args, '-trusted', cmp.root, '-rspout', rsp, '-unprotected_errors'], { alias });
         const [msg] = await readMessages(cf.home, [rsp]).catch(() => [undefined]);
-        const f = msg ? failure(msg.toBER()) : { type: 'none', failInfo: [], text: '' };
+        const f = msg ? failure(msg.toDer()) : { type: 'none', failInfo: [], text: '' };
         return { code: r.code, out: output(r), ...f };
       },
       async issuedFor(name) {

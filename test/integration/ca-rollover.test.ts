@@ -185,7 +185,7 @@ describe('CA rollover', { skip }, () => {
     const [genp] = await readMessages(stack.cf.home, ['genp-rootca.der']);
     const item = (genp!.body.content as InfoTypeAndValue[])[0]!;
     assert.ok(item.infoValue, 'an update is announced');
-    const update = RootCaKeyUpdateContent.fromSchema(fromDer(item.infoValue!, 'RootCaKeyUpdateContent'));
+    const update = RootCaKeyUpdateContent.read(fromDer(item.infoValue!, 'RootCaKeyUpdateContent'));
     assert.ok(Buffer.from(update.newWithNew).equals(certDer(r.certPem!)));
     assert.ok(Buffer.from(update.newWithOld!).equals(certDer(r.newWithOldPem!)));
     assert.ok(Buffer.from(update.oldWithNew!).equals(certDer(r.oldWithNewPem!)));

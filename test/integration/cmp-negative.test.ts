@@ -36,7 +36,6 @@ import {
   distributionPointName,
   protectWithMac,
   protectWithSignature,
-  structureDer,
   verifyMac,
   type CertRepMessage,
 } from '../../src/pki/cmp/index.ts';
@@ -231,7 +230,7 @@ describe('CMP bad cases and fuzzing', () => {
       seeds.set(type, { der: new Uint8Array(await readFile(join(cf.home, file))), key: k, cert: c });
     }
     // The client's own error message (aborting a transaction) is a request type too.
-    const err = PKIMessage.fromBER(seeds.get('certConf')!.der);
+    const err = PKIMessage.fromDer(seeds.get('certConf')!.der);
     err.body = { type: 'error', content: new ErrorMsgContent(new PKIStatusInfo(2, ['abort'], ['badRequest'])) };
     seeds.set('error', { der: macProtect(err, SECRET) });
   });
@@ -257,7 +256,7 @@ describe('CMP bad cases and fuzzing', () => {
     ]);
     assert.notEqual(r.code, 0);
     const [rsp] = await readMessages(cf.home, ['wrong-rsp.der']);
-    const f = failure(rsp!.toBER());
+    const f = failure(rsp!.toDer());
     assert.equal(f.type, 'error');
     assert.deepEqual(f.failInfo, ['badMessageCheck']);
     assert.equal(rsp!.extraCerts?.length ? 'signature' : 'none', 'signature');
@@ -305,8 +304,8 @@ describe('CMP bad cases and fuzzing', () => {
     const [a, b] = await Promise.all([post(der), post(der)]);
     const c = await post(der);
     assert.equal(a.body.equals(b.body) && b.body.equals(c.body), true, 'the same bytes every time');
-    assert.equal(PKIMessage.fromBER(a.body).body.type, 'ip');
-    const msg = PKIMessage.fromBER(der);
+    assert.equal(PKIMessage.fromDer(a.body).body.type, 'ip');
+    const msg = PKIMessage.fromDer(der);
     const requestId = `cmp-${Buffer.from(msg.header.transactionID!).toString('hex')}`;
     const { rows } = await cf.pool.query('SELECT count(*)::int AS n FROM certificates WHERE request_id = $1', [requestId]);
     assert.equal(rows[0].n, 1);
@@ -319,7 +318,7 @@ describe('CMP bad cases and fuzzing', () => {
     const genm = seeds.get('genm')!.der;
     const [g1, g2] = [await post(genm), await post(genm)];
     assert.ok(g1.body.equals(g2.body));
-    const ir = PKIMessage.fromBER(seeds.get('ir')!.der);
+    const ir = PKIMessage.fromDer(seeds.get('ir')!.der);
     const reuse = buildIr({
       key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
       subject: 'CN=reuse',
@@ -330,14 +329,14 @@ describe('CMP bad cases and fuzzing', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(failure(r.body).failInfo, ['transactionIdInUse']);
     // The error is MAC-protected with the client's secret: its protection could be verified.
-    assert.equal(PKIMessage.fromBER(r.body).extraCerts, undefined);
+    assert.equal(PKIMessage.fromDer(r.body).extraCerts, undefined);
   });
 
   it('out-of-order certConf (wrong recipNonce), bad time, wrong protection kind, raVerified without RA', async () => {
     // An open transaction (no implicit confirmation): certConf must answer the ip's senderNonce.
     const ir = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=ordered', ref: 'fuzz' });
     const irDer = macProtect(ir, SECRET);
-    const ip = PKIMessage.fromBER((await post(irDer)).body);
+    const ip = PKIMessage.fromDer((await post(irDer)).body);
     assert.equal(ip.body.type, 'ip');
     const cert = (ip.body.content as CertRepMessage).response[0]!.certifiedKeyPair!.certificate!;
     const certConf = (recipNonce: Uint8Array) => {
@@ -346,7 +345,7 @@ describe('CMP bad cases and fuzzing', () => {
       return macProtect(conf, SECRET);
     };
     assert.deepEqual(failure((await post(certConf(new Uint8Array(randomBytes(16))))).body).failInfo, ['badRecipientNonce']);
-    assert.equal(PKIMessage.fromBER((await post(certConf(ip.header.senderNonce!))).body).body.type, 'pkiconf');
+    assert.equal(PKIMessage.fromDer((await post(certConf(ip.header.senderNonce!))).body).body.type, 'pkiconf');
     // The ir again, now that the transaction went on: a replay.
     assert.deepEqual(failure((await post(irDer)).body).failInfo, ['transactionIdInUse']);
     const late = buildIr({
@@ -357,18 +356,18 @@ describe('CMP bad cases and fuzzing', () => {
     });
     assert.deepEqual(failure((await post(macProtect(late, SECRET))).body).failInfo, ['badTime']);
     const cr = seeds.get('cr')!;
-    const sig = PKIMessage.fromBER(cr.der);
+    const sig = PKIMessage.fromDer(cr.der);
     sig.header.transactionID = new Uint8Array(randomBytes(16));
     sig.header.senderNonce = new Uint8Array(randomBytes(16));
     protectWithSignature(sig, createPrivateKey(await readFile(cr.key!)), 'ecdsa-sha256');
-    assert.deepEqual(failure((await post(sig.toBER(), { path: '/.well-known/cmp/p/maconly' })).body).failInfo, ['wrongIntegrity']);
+    assert.deepEqual(failure((await post(sig.toDer(), { path: '/.well-known/cmp/p/maconly' })).body).failInfo, ['wrongIntegrity']);
     const ra = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=ra', ref: 'fuzz' });
     (ra.body.content as { messages: Array<{ popo: unknown }> }).messages[0]!.popo = new ProofOfPossession('raVerified');
     assert.deepEqual(failure((await post(macProtect(ra, SECRET))).body).failInfo, ['badPOP']);
   });
 
   it('another client may not follow up on a transaction; policy refusals are negative ip', async () => {
-    const conf = PKIMessage.fromBER(seeds.get('certConf')!.der);
+    const conf = PKIMessage.fromDer(seeds.get('certConf')!.der);
     conf.header.senderKID = new TextEncoder().encode('other');
     assert.deepEqual(failure((await post(macProtect(conf, 'other-secret-1'))).body).failInfo, ['notAuthorized']);
     const rsa = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey, subject: 'CN=p521', ref: 'fuzz' });
@@ -386,8 +385,8 @@ describe('CMP bad cases and fuzzing', () => {
       mac: 'sha256',
       iterations: 10_000,
     });
-    const ip = PKIMessage.fromBER((await post(der)).body);
-    assert.equal(ip.body.type, 'ip', failure(ip.toBER()).text);
+    const ip = PKIMessage.fromDer((await post(der)).body);
+    assert.equal(ip.body.type, 'ip', failure(ip.toDer()).text);
     const p = describeProtection(ip.header.protectionAlg!, 100_000);
     assert.equal(p.type, 'pbmac1');
     assert.equal(verifyMac(ip, p as never, new TextEncoder().encode(SECRET)), true);
@@ -398,19 +397,19 @@ describe('CMP bad cases and fuzzing', () => {
     const crlUrl = `http://localhost:${cf.httpPort}/crl/certflow-issuing.crl`;
     const genm = (thisUpdate?: Date) => {
       const dpn = distributionPointName(crlUrl);
-      const list = derSequence([structureDer(new CRLStatus({ dpn }, thisUpdate))]);
+      const list = derSequence([new CRLStatus({ dpn }, thisUpdate).toDer()]);
       const ir = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=crl', ref: 'fuzz' });
       return macProtect(
         new PKIMessage(ir.header, { type: 'genm', content: [new InfoTypeAndValue(INFO_TYPES.crlStatusList, list)] }),
         SECRET,
       );
     };
-    const fresh = PKIMessage.fromBER((await post(genm(new Date(0)))).body);
-    assert.equal(fresh.body.type, 'genp', failure(fresh.toBER()).text);
+    const fresh = PKIMessage.fromDer((await post(genm(new Date(0)))).body);
+    assert.equal(fresh.body.type, 'genp', failure(fresh.toDer()).text);
     const item = (fresh.body.content as InfoTypeAndValue[])[0]!;
     assert.equal(item.infoType, INFO_TYPES.crls);
     assert.ok(item.infoValue && item.infoValue.length > 100);
-    const current = PKIMessage.fromBER((await post(genm(new Date(Date.now() + 3600_000)))).body);
+    const current = PKIMessage.fromDer((await post(genm(new Date(Date.now() + 3600_000)))).body);
     assert.equal((current.body.content as InfoTypeAndValue[])[0]!.infoValue, undefined);
   });
 
@@ -432,11 +431,11 @@ describe('CMP bad cases and fuzzing', () => {
         // Half of the cases are re-protected, so the mutation reaches the handlers, not only the parser.
         if (i % 2 === 1) {
           try {
-            const m = PKIMessage.fromBER(der);
+            const m = PKIMessage.fromDer(der);
             if (s.key) protectWithSignature(m, createPrivateKey(await readFile(s.key)), 'ecdsa-sha256');
             else protectWithMac(m, new TextEncoder().encode(SECRET), { type: 'pbm', hash: 'sha256', mac: 'hmac-sha1', iterations: 500 });
             if (s.cert) m.extraCerts = [pemDecodeAll(await readFile(s.cert, 'utf8'))[0]!.der];
-            candidate = m.toBER();
+            candidate = m.toDer();
           } catch {
             /* not parseable: send the raw mutation */
           }
@@ -449,7 +448,7 @@ describe('CMP bad cases and fuzzing', () => {
             `seed ${seed}, ${type} case ${i}: HTTP ${r.status} ${r.body.toString('utf8', 0, 200)}\n${Buffer.from(candidate).toString('hex')}\n${log.slice(-3000)}`,
           );
         }
-        if (r.status === 200) PKIMessage.fromBER(new Uint8Array(r.body));
+        if (r.status === 200) PKIMessage.fromDer(new Uint8Array(r.body));
       }
     }
     const health = await fetch(`http://127.0.0.1:${cf.httpPort}/healthz`);

@@ -83,7 +83,7 @@ describe('attack: credential guessing from one address on every front end', () =
           { server: `127.0.0.1:${ports[i % 2]!.http}` },
         );
         const [rsp] = await readMessages(cf.home, [`cmp-guess-${i}.der`]);
-        return failure(rsp!.toBER());
+        return failure(rsp!.toDer());
       }),
     );
     const checked = runs.filter((f) => f.failInfo.includes('badMessageCheck')).length;

@@ -68,7 +68,7 @@ function victims(url: string, ca: string) {
 function hostile(ref: string, choice: Omit<MacChoice, 'iterations'>, iterations = CAP): Uint8Array {
   const msg = buildIr({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, subject: 'CN=hostile', ref });
   protectWithMac(msg, new Uint8Array(randomBytes(16)), { ...choice, iterations });
-  return msg.toBER();
+  return msg.toDer();
 }
 
 describe('cheap requests do not buy expensive work', () => {

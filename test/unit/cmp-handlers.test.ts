@@ -42,7 +42,7 @@ const identity = { type: 'mac', ref: 'maker', client, key: 'ref:maker' } as unkn
 function exchange(opts: { implicitConfirm?: boolean } = {}): Exchange {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const msg = buildIr({ key, subject: 'CN=device-1', ref: 'maker', body: 'cr', implicitConfirm: opts.implicitConfirm });
-  return { msg, der: msg.toBER(), identity, alias: alias.name } as unknown as Exchange;
+  return { msg, der: msg.toDer(), identity, alias: alias.name } as unknown as Exchange;
 }
 
 function deps(outcome: CmpOutcome) {

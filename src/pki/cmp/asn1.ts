@@ -1,89 +1,55 @@
 /**
- * Reading and writing helpers for the CMP and CRMF structures (RFC 9810, RFC 4211), on
- * asn1js. Readers walk a parsed asn1js tree and fail with CaError('malformed') naming the
- * structure and field; writers build asn1js nodes. Opaque values (certificates, names,
- * algorithm identifiers, extensions) are kept as their DER bytes, which makes every
- * structure re-encode to the bytes it was read from.
+ * Reading and writing helpers for the CMP and CRMF structures (RFC 9810, RFC 4211), on DER
+ * bytes. Readers walk DER elements (der.ts) and fail with CaError('malformed') naming the
+ * structure and field; writers return DER. Opaque values (certificates, names, algorithm
+ * identifiers, extensions) are kept as their DER bytes, which makes every structure
+ * re-encode to the bytes it was read from.
+ *
+ * A PKIMessage is DER (RFC 9811 3.2 says so of the HTTP transfer): fromDer checks the
+ * framing of the whole message once (definite, minimal lengths; no constructed strings),
+ * so the readers below only look at tags and content. Reading a message through asn1js
+ * objects cost about 2.5 ms of the CMP server's time per transaction.
  */
-import * as asn1js from 'asn1js';
 import { CaError } from '../../core/errors.ts';
-import { bytesOf, derElement, encodeDer, parseDer } from '../der.ts';
+import { integerFromSigned, signedFromInteger } from '../integer.ts';
+import { derChildren, derElement, derElementExact, derOid, derTime, oidDer, timeDer, tlv, type DerElement } from '../der.ts';
 
-export type Node = asn1js.AsnType;
+/** A DER element being read. */
+export type Node = DerElement;
 
-const CONTEXT = 3;
+/** Universal tags the CMP and CRMF readers test for. */
+export const TAG = { INTEGER: 0x02, BIT_STRING: 0x03, OCTET_STRING: 0x04, NULL: 0x05, SEQUENCE: 0x30 } as const;
 
 /** A structure that cannot be read: CaError('malformed', rule cmp.asn1). */
 export function bad(what: string, why: string): never {
   throw new CaError('malformed', `${what}: ${why}`, { rule: 'cmp.asn1' });
 }
 
-/** Parses one DER element spanning all of `der`. */
+/** One DER element spanning all of `der`, its framing checked throughout (derElementExact). */
 export function fromDer(der: Uint8Array, what: string): Node {
-  return parseDer(der, what, 'malformed');
+  if (der.length === 0) throw new CaError('malformed', `${what} is empty`);
+  return derElementExact(der, what, 'malformed');
 }
 
-/** The DER bytes a parsed node was read from (or its encoding, for a built node). */
+/** A copy of an element's DER bytes, to keep beyond the buffer it was read from. */
 export function derOf(node: Node): Uint8Array {
-  const before = (node as { valueBeforeDecodeView?: Uint8Array }).valueBeforeDecodeView;
-  if (before && before.byteLength > 0) return bytesOf(before).slice();
-  return encodeDer(node);
-}
-
-/** A node for DER bytes that are known to be well-formed (kept from parsing or built by us). */
-export function nodeOf(der: Uint8Array, what = 'a stored value'): Node {
-  return fromDer(der, what);
-}
-
-/**
- * Encodes to `der` as is; asn1js writes a node's children through a ViewWriter, which this
- * one gets its bytes (RawData alone would only return them).
- */
-class RawNode extends asn1js.RawData {
-  override toBER(sizeOnly?: boolean, writer?: asn1js.ViewWriter): ArrayBuffer {
-    const bytes = super.toBER(sizeOnly);
-    if (!writer) return bytes;
-    writer.write(bytes);
-    return new ArrayBuffer(0);
-  }
-}
-
-/**
- * A stored DER value (a certificate, name, algorithm identifier, a message's own header or
- * body) written into a structure as its bytes, checked to be one DER element: parsing it
- * into asn1js nodes only to encode it again cost ~0.6 ms per certificate, several times per
- * answer. For writing only; readers take nodeOf().
- */
-export function rawNode(der: Uint8Array, what = 'a stored value'): Node {
-  derElement(der, what, 'malformed');
-  return new RawNode({ data: der }) as unknown as Node;
-}
-
-function tagOf(node: Node): { cls: number; num: number; constructed: boolean } {
-  const id = (node as asn1js.BaseBlock).idBlock;
-  return { cls: id.tagClass, num: id.tagNumber, constructed: id.isConstructed };
+  return node.bytes.slice();
 }
 
 export function isContext(node: Node | undefined, num: number): boolean {
-  if (!node) return false;
-  const t = tagOf(node);
-  return t.cls === CONTEXT && t.num === num;
+  return node !== undefined && contextNumber(node) === num;
 }
 
 export function contextNumber(node: Node): number | undefined {
-  const t = tagOf(node);
-  return t.cls === CONTEXT ? t.num : undefined;
+  return (node.tag & 0xc0) === 0x80 ? node.tag & 0x1f : undefined;
 }
 
-function constructedValue(node: Node): Node[] {
-  const v = (node as asn1js.Constructed).valueBlock?.value;
-  return Array.isArray(v) ? (v as Node[]) : [];
-}
+const constructed = (node: Node) => (node.tag & 0x20) !== 0;
 
 /** The elements of a universal SEQUENCE. */
 export function sequence(node: Node | undefined, what: string): Node[] {
-  if (!(node instanceof asn1js.Sequence)) return bad(what, 'expected a SEQUENCE');
-  return constructedValue(node);
+  if (node?.tag !== TAG.SEQUENCE) return bad(what, 'expected a SEQUENCE');
+  return derChildren(node, what, 'malformed');
 }
 
 /** The elements of a SEQUENCE OF with at least `min` elements. */
@@ -95,32 +61,50 @@ export function sequenceOf(node: Node | undefined, what: string, min = 0): Node[
 
 /** The single element inside an EXPLICIT context tag [num]. */
 export function explicit(node: Node | undefined, num: number, what: string): Node {
-  if (!node || !isContext(node, num) || !tagOf(node).constructed) return bad(what, `expected an explicit [${num}]`);
-  const inner = constructedValue(node);
+  if (!node || !isContext(node, num) || !constructed(node)) return bad(what, `expected an explicit [${num}]`);
+  const inner = derChildren(node, what, 'malformed');
   if (inner.length !== 1) bad(what, `[${num}] must hold exactly one element`);
   return inner[0]!;
 }
 
 /** The elements of an IMPLICIT [num] SEQUENCE. */
 export function implicitSequence(node: Node | undefined, num: number, what: string): Node[] {
-  if (!node || !isContext(node, num) || !tagOf(node).constructed) return bad(what, `expected a constructed [${num}]`);
-  return constructedValue(node);
+  if (!node || !isContext(node, num) || !constructed(node)) return bad(what, `expected a constructed [${num}]`);
+  return derChildren(node, what, 'malformed');
+}
+
+/** DER of the universal SEQUENCE that an IMPLICIT [num] SEQUENCE carries. */
+export function implicitAsSequence(node: Node | undefined, num: number, what: string): Uint8Array {
+  implicitSequence(node, num, what);
+  return tlv(TAG.SEQUENCE, node!.content);
 }
 
 /** The content octets of an IMPLICIT [num] primitive (INTEGER, BIT STRING, NULL, ...). */
 export function implicitPrimitive(node: Node | undefined, num: number, what: string): Uint8Array {
-  if (!node || !isContext(node, num) || tagOf(node).constructed) return bad(what, `expected a primitive [${num}]`);
-  return bytesOf((node as asn1js.Primitive).valueBlock.valueHexView).slice();
+  if (!node || !isContext(node, num) || constructed(node)) return bad(what, `expected a primitive [${num}]`);
+  return node.content.slice();
 }
 
-/** DER of the universal SEQUENCE whose elements an IMPLICIT [n] SEQUENCE carries. */
-export function universalSequenceDer(items: Node[]): Uint8Array {
-  return encodeDer(new asn1js.Sequence({ value: items.map((i) => rawNode(derOf(i))) }));
+function primitive(node: Node | undefined, tag: number, what: string, expected: string): Uint8Array {
+  if (node?.tag !== tag) return bad(what, `expected ${expected}`);
+  return node.content;
+}
+
+/** INTEGER content octets as DER has them: at least one, and no leading octet too many. */
+export function integerContent(content: Uint8Array, what: string): Uint8Array {
+  if (content.length === 0) bad(what, 'is an INTEGER without content octets');
+  if (content.length > 1 && ((content[0] === 0 && content[1]! < 0x80) || (content[0] === 0xff && content[1]! >= 0x80)))
+    bad(what, 'is not DER (an INTEGER with a leading octet too many)');
+  return content.slice();
+}
+
+/** Content octets of an INTEGER, for values kept as bytes (serial numbers). */
+export function readIntegerBytes(node: Node | undefined, what: string): Uint8Array {
+  return integerContent(primitive(node, TAG.INTEGER, what, 'an INTEGER'), what);
 }
 
 export function readInteger(node: Node | undefined, what: string): bigint {
-  if (!(node instanceof asn1js.Integer)) return bad(what, 'expected an INTEGER');
-  return integerFromBytes(bytesOf(node.valueBlock.valueHexView));
+  return signedFromInteger(readIntegerBytes(node, what));
 }
 
 /** An INTEGER that must fit a small non-negative number (ids, versions, counters). */
@@ -130,55 +114,47 @@ export function readSmallInt(node: Node | undefined, what: string, max = 2 ** 31
   return Number(v);
 }
 
-export function integerFromBytes(b: Uint8Array): bigint {
-  if (b.length === 0) return 0n;
-  let v = 0n;
-  for (const byte of b) v = (v << 8n) | BigInt(byte);
-  if (b[0]! & 0x80) v -= 1n << BigInt(b.length * 8);
-  return v;
-}
-
-/** Content octets of an INTEGER, for values kept as bytes (serial numbers). */
-export function readIntegerBytes(node: Node | undefined, what: string): Uint8Array {
-  if (!(node instanceof asn1js.Integer)) return bad(what, 'expected an INTEGER');
-  return bytesOf(node.valueBlock.valueHexView).slice();
-}
-
 export function readOid(node: Node | undefined, what: string): string {
-  if (!(node instanceof asn1js.ObjectIdentifier)) return bad(what, 'expected an OBJECT IDENTIFIER');
-  return node.valueBlock.toString();
+  return derOid(node, what, 'malformed');
 }
 
 export function readOctets(node: Node | undefined, what: string): Uint8Array {
-  if (!(node instanceof asn1js.OctetString) || node.idBlock.isConstructed) return bad(what, 'expected a primitive OCTET STRING');
-  return bytesOf(node.valueBlock.valueHexView).slice();
+  return primitive(node, TAG.OCTET_STRING, what, 'a primitive OCTET STRING').slice();
 }
 
 export function readBitString(node: Node | undefined, what: string): { bytes: Uint8Array; unusedBits: number } {
-  if (!(node instanceof asn1js.BitString) || node.idBlock.isConstructed) return bad(what, 'expected a primitive BIT STRING');
-  return { bytes: bytesOf(node.valueBlock.valueHexView).slice(), unusedBits: node.valueBlock.unusedBits };
+  const content = primitive(node, TAG.BIT_STRING, what, 'a primitive BIT STRING');
+  const unusedBits = content[0];
+  if (unusedBits === undefined || unusedBits > 7 || (unusedBits > 0 && content.length === 1))
+    bad(what, 'is not a valid BIT STRING (its count of unused bits)');
+  if (content[content.length - 1]! & ((1 << unusedBits) - 1)) bad(what, 'is not DER (its unused bits are not zero)');
+  return { bytes: content.slice(1), unusedBits };
 }
 
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
 export function readUtf8(node: Node | undefined, what: string): string {
-  if (!(node instanceof asn1js.Utf8String)) return bad(what, 'expected a UTF8String');
-  return node.valueBlock.value;
+  const content = primitive(node, 0x0c, what, 'a UTF8String');
+  try {
+    return utf8Decoder.decode(content);
+  } catch {
+    return bad(what, 'is not valid UTF-8');
+  }
+}
+
+export function readNull(node: Node | undefined, what: string): void {
+  if (primitive(node, TAG.NULL, what, 'NULL').length !== 0) bad(what, 'is a NULL with content');
 }
 
 export function readGeneralizedTime(node: Node | undefined, what: string): Date {
-  if (!(node instanceof asn1js.GeneralizedTime)) return bad(what, 'expected a GeneralizedTime');
-  const d = node.toDate();
-  if (Number.isNaN(d.getTime())) bad(what, 'is not a valid time');
-  return d;
+  if (node?.tag !== 0x18) return bad(what, 'expected a GeneralizedTime');
+  return readTime(node, what);
 }
 
-/** X.509 Time: UTCTime or GeneralizedTime. */
+/** X.509 Time: UTCTime or GeneralizedTime (fractions of a second allowed, as DER writes them). */
 export function readTime(node: Node | undefined, what: string): Date {
-  if (node instanceof asn1js.UTCTime || node instanceof asn1js.GeneralizedTime) {
-    const d = node.toDate();
-    if (Number.isNaN(d.getTime())) bad(what, 'is not a valid time');
-    return d;
-  }
-  return bad(what, 'expected a UTCTime or GeneralizedTime');
+  if (node?.tag !== 0x17 && node?.tag !== 0x18) return bad(what, 'expected a UTCTime or GeneralizedTime');
+  return derTime(node, what, 'malformed', { fractions: true }).date;
 }
 
 /** The optional elements of a SEQUENCE, read in order: `next(test)` takes the head if it matches. */
@@ -205,6 +181,9 @@ export class Cursor {
     }
     return undefined;
   }
+  takeTag(tag: number): Node | undefined {
+    return this.takeIf((n) => n.tag === tag);
+  }
   takeContext(num: number): Node | undefined {
     return this.takeIf((n) => isContext(n, num));
   }
@@ -213,74 +192,63 @@ export class Cursor {
   }
 }
 
-// ---- writers --------------------------------------------------------------------------
+// ---- writers: each returns one DER element ----------------------------------------------
 
-export function seq(value: Node[]): asn1js.Sequence {
-  return new asn1js.Sequence({ value });
+export function seq(items: Uint8Array[]): Uint8Array {
+  return tlv(TAG.SEQUENCE, ...items);
 }
 
-export function int(v: number | bigint): asn1js.Integer {
-  return typeof v === 'number' && Number.isSafeInteger(v) ? new asn1js.Integer({ value: v }) : integerNode(BigInt(v));
+export function int(v: number | bigint): Uint8Array {
+  return tlv(TAG.INTEGER, integerFromSigned(BigInt(v)));
 }
 
-function integerNode(v: bigint): asn1js.Integer {
-  // Two's complement, minimal length.
-  let hex = (v < 0n ? (1n << 512n) + v : v).toString(16);
-  if (hex.length % 2) hex = `0${hex}`;
-  let bytes = Buffer.from(hex, 'hex');
-  if (v >= 0n && bytes[0]! & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
-  if (v < 0n) {
-    while (bytes.length > 1 && bytes[0] === 0xff && bytes[1]! & 0x80) bytes = bytes.subarray(1);
-  }
-  return new asn1js.Integer({ valueHex: new Uint8Array(bytes) });
+export function intBytes(content: Uint8Array): Uint8Array {
+  return tlv(TAG.INTEGER, content);
 }
 
-export function intBytes(bytes: Uint8Array): asn1js.Integer {
-  return new asn1js.Integer({ valueHex: bytes });
+export function octets(bytes: Uint8Array): Uint8Array {
+  return tlv(TAG.OCTET_STRING, bytes);
 }
 
-export function octets(bytes: Uint8Array): asn1js.OctetString {
-  return new asn1js.OctetString({ valueHex: bytes });
+export const oid = oidDer;
+
+export function utf8(value: string): Uint8Array {
+  return tlv(0x0c, Buffer.from(value, 'utf8'));
 }
 
-export function oid(value: string): asn1js.ObjectIdentifier {
-  return new asn1js.ObjectIdentifier({ value });
+export function bitString(bytes: Uint8Array, unusedBits = 0): Uint8Array {
+  return tlv(TAG.BIT_STRING, Uint8Array.of(unusedBits), bytes);
 }
 
-export function utf8(value: string): asn1js.Utf8String {
-  return new asn1js.Utf8String({ value });
+/** A GeneralizedTime with whole seconds. */
+export function generalizedTime(d: Date): Uint8Array {
+  return timeDer(d, 'generalized');
 }
 
-export function bitString(bytes: Uint8Array, unusedBits = 0): asn1js.BitString {
-  return new asn1js.BitString({ valueHex: bytes, unusedBits });
+export const NULL: Uint8Array = Uint8Array.of(TAG.NULL, 0);
+
+export function ctxExplicit(num: number, inner: Uint8Array): Uint8Array {
+  return tlv(0xa0 | num, inner);
 }
 
-export function generalizedTime(d: Date): asn1js.GeneralizedTime {
-  return new asn1js.GeneralizedTime({ valueDate: new Date(Math.floor(d.getTime() / 1000) * 1000) });
+export function ctxImplicitConstructed(num: number, items: Uint8Array[]): Uint8Array {
+  return tlv(0xa0 | num, ...items);
 }
 
-export function nullNode(): asn1js.Null {
-  return new asn1js.Null();
+export function ctxImplicitPrimitive(num: number, content: Uint8Array): Uint8Array {
+  return tlv(0x80 | num, content);
 }
 
-export function ctxExplicit(num: number, inner: Node): asn1js.Constructed {
-  return new asn1js.Constructed({ idBlock: { tagClass: CONTEXT, tagNumber: num }, value: [inner] });
+/** [num] IMPLICIT of the DER universal SEQUENCE `der` (its content under the context tag). */
+export function implicitFromSequence(num: number, der: Uint8Array, what: string): Uint8Array {
+  return tlv(0xa0 | num, derElement(der, what, 'malformed', TAG.SEQUENCE).content);
 }
 
-export function ctxImplicitConstructed(num: number, value: Node[]): asn1js.Constructed {
-  return new asn1js.Constructed({ idBlock: { tagClass: CONTEXT, tagNumber: num }, value });
-}
-
-export function ctxImplicitPrimitive(num: number, bytes: Uint8Array): asn1js.Primitive {
-  return new asn1js.Primitive({ idBlock: { tagClass: CONTEXT, tagNumber: num }, valueHex: bytes });
-}
-
-/** The elements of a DER universal SEQUENCE, as nodes (to re-tag it implicitly). */
-export function sequenceItems(der: Uint8Array, what: string): Node[] {
-  return sequence(nodeOf(der, what), what);
-}
-
-/** Encodes a node (or a DER value given as bytes) to DER. */
-export function toDerBytes(node: Node): Uint8Array {
-  return encodeDer(node);
+/**
+ * A stored DER value (a certificate, name, algorithm identifier, a message's own header or
+ * body) written into a structure as its bytes, checked to be one DER element.
+ */
+export function rawNode(der: Uint8Array, what = 'a stored value'): Uint8Array {
+  derElement(der, what, 'malformed');
+  return der;
 }

@@ -1,29 +1,27 @@
 /**
  * CMP (RFC 9810) and CRMF (RFC 4211) for the front end: the structures, protection, and
- * the few helpers that need pkijs/asn1js (which only src/pki imports).
+ * the DER helpers the CMP front end needs.
  */
 import { createHash } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm } from '../algorithms.ts';
-import { parseCertificate } from '../certificate.ts';
-import { encodeDer } from '../der.ts';
+import { derElement, sequenceElements, tlv } from '../der.ts';
 import { OID } from '../oids.ts';
 import {
+  Cursor,
+  NULL,
   ctxExplicit,
-  ctxImplicitConstructed,
   utf8,
   int,
   rawNode,
   oid,
+  readOctets,
+  readOid,
   seq,
   sequenceOf,
-  toDerBytes,
   fromDer,
   derOf,
   generalizedTime,
-  nullNode,
 } from './asn1.ts';
 export { fromDer } from './asn1.ts';
 import { AttributeTypeAndValue } from '../crmf/structures.ts';
@@ -76,12 +74,13 @@ export const REG_CTRL = { algId: '1.3.6.1.5.5.7.5.1.11', rsaKeyLen: '1.3.6.1.5.5
 export function certHash(certDer: Uint8Array, hashAlgDer?: Uint8Array): Uint8Array {
   let hash: string;
   if (hashAlgDer) {
-    const id = new pkijs.AlgorithmIdentifier({ schema: fromDer(hashAlgDer, 'hashAlg') }).algorithmId;
+    const id = readOid(sequenceOf(fromDer(hashAlgDer, 'hashAlg'), 'hashAlg', 1)[0], 'hashAlg.algorithm');
     const byOid: Record<string, string> = { [OID.sha256]: 'sha256', [OID.sha384]: 'sha384', [OID.sha512]: 'sha512', [OID.sha1]: 'sha1' };
     hash = byOid[id] ?? badHashAlg(id);
   } else {
-    const cert = parseCertificate(certDer);
-    const alg = readSignatureAlgorithm(cert.signatureAlgorithm, 'malformed');
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    const [, sigAlg] = sequenceOf(fromDer(certDer, 'the certificate'), 'the certificate', 3);
+    const alg = readSignatureAlgorithm(sigAlg!.bytes, 'malformed');
     // EdDSA has no separate hash: RFC 9481 says SHA-512 for Ed25519 (and SHAKE256 for Ed448).
     hash = alg.hash ?? 'sha512';
   }
@@ -94,18 +93,21 @@ function badHashAlg(id: string): never {
 
 /** The serial (content octets) and issuer (DER Name) of a certificate. */
 export function certIssuerAndSerial(certDer: Uint8Array): { issuer: Uint8Array; serial: Uint8Array } {
-  const cert = parseCertificate(certDer);
-  return { issuer: encodeDer(cert.issuer.toSchema()), serial: cert.serialNumber.valueBlock.valueHexView.slice() };
+  // TBSCertificate ::= SEQUENCE { [0] version, serialNumber, signature, issuer, ... }
+  const [tbs] = sequenceElements(certDer, 'the certificate');
+  const fields = sequenceElements(tbs!, 'the TBSCertificate');
+  const [serial, , issuer] = fields[0]![0] === 0xa0 ? fields.slice(1) : fields;
+  return { issuer: issuer!.slice(), serial: derElement(serial!, 'the serial number', 'internal', 0x02).content.slice() };
 }
 
 /** GeneralName directoryName [4] of a DER Name. */
 export function directoryName(nameDer: Uint8Array): Uint8Array {
-  return toDerBytes(ctxExplicit(4, rawNode(nameDer)));
+  return ctxExplicit(4, rawNode(nameDer));
 }
 
 /** DER SEQUENCE OF CMPCertificate (the value of caCerts, crls). */
 export function derSequence(items: Uint8Array[]): Uint8Array {
-  return toDerBytes(seq(items.map((i) => rawNode(i))));
+  return seq(items.map((i) => rawNode(i)));
 }
 
 /** The elements of a DER SEQUENCE OF. */
@@ -115,30 +117,30 @@ export function derSequenceItems(der: Uint8Array, what: string): Uint8Array[] {
 
 /** SEQUENCE OF OBJECT IDENTIFIER (unsupportedOIDs). */
 export function oidSequence(oids: string[]): Uint8Array {
-  return toDerBytes(seq(oids.map((o) => oid(o))));
+  return seq(oids.map((o) => oid(o)));
 }
 
 /** A DER GeneralizedTime (confirmWaitTime). */
 export function generalizedTimeDer(d: Date): Uint8Array {
-  return toDerBytes(generalizedTime(d));
+  return generalizedTime(d);
 }
 
 /** A DER AlgorithmIdentifier with the OID and optional parameters. */
 export function algorithmIdentifier(algorithm: string, params?: 'null' | string): Uint8Array {
   const items = [oid(algorithm)];
-  if (params === 'null') items.push(nullNode() as never);
+  if (params === 'null') items.push(NULL);
   else if (params) items.push(oid(params));
-  return toDerBytes(seq(items));
+  return seq(items);
 }
 
 /** A DER INTEGER. */
 export function integerDer(v: number): Uint8Array {
-  return toDerBytes(int(v));
+  return int(v);
 }
 
 /** A DER SEQUENCE OF UTF8String. */
 export function utf8Sequence(texts: string[]): Uint8Array {
-  return toDerBytes(seq(texts.map((t) => utf8(t))));
+  return seq(texts.map((t) => utf8(t)));
 }
 
 /** AttributeTypeAndValue for a keySpec entry. */
@@ -149,28 +151,22 @@ export function keySpec(type: string, valueDer: Uint8Array): AttributeTypeAndVal
 /** The reasonCode (RFC 5280 5.3.1) of an rr's crlEntryDetails, if present. */
 export function crlEntryReasonCode(extensionsDer: Uint8Array | undefined): number | undefined {
   if (!extensionsDer) return undefined;
-  let exts: pkijs.Extensions;
-  try {
-    exts = new pkijs.Extensions({ schema: fromDer(extensionsDer, 'crlEntryDetails') });
-  } catch (e) {
-    if (CaError.is(e)) throw e;
-    throw new CaError('malformed', 'crlEntryDetails are not Extensions', { rule: 'cmp.asn1' });
+  // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+  for (const ext of sequenceOf(fromDer(extensionsDer, 'crlEntryDetails'), 'crlEntryDetails', 1)) {
+    const c = new Cursor(sequenceOf(ext, 'crlEntryDetails.Extension', 2), 'crlEntryDetails.Extension');
+    if (readOid(c.take(), 'crlEntryDetails.extnID') !== '2.5.29.21') continue;
+    c.takeIf((n) => n.tag === 0x01);
+    const value = fromDer(readOctets(c.take(), 'reasonCode'), 'reasonCode');
+    c.end();
+    // CRLReason ::= ENUMERATED: one content octet for the reasons 0..10.
+    if (value.tag !== 0x0a || value.content.length !== 1 || value.content[0]! > 10)
+      throw new CaError('malformed', 'reasonCode is not an ENUMERATED CRLReason', { rule: 'cmp.asn1' });
+    return value.content[0]!;
   }
-  const reason = exts.extensions.find((e) => e.extnID === '2.5.29.21');
-  if (!reason) return undefined;
-  const node = fromDer(reason.extnValue.valueBlock.valueHexView, 'reasonCode');
-  const v = (node as { valueBlock?: { valueDec?: number } }).valueBlock?.valueDec;
-  if (typeof v !== 'number') throw new CaError('malformed', 'reasonCode is not an ENUMERATED', { rule: 'cmp.asn1' });
-  return v;
-}
-
-/** DER of a structure (a CertReqMsg keeps the received bytes of its certReq). */
-export function structureDer(m: { toSchema(): asn1js.AsnType }): Uint8Array {
-  return toDerBytes(m.toSchema());
+  return undefined;
 }
 
 /** DistributionPointName fullName [0] with one URI (a CRLSource dpn). */
 export function distributionPointName(url: string): Uint8Array {
-  const uri = new pkijs.GeneralName({ type: 6, value: url });
-  return toDerBytes(ctxImplicitConstructed(0, [uri.toSchema() as never]));
+  return tlv(0xa0, tlv(0x86, new Uint8Array(Buffer.from(url, 'latin1'))));
 }

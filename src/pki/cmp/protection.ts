@@ -4,12 +4,10 @@
  * Protection is computed over ProtectedPart ::= SEQUENCE { header, body } as received.
  */
 import { createHmac, randomBytes, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
-import * as pkijs from 'pkijs';
 import { CaError } from '../../core/errors.ts';
-import { readSignatureAlgorithm, signatureAlgorithmIdentifier, verifySignature, type VerifyAlgorithm } from '../algorithms.ts';
-import { encodeDer } from '../der.ts';
+import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature, type VerifyAlgorithm } from '../algorithms.ts';
 import type { SignAlg } from '../../keys/types.ts';
-import { Cursor, nodeOf, readOid, seq, oid, sequence, toDerBytes } from './asn1.ts';
+import { Cursor, fromDer, readOid, seq, oid, sequence } from './asn1.ts';
 import { deriveMacKey, type Hash, type MacKeyDerivation } from './kdf.ts';
 import { PBMParameter, Pbmac1Params, type PKIMessage } from './structures.ts';
 
@@ -62,8 +60,7 @@ function badAlg(why: string): never {
 
 /** Interprets header.protectionAlg; unknown or unacceptable algorithms fail with rule cmp.protection.alg. */
 export function describeProtection(protectionAlg: Uint8Array, maxIterations: number): Protection {
-  const node = nodeOf(protectionAlg, 'protectionAlg');
-  const c = new Cursor(sequence(node, 'protectionAlg'), 'protectionAlg');
+  const c = new Cursor(sequence(fromDer(protectionAlg, 'protectionAlg'), 'protectionAlg'), 'protectionAlg');
   const id = readOid(c.take(), 'protectionAlg.algorithm');
   const params = c.takeIf(() => true);
   c.end();
@@ -72,7 +69,7 @@ export function describeProtection(protectionAlg: Uint8Array, maxIterations: num
   };
   if (id === PROTECTION_OIDS.passwordBasedMac) {
     if (!params) badAlg('PasswordBasedMac without PBMParameter');
-    const p = PBMParameter.fromSchema(params);
+    const p = PBMParameter.read(params);
     const owf = OWF[p.owf] ?? badAlg(`PasswordBasedMac one-way function ${p.owf} is not supported (SHA-1, SHA-2)`);
     const mac = HMAC[p.mac] ?? badAlg(`PasswordBasedMac MAC algorithm ${p.mac} is not supported (HMAC-SHA1, HMAC-SHA2)`);
     checkIterations(p.iterationCount);
@@ -81,7 +78,7 @@ export function describeProtection(protectionAlg: Uint8Array, maxIterations: num
   }
   if (id === PROTECTION_OIDS.pbmac1) {
     if (!params) badAlg('PBMAC1 without parameters');
-    const p = Pbmac1Params.fromSchema(params);
+    const p = Pbmac1Params.read(params);
     const prf = HMAC[p.prf] ?? badAlg(`PBKDF2 PRF ${p.prf} is not supported (HMAC-SHA1, HMAC-SHA2)`);
     const mac = HMAC[p.messageAuthScheme] ?? badAlg(`PBMAC1 message authentication scheme ${p.messageAuthScheme} is not supported`);
     checkIterations(p.iterationCount);
@@ -90,7 +87,7 @@ export function describeProtection(protectionAlg: Uint8Array, maxIterations: num
     return { type: 'pbmac1', params: p, prf, mac, name: `PBMAC1(PBKDF2-HMAC-${prf}, HMAC-${mac}, ${p.iterationCount} iterations)` };
   }
   try {
-    const alg = readSignatureAlgorithm(new pkijs.AlgorithmIdentifier({ schema: node }), 'malformed');
+    const alg = readSignatureAlgorithm(protectionAlg, 'malformed');
     return { type: 'signature', alg, name: alg.name };
   } catch (e) {
     return badAlg(`protection algorithm ${id} is not supported: ${(e as Error).message}`);
@@ -161,11 +158,11 @@ export function setMacProtection(msg: PKIMessage, choice: MacChoice): MacProtect
   let protection: MacProtection;
   if (choice.type === 'pbm') {
     const params = new PBMParameter(salt, HASH_OIDS[choice.hash], choice.iterations, HMAC_OIDS[choice.mac]);
-    msg.header.protectionAlg = toDerBytes(seq([oid(PROTECTION_OIDS.passwordBasedMac), params.toSchema()]));
+    msg.header.protectionAlg = seq([oid(PROTECTION_OIDS.passwordBasedMac), params.toDer()]);
     protection = { type: 'pbm', params, owf: choice.hash, mac: macHash, name: 'PBM' };
   } else {
     const params = new Pbmac1Params(salt, choice.iterations, HASH_BYTES[macHash], HMAC_OIDS[choice.hash], HMAC_OIDS[macHash]);
-    msg.header.protectionAlg = toDerBytes(seq([oid(PROTECTION_OIDS.pbmac1), params.toSchema()]));
+    msg.header.protectionAlg = seq([oid(PROTECTION_OIDS.pbmac1), params.toDer()]);
     protection = { type: 'pbmac1', params, prf: choice.hash, mac: macHash, name: 'PBMAC1' };
   }
   msg.raw = undefined;
@@ -180,7 +177,7 @@ export function protectWithMac(msg: PKIMessage, secret: Uint8Array, choice: MacC
 
 /** Sets header.protectionAlg for a signature with `key` and signs; extraCerts are set by the caller. */
 export function protectWithSignature(msg: PKIMessage, key: KeyObject, alg: SignAlg): void {
-  msg.header.protectionAlg = encodeDer(signatureAlgorithmIdentifier(alg).toSchema());
+  msg.header.protectionAlg = signatureAlgorithmDer(alg);
   msg.raw = undefined;
   const hash = alg.endsWith('sha384') ? 'sha384' : alg.endsWith('sha512') ? 'sha512' : 'sha256';
   const data = msg.protectedPart();

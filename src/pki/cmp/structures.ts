@@ -1,9 +1,8 @@
 /**
- * CMP (RFC 9810) structures, one class per structure (PKI.js style): `fromSchema` reads a
- * parsed asn1js node, `toSchema` builds one. The CMP module uses EXPLICIT tags.
+ * CMP (RFC 9810) structures, one class per structure: `read` takes a DER element (asn1.ts),
+ * `toDer` writes one. The CMP module uses EXPLICIT tags.
  * Certificates, names and algorithm identifiers are kept as DER bytes.
  */
-import * as asn1js from 'asn1js';
 import { CertId, CertReqMessages, CertTemplate, AttributeTypeAndValue } from '../crmf/structures.ts';
 import {
   Cursor,
@@ -18,10 +17,12 @@ import {
   int,
   isContext,
   rawNode,
-  nullNode,
+  NULL,
+  TAG,
   octets,
   oid,
   readBitString,
+  readNull,
   readGeneralizedTime,
   readOctets,
   readOid,
@@ -32,17 +33,17 @@ import {
   seq,
   sequence,
   sequenceOf,
-  toDerBytes,
   utf8,
   type Node,
 } from './asn1.ts';
+import { tlv } from '../der.ts';
 
 /** PKIFreeText ::= SEQUENCE SIZE (1..MAX) OF UTF8String */
 const PKIFreeText = {
-  fromSchema(node: Node, what = 'PKIFreeText'): string[] {
+  read(node: Node, what = 'PKIFreeText'): string[] {
     return sequenceOf(node, what, 1).map((n) => readUtf8(n, what));
   },
-  toSchema(texts: string[]): asn1js.Sequence {
+  toDer(texts: string[]): Uint8Array {
     return seq(texts.map((t) => utf8(t)));
   },
 };
@@ -97,37 +98,43 @@ export class PKIStatusInfo {
     public statusString?: string[],
     public failInfo?: FailureInfo[],
   ) {}
-  static fromSchema(node: Node, what = 'PKIStatusInfo'): PKIStatusInfo {
+  static read(node: Node, what = 'PKIStatusInfo'): PKIStatusInfo {
     const c = new Cursor(sequence(node, what), what);
     const status = readSmallInt(c.take(), `${what}.status`, 1000);
-    const text = c.takeIf((n) => n instanceof asn1js.Sequence);
-    const fail = c.takeIf((n) => n instanceof asn1js.BitString);
+    const text = c.takeTag(TAG.SEQUENCE);
+    const fail = c.takeTag(TAG.BIT_STRING);
     c.end();
     return new PKIStatusInfo(
       status,
-      text ? PKIFreeText.fromSchema(text, `${what}.statusString`) : undefined,
-      fail ? decodeFailureBits(readBitString(fail, `${what}.failInfo`)) : undefined,
+      text ? PKIFreeText.read(text, `${what}.statusString`) : undefined,
+      fail ? decodeFailureBits(readBitString(fail, `${what}.failInfo`), `${what}.failInfo`) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [int(this.status)];
-    if (this.statusString?.length) items.push(PKIFreeText.toSchema(this.statusString));
-    if (this.failInfo?.length) items.push(encodeFailureBits(this.failInfo));
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [int(this.status)];
+    if (this.statusString?.length) items.push(PKIFreeText.toDer(this.statusString));
+    if (this.failInfo) items.push(encodeFailureBits(this.failInfo));
     return seq(items);
   }
 }
 
-function decodeFailureBits(b: { bytes: Uint8Array; unusedBits: number }): FailureInfo[] {
+const FAILURE_NAMES = Object.keys(FAILURE_BITS) as FailureInfo[];
+
+/** A DER PKIFailureInfo: trailing zero bits removed (X.690 11.2.2), only the bits RFC 9810 names. */
+function decodeFailureBits(b: { bytes: Uint8Array; unusedBits: number }, what: string): FailureInfo[] {
+  const last = b.bytes[b.bytes.length - 1];
+  if (last !== undefined && !(last & (1 << b.unusedBits))) bad(what, 'is not DER (a named BIT STRING ends with its last set bit)');
   const out: FailureInfo[] = [];
-  for (const [name, bit] of Object.entries(FAILURE_BITS)) {
-    const byte = b.bytes[bit >> 3];
-    if (byte !== undefined && byte & (0x80 >> (bit & 7))) out.push(name as FailureInfo);
+  for (let bit = 0; bit < b.bytes.length * 8 - b.unusedBits; bit++) {
+    if (!(b.bytes[bit >> 3]! & (0x80 >> (bit & 7)))) continue;
+    out.push(FAILURE_NAMES[bit] ?? bad(what, `has bit ${bit} set, which RFC 9810 does not name`));
   }
   return out;
 }
 
 /** A named BIT STRING in DER: trailing zero bits removed (X.690 11.2.2). */
-function encodeFailureBits(names: FailureInfo[]): asn1js.BitString {
+function encodeFailureBits(names: FailureInfo[]): Uint8Array {
+  if (names.length === 0) return bitString(new Uint8Array(0));
   const bits = names.map((n) => FAILURE_BITS[n]);
   const top = Math.max(...bits);
   const bytes = new Uint8Array((top >> 3) + 1);
@@ -142,14 +149,14 @@ export class InfoTypeAndValue {
     /** DER of the value; undefined when absent. */
     public infoValue?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'InfoTypeAndValue'): InfoTypeAndValue {
+  static read(node: Node, what = 'InfoTypeAndValue'): InfoTypeAndValue {
     const c = new Cursor(sequence(node, what), what);
     const type = readOid(c.take(), `${what}.infoType`);
     const value = c.takeIf(() => true);
     c.end();
     return new InfoTypeAndValue(type, value ? derOf(value) : undefined);
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq(this.infoValue ? [oid(this.infoType), rawNode(this.infoValue)] : [oid(this.infoType)]);
   }
 }
@@ -181,7 +188,7 @@ export class PKIHeader {
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) (this as Record<string, unknown>)[k] = v;
   }
 
-  static fromSchema(node: Node, what = 'PKIHeader'): PKIHeader {
+  static read(node: Node, what = 'PKIHeader'): PKIHeader {
     const c = new Cursor(sequence(node, what), what);
     const h = new PKIHeader();
     h.pvno = readSmallInt(c.take(), `${what}.pvno`, 1000);
@@ -217,10 +224,10 @@ export class PKIHeader {
           h.recipNonce = readOctets(inner, `${what}.recipNonce`);
           break;
         case 7:
-          h.freeText = PKIFreeText.fromSchema(inner, `${what}.freeText`);
+          h.freeText = PKIFreeText.read(inner, `${what}.freeText`);
           break;
         case 8:
-          h.generalInfo = sequenceOf(inner, `${what}.generalInfo`, 1).map((i) => InfoTypeAndValue.fromSchema(i, `${what}.generalInfo`));
+          h.generalInfo = sequenceOf(inner, `${what}.generalInfo`, 1).map((i) => InfoTypeAndValue.read(i, `${what}.generalInfo`));
           break;
       }
     }
@@ -228,8 +235,8 @@ export class PKIHeader {
     return h;
   }
 
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [int(this.pvno), rawNode(this.sender), rawNode(this.recipient)];
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [int(this.pvno), rawNode(this.sender), rawNode(this.recipient)];
     if (this.messageTime) items.push(ctxExplicit(0, generalizedTime(this.messageTime)));
     if (this.protectionAlg) items.push(ctxExplicit(1, rawNode(this.protectionAlg)));
     if (this.senderKID) items.push(ctxExplicit(2, octets(this.senderKID)));
@@ -237,14 +244,14 @@ export class PKIHeader {
     if (this.transactionID) items.push(ctxExplicit(4, octets(this.transactionID)));
     if (this.senderNonce) items.push(ctxExplicit(5, octets(this.senderNonce)));
     if (this.recipNonce) items.push(ctxExplicit(6, octets(this.recipNonce)));
-    if (this.freeText?.length) items.push(ctxExplicit(7, PKIFreeText.toSchema(this.freeText)));
-    if (this.generalInfo?.length) items.push(ctxExplicit(8, seq(this.generalInfo.map((i) => i.toSchema()))));
+    if (this.freeText?.length) items.push(ctxExplicit(7, PKIFreeText.toDer(this.freeText)));
+    if (this.generalInfo?.length) items.push(ctxExplicit(8, seq(this.generalInfo.map((i) => i.toDer()))));
     return seq(items);
   }
 }
 
 /** GeneralName directoryName [4] with an empty RDNSequence: the "NULL-DN" of RFC 9810. */
-export const NULL_DN: Uint8Array = toDerBytes(ctxExplicit(4, seq([])));
+export const NULL_DN: Uint8Array = ctxExplicit(4, seq([]));
 
 /** CertOrEncCert ::= CHOICE { certificate [0] CMPCertificate, encryptedCert [1] EncryptedKey }; CertifiedKeyPair ::= SEQUENCE { certOrEncCert, privateKey [0] OPTIONAL, publicationInfo [1] OPTIONAL } */
 export class CertifiedKeyPair {
@@ -256,7 +263,7 @@ export class CertifiedKeyPair {
     public privateKey?: Uint8Array,
     public publicationInfo?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'CertifiedKeyPair'): CertifiedKeyPair {
+  static read(node: Node, what = 'CertifiedKeyPair'): CertifiedKeyPair {
     const c = new Cursor(sequence(node, what), what);
     const coe = c.take();
     const pk = c.takeContext(0);
@@ -270,8 +277,8 @@ export class CertifiedKeyPair {
     if (pub) kp.publicationInfo = derOf(explicit(pub, 1, `${what}.publicationInfo`));
     return kp;
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [this.certificate ? ctxExplicit(0, rawNode(this.certificate)) : rawNode(this.certOrEncCert!)];
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [this.certificate ? ctxExplicit(0, rawNode(this.certificate)) : rawNode(this.certOrEncCert!)];
     if (this.privateKey) items.push(ctxExplicit(0, rawNode(this.privateKey)));
     if (this.publicationInfo) items.push(ctxExplicit(1, rawNode(this.publicationInfo)));
     return seq(items);
@@ -286,25 +293,25 @@ export class CertResponse {
     public certifiedKeyPair?: CertifiedKeyPair,
     public rspInfo?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'CertResponse'): CertResponse {
+  static read(node: Node, what = 'CertResponse'): CertResponse {
     const c = new Cursor(sequence(node, what), what);
     // certReqId may be -1 (RFC 9810 5.3.4, p10cr) : read as a signed number.
     const idValue = readInteger(c.take(), `${what}.certReqId`);
     if (idValue < -1n || idValue > 2n ** 31n) bad(what, 'certReqId is out of range');
-    const status = PKIStatusInfo.fromSchema(c.take(), `${what}.status`);
-    const kp = c.takeIf((n) => n instanceof asn1js.Sequence);
-    const info = c.takeIf((n) => n instanceof asn1js.OctetString);
+    const status = PKIStatusInfo.read(c.take(), `${what}.status`);
+    const kp = c.takeTag(TAG.SEQUENCE);
+    const info = c.takeTag(TAG.OCTET_STRING);
     c.end();
     return new CertResponse(
       Number(idValue),
       status,
-      kp ? CertifiedKeyPair.fromSchema(kp, `${what}.certifiedKeyPair`) : undefined,
+      kp ? CertifiedKeyPair.read(kp, `${what}.certifiedKeyPair`) : undefined,
       info ? readOctets(info, `${what}.rspInfo`) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [int(this.certReqId), this.status.toSchema()];
-    if (this.certifiedKeyPair) items.push(this.certifiedKeyPair.toSchema());
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [int(this.certReqId), this.status.toDer()];
+    if (this.certifiedKeyPair) items.push(this.certifiedKeyPair.toDer());
     if (this.rspInfo) items.push(octets(this.rspInfo));
     return seq(items);
   }
@@ -316,20 +323,20 @@ export class CertRepMessage {
     public response: CertResponse[],
     public caPubs?: Uint8Array[],
   ) {}
-  static fromSchema(node: Node, what = 'CertRepMessage'): CertRepMessage {
+  static read(node: Node, what = 'CertRepMessage'): CertRepMessage {
     const c = new Cursor(sequence(node, what), what);
     const pubs = c.takeContext(1);
     const resp = c.take();
     c.end();
     return new CertRepMessage(
-      sequenceOf(resp, `${what}.response`).map((n) => CertResponse.fromSchema(n, `${what}.response`)),
+      sequenceOf(resp, `${what}.response`).map((n) => CertResponse.read(n, `${what}.response`)),
       pubs ? sequenceOf(explicit(pubs, 1, `${what}.caPubs`), `${what}.caPubs`, 1).map(derOf) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [];
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [];
     if (this.caPubs?.length) items.push(ctxExplicit(1, seq(this.caPubs.map((c) => rawNode(c)))));
-    items.push(seq(this.response.map((r) => r.toSchema())));
+    items.push(seq(this.response.map((r) => r.toDer())));
     return seq(items);
   }
 }
@@ -341,27 +348,27 @@ export class RevDetails {
     /** DER Extensions (reasonCode, invalidityDate, ...). */
     public crlEntryDetails?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'RevDetails'): RevDetails {
+  static read(node: Node, what = 'RevDetails'): RevDetails {
     const c = new Cursor(sequence(node, what), what);
-    const details = CertTemplate.fromSchema(c.take(), `${what}.certDetails`);
+    const details = CertTemplate.read(c.take(), `${what}.certDetails`);
     const ext = c.takeIf(() => true);
     c.end();
     if (ext) sequence(ext, `${what}.crlEntryDetails`);
     return new RevDetails(details, ext ? derOf(ext) : undefined);
   }
-  toSchema(): asn1js.Sequence {
-    return seq(this.crlEntryDetails ? [this.certDetails.toSchema(), rawNode(this.crlEntryDetails)] : [this.certDetails.toSchema()]);
+  toDer(): Uint8Array {
+    return seq(this.crlEntryDetails ? [this.certDetails.toDer(), rawNode(this.crlEntryDetails)] : [this.certDetails.toDer()]);
   }
 }
 
 /** RevReqContent ::= SEQUENCE OF RevDetails */
 export class RevReqContent {
   constructor(public details: RevDetails[]) {}
-  static fromSchema(node: Node, what = 'RevReqContent'): RevReqContent {
-    return new RevReqContent(sequenceOf(node, what, 1).map((n) => RevDetails.fromSchema(n, `${what}.RevDetails`)));
+  static read(node: Node, what = 'RevReqContent'): RevReqContent {
+    return new RevReqContent(sequenceOf(node, what, 1).map((n) => RevDetails.read(n, `${what}.RevDetails`)));
   }
-  toSchema(): asn1js.Sequence {
-    return seq(this.details.map((d) => d.toSchema()));
+  toDer(): Uint8Array {
+    return seq(this.details.map((d) => d.toDer()));
   }
 }
 
@@ -372,23 +379,23 @@ export class RevRepContent {
     public revCerts?: CertId[],
     public crls?: Uint8Array[],
   ) {}
-  static fromSchema(node: Node, what = 'RevRepContent'): RevRepContent {
+  static read(node: Node, what = 'RevRepContent'): RevRepContent {
     const c = new Cursor(sequence(node, what), what);
-    const status = sequenceOf(c.take(), `${what}.status`, 1).map((n) => PKIStatusInfo.fromSchema(n, `${what}.status`));
+    const status = sequenceOf(c.take(), `${what}.status`, 1).map((n) => PKIStatusInfo.read(n, `${what}.status`));
     const rc = c.takeContext(0);
     const crls = c.takeContext(1);
     c.end();
     return new RevRepContent(
       status,
       rc
-        ? sequenceOf(explicit(rc, 0, `${what}.revCerts`), `${what}.revCerts`, 1).map((n) => CertId.fromSchema(n, `${what}.revCerts`))
+        ? sequenceOf(explicit(rc, 0, `${what}.revCerts`), `${what}.revCerts`, 1).map((n) => CertId.read(n, `${what}.revCerts`))
         : undefined,
       crls ? sequenceOf(explicit(crls, 1, `${what}.crls`), `${what}.crls`, 1).map(derOf) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [seq(this.status.map((s) => s.toSchema()))];
-    if (this.revCerts?.length) items.push(ctxExplicit(0, seq(this.revCerts.map((r) => r.toSchema()))));
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [seq(this.status.map((s) => s.toDer()))];
+    if (this.revCerts?.length) items.push(ctxExplicit(0, seq(this.revCerts.map((r) => r.toDer()))));
     if (this.crls?.length) items.push(ctxExplicit(1, seq(this.crls.map((c) => rawNode(c)))));
     return seq(items);
   }
@@ -402,24 +409,24 @@ export class CertStatus {
     public statusInfo?: PKIStatusInfo,
     public hashAlg?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'CertStatus'): CertStatus {
+  static read(node: Node, what = 'CertStatus'): CertStatus {
     const c = new Cursor(sequence(node, what), what);
     const hash = readOctets(c.take(), `${what}.certHash`);
     const idValue = readInteger(c.take(), `${what}.certReqId`);
     if (idValue < -1n || idValue > 2n ** 31n) bad(what, 'certReqId is out of range');
-    const si = c.takeIf((n) => n instanceof asn1js.Sequence);
+    const si = c.takeTag(TAG.SEQUENCE);
     const alg = c.takeContext(0);
     c.end();
     return new CertStatus(
       hash,
       Number(idValue),
-      si ? PKIStatusInfo.fromSchema(si, `${what}.statusInfo`) : undefined,
+      si ? PKIStatusInfo.read(si, `${what}.statusInfo`) : undefined,
       alg ? derOf(explicit(alg, 0, `${what}.hashAlg`)) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [octets(this.certHash), int(this.certReqId)];
-    if (this.statusInfo) items.push(this.statusInfo.toSchema());
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [octets(this.certHash), int(this.certReqId)];
+    if (this.statusInfo) items.push(this.statusInfo.toDer());
     if (this.hashAlg) items.push(ctxExplicit(0, rawNode(this.hashAlg)));
     return seq(items);
   }
@@ -428,18 +435,18 @@ export class CertStatus {
 /** CertConfirmContent ::= SEQUENCE OF CertStatus */
 export class CertConfirmContent {
   constructor(public statuses: CertStatus[]) {}
-  static fromSchema(node: Node, what = 'CertConfirmContent'): CertConfirmContent {
-    return new CertConfirmContent(sequenceOf(node, what).map((n) => CertStatus.fromSchema(n, `${what}.CertStatus`)));
+  static read(node: Node, what = 'CertConfirmContent'): CertConfirmContent {
+    return new CertConfirmContent(sequenceOf(node, what).map((n) => CertStatus.read(n, `${what}.CertStatus`)));
   }
-  toSchema(): asn1js.Sequence {
-    return seq(this.statuses.map((s) => s.toSchema()));
+  toDer(): Uint8Array {
+    return seq(this.statuses.map((s) => s.toDer()));
   }
 }
 
 /** PollReqContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER } */
 export class PollReqContent {
   constructor(public certReqIds: number[]) {}
-  static fromSchema(node: Node, what = 'PollReqContent'): PollReqContent {
+  static read(node: Node, what = 'PollReqContent'): PollReqContent {
     return new PollReqContent(
       sequenceOf(node, what, 1).map((n) => {
         const c = new Cursor(sequence(n, what), what);
@@ -449,7 +456,7 @@ export class PollReqContent {
       }),
     );
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq(this.certReqIds.map((id) => seq([int(id)])));
   }
 }
@@ -457,7 +464,7 @@ export class PollReqContent {
 /** PollRepContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER, checkAfter INTEGER, reason PKIFreeText OPTIONAL } */
 export class PollRepContent {
   constructor(public entries: Array<{ certReqId: number; checkAfter: number; reason?: string[] }>) {}
-  static fromSchema(node: Node, what = 'PollRepContent'): PollRepContent {
+  static read(node: Node, what = 'PollRepContent'): PollRepContent {
     return new PollRepContent(
       sequenceOf(node, what, 1).map((n) => {
         const c = new Cursor(sequence(n, what), what);
@@ -465,16 +472,14 @@ export class PollRepContent {
         const checkAfter = readSmallInt(c.take(), `${what}.checkAfter`);
         const reason = c.takeIf(() => true);
         c.end();
-        return reason ? { certReqId, checkAfter, reason: PKIFreeText.fromSchema(reason, `${what}.reason`) } : { certReqId, checkAfter };
+        return reason ? { certReqId, checkAfter, reason: PKIFreeText.read(reason, `${what}.reason`) } : { certReqId, checkAfter };
       }),
     );
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq(
       this.entries.map((e) =>
-        seq(
-          e.reason?.length ? [int(e.certReqId), int(e.checkAfter), PKIFreeText.toSchema(e.reason)] : [int(e.certReqId), int(e.checkAfter)],
-        ),
+        seq(e.reason?.length ? [int(e.certReqId), int(e.checkAfter), PKIFreeText.toDer(e.reason)] : [int(e.certReqId), int(e.checkAfter)]),
       ),
     );
   }
@@ -487,33 +492,33 @@ export class ErrorMsgContent {
     public errorCode?: number,
     public errorDetails?: string[],
   ) {}
-  static fromSchema(node: Node, what = 'ErrorMsgContent'): ErrorMsgContent {
+  static read(node: Node, what = 'ErrorMsgContent'): ErrorMsgContent {
     const c = new Cursor(sequence(node, what), what);
-    const si = PKIStatusInfo.fromSchema(c.take(), `${what}.pKIStatusInfo`);
-    const code = c.takeIf((n) => n instanceof asn1js.Integer);
+    const si = PKIStatusInfo.read(c.take(), `${what}.pKIStatusInfo`);
+    const code = c.takeTag(TAG.INTEGER);
     const details = c.takeIf(() => true);
     c.end();
     return new ErrorMsgContent(
       si,
       code ? Number(readInteger(code, `${what}.errorCode`)) : undefined,
-      details ? PKIFreeText.fromSchema(details, `${what}.errorDetails`) : undefined,
+      details ? PKIFreeText.read(details, `${what}.errorDetails`) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [this.pKIStatusInfo.toSchema()];
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [this.pKIStatusInfo.toDer()];
     if (this.errorCode !== undefined) items.push(int(this.errorCode));
-    if (this.errorDetails?.length) items.push(PKIFreeText.toSchema(this.errorDetails));
+    if (this.errorDetails?.length) items.push(PKIFreeText.toDer(this.errorDetails));
     return seq(items);
   }
 }
 
 /** GenMsgContent / GenRepContent ::= SEQUENCE OF InfoTypeAndValue */
 const GenContent = {
-  fromSchema(node: Node, what = 'GenMsgContent'): InfoTypeAndValue[] {
-    return sequenceOf(node, what).map((n) => InfoTypeAndValue.fromSchema(n, `${what}.InfoTypeAndValue`));
+  read(node: Node, what = 'GenMsgContent'): InfoTypeAndValue[] {
+    return sequenceOf(node, what).map((n) => InfoTypeAndValue.read(n, `${what}.InfoTypeAndValue`));
   },
-  toSchema(items: InfoTypeAndValue[]): asn1js.Sequence {
-    return seq(items.map((i) => i.toSchema()));
+  toDer(items: InfoTypeAndValue[]): Uint8Array {
+    return seq(items.map((i) => i.toDer()));
   },
 };
 
@@ -586,7 +591,7 @@ export type PKIBodyContent =
 
 /** PKIBody ::= CHOICE { ir [0] CertReqMessages, ip [1] CertRepMessage, ... pollRep [26] PollRepContent } */
 export const PKIBody = {
-  fromSchema(node: Node, what = 'PKIBody'): PKIBodyContent {
+  read(node: Node, what = 'PKIBody'): PKIBodyContent {
     const tag = contextNumber(node);
     const type = tag === undefined ? undefined : BODY_TYPES[tag];
     if (tag === undefined || !type) return bad(what, 'is not one of the PKIBody choices [0]..[26]');
@@ -596,52 +601,52 @@ export const PKIBody = {
       case 'ir':
       case 'cr':
       case 'kur':
-        return { type, content: CertReqMessages.fromSchema(inner, w) };
+        return { type, content: CertReqMessages.read(inner, w) };
       case 'ip':
       case 'cp':
       case 'kup':
-        return { type, content: CertRepMessage.fromSchema(inner, w) };
+        return { type, content: CertRepMessage.read(inner, w) };
       case 'p10cr':
         sequence(inner, w);
         return { type, content: derOf(inner) };
       case 'rr':
-        return { type, content: RevReqContent.fromSchema(inner, w) };
+        return { type, content: RevReqContent.read(inner, w) };
       case 'rp':
-        return { type, content: RevRepContent.fromSchema(inner, w) };
+        return { type, content: RevRepContent.read(inner, w) };
       case 'pkiconf':
-        if (!(inner instanceof asn1js.Null)) bad(w, 'must be NULL');
+        readNull(inner, w);
         return { type, content: null };
       case 'genm':
       case 'genp':
-        return { type, content: GenContent.fromSchema(inner, w) };
+        return { type, content: GenContent.read(inner, w) };
       case 'error':
-        return { type, content: ErrorMsgContent.fromSchema(inner, w) };
+        return { type, content: ErrorMsgContent.read(inner, w) };
       case 'certConf':
-        return { type, content: CertConfirmContent.fromSchema(inner, w) };
+        return { type, content: CertConfirmContent.read(inner, w) };
       case 'pollReq':
-        return { type, content: PollReqContent.fromSchema(inner, w) };
+        return { type, content: PollReqContent.read(inner, w) };
       case 'pollRep':
-        return { type, content: PollRepContent.fromSchema(inner, w) };
+        return { type, content: PollRepContent.read(inner, w) };
       default:
         return { type, content: derOf(inner) } as PKIBodyContent;
     }
   },
-  toSchema(body: PKIBodyContent): asn1js.Constructed {
+  toDer(body: PKIBodyContent): Uint8Array {
     const tag = BODY_TYPES.indexOf(body.type);
-    let inner: Node;
+    let inner: Uint8Array;
     switch (body.type) {
       case 'pkiconf':
-        inner = nullNode();
+        inner = NULL;
         break;
       case 'genm':
       case 'genp':
-        inner = GenContent.toSchema(body.content);
+        inner = GenContent.toDer(body.content);
         break;
       case 'p10cr':
         inner = rawNode(body.content);
         break;
       default:
-        inner = body.content instanceof Uint8Array ? rawNode(body.content) : (body.content as { toSchema(): Node }).toSchema();
+        inner = body.content instanceof Uint8Array ? rawNode(body.content) : (body.content as { toDer(): Uint8Array }).toDer();
     }
     return ctxExplicit(tag, inner);
   },
@@ -662,19 +667,20 @@ export class PKIMessage {
     public raw?: { header: Uint8Array; body: Uint8Array },
   ) {}
 
-  static fromBER(der: Uint8Array): PKIMessage {
-    return PKIMessage.fromSchema(fromDer(der, 'the PKIMessage'));
+  /** Reads a DER PKIMessage. */
+  static fromDer(der: Uint8Array): PKIMessage {
+    return PKIMessage.read(fromDer(der, 'the PKIMessage'));
   }
 
-  static fromSchema(node: Node, what = 'PKIMessage'): PKIMessage {
+  static read(node: Node, what = 'PKIMessage'): PKIMessage {
     const c = new Cursor(sequence(node, what), what);
     const headerNode = c.take();
     const bodyNode = c.take();
     const prot = c.takeContext(0);
     const extra = c.takeContext(1);
     c.end();
-    const header = PKIHeader.fromSchema(headerNode, `${what}.header`);
-    const body = PKIBody.fromSchema(bodyNode, `${what}.body`);
+    const header = PKIHeader.read(headerNode, `${what}.header`);
+    const body = PKIBody.read(bodyNode, `${what}.body`);
     let protection: Uint8Array | undefined;
     if (prot) {
       const bits = readBitString(explicit(prot, 0, `${what}.protection`), `${what}.protection`);
@@ -692,37 +698,22 @@ export class PKIMessage {
 
   /** DER of ProtectedPart ::= SEQUENCE { header PKIHeader, body PKIBody } (received bytes when parsed). */
   protectedPart(): Uint8Array {
-    const header = this.raw?.header ?? toDerBytes(this.header.toSchema());
-    const body = this.raw?.body ?? toDerBytes(PKIBody.toSchema(this.body));
-    // Concatenated as received: re-encoding through asn1js would normalize a tampered length
-    // byte and let a modified message verify.
-    const content = new Uint8Array(header.length + body.length);
-    content.set(header, 0);
-    content.set(body, header.length);
-    return new Uint8Array([0x30, ...derLength(content.length), ...content]);
+    const header = this.raw?.header ?? this.header.toDer();
+    const body = this.raw?.body ?? PKIBody.toDer(this.body);
+    // Concatenated as received: re-encoding would normalize a tampered length byte and let a
+    // modified message verify.
+    return tlv(TAG.SEQUENCE, header, body);
   }
 
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [
-      this.raw ? rawNode(this.raw.header) : this.header.toSchema(),
-      this.raw ? rawNode(this.raw.body) : PKIBody.toSchema(this.body),
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [
+      this.raw ? rawNode(this.raw.header) : this.header.toDer(),
+      this.raw ? rawNode(this.raw.body) : PKIBody.toDer(this.body),
     ];
     if (this.protection) items.push(ctxExplicit(0, bitString(this.protection)));
     if (this.extraCerts?.length) items.push(ctxExplicit(1, seq(this.extraCerts.map((c) => rawNode(c)))));
     return seq(items);
   }
-
-  toBER(): Uint8Array {
-    return toDerBytes(this.toSchema());
-  }
-}
-
-/** A DER definite length. */
-function derLength(n: number): number[] {
-  if (n < 0x80) return [n];
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return [0x80 | bytes.length, ...bytes];
 }
 
 /** PBMParameter ::= SEQUENCE { salt OCTET STRING, owf AlgorithmIdentifier, iterationCount INTEGER, mac AlgorithmIdentifier } */
@@ -733,7 +724,7 @@ export class PBMParameter {
     public iterationCount: number,
     public mac: string,
   ) {}
-  static fromSchema(node: Node, what = 'PBMParameter'): PBMParameter {
+  static read(node: Node, what = 'PBMParameter'): PBMParameter {
     const c = new Cursor(sequence(node, what), what);
     const salt = readOctets(c.take(), `${what}.salt`);
     const owf = algorithmOid(c.take(), `${what}.owf`);
@@ -742,7 +733,7 @@ export class PBMParameter {
     c.end();
     return new PBMParameter(salt, owf, iter, mac);
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq([octets(this.salt), seq([oid(this.owf)]), int(this.iterationCount), seq([oid(this.mac)])]);
   }
 }
@@ -753,7 +744,7 @@ function algorithmOid(node: Node, what: string): string {
   const id = readOid(c.take(), `${what}.algorithm`);
   const params = c.takeIf(() => true);
   c.end();
-  if (params && !(params instanceof asn1js.Null)) bad(what, `algorithm ${id} has unexpected parameters`);
+  if (params && (params.tag !== TAG.NULL || params.content.length > 0)) bad(what, `algorithm ${id} has unexpected parameters`);
   return id;
 }
 
@@ -771,7 +762,7 @@ export class Pbmac1Params {
     /** The message authentication scheme OID (hmacWithSHA256, ...). */
     public messageAuthScheme: string,
   ) {}
-  static fromSchema(node: Node, what = 'PBMAC1-params'): Pbmac1Params {
+  static read(node: Node, what = 'PBMAC1-params'): Pbmac1Params {
     const c = new Cursor(sequence(node, what), what);
     const kdf = new Cursor(sequence(c.take(), `${what}.keyDerivationFunc`), `${what}.keyDerivationFunc`);
     const kdfOid = readOid(kdf.take(), `${what}.keyDerivationFunc.algorithm`);
@@ -780,7 +771,7 @@ export class Pbmac1Params {
     kdf.end();
     const salt = readOctets(p.take(), 'PBKDF2-params.salt (only "specified" is supported)');
     const iter = readSmallInt(p.take(), 'PBKDF2-params.iterationCount');
-    const kl = p.takeIf((n) => n instanceof asn1js.Integer);
+    const kl = p.takeTag(TAG.INTEGER);
     const prf = p.takeIf(() => true);
     p.end();
     const mac = algorithmOid(c.take(), `${what}.messageAuthScheme`);
@@ -793,11 +784,11 @@ export class Pbmac1Params {
       mac,
     );
   }
-  toSchema(): asn1js.Sequence {
-    const pbkdf2: Node[] = [octets(this.salt), int(this.iterationCount)];
+  toDer(): Uint8Array {
+    const pbkdf2: Uint8Array[] = [octets(this.salt), int(this.iterationCount)];
     if (this.keyLength !== undefined) pbkdf2.push(int(this.keyLength));
-    pbkdf2.push(seq([oid(this.prf), nullNode()]));
-    return seq([seq([oid(PBKDF2_OID), seq(pbkdf2)]), seq([oid(this.messageAuthScheme), nullNode()])]);
+    pbkdf2.push(seq([oid(this.prf), NULL]));
+    return seq([seq([oid(PBKDF2_OID), seq(pbkdf2)]), seq([oid(this.messageAuthScheme), NULL])]);
   }
 }
 
@@ -811,7 +802,7 @@ export class RootCaKeyUpdateContent {
     public newWithOld?: Uint8Array,
     public oldWithNew?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'RootCaKeyUpdateContent'): RootCaKeyUpdateContent {
+  static read(node: Node, what = 'RootCaKeyUpdateContent'): RootCaKeyUpdateContent {
     const c = new Cursor(sequence(node, what), what);
     const nn = derOf(c.take());
     const no = c.takeContext(0);
@@ -819,8 +810,8 @@ export class RootCaKeyUpdateContent {
     c.end();
     return new RootCaKeyUpdateContent(nn, no ? derOf(explicit(no, 0, what)) : undefined, on ? derOf(explicit(on, 1, what)) : undefined);
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [rawNode(this.newWithNew)];
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [rawNode(this.newWithNew)];
     if (this.newWithOld) items.push(ctxExplicit(0, rawNode(this.newWithOld)));
     if (this.oldWithNew) items.push(ctxExplicit(1, rawNode(this.oldWithNew)));
     return seq(items);
@@ -833,20 +824,18 @@ export class CertReqTemplateContent {
     public certTemplate: CertTemplate,
     public keySpec?: AttributeTypeAndValue[],
   ) {}
-  static fromSchema(node: Node, what = 'CertReqTemplateContent'): CertReqTemplateContent {
+  static read(node: Node, what = 'CertReqTemplateContent'): CertReqTemplateContent {
     const c = new Cursor(sequence(node, what), what);
-    const t = CertTemplate.fromSchema(c.take(), `${what}.certTemplate`);
+    const t = CertTemplate.read(c.take(), `${what}.certTemplate`);
     const ks = c.takeIf(() => true);
     c.end();
     return new CertReqTemplateContent(
       t,
-      ks ? sequenceOf(ks, `${what}.keySpec`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.keySpec`)) : undefined,
+      ks ? sequenceOf(ks, `${what}.keySpec`, 1).map((n) => AttributeTypeAndValue.read(n, `${what}.keySpec`)) : undefined,
     );
   }
-  toSchema(): asn1js.Sequence {
-    return seq(
-      this.keySpec?.length ? [this.certTemplate.toSchema(), seq(this.keySpec.map((k) => k.toSchema()))] : [this.certTemplate.toSchema()],
-    );
+  toDer(): Uint8Array {
+    return seq(this.keySpec?.length ? [this.certTemplate.toDer(), seq(this.keySpec.map((k) => k.toDer()))] : [this.certTemplate.toDer()]);
   }
 }
 
@@ -859,7 +848,7 @@ export class CRLStatus {
     public source: { dpn?: Uint8Array; issuer?: Uint8Array },
     public thisUpdate?: Date,
   ) {}
-  static fromSchema(node: Node, what = 'CRLStatus'): CRLStatus {
+  static read(node: Node, what = 'CRLStatus'): CRLStatus {
     const c = new Cursor(sequence(node, what), what);
     const src = c.take();
     const tu = c.takeIf(() => true);
@@ -871,7 +860,7 @@ export class CRLStatus {
         : bad(what, 'source is neither dpn [0] nor issuer [1]');
     return new CRLStatus(source, tu ? readTime(tu, `${what}.thisUpdate`) : undefined);
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     const src = this.source.dpn ? ctxExplicit(0, rawNode(this.source.dpn)) : ctxExplicit(1, rawNode(this.source.issuer!));
     return seq(this.thisUpdate ? [src, generalizedTime(this.thisUpdate)] : [src]);
   }

@@ -7,7 +7,7 @@
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm, verifySignature } from '../algorithms.ts';
 import { readRequestedExtensions, type ParsedCsr, type RequestedExtensions } from '../csr.ts';
-import { derElement, encodeDer } from '../der.ts';
+import { derElement } from '../der.ts';
 import { readName, type RdnAttr } from '../names.ts';
 import { describePublicKey } from '../publickey.ts';
 import { emptySans } from '../san.ts';
@@ -73,12 +73,12 @@ export function readCertReqMsg(msg: CertReqMsg, opts: { allowRaVerified: boolean
   let oldCertId: CrmfRequest['oldCertId'];
   for (const c of msg.certReq.controls ?? []) {
     if (c.type === OLD_CERT_ID_OID) {
-      const id = CertId.fromSchema(fromDer(c.value, 'oldCertID'), 'oldCertID');
+      const id = CertId.read(fromDer(c.value, 'oldCertID'), 'oldCertID');
       oldCertId = { issuer: id.issuer, serialHex: serialToHex(id.serialNumber) };
     }
   }
   const csr: ParsedCsr = {
-    der: msg.certReqDer ?? encodeDer(msg.certReq.toSchema()),
+    der: msg.certReqDer ?? msg.certReq.toDer(),
     subject,
     spki: t.publicKey,
     key,
@@ -105,7 +105,7 @@ function checkPop(msg: CertReqMsg, spki: Uint8Array, opts: { allowRaVerified: bo
   } catch (e) {
     return badPop(`algorithm is not accepted: ${(e as Error).message}`);
   }
-  const data = msg.certReqDer ?? encodeDer(msg.certReq.toSchema());
+  const data = msg.certReqDer ?? msg.certReq.toDer();
   if (!verifySignature(spki, alg, data, sig.signature)) badPop(`signature (${alg.name}) does not verify with the requested public key`);
   return 'signature';
 }
@@ -115,7 +115,7 @@ function checkPop(msg: CertReqMsg, spki: Uint8Array, opts: { allowRaVerified: bo
  * checks as the front end (raVerified was authorized there).
  */
 export function parseCrmfRequest(der: Uint8Array): ParsedCsr {
-  const msg = CertReqMsg.fromSchema(fromDer(der, 'the CertReqMsg'));
+  const msg = CertReqMsg.read(fromDer(der, 'the CertReqMsg'));
   return readCertReqMsg(msg, { allowRaVerified: true }).csr;
 }
 

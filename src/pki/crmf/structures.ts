@@ -1,9 +1,9 @@
 /**
- * CRMF (RFC 4211) structures, one class per structure (PKI.js style): `fromSchema` reads
- * a parsed asn1js node, `toSchema` builds one. The module uses IMPLICIT tags, except
+ * CRMF (RFC 4211) structures, one class per structure: `read` takes a DER element (asn1.ts),
+ * `toDer` writes one. The module uses IMPLICIT tags, except
  * where the tagged type is a CHOICE (Name, Time, POPOPrivKey), which is tagged explicitly.
  */
-import type * as asn1js from 'asn1js';
+import { integerFromSigned, signedFromInteger } from '../integer.ts';
 import {
   Cursor,
   bad,
@@ -14,12 +14,13 @@ import {
   ctxImplicitPrimitive,
   derOf,
   explicit,
+  implicitAsSequence,
+  integerContent,
+  implicitFromSequence,
   implicitPrimitive,
   implicitSequence,
   int,
   intBytes,
-  integerFromBytes,
-  nodeOf,
   rawNode,
   oid,
   readBitString,
@@ -30,9 +31,7 @@ import {
   generalizedTime,
   seq,
   sequence,
-  sequenceItems,
   sequenceOf,
-  universalSequenceDer,
   type Node,
 } from '../cmp/asn1.ts';
 
@@ -43,14 +42,14 @@ export class AttributeTypeAndValue {
     /** DER of the value. */
     public value: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'AttributeTypeAndValue'): AttributeTypeAndValue {
+  static read(node: Node, what = 'AttributeTypeAndValue'): AttributeTypeAndValue {
     const c = new Cursor(sequence(node, what), what);
     const type = readOid(c.take(), `${what}.type`);
     const value = derOf(c.take());
     c.end();
     return new AttributeTypeAndValue(type, value);
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq([oid(this.type), rawNode(this.value)]);
   }
 }
@@ -71,8 +70,8 @@ export class OptionalValidity {
       na ? readTime(explicit(na, 1, `${what}.notAfter`), `${what}.notAfter`) : undefined,
     );
   }
-  items(): Node[] {
-    const out: Node[] = [];
+  items(): Uint8Array[] {
+    const out: Uint8Array[] = [];
     if (this.notBefore) out.push(ctxExplicit(0, generalizedTime(this.notBefore)));
     if (this.notAfter) out.push(ctxExplicit(1, generalizedTime(this.notAfter)));
     return out;
@@ -104,7 +103,7 @@ export class CertTemplate {
     Object.assign(this, fields);
   }
 
-  static fromSchema(node: Node, what = 'CertTemplate'): CertTemplate {
+  static read(node: Node, what = 'CertTemplate'): CertTemplate {
     return CertTemplate.fromItems(sequence(node, what), what);
   }
 
@@ -120,13 +119,13 @@ export class CertTemplate {
       const f = `${what}[${n}]`;
       switch (n) {
         case 0:
-          t.version = Number(integerFromBytes(implicitPrimitive(item, 0, `${what}.version`)));
+          t.version = Number(signedFromInteger(integerContent(implicitPrimitive(item, 0, `${what}.version`), `${what}.version`)));
           break;
         case 1:
           t.serialNumber = implicitPrimitive(item, 1, `${what}.serialNumber`);
           break;
         case 2:
-          t.signingAlg = universalSequenceDer(implicitSequence(item, 2, `${what}.signingAlg`));
+          t.signingAlg = implicitAsSequence(item, 2, `${what}.signingAlg`);
           break;
         case 3:
           t.issuer = derOf(explicit(item, 3, `${what}.issuer`));
@@ -138,7 +137,7 @@ export class CertTemplate {
           t.subject = derOf(explicit(item, 5, `${what}.subject`));
           break;
         case 6:
-          t.publicKey = universalSequenceDer(implicitSequence(item, 6, `${what}.publicKey`));
+          t.publicKey = implicitAsSequence(item, 6, `${what}.publicKey`);
           break;
         case 7:
           t.issuerUID = implicitPrimitive(item, 7, f);
@@ -147,29 +146,29 @@ export class CertTemplate {
           t.subjectUID = implicitPrimitive(item, 8, f);
           break;
         case 9:
-          t.extensions = universalSequenceDer(implicitSequence(item, 9, `${what}.extensions`));
+          t.extensions = implicitAsSequence(item, 9, `${what}.extensions`);
           break;
       }
     }
     return t;
   }
 
-  items(): Node[] {
-    const out: Node[] = [];
-    if (this.version !== undefined) out.push(ctxImplicitPrimitive(0, int(this.version).valueBlock.valueHexView));
+  items(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.version !== undefined) out.push(ctxImplicitPrimitive(0, integerFromSigned(BigInt(this.version))));
     if (this.serialNumber) out.push(ctxImplicitPrimitive(1, this.serialNumber));
-    if (this.signingAlg) out.push(ctxImplicitConstructed(2, sequenceItems(this.signingAlg, 'signingAlg')));
+    if (this.signingAlg) out.push(implicitFromSequence(2, this.signingAlg, 'signingAlg'));
     if (this.issuer) out.push(ctxExplicit(3, rawNode(this.issuer)));
     if (this.validity) out.push(ctxImplicitConstructed(4, this.validity.items()));
     if (this.subject) out.push(ctxExplicit(5, rawNode(this.subject)));
-    if (this.publicKey) out.push(ctxImplicitConstructed(6, sequenceItems(this.publicKey, 'publicKey')));
+    if (this.publicKey) out.push(implicitFromSequence(6, this.publicKey, 'publicKey'));
     if (this.issuerUID) out.push(ctxImplicitPrimitive(7, this.issuerUID));
     if (this.subjectUID) out.push(ctxImplicitPrimitive(8, this.subjectUID));
-    if (this.extensions) out.push(ctxImplicitConstructed(9, sequenceItems(this.extensions, 'extensions')));
+    if (this.extensions) out.push(implicitFromSequence(9, this.extensions, 'extensions'));
     return out;
   }
 
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq(this.items());
   }
 }
@@ -182,14 +181,14 @@ export class CertId {
     /** Content octets of the serial INTEGER. */
     public serialNumber: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'CertId'): CertId {
+  static read(node: Node, what = 'CertId'): CertId {
     const c = new Cursor(sequence(node, what), what);
     const issuer = derOf(c.take());
     const serial = readIntegerBytes(c.take(), `${what}.serialNumber`);
     c.end();
     return new CertId(issuer, serial);
   }
-  toSchema(): asn1js.Sequence {
+  toDer(): Uint8Array {
     return seq([rawNode(this.issuer), intBytes(this.serialNumber)]);
   }
 }
@@ -201,20 +200,20 @@ export class CertRequest {
     public certTemplate: CertTemplate,
     public controls?: AttributeTypeAndValue[],
   ) {}
-  static fromSchema(node: Node, what = 'CertRequest'): CertRequest {
+  static read(node: Node, what = 'CertRequest'): CertRequest {
     const c = new Cursor(sequence(node, what), what);
     const id = readSmallInt(c.take(), `${what}.certReqId`);
-    const template = CertTemplate.fromSchema(c.take(), `${what}.certTemplate`);
+    const template = CertTemplate.read(c.take(), `${what}.certTemplate`);
     const controlsNode = c.takeIf(() => true);
     c.end();
     const controls = controlsNode
-      ? sequenceOf(controlsNode, `${what}.controls`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.controls`))
+      ? sequenceOf(controlsNode, `${what}.controls`, 1).map((n) => AttributeTypeAndValue.read(n, `${what}.controls`))
       : undefined;
     return new CertRequest(id, template, controls);
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [int(this.certReqId), this.certTemplate.toSchema()];
-    if (this.controls) items.push(seq(this.controls.map((c) => c.toSchema())));
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [int(this.certReqId), this.certTemplate.toDer()];
+    if (this.controls) items.push(seq(this.controls.map((c) => c.toDer())));
     return seq(items);
   }
 }
@@ -233,15 +232,16 @@ export class POPOSigningKey {
   static fromItems(items: Node[], what = 'POPOSigningKey'): POPOSigningKey {
     const c = new Cursor(items, what);
     const input = c.takeContext(0);
-    const alg = derOf(c.take());
-    sequence(nodeOf(alg), `${what}.algorithmIdentifier`);
+    const algNode = c.take();
+    sequence(algNode, `${what}.algorithmIdentifier`);
+    const alg = derOf(algNode);
     const sig = readBitString(c.take(), `${what}.signature`);
     c.end();
     if (sig.unusedBits !== 0) bad(what, 'the signature BIT STRING has unused bits');
     return new POPOSigningKey(alg, sig.bytes, input ? derOf(input) : undefined);
   }
-  items(): Node[] {
-    const out: Node[] = [];
+  items(): Uint8Array[] {
+    const out: Uint8Array[] = [];
     if (this.poposkInput) out.push(rawNode(this.poposkInput));
     out.push(rawNode(this.algorithmIdentifier), bitString(this.signature));
     return out;
@@ -261,7 +261,7 @@ export class ProofOfPossession {
     /** DER of the POPOPrivKey for keyEncipherment / keyAgreement, kept as received. */
     public privKey?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'ProofOfPossession'): ProofOfPossession {
+  static read(node: Node, what = 'ProofOfPossession'): ProofOfPossession {
     switch (contextNumber(node)) {
       case 0:
         if (implicitPrimitive(node, 0, `${what}.raVerified`).length !== 0) bad(what, 'raVerified must be NULL');
@@ -279,7 +279,7 @@ export class ProofOfPossession {
         return bad(what, 'is not one of raVerified [0], signature [1], keyEncipherment [2], keyAgreement [3]');
     }
   }
-  toSchema(): Node {
+  toDer(): Uint8Array {
     switch (this.type) {
       case 'raVerified':
         return ctxImplicitPrimitive(0, new Uint8Array(0));
@@ -302,23 +302,23 @@ export class CertReqMsg {
     /** DER of certReq as received: what a POP signature covers. */
     public certReqDer?: Uint8Array,
   ) {}
-  static fromSchema(node: Node, what = 'CertReqMsg'): CertReqMsg {
+  static read(node: Node, what = 'CertReqMsg'): CertReqMsg {
     const c = new Cursor(sequence(node, what), what);
     const reqNode = c.take();
-    const certReq = CertRequest.fromSchema(reqNode, `${what}.certReq`);
+    const certReq = CertRequest.read(reqNode, `${what}.certReq`);
     const popNode = c.takeIf((n) => contextNumber(n) !== undefined);
     const regNode = c.takeIf(() => true);
     c.end();
-    const popo = popNode ? ProofOfPossession.fromSchema(popNode, `${what}.popo`) : undefined;
+    const popo = popNode ? ProofOfPossession.read(popNode, `${what}.popo`) : undefined;
     const regInfo = regNode
-      ? sequenceOf(regNode, `${what}.regInfo`, 1).map((n) => AttributeTypeAndValue.fromSchema(n, `${what}.regInfo`))
+      ? sequenceOf(regNode, `${what}.regInfo`, 1).map((n) => AttributeTypeAndValue.read(n, `${what}.regInfo`))
       : undefined;
     return new CertReqMsg(certReq, popo, regInfo, derOf(reqNode));
   }
-  toSchema(): asn1js.Sequence {
-    const items: Node[] = [this.certReqDer ? rawNode(this.certReqDer) : this.certReq.toSchema()];
-    if (this.popo) items.push(this.popo.toSchema());
-    if (this.regInfo) items.push(seq(this.regInfo.map((r) => r.toSchema())));
+  toDer(): Uint8Array {
+    const items: Uint8Array[] = [this.certReqDer ? rawNode(this.certReqDer) : this.certReq.toDer()];
+    if (this.popo) items.push(this.popo.toDer());
+    if (this.regInfo) items.push(seq(this.regInfo.map((r) => r.toDer())));
     return seq(items);
   }
 }
@@ -326,10 +326,10 @@ export class CertReqMsg {
 /** CertReqMessages ::= SEQUENCE SIZE (1..MAX) OF CertReqMsg */
 export class CertReqMessages {
   constructor(public messages: CertReqMsg[]) {}
-  static fromSchema(node: Node, what = 'CertReqMessages'): CertReqMessages {
-    return new CertReqMessages(sequenceOf(node, what, 1).map((n) => CertReqMsg.fromSchema(n, `${what}.CertReqMsg`)));
+  static read(node: Node, what = 'CertReqMessages'): CertReqMessages {
+    return new CertReqMessages(sequenceOf(node, what, 1).map((n) => CertReqMsg.read(n, `${what}.CertReqMsg`)));
   }
-  toSchema(): asn1js.Sequence {
-    return seq(this.messages.map((m) => m.toSchema()));
+  toDer(): Uint8Array {
+    return seq(this.messages.map((m) => m.toDer()));
   }
 }
