@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { CaError } from '../../core/errors.ts';
 import { readSignatureAlgorithm } from '../algorithms.ts';
 import { derElement, sequenceElements, tlv } from '../der.ts';
+import { signedFromInteger } from '../integer.ts';
 import { OID } from '../oids.ts';
 import {
   Cursor,
@@ -21,6 +22,7 @@ import {
   sequenceOf,
   fromDer,
   derOf,
+  integerContent,
   generalizedTime,
 } from './asn1.ts';
 export { fromDer } from './asn1.ts';
@@ -158,10 +160,10 @@ export function crlEntryReasonCode(extensionsDer: Uint8Array | undefined): numbe
     c.takeIf((n) => n.tag === 0x01);
     const value = fromDer(readOctets(c.take(), 'reasonCode'), 'reasonCode');
     c.end();
-    // CRLReason ::= ENUMERATED: one content octet for the reasons 0..10.
-    if (value.tag !== 0x0a || value.content.length !== 1 || value.content[0]! > 10)
-      throw new CaError('malformed', 'reasonCode is not an ENUMERATED CRLReason', { rule: 'cmp.asn1' });
-    return value.content[0]!;
+    // CRLReason ::= ENUMERATED; which reasons are accepted is the caller's policy.
+    if (value.tag !== 0x0a) throw new CaError('malformed', 'reasonCode is not an ENUMERATED', { rule: 'cmp.asn1' });
+    const code = signedFromInteger(integerContent(value.content, 'reasonCode'));
+    return Number(code);
   }
   return undefined;
 }

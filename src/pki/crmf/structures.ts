@@ -1,7 +1,7 @@
 /**
  * CRMF (RFC 4211) structures, one class per structure: `read` takes a DER element (asn1.ts),
- * `toDer` writes one. The module uses IMPLICIT tags, except
- * where the tagged type is a CHOICE (Name, Time, POPOPrivKey), which is tagged explicitly.
+ * `toDer` writes one. The module uses IMPLICIT tags, except where the tagged type is a
+ * CHOICE (Name, Time, POPOPrivKey), which is tagged explicitly.
  */
 import { integerFromSigned, signedFromInteger } from '../integer.ts';
 import {
