@@ -10,6 +10,7 @@ import { CaError, type ErrorKind } from '../core/errors.ts';
 import type { KeyAlg, SignAlg } from '../keys/types.ts';
 import { derChildren, derElement, derOid, parseDer, wrapAsn1 } from './der.ts';
 import { OID } from './oids.ts';
+import { publicKeyJwk } from './publickey.ts';
 
 export type HashName = 'sha256' | 'sha384' | 'sha512';
 
@@ -229,7 +230,8 @@ function publicKeyOf(spki: Uint8Array): KeyObject {
   let key = publicKeys.get(id);
   if (!key) {
     if (publicKeys.size >= 256) publicKeys.clear();
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    const jwk = publicKeyJwk(spki);
+    key = jwk ? createPublicKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
     publicKeys.set(id, key);
   }
   return key;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt, sign as nodeSign } from 'node:crypto';
+import { createPublicKey, randomInt, sign as nodeSign } from 'node:crypto';
 import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError } from '../../src/core/errors.ts';
@@ -32,10 +32,11 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { readSignatureAlgorithm, signatureAlgorithmDer, signatureAlgorithmIdentifier, verifySignature } from '../../src/pki/algorithms.ts';
 import { encodeKeyUsage, readExtensions } from '../../src/pki/extensions.ts';
-import { bitString, encodeDer, parseDer, sequenceElements, tlv } from '../../src/pki/der.ts';
+import { bitString, derElement, encodeDer, oidDer, parseDer, sequenceElements, tlv } from '../../src/pki/der.ts';
 import { decodeGeneralNames, emptySans } from '../../src/pki/san.ts';
 import { attrsFromRdns, type RdnAttr } from '../../src/pki/names.ts';
 import { OID } from '../../src/pki/oids.ts';
+import { publicKeyJwk } from '../../src/pki/publickey.ts';
 import { encodeNameConstraints } from '../../src/pki/name-constraints.ts';
 import { MemoryKeyStore } from '../helpers/memory-keystore.ts';
 import { keyFile, makeCsr, openssl, tmpFile, x509Text } from '../helpers/openssl.ts';
@@ -1088,3 +1089,64 @@ function dirNameConfig(): string {
   writeFileSync(file, '[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=inner\nO=org\n');
   return file;
 }
+
+describe('public keys imported through a JWK (publicKeyJwk)', () => {
+  const spkiOf = (k: ReturnType<typeof generateKeyPairSync>['publicKey']) => new Uint8Array(k.export({ type: 'spki', format: 'der' }));
+  const keys = [
+    generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    generateKeyPairSync('rsa', { modulusLength: 2047, publicExponent: 3 }),
+    generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+    generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+    generateKeyPairSync('ec', { namedCurve: 'P-521' }),
+    generateKeyPairSync('ed25519'),
+    generateKeyPairSync('ed448'),
+  ];
+
+  it('gives the same key as the DER, for every kind of key certflow takes', () => {
+    for (const { publicKey, privateKey } of keys) {
+      const spki = spkiOf(publicKey);
+      const jwk = publicKeyJwk(spki);
+      assert.ok(jwk, publicKey.asymmetricKeyType);
+      assert.deepEqual(
+        Buffer.from(createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' })),
+        Buffer.from(spki),
+      );
+      const type = publicKey.asymmetricKeyType!;
+      const hash = type === 'ed25519' || type === 'ed448' ? null : 'sha256';
+      const signature = nodeSign(hash, Buffer.from('data'), privateKey);
+      const algDer =
+        type === 'rsa'
+          ? signatureAlgorithmDer('rsa-pkcs1-sha256')
+          : type === 'ec'
+            ? signatureAlgorithmDer('ecdsa-sha256')
+            : tlv(0x30, oidDer(type === 'ed25519' ? OID.ed25519 : OID.ed448));
+      assert.equal(verifySignature(spki, readSignatureAlgorithm(algDer, 'malformed'), Buffer.from('data'), signature), true, type);
+    }
+  });
+
+  it('leaves to the DER what a JWK cannot say exactly: PSS keys, compressed points, non-DER integers, junk', () => {
+    // An RSA key labelled id-RSASSA-PSS.
+    const rsaSpki = spkiOf(keys[0]!.publicKey);
+    const pss = tlv(0x30, tlv(0x30, oidDer(OID.rsassaPss)), sequenceElements(rsaSpki, 'spki')[1]!);
+    assert.equal(createPublicKey({ key: Buffer.from(pss), format: 'der', type: 'spki' }).asymmetricKeyType, 'rsa-pss');
+    assert.equal(publicKeyJwk(pss), undefined);
+    const ec = keys[2]!.publicKey;
+    const compressed = new Uint8Array(
+      Buffer.concat([
+        Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'),
+        Buffer.from(ec.export({ format: 'jwk' }).x!, 'base64url'),
+      ]),
+    );
+    compressed[compressed.length - 33] = 0x02;
+    assert.equal(publicKeyJwk(compressed), undefined);
+    // RSAPublicKey with a modulus INTEGER padded by a zero octet too many.
+    const rsa = spkiOf(keys[0]!.publicKey);
+    const bits = derElement(sequenceElements(rsa, 'spki')[1]!, 'bits', 'internal').content.subarray(1);
+    const [n, e] = sequenceElements(bits, 'rsa');
+    const padded = tlv(0x02, Uint8Array.of(0), derElement(n!, 'n', 'internal').content);
+    const badRsa = tlv(0x30, sequenceElements(rsa, 'spki')[0]!, bitString(tlv(0x30, padded, e!)));
+    assert.equal(publicKeyJwk(badRsa), undefined);
+    assert.equal(publicKeyJwk(Uint8Array.of(0x30, 0)), undefined);
+    assert.equal(publicKeyJwk(new Uint8Array(0)), undefined);
+  });
+});
