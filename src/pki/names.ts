@@ -16,7 +16,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CaError, type ErrorKind } from '../core/errors.ts';
 import { SUBJECT_ATTRS } from '../config/profiles.ts';
-import { derChildren, derOid, encodeDer, toHex, type DerElement } from './der.ts';
+import { derChildren, derOid, encodeDer, oidDer, tlv, toHex, type DerElement } from './der.ts';
 
 export type RdnAttr = { type: string /* OID */; short?: string; value: string };
 
@@ -195,40 +195,30 @@ function escapeDnValue(v: string): string {
 const PRINTABLE_RE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 // eslint-disable-next-line no-control-regex -- IA5String is the whole 7-bit range, controls included
 const IA5_RE = /^[\x00-\x7f]*$/;
+const LONE_SURROGATE_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** ASN.1 string type per attribute: PrintableString for C and serialNumber (RFC 5280), IA5String
  *  for emailAddress and DC (their PKCS#9 / RFC 4519 syntax), UTF8String for everything else. */
-function attributeValue(a: RdnAttr): pkijs.AttributeValueType {
+function attributeValue(a: RdnAttr): Uint8Array {
   const short = attrShortName(a.type);
   const bad = (syntax: string): never => {
     throw new CaError('malformed', `subject attribute ${short ?? a.type}="${a.value}" is not a valid ${syntax}`, { rule: 'dn.value' });
   };
   if (short === 'C' || short === 'serialNumber') {
     if (!PRINTABLE_RE.test(a.value)) bad('PrintableString');
-    return new asn1js.PrintableString({ value: a.value });
+    return tlv(0x13, Buffer.from(a.value, 'latin1'));
   }
   if (short === 'emailAddress' || short === 'DC') {
     if (!IA5_RE.test(a.value)) bad('IA5String (ASCII)');
-    return new asn1js.IA5String({ value: a.value });
+    return tlv(0x16, Buffer.from(a.value, 'latin1'));
   }
-  return new asn1js.Utf8String({ value: a.value });
+  if (LONE_SURROGATE_RE.test(a.value)) bad('UTF8String (it has a lone surrogate)');
+  return tlv(0x0c, Buffer.from(a.value, 'utf8'));
 }
 
-/**
- * DER Name, one attribute per RDN, in array order. Built with asn1js because
- * pkijs.RelativeDistinguishedNames, when built from scratch, puts every attribute into a
- * single SET, i.e. one multi-valued RDN.
- */
+/** DER Name, one attribute per RDN, in array order, from DER pieces (der.ts). */
 export function encodeName(attrs: readonly RdnAttr[]): Uint8Array {
-  return encodeDer(nameSchema(attrs));
-}
-
-function nameSchema(attrs: readonly RdnAttr[]): asn1js.Sequence {
-  return new asn1js.Sequence({
-    value: attrs.map(
-      (a) => new asn1js.Set({ value: [new pkijs.AttributeTypeAndValue({ type: a.type, value: attributeValue(a) }).toSchema()] }),
-    ),
-  });
+  return tlv(0x30, ...attrs.map((a) => tlv(0x31, tlv(0x30, oidDer(a.type), attributeValue(a)))));
 }
 
 /** Attributes of a parsed Name (pkijs flattens multi-valued RDNs for us). */

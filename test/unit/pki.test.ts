@@ -179,6 +179,37 @@ describe('distinguished names', () => {
     assert.equal(hex(encodeName(parseDn('CN=foo,O=bär,C=US,serialNumber=1234,emailAddress=a@b.c'))), hex(opensslSubject));
     assert.equal(hex(encodeName([])), '3000');
     throwsCa(() => encodeName(parseDn('C=U@')), 'malformed', /PrintableString/, 'dn.value');
+    throwsCa(() => encodeName([{ type: '2.5.4.3', value: 'a\uD800b' }]), 'malformed', /lone surrogate/, 'dn.value');
+  });
+
+  it('encodes names on their bytes as pkijs and asn1js did, long values and many attributes included', () => {
+    // The encoding encodeName replaced, kept as the reference.
+    const reference = (attrs: RdnAttr[]) =>
+      encodeDer(
+        new asn1js.Sequence({
+          value: attrs.map((a) => {
+            const short = a.short;
+            const value =
+              short === 'C' || short === 'serialNumber'
+                ? new asn1js.PrintableString({ value: a.value })
+                : short === 'emailAddress' || short === 'DC'
+                  ? new asn1js.IA5String({ value: a.value })
+                  : new asn1js.Utf8String({ value: a.value });
+            return new asn1js.Set({ value: [new pkijs.AttributeTypeAndValue({ type: a.type, value }).toSchema()] });
+          }),
+        }),
+      );
+    const names = [
+      'CN=a',
+      'C=DE,O=ünïcødé \\F0\\9D\\84\\9E,OU=x',
+      `CN=${'é'.repeat(70)},O=${'o'.repeat(130)},L=${'l'.repeat(300)}`,
+      'DC=example,DC=com,emailAddress=ops@example.com,serialNumber=A-1 2,2.5.4.97=VATDE-123',
+      Array.from({ length: 40 }, (_, i) => `OU=unit ${i}`).join(','),
+    ];
+    for (const text of names) {
+      const attrs = parseDn(text);
+      assert.equal(hex(encodeName(attrs)), hex(reference(attrs)), text);
+    }
   });
 });
 
