@@ -15,6 +15,7 @@ import { generateKeyPairSync } from '../../src/pki/keygen.ts';
 import { Agent, request } from 'node:https';
 import { FlattenedSign, type JWK } from 'jose';
 import { buildCsr, emptySans } from '../../src/pki/index.ts';
+import { rng, type Rng } from '../helpers/rng.ts';
 
 export interface FuzzTarget {
   /** https://localhost:<port> */
@@ -50,23 +51,6 @@ export interface FuzzReport {
 }
 
 // ---- randomness ---------------------------------------------------------------------------
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
-  return { next, int, pick, bytes };
-}
-type Rng = ReturnType<typeof rng>;
 
 const INTERESTING_BYTES = [
   0x00, 0x01, 0x7f, 0x80, 0x81, 0xff, 0x30, 0x02, 0x04, 0x05, 0x06, 0x0c, 0x13, 0x17, 0x18, 0x82, 0x84, 0xa0, 0xa3,

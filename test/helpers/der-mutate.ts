@@ -3,8 +3,8 @@
  * edits (which mostly break the framing) and element edits (delete, duplicate, swap, retag,
  * replace the content of one element, or graft an element from another structure), after
  * which every enclosing length is written again, so the result is well-framed DER and
- * reaches the structure's reader rather than the framing check. Seeded: the same seed
- * makes the same mutations.
+ * reaches the structure's reader rather than the framing check. With a seeded `random`
+ * (helpers/rng.ts), the same seed makes the same mutations.
  */
 import { tlv } from '../../src/pki/der.ts';
 
@@ -46,18 +46,6 @@ function slots(list: El[], out: Array<{ list: El[]; i: number }> = []): Array<{ 
     if (el.children) slots(el.children, out);
   });
   return out;
-}
-
-/** mulberry32. */
-export function seededRandom(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
 }
 
 /** Tags worth trying: universal types CMP uses, context tags [0]..[9] both ways, and junk. */

@@ -29,21 +29,10 @@ import {
 } from '../helpers/acme.ts';
 import { temporalAddress, temporalNamespace } from '../helpers/stack.ts';
 import { CHALLTESTSRV, toolsSkip } from '../helpers/tools.ts';
+import { rng } from '../helpers/rng.ts';
 
 const ORDERS = 20;
 const DEADLINE_MS = 100_000;
-
-/** mulberry32: a small seeded PRNG, so that a failing run's kill points can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('ACME orders survive kill -9 of the worker and the server', { skip: toolsSkip(CHALLTESTSRV) }, () => {
   let stack: AcmeStack;
@@ -132,7 +121,7 @@ describe('ACME orders survive kill -9 of the worker and the server', { skip: too
   it(`${ORDERS} concurrent orders, worker and server killed and restarted: all valid, one certificate each`, async (t) => {
     const seed = Number(process.env.CERTFLOW_TEST_SEED) || Math.floor(Math.random() * 2 ** 31);
     t.diagnostic(`seed ${seed} (CERTFLOW_TEST_SEED=${seed} replays the kill points)`);
-    const rand = prng(seed);
+    const rand = rng(seed).next;
     const between = (lo: number, hi: number) => Math.round(lo + rand() * (hi - lo));
 
     const deadline = Date.now() + DEADLINE_MS;
