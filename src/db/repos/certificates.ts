@@ -114,7 +114,6 @@ export function get(db: Queryable, serial: string): Promise<CertificateRow | nul
   return selectOne(db, 'serial', serial);
 }
 
-/** The certificates with these serials (unknown ones are left out). */
 /**
  * Revokes every valid or held certificate CA `caName` issued (the CA itself is revoked),
  * and drops their queued OCSP signing; returns how many.
@@ -137,6 +136,7 @@ export async function unexpiredSerials(db: Queryable, caName: string, generation
   return rows.map((r) => r.serial);
 }
 
+/** The certificates with these serials (unknown ones are left out). */
 export async function getMany(db: Queryable, serials: string[]): Promise<CertificateRow[]> {
   const { rows } = await db.query<DbCertificate>(`SELECT ${COLUMNS} FROM certificates WHERE serial = ANY($1)`, [serials]);
   return rows.map(toRow);
