@@ -137,17 +137,23 @@ export function derElementExact(der: Uint8Array, what: string, kind: ErrorKind, 
   return el;
 }
 
+/** How deep constructed elements may nest: certificates and CMP messages need about 15 levels. */
+const MAX_DEPTH = 64;
+
 /**
  * Checks that `el`, and every element inside its constructed elements, has the shortest
  * length encoding (DER): what parseDerExact guarantees of an element embedded as is into a
- * structure we sign, without building asn1js objects.
+ * structure we sign, without building asn1js objects. Nesting deeper than MAX_DEPTH is
+ * refused, before it could exhaust the stack.
  */
-function assertDerFraming(el: DerElement, what: string, kind: ErrorKind): void {
+function assertDerFraming(el: DerElement, what: string, kind: ErrorKind, depth = 0): void {
   let lengthOctets = 1;
   if (el.content.length >= 0x80) for (let l = el.content.length; l > 0; l = Math.floor(l / 256)) lengthOctets++;
   if (el.bytes.length - el.content.length !== 1 + lengthOctets)
     throw new CaError(kind, `${what} is not valid DER (a length is not minimal)`);
-  if (el.tag & 0x20) for (const child of derChildren(el, what, kind)) assertDerFraming(child, what, kind);
+  if (!(el.tag & 0x20)) return;
+  if (depth >= MAX_DEPTH) throw new CaError(kind, `${what} nests elements deeper than ${MAX_DEPTH} levels`);
+  for (const child of derChildren(el, what, kind)) assertDerFraming(child, what, kind, depth + 1);
 }
 
 /** The elements inside a constructed element (SEQUENCE, SET, [n] EXPLICIT). */

@@ -233,6 +233,14 @@ describe('PKIMessage on its bytes: DER only, every byte read', () => {
     refused(withString, /constructed string \(BER\)/);
   });
 
+  it('refuses elements nested deeper than 64 levels, however deep (no stack overflow)', () => {
+    for (const depth of [65, 15_000]) {
+      let el: Uint8Array = NULL;
+      for (let i = 0; i < depth; i++) el = seq([el]);
+      refused(el, /nests elements deeper than 64 levels/);
+    }
+  });
+
   it('refuses values that are not DER: a long INTEGER, another type for INTEGER, bad UTF-8, loose failure bits', () => {
     refused(message({ pvno: tlv(0x02, Uint8Array.of(0, 2)) }), /pvno: is not DER \(an INTEGER with a leading octet too many\)/);
     refused(message({ pvno: tlv(0x0a, Uint8Array.of(2)) }), /pvno: expected an INTEGER/);

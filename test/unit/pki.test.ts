@@ -349,6 +349,12 @@ describe('GeneralNames (a SAN extension value)', () => {
 });
 
 describe('parseCsr', () => {
+  it('refuses a request nested deeper than 64 levels as badCSR, without exhausting the stack', () => {
+    let el: Uint8Array = Uint8Array.of(0x05, 0);
+    for (let i = 0; i < 15_000; i++) el = tlv(0x30, el);
+    throwsCa(() => parseCsr(el), 'badCSR', /nests elements deeper than 64 levels/);
+  });
+
   it('reads the EC fixture', () => {
     const der = fixture('csr-ec-p256.der');
     const csr = parseCsr(der);
