@@ -5,7 +5,7 @@
  * runs zlint and pkilint over them after the suite. Off unless the process opted in.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type ArtifactKind = 'cert' | 'ca' | 'crl' | 'ocsp';
@@ -18,10 +18,19 @@ export function enableArtifactRecording(artifactsDir: string | undefined): void 
   if (dir) mkdirSync(dir, { recursive: true });
 }
 
+/**
+ * Writes `der` as `<kind>-<hash>.der`, through a temporary name and a rename: the crash
+ * tests kill workers with SIGKILL, and one killed between creating the file and writing it
+ * left an empty artifact that pkilint then failed on. The temporary name starts with a dot,
+ * which no linter takes for a kind.
+ */
 export function recordArtifact(kind: ArtifactKind, der: Uint8Array): void {
   if (!dir) return;
   try {
-    writeFileSync(join(dir, `${kind}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}.der`), der);
+    const name = `${kind}-${createHash('sha256').update(der).digest('hex').slice(0, 32)}.der`;
+    const tmp = join(dir, `.${name}.${process.pid}`);
+    writeFileSync(tmp, der);
+    renameSync(tmp, join(dir, name));
   } catch {
     // a test aid: never fails a signature
   }
