@@ -14,6 +14,7 @@ import {
   CertTemplate,
   InfoTypeAndValue,
   INFO_TYPES,
+  NULL,
   NULL_DN,
   PKIHeader,
   PKIMessage,
@@ -52,7 +53,7 @@ export function buildIr(args: {
     senderKID: args.ref ? new TextEncoder().encode(args.ref) : undefined,
     transactionID: args.transactionID ?? new Uint8Array(randomBytes(16)),
     senderNonce: new Uint8Array(randomBytes(16)),
-    generalInfo: args.implicitConfirm ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([5, 0]))] : undefined,
+    generalInfo: args.implicitConfirm ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, NULL)] : undefined,
   });
   const body: PKIBodyContent = { type: args.body ?? 'ir', content: new CertReqMessages([new CertReqMsg(certReq, popo)]) };
   return new PKIMessage(header, body);

@@ -22,7 +22,7 @@ import {
   algorithmIdentifier,
   derSequence,
   fromDer,
-  integerDer,
+  int,
   keySpec,
   oidSequence,
   utf8Sequence,
@@ -110,7 +110,7 @@ function certReqTemplate(keys: ReturnType<typeof getProfile>['keys']): CertReqTe
   const spec = [];
   for (const c of keys.ec?.curves ?? [])
     if (CURVE_OIDS[c]) spec.push(keySpec(REG_CTRL.algId, algorithmIdentifier(EC_PUBLIC_KEY, CURVE_OIDS[c])));
-  if (keys.rsa) spec.push(keySpec(REG_CTRL.rsaKeyLen, integerDer(keys.rsa.minBits)));
+  if (keys.rsa) spec.push(keySpec(REG_CTRL.rsaKeyLen, int(keys.rsa.minBits)));
   return new CertReqTemplateContent(new CertTemplate(), spec.length ? spec : undefined);
 }
 

@@ -20,6 +20,7 @@ import {
   CertifiedKeyPair,
   INFO_TYPES,
   InfoTypeAndValue,
+  NULL,
   PKIMessage,
   PKIStatus,
   PKIStatusInfo,
@@ -30,7 +31,7 @@ import {
   certIssuerAndSerial,
   crlEntryReasonCode,
   fromDer,
-  generalizedTimeDer,
+  generalizedTime,
   nameAttrs,
   readCertReqMsg,
   sameSubject,
@@ -236,13 +237,8 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   const root = type === 'ip' && x.identity.type === 'mac' ? await deps.ra.rootOf(outcome.caName) : undefined;
   const response = new CertResponse(certReqId, new PKIStatusInfo(PKIStatus.accepted), new CertifiedKeyPair(certDer));
   const generalInfo = outcome.implicitConfirm
-    ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, new Uint8Array([0x05, 0x00]))]
-    : [
-        new InfoTypeAndValue(
-          INFO_TYPES.confirmWaitTime,
-          generalizedTimeDer(new Date(Date.now() + deps.config.cmp.confirmWaitSeconds * 1000)),
-        ),
-      ];
+    ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, NULL)]
+    : [new InfoTypeAndValue(INFO_TYPES.confirmWaitTime, generalizedTime(new Date(Date.now() + deps.config.cmp.confirmWaitSeconds * 1000)))];
   return {
     body: { type, content: new CertRepMessage([response], root ? [root] : undefined) },
     close: outcome.implicitConfirm,

@@ -239,6 +239,9 @@ export function oidDer(dotted: string): Uint8Array {
   return der;
 }
 
+/** The NULL element (algorithm parameters, implicitConfirm's value). */
+export const NULL: Uint8Array = Uint8Array.of(0x05, 0x00);
+
 /** A BIT STRING with no unused bits (signatures, public keys). */
 export function bitString(bytes: Uint8Array): Uint8Array {
   return tlv(0x03, Uint8Array.of(0), bytes);

@@ -14,7 +14,20 @@ import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signatureAlgorithmDer, verifySignature } from './algorithms.ts';
 import { readReasonNode, reasonToEncode, type RevocationReason } from './crl.ts';
-import { bytesEqual, bytesOf, encodeDer, oidDer, parseDer, toHex, wrapAsn1, bitString, sequenceElements, timeDer, tlv } from './der.ts';
+import {
+  NULL,
+  bytesEqual,
+  bytesOf,
+  encodeDer,
+  oidDer,
+  parseDer,
+  toHex,
+  wrapAsn1,
+  bitString,
+  sequenceElements,
+  timeDer,
+  tlv,
+} from './der.ts';
 import { integerFromHex } from './integer.ts';
 import { OID } from './oids.ts';
 import { subjectPublicKeyBits } from './publickey.ts';
@@ -219,8 +232,6 @@ function certIdDer(id: OcspCertId): Uint8Array {
     tlv(0x02, integerFromHex(id.serialHex, 'OCSP CertID serial number')),
   );
 }
-
-const NULL = Uint8Array.of(0x05, 0x00);
 
 /** CertStatus: good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL. */
 function certStatusDer(s: OcspCertStatus, serialHex: string): Uint8Array {

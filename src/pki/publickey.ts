@@ -93,12 +93,8 @@ export function subjectPublicKeyBits(spki: Uint8Array, kind: ErrorKind = 'malfor
   return spkiParts(derElement(spki, what, kind, 0x30), what, kind).key.content.subarray(1);
 }
 
-/** Bytes of a coordinate for each curve a JWK can name. */
-const JWK_CURVES: Record<string, { crv: string; size: number }> = {
-  'P-256': { crv: 'P-256', size: 32 },
-  'P-384': { crv: 'P-384', size: 48 },
-  'P-521': { crv: 'P-521', size: 66 },
-};
+/** Octets of a coordinate for each curve a JWK can name (its crv is the curve's name). */
+const JWK_COORDINATE_OCTETS: Record<string, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
 
 /**
  * The SubjectPublicKeyInfo as a JWK (RFC 7517/7518/8037), for node:crypto to import without
@@ -129,10 +125,11 @@ export function publicKeyJwk(spki: Uint8Array): JsonWebKey | undefined {
         return modulus && exponent && !more.length ? { kty: 'RSA', n: b64(modulus), e: b64(exponent) } : undefined;
       }
       case OID.ecPublicKey: {
-        const curve = params?.tag === 0x06 ? JWK_CURVES[CURVE_NAMES[derOid(params, 'the curve', 'malformed')] ?? ''] : undefined;
+        const crv = params?.tag === 0x06 ? CURVE_NAMES[derOid(params, 'the curve', 'malformed')] : undefined;
+        const size = crv ? JWK_COORDINATE_OCTETS[crv] : undefined;
         const point = bits.subarray(1);
-        if (!curve || point.length !== 1 + 2 * curve.size || point[0] !== 0x04) return undefined;
-        return { kty: 'EC', crv: curve.crv, x: b64(point.subarray(1, 1 + curve.size)), y: b64(point.subarray(1 + curve.size)) };
+        if (!crv || !size || point.length !== 1 + 2 * size || point[0] !== 0x04) return undefined;
+        return { kty: 'EC', crv, x: b64(point.subarray(1, 1 + size)), y: b64(point.subarray(1 + size)) };
       }
       case OID.ed25519:
       case OID.ed448:

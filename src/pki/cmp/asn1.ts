@@ -12,7 +12,7 @@
  */
 import { CaError } from '../../core/errors.ts';
 import { integerFromSigned, signedFromInteger } from '../integer.ts';
-import { derChildren, derElement, derElementExact, derOid, derTime, oidDer, timeDer, tlv, type DerElement } from '../der.ts';
+import { NULL, derChildren, derElement, derElementExact, derOid, derTime, oidDer, timeDer, tlv, type DerElement } from '../der.ts';
 
 /** A DER element being read. */
 export type Node = DerElement;
@@ -225,7 +225,7 @@ export function generalizedTime(d: Date): Uint8Array {
   return timeDer(d, 'generalized');
 }
 
-export const NULL: Uint8Array = Uint8Array.of(TAG.NULL, 0);
+export { NULL };
 
 export function ctxExplicit(num: number, inner: Uint8Array): Uint8Array {
   return tlv(0xa0 | num, inner);

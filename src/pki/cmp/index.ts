@@ -13,7 +13,6 @@ import {
   NULL,
   ctxExplicit,
   utf8,
-  int,
   rawNode,
   oid,
   readOctets,
@@ -23,9 +22,8 @@ import {
   fromDer,
   derOf,
   integerContent,
-  generalizedTime,
 } from './asn1.ts';
-export { fromDer } from './asn1.ts';
+export { NULL, fromDer, generalizedTime, int } from './asn1.ts';
 import { AttributeTypeAndValue } from '../crmf/structures.ts';
 
 export * from './structures.ts';
@@ -122,22 +120,12 @@ export function oidSequence(oids: string[]): Uint8Array {
   return seq(oids.map((o) => oid(o)));
 }
 
-/** A DER GeneralizedTime (confirmWaitTime). */
-export function generalizedTimeDer(d: Date): Uint8Array {
-  return generalizedTime(d);
-}
-
 /** A DER AlgorithmIdentifier with the OID and optional parameters. */
 export function algorithmIdentifier(algorithm: string, params?: 'null' | string): Uint8Array {
   const items = [oid(algorithm)];
   if (params === 'null') items.push(NULL);
   else if (params) items.push(oid(params));
   return seq(items);
-}
-
-/** A DER INTEGER. */
-export function integerDer(v: number): Uint8Array {
-  return int(v);
 }
 
 /** A DER SEQUENCE OF UTF8String. */
