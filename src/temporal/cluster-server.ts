@@ -220,12 +220,13 @@ function temporalPorts(port: number) {
 const yamlString = (s: string) => JSON.stringify(s);
 
 /**
- * The server's Postgres driver: pgx, which prepares each statement once per connection and
+ * The Temporal server's Postgres driver, in `certflow cluster`'s config and as
+ * docker-compose.yml's `DB` (test/unit/compose.test.ts): pgx, which prepares each statement once per connection and
  * keeps it, where the `postgres12` plugin's lib/pq parses and plans every statement anew
  * (with a round trip more): a fifth less Postgres CPU per ACME order (docs/development.md).
  * Same schema, same databases: a cluster set up with either runs with either.
  */
-const SQL_PLUGIN = 'postgres12_pgx';
+export const TEMPORAL_SQL_PLUGIN = 'postgres12_pgx';
 
 /**
  * The server's config file. Pools: each of the four services opens its own pool per
@@ -239,7 +240,7 @@ function renderTemporalConfig(c: TemporalClusterConfig, dynamicConfigFile: strin
   const datastore = (database: string, maxConns: number) =>
     [
       '      sql:',
-      `        pluginName: "${SQL_PLUGIN}"`,
+      `        pluginName: "${TEMPORAL_SQL_PLUGIN}"`,
       `        databaseName: ${yamlString(database)}`,
       `        connectAddr: ${yamlString(`${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`)}`,
       '        connectProtocol: "tcp"',

@@ -14,33 +14,22 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { CLUSTER_DEFAULTS, clusterMaxConnections } from '../../src/cli/cluster.ts';
-import { DEFAULT_HISTORY_SHARDS, DYNAMIC_CONFIG, TEMPORAL_DATABASES, TEMPORAL_POOLS } from '../../src/temporal/cluster-server.ts';
+import {
+  DEFAULT_HISTORY_SHARDS,
+  DYNAMIC_CONFIG,
+  TEMPORAL_DATABASES,
+  TEMPORAL_POOLS,
+  TEMPORAL_SQL_PLUGIN,
+} from '../../src/temporal/cluster-server.ts';
 import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from '../../src/temporal/server-build.ts';
 import { renderTemporalUiConfig } from '../../src/temporal/ui-server.ts';
 import { clusterTlsFiles, loadConfig, TEMPORAL_TLS_SERVER_NAME } from '../../src/config/index.ts';
+import { composeFile, readCompose, serviceEnvironment, type ComposeService } from '../helpers/compose.ts';
 import { CHECK_JSONSCHEMA, requireTool, runProgram, toolsSkip } from '../helpers/tools.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const composeFile = join(repo, 'docker-compose.yml');
-
-interface Service {
-  image?: string;
-  build?: unknown;
-  command?: string[];
-  environment?: Record<string, string | number>;
-  ports?: string[];
-  deploy?: { replicas?: number };
-  configs?: Array<{ source: string; target: string }>;
-  volumes?: string[];
-  network_mode?: string;
-  depends_on?: Record<string, { condition: string }> | string[];
-}
-const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as {
-  services: Record<string, Service>;
-  configs: Record<string, { content: string }>;
-};
+const compose = readCompose();
 const services = compose.services;
 /** certflow's long-running processes (the one-shot jobs `cluster ...` and `migrate` aside). */
 const certflowServices = Object.entries(services).filter(
@@ -69,7 +58,9 @@ describe('docker-compose.yml', () => {
     assert.equal(temporal.image, `temporalio/server:${version}`);
     assert.equal(services['temporal-schema']!.image, `temporalio/admin-tools:${version}`);
     const env = temporal.environment!;
-    assert.equal(env.DB, 'postgres12');
+    // The driver `certflow cluster` runs (pgx), which the image's embedded config template
+    // accepts as DB; test/integration/compose-temporal.test.ts starts the server with it.
+    assert.equal(env.DB, TEMPORAL_SQL_PLUGIN);
     assert.equal(Number(env.NUM_HISTORY_SHARDS), DEFAULT_HISTORY_SHARDS);
     assert.equal(Number(env.SQL_MAX_CONNS), TEMPORAL_POOLS.default);
     assert.equal(Number(env.SQL_VIS_MAX_CONNS), TEMPORAL_POOLS.visibility);
@@ -112,14 +103,8 @@ describe('docker-compose.yml', () => {
     assert.equal(urls.size, 1, 'one CRL/AIA base URL for every process');
   });
 
-  /** A service's environment as Compose hands it over with no variable set: defaults filled in. */
-  const environmentOf = (s: Service): Record<string, string> =>
-    Object.fromEntries(
-      Object.entries(s.environment ?? {}).map(([k, v]) => [
-        k,
-        String(v).replace(/\$\{(\w+)(?::?([-?]))?([^}]*)\}/g, (_, _name, op, rest) => (op === '-' ? rest : 'set')),
-      ]),
-    );
+  /** A service's environment as Compose hands it over with only the required variable set: defaults filled in. */
+  const environmentOf = (s: ComposeService): Record<string, string> => serviceEnvironment(s, { CERTFLOW_KEY_PASSPHRASE: 'set' }, {});
 
   it('migrates as the owner login in a one-shot job; every other certflow process connects as the runtime login', () => {
     const migrate = services.migrate!;
@@ -155,7 +140,7 @@ describe('docker-compose.yml', () => {
   /** Where the temporal-tls volume is mounted, and the files `certflow cluster certs --dir` puts there. */
   const TLS_DIR = '/var/lib/certflow-temporal-tls';
   const tls = clusterTlsFiles(TLS_DIR);
-  const mountsTls = (s: Service, mode: RegExp) =>
+  const mountsTls = (s: ComposeService, mode: RegExp) =>
     (s.volumes ?? []).some((v) => new RegExp(`^temporal-tls:${TLS_DIR}${mode.source}$`).test(v));
 
   it("makes Temporal's mTLS certificates with certflow's cluster CA before Temporal starts", () => {
