@@ -34,6 +34,7 @@ import { temporalTlsOptions } from '../../src/temporal/tls.ts';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.ts';
 import { mapPaths, readCompose, serviceEnvironment, serviceMounts, type ComposeService } from '../helpers/compose.ts';
 import { certflowBin, runTool } from '../helpers/certflow.ts';
+import { makeOutsideCa } from '../helpers/outside-ca.ts';
 import { testDatabase, testDatabaseAdminUrl, type TestDatabase } from '../helpers/stack.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -192,28 +193,9 @@ describe('docker-compose.yml: Temporal with its certificates and namespace', { s
     const own = await handshake({ cert: readFileSync(files.clientCert), key: readFileSync(files.clientKey) });
     assert.equal(own, 'admitted', 'the cluster client certificate (the check itself works)');
     assert.equal(await handshake({}), 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'no client certificate');
-    // A key and certificate of another CA.
-    const other = join(dir, 'other');
-    await mkdir(other);
-    const made = await runTool('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=not the cluster CA',
-      '-keyout',
-      join(other, 'key.pem'),
-      '-out',
-      join(other, 'cert.pem'),
-    ]);
-    assert.equal(made.code, 0, made.stderr);
-    const foreign = await handshake({ cert: readFileSync(join(other, 'cert.pem')), key: readFileSync(join(other, 'key.pem')) });
+    // The key and certificate of another CA (an operator's offline root, as other tests make one).
+    const other = await makeOutsideCa(join(dir, 'other'), { name: 'not the cluster CA' });
+    const foreign = await handshake({ cert: readFileSync(other.cert), key: readFileSync(other.key) });
     assert.equal(foreign, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'a certificate the cluster CA did not issue');
   });
 });
