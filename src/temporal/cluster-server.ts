@@ -221,10 +221,11 @@ const yamlString = (s: string) => JSON.stringify(s);
 
 /**
  * The Temporal server's Postgres driver, in `certflow cluster`'s config and as
- * docker-compose.yml's `DB` (test/unit/compose.test.ts): pgx, which prepares each statement once per connection and
- * keeps it, where the `postgres12` plugin's lib/pq parses and plans every statement anew
- * (with a round trip more): a fifth less Postgres CPU per ACME order (docs/development.md).
- * Same schema, same databases: a cluster set up with either runs with either.
+ * docker-compose.yml's `DB` (test/unit/compose.test.ts): pgx, which prepares each statement
+ * once per connection and keeps it, where the `postgres12` plugin's lib/pq parses and plans
+ * every statement anew (with a round trip more): a fifth less Postgres CPU per ACME order
+ * (docs/development.md). Same schema, same databases: a cluster set up with either runs
+ * with either.
  */
 export const TEMPORAL_SQL_PLUGIN = 'postgres12_pgx';
 
