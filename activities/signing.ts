@@ -232,6 +232,7 @@ async function toResult(deps: SigningDeps, row: CertificateRow): Promise<IssuedC
   return {
     serial: row.serial,
     caName: row.caName,
+    caGeneration: row.caGeneration,
     certPem: pemEncode('CERTIFICATE', row.certDer),
     chainPem: (await cas.issuingChainCached(deps.pool, row.caName, { generation: row.caGeneration }))
       .map((d) => pemEncode('CERTIFICATE', d))

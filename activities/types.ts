@@ -48,6 +48,11 @@ export interface IssueProjection {
 export interface IssuedCertificate {
   serial: string;
   caName: string;
+  /**
+   * The generation of the CA that signed it (its chain and root). Absent from results
+   * recorded before it was added: readers fall back to the CA's active generation.
+   */
+  caGeneration?: number;
   /** Leaf certificate, PEM. */
   certPem: string;
   /** Issuing CA chain up to (not including) the root, PEM. */

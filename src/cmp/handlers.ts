@@ -234,7 +234,7 @@ async function certAnswer(deps: CmpDeps, x: Exchange, type: 'ip' | 'cp' | 'kup',
   }
   const certDer = pemDecodeAll(outcome.certPem)[0]!.der;
   const chain = pemDecodeAll(outcome.chainPem).map((b) => b.der);
-  const root = type === 'ip' && x.identity.type === 'mac' ? await deps.ra.rootOf(outcome.caName) : undefined;
+  const root = type === 'ip' && x.identity.type === 'mac' ? await deps.ra.rootOf(outcome.caName, outcome.caGeneration) : undefined;
   const response = new CertResponse(certReqId, new PKIStatusInfo(PKIStatus.accepted), new CertifiedKeyPair(certDer));
   const generalInfo = outcome.implicitConfirm
     ? [new InfoTypeAndValue(INFO_TYPES.implicitConfirm, NULL)]

@@ -88,6 +88,7 @@ async function outcomeFromReadModel(ra: CmpRaDeps, requestId: string): Promise<C
         implicitConfirm: row.state === 'confirmed',
         serial: cert.serial,
         caName: cert.caName,
+        caGeneration: cert.caGeneration,
         certPem: pemEncode('CERTIFICATE', cert.certDer),
         chainPem: chain.map((d) => pemEncode('CERTIFICATE', d)).join(''),
         notBefore: cert.notBefore.toISOString(),
@@ -104,10 +105,15 @@ async function transactionCertificate(ra: CmpRaDeps, requestId: string) {
   return { request, cert };
 }
 
-/** The root of an issuing CA's active generation (caPubs of an ir under MAC protection). */
-async function rootOf(ra: CmpRaDeps, caName: string): Promise<Uint8Array | undefined> {
-  // The active generation is read fresh; the certificates of a generation never change.
-  const chain = await cas.issuingChainCached(ra.pool, caName, { includeRoot: true });
+/**
+ * The root a certificate of the CA's `generation` chains to (caPubs of an ir under MAC
+ * protection, RFC 9483 4.1.1): after a rollover under a new root, a certificate answered
+ * from the read model still names its own root. The certificates of a generation never
+ * change (cached); without a generation (a result recorded before outcomes carried it), the
+ * active one is read fresh.
+ */
+async function rootOf(ra: CmpRaDeps, caName: string, generation: number | undefined): Promise<Uint8Array | undefined> {
+  const chain = await cas.issuingChainCached(ra.pool, caName, { includeRoot: true, generation });
   return chain.at(-1);
 }
 
@@ -162,7 +168,7 @@ export function cmpRa(ra: CmpRaDeps) {
     requestCertificate: (input: CmpInput) => requestCertificate(ra, input),
     outcome: (requestId: string) => outcomeFromReadModel(ra, requestId),
     transactionCertificate: (requestId: string) => transactionCertificate(ra, requestId),
-    rootOf: (caName: string) => rootOf(ra, caName),
+    rootOf: (caName: string, generation: number | undefined) => rootOf(ra, caName, generation),
     /** A certificate this CA issued, with the label or alias it came through (rr names it). */
     certificate: (serial: string) => certificates.getWithOrigin(ra.pool, serial),
     confirm: (requestId: string, serial: string, decision: CertConfDecision, updateId: string) =>

@@ -14,6 +14,7 @@ import { createInstance, runTool, type TestInstance } from '../helpers/certflow.
 import { newKey, opensslCmp, output, readMessages, type CmpPeer } from '../helpers/cmp.ts';
 import * as requests from '../../src/db/repos/requests.ts';
 import * as certificates from '../../src/db/repos/certificates.ts';
+import type { CertRepMessage } from '../../src/pki/cmp/index.ts';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { fileURLToPath } from 'node:url';
 import { withTemporal } from '../helpers/temporal.ts';
@@ -103,7 +104,13 @@ describe('CMP server with openssl cmp', () => {
       join(cf.home, 'ir-mac.pem'),
     ]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
-    const [ir] = await readMessages(cf.home, ['ir.der']);
+    const [ir, ip] = await readMessages(cf.home, ['ir.der', 'ip.der']);
+    // caPubs (RFC 9483 4.1.1, MAC protection only): the root the new certificate chains to.
+    const root = new X509Certificate(await readFile(peer.root)).raw;
+    assert.deepEqual(
+      (ip!.body.content as CertRepMessage).caPubs?.map((c) => Buffer.from(c)),
+      [root],
+    );
     const txid = Buffer.from(ir!.header.transactionID!).toString('hex');
     // pkiconf answers once the certConf Update is taken; the workflow projects `confirmed` after it.
     const row = await until('the transaction confirmed in the read model', async () => {

@@ -39,17 +39,17 @@ const client: CmpClientRow = {
 };
 const identity = { type: 'mac', ref: 'maker', client, key: 'ref:maker' } as unknown as CmpIdentity;
 
-function exchange(opts: { implicitConfirm?: boolean } = {}): Exchange {
+function exchange(opts: { implicitConfirm?: boolean; body?: 'ir' | 'cr' } = {}): Exchange {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const msg = buildIr({ key, subject: 'CN=device-1', ref: 'maker', body: 'cr', implicitConfirm: opts.implicitConfirm });
+  const msg = buildIr({ key, subject: 'CN=device-1', ref: 'maker', body: opts.body ?? 'cr', implicitConfirm: opts.implicitConfirm });
   return { msg, der: msg.toDer(), identity, alias: alias.name } as unknown as Exchange;
 }
 
-function deps(outcome: CmpOutcome) {
+function deps(outcome: CmpOutcome, rootOf: CmpRa['rootOf'] = () => assert.fail('caPubs only for an ir under MAC protection')) {
   const inputs: CmpInput[] = [];
   const ra = {
     requestCertificate: async (input: CmpInput) => (inputs.push(input), outcome),
-    rootOf: () => assert.fail('caPubs only for an ir under MAC protection'),
+    rootOf,
   } as unknown as CmpRa;
   return { deps: { config, ra, log: console } as unknown as CmpDeps, inputs };
 }
@@ -126,5 +126,36 @@ describe('CMP certificate requests against a fake RA', () => {
       [INFO_TYPES.confirmWaitTime],
     );
     assert.equal(answer.close, false, 'the transaction waits for certConf');
+  });
+
+  it("an ir under MAC protection gets in caPubs the root of the certificate's own CA generation", async () => {
+    const keys = new MemoryKeyStore();
+    await keys.generate('k', 'ec-p256');
+    const make = (subject: string) =>
+      createRootCertificate(keys, { keyId: 'k', keyAlg: 'ec-p256', subject, validityDays: 1, now: new Date() });
+    const [cert, chain, root] = [await make('CN=device-1'), await make('CN=issuer'), await make('CN=root G1')];
+    const asked: Array<[string, number | undefined]> = [];
+    const { deps: d } = deps(
+      {
+        status: 'issued',
+        implicitConfirm: true,
+        serial: '02',
+        caName: 'certflow-issuing',
+        // Issued by generation 2; the CA may have rolled over (under a new root) since.
+        caGeneration: 2,
+        certPem: pemEncode('CERTIFICATE', cert),
+        chainPem: pemEncode('CERTIFICATE', chain),
+        notBefore: new Date().toISOString(),
+        notAfter: new Date().toISOString(),
+      },
+      async (caName, generation) => (asked.push([caName, generation]), root),
+    );
+    const answer = await enroll(d, alias, exchange({ body: 'ir', implicitConfirm: true }), 'cmp-0d');
+    assert.equal(answer.body.type, 'ip');
+    assert.deepEqual(asked, [['certflow-issuing', 2]], 'the root of the generation that signed it, not of the active one');
+    assert.deepEqual(
+      (answer.body.content as CertRepMessage).caPubs?.map((c) => Buffer.from(c)),
+      [Buffer.from(root)],
+    );
   });
 });
