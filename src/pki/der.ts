@@ -242,9 +242,9 @@ export function oidDer(dotted: string): Uint8Array {
 /** The NULL element (algorithm parameters, implicitConfirm's value). */
 export const NULL: Uint8Array = Uint8Array.of(0x05, 0x00);
 
-/** A BIT STRING with no unused bits (signatures, public keys). */
-export function bitString(bytes: Uint8Array): Uint8Array {
-  return tlv(0x03, Uint8Array.of(0), bytes);
+/** A BIT STRING: no unused bits for signatures and public keys; a named-bit list (CMP's PKIFailureInfo) may have some. */
+export function bitString(bytes: Uint8Array, unusedBits = 0): Uint8Array {
+  return tlv(0x03, Uint8Array.of(unusedBits), bytes);
 }
 
 /** Dates in certificates have whole seconds (RFC 5280 forbids fractional GeneralizedTime). */

@@ -12,7 +12,19 @@
  */
 import { CaError } from '../../core/errors.ts';
 import { integerFromSigned, signedFromInteger } from '../integer.ts';
-import { NULL, derChildren, derElement, derElementExact, derOid, derTime, oidDer, timeDer, tlv, type DerElement } from '../der.ts';
+import {
+  NULL,
+  bitString,
+  derChildren,
+  derElement,
+  derElementExact,
+  derOid,
+  derTime,
+  oidDer,
+  timeDer,
+  tlv,
+  type DerElement,
+} from '../der.ts';
 
 /** A DER element being read. */
 export type Node = DerElement;
@@ -67,16 +79,20 @@ export function explicit(node: Node | undefined, num: number, what: string): Nod
   return inner[0]!;
 }
 
-/** The elements of an IMPLICIT [num] SEQUENCE. */
-export function implicitSequence(node: Node | undefined, num: number, what: string): Node[] {
+/** `node` if it is a constructed context tag [num] (an IMPLICIT SEQUENCE). */
+function constructedContext(node: Node | undefined, num: number, what: string): Node {
   if (!node || !isContext(node, num) || !constructed(node)) return bad(what, `expected a constructed [${num}]`);
-  return derChildren(node, what, 'malformed');
+  return node;
 }
 
-/** DER of the universal SEQUENCE that an IMPLICIT [num] SEQUENCE carries. */
+/** The elements of an IMPLICIT [num] SEQUENCE. */
+export function implicitSequence(node: Node | undefined, num: number, what: string): Node[] {
+  return derChildren(constructedContext(node, num, what), what, 'malformed');
+}
+
+/** DER of the universal SEQUENCE that an IMPLICIT [num] SEQUENCE carries (fromDer checked its framing). */
 export function implicitAsSequence(node: Node | undefined, num: number, what: string): Uint8Array {
-  implicitSequence(node, num, what);
-  return tlv(TAG.SEQUENCE, node!.content);
+  return tlv(TAG.SEQUENCE, constructedContext(node, num, what).content);
 }
 
 /** The content octets of an IMPLICIT [num] primitive (INTEGER, BIT STRING, NULL, ...). */
@@ -216,16 +232,12 @@ export function utf8(value: string): Uint8Array {
   return tlv(0x0c, Buffer.from(value, 'utf8'));
 }
 
-export function bitString(bytes: Uint8Array, unusedBits = 0): Uint8Array {
-  return tlv(TAG.BIT_STRING, Uint8Array.of(unusedBits), bytes);
-}
-
 /** A GeneralizedTime with whole seconds. */
 export function generalizedTime(d: Date): Uint8Array {
   return timeDer(d, 'generalized');
 }
 
-export { NULL };
+export { NULL, bitString };
 
 export function ctxExplicit(num: number, inner: Uint8Array): Uint8Array {
   return tlv(0xa0 | num, inner);
