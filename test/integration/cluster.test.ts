@@ -33,7 +33,7 @@ import { embeddedDatabaseUrl } from '../../src/db/embedded.ts';
 import { buildCsr, decodeBase64Body, parseCertsOnly } from '../../src/pki/index.ts';
 import { clusterClientTls, clusterTlsFiles } from '../../src/config/index.ts';
 import { resolveTemporalCli } from '../../src/temporal/cli.ts';
-import { findGo, findTemporalServer, findTemporalUi, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
+import { findTemporalServer, findTemporalUi, TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-build.ts';
 import { temporalTlsOptions } from '../../src/temporal/tls.ts';
 import {
   ACME_ERROR,
@@ -53,22 +53,12 @@ import { startChalltestsrv, type ChallTestSrv } from '../helpers/challtestsrv.ts
 import { CHALLTESTSRV, requireTool, toolsSkip } from '../helpers/tools.ts';
 import { artifactsDir, CHROMIUM, chromiumArgs } from '../helpers/admin.ts';
 import { consoleLogin, cspViolations, followWorkflowLink, watchErrors } from '../helpers/temporal-ui.ts';
+import { temporalBuildDir, temporalBuildSkip } from '../helpers/temporal.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const serverDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
-const built = (await findTemporalServer(serverDir)) && (await findTemporalUi(serverDir));
-const go = await findGo();
-
-function clusterSkip(): string | false {
-  const tools = toolsSkip(CHALLTESTSRV);
-  if (tools) return tools;
-  if (built) return false;
-  if (!go)
-    return `skipped: no Go on PATH and no Temporal server ${TEMPORAL_SERVER_VERSION} built in ${serverDir} (install Go, then \`npm run cluster -- build\`; .ci/run does it)`;
-  // CI must not skip silently: before() fails and says why.
-  if (process.env.CI) return false;
-  return `skipped: the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}; run \`npm run cluster -- build\` once (about 5 minutes)`;
-}
+const serverDir = temporalBuildDir;
+const built = Boolean((await findTemporalServer(serverDir)) && (await findTemporalUi(serverDir)));
+const clusterSkip = toolsSkip(CHALLTESTSRV) || (await temporalBuildSkip(built, `the Temporal server ${TEMPORAL_SERVER_VERSION}`));
 
 /** Requests per client loop at most; the loops stop once the faults are over. */
 const MAX_REQUESTS_PER_CLIENT = 60;
@@ -95,7 +85,7 @@ const TRANSPORT_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNA
 const isTransportError = (e: { code?: string; message?: string }) =>
   TRANSPORT_ERRORS.has(e.code ?? '') || /socket hang up|Client network socket disconnected/.test(e.message ?? '');
 
-describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures under load', { skip: clusterSkip() }, () => {
+describe('certflow cluster: Temporal on Postgres, 2 servers, 2 workers, failures under load', { skip: clusterSkip }, () => {
   let home: string;
   let cluster: SupervisedStack | undefined;
   let cts: ChallTestSrv | undefined;

@@ -21,8 +21,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
 import { freePort } from '../../src/core/net.ts';
@@ -36,15 +35,11 @@ import { mapPaths, readCompose, serviceEnvironment, serviceMounts, type ComposeS
 import { certflowBin, runTool } from '../helpers/certflow.ts';
 import { makeOutsideCa } from '../helpers/outside-ca.ts';
 import { testDatabase, testDatabaseAdminUrl, type TestDatabase } from '../helpers/stack.ts';
+import { temporalBuildDir, temporalBuildSkip } from '../helpers/temporal.ts';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const serverDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
+const serverDir = temporalBuildDir;
 const binaries = await findTemporalServer(serverDir);
-// CI builds the server (.ci/run): there, a missing build fails in before() instead of skipping.
-const skip =
-  binaries || process.env.CI
-    ? false
-    : `skipped: the Temporal server ${TEMPORAL_SERVER_VERSION} is not built in ${serverDir}; run \`npm run cluster -- build\` once (about 5 minutes)`;
+const skip = await temporalBuildSkip(Boolean(binaries), `the Temporal server ${TEMPORAL_SERVER_VERSION}`);
 
 const compose = readCompose();
 const { services } = compose;

@@ -13,35 +13,27 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser } from 'playwright-core';
 import { freePort } from '../../src/core/net.ts';
-import { findGo, findTemporalUi, TEMPORAL_UI_VERSION } from '../../src/temporal/server-build.ts';
+import { findTemporalUi, TEMPORAL_UI_VERSION } from '../../src/temporal/server-build.ts';
 import { spawnTemporalUiServer, type TemporalUiHandle } from '../../src/temporal/ui-server.ts';
 import { AdminClient, CHROMIUM, chromiumArgs, type Credentials } from '../helpers/admin.ts';
 import { consoleLogin, cspViolations, followWorkflowLink, watchErrors } from '../helpers/temporal-ui.ts';
 import { createInstance, opensslCsr, runTool, type TestInstance } from '../helpers/certflow.ts';
 import { temporalAddress } from '../helpers/stack.ts';
+import { temporalBuildDir, temporalBuildSkip } from '../helpers/temporal.ts';
 import { requireTool, toolsSkip } from '../helpers/tools.ts';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const buildDir = process.env.CERTFLOW_TEMPORAL_SERVER_DIR || join(repo, '.certflow', 'temporal-server');
+const buildDir = temporalBuildDir;
 const ui = await findTemporalUi(buildDir);
-const go = await findGo();
-
-function uiSkip(): string | false {
-  const tools = toolsSkip(CHROMIUM);
-  if (tools) return tools;
-  if (ui || (go && process.env.CI)) return false; // CI with Go fails in before() instead of skipping
-  return `skipped: the Temporal UI server ${TEMPORAL_UI_VERSION} is not built in ${buildDir}; run \`npm run cluster -- build\` once`;
-}
+const uiSkip = toolsSkip(CHROMIUM) || (await temporalBuildSkip(Boolean(ui), `the Temporal UI server ${TEMPORAL_UI_VERSION}`));
 
 const PASSWORD = 'temporal ui test password';
 const ROLES = ['auditor', 'officer', 'operator'] as const;
 
-describe('Temporal UI behind the console', { skip: uiSkip() }, () => {
+describe('Temporal UI behind the console', { skip: uiSkip }, () => {
   let cf: TestInstance;
   let uiServer: TemporalUiHandle | undefined;
   let browser: Browser;
