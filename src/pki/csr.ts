@@ -10,6 +10,7 @@ import { CaError } from '../core/errors.ts';
 import type { SignAlg } from '../keys/types.ts';
 import { readSignatureAlgorithm, signAlgInfo, signatureAlgorithmIdentifier, verifySignature, type HashName } from './algorithms.ts';
 import { derChildren, derElementExact, derOid, encodeDer, parseDer, type DerElement } from './der.ts';
+import { readExtensionList } from './extensions.ts';
 import { derStringText, encodeName, parseDn, readName, type RdnAttr } from './names.ts';
 import { OID } from './oids.ts';
 import { toDer } from './pem.ts';
@@ -148,21 +149,10 @@ function readAttributes(attributes: readonly DerElement[]): CsrAttributes {
  */
 export function readRequestedExtensions(exts: DerElement, bad: (why: string) => never): RequestedExtensions {
   const out: RequestedExtensions = { extensions: [], sans: emptySans(), unsupportedSans: [] };
-  const what = 'the requested extensions';
-  if (exts.tag !== 0x30) bad('has requested extensions that are not a SEQUENCE');
   // openssl writes an empty SEQUENCE when no extensions are requested.
-  for (const ext of derChildren(exts, what, 'badCSR')) {
-    const [oidEl, second, third, ...extra] = ext.tag === 0x30 ? derChildren(ext, what, 'badCSR') : [];
-    const hasCritical = second?.tag === 0x01;
-    const value = hasCritical ? third : second;
-    if (value?.tag !== 0x04 || (hasCritical ? extra.length : third !== undefined)) bad('has a malformed requested extension');
-    if (hasCritical && (second!.content.length !== 1 || (second!.content[0] !== 0 && second!.content[0] !== 0xff))) {
-      bad('has a requested extension whose critical flag is not a DER BOOLEAN');
-    }
-    const oid = derOid(oidEl, `${what}' OID`, 'badCSR');
-    if (out.extensions.some((o) => o.oid === oid)) bad(`requests the extension ${oid} twice`);
-    const valueDer = value!.content.slice();
-    out.extensions.push({ oid, critical: hasCritical && second!.content[0] === 0xff, valueDer });
+  for (const { oid, critical, value } of readExtensionList(exts, 'requested extension', 'badCSR', bad)) {
+    const valueDer = value.slice();
+    out.extensions.push({ oid, critical, valueDer });
     if (oid === OID.subjectAltName) {
       const names = decodeGeneralNames(valueDer, 'badCSR');
       out.sans = names.sans;

@@ -149,6 +149,31 @@ export interface RawExtension {
 }
 
 /**
+ * The elements of an Extensions SEQUENCE from a requester's bytes (a CSR's or CRMF
+ * template's requested extensions, an OCSP request's): RFC 5280 4.1's Extension ::=
+ * SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }, each OID at
+ * most once, criticality a DER BOOLEAN. `bad` refuses, given what is wrong ("has a malformed
+ * `noun`"); `kind` is the error kind of a broken framing inside.
+ */
+export function readExtensionList(exts: DerElement, noun: string, kind: ErrorKind, bad: (why: string) => never): RawExtension[] {
+  if (exts.tag !== 0x30) bad(`has ${noun}s that are not a SEQUENCE`);
+  const out: RawExtension[] = [];
+  for (const ext of derChildren(exts, `the ${noun}s`, kind)) {
+    const [oidEl, second, third, ...extra] = ext.tag === 0x30 ? derChildren(ext, `the ${noun}s`, kind) : [];
+    const hasCritical = second?.tag === 0x01;
+    const value = hasCritical ? third : second;
+    if (value?.tag !== 0x04 || (hasCritical ? extra.length : third !== undefined)) bad(`has a malformed ${noun}`);
+    if (hasCritical && (second!.content.length !== 1 || (second!.content[0] !== 0 && second!.content[0] !== 0xff))) {
+      bad(`has a ${noun} whose critical flag is not a DER BOOLEAN`);
+    }
+    const oid = derOid(oidEl, `the ${noun}'s OID`, kind);
+    if (out.some((o) => o.oid === oid)) bad(`has the ${noun} ${oid} twice`);
+    out.push({ oid, critical: hasCritical && second!.content[0] === 0xff, value: value!.content });
+  }
+  return out;
+}
+
+/**
  * Interprets the extensions of a certificate we parsed (our own, an imported CA's or a
  * client's) or of a TBS about to be signed. Works on the DER bytes (der.ts): no asn1js
  * objects or pkijs schemas, which cost more than the signature on the issuance path.

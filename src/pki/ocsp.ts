@@ -24,10 +24,15 @@ import {
   toHex,
   wrapAsn1,
   bitString,
+  derChildren,
+  derElement,
+  derOid,
   sequenceElements,
   timeDer,
   tlv,
+  type DerElement,
 } from './der.ts';
+import { readExtensionList, type RawExtension } from './extensions.ts';
 import { integerFromHex } from './integer.ts';
 import { OID } from './oids.ts';
 import { subjectPublicKeyBits } from './publickey.ts';
@@ -69,46 +74,99 @@ function malformed(why: string): never {
   throw new CaError('malformed', `malformed OCSP request: ${why}`, { rule: 'ocsp.request' });
 }
 
-function readCertId(id: pkijs.CertID): OcspCertId {
-  const serial = id.serialNumber.valueBlock.valueHexView;
+// OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
+// TBSRequest ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1, requestorName [1] EXPLICIT
+//   GeneralName OPTIONAL, requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT Extensions OPTIONAL }
+// Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
+// CertID ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
+//   issuerKeyHash OCTET STRING, serialNumber CertificateSerialNumber }
+
+const WHAT = 'the OCSP request';
+
+/** The elements inside `el`, which must be a constructed element with tag `tag`. */
+function fieldsOf(el: DerElement | undefined, tag: number, name: string): DerElement[] {
+  if (el?.tag !== tag) malformed(`${name} is missing or not ${tag === 0x30 ? 'a SEQUENCE' : `[${tag & 0x1f}]`}`);
+  return derChildren(el, WHAT, 'malformed');
+}
+
+/** The one element of an EXPLICIT [n] wrapper. */
+function explicitInner(el: DerElement, name: string): DerElement {
+  const inner = fieldsOf(el, el.tag, name);
+  if (inner.length !== 1) malformed(`${name} holds ${inner.length} elements instead of one`);
+  return inner[0]!;
+}
+
+function readExtensionsField(el: DerElement, name: string, noun: string): RawExtension[] {
+  return readExtensionList(explicitInner(el, name), noun, 'malformed', (why) => malformed(`it ${why}`));
+}
+
+function readCertId(el: DerElement | undefined): OcspCertId {
+  const [alg, nameHash, keyHash, serial, ...extra] = fieldsOf(el, 0x30, 'a CertID');
+  const algFields = fieldsOf(alg, 0x30, "a CertID's hashAlgorithm");
+  // Hash algorithms take NULL or absent parameters (RFC 5754 2); anything else names no hash we know.
+  const [, params, ...moreAlg] = algFields;
+  if (moreAlg.length || (params && (params.tag !== 0x05 || params.content.length)))
+    malformed("a CertID's hashAlgorithm has parameters other than NULL");
+  if (nameHash?.tag !== 0x04 || keyHash?.tag !== 0x04) malformed("a CertID's issuer hashes are not OCTET STRINGs");
+  if (serial?.tag !== 0x02 || extra.length) malformed('a CertID does not end with its serialNumber INTEGER');
+  const serialBytes = serial!.content;
   // Certificate serials are positive (RFC 5280 4.1.2.2); a negative one cannot name a
   // certificate of ours and could not be echoed in the CertID from its hex form either.
-  if (serial.length === 0 || serial[0] & 0x80) malformed('a CertID has a negative serial number');
+  if (serialBytes.length === 0 || serialBytes[0]! & 0x80) malformed('a CertID has a negative serial number');
   return {
-    hashAlgorithm: id.hashAlgorithm.algorithmId,
-    issuerNameHash: id.issuerNameHash.valueBlock.valueHexView.slice(),
-    issuerKeyHash: id.issuerKeyHash.valueBlock.valueHexView.slice(),
-    serialHex: serialToHex(serial),
+    hashAlgorithm: derOid(algFields[0], "a CertID's hash algorithm", 'malformed'),
+    issuerNameHash: nameHash!.content.slice(),
+    issuerKeyHash: keyHash!.content.slice(),
+    serialHex: serialToHex(serialBytes),
   };
 }
 
-function readNonce(exts: readonly pkijs.Extension[]): Uint8Array | undefined {
-  const ext = exts.find((e) => e.extnID === OCSP_OID.nonce);
+function readNonce(exts: readonly RawExtension[]): Uint8Array | undefined {
+  const ext = exts.find((e) => e.oid === OCSP_OID.nonce);
   if (!ext) return undefined;
-  const value = ext.extnValue.valueBlock.valueHexView;
+  const value = ext.value;
   if (value.length === 0) malformed('the nonce is empty');
   if (value.length > MAX_NONCE_OCTETS) malformed(`the nonce is ${value.length} octets long (at most ${MAX_NONCE_OCTETS} are accepted)`);
   return value.slice();
 }
 
-function readTbsRequest(tbs: pkijs.TBSRequest): OcspRequest {
-  if (tbs.version !== undefined && tbs.version !== 0) malformed(`version ${tbs.version + 1} (only v1 exists)`);
-  if (tbs.requestList.length === 0) malformed('the request list is empty');
-  const request: OcspRequest = { certIds: tbs.requestList.map((r) => readCertId(r.reqCert)) };
-  const nonce = readNonce(tbs.requestExtensions ?? []);
-  if (nonce) request.nonce = nonce;
-  return request;
-}
-
 /**
- * Parses a DER OCSPRequest. Any problem (not DER, trailing bytes, wrong structure, empty
- * request list) is CaError('malformed'), which the responder answers with malformedRequest.
- * A request signature, when present, is ignored: the responder does not require one.
+ * Parses a DER OCSPRequest on its bytes (der.ts), as every client sends it: RFC 6960's
+ * structure, DER framing (definite lengths; BER's indefinite lengths and constructed strings
+ * are refused). Any problem (not DER, trailing bytes, wrong structure, empty request list)
+ * is CaError('malformed'), which the responder answers with malformedRequest. A request
+ * signature and a requestor name, when present, are read only as far as their framing:
+ * the responder requires neither.
  */
 export function parseOcspRequest(der: Uint8Array): OcspRequest {
-  const node = parseDer(der, 'the OCSP request', 'malformed');
-  const req = wrapAsn1('malformed', 'the input is not an OCSP request', () => new pkijs.OCSPRequest({ schema: node }));
-  return wrapAsn1('malformed', 'the OCSP request has a malformed field', () => readTbsRequest(req.tbsRequest));
+  if (der.length === 0) malformed('it is empty');
+  const [tbs, signature, ...extra] = fieldsOf(derElement(der, WHAT, 'malformed'), 0x30, 'the OCSPRequest');
+  if (extra.length || (signature && signature.tag !== 0xa0))
+    malformed('the OCSPRequest has fields after tbsRequest other than a [0] signature');
+  if (signature) fieldsOf(explicitInner(signature, 'the optionalSignature'), 0x30, 'the Signature');
+  const fields = fieldsOf(tbs, 0x30, 'the tbsRequest');
+  let at = 0;
+  if (fields[at]?.tag === 0xa0) {
+    const version = explicitInner(fields[at++]!, 'the version');
+    if (version.tag !== 0x02 || version.content.length !== 1) malformed('the version is not a small INTEGER');
+    if (version.content[0] !== 0) malformed(`version ${version.content[0]! + 1} (only v1 exists)`);
+  }
+  if (fields[at]?.tag === 0xa1) explicitInner(fields[at++]!, 'the requestorName');
+  const requests = fieldsOf(fields[at++], 0x30, 'the requestList');
+  if (requests.length === 0) malformed('the request list is empty');
+  const certIds = requests.map((r) => {
+    const [certId, singleExtensions, ...rest] = fieldsOf(r, 0x30, 'a Request');
+    if (rest.length || (singleExtensions && singleExtensions.tag !== 0xa0))
+      malformed('a Request has fields after its CertID other than [0] extensions');
+    if (singleExtensions) readExtensionsField(singleExtensions, 'the singleRequestExtensions', 'single request extension');
+    return readCertId(certId);
+  });
+  const extensions = fields[at]?.tag === 0xa2 ? readExtensionsField(fields[at++]!, 'the requestExtensions', 'request extension') : [];
+  if (at !== fields.length) malformed('the tbsRequest has fields out of order or unknown');
+  const request: OcspRequest = { certIds };
+  const nonce = readNonce(extensions);
+  if (nonce) request.nonce = nonce;
+  return request;
 }
 
 /**

@@ -21,8 +21,13 @@ import {
   type OcspCertStatus,
   type OcspErrorStatus,
 } from '../../src/pki/index.ts';
+import type { OcspRequest } from '../../src/pki/ocsp.ts';
 import { integerFromHex } from '../../src/pki/integer.ts';
 import { REVOCATION_REASONS } from '../../src/pki/crl.ts';
+import { NULL, bitString, derChildren, derElement, encodeDer, parseDer, tlv } from '../../src/pki/der.ts';
+import { signatureAlgorithmDer } from '../../src/pki/algorithms.ts';
+import { mutateDer } from '../helpers/der-mutate.ts';
+import { rng } from '../helpers/rng.ts';
 import { tmpFile, writePem } from '../helpers/openssl.ts';
 import { hierarchy, issueLeaf, opensslAll, writeDer, type Hierarchy } from '../helpers/revocation.ts';
 
@@ -248,6 +253,136 @@ describe('OCSP request parsing and error responses', () => {
         (e) => CaError.is(e, 'malformed'),
         Buffer.from(der).toString('hex'),
       );
+  });
+
+  // The reading parseOcspRequest replaced: asn1js' BER parser and pkijs' schema. Kept here
+  // as the reference that every request both accept must read the same through.
+  function pkijsRead(der: Uint8Array): OcspRequest {
+    const req = new pkijs.OCSPRequest({ schema: parseDer(der, 'the OCSP request', 'malformed') });
+    const tbs = req.tbsRequest;
+    if (tbs.version !== undefined && tbs.version !== 0) throw new Error('version');
+    if (tbs.requestList.length === 0) throw new Error('empty request list');
+    const certIds = tbs.requestList.map(({ reqCert: id }) => {
+      const serial = id.serialNumber.valueBlock.valueHexView;
+      if (serial.length === 0 || serial[0]! & 0x80) throw new Error('negative serial');
+      return {
+        hashAlgorithm: id.hashAlgorithm.algorithmId,
+        issuerNameHash: id.issuerNameHash.valueBlock.valueHexView.slice(),
+        issuerKeyHash: id.issuerKeyHash.valueBlock.valueHexView.slice(),
+        serialHex: Buffer.from(serial.subarray(serial.length > 1 && serial[0] === 0 ? 1 : 0)).toString('hex'),
+      };
+    });
+    const nonce = tbs.requestExtensions?.find((e) => e.extnID === '1.3.6.1.5.5.7.48.1.2')?.extnValue.valueBlock.valueHexView;
+    if (nonce && (nonce.length === 0 || nonce.length > 128)) throw new Error('nonce size');
+    return nonce ? { certIds, nonce: nonce.slice() } : { certIds };
+  }
+  const outcome = (read: () => OcspRequest): OcspRequest | Error => {
+    try {
+      return read();
+    } catch (e) {
+      return e as Error;
+    }
+  };
+
+  /** A request with every optional field RFC 6960 has, built on its bytes. */
+  function everyField(): Uint8Array {
+    const oid = (dotted: string) => encodeDer(new asn1js.ObjectIdentifier({ value: dotted }));
+    const ext = (type: string, critical: boolean, value: Uint8Array) =>
+      tlv(0x30, oid(type), ...(critical ? [Uint8Array.of(0x01, 0x01, 0xff)] : []), tlv(0x04, value));
+    const certId = (serial: number[], hashOid = '1.3.14.3.2.26') =>
+      tlv(
+        0x30,
+        tlv(0x30, oid(hashOid), NULL),
+        tlv(0x04, new Uint8Array(20).fill(1)),
+        tlv(0x04, new Uint8Array(20).fill(2)),
+        tlv(0x02, Uint8Array.from(serial)),
+      );
+    const tbs = tlv(
+      0x30,
+      tlv(0xa0, Uint8Array.of(0x02, 0x01, 0x00)),
+      tlv(0xa1, tlv(0x82, new Uint8Array(Buffer.from('client.example')))),
+      tlv(
+        0x30,
+        tlv(0x30, certId([0x00, 0x80, 0x01])),
+        tlv(0x30, certId([0x7f], '2.16.840.1.101.3.4.2.1'), tlv(0xa0, tlv(0x30, ext('1.2.3.4', true, Uint8Array.of(0x05, 0x00))))),
+      ),
+      tlv(
+        0xa2,
+        tlv(
+          0x30,
+          ext('1.3.6.1.5.5.7.48.1.4', false, tlv(0x30, oid('1.3.6.1.5.5.7.48.1.1'))),
+          ext('1.3.6.1.5.5.7.48.1.2', false, tlv(0x04, new Uint8Array(16).fill(9))),
+        ),
+      ),
+    );
+    const signature = tlv(
+      0x30,
+      signatureAlgorithmDer('ecdsa-sha256'),
+      bitString(new Uint8Array(8)),
+      tlv(0xa0, tlv(0x30, h.issuing.certDer)),
+    );
+    return tlv(0x30, tbs, tlv(0xa0, signature));
+  }
+
+  /** The request without its optionalSignature and requestorName, the fields the responder ignores. */
+  function withoutIgnoredFields(der: Uint8Array): Uint8Array {
+    const [tbs] = derChildren(derElement(der, 'request', 'malformed'), 'request', 'malformed');
+    const kept = derChildren(tbs!, 'tbsRequest', 'malformed').filter((f) => f.tag !== 0xa1);
+    return tlv(0x30, tlv(0x30, ...kept.map((f) => f.bytes)));
+  }
+
+  it('reads a request with every optional field, and openssl requests, as pkijs does', () => {
+    const full = parseOcspRequest(everyField());
+    assert.deepEqual(full, pkijsRead(everyField()));
+    assert.deepEqual(
+      full.certIds.map((c) => [c.hashAlgorithm, c.serialHex]),
+      [
+        ['1.3.14.3.2.26', '8001'],
+        ['2.16.840.1.101.3.4.2.1', '7f'],
+      ],
+    );
+    assert.equal(Buffer.from(full.nonce!).toString('hex'), `0410${'09'.repeat(16)}`);
+    assert.deepEqual(parseOcspRequest(request), pkijsRead(request));
+  });
+
+  it('agrees with pkijs on every mutated request both read, and refuses only BER or broken extensions where pkijs reads', () => {
+    const random = rng(20261208).int;
+    const counts = { same: 0, bothRefuse: 0, onlyPkijsReads: 0, onlyParsed: 0 };
+    const donors = [request, everyField(), h.issuing.certDer];
+    for (let i = 0; i < 2000; i++) {
+      let der = i % 2 ? everyField() : request.slice();
+      for (let n = 1 + random(2); n > 0; n--) der = mutateDer(der, random, donors);
+      const got = outcome(() => parseOcspRequest(der));
+      const want = outcome(() => pkijsRead(der));
+      const hex = Buffer.from(der).toString('hex');
+      if (got instanceof Error) {
+        assert.ok(CaError.is(got, 'malformed'), `${hex}: ${got.name}: ${got.message}`);
+        if (want instanceof Error) counts.bothRefuse++;
+        else {
+          // What parseOcspRequest refuses and pkijs read: BER (a constructed OCTET STRING, an
+          // indefinite length), fields out of order or after the last one (which pkijs'
+          // schema skips), extensions that are no Extension or come twice, an OID with no arcs.
+          assert.match(
+            got.message,
+            /not valid DER|trailing data|out of order|fields after|does not end with|malformed (single )?request extension|twice|not a DER BOOLEAN|not an OBJECT IDENTIFIER|not a SEQUENCE|parameters other than NULL|holds \d+ elements|the version is not/,
+            `${hex}: ${got.message}`,
+          );
+          counts.onlyPkijsReads++;
+        }
+      } else if (want instanceof Error) {
+        // asn1js and pkijs check every integer, string, time and certificate they meet, also
+        // inside the signature and requestor name the responder ignores, which
+        // parseOcspRequest reads only as far as their framing. Without those two, pkijs must
+        // read the request as parseOcspRequest did.
+        assert.deepEqual(got, pkijsRead(withoutIgnoredFields(der)), `${hex}: parseOcspRequest read what pkijs refuses (${want.message})`);
+        counts.onlyParsed++;
+      } else {
+        assert.deepEqual(got, want, hex);
+        counts.same++;
+      }
+    }
+    // The mutations reach past the framing: some requests are still read, some refused by both.
+    assert.ok(counts.same > 100 && counts.bothRefuse > 100, JSON.stringify(counts));
   });
 
   it('decodes the GET form with or without percent-encoding', () => {
