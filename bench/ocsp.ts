@@ -1,0 +1,302 @@
+/**
+ * OCSP responder throughput and CPU per answer against a complete certflow stack
+ * (bench/stack.ts), with OpenSSL's responder (`openssl ocsp -port`) measured in the same run
+ * as the reference.
+ *
+ *   npm run bench:ocsp [-- --requests 4000] [--concurrency 16] [--warmup 400] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR: V8 CPU profiles of certflow's server (<pid>-0 start-up and warm-up, <pid>-1
+ * the timed requests; summarize with `npm run bench:profile`).
+ *
+ * certflow: one certificate enrolled over EST, then POST /ocsp with openssl's request for it
+ * (a SHA-1 CertID, no nonce: what browsers and most clients send) from `--concurrency`
+ * clients over keep-alive HTTP, until `--requests` answers. The front end answers from the
+ * response the worker signed ahead of time, so each answer is a request parse, a lookup and
+ * the stored bytes. OpenSSL signs every answer itself (P-256, its own test CA and index) and
+ * closes the connection after each one, so its clients connect anew every time: what it
+ * costs is a signature, a connection and a request parse. Every answer is checked: a
+ * successful response whose single answer is "good" for the certificate asked about.
+ *
+ * Prints one JSON document on stdout (answers/s, p50 and CPU milliseconds per answer of the
+ * responder process, and Postgres's for certflow); progress goes to stderr.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort } from '../src/core/net.ts';
+import { generateKeyPairSync } from '../src/pki/keygen.ts';
+import { buildCsr, describeOcspResponse, parseCertsOnly } from '../src/pki/index.ts';
+import { pemEncode } from '../src/pki/pem.ts';
+import { cpuSeconds, dumpProfiles, percentile, profilerEnv } from './measure.ts';
+import { startBenchStack } from './stack.ts';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '4000' },
+    concurrency: { type: 'string', default: '16' },
+    warmup: { type: 'string', default: '400' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+const requests = Number(values.requests);
+const concurrency = Number(values.concurrency);
+const warmup = Number(values.warmup);
+if (![requests, concurrency, warmup].every(Number.isInteger) || requests < 1 || concurrency < 1 || concurrency > 256 || warmup < 0) {
+  console.error('usage: bench/ocsp.ts [--requests N] [--concurrency C] [--warmup N] [--cpu-prof DIR]');
+  process.exit(2);
+}
+const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+
+/** One OCSP POST; resolves with the answer's bytes (or an error text) and its latency. */
+function postOcsp(agent: http.Agent, port: number, body: Uint8Array): Promise<{ ms: number; der?: Buffer; error?: string }> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    const req = http.request(
+      {
+        agent,
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/ocsp',
+        headers: { 'Content-Type': 'application/ocsp-request', 'Content-Length': body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve(
+            res.statusCode === 200
+              ? { ms: performance.now() - start, der: Buffer.concat(chunks) }
+              : { ms: performance.now() - start, error: `HTTP ${res.statusCode}` },
+          ),
+        );
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', (e) => resolve({ ms: performance.now() - start, error: e.message }));
+    req.end(body);
+  });
+}
+
+/** Whether `der` is a successful response saying "good" for the serial asked about. */
+function goodAnswer(der: Buffer | undefined, serialHex: string): boolean {
+  if (!der) return false;
+  try {
+    const d = describeOcspResponse(der);
+    return (
+      d.status === 'successful' && d.responses.length === 1 && d.responses[0]!.serialHex === serialHex && d.responses[0]!.status === 'good'
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** `count` answers from `concurrency` clients; CPU of `pids` over the timed part. */
+async function load(
+  name: string,
+  port: number,
+  keepAlive: boolean,
+  body: Uint8Array,
+  serialHex: string,
+  pids: Record<string, number>,
+  profiled: number[] = [],
+) {
+  const run = async (count: number) => {
+    const agent = new http.Agent({ keepAlive, maxSockets: concurrency });
+    const latencies: number[] = [];
+    let errors = 0;
+    let firstError: string | undefined;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, count) }, async () => {
+        while (next < count) {
+          next++;
+          const a = await postOcsp(agent, port, body);
+          latencies.push(a.ms);
+          if (!goodAnswer(a.der, serialHex)) {
+            errors++;
+            firstError ??= a.error ?? 'not a good answer for the certificate';
+          }
+        }
+      }),
+    );
+    agent.destroy();
+    return { latencies: latencies.sort((x, y) => x - y), errors, firstError };
+  };
+  if (warmup) await run(warmup);
+  await dumpProfiles(profiled);
+  progress(`${name}: ${requests} OCSP requests at concurrency ${concurrency} ...`);
+  const before = cpuSeconds(pids);
+  const start = performance.now();
+  const r = await run(requests);
+  const seconds = (performance.now() - start) / 1000;
+  const after = cpuSeconds(pids);
+  await dumpProfiles(profiled);
+  const cpuMsPerAnswer = Object.fromEntries(
+    Object.keys(after).map((k) => [k, round(((after[k]! - (before[k] ?? 0)) * 1000) / Math.max(requests - r.errors, 1), 3)]),
+  );
+  const result = {
+    answersPerSec: round((requests - r.errors) / seconds),
+    p50Ms: round(percentile(r.latencies, 50), 2),
+    p99Ms: round(percentile(r.latencies, 99), 2),
+    errors: r.errors,
+    ...(r.firstError ? { firstError: r.firstError } : {}),
+    cpuMsPerAnswer,
+  };
+  progress(`${name}: ${JSON.stringify(result)}`);
+  return result;
+}
+
+/** openssl with `args`, failing loudly. */
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * An OpenSSL test CA with one good certificate, and its responder on a free port (`-port`
+ * takes a number only: it listens on every interface, as bench/cmp.ts's mock server does).
+ */
+async function opensslResponder(dir: string) {
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
+  openssl(['req', '-x509', '-key', 'ca.key', '-subj', '/CN=bench ocsp reference CA', '-days', '2', '-out', 'ca.pem'], dir);
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'leaf.key'], dir);
+  openssl(['req', '-new', '-key', 'leaf.key', '-subj', '/CN=leaf.bench.test', '-out', 'leaf.csr'], dir);
+  openssl(
+    ['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '0x1234', '-days', '1', '-out', 'leaf.pem'],
+    dir,
+  );
+  const leaf = new X509Certificate(readFileSync(join(dir, 'leaf.pem')));
+  const expiry = leaf.validTo.replace(/ GMT$/, '');
+  const yymmdd = new Date(expiry).toISOString().replace(/[-:T]/g, '').slice(2, 14);
+  writeFileSync(join(dir, 'index.txt'), `V\t${yymmdd}Z\t\t${leaf.serialNumber}\tunknown\t/CN=leaf.bench.test\n`);
+  openssl(['ocsp', '-issuer', 'ca.pem', '-cert', 'leaf.pem', '-no_nonce', '-reqout', 'req.der'], dir);
+  const port = await freePort();
+  const child = spawn(
+    'openssl',
+    ['ocsp', '-index', 'index.txt', '-port', String(port), '-rsigner', 'ca.pem', '-rkey', 'ca.key', '-CA', 'ca.pem', '-nmin', '60'],
+    // It logs a line per request: a pipe nobody reads would fill and stop it.
+    { cwd: dir, stdio: 'ignore' },
+  );
+  const body = new Uint8Array(readFileSync(join(dir, 'req.der')));
+  for (let i = 0; !goodAnswer((await postOcsp(new http.Agent(), port, body)).der, leaf.serialNumber.toLowerCase()); i++) {
+    if (i > 50) throw new Error('the openssl OCSP responder did not answer');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, pid: child.pid!, body, serialHex: leaf.serialNumber.toLowerCase(), stop: () => child.kill() };
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = round(loadavg()[0] ?? 0, 2);
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-ocsp-'));
+  const stack = await startBenchStack(values['cpu-prof'] ? { env: profilerEnv(values['cpu-prof']) } : {});
+  const profiled = values['cpu-prof'] ? [stack.pids.server] : [];
+  try {
+    const name = 'bench-ocsp';
+    const password = randomBytes(18).toString('base64url');
+    const added = await stack.cli(['est-client', 'add', '--name', name, '--password', password]);
+    if (added.code !== 0) throw new Error(`est-client add failed: ${added.stderr}`);
+    const agent = new https.Agent({ ca: stack.rootPem });
+    const est = (path: string, body?: string) =>
+      fetchEst(agent, stack.httpsPort, path, `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`, body);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const leafDer = parseCertsOnly(
+      Buffer.from(
+        (await est('simpleenroll', Buffer.from(buildCsr({ subject: 'CN=ocsp-bench', privateKey })).toString('base64'))).toString('ascii'),
+        'base64',
+      ),
+    )[0]!;
+    const chain = parseCertsOnly(Buffer.from((await est('cacerts')).toString('ascii'), 'base64'));
+    const leaf = new X509Certificate(leafDer);
+    const issuer = chain.find((c) => leaf.checkIssued(new X509Certificate(c)));
+    if (!issuer) throw new Error("the EST CA certificates do not hold the certificate's issuer");
+    writeFileSync(join(dir, 'cf-leaf.pem'), pemEncode('CERTIFICATE', leafDer));
+    writeFileSync(join(dir, 'cf-issuer.pem'), pemEncode('CERTIFICATE', issuer));
+    openssl(['ocsp', '-issuer', 'cf-issuer.pem', '-cert', 'cf-leaf.pem', '-no_nonce', '-reqout', 'cf-req.der'], dir);
+    const body = new Uint8Array(readFileSync(join(dir, 'cf-req.der')));
+    const serialHex = leaf.serialNumber.toLowerCase();
+    progress('waiting for the pre-signed OCSP response ...');
+    for (let i = 0; !goodAnswer((await postOcsp(new http.Agent(), stack.httpPort, body)).der, serialHex); i++) {
+      if (i > 300) throw new Error('no OCSP response for the enrolled certificate within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const certflow = await load(
+      'certflow',
+      stack.httpPort,
+      true,
+      body,
+      serialHex,
+      {
+        server: stack.pids.server,
+        postgres: stack.pids.postgres,
+      },
+      profiled,
+    );
+    const ref = await opensslResponder(dir);
+    let reference;
+    try {
+      reference = await load('openssl', ref.port, false, ref.body, ref.serialHex, { openssl: ref.pid });
+    } finally {
+      ref.stop();
+    }
+    // The responders' CPU, without this process's (cpuSeconds counts it as benchClient).
+    const cpu = (r: { cpuMsPerAnswer: Record<string, number> }) =>
+      Object.entries(r.cpuMsPerAnswer).reduce((sum, [k, v]) => (k === 'benchClient' ? sum : sum + v), 0);
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          benchmark: 'ocsp-responder',
+          machine: {
+            cpus: cpus().length,
+            cpuModel: cpus()[0]?.model ?? 'unknown',
+            node: process.version,
+            loadAverage1mAtStart: loadAtStart,
+          },
+          settings: { requests, concurrency, warmup, request: 'openssl ocsp -no_nonce (SHA-1 CertID), POST' },
+          certflow,
+          openssl: reference,
+          certflowToOpensslCpuRatio: round(cpu(certflow) / cpu(reference), 3),
+          certflowToOpensslThroughput: round(certflow.answersPerSec / reference.answersPerSec, 3),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An EST GET (no body) or simpleenroll POST; the answer's body, or an error. */
+function fetchEst(agent: https.Agent, port: number, op: string, auth: string, body?: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        agent,
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port,
+        method: body ? 'POST' : 'GET',
+        path: `/.well-known/est/${op}`,
+        headers: { Host: `localhost:${port}`, Authorization: auth, ...(body ? { 'Content-Type': 'application/pkcs10' } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`EST ${op}: HTTP ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+await main();
