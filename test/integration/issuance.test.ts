@@ -184,6 +184,69 @@ describe('issuance through the workflow', () => {
     assert.match(unknown.stderr, /no certificate with serial abcdef/);
   });
 
+  it('answers hostile OCSP requests with malformedRequest or unauthorized, never a server fault', async () => {
+    // A well-formed request (openssl's, about the issuing CA's own certificate, for which
+    // there is no pre-signed response) and its mutations, over POST and GET.
+    const reqFile = join(cf.home, 'ocsp-req.der');
+    const made = await runTool('openssl', ['ocsp', '-issuer', rootFile, '-cert', chainFile, '-no_nonce', '-reqout', reqFile]);
+    assert.equal(made.code, 0, made.stderr);
+    const request = new Uint8Array(await readFile(reqFile));
+    const url = `http://127.0.0.1:${cf.httpPort}/ocsp`;
+    const post = (body: Uint8Array, type = 'application/ocsp-request') =>
+      fetch(url, { method: 'POST', headers: { 'Content-Type': type }, body });
+    const status = async (res: Response) => {
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/ocsp-response');
+      const der = new Uint8Array(await res.arrayBuffer());
+      assert.deepEqual([...der.subarray(0, 4)], [0x30, 0x03, 0x0a, 0x01], Buffer.from(der).toString('hex'));
+      return { 1: 'malformedRequest', 6: 'unauthorized' }[der[4]!] ?? `status ${der[4]}`;
+    };
+    assert.equal(await status(await post(request)), 'unauthorized');
+    // The outer SEQUENCE with an indefinite length (BER), and other broken encodings.
+    const ber = new Uint8Array([0x30, 0x80, ...request.subarray(2), 0x00, 0x00]);
+    const certIds = request.subarray(6, 6 + 2 + request[7]!); // openssl: 30 len 30 len 30 len <Request>
+    const many = new Uint8Array([
+      0x30,
+      0x82,
+      0,
+      0,
+      0x30,
+      0x82,
+      0,
+      0,
+      0x30,
+      0x82,
+      0,
+      0,
+      ...Array(100)
+        .fill([...certIds])
+        .flat(),
+    ]);
+    const setLength = (at: number) => new DataView(many.buffer).setUint16(at + 2, many.length - at - 4);
+    [0, 4, 8].forEach(setLength);
+    for (const [body, want] of [
+      [ber, 'malformedRequest'],
+      [request.subarray(0, request.length - 1), 'malformedRequest'],
+      [new Uint8Array([...request, 0]), 'malformedRequest'],
+      [new Uint8Array(Buffer.from('not an OCSP request')), 'malformedRequest'],
+      [new Uint8Array(), 'malformedRequest'],
+      [new Uint8Array(await readFile(rootFile)), 'malformedRequest'],
+      [many, 'unauthorized'], // 100 CertIDs: read, and answered as more than one certificate
+    ] as const) {
+      assert.equal(await status(await post(body)), want, Buffer.from(body.subarray(0, 40)).toString('hex'));
+    }
+    assert.equal(await status(await fetch(`${url}/${Buffer.from(request).toString('base64')}`)), 'unauthorized');
+    assert.equal(await status(await fetch(`${url}/${Buffer.from(ber).toString('base64')}`)), 'malformedRequest');
+    assert.equal(await status(await fetch(`${url}/not*base64`)), 'malformedRequest');
+    assert.equal((await post(request, 'application/octet-stream')).status, 415);
+    assert.equal((await post(new Uint8Array(9000))).status, 400);
+    const log = await readFile(join(cf.home, 'server.log'), 'utf8');
+    assert.deepEqual(
+      log.split('\n').filter((l) => l.includes('request failed')),
+      [],
+    );
+  });
+
   it('refuses bad input with a clear message and exit code 2, writing nothing', async () => {
     const bad = join(cf.home, 'garbage.csr');
     await writeFile(bad, '-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----\n');
