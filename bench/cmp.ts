@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { buildCertConf, buildIr, failure, macProtect } from '../src/cmp/client.ts';
 import { freePort } from '../src/core/net.ts';
 import { PKIMessage, type CertRepMessage } from '../src/pki/cmp/index.ts';
-import { cpuSeconds, dumpProfiles, percentile, profilerEnv } from './measure.ts';
+import { cpuSeconds, dumpProfiles, percentile, postBytes, profilerEnv } from './measure.ts';
 import { startBenchStack } from './stack.ts';
 import { recordStatements } from './statements.ts';
 
@@ -71,26 +71,10 @@ interface Target {
   agent: http.Agent;
 }
 
-function post(t: Target, der: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        agent: t.agent,
-        host: '127.0.0.1',
-        port: t.port,
-        path: t.path,
-        method: 'POST',
-        headers: { 'Content-Type': 'application/pkixcmp', 'Content-Length': der.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(Buffer.from(der));
-  });
+async function post(t: Target, der: Uint8Array): Promise<Buffer> {
+  const r = await postBytes(t.agent, t.port, t.path, 'application/pkixcmp', der);
+  if (r.status !== 200) throw new Error(r.error ?? `HTTP ${r.status}`);
+  return r.body;
 }
 
 /** One transaction; throws on any wrong answer. */

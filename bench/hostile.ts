@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIr, failure } from '../src/cmp/client.ts';
 import { protectWithMac, type MacChoice } from '../src/pki/cmp/index.ts';
-import { percentile } from './measure.ts';
+import { percentile, postBytes } from './measure.ts';
 import { startBenchStack } from './stack.ts';
 
 const { values } = parseArgs({
@@ -86,28 +86,9 @@ function hostileMessage(ref: string, choice: Omit<MacChoice, 'iterations'>): Uin
   return msg.toDer();
 }
 
-function post(port: number, der: Uint8Array, agent: http.Agent): Promise<string> {
-  return new Promise((resolve) => {
-    const req = http.request(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        path: '/.well-known/cmp',
-        method: 'POST',
-        headers: { 'Content-Type': 'application/pkixcmp', 'Content-Length': der.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve(res.statusCode === 200 ? failure(new Uint8Array(Buffer.concat(chunks))).failInfo.join(',') : `HTTP ${res.statusCode}`),
-        );
-      },
-    );
-    req.on('error', (e) => resolve(e.message));
-    req.end(Buffer.from(der));
-  });
+async function post(port: number, der: Uint8Array, agent: http.Agent): Promise<string> {
+  const r = await postBytes(agent, port, '/.well-known/cmp', 'application/pkixcmp', der);
+  return r.status === 200 ? failure(new Uint8Array(r.body)).failInfo.join(',') : (r.error ?? `HTTP ${r.status}`);
 }
 
 async function main(): Promise<void> {

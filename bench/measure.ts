@@ -1,12 +1,44 @@
 /**
- * Measurement helpers shared by the benchmarks (bench/est.ts, bench/acme.ts): percentiles,
- * CPU accounting from Linux /proc, Postgres commit and WAL counters, Temporal event times.
+ * Measurement helpers shared by the benchmarks (bench/est.ts, bench/acme.ts, ...): a POST of
+ * bytes, percentiles, CPU accounting from Linux /proc, Postgres commit and WAL counters, Temporal event times.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+
+// ---- requests --------------------------------------------------------------------------
+
+/**
+ * POSTs `body` as `contentType` to http://127.0.0.1:`port``path` through `agent`; resolves
+ * with the status and the answer's bytes, or status 0 and `error` when the exchange failed
+ * or took longer than `timeoutMs`. Never rejects.
+ */
+export function postBytes(
+  agent: http.Agent,
+  port: number,
+  path: string,
+  contentType: string,
+  body: Uint8Array,
+  timeoutMs = 120_000,
+): Promise<{ status: number; body: Buffer; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'Content-Type': contentType, 'Content-Length': body.length } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', (e) => resolve({ status: 0, body: Buffer.alloc(0), error: e.message }));
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    req.on('error', (e) => resolve({ status: 0, body: Buffer.alloc(0), error: e.message }));
+    req.end(body);
+  });
+}
 
 // ---- statistics ------------------------------------------------------------------------
 

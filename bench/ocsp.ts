@@ -32,7 +32,7 @@ import { freePort } from '../src/core/net.ts';
 import { generateKeyPairSync } from '../src/pki/keygen.ts';
 import { buildCsr, describeOcspResponse, parseCertsOnly } from '../src/pki/index.ts';
 import { pemEncode } from '../src/pki/pem.ts';
-import { cpuSeconds, dumpProfiles, percentile, profilerEnv } from './measure.ts';
+import { cpuSeconds, dumpProfiles, percentile, postBytes, profilerEnv } from './measure.ts';
 import { startBenchStack } from './stack.ts';
 
 const { values } = parseArgs({
@@ -53,35 +53,12 @@ if (![requests, concurrency, warmup].every(Number.isInteger) || requests < 1 || 
 const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
-/** One OCSP POST; resolves with the answer's bytes (or an error text) and its latency. */
-function postOcsp(agent: http.Agent, port: number, body: Uint8Array): Promise<{ ms: number; der?: Buffer; error?: string }> {
+/** One OCSP POST: the answer's bytes (or what went wrong) and its latency. */
+async function postOcsp(agent: http.Agent, port: number, body: Uint8Array): Promise<{ ms: number; der?: Buffer; error?: string }> {
   const start = performance.now();
-  return new Promise((resolve) => {
-    const req = http.request(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/ocsp',
-        headers: { 'Content-Type': 'application/ocsp-request', 'Content-Length': body.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve(
-            res.statusCode === 200
-              ? { ms: performance.now() - start, der: Buffer.concat(chunks) }
-              : { ms: performance.now() - start, error: `HTTP ${res.statusCode}` },
-          ),
-        );
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
-    req.on('error', (e) => resolve({ ms: performance.now() - start, error: e.message }));
-    req.end(body);
-  });
+  const r = await postBytes(agent, port, '/ocsp', 'application/ocsp-request', body, 30_000);
+  const ms = performance.now() - start;
+  return r.status === 200 ? { ms, der: r.body } : { ms, error: r.error ?? `HTTP ${r.status}` };
 }
 
 /** Whether `der` is a successful response saying "good" for the serial asked about. */
