@@ -23,6 +23,7 @@ import {
 } from '../../src/pki/index.ts';
 import type { OcspRequest } from '../../src/pki/ocsp.ts';
 import { integerFromHex } from '../../src/pki/integer.ts';
+import { serialToHex } from '../../src/pki/serial.ts';
 import { REVOCATION_REASONS } from '../../src/pki/crl.ts';
 import { NULL, bitString, derChildren, derElement, encodeDer, parseDer, tlv } from '../../src/pki/der.ts';
 import { signatureAlgorithmDer } from '../../src/pki/algorithms.ts';
@@ -269,7 +270,7 @@ describe('OCSP request parsing and error responses', () => {
         hashAlgorithm: id.hashAlgorithm.algorithmId,
         issuerNameHash: id.issuerNameHash.valueBlock.valueHexView.slice(),
         issuerKeyHash: id.issuerKeyHash.valueBlock.valueHexView.slice(),
-        serialHex: Buffer.from(serial.subarray(serial.length > 1 && serial[0] === 0 ? 1 : 0)).toString('hex'),
+        serialHex: serialToHex(serial),
       };
     });
     const nonce = tbs.requestExtensions?.find((e) => e.extnID === '1.3.6.1.5.5.7.48.1.2')?.extnValue.valueBlock.valueHexView;
