@@ -8,7 +8,9 @@
  *   certflow's dev stack and `certflow cluster`, --cluster-pairs times alternately, then
  *   pebble on its own run);
  * - bench/est.ts (certflow only: no EST server of reference is installed here);
- * - bench/cmp.ts --target both (certflow and OpenSSL's mock CMP server).
+ * - bench/cmp.ts --target both (certflow and OpenSSL's mock CMP server);
+ * - bench/floor.ts: Temporal's own cost for an order's and an enrollment's workflow shape,
+ *   with nothing inside, on this machine (the issue's title measures certflow against it).
  *
  * Each runs as a child process with a stack of its own, one after another (never at the
  * same time: they would measure each other). Their progress goes to stderr; the JSON
@@ -108,6 +110,7 @@ const acme = await run('bench/acme.ts', [
 const acmePebble = values.cluster ? await run('bench/acme.ts', ['--orders', values.orders, ...conc, '--target', 'pebble']) : undefined;
 const est = await run('bench/est.ts', ['--requests', values.requests, ...conc]);
 const cmp = await run('bench/cmp.ts', ['--requests', String(Math.min(Number(values.requests), 100)), ...conc, '--target', 'both']);
+const floor = await run('bench/floor.ts', ['--concurrency', '16']);
 
 const acmeLevels = (acme.summary as { levels: AcmeLevel[] }).levels;
 const pebbleLevels = acmePebble ? (acmePebble.summary as { levels: AcmeLevel[] }).levels : acmeLevels;
@@ -132,6 +135,22 @@ const targets: Target[] = [
   target('EST enrollments/s, c=16', '>= 50', e16?.enrollmentsPerSec, (v) => v >= 50),
   target('CMP implicit server CPU per transaction, c=16 (ms)', '<= 35', serverCpu(c16?.cpuMsPerTransaction), (v) => v <= 35),
   target('CMP implicit transactions/s, c=16', '>= 50', c16?.perSecond, (v) => v >= 50),
+  // The issue's title: CPU per request within 1.5x of what Temporal alone needs for the
+  // request's workflow shape on this machine (bench/floor.ts, same run, same concurrency).
+  ...(
+    [
+      ['ACME server CPU per order against the floor of an order (ratio)', serverCpu(a16?.certflow?.cpuMsPerOrder), 'order'],
+      ['EST server CPU per enrollment against the floor of an enrollment (ratio)', serverCpu(e16?.cpuMsPerEnrollment), 'enrollment'],
+      [
+        'CMP implicit server CPU per transaction against the floor of an enrollment (ratio)',
+        serverCpu(c16?.cpuMsPerTransaction),
+        'enrollment',
+      ],
+    ] as const
+  ).map(([name, cpu, shape]) => {
+    const base = (floor[shape] as { cpuMsPerWorkflow: { total: number } } | undefined)?.cpuMsPerWorkflow.total;
+    return target(name, '<= 1.5', cpu !== null && base ? Math.round((cpu / base) * 100) / 100 : null, (v) => v <= 1.5);
+  }),
 ];
 
 process.stdout.write(
@@ -151,6 +170,7 @@ process.stdout.write(
       ...(acmePebble ? { acmePebble } : {}),
       est,
       cmp,
+      floor,
     },
     null,
     1,
