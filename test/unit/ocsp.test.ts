@@ -25,7 +25,7 @@ import type { OcspRequest } from '../../src/pki/ocsp.ts';
 import { integerFromHex } from '../../src/pki/integer.ts';
 import { serialToHex } from '../../src/pki/serial.ts';
 import { REVOCATION_REASONS } from '../../src/pki/crl.ts';
-import { NULL, bitString, derChildren, derElement, encodeDer, parseDer, tlv } from '../../src/pki/der.ts';
+import { NULL, bitString, derChildren, derElement, oidDer, parseDer, tlv } from '../../src/pki/der.ts';
 import { signatureAlgorithmDer } from '../../src/pki/algorithms.ts';
 import { mutateDer } from '../helpers/der-mutate.ts';
 import { rng } from '../helpers/rng.ts';
@@ -287,7 +287,7 @@ describe('OCSP request parsing and error responses', () => {
 
   /** A request with every optional field RFC 6960 has, built on its bytes. */
   function everyField(): Uint8Array {
-    const oid = (dotted: string) => encodeDer(new asn1js.ObjectIdentifier({ value: dotted }));
+    const oid = oidDer;
     const ext = (type: string, critical: boolean, value: Uint8Array) =>
       tlv(0x30, oid(type), ...(critical ? [Uint8Array.of(0x01, 0x01, 0xff)] : []), tlv(0x04, value));
     const certId = (serial: number[], hashOid = '1.3.14.3.2.26') =>
