@@ -83,15 +83,15 @@ function malformed(why: string): never {
 
 const WHAT = 'the OCSP request';
 
-/** The elements inside `el`, which must be a constructed element with tag `tag`. */
-function fieldsOf(el: DerElement | undefined, tag: number, name: string): DerElement[] {
-  if (el?.tag !== tag) malformed(`${name} is missing or not ${tag === 0x30 ? 'a SEQUENCE' : `[${tag & 0x1f}]`}`);
+/** The elements of `el`, which must be a SEQUENCE. */
+function fieldsOf(el: DerElement | undefined, name: string): DerElement[] {
+  if (el?.tag !== 0x30) malformed(`${name} is missing or not a SEQUENCE`);
   return derChildren(el, WHAT, 'malformed');
 }
 
-/** The one element of an EXPLICIT [n] wrapper. */
+/** The one element of an EXPLICIT [n] wrapper (its tag already matched by the caller). */
 function explicitInner(el: DerElement, name: string): DerElement {
-  const inner = fieldsOf(el, el.tag, name);
+  const inner = derChildren(el, WHAT, 'malformed');
   if (inner.length !== 1) malformed(`${name} holds ${inner.length} elements instead of one`);
   return inner[0]!;
 }
@@ -101,8 +101,8 @@ function readExtensionsField(el: DerElement, name: string, noun: string): RawExt
 }
 
 function readCertId(el: DerElement | undefined): OcspCertId {
-  const [alg, nameHash, keyHash, serial, ...extra] = fieldsOf(el, 0x30, 'a CertID');
-  const algFields = fieldsOf(alg, 0x30, "a CertID's hashAlgorithm");
+  const [alg, nameHash, keyHash, serial, ...extra] = fieldsOf(el, 'a CertID');
+  const algFields = fieldsOf(alg, "a CertID's hashAlgorithm");
   // Hash algorithms take NULL or absent parameters (RFC 5754 2); anything else names no hash we know.
   const [, params, ...moreAlg] = algFields;
   if (moreAlg.length || (params && (params.tag !== 0x05 || params.content.length)))
@@ -140,11 +140,11 @@ function readNonce(exts: readonly RawExtension[]): Uint8Array | undefined {
  */
 export function parseOcspRequest(der: Uint8Array): OcspRequest {
   if (der.length === 0) malformed('it is empty');
-  const [tbs, signature, ...extra] = fieldsOf(derElement(der, WHAT, 'malformed'), 0x30, 'the OCSPRequest');
+  const [tbs, signature, ...extra] = fieldsOf(derElement(der, WHAT, 'malformed'), 'the OCSPRequest');
   if (extra.length || (signature && signature.tag !== 0xa0))
     malformed('the OCSPRequest has fields after tbsRequest other than a [0] signature');
-  if (signature) fieldsOf(explicitInner(signature, 'the optionalSignature'), 0x30, 'the Signature');
-  const fields = fieldsOf(tbs, 0x30, 'the tbsRequest');
+  if (signature) fieldsOf(explicitInner(signature, 'the optionalSignature'), 'the Signature');
+  const fields = fieldsOf(tbs, 'the tbsRequest');
   let at = 0;
   if (fields[at]?.tag === 0xa0) {
     const version = explicitInner(fields[at++]!, 'the version');
@@ -152,10 +152,10 @@ export function parseOcspRequest(der: Uint8Array): OcspRequest {
     if (version.content[0] !== 0) malformed(`version ${version.content[0]! + 1} (only v1 exists)`);
   }
   if (fields[at]?.tag === 0xa1) explicitInner(fields[at++]!, 'the requestorName');
-  const requests = fieldsOf(fields[at++], 0x30, 'the requestList');
+  const requests = fieldsOf(fields[at++], 'the requestList');
   if (requests.length === 0) malformed('the request list is empty');
   const certIds = requests.map((r) => {
-    const [certId, singleExtensions, ...rest] = fieldsOf(r, 0x30, 'a Request');
+    const [certId, singleExtensions, ...rest] = fieldsOf(r, 'a Request');
     if (rest.length || (singleExtensions && singleExtensions.tag !== 0xa0))
       malformed('a Request has fields after its CertID other than [0] extensions');
     if (singleExtensions) readExtensionsField(singleExtensions, 'the singleRequestExtensions', 'single request extension');
