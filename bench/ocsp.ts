@@ -8,7 +8,7 @@
  * --cpu-prof DIR: V8 CPU profiles of certflow's server (<pid>-0 start-up and warm-up, <pid>-1
  * the timed requests; summarize with `npm run bench:profile`).
  *
- * certflow: one certificate enrolled over EST, then POST /ocsp with openssl's request for it
+ * certflow: one certificate issued (`certflow cert issue`), then POST /ocsp with openssl's request for it
  * (a SHA-1 CertID, no nonce: what browsers and most clients send) from `--concurrency`
  * clients over keep-alive HTTP, until `--requests` answers. The front end answers from the
  * response the worker signed ahead of time, so each answer is a request parse, a lookup and
@@ -21,18 +21,15 @@
  * responder process, and Postgres's for certflow); progress goes to stderr.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../src/core/net.ts';
-import { generateKeyPairSync } from '../src/pki/keygen.ts';
-import { buildCsr, describeOcspResponse, parseCertsOnly } from '../src/pki/index.ts';
-import { pemEncode } from '../src/pki/pem.ts';
-import { cpuSeconds, dumpProfiles, percentile, postBytes, profilerEnv } from './measure.ts';
+import { describeOcspResponse } from '../src/pki/index.ts';
+import { cpuSeconds, dumpProfiles, percentile, postBytes, profilerEnv, serverSideCpu } from './measure.ts';
 import { startBenchStack } from './stack.ts';
 
 const { values } = parseArgs({
@@ -71,6 +68,14 @@ function goodAnswer(der: Buffer | undefined, serialHex: string): boolean {
     );
   } catch {
     return false;
+  }
+}
+
+/** Waits until the responder on `port` answers "good" for `serialHex` (`what` names it in the error). */
+async function untilGood(port: number, body: Uint8Array, serialHex: string, seconds: number, what: string): Promise<void> {
+  for (const end = Date.now() + seconds * 1000; !goodAnswer((await postOcsp(new http.Agent(), port, body)).der, serialHex);) {
+    if (Date.now() > end) throw new Error(`${what} within ${seconds} s`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -161,11 +166,9 @@ async function opensslResponder(dir: string) {
     { cwd: dir, stdio: 'ignore' },
   );
   const body = new Uint8Array(readFileSync(join(dir, 'req.der')));
-  for (let i = 0; !goodAnswer((await postOcsp(new http.Agent(), port, body)).der, leaf.serialNumber.toLowerCase()); i++) {
-    if (i > 50) throw new Error('the openssl OCSP responder did not answer');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { port, pid: child.pid!, body, serialHex: leaf.serialNumber.toLowerCase(), stop: () => child.kill() };
+  const serialHex = leaf.serialNumber.toLowerCase();
+  await untilGood(port, body, serialHex, 5, 'the openssl OCSP responder did not answer');
+  return { port, pid: child.pid!, body, serialHex, stop: () => child.kill() };
 }
 
 async function main(): Promise<void> {
@@ -174,34 +177,30 @@ async function main(): Promise<void> {
   const stack = await startBenchStack(values['cpu-prof'] ? { env: profilerEnv(values['cpu-prof']) } : {});
   const profiled = values['cpu-prof'] ? [stack.pids.server] : [];
   try {
-    const name = 'bench-ocsp';
-    const password = randomBytes(18).toString('base64url');
-    const added = await stack.cli(['est-client', 'add', '--name', name, '--password', password]);
-    if (added.code !== 0) throw new Error(`est-client add failed: ${added.stderr}`);
-    const agent = new https.Agent({ ca: stack.rootPem });
-    const est = (path: string, body?: string) =>
-      fetchEst(agent, stack.httpsPort, path, `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`, body);
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const leafDer = parseCertsOnly(
-      Buffer.from(
-        (await est('simpleenroll', Buffer.from(buildCsr({ subject: 'CN=ocsp-bench', privateKey })).toString('base64'))).toString('ascii'),
-        'base64',
-      ),
-    )[0]!;
-    const chain = parseCertsOnly(Buffer.from((await est('cacerts')).toString('ascii'), 'base64'));
-    const leaf = new X509Certificate(leafDer);
-    const issuer = chain.find((c) => leaf.checkIssued(new X509Certificate(c)));
-    if (!issuer) throw new Error("the EST CA certificates do not hold the certificate's issuer");
-    writeFileSync(join(dir, 'cf-leaf.pem'), pemEncode('CERTIFICATE', leafDer));
-    writeFileSync(join(dir, 'cf-issuer.pem'), pemEncode('CERTIFICATE', issuer));
-    openssl(['ocsp', '-issuer', 'cf-issuer.pem', '-cert', 'cf-leaf.pem', '-no_nonce', '-reqout', 'cf-req.der'], dir);
+    // One certificate, issued through the workflow like any other.
+    openssl(
+      [
+        ...['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'cf-leaf.key'],
+        ...['-subj', '/CN=ocsp-bench.example.test', '-addext', 'subjectAltName=DNS:ocsp-bench.example.test', '-out', 'cf-leaf.csr'],
+      ],
+      dir,
+    );
+    const issued = await stack.cli([
+      'cert',
+      'issue',
+      '--csr',
+      join(dir, 'cf-leaf.csr'),
+      '--out',
+      join(dir, 'cf-leaf.pem'),
+      '--chain-out',
+      join(dir, 'cf-chain.pem'),
+    ]);
+    if (issued.code !== 0) throw new Error(`cert issue failed: ${issued.stderr}`);
+    openssl(['ocsp', '-issuer', 'cf-chain.pem', '-cert', 'cf-leaf.pem', '-no_nonce', '-reqout', 'cf-req.der'], dir);
     const body = new Uint8Array(readFileSync(join(dir, 'cf-req.der')));
-    const serialHex = leaf.serialNumber.toLowerCase();
+    const serialHex = new X509Certificate(readFileSync(join(dir, 'cf-leaf.pem'))).serialNumber.toLowerCase();
     progress('waiting for the pre-signed OCSP response ...');
-    for (let i = 0; !goodAnswer((await postOcsp(new http.Agent(), stack.httpPort, body)).der, serialHex); i++) {
-      if (i > 300) throw new Error('no OCSP response for the enrolled certificate within 30 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilGood(stack.httpPort, body, serialHex, 30, 'no OCSP response for the issued certificate');
     const certflow = await load(
       'certflow',
       stack.httpPort,
@@ -221,9 +220,8 @@ async function main(): Promise<void> {
     } finally {
       ref.stop();
     }
-    // The responders' CPU, without this process's (cpuSeconds counts it as benchClient).
-    const cpu = (r: { cpuMsPerAnswer: Record<string, number> }) =>
-      Object.entries(r.cpuMsPerAnswer).reduce((sum, [k, v]) => (k === 'benchClient' ? sum : sum + v), 0);
+    // The responders' CPU, without this process's.
+    const cpu = (r: { cpuMsPerAnswer: Record<string, number> }) => serverSideCpu(r.cpuMsPerAnswer);
     process.stdout.write(
       `${JSON.stringify(
         {
@@ -248,32 +246,6 @@ async function main(): Promise<void> {
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** An EST GET (no body) or simpleenroll POST; the answer's body, or an error. */
-function fetchEst(agent: https.Agent, port: number, op: string, auth: string, body?: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        agent,
-        host: '127.0.0.1',
-        servername: 'localhost',
-        port,
-        method: body ? 'POST' : 'GET',
-        path: `/.well-known/est/${op}`,
-        headers: { Host: `localhost:${port}`, Authorization: auth, ...(body ? { 'Content-Type': 'application/pkcs10' } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`EST ${op}: HTTP ${res.statusCode}`)),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 await main();
